@@ -1,0 +1,99 @@
+/**
+ * Picks and starts the TensorFlow.js backend: tfjs-node-gpu → tfjs-node → wasm → cpu, or the one
+ * the user names. The native packages are optional dependencies (their install downloads
+ * libtensorflow), so each is tried and skipped when it is not installed.
+ */
+import os from 'node:os';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { RobustError } from '../util/errors.js';
+import { startWasm } from './wasm-threads.js';
+import { registerWasmConvGradients } from './wasm-conv-grad.js';
+
+const require = createRequire(import.meta.url);
+
+export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+export type BackendChoice = BackendName | 'auto';
+
+export interface BackendInfo {
+  /** The toolkit's name for it: node-gpu, node, wasm or cpu. */
+  name: BackendName;
+  /** The name tfjs gives the backend ('tensorflow', 'wasm', 'cpu'). */
+  tfName: string;
+  threads: number;
+  warning?: string;
+}
+
+export interface BackendOptions {
+  backend?: BackendChoice | string;
+  /** XNNPACK threads on wasm; default: all cores. */
+  threads?: number;
+}
+
+let current: BackendInfo | null = null;
+
+/** The backend started by `initBackend`, if any. */
+export function backendInfo(): BackendInfo | null {
+  return current;
+}
+
+function tryNative(pkg: string): boolean {
+  try {
+    require(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function start(name: BackendName, threads: number): Promise<BackendInfo | null> {
+  switch (name) {
+    case 'node-gpu':
+    case 'node': {
+      if (!tryNative(name === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node')) return null;
+      if (!(await tf.setBackend('tensorflow'))) return null;
+      return { name, tfName: 'tensorflow', threads: os.availableParallelism() };
+    }
+    case 'wasm': {
+      registerWasmConvGradients();
+      const r = await startWasm(threads);
+      return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
+    }
+    case 'cpu': {
+      await tf.setBackend('cpu');
+      return { name, tfName: 'cpu', threads: 1 };
+    }
+  }
+}
+
+/** Starts the chosen backend (default: the fastest one installed) and returns what runs. */
+export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
+  const choice = options.backend ?? 'auto';
+  if (choice !== 'auto' && !(BACKENDS as readonly string[]).includes(choice)) {
+    throw new RobustError(`unknown backend '${choice}': choose one of auto, ${BACKENDS.join(', ')}`);
+  }
+  if (current) {
+    if (choice === 'auto' || choice === current.name) return current;
+    throw new RobustError(`backend ${current.name} is already running; cannot switch to ${choice} in one process`);
+  }
+  tf.enableProdMode(); // no per-op debug checks, no console nags
+  const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
+  const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
+  for (const name of order) {
+    const info = await start(name, threads);
+    if (info) {
+      current = info;
+      return info;
+    }
+  }
+  const pkg = choice === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+  throw new RobustError(`backend ${choice} is not available: install ${pkg} (it needs internet access at install time)`);
+}
+
+/** One line for logs: "backend wasm (2 threads)". */
+export function describeBackend(info: BackendInfo): string {
+  return `backend ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'})${info.warning ? ` — ${info.warning}` : ''}`;
+}
+
+export { tf };

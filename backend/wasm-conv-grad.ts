@@ -1,0 +1,177 @@
+/**
+ * Convolution gradients for the wasm backend, written as XNNPACK forward convolutions.
+ *
+ * tfjs-backend-wasm has no Conv2DBackpropFilter kernel (a training step fails) and its
+ * Conv2DBackpropInput is a naive single-threaded loop about 10× slower than the forward conv.
+ * Both gradients are convolutions themselves, so we register kernels that rearrange their
+ * operands and call the wasm Conv2D kernel (multi-threaded XNNPACK):
+ *  - dx = conv(dy with zeros inserted between rows/columns for stride > 1, filter rotated 180°
+ *    with in/out channels swapped), padded so the output has the input's size;
+ *  - dW = conv(x as [Cin, H, W, N], dy as a [Ho, Wo, N, Cout] filter, dilation = stride), which
+ *    yields dW as [Cin, kh, kw, Cout].
+ * Tests check both against the cpu backend's reference kernels.
+ */
+import * as tf from '@tensorflow/tfjs';
+// Its kernels must be registered first: ours replace its Conv2DBackpropInput.
+import '@tensorflow/tfjs-backend-wasm';
+
+type Info = tf.TensorInfo;
+type Backend = tf.KernelBackend & { disposeData(dataId: unknown, force?: boolean): boolean };
+type Attrs = Record<string, unknown>;
+
+class KernelRunner {
+  private readonly temps: Info[] = [];
+  constructor(private readonly backend: Backend) {}
+
+  /** Runs a registered wasm kernel; its output is freed by `dispose` unless it is the result. */
+  run(name: string, inputs: Record<string, Info>, attrs: Attrs = {}): Info {
+    const kernel = tf.getKernel(name, 'wasm');
+    if (!kernel) throw new Error(`wasm kernel ${name} is not registered`);
+    const out = kernel.kernelFunc({ inputs, attrs: attrs as tf.NamedAttrMap, backend: this.backend }) as Info;
+    this.temps.push(out);
+    return out;
+  }
+
+  /** Frees every intermediate except `keep`. */
+  finish(keep: Info): Info {
+    for (const t of this.temps) if (t !== keep) this.backend.disposeData(t.dataId);
+    return keep;
+  }
+}
+
+interface ConvGeometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  top: number;
+  left: number;
+}
+
+function geometry(xShape: number[], filterShape: number[], attrs: Attrs): ConvGeometry {
+  if (attrs.dataFormat === 'NCHW') throw new Error('wasm conv gradients support NHWC only');
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides as [number, number] | number,
+    1,
+    attrs.pad as 'same' | 'valid' | number,
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+  );
+  return {
+    batch: info.batchSize,
+    inH: info.inHeight,
+    inW: info.inWidth,
+    inC: info.inChannels,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    outC: info.outChannels,
+    kh: info.filterHeight,
+    kw: info.filterWidth,
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    top: info.padInfo.top,
+    left: info.padInfo.left,
+  };
+}
+
+const explicitPad = (top: number, bottom: number, left: number, right: number) => [
+  [0, 0],
+  [top, bottom],
+  [left, right],
+  [0, 0],
+];
+
+function conv2dBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+  const { x, dy } = inputs as { x: Info; dy: Info };
+  const a = attrs as Attrs;
+  const g = geometry(x.shape, a.filterShape as number[], a);
+  const k = new KernelRunner(backend as Backend);
+  // Output rows a = 0..kh-1 read rows a + i·sh (i < outH) of the padded input.
+  const extentH = (g.outH - 1) * g.sh + 1;
+  const extentW = (g.outW - 1) * g.sw + 1;
+  let bottom = g.kh - 1 + extentH - g.inH - g.top;
+  let right = g.kw - 1 + extentW - g.inW - g.left;
+  let xt = k.run('Transpose', { x }, { perm: [3, 1, 2, 0] }); // [Cin, H, W, N]
+  if (bottom < 0 || right < 0) {
+    // Rows/columns past the last window never meet dy: drop them instead of padding negatively.
+    const h = g.inH + Math.min(bottom, 0);
+    const w = g.inW + Math.min(right, 0);
+    xt = k.run('Slice', { x: xt }, { begin: [0, 0, 0, 0], size: [g.inC, h, w, g.batch] });
+    bottom = Math.max(bottom, 0);
+    right = Math.max(right, 0);
+  }
+  const dyt = k.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }); // [Ho, Wo, N, Cout]
+  const dw = k.run('Conv2D', { x: xt, filter: dyt }, {
+    strides: [1, 1],
+    pad: explicitPad(g.top, bottom, g.left, right),
+    dataFormat: 'NHWC',
+    dilations: [g.sh, g.sw],
+  }); // [Cin, kh, kw, Cout]
+  return k.finish(k.run('Transpose', { x: dw }, { perm: [1, 2, 0, 3] }));
+}
+
+function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+  const { dy, filter } = inputs as { dy: Info; filter: Info };
+  const a = attrs as Attrs;
+  const g = geometry(a.inputShape as number[], filter.shape, a);
+  const k = new KernelRunner(backend as Backend);
+  let grad = dy;
+  let h = g.outH;
+  let w = g.outW;
+  if (g.sh > 1 || g.sw > 1) {
+    // Zero-insert: [N,Ho,Wo,C] → [N,Ho,1,Wo,1,C] → pad to [N,Ho,sh,Wo,sw,C] → [N,Ho·sh,Wo·sw,C].
+    const r = k.run('Reshape', { x: dy }, { shape: [g.batch, g.outH, 1, g.outW, 1, g.outC] });
+    const p = k.run('PadV2', { x: r }, {
+      paddings: [[0, 0], [0, 0], [0, g.sh - 1], [0, 0], [0, g.sw - 1], [0, 0]],
+      constantValue: 0,
+    });
+    h = g.outH * g.sh;
+    w = g.outW * g.sw;
+    grad = k.run('Reshape', { x: p }, { shape: [g.batch, h, w, g.outC] });
+  }
+  const top = g.kh - 1 - g.top;
+  const left = g.kw - 1 - g.left;
+  let bottom = g.inH + g.kh - 1 - h - top;
+  let right = g.inW + g.kw - 1 - w - left;
+  if (top < 0 || left < 0) throw new Error('wasm conv gradient: padding larger than the filter is not supported');
+  if (bottom < 0 || right < 0) {
+    grad = k.run('Slice', { x: grad }, {
+      begin: [0, 0, 0, 0],
+      size: [g.batch, h + Math.min(bottom, 0), w + Math.min(right, 0), g.outC],
+    });
+    bottom = Math.max(bottom, 0);
+    right = Math.max(right, 0);
+  }
+  const rotated = k.run('Reverse', { x: filter }, { dims: [0, 1] });
+  const swapped = k.run('Transpose', { x: rotated }, { perm: [0, 1, 3, 2] }); // [kh, kw, Cout, Cin]
+  const dx = k.run('Conv2D', { x: grad, filter: swapped }, {
+    strides: [1, 1],
+    pad: explicitPad(top, bottom, left, right),
+    dataFormat: 'NHWC',
+    dilations: [1, 1],
+  });
+  return k.finish(dx);
+}
+
+export const wasmConvGradientKernels: tf.KernelConfig[] = [
+  { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilter as tf.KernelFunc },
+  { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2dBackpropInput as tf.KernelFunc },
+];
+
+/** Registers the fast conv gradient kernels for the wasm backend (idempotent). */
+export function registerWasmConvGradients(): void {
+  for (const config of wasmConvGradientKernels) {
+    const existing = tf.getKernel(config.kernelName, 'wasm');
+    if (existing?.kernelFunc === config.kernelFunc) continue;
+    if (existing) tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
+  }
+}

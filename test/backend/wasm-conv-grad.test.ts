@@ -1,0 +1,88 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../backend/index.js';
+import { wasmConvGradientKernels } from '../../backend/wasm-conv-grad.js';
+import { Rng } from '../../util/rng.js';
+
+function randomArray(n: number, rng: Rng): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.next() * 2 - 1;
+  return a;
+}
+
+/** Gradients of sum(conv(x, w) * r) w.r.t. x and w, on the current backend. */
+function convGrads(x: Float32Array, w: Float32Array, r: Float32Array, xs: number[], ws: number[], stride: number, pad: 'same' | 'valid') {
+  return tf.tidy(() => {
+    const xt = tf.tensor4d(x, xs as [number, number, number, number]);
+    const wt = tf.tensor4d(w, ws as [number, number, number, number]);
+    const f = (a: tf.Tensor4D, b: tf.Tensor4D) => {
+      const y = tf.conv2d(a, b, stride, pad);
+      return tf.sum(tf.mul(y, tf.tensor(r.subarray(0, y.size), y.shape)));
+    };
+    const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([xt, wt]);
+    return [dx.dataSync().slice(), dw.dataSync().slice()];
+  });
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
+describe('wasm conv gradients match the cpu backend', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'wasm' });
+  });
+
+  it('replaces the stock wasm kernels with ours', () => {
+    for (const k of wasmConvGradientKernels) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+  });
+
+  const cases = [
+    { k: 3, stride: 1, pad: 'same' as const, h: 9, cin: 5, cout: 7 },
+    { k: 3, stride: 2, pad: 'same' as const, h: 10, cin: 4, cout: 6 },
+    { k: 3, stride: 2, pad: 'same' as const, h: 9, cin: 3, cout: 8 },
+    { k: 1, stride: 1, pad: 'same' as const, h: 8, cin: 6, cout: 5 },
+    { k: 1, stride: 2, pad: 'same' as const, h: 8, cin: 6, cout: 10 },
+    { k: 1, stride: 2, pad: 'valid' as const, h: 7, cin: 3, cout: 4 },
+    { k: 3, stride: 1, pad: 'valid' as const, h: 8, cin: 2, cout: 3 },
+    { k: 3, stride: 2, pad: 'valid' as const, h: 8, cin: 2, cout: 3 },
+  ];
+  for (const c of cases) {
+    it(`${c.k}x${c.k} stride ${c.stride} ${c.pad}, ${c.h}x${c.h}, ${c.cin}→${c.cout}`, async () => {
+      const rng = new Rng(c.k * 100 + c.stride * 10 + c.h);
+      const xs = [3, c.h, c.h + 1, c.cin];
+      const ws = [c.k, c.k, c.cin, c.cout];
+      const x = randomArray(xs.reduce((a, b) => a * b), rng);
+      const w = randomArray(ws.reduce((a, b) => a * b), rng);
+      const r = randomArray(3 * c.h * (c.h + 1) * c.cout, rng);
+      await tf.setBackend('cpu');
+      const [dxRef, dwRef] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
+      await tf.setBackend('wasm');
+      const [dx, dw] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
+      expect(dx.length).toBe(dxRef.length);
+      expect(dw.length).toBe(dwRef.length);
+      expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-4);
+      expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
+    });
+  }
+
+  it('frees every intermediate tensor of the gradient kernels', () => {
+    const x = tf.randomNormal([2, 8, 8, 3]) as tf.Tensor4D;
+    const w = tf.randomNormal([3, 3, 3, 4]) as tf.Tensor4D;
+    const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
+    step();
+    const before = tf.memory();
+    for (let i = 0; i < 5; i++) step();
+    const after = tf.memory();
+    expect(after.numTensors).toBe(before.numTensors);
+    expect(after.numBytes).toBe(before.numBytes);
+    x.dispose();
+    w.dispose();
+  });
+});
