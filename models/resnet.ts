@@ -1,0 +1,147 @@
+/**
+ * ResNet builders as tf.layers functional models, so a checkpoint is a plain TF.js LayersModel.
+ *
+ * Three families, matching the reference PyTorch definitions parameter for parameter:
+ *  - "classic" ResNet-18/34/50/101/152 adapted to CIFAR (3×3 stem, no max-pool), BasicBlock or
+ *    Bottleneck, 1×1 conv + BN projection when the shape changes;
+ *  - the CIFAR ResNet-6n+2 of He et al. (16/32/64 filters) with projection shortcuts;
+ *  - PreAct ResNet-18 (BN–ReLU before each conv, final BN–ReLU before pooling).
+ * Per-channel normalization is the first layer (a Rescaling layer with per-channel scale and
+ * offset), so models take [0,1] pixels and attack budgets are in pixel units.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type BlockKind = 'basic' | 'bottleneck' | 'preact';
+
+export interface ResNetSpec {
+  block: BlockKind;
+  /** Blocks per stage. */
+  stages: number[];
+  /** Channels of the first stage; each later stage doubles it. */
+  width: number;
+}
+
+export interface BuildOptions {
+  inputShape: [number, number, number];
+  numClasses: number;
+  /** Per-channel mean and std of the training data, in [0,1] pixel units. */
+  mean: number[];
+  std: number[];
+  /** Seeds the initializers so that the same seed builds the same weights. */
+  seed?: number;
+  /** Dropout before the classifier (0 = none). */
+  dropout?: number;
+  name?: string;
+}
+
+const BN_MOMENTUM = 0.9; // = PyTorch momentum 0.1
+const BN_EPSILON = 1e-5;
+
+type SymbolicTensor = tf.SymbolicTensor;
+
+class Builder {
+  private seed: number;
+  constructor(seed: number) {
+    this.seed = seed;
+  }
+
+  private nextSeed(): number {
+    return this.seed++;
+  }
+
+  conv(x: SymbolicTensor, filters: number, kernel: number, stride: number, name: string): SymbolicTensor {
+    return tf.layers
+      .conv2d({
+        filters,
+        kernelSize: kernel,
+        strides: stride,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: tf.initializers.heNormal({ seed: this.nextSeed() }),
+        name,
+      })
+      .apply(x) as SymbolicTensor;
+  }
+
+  bn(x: SymbolicTensor, name: string): SymbolicTensor {
+    return tf.layers.batchNormalization({ axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON, name }).apply(x) as SymbolicTensor;
+  }
+
+  relu(x: SymbolicTensor, name: string): SymbolicTensor {
+    return tf.layers.reLU({ name }).apply(x) as SymbolicTensor;
+  }
+
+  add(a: SymbolicTensor, b: SymbolicTensor, name: string): SymbolicTensor {
+    return tf.layers.add({ name }).apply([a, b]) as SymbolicTensor;
+  }
+
+  dense(x: SymbolicTensor, units: number, name: string): SymbolicTensor {
+    return tf.layers
+      .dense({ units, kernelInitializer: tf.initializers.glorotUniform({ seed: this.nextSeed() }), name })
+      .apply(x) as SymbolicTensor;
+  }
+}
+
+/** conv3×3–BN–ReLU–conv3×3–BN, plus the (projected) input, then ReLU. */
+function basicBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, stride: number, p: string): [SymbolicTensor, number] {
+  let y = b.relu(b.bn(b.conv(x, outC, 3, stride, `${p}_conv1`), `${p}_bn1`), `${p}_relu1`);
+  y = b.bn(b.conv(y, outC, 3, 1, `${p}_conv2`), `${p}_bn2`);
+  const shortcut = stride !== 1 || inC !== outC ? b.bn(b.conv(x, outC, 1, stride, `${p}_proj`), `${p}_proj_bn`) : x;
+  return [b.relu(b.add(y, shortcut, `${p}_add`), `${p}_out`), outC];
+}
+
+/** 1×1 reduce – 3×3 (strided) – 1×1 expand (×4), each with BN, projection when shapes differ. */
+function bottleneck(b: Builder, x: SymbolicTensor, inC: number, planes: number, stride: number, p: string): [SymbolicTensor, number] {
+  const outC = planes * 4;
+  let y = b.relu(b.bn(b.conv(x, planes, 1, 1, `${p}_conv1`), `${p}_bn1`), `${p}_relu1`);
+  y = b.relu(b.bn(b.conv(y, planes, 3, stride, `${p}_conv2`), `${p}_bn2`), `${p}_relu2`);
+  y = b.bn(b.conv(y, outC, 1, 1, `${p}_conv3`), `${p}_bn3`);
+  const shortcut = stride !== 1 || inC !== outC ? b.bn(b.conv(x, outC, 1, stride, `${p}_proj`), `${p}_proj_bn`) : x;
+  return [b.relu(b.add(y, shortcut, `${p}_add`), `${p}_out`), outC];
+}
+
+/** Pre-activation block: BN–ReLU–conv–BN–ReLU–conv; the projection reads the pre-activated input. */
+function preactBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, stride: number, p: string): [SymbolicTensor, number] {
+  const pre = b.relu(b.bn(x, `${p}_bn1`), `${p}_relu1`);
+  const shortcut = stride !== 1 || inC !== outC ? b.conv(pre, outC, 1, stride, `${p}_proj`) : x;
+  let y = b.conv(pre, outC, 3, stride, `${p}_conv1`);
+  y = b.conv(b.relu(b.bn(y, `${p}_bn2`), `${p}_relu2`), outC, 3, 1, `${p}_conv2`);
+  return [b.add(y, shortcut, `${p}_add`), outC];
+}
+
+/** Builds a ResNet as a tf.LayersModel that maps [0,1] pixels to logits. */
+export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersModel {
+  const channels = opts.inputShape[2];
+  if (opts.mean.length !== channels || opts.std.length !== channels) {
+    throw new Error(`mean/std need ${channels} values, one per input channel`);
+  }
+  const b = new Builder(opts.seed ?? 0);
+  const input = tf.input({ shape: opts.inputShape, name: 'pixels' });
+  // Rescaling broadcasts per-channel arrays: (x − mean) / std = x · (1/std) + (−mean/std).
+  let x = tf.layers
+    .rescaling({
+      scale: opts.std.map((s) => 1 / s) as unknown as number,
+      offset: opts.mean.map((m, i) => -m / opts.std[i]) as unknown as number,
+      name: 'normalize',
+    })
+    .apply(input) as SymbolicTensor;
+
+  x = b.conv(x, spec.width, 3, 1, 'stem_conv');
+  if (spec.block !== 'preact') x = b.relu(b.bn(x, 'stem_bn'), 'stem_relu');
+
+  let c = spec.width;
+  spec.stages.forEach((blocks, s) => {
+    const stageWidth = spec.width * 2 ** s;
+    for (let i = 0; i < blocks; i++) {
+      const stride = i === 0 && s > 0 ? 2 : 1;
+      const prefix = `s${s + 1}_b${i + 1}`;
+      const block = spec.block === 'basic' ? basicBlock : spec.block === 'bottleneck' ? bottleneck : preactBlock;
+      [x, c] = block(b, x, c, stageWidth, stride, prefix);
+    }
+  });
+  if (spec.block === 'preact') x = b.relu(b.bn(x, 'final_bn'), 'final_relu');
+  x = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as SymbolicTensor;
+  if (opts.dropout && opts.dropout > 0) x = tf.layers.dropout({ rate: opts.dropout, name: 'dropout', seed: opts.seed }).apply(x) as SymbolicTensor;
+  const logits = b.dense(x, opts.numClasses, 'logits');
+  return tf.model({ inputs: input, outputs: logits, name: opts.name ?? 'resnet' });
+}
