@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
 import { startWasm } from './wasm-threads.js';
 import { registerWasmConvGradients } from './wasm-conv-grad.js';
+import { registerBatchNormGradient } from './batchnorm-grad.js';
 
 const require = createRequire(import.meta.url);
 
@@ -78,6 +79,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
     throw new RobustError(`backend ${current.name} is already running; cannot switch to ${choice} in one process`);
   }
   tf.enableProdMode(); // no per-op debug checks, no console nags
+  registerBatchNormGradient();
   const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {

@@ -1,0 +1,161 @@
+/** The `robust` command line. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { RobustError } from '../util/errors.js';
+import { describeBackend, initBackend } from '../backend/index.js';
+import { DATASETS, canonicalName, defaultDataDir, loadData, prepareData } from '../data/index.js';
+import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zoo.js';
+import { parseSchedule } from '../train/schedule.js';
+import { train, type TrainConfig } from '../train/trainer.js';
+import { nonNegativeInt, number, positiveInt } from './options.js';
+
+const program = new Command();
+program.name('robust').description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation').version('0.1.0');
+program.exitOverride();
+
+program
+  .command('models')
+  .description('list the model zoo: name, parameters, MFLOPs per 32×32 image')
+  .option('--json', 'print JSON')
+  .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
+  .action(async (o: { json?: boolean; backend: string }) => {
+    await initBackend({ backend: o.backend });
+    const rows = ZOO.map((e) => {
+      const m = createModel(e.name, { inputShape: [32, 32, 3], numClasses: 10, mean: [0, 0, 0], std: [1, 1, 1] });
+      const macs = countMacs(m);
+      const row = { name: e.name, family: e.family, params: countParams(m), mflops: +((2 * macs) / 1e6).toFixed(1), mmacs: +(macs / 1e6).toFixed(1), description: e.description };
+      m.dispose();
+      return row;
+    });
+    if (o.json) console.log(JSON.stringify(rows, null, 2));
+    else {
+      console.log(`${'model'.padEnd(16)} ${'params'.padStart(11)} ${'MFLOPs'.padStart(9)}  description`);
+      for (const r of rows) console.log(`${r.name.padEnd(16)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${r.description}`);
+    }
+  });
+
+program
+  .command('data <name>')
+  .description(`download (or copy with --from), verify and unpack a data set: ${DATASETS.join(', ')}`)
+  .option('--from <path>', 'a local copy: the CIFAR-10 .tar.gz (or its folder), or the folder of Fashion-MNIST .gz files')
+  .option('--data-dir <dir>', 'where data sets live (default $ROBUST_DATA_DIR or ~/.cache/robust/data)')
+  .action(async (name: string, o: { from?: string; dataDir?: string }) => {
+    const dir = await prepareData(name, { from: o.from, dataDir: o.dataDir });
+    const split = await loadData(canonicalName(name), { dataDir: o.dataDir });
+    console.log(`${split.name}: ${split.train.count} train / ${split.test.count} test images of ${split.train.height}×${split.train.width}×${split.train.channels} in ${dir}`);
+  });
+
+interface TrainOpts {
+  model: string;
+  width?: number;
+  data: string;
+  dataDir?: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: string;
+  augment: boolean;
+  seed: number;
+  limit?: number;
+  evalLimit?: number;
+  out?: string;
+  resume?: boolean;
+  checkpointEvery: number;
+  backend: string;
+  threads?: number;
+  quiet?: boolean;
+}
+
+program
+  .command('train')
+  .description('train a zoo model with SGD (momentum 0.9, weight decay 5e-4), saving checkpoints and a per-epoch log')
+  .option('--model <name>', 'zoo model (see `robust models`)', 'resnet20')
+  .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', positiveInt('--width'))
+  .option('--data <name>', `data set: ${DATASETS.join(', ')}`, 'cifar10')
+  .option('--data-dir <dir>', 'where data sets live')
+  .option('--epochs <n>', 'epochs', positiveInt('--epochs'), 30)
+  .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 128)
+  .option('--lr <x>', 'peak learning rate', number('--lr', { min: 0 }), 0.1)
+  .option('--momentum <x>', 'SGD momentum', number('--momentum', { min: 0, max: 1 }), 0.9)
+  .option('--weight-decay <x>', 'L2 weight decay on kernels', number('--weight-decay', { min: 0 }), 5e-4)
+  .option('--schedule <name>', 'step | cosine | onecycle | constant', 'cosine')
+  .option('--no-augment', 'no random crop / flip')
+  .option('--seed <n>', 'random seed', nonNegativeInt('--seed'), 0)
+  .option('--limit <n>', 'use only the first N training images (and test images unless --eval-limit)', positiveInt('--limit'))
+  .option('--eval-limit <n>', 'test accuracy on the first N test images', positiveInt('--eval-limit'))
+  .option('--out <dir>', 'run folder (default runs/<model>-<data>)')
+  .option('--resume', 'continue from the run folder\'s last checkpoint')
+  .option('--checkpoint-every <n>', 'also checkpoint every N batches (0 = epoch ends only)', nonNegativeInt('--checkpoint-every'), 50)
+  .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
+  .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+  .option('--quiet', 'no progress output')
+  .action(async (o: TrainOpts) => {
+    zooEntry(o.model);
+    const schedule = parseSchedule(o.schedule);
+    const out = o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`);
+    checkWritable(out);
+    const info = await initBackend({ backend: o.backend, threads: o.threads });
+    const data = await loadData(o.data, { dataDir: o.dataDir, limit: o.limit, testLimit: o.evalLimit ?? o.limit });
+    const isCifar = data.train.height === 32;
+    const config: TrainConfig = {
+      model: o.model,
+      width: o.width,
+      data: data.name,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      momentum: o.momentum,
+      weightDecay: o.weightDecay,
+      schedule,
+      augment: o.augment ? { cropPad: isCifar ? 4 : 2, flip: isCifar } : { cropPad: 0, flip: false },
+      seed: o.seed,
+      limit: o.limit,
+      evalLimit: o.evalLimit,
+      checkpointEvery: o.checkpointEvery,
+      backend: info.name,
+    };
+    console.error(`${describeBackend(info)}; ${o.model} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`);
+    const fresh = () => {
+      const m = createModel(o.model, {
+        inputShape: [data.train.height, data.train.width, data.train.channels],
+        numClasses: data.classes.length,
+        mean: data.mean,
+        std: data.std,
+        width: o.width,
+        seed: o.seed,
+      });
+      m.setUserDefinedMetadata({ robust: { model: o.model, width: o.width ?? zooEntry(o.model).spec.width, data: data.name, classes: data.classes, defense: 'none' } });
+      return m;
+    };
+    const { log } = await train(fresh, data, config, out, { resume: o.resume, quiet: o.quiet });
+    const last = log[log.length - 1];
+    console.log(JSON.stringify({ out, checkpoint: path.join(out, 'checkpoint'), epochs: log.length, test_acc: last?.test_acc, img_per_s: last?.img_per_s }));
+  });
+
+function checkWritable(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new RobustError(`${dir}: output folder is not writable`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof RobustError) {
+      console.error(`robust: ${e.message}`);
+      return 2;
+    }
+    console.error(`robust: internal error: ${(e as Error).stack ?? e}`);
+    return 1;
+  }
+}
+

@@ -1,0 +1,72 @@
+/** Fashion-MNIST in IDX format (optionally gzipped). */
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { RobustError } from '../util/errors.js';
+import type { DataSplit, ImageSet } from './dataset.js';
+
+export const FASHION_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle-boot'];
+export const FASHION_FILES = {
+  trainImages: 'train-images-idx3-ubyte.gz',
+  trainLabels: 'train-labels-idx1-ubyte.gz',
+  testImages: 't10k-images-idx3-ubyte.gz',
+  testLabels: 't10k-labels-idx1-ubyte.gz',
+};
+export const FASHION_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
+
+function gunzipIfNeeded(buf: Uint8Array, source: string): Uint8Array {
+  if (buf[0] !== 0x1f || buf[1] !== 0x8b) return buf;
+  try {
+    return zlib.gunzipSync(buf);
+  } catch (e) {
+    throw new RobustError(`${source}: corrupt gzip data (${(e as Error).message})`);
+  }
+}
+
+/** Parses an IDX file of unsigned bytes with `dims` dimensions. */
+export function parseIdx(raw: Uint8Array, dims: 1 | 3, source: string): { shape: number[]; data: Uint8Array } {
+  const buf = gunzipIfNeeded(raw, source);
+  const header = 4 + 4 * dims;
+  if (buf.length < 4) throw new RobustError(`${source}: ${buf.length} bytes is too short for an IDX header`);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const magic = view.getUint32(0);
+  if (magic !== 0x800 + dims) {
+    throw new RobustError(`${source}: wrong IDX magic 0x${magic.toString(16)} (expected 0x${(0x800 + dims).toString(16)})`);
+  }
+  if (buf.length < header) throw new RobustError(`${source}: ${buf.length} bytes is too short for an IDX header`);
+  const shape = Array.from({ length: dims }, (_, i) => view.getUint32(4 + 4 * i));
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (buf.length !== header + size) {
+    throw new RobustError(`${source}: expected ${header + size} bytes for shape ${shape.join('×')}, found ${buf.length} (truncated?)`);
+  }
+  return { shape, data: buf.subarray(header) };
+}
+
+function readSet(imagesFile: string, labelsFile: string): ImageSet {
+  const imgs = parseIdx(fs.readFileSync(imagesFile), 3, imagesFile);
+  const lbls = parseIdx(fs.readFileSync(labelsFile), 1, labelsFile);
+  const [count, height, width] = imgs.shape;
+  if (lbls.shape[0] !== count) throw new RobustError(`${labelsFile}: ${lbls.shape[0]} labels for ${count} images`);
+  const bad = lbls.data.findIndex((l) => l > 9);
+  if (bad >= 0) throw new RobustError(`${labelsFile}: label ${lbls.data[bad]} at ${bad} is outside 0–9`);
+  return { images: imgs.data, labels: lbls.data, count, height, width, channels: 1 };
+}
+
+/** Loads Fashion-MNIST from a folder holding the four IDX files (gzipped or not). */
+export function loadFashionMnist(dir: string, name = 'fashion-mnist'): DataSplit {
+  const find = (f: string) => {
+    for (const candidate of [f, f.replace(/\.gz$/, '')]) {
+      const p = path.join(dir, candidate);
+      if (fs.existsSync(p)) return p;
+    }
+    throw new RobustError(`${path.join(dir, f)}: missing (run \`robust data fashion-mnist\`)`);
+  };
+  return {
+    name,
+    classes: FASHION_CLASSES,
+    train: readSet(find(FASHION_FILES.trainImages), find(FASHION_FILES.trainLabels)),
+    test: readSet(find(FASHION_FILES.testImages), find(FASHION_FILES.testLabels)),
+    mean: [0.286],
+    std: [0.353],
+  };
+}

@@ -1,0 +1,93 @@
+/** Data sets by name: where they live on disk, how `robust data` fetches them, how to load them. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RobustError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { take, type DataSplit } from './dataset.js';
+import { CIFAR10_MD5, CIFAR10_URL, TEST_FILE, TRAIN_FILES, loadCifar10, parseCifarBatches, readFromArchive, readFromDir } from './cifar10.js';
+import { FASHION_FILES, FASHION_URL, loadFashionMnist } from './fashion-mnist.js';
+import { download } from './download.js';
+
+export const DATASETS = ['cifar10', 'fashion-mnist', 'fashion-mnist-sample'] as const;
+export type DatasetName = (typeof DATASETS)[number];
+
+/** The bundled 2,000/500-image Fashion-MNIST slice, for demos and tests on a fresh clone. */
+export const SAMPLE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'data', 'samples', 'fashion-mnist');
+
+export function defaultDataDir(): string {
+  return process.env.ROBUST_DATA_DIR ?? path.join(os.homedir(), '.cache', 'robust', 'data');
+}
+
+export function canonicalName(name: string): DatasetName {
+  const n = name.toLowerCase();
+  const alias: Record<string, DatasetName> = { fmnist: 'fashion-mnist', 'fmnist-sample': 'fashion-mnist-sample', sample: 'fashion-mnist-sample' };
+  const c = (alias[n] ?? n) as DatasetName;
+  if (!DATASETS.includes(c)) throw new RobustError(`unknown data set '${name}': choose one of ${DATASETS.join(', ')}`);
+  return c;
+}
+
+function sampleDir(): string {
+  // Run from dist/ or from the sources (tests): find the bundled folder either way.
+  const candidates = [SAMPLE_DIR, path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'samples', 'fashion-mnist')];
+  const dir = candidates.find((d) => fs.existsSync(d));
+  if (!dir) throw new RobustError('the bundled Fashion-MNIST sample is missing from this installation');
+  return dir;
+}
+
+export interface LoadOptions {
+  dataDir?: string;
+  /** Use only the first N training and test examples. */
+  limit?: number;
+  testLimit?: number;
+}
+
+/** Loads a prepared data set (see `prepareData`). */
+export async function loadData(name: string, opts: LoadOptions = {}): Promise<DataSplit> {
+  const ds = canonicalName(name);
+  const dir = path.join(opts.dataDir ?? defaultDataDir(), ds);
+  let split: DataSplit;
+  if (ds === 'fashion-mnist-sample') split = loadFashionMnist(sampleDir(), ds);
+  else {
+    if (!fs.existsSync(dir)) throw new RobustError(`${ds} is not in ${dir}: run \`robust data ${ds}\` (or with --from FILE) first`);
+    split = ds === 'cifar10' ? await loadCifar10(dir) : loadFashionMnist(dir);
+  }
+  return { ...split, train: take(split.train, opts.limit), test: take(split.test, opts.testLimit ?? opts.limit) };
+}
+
+/**
+ * Puts a data set in the data folder: from `from` (a local archive or folder) or by download.
+ * Only the known member files are written, under names we choose, so an archive cannot place
+ * anything outside the target folder.
+ */
+export async function prepareData(name: string, opts: { from?: string; dataDir?: string } = {}): Promise<string> {
+  const ds = canonicalName(name);
+  if (ds === 'fashion-mnist-sample') return sampleDir();
+  const dir = path.join(opts.dataDir ?? defaultDataDir(), ds);
+  fs.mkdirSync(dir, { recursive: true });
+  if (ds === 'cifar10') {
+    let archive = opts.from;
+    if (!archive) {
+      archive = path.join(dir, 'cifar-10-binary.tar.gz');
+      if (!fs.existsSync(archive)) await download(CIFAR10_URL, archive, CIFAR10_MD5);
+    }
+    if (!fs.existsSync(archive)) throw new RobustError(`${archive}: no such file or folder`);
+    const files = fs.statSync(archive).isDirectory() ? readFromDir(archive) : await readFromArchive(archive);
+    const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !files.has(f));
+    if (missing.length) throw new RobustError(`${archive}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`);
+    for (const f of [...TRAIN_FILES, TEST_FILE]) parseCifarBatches([files.get(f)!], `${archive}: ${f}`); // validate
+    for (const f of [...TRAIN_FILES, TEST_FILE]) writeFileAtomic(path.join(dir, 'cifar-10-batches-bin', f), files.get(f)!);
+  } else {
+    for (const f of Object.values(FASHION_FILES)) {
+      const target = path.join(dir, f);
+      if (opts.from) {
+        const src = path.join(opts.from, f);
+        if (!fs.existsSync(src)) throw new RobustError(`${src}: missing`);
+        writeFileAtomic(target, fs.readFileSync(src));
+      } else if (!fs.existsSync(target)) await download(FASHION_URL + f, target);
+    }
+    loadFashionMnist(dir); // validate
+  }
+  return dir;
+}

@@ -1,0 +1,58 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, tmpDir } from '../helpers.js';
+
+const BIN = path.join(ROOT, 'bin', 'robust.js');
+function robust(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('robust CLI', () => {
+  it('models --json lists the 11 models with exact parameter counts', () => {
+    const r = robust(['models', '--json']);
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as { name: string; params: number; mflops: number }[];
+    expect(rows).toHaveLength(11);
+    expect(rows.find((x) => x.name === 'resnet18')?.params).toBe(11173962);
+    expect(rows.find((x) => x.name === 'resnet20')?.params).toBe(272474);
+    expect(rows.find((x) => x.name === 'resnet20')?.mflops).toBeCloseTo(81.6, 0);
+  });
+
+  const bad: [string[], RegExp][] = [
+    [['train', '--epochs', '0'], /--epochs must be a positive integer/],
+    [['train', '--batch-size', '0'], /--batch-size must be a positive integer/],
+    [['train', '--lr', '-1'], /--lr must be a number/],
+    [['train', '--model', 'resnet7'], /unknown model 'resnet7'/],
+    [['train', '--backend', 'tpu', '--data', 'sample'], /unknown backend 'tpu'/],
+    [['train', '--schedule', 'zigzag'], /unknown --schedule 'zigzag'/],
+    [['train', '--data', 'imagenet'], /unknown data set 'imagenet'/],
+    [['data', 'cifar10', '--from', '/nonexistent/c.tar.gz'], /no such file/],
+  ];
+  for (const [args, message] of bad) {
+    it(`'${args.join(' ')}' fails with one clear line`, () => {
+      const dataDir = tmpDir('cli-data');
+      const r = robust([...args, ...(args[0] === 'data' ? ['--data-dir', dataDir] : ['--out', path.join(dataDir, 'run')])], { ROBUST_DATA_DIR: dataDir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
+    });
+  }
+
+  it('train runs on the bundled sample, writes a checkpoint and a log, and resumes', () => {
+    const out = path.join(tmpDir('cli-train'), 'run');
+    const args = (epochs: number) => ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '256', '--epochs', String(epochs), '--out', out, '--backend', 'wasm', '--quiet'];
+    const r = robust(args(1));
+    expect(r.stderr).toMatch(/backend wasm/);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(summary.epochs).toBe(1);
+    expect(fs.existsSync(path.join(out, 'checkpoint', 'model.json'))).toBe(true);
+    const again = robust([...args(2), '--resume']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'))).toHaveLength(2);
+  });
+});

@@ -1,0 +1,77 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as tar from 'tar';
+import { loadCifar10, parseCifarBatches, TRAIN_FILES, TEST_FILE } from '../../data/cifar10.js';
+import { prepareData, loadData } from '../../data/index.js';
+import { RobustError } from '../../util/errors.js';
+import { HAS_SHARED_CIFAR, SHARED_DATA, tmpDir } from '../helpers.js';
+
+/** n records whose pixel values encode (record, channel, position). */
+function records(n: number, label = (i: number) => i % 10): Uint8Array {
+  const b = new Uint8Array(n * 3073);
+  for (let i = 0; i < n; i++) {
+    b[i * 3073] = label(i);
+    for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) b[i * 3073 + 1 + c * 1024 + p] = (i * 7 + c * 50 + p) % 256;
+  }
+  return b;
+}
+
+describe('CIFAR-10 binary format', () => {
+  it('turns planar records into NHWC pixels with their labels', () => {
+    const set = parseCifarBatches([records(3)], 'x.bin');
+    expect(set.count).toBe(3);
+    expect(Array.from(set.labels)).toEqual([0, 1, 2]);
+    // image 2, pixel (row 1, col 3) = position 35, channel 1 (green)
+    expect(set.images[2 * 3072 + 35 * 3 + 1]).toBe((2 * 7 + 50 + 35) % 256);
+  });
+
+  it('rejects truncated files and bad labels with an error naming the file', () => {
+    const truncated = records(2).subarray(0, 3073 + 100);
+    expect(() => parseCifarBatches([truncated], 'data_batch_1.bin')).toThrow(RobustError);
+    expect(() => parseCifarBatches([truncated], 'data_batch_1.bin')).toThrow(/data_batch_1\.bin/);
+    expect(() => parseCifarBatches([records(2, () => 12)], 'b.bin')).toThrow(/label 12/);
+    expect(() => parseCifarBatches([new Uint8Array(0)], 'empty.bin')).toThrow(RobustError);
+  });
+
+  it('reads the official archive layout from a .tar.gz and from a folder', async () => {
+    const dir = tmpDir('cifar');
+    const inner = path.join(dir, 'src', 'cifar-10-batches-bin');
+    fs.mkdirSync(inner, { recursive: true });
+    for (const f of TRAIN_FILES) fs.writeFileSync(path.join(inner, f), records(4));
+    fs.writeFileSync(path.join(inner, TEST_FILE), records(2));
+    const archive = path.join(dir, 'c.tar.gz');
+    await tar.c({ gzip: true, file: archive, cwd: path.join(dir, 'src') }, ['cifar-10-batches-bin']);
+    for (const source of [archive, path.join(dir, 'src')]) {
+      const split = await loadCifar10(source);
+      expect(split.train.count).toBe(20);
+      expect(split.test.count).toBe(2);
+    }
+    const dataDir = path.join(dir, 'data');
+    await prepareData('cifar10', { from: archive, dataDir });
+    const loaded = await loadData('cifar10', { dataDir, limit: 5 });
+    expect(loaded.train.count).toBe(5);
+  });
+
+  it('refuses an archive without the batch files', async () => {
+    const dir = tmpDir('cifar-bad');
+    fs.writeFileSync(path.join(dir, 'other.txt'), 'hello');
+    const archive = path.join(dir, 'bad.tar.gz');
+    await tar.c({ gzip: true, file: archive, cwd: dir }, ['other.txt']);
+    await expect(loadCifar10(archive)).rejects.toThrow(/missing data_batch_1\.bin/);
+    fs.writeFileSync(path.join(dir, 'garbage.tar.gz'), 'not an archive at all');
+    await expect(loadCifar10(path.join(dir, 'garbage.tar.gz'))).rejects.toThrow(RobustError);
+  });
+
+  it.skipIf(!HAS_SHARED_CIFAR)('loads the real CIFAR-10 archive: 50,000 / 10,000 images, 10 balanced classes', async () => {
+    const split = await loadCifar10(path.join(SHARED_DATA, 'cifar10', 'cifar-10-binary.tar.gz'));
+    expect(split.train.count).toBe(50000);
+    expect(split.test.count).toBe(10000);
+    const perClass = new Array(10).fill(0);
+    for (const l of split.test.labels) perClass[l]++;
+    expect(perClass).toEqual(new Array(10).fill(1000));
+    let sum = 0;
+    for (let i = 0; i < 3072 * 1000; i += 3) sum += split.train.images[i];
+    expect(sum / (1024 * 1000) / 255).toBeCloseTo(split.mean[0], 1);
+  });
+});

@@ -1,0 +1,61 @@
+/** Training progress: a live bar on a terminal, a plain line every ~10% otherwise (logs, CI). */
+import cliProgress from 'cli-progress';
+import type { EpochLog } from './trainer.js';
+
+export interface BatchStats {
+  loss: number;
+  acc: number;
+  imgPerS: number;
+  lr: number;
+}
+
+export class Progress {
+  private bar: cliProgress.SingleBar | null = null;
+  private epoch = 0;
+  private epochs = 0;
+  private batches = 0;
+  private batchSize = 0;
+  private lastLine = 0;
+  private readonly tty = !!process.stderr.isTTY;
+
+  constructor(private readonly quiet: boolean) {}
+
+  startEpoch(epoch: number, epochs: number, batches: number, done: number, batchSize: number): void {
+    if (this.quiet) return;
+    Object.assign(this, { epoch, epochs, batches, batchSize, lastLine: done });
+    if (this.tty) {
+      this.bar = new cliProgress.SingleBar(
+        { format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} loss {loss} acc {acc} {speed} img/s lr {lr} eta {eta_formatted}`, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(batches, done, { loss: '-', acc: '-', speed: '-', lr: '-' });
+    }
+  }
+
+  batch(done: number, s: BatchStats): void {
+    if (this.quiet) return;
+    const fields = { loss: s.loss.toFixed(3), acc: (100 * s.acc).toFixed(1) + '%', speed: s.imgPerS.toFixed(0), lr: s.lr.toFixed(4) };
+    if (this.bar) this.bar.update(done, fields);
+    else if (done === this.batches || done - this.lastLine >= Math.max(1, Math.round(this.batches / 10))) {
+      this.lastLine = done;
+      const eta = s.imgPerS > 0 ? ((this.batches - done) * this.batchSize) / s.imgPerS : 0;
+      process.stderr.write(
+        `epoch ${this.epoch}/${this.epochs} batch ${done}/${this.batches} loss ${fields.loss} acc ${fields.acc} ${fields.speed} img/s lr ${fields.lr} eta ${formatSeconds(eta)}\n`,
+      );
+    }
+  }
+
+  endEpoch(e: EpochLog): void {
+    if (this.quiet) return;
+    this.bar?.stop();
+    this.bar = null;
+    process.stderr.write(
+      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}% | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s\n`,
+    );
+  }
+}
+
+function formatSeconds(s: number): string {
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${Math.round(s % 60)}s` : `${Math.round(s)}s`;
+}

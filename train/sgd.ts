@@ -1,0 +1,51 @@
+/**
+ * SGD with momentum and L2 weight decay, PyTorch semantics: g ← g + wd·w (kernels only),
+ * v ← μ·v + g, w ← w − lr·v. The momentum buffers can be saved and restored for --resume.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface SgdConfig {
+  momentum: number;
+  weightDecay: number;
+}
+
+/** Weight decay applies to conv and dense kernels, not to BN scales/offsets or biases. */
+export const isDecayed = (v: tf.LayerVariable | tf.Variable) => /kernel/.test(v.name);
+
+export class Sgd {
+  private readonly buffers: tf.Variable[];
+
+  constructor(private readonly vars: tf.LayerVariable[], private readonly config: SgdConfig) {
+    this.buffers = vars.map((v) => tf.variable(tf.zerosLike(v.read()), false));
+  }
+
+  /** Applies one update with learning rate `lr`; `grads` are keyed by variable name. */
+  step(grads: tf.NamedTensorMap, lr: number): void {
+    const { momentum, weightDecay } = this.config;
+    tf.tidy(() => {
+      this.vars.forEach((v, i) => {
+        const w = v.read();
+        let g = grads[(w as tf.Variable).name];
+        if (!g) return;
+        if (weightDecay > 0 && isDecayed(v)) g = g.add(w.mul(weightDecay));
+        const buf = this.buffers[i];
+        buf.assign(buf.mul(momentum).add(g));
+        v.write(w.sub(buf.mul(lr)));
+      });
+    });
+  }
+
+  /** Momentum buffers, in the order of the model's trainable weights. */
+  state(): Float32Array[] {
+    return this.buffers.map((b) => b.dataSync() as Float32Array);
+  }
+
+  setState(state: Float32Array[]): void {
+    if (state.length !== this.buffers.length) throw new Error(`optimizer state has ${state.length} buffers, the model ${this.buffers.length}`);
+    tf.tidy(() => this.buffers.forEach((b, i) => b.assign(tf.tensor(state[i], b.shape))));
+  }
+
+  dispose(): void {
+    this.buffers.forEach((b) => b.dispose());
+  }
+}

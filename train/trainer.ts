@@ -1,0 +1,168 @@
+/**
+ * The training loop: SGD with momentum on augmented batches, a learning-rate schedule,
+ * test accuracy each epoch, a per-epoch log (CSV + JSON), atomic checkpoints and resume.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { stringify } from 'csv-stringify/sync';
+import type { DataSplit } from '../data/dataset.js';
+import { epochBatches, makeBatch, type Augment } from '../data/batches.js';
+import { accuracy } from '../eval/accuracy.js';
+import { loadModel, readOptimizerState, readState, saveCheckpoint } from '../models/checkpoint.js';
+import { Rng } from '../util/rng.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { Sgd } from './sgd.js';
+import { learningRate, type ScheduleName } from './schedule.js';
+import { Progress } from './progress.js';
+
+export interface TrainConfig {
+  model: string;
+  width?: number;
+  data: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: ScheduleName;
+  augment: Augment;
+  seed: number;
+  limit?: number;
+  evalLimit?: number;
+  /** Save a checkpoint every this many batches within an epoch (0 = at epoch ends only). */
+  checkpointEvery: number;
+  backend: string;
+}
+
+export interface EpochLog {
+  epoch: number;
+  lr: number;
+  train_loss: number;
+  train_acc: number;
+  test_acc: number;
+  seconds: number;
+  img_per_s: number;
+}
+
+/** Everything needed to continue a run exactly where its checkpoint was taken. */
+interface RunState {
+  config: TrainConfig;
+  epoch: number; // epochs fully done
+  batch: number; // batches done in the current epoch
+  augRng: number;
+  partial: { loss: number; correct: number; seen: number; seconds: number };
+  log: EpochLog[];
+}
+
+export interface TrainResult {
+  model: tf.LayersModel;
+  log: EpochLog[];
+}
+
+function writeLogs(out: string, log: EpochLog[]): void {
+  writeFileAtomic(path.join(out, 'log.json'), JSON.stringify(log, null, 2));
+  writeFileAtomic(path.join(out, 'log.csv'), stringify(log, { header: true }));
+}
+
+/**
+ * Trains `model` (a fresh one, or the checkpoint in `out/checkpoint` when `resume`) on `data`.
+ * Returns the trained model and the per-epoch log; writes checkpoints and logs into `out`.
+ */
+export async function train(
+  freshModel: () => tf.LayersModel,
+  data: DataSplit,
+  config: TrainConfig,
+  out: string,
+  opts: { resume?: boolean; quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void } = {},
+): Promise<TrainResult> {
+  const ckpt = path.join(out, 'checkpoint');
+  let state: RunState = {
+    config,
+    epoch: 0,
+    batch: 0,
+    augRng: new Rng(config.seed ^ 0x5bd1e995).state,
+    partial: { loss: 0, correct: 0, seen: 0, seconds: 0 },
+    log: [],
+  };
+  let model: tf.LayersModel;
+  const saved = opts.resume && fs.existsSync(path.join(ckpt, 'state.json')) ? readState<RunState>(ckpt) : null;
+  if (saved) {
+    model = await loadModel(ckpt);
+    state = { ...saved, config: { ...saved.config, epochs: config.epochs } };
+  } else {
+    model = freshModel();
+  }
+  const vars = model.trainableWeights;
+  const sgd = new Sgd(vars, { momentum: config.momentum, weightDecay: config.weightDecay });
+  if (saved) {
+    const buffers = readOptimizerState(ckpt, vars.map((v) => v.shape as number[]));
+    if (buffers) sgd.setState(buffers);
+  }
+  const set = data.train;
+  const numClasses = data.classes.length;
+  const perEpoch = Math.ceil(set.count / config.batchSize);
+  const total = perEpoch * config.epochs;
+  const testSet = config.evalLimit ? { ...data.test, count: Math.min(config.evalLimit, data.test.count) } : data.test;
+  const progress = new Progress(!!opts.quiet);
+  const tfVars = vars.map((v) => v.read() as tf.Variable);
+
+  const checkpoint = async () => {
+    await saveCheckpoint(ckpt, model, { state, optimizer: sgd.state() });
+    opts.onCheckpoint?.();
+  };
+
+  for (let epoch = state.epoch; epoch < config.epochs; epoch++) {
+    // The order of an epoch depends only on (seed, epoch), so a resumed epoch replays it.
+    const batches = epochBatches(set.count, config.batchSize, new Rng(config.seed + 7919 * (epoch + 1)));
+    const augRng = Rng.fromState(state.augRng);
+    progress.startEpoch(epoch + 1, config.epochs, batches.length, state.batch, config.batchSize);
+    let lr = 0;
+    for (let b = state.batch; b < batches.length; b++) {
+      const t0 = performance.now();
+      lr = learningRate(config.schedule, config.lr, (epoch * perEpoch + b) / total);
+      const batch = makeBatch(set, batches[b], config.augment, augRng);
+      let correct: tf.Scalar | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
+        correct = tf.keep(logits.argMax(1).equal(batch.y).sum() as tf.Scalar);
+        return tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y, numClasses), logits) as tf.Scalar;
+      }, tfVars);
+      sgd.step(grads, lr);
+      const loss = value.dataSync()[0];
+      const hits = correct!.dataSync()[0];
+      tf.dispose([value, correct!, batch.x, batch.y, ...Object.values(grads)]);
+      if (!Number.isFinite(loss)) throw new Error(`training diverged: loss ${loss} at epoch ${epoch + 1}, batch ${b + 1} (lower --lr)`);
+      const p = state.partial;
+      p.loss += loss * batch.size;
+      p.correct += hits;
+      p.seen += batch.size;
+      p.seconds += (performance.now() - t0) / 1000;
+      state.batch = b + 1;
+      state.augRng = augRng.state;
+      progress.batch(b + 1, { loss: p.loss / p.seen, acc: p.correct / p.seen, imgPerS: p.seen / p.seconds, lr });
+      if (config.checkpointEvery > 0 && (b + 1) % config.checkpointEvery === 0 && b + 1 < batches.length) await checkpoint();
+    }
+    const testAcc = accuracy(model, testSet);
+    const p = state.partial;
+    const entry: EpochLog = {
+      epoch: epoch + 1,
+      lr,
+      train_loss: p.loss / p.seen,
+      train_acc: p.correct / p.seen,
+      test_acc: testAcc,
+      seconds: p.seconds,
+      img_per_s: p.seen / p.seconds,
+    };
+    state.log.push(entry);
+    state.epoch = epoch + 1;
+    state.batch = 0;
+    state.partial = { loss: 0, correct: 0, seen: 0, seconds: 0 };
+    progress.endEpoch(entry);
+    await checkpoint();
+    writeLogs(out, state.log);
+    opts.onEpoch?.(entry);
+  }
+  sgd.dispose();
+  return { model, log: state.log };
+}
