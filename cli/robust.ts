@@ -130,7 +130,21 @@ program
       m.setUserDefinedMetadata({ robust: { model: o.model, width: o.width ?? zooEntry(o.model).spec.width, data: data.name, classes: data.classes, defense: 'none' } });
       return m;
     };
-    const { log } = await train(fresh, data, config, out, { resume: o.resume, quiet: o.quiet });
+    // Ctrl-C: finish the batch, save a checkpoint, exit 130; a second Ctrl-C quits at once.
+    let stop = false;
+    const onSigint = () => {
+      if (stop) process.exit(130);
+      stop = true;
+      console.error('\nstopping after this batch (checkpoint will be saved; continue with --resume)…');
+    };
+    process.on('SIGINT', onSigint);
+    const { log, interrupted } = await train(fresh, data, config, out, { resume: o.resume, quiet: o.quiet, shouldStop: () => stop });
+    process.off('SIGINT', onSigint);
+    if (interrupted) {
+      console.error(`stopped; checkpoint saved in ${path.join(out, 'checkpoint')}`);
+      process.exitCode = 130;
+      return;
+    }
     const last = log[log.length - 1];
     console.log(JSON.stringify({ out, checkpoint: path.join(out, 'checkpoint'), epochs: log.length, test_acc: last?.test_acc, img_per_s: last?.img_per_s }));
   });
@@ -147,7 +161,7 @@ function checkWritable(dir: string): void {
 export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof RobustError) {

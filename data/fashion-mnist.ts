@@ -12,6 +12,13 @@ export const FASHION_FILES = {
   testImages: 't10k-images-idx3-ubyte.gz',
   testLabels: 't10k-labels-idx1-ubyte.gz',
 };
+/** MD5 of the official gzipped files (as torchvision checks them). */
+export const FASHION_MD5: Record<string, string> = {
+  'train-images-idx3-ubyte.gz': '8d4fb7e6c68d591d4c3dfef9ec88bf0d',
+  'train-labels-idx1-ubyte.gz': '25c81989df183df01b3e8a0aad5dffbe',
+  't10k-images-idx3-ubyte.gz': 'bef4ecab320f06d8554ea6380940ec79',
+  't10k-labels-idx1-ubyte.gz': 'bb300cfdad3c16e7a12a480ee83cd310',
+};
 export const FASHION_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
 
 function gunzipIfNeeded(buf: Uint8Array, source: string): Uint8Array {

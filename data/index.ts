@@ -7,7 +7,7 @@ import { RobustError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { take, type DataSplit } from './dataset.js';
 import { CIFAR10_MD5, CIFAR10_URL, TEST_FILE, TRAIN_FILES, loadCifar10, parseCifarBatches, readFromArchive, readFromDir } from './cifar10.js';
-import { FASHION_FILES, FASHION_URL, loadFashionMnist } from './fashion-mnist.js';
+import { FASHION_FILES, FASHION_MD5, FASHION_URL, loadFashionMnist } from './fashion-mnist.js';
 import { download } from './download.js';
 
 export const DATASETS = ['cifar10', 'fashion-mnist', 'fashion-mnist-sample'] as const;
@@ -85,7 +85,7 @@ export async function prepareData(name: string, opts: { from?: string; dataDir?:
         const src = path.join(opts.from, f);
         if (!fs.existsSync(src)) throw new RobustError(`${src}: missing`);
         writeFileAtomic(target, fs.readFileSync(src));
-      } else if (!fs.existsSync(target)) await download(FASHION_URL + f, target);
+      } else if (!fs.existsSync(target)) await download(FASHION_URL + f, target, FASHION_MD5[f]);
     }
     loadFashionMnist(dir); // validate
   }

@@ -58,6 +58,8 @@ interface RunState {
 export interface TrainResult {
   model: tf.LayersModel;
   log: EpochLog[];
+  /** True when a stop was requested (SIGINT) and the run ended early after a checkpoint. */
+  interrupted: boolean;
 }
 
 function writeLogs(out: string, log: EpochLog[]): void {
@@ -74,7 +76,7 @@ export async function train(
   data: DataSplit,
   config: TrainConfig,
   out: string,
-  opts: { resume?: boolean; quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void } = {},
+  opts: { resume?: boolean; quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void; shouldStop?: () => boolean } = {},
 ): Promise<TrainResult> {
   const ckpt = path.join(out, 'checkpoint');
   let state: RunState = {
@@ -141,6 +143,12 @@ export async function train(
       state.batch = b + 1;
       state.augRng = augRng.state;
       progress.batch(b + 1, { loss: p.loss / p.seen, acc: p.correct / p.seen, imgPerS: p.seen / p.seconds, lr });
+      await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and I/O through
+      if (b + 1 < batches.length && opts.shouldStop?.()) {
+        await checkpoint();
+        sgd.dispose();
+        return { model, log: state.log, interrupted: true };
+      }
       if (config.checkpointEvery > 0 && (b + 1) % config.checkpointEvery === 0 && b + 1 < batches.length) await checkpoint();
     }
     const testAcc = accuracy(model, testSet);
@@ -164,5 +172,5 @@ export async function train(
     opts.onEpoch?.(entry);
   }
   sgd.dispose();
-  return { model, log: state.log };
+  return { model, log: state.log, interrupted: false };
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -54,5 +54,27 @@ describe('robust CLI', () => {
     const again = robust([...args(2), '--resume']);
     expect(again.code).toBe(0);
     expect(JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'))).toHaveLength(2);
+  });
+
+  it('Ctrl-C stops after the current batch with a checkpoint (exit 130); --resume finishes the run', async () => {
+    const out = path.join(tmpDir('cli-sigint'), 'run');
+    const args = ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '640', '--batch-size', '32', '--epochs', '1', '--checkpoint-every', '0', '--out', out, '--backend', 'wasm'];
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/batch \d+\/20/.test(stderr) && !child.killed) child.kill('SIGINT');
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(stderr).toMatch(/stopped; checkpoint saved/);
+    expect(code).toBe(130);
+    const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
+    expect(state.batch).toBeGreaterThan(0);
+    expect(state.batch).toBeLessThan(20);
+    const resumed = robust([...args, '--resume', '--quiet']);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'))).toHaveLength(1);
   });
 });
