@@ -117,6 +117,7 @@ program
       checkpointEvery: o.checkpointEvery,
       backend: info.name,
     };
+    if (o.resume && !fs.existsSync(path.join(out, 'checkpoint', 'state.json'))) console.error(`no checkpoint in ${out} to resume: starting a new run`);
     console.error(`${describeBackend(info)}; ${o.model} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`);
     const fresh = () => {
       const m = createModel(o.model, {

@@ -74,11 +74,12 @@ function writeLogs(out: string, log: EpochLog[]): void {
 export async function train(
   freshModel: () => tf.LayersModel,
   data: DataSplit,
-  config: TrainConfig,
+  requested: TrainConfig,
   out: string,
   opts: { resume?: boolean; quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void; shouldStop?: () => boolean } = {},
 ): Promise<TrainResult> {
   const ckpt = path.join(out, 'checkpoint');
+  let config = requested;
   let state: RunState = {
     config,
     epoch: 0,
@@ -91,7 +92,9 @@ export async function train(
   const saved = opts.resume && fs.existsSync(path.join(ckpt, 'state.json')) ? readState<RunState>(ckpt) : null;
   if (saved) {
     model = await loadModel(ckpt);
-    state = { ...saved, config: { ...saved.config, epochs: config.epochs } };
+    // A resumed run keeps its own settings (seed, batch size, schedule…); only --epochs may change.
+    config = { ...saved.config, epochs: requested.epochs };
+    state = { ...saved, config };
   } else {
     model = freshModel();
   }
