@@ -16,7 +16,8 @@ export class Sgd {
   private readonly buffers: tf.Variable[];
 
   constructor(private readonly vars: tf.LayerVariable[], private readonly config: SgdConfig) {
-    this.buffers = vars.map((v) => tf.variable(tf.zerosLike(v.read()), false));
+    // tidy frees the zerosLike temporaries; variables survive it.
+    this.buffers = tf.tidy(() => vars.map((v) => tf.variable(tf.zerosLike(v.read()), false)));
   }
 
   /** Applies one update with learning rate `lr`; `grads` are keyed by variable name. */

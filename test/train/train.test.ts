@@ -47,6 +47,16 @@ describe('training', () => {
     expect(model.getWeights()[1].dataSync()[0]).toBeCloseTo(0.75, 5);
   });
 
+  it('the optimizer holds exactly one buffer per variable and frees them all', () => {
+    const model = fresh();
+    const before = tf.memory().numTensors;
+    const sgd = new Sgd(model.trainableWeights, { momentum: 0.9, weightDecay: 5e-4 });
+    expect(tf.memory().numTensors - before).toBe(model.trainableWeights.length);
+    sgd.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
   it('schedules: step drops ×10 at 50% and 75%, cosine and one-cycle end at 0', () => {
     expect(learningRate('step', 0.1, 0.49)).toBeCloseTo(0.1);
     expect(learningRate('step', 0.1, 0.6)).toBeCloseTo(0.01);

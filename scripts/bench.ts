@@ -1,0 +1,89 @@
+/**
+ * Throughput benchmark: forward (inference), input gradient (one attack step, inference mode)
+ * and SGD train step, in images per second, for zoo models at several batch sizes.
+ *
+ *   npm run bench -- [--backend wasm] [--models resnet20,resnet18] [--batches 64,128] [--seconds 5] [--out bench.json]
+ *
+ * Prints a table and writes JSON with the backend, threads, peak RSS and live tensors after the run.
+ * Timings are medians over repeated calls after a warm-up; machines are noisy, so compare ratios
+ * measured side by side (e.g. with ../shared/bench/torch_resnet20_bench.py), not absolute numbers.
+ */
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend/index.js';
+import { createModel } from '../models/zoo.js';
+import { Sgd } from '../train/sgd.js';
+import { writeFileAtomic } from '../util/atomic.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+/** Median seconds per call of `fn` over about `seconds` of calls (at least 3), after 2 warm-ups. */
+function medianSeconds(fn: () => void, seconds: number): number {
+  fn();
+  fn();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < 3 || (performance.now() - start) / 1000 < seconds) {
+    const t0 = performance.now();
+    fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+const info = await initBackend({ backend: arg('backend', 'wasm') });
+const models = arg('models', 'resnet20,resnet18').split(',');
+const batches = arg('batches', '64,128').split(',').map(Number);
+const seconds = Number(arg('seconds', '5'));
+const rows: Record<string, unknown>[] = [];
+let peakRss = 0;
+const sampleRss = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
+
+for (const name of models) {
+  const model = createModel(name, { inputShape: [32, 32, 3], numClasses: 10, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] });
+  const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+  const sgd = new Sgd(model.trainableWeights, { momentum: 0.9, weightDecay: 5e-4 });
+  for (const b of batches) {
+    const x = tf.randomUniform([b, 32, 32, 3], 0, 1, 'float32', 1);
+    const y = tf.oneHot(tf.randomUniform([b], 0, 10, 'int32', 2), 10);
+    // Each call reads its result back (dataSync) so that the work is really done; nothing is
+    // returned from tidy, so every tensor of the call is freed.
+    const forward = () => tf.tidy(() => void (model.predict(x) as tf.Tensor).dataSync());
+    const inputGrad = () =>
+      tf.tidy(() => void tf.grad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, model.apply(xi, { training: false }) as tf.Tensor))(x).dataSync());
+    const trainStep = () => {
+      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+      sgd.step(grads, 0.01);
+      value.dataSync();
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    const row: Record<string, unknown> = { model: name, batch: b };
+    for (const [label, fn] of [['forward', forward], ['input_grad', inputGrad], ['train', trainStep]] as const) {
+      row[label] = +(b / medianSeconds(fn, seconds)).toFixed(1);
+      sampleRss();
+    }
+    rows.push(row);
+    console.log(`${name.padEnd(10)} b${String(b).padEnd(4)} forward ${String(row.forward).padStart(7)}  input_grad ${String(row.input_grad).padStart(7)}  train ${String(row.train).padStart(7)} img/s`);
+    tf.dispose([x, y]);
+  }
+  sgd.dispose();
+  model.dispose();
+}
+const result = {
+  date: new Date().toISOString(),
+  backend: info.name,
+  threads: info.threads,
+  cpus: os.cpus().length,
+  node: process.version,
+  tfjs: tf.version.tfjs,
+  peak_rss_mib: Math.round(peakRss / 2 ** 20),
+  live_tensors_after: tf.memory().numTensors,
+  rows,
+};
+console.log(`peak RSS ${result.peak_rss_mib} MiB, live tensors after the run: ${result.live_tensors_after}`);
+writeFileAtomic(arg('out', 'bench-results.json'), JSON.stringify(result, null, 2));
+process.exit(0);
