@@ -42,7 +42,8 @@ type SymbolicTensor = tf.SymbolicTensor;
 class Builder {
   private seed: number;
   constructor(seed: number) {
-    this.seed = seed;
+    // tfjs initializers treat a seed of 0 as "unseeded", so per-layer seeds start at 1.
+    this.seed = (seed % 10007) * 10007 + 1;
   }
 
   private nextSeed(): number {

@@ -77,4 +77,36 @@ describe('robust CLI', () => {
     expect(resumed.code).toBe(0);
     expect(JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'))).toHaveLength(1);
   });
+
+  it('a run killed with SIGKILL mid-epoch resumes from its checkpoint and ends as an uninterrupted run', async () => {
+    const root = tmpDir('cli-kill');
+    const args = (out: string) => ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '320', '--eval-limit', '200', '--batch-size', '32', '--epochs', '2', '--checkpoint-every', '3', '--threads', '1', '--backend', 'wasm', '--quiet', '--out', out];
+    const straight = robust(args(path.join(root, 'straight')));
+    expect(straight.code).toBe(0);
+    const out = path.join(root, 'killed');
+    const child = spawn(process.execPath, [BIN, ...args(out)], { stdio: 'ignore' });
+    const stateFile = path.join(out, 'checkpoint', 'state.json');
+    // Kill as soon as a checkpoint from the middle of epoch 2 exists.
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        try {
+          const st = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
+          if (st.epoch === 1 && st.batch > 0) {
+            child.kill('SIGKILL');
+            clearInterval(poll);
+            resolve();
+          }
+        } catch {
+          /* not written yet */
+        }
+      }, 20);
+    });
+    await new Promise((r) => child.on('exit', r));
+    const resumed = robust([...args(out), '--resume']);
+    expect(resumed.code).toBe(0);
+    const logA = JSON.parse(fs.readFileSync(path.join(root, 'straight', 'log.json'), 'utf8'));
+    const logB = JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'));
+    expect(logB.map((e: { test_acc: number }) => e.test_acc)).toEqual(logA.map((e: { test_acc: number }) => e.test_acc));
+    expect(logB[1].train_loss).toBeCloseTo(logA[1].train_loss, 6);
+  });
 });

@@ -54,11 +54,15 @@ describe('model zoo', () => {
   });
 
   it('the same seed builds the same weights; --width changes the channels', () => {
-    const a = createModel('resnet20', { ...cifar, seed: 3 });
-    const b = createModel('resnet20', { ...cifar, seed: 3 });
-    const wa = a.getWeights()[0].dataSync();
-    const wb = b.getWeights()[0].dataSync();
-    expect(Array.from(wa)).toEqual(Array.from(wb));
+    for (const seed of [0, 3]) {
+      const a = createModel('resnet20', { ...cifar, seed, width: 4 });
+      const b = createModel('resnet20', { ...cifar, seed, width: 4 });
+      const wa = a.getWeights().map((w) => Array.from(w.dataSync()));
+      const wb = b.getWeights().map((w) => Array.from(w.dataSync()));
+      expect(wb).toEqual(wa);
+    }
+    const c = createModel('resnet20', { ...cifar, seed: 1, width: 4 });
+    expect(Array.from(c.getWeights()[0].dataSync())).not.toEqual(Array.from(createModel('resnet20', { ...cifar, seed: 0, width: 4 }).getWeights()[0].dataSync()));
     expect(countParams(createModel('resnet20', { ...cifar, width: 8 }))).toBeLessThan(272474 / 3);
   });
 
