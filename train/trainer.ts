@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
-import type { DataSplit } from '../data/dataset.js';
+import { take, type DataSplit } from '../data/dataset.js';
 import { epochBatches, makeBatch, type Augment } from '../data/batches.js';
 import { accuracy } from '../eval/accuracy.js';
 import { loadModel, readOptimizerState, readState, saveCheckpoint } from '../models/checkpoint.js';
@@ -108,7 +108,7 @@ export async function train(
   const numClasses = data.classes.length;
   const perEpoch = Math.ceil(set.count / config.batchSize);
   const total = perEpoch * config.epochs;
-  const testSet = config.evalLimit ? { ...data.test, count: Math.min(config.evalLimit, data.test.count) } : data.test;
+  const testSet = take(data.test, config.evalLimit);
   const progress = new Progress(!!opts.quiet);
   const tfVars = vars.map((v) => v.read() as tf.Variable);
 
