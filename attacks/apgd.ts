@@ -1,0 +1,144 @@
+/**
+ * APGD (Croce & Hein 2020, AutoAttack): PGD with momentum 0.75 and a per-example step size that
+ * starts at 2·eps and halves at checkpoints (after 22% of the iterations, then intervals shrinking
+ * by 3% down to 6%) when fewer than ρ = 75% of the steps since the last checkpoint raised the loss,
+ * or when the step size was not reduced last time and the best loss has not improved; a halving
+ * restarts that example from its best point. Loss: cross-entropy (APGD-CE) or DLR (APGD-DLR).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Classifier } from '../models/classifier.js';
+import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
+import { evaluate, evaluateForward, type GradientSetup } from './gradient.js';
+import { isSuccess, objective, type LossName } from './losses.js';
+import { lpNorm, type LpNorm } from './norms.js';
+import { BestTracker, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
+
+export interface ApgdOptions extends CommonOptions {
+  /** Iterations (default 100, as AutoAttack). */
+  steps?: number;
+  restarts?: number;
+  /** 'ce' (APGD-CE, default) or 'dlr' (APGD-DLR). */
+  loss?: LossName;
+  /** Fraction of loss-raising steps below which the step size halves (default 0.75). */
+  rho?: number;
+}
+
+/** The iterations at which APGD checks its step size: w₀ = 0, then intervals 0.22·N, shrinking by 0.03·N to at least 0.06·N. */
+export function apgdCheckpoints(steps: number): number[] {
+  const first = Math.max(Math.floor(0.22 * steps), 1);
+  const min = Math.max(Math.floor(0.06 * steps), 1);
+  const decr = Math.max(Math.floor(0.03 * steps), 1);
+  const out: number[] = [];
+  for (let at = first, k = first; at <= steps; k = Math.max(k - decr, min), at += k) out.push(at);
+  return out;
+}
+
+const asMask = (m: tf.Tensor, like: tf.Tensor4D) => m.reshape([-1, 1, 1, 1]).tile([1, ...like.shape.slice(1)]);
+
+async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, eps: number, steps: number, rho: number): Promise<RunResult> {
+  const { x, y, targets } = ctx;
+  const n = x.shape[0];
+  const checkpoints = new Set(apgdCheckpoints(steps));
+  let xAdv = startingPoint(norm, x, eps, true, ctx.seed());
+  let xPrev = xAdv.clone();
+  const first = evaluate(setup, xAdv, y, targets);
+  const tracker = new BestTracker(xAdv, n);
+  const ok0 = isSuccess(first.logits, y, targets);
+  tracker.update(xAdv, first.value, ok0);
+  let grad = first.grad;
+  let s = {
+    step: tf.fill([n, 1, 1, 1], 2 * eps) as tf.Tensor4D,
+    xBest: xAdv.clone(),
+    gradBest: grad.clone(),
+    lossBest: first.value.clone(),
+    lossPrev: first.value.clone(),
+    increases: tf.zeros([n]) as tf.Tensor1D,
+    lossBestAtCheck: first.value.clone(),
+    reducedAtCheck: tf.ones([n], 'bool') as tf.Tensor1D,
+  };
+  tf.dispose([first.value, first.logits, ok0]);
+  let sinceCheck = 0;
+  for (let i = 0; i < steps; i++) {
+    const a = i > 0 ? 0.75 : 1;
+    const moved = tf.tidy(() => {
+      const z = projectToBall(norm, x, xAdv.add(norm.normalize(grad).mul(s.step)) as tf.Tensor4D, eps);
+      const withMomentum = xAdv.add(z.sub(xAdv).mul(a)).add(xAdv.sub(xPrev).mul(1 - a)) as tf.Tensor4D;
+      return projectToBall(norm, x, withMomentum, eps);
+    });
+    xPrev.dispose();
+    xPrev = xAdv;
+    xAdv = moved;
+    grad.dispose();
+    const e = evaluate(setup, xAdv, y, targets);
+    grad = e.grad;
+    const ok = isSuccess(e.logits, y, targets);
+    tracker.update(xAdv, e.value, ok);
+    sinceCheck++;
+    const atCheck = checkpoints.has(i + 1);
+    const next = tf.tidy(() => {
+      const improved = e.value.greater(s.lossBest);
+      const u = {
+        ...s,
+        xBest: tf.where(asMask(improved, xAdv), xAdv, s.xBest) as tf.Tensor4D,
+        gradBest: tf.where(asMask(improved, grad), grad, s.gradBest) as tf.Tensor4D,
+        lossBest: tf.where(improved, e.value, s.lossBest) as tf.Tensor1D,
+        lossPrev: e.value.clone(),
+        increases: s.increases.add(e.value.greater(s.lossPrev).cast('float32')) as tf.Tensor1D,
+      };
+      if (!atCheck) return { s: u };
+      const oscillating = u.increases.lessEqual(sinceCheck * rho);
+      const stalled = u.reducedAtCheck.logicalNot().logicalAnd(s.lossBestAtCheck.greaterEqual(u.lossBest));
+      const halve = oscillating.logicalOr(stalled);
+      const m = asMask(halve, xAdv);
+      return {
+        s: {
+          ...u,
+          step: tf.where(halve.reshape([-1, 1, 1, 1]), u.step.mul(0.5), u.step) as tf.Tensor4D,
+          increases: tf.zerosLike(u.increases) as tf.Tensor1D,
+          lossBestAtCheck: u.lossBest.clone(),
+          reducedAtCheck: halve as tf.Tensor1D,
+        },
+        xAdv: tf.where(m, u.xBest, xAdv) as tf.Tensor4D,
+        grad: tf.where(m, u.gradBest, grad) as tf.Tensor4D,
+      };
+    });
+    // Dispose what the update replaced (tensors carried over unchanged are kept).
+    const carried = new Set(Object.values(next.s));
+    tf.dispose(Object.values(s).filter((t) => !carried.has(t)));
+    tf.dispose([e.value, e.logits, ok]);
+    s = next.s;
+    if (next.xAdv) {
+      xAdv.dispose();
+      xAdv = next.xAdv;
+      grad.dispose();
+      grad = next.grad!;
+      sinceCheck = 0;
+    }
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  const f = evaluateForward(setup, xAdv, y, targets);
+  const okLast = isSuccess(f.logits, y, targets);
+  tracker.update(xAdv, f.value, okLast);
+  tf.dispose([f.value, f.logits, okLast, xAdv, xPrev, grad, ...Object.values(s)]);
+  return tracker.result();
+}
+
+export function apgd(model: tf.LayersModel | Classifier, o: ApgdOptions = {}): Attack {
+  const loss = o.loss ?? 'ce';
+  const base = commonInfo(`apgd-${loss}`, o, loss);
+  const steps = o.steps ?? 100;
+  checkNumber('steps', steps, { positive: true, integer: true });
+  const restarts = o.restarts ?? 1;
+  checkNumber('restarts', restarts, { positive: true, integer: true });
+  const rho = o.rho ?? 0.75;
+  checkNumber('rho', rho, { min: 0 });
+  const info = { ...base, steps, restarts, randomStart: true };
+  const norm = lpNorm(info.norm);
+  return defineAttack(model, info, async (ctx) => {
+    const setup = { classifier: ctx.classifier, objective: objective(loss), mode: info.mode, eotSamples: info.eotSamples };
+    const r = await withRestarts(ctx, restarts, (c) => apgdRun(c, setup, norm, info.eps, steps, rho));
+    r.value.dispose();
+    r.success.dispose();
+    return r.adv;
+  });
+}

@@ -1,0 +1,136 @@
+/**
+ * The small base every attack shares (as in torchattacks): it owns the model mode, the input
+ * range check, targeting and the random stream, so each attack is only its `run`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { asClassifier, inMode, type Classifier, type ModelMode } from '../models/classifier.js';
+import { check } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import type { NormName } from './norms.js';
+import type { LossName } from './losses.js';
+import { chooseTargets, type TargetSpec } from './targets.js';
+
+/** Options every attack takes. Pixel values live in [0,1]; eps and alpha are in the same units. */
+export interface CommonOptions {
+  /** Radius of the threat model's ball (default 8/255 for Linf, 0.5 for L2). */
+  eps?: number;
+  norm?: NormName;
+  /** Targeted attack with targets chosen this way, unless the call passes its own targets. */
+  targeted?: TargetSpec;
+  /** 'inference' (default): BatchNorm running statistics, dropout off. 'train': batch statistics (restored afterwards). */
+  mode?: ModelMode;
+  /** Gradient samples averaged per step (EOT) — for randomized models. Default 1. */
+  eotSamples?: number;
+  /** Seed of the attack's random starts and random targets. */
+  seed?: number;
+}
+
+/** Everything that defines an attack run, as recorded with results. */
+export interface AttackInfo {
+  name: string;
+  norm: NormName;
+  eps: number;
+  alpha?: number;
+  steps?: number;
+  restarts?: number;
+  randomStart?: boolean;
+  momentum?: number;
+  loss: LossName;
+  targeted?: TargetSpec;
+  mode: ModelMode;
+  eotSamples: number;
+  seed: number;
+}
+
+export interface AttackCall {
+  /** Target class per example (int32 [N]); makes the attack targeted. */
+  targets?: tf.Tensor1D;
+}
+
+/** Adversarial examples for images `x` ([N,H,W,C] in [0,1]) with labels `y` (int32 [N]); the caller disposes the result. */
+export interface Attack {
+  (x: tf.Tensor4D, y: tf.Tensor1D, call?: AttackCall): Promise<tf.Tensor4D>;
+  readonly info: AttackInfo;
+}
+
+/** What an attack's `run` gets: checked inputs, targets (when targeted), and a seeded stream. */
+export interface RunContext {
+  classifier: Classifier;
+  x: tf.Tensor4D;
+  y: tf.Tensor1D;
+  targets?: tf.Tensor1D;
+  /** A fresh seed for a tf random op. */
+  seed(): number;
+}
+
+export const DEFAULT_EPS: Record<NormName, number> = { linf: 8 / 255, l2: 0.5 };
+
+export function checkNumber(name: string, v: number, opts: { min?: number; positive?: boolean; integer?: boolean } = {}): void {
+  check(Number.isFinite(v), `${name} must be a finite number, got ${v}`);
+  if (opts.integer) check(Number.isInteger(v), `${name} must be an integer, got ${v}`);
+  if (opts.positive) check(v > 0, `${name} must be > 0, got ${v}`);
+  if (opts.min !== undefined) check(v >= opts.min, `${name} must be ≥ ${opts.min}, got ${v}`);
+}
+
+/** Fills in and checks the options shared by all attacks. */
+export function commonInfo(name: string, o: CommonOptions, loss: LossName = 'ce'): AttackInfo {
+  const norm = o.norm ?? 'linf';
+  check(norm === 'linf' || norm === 'l2', `unknown norm '${norm}' (linf or l2)`);
+  const info: AttackInfo = {
+    name,
+    norm,
+    eps: o.eps ?? DEFAULT_EPS[norm],
+    loss,
+    mode: o.mode ?? 'inference',
+    eotSamples: o.eotSamples ?? 1,
+    seed: o.seed ?? 0,
+  };
+  if (o.targeted !== undefined) info.targeted = o.targeted;
+  checkNumber('eps', info.eps, { min: 0 });
+  checkNumber('EOT samples', info.eotSamples, { positive: true, integer: true });
+  checkNumber('seed', info.seed, { min: 0, integer: true });
+  check(info.mode === 'inference' || info.mode === 'train', `unknown model mode '${info.mode}'`);
+  return info;
+}
+
+/** Checks that x is a finite image batch in [0,1] matching y. */
+function checkInputs(x: tf.Tensor4D, y: tf.Tensor1D): void {
+  check(x.rank === 4, `images must be a 4-D NHWC batch, got shape [${x.shape}]`);
+  check(y.rank === 1 && y.shape[0] === x.shape[0], `labels must be [${x.shape[0]}], got [${y.shape}]`);
+  check(y.dtype === 'int32', `labels must be int32, got ${y.dtype}`);
+  const range = tf.tidy(() => tf.stack([x.min(), x.max()]));
+  const [lo, hi] = range.dataSync();
+  range.dispose();
+  check(Number.isFinite(lo) && Number.isFinite(hi), 'images contain NaN or infinite pixels');
+  check(lo >= 0 && hi <= 1, `pixels must lie in [0,1] (got ${lo.toFixed(3)}…${hi.toFixed(3)}): attacks work in pixel space`);
+}
+
+/** Wraps an attack's `run` with the shared checks, targeting and model mode. */
+export function defineAttack(
+  model: tf.LayersModel | Classifier,
+  info: AttackInfo,
+  run: (ctx: RunContext) => Promise<tf.Tensor4D>,
+): Attack {
+  const classifier = asClassifier(model);
+  if (info.loss === 'dlr') check(classifier.numClasses >= (info.targeted !== undefined ? 4 : 3), `${info.name} (DLR loss) needs at least ${info.targeted !== undefined ? 4 : 3} classes`);
+  if (typeof info.targeted === 'number') {
+    check(Number.isInteger(info.targeted) && info.targeted >= 0 && info.targeted < classifier.numClasses, `target class ${info.targeted} does not exist: the model has ${classifier.numClasses} classes`);
+  }
+  const rng = new Rng(info.seed ^ 0x2545f491);
+  const attack = async (x: tf.Tensor4D, y: tf.Tensor1D, call: AttackCall = {}): Promise<tf.Tensor4D> => {
+    checkInputs(x, y);
+    if (call.targets) check(call.targets.shape[0] === x.shape[0] && call.targets.dtype === 'int32', 'targets must be int32 with one entry per image');
+    return inMode(classifier, info.mode, async () => {
+      const chosen =
+        !call.targets && info.targeted !== undefined
+          ? chooseTargets(info.targeted, y, () => classifier.logits(x, info.mode), classifier.numClasses, rng)
+          : undefined;
+      try {
+        return await run({ classifier, x, y, targets: call.targets ?? chosen, seed: () => rng.seed() });
+      } finally {
+        chosen?.dispose();
+      }
+    });
+  };
+  return Object.assign(attack, { info: Object.freeze({ ...info }) });
+}

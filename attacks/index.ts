@@ -1,0 +1,54 @@
+/** The attack registry: every attack by name, for the CLI and the evaluation harness. */
+import type * as tf from '@tensorflow/tfjs';
+import type { Classifier } from '../models/classifier.js';
+import { check } from '../util/errors.js';
+import type { Attack, CommonOptions } from './attack.js';
+import type { LossName } from './losses.js';
+import { fgsm } from './fgsm.js';
+import { bim } from './bim.js';
+import { pgd } from './pgd.js';
+import { mifgsm } from './mifgsm.js';
+import { apgd } from './apgd.js';
+
+/** The union of all attacks' options; each attack reads the ones it knows. */
+export interface AttackOptions extends CommonOptions {
+  alpha?: number;
+  steps?: number;
+  restarts?: number;
+  randomStart?: boolean;
+  loss?: LossName;
+  momentum?: number;
+}
+
+interface Entry {
+  description: string;
+  build(model: tf.LayersModel | Classifier, o: AttackOptions): Attack;
+}
+
+export const ATTACKS: Record<string, Entry> = {
+  fgsm: { description: 'FGSM: one step of eps along the gradient sign (Goodfellow et al. 2015)', build: (m, o) => fgsm(m, { ...o, randomStart: o.randomStart ?? false }) },
+  'fgsm-rs': { description: 'FGSM from a uniform random start, step 1.25·eps (Wong et al. 2020)', build: (m, o) => fgsm(m, { ...o, randomStart: true }) },
+  bim: { description: 'BIM / I-FGSM: iterative FGSM without random start (Kurakin et al. 2017)', build: (m, o) => bim(m, o) },
+  pgd: { description: 'PGD with uniform random start and restarts (Madry et al. 2018)', build: (m, o) => pgd(m, o) },
+  mifgsm: { description: 'MI-FGSM: iterative steps on a momentum-accumulated gradient (Dong et al. 2018)', build: (m, o) => mifgsm(m, o) },
+  'apgd-ce': { description: 'APGD with cross-entropy: adaptive step size, momentum (Croce & Hein 2020)', build: (m, o) => apgd(m, { ...o, loss: 'ce' }) },
+  'apgd-dlr': { description: 'APGD with the DLR loss, robust to logit rescaling (Croce & Hein 2020)', build: (m, o) => apgd(m, { ...o, loss: 'dlr' }) },
+  'eot-pgd': { description: 'PGD averaging the gradient over 10 samples per step (EOT), for randomized models', build: (m, o) => pgd(m, { ...o, eotSamples: o.eotSamples ?? 10 }, 'eot-pgd') },
+};
+
+export const ATTACK_NAMES = Object.keys(ATTACKS);
+
+export function makeAttack(name: string, model: tf.LayersModel | Classifier, o: AttackOptions = {}): Attack {
+  const entry = ATTACKS[name];
+  check(entry, `unknown attack '${name}' (one of: ${ATTACK_NAMES.join(', ')})`);
+  return entry.build(model, o);
+}
+
+export { fgsm, bim, pgd, mifgsm, apgd };
+export type { Attack, AttackInfo, AttackCall, CommonOptions } from './attack.js';
+export type { PgdOptions } from './pgd.js';
+export type { FgsmOptions } from './fgsm.js';
+export type { ApgdOptions } from './apgd.js';
+export { crossEntropy, dlr, dlrTargeted, isSuccess } from './losses.js';
+export { linf, l2, lpNorm, type LpNorm, type NormName } from './norms.js';
+export { parseTargetSpec, type TargetSpec } from './targets.js';

@@ -1,0 +1,176 @@
+/**
+ * The gradient-descent core shared by FGSM, BIM, PGD and MI-FGSM (as in Foolbox 3): steps of
+ * size alpha along `norm.normalize(gradient)`, each projected back to the eps-ball around x and
+ * clipped to [0,1]. Norms differ only in normalize / project / randomStart.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { RunContext } from './attack.js';
+import type { LpNorm } from './norms.js';
+import { evaluate, evaluateForward, type Evaluation, type GradientSetup } from './gradient.js';
+import { isSuccess } from './losses.js';
+
+export interface DescentConfig {
+  norm: LpNorm;
+  eps: number;
+  alpha: number;
+  steps: number;
+  randomStart: boolean;
+  /** MI-FGSM: decay of the accumulated L1-normalized gradient; undefined = plain steps. */
+  momentum?: number;
+  /**
+   * 'best': per example, the first iterate that succeeds, else the one with the highest objective
+   * (one extra forward pass); 'last': the final iterate (cheapest, used by adversarial training).
+   */
+  select: 'best' | 'last';
+}
+
+/** One run's outcome per example: the chosen point, its objective and whether it succeeds. */
+export interface RunResult {
+  adv: tf.Tensor4D;
+  value: tf.Tensor1D;
+  success: tf.Tensor1D; // bool
+}
+
+/** x + delta pulled into the eps-ball around x and into [0,1]. */
+export function projectToBall(norm: LpNorm, x: tf.Tensor4D, point: tf.Tensor4D, eps: number): tf.Tensor4D {
+  return tf.tidy(() => x.add(norm.project(point.sub(x), eps)).clipByValue(0, 1) as tf.Tensor4D);
+}
+
+/** A starting point: x itself, or a uniform draw from the eps-ball (clipped to [0,1]). */
+export function startingPoint(norm: LpNorm, x: tf.Tensor4D, eps: number, random: boolean, seed: number): tf.Tensor4D {
+  if (!random || eps === 0) return x.clone();
+  return tf.tidy(() => x.add(norm.randomStart(x.shape, eps, seed)).clipByValue(0, 1) as tf.Tensor4D);
+}
+
+/** Running per-example choice of the first successful, else highest-objective, point. */
+export class BestTracker {
+  adv: tf.Tensor4D;
+  value: tf.Tensor1D;
+  success: tf.Tensor1D;
+
+  constructor(start: tf.Tensor4D, n: number) {
+    this.adv = start.clone();
+    this.value = tf.fill([n], -Infinity) as tf.Tensor1D;
+    this.success = tf.zeros([n], 'bool') as tf.Tensor1D;
+  }
+
+  update(point: tf.Tensor4D, value: tf.Tensor1D, success: tf.Tensor1D): void {
+    const next = tf.tidy(() => {
+      const open = this.success.logicalNot();
+      const take = open.logicalAnd(success.logicalOr(value.greater(this.value)));
+      return {
+        adv: tf.where(take.reshape([-1, 1, 1, 1]).tile([1, ...point.shape.slice(1)]), point, this.adv) as tf.Tensor4D,
+        value: tf.where(take, value, this.value) as tf.Tensor1D,
+        success: this.success.logicalOr(success) as tf.Tensor1D,
+      };
+    });
+    tf.dispose([this.adv, this.value, this.success]);
+    Object.assign(this, next);
+  }
+
+  result(): RunResult {
+    return { adv: this.adv, value: this.value, success: this.success };
+  }
+}
+
+/** Scales each example's gradient to unit mean absolute value (MI-FGSM's L1 normalization). */
+function l1Normalized(g: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => g.div(g.abs().mean([1, 2, 3], true).add(1e-12)) as tf.Tensor4D);
+}
+
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * Projected gradient ascent from a (random) start; returns the final iterate. `observe` sees each
+ * iterate with its evaluation before the step is taken (it must not keep the tensors).
+ */
+export async function iterate(
+  ctx: RunContext,
+  setup: GradientSetup,
+  cfg: DescentConfig,
+  observe?: (point: tf.Tensor4D, e: Evaluation) => void,
+): Promise<tf.Tensor4D> {
+  const { x, y, targets } = ctx;
+  let xAdv = startingPoint(cfg.norm, x, cfg.eps, cfg.randomStart, ctx.seed());
+  let velocity: tf.Tensor4D | undefined = cfg.momentum !== undefined ? tf.zerosLike(x) : undefined;
+  for (let step = 0; step < cfg.steps; step++) {
+    const e = evaluate(setup, xAdv, y, targets);
+    observe?.(xAdv, e);
+    const next = tf.tidy(() => {
+      let direction = e.grad;
+      let v: tf.Tensor4D | undefined;
+      if (velocity) {
+        v = velocity.mul(cfg.momentum!).add(l1Normalized(e.grad)) as tf.Tensor4D;
+        direction = v;
+      }
+      const moved = xAdv.add(cfg.norm.normalize(direction).mul(cfg.alpha)) as tf.Tensor4D;
+      return { xAdv: projectToBall(cfg.norm, x, moved, cfg.eps), v };
+    });
+    tf.dispose([e.grad, e.value, e.logits, xAdv, velocity]);
+    xAdv = next.xAdv;
+    velocity = next.v;
+    await yieldToEventLoop();
+  }
+  velocity?.dispose();
+  return xAdv;
+}
+
+/** `iterate` plus the per-example outcome, choosing the point as `cfg.select` says. */
+export async function descend(ctx: RunContext, setup: GradientSetup, cfg: DescentConfig): Promise<RunResult> {
+  const { y, targets } = ctx;
+  let best: BestTracker | undefined;
+  const observe =
+    cfg.select === 'best'
+      ? (point: tf.Tensor4D, e: Evaluation) => {
+          best ??= new BestTracker(point, point.shape[0]);
+          const ok = isSuccess(e.logits, y, targets);
+          best.update(point, e.value, ok);
+          ok.dispose();
+        }
+      : undefined;
+  const last = await iterate(ctx, setup, cfg, observe);
+  const f = evaluateForward(setup, last, y, targets);
+  const ok = isSuccess(f.logits, y, targets);
+  f.logits.dispose();
+  if (!best) return { adv: last, value: f.value, success: ok };
+  best.update(last, f.value, ok);
+  tf.dispose([f.value, ok, last]);
+  return best.result();
+}
+
+/** Indices (int32) where a bool tensor is false. */
+function failedIndices(success: tf.Tensor1D): Int32Array {
+  const s = success.dataSync();
+  const idx: number[] = [];
+  for (let i = 0; i < s.length; i++) if (!s[i]) idx.push(i);
+  return Int32Array.from(idx);
+}
+
+/**
+ * Runs `once` up to `restarts` times; each restart attacks only the examples no run has fooled
+ * yet, and an example keeps the first success, else the point with the highest objective.
+ */
+export async function withRestarts(ctx: RunContext, restarts: number, once: (ctx: RunContext) => Promise<RunResult>): Promise<RunResult> {
+  let acc = await once(ctx);
+  for (let r = 1; r < restarts; r++) {
+    const idx = failedIndices(acc.success);
+    if (idx.length === 0) break;
+    const at = tf.tensor1d(idx, 'int32');
+    const sub = tf.tidy(() => ({ x: ctx.x.gather(at), y: ctx.y.gather(at), t: ctx.targets?.gather(at) }));
+    const res = await once({ ...ctx, x: sub.x, y: sub.y, targets: sub.t });
+    const merged = tf.tidy(() => {
+      const take = res.success.logicalOr(res.value.greater(acc.value.gather(at)));
+      const pos = at.reshape([-1, 1]);
+      const chosenAdv = tf.where(take.reshape([-1, 1, 1, 1]).tile([1, ...res.adv.shape.slice(1)]), res.adv, acc.adv.gather(at));
+      const chosenValue = tf.where(take, res.value, acc.value.gather(at));
+      return {
+        adv: tf.tensorScatterUpdate(acc.adv, pos, chosenAdv) as tf.Tensor4D,
+        value: tf.tensorScatterUpdate(acc.value, pos, chosenValue) as tf.Tensor1D,
+        success: tf.tensorScatterUpdate(acc.success, pos, res.success) as tf.Tensor1D,
+      };
+    });
+    tf.dispose([at, sub.x, sub.y, sub.t, res.adv, res.value, res.success, acc.adv, acc.value, acc.success]);
+    acc = merged;
+  }
+  return acc;
+}

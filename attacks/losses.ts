@@ -1,0 +1,81 @@
+/**
+ * Per-example attack objectives on logits, written so that the attack always *maximizes* them:
+ * untargeted attacks push the true class down, targeted ones pull the target class up.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { check } from '../util/errors.js';
+
+export type LossName = 'ce' | 'dlr';
+
+/** Per-example objective to maximize; `targets` is set for targeted attacks. */
+export type Objective = (logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D) => tf.Tensor1D;
+
+/** Cross-entropy of each row of logits against integer labels. */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const picked = logits.mul(tf.oneHot(labels, logits.shape[1])).sum(1);
+    return tf.logSumExp(logits, 1).sub(picked) as tf.Tensor1D;
+  });
+}
+
+/** The logit at column `idx[i]` of each row (differentiable in logits). */
+function pick(logits: tf.Tensor2D, idx: tf.Tensor1D): tf.Tensor1D {
+  return logits.mul(tf.oneHot(idx, logits.shape[1])).sum(1) as tf.Tensor1D;
+}
+
+/** Pushes column `idx[i]` of each row far down, so a following max skips it. */
+function maskOut(logits: tf.Tensor2D, idx: tf.Tensor1D): tf.Tensor2D {
+  return logits.add(tf.oneHot(idx, logits.shape[1]).mul(-1e9)) as tf.Tensor2D;
+}
+
+/**
+ * The k largest logits of each row, sorted, as k tensors of shape [N]. Built from argMax and
+ * one-hot picks rather than TopK, because every op on the gradient path needs a gradient.
+ */
+function sortedTop(logits: tf.Tensor2D, k: number): tf.Tensor1D[] {
+  const out: tf.Tensor1D[] = [];
+  let rest = logits;
+  for (let j = 0; j < k; j++) {
+    const idx = rest.argMax(1).cast('int32') as tf.Tensor1D;
+    out.push(pick(logits, idx));
+    rest = maskOut(rest, idx);
+  }
+  return out;
+}
+
+/**
+ * Difference of Logits Ratio (Croce & Hein 2020): −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3),
+ * invariant to shifting and scaling the logits. Needs at least 3 classes.
+ */
+export function dlr(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  check(logits.shape[1] >= 3, `the DLR loss needs at least 3 classes, the model has ${logits.shape[1]}`);
+  return tf.tidy(() => {
+    const [z1, , z3] = sortedTop(logits, 3);
+    const zy = pick(logits, labels);
+    const bestOther = maskOut(logits, labels).max(1);
+    return zy.sub(bestOther).neg().div(z1.sub(z3).add(1e-12)) as tf.Tensor1D;
+  });
+}
+
+/** Targeted DLR: −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2). Needs at least 4 classes. */
+export function dlrTargeted(logits: tf.Tensor2D, labels: tf.Tensor1D, targets: tf.Tensor1D): tf.Tensor1D {
+  check(logits.shape[1] >= 4, `the targeted DLR loss needs at least 4 classes, the model has ${logits.shape[1]}`);
+  return tf.tidy(() => {
+    const [z1, , z3, z4] = sortedTop(logits, 4);
+    const margin = pick(logits, labels).sub(pick(logits, targets));
+    return margin.neg().div(z1.sub(z3.add(z4).mul(0.5)).add(1e-12)) as tf.Tensor1D;
+  });
+}
+
+export function objective(loss: LossName): Objective {
+  if (loss === 'dlr') return (z, y, t) => (t ? dlrTargeted(z, y, t) : dlr(z, y));
+  return (z, y, t) => (t ? crossEntropy(z, t).neg() : crossEntropy(z, y)) as tf.Tensor1D;
+}
+
+/** Per-example success: misclassified (untargeted) or classified as the target (targeted). */
+export function isSuccess(logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const pred = logits.argMax(1).cast('int32');
+    return (targets ? pred.equal(targets) : pred.notEqual(labels)) as tf.Tensor1D;
+  });
+}
