@@ -1,0 +1,39 @@
+/** Progress of a counted task (attack or evaluation batches): a bar on a terminal, a line every ~10% otherwise. */
+import cliProgress from 'cli-progress';
+
+export class TaskProgress {
+  private bar: cliProgress.SingleBar | null = null;
+  private lastLine = 0;
+  private readonly start = performance.now();
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly quiet = false,
+  ) {
+    if (quiet || !process.stderr.isTTY) return;
+    this.bar = new cliProgress.SingleBar(
+      { format: `${label} [{bar}] {value}/{total} {info} {speed} img/s eta {eta_formatted}`, stream: process.stderr },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar.start(total, 0, { info: '', speed: '-' });
+  }
+
+  /** `done` units (images) finished; `info` is a short status such as "robust 12.5%". */
+  update(done: number, info: string): void {
+    if (this.quiet) return;
+    const seconds = (performance.now() - this.start) / 1000;
+    const speed = seconds > 0 ? done / seconds : 0;
+    if (this.bar) return this.bar.update(done, { info, speed: speed.toFixed(1) });
+    if (done === this.total || done - this.lastLine >= Math.max(1, Math.round(this.total / 10))) {
+      this.lastLine = done;
+      const eta = speed > 0 ? (this.total - done) / speed : 0;
+      process.stderr.write(`${this.label} ${done}/${this.total} ${info} ${speed.toFixed(1)} img/s eta ${Math.round(eta)}s\n`);
+    }
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}
