@@ -9,6 +9,7 @@ import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zo
 import { parseSchedule } from '../train/schedule.js';
 import { train, type TrainConfig } from '../train/trainer.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
+import { registerAttack } from './attack-command.js';
 
 const program = new Command();
 program.name('robust').description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation').version('0.1.0');
@@ -149,6 +150,8 @@ program
     const last = log[log.length - 1];
     console.log(JSON.stringify({ out, checkpoint: path.join(out, 'checkpoint'), epochs: log.length, test_acc: last?.test_acc, img_per_s: last?.img_per_s }));
   });
+
+registerAttack(program);
 
 function checkWritable(dir: string): void {
   try {

@@ -1,0 +1,146 @@
+/** `robust attack`: run one attack on a checkpoint over test images and report robust accuracy. */
+import type { Command } from 'commander';
+import { ATTACKS, ATTACK_NAMES, makeAttack, type AttackOptions } from '../attacks/index.js';
+import { DEFAULT_EPS } from '../attacks/attack.js';
+import { parseTargetSpec } from '../attacks/targets.js';
+import { describeBackend, initBackend } from '../backend/index.js';
+import { take } from '../data/dataset.js';
+import { runAttack } from '../eval/attack-run.js';
+import { accuracy } from '../eval/accuracy.js';
+import { adversarialGrid, quantize, writeImageSet } from '../eval/save-adversarials.js';
+import { check } from '../util/errors.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { formatEps, loadCheckpoint, loadDataFor } from './model-input.js';
+import { nonNegativeInt, number, positiveInt } from './options.js';
+
+interface AttackCliOptions {
+  model: string;
+  attack?: string;
+  data?: string;
+  dataDir?: string;
+  eps?: number;
+  alpha?: number;
+  steps?: number;
+  restarts?: number;
+  norm: string;
+  randomStart?: boolean;
+  loss?: string;
+  momentum?: number;
+  targeted?: string;
+  eotSamples?: number;
+  trainMode?: boolean;
+  seed: number;
+  limit: number;
+  batchSize: number;
+  save?: string;
+  grid?: string;
+  json?: boolean;
+  quiet?: boolean;
+  backend: string;
+  threads?: number;
+  [flag: string]: unknown;
+}
+
+/** The attack named by --attack or by one shorthand flag (--pgd, --fgsm, …). */
+function chosenAttack(o: AttackCliOptions): string {
+  const flags = ATTACK_NAMES.filter((n) => o[flagKey(n)] === true);
+  check(flags.length <= 1, `choose one attack, got --${flags.join(', --')}`);
+  check(!(flags.length === 1 && o.attack && o.attack !== flags[0]), `--attack ${o.attack} contradicts --${flags[0]}`);
+  const name = flags[0] ?? o.attack ?? 'pgd';
+  check(ATTACKS[name], `unknown attack '${name}' (one of: ${ATTACK_NAMES.join(', ')})`);
+  return name;
+}
+
+/** Commander's camel-case key of the flag --<name>. */
+function flagKey(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function registerAttack(program: Command): void {
+  const cmd = program
+    .command('attack')
+    .description('attack a checkpoint on test images: clean and robust accuracy, success rate, perturbation, speed')
+    .requiredOption('--model <path>', 'checkpoint folder (or its model.json, or a training run folder)')
+    .option('--attack <name>', `attack: ${ATTACK_NAMES.join(', ')} (default pgd)`);
+  for (const name of ATTACK_NAMES) cmd.option(`--${name}`, `same as --attack ${name}`);
+  cmd
+    .option('--norm <name>', 'threat model: linf | l2', 'linf')
+    .option('--eps <x>', 'perturbation budget in [0,1] pixels, e.g. 8/255 (default 8/255 for linf, 0.5 for l2)', number('--eps', { min: 0 }))
+    .option('--alpha <x>', 'step size (default: 2.5·eps/steps; FGSM: eps; FGSM-RS: 1.25·eps)', number('--alpha', { min: 0 }))
+    .option('--steps <n>', 'iterations (default 10; APGD 100)', positiveInt('--steps'))
+    .option('--restarts <n>', 'random restarts (PGD, APGD)', positiveInt('--restarts'))
+    .option('--no-random-start', 'PGD without random start')
+    .option('--loss <name>', 'PGD/BIM/MI-FGSM objective: ce | dlr')
+    .option('--momentum <x>', 'MI-FGSM momentum decay (default 1)', number('--momentum', { min: 0 }))
+    .option('--targeted <target>', 'targeted attack: random | least-likely | <class index>')
+    .option('--eot-samples <n>', 'gradient samples per step (EOT) for randomized models', positiveInt('--eot-samples'))
+    .option('--train-mode', 'attack the model in training mode (batch statistics; BN statistics restored afterwards)')
+    .option('--data <name>', 'data set (default: the one the model was trained on)')
+    .option('--data-dir <dir>', 'where data sets live')
+    .option('--limit <n>', 'attack the first N test images', positiveInt('--limit'), 1000)
+    .option('--batch-size <n>', 'images per attack batch', positiveInt('--batch-size'), 128)
+    .option('--seed <n>', 'seed of random starts and targets', nonNegativeInt('--seed'), 0)
+    .option('--save <file>', "write the adversarial images (8-bit) in the data set's binary layout, plus a PNG grid")
+    .option('--grid <file.png>', 'PNG grid of originals / perturbations / adversarials (default: <save>.png)')
+    .option('--json', 'print the result as JSON')
+    .option('--quiet', 'no progress output')
+    .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
+    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+    .action(async (o: AttackCliOptions) => {
+      const name = chosenAttack(o);
+      const norm = o.norm;
+      check(norm === 'linf' || norm === 'l2', `--norm must be linf or l2, got '${norm}'`);
+      check(o.loss === undefined || o.loss === 'ce' || o.loss === 'dlr', `--loss must be ce or dlr, got '${o.loss}'`);
+      const options: AttackOptions = {
+        norm,
+        eps: o.eps ?? DEFAULT_EPS[norm],
+        alpha: o.alpha,
+        steps: o.steps,
+        restarts: o.restarts,
+        randomStart: o.randomStart === false ? false : undefined,
+        loss: o.loss as AttackOptions['loss'],
+        momentum: o.momentum,
+        targeted: o.targeted !== undefined ? parseTargetSpec(o.targeted) : undefined,
+        eotSamples: o.eotSamples,
+        mode: o.trainMode ? 'train' : 'inference',
+        seed: o.seed,
+      };
+      const info = await initBackend({ backend: o.backend, threads: o.threads });
+      const { model, meta, path: ckpt } = await loadCheckpoint(o.model);
+      const data = await loadDataFor(model, meta, { data: o.data, dataDir: o.dataDir });
+      const attack = makeAttack(name, model, options);
+      const set = take(data.test, o.limit);
+      const a = attack.info;
+      const settings = [`eps=${formatEps(a.eps)}`, a.alpha !== undefined ? `alpha=${formatEps(a.alpha)}` : '', a.steps ? `steps=${a.steps}` : '', a.restarts ? `restarts=${a.restarts}` : '', a.targeted !== undefined ? `targeted=${a.targeted}` : '', a.eotSamples > 1 ? `eot=${a.eotSamples}` : '']
+        .filter(Boolean)
+        .join(' ');
+      if (!o.quiet) console.error(`${describeBackend(info)}; ${a.name} ${a.norm} ${settings} on ${set.count} ${data.name} test images (${meta.model ?? ckpt})`);
+      const result = await runAttack(model, attack, set, { batchSize: o.batchSize, keepAdversarials: !!(o.save || o.grid), quiet: o.quiet, seed: o.seed });
+      const s = result.stats;
+      const report: Record<string, unknown> = { model: ckpt, arch: meta.model, defense: meta.defense ?? 'none', data: data.name, split: 'test', attack: a, backend: info.name, ...s };
+      if (result.adversarial) {
+        const q = quantize(result.adversarial, set.images, a.norm, a.eps);
+        const saved = { ...set, images: q };
+        if (o.save) {
+          report.saved = writeImageSet(o.save, saved);
+          report.saved_robust_acc = accuracy(model, saved);
+        }
+        const gridFile = o.grid ?? `${o.save!.replace(/\.[^./]*$/, '')}.png`;
+        const attacked: number[] = [];
+        for (let i = 0; i < set.count && attacked.length < 10; i++) if (result.cleanCorrect[i]) attacked.push(i);
+        writeFileAtomic(gridFile, adversarialGrid(set, q, attacked));
+        report.grid = gridFile;
+      }
+      model.dispose();
+      if (o.json) return console.log(JSON.stringify(report, null, 2));
+      const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+      const px = (v: number) => `${(v * 255).toFixed(2)}/255`;
+      console.log(`clean accuracy    ${pct(s.clean_acc)} (${s.n} images)`);
+      console.log(`robust accuracy   ${pct(s.robust_acc)}`);
+      console.log(`attack success    ${pct(s.success_rate)} of ${s.attacked} attacked${a.targeted !== undefined ? ' (reached the target)' : ''}`);
+      console.log(`perturbation      Linf mean ${px(s.linf_mean)} max ${px(s.linf_max)} · L2 mean ${s.l2_mean.toFixed(3)} max ${s.l2_max.toFixed(3)}`);
+      console.log(`time              ${s.seconds.toFixed(1)} s, ${s.img_per_s.toFixed(1)} img/s`);
+      if (report.saved) console.log(`saved             ${(report.saved as string[]).join(', ')} (8-bit; robust accuracy on them ${pct(report.saved_robust_acc as number)}), grid ${report.grid}`);
+      else if (report.grid) console.log(`grid              ${report.grid}`);
+    });
+}

@@ -1,0 +1,50 @@
+/** Resolving what a command attacks or evaluates: a checkpoint and the data set it was trained on. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import { loadModel } from '../models/checkpoint.js';
+import { loadData } from '../data/index.js';
+import type { DataSplit } from '../data/dataset.js';
+import { check } from '../util/errors.js';
+
+export interface ModelMeta {
+  model?: string;
+  data?: string;
+  defense?: string;
+  classes?: string[];
+}
+
+/** A checkpoint folder, its model.json, or a training run folder holding `checkpoint/`. */
+export function checkpointPath(location: string): string {
+  if (!location.endsWith('.json') && !fs.existsSync(path.join(location, 'model.json')) && fs.existsSync(path.join(location, 'checkpoint', 'model.json'))) {
+    return path.join(location, 'checkpoint');
+  }
+  return location;
+}
+
+export async function loadCheckpoint(location: string): Promise<{ model: tf.LayersModel; meta: ModelMeta; path: string }> {
+  const p = checkpointPath(location);
+  const model = await loadModel(p);
+  const meta = ((model.getUserDefinedMetadata() as { robust?: ModelMeta } | undefined)?.robust ?? {}) as ModelMeta;
+  return { model, meta, path: p };
+}
+
+/** Loads the data set (default: the one in the model's metadata) and checks it fits the model. */
+export async function loadDataFor(model: tf.LayersModel, meta: ModelMeta, o: { data?: string; dataDir?: string; limit?: number }): Promise<DataSplit> {
+  const name = o.data ?? meta.data;
+  check(name, 'the model does not record its data set: pass --data');
+  const data = await loadData(name, { dataDir: o.dataDir, limit: o.limit });
+  const [, h, w, c] = model.inputs[0].shape;
+  const t = data.test;
+  check(h === t.height && w === t.width && c === t.channels, `the model takes ${h}×${w}×${c} images but ${data.name} has ${t.height}×${t.width}×${t.channels}`);
+  const out = model.outputs[0].shape;
+  check(out[out.length - 1] === data.classes.length, `the model has ${out[out.length - 1]} outputs but ${data.name} has ${data.classes.length} classes`);
+  return data;
+}
+
+/** 0.0314 → "8/255" (and 0.00196 → "0.5/255") when eps is a simple multiple of 1/255, else the number. */
+export function formatEps(eps: number): string {
+  const k = eps * 255;
+  const r = Math.round(k * 1000) / 1000;
+  return Math.abs(k - r) < 1e-6 && eps !== 0 ? `${r}/255` : `${+eps.toPrecision(4)}`;
+}
