@@ -1,0 +1,110 @@
+/** Properties every attack must have, on random tiny models and random inputs (fast-check). */
+import { beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../backend/index.js';
+import { ATTACK_NAMES, crossEntropy, makeAttack, type AttackOptions } from '../../attacks/index.js';
+import { RobustError } from '../../util/errors.js';
+import { randomBatch, tinyConvNet } from './models.js';
+
+const SHAPE: [number, number, number] = [8, 8, 3];
+const steps = (name: string) => (name.startsWith('apgd') ? 8 : 4);
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+describe('every attack, every norm', () => {
+  for (const name of ATTACK_NAMES) {
+    for (const norm of ['linf', 'l2'] as const) {
+      it(`${name} ${norm}: stays in the eps-ball and in [0,1]`, async () => {
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 0, max: 10_000 }), fc.double({ min: 0.001, max: norm === 'linf' ? 0.3 : 3, noNaN: true }), async (seed, eps) => {
+            const model = tinyConvNet(seed % 50);
+            const { x, y } = randomBatch(6, SHAPE, 5, seed);
+            const opts: AttackOptions = { eps, norm, steps: steps(name), seed, eotSamples: name === 'eot-pgd' ? 2 : undefined };
+            const adv = await makeAttack(name, model, opts)(x, y);
+            const [lo, hi, linf, l2] = tf.tidy(() => {
+              const d = adv.sub(x);
+              return tf.stack([adv.min(), adv.max(), d.abs().max(), d.square().sum([1, 2, 3]).sqrt().max()]);
+            }).dataSync();
+            tf.dispose([model, x, y, adv]);
+            expect(lo).toBeGreaterThanOrEqual(0);
+            expect(hi).toBeLessThanOrEqual(1);
+            if (norm === 'linf') expect(linf).toBeLessThanOrEqual(eps * (1 + 1e-5) + 1e-7);
+            else expect(l2).toBeLessThanOrEqual(eps * (1 + 1e-4) + 1e-6);
+          }),
+          { numRuns: 4 },
+        );
+      });
+    }
+
+    it(`${name}: eps = 0 returns the input unchanged`, async () => {
+      const model = tinyConvNet(3);
+      const { x, y } = randomBatch(5, SHAPE, 5, 11);
+      const adv = await makeAttack(name, model, { eps: 0, steps: steps(name) })(x, y);
+      expect(Array.from(adv.dataSync())).toEqual(Array.from(x.dataSync()));
+      tf.dispose([model, x, y, adv]);
+    });
+  }
+});
+
+/** Labels the model currently predicts, so every example starts out correctly classified. */
+function predicted(model: tf.LayersModel, x: tf.Tensor4D): tf.Tensor1D {
+  return tf.tidy(() => (model.predict(x) as tf.Tensor2D).argMax(1).cast('int32') as tf.Tensor1D);
+}
+
+describe('loss (on correctly classified examples)', () => {
+  it('PGD never lowers the loss of an example below its clean loss (best iterate; no random start)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 10_000 }), async (seed) => {
+        const model = tinyConvNet(seed % 50);
+        const { x, y: random } = randomBatch(8, SHAPE, 5, seed);
+        const y = predicted(model, x);
+        random.dispose();
+        const adv = await makeAttack('pgd', model, { eps: 0.05, steps: 5, randomStart: false })(x, y);
+        const [clean, attacked] = tf.tidy(() => [crossEntropy(model.predict(x) as tf.Tensor2D, y).dataSync(), crossEntropy(model.predict(adv) as tf.Tensor2D, y).dataSync()]);
+        tf.dispose([model, x, y, adv]);
+        for (let i = 0; i < clean.length; i++) expect(attacked[i]).toBeGreaterThanOrEqual(clean[i] - 1e-5);
+        // and it really climbs: most examples gain loss
+        expect(Array.from(attacked).filter((v, i) => v > clean[i] + 1e-4).length).toBeGreaterThanOrEqual(6);
+      }),
+      { numRuns: 5 },
+    );
+  });
+
+  it('PGD with a random start raises the loss of nearly every example', async () => {
+    const model = tinyConvNet(9);
+    const { x, y: random } = randomBatch(32, SHAPE, 5, 99);
+    const y = predicted(model, x);
+    random.dispose();
+    const adv = await makeAttack('pgd', model, { eps: 8 / 255, steps: 10 })(x, y);
+    const [clean, attacked] = tf.tidy(() => [crossEntropy(model.predict(x) as tf.Tensor2D, y).dataSync(), crossEntropy(model.predict(adv) as tf.Tensor2D, y).dataSync()]);
+    expect(Array.from(attacked).filter((v, i) => v > clean[i]).length).toBeGreaterThanOrEqual(31);
+    tf.dispose([model, x, y, adv]);
+  });
+});
+
+describe('bad input', () => {
+  it('rejects pixels outside [0,1], NaN, and wrong labels with the toolkit error', async () => {
+    const model = tinyConvNet(1);
+    const attack = makeAttack('fgsm', model, {});
+    const y = tf.tensor1d([0, 1], 'int32');
+    const big = tf.fill([2, ...SHAPE], 2) as tf.Tensor4D;
+    const nan = tf.fill([2, ...SHAPE], NaN) as tf.Tensor4D;
+    await expect(attack(big, y)).rejects.toThrow(/\[0,1\]/);
+    await expect(attack(nan, y)).rejects.toThrow(/NaN/);
+    await expect(attack(tf.zeros([3, ...SHAPE]) as tf.Tensor4D, y)).rejects.toThrow(RobustError);
+    tf.dispose([model, y, big, nan]);
+  });
+
+  it('rejects bad settings when the attack is made', () => {
+    const model = tinyConvNet(1);
+    expect(() => makeAttack('pgd', model, { eps: -1 })).toThrow(RobustError);
+    expect(() => makeAttack('pgd', model, { steps: 0 })).toThrow(RobustError);
+    expect(() => makeAttack('pgd', model, { eps: NaN })).toThrow(RobustError);
+    expect(() => makeAttack('apgd-ce', model, { restarts: 1.5 })).toThrow(RobustError);
+    expect(() => makeAttack('cw', model, {})).toThrow(/unknown attack/);
+    model.dispose();
+  });
+});

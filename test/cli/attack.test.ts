@@ -1,0 +1,95 @@
+/** `robust attack` through the real command line (child processes on the built package). */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { PNG } from 'pngjs';
+import { initBackend } from '../../backend/index.js';
+import { createModel } from '../../models/zoo.js';
+import { saveCheckpoint } from '../../models/checkpoint.js';
+import { parseIdx } from '../../data/fashion-mnist.js';
+import { loadData } from '../../data/index.js';
+import { ROOT, tmpDir } from '../helpers.js';
+
+const BIN = path.join(ROOT, 'bin', 'robust.js');
+function robust(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let ckpt: string;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  const data = await loadData('sample');
+  const model = createModel('resnet20', { inputShape: [28, 28, 1], numClasses: 10, mean: data.mean, std: data.std, width: 4, seed: 1 });
+  model.setUserDefinedMetadata({ robust: { model: 'resnet20', width: 4, data: data.name, classes: data.classes, defense: 'none' } });
+  ckpt = path.join(tmpDir('cli-attack'), 'ckpt');
+  await saveCheckpoint(ckpt, model);
+  model.dispose();
+});
+
+describe('robust attack', () => {
+  it('--fgsm --json reports clean/robust accuracy, success, perturbation, speed and the full config', () => {
+    const r = robust(['attack', '--fgsm', '--model', ckpt, '--limit', '40', '--eps', '8/255', '--json', '--backend', 'wasm', '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.n).toBe(40);
+    expect(j.data).toBe('fashion-mnist-sample');
+    expect(j.attack).toMatchObject({ name: 'fgsm', norm: 'linf', steps: 1, seed: 0, mode: 'inference' });
+    expect(j.attack.eps).toBeCloseTo(8 / 255, 10);
+    expect(j.robust_acc).toBeLessThanOrEqual(j.clean_acc);
+    expect(j.linf_max).toBeLessThanOrEqual(8 / 255 + 1e-6);
+    for (const k of ['success_rate', 'l2_mean', 'seconds', 'img_per_s', 'backend']) expect(j).toHaveProperty(k);
+  });
+
+  it('--pgd --save writes 8-bit adversarials in the IDX layout within eps, and a PNG grid', async () => {
+    const dir = tmpDir('cli-attack-save');
+    const file = path.join(dir, 'adv.bin');
+    const r = robust(['attack', '--pgd', '--steps', '3', '--model', ckpt, '--limit', '30', '--eps', '0.1', '--save', file, '--backend', 'wasm', '--quiet']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/clean accuracy +\d/);
+    expect(r.stdout).toMatch(/robust accuracy +\d/);
+    expect(r.stdout).toMatch(/saved .*adv\.bin/);
+    const images = parseIdx(fs.readFileSync(file), 3, file);
+    const labels = parseIdx(fs.readFileSync(`${file}.labels`), 1, file);
+    expect(images.shape).toEqual([30, 28, 28]);
+    expect(labels.shape).toEqual([30]);
+    const data = await loadData('sample');
+    let maxDiff = 0;
+    for (let i = 0; i < 30 * 784; i++) maxDiff = Math.max(maxDiff, Math.abs(images.data[i] - data.test.images[i]));
+    expect(maxDiff).toBeLessThanOrEqual(Math.floor(0.1 * 255));
+    expect(maxDiff).toBeGreaterThan(0);
+    expect(Array.from(labels.data)).toEqual(Array.from(data.test.labels.subarray(0, 30)));
+    const png = PNG.sync.read(fs.readFileSync(path.join(dir, 'adv.png')));
+    expect(png.height).toBe(3 * (28 * 3 + 2) + 2);
+    expect(fs.readdirSync(dir).sort()).toEqual(['adv.bin', 'adv.bin.labels', 'adv.png']);
+  });
+
+  const bad: [string[], RegExp][] = [
+    [['--eps', '-1'], /--eps must be a number/],
+    [['--eps', '8/0'], /--eps must be a number/],
+    [['--steps', '0'], /--steps must be a positive integer/],
+    [['--attack', 'cw'], /unknown attack 'cw'/],
+    [['--pgd', '--fgsm'], /choose one attack/],
+    [['--norm', 'l3'], /--norm must be linf or l2/],
+    [['--targeted', 'foo'], /--targeted must be random, least-likely or a class index/],
+    [['--targeted', '12'], /target class 12 does not exist/],
+    [['--loss', 'hinge'], /--loss must be ce or dlr/],
+  ];
+  for (const [args, message] of bad) {
+    it(`'attack ${args.join(' ')}' fails with one clear line`, () => {
+      const r = robust(['attack', '--model', ckpt, '--limit', '4', '--backend', 'wasm', '--quiet', ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    });
+  }
+
+  it('a missing checkpoint is one clear line', () => {
+    const r = robust(['attack', '--model', '/nonexistent/ckpt', '--backend', 'wasm']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no such file/);
+  });
+});
