@@ -22,6 +22,8 @@ export interface DescentConfig {
    * (one extra forward pass); 'last': the final iterate (cheapest, used by adversarial training).
    */
   select: 'best' | 'last';
+  /** Start here instead of at x or a random point in the ball (e.g. TRADES' x + 0.001·N(0,1)). */
+  start?: tf.Tensor4D;
 }
 
 /** One run's outcome per example: the chosen point, its objective and whether it succeeds. */
@@ -91,7 +93,7 @@ export async function iterate(
   observe?: (point: tf.Tensor4D, e: Evaluation) => void,
 ): Promise<tf.Tensor4D> {
   const { x, y, targets } = ctx;
-  let xAdv = startingPoint(cfg.norm, x, cfg.eps, cfg.randomStart, ctx.seed());
+  let xAdv = cfg.start ? projectToBall(cfg.norm, x, cfg.start, cfg.eps) : startingPoint(cfg.norm, x, cfg.eps, cfg.randomStart, ctx.seed());
   let velocity: tf.Tensor4D | undefined = cfg.momentum !== undefined ? tf.zerosLike(x) : undefined;
   for (let step = 0; step < cfg.steps; step++) {
     const e = evaluate(setup, xAdv, y, targets);

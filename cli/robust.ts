@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { ADVERSARIAL, DEFENSES, defenseConfig, describeDefense, parseDefenses } from '../defenses/defense.js';
 import { RobustError } from '../util/errors.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { DATASETS, canonicalName, defaultDataDir, loadData, prepareData } from '../data/index.js';
@@ -68,6 +69,21 @@ interface TrainOpts {
   backend: string;
   threads?: number;
   quiet?: boolean;
+  defense: string;
+  eps: number;
+  alpha?: number;
+  advSteps?: number;
+  advRatio: number;
+  beta: number;
+  clipNorm?: number;
+  clipValue?: number;
+  noiseStd?: number;
+  noiseSamples: number;
+  dropout?: number;
+  blockDropout?: number;
+  robustEval?: number;
+  robustEvalSteps: number;
+  earlyStop?: boolean;
 }
 
 program
@@ -93,9 +109,41 @@ program
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
   .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
   .option('--quiet', 'no progress output')
-  .action(async (o: TrainOpts) => {
+  .option('--defense <list>', `defenses, comma-separated: ${DEFENSES.join(', ')} (adv = pgd)`, 'none')
+  .option('--eps <x>', 'adversarial training budget (Linf pixels)', number('--eps', { min: 0 }), 8 / 255)
+  .option('--alpha <x>', 'adversarial step size (default 2/255; fgsm-rs 1.25·eps)', number('--alpha', { min: 0 }))
+  .option('--adv-steps <n>', 'attack steps for pgd (default 7) and trades (default 10)', positiveInt('--adv-steps'))
+  .option('--adv-ratio <x>', 'share of each batch replaced by adversarial examples', number('--adv-ratio', { min: 0, max: 1 }), 1)
+  .option('--beta <x>', 'TRADES weight of the KL term', number('--beta', { min: 0 }), 6)
+  .option('--clip-norm <x>', 'clip gradients to this global L2 norm', number('--clip-norm', { min: 0 }))
+  .option('--clip-value <x>', 'clip each gradient value to ±x', number('--clip-value', { min: 0 }))
+  .option('--noise-std <x>', 'Gaussian input noise (pixels) for the noise defense', number('--noise-std', { min: 0 }))
+  .option('--noise-samples <n>', 'noise draws averaged per prediction at inference', positiveInt('--noise-samples'), 1)
+  .option('--dropout <p>', 'dropout before the classifier', number('--dropout', { min: 0, max: 0.99 }))
+  .option('--block-dropout <p>', 'dropout inside residual blocks', number('--block-dropout', { min: 0, max: 0.99 }))
+  .option('--robust-eval <n>', 'PGD robust accuracy each epoch on the first N test images (default 200 with adversarial defenses, else 0)', nonNegativeInt('--robust-eval'))
+  .option('--robust-eval-steps <n>', 'PGD steps of that evaluation', positiveInt('--robust-eval-steps'), 10)
+  .option('--no-early-stop', 'keep training when robust accuracy collapses (fgsm-rs stops by default)')
+  .action(async (o: TrainOpts, cmd: Command) => {
     zooEntry(o.model);
-    const schedule = parseSchedule(o.schedule);
+    const names = parseDefenses(o.defense);
+    const defense = defenseConfig(names, {
+      eps: o.eps,
+      alpha: o.alpha,
+      steps: o.advSteps,
+      advRatio: o.advRatio,
+      beta: o.beta,
+      clipNorm: o.clipNorm,
+      clipValue: o.clipValue,
+      noiseStd: o.noiseStd,
+      noiseSamples: o.noiseSamples,
+      dropout: o.dropout,
+      blockDropout: o.blockDropout,
+    });
+    const adversarial = names.some((n) => ADVERSARIAL.has(n));
+    // FGSM-RS is defined with a one-cycle learning rate (Wong et al.); an explicit --schedule wins.
+    const scheduleName = names.includes('fgsm-rs') && cmd.getOptionValueSource('schedule') === 'default' ? 'onecycle' : o.schedule;
+    const schedule = parseSchedule(scheduleName);
     const out = o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`);
     checkWritable(out);
     const info = await initBackend({ backend: o.backend, threads: o.threads });
@@ -117,9 +165,12 @@ program
       evalLimit: o.evalLimit,
       checkpointEvery: o.checkpointEvery,
       backend: info.name,
+      ...(names.length > 0 ? { defense } : {}),
+      ...((o.robustEval ?? (adversarial ? 200 : 0)) > 0 ? { robustEval: { limit: o.robustEval ?? 200, eps: o.eps, steps: o.robustEvalSteps } } : {}),
+      earlyStop: o.earlyStop !== false && names.includes('fgsm-rs'),
     };
     if (o.resume && !fs.existsSync(path.join(out, 'checkpoint', 'state.json'))) console.error(`no checkpoint in ${out} to resume: starting a new run`);
-    console.error(`${describeBackend(info)}; ${o.model} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`);
+    console.error(`${describeBackend(info)}; ${o.model}${names.length ? ` with ${describeDefense(defense)}` : ''} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`);
     const fresh = () => {
       const m = createModel(o.model, {
         inputShape: [data.train.height, data.train.width, data.train.channels],
@@ -128,8 +179,11 @@ program
         std: data.std,
         width: o.width,
         seed: o.seed,
+        dropout: names.includes('dropout') ? o.dropout : undefined,
+        blockDropout: names.includes('dropout') ? o.blockDropout : undefined,
       });
-      m.setUserDefinedMetadata({ robust: { model: o.model, width: o.width ?? zooEntry(o.model).spec.width, data: data.name, classes: data.classes, defense: 'none' } });
+      const meta = { model: o.model, width: o.width ?? zooEntry(o.model).spec.width, data: data.name, classes: data.classes, defense: describeDefense(defense), ...(names.length ? { defenseConfig: defense } : {}) };
+      m.setUserDefinedMetadata({ robust: JSON.parse(JSON.stringify(meta)) }); // plain JSON: tfjs rejects undefined values
       return m;
     };
     // Ctrl-C: finish the batch, save a checkpoint, exit 130; a second Ctrl-C quits at once.

@@ -31,6 +31,8 @@ export interface BuildOptions {
   seed?: number;
   /** Dropout before the classifier (0 = none). */
   dropout?: number;
+  /** Dropout inside each residual block, between its convolutions (0 = none), as in Wide ResNets. */
+  blockDropout?: number;
   name?: string;
 }
 
@@ -41,7 +43,10 @@ type SymbolicTensor = tf.SymbolicTensor;
 
 class Builder {
   private seed: number;
-  constructor(seed: number) {
+  constructor(
+    seed: number,
+    private readonly blockDropout = 0,
+  ) {
     // tfjs initializers treat a seed of 0 as "unseeded", so per-layer seeds start at 1.
     this.seed = (seed % 10007) * 10007 + 1;
   }
@@ -68,6 +73,11 @@ class Builder {
     return tf.layers.batchNormalization({ axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON, name }).apply(x) as SymbolicTensor;
   }
 
+  /** Dropout (training only) when the model has block dropout. Unseeded: a seeded tfjs dropout draws the same mask every step. */
+  dropout(x: SymbolicTensor, name: string): SymbolicTensor {
+    return this.blockDropout > 0 ? (tf.layers.dropout({ rate: this.blockDropout, name }).apply(x) as SymbolicTensor) : x;
+  }
+
   relu(x: SymbolicTensor, name: string): SymbolicTensor {
     return tf.layers.reLU({ name }).apply(x) as SymbolicTensor;
   }
@@ -85,7 +95,7 @@ class Builder {
 
 /** conv3×3–BN–ReLU–conv3×3–BN, plus the (projected) input, then ReLU. */
 function basicBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, stride: number, p: string): [SymbolicTensor, number] {
-  let y = b.relu(b.bn(b.conv(x, outC, 3, stride, `${p}_conv1`), `${p}_bn1`), `${p}_relu1`);
+  let y = b.dropout(b.relu(b.bn(b.conv(x, outC, 3, stride, `${p}_conv1`), `${p}_bn1`), `${p}_relu1`), `${p}_drop`);
   y = b.bn(b.conv(y, outC, 3, 1, `${p}_conv2`), `${p}_bn2`);
   const shortcut = stride !== 1 || inC !== outC ? b.bn(b.conv(x, outC, 1, stride, `${p}_proj`), `${p}_proj_bn`) : x;
   return [b.relu(b.add(y, shortcut, `${p}_add`), `${p}_out`), outC];
@@ -95,7 +105,7 @@ function basicBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, st
 function bottleneck(b: Builder, x: SymbolicTensor, inC: number, planes: number, stride: number, p: string): [SymbolicTensor, number] {
   const outC = planes * 4;
   let y = b.relu(b.bn(b.conv(x, planes, 1, 1, `${p}_conv1`), `${p}_bn1`), `${p}_relu1`);
-  y = b.relu(b.bn(b.conv(y, planes, 3, stride, `${p}_conv2`), `${p}_bn2`), `${p}_relu2`);
+  y = b.dropout(b.relu(b.bn(b.conv(y, planes, 3, stride, `${p}_conv2`), `${p}_bn2`), `${p}_relu2`), `${p}_drop`);
   y = b.bn(b.conv(y, outC, 1, 1, `${p}_conv3`), `${p}_bn3`);
   const shortcut = stride !== 1 || inC !== outC ? b.bn(b.conv(x, outC, 1, stride, `${p}_proj`), `${p}_proj_bn`) : x;
   return [b.relu(b.add(y, shortcut, `${p}_add`), `${p}_out`), outC];
@@ -106,7 +116,7 @@ function preactBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, s
   const pre = b.relu(b.bn(x, `${p}_bn1`), `${p}_relu1`);
   const shortcut = stride !== 1 || inC !== outC ? b.conv(pre, outC, 1, stride, `${p}_proj`) : x;
   let y = b.conv(pre, outC, 3, stride, `${p}_conv1`);
-  y = b.conv(b.relu(b.bn(y, `${p}_bn2`), `${p}_relu2`), outC, 3, 1, `${p}_conv2`);
+  y = b.conv(b.dropout(b.relu(b.bn(y, `${p}_bn2`), `${p}_relu2`), `${p}_drop`), outC, 3, 1, `${p}_conv2`);
   return [b.add(y, shortcut, `${p}_add`), outC];
 }
 
@@ -116,7 +126,7 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
   if (opts.mean.length !== channels || opts.std.length !== channels) {
     throw new Error(`mean/std need ${channels} values, one per input channel`);
   }
-  const b = new Builder(opts.seed ?? 0);
+  const b = new Builder(opts.seed ?? 0, opts.blockDropout ?? 0);
   const input = tf.input({ shape: opts.inputShape, name: 'pixels' });
   // Rescaling broadcasts per-channel arrays: (x − mean) / std = x · (1/std) + (−mean/std).
   let x = tf.layers
@@ -142,7 +152,8 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
   });
   if (spec.block === 'preact') x = b.relu(b.bn(x, 'final_bn'), 'final_relu');
   x = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as SymbolicTensor;
-  if (opts.dropout && opts.dropout > 0) x = tf.layers.dropout({ rate: opts.dropout, name: 'dropout', seed: opts.seed }).apply(x) as SymbolicTensor;
+  // Unseeded on purpose: a seeded tfjs dropout layer draws the same mask at every step.
+  if (opts.dropout && opts.dropout > 0) x = tf.layers.dropout({ rate: opts.dropout, name: 'dropout' }).apply(x) as SymbolicTensor;
   const logits = b.dense(x, opts.numClasses, 'logits');
   return tf.model({ inputs: input, outputs: logits, name: opts.name ?? 'resnet' });
 }

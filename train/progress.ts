@@ -50,7 +50,7 @@ export class Progress {
     this.bar?.stop();
     this.bar = null;
     process.stderr.write(
-      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}% | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s\n`,
+      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s\n`,
     );
   }
 }

@@ -15,6 +15,10 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { Sgd } from './sgd.js';
 import { learningRate, type ScheduleName } from './schedule.js';
 import { Progress } from './progress.js';
+import type { DefenseConfig } from '../defenses/defense.js';
+import { DefendedStep } from '../defenses/training-step.js';
+import { pgd } from '../attacks/pgd.js';
+import { runAttack } from '../eval/attack-run.js';
 
 export interface TrainConfig {
   model: string;
@@ -33,6 +37,12 @@ export interface TrainConfig {
   /** Save a checkpoint every this many batches within an epoch (0 = at epoch ends only). */
   checkpointEvery: number;
   backend: string;
+  /** Defenses applied during training (adversarial examples, noise, clipping, dropout). */
+  defense?: DefenseConfig;
+  /** Robust accuracy each epoch: PGD with these settings on the first `limit` test images. */
+  robustEval?: { limit: number; eps: number; steps: number };
+  /** Stop when robust accuracy collapses (catastrophic overfitting); the best epoch stays in best/. */
+  earlyStop?: boolean;
 }
 
 export interface EpochLog {
@@ -41,8 +51,12 @@ export interface EpochLog {
   train_loss: number;
   train_acc: number;
   test_acc: number;
+  /** PGD robust accuracy on the evaluation subset (when robustEval is set). */
+  robust_acc?: number;
   seconds: number;
   img_per_s: number;
+  /** 'catastrophic overfitting' when robust accuracy collapsed this epoch. */
+  flag?: string;
 }
 
 /** Everything needed to continue a run exactly where its checkpoint was taken. */
@@ -53,6 +67,13 @@ interface RunState {
   augRng: number;
   partial: { loss: number; correct: number; seen: number; seconds: number };
   log: EpochLog[];
+  /** Best robust accuracy so far (its model is in best/). */
+  bestRobust?: number;
+}
+
+/** A seed per (run, epoch, batch), so a resumed batch draws the same random starts. */
+function batchSeed(seed: number, epoch: number, batch: number): number {
+  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.imul(batch + 1, 0xc2b2ae35)) >>> 1;
 }
 
 export interface TrainResult {
@@ -111,6 +132,8 @@ export async function train(
   const testSet = take(data.test, config.evalLimit);
   const progress = new Progress(!!opts.quiet);
   const tfVars = vars.map((v) => v.read() as tf.Variable);
+  const step = new DefendedStep(model, numClasses, config.defense);
+  const robustSet = config.robustEval ? take(data.test, config.robustEval.limit) : undefined;
 
   const checkpoint = async () => {
     await saveCheckpoint(ckpt, model, { state, optimizer: sgd.state() });
@@ -127,16 +150,18 @@ export async function train(
       const t0 = performance.now();
       lr = learningRate(config.schedule, config.lr, (epoch * perEpoch + b) / total);
       const batch = makeBatch(set, batches[b], config.augment, augRng);
+      const prepared = await step.prepare(batch.x, batch.y, batchSeed(config.seed, epoch, b));
       let correct: tf.Scalar | undefined;
       const { value, grads } = tf.variableGrads(() => {
-        const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
-        correct = tf.keep(logits.argMax(1).equal(batch.y).sum() as tf.Scalar);
-        return tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y, numClasses), logits) as tf.Scalar;
+        const { loss, logits } = step.loss(prepared, batch.y);
+        correct = tf.keep(logits.argMax(1).cast('int32').equal(batch.y).sum() as tf.Scalar);
+        return loss;
       }, tfVars);
-      sgd.step(grads, lr);
+      const update = step.gradients(grads);
+      sgd.step(update, lr);
       const loss = value.dataSync()[0];
       const hits = correct!.dataSync()[0];
-      tf.dispose([value, correct!, batch.x, batch.y, ...Object.values(grads)]);
+      tf.dispose([value, correct!, batch.x, batch.y, prepared.inputs, prepared.adversarial, ...Object.values(update)]);
       if (!Number.isFinite(loss)) throw new Error(`training diverged: loss ${loss} at epoch ${epoch + 1}, batch ${b + 1} (lower --lr)`);
       const p = state.partial;
       p.loss += loss * batch.size;
@@ -165,6 +190,21 @@ export async function train(
       seconds: p.seconds,
       img_per_s: p.seen / p.seconds,
     };
+    let stopEarly = false;
+    if (config.robustEval && robustSet) {
+      const r = config.robustEval;
+      const attack = pgd(model, { eps: r.eps, steps: r.steps, seed: 0 });
+      entry.robust_acc = (await runAttack(model, attack, robustSet, { quiet: true })).stats.robust_acc;
+      const best = state.bestRobust ?? -1;
+      if (best >= 0.1 && entry.robust_acc < 0.5 * best) {
+        entry.flag = 'catastrophic overfitting';
+        stopEarly = !!config.earlyStop;
+      }
+      if (entry.robust_acc > best) {
+        state.bestRobust = entry.robust_acc;
+        await saveCheckpoint(path.join(out, 'best'), model, { state: { epoch: epoch + 1, robust_acc: entry.robust_acc, test_acc: testAcc } });
+      }
+    }
     state.log.push(entry);
     state.epoch = epoch + 1;
     state.batch = 0;
@@ -173,6 +213,10 @@ export async function train(
     await checkpoint();
     writeLogs(out, state.log);
     opts.onEpoch?.(entry);
+    if (stopEarly) {
+      process.stderr.write(`robust accuracy collapsed (catastrophic overfitting): stopping; the best epoch is in ${path.join(out, 'best')}\n`);
+      break;
+    }
   }
   sgd.dispose();
   return { model, log: state.log, interrupted: false };
