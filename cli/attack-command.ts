@@ -10,7 +10,7 @@ import { accuracy } from '../eval/accuracy.js';
 import { adversarialGrid, quantize, writeImageSet } from '../eval/save-adversarials.js';
 import { check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { formatEps, loadCheckpoint, loadDataFor } from './model-input.js';
+import { classifierFor, formatEps, loadCheckpoint, loadDataFor } from './model-input.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
 
 interface AttackCliOptions {
@@ -108,16 +108,18 @@ export function registerAttack(program: Command): void {
       const info = await initBackend({ backend: o.backend, threads: o.threads });
       const { model, meta, path: ckpt } = await loadCheckpoint(o.model);
       const data = await loadDataFor(model, meta, { data: o.data, dataDir: o.dataDir });
-      const attack = makeAttack(name, model, options);
+      const classifier = classifierFor(model, meta, o.seed);
+      const attack = makeAttack(name, classifier, options);
       const set = take(data.test, o.limit);
       const a = attack.info;
       const settings = [`eps=${formatEps(a.eps)}`, a.alpha !== undefined ? `alpha=${formatEps(a.alpha)}` : '', a.steps ? `steps=${a.steps}` : '', a.restarts ? `restarts=${a.restarts}` : '', a.targeted !== undefined ? `targeted=${a.targeted}` : '', a.eotSamples > 1 ? `eot=${a.eotSamples}` : '']
         .filter(Boolean)
         .join(' ');
-      if (!o.quiet) console.error(`${describeBackend(info)}; ${a.name} ${a.norm} ${settings} on ${set.count} ${data.name} test images (${meta.model ?? ckpt})`);
-      const result = await runAttack(model, attack, set, { batchSize: o.batchSize, keepAdversarials: !!(o.save || o.grid), quiet: o.quiet, seed: o.seed });
+      if (!o.quiet) console.error(`${describeBackend(info)}; ${a.name} ${a.norm} ${settings} on ${set.count} ${data.name} test images (${meta.model ?? ckpt}, defense ${meta.defense ?? 'none'})`);
+      if (classifier.randomized && a.eotSamples === 1) console.error('warning: the model is randomized (noise injection) and the attack uses no EOT: pass --eot-samples (e.g. 10) or the result overstates robustness');
+      const result = await runAttack(classifier, attack, set, { batchSize: o.batchSize, keepAdversarials: !!(o.save || o.grid), quiet: o.quiet, seed: o.seed });
       const s = result.stats;
-      const report: Record<string, unknown> = { model: ckpt, arch: meta.model, defense: meta.defense ?? 'none', data: data.name, split: 'test', attack: a, backend: info.name, ...s };
+      const report: Record<string, unknown> = { model: ckpt, arch: meta.model, defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', attack: a, backend: info.name, ...s };
       if (result.adversarial) {
         const q = quantize(result.adversarial, set.images, a.norm, a.eps);
         const saved = { ...set, images: q };

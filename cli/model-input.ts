@@ -6,12 +6,26 @@ import { loadModel } from '../models/checkpoint.js';
 import { loadData } from '../data/index.js';
 import type { DataSplit } from '../data/dataset.js';
 import { check } from '../util/errors.js';
+import type { DefenseConfig } from '../defenses/defense.js';
+import { noisyClassifier } from '../defenses/noise-injection.js';
+import { layersClassifier, type Classifier } from '../models/classifier.js';
 
 export interface ModelMeta {
   model?: string;
   data?: string;
   defense?: string;
   classes?: string[];
+  defenseConfig?: Partial<DefenseConfig>;
+}
+
+/**
+ * The model as users of the defense meet it: a noise-injection model is randomized at inference
+ * (its recorded noise, averaged over its recorded number of draws); others are the plain model.
+ */
+export function classifierFor(model: tf.LayersModel, meta: ModelMeta, seed?: number): Classifier {
+  const d = meta.defenseConfig;
+  if (d?.names?.includes('noise') && d.noiseStd) return noisyClassifier(model, { std: d.noiseStd, samples: d.noiseSamples ?? 1, seed });
+  return layersClassifier(model);
 }
 
 /** A checkpoint folder, its model.json, or a training run folder holding `checkpoint/`. */

@@ -1,5 +1,6 @@
 /**
- * Throughput benchmark: forward (inference), input gradient (one attack step, inference mode)
+ * Throughput benchmark: forward (inference), input gradient (inference mode), a whole PGD-10
+ * attack through the library (pgd10: images attacked per second; ×10 = attack steps per second)
  * and SGD train step, in images per second, for zoo models at several batch sizes.
  *
  *   npm run bench -- [--backend wasm] [--models resnet20,resnet18] [--batches 64,128] [--seconds 5] [--out bench.json]
@@ -13,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.js';
 import { createModel } from '../models/zoo.js';
 import { Sgd } from '../train/sgd.js';
+import { pgd } from '../attacks/pgd.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
 function arg(name: string, fallback: string): string {
@@ -29,6 +31,20 @@ function medianSeconds(fn: () => void, seconds: number): number {
   while (times.length < 3 || (performance.now() - start) / 1000 < seconds) {
     const t0 = performance.now();
     fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/** The same for an async call (an attack). */
+async function medianSecondsAsync(fn: () => Promise<void>, seconds: number): Promise<number> {
+  await fn();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < 3 || (performance.now() - start) / 1000 < seconds) {
+    const t0 = performance.now();
+    await fn();
     times.push((performance.now() - t0) / 1000);
   }
   times.sort((a, b) => a - b);
@@ -61,14 +77,21 @@ for (const name of models) {
       value.dataSync();
       tf.dispose([value, ...Object.values(grads)]);
     };
+    const labels = tf.randomUniform([b], 0, 10, 'int32', 2) as tf.Tensor1D;
+    const attack = pgd(model, { eps: 8 / 255, steps: 10 });
+    const pgd10 = async () => (await attack(x as tf.Tensor4D, labels)).dispose();
     const row: Record<string, unknown> = { model: name, batch: b };
     for (const [label, fn] of [['forward', forward], ['input_grad', inputGrad], ['train', trainStep]] as const) {
       row[label] = +(b / medianSeconds(fn, seconds)).toFixed(1);
       sampleRss();
     }
+    row.pgd10 = +(b / (await medianSecondsAsync(pgd10, seconds))).toFixed(2);
+    sampleRss();
     rows.push(row);
-    console.log(`${name.padEnd(10)} b${String(b).padEnd(4)} forward ${String(row.forward).padStart(7)}  input_grad ${String(row.input_grad).padStart(7)}  train ${String(row.train).padStart(7)} img/s`);
-    tf.dispose([x, y]);
+    console.log(
+      `${name.padEnd(10)} b${String(b).padEnd(4)} forward ${String(row.forward).padStart(7)}  input_grad ${String(row.input_grad).padStart(7)}  pgd10 ${String(row.pgd10).padStart(6)} (${(10 * (row.pgd10 as number)).toFixed(1)} steps)  train ${String(row.train).padStart(7)} img/s`,
+    );
+    tf.dispose([x, y, labels]);
   }
   sgd.dispose();
   model.dispose();

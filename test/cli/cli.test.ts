@@ -30,6 +30,11 @@ describe('robust CLI', () => {
     [['train', '--schedule', 'zigzag'], /unknown --schedule 'zigzag'/],
     [['train', '--data', 'imagenet'], /unknown data set 'imagenet'/],
     [['data', 'cifar10', '--from', '/nonexistent/c.tar.gz'], /no such file/],
+    [['train', '--defense', 'magic'], /unknown defense 'magic'/],
+    [['train', '--defense', 'pgd,trades'], /choose one adversarial training method/],
+    [['train', '--defense', 'clip'], /--defense clip needs --clip-norm/],
+    [['train', '--defense', 'pgd', '--eps', '-1'], /--eps must be a number/],
+    [['train', '--adv-ratio', '2'], /--adv-ratio must be ≤ 1/],
   ];
   for (const [args, message] of bad) {
     it(`'${args.join(' ')}' fails with one clear line`, () => {

@@ -1,0 +1,13 @@
+/** robust: adversarial robustness for TensorFlow.js. The public API, by area. */
+export * as attacks from './attacks/index.js';
+export { initBackend, describeBackend } from './backend/index.js';
+export { loadData, prepareData, DATASETS } from './data/index.js';
+export { createModel, ZOO } from './models/zoo.js';
+export { loadModel, saveCheckpoint } from './models/checkpoint.js';
+export { asClassifier, layersClassifier, type Classifier } from './models/classifier.js';
+export { noisyClassifier } from './defenses/noise-injection.js';
+export { parseDefenses, defenseConfig, type DefenseConfig } from './defenses/defense.js';
+export { train, type TrainConfig } from './train/trainer.js';
+export { runAttack, type AttackStats } from './eval/attack-run.js';
+export { accuracy } from './eval/accuracy.js';
+export { RobustError } from './util/errors.js';
