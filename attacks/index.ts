@@ -9,6 +9,7 @@ import { bim } from './bim.js';
 import { pgd } from './pgd.js';
 import { mifgsm } from './mifgsm.js';
 import { apgd } from './apgd.js';
+import { randomNoise } from './random-noise.js';
 
 /** The union of all attacks' options; each attack reads the ones it knows. */
 export interface AttackOptions extends CommonOptions {
@@ -33,6 +34,7 @@ export const ATTACKS: Record<string, Entry> = {
   mifgsm: { description: 'MI-FGSM: iterative steps on a momentum-accumulated gradient (Dong et al. 2018)', build: (m, o) => mifgsm(m, o) },
   'apgd-ce': { description: 'APGD with cross-entropy: adaptive step size, momentum (Croce & Hein 2020)', build: (m, o) => apgd(m, { ...o, loss: 'ce' }) },
   'apgd-dlr': { description: 'APGD with the DLR loss, robust to logit rescaling (Croce & Hein 2020)', build: (m, o) => apgd(m, { ...o, loss: 'dlr' }) },
+  'random-noise': { description: 'black-box baseline: random points on the eps-ball boundary (restarts = draws, default 10)', build: (m, o) => randomNoise(m, o) },
   'eot-pgd': { description: 'PGD averaging the gradient over 10 samples per step (EOT), for randomized models', build: (m, o) => pgd(m, { ...o, eotSamples: o.eotSamples ?? 10 }, 'eot-pgd') },
 };
 
@@ -44,7 +46,7 @@ export function makeAttack(name: string, model: tf.LayersModel | Classifier, o: 
   return entry.build(model, o);
 }
 
-export { fgsm, bim, pgd, mifgsm, apgd };
+export { fgsm, bim, pgd, mifgsm, apgd, randomNoise };
 export type { Attack, AttackInfo, AttackCall, CommonOptions } from './attack.js';
 export type { PgdOptions } from './pgd.js';
 export type { FgsmOptions } from './fgsm.js';

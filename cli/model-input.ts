@@ -56,9 +56,4 @@ export async function loadDataFor(model: tf.LayersModel, meta: ModelMeta, o: { d
   return data;
 }
 
-/** 0.0314 → "8/255" (and 0.00196 → "0.5/255") when eps is a simple multiple of 1/255, else the number. */
-export function formatEps(eps: number): string {
-  const k = eps * 255;
-  const r = Math.round(k * 1000) / 1000;
-  return Math.abs(k - r) < 1e-6 && eps !== 0 ? `${r}/255` : `${+eps.toPrecision(4)}`;
-}
+export { formatEps } from '../util/format.js';

@@ -11,6 +11,7 @@ import { parseSchedule } from '../train/schedule.js';
 import { train, type TrainConfig } from '../train/trainer.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
+import { registerEval } from './eval-command.js';
 
 const program = new Command();
 program.name('robust').description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation').version('0.1.0');
@@ -206,6 +207,7 @@ program
   });
 
 registerAttack(program);
+registerEval(program);
 
 function checkWritable(dir: string): void {
   try {

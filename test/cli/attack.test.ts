@@ -1,32 +1,17 @@
 /** `robust attack` through the real command line (child processes on the built package). */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
-import { initBackend } from '../../backend/index.js';
-import { createModel } from '../../models/zoo.js';
-import { saveCheckpoint } from '../../models/checkpoint.js';
 import { parseIdx } from '../../data/fashion-mnist.js';
 import { loadData } from '../../data/index.js';
-import { ROOT, tmpDir } from '../helpers.js';
-
-const BIN = path.join(ROOT, 'bin', 'robust.js');
-function robust(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { tmpDir } from '../helpers.js';
+import { robust, tinyCheckpoint } from './fixtures.js';
 
 let ckpt: string;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  const data = await loadData('sample');
-  const model = createModel('resnet20', { inputShape: [28, 28, 1], numClasses: 10, mean: data.mean, std: data.std, width: 4, seed: 1 });
-  model.setUserDefinedMetadata({ robust: { model: 'resnet20', width: 4, data: data.name, classes: data.classes, defense: 'none' } });
-  ckpt = path.join(tmpDir('cli-attack'), 'ckpt');
-  await saveCheckpoint(ckpt, model);
-  model.dispose();
+  ckpt = await tinyCheckpoint('cli-attack');
 });
 
 describe('robust attack', () => {

@@ -1,0 +1,46 @@
+/**
+ * A black-box baseline: random points on the boundary of the eps-ball (Linf: random corners;
+ * L2: random directions), `restarts` draws, keeping the first that fools the model. White-box
+ * attacks should always beat it; when they do not, their gradients are probably masked.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Classifier } from '../models/classifier.js';
+import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
+import { evaluateForward } from './gradient.js';
+import { isSuccess, objective } from './losses.js';
+import { withRestarts } from './iterative.js';
+
+export interface RandomNoiseOptions extends CommonOptions {
+  /** Random draws per example (default 10). */
+  restarts?: number;
+}
+
+export function randomNoise(model: tf.LayersModel | Classifier, o: RandomNoiseOptions = {}): Attack {
+  const base = commonInfo('random-noise', o);
+  const restarts = o.restarts ?? 10;
+  checkNumber('restarts', restarts, { positive: true, integer: true });
+  const info = { ...base, restarts, randomStart: true };
+  return defineAttack(model, info, async (ctx) => {
+    const setup = { classifier: ctx.classifier, objective: objective('ce'), mode: info.mode, eotSamples: info.eotSamples };
+    const r = await withRestarts(ctx, restarts, async (c) => {
+      const adv = tf.tidy(() => {
+        const seed = c.seed();
+        const delta =
+          info.norm === 'linf'
+            ? tf.randomUniform(c.x.shape, -1, 1, 'float32', seed).sign().mul(info.eps)
+            : (() => {
+                const g = tf.randomNormal(c.x.shape, 0, 1, 'float32', seed);
+                return g.div(g.square().sum([1, 2, 3], true).sqrt().add(1e-12)).mul(info.eps);
+              })();
+        return c.x.add(delta).clipByValue(0, 1) as tf.Tensor4D;
+      });
+      const f = evaluateForward(setup, adv, c.y, c.targets);
+      const success = isSuccess(f.logits, c.y, c.targets);
+      f.logits.dispose();
+      return { adv, value: f.value, success };
+    });
+    r.value.dispose();
+    r.success.dispose();
+    return r.adv;
+  });
+}

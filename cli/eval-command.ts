@@ -1,0 +1,200 @@
+/** `robust eval` (the models × attacks × eps grid) and `robust export` (re-export a finished run). */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { describeBackend, initBackend } from '../backend/index.js';
+import { parseAttackEntry, runGrid, worstCases, type CellResult, type EvalConfig, type EvalModel, type GridResult } from '../eval/grid.js';
+import { toCsv, toHtml, toMarkdown, writeReports } from '../eval/report.js';
+import { sanityFlags } from '../eval/sanity.js';
+import { check, RobustError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { formatEps } from '../util/format.js';
+import { checkpointPath, classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
+import { nonNegativeInt, number, positiveInt } from './options.js';
+
+interface EvalCliOptions {
+  models?: string;
+  attacks?: string;
+  eps?: string;
+  norm?: string;
+  steps?: number;
+  restarts?: number;
+  eotSamples?: number;
+  limit?: number;
+  batchSize?: number;
+  seed?: number;
+  data?: string;
+  dataDir?: string;
+  out: string;
+  config?: string;
+  backend: string;
+  threads?: number;
+  quiet?: boolean;
+}
+
+const list = (v: string | string[]) => (Array.isArray(v) ? v.map(String) : v.split(',')).map((s) => s.trim()).filter(Boolean);
+
+/** The grid from --config (a JSON file) with command-line options taking precedence. */
+function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
+  let file: Record<string, unknown> = {};
+  if (o.config) {
+    check(fs.existsSync(o.config), `${o.config}: no such file`);
+    try {
+      file = JSON.parse(fs.readFileSync(o.config, 'utf8'));
+    } catch (e) {
+      throw new RobustError(`${o.config}: not valid JSON (${(e as Error).message})`);
+    }
+    check(typeof file === 'object' && file !== null && !Array.isArray(file), `${o.config}: expected a JSON object`);
+  }
+  const pick = <T>(key: keyof EvalCliOptions & string, fallback: T): T => {
+    const explicit = cmd.getOptionValueSource(key) === 'cli';
+    if (explicit || file[key] === undefined) return (o[key] as T) ?? fallback;
+    return file[key] as T;
+  };
+  const models = list(pick<string | string[]>('models', ''));
+  check(models.length > 0, 'give the models to evaluate: --models ckpt/a,ckpt/b (or "models" in --config)');
+  const attacks = list(pick<string | string[]>('attacks', 'fgsm,pgd,apgd-ce'));
+  attacks.forEach(parseAttackEntry);
+  check(new Set(attacks).size === attacks.length, 'each attack may appear once in --attacks');
+  const epsList = list(pick<string | string[]>('eps', '0,2/255,4/255,8/255')).map((e) => number('--eps', { min: 0 })(e));
+  check(epsList.length > 0, '--eps needs at least one value');
+  const norm = pick<string>('norm', 'linf');
+  check(norm === 'linf' || norm === 'l2', `--norm must be linf or l2, got '${norm}'`);
+  const int = (key: 'steps' | 'restarts' | 'eotSamples' | 'limit' | 'batchSize' | 'seed', fallback: number | undefined, min: number) => {
+    const v = pick<number | undefined>(key, fallback);
+    if (v !== undefined) check(Number.isInteger(Number(v)) && Number(v) >= min, `${key} must be an integer ≥ ${min}, got ${v}`);
+    return v === undefined ? undefined : Number(v);
+  };
+  return {
+    models,
+    attacks,
+    eps: [...new Set(epsList)].sort((a, b) => a - b),
+    norm,
+    steps: int('steps', undefined, 1),
+    restarts: int('restarts', undefined, 1),
+    eotSamples: int('eotSamples', undefined, 1),
+    limit: int('limit', 1000, 1)!,
+    batchSize: int('batchSize', 128, 1)!,
+    seed: int('seed', 0, 0)!,
+    data: pick<string | undefined>('data', undefined),
+  };
+}
+
+function fingerprint(ckpt: string): string {
+  const h = crypto.createHash('sha1');
+  for (const f of ['model.json', 'weights.bin']) {
+    const p = path.join(ckpt, f);
+    if (fs.existsSync(p)) h.update(fs.readFileSync(p));
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+/** The saved grid with each cell's gallery image put back from the cell files. */
+export function readGrid(dir: string): GridResult {
+  const file = path.join(dir, 'results.json');
+  check(fs.existsSync(file), `${file}: no such file (run \`robust eval --out ${dir}\` first)`);
+  let r: GridResult;
+  try {
+    r = JSON.parse(fs.readFileSync(file, 'utf8')) as GridResult;
+  } catch (e) {
+    throw new RobustError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  check(Array.isArray(r.cells) && Array.isArray(r.models) && r.config, `${file}: not a robust eval result`);
+  const cellDir = path.join(dir, 'cells');
+  if (fs.existsSync(cellDir)) {
+    const saved = fs.readdirSync(cellDir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(cellDir, f), 'utf8')) as CellResult);
+    for (const c of r.cells) c.gallery = saved.find((s) => s.model === c.model && s.attack === c.attack && s.eps === c.eps)?.gallery;
+  }
+  return r;
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description('robustness grid: models × attacks × eps → table, results.csv/json/md, report.html, sanity flags')
+    .option('--models <list>', 'checkpoints (folders or run folders), comma-separated')
+    .option('--attacks <list>', 'attacks, comma-separated, optionally name:steps (default fgsm,pgd,apgd-ce)')
+    .option('--eps <list>', 'budgets, comma-separated (default 0,2/255,4/255,8/255)')
+    .option('--norm <name>', 'linf | l2 (default linf)')
+    .option('--steps <n>', 'steps for every iterative attack (default: each attack\'s own)', positiveInt('--steps'))
+    .option('--restarts <n>', 'restarts for PGD/APGD, draws for random-noise', positiveInt('--restarts'))
+    .option('--eot-samples <n>', 'EOT gradient samples (randomized models)', positiveInt('--eot-samples'))
+    .option('--limit <n>', 'first N test images (default 1000)', positiveInt('--limit'))
+    .option('--batch-size <n>', 'images per attack batch (default 128)', positiveInt('--batch-size'))
+    .option('--seed <n>', 'seed (default 0)', nonNegativeInt('--seed'))
+    .option('--data <name>', 'data set (default: the models\')')
+    .option('--data-dir <dir>', 'where data sets live')
+    .option('--out <dir>', 'results folder; finished cells there are reused (resume)', 'results')
+    .option('--config <file>', 'read the grid from a JSON file (keys as the options: models, attacks, eps, norm, steps, limit, …)')
+    .option('--quiet', 'no progress output')
+    .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
+    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+    .action(async (o: EvalCliOptions, cmd: Command) => {
+      const config = evalConfig(o, cmd);
+      try {
+        fs.mkdirSync(o.out, { recursive: true });
+        fs.accessSync(o.out, fs.constants.W_OK);
+      } catch {
+        throw new RobustError(`${o.out}: output folder is not writable`);
+      }
+      const info = await initBackend({ backend: o.backend, threads: o.threads });
+      const models: EvalModel[] = [];
+      let dataName: string | undefined;
+      for (const location of config.models) {
+        const { model, meta } = await loadCheckpoint(location);
+        const data = await loadDataFor(model, meta, { data: config.data, dataDir: o.dataDir });
+        check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
+        dataName = data.name;
+        models.push({ path: location, name: path.basename(location), model, classifier: classifierFor(model, meta, config.seed), defense: meta.defense ?? 'none', test: data.test, fingerprint: fingerprint(checkpointPath(location)) });
+      }
+      const cellsTotal = config.models.length * config.attacks.length * config.eps.length;
+      if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} models × ${config.attacks.length} attacks × ${config.eps.length} eps) on ${config.limit} ${dataName} test images → ${o.out}`);
+      let stop = false;
+      const onSigint = () => {
+        if (stop) process.exit(130);
+        stop = true;
+        console.error('\nstopping after this batch; finished cells are kept (run the same command to resume)…');
+      };
+      process.on('SIGINT', onSigint);
+      let done = 0;
+      const { result, complete } = await runGrid(config, models, {
+        out: o.out,
+        backend: info.name,
+        quiet: o.quiet,
+        shouldStop: () => stop,
+        onCell: (c, reused) => {
+          done++;
+          if (!o.quiet) console.error(`[${done}/${cellsTotal}] ${path.basename(c.model)} ${c.attack} eps ${formatEps(c.eps)}: robust ${(100 * c.stats.robust_acc).toFixed(2)}%${reused ? ' (reused)' : ` (${c.stats.seconds.toFixed(0)} s)`}`);
+        },
+      });
+      process.off('SIGINT', onSigint);
+      models.forEach((m) => m.model.dispose());
+      if (!complete) {
+        console.error(`stopped with ${done} of ${cellsTotal} cells done; run the same command to resume`);
+        process.exitCode = 130;
+        return;
+      }
+      const files = await writeReports(o.out, result);
+      console.log(toMarkdown(result));
+      if (!o.quiet) console.error(`wrote ${files.join(', ')}`);
+    });
+
+  program
+    .command('export <format> <dir>')
+    .description('re-export a finished `robust eval` folder: csv | json | md | html')
+    .option('--out <file>', 'write here instead of <dir>/results.<ext> ("-" = standard output)')
+    .action(async (format: string, dir: string, o: { out?: string }) => {
+      const ext: Record<string, string> = { csv: 'results.csv', json: 'results.json', md: 'results.md', markdown: 'results.md', html: 'report.html' };
+      check(ext[format], `unknown export format '${format}' (csv, json, md, html)`);
+      const r = readGrid(dir);
+      r.worst = worstCases(r.models, r.cells);
+      const flags = sanityFlags(r);
+      const text =
+        format === 'csv' ? toCsv(r) : format === 'json' ? JSON.stringify({ ...r, cells: r.cells.map(({ gallery: _g, ...c }) => c), flags }, null, 2) : format === 'html' ? await toHtml(r, flags) : toMarkdown(r, flags);
+      if (o.out === '-') return void process.stdout.write(text);
+      const target = o.out ?? path.join(dir, ext[format]);
+      writeFileAtomic(target, text);
+      console.log(target);
+    });
+}

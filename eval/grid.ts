@@ -1,0 +1,205 @@
+/**
+ * The evaluation grid: models × attacks × eps on the first `limit` test images. Every cell is one
+ * attack run (AutoAttack protocol: only clean-correct images are attacked), saved as soon as it is
+ * done, so a stopped grid resumes without redoing finished cells. Per model and eps, the worst case
+ * over attacks counts an example as robust only if it survives every attack.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { ATTACKS, ATTACK_NAMES, makeAttack, type AttackInfo, type AttackOptions } from '../attacks/index.js';
+import { check } from '../util/errors.js';
+import { formatEps } from '../util/format.js';
+import type { NormName } from '../attacks/norms.js';
+import { take, type ImageSet } from '../data/dataset.js';
+import type { Classifier } from '../models/classifier.js';
+import { countParams } from '../models/zoo.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { runAttack, type AttackStats } from './attack-run.js';
+import { adversarialGrid, quantize } from './save-adversarials.js';
+import { modelChecks, type ModelChecks } from './sanity.js';
+
+export interface EvalConfig {
+  models: string[];
+  attacks: string[];
+  eps: number[];
+  norm: NormName;
+  /** Per-attack overrides of the attacks' own defaults. */
+  steps?: number;
+  restarts?: number;
+  eotSamples?: number;
+  limit: number;
+  batchSize: number;
+  seed: number;
+  data?: string;
+}
+
+/** What the grid needs of each model: the classifier users meet and its description. */
+export interface EvalModel {
+  path: string;
+  name: string;
+  model: tf.LayersModel;
+  classifier: Classifier;
+  defense: string;
+  test: ImageSet;
+  /** Identifies the weights, so cells of a retrained model are not reused. */
+  fingerprint: string;
+}
+
+export interface CellResult {
+  model: string;
+  attack: string;
+  eps: number;
+  settings: AttackInfo;
+  stats: AttackStats;
+  /** Per-example robustness (1 = still correct after the attack), base64 of one byte per example. */
+  robust: string;
+  /** PNG grid of originals / perturbations / adversarials (base64), kept for the largest eps. */
+  gallery?: string;
+}
+
+export interface ModelSummary {
+  model: string;
+  arch: string;
+  params: number;
+  defense: string;
+  randomized: boolean;
+  n: number;
+  clean_acc: number;
+  checks: ModelChecks;
+}
+
+export interface WorstCase {
+  model: string;
+  eps: number;
+  n: number;
+  clean_acc: number;
+  robust_acc: number;
+  attacks: string[];
+}
+
+export interface GridResult {
+  config: EvalConfig;
+  backend: string;
+  date: string;
+  models: ModelSummary[];
+  cells: CellResult[];
+  worst: WorstCase[];
+}
+
+/** An attack entry of the grid: a registry name, optionally with its own step count ("pgd:50"). */
+export function parseAttackEntry(entry: string): { name: string; steps?: number } {
+  const [name, steps, ...rest] = entry.split(':');
+  check(ATTACKS[name] && rest.length === 0, `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps)`);
+  if (steps === undefined) return { name };
+  const n = Number(steps);
+  check(Number.isInteger(n) && n > 0, `attack '${entry}': steps must be a positive integer`);
+  return { name, steps: n };
+}
+
+export function attackOptions(c: EvalConfig, eps: number, entry = ''): AttackOptions {
+  const steps = entry ? parseAttackEntry(entry).steps : undefined;
+  return { eps, norm: c.norm, steps: steps ?? c.steps, restarts: c.restarts, eotSamples: c.eotSamples, seed: c.seed };
+}
+
+function cellKey(c: EvalConfig, m: EvalModel, attack: string, eps: number): string {
+  const what = { model: m.path, fingerprint: m.fingerprint, attack, eps, opts: attackOptions(c, eps, attack), limit: c.limit, n: m.test.count, data: c.data };
+  return crypto.createHash('sha1').update(JSON.stringify(what)).digest('hex').slice(0, 16);
+}
+
+const encode = (a: Uint8Array) => Buffer.from(a).toString('base64');
+export const decodeMask = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
+
+/** Worst case over the attacks run at each eps for each model. */
+export function worstCases(models: ModelSummary[], cells: CellResult[]): WorstCase[] {
+  const out: WorstCase[] = [];
+  for (const m of models) {
+    const mine = cells.filter((c) => c.model === m.model);
+    for (const eps of [...new Set(mine.map((c) => c.eps))].sort((a, b) => a - b)) {
+      const atEps = mine.filter((c) => c.eps === eps);
+      const masks = atEps.map((c) => decodeMask(c.robust));
+      const n = masks[0].length;
+      let robust = 0;
+      for (let i = 0; i < n; i++) if (masks.every((k) => k[i])) robust++;
+      out.push({ model: m.model, eps, n, clean_acc: m.clean_acc, robust_acc: robust / n, attacks: atEps.map((c) => c.attack) });
+    }
+  }
+  return out;
+}
+
+export interface GridOptions {
+  out: string;
+  backend: string;
+  quiet?: boolean;
+  shouldStop?: () => boolean;
+  onCell?: (cell: CellResult, reused: boolean) => void;
+}
+
+/** Runs (or resumes) the grid; returns what is done so far (all of it unless stopped). */
+export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOptions): Promise<{ result: GridResult; complete: boolean }> {
+  const cellDir = path.join(o.out, 'cells');
+  fs.mkdirSync(cellDir, { recursive: true });
+  const cells: CellResult[] = [];
+  const summaries: ModelSummary[] = [];
+  const maxEps = Math.max(...config.eps);
+  let complete = true;
+  outer: for (const m of models) {
+    const test = take(m.test, config.limit);
+    const checks = modelChecks(m.classifier, test);
+    let clean = -1;
+    for (const eps of config.eps) {
+      for (const name of config.attacks) {
+        const key = cellKey(config, m, name, eps);
+        const file = path.join(cellDir, `${key}.json`);
+        if (fs.existsSync(file)) {
+          const cell = JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;
+          cells.push(cell);
+          clean = cell.stats.clean_acc;
+          o.onCell?.(cell, true);
+          continue;
+        }
+        if (o.shouldStop?.()) {
+          complete = false;
+          break outer;
+        }
+        const attack = makeAttack(parseAttackEntry(name).name, m.classifier, attackOptions(config, eps, name));
+        const run = await runAttack(m.classifier, attack, test, {
+          batchSize: config.batchSize,
+          quiet: o.quiet,
+          seed: config.seed,
+          label: `${m.name} ${name} eps ${formatEps(eps)}`,
+          keepAdversarials: eps === maxEps,
+          shouldStop: o.shouldStop,
+        });
+        if (run.stats.n < test.count) {
+          complete = false; // stopped mid-cell: discard it, it reruns on resume
+          break outer;
+        }
+        const cell: CellResult = { model: m.path, attack: name, eps, settings: attack.info, stats: run.stats, robust: encode(run.robust) };
+        if (run.adversarial) {
+          const shown: number[] = [];
+          for (let i = 0; i < test.count && shown.length < 8; i++) if (run.cleanCorrect[i]) shown.push(i);
+          cell.gallery = Buffer.from(adversarialGrid(test, quantize(run.adversarial, test.images, attack.info.norm, eps), shown, 2)).toString('base64');
+        }
+        writeFileAtomic(file, JSON.stringify(cell));
+        cells.push(cell);
+        clean = run.stats.clean_acc;
+        o.onCell?.(cell, false);
+      }
+    }
+    const meta = (m.model.getUserDefinedMetadata() as { robust?: { model?: string } } | undefined)?.robust;
+    summaries.push({
+      model: m.path,
+      arch: meta?.model ?? m.name,
+      params: countParams(m.model),
+      defense: m.defense,
+      randomized: m.classifier.randomized,
+      n: test.count,
+      clean_acc: clean,
+      checks,
+    });
+  }
+  const result: GridResult = { config, backend: o.backend, date: new Date().toISOString(), models: summaries, cells, worst: worstCases(summaries, cells) };
+  return { result, complete };
+}

@@ -1,0 +1,191 @@
+/** Writing a grid's results: CSV (one row per model × attack × eps), JSON, Markdown and an HTML report with plots. */
+import path from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { writeFileAtomic } from '../util/atomic.js';
+import { formatEps } from '../util/format.js';
+import type { GridResult } from './grid.js';
+import { sanityFlags, type Flag } from './sanity.js';
+
+export const CSV_COLUMNS = [
+  'model', 'arch', 'params', 'defense', 'attack', 'norm', 'eps', 'alpha', 'steps', 'restarts', 'eot_samples', 'seed', 'n',
+  'clean_acc', 'robust_acc', 'success_rate', 'linf_mean', 'linf_max', 'l2_mean', 'l2_max', 'seconds', 'backend',
+] as const;
+
+export type CsvRow = Record<(typeof CSV_COLUMNS)[number], string | number>;
+
+/** One row per model × attack × eps, then the worst case over attacks per model × eps. */
+export function csvRows(r: GridResult): CsvRow[] {
+  const rows: CsvRow[] = [];
+  for (const m of r.models) {
+    const base = { model: m.model, arch: m.arch, params: m.params, defense: m.defense, backend: r.backend, seed: r.config.seed };
+    for (const c of r.cells.filter((c) => c.model === m.model)) {
+      const s = c.settings;
+      rows.push({
+        ...base,
+        attack: c.attack, norm: s.norm, eps: c.eps, alpha: s.alpha ?? '', steps: s.steps ?? '', restarts: s.restarts ?? '', eot_samples: s.eotSamples,
+        n: c.stats.n, clean_acc: c.stats.clean_acc, robust_acc: c.stats.robust_acc, success_rate: c.stats.success_rate,
+        linf_mean: c.stats.linf_mean, linf_max: c.stats.linf_max, l2_mean: c.stats.l2_mean, l2_max: c.stats.l2_max, seconds: c.stats.seconds,
+      });
+    }
+    for (const w of r.worst.filter((w) => w.model === m.model)) {
+      const cells = r.cells.filter((c) => c.model === m.model && c.eps === w.eps);
+      rows.push({
+        ...base,
+        attack: 'worst-case', norm: r.config.norm, eps: w.eps, alpha: '', steps: '', restarts: '', eot_samples: '',
+        n: w.n, clean_acc: w.clean_acc, robust_acc: w.robust_acc, success_rate: w.clean_acc > 0 ? 1 - w.robust_acc / w.clean_acc : 0,
+        linf_mean: '', linf_max: '', l2_mean: '', l2_max: '', seconds: cells.reduce((t, c) => t + c.stats.seconds, 0),
+      });
+    }
+  }
+  return rows;
+}
+
+export function toCsv(r: GridResult): string {
+  return stringify(csvRows(r), { header: true, columns: [...CSV_COLUMNS] });
+}
+
+const pct = (v: number) => (100 * v).toFixed(2);
+export const epsLabel = formatEps;
+
+/** The table: per model, one row per attack and the worst case; columns clean and robust per eps. */
+function tableRows(r: GridResult): { header: string[]; rows: { model: string; cells: string[]; worst: boolean }[] } {
+  const eps = r.config.eps;
+  const header = ['model', 'defense', 'attack', 'clean', ...eps.map((e) => `eps ${epsLabel(e)}`)];
+  const rows: { model: string; cells: string[]; worst: boolean }[] = [];
+  for (const m of r.models) {
+    const label = path.basename(m.model);
+    for (const attack of r.config.attacks) {
+      const byEps = eps.map((e) => r.cells.find((c) => c.model === m.model && c.attack === attack && c.eps === e));
+      rows.push({ model: m.model, worst: false, cells: [label, m.defense, attack, pct(m.clean_acc), ...byEps.map((c) => (c ? pct(c.stats.robust_acc) : '–'))] });
+    }
+    const worst = eps.map((e) => r.worst.find((w) => w.model === m.model && w.eps === e));
+    rows.push({ model: m.model, worst: true, cells: [label, m.defense, 'worst case', pct(m.clean_acc), ...worst.map((w) => (w ? pct(w.robust_acc) : '–'))] });
+  }
+  return { header, rows };
+}
+
+function flagText(f: Flag): string {
+  return `${path.basename(f.model)}: [${f.check}] ${f.message}`;
+}
+
+export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): string {
+  const { header, rows } = tableRows(r);
+  const lines = [
+    `# Robustness evaluation`,
+    '',
+    `${r.config.norm === 'linf' ? 'Linf' : 'L2'} robust accuracy (%) on the first ${r.config.limit} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
+    'Worst case: an example counts as robust only if it survives every attack.',
+    '',
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((row) => `| ${row.cells.map((c, i) => (row.worst && i >= 2 ? `**${c}**` : c)).join(' | ')} |`),
+    '',
+    flags.length ? '## Sanity flags' : 'Sanity checks: no flags.',
+    ...flags.map((f) => `- ${flagText(f)}`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+async function svg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Robust accuracy against eps, one line per attack plus the worst case. */
+export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
+  const values = [
+    ...r.cells.filter((c) => c.model === model).map((c) => ({ eps: c.eps * 255, acc: 100 * c.stats.robust_acc, attack: c.attack })),
+    ...r.worst.filter((w) => w.model === model).map((w) => ({ eps: w.eps * 255, acc: 100 * w.robust_acc, attack: 'worst case' })),
+  ];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `${path.basename(model)}: robust accuracy vs eps`,
+    width: 360,
+    height: 220,
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'eps', type: 'quantitative', title: r.config.norm === 'linf' ? 'eps (×1/255)' : 'eps (×1/255, L2)' },
+      y: { field: 'acc', type: 'quantitative', title: 'robust accuracy (%)', scale: { domain: [0, 100] } },
+      color: { field: 'attack', type: 'nominal' },
+      strokeDash: { condition: { test: "datum.attack === 'worst case'", value: [4, 2] }, value: [1, 0] },
+    },
+  } as TopLevelSpec;
+}
+
+/** Clean accuracy against worst-case robust accuracy at the largest eps, one point per model. */
+export function tradeoffSpec(r: GridResult): TopLevelSpec {
+  const maxEps = Math.max(...r.config.eps);
+  const values = r.models.map((m) => ({
+    model: path.basename(m.model),
+    defense: m.defense,
+    clean: 100 * m.clean_acc,
+    robust: 100 * (r.worst.find((w) => w.model === m.model && w.eps === maxEps)?.robust_acc ?? 0),
+  }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `accuracy vs robustness (worst case at eps ${epsLabel(maxEps)})`,
+    width: 360,
+    height: 220,
+    data: { values },
+    layer: [
+      { mark: { type: 'point', filled: true, size: 80 }, encoding: { x: { field: 'clean', type: 'quantitative', title: 'clean accuracy (%)', scale: { domain: [0, 100] } }, y: { field: 'robust', type: 'quantitative', title: 'robust accuracy (%)', scale: { domain: [0, 100] } }, color: { field: 'defense', type: 'nominal' } } },
+      { mark: { type: 'text', dx: 8, align: 'left' }, encoding: { x: { field: 'clean', type: 'quantitative' }, y: { field: 'robust', type: 'quantitative' }, text: { field: 'model' } } },
+    ],
+  } as TopLevelSpec;
+}
+
+const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Promise<string> {
+  const { header, rows } = tableRows(r);
+  const maxEps = Math.max(...r.config.eps);
+  const plots = await Promise.all(r.models.map((m) => svg(epsPlotSpec(r, m.model))));
+  const tradeoff = await svg(tradeoffSpec(r));
+  const gallery = r.models
+    .map((m) => {
+      const cells = r.cells.filter((c) => c.model === m.model && c.eps === maxEps && c.gallery);
+      if (cells.length === 0) return '';
+      const strongest = cells.reduce((a, b) => (a.stats.robust_acc <= b.stats.robust_acc ? a : b));
+      return `<figure><img alt="adversarial examples for ${escape(path.basename(m.model))}" src="data:image/png;base64,${strongest.gallery}"><figcaption>${escape(path.basename(m.model))}: ${escape(strongest.attack)} at eps ${epsLabel(maxEps)} — originals, perturbations (gray = 0, scaled), adversarials</figcaption></figure>`;
+    })
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>robust: evaluation report</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}</style>
+</head><body>
+<h1>Robustness evaluation</h1>
+<p>${r.config.norm === 'linf' ? 'L<sub>∞</sub>' : 'L<sub>2</sub>'} robust accuracy (%) on the first ${r.config.limit} test images · backend ${escape(r.backend)} · seed ${r.config.seed} · ${escape(r.date)}.
+Worst case: an example is robust only if it survives every attack.</p>
+<table><thead><tr>${header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead><tbody>
+${rows.map((row) => `<tr${row.worst ? ' class="worst"' : ''}>${row.cells.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('\n')}
+</tbody></table>
+<h2>Sanity checks</h2>
+${flags.length ? `<ul>${flags.map((f) => `<li class="flag">${escape(flagText(f))}</li>`).join('')}</ul>` : '<p>No flags.</p>'}
+<h2>Plots</h2>
+<div class="plots">${plots.map((p) => `<div class="plot">${p}</div>`).join('\n')}<div class="plot">${tradeoff}</div></div>
+<h2>Adversarial examples</h2>
+${gallery || '<p>None kept.</p>'}
+</body></html>
+`;
+}
+
+/** Writes results.csv, results.json, results.md and report.html into `dir`. */
+export async function writeReports(dir: string, r: GridResult): Promise<string[]> {
+  const flags = sanityFlags(r);
+  const files = {
+    'results.csv': toCsv(r),
+    'results.json': JSON.stringify({ ...r, cells: r.cells.map(({ gallery: _g, ...c }) => c), flags }, null, 2),
+    'results.md': toMarkdown(r, flags),
+    'report.html': await toHtml(r, flags),
+  };
+  for (const [name, text] of Object.entries(files)) writeFileAtomic(path.join(dir, name), text);
+  return Object.keys(files).map((f) => path.join(dir, f));
+}

@@ -1,0 +1,110 @@
+/**
+ * Checks that flag evaluations which are probably wrong — mostly gradient masking, where an attack
+ * looks strong against a model only because its gradients are useless (Athalye et al. 2018;
+ * Carlini et al. 2019, "On Evaluating Adversarial Robustness").
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ImageSet } from '../data/dataset.js';
+import { NO_AUGMENT, makeBatch } from '../data/batches.js';
+import { crossEntropy } from '../attacks/losses.js';
+import type { Classifier } from '../models/classifier.js';
+import { Rng } from '../util/rng.js';
+import type { CellResult, GridResult } from './grid.js';
+
+export interface ModelChecks {
+  /** Share of examples whose input gradient is exactly zero / not finite. */
+  zero_grad_share: number;
+  nonfinite_grad_share: number;
+  /** Outputs are all in [0,1] with rows summing to 1: probabilities rather than logits. */
+  outputs_look_like_probabilities: boolean;
+  checked: number;
+}
+
+/** Gradient and output checks on the first (up to) 256 images. */
+export function modelChecks(c: Classifier, set: ImageSet): ModelChecks {
+  const n = Math.min(256, set.count);
+  const b = makeBatch(set, Int32Array.from({ length: n }, (_, i) => i), NO_AUGMENT, new Rng(0));
+  const stats = tf.tidy(() => {
+    const z = c.logits(b.x, 'inference');
+    const probs = z.min().greaterEqual(0).logicalAnd(z.max().lessEqual(1)).logicalAnd(z.sum(1).sub(1).abs().max().less(1e-3));
+    const g = tf.grad((x: tf.Tensor) => crossEntropy(c.logits(x as tf.Tensor4D, 'inference'), b.y).sum())(b.x);
+    const perExample = g.abs().sum([1, 2, 3]);
+    return tf.stack([perExample.equal(0).cast('float32').mean(), perExample.isFinite().logicalNot().cast('float32').mean(), probs.cast('float32')]);
+  });
+  const [zero, nonfinite, probs] = stats.dataSync();
+  tf.dispose([stats, b.x, b.y]);
+  return { zero_grad_share: zero, nonfinite_grad_share: nonfinite, outputs_look_like_probabilities: probs === 1, checked: n };
+}
+
+export interface Flag {
+  model: string;
+  check: string;
+  message: string;
+  attack?: string;
+  eps?: number;
+}
+
+const WHITE_BOX_ITERATIVE = new Set(['pgd', 'bim', 'mifgsm', 'apgd-ce', 'apgd-dlr', 'eot-pgd']);
+const baseName = (attack: string) => attack.split(':')[0];
+
+/** Every flag raised by a grid's results. An empty list means no check fired. */
+export function sanityFlags(r: GridResult): Flag[] {
+  const flags: Flag[] = [];
+  const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+  for (const m of r.models) {
+    const cells = r.cells.filter((c) => c.model === m.model);
+    const one = 1 / Math.max(1, m.n);
+    const add = (check: string, message: string, extra: Partial<Flag> = {}) => flags.push({ model: m.model, check, message, ...extra });
+    // eps = 0 must give clean accuracy
+    for (const c of cells.filter((c) => c.eps === 0)) {
+      if (Math.abs(c.stats.robust_acc - c.stats.clean_acc) > 1e-9) add('eps0', `${c.attack} at eps 0: robust ${pct(c.stats.robust_acc)} ≠ clean ${pct(c.stats.clean_acc)}`, { attack: c.attack, eps: 0 });
+    }
+    // robust accuracy never rises with eps
+    for (const attack of new Set(cells.map((c) => c.attack))) {
+      const series = cells.filter((c) => c.attack === attack).sort((a, b) => a.eps - b.eps);
+      for (let i = 1; i < series.length; i++) {
+        if (series[i].stats.robust_acc > series[i - 1].stats.robust_acc + one) {
+          add('monotone-eps', `${attack}: robust accuracy rises from ${pct(series[i - 1].stats.robust_acc)} to ${pct(series[i].stats.robust_acc)} as eps grows`, { attack, eps: series[i].eps });
+        }
+      }
+    }
+    for (const eps of new Set(cells.map((c) => c.eps))) {
+      if (eps === 0) continue;
+      const at = cells.filter((c) => c.eps === eps);
+      const byAttack = (name: string) => at.filter((c) => baseName(c.attack) === name);
+      // more steps never help the model (same attack, different step counts)
+      for (const name of new Set(at.map((c) => baseName(c.attack)))) {
+        const bySteps = byAttack(name).sort((a, b) => (a.settings.steps ?? 0) - (b.settings.steps ?? 0));
+        for (let i = 1; i < bySteps.length; i++) {
+          if (bySteps[i].stats.robust_acc > bySteps[i - 1].stats.robust_acc + one) {
+            add('monotone-steps', `${name}: ${bySteps[i].settings.steps} steps leave more robust accuracy (${pct(bySteps[i].stats.robust_acc)}) than ${bySteps[i - 1].settings.steps} (${pct(bySteps[i - 1].stats.robust_acc)})`, { attack: bySteps[i].attack, eps });
+          }
+        }
+      }
+      // iterative attacks are not weaker than FGSM
+      const fgsm = byAttack('fgsm')[0];
+      for (const c of at.filter((c) => WHITE_BOX_ITERATIVE.has(baseName(c.attack)))) {
+        if (fgsm && c.stats.robust_acc > fgsm.stats.robust_acc + one) add('weaker-than-fgsm', `${c.attack} (${pct(c.stats.robust_acc)}) is weaker than FGSM (${pct(fgsm.stats.robust_acc)})`, { attack: c.attack, eps });
+      }
+      // a black-box baseline must not beat the white-box attacks
+      const noise = byAttack('random-noise')[0];
+      const white = at.filter((c) => baseName(c.attack) !== 'random-noise');
+      if (noise && white.length > 0) {
+        const best = white.reduce((a, b) => (a.stats.robust_acc <= b.stats.robust_acc ? a : b));
+        if (noise.stats.robust_acc < best.stats.robust_acc - one) {
+          add('black-box-stronger', `random noise (${pct(noise.stats.robust_acc)}) beats the best white-box attack ${best.attack} (${pct(best.stats.robust_acc)}): gradient masking likely`, { eps });
+        }
+      }
+    }
+    const k = m.checks;
+    if (k.zero_grad_share > 0.05) add('zero-gradients', `${pct(k.zero_grad_share)} of examples have an all-zero input gradient: gradient masking likely`);
+    if (k.nonfinite_grad_share > 0) add('nonfinite-gradients', `${pct(k.nonfinite_grad_share)} of examples have NaN/infinite input gradients`);
+    if (k.outputs_look_like_probabilities) add('probabilities', 'the model outputs probabilities, not logits: losses on them saturate and attacks weaken (remove the softmax)');
+    if (m.randomized) {
+      for (const c of cells.filter((c: CellResult) => c.settings.eotSamples <= 1 && baseName(c.attack) !== 'random-noise')) {
+        add('no-eot', `${c.attack} attacks a randomized model without EOT (eot samples 1): robustness is overstated`, { attack: c.attack, eps: c.eps });
+      }
+    }
+  }
+  return flags;
+}

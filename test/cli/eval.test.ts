@@ -1,0 +1,66 @@
+/** `robust eval` and `robust export` through the command line. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers.js';
+import { robust, tinyCheckpoint } from './fixtures.js';
+
+let a: string;
+let b: string;
+
+beforeAll(async () => {
+  a = await tinyCheckpoint('cli-eval-a', 1);
+  b = await tinyCheckpoint('cli-eval-b', 2);
+});
+
+describe('robust eval', () => {
+  it('runs the grid, prints the table, writes csv/json/md/html; a rerun reuses every cell; export re-creates the csv', () => {
+    const out = path.join(tmpDir('cli-eval'), 'results');
+    const args = ['eval', '--models', `${a},${b}`, '--attacks', 'fgsm,pgd:3', '--eps', '0,8/255', '--limit', '20', '--out', out, '--backend', 'wasm'];
+    const r = robust(args);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\| model \| defense \| attack \| clean \| eps 0 \| eps 8\/255 \|/);
+    expect(r.stdout).toMatch(/worst case/);
+    expect(fs.readdirSync(out).sort()).toEqual(['cells', 'report.html', 'results.csv', 'results.json', 'results.md']);
+    const again = robust(args);
+    expect(again.code).toBe(0);
+    expect((again.stderr.match(/\(reused\)/g) ?? []).length).toBe(8);
+    const csv = fs.readFileSync(path.join(out, 'results.csv'), 'utf8');
+    const exported = path.join(out, 'again.csv');
+    expect(robust(['export', 'csv', out, '--out', exported]).code).toBe(0);
+    expect(fs.readFileSync(exported, 'utf8')).toBe(csv);
+    const md = robust(['export', 'md', out, '--out', '-']);
+    expect(md.stdout).toMatch(/# Robustness evaluation/);
+  });
+
+  it('reads the grid from --config', () => {
+    const dir = tmpDir('cli-eval-config');
+    const config = path.join(dir, 'eval.json');
+    fs.writeFileSync(config, JSON.stringify({ models: [a], attacks: ['fgsm'], eps: ['0', '4/255'], limit: 10 }));
+    const r = robust(['eval', '--config', config, '--out', path.join(dir, 'out'), '--backend', 'wasm', '--quiet']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(fs.readFileSync(path.join(dir, 'out', 'results.json'), 'utf8'));
+    expect(j.cells).toHaveLength(2);
+    expect(j.config.limit).toBe(10);
+    expect(j.config.eps[1]).toBeCloseTo(4 / 255, 10);
+  });
+
+  const bad: [string[], RegExp][] = [
+    [['eval'], /give the models to evaluate/],
+    [['eval', '--models', 'X', '--attacks', 'fgsm,cw'], /unknown attack 'cw'/],
+    [['eval', '--models', 'X', '--attacks', 'pgd:0'], /steps must be a positive integer/],
+    [['eval', '--models', 'X', '--eps', '1/0'], /--eps must be a number/],
+    [['eval', '--models', '/nonexistent/m'], /no such file/],
+    [['eval', '--config', '/nonexistent/eval.json'], /no such file/],
+    [['export', 'pdf', '/tmp'], /unknown export format 'pdf'/],
+    [['export', 'csv', '/nonexistent/results'], /no such file/],
+  ];
+  for (const [args, message] of bad) {
+    it(`'${args.join(' ')}' fails with one clear line`, () => {
+      const r = robust([...args, ...(args[0] === 'eval' ? ['--out', path.join(tmpDir('cli-eval-bad'), 'o'), '--backend', 'wasm'] : [])]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    });
+  }
+});
