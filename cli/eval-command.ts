@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
 import { checkpointPath, classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
+import { Interrupt } from './interrupt.js';
 
 interface EvalCliOptions {
   models?: string;
@@ -149,26 +150,20 @@ export function registerEval(program: Command): void {
         models.push({ path: location, name: path.basename(location), model, classifier: classifierFor(model, meta, config.seed), defense: meta.defense ?? 'none', test: data.test, fingerprint: fingerprint(checkpointPath(location)) });
       }
       const cellsTotal = config.models.length * config.attacks.length * config.eps.length;
-      if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} models × ${config.attacks.length} attacks × ${config.eps.length} eps) on ${config.limit} ${dataName} test images → ${o.out}`);
-      let stop = false;
-      const onSigint = () => {
-        if (stop) process.exit(130);
-        stop = true;
-        console.error('\nstopping after this batch; finished cells are kept (run the same command to resume)…');
-      };
-      process.on('SIGINT', onSigint);
+      if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} model(s) × ${config.attacks.length} attack(s) × ${config.eps.length} eps) on ${config.limit} ${dataName} test images → ${o.out}`);
+      const interrupt = new Interrupt('stopping after this batch; finished cells are kept (run the same command to resume)…');
       let done = 0;
       const { result, complete } = await runGrid(config, models, {
         out: o.out,
         backend: info.name,
         quiet: o.quiet,
-        shouldStop: () => stop,
+        shouldStop: () => interrupt.stop,
         onCell: (c, reused) => {
           done++;
           if (!o.quiet) console.error(`[${done}/${cellsTotal}] ${path.basename(c.model)} ${c.attack} eps ${formatEps(c.eps)}: robust ${(100 * c.stats.robust_acc).toFixed(2)}%${reused ? ' (reused)' : ` (${c.stats.seconds.toFixed(0)} s)`}`);
         },
       });
-      process.off('SIGINT', onSigint);
+      interrupt.release();
       models.forEach((m) => m.model.dispose());
       if (!complete) {
         console.error(`stopped with ${done} of ${cellsTotal} cells done; run the same command to resume`);

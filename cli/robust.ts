@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { ADVERSARIAL, DEFENSES, defenseConfig, describeDefense, parseDefenses } from '../defenses/defense.js';
+import { ADVERSARIAL, DEFENSES, defenseConfig, describeDefense, parseDefenses, type DefenseConfig } from '../defenses/defense.js';
 import { RobustError } from '../util/errors.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { DATASETS, canonicalName, defaultDataDir, loadData, prepareData } from '../data/index.js';
@@ -12,6 +12,7 @@ import { train, type TrainConfig } from '../train/trainer.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
+import { Interrupt } from './interrupt.js';
 
 const program = new Command();
 program.name('robust').description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation').version('0.1.0');
@@ -49,7 +50,8 @@ program
     console.log(`${split.name}: ${split.train.count} train / ${split.test.count} test images of ${split.train.height}×${split.train.width}×${split.train.channels} in ${dir}`);
   });
 
-interface TrainOpts {
+/** The train command's options; the defense settings keep DefenseConfig's names. */
+interface TrainOpts extends Omit<DefenseConfig, 'names' | 'steps'> {
   model: string;
   width?: number;
   data: string;
@@ -71,17 +73,7 @@ interface TrainOpts {
   threads?: number;
   quiet?: boolean;
   defense: string;
-  eps: number;
-  alpha?: number;
   advSteps?: number;
-  advRatio: number;
-  beta: number;
-  clipNorm?: number;
-  clipValue?: number;
-  noiseStd?: number;
-  noiseSamples: number;
-  dropout?: number;
-  blockDropout?: number;
   robustEval?: number;
   robustEvalSteps: number;
   earlyStop?: boolean;
@@ -187,16 +179,9 @@ program
       m.setUserDefinedMetadata({ robust: JSON.parse(JSON.stringify(meta)) }); // plain JSON: tfjs rejects undefined values
       return m;
     };
-    // Ctrl-C: finish the batch, save a checkpoint, exit 130; a second Ctrl-C quits at once.
-    let stop = false;
-    const onSigint = () => {
-      if (stop) process.exit(130);
-      stop = true;
-      console.error('\nstopping after this batch (checkpoint will be saved; continue with --resume)…');
-    };
-    process.on('SIGINT', onSigint);
-    const { log, interrupted } = await train(fresh, data, config, out, { resume: o.resume, quiet: o.quiet, shouldStop: () => stop });
-    process.off('SIGINT', onSigint);
+    const interrupt = new Interrupt('stopping after this batch (checkpoint will be saved; continue with --resume)…');
+    const { log, interrupted } = await train(fresh, data, config, out, { resume: o.resume, quiet: o.quiet, shouldStop: () => interrupt.stop });
+    interrupt.release();
     if (interrupted) {
       console.error(`stopped; checkpoint saved in ${path.join(out, 'checkpoint')}`);
       process.exitCode = 130;

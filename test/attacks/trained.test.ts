@@ -8,28 +8,17 @@ import { NO_AUGMENT, makeBatch } from '../../data/batches.js';
 import { makeAttack, pgd } from '../../attacks/index.js';
 import { runAttack } from '../../eval/attack-run.js';
 import { Rng } from '../../util/rng.js';
+import { smallFashionCnn } from './models.js';
 
 let model: tf.LayersModel;
 let test: ImageSet;
-
-function smallCnn(): tf.LayersModel {
-  const init = (s: number) => tf.initializers.heNormal({ seed: s });
-  return tf.sequential({
-    layers: [
-      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 8, kernelSize: 3, strides: 2, activation: 'relu', kernelInitializer: init(1) }),
-      tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, activation: 'relu', kernelInitializer: init(2) }),
-      tf.layers.flatten(),
-      tf.layers.dense({ units: 10, kernelInitializer: init(3) }),
-    ],
-  });
-}
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
   const data = await loadData('fashion-mnist-sample');
   const all = Int32Array.from({ length: data.train.count }, (_, i) => i);
   const b = makeBatch(data.train, all, NO_AUGMENT, new Rng(0));
-  model = smallCnn();
+  model = smallFashionCnn();
   model.compile({ optimizer: tf.train.adam(0.003), loss: (y: tf.Tensor, z: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, z) });
   const onehot = tf.oneHot(b.y, 10);
   await model.fit(b.x, onehot, { epochs: 6, batchSize: 64, shuffle: false, verbose: 0 });

@@ -16,7 +16,7 @@ import { train, type TrainConfig } from '../../train/trainer.js';
 import { runAttack } from '../../eval/attack-run.js';
 import { pgd } from '../../attacks/index.js';
 import { RobustError } from '../../util/errors.js';
-import { randomBatch, tinyConvNet } from '../attacks/models.js';
+import { randomBatch, smallFashionCnn, tinyConvNet } from '../attacks/models.js';
 import { tmpDir } from '../helpers.js';
 
 const SHAPE: [number, number, number] = [8, 8, 3];
@@ -145,17 +145,7 @@ describe('adversarial training works', () => {
     model: 'tiny', data: data.name, epochs: 4, batchSize: 32, lr: 0.05, momentum: 0.9, weightDecay: 5e-4, schedule: 'onecycle',
     augment: { cropPad: 0, flip: false }, seed: 1, checkpointEvery: 0, backend: 'wasm', ...over,
   });
-  const fresh = () => {
-    const init = (s: number) => tf.initializers.heNormal({ seed: s });
-    return tf.sequential({
-      layers: [
-        tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 8, kernelSize: 3, strides: 2, activation: 'relu', kernelInitializer: init(1) }),
-        tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, activation: 'relu', kernelInitializer: init(2) }),
-        tf.layers.flatten(),
-        tf.layers.dense({ units: 10, kernelInitializer: init(3) }),
-      ],
-    });
-  };
+  const fresh = smallFashionCnn;
 
   it('FGSM-RS, PGD-AT and TRADES models are far more robust to PGD than a standard one; the log records robust accuracy', async () => {
     const eps = 0.1;
