@@ -10,6 +10,9 @@
  * offset), so models take [0,1] pixels and attack budgets are in pixel units.
  */
 import * as tf from '@tensorflow/tfjs';
+import { lazyConv2d, registerLazyConv2D } from './lazy-conv.js';
+
+registerLazyConv2D(); // loaded checkpoints get the lazy-gradient Conv2D too
 
 export type BlockKind = 'basic' | 'bottleneck' | 'preact';
 
@@ -56,17 +59,15 @@ class Builder {
   }
 
   conv(x: SymbolicTensor, filters: number, kernel: number, stride: number, name: string): SymbolicTensor {
-    return tf.layers
-      .conv2d({
-        filters,
-        kernelSize: kernel,
-        strides: stride,
-        padding: 'same',
-        useBias: false,
-        kernelInitializer: tf.initializers.heNormal({ seed: this.nextSeed() }),
-        name,
-      })
-      .apply(x) as SymbolicTensor;
+    return lazyConv2d({
+      filters,
+      kernelSize: kernel,
+      strides: stride,
+      padding: 'same',
+      useBias: false,
+      kernelInitializer: tf.initializers.heNormal({ seed: this.nextSeed() }),
+      name,
+    }).apply(x) as SymbolicTensor;
   }
 
   bn(x: SymbolicTensor, name: string): SymbolicTensor {

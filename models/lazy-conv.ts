@@ -1,0 +1,56 @@
+/**
+ * tf.layers' Conv2D with a lazy filter gradient.
+ *
+ * The stock layer calls `tf.fused.conv2d`, whose custom gradient computes the filter gradient
+ * eagerly, even when only the input gradient is asked for: on wasm that was ~40% of every attack
+ * step. This subclass calls the plain `tf.conv2d`, whose registered gradient computes dx and dW
+ * only when they are needed, so an attack's input gradient skips dW and training still gets it.
+ * It keeps the class name 'Conv2D' and the config, so checkpoints stay stock TF.js files; it is
+ * registered in place of the stock class, so loaded models get it too.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type Conv2DLayer = ReturnType<typeof tf.layers.conv2d>;
+type Conv2DArgs = Parameters<typeof tf.layers.conv2d>[0];
+type Conv2DClass = new (args: Conv2DArgs) => Conv2DLayer;
+
+// The stock class is not exported by name; an instance leads to it.
+const StockConv2D = Object.getPrototypeOf(tf.layers.conv2d({ filters: 1, kernelSize: 1 })).constructor as Conv2DClass;
+
+interface ConvFields {
+  kernel: tf.LayerVariable;
+  bias: tf.LayerVariable | null;
+  strides: [number, number];
+  padding: 'same' | 'valid' | 'causal';
+  dataFormat: 'channelsFirst' | 'channelsLast';
+  dilationRate: [number, number];
+  activation: { apply(t: tf.Tensor): tf.Tensor };
+}
+
+export class LazyConv2D extends StockConv2D {
+  static className = 'Conv2D';
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[] {
+    const self = this as unknown as ConvFields;
+    if (self.dataFormat !== 'channelsLast' || self.padding === 'causal') return super.call(inputs, kwargs);
+    return tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      let y: tf.Tensor = tf.conv2d(x, self.kernel.read() as tf.Tensor4D, self.strides, self.padding as 'same' | 'valid', 'NHWC', self.dilationRate);
+      if (self.bias) y = tf.add(y, self.bias.read());
+      return self.activation.apply(y);
+    });
+  }
+}
+
+let registered = false;
+
+/** Makes loaded models use LazyConv2D for their Conv2D layers (idempotent). */
+export function registerLazyConv2D(): void {
+  if (registered) return;
+  tf.serialization.registerClass(LazyConv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+  registered = true;
+}
+
+export function lazyConv2d(args: Conv2DArgs): Conv2DLayer {
+  return new LazyConv2D(args);
+}
