@@ -8,7 +8,7 @@ import type { Classifier } from '../models/classifier.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
 import { objective } from './losses.js';
 import { lpNorm } from './norms.js';
-import { descend } from './iterative.js';
+import { iterate } from './iterative.js';
 
 export interface FgsmOptions extends CommonOptions {
   randomStart?: boolean;
@@ -24,9 +24,6 @@ export function fgsm(model: tf.LayersModel | Classifier, o: FgsmOptions = {}): A
   const norm = lpNorm(info.norm);
   return defineAttack(model, { ...info, alpha }, async (ctx) => {
     const setup = { classifier: ctx.classifier, objective: objective('ce'), mode: info.mode, eotSamples: info.eotSamples };
-    const r = await descend(ctx, setup, { norm, eps: info.eps, alpha, steps: 1, randomStart, select: 'last' });
-    r.value.dispose();
-    r.success.dispose();
-    return r.adv;
+    return iterate(ctx, setup, { norm, eps: info.eps, alpha, steps: 1, randomStart, select: 'last' });
   });
 }

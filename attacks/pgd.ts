@@ -8,7 +8,7 @@ import type { Classifier } from '../models/classifier.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
 import { objective, type LossName } from './losses.js';
 import { lpNorm } from './norms.js';
-import { descend, withRestarts, type DescentConfig } from './iterative.js';
+import { descend, iterate, withRestarts, type DescentConfig } from './iterative.js';
 
 export interface PgdOptions extends CommonOptions {
   /** Step size; default 2.5·eps/steps (Madry et al.), i.e. 2/255 at eps 8/255 and 10 steps. */
@@ -41,6 +41,8 @@ export function pgd(model: tf.LayersModel | Classifier, o: PgdOptions = {}, name
   const cfg: DescentConfig = { norm: lpNorm(info.norm), eps: info.eps, alpha, steps, randomStart, momentum: o.momentum, select: o.select ?? 'best' };
   return defineAttack(model, info, async (ctx) => {
     const setup = { classifier: ctx.classifier, objective: objective(info.loss), mode: info.mode, eotSamples: info.eotSamples };
+    // One plain run needs no per-example outcome: skip the extra forward pass (adversarial training).
+    if (restarts === 1 && cfg.select === 'last') return iterate(ctx, setup, cfg);
     const r = await withRestarts(ctx, restarts, (c) => descend(c, setup, cfg));
     r.value.dispose();
     r.success.dispose();

@@ -55,6 +55,31 @@ export async function saveCheckpoint(dir: string, model: tf.LayersModel, extras:
   });
 }
 
+/** The layer classes robust builds and accepts from a file: anything else is refused before loading. */
+export const KNOWN_LAYERS = new Set([
+  'InputLayer', 'Rescaling', 'Conv2D', 'BatchNormalization', 'ReLU', 'Activation', 'Add', 'GlobalAveragePooling2D', 'Dropout', 'Dense', 'Flatten',
+]);
+
+/** Every layer class_name in a Keras/TF.js topology (including nested models). */
+function layerClasses(topology: object): Set<string> {
+  const out = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!node || typeof node !== 'object') return;
+    const o = node as { class_name?: unknown; config?: { layers?: unknown } };
+    if (Array.isArray(o.config?.layers)) {
+      for (const layer of o.config.layers as { class_name?: unknown }[]) {
+        if (typeof layer?.class_name === 'string') out.add(layer.class_name);
+        visit(layer);
+      }
+    }
+    for (const v of Object.values(node)) if (v && typeof v === 'object' && v !== o.config) visit(v);
+  };
+  visit(topology);
+  for (const c of ['Model', 'Functional', 'Sequential']) out.delete(c);
+  return out;
+}
+
 /** Reads model.json + weight shards from a folder (or a model.json path) into a LayersModel. */
 export async function loadModel(location: string): Promise<tf.LayersModel> {
   const jsonPath = location.endsWith('.json') ? location : path.join(location, 'model.json');
@@ -66,6 +91,8 @@ export async function loadModel(location: string): Promise<tf.LayersModel> {
     throw new RobustError(`${jsonPath}: not valid JSON (${(e as Error).message})`);
   }
   if (!json.modelTopology || !Array.isArray(json.weightsManifest)) throw new RobustError(`${jsonPath}: not a TF.js layers model (no modelTopology/weightsManifest)`);
+  const unknown = [...layerClasses(json.modelTopology)].filter((c) => !KNOWN_LAYERS.has(c));
+  if (unknown.length > 0) throw new RobustError(`${jsonPath}: unsupported layer class ${unknown.join(', ')} (robust loads only ${[...KNOWN_LAYERS].join(', ')})`);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const shards: Buffer[] = [];
   for (const group of json.weightsManifest) {

@@ -94,4 +94,13 @@ describe('model zoo', () => {
     fs.truncateSync(path.join(good, 'weights.bin'), 100);
     await expect(loadModel(good)).rejects.toThrow(/weights hold 100 bytes/);
   });
+
+  it('refuses layer classes it does not build (e.g. a Lambda), before anything is constructed', async () => {
+    const m = createModel('resnet20', { ...cifar, width: 4 });
+    const dir = path.join(tmpDir('lambda-ckpt'), 'ckpt');
+    await saveCheckpoint(dir, m);
+    const file = path.join(dir, 'model.json');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('"class_name":"ReLU"', '"class_name":"Lambda"'));
+    await expect(loadModel(dir)).rejects.toThrow(/unsupported layer class Lambda/);
+  });
 });
