@@ -7,6 +7,7 @@ import { parseIdx } from '../../data/fashion-mnist.js';
 import { loadData } from '../../data/index.js';
 import { tmpDir } from '../helpers.js';
 import { robust, tinyCheckpoint } from './fixtures.js';
+import { ATTACK_NAMES } from '../../attacks/index.js';
 
 let ckpt: string;
 
@@ -50,6 +51,14 @@ describe('robust attack', () => {
     const png = PNG.sync.read(fs.readFileSync(path.join(dir, 'adv.png')));
     expect(png.height).toBe(3 * (28 * 3 + 2) + 2);
     expect(fs.readdirSync(dir).sort()).toEqual(['adv.bin', 'adv.bin.labels', 'adv.png']);
+  });
+
+  it('every registered attack runs through the CLI', () => {
+    for (const name of ATTACK_NAMES) {
+      const r = robust(['attack', `--${name}`, '--model', ckpt, '--limit', '6', '--steps', '2', '--json', '--quiet', '--backend', 'wasm', ...(name === 'eot-pgd' ? ['--eot-samples', '2'] : [])]);
+      expect(r.code, `${name}: ${r.stderr}`).toBe(0);
+      expect(JSON.parse(r.stdout).attack.name).toBe(name);
+    }
   });
 
   const bad: [string[], RegExp][] = [
