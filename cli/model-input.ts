@@ -9,6 +9,7 @@ import { check } from '../util/errors.js';
 import type { DefenseConfig } from '../defenses/defense.js';
 import { noisyClassifier } from '../defenses/noise-injection.js';
 import { layersClassifier, type Classifier } from '../models/classifier.js';
+import { foldedClassifier } from '../models/fold.js';
 
 export interface ModelMeta {
   model?: string;
@@ -21,11 +22,13 @@ export interface ModelMeta {
 /**
  * The model as users of the defense meet it: a noise-injection model is randomized at inference
  * (its recorded noise, averaged over its recorded number of draws); others are the plain model.
+ * Zoo ResNets run BN-folded in inference mode (same function, faster).
  */
 export function classifierFor(model: tf.LayersModel, meta: ModelMeta, seed?: number): Classifier {
+  const base = foldedClassifier(model) ?? layersClassifier(model);
   const d = meta.defenseConfig;
-  if (d?.names?.includes('noise') && d.noiseStd) return noisyClassifier(model, { std: d.noiseStd, samples: d.noiseSamples ?? 1, seed });
-  return layersClassifier(model);
+  if (d?.names?.includes('noise') && d.noiseStd) return noisyClassifier(base, { std: d.noiseStd, samples: d.noiseSamples ?? 1, seed });
+  return base;
 }
 
 /** A checkpoint folder, its model.json, or a training run folder holding `checkpoint/`. */

@@ -36,6 +36,11 @@ export interface BuildOptions {
   dropout?: number;
   /** Dropout inside each residual block, between its convolutions (0 = none), as in Wide ResNets. */
   blockDropout?: number;
+  /**
+   * Inference-only variant: every conv directly followed by a BatchNorm becomes one conv with a
+   * bias (same layer name), and that BN layer is left out. Weights come from `foldBatchNorm`.
+   */
+  foldBatchNorm?: boolean;
   name?: string;
 }
 
@@ -46,9 +51,12 @@ type SymbolicTensor = tf.SymbolicTensor;
 
 class Builder {
   private seed: number;
+  /** (conv, BN) layer-name pairs merged into one conv (fold mode). */
+  readonly folded: [string, string][] = [];
   constructor(
     seed: number,
     private readonly blockDropout = 0,
+    private readonly fold = false,
   ) {
     // tfjs initializers treat a seed of 0 as "unseeded", so per-layer seeds start at 1.
     this.seed = (seed % 10007) * 10007 + 1;
@@ -58,16 +66,23 @@ class Builder {
     return this.seed++;
   }
 
-  conv(x: SymbolicTensor, filters: number, kernel: number, stride: number, name: string): SymbolicTensor {
+  conv(x: SymbolicTensor, filters: number, kernel: number, stride: number, name: string, useBias = false): SymbolicTensor {
     return lazyConv2d({
       filters,
       kernelSize: kernel,
       strides: stride,
       padding: 'same',
-      useBias: false,
+      useBias,
       kernelInitializer: tf.initializers.heNormal({ seed: this.nextSeed() }),
       name,
     }).apply(x) as SymbolicTensor;
+  }
+
+  /** conv then BN — or, in fold mode, one conv with a bias standing for both. */
+  convBn(x: SymbolicTensor, filters: number, kernel: number, stride: number, convName: string, bnName: string): SymbolicTensor {
+    if (!this.fold) return this.bn(this.conv(x, filters, kernel, stride, convName), bnName);
+    this.folded.push([convName, bnName]);
+    return this.conv(x, filters, kernel, stride, convName, true);
   }
 
   bn(x: SymbolicTensor, name: string): SymbolicTensor {
@@ -96,19 +111,19 @@ class Builder {
 
 /** conv3×3–BN–ReLU–conv3×3–BN, plus the (projected) input, then ReLU. */
 function basicBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, stride: number, p: string): [SymbolicTensor, number] {
-  let y = b.dropout(b.relu(b.bn(b.conv(x, outC, 3, stride, `${p}_conv1`), `${p}_bn1`), `${p}_relu1`), `${p}_drop`);
-  y = b.bn(b.conv(y, outC, 3, 1, `${p}_conv2`), `${p}_bn2`);
-  const shortcut = stride !== 1 || inC !== outC ? b.bn(b.conv(x, outC, 1, stride, `${p}_proj`), `${p}_proj_bn`) : x;
+  let y = b.dropout(b.relu(b.convBn(x, outC, 3, stride, `${p}_conv1`, `${p}_bn1`), `${p}_relu1`), `${p}_drop`);
+  y = b.convBn(y, outC, 3, 1, `${p}_conv2`, `${p}_bn2`);
+  const shortcut = stride !== 1 || inC !== outC ? b.convBn(x, outC, 1, stride, `${p}_proj`, `${p}_proj_bn`) : x;
   return [b.relu(b.add(y, shortcut, `${p}_add`), `${p}_out`), outC];
 }
 
 /** 1×1 reduce – 3×3 (strided) – 1×1 expand (×4), each with BN, projection when shapes differ. */
 function bottleneck(b: Builder, x: SymbolicTensor, inC: number, planes: number, stride: number, p: string): [SymbolicTensor, number] {
   const outC = planes * 4;
-  let y = b.relu(b.bn(b.conv(x, planes, 1, 1, `${p}_conv1`), `${p}_bn1`), `${p}_relu1`);
-  y = b.dropout(b.relu(b.bn(b.conv(y, planes, 3, stride, `${p}_conv2`), `${p}_bn2`), `${p}_relu2`), `${p}_drop`);
-  y = b.bn(b.conv(y, outC, 1, 1, `${p}_conv3`), `${p}_bn3`);
-  const shortcut = stride !== 1 || inC !== outC ? b.bn(b.conv(x, outC, 1, stride, `${p}_proj`), `${p}_proj_bn`) : x;
+  let y = b.relu(b.convBn(x, planes, 1, 1, `${p}_conv1`, `${p}_bn1`), `${p}_relu1`);
+  y = b.dropout(b.relu(b.convBn(y, planes, 3, stride, `${p}_conv2`, `${p}_bn2`), `${p}_relu2`), `${p}_drop`);
+  y = b.convBn(y, outC, 1, 1, `${p}_conv3`, `${p}_bn3`);
+  const shortcut = stride !== 1 || inC !== outC ? b.convBn(x, outC, 1, stride, `${p}_proj`, `${p}_proj_bn`) : x;
   return [b.relu(b.add(y, shortcut, `${p}_add`), `${p}_out`), outC];
 }
 
@@ -116,9 +131,9 @@ function bottleneck(b: Builder, x: SymbolicTensor, inC: number, planes: number, 
 function preactBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, stride: number, p: string): [SymbolicTensor, number] {
   const pre = b.relu(b.bn(x, `${p}_bn1`), `${p}_relu1`);
   const shortcut = stride !== 1 || inC !== outC ? b.conv(pre, outC, 1, stride, `${p}_proj`) : x;
-  let y = b.conv(pre, outC, 3, stride, `${p}_conv1`);
-  y = b.conv(b.dropout(b.relu(b.bn(y, `${p}_bn2`), `${p}_relu2`), `${p}_drop`), outC, 3, 1, `${p}_conv2`);
-  return [b.add(y, shortcut, `${p}_add`), outC];
+  const y = b.convBn(pre, outC, 3, stride, `${p}_conv1`, `${p}_bn2`);
+  const out = b.conv(b.dropout(b.relu(y, `${p}_relu2`), `${p}_drop`), outC, 3, 1, `${p}_conv2`);
+  return [b.add(out, shortcut, `${p}_add`), outC];
 }
 
 /** Builds a ResNet as a tf.LayersModel that maps [0,1] pixels to logits. */
@@ -127,7 +142,7 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
   if (opts.mean.length !== channels || opts.std.length !== channels) {
     throw new Error(`mean/std need ${channels} values, one per input channel`);
   }
-  const b = new Builder(opts.seed ?? 0, opts.blockDropout ?? 0);
+  const b = new Builder(opts.seed ?? 0, opts.blockDropout ?? 0, opts.foldBatchNorm ?? false);
   const input = tf.input({ shape: opts.inputShape, name: 'pixels' });
   // Rescaling broadcasts per-channel arrays: (x − mean) / std = x · (1/std) + (−mean/std).
   let x = tf.layers
@@ -138,8 +153,8 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
     })
     .apply(input) as SymbolicTensor;
 
-  x = b.conv(x, spec.width, 3, 1, 'stem_conv');
-  if (spec.block !== 'preact') x = b.relu(b.bn(x, 'stem_bn'), 'stem_relu');
+  // PreAct: the stem conv feeds both the first BN and the first shortcut, so it stays unfolded.
+  x = spec.block === 'preact' ? b.conv(x, spec.width, 3, 1, 'stem_conv') : b.relu(b.convBn(x, spec.width, 3, 1, 'stem_conv', 'stem_bn'), 'stem_relu');
 
   let c = spec.width;
   spec.stages.forEach((blocks, s) => {
@@ -156,5 +171,10 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
   // Unseeded on purpose: a seeded tfjs dropout layer draws the same mask at every step.
   if (opts.dropout && opts.dropout > 0) x = tf.layers.dropout({ rate: opts.dropout, name: 'dropout' }).apply(x) as SymbolicTensor;
   const logits = b.dense(x, opts.numClasses, 'logits');
-  return tf.model({ inputs: input, outputs: logits, name: opts.name ?? 'resnet' });
+  const model = tf.model({ inputs: input, outputs: logits, name: opts.name ?? 'resnet' });
+  if (opts.foldBatchNorm) foldedPairs.set(model, b.folded);
+  return model;
 }
+
+/** For models built with foldBatchNorm: which (conv, BN) pairs of the full model each conv stands for. */
+export const foldedPairs = new WeakMap<tf.LayersModel, [string, string][]>();

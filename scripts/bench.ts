@@ -1,7 +1,8 @@
 /**
- * Throughput benchmark: forward (inference), input gradient (inference mode), a whole PGD-10
- * attack through the library (pgd10: images attacked per second; ×10 = attack steps per second)
- * and SGD train step, in images per second, for zoo models at several batch sizes.
+ * Throughput benchmark: forward (inference), input gradient (inference mode) — each also with BN
+ * folded into the convs, as attacks run — a whole PGD-10 attack through the library on the folded
+ * model (pgd10: images attacked per second; ×10 = attack steps per second) and SGD train step, in
+ * images per second, for zoo models at several batch sizes.
  *
  *   npm run bench -- [--backend wasm] [--models resnet20,resnet18] [--batches 64,128] [--seconds 5] [--out bench.json]
  *
@@ -15,6 +16,7 @@ import { initBackend } from '../backend/index.js';
 import { createModel } from '../models/zoo.js';
 import { Sgd } from '../train/sgd.js';
 import { pgd } from '../attacks/pgd.js';
+import { foldBatchNorm, foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
 function arg(name: string, fallback: string): string {
@@ -61,6 +63,7 @@ const sampleRss = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss))
 
 for (const name of models) {
   const model = createModel(name, { inputShape: [32, 32, 3], numClasses: 10, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] });
+  model.setUserDefinedMetadata({ robust: { model: name } });
   const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
   const sgd = new Sgd(model.trainableWeights, { momentum: 0.9, weightDecay: 5e-4 });
   for (const b of batches) {
@@ -78,10 +81,15 @@ for (const name of models) {
       tf.dispose([value, ...Object.values(grads)]);
     };
     const labels = tf.randomUniform([b], 0, 10, 'int32', 2) as tf.Tensor1D;
-    const attack = pgd(model, { eps: 8 / 255, steps: 10 });
+    const foldedNet = foldBatchNorm(model)!;
+    const forwardFolded = () => tf.tidy(() => void (foldedNet.predict(x) as tf.Tensor).dataSync());
+    const inputGradFolded = () =>
+      tf.tidy(() => void tf.grad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, foldedNet.apply(xi, { training: false }) as tf.Tensor))(x).dataSync());
+    // What `robust attack` / `robust eval` run: PGD-10 through the library on the BN-folded model.
+    const attack = pgd(foldedClassifier(model)!, { eps: 8 / 255, steps: 10 });
     const pgd10 = async () => (await attack(x as tf.Tensor4D, labels)).dispose();
     const row: Record<string, unknown> = { model: name, batch: b };
-    for (const [label, fn] of [['forward', forward], ['input_grad', inputGrad], ['train', trainStep]] as const) {
+    for (const [label, fn] of [['forward', forward], ['forward_folded', forwardFolded], ['input_grad', inputGrad], ['input_grad_folded', inputGradFolded], ['train', trainStep]] as const) {
       row[label] = +(b / medianSeconds(fn, seconds)).toFixed(1);
       sampleRss();
     }
@@ -89,9 +97,10 @@ for (const name of models) {
     sampleRss();
     rows.push(row);
     console.log(
-      `${name.padEnd(10)} b${String(b).padEnd(4)} forward ${String(row.forward).padStart(7)}  input_grad ${String(row.input_grad).padStart(7)}  pgd10 ${String(row.pgd10).padStart(6)} (${(10 * (row.pgd10 as number)).toFixed(1)} steps)  train ${String(row.train).padStart(7)} img/s`,
+      `${name.padEnd(10)} b${String(b).padEnd(4)} forward ${row.forward} (folded ${row.forward_folded})  input_grad ${row.input_grad} (folded ${row.input_grad_folded})  pgd10 ${row.pgd10} (${(10 * (row.pgd10 as number)).toFixed(1)} steps)  train ${row.train} img/s`,
     );
     tf.dispose([x, y, labels]);
+    foldedNet.dispose();
   }
   sgd.dispose();
   model.dispose();
