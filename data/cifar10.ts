@@ -41,16 +41,39 @@ export function parseCifarBatches(buffers: Uint8Array[], source: string): ImageS
   return { images, labels, count, height: 32, width: 32, channels: 3 };
 }
 
-/** Reads the batch files out of a .tar.gz in memory (no extraction). */
+/** Bytes of one CIFAR-10 batch file: 10,000 records of 1 label + 3,072 pixels. */
+const BATCH_BYTES = 10_000 * 3073;
+/** The official archive holds ~178 MB; anything far beyond that is not CIFAR-10. */
+export const MAX_ARCHIVE_BYTES = 256 * 2 ** 20;
+
+/** Why an archive entry is refused: an absolute path, a `..` segment, or a link leading out. */
+export function unsafeEntry(entryPath: string, type: string, linkpath?: string): string | null {
+  const bad = (p: string) => p.startsWith('/') || /^[a-zA-Z]:/.test(p) || p.split(/[\\/]/).includes('..');
+  if (bad(entryPath)) return `unsafe path '${entryPath}'`;
+  if ((type === 'SymbolicLink' || type === 'Link') && linkpath !== undefined && bad(linkpath)) return `link '${entryPath}' points outside the archive ('${linkpath}')`;
+  return null;
+}
+
+/**
+ * Reads the batch files out of a .tar.gz in memory (no extraction, so nothing is written where an
+ * entry says). Archives with unsafe entries (tar-slip), oversized members or more data than the
+ * real CIFAR-10 are refused.
+ */
 export async function readFromArchive(file: string): Promise<Map<string, Uint8Array>> {
   const found = new Map<string, Uint8Array>();
   const wanted = new Set([...TRAIN_FILES, TEST_FILE]);
+  let problem: string | null = null;
+  let total = 0;
   try {
     await tar.t({
       file,
       onReadEntry: (entry) => {
+        total += entry.size ?? 0;
+        problem ??= unsafeEntry(entry.path, entry.type, entry.linkpath);
+        if (!problem && total > MAX_ARCHIVE_BYTES) problem = `holds more than ${MAX_ARCHIVE_BYTES >> 20} MiB: larger than CIFAR-10`;
         const base = path.posix.basename(entry.path);
-        if (entry.type !== 'File' || !wanted.has(base)) {
+        if (!problem && entry.type === 'File' && wanted.has(base) && (entry.size ?? 0) > BATCH_BYTES) problem = `${entry.path} is ${entry.size} bytes, more than a CIFAR-10 batch (${BATCH_BYTES})`;
+        if (problem || entry.type !== 'File' || !wanted.has(base)) {
           entry.resume();
           return;
         }
@@ -62,6 +85,7 @@ export async function readFromArchive(file: string): Promise<Map<string, Uint8Ar
   } catch (e) {
     throw new RobustError(`${file}: cannot read the archive (${(e as Error).message})`);
   }
+  if (problem) throw new RobustError(`${file}: refused: ${problem}`);
   return found;
 }
 
