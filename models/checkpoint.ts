@@ -90,21 +90,30 @@ export async function loadModel(location: string): Promise<tf.LayersModel> {
   } catch (e) {
     throw new RobustError(`${jsonPath}: not valid JSON (${(e as Error).message})`);
   }
-  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) throw new RobustError(`${jsonPath}: not a TF.js layers model (no modelTopology/weightsManifest)`);
+  if (!json || typeof json !== 'object' || typeof json.modelTopology !== 'object' || !json.modelTopology || !Array.isArray(json.weightsManifest)) throw new RobustError(`${jsonPath}: not a TF.js layers model (no modelTopology/weightsManifest)`);
   const unknown = [...layerClasses(json.modelTopology)].filter((c) => !KNOWN_LAYERS.has(c));
   if (unknown.length > 0) throw new RobustError(`${jsonPath}: unsupported layer class ${unknown.join(', ')} (robust loads only ${[...KNOWN_LAYERS].join(', ')})`);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const shards: Buffer[] = [];
-  for (const group of json.weightsManifest) {
-    specs.push(...group.weights);
-    for (const p of group.paths) {
+  const malformed = (why: string) => new RobustError(`${jsonPath}: malformed weightsManifest (${why})`);
+  for (const group of json.weightsManifest as unknown[]) {
+    const g = group as { paths?: unknown; weights?: unknown };
+    if (!g || !Array.isArray(g.paths) || !Array.isArray(g.weights)) throw malformed('each group needs paths and weights');
+    for (const w of g.weights as { name?: unknown; shape?: unknown; dtype?: unknown }[]) {
+      const shapeOk = Array.isArray(w?.shape) && w.shape.every((d) => Number.isInteger(d) && d >= 0);
+      if (typeof w?.name !== 'string' || !shapeOk || (w.dtype !== undefined && w.dtype !== 'float32')) throw malformed(`bad entry ${JSON.stringify(w).slice(0, 80)}`);
+      specs.push(w as tf.io.WeightsManifestEntry);
+    }
+    for (const p of g.paths) {
+      // Shards live beside model.json: plain file names only, never a path that leads elsewhere.
+      if (typeof p !== 'string' || p === '' || /[\\/]/.test(p) || p === '..' || p === '.') throw malformed(`shard path ${JSON.stringify(p)} is not a file name in the checkpoint folder`);
       const f = path.join(path.dirname(jsonPath), p);
       if (!fs.existsSync(f)) throw new RobustError(`${f}: weight shard missing`);
       shards.push(fs.readFileSync(f));
     }
   }
   const data = Buffer.concat(shards);
-  const expected = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1) * 4, 0);
+  const expected = specs.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1) * 4, 0);
   if (data.length !== expected) throw new RobustError(`${jsonPath}: weights hold ${data.length} bytes, the manifest needs ${expected}`);
   try {
     return await tf.loadLayersModel(

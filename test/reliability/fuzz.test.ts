@@ -1,0 +1,110 @@
+/** Random and mutated bytes against every parser: valid data or the toolkit's own error, never anything else. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { initBackend } from '../../backend/index.js';
+import { parseCifarBatches } from '../../data/cifar10.js';
+import { parseIdx } from '../../data/fashion-mnist.js';
+import { createModel } from '../../models/zoo.js';
+import { loadModel, saveCheckpoint } from '../../models/checkpoint.js';
+import { RobustError } from '../../util/errors.js';
+import { tmpDir } from '../helpers.js';
+
+/** Runs `f`; passes if it returns or throws a RobustError, and hands the result to `check`. */
+function robustOrValid<T>(f: () => T, check: (v: T) => void): void {
+  let v: T;
+  try {
+    v = f();
+  } catch (e) {
+    expect(e, String(e)).toBeInstanceOf(RobustError);
+    return;
+  }
+  check(v);
+}
+
+const mutate = (base: Uint8Array) =>
+  fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 12 }).chain((edits) =>
+    fc.integer({ min: 0, max: base.length + 10 }).map((cut) => {
+      const b = Uint8Array.from(base.subarray(0, Math.min(cut, base.length)));
+      for (const [i, v] of edits) if (b.length) b[i % b.length] = v;
+      return b;
+    }),
+  );
+
+describe('parsers under random input', () => {
+  const record = Uint8Array.from({ length: 3 * 3073 }, (_, i) => (i % 3073 === 0 ? (i / 3073) % 10 : i % 251));
+
+  it('CIFAR-10 batches: random bytes and mutated records', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 8000 }), mutate(record)), (bytes) =>
+        robustOrValid(
+          () => parseCifarBatches([bytes], 'fuzz.bin'),
+          (set) => {
+            expect(set.images.length).toBe(set.count * 3072);
+            expect(Array.from(set.labels).every((l) => l < 10)).toBe(true);
+          },
+        ),
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('IDX files: random bytes and mutated headers', () => {
+    const header = Uint8Array.from([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8]);
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), mutate(header)), (bytes) =>
+        robustOrValid(
+          () => parseIdx(bytes, 3, 'fuzz.idx'),
+          (r) => expect(r.data.length).toBe(r.shape.reduce((a, b) => a * b, 1)),
+        ),
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('checkpoints under mutation', () => {
+  let dir: string;
+  let json: string;
+  let weights: Buffer;
+  beforeAll(async () => {
+    await initBackend({ backend: 'wasm' });
+    const m = createModel('resnet20', { inputShape: [8, 8, 3], numClasses: 3, mean: [0, 0, 0], std: [1, 1, 1], width: 2 });
+    dir = path.join(tmpDir('fuzz-ckpt'), 'ok');
+    await saveCheckpoint(dir, m);
+    json = fs.readFileSync(path.join(dir, 'model.json'), 'utf8');
+    weights = fs.readFileSync(path.join(dir, 'weights.bin'));
+  });
+
+  it('a weight shard path that leads out of the checkpoint folder is refused', async () => {
+    const d = path.join(tmpDir('fuzz-shard'), 'ckpt');
+    fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(d, 'model.json'), json.replace('"paths":["weights.bin"]', '"paths":["../weights.bin"]'));
+    await expect(loadModel(d)).rejects.toThrow(/not a file name in the checkpoint folder/);
+  });
+
+  it('mutated model.json text and weights: the model loads or a RobustError says why', async () => {
+    const textEdits = fc.array(fc.tuple(fc.nat(), fc.constantFrom('', '0', '9', '"', '}', ']', ',', 'x', '-1', '1e9')), { minLength: 1, maxLength: 4 });
+    await fc.assert(
+      fc.asyncProperty(textEdits, fc.integer({ min: -8, max: 8 }), async (edits, weightDelta) => {
+        let text = json;
+        for (const [i, s] of edits) {
+          const at = i % text.length;
+          text = text.slice(0, at) + s + text.slice(at + 1);
+        }
+        const d = path.join(tmpDir('fuzz-one'), 'ckpt');
+        fs.mkdirSync(d, { recursive: true });
+        fs.writeFileSync(path.join(d, 'model.json'), text);
+        fs.writeFileSync(path.join(d, 'weights.bin'), weightDelta >= 0 ? Buffer.concat([weights, Buffer.alloc(weightDelta * 4)]) : weights.subarray(0, weights.length + weightDelta * 4));
+        try {
+          const m = await loadModel(d);
+          m.dispose();
+        } catch (e) {
+          expect(e, String(e)).toBeInstanceOf(RobustError);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
