@@ -1,0 +1,67 @@
+/** Runs killed with SIGKILL at a random moment resume and end exactly as uninterrupted runs. */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, tmpDir } from '../helpers.js';
+import { robust, tinyCheckpoint } from '../cli/fixtures.js';
+
+const BIN = path.join(ROOT, 'bin', 'robust.js');
+
+/** Starts `robust args` and SIGKILLs it as soon as `ready()` holds; resolves when it is dead. */
+async function killWhen(args: string[], ready: () => boolean): Promise<void> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+  const exited = new Promise((r) => child.on('exit', r));
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      let ok = false;
+      try {
+        ok = ready();
+      } catch {
+        /* not written yet */
+      }
+      if (ok || child.exitCode !== null) {
+        clearInterval(poll);
+        child.kill('SIGKILL');
+        resolve();
+      }
+    }, 20);
+  });
+  await exited;
+}
+
+describe('kill and resume', () => {
+  let ckpt: string;
+  beforeAll(async () => {
+    ckpt = await tinyCheckpoint('kill-eval');
+  });
+
+  it('an eval grid killed after some cells resumes them and ends with the same results', async () => {
+    const root = tmpDir('kill-eval');
+    const args = (out: string) => ['eval', '--models', ckpt, '--attacks', 'fgsm,pgd:3', '--eps', '0,0.05,0.1', '--limit', '24', '--batch-size', '8', '--threads', '1', '--backend', 'wasm', '--quiet', '--out', out];
+    expect(robust(args(path.join(root, 'straight'))).code).toBe(0);
+    const out = path.join(root, 'killed');
+    await killWhen(args(out), () => fs.readdirSync(path.join(out, 'cells')).length >= 2);
+    expect(fs.existsSync(path.join(out, 'results.json'))).toBe(false);
+    expect(fs.readdirSync(path.join(out, 'cells')).every((f) => f.endsWith('.json'))).toBe(true); // no half-written cell
+    expect(robust(args(out)).code).toBe(0);
+    const cells = (dir: string) =>
+      (JSON.parse(fs.readFileSync(path.join(root, dir, 'results.json'), 'utf8')).cells as { attack: string; eps: number; robust: string; stats: { robust_acc: number } }[]).map((c) => [c.attack, c.eps, c.robust, c.stats.robust_acc]);
+    expect(cells('killed')).toEqual(cells('straight'));
+  });
+
+  it('FGSM-RS adversarial training killed mid-epoch resumes and ends as an uninterrupted run', async () => {
+    const root = tmpDir('kill-fgsm');
+    const args = (out: string) => ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '256', '--eval-limit', '100', '--batch-size', '32', '--epochs', '2', '--defense', 'fgsm-rs', '--eps', '0.1', '--robust-eval', '50', '--checkpoint-every', '2', '--threads', '1', '--backend', 'wasm', '--quiet', '--out', out];
+    expect(robust(args(path.join(root, 'straight'))).code).toBe(0);
+    const out = path.join(root, 'killed');
+    await killWhen(args(out), () => {
+      const st = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
+      return st.epoch === 1 && st.batch > 0;
+    });
+    expect(robust([...args(out), '--resume']).code).toBe(0);
+    const log = (dir: string) => JSON.parse(fs.readFileSync(path.join(root, dir, 'log.json'), 'utf8')) as { test_acc: number; robust_acc: number; train_loss: number }[];
+    expect(log('killed').map((e) => [e.test_acc, e.robust_acc])).toEqual(log('straight').map((e) => [e.test_acc, e.robust_acc]));
+    expect(log('killed')[1].train_loss).toBeCloseTo(log('straight')[1].train_loss, 6);
+  });
+});
