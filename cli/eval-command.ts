@@ -10,6 +10,7 @@ import { sanityFlags } from '../eval/sanity.js';
 import { check, RobustError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
+import { ensureWritableDir } from '../util/dirs.js';
 import { checkpointPath, classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
@@ -133,12 +134,7 @@ export function registerEval(program: Command): void {
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
     .action(async (o: EvalCliOptions, cmd: Command) => {
       const config = evalConfig(o, cmd);
-      try {
-        fs.mkdirSync(o.out, { recursive: true });
-        fs.accessSync(o.out, fs.constants.W_OK);
-      } catch {
-        throw new RobustError(`${o.out}: output folder is not writable`);
-      }
+      ensureWritableDir(o.out);
       const info = await initBackend({ backend: o.backend, threads: o.threads });
       const models: EvalModel[] = [];
       let dataName: string | undefined;

@@ -13,6 +13,7 @@ import { nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
 import { Interrupt } from './interrupt.js';
+import { ensureWritableDir } from '../util/dirs.js';
 
 const program = new Command();
 program.name('robust').description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation').version('0.1.0');
@@ -138,7 +139,7 @@ program
     const scheduleName = names.includes('fgsm-rs') && cmd.getOptionValueSource('schedule') === 'default' ? 'onecycle' : o.schedule;
     const schedule = parseSchedule(scheduleName);
     const out = o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`);
-    checkWritable(out);
+    ensureWritableDir(out);
     const info = await initBackend({ backend: o.backend, threads: o.threads });
     const data = await loadData(o.data, { dataDir: o.dataDir, limit: o.limit, testLimit: o.evalLimit ?? o.limit });
     const isCifar = data.train.height === 32;
@@ -194,14 +195,6 @@ program
 registerAttack(program);
 registerEval(program);
 
-function checkWritable(dir: string): void {
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    fs.accessSync(dir, fs.constants.W_OK);
-  } catch {
-    throw new RobustError(`${dir}: output folder is not writable`);
-  }
-}
 
 export async function main(argv: string[]): Promise<number> {
   try {

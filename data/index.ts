@@ -4,11 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RobustError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { take, type DataSplit } from './dataset.js';
 import { CIFAR10_MD5, CIFAR10_URL, TEST_FILE, TRAIN_FILES, loadCifar10, parseCifarBatches, readFromArchive, readFromDir } from './cifar10.js';
 import { FASHION_FILES, FASHION_MD5, FASHION_URL, loadFashionMnist } from './fashion-mnist.js';
 import { download } from './download.js';
+import { ensureDir } from '../util/dirs.js';
 
 export const DATASETS = ['cifar10', 'fashion-mnist', 'fashion-mnist-sample'] as const;
 export type DatasetName = (typeof DATASETS)[number];
@@ -65,10 +66,11 @@ export async function prepareData(name: string, opts: { from?: string; dataDir?:
   const ds = canonicalName(name);
   if (ds === 'fashion-mnist-sample') return sampleDir();
   const dir = path.join(opts.dataDir ?? defaultDataDir(), ds);
-  fs.mkdirSync(dir, { recursive: true });
+  // Everything is checked before anything is written, so bad input leaves the data folder as it was.
   if (ds === 'cifar10') {
     let archive = opts.from;
     if (!archive) {
+      ensureDir(dir);
       archive = path.join(dir, 'cifar-10-binary.tar.gz');
       if (!fs.existsSync(archive)) await download(CIFAR10_URL, archive, CIFAR10_MD5);
     }
@@ -77,15 +79,19 @@ export async function prepareData(name: string, opts: { from?: string; dataDir?:
     const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !files.has(f));
     if (missing.length) throw new RobustError(`${archive}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`);
     for (const f of [...TRAIN_FILES, TEST_FILE]) parseCifarBatches([files.get(f)!], `${archive}: ${f}`); // validate
-    for (const f of [...TRAIN_FILES, TEST_FILE]) writeFileAtomic(path.join(dir, 'cifar-10-batches-bin', f), files.get(f)!);
+    await writeDirAtomic(path.join(dir, 'cifar-10-batches-bin'), (tmp) => {
+      for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(tmp, f), files.get(f)!);
+    });
+  } else if (opts.from) {
+    for (const f of Object.values(FASHION_FILES)) if (!fs.existsSync(path.join(opts.from, f))) throw new RobustError(`${path.join(opts.from, f)}: missing`);
+    loadFashionMnist(opts.from); // validate the source before copying it
+    ensureDir(dir);
+    for (const f of Object.values(FASHION_FILES)) writeFileAtomic(path.join(dir, f), fs.readFileSync(path.join(opts.from, f)));
   } else {
+    ensureDir(dir);
     for (const f of Object.values(FASHION_FILES)) {
       const target = path.join(dir, f);
-      if (opts.from) {
-        const src = path.join(opts.from, f);
-        if (!fs.existsSync(src)) throw new RobustError(`${src}: missing`);
-        writeFileAtomic(target, fs.readFileSync(src));
-      } else if (!fs.existsSync(target)) await download(FASHION_URL + f, target, FASHION_MD5[f]);
+      if (!fs.existsSync(target)) await download(FASHION_URL + f, target, FASHION_MD5[f]);
     }
     loadFashionMnist(dir); // validate
   }

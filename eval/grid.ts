@@ -19,6 +19,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { runAttack, type AttackStats } from './attack-run.js';
 import { adversarialGrid, quantize } from './save-adversarials.js';
 import { modelChecks, type ModelChecks } from './sanity.js';
+import { ensureDir } from '../util/dirs.js';
 
 export interface EvalConfig {
   models: string[];
@@ -139,7 +140,7 @@ export interface GridOptions {
 /** Runs (or resumes) the grid; returns what is done so far (all of it unless stopped). */
 export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOptions): Promise<{ result: GridResult; complete: boolean }> {
   const cellDir = path.join(o.out, 'cells');
-  fs.mkdirSync(cellDir, { recursive: true });
+  ensureDir(cellDir);
   const cells: CellResult[] = [];
   const summaries: ModelSummary[] = [];
   const maxEps = Math.max(...config.eps);

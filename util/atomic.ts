@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ensureDir } from './dirs.js';
 
 /** A temp name next to `target`, so that a rename onto it stays on one file system. */
 function tempNameFor(target: string): string {
@@ -8,7 +9,7 @@ function tempNameFor(target: string): string {
 
 /** Writes a file so that readers see either the old or the whole new content, never a part. */
 export function writeFileAtomic(target: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(target), { recursive: true });
+  ensureDir(path.dirname(target));
   const tmp = tempNameFor(target);
   try {
     const fd = fs.openSync(tmp, 'w');
@@ -31,7 +32,7 @@ export function writeFileAtomic(target: string, data: string | Uint8Array): void
  */
 export async function writeDirAtomic(target: string, fill: (dir: string) => Promise<void> | void): Promise<void> {
   const parent = path.dirname(path.resolve(target));
-  fs.mkdirSync(parent, { recursive: true });
+  ensureDir(parent);
   const tmp = tempNameFor(target);
   const old = `${tmp}.old`;
   fs.mkdirSync(tmp);
