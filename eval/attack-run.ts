@@ -111,7 +111,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
         l2Sum += o5[4 * m + i];
         l2Max = Math.max(l2Max, o5[4 * m + i]);
       }
-      if (adversarial) batchAdv = tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D;
+      if (adversarial) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
       tf.dispose([outcome, at, x, y, targets, adv]);
     }
     if (adversarial) {

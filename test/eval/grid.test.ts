@@ -132,6 +132,16 @@ describe('running a grid', () => {
     expect(flags.some((f) => f.check === 'no-eot')).toBe(true);
   });
 
+  it('leaves no tensors behind: the live tensor count does not grow from grid to grid', async () => {
+    await runGrid(config, models, { out: tmpDir('grid-memory'), backend: 'wasm', quiet: true }); // warm-up: one-time constants
+    const before = tf.memory().numTensors;
+    await runGrid(config, models, { out: tmpDir('grid-memory'), backend: 'wasm', quiet: true });
+    const after = tf.memory().numTensors;
+    await runGrid({ ...config, eps: [0, 0.02, 0.04] }, models, { out: tmpDir('grid-memory'), backend: 'wasm', quiet: true });
+    expect(after).toBe(before);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('writes results.csv with the documented columns, one row per model × attack × eps plus worst cases', async () => {
     const out = tmpDir('grid-csv');
     const { result } = await runGrid(config, models, { out, backend: 'wasm', quiet: true });
