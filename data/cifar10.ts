@@ -95,7 +95,10 @@ export function readFromDir(dir: string): Map<string, Uint8Array> {
   const found = new Map<string, Uint8Array>();
   for (const f of [...TRAIN_FILES, TEST_FILE]) {
     const p = path.join(root, f);
-    if (fs.existsSync(p)) found.set(f, fs.readFileSync(p));
+    if (!fs.existsSync(p)) continue;
+    const size = fs.statSync(p).size;
+    if (size > BATCH_BYTES) throw new RobustError(`${p}: ${size} bytes, more than a CIFAR-10 batch (${BATCH_BYTES})`);
+    found.set(f, fs.readFileSync(p));
   }
   return found;
 }

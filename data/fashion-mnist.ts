@@ -24,10 +24,21 @@ export const FASHION_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazona
 function gunzipIfNeeded(buf: Uint8Array, source: string): Uint8Array {
   if (buf[0] !== 0x1f || buf[1] !== 0x8b) return buf;
   try {
-    return zlib.gunzipSync(buf);
+    return zlib.gunzipSync(buf, { maxOutputLength: MAX_IDX_BYTES });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new RobustError(`${source}: unpacks to more than ${MAX_IDX_BYTES >> 20} MiB, larger than any Fashion-MNIST file`);
     throw new RobustError(`${source}: corrupt gzip data (${(e as Error).message})`);
   }
+}
+
+/** Fashion-MNIST's largest file (training images) is 47 MB unpacked; anything far beyond is refused. */
+export const MAX_IDX_BYTES = 64 * 2 ** 20;
+
+/** Reads a file after checking it is not absurdly large (a .gz may be at most the cap, too). */
+function readCapped(file: string): Buffer {
+  const size = fs.statSync(file).size;
+  if (size > MAX_IDX_BYTES) throw new RobustError(`${file}: ${size} bytes, larger than any Fashion-MNIST file`);
+  return fs.readFileSync(file);
 }
 
 /** Parses an IDX file of unsigned bytes with `dims` dimensions. */
@@ -50,8 +61,8 @@ export function parseIdx(raw: Uint8Array, dims: 1 | 3, source: string): { shape:
 }
 
 function readSet(imagesFile: string, labelsFile: string): ImageSet {
-  const imgs = parseIdx(fs.readFileSync(imagesFile), 3, imagesFile);
-  const lbls = parseIdx(fs.readFileSync(labelsFile), 1, labelsFile);
+  const imgs = parseIdx(readCapped(imagesFile), 3, imagesFile);
+  const lbls = parseIdx(readCapped(labelsFile), 1, labelsFile);
   const [count, height, width] = imgs.shape;
   if (lbls.shape[0] !== count) throw new RobustError(`${labelsFile}: ${lbls.shape[0]} labels for ${count} images`);
   const bad = lbls.data.findIndex((l) => l > 9);

@@ -44,6 +44,15 @@ beforeAll(async () => {
   fs.mkdirSync(cifar);
   for (const f of ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin', 'test_batch.bin']) fs.writeFileSync(path.join(cifar, f), new Uint8Array(3073 * 2));
   fs.writeFileSync(path.join(cifar, 'data_batch_3.bin'), new Uint8Array(3073 + 10));
+  // an oversized CIFAR-10 batch and a Fashion-MNIST decompression bomb
+  const big = path.join(root, 'cifar-oversized');
+  fs.cpSync(cifar, big, { recursive: true });
+  fs.writeFileSync(path.join(big, 'data_batch_3.bin'), new Uint8Array(3073 * 10_001));
+  brokenCkpts.bigCifar = big;
+  const bomb = path.join(root, 'fmnist-bomb');
+  fs.cpSync(fmnist, bomb, { recursive: true });
+  fs.writeFileSync(path.join(bomb, 'train-images-idx3-ubyte.gz'), zlib.gzipSync(Buffer.alloc(70 * 2 ** 20)));
+  brokenCkpts.bomb = bomb;
   // broken checkpoints
   const copy = (name: string, edit: (dir: string) => void) => {
     const d = path.join(root, name);
@@ -84,6 +93,8 @@ const cases: [string, () => string[], RegExp][] = [
   ['missing checkpoint', () => ['attack', '--model', '/nonexistent/ckpt'], /no such file/],
   ['CIFAR-10 batch truncated', () => ['data', 'cifar10', '--from', cifar, '--data-dir', dataDir], /data_batch_3\.bin.*(truncated|not a whole number)/],
   ['IDX labels out of range', () => ['data', 'fashion-mnist', '--from', fmnist, '--data-dir', dataDir], /label 42/],
+  ['CIFAR-10 batch oversized', () => ['data', 'cifar10', '--from', brokenCkpts.bigCifar, '--data-dir', dataDir], /more than a CIFAR-10 batch/],
+  ['IDX .gz that unpacks to 70 MB', () => ['data', 'fashion-mnist', '--from', brokenCkpts.bomb, '--data-dir', dataDir], /larger than any Fashion-MNIST file/],
   ['IDX wrong magic number', () => ['data', 'fashion-mnist', '--from', brokenCkpts.magic, '--data-dir', dataDir], /wrong IDX magic/],
   ['data set not prepared', () => ['attack', '--model', ckpt, '--data', 'cifar10', '--data-dir', path.join(dataDir, 'empty')], /run `robust data cifar10`/],
 ];
