@@ -8,10 +8,10 @@ import { robust, tinyCheckpoint } from '../cli/fixtures.js';
 
 const BIN = path.join(ROOT, 'bin', 'robust.js');
 
-/** Starts `robust args` and SIGKILLs it as soon as `ready()` holds; resolves when it is dead. */
-async function killWhen(args: string[], ready: () => boolean): Promise<void> {
+/** Starts `robust args` and sends `signal` as soon as `ready()` holds; resolves with its exit code. */
+async function killWhen(args: string[], ready: () => boolean, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
-  const exited = new Promise((r) => child.on('exit', r));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   await new Promise<void>((resolve) => {
     const poll = setInterval(() => {
       let ok = false;
@@ -22,12 +22,12 @@ async function killWhen(args: string[], ready: () => boolean): Promise<void> {
       }
       if (ok || child.exitCode !== null) {
         clearInterval(poll);
-        child.kill('SIGKILL');
+        child.kill(signal);
         resolve();
       }
     }, 20);
   });
-  await exited;
+  return exited;
 }
 
 describe('kill and resume', () => {
@@ -48,6 +48,19 @@ describe('kill and resume', () => {
     const cells = (dir: string) =>
       (JSON.parse(fs.readFileSync(path.join(root, dir, 'results.json'), 'utf8')).cells as { attack: string; eps: number; robust: string; stats: { robust_acc: number } }[]).map((c) => [c.attack, c.eps, c.robust, c.stats.robust_acc]);
     expect(cells('killed')).toEqual(cells('straight'));
+  });
+
+  it('Ctrl-C (SIGINT) stops an eval grid after the current batch with exit 130; the same command finishes it', async () => {
+    const out = path.join(tmpDir('sigint-eval'), 'results');
+    const args = ['eval', '--models', ckpt, '--attacks', 'pgd:5', '--eps', '0,0.05,0.1,0.2', '--limit', '40', '--batch-size', '8', '--threads', '1', '--backend', 'wasm', '--quiet', '--out', out];
+    const code = await killWhen(args, () => fs.readdirSync(path.join(out, 'cells')).length >= 1, 'SIGINT');
+    expect(code).toBe(130);
+    expect(fs.existsSync(path.join(out, 'results.json'))).toBe(false);
+    const kept = fs.readdirSync(path.join(out, 'cells')).length;
+    expect(kept).toBeGreaterThanOrEqual(1);
+    expect(kept).toBeLessThan(4);
+    expect(robust(args).code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).cells).toHaveLength(4);
   });
 
   it('FGSM-RS adversarial training killed mid-epoch resumes and ends as an uninterrupted run', async () => {
