@@ -4,15 +4,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, initBackend } from '../backend/index.js';
-import { parseAttackEntry, runGrid, worstCases, type CellResult, type EvalConfig, type EvalModel, type GridResult } from '../eval/grid.js';
+import { runGrid, worstCases, type CellResult, type EvalConfig, type EvalModel, type GridResult } from '../eval/grid.js';
 import { toCsv, toHtml, toMarkdown, writeReports } from '../eval/report.js';
 import { sanityFlags } from '../eval/sanity.js';
+import { CONFIG_KEYS, parseEvalConfig } from '../eval/config.js';
 import { check, RobustError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
 import { ensureWritableDir } from '../util/dirs.js';
 import { checkpointPath, classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
-import { nonNegativeInt, number, positiveInt } from './options.js';
+import { nonNegativeInt, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
 
 interface EvalCliOptions {
@@ -35,8 +36,6 @@ interface EvalCliOptions {
   quiet?: boolean;
 }
 
-const list = (v: string | string[]) => (Array.isArray(v) ? v.map(String) : v.split(',')).map((s) => s.trim()).filter(Boolean);
-
 /** The grid from --config (a JSON file) with command-line options taking precedence. */
 function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
   let file: Record<string, unknown> = {};
@@ -49,38 +48,9 @@ function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
     }
     check(typeof file === 'object' && file !== null && !Array.isArray(file), `${o.config}: expected a JSON object`);
   }
-  const pick = <T>(key: keyof EvalCliOptions & string, fallback: T): T => {
-    const explicit = cmd.getOptionValueSource(key) === 'cli';
-    if (explicit || file[key] === undefined) return (o[key] as T) ?? fallback;
-    return file[key] as T;
-  };
-  const models = list(pick<string | string[]>('models', ''));
-  check(models.length > 0, 'give the models to evaluate: --models ckpt/a,ckpt/b (or "models" in --config)');
-  const attacks = list(pick<string | string[]>('attacks', 'fgsm,pgd,apgd-ce'));
-  attacks.forEach(parseAttackEntry);
-  check(new Set(attacks).size === attacks.length, 'each attack may appear once in --attacks');
-  const epsList = list(pick<string | string[]>('eps', '0,2/255,4/255,8/255')).map((e) => number('--eps', { min: 0 })(e));
-  check(epsList.length > 0, '--eps needs at least one value');
-  const norm = pick<string>('norm', 'linf');
-  check(norm === 'linf' || norm === 'l2', `--norm must be linf or l2, got '${norm}'`);
-  const int = (key: 'steps' | 'restarts' | 'eotSamples' | 'limit' | 'batchSize' | 'seed', fallback: number | undefined, min: number) => {
-    const v = pick<number | undefined>(key, fallback);
-    if (v !== undefined) check(Number.isInteger(Number(v)) && Number(v) >= min, `${key} must be an integer ≥ ${min}, got ${v}`);
-    return v === undefined ? undefined : Number(v);
-  };
-  return {
-    models,
-    attacks,
-    eps: [...new Set(epsList)].sort((a, b) => a - b),
-    norm,
-    steps: int('steps', undefined, 1),
-    restarts: int('restarts', undefined, 1),
-    eotSamples: int('eotSamples', undefined, 1),
-    limit: int('limit', 1000, 1)!,
-    batchSize: int('batchSize', 128, 1)!,
-    seed: int('seed', 0, 0)!,
-    data: pick<string | undefined>('data', undefined),
-  };
+  const values: Record<string, unknown> = { ...file };
+  for (const key of CONFIG_KEYS) if (cmd.getOptionValueSource(key) === 'cli') values[key] = o[key as keyof EvalCliOptions];
+  return parseEvalConfig(values, o.config ?? 'the command line');
 }
 
 function fingerprint(ckpt: string): string {

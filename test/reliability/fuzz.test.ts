@@ -9,6 +9,7 @@ import { parseIdx } from '../../data/fashion-mnist.js';
 import { createModel } from '../../models/zoo.js';
 import { loadModel, saveCheckpoint } from '../../models/checkpoint.js';
 import { RobustError } from '../../util/errors.js';
+import { parseEvalConfig } from '../../eval/config.js';
 import { tmpDir } from '../helpers.js';
 
 /** Runs `f`; passes if it returns or throws a RobustError, and hands the result to `check`. */
@@ -60,6 +61,26 @@ describe('parsers under random input', () => {
         ),
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('eval configs under random JSON', () => {
+  it('any JSON object gives a complete grid or a RobustError', () => {
+    const value = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('pgd,fgsm', ['apgd-ce', 'pgd:20'], '0,8/255', [0, 0.03], 'linf', 'l2', 5, '7'));
+    const config = fc.dictionary(fc.constantFrom('models', 'attacks', 'eps', 'norm', 'steps', 'restarts', 'limit', 'batchSize', 'seed', 'data', 'bogus'), value);
+    fc.assert(
+      fc.property(config, (c) =>
+        robustOrValid(
+          () => parseEvalConfig(c, 'fuzz.json'),
+          (g) => {
+            expect(g.models.length).toBeGreaterThan(0);
+            expect(g.eps.every((e) => Number.isFinite(e) && e >= 0)).toBe(true);
+            expect(Number.isInteger(g.limit) && g.limit > 0).toBe(true);
+          },
+        ),
+      ),
+      { numRuns: 500 },
     );
   });
 });

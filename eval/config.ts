@@ -1,0 +1,55 @@
+/**
+ * The evaluation grid's settings from a JSON file and/or the command line. Everything arrives as
+ * unknown values and is checked here, so a bad config file is a one-line RobustError.
+ */
+import { check, RobustError } from '../util/errors.js';
+import { number } from '../util/numbers.js';
+import { parseAttackEntry, type EvalConfig } from './grid.js';
+
+export const CONFIG_KEYS = ['models', 'attacks', 'eps', 'norm', 'steps', 'restarts', 'eotSamples', 'limit', 'batchSize', 'seed', 'data'] as const;
+export type ConfigKey = (typeof CONFIG_KEYS)[number];
+
+function list(v: unknown, key: string, fallback: string): string[] {
+  const raw = v === undefined ? fallback : v;
+  let items: string[];
+  if (typeof raw === 'string') items = raw.split(',');
+  else if (Array.isArray(raw) && raw.every((x) => typeof x === 'string' || typeof x === 'number')) items = raw.map(String);
+  else throw new RobustError(`${key} must be a comma-separated string or a list of strings, got ${JSON.stringify(raw)}`);
+  return items.map((s) => s.trim()).filter(Boolean);
+}
+
+function int(v: unknown, key: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  check(Number.isInteger(n) && n >= min, `${key} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Checks and completes the settings; `source` names where they came from (for errors). */
+export function parseEvalConfig(values: Partial<Record<string, unknown>>, source = 'the grid'): EvalConfig {
+  const unknown = Object.keys(values).filter((k) => !(CONFIG_KEYS as readonly string[]).includes(k));
+  check(unknown.length === 0, `${source}: unknown key ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${CONFIG_KEYS.join(', ')})`);
+  const models = list(values.models, 'models', '');
+  check(models.length > 0, 'give the models to evaluate: --models ckpt/a,ckpt/b (or "models" in --config)');
+  const attacks = list(values.attacks, 'attacks', 'fgsm,pgd,apgd-ce');
+  attacks.forEach(parseAttackEntry);
+  check(new Set(attacks).size === attacks.length, 'each attack may appear once in --attacks');
+  const eps = list(values.eps, 'eps', '0,2/255,4/255,8/255').map((e) => number('--eps', { min: 0 })(e));
+  check(eps.length > 0, '--eps needs at least one value');
+  const norm = values.norm ?? 'linf';
+  check(norm === 'linf' || norm === 'l2', `--norm must be linf or l2, got ${JSON.stringify(norm)}`);
+  check(values.data === undefined || typeof values.data === 'string', `data must be a data set name, got ${JSON.stringify(values.data)}`);
+  return {
+    models,
+    attacks,
+    eps: [...new Set(eps)].sort((a, b) => a - b),
+    norm,
+    steps: int(values.steps, 'steps', 1),
+    restarts: int(values.restarts, 'restarts', 1),
+    eotSamples: int(values.eotSamples, 'eotSamples', 1),
+    limit: int(values.limit, 'limit', 1) ?? 1000,
+    batchSize: int(values.batchSize, 'batchSize', 1) ?? 128,
+    seed: int(values.seed, 'seed', 0) ?? 0,
+    data: values.data as string | undefined,
+  };
+}
