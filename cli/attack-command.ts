@@ -133,6 +133,7 @@ export function registerAttack(program: Command): void {
         writeFileAtomic(gridFile, adversarialGrid(set, q, attacked));
         report.grid = gridFile;
       }
+      classifier.dispose?.();
       model.dispose();
       if (o.json) return console.log(JSON.stringify(report, null, 2));
       const pct = (v: number) => `${(100 * v).toFixed(2)}%`;

@@ -130,7 +130,10 @@ export function registerEval(program: Command): void {
         },
       });
       interrupt.release();
-      models.forEach((m) => m.model.dispose());
+      models.forEach((m) => {
+        m.classifier.dispose?.();
+        m.model.dispose();
+      });
       if (!complete) {
         console.error(`stopped with ${done} of ${cellsTotal} cells done; run the same command to resume`);
         process.exitCode = 130;

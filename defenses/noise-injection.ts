@@ -26,6 +26,7 @@ export function noisyClassifier(model: tf.LayersModel | Classifier, o: NoiseOpti
     numClasses: base.numClasses,
     randomized: o.std > 0,
     statefulWeights: base.statefulWeights,
+    dispose: () => base.dispose?.(),
     logits: (x, mode) =>
       tf.tidy(() => {
         let sum: tf.Tensor2D | undefined;

@@ -14,6 +14,8 @@ export interface Classifier {
   readonly randomized: boolean;
   /** State that training-mode forward passes change (BatchNorm running statistics). */
   readonly statefulWeights: tf.LayerVariable[];
+  /** Frees what the classifier made for itself (e.g. a BN-folded copy), never the model it wraps. */
+  dispose?(): void;
 }
 
 export function isClassifier(m: unknown): m is Classifier {

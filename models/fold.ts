@@ -70,5 +70,6 @@ export function foldedClassifier(model: tf.LayersModel): Classifier | null {
     randomized: false,
     statefulWeights: model.nonTrainableWeights,
     logits: (x, mode) => (mode === 'inference' ? folded : model).apply(x, { training: mode === 'train' }) as tf.Tensor2D,
+    dispose: () => folded.dispose(),
   };
 }

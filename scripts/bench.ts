@@ -86,7 +86,8 @@ for (const name of models) {
     const inputGradFolded = () =>
       tf.tidy(() => void tf.grad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, foldedNet.apply(xi, { training: false }) as tf.Tensor))(x).dataSync());
     // What `robust attack` / `robust eval` run: PGD-10 through the library on the BN-folded model.
-    const attack = pgd(foldedClassifier(model)!, { eps: 8 / 255, steps: 10 });
+    const attacked = foldedClassifier(model)!;
+    const attack = pgd(attacked, { eps: 8 / 255, steps: 10 });
     const pgd10 = async () => (await attack(x as tf.Tensor4D, labels)).dispose();
     const row: Record<string, unknown> = { model: name, batch: b };
     for (const [label, fn] of [['forward', forward], ['forward_folded', forwardFolded], ['input_grad', inputGrad], ['input_grad_folded', inputGradFolded], ['train', trainStep]] as const) {
@@ -101,6 +102,7 @@ for (const name of models) {
     );
     tf.dispose([x, y, labels]);
     foldedNet.dispose();
+    attacked.dispose?.();
   }
   sgd.dispose();
   model.dispose();

@@ -53,6 +53,9 @@ describe('foldBatchNorm', () => {
 
   it('the folded classifier uses the folded copy for inference and the model itself in train mode', () => {
     const m = model('resnet20');
+    const before = tf.memory().numTensors;
+    foldedClassifier(m)!.dispose!();
+    expect(tf.memory().numTensors).toBe(before); // dispose frees the folded copy
     const c = foldedClassifier(m)!;
     const x = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', 6);
     const train = c.logits(x, 'train').dataSync();
