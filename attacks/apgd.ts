@@ -11,7 +11,7 @@ import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions,
 import { evaluate, evaluateForward, type GradientSetup } from './gradient.js';
 import { isSuccess, objective, type LossName } from './losses.js';
 import { lpNorm, type LpNorm } from './norms.js';
-import { BestTracker, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
+import { BestTracker, exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
 
 export interface ApgdOptions extends CommonOptions {
   /** Iterations (default 100, as AutoAttack). */
@@ -33,7 +33,6 @@ export function apgdCheckpoints(steps: number): number[] {
   return out;
 }
 
-const asMask = (m: tf.Tensor, like: tf.Tensor4D) => m.reshape([-1, 1, 1, 1]).tile([1, ...like.shape.slice(1)]);
 
 async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, eps: number, steps: number, rho: number): Promise<RunResult> {
   const { x, y, targets } = ctx;
@@ -79,8 +78,8 @@ async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, eps:
       const improved = e.value.greater(s.lossBest);
       const u = {
         ...s,
-        xBest: tf.where(asMask(improved, xAdv), xAdv, s.xBest) as tf.Tensor4D,
-        gradBest: tf.where(asMask(improved, grad), grad, s.gradBest) as tf.Tensor4D,
+        xBest: tf.where(exampleMask(improved, xAdv), xAdv, s.xBest) as tf.Tensor4D,
+        gradBest: tf.where(exampleMask(improved, grad), grad, s.gradBest) as tf.Tensor4D,
         lossBest: tf.where(improved, e.value, s.lossBest) as tf.Tensor1D,
         lossPrev: e.value.clone(),
         increases: s.increases.add(e.value.greater(s.lossPrev).cast('float32')) as tf.Tensor1D,
@@ -89,7 +88,7 @@ async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, eps:
       const oscillating = u.increases.lessEqual(sinceCheck * rho);
       const stalled = u.reducedAtCheck.logicalNot().logicalAnd(s.lossBestAtCheck.greaterEqual(u.lossBest));
       const halve = oscillating.logicalOr(stalled);
-      const m = asMask(halve, xAdv);
+      const m = exampleMask(halve, xAdv);
       return {
         s: {
           ...u,

@@ -33,6 +33,11 @@ export interface RunResult {
   success: tf.Tensor1D; // bool
 }
 
+/** A per-example bool [N] spread to the shape of an image batch, for tf.where. */
+export function exampleMask(mask: tf.Tensor, like: tf.Tensor4D): tf.Tensor4D {
+  return mask.reshape([-1, 1, 1, 1]).tile([1, ...like.shape.slice(1)]) as tf.Tensor4D;
+}
+
 /** x + delta pulled into the eps-ball around x and into [0,1]. */
 export function projectToBall(norm: LpNorm, x: tf.Tensor4D, point: tf.Tensor4D, eps: number): tf.Tensor4D {
   return tf.tidy(() => x.add(norm.project(point.sub(x), eps)).clipByValue(0, 1) as tf.Tensor4D);
@@ -61,7 +66,7 @@ export class BestTracker {
       const open = this.success.logicalNot();
       const take = open.logicalAnd(success.logicalOr(value.greater(this.value)));
       return {
-        adv: tf.where(take.reshape([-1, 1, 1, 1]).tile([1, ...point.shape.slice(1)]), point, this.adv) as tf.Tensor4D,
+        adv: tf.where(exampleMask(take, point), point, this.adv) as tf.Tensor4D,
         value: tf.where(take, value, this.value) as tf.Tensor1D,
         success: this.success.logicalOr(success) as tf.Tensor1D,
       };
@@ -163,7 +168,7 @@ export async function withRestarts(ctx: RunContext, restarts: number, once: (ctx
     const merged = tf.tidy(() => {
       const take = res.success.logicalOr(res.value.greater(acc.value.gather(at)));
       const pos = at.reshape([-1, 1]);
-      const chosenAdv = tf.where(take.reshape([-1, 1, 1, 1]).tile([1, ...res.adv.shape.slice(1)]), res.adv, acc.adv.gather(at));
+      const chosenAdv = tf.where(exampleMask(take, res.adv), res.adv, acc.adv.gather(at));
       const chosenValue = tf.where(take, res.value, acc.value.gather(at));
       return {
         adv: tf.tensorScatterUpdate(acc.adv, pos, chosenAdv) as tf.Tensor4D,

@@ -67,6 +67,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
   let perturbed = 0;
   let successes = 0;
   let seen = 0;
+  let robustCount = 0;
   let linfSum = 0;
   let linfMax = 0;
   let l2Sum = 0;
@@ -104,6 +105,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       perturbed += m;
       for (let i = 0; i < m; i++) {
         robust[start + idx[i]] = o5[i];
+        robustCount += o5[i];
         successes += o5[m + i];
         attacked += o5[2 * m + i];
         linfSum += o5[3 * m + i];
@@ -120,9 +122,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
     }
     tf.dispose([b.x, b.y, batchAdv]);
     seen += indices.length;
-    let robustSoFar = 0;
-    for (let i = 0; i < seen; i++) robustSoFar += robust[i];
-    progress.update(seen, `robust ${((100 * robustSoFar) / seen).toFixed(1)}%`);
+    progress.update(seen, `robust ${((100 * robustCount) / seen).toFixed(1)}%`);
   }
   progress.stop();
   const seconds = (performance.now() - t0) / 1000;
