@@ -60,24 +60,49 @@ export const KNOWN_LAYERS = new Set([
   'InputLayer', 'Rescaling', 'Conv2D', 'BatchNormalization', 'ReLU', 'Activation', 'Add', 'GlobalAveragePooling2D', 'Dropout', 'Dense', 'Flatten',
 ]);
 
-/** Every layer class_name in a Keras/TF.js topology (including nested models). */
-function layerClasses(topology: object): Set<string> {
-  const out = new Set<string>();
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(visit);
-    if (!node || typeof node !== 'object') return;
-    const o = node as { class_name?: unknown; config?: { layers?: unknown } };
-    if (Array.isArray(o.config?.layers)) {
-      for (const layer of o.config.layers as { class_name?: unknown }[]) {
-        if (typeof layer?.class_name === 'string') out.add(layer.class_name);
-        visit(layer);
-      }
+type NodeRef = [string, number, number, ...unknown[]];
+interface LayerEntry { name: string; class_name: string; inbound_nodes: NodeRef[][] }
+
+/**
+ * Checks a functional topology before tfjs sees it: only known layer classes, unique names, and a
+ * layer graph whose every call can be made. tfjs's Container.fromConfig re-queues a call whose
+ * input does not exist yet and loops forever when it never will (a misspelt inbound layer, a node
+ * index past the end, a cycle), so the same queue is run here, stopping when a pass makes no progress.
+ */
+function checkTopology(jsonPath: string, topology: object): void {
+  const bad = (why: string) => new RobustError(`${jsonPath}: ${why}`);
+  const t = topology as { class_name?: unknown; config?: { layers?: unknown } };
+  if ((t.class_name !== 'Model' && t.class_name !== 'Functional') || !Array.isArray(t.config?.layers)) {
+    throw bad('not a functional TF.js model (robust saves class Model with a layers list)');
+  }
+  const layers = t.config.layers as Partial<LayerEntry>[];
+  const unknown = [...new Set(layers.map((l) => String(l?.class_name)))].filter((c) => !KNOWN_LAYERS.has(c));
+  if (unknown.length > 0) throw bad(`unsupported layer class ${unknown.join(', ')} (robust loads only ${[...KNOWN_LAYERS].join(', ')})`);
+  const isRef = (r: unknown): r is NodeRef =>
+    Array.isArray(r) && typeof r[0] === 'string' && Number.isInteger(r[1]) && (r[1] as number) >= 0 && Number.isInteger(r[2]) && (r[2] as number) >= 0;
+  const nodes = new Map<string, number>(); // layer name → calls made so far
+  const pending: { layer: string; inputs: NodeRef[] }[] = [];
+  for (const l of layers) {
+    if (typeof l.name !== 'string' || nodes.has(l.name)) throw bad(`layer name ${JSON.stringify(l.name)} is missing or repeated`);
+    if (!Array.isArray(l.inbound_nodes) || !l.inbound_nodes.every((call) => Array.isArray(call) && call.every(isRef))) {
+      throw bad(`layer ${l.name} has malformed inbound_nodes`);
     }
-    for (const v of Object.values(node)) if (v && typeof v === 'object' && v !== o.config) visit(v);
-  };
-  visit(topology);
-  for (const c of ['Model', 'Functional', 'Sequential']) out.delete(c);
-  return out;
+    nodes.set(l.name, l.class_name === 'InputLayer' ? 1 : 0); // an input layer's node exists from the start
+    for (const inputs of l.inbound_nodes) pending.push({ layer: l.name, inputs });
+  }
+  while (pending.length > 0) {
+    const before = pending.length;
+    for (let i = 0; i < pending.length; ) {
+      const { layer, inputs } = pending[i];
+      if (inputs.every(([from, node]) => (nodes.get(from) ?? 0) > node)) {
+        if (inputs.length > 0) nodes.set(layer, nodes.get(layer)! + 1);
+        pending.splice(i, 1);
+      } else i++;
+    }
+    if (pending.length === before) {
+      throw bad(`layer ${pending[0].layer} takes an input that no layer produces (a missing layer or node, or a cycle)`);
+    }
+  }
 }
 
 /** Reads model.json + weight shards from a folder (or a model.json path) into a LayersModel. */
@@ -91,8 +116,7 @@ export async function loadModel(location: string): Promise<tf.LayersModel> {
     throw new RobustError(`${jsonPath}: not valid JSON (${(e as Error).message})`);
   }
   if (!json || typeof json !== 'object' || typeof json.modelTopology !== 'object' || !json.modelTopology || !Array.isArray(json.weightsManifest)) throw new RobustError(`${jsonPath}: not a TF.js layers model (no modelTopology/weightsManifest)`);
-  const unknown = [...layerClasses(json.modelTopology)].filter((c) => !KNOWN_LAYERS.has(c));
-  if (unknown.length > 0) throw new RobustError(`${jsonPath}: unsupported layer class ${unknown.join(', ')} (robust loads only ${[...KNOWN_LAYERS].join(', ')})`);
+  checkTopology(jsonPath, json.modelTopology);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const shards: Buffer[] = [];
   const malformed = (why: string) => new RobustError(`${jsonPath}: malformed weightsManifest (${why})`);
