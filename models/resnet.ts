@@ -11,8 +11,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { lazyConv2d, registerLazyConv2D } from './lazy-conv.js';
+import { fusedBatchNorm, registerFusedBatchNorm } from './fused-batchnorm.js';
 
 registerLazyConv2D(); // loaded checkpoints get the lazy-gradient Conv2D too
+registerFusedBatchNorm(); // and the fused training-mode BatchNorm
 
 export type BlockKind = 'basic' | 'bottleneck' | 'preact';
 
@@ -86,7 +88,7 @@ class Builder {
   }
 
   bn(x: SymbolicTensor, name: string): SymbolicTensor {
-    return tf.layers.batchNormalization({ axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON, name }).apply(x) as SymbolicTensor;
+    return fusedBatchNorm({ axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON, name }).apply(x) as SymbolicTensor;
   }
 
   /** Dropout (training only) when the model has block dropout. Unseeded: a seeded tfjs dropout draws the same mask every step. */
