@@ -11,6 +11,7 @@ import { adversarialGrid, quantize, writeImageSet } from '../eval/save-adversari
 import { check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { classifierFor, formatEps, loadCheckpoint, loadDataFor } from './model-input.js';
+import { ZOO_PREFIX } from '../models/pretrained.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
 
 interface AttackCliOptions {
@@ -60,7 +61,7 @@ export function registerAttack(program: Command): void {
   const cmd = program
     .command('attack')
     .description('attack a checkpoint on test images: clean and robust accuracy, success rate, perturbation, speed')
-    .requiredOption('--model <path>', 'checkpoint folder (or its model.json, or a training run folder)')
+    .requiredOption('--model <path>', 'zoo:NAME (a trained model shipped with robust), a checkpoint folder (or its model.json), or a training run folder')
     .option('--attack <name>', `attack: ${ATTACK_NAMES.join(', ')} (default pgd)`);
   for (const name of ATTACK_NAMES) cmd.option(`--${name}`, `same as --attack ${name}`);
   cmd
@@ -119,7 +120,7 @@ export function registerAttack(program: Command): void {
       if (classifier.randomized && a.eotSamples === 1) console.error('warning: the model is randomized (noise injection) and the attack uses no EOT: pass --eot-samples (e.g. 10) or the result overstates robustness');
       const result = await runAttack(classifier, attack, set, { batchSize: o.batchSize, keepAdversarials: !!(o.save || o.grid), quiet: o.quiet, seed: o.seed });
       const s = result.stats;
-      const report: Record<string, unknown> = { model: ckpt, arch: meta.model, defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', attack: a, backend: info.name, ...s };
+      const report: Record<string, unknown> = { model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: meta.model, defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', attack: a, backend: info.name, ...s };
       if (result.adversarial) {
         const q = quantize(result.adversarial, set.images, a.norm, a.eps);
         const saved = { ...set, images: q };

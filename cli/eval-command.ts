@@ -18,6 +18,7 @@ import { Interrupt } from './interrupt.js';
 
 interface EvalCliOptions {
   models?: string;
+  model?: string;
   attacks?: string;
   eps?: string;
   norm?: string;
@@ -50,6 +51,10 @@ function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
   }
   const values: Record<string, unknown> = { ...file };
   for (const key of CONFIG_KEYS) if (cmd.getOptionValueSource(key) === 'cli') values[key] = o[key as keyof EvalCliOptions];
+  if (o.model !== undefined) {
+    check(o.models === undefined, 'give --models or --model, not both');
+    values.models = o.model;
+  }
   return parseEvalConfig(values, o.config ?? 'the command line');
 }
 
@@ -85,7 +90,8 @@ export function registerEval(program: Command): void {
   program
     .command('eval')
     .description('robustness grid: models × attacks × eps → table, results.csv/json/md, report.html, sanity flags')
-    .option('--models <list>', 'checkpoints (folders or run folders), comma-separated')
+    .option('--models <list>', 'checkpoints, comma-separated: zoo:NAME (trained, shipped), checkpoint folders or run folders')
+    .option('--model <name>', 'one model (same as --models)')
     .option('--attacks <list>', 'attacks, comma-separated, optionally name:steps (default fgsm,pgd,apgd-ce)')
     .option('--eps <list>', 'budgets, comma-separated (default 0,2/255,4/255,8/255)')
     .option('--norm <name>', 'linf | l2 (default linf)')

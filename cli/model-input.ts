@@ -10,6 +10,7 @@ import type { DefenseConfig } from '../defenses/defense.js';
 import { noisyClassifier } from '../defenses/noise-injection.js';
 import { layersClassifier, type Classifier } from '../models/classifier.js';
 import { foldedClassifier } from '../models/fold.js';
+import { resolvePretrained } from '../models/pretrained.js';
 
 export interface ModelMeta {
   model?: string;
@@ -31,8 +32,9 @@ export function classifierFor(model: tf.LayersModel, meta: ModelMeta, seed?: num
   return base;
 }
 
-/** A checkpoint folder, its model.json, or a training run folder holding `checkpoint/`. */
-export function checkpointPath(location: string): string {
+/** `zoo:NAME` (a shipped trained model), a checkpoint folder, its model.json, or a training run folder holding `checkpoint/`. */
+export function checkpointPath(where: string): string {
+  const location = resolvePretrained(where);
   if (!location.endsWith('.json') && !fs.existsSync(path.join(location, 'model.json')) && fs.existsSync(path.join(location, 'checkpoint', 'model.json'))) {
     return path.join(location, 'checkpoint');
   }

@@ -7,6 +7,7 @@ import { RobustError } from '../util/errors.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { DATASETS, canonicalName, defaultDataDir, loadData, prepareData } from '../data/index.js';
 import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zoo.js';
+import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
 import { parseSchedule } from '../train/schedule.js';
 import { train, type TrainConfig } from '../train/trainer.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
@@ -21,22 +22,28 @@ program.exitOverride();
 
 program
   .command('models')
-  .description('list the model zoo: name, parameters, MFLOPs per 32×32 image')
+  .description('list the model zoo: name, parameters, MFLOPs per 32×32 image, and the trained checkpoints shipped for it (zoo:NAME)')
   .option('--json', 'print JSON')
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
   .action(async (o: { json?: boolean; backend: string }) => {
     await initBackend({ backend: o.backend });
+    const trained = pretrainedEntries();
     const rows = ZOO.map((e) => {
       const m = createModel(e.name, { inputShape: [32, 32, 3], numClasses: 10, mean: [0, 0, 0], std: [1, 1, 1] });
       const macs = countMacs(m);
-      const row = { name: e.name, family: e.family, params: countParams(m), mflops: +((2 * macs) / 1e6).toFixed(1), mmacs: +(macs / 1e6).toFixed(1), description: e.description };
+      const weights = trained.filter((t) => t.architecture === e.name).map((t) => ({ name: `${ZOO_PREFIX}${t.name}`, data: t.data, defense: t.defense, test_acc: t.test_acc }));
+      const row = { name: e.name, family: e.family, params: countParams(m), mflops: +((2 * macs) / 1e6).toFixed(1), mmacs: +(macs / 1e6).toFixed(1), description: e.description, trained: weights };
       m.dispose();
       return row;
     });
     if (o.json) console.log(JSON.stringify(rows, null, 2));
     else {
-      console.log(`${'model'.padEnd(16)} ${'params'.padStart(11)} ${'MFLOPs'.padStart(9)}  description`);
-      for (const r of rows) console.log(`${r.name.padEnd(16)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${r.description}`);
+      console.log(`${'model'.padEnd(16)} ${'params'.padStart(11)} ${'MFLOPs'.padStart(9)}  ${'trained'.padEnd(8)} description`);
+      for (const r of rows) console.log(`${r.name.padEnd(16)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${(r.trained.length ? `${r.trained.length} ✓` : '–').padEnd(8)} ${r.description}`);
+      if (trained.length) {
+        console.log('\ntrained checkpoints (use as --model zoo:NAME):');
+        for (const t of trained) console.log(`  ${(ZOO_PREFIX + t.name).padEnd(34)} ${t.architecture}${t.width ? ` width ${t.width}` : ''} on ${t.data}, defense ${t.defense}${t.eps ? ` eps ${+t.eps.toFixed(4)}` : ''}, ${(100 * t.test_acc).toFixed(2)}% clean`);
+      }
     }
   });
 

@@ -9,8 +9,8 @@ import { ROOT, tmpDir } from '../helpers.js';
 
 const BIN = path.join(ROOT, 'bin', 'robust.js');
 
-export function robust(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
+export function robust(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -1,0 +1,66 @@
+/**
+ * Trained checkpoints shipped in the package's `zoo/` folder, addressed as `zoo:NAME`.
+ *
+ * `zoo/index.json` lists each entry with how it was made (command, epochs, wall time, backend)
+ * and the SHA-256 of its files; a file that does not match is refused, so a damaged install never
+ * yields silently wrong results.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RobustError } from '../util/errors.js';
+
+export interface PretrainedEntry {
+  /** Used as `zoo:NAME`. */
+  name: string;
+  /** Zoo architecture (see `robust models`). */
+  architecture: string;
+  width?: number;
+  data: string;
+  defense: string;
+  /** Adversarial training budget (Linf pixels), for adversarially trained entries. */
+  eps?: number;
+  /** The exact command that trained it (from a fresh clone, data prepared). */
+  command: string;
+  epochs: number;
+  train_seconds: number;
+  backend: string;
+  /** Clean accuracy on the full test set at the end of training, from the training log. */
+  test_acc: number;
+  sha256: Record<string, string>;
+}
+
+export const ZOO_PREFIX = 'zoo:';
+
+/** The package's zoo folder (from dist/ or the sources), or $ROBUST_ZOO_DIR. */
+export function pretrainedDir(): string {
+  if (process.env.ROBUST_ZOO_DIR) return process.env.ROBUST_ZOO_DIR;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.resolve(here, '..', '..', 'zoo'), path.resolve(here, '..', 'zoo')];
+  return candidates.find((d) => fs.existsSync(path.join(d, 'index.json'))) ?? candidates[0];
+}
+
+export function pretrainedEntries(): PretrainedEntry[] {
+  const file = path.join(pretrainedDir(), 'index.json');
+  if (!fs.existsSync(file)) return [];
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { entries: PretrainedEntry[] }).entries;
+}
+
+export const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+/** `zoo:NAME` → its checked checkpoint folder; any other location is returned unchanged. */
+export function resolvePretrained(location: string): string {
+  if (!location.startsWith(ZOO_PREFIX)) return location;
+  const name = location.slice(ZOO_PREFIX.length);
+  const entries = pretrainedEntries();
+  const entry = entries.find((e) => e.name === name);
+  if (!entry) throw new RobustError(`unknown zoo model '${name}' (trained entries: ${entries.map((e) => e.name).join(', ') || 'none in this installation'})`);
+  const dir = path.join(pretrainedDir(), entry.name);
+  for (const [file, want] of Object.entries(entry.sha256)) {
+    const p = path.join(dir, file);
+    if (!fs.existsSync(p)) throw new RobustError(`${p}: missing from this installation of zoo:${name}`);
+    if (sha256(p) !== want) throw new RobustError(`${p}: SHA-256 does not match zoo/index.json (damaged install?)`);
+  }
+  return dir;
+}

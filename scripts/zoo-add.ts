@@ -1,0 +1,65 @@
+/**
+ * Adds a finished training run to the shipped zoo: copies its model (model.json + weights.bin, no
+ * optimizer state) to zoo/NAME/, records how it was made and the files' SHA-256 in zoo/index.json.
+ *
+ *   node dist/scripts/zoo-add.js RUN_DIR NAME --command "robust train …" [--best]
+ *
+ * --best takes the run's best-robust checkpoint (adversarial training keeps it in RUN_DIR/best).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { pretrainedDir, pretrainedEntries, sha256, type PretrainedEntry } from '../models/pretrained.js';
+import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
+import { check } from '../util/errors.js';
+
+interface EpochLog {
+  epoch: number;
+  test_acc: number;
+  seconds: number;
+  robust_acc?: number;
+}
+interface RunState {
+  config: { model: string; width?: number; data: string; backend: string; defense?: { names?: string[]; eps?: number } };
+}
+
+const program = new Command()
+  .argument('<run>', 'training run folder (with checkpoint/ and log.json)')
+  .argument('<name>', 'zoo entry name, used as zoo:NAME')
+  .requiredOption('--command <text>', 'the exact command that trained it')
+  .option('--best', 'take the best-robust checkpoint (RUN/best) instead of the last one')
+  .option('--threads <text>', 'how the backend ran, for the record', '2 threads')
+  .parse();
+
+const [run, name] = program.args;
+const o = program.opts<{ command: string; best?: boolean; threads: string }>();
+const source = path.join(run, o.best ? 'best' : 'checkpoint');
+const state = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint', 'state.json'), 'utf8')) as RunState;
+const log = JSON.parse(fs.readFileSync(path.join(run, 'log.json'), 'utf8')) as EpochLog[];
+check(log.length > 0 && fs.existsSync(path.join(source, 'model.json')), `${run}: no finished epoch or no ${source}/model.json`);
+const meta = JSON.parse(fs.readFileSync(path.join(source, 'model.json'), 'utf8')).userDefinedMetadata?.robust ?? {};
+// The epoch the shipped weights come from: the last, or the best-robust one.
+const epoch = o.best ? log.reduce((b, e) => ((e.robust_acc ?? -1) > (b.robust_acc ?? -1) ? e : b)) : log[log.length - 1];
+
+const files = ['model.json', 'weights.bin'];
+const target = path.join(pretrainedDir(), name);
+await writeDirAtomic(target, (tmp) => files.forEach((f) => fs.copyFileSync(path.join(source, f), path.join(tmp, f))));
+const defense = state.config.defense?.names?.join(',') || meta.defense || 'none';
+const entry: PretrainedEntry = {
+  name,
+  architecture: state.config.model,
+  ...(state.config.width ? { width: state.config.width } : {}),
+  data: state.config.data,
+  defense,
+  ...(defense !== 'none' && state.config.defense?.eps ? { eps: state.config.defense.eps } : {}),
+  command: o.command,
+  epochs: epoch.epoch,
+  train_seconds: Math.round(log.slice(0, epoch.epoch).reduce((s, e) => s + e.seconds, 0)),
+  backend: `${state.config.backend} (${o.threads})`,
+  test_acc: epoch.test_acc,
+  sha256: Object.fromEntries(files.map((f) => [f, sha256(path.join(target, f))])),
+};
+const entries = pretrainedEntries().filter((e) => e.name !== name);
+entries.push(entry);
+writeFileAtomic(path.join(pretrainedDir(), 'index.json'), `${JSON.stringify({ entries }, null, 2)}\n`);
+console.log(`zoo:${name} ← ${source} (epoch ${epoch.epoch}, ${(100 * epoch.test_acc).toFixed(2)}% clean)`);

@@ -1,0 +1,85 @@
+/**
+ * Measures the shipped zoo with `robust eval` and writes zoo/README.md from what it printed.
+ *
+ *   node dist/scripts/zoo-table.js [--data-dir DIR] [--limit 1000]
+ *
+ * Per data set: PGD-20 and APGD-CE (20 iterations) at each eps on the first --limit test images,
+ * the worst case over both (AutoAttack-style), and the sanity flags; results go to
+ * zoo/results/<data>/ (finished cells are reused, so a stopped run resumes). Clean accuracy on the
+ * full test set comes from each entry's training log (its last — or best — epoch).
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { pretrainedDir, pretrainedEntries, ZOO_PREFIX, type PretrainedEntry } from '../models/pretrained.js';
+import type { GridResult } from '../eval/grid.js';
+import { sanityFlags } from '../eval/sanity.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { formatEps } from '../util/format.js';
+
+const ATTACKS = ['pgd:20', 'apgd-ce:20'];
+/** The budgets each data set is reported at (Linf pixels). */
+const EPS: Record<string, string> = { cifar10: '0,2/255,4/255,8/255', 'fashion-mnist': '0,0.05,0.1,0.2' };
+
+const o = new Command()
+  .option('--data-dir <dir>', 'where data sets live')
+  .option('--limit <n>', 'test images per cell', '1000')
+  .parse()
+  .opts<{ dataDir?: string; limit: string }>();
+
+const robustBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'robust.js');
+const zoo = pretrainedDir();
+const pct = (v: number) => (100 * v).toFixed(2);
+const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : `${Math.round(s / 60)} min`);
+
+function evaluate(data: string, entries: PretrainedEntry[]): GridResult {
+  const out = path.join(zoo, 'results', data);
+  const args = [robustBin, 'eval', '--models', entries.map((e) => ZOO_PREFIX + e.name).join(','), '--attacks', ATTACKS.join(','), '--eps', EPS[data] ?? '0,0.03', '--limit', o.limit, '--out', out];
+  if (o.dataDir) args.push('--data-dir', o.dataDir);
+  console.error(`robust ${args.slice(1).join(' ')}`);
+  const run = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (run.status !== 0) process.exit(run.status ?? 1);
+  return JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as GridResult;
+}
+
+function section(data: string, entries: PretrainedEntry[], r: GridResult): string[] {
+  const eps = r.config.eps.filter((e) => e > 0);
+  const robust = (model: string, attack: string, e: number) => r.cells.find((c) => c.model === model && c.attack === attack && c.eps === e)?.stats.robust_acc;
+  const worst = (model: string, e: number) => r.worst.find((w) => w.model === model && w.eps === e)?.robust_acc;
+  const head = ['entry', 'defense', `clean (full test)`, `clean (first ${r.models[0]?.n})`];
+  for (const a of ['PGD-20', 'APGD-CE', 'worst']) for (const e of eps) head.push(`${a} ${formatEps(e)}`);
+  const lines = [`## ${data}`, '', `| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const e of entries) {
+    const model = ZOO_PREFIX + e.name;
+    const summary = r.models.find((m) => m.model === model);
+    const cells = [`\`${model}\``, e.defense + (e.eps ? ` (eps ${formatEps(e.eps)})` : ''), pct(e.test_acc), summary ? pct(summary.clean_acc) : '–'];
+    for (const a of ['pgd', 'apgd-ce']) for (const x of eps) cells.push(fmt(robust(model, a, x)));
+    for (const x of eps) cells.push(fmt(worst(model, x)));
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  const flags = sanityFlags(r);
+  lines.push('', flags.length ? `Sanity flags: ${flags.map((f) => `${f.model}: ${f.message}`).join('; ')}` : 'Sanity checks (eps 0 = clean, monotone in eps, APGD vs PGD, gradients finite and non-zero, logits not probabilities): no flags.');
+  lines.push('', `Measured by \`robust eval --models ${entries.map((e) => ZOO_PREFIX + e.name).join(',')} --attacks ${ATTACKS.join(',')} --eps ${EPS[data]} --limit ${r.models[0]?.n}\` on ${r.backend}, ${r.date.slice(0, 10)}; full results in \`results/${data}/\`.`, '');
+  lines.push('| entry | architecture | epochs | training time | backend | command |', '|---|---|---|---|---|---|');
+  for (const e of entries) lines.push(`| \`${ZOO_PREFIX}${e.name}\` | ${e.architecture}${e.width ? ` (width ${e.width})` : ''} | ${e.epochs} | ${hours(e.train_seconds)} | ${e.backend} | \`${e.command}\` |`);
+  return [...lines, ''];
+}
+
+const fmt = (v: number | undefined) => (v === undefined ? '–' : pct(v));
+
+const entries = pretrainedEntries();
+const byData = new Map<string, PretrainedEntry[]>();
+for (const e of entries) byData.set(e.data, [...(byData.get(e.data) ?? []), e]);
+const out = [
+  '# Trained zoo',
+  '',
+  'Checkpoints shipped with robust, used as `--model zoo:NAME` (`robust models` lists them). Robust accuracy in %,',
+  'Linf, on the first test images; "worst" counts an image as robust only if it survives both attacks.',
+  'This file is written by `npm run zoo:table` (scripts/zoo-table.ts) from `robust eval` results — do not edit it by hand.',
+  '',
+];
+for (const [data, list] of byData) out.push(...section(data, list, evaluate(data, list)));
+writeFileAtomic(path.join(zoo, 'README.md'), out.join('\n'));
+console.error(`wrote ${path.join(zoo, 'README.md')}`);
