@@ -1,44 +1,52 @@
 /**
  * Direct access to tensor data held in JavaScript-visible memory (the wasm heap, the cpu backend's
- * typed arrays), for the few fused kernels we write in plain loops. Backends whose memory JS
- * cannot see (tfjs-node's native tensors, WebGL textures) get `null` and the caller composes
- * tf ops instead.
+ * typed arrays), for the few kernels we write as plain loops. Backends whose memory JS cannot see
+ * (tfjs-node's native tensors, WebGL textures) get `null` and the caller composes tf ops instead.
  */
 import * as tf from '@tensorflow/tfjs';
 
+type Data = { dataId: object; shape: number[] };
+
 export interface HostMemory {
-  /** A float32 view of `t`'s data, without copying. Take views only after every `alloc`. */
-  view(t: tf.Tensor): Float32Array;
+  /** A float32 view of the data, without copying. Take views only after every `alloc`. */
+  view(t: Data): Float32Array;
+  /** An int32 view, for int32 tensors. */
+  viewInt32(t: Data): Int32Array;
   /** A new, uninitialised float32 tensor to write into through `view`. */
   alloc(shape: number[]): tf.Tensor;
 }
 
-interface WasmBackendLike {
+export interface WasmBackendLike {
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
 }
 
 interface CpuBackendLike {
-  data: { get(id: unknown): { values: Float32Array } };
+  data: { get(id: unknown): { values: Float32Array | Int32Array } };
 }
 
+const size = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
+
+/** The wasm heap as it is now: the threaded build's HEAPU8 can lag behind a heap that just grew. */
+export const wasmHeap = (b: WasmBackendLike): ArrayBuffer => (b.wasm.wasmMemory ?? b.wasm.HEAPU8).buffer as ArrayBuffer;
+
 const wasmMemory = (b: WasmBackendLike): HostMemory => ({
-  // The threaded build's HEAPU8 can lag behind a heap that just grew; the memory object cannot.
-  view: (t) => new Float32Array((b.wasm.wasmMemory ?? b.wasm.HEAPU8).buffer, b.dataIdMap.get(t.dataId).memoryOffset, t.size),
+  view: (t) => new Float32Array(wasmHeap(b), b.dataIdMap.get(t.dataId).memoryOffset, size(t.shape)),
+  viewInt32: (t) => new Int32Array(wasmHeap(b), b.dataIdMap.get(t.dataId).memoryOffset, size(t.shape)),
   alloc: (shape) => tf.engine().makeTensorFromTensorInfo(b.makeOutput(shape, 'float32')),
 });
 
 const cpuMemory = (b: CpuBackendLike): HostMemory => ({
-  view: (t) => b.data.get(t.dataId).values,
+  view: (t) => b.data.get(t.dataId).values as Float32Array,
+  viewInt32: (t) => b.data.get(t.dataId).values as Int32Array,
   // The cpu backend keeps the array it is given, so writes through the view land in the tensor.
-  alloc: (shape) => tf.tensor(new Float32Array(shape.reduce((a, d) => a * d, 1)), shape),
+  alloc: (shape) => tf.tensor(new Float32Array(size(shape)), shape),
 });
 
-/** The current backend's host memory, or null where tensor data is not in JS-visible memory. */
-export function hostMemory(): HostMemory | null {
-  const name = tf.getBackend();
-  if (name === 'wasm') return wasmMemory(tf.backend() as unknown as WasmBackendLike);
-  if (name === 'cpu') return cpuMemory(tf.backend() as unknown as CpuBackendLike);
+/** The given (default: current) backend's host memory, or null where data is not in JS-visible memory. */
+export function hostMemory(name = tf.getBackend(), backend: unknown = tf.findBackend(name)): HostMemory | null {
+  if (name === 'wasm') return wasmMemory(backend as WasmBackendLike);
+  if (name === 'cpu') return cpuMemory(backend as CpuBackendLike);
   return null;
 }

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
 import { startWasm } from './wasm-threads.js';
 import { registerWasmConvGradients } from './wasm-conv-grad.js';
+import { registerWasmTranspose } from './wasm-transpose.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
 
 const require = createRequire(import.meta.url);
@@ -58,6 +59,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
     }
     case 'wasm': {
       registerWasmConvGradients();
+      registerWasmTranspose();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
