@@ -4,13 +4,21 @@
  * model (pgd10: images attacked per second; ×10 = attack steps per second) and SGD train step, in
  * images per second, for zoo models at several batch sizes.
  *
- *   npm run bench -- [--backend wasm] [--models resnet20,resnet18] [--batches 64,128] [--seconds 5] [--out bench.json]
+ *   npm run bench -- [--backends wasm,cpu] [--models resnet20,resnet18] [--batches 64,128] [--seconds 5]
+ *                    [--torch ../shared/bench/torch_resnet20_bench.py] [--out bench-results.json]
  *
  * Prints a table and writes JSON with the backend, threads, peak RSS and live tensors after the run.
- * Timings are medians over repeated calls after a warm-up; machines are noisy, so compare ratios
- * measured side by side (e.g. with ../shared/bench/torch_resnet20_bench.py), not absolute numbers.
+ * Several backends run one after another, each in its own process (tfjs keeps one per process).
+ * With --torch (default: that script, when it and python3 with torch are present) the PyTorch
+ * reference ResNet-20 runs right after, at the same batch sizes and thread count, and the ratios
+ * ours/PyTorch are printed and saved. Timings are medians over repeated calls after a warm-up;
+ * machines are noisy, so compare ratios measured side by side, not absolute numbers.
  */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.js';
 import { createModel } from '../models/zoo.js';
@@ -23,6 +31,10 @@ function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
+
+const models = arg('models', 'resnet20,resnet18').split(',');
+const batches = arg('batches', '64,128').split(',').map(Number);
+const seconds = Number(arg('seconds', '5'));
 
 /** Median seconds per call of `fn` over about `seconds` of calls (at least 3), after 2 warm-ups. */
 function medianSeconds(fn: () => void, seconds: number): number {
@@ -53,10 +65,56 @@ async function medianSecondsAsync(fn: () => Promise<void>, seconds: number): Pro
   return times[Math.floor(times.length / 2)];
 }
 
-const info = await initBackend({ backend: arg('backend', 'wasm') });
-const models = arg('models', 'resnet20,resnet18').split(',');
-const batches = arg('batches', '64,128').split(',').map(Number);
-const seconds = Number(arg('seconds', '5'));
+const backends = arg('backends', arg('backend', 'wasm')).split(',');
+const outFile = arg('out', 'bench-results.json');
+if (backends.length > 1) {
+  // One child process per backend, then one merged file.
+  const runs = backends.map((b) => {
+    const part = `${outFile}.${b}.json`;
+    const args = process.argv.slice(2).filter((_, i, a) => !['--backends', '--backend', '--out', '--torch'].includes(a[i]) && !['--backends', '--backend', '--out', '--torch'].includes(a[i - 1]));
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...args, '--backend', b, '--out', part, '--torch', 'none'], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`bench on ${b} failed`);
+    const result = JSON.parse(fs.readFileSync(part, 'utf8'));
+    fs.rmSync(part);
+    return result;
+  });
+  const torch = torchReference(runs[0].threads);
+  for (const run of runs) addRatios(run.rows, torch);
+  writeFileAtomic(outFile, JSON.stringify({ runs, torch }, null, 2));
+  process.exit(0);
+}
+
+/** The PyTorch reference (img/s per batch size), or null when it cannot run here. */
+function torchReference(threads: number): Record<number, Record<string, number>> | null {
+  const script = arg('torch', path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'bench', 'torch_resnet20_bench.py'));
+  if (script === 'none' || !fs.existsSync(script)) return null;
+  const out: Record<number, Record<string, number>> = {};
+  for (const b of batches) {
+    const r = spawnSync(fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', [script, String(b), String(threads)], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.log(`PyTorch reference not run (${(r.stderr || r.error?.message || '').trim().split('\n').pop()})`);
+      return null;
+    }
+    out[b] = Object.fromEntries([...r.stdout.matchAll(/^(\w+) ([\d.]+) img\/s$/gm)].map((m) => [m[1], Number(m[2])]));
+    console.log(`PyTorch ResNet-20 b${b} (${threads} threads): ${Object.entries(out[b]).map(([k, v]) => `${k} ${v}`).join('  ')} img/s`);
+  }
+  return out;
+}
+
+/** ours / PyTorch for the ResNet-20 rows (ratios measured side by side are what compare across machines). */
+function addRatios(rows: Record<string, unknown>[], torch: Record<number, Record<string, number>> | null): void {
+  if (!torch) return;
+  for (const row of rows) {
+    const t = torch[row.batch as number];
+    if (row.model !== 'resnet20' || !t) continue;
+    row.ratio = Object.fromEntries(
+      (['forward', 'forward_folded', 'input_grad', 'input_grad_folded', 'train'] as const).map((k) => [k, +((row[k] as number) / t[k.replace('_folded', '')]).toFixed(2)]),
+    );
+    console.log(`ratio to PyTorch, ${row.model} b${row.batch}: ${Object.entries(row.ratio as object).map(([k, v]) => `${k} ${v}`).join('  ')}`);
+  }
+}
+
+const info = await initBackend({ backend: backends[0] });
 const rows: Record<string, unknown>[] = [];
 let peakRss = 0;
 const sampleRss = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
@@ -107,6 +165,8 @@ for (const name of models) {
   sgd.dispose();
   model.dispose();
 }
+const torch = torchReference(info.threads);
+addRatios(rows, torch);
 const result = {
   date: new Date().toISOString(),
   backend: info.name,
@@ -117,7 +177,8 @@ const result = {
   peak_rss_mib: Math.round(peakRss / 2 ** 20),
   live_tensors_after: tf.memory().numTensors,
   rows,
+  torch,
 };
 console.log(`peak RSS ${result.peak_rss_mib} MiB, live tensors after the run: ${result.live_tensors_after}`);
-writeFileAtomic(arg('out', 'bench-results.json'), JSON.stringify(result, null, 2));
+writeFileAtomic(outFile, JSON.stringify(result, null, 2));
 process.exit(0);
