@@ -1,0 +1,56 @@
+/** The trained checkpoints shipped in zoo/: intact, loadable, as accurate and as robust as their record says. */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../backend/index.js';
+import { loadData } from '../../data/index.js';
+import { take, type ImageSet } from '../../data/dataset.js';
+import { loadModel } from '../../models/checkpoint.js';
+import { pretrainedEntries, resolvePretrained, ZOO_PREFIX } from '../../models/pretrained.js';
+import { foldedClassifier } from '../../models/fold.js';
+import { accuracy } from '../../eval/accuracy.js';
+import { runAttack } from '../../eval/attack-run.js';
+import { pgd } from '../../attacks/index.js';
+
+const entries = pretrainedEntries();
+// The bundled sample's 500 test images are the first 500 of the Fashion-MNIST test set.
+const fashion = entries.filter((e) => e.data === 'fashion-mnist');
+let sample: ImageSet;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  sample = (await loadData('fashion-mnist-sample')).test;
+});
+
+describe.skipIf(entries.length === 0)('the shipped zoo', () => {
+  it.each(entries.map((e) => [e.name, e] as const))('%s: files match their SHA-256, the model loads and records what the index says', async (_name, e) => {
+    const model = await loadModel(resolvePretrained(ZOO_PREFIX + e.name));
+    const meta = (model.getUserDefinedMetadata() as { robust: { model: string; data: string; defense?: string } }).robust;
+    expect(meta).toMatchObject({ model: e.architecture, data: e.data });
+    expect(meta.defense ?? 'none').toBe(e.defense);
+    model.dispose();
+  });
+
+  it.each(fashion.map((e) => [e.name, e] as const))('%s: clean accuracy on the bundled test images is within 4 points of the recorded full-test accuracy', async (_name, e) => {
+    const model = await loadModel(resolvePretrained(ZOO_PREFIX + e.name));
+    expect(Math.abs(accuracy(model, sample) - e.test_acc)).toBeLessThan(0.04);
+    model.dispose();
+  });
+
+  it.skipIf(!fashion.some((e) => e.defense === 'none') || !fashion.some((e) => e.defense !== 'none'))(
+    'the Fashion-MNIST pair: under PGD-10 at eps 0.1 the adversarially trained model keeps far more accuracy than the standard one',
+    async () => {
+      const robustAcc = async (name: string) => {
+        const model = await loadModel(resolvePretrained(ZOO_PREFIX + name));
+        const classifier = foldedClassifier(model)!;
+        const r = await runAttack(classifier, pgd(classifier, { eps: 0.1, steps: 10 }), take(sample, 200), { quiet: true });
+        classifier.dispose?.();
+        model.dispose();
+        return r.stats.robust_acc;
+      };
+      const standard = await robustAcc(fashion.find((e) => e.defense === 'none')!.name);
+      const defended = await robustAcc(fashion.find((e) => e.defense !== 'none')!.name);
+      expect(standard).toBeLessThan(0.1);
+      expect(defended).toBeGreaterThan(standard + 0.4);
+    },
+  );
+});
