@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { fgsm } from '../attacks/fgsm.js';
 import { pgd } from '../attacks/pgd.js';
 import { crossEntropy } from '../attacks/losses.js';
-import { layersClassifier } from '../models/classifier.js';
+import { layersClassifier, type Classifier } from '../models/classifier.js';
+import { followingFoldedClassifier } from '../models/fold.js';
 import type { DefenseConfig } from './defense.js';
 import { clipGradients } from './clip.js';
 import { tradesAdversary, tradesLoss } from './trades.js';
@@ -21,6 +22,7 @@ export interface Prepared {
 
 export class DefendedStep {
   private readonly has: (n: string) => boolean;
+  private folded: ReturnType<typeof followingFoldedClassifier> | undefined;
 
   constructor(
     private readonly model: tf.LayersModel,
@@ -31,6 +33,23 @@ export class DefendedStep {
     this.has = (n) => names.has(n);
   }
 
+  /**
+   * What the training attacks run against: the current model in inference mode — its BN-folded
+   * copy, re-folded from the current weights (same logits and gradients, ~1.3× faster), when the
+   * model is a zoo ResNet.
+   */
+  private attackTarget(): Classifier {
+    if (this.folded === undefined) this.folded = followingFoldedClassifier(this.model);
+    if (!this.folded) return layersClassifier(this.model);
+    this.folded.refresh();
+    return this.folded;
+  }
+
+  dispose(): void {
+    this.folded?.dispose?.();
+    this.folded = undefined;
+  }
+
   /** Examples to train on for batch (x, y); `seed` makes random starts reproducible per batch. The caller disposes them. */
   async prepare(x: tf.Tensor4D, y: tf.Tensor1D, seed: number): Promise<Prepared> {
     const c = this.config;
@@ -39,7 +58,7 @@ export class DefendedStep {
     let adversarial: tf.Tensor4D | undefined;
     if (this.has('trades')) {
       inputs = x.clone();
-      adversarial = await tradesAdversary(layersClassifier(this.model), x, y, { eps: c.eps, alpha: c.alpha ?? 2 / 255, steps: c.steps ?? 10, seed });
+      adversarial = await tradesAdversary(this.attackTarget(), x, y, { eps: c.eps, alpha: c.alpha ?? 2 / 255, steps: c.steps ?? 10, seed });
     } else if (this.has('pgd') || this.has('fgsm-rs')) {
       inputs = await this.adversarialMix(x, y, seed);
     } else inputs = x.clone();
@@ -57,9 +76,10 @@ export class DefendedStep {
     const n = x.shape[0];
     const k = Math.round(c.advRatio * n);
     if (k === 0) return x.clone();
+    const target = this.attackTarget();
     const attack = this.has('pgd')
-      ? pgd(this.model, { eps: c.eps, alpha: c.alpha ?? 2 / 255, steps: c.steps ?? 7, randomStart: true, select: 'last', seed })
-      : fgsm(this.model, { eps: c.eps, alpha: c.alpha, randomStart: true, seed });
+      ? pgd(target, { eps: c.eps, alpha: c.alpha ?? 2 / 255, steps: c.steps ?? 7, randomStart: true, select: 'last', seed })
+      : fgsm(target, { eps: c.eps, alpha: c.alpha, randomStart: true, seed });
     if (k === n) return attack(x, y);
     const [xa, xc] = tf.split(x, [k, n - k]);
     const [ya, yc] = tf.split(y, [k, n - k]);

@@ -14,8 +14,8 @@ interface RescalingConfig {
   offset: number | number[];
 }
 
-/** The inference-mode copy of a zoo ResNet with BN folded into its convs; null if `model` is not one. */
-export function foldBatchNorm(model: tf.LayersModel): tf.LayersModel | null {
+/** The BN-folded structure of a zoo ResNet (weights not set); null if `model` is not one. */
+function buildFolded(model: tf.LayersModel): tf.LayersModel | null {
   const meta = (model.getUserDefinedMetadata() as { robust?: { model?: string; width?: number } } | undefined)?.robust;
   const entry = ZOO.find((e) => e.name === meta?.model);
   const rescale = model.layers.find((l) => l.getClassName() === 'Rescaling');
@@ -27,12 +27,15 @@ export function foldBatchNorm(model: tf.LayersModel): tf.LayersModel | null {
   const out = model.outputs[0].shape;
   const std = Array.from({ length: c }, (_, i) => 1 / scale[i % scale.length]);
   const mean = std.map((s, i) => -offset[i % offset.length] * s);
-  let folded: tf.LayersModel;
   try {
-    folded = buildResNet({ ...entry.spec, width: meta?.width ?? entry.spec.width }, { inputShape: [h, w, c], numClasses: out[out.length - 1] as number, mean, std, foldBatchNorm: true, name: model.name });
+    return buildResNet({ ...entry.spec, width: meta?.width ?? entry.spec.width }, { inputShape: [h, w, c], numClasses: out[out.length - 1] as number, mean, std, foldBatchNorm: true, name: model.name });
   } catch {
     return null;
   }
+}
+
+/** Copies `model`'s current weights into its folded structure, each (conv, BN) pair as one conv. */
+function copyFoldedWeights(model: tf.LayersModel, folded: tf.LayersModel): void {
   const pairs = new Map(foldedPairs.get(folded) ?? []);
   for (const layer of folded.layers) {
     if (layer.getWeights().length === 0) continue;
@@ -53,7 +56,33 @@ export function foldBatchNorm(model: tf.LayersModel): tf.LayersModel | null {
     layer.setWeights(weights);
     tf.dispose(weights);
   }
+}
+
+/** The inference-mode copy of a zoo ResNet with BN folded into its convs; null if `model` is not one. */
+export function foldBatchNorm(model: tf.LayersModel): tf.LayersModel | null {
+  const folded = buildFolded(model);
+  if (folded) copyFoldedWeights(model, folded);
   return folded;
+}
+
+/**
+ * A folded copy that follows a model whose weights change (adversarial training attacks the
+ * current model in inference mode every batch): built once, `refresh()` re-folds the current
+ * weights (a few small tensors) before each use. The classifier runs the copy in inference mode
+ * and the model itself in train mode.
+ */
+export function followingFoldedClassifier(model: tf.LayersModel): (Classifier & { refresh(): void }) | null {
+  const folded = buildFolded(model);
+  if (!folded) return null;
+  const out = model.outputs[0].shape;
+  return {
+    numClasses: out[out.length - 1] as number,
+    randomized: false,
+    statefulWeights: model.nonTrainableWeights,
+    logits: (x, mode) => (mode === 'inference' ? folded : model).apply(x, { training: mode === 'train' }) as tf.Tensor2D,
+    refresh: () => copyFoldedWeights(model, folded),
+    dispose: () => folded.dispose(),
+  };
 }
 
 /**
@@ -62,14 +91,7 @@ export function foldBatchNorm(model: tf.LayersModel): tf.LayersModel | null {
  * training.
  */
 export function foldedClassifier(model: tf.LayersModel): Classifier | null {
-  const folded = foldBatchNorm(model);
-  if (!folded) return null;
-  const out = model.outputs[0].shape;
-  return {
-    numClasses: out[out.length - 1] as number,
-    randomized: false,
-    statefulWeights: model.nonTrainableWeights,
-    logits: (x, mode) => (mode === 'inference' ? folded : model).apply(x, { training: mode === 'train' }) as tf.Tensor2D,
-    dispose: () => folded.dispose(),
-  };
+  const c = followingFoldedClassifier(model);
+  c?.refresh();
+  return c;
 }

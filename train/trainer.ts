@@ -175,6 +175,7 @@ export async function train(
       if (b + 1 < batches.length && opts.shouldStop?.()) {
         await checkpoint();
         sgd.dispose();
+        step.dispose();
         return { model, log: state.log, interrupted: true };
       }
       if (config.checkpointEvery > 0 && (b + 1) % config.checkpointEvery === 0 && b + 1 < batches.length) await checkpoint();
@@ -219,5 +220,6 @@ export async function train(
     }
   }
   sgd.dispose();
+  step.dispose();
   return { model, log: state.log, interrupted: false };
 }

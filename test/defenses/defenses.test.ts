@@ -170,3 +170,29 @@ describe('adversarial training works', () => {
     console.log(`robust accuracy at eps ${eps}: standard ${standard.robust_acc}, fgsm-rs ${fast.robust_acc}, pgd ${madry.robust_acc}, trades ${trades.robust_acc}`);
   }, 300_000);
 });
+
+describe('training attacks on a zoo ResNet', () => {
+  it('run on the BN-folded copy of the current weights: the same PGD examples as on the model itself', async () => {
+    const model = createModel('resnet20', { inputShape: [8, 8, 3], numClasses: 4, mean: [0.5, 0.5, 0.5], std: [0.3, 0.3, 0.3], width: 4, seed: 3 });
+    model.setUserDefinedMetadata({ robust: { model: 'resnet20', width: 4 } });
+    const x = tf.randomUniform([16, 8, 8, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const y = tf.randomUniform([16], 0, 4, 'int32', 6) as tf.Tensor1D;
+    const step = new DefendedStep(model, 4, defenseConfig(['pgd'], { eps: 0.1, steps: 5 }));
+    const compare = async (seed: number) => {
+      const ours = (await step.prepare(x, y, seed)).inputs;
+      const plain = await pgd(layersClassifier(model), { eps: 0.1, alpha: 2 / 255, steps: 5, randomStart: true, select: 'last', seed })(x, y);
+      // Sign steps: a gradient component within float noise of 0 may flip; nearly all pixels agree exactly.
+      const differing = tf.tidy(() => ours.sub(plain).abs().greater(1e-5).mean().dataSync()[0]);
+      tf.dispose([ours, plain]);
+      return differing;
+    };
+    expect(await compare(1)).toBeLessThan(0.01);
+    // Change weights and BN statistics as training does: the folded copy must follow.
+    for (let i = 0; i < 3; i++) tf.tidy(() => void model.apply(x.mul(2), { training: true }));
+    model.getLayer('stem_conv').setWeights(model.getLayer('stem_conv').getWeights().map((w) => w.mul(1.5)));
+    expect(await compare(2)).toBeLessThan(0.01);
+    step.dispose();
+    tf.dispose([x, y]);
+    model.dispose();
+  });
+});
