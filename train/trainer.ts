@@ -18,6 +18,8 @@ import { Progress } from './progress.js';
 import type { DefenseConfig } from '../defenses/defense.js';
 import { DefendedStep } from '../defenses/training-step.js';
 import { pgd } from '../attacks/pgd.js';
+import { foldedClassifier } from '../models/fold.js';
+import { layersClassifier } from '../models/classifier.js';
 import { runAttack } from '../eval/attack-run.js';
 
 export interface TrainConfig {
@@ -194,8 +196,10 @@ export async function train(
     let stopEarly = false;
     if (config.robustEval && robustSet) {
       const r = config.robustEval;
-      const attack = pgd(model, { eps: r.eps, steps: r.steps, seed: 0 });
-      entry.robust_acc = (await runAttack(model, attack, robustSet, { quiet: true })).stats.robust_acc;
+      const target = foldedClassifier(model) ?? layersClassifier(model); // inference mode: the folded copy is the same function
+      const attack = pgd(target, { eps: r.eps, steps: r.steps, seed: 0 });
+      entry.robust_acc = (await runAttack(target, attack, robustSet, { quiet: true })).stats.robust_acc;
+      target.dispose?.();
       const best = state.bestRobust ?? -1;
       if (best >= 0.1 && entry.robust_acc < 0.5 * best) {
         entry.flag = 'catastrophic overfitting';
