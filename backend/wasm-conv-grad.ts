@@ -5,8 +5,9 @@
  * Conv2DBackpropInput is a naive single-threaded loop about 10× slower than the forward conv.
  * Both gradients are convolutions themselves, so we register kernels that rearrange their
  * operands and call the wasm Conv2D kernel (multi-threaded XNNPACK):
- *  - dx = conv(dy with zeros inserted between rows/columns for stride > 1, filter rotated 180°
- *    with in/out channels swapped), padded so the output has the input's size;
+ *  - dx = conv(dy, filter rotated 180° with in/out channels swapped), padded so the output has
+ *    the input's size; for stride > 1, one such conv per output phase with the taps that reach
+ *    it (together the cost of the forward conv), interleaved;
  *  - dW = conv(x as [Cin, H, W, N], dy as a [Ho, Wo, N, Cout] filter, dilation = stride), which
  *    yields dW as [Cin, kh, kw, Cout].
  * Tests check both against the cpu backend's reference kernels.
@@ -118,21 +119,19 @@ function conv2dBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTens
   return k.finish(k.run('Transpose', { x: dw }, { perm: [1, 2, 0, 3] }));
 }
 
-function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
-  const { dy, filter } = inputs as { dy: Info; filter: Info };
-  const a = attrs as Attrs;
-  const g = geometry(a.inputShape as number[], filter.shape, a);
-  const k = new KernelRunner(backend as Backend);
+/**
+ * dx as a forward conv of dy with the filter rotated 180° and its channels swapped. For stride > 1
+ * dy first gets s − 1 zero rows/columns inserted after each one (cheap for 1×1 filters; wider
+ * filters take the phase split below, which skips the zeros).
+ */
+function backpropInputDirect(k: KernelRunner, dy: Info, filter: Info, g: ConvGeometry): Info {
   let grad = dy;
   let h = g.outH;
   let w = g.outW;
   if (g.sh > 1 || g.sw > 1) {
-    // Zero-insert: [N,Ho,Wo,C] → [N,Ho,1,Wo,1,C] → pad to [N,Ho,sh,Wo,sw,C] → [N,Ho·sh,Wo·sw,C].
+    // [N,Ho,Wo,C] → [N,Ho,1,Wo,1,C] → pad to [N,Ho,sh,Wo,sw,C] → [N,Ho·sh,Wo·sw,C].
     const r = k.run('Reshape', { x: dy }, { shape: [g.batch, g.outH, 1, g.outW, 1, g.outC] });
-    const p = k.run('PadV2', { x: r }, {
-      paddings: [[0, 0], [0, 0], [0, g.sh - 1], [0, 0], [0, g.sw - 1], [0, 0]],
-      constantValue: 0,
-    });
+    const p = k.run('PadV2', { x: r }, { paddings: [[0, 0], [0, 0], [0, g.sh - 1], [0, 0], [0, g.sw - 1], [0, 0]], constantValue: 0 });
     h = g.outH * g.sh;
     w = g.outW * g.sw;
     grad = k.run('Reshape', { x: p }, { shape: [g.batch, h, w, g.outC] });
@@ -143,22 +142,70 @@ function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTenso
   let right = g.inW + g.kw - 1 - w - left;
   if (top < 0 || left < 0) throw new Error('wasm conv gradient: padding larger than the filter is not supported');
   if (bottom < 0 || right < 0) {
-    grad = k.run('Slice', { x: grad }, {
-      begin: [0, 0, 0, 0],
-      size: [g.batch, h + Math.min(bottom, 0), w + Math.min(right, 0), g.outC],
-    });
+    grad = k.run('Slice', { x: grad }, { begin: [0, 0, 0, 0], size: [g.batch, h + Math.min(bottom, 0), w + Math.min(right, 0), g.outC] });
     bottom = Math.max(bottom, 0);
     right = Math.max(right, 0);
   }
   const rotated = k.run('Reverse', { x: filter }, { dims: [0, 1] });
   const swapped = k.run('Transpose', { x: rotated }, { perm: [0, 1, 3, 2] }); // [kh, kw, Cout, Cin]
-  const dx = k.run('Conv2D', { x: grad, filter: swapped }, {
-    strides: [1, 1],
-    pad: explicitPad(top, bottom, left, right),
-    dataFormat: 'NHWC',
-    dilations: [1, 1],
-  });
-  return k.finish(dx);
+  return k.run('Conv2D', { x: grad, filter: swapped }, { strides: [1, 1], pad: explicitPad(top, bottom, left, right), dataFormat: 'NHWC', dilations: [1, 1] });
+}
+
+/**
+ * dx of a strided conv, split by output phase. With padded input row q = s·m + r, only filter
+ * taps k ≡ r (mod s) reach it: dx[q] = Σ_j dy[m − j]·w[r + j·s]. Each of the s_h·s_w phases is a
+ * stride-1 conv of dy with that sub-filter (reversed), so together they cost one forward conv —
+ * instead of a conv over dy with zeros inserted, s_h·s_w times larger. The phases are then
+ * interleaved (stack, transpose, reshape) and the padding cropped.
+ */
+function backpropInputStrided(k: KernelRunner, dy: Info, filter: Info, g: ConvGeometry): Info {
+  const [sh, sw] = [g.sh, g.sw];
+  // Rows m = 0..rows(r)−1 of phase r cover padded rows up to inH − 1 + top.
+  const rows = (r: number, size: number, pad: number, s: number) => Math.max(0, Math.floor((size - 1 + pad - r) / s) + 1);
+  const maxRows = rows(0, g.inH, g.top, sh);
+  const maxCols = rows(0, g.inW, g.left, sw);
+  const phases: Info[] = [];
+  for (let ra = 0; ra < sh; ra++) {
+    for (let rb = 0; rb < sw; rb++) {
+      const ja = Math.max(0, Math.ceil((g.kh - ra) / sh));
+      const jb = Math.max(0, Math.ceil((g.kw - rb) / sw));
+      const ma = rows(ra, g.inH, g.top, sh);
+      const mb = rows(rb, g.inW, g.left, sw);
+      if (ja === 0 || jb === 0 || ma === 0 || mb === 0) {
+        phases.push(k.run('Fill', {}, { shape: [g.batch, maxRows, maxCols, g.inC], value: 0, dtype: 'float32' }));
+        continue;
+      }
+      const sub = k.run('StridedSlice', { x: filter }, {
+        begin: [ra, rb, 0, 0], end: [g.kh, g.kw, g.inC, g.outC], strides: [sh, sw, 1, 1],
+        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+      }); // [ja, jb, Cin, Cout]
+      const swapped = k.run('Transpose', { x: k.run('Reverse', { x: sub }, { dims: [0, 1] }) }, { perm: [0, 1, 3, 2] });
+      // Full correlation: ja − 1 zero rows above dy; below, as many as phase rows need.
+      const bottom = Math.max(0, ma - g.outH);
+      const right = Math.max(0, mb - g.outW);
+      let out = k.run('Conv2D', { x: dy, filter: swapped }, { strides: [1, 1], pad: explicitPad(ja - 1, bottom, jb - 1, right), dataFormat: 'NHWC', dilations: [1, 1] });
+      if (out.shape[1] !== ma || out.shape[2] !== mb) out = k.run('Slice', { x: out }, { begin: [0, 0, 0, 0], size: [g.batch, ma, mb, g.inC] });
+      if (ma !== maxRows || mb !== maxCols) out = k.run('PadV2', { x: out }, { paddings: [[0, 0], [0, maxRows - ma], [0, maxCols - mb], [0, 0]], constantValue: 0 });
+      phases.push(out);
+    }
+  }
+  // [sh·sw·N, M, M', C] (the kernel takes an array) → [N, M, sh, M', sw, C] → [N, M·sh, M'·sw, C]: row s·m + r holds phase r.
+  const joined = phases.length === 1 ? phases[0] : k.run('Concat', phases as unknown as Record<string, Info>, { axis: 0 });
+  const stacked = k.run('Reshape', { x: joined }, { shape: [sh, sw, g.batch, maxRows, maxCols, g.inC] });
+  const interleaved = k.run('Transpose', { x: stacked }, { perm: [2, 3, 0, 4, 1, 5] });
+  const grid = k.run('Reshape', { x: interleaved }, { shape: [g.batch, maxRows * sh, maxCols * sw, g.inC] });
+  if (g.top === 0 && g.left === 0 && maxRows * sh === g.inH && maxCols * sw === g.inW) return grid;
+  return k.run('Slice', { x: grid }, { begin: [0, g.top, g.left, 0], size: [g.batch, g.inH, g.inW, g.inC] });
+}
+
+function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+  const { dy, filter } = inputs as { dy: Info; filter: Info };
+  const a = attrs as Attrs;
+  const g = geometry(a.inputShape as number[], filter.shape, a);
+  const k = new KernelRunner(backend as Backend);
+  // Filters wider than the stride overlap: the phase split saves the conv over inserted zeros.
+  const overlapping = (g.sh > 1 || g.sw > 1) && (g.kh > g.sh || g.kw > g.sw);
+  return k.finish(overlapping ? backpropInputStrided(k, dy, filter, g) : backpropInputDirect(k, dy, filter, g));
 }
 
 export const wasmConvGradientKernels: tf.KernelConfig[] = [

@@ -52,6 +52,10 @@ describe('wasm conv gradients match the cpu backend', () => {
     { k: 1, stride: 2, pad: 'valid' as const, h: 7, cin: 3, cout: 4 },
     { k: 3, stride: 1, pad: 'valid' as const, h: 8, cin: 2, cout: 3 },
     { k: 3, stride: 2, pad: 'valid' as const, h: 8, cin: 2, cout: 3 },
+    { k: 5, stride: 2, pad: 'same' as const, h: 11, cin: 3, cout: 4 },
+    { k: 3, stride: 3, pad: 'same' as const, h: 10, cin: 2, cout: 5 },
+    { k: 2, stride: 2, pad: 'valid' as const, h: 9, cin: 4, cout: 3 },
+    { k: 1, stride: 3, pad: 'valid' as const, h: 10, cin: 3, cout: 2 },
   ];
   for (const c of cases) {
     it(`${c.k}x${c.k} stride ${c.stride} ${c.pad}, ${c.h}x${c.h}, ${c.cin}→${c.cout}`, async () => {
