@@ -10,6 +10,7 @@ import { RobustError } from '../util/errors.js';
 import { startWasm } from './wasm-threads.js';
 import { registerWasmConvGradients } from './wasm-conv-grad.js';
 import { registerWasmTranspose } from './wasm-transpose.js';
+import { registerWasmIdentity } from './wasm-identity.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
 
 const require = createRequire(import.meta.url);
@@ -60,6 +61,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
     case 'wasm': {
       registerWasmConvGradients();
       registerWasmTranspose();
+      registerWasmIdentity();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
