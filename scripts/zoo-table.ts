@@ -20,6 +20,8 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
 
 const ATTACKS = ['pgd:20', 'apgd-ce:20'];
+/** "pgd:20" → "PGD-20", "apgd-ce:20" → "APGD-CE-20" for column heads. */
+const label = (entry: string) => entry.toUpperCase().replace(':', '-');
 /** The budgets each data set is reported at (Linf pixels). */
 const EPS: Record<string, string> = { cifar10: '0,2/255,4/255,8/255', 'fashion-mnist': '0,0.05,0.1,0.2' };
 
@@ -49,13 +51,13 @@ function section(data: string, entries: PretrainedEntry[], r: GridResult): strin
   const robust = (model: string, attack: string, e: number) => r.cells.find((c) => c.model === model && c.attack === attack && c.eps === e)?.stats.robust_acc;
   const worst = (model: string, e: number) => r.worst.find((w) => w.model === model && w.eps === e)?.robust_acc;
   const head = ['entry', 'defense', `clean (full test)`, `clean (first ${r.models[0]?.n})`];
-  for (const a of ['PGD-20', 'APGD-CE', 'worst']) for (const e of eps) head.push(`${a} ${formatEps(e)}`);
+  for (const a of [...ATTACKS.map(label), 'worst']) for (const e of eps) head.push(`${a} ${formatEps(e)}`);
   const lines = [`## ${data}`, '', `| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const e of entries) {
     const model = ZOO_PREFIX + e.name;
     const summary = r.models.find((m) => m.model === model);
     const cells = [`\`${model}\``, e.defense + (e.eps ? ` (eps ${formatEps(e.eps)})` : ''), pct(e.test_acc), summary ? pct(summary.clean_acc) : '–'];
-    for (const a of ['pgd', 'apgd-ce']) for (const x of eps) cells.push(fmt(robust(model, a, x)));
+    for (const a of ATTACKS) for (const x of eps) cells.push(fmt(robust(model, a, x)));
     for (const x of eps) cells.push(fmt(worst(model, x)));
     lines.push(`| ${cells.join(' | ')} |`);
   }
