@@ -10,8 +10,6 @@ type Data = { dataId: object; shape: number[] };
 export interface HostMemory {
   /** A float32 view of the data, without copying. Take views only after every `alloc`. */
   view(t: Data): Float32Array;
-  /** An int32 view, for int32 tensors. */
-  viewInt32(t: Data): Int32Array;
   /** A new, uninitialised float32 tensor to write into through `view`. */
   alloc(shape: number[]): tf.Tensor;
 }
@@ -23,7 +21,7 @@ export interface WasmBackendLike {
 }
 
 interface CpuBackendLike {
-  data: { get(id: unknown): { values: Float32Array | Int32Array } };
+  data: { get(id: unknown): { values: Float32Array } };
 }
 
 const size = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
@@ -33,20 +31,19 @@ export const wasmHeap = (b: WasmBackendLike): ArrayBuffer => (b.wasm.wasmMemory 
 
 const wasmMemory = (b: WasmBackendLike): HostMemory => ({
   view: (t) => new Float32Array(wasmHeap(b), b.dataIdMap.get(t.dataId).memoryOffset, size(t.shape)),
-  viewInt32: (t) => new Int32Array(wasmHeap(b), b.dataIdMap.get(t.dataId).memoryOffset, size(t.shape)),
   alloc: (shape) => tf.engine().makeTensorFromTensorInfo(b.makeOutput(shape, 'float32')),
 });
 
 const cpuMemory = (b: CpuBackendLike): HostMemory => ({
-  view: (t) => b.data.get(t.dataId).values as Float32Array,
-  viewInt32: (t) => b.data.get(t.dataId).values as Int32Array,
+  view: (t) => b.data.get(t.dataId).values,
   // The cpu backend keeps the array it is given, so writes through the view land in the tensor.
   alloc: (shape) => tf.tensor(new Float32Array(size(shape)), shape),
 });
 
-/** The given (default: current) backend's host memory, or null where data is not in JS-visible memory. */
-export function hostMemory(name = tf.getBackend(), backend: unknown = tf.findBackend(name)): HostMemory | null {
-  if (name === 'wasm') return wasmMemory(backend as WasmBackendLike);
-  if (name === 'cpu') return cpuMemory(backend as CpuBackendLike);
+/** The current backend's host memory, or null where tensor data is not in JS-visible memory. */
+export function hostMemory(): HostMemory | null {
+  const name = tf.getBackend();
+  if (name === 'wasm') return wasmMemory(tf.backend() as unknown as WasmBackendLike);
+  if (name === 'cpu') return cpuMemory(tf.backend() as unknown as CpuBackendLike);
   return null;
 }
