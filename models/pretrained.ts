@@ -49,6 +49,9 @@ export function pretrainedEntries(): PretrainedEntry[] {
 
 export const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
+/** Folders whose files this process has already checked. */
+const verified = new Set<string>();
+
 /** `zoo:NAME` → its checked checkpoint folder; any other location is returned unchanged. */
 export function resolvePretrained(location: string): string {
   if (!location.startsWith(ZOO_PREFIX)) return location;
@@ -57,10 +60,12 @@ export function resolvePretrained(location: string): string {
   const entry = entries.find((e) => e.name === name);
   if (!entry) throw new RobustError(`unknown zoo model '${name}' (trained entries: ${entries.map((e) => e.name).join(', ') || 'none in this installation'})`);
   const dir = path.join(pretrainedDir(), entry.name);
+  if (verified.has(dir)) return dir;
   for (const [file, want] of Object.entries(entry.sha256)) {
     const p = path.join(dir, file);
     if (!fs.existsSync(p)) throw new RobustError(`${p}: missing from this installation of zoo:${name}`);
     if (sha256(p) !== want) throw new RobustError(`${p}: SHA-256 does not match zoo/index.json (damaged install?)`);
   }
+  verified.add(dir);
   return dir;
 }
