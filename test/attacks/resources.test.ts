@@ -7,6 +7,8 @@ import { evaluate } from '../../attacks/gradient.js';
 import { objective } from '../../attacks/losses.js';
 import { noisyClassifier } from '../../defenses/noise-injection.js';
 import { randomBatch, tinyConvNet } from './models.js';
+import { createModel } from '../../models/zoo.js';
+import { foldedClassifier } from '../../models/fold.js';
 
 const SHAPE: [number, number, number] = [8, 8, 3];
 
@@ -15,11 +17,11 @@ beforeAll(async () => {
 });
 
 describe('memory', () => {
-  it('the number of live tensors is the same before and after 100 attack steps (PGD with restarts, APGD, targeted, EOT)', async () => {
+  it('the number of live tensors is the same before and after 1000 PGD steps (2 restarts × 500) and 100 steps of APGD, targeted MI-FGSM, EOT', async () => {
     const model = tinyConvNet(2);
     const { x, y } = randomBatch(16, SHAPE, 5, 3);
     const attacks = [
-      pgd(model, { steps: 100, restarts: 2, eps: 0.01 }),
+      pgd(model, { steps: 500, restarts: 2, eps: 0.01 }),
       apgd(model, { steps: 100, loss: 'dlr', eps: 0.01 }),
       makeAttack('mifgsm', model, { steps: 100, targeted: 'random' }),
       makeAttack('eot-pgd', model, { steps: 20, eotSamples: 3, norm: 'l2' }),
@@ -31,6 +33,25 @@ describe('memory', () => {
       adv.dispose();
       expect(tf.memory().numTensors, attack.info.name).toBe(before);
     }
+    tf.dispose([model, x, y]);
+  });
+});
+
+describe('memory on a zoo ResNet (our wasm kernels, fused BatchNorm)', () => {
+  it('100 PGD steps on the folded model and 50 in train mode leave the live tensor count unchanged', async () => {
+    const model = createModel('resnet20', { inputShape: SHAPE, numClasses: 5, mean: [0.5, 0.5, 0.5], std: [0.3, 0.3, 0.3], width: 2, seed: 1 });
+    model.setUserDefinedMetadata({ robust: { model: 'resnet20', width: 2 } });
+    const folded = foldedClassifier(model)!;
+    const { x, y } = randomBatch(4, SHAPE, 5, 9);
+    for (const [attack, label] of [
+      [pgd(folded, { steps: 100, eps: 0.01 }), 'folded, inference'],
+      [pgd(model, { steps: 50, eps: 0.01, mode: 'train' }), 'train mode'],
+    ] as const) {
+      const before = tf.memory().numTensors;
+      (await attack(x, y)).dispose();
+      expect(tf.memory().numTensors, label).toBe(before);
+    }
+    folded.dispose?.();
     tf.dispose([model, x, y]);
   });
 });
