@@ -4,6 +4,8 @@ export { initBackend, describeBackend } from './backend/index.js';
 export { loadData, prepareData, DATASETS } from './data/index.js';
 export { createModel, ZOO } from './models/zoo.js';
 export { loadModel, saveCheckpoint } from './models/checkpoint.js';
+export { loadPretrained, pretrainedEntries, type PretrainedEntry } from './models/pretrained.js';
+export { foldedClassifier } from './models/fold.js';
 export { asClassifier, layersClassifier, type Classifier } from './models/classifier.js';
 export { noisyClassifier } from './defenses/noise-injection.js';
 export { parseDefenses, defenseConfig, type DefenseConfig } from './defenses/defense.js';

@@ -9,7 +9,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
+import { loadModel } from './checkpoint.js';
 
 export interface PretrainedEntry {
   /** Used as `zoo:NAME`. */
@@ -68,4 +70,9 @@ export function resolvePretrained(location: string): string {
   }
   verified.add(dir);
   return dir;
+}
+
+/** A shipped trained model by name ("fmnist-resnet20w8" or "zoo:fmnist-resnet20w8"), hashes checked. */
+export async function loadPretrained(name: string): Promise<tf.LayersModel> {
+  return loadModel(resolvePretrained(name.startsWith(ZOO_PREFIX) ? name : ZOO_PREFIX + name));
 }

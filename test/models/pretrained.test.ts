@@ -5,7 +5,7 @@ import { initBackend } from '../../backend/index.js';
 import { loadData } from '../../data/index.js';
 import { take, type ImageSet } from '../../data/dataset.js';
 import { loadModel } from '../../models/checkpoint.js';
-import { pretrainedEntries, resolvePretrained, ZOO_PREFIX } from '../../models/pretrained.js';
+import { loadPretrained, pretrainedEntries, resolvePretrained, ZOO_PREFIX } from '../../models/pretrained.js';
 import { foldedClassifier } from '../../models/fold.js';
 import { accuracy } from '../../eval/accuracy.js';
 import { runAttack } from '../../eval/attack-run.js';
@@ -23,7 +23,7 @@ beforeAll(async () => {
 
 describe.skipIf(entries.length === 0)('the shipped zoo', () => {
   it.each(entries.map((e) => [e.name, e] as const))('%s: files match their SHA-256, the model loads and records what the index says', async (_name, e) => {
-    const model = await loadModel(resolvePretrained(ZOO_PREFIX + e.name));
+    const model = await loadPretrained(e.name);
     const meta = (model.getUserDefinedMetadata() as { robust: { model: string; data: string; defense?: string } }).robust;
     expect(meta).toMatchObject({ model: e.architecture, data: e.data });
     expect(meta.defense ?? 'none').toBe(e.defense);
