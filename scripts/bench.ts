@@ -126,7 +126,7 @@ for (const name of models) {
   const sgd = new Sgd(model.trainableWeights, { momentum: 0.9, weightDecay: 5e-4 });
   for (const b of batches) {
     const x = tf.randomUniform([b, 32, 32, 3], 0, 1, 'float32', 1);
-    const y = tf.oneHot(tf.randomUniform([b], 0, 10, 'int32', 2), 10);
+    const y = tf.tidy(() => tf.oneHot(tf.randomUniform([b], 0, 10, 'int32', 2), 10));
     // Each call reads its result back (dataSync) so that the work is really done; nothing is
     // returned from tidy, so every tensor of the call is freed.
     const forward = () => tf.tidy(() => void (model.predict(x) as tf.Tensor).dataSync());
