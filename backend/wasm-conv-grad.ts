@@ -8,13 +8,15 @@
  *  - dx = conv(dy, filter rotated 180° with in/out channels swapped), padded so the output has
  *    the input's size; for stride > 1, one such conv per output phase with the taps that reach
  *    it (together the cost of the forward conv), interleaved;
- *  - dW = conv(x as [Cin, H, W, N], dy as a [Ho, Wo, N, Cout] filter, dilation = stride), which
+ *  - dW by our SIMD kernel (wasm-filter-grad.ts); where it cannot run, as
+ *    conv(x as [Cin, H, W, N], dy as a [Ho, Wo, N, Cout] filter, dilation = stride), which
  *    yields dW as [Cin, kh, kw, Cout].
  * Tests check both against the cpu backend's reference kernels.
  */
 import * as tf from '@tensorflow/tfjs';
 // Its kernels must be registered first: ours replace its Conv2DBackpropInput.
 import '@tensorflow/tfjs-backend-wasm';
+import { filterGradWithKernel } from './wasm-filter-grad.js';
 
 type Info = tf.TensorInfo;
 type Backend = tf.KernelBackend & { disposeData(dataId: unknown, force?: boolean): boolean };
@@ -94,6 +96,8 @@ function conv2dBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTens
   const { x, dy } = inputs as { x: Info; dy: Info };
   const a = attrs as Attrs;
   const g = geometry(x.shape, a.filterShape as number[], a);
+  const direct = filterGradWithKernel(backend as Parameters<typeof filterGradWithKernel>[0], x, dy, g);
+  if (direct) return direct;
   const k = new KernelRunner(backend as Backend);
   // Output rows a = 0..kh-1 read rows a + i·sh (i < outH) of the padded input.
   const extentH = (g.outH - 1) * g.sh + 1;

@@ -2,6 +2,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
 import { wasmConvGradientKernels } from '../../backend/wasm-conv-grad.js';
+import { filterGradKernelCalls, filterGradKernelLastThreads, useWasmFilterGradKernel } from '../../backend/wasm-filter-grad.js';
+import { sourceSha256 } from '../../backend/kernels/conv2d-filter-grad.wasm.js';
+import crypto from 'node:crypto';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import fs from 'node:fs';
 import { Rng } from '../../util/rng.js';
 
 function randomArray(n: number, rng: Rng): Float32Array {
@@ -57,24 +62,65 @@ describe('wasm conv gradients match the cpu backend', () => {
     { k: 2, stride: 2, pad: 'valid' as const, h: 9, cin: 4, cout: 3 },
     { k: 1, stride: 3, pad: 'valid' as const, h: 10, cin: 3, cout: 2 },
   ];
-  for (const c of cases) {
-    it(`${c.k}x${c.k} stride ${c.stride} ${c.pad}, ${c.h}x${c.h}, ${c.cin}→${c.cout}`, async () => {
-      const rng = new Rng(c.k * 100 + c.stride * 10 + c.h);
-      const xs = [3, c.h, c.h + 1, c.cin];
+  // Both filter-gradient paths: our SIMD kernel and the XNNPACK formulation it falls back to.
+  for (const kernel of [true, false]) {
+    for (const c of cases) {
+      it(`${c.k}x${c.k} stride ${c.stride} ${c.pad}, ${c.h}x${c.h}, ${c.cin}→${c.cout}${kernel ? '' : ' (dW without our kernel)'}`, async () => {
+        const rng = new Rng(c.k * 100 + c.stride * 10 + c.h);
+        const xs = [3, c.h, c.h + 1, c.cin];
+        const ws = [c.k, c.k, c.cin, c.cout];
+        const x = randomArray(xs.reduce((a, b) => a * b), rng);
+        const w = randomArray(ws.reduce((a, b) => a * b), rng);
+        const r = randomArray(3 * c.h * (c.h + 1) * c.cout, rng);
+        await tf.setBackend('cpu');
+        const [dxRef, dwRef] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
+        await tf.setBackend('wasm');
+        useWasmFilterGradKernel(kernel);
+        const calls = filterGradKernelCalls();
+        try {
+          const [dx, dw] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
+          expect(filterGradKernelCalls() - calls).toBe(kernel ? 1 : 0);
+          expect(dx.length).toBe(dxRef.length);
+          expect(dw.length).toBe(dwRef.length);
+          expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-4);
+          expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
+        } finally {
+          useWasmFilterGradKernel(true);
+        }
+      });
+    }
+  }
+
+  // Large enough to be split across threads; channel counts that take every tile shape and tail.
+  const wide = [
+    { n: 8, h: 16, k: 3, stride: 1, cin: 16, cout: 16 },
+    { n: 12, h: 23, k: 3, stride: 2, cin: 13, cout: 22 },
+    { n: 12, h: 14, k: 3, stride: 1, cin: 18, cout: 12 },
+    { n: 8, h: 32, k: 1, stride: 2, cin: 32, cout: 64 },
+  ];
+  for (const c of wide) {
+    it(`filter gradient across threads: ${c.n}×${c.h}×${c.h}, ${c.k}x${c.k} stride ${c.stride}, ${c.cin}→${c.cout}`, async () => {
+      const rng = new Rng(c.n * 1000 + c.cin * 10 + c.cout);
+      const xs = [c.n, c.h, c.h, c.cin];
       const ws = [c.k, c.k, c.cin, c.cout];
       const x = randomArray(xs.reduce((a, b) => a * b), rng);
       const w = randomArray(ws.reduce((a, b) => a * b), rng);
-      const r = randomArray(3 * c.h * (c.h + 1) * c.cout, rng);
+      const r = randomArray(c.n * c.h * c.h * c.cout, rng);
       await tf.setBackend('cpu');
-      const [dxRef, dwRef] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
+      const [, dwRef] = convGrads(x, w, r, xs, ws, c.stride, 'same');
       await tf.setBackend('wasm');
-      const [dx, dw] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
-      expect(dx.length).toBe(dxRef.length);
-      expect(dw.length).toBe(dwRef.length);
-      expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-4);
+      const calls = filterGradKernelCalls();
+      const [, dw] = convGrads(x, w, r, xs, ws, c.stride, 'same');
+      expect(filterGradKernelCalls() - calls).toBe(1);
+      expect(filterGradKernelLastThreads()).toBe(Math.min(2, getThreadsCount()));
       expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
     });
   }
+
+  it('embeds the kernel built from the current C source (run scripts/build-kernels.sh after editing it)', () => {
+    const source = fs.readFileSync(new URL('../../backend/kernels/conv2d_filter_grad.c', import.meta.url));
+    expect(crypto.createHash('sha256').update(source).digest('hex')).toBe(sourceSha256);
+  });
 
   it('frees every intermediate tensor of the gradient kernels', () => {
     const x = tf.randomNormal([2, 8, 8, 3]) as tf.Tensor4D;
