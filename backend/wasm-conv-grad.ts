@@ -16,7 +16,8 @@
 import * as tf from '@tensorflow/tfjs';
 // Its kernels must be registered first: ours replace its Conv2DBackpropInput.
 import '@tensorflow/tfjs-backend-wasm';
-import { filterGradWithKernel } from './wasm-filter-grad.js';
+import { backpropInputWithKernel, conv2dWithKernel, filterGradWithKernel } from './wasm-conv-kernels.js';
+import type { ConvShape, WasmHeapBackend } from './wasm-kernels.js';
 
 type Info = tf.TensorInfo;
 type Backend = tf.KernelBackend & { disposeData(dataId: unknown, force?: boolean): boolean };
@@ -42,21 +43,7 @@ class KernelRunner {
   }
 }
 
-interface ConvGeometry {
-  batch: number;
-  inH: number;
-  inW: number;
-  inC: number;
-  outH: number;
-  outW: number;
-  outC: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  top: number;
-  left: number;
-}
+type ConvGeometry = ConvShape;
 
 function geometry(xShape: number[], filterShape: number[], attrs: Attrs): ConvGeometry {
   if (attrs.dataFormat === 'NCHW') throw new Error('wasm conv gradients support NHWC only');
@@ -96,7 +83,7 @@ function conv2dBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTens
   const { x, dy } = inputs as { x: Info; dy: Info };
   const a = attrs as Attrs;
   const g = geometry(x.shape, a.filterShape as number[], a);
-  const direct = filterGradWithKernel(backend as Parameters<typeof filterGradWithKernel>[0], x, dy, g);
+  const direct = filterGradWithKernel(backend as WasmHeapBackend, x, dy, g);
   if (direct) return direct;
   const k = new KernelRunner(backend as Backend);
   // Output rows a = 0..kh-1 read rows a + i·sh (i < outH) of the padded input.
@@ -207,12 +194,36 @@ function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTenso
   const a = attrs as Attrs;
   const g = geometry(a.inputShape as number[], filter.shape, a);
   const k = new KernelRunner(backend as Backend);
+  const direct = backpropInputWithKernel(backend as WasmHeapBackend, dy, filter, g);
+  if (direct) return direct;
   // Filters wider than the stride overlap: the phase split saves the conv over inserted zeros.
   const overlapping = (g.sh > 1 || g.sw > 1) && (g.kh > g.sh || g.kw > g.sw);
   return k.finish(overlapping ? backpropInputStrided(k, dy, filter, g) : backpropInputDirect(k, dy, filter, g));
 }
 
+// tfjs's own (XNNPACK) Conv2D, for what our kernel does not cover: dilation, other dtypes. The
+// kernel registry is global: if a copy of this module registered already, take the stock one it kept.
+const STOCK = Symbol.for('robust.stockKernel');
+type Kept = tf.KernelFunc & { [STOCK]?: tf.KernelFunc };
+const registeredConv2D = tf.getKernel('Conv2D', 'wasm')!;
+const stockConv2D: tf.KernelFunc = (registeredConv2D.kernelFunc as Kept)[STOCK] ?? registeredConv2D.kernelFunc;
+
+function conv2d({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+  const { x, filter } = inputs as { x: Info; filter: Info };
+  const a = attrs as Attrs;
+  const dilations = a.dilations as number | [number, number] | undefined;
+  const undilated = dilations === undefined || (Array.isArray(dilations) ? dilations.every((d) => d === 1) : dilations === 1);
+  if (undilated && a.dataFormat !== 'NCHW') {
+    const direct = conv2dWithKernel(backend as WasmHeapBackend, x, filter, geometry(x.shape, filter.shape, a));
+    if (direct) return direct;
+  }
+  return stockConv2D({ inputs, attrs, backend } as Parameters<tf.KernelFunc>[0]) as Info;
+}
+(conv2d as Kept)[STOCK] = stockConv2D;
+
 export const wasmConvGradientKernels: tf.KernelConfig[] = [
+  // The stock set-up binds the XNNPACK entry point that our fallback calls.
+  { kernelName: 'Conv2D', backendName: 'wasm', kernelFunc: conv2d as tf.KernelFunc, setupFunc: registeredConv2D.setupFunc },
   { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilter as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2dBackpropInput as tf.KernelFunc },
 ];

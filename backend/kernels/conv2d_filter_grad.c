@@ -7,18 +7,8 @@
  * input and dy in place (no transposes, no packing) and keep a tile of 4 input channels x 8 output
  * channels of dW in registers while it runs over a block of rows that stays in cache.
  *
- * The module owns no memory: it imports tfjs's wasm heap, reads and writes only the pointers it is
- * given, and must use no stack (scripts/build-kernels.sh checks the binary for that).
- * Built with scripts/build-kernels.sh; the binary is embedded in conv2d-filter-grad.wasm.ts.
  */
-#include <wasm_simd128.h>
-
-#define EXPORT(name) __attribute__((export_name(#name)))
-#define INLINE static inline __attribute__((always_inline))
-
-typedef struct {
-  int H, W, Ci, Ho, Wo, Co, sh, sw, top, left;
-} Geometry;
+#include "common.h"
 
 /* Output columns ow whose input column ow*sw - left + b falls inside [0, W). */
 INLINE int first_col(const Geometry *g, int b) {
@@ -136,15 +126,6 @@ INLINE void rows(float *dw, const float *x, const float *dy, const Geometry *g, 
   }
 }
 
-/* dst[0..count) = 0. */
-EXPORT(zero)
-void zero(float *dst, int count) {
-  int i = 0;
-  const v128_t z = wasm_f32x4_splat(0);
-  for (; i + 4 <= count; i += 4) wasm_v128_store(dst + i, z);
-  for (; i < count; i++) dst[i] = 0;
-}
-
 /*
  * Writes into dw ([kh, kw, Ci, Co]) the contributions of output rows [row0, row1) of the flattened
  * [N * Ho] row range, so threads can split the work by rows (each into its own dw, summed after).
@@ -166,12 +147,3 @@ void conv2d_filter_grad(float *dw, const float *x, const float *dy, int H, int W
     r += oh1 - oh0;
   }
 }
-
-/* dst += src over `count` floats (summing the per-thread partial gradients). */
-EXPORT(add_into)
-void add_into(float *dst, const float *src, int count) {
-  int i = 0;
-  for (; i + 4 <= count; i += 4) wasm_v128_store(dst + i, wasm_f32x4_add(wasm_v128_load(dst + i), wasm_v128_load(src + i)));
-  for (; i < count; i++) dst[i] += src[i];
-}
-

@@ -2,8 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
 import { wasmConvGradientKernels } from '../../backend/wasm-conv-grad.js';
-import { filterGradKernelCalls, filterGradKernelLastThreads, useWasmFilterGradKernel } from '../../backend/wasm-filter-grad.js';
-import { sourceSha256 } from '../../backend/kernels/conv2d-filter-grad.wasm.js';
+import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { sourceSha256 } from '../../backend/kernels/kernels.wasm.js';
 import crypto from 'node:crypto';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import fs from 'node:fs';
@@ -25,7 +25,7 @@ function convGrads(x: Float32Array, w: Float32Array, r: Float32Array, xs: number
       return tf.sum(tf.mul(y, tf.tensor(r.subarray(0, y.size), y.shape)));
     };
     const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([xt, wt]);
-    return [dx.dataSync().slice(), dw.dataSync().slice()];
+    return [dx.dataSync().slice(), dw.dataSync().slice(), tf.conv2d(xt, wt, stride, pad).dataSync().slice()];
   });
 }
 
@@ -39,7 +39,9 @@ function relErr(a: Float32Array, b: Float32Array): number {
   return num / den;
 }
 
-describe('wasm conv gradients match the cpu backend', () => {
+const KERNELS = ['conv2d', 'conv2d_backprop_input', 'conv2d_filter_grad'];
+
+describe('wasm convolutions and their gradients match the cpu backend', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'wasm' });
   });
@@ -65,7 +67,7 @@ describe('wasm conv gradients match the cpu backend', () => {
   // Both filter-gradient paths: our SIMD kernel and the XNNPACK formulation it falls back to.
   for (const kernel of [true, false]) {
     for (const c of cases) {
-      it(`${c.k}x${c.k} stride ${c.stride} ${c.pad}, ${c.h}x${c.h}, ${c.cin}→${c.cout}${kernel ? '' : ' (dW without our kernel)'}`, async () => {
+      it(`${c.k}x${c.k} stride ${c.stride} ${c.pad}, ${c.h}x${c.h}, ${c.cin}→${c.cout}${kernel ? '' : ' (XNNPACK, without our kernels)'}`, async () => {
         const rng = new Rng(c.k * 100 + c.stride * 10 + c.h);
         const xs = [3, c.h, c.h + 1, c.cin];
         const ws = [c.k, c.k, c.cin, c.cout];
@@ -73,19 +75,21 @@ describe('wasm conv gradients match the cpu backend', () => {
         const w = randomArray(ws.reduce((a, b) => a * b), rng);
         const r = randomArray(3 * c.h * (c.h + 1) * c.cout, rng);
         await tf.setBackend('cpu');
-        const [dxRef, dwRef] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
+        const [dxRef, dwRef, yRef] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
         await tf.setBackend('wasm');
-        useWasmFilterGradKernel(kernel);
-        const calls = filterGradKernelCalls();
+        useWasmKernels(kernel);
+        const before = KERNELS.map((name) => wasmKernelStats(name).calls);
         try {
-          const [dx, dw] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
-          expect(filterGradKernelCalls() - calls).toBe(kernel ? 1 : 0);
+          const [dx, dw, y] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
+          // The gradient runs the forward conv once more (tf.grads), then dx and dW once each.
+          expect(KERNELS.map((name, i) => wasmKernelStats(name).calls - before[i])).toEqual(kernel ? [2, 1, 1] : [0, 0, 0]);
+          expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-4);
           expect(dx.length).toBe(dxRef.length);
           expect(dw.length).toBe(dwRef.length);
           expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-4);
           expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
         } finally {
-          useWasmFilterGradKernel(true);
+          useWasmKernels(true);
         }
       });
     }
@@ -99,7 +103,7 @@ describe('wasm conv gradients match the cpu backend', () => {
     { n: 8, h: 32, k: 1, stride: 2, cin: 32, cout: 64 },
   ];
   for (const c of wide) {
-    it(`filter gradient across threads: ${c.n}×${c.h}×${c.h}, ${c.k}x${c.k} stride ${c.stride}, ${c.cin}→${c.cout}`, async () => {
+    it(`conv, dx and dW across threads: ${c.n}×${c.h}×${c.h}, ${c.k}x${c.k} stride ${c.stride}, ${c.cin}→${c.cout}`, async () => {
       const rng = new Rng(c.n * 1000 + c.cin * 10 + c.cout);
       const xs = [c.n, c.h, c.h, c.cin];
       const ws = [c.k, c.k, c.cin, c.cout];
@@ -107,19 +111,24 @@ describe('wasm conv gradients match the cpu backend', () => {
       const w = randomArray(ws.reduce((a, b) => a * b), rng);
       const r = randomArray(c.n * c.h * c.h * c.cout, rng);
       await tf.setBackend('cpu');
-      const [, dwRef] = convGrads(x, w, r, xs, ws, c.stride, 'same');
+      const [dxRef, dwRef, yRef] = convGrads(x, w, r, xs, ws, c.stride, 'same');
       await tf.setBackend('wasm');
-      const calls = filterGradKernelCalls();
-      const [, dw] = convGrads(x, w, r, xs, ws, c.stride, 'same');
-      expect(filterGradKernelCalls() - calls).toBe(1);
-      expect(filterGradKernelLastThreads()).toBe(Math.min(2, getThreadsCount()));
+      const before = KERNELS.map((name) => wasmKernelStats(name).calls);
+      const [dx, dw, y] = convGrads(x, w, r, xs, ws, c.stride, 'same');
+      expect(KERNELS.map((name, i) => wasmKernelStats(name).calls - before[i])).toEqual([2, 1, 1]);
+      for (const name of KERNELS) expect(wasmKernelStats(name).lastThreads).toBe(Math.min(2, getThreadsCount()));
+      expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-4);
+      expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-4);
       expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
     });
   }
 
-  it('embeds the kernel built from the current C source (run scripts/build-kernels.sh after editing it)', () => {
-    const source = fs.readFileSync(new URL('../../backend/kernels/conv2d_filter_grad.c', import.meta.url));
-    expect(crypto.createHash('sha256').update(source).digest('hex')).toBe(sourceSha256);
+  it('embeds the kernels built from the current C sources (run scripts/build-kernels.sh after editing them)', () => {
+    const dir = new URL('../../backend/kernels/', import.meta.url);
+    const files = fs.readdirSync(dir).filter((f) => /\.(c|h)$/.test(f)).sort();
+    const hash = crypto.createHash('sha256');
+    for (const f of files) hash.update(fs.readFileSync(new URL(f, dir)));
+    expect(hash.digest('hex')).toBe(sourceSha256);
   });
 
   it('frees every intermediate tensor of the gradient kernels', () => {

@@ -1,0 +1,143 @@
+/*
+ * Input gradient of a 2-D convolution (NHWC, no dilation), in wasm SIMD: one attack step's backward
+ * pass through a conv layer.
+ *
+ *   dx[n][ih][iw][ci] = sum over taps (a, b) and co of  dy[n][oh][ow][co] * w[a][b][ci][co]
+ *                       where oh*sh = ih + top - a and ow*sw = iw + left - b
+ *
+ * The filter is first packed with its channel axes swapped, 8 input channels contiguous (pack_filter_t). Taps
+ * whose offsets do not divide by the stride contribute nothing, so positions are taken by phase:
+ * iw, iw + sw, iw + 2sw, iw + 3sw share their valid taps and read neighbouring columns of dy. A
+ * register tile holds those 4 positions x 8 input channels. Nothing is padded, dilated or copied.
+ */
+#include "common.h"
+
+/*
+ * P positions (1 or 4: iw0, iw0 + sw, ...) x 4V input channels (V = 1 or 2) at row ih of image n.
+ * `checked`: test each tap's column against dy's bounds (border positions, P = 1).
+ */
+INLINE void tile(const int P, const int V, const int checked, float *dx, const float *dy, const float *packed, const Geometry *g,
+                 int kh, int kw, int n, int ih, int iw0, int ci0) {
+  v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+  const int Ci = g->Ci, Co = g->Co;
+  for (int a = 0; a < kh; a++) {
+    const int t = ih + g->top - a;
+    if (t < 0 || t % g->sh) continue;
+    const int oh = t / g->sh;
+    if (oh >= g->Ho) continue;
+    const float *dyrow = dy + (n * g->Ho + oh) * g->Wo * Co;
+    for (int b = 0; b < kw; b++) {
+      const int u = iw0 + g->left - b;
+      if (checked && u < 0) continue;
+      if (u % g->sw) continue;
+      const int ow = u / g->sw;
+      if (checked && ow >= g->Wo) continue;
+      const float *dp = dyrow + ow * Co;
+      const float *wp = packed + ci0 * kh * kw * Co + (a * kw + b) * Co * 4 * V;
+      for (int co = 0; co < Co; co++, dp++, wp += 4 * V) {
+        const v128_t w0 = wasm_v128_load(wp);
+        const v128_t w1 = V > 1 ? wasm_v128_load(wp + 4) : w0;
+        v128_t v = wasm_v128_load32_splat(dp);
+        s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(v, w0));
+        if (V > 1) t0 = wasm_f32x4_add(t0, wasm_f32x4_mul(v, w1));
+        if (P > 1) {
+          v = wasm_v128_load32_splat(dp + Co);
+          s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(v, w0));
+          if (V > 1) t1 = wasm_f32x4_add(t1, wasm_f32x4_mul(v, w1));
+          v = wasm_v128_load32_splat(dp + 2 * Co);
+          s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(v, w0));
+          if (V > 1) t2 = wasm_f32x4_add(t2, wasm_f32x4_mul(v, w1));
+          v = wasm_v128_load32_splat(dp + 3 * Co);
+          s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(v, w0));
+          if (V > 1) t3 = wasm_f32x4_add(t3, wasm_f32x4_mul(v, w1));
+        }
+      }
+    }
+  }
+  float *xp = dx + ((n * g->H + ih) * g->W + iw0) * Ci + ci0;
+  const int step = g->sw * Ci;
+  wasm_v128_store(xp, s0);
+  if (V > 1) wasm_v128_store(xp + 4, t0);
+  if (P > 1) {
+    wasm_v128_store(xp + step, s1);
+    wasm_v128_store(xp + 2 * step, s2);
+    wasm_v128_store(xp + 3 * step, s3);
+    if (V > 1) {
+      wasm_v128_store(xp + step + 4, t1);
+      wasm_v128_store(xp + 2 * step + 4, t2);
+      wasm_v128_store(xp + 3 * step + 4, t3);
+    }
+  }
+}
+
+/* One position, input channels ci0.. (fewer than 4), scalar. */
+INLINE void tail(float *dx, const float *dy, const float *w, const Geometry *g, int kh, int kw, int n, int ih, int iw, int ci0) {
+  for (int ci = ci0; ci < g->Ci; ci++) {
+    float sum = 0;
+    for (int a = 0; a < kh; a++) {
+      const int t = ih + g->top - a;
+      if (t < 0 || t % g->sh || t / g->sh >= g->Ho) continue;
+      for (int b = 0; b < kw; b++) {
+        const int u = iw + g->left - b;
+        if (u < 0 || u % g->sw || u / g->sw >= g->Wo) continue;
+        const float *dp = dy + ((n * g->Ho + t / g->sh) * g->Wo + u / g->sw) * g->Co;
+        const float *wp = w + ((a * kw + b) * g->Ci + ci) * g->Co;
+        for (int co = 0; co < g->Co; co++) sum += dp[co] * wp[co];
+      }
+    }
+    dx[((n * g->H + ih) * g->W + iw) * g->Ci + ci] = sum;
+  }
+}
+
+/* Input channels ci0..ci0+4V of the whole row, phase by phase, four positions at a time inside. */
+INLINE void sweep(const int V, float *dx, const float *dy, const float *packed, const Geometry *g, int kh, int kw, int n, int ih,
+                  int ci0) {
+  const int sw = g->sw;
+  for (int r = 0; r < sw && r < g->W; r++) {
+    int iw = r;
+    while (iw < g->W) {
+      /* Four positions are inside when every tap's column is >= 0 and the last one's is < Wo. */
+      const int last = iw + 3 * sw;
+      if (last < g->W && iw + g->left - (kw - 1) >= 0 && (last + g->left) / sw < g->Wo) {
+        tile(4, V, 0, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
+        iw += 4 * sw;
+      } else {
+        tile(1, V, 1, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
+        iw += sw;
+      }
+    }
+  }
+}
+
+/*
+ * The filter [taps][Ci][Co] transposed and sliced for the tiles: [Ci/8][taps][Co][8], then the slice of
+ * 4 (if Ci mod 8 >= 4) as [taps][Co][4]: tile t of width 4V starts at t*taps*Co. Channels past the
+ * last multiple of 4 are read from the filter itself.
+ */
+EXPORT(pack_filter_t)
+void pack_filter_t(float *packed, const float *w, int taps, int Ci, int Co) {
+  const int ci8 = Ci & ~7, ci4 = Ci & ~3;
+  float *dst = packed;
+  for (int ci = 0; ci < ci4; ci += ci < ci8 ? 8 : 4) {
+    const int width = ci < ci8 ? 8 : 4;
+    for (int t = 0; t < taps; t++)
+      for (int co = 0; co < Co; co++)
+        for (int j = 0; j < width; j++) *dst++ = w[(t * Ci + ci + j) * Co + co];
+  }
+}
+
+/* Writes rows [row0, row1) of the flattened [N * H] rows of dx; `packed` is pack_filter_t(w). */
+EXPORT(conv2d_backprop_input)
+void conv2d_backprop_input(float *dx, const float *dy, const float *w, const float *packed, int H, int W, int Ci, int Ho, int Wo, int Co, int kh,
+                           int kw, int sh, int sw, int top, int left, int row0, int row1) {
+  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left};
+  const int ci8 = Ci & ~7, ci4 = Ci & ~3;
+  for (int r = row0; r < row1; r++) {
+    const int n = r / H, ih = r % H;
+    int ci = 0;
+    for (; ci < ci8; ci += 8) sweep(2, dx, dy, packed, &g, kh, kw, n, ih, ci);
+    if (ci < ci4) sweep(1, dx, dy, packed, &g, kh, kw, n, ih, ci);
+    if (ci4 < Ci)
+      for (int iw = 0; iw < W; iw++) tail(dx, dy, w, &g, kh, kw, n, ih, iw, ci4);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Our wasm SIMD kernels (backend/kernels/*.c) as one pool on the current tfjs wasm heap.
+ *
+ * Each kernel call writes a range of rows of its output, so a call is split into contiguous row
+ * ranges, one per thread. Calls and threads are counted so tests can tell the kernels really ran.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { WasmKernelPool } from './wasm-kernel-pool.js';
+import { plainWasm, sharedWasm } from './kernels/kernels.wasm.js';
+
+export interface WasmHeapBackend {
+  dataIdMap: { get(id: unknown): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: unknown, force?: boolean): boolean;
+  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+}
+
+/** Shape of a convolution, NHWC, as the kernels take it. */
+export interface ConvShape {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  top: number;
+  left: number;
+}
+
+// Below this many multiply-adds per thread, waking another thread costs more than it saves.
+const MIN_MACS_PER_THREAD = 2_000_000;
+
+let pool: WasmKernelPool | null = null;
+let poolMemory: WebAssembly.Memory | null = null;
+let enabled = process.env.ROBUST_WASM_KERNELS !== '0';
+let broken = false;
+const calls = new Map<string, number>();
+const lastThreads = new Map<string, number>();
+
+const decode = (b64: string): Uint8Array<ArrayBuffer> => Uint8Array.from(Buffer.from(b64, 'base64'));
+
+/** The pool on this backend's heap, or null where the kernels cannot run (off, no SIMD, heap hidden). */
+export function wasmKernelPool(backend: WasmHeapBackend): WasmKernelPool | null {
+  if (!enabled || broken) return null;
+  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  if (!memory) return null;
+  if (pool && poolMemory === memory) return pool;
+  pool?.dispose();
+  try {
+    pool = new WasmKernelPool(memory, decode(plainWasm), decode(sharedWasm), getThreadsCount());
+    poolMemory = memory;
+  } catch {
+    // No wasm SIMD or no worker threads here: tfjs's own kernels still work, so they are used.
+    broken = true;
+    pool = null;
+  }
+  return pool;
+}
+
+/** Turns our kernels on or off (off: tfjs's XNNPACK kernels); for benchmarks and tests. */
+export function useWasmKernels(on: boolean): void {
+  enabled = on;
+  if (!on) {
+    pool?.dispose();
+    pool = null;
+    poolMemory = null;
+  }
+}
+
+/** How many times kernel `name` has run in this process, and over how many threads the last time. */
+export function wasmKernelStats(name: string): { calls: number; lastThreads: number } {
+  return { calls: calls.get(name) ?? 0, lastThreads: lastThreads.get(name) ?? 0 };
+}
+
+export const heapOffset = (backend: WasmHeapBackend, t: tf.TensorInfo): number => backend.dataIdMap.get(t.dataId).memoryOffset;
+
+/**
+ * Runs conv kernel `name` (arguments: out, the operands, then the shape, then a row range) over
+ * `rows` output rows, split across threads; `targets[t]` is thread t's output (all the same unless
+ * the kernel accumulates, as the filter gradient does).
+ */
+export function runConvKernel(
+  kernels: WasmKernelPool,
+  name: string,
+  pointers: { targets: number[]; operands: number[] },
+  s: ConvShape,
+  rows: number,
+): void {
+  const threads = pointers.targets.length;
+  const shares = pointers.targets.map((out, t) => [
+    out, ...pointers.operands, s.inH, s.inW, s.inC, s.outH, s.outW, s.outC, s.kh, s.kw, s.sh, s.sw, s.top, s.left,
+    Math.floor((rows * t) / threads), Math.floor((rows * (t + 1)) / threads),
+  ]);
+  kernels.run(name, shares);
+  calls.set(name, (calls.get(name) ?? 0) + 1);
+  lastThreads.set(name, threads);
+}
+
+/** Threads worth using for `macs` multiply-adds over `rows` rows. */
+export function threadsFor(kernels: WasmKernelPool, macs: number, rows: number): number {
+  return Math.max(1, Math.min(kernels.threads, rows, Math.floor(macs / MIN_MACS_PER_THREAD)));
+}
