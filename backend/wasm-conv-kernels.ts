@@ -53,7 +53,7 @@ export function backpropInputWithKernel(backend: WasmHeapBackend, dy: Info, filt
   try {
     const w = heapOffset(backend, filter);
     const p = heapOffset(backend, packed);
-    kernels.run('pack_filter_t', [[p, w, taps, s.inC, s.outC]]);
+    kernels.run('pack_filter_t', [[p, w, s.kh, s.kw, s.inC, s.outC]]);
     runConvKernel(kernels, 'conv2d_backprop_input', { targets, operands: [heapOffset(backend, dy), w, p] }, s, rows);
   } catch (e) {
     backend.disposeData(out.dataId);

@@ -26,15 +26,20 @@ INLINE void tile(const int P, const int V, const int checked, float *dx, const f
     const int oh = t / g->sh;
     if (oh >= g->Ho) continue;
     const float *dyrow = dy + (n * g->Ho + oh) * g->Wo * Co;
-    for (int b = 0; b < kw; b++) {
-      const int u = iw0 + g->left - b;
+    /* Stride 1 inside the image: taps b = kw-1..0 read kw*Co consecutive values of dy, one loop
+       (the packed filter stores taps in that order). */
+    const int merged = !checked && g->sw == 1;
+    const int bs = merged ? 1 : kw, run = merged ? kw * Co : Co;
+    for (int b = 0; b < bs; b++) {
+      const int tap = merged ? kw - 1 : b; /* the first tap this loop reads */
+      const int u = iw0 + g->left - tap;
       if (checked && u < 0) continue;
       if (u % g->sw) continue;
       const int ow = u / g->sw;
       if (checked && ow >= g->Wo) continue;
       const float *dp = dyrow + ow * Co;
-      const float *wp = packed + ci0 * kh * kw * Co + (a * kw + b) * Co * 4 * V;
-      for (int co = 0; co < Co; co++, dp++, wp += 4 * V) {
+      const float *wp = packed + ci0 * kh * kw * Co + (a * kw + (kw - 1 - tap)) * Co * 4 * V;
+      for (int k = 0; k < run; k++, dp++, wp += 4 * V) {
         const v128_t w0 = wasm_v128_load(wp);
         const v128_t w1 = V > 1 ? wasm_v128_load(wp + 4) : w0;
         v128_t v = wasm_v128_load32_splat(dp);
@@ -110,19 +115,21 @@ INLINE void sweep(const int V, float *dx, const float *dy, const float *packed, 
 }
 
 /*
- * The filter [taps][Ci][Co] transposed and sliced for the tiles: [Ci/8][taps][Co][8], then the slice of
- * 4 (if Ci mod 8 >= 4) as [taps][Co][4]: tile t of width 4V starts at t*taps*Co. Channels past the
- * last multiple of 4 are read from the filter itself.
+ * The filter [kh][kw][Ci][Co] transposed and sliced for the tiles, each row's taps reversed:
+ * [Ci/8][kh][kw reversed][Co][8], then the slice of 4 (if Ci mod 8 >= 4) as [kh][kw reversed][Co][4];
+ * tile t of width 4V starts at t*kh*kw*Co. Channels past the last multiple of 4 are read from the
+ * filter itself.
  */
 EXPORT(pack_filter_t)
-void pack_filter_t(float *packed, const float *w, int taps, int Ci, int Co) {
+void pack_filter_t(float *packed, const float *w, int kh, int kw, int Ci, int Co) {
   const int ci8 = Ci & ~7, ci4 = Ci & ~3;
   float *dst = packed;
   for (int ci = 0; ci < ci4; ci += ci < ci8 ? 8 : 4) {
     const int width = ci < ci8 ? 8 : 4;
-    for (int t = 0; t < taps; t++)
-      for (int co = 0; co < Co; co++)
-        for (int j = 0; j < width; j++) *dst++ = w[(t * Ci + ci + j) * Co + co];
+    for (int a = 0; a < kh; a++)
+      for (int b = kw - 1; b >= 0; b--)
+        for (int co = 0; co < Co; co++)
+          for (int j = 0; j < width; j++) *dst++ = w[((a * kw + b) * Ci + ci + j) * Co + co];
   }
 }
 
