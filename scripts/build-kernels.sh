@@ -8,9 +8,10 @@ cd "$(dirname "$0")/../backend/kernels"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 flags="--target=wasm32 -O3 -msimd128 -ffreestanding -fno-builtin -nostdlib -Wall -Werror
-  -Wl,--no-entry -Wl,--import-memory -Wl,--max-memory=4294967296 -Wl,--strip-all"
+  -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all"
+# A plain memory import without a maximum links to any memory; a shared one must state one.
 clang $flags -o "$tmp/plain.wasm" *.c
-clang $flags -matomics -mbulk-memory -Wl,--shared-memory -o "$tmp/shared.wasm" *.c
+clang $flags -matomics -mbulk-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 -o "$tmp/shared.wasm" *.c
 for bin in "$tmp/plain.wasm" "$tmp/shared.wasm"; do
   # The module shares tfjs's heap: it must own no data and never touch its stack pointer.
   if wasm-objdump -d "$bin" | grep -q 'global\.'; then echo "a kernel uses the stack; rewrite it" >&2; exit 1; fi

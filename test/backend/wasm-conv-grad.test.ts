@@ -131,17 +131,27 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     expect(hash.digest('hex')).toBe(sourceSha256);
   });
 
-  it('frees every intermediate tensor of the gradient kernels', () => {
-    const x = tf.randomNormal([2, 8, 8, 3]) as tf.Tensor4D;
-    const w = tf.randomNormal([3, 3, 3, 4]) as tf.Tensor4D;
-    const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
-    step();
-    const before = tf.memory();
-    for (let i = 0; i < 5; i++) step();
-    const after = tf.memory();
-    expect(after.numTensors).toBe(before.numTensors);
-    expect(after.numBytes).toBe(before.numBytes);
-    x.dispose();
-    w.dispose();
-  });
+  for (const kernel of [true, false]) {
+    it(`frees every intermediate of the conv kernels (heap buffers included)${kernel ? '' : ' (XNNPACK, without our kernels)'}`, () => {
+      useWasmKernels(kernel);
+      const x = tf.randomNormal([8, 16, 16, 13]) as tf.Tensor4D;
+      const w = tf.randomNormal([3, 3, 13, 22]) as tf.Tensor4D;
+      const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
+      try {
+        step();
+        const before = tf.memory();
+        const buffers = tf.backend().numDataIds();
+        for (let i = 0; i < 5; i++) step();
+        const after = tf.memory();
+        expect(after.numTensors).toBe(before.numTensors);
+        expect(after.numBytes).toBe(before.numBytes);
+        expect(tf.backend().numDataIds()).toBe(buffers);
+      } finally {
+        useWasmKernels(true);
+        x.dispose();
+        w.dispose();
+      }
+    });
+  }
+
 });

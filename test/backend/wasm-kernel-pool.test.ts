@@ -1,0 +1,69 @@
+/** The thread pool that runs our wasm kernels on a shared memory: results, errors, shutdown. */
+import { describe, expect, it } from 'vitest';
+import { WasmKernelPool } from '../../backend/wasm-kernel-pool.js';
+import { plainWasm, sharedWasm } from '../../backend/kernels/kernels.wasm.js';
+
+const decode = (b64: string) => Uint8Array.from(Buffer.from(b64, 'base64'));
+const PAGE = 65536;
+
+function sharedPool(threads: number) {
+  const memory = new WebAssembly.Memory({ initial: 4, maximum: 64, shared: true });
+  return { memory, pool: new WasmKernelPool(memory, decode(plainWasm), decode(sharedWasm), threads) };
+}
+
+describe('wasm kernel pool', () => {
+  it('runs each share on its own thread, all finished when run returns', () => {
+    const { memory, pool } = sharedPool(2);
+    try {
+      expect(pool.threads).toBe(2);
+      const f = new Float32Array(memory.buffer);
+      const n = 1000;
+      for (let round = 0; round < 50; round++) {
+        f.fill(round + 1, 0, 5 * n);
+        // Thread 0 zeroes the first block, thread 1 the second; then sum blocks 2..3 into 0..1.
+        pool.run('zero', [[0, n], [4 * n, n]]);
+        expect(f.subarray(0, 2 * n).every((v) => v === 0)).toBe(true);
+        expect(f[2 * n]).toBe(round + 1);
+        pool.run('add_into', [[0, 8 * n, 2 * n], [16 * n, 8 * n, n]]);
+        expect(f.subarray(0, 2 * n).every((v) => v === round + 1)).toBe(true);
+        expect(f.subarray(4 * n, 5 * n).every((v) => v === 2 * (round + 1))).toBe(true);
+      }
+    } finally {
+      pool.dispose();
+    }
+  });
+
+  it('reports a trap in a worker thread as an error and stays usable', () => {
+    const { memory, pool } = sharedPool(2);
+    try {
+      const outside = memory.buffer.byteLength + PAGE; // past the end of the heap: the kernel traps
+      expect(() => pool.run('zero', [[0, 16], [outside, 16]])).toThrow(/failed in a worker thread/);
+      expect(() => pool.run('zero', [[outside, 16], [0, 16]])).toThrow(/out of bounds/);
+      const f = new Float32Array(memory.buffer);
+      f.fill(7, 0, 32);
+      pool.run('zero', [[0, 16], [64, 16]]);
+      expect(f.subarray(0, 32).every((v) => v === 0)).toBe(true);
+    } finally {
+      pool.dispose();
+    }
+  });
+
+  it('refuses unknown kernels, too many shares, and work after dispose', () => {
+    const { pool } = sharedPool(2);
+    expect(() => pool.run('no_such_kernel', [[]])).toThrow(/not exported/);
+    expect(() => pool.run('zero', [[0, 1], [0, 1], [0, 1]])).toThrow(/3 shares for 2 threads/);
+    pool.dispose();
+    expect(() => pool.run('zero', [[0, 1]])).toThrow(/disposed/);
+  });
+
+  it('runs on a plain (non-shared) memory on the calling thread only', () => {
+    const memory = new WebAssembly.Memory({ initial: 2 });
+    const pool = new WasmKernelPool(memory, decode(plainWasm), decode(sharedWasm), 4);
+    expect(pool.threads).toBe(1);
+    const f = new Float32Array(memory.buffer);
+    f.fill(3, 0, 8);
+    pool.run('zero', [[0, 8]]);
+    expect(f.subarray(0, 8).every((v) => v === 0)).toBe(true);
+    pool.dispose();
+  });
+});
