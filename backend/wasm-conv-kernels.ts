@@ -46,15 +46,17 @@ export function backpropInputWithKernel(backend: WasmHeapBackend, dy: Info, filt
   const kernels = wasmKernelPool(backend);
   if (!kernels) return null;
   const rows = s.batch * s.inH;
-  const taps = s.kh * s.kw;
-  const packed = backend.makeOutput([Math.max(1, taps * s.outC * (s.inC & ~3))], 'float32');
+  // Channels in 8-wide slices; the last slice 8 wide if more than 4 remain for it, else 4.
+  const rest = s.inC % 8;
+  const paddedC = s.inC - rest + (rest === 0 ? 0 : rest > 4 ? 8 : 4);
+  const packed = backend.makeOutput([s.kh * s.kw * s.outC * paddedC], 'float32');
   const out = backend.makeOutput([s.batch, s.inH, s.inW, s.inC], 'float32');
   const targets = new Array<number>(threadsFor(kernels, macs(s), rows)).fill(heapOffset(backend, out));
   try {
     const w = heapOffset(backend, filter);
     const p = heapOffset(backend, packed);
     kernels.run('pack_filter_t', [[p, w, s.kh, s.kw, s.inC, s.outC]]);
-    runConvKernel(kernels, 'conv2d_backprop_input', { targets, operands: [heapOffset(backend, dy), w, p] }, s, rows);
+    runConvKernel(kernels, 'conv2d_backprop_input', { targets, operands: [heapOffset(backend, dy), p] }, s, rows);
   } catch (e) {
     backend.disposeData(out.dataId);
     throw e;

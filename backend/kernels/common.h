@@ -16,6 +16,17 @@ typedef struct {
   int H, W, Ci, Ho, Wo, Co, sh, sw, top, left;
 } Geometry;
 
+/* Stores the first L lanes (1-4) of v at p. */
+INLINE void store_lanes(float *p, v128_t v, int L) {
+  if (L == 4) {
+    wasm_v128_store(p, v);
+    return;
+  }
+  if (L >= 2) wasm_v128_store64_lane(p, v, 0);
+  else wasm_v128_store32_lane(p, v, 0);
+  if (L == 3) wasm_v128_store32_lane(p + 2, v, 2);
+}
+
 void zero(float *dst, int count);
 
 #endif

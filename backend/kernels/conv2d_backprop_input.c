@@ -13,10 +13,11 @@
 #include "common.h"
 
 /*
- * P positions (1 or 4: iw0, iw0 + sw, ...) x 4V input channels (V = 1 or 2) at row ih of image n.
+ * P positions (1 or 4: iw0, iw0 + sw, ...) x 4V input channels (V = 1 or 2) at row ih of image n,
+ * of which the last vector stores only L lanes (the last 1-3 channels).
  * `checked`: test each tap's column against dy's bounds (border positions, P = 1).
  */
-INLINE void tile(const int P, const int V, const int checked, float *dx, const float *dy, const float *packed, const Geometry *g,
+INLINE void tile(const int P, const int V, const int checked, const int L, float *dx, const float *dy, const float *packed, const Geometry *g,
                  int kh, int kw, int n, int ih, int iw0, int ci0) {
   v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
   const int Ci = g->Ci, Co = g->Co;
@@ -61,41 +62,29 @@ INLINE void tile(const int P, const int V, const int checked, float *dx, const f
   }
   float *xp = dx + ((n * g->H + ih) * g->W + iw0) * Ci + ci0;
   const int step = g->sw * Ci;
-  wasm_v128_store(xp, s0);
-  if (V > 1) wasm_v128_store(xp + 4, t0);
-  if (P > 1) {
-    wasm_v128_store(xp + step, s1);
-    wasm_v128_store(xp + 2 * step, s2);
-    wasm_v128_store(xp + 3 * step, s3);
-    if (V > 1) {
-      wasm_v128_store(xp + step + 4, t1);
-      wasm_v128_store(xp + 2 * step + 4, t2);
-      wasm_v128_store(xp + 3 * step + 4, t3);
+  if (V > 1) {
+    wasm_v128_store(xp, s0);
+    store_lanes(xp + 4, t0, L);
+    if (P > 1) {
+      wasm_v128_store(xp + step, s1);
+      wasm_v128_store(xp + 2 * step, s2);
+      wasm_v128_store(xp + 3 * step, s3);
+      store_lanes(xp + step + 4, t1, L);
+      store_lanes(xp + 2 * step + 4, t2, L);
+      store_lanes(xp + 3 * step + 4, t3, L);
     }
-  }
-}
-
-/* One position, input channels ci0.. (fewer than 4), scalar. */
-INLINE void tail(float *dx, const float *dy, const float *w, const Geometry *g, int kh, int kw, int n, int ih, int iw, int ci0) {
-  for (int ci = ci0; ci < g->Ci; ci++) {
-    float sum = 0;
-    for (int a = 0; a < kh; a++) {
-      const int t = ih + g->top - a;
-      if (t < 0 || t % g->sh || t / g->sh >= g->Ho) continue;
-      for (int b = 0; b < kw; b++) {
-        const int u = iw + g->left - b;
-        if (u < 0 || u % g->sw || u / g->sw >= g->Wo) continue;
-        const float *dp = dy + ((n * g->Ho + t / g->sh) * g->Wo + u / g->sw) * g->Co;
-        const float *wp = w + ((a * kw + b) * g->Ci + ci) * g->Co;
-        for (int co = 0; co < g->Co; co++) sum += dp[co] * wp[co];
-      }
+  } else {
+    store_lanes(xp, s0, L);
+    if (P > 1) {
+      store_lanes(xp + step, s1, L);
+      store_lanes(xp + 2 * step, s2, L);
+      store_lanes(xp + 3 * step, s3, L);
     }
-    dx[((n * g->H + ih) * g->W + iw) * g->Ci + ci] = sum;
   }
 }
 
 /* Input channels ci0..ci0+4V of the whole row, phase by phase, four positions at a time inside. */
-INLINE void sweep(const int V, float *dx, const float *dy, const float *packed, const Geometry *g, int kh, int kw, int n, int ih,
+INLINE void sweep(const int V, const int L, float *dx, const float *dy, const float *packed, const Geometry *g, int kh, int kw, int n, int ih,
                   int ci0) {
   const int sw = g->sw;
   for (int r = 0; r < sw && r < g->W; r++) {
@@ -104,10 +93,10 @@ INLINE void sweep(const int V, float *dx, const float *dy, const float *packed, 
       /* Four positions are inside when every tap's column is >= 0 and the last one's is < Wo. */
       const int last = iw + 3 * sw;
       if (last < g->W && iw + g->left - (kw - 1) >= 0 && (last + g->left) / sw < g->Wo) {
-        tile(4, V, 0, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
+        tile(4, V, 0, L, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
         iw += 4 * sw;
       } else {
-        tile(1, V, 1, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
+        tile(1, V, 1, L, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
         iw += sw;
       }
     }
@@ -115,36 +104,34 @@ INLINE void sweep(const int V, float *dx, const float *dy, const float *packed, 
 }
 
 /*
- * The filter [kh][kw][Ci][Co] transposed and sliced for the tiles, each row's taps reversed:
- * [Ci/8][kh][kw reversed][Co][8], then the slice of 4 (if Ci mod 8 >= 4) as [kh][kw reversed][Co][4];
- * tile t of width 4V starts at t*kh*kw*Co. Channels past the last multiple of 4 are read from the
- * filter itself.
+ * The filter [kh][kw][Ci][Co] transposed and sliced for the tiles, each row's taps reversed: slices
+ * of 8 input channels [kh][kw reversed][Co][8]; the last slice is 8 wide if more than 4 channels
+ * remain for it, else 4, padded with zeros. The slice for channels from ci0 starts at ci0*kh*kw*Co.
  */
 EXPORT(pack_filter_t)
 void pack_filter_t(float *packed, const float *w, int kh, int kw, int Ci, int Co) {
-  const int ci8 = Ci & ~7, ci4 = Ci & ~3;
   float *dst = packed;
-  for (int ci = 0; ci < ci4; ci += ci < ci8 ? 8 : 4) {
-    const int width = ci < ci8 ? 8 : 4;
+  for (int ci = 0; ci < Ci; ci += 8) {
+    const int width = Ci - ci > 4 ? 8 : 4;
     for (int a = 0; a < kh; a++)
       for (int b = kw - 1; b >= 0; b--)
         for (int co = 0; co < Co; co++)
-          for (int j = 0; j < width; j++) *dst++ = w[((a * kw + b) * Ci + ci + j) * Co + co];
+          for (int j = 0; j < width; j++) *dst++ = ci + j < Ci ? w[((a * kw + b) * Ci + ci + j) * Co + co] : 0.0f;
   }
 }
 
 /* Writes rows [row0, row1) of the flattened [N * H] rows of dx; `packed` is pack_filter_t(w). */
 EXPORT(conv2d_backprop_input)
-void conv2d_backprop_input(float *dx, const float *dy, const float *w, const float *packed, int H, int W, int Ci, int Ho, int Wo, int Co, int kh,
+void conv2d_backprop_input(float *dx, const float *dy, const float *packed, int H, int W, int Ci, int Ho, int Wo, int Co, int kh,
                            int kw, int sh, int sw, int top, int left, int row0, int row1) {
   const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left};
-  const int ci8 = Ci & ~7, ci4 = Ci & ~3;
   for (int r = row0; r < row1; r++) {
     const int n = r / H, ih = r % H;
-    int ci = 0;
-    for (; ci < ci8; ci += 8) sweep(2, dx, dy, packed, &g, kh, kw, n, ih, ci);
-    if (ci < ci4) sweep(1, dx, dy, packed, &g, kh, kw, n, ih, ci);
-    if (ci4 < Ci)
-      for (int iw = 0; iw < W; iw++) tail(dx, dy, w, &g, kh, kw, n, ih, iw, ci4);
+    for (int ci = 0; ci < Ci; ci += 8) {
+      const int rest = Ci - ci; /* the last tile stores only the channels that exist */
+      if (rest >= 8) sweep(2, 4, dx, dy, packed, &g, kh, kw, n, ih, ci);
+      else if (rest > 4) sweep(2, rest - 4, dx, dy, packed, &g, kh, kw, n, ih, ci);
+      else sweep(1, rest, dx, dy, packed, &g, kh, kw, n, ih, ci);
+    }
   }
 }
