@@ -5,13 +5,15 @@
  * through the statistics op by op: on wasm that was ~30 kernels and a third of a ResNet-20 train
  * step (reductions over non-inner axes are naive loops there). Here the forward is one pass for
  * the statistics and one to normalise, the backward one pass for the two per-channel sums and one
- * for dx — plain loops over the channels-last data where JS can see it (wasm, cpu), tf ops elsewhere.
+ * for dx — our SIMD kernels on wasm (wasm-batchnorm.ts), plain JS loops over the channels-last
+ * data on cpu, tf ops elsewhere.
  *
  * With x̂ = (x − μ)/σ, y = γ·x̂ + β and M values per channel:
  *   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/σ · (dy − dβ/M − x̂·dγ/M).
  */
 import * as tf from '@tensorflow/tfjs';
 import { hostMemory, type HostMemory } from './host-memory.js';
+import { type ChannelPasses, wasmChannelPasses } from './wasm-batchnorm.js';
 
 export interface BatchNormTrainResult {
   y: tf.Tensor;
@@ -84,14 +86,21 @@ function channelAffine(channels: number, out: Float32Array, u: Float32Array, a: 
   }
 }
 
+/** The two passes as the JS loops above, on data JS can see. */
+function hostPasses(mem: HostMemory): ChannelPasses {
+  return {
+    sums: (channels, u, uShift, w, wShift) => channelSums(channels, mem.view(u), uShift, mem.view(w), wShift),
+    affine: (channels, out, u, a, k, v, b) => channelAffine(channels, mem.view(out), mem.view(u), a, k, v && mem.view(v), b),
+  };
+}
+
 /** Per-channel mean and biased variance of channels-last `x`, with its inverse standard deviation. */
-function statsOnHost(mem: HostMemory, x: tf.Tensor, eps: number) {
+function statsOnHost(mem: HostMemory, passes: ChannelPasses, x: tf.Tensor, eps: number) {
   const channels = x.shape[x.rank - 1];
-  const xs = mem.view(x);
-  const rows = xs.length / channels;
+  const rows = x.size / channels;
   // Sums shifted by the first row stay small, so Σd² − (Σd)²/M does not cancel badly.
-  const shift = xs.slice(0, channels);
-  const { s1, s2 } = channelSums(channels, xs, shift, xs, shift);
+  const shift = mem.view(x).slice(0, channels);
+  const { s1, s2 } = passes.sums(channels, x, shift, x, shift);
   const mean = new Float32Array(channels);
   const variance = new Float32Array(channels);
   const invStd = new Float32Array(channels);
@@ -104,26 +113,27 @@ function statsOnHost(mem: HostMemory, x: tf.Tensor, eps: number) {
   return { mean, variance, invStd };
 }
 
-function normalizeOnHost(mem: HostMemory, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: Float32Array, invStd: Float32Array): tf.Tensor {
+function normalizeOnHost(mem: HostMemory, passes: ChannelPasses, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: Float32Array, invStd: Float32Array): tf.Tensor {
   const channels = x.shape[x.rank - 1];
   const y = mem.alloc(x.shape);
-  const [xs, g, b, ys] = [mem.view(x), mem.view(gamma), mem.view(beta), mem.view(y)];
+  const g = mem.view(gamma).slice();
+  const b = mem.view(beta).slice();
   const scale = new Float32Array(channels);
   const offset = new Float32Array(channels);
   for (let c = 0; c < channels; c++) {
     scale[c] = g[c] * invStd[c];
     offset[c] = b[c] - mean[c] * scale[c];
   }
-  channelAffine(channels, ys, xs, scale, offset);
+  passes.affine(channels, y, x, scale, offset);
   return y;
 }
 
-function backwardOnHost(mem: HostMemory, dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, mean: Float32Array, invStd: Float32Array) {
+function backwardOnHost(mem: HostMemory, passes: ChannelPasses, dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, mean: Float32Array, invStd: Float32Array) {
   const channels = x.shape[x.rank - 1];
   const rows = x.size / channels;
   const dx = mem.alloc(x.shape);
-  const [dys, xs, g, dxs] = [mem.view(dy), mem.view(x), mem.view(gamma), mem.view(dx)];
-  const { s1: sumDy, s2: sumDyCentered } = channelSums(channels, dys, new Float32Array(channels), xs, mean);
+  const g = mem.view(gamma).slice();
+  const { s1: sumDy, s2: sumDyCentered } = passes.sums(channels, dy, new Float32Array(channels), x, mean);
   const dGamma = new Float32Array(channels);
   const dBeta = new Float32Array(channels);
   // dx = a·dy + b·x + k per channel, with a = γ/σ, b = −γ/σ · dγ/(M·σ), k = −a·dβ/M − b·μ.
@@ -137,7 +147,7 @@ function backwardOnHost(mem: HostMemory, dy: tf.Tensor, x: tf.Tensor, gamma: tf.
     b[c] = (-a[c] * dGamma[c] * invStd[c]) / rows;
     k[c] = (-a[c] * dBeta[c]) / rows - b[c] * mean[c];
   }
-  channelAffine(channels, dxs, dys, a, k, xs, b);
+  passes.affine(channels, dx, dy, a, k, x, b);
   return { dx, dGamma: tf.tensor1d(dGamma), dBeta: tf.tensor1d(dBeta) };
 }
 
@@ -156,16 +166,24 @@ function backwardWithOps(dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, mean: tf
  * Differentiable in x, γ and β (the gradient includes the path through μ and σ²); the statistics
  * are returned for the moving averages and carry no gradient.
  */
-export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number, opts: { hostLoops?: boolean } = {}): BatchNormTrainResult {
+export function batchNormTraining(
+  x: tf.Tensor,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  eps: number,
+  opts: { hostLoops?: boolean; jsLoops?: boolean } = {},
+): BatchNormTrainResult {
   const mem = x.dtype === 'float32' && opts.hostLoops !== false ? hostMemory() : null;
   if (mem) {
-    const s = statsOnHost(mem, x, eps);
+    // On wasm our SIMD kernels, unless they cannot run (or jsLoops asks for the JS loops, for tests).
+    const passes = (!opts.jsLoops && wasmChannelPasses()) || hostPasses(mem);
+    const s = statsOnHost(mem, passes, x, eps);
     const op = tf.customGrad((xIn, gammaIn, betaIn, save) => {
       (save as tf.GradSaveFunc)([xIn as tf.Tensor, gammaIn as tf.Tensor]);
       return {
-        value: normalizeOnHost(mem, xIn as tf.Tensor, gammaIn as tf.Tensor, betaIn as tf.Tensor, s.mean, s.invStd),
+        value: normalizeOnHost(mem, passes, xIn as tf.Tensor, gammaIn as tf.Tensor, betaIn as tf.Tensor, s.mean, s.invStd),
         gradFunc: (dy: tf.Tensor, [xs, gs]: tf.Tensor[]) => {
-          const r = backwardOnHost(hostMemory()!, dy, xs, gs, s.mean, s.invStd);
+          const r = backwardOnHost(hostMemory()!, passes, dy, xs, gs, s.mean, s.invStd);
           return [r.dx, r.dGamma, r.dBeta];
         },
       };

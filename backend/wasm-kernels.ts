@@ -13,7 +13,7 @@ export interface WasmHeapBackend {
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: unknown, force?: boolean): boolean;
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
 }
 
 /** Shape of a convolution, NHWC, as the kernels take it. */
@@ -78,7 +78,7 @@ export function wasmKernelStats(name: string): { calls: number; lastThreads: num
   return { calls: calls.get(name) ?? 0, lastThreads: lastThreads.get(name) ?? 0 };
 }
 
-export const heapOffset = (backend: WasmHeapBackend, t: tf.TensorInfo): number => backend.dataIdMap.get(t.dataId).memoryOffset;
+export const heapOffset = (backend: WasmHeapBackend, t: { dataId: object }): number => backend.dataIdMap.get(t.dataId).memoryOffset;
 
 /**
  * Runs conv kernel `name` (arguments: out, the operands, then the shape, then a row range) over
@@ -98,6 +98,11 @@ export function runConvKernel(
     Math.floor((rows * t) / threads), Math.floor((rows * (t + 1)) / threads),
   ]);
   kernels.run(name, shares);
+  countKernelCall(name, threads);
+}
+
+/** Records a call of kernel `name` over `threads` threads (for wasmKernelStats). */
+export function countKernelCall(name: string, threads: number): void {
   calls.set(name, (calls.get(name) ?? 0) + 1);
   lastThreads.set(name, threads);
 }

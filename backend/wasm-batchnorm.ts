@@ -1,0 +1,95 @@
+/**
+ * The two passes of training-mode BatchNorm (per-channel sums, per-channel affine map) with our
+ * wasm SIMD kernels (backend/kernels/batchnorm.c), split by rows across the kernel threads. Same
+ * contract as the JS loops in batchnorm-train.ts, which remain for the cpu backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { type WasmHeapBackend, countKernelCall, heapOffset, wasmKernelPool } from './wasm-kernels.js';
+import { wasmHeap } from './host-memory.js';
+
+type Data = { dataId: object; shape: number[]; size: number };
+
+export interface ChannelPasses {
+  /** Per channel: Σ (u − uShift) and Σ (u − uShift)·(w − wShift), in float64. */
+  sums(channels: number, u: Data, uShift: ArrayLike<number>, w: Data, wShift: ArrayLike<number>): { s1: Float64Array; s2: Float64Array };
+  /** out = a·u + k per channel, plus b·v when v is given. */
+  affine(channels: number, out: Data, u: Data, a: Float32Array, k: Float32Array, v?: Data, b?: Float32Array): void;
+}
+
+// Below this many values per thread, waking a second thread costs more than it saves.
+const MIN_VALUES_PER_THREAD = 1 << 18;
+
+/** The passes on the wasm backend's heap, or null where our kernels cannot run. */
+export function wasmChannelPasses(): ChannelPasses | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const backend = tf.backend() as unknown as WasmHeapBackend;
+  const kernels = wasmKernelPool(backend);
+  if (!kernels) return null;
+  const threadsFor = (values: number, rows: number) => Math.max(1, Math.min(kernels.threads, rows, Math.floor(values / MIN_VALUES_PER_THREAD)));
+  const ranges = (rows: number, threads: number) => Array.from({ length: threads }, (_, t) => [Math.floor((rows * t) / threads), Math.floor((rows * (t + 1)) / threads)]);
+
+  /** A heap buffer of `floats` float32s, written with `fill` before the kernel runs; freed after. */
+  function withScratch<T>(floats: number, fill: (f: Float32Array, at: number) => void, run: (at: number) => T): T {
+    const scratch = backend.makeOutput([floats], 'float32');
+    try {
+      const at = heapOffset(backend, scratch);
+      fill(new Float32Array(wasmHeap(backend), at, floats), at);
+      return run(at);
+    } finally {
+      backend.disposeData(scratch.dataId);
+    }
+  }
+
+  return {
+    sums(channels, u, uShift, w, wShift) {
+      const rows = u.size / channels;
+      const threads = threadsFor(u.size, rows);
+      // [threads][2][C] float64 partial sums first (8-byte aligned), then the two shifts.
+      const sumFloats = threads * 4 * channels;
+      return withScratch(
+        sumFloats + 2 * channels,
+        (f) => {
+          f.set(Array.from(uShift), sumFloats);
+          f.set(Array.from(wShift), sumFloats + channels);
+        },
+        (at) => {
+          const us = at + 4 * sumFloats;
+          const ws = us + 4 * channels;
+          const shares = ranges(rows, threads).map(([r0, r1], t) => [at + t * 16 * channels, heapOffset(backend, u), us, heapOffset(backend, w), ws, channels, r0, r1]);
+          kernels.run('channel_sums', shares);
+          countKernelCall('channel_sums', threads);
+          const partial = new Float64Array(wasmHeap(backend), at, threads * 2 * channels);
+          const s1 = new Float64Array(channels);
+          const s2 = new Float64Array(channels);
+          for (let t = 0; t < threads; t++) {
+            for (let c = 0; c < channels; c++) {
+              s1[c] += partial[t * 2 * channels + c];
+              s2[c] += partial[t * 2 * channels + channels + c];
+            }
+          }
+          return { s1, s2 };
+        },
+      );
+    },
+
+    affine(channels, out, u, a, k, v, b) {
+      const rows = u.size / channels;
+      const threads = threadsFor(u.size, rows);
+      withScratch(
+        3 * channels,
+        (f) => {
+          f.set(a, 0);
+          f.set(b ?? new Float32Array(channels), channels);
+          f.set(k, 2 * channels);
+        },
+        (at) => {
+          const [ap, bp, kp] = [at, at + 4 * channels, at + 8 * channels];
+          const vp = v ? heapOffset(backend, v) : heapOffset(backend, u);
+          const shares = ranges(rows, threads).map(([r0, r1]) => [heapOffset(backend, out), heapOffset(backend, u), vp, ap, bp, kp, v ? 1 : 0, channels, r0, r1]);
+          kernels.run('channel_affine', shares);
+          countKernelCall('channel_affine', threads);
+        },
+      );
+    },
+  };
+}
