@@ -4,7 +4,7 @@
  * contract as the JS loops in batchnorm-train.ts, which remain for the cpu backend.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type WasmHeapBackend, countKernelCall, heapOffset, wasmKernelPool } from './wasm-kernels.js';
+import { type WasmHeapBackend, chunkRows, countKernelCall, heapOffset, wasmKernelPool } from './wasm-kernels.js';
 import { wasmHeap } from './host-memory.js';
 
 type Data = { dataId: object; shape: number[]; size: number };
@@ -26,7 +26,6 @@ export function wasmChannelPasses(): ChannelPasses | null {
   const kernels = wasmKernelPool(backend);
   if (!kernels) return null;
   const threadsFor = (values: number, rows: number) => Math.max(1, Math.min(kernels.threads, rows, Math.floor(values / MIN_VALUES_PER_THREAD)));
-  const ranges = (rows: number, threads: number) => Array.from({ length: threads }, (_, t) => [Math.floor((rows * t) / threads), Math.floor((rows * (t + 1)) / threads)]);
 
   /** A heap buffer of `floats` float32s, written with `fill` before the kernel runs; freed after. */
   function withScratch<T>(floats: number, fill: (f: Float32Array, at: number) => void, run: (at: number) => T): T {
@@ -55,8 +54,9 @@ export function wasmChannelPasses(): ChannelPasses | null {
         (at) => {
           const us = at + 4 * sumFloats;
           const ws = us + 4 * channels;
-          const shares = ranges(rows, threads).map(([r0, r1], t) => [at + t * 16 * channels, heapOffset(backend, u), us, heapOffset(backend, w), ws, channels, r0, r1]);
-          kernels.run('channel_sums', shares);
+          const targets = Array.from({ length: threads }, (_, t) => at + t * 16 * channels);
+          kernels.run('zero', [[at, sumFloats]]); // the kernel adds into them
+          kernels.runRows('channel_sums', targets, [heapOffset(backend, u), us, heapOffset(backend, w), ws, channels], rows, chunkRows(rows, threads));
           countKernelCall('channel_sums', threads);
           const partial = new Float64Array(wasmHeap(backend), at, threads * 2 * channels);
           const s1 = new Float64Array(channels);
@@ -85,8 +85,8 @@ export function wasmChannelPasses(): ChannelPasses | null {
         (at) => {
           const [ap, bp, kp] = [at, at + 4 * channels, at + 8 * channels];
           const vp = v ? heapOffset(backend, v) : heapOffset(backend, u);
-          const shares = ranges(rows, threads).map(([r0, r1]) => [heapOffset(backend, out), heapOffset(backend, u), vp, ap, bp, kp, v ? 1 : 0, channels, r0, r1]);
-          kernels.run('channel_affine', shares);
+          const targets = new Array<number>(threads).fill(heapOffset(backend, out));
+          kernels.runRows('channel_affine', targets, [heapOffset(backend, u), vp, ap, bp, kp, v ? 1 : 0, channels], rows, chunkRows(rows, threads));
           countKernelCall('channel_affine', threads);
         },
       );

@@ -79,6 +79,7 @@ export function filterGradWithKernel(backend: WasmHeapBackend, x: Info, dy: Info
   const partials = Array.from({ length: threads - 1 }, () => backend.makeOutput([size], 'float32'));
   try {
     const targets = [out, ...partials].map((t) => heapOffset(backend, t));
+    kernels.run('zero', targets.map((t) => [t, size])); // the kernel adds into them
     runConvKernel(kernels, 'conv2d_filter_grad', { targets, operands: [heapOffset(backend, x), heapOffset(backend, dy)] }, s, rows);
     for (const p of partials) kernels.run('add_into', [[targets[0], heapOffset(backend, p), size]]);
   } catch (e) {

@@ -14,30 +14,55 @@ export type KernelArgs = number[];
 
 const MAX_ARGS = 30;
 const SLOT = MAX_ARGS + 2; // [count, args...]
-// Control words: generation, pending workers, function index, error flag; then one slot per thread.
+// Control words, then (row jobs) the shared arguments and one target per thread, then (plain jobs)
+// one argument slot per thread.
 const GENERATION = 0;
 const PENDING = 1;
 const FUNCTION = 2;
 const FAILED = 3;
-const HEADER = 4;
+const MODE = 4; // 0: one call per thread with its own arguments; 1: rows handed out in chunks
+const NEXT = 5; // next chunk to take
+const ROWS = 6;
+const CHUNK = 7;
+const ARGC = 8;
+const ARGS = 9;
+const TARGETS = ARGS + MAX_ARGS;
 
-// Worker body (CommonJS, evaluated): instantiate on the shared memory, then serve jobs until told to stop.
-const WORKER_SOURCE = `
+// Worker body (CommonJS, evaluated): instantiate on the shared memory, then serve jobs until told to
+// stop. Row jobs call fn(target, ...args, r0, r1) for chunks taken from a shared counter, so a
+// thread that starts late (its core busy a moment longer) takes fewer chunks instead of holding
+// everyone up.
+const workerSource = (threads: number) => `
 const { workerData } = require('node:worker_threads');
 const { module, memory, control, index, names } = workerData;
 const exports_ = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const ctl = new Int32Array(control);
+const SLOTS = ${TARGETS} + ${threads};
 let seen = 0;
 for (;;) {
   Atomics.wait(ctl, ${GENERATION}, seen);
   seen = Atomics.load(ctl, ${GENERATION});
   const fn = Atomics.load(ctl, ${FUNCTION});
   if (fn < 0) break;
-  const base = ${HEADER} + index * ${SLOT};
-  const count = ctl[base];
-  const args = [];
-  for (let i = 0; i < count; i++) args.push(ctl[base + 1 + i]);
-  try { if (count > 0) exports_[names[fn]](...args); } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
+  try {
+    if (ctl[${MODE}] === 1) {
+      const target = ctl[${TARGETS} + index];
+      if (target !== 0) {
+        const args = [target];
+        for (let i = 0; i < ctl[${ARGC}]; i++) args.push(ctl[${ARGS} + i]);
+        const rows = ctl[${ROWS}], chunk = ctl[${CHUNK}];
+        for (let r0 = Atomics.add(ctl, ${NEXT}, 1) * chunk; r0 < rows; r0 = Atomics.add(ctl, ${NEXT}, 1) * chunk) {
+          exports_[names[fn]](...args, r0, Math.min(rows, r0 + chunk));
+        }
+      }
+    } else {
+      const base = SLOTS + index * ${SLOT};
+      const count = ctl[base];
+      const args = [];
+      for (let i = 0; i < count; i++) args.push(ctl[base + 1 + i]);
+      if (count > 0) exports_[names[fn]](...args);
+    }
+  } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
   if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
 }
 `;
@@ -60,9 +85,9 @@ export class WasmKernelPool {
     this.exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Record<string, (...args: number[]) => void>;
     this.names = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
     this.threads = isShared ? Math.max(1, Math.floor(threads)) : 1;
-    this.control = new Int32Array(new SharedArrayBuffer(4 * (HEADER + this.threads * SLOT)));
+    this.control = new Int32Array(new SharedArrayBuffer(4 * (TARGETS + this.threads + this.threads * SLOT)));
     for (let index = 1; index < this.threads; index++) {
-      const worker = new Worker(WORKER_SOURCE, {
+      const worker = new Worker(workerSource(this.threads), {
         eval: true,
         workerData: { module, memory, control: this.control.buffer, index, names: this.names },
       });
@@ -76,34 +101,75 @@ export class WasmKernelPool {
    * and returns when all are done. At most `threads` shares.
    */
   run(name: string, shares: KernelArgs[]): void {
-    if (this.disposed) throw new Error('wasm kernel pool is disposed');
-    const fn = this.names.indexOf(name);
-    if (fn < 0) throw new Error(`wasm kernel ${name} is not exported`);
-    if (shares.length > this.threads) throw new Error(`${shares.length} shares for ${this.threads} threads`);
+    const fn = this.check(name, shares.length);
     const ctl = this.control;
-    const others = this.workers.length;
-    if (others > 0 && shares.length > 1) {
-      for (let t = 1; t <= others; t++) {
+    if (this.workers.length > 0 && shares.length > 1) {
+      const slots = TARGETS + this.threads;
+      for (let t = 1; t <= this.workers.length; t++) {
         const args = shares[t] ?? [];
         if (args.length > MAX_ARGS) throw new Error(`wasm kernel ${name}: more than ${MAX_ARGS} arguments`);
-        const base = HEADER + t * SLOT;
+        const base = slots + t * SLOT;
         ctl[base] = args.length;
         for (let i = 0; i < args.length; i++) ctl[base + 1 + i] = args[i];
       }
-      Atomics.store(ctl, FUNCTION, fn);
-      Atomics.store(ctl, FAILED, 0);
-      Atomics.store(ctl, PENDING, others);
-      Atomics.add(ctl, GENERATION, 1);
-      Atomics.notify(ctl, GENERATION);
-      try {
-        this.exports[name](...shares[0]);
-      } finally {
-        for (let p = Atomics.load(ctl, PENDING); p !== 0; p = Atomics.load(ctl, PENDING)) Atomics.wait(ctl, PENDING, p);
-      }
-      if (Atomics.load(ctl, FAILED)) throw new Error(`wasm kernel ${name} failed in a worker thread`);
+      ctl[MODE] = 0;
+      this.dispatch(name, fn, () => this.exports[name](...shares[0]));
       return;
     }
     for (const args of shares) this.exports[name](...args);
+  }
+
+  /**
+   * Calls `name(target, ...args, r0, r1)` over rows [0, rows) in chunks of `chunk` rows, which the
+   * threads take in turn from a shared counter; thread t writes to `targets[t]` (one per thread
+   * used, at most `threads`; all equal unless the kernel accumulates per thread).
+   */
+  runRows(name: string, targets: number[], args: KernelArgs, rows: number, chunk: number): void {
+    const fn = this.check(name, targets.length);
+    if (args.length > MAX_ARGS) throw new Error(`wasm kernel ${name}: more than ${MAX_ARGS} arguments`);
+    const step = Math.max(1, Math.floor(chunk));
+    const ctl = this.control;
+    const rowsFrom = (take: () => number, target: number) => {
+      for (let r0 = take() * step; r0 < rows; r0 = take() * step) this.exports[name](target, ...args, r0, Math.min(rows, r0 + step));
+    };
+    if (this.workers.length > 0 && targets.length > 1) {
+      ctl[MODE] = 1;
+      ctl[NEXT] = 0;
+      ctl[ROWS] = rows;
+      ctl[CHUNK] = step;
+      ctl[ARGC] = args.length;
+      for (let i = 0; i < args.length; i++) ctl[ARGS + i] = args[i];
+      // A zero target tells a worker to sit this job out (wasm offset 0 is never a tensor).
+      for (let t = 1; t < this.threads; t++) ctl[TARGETS + t] = targets[t] ?? 0;
+      this.dispatch(name, fn, () => rowsFrom(() => Atomics.add(ctl, NEXT, 1), targets[0]));
+      return;
+    }
+    let next = 0;
+    rowsFrom(() => next++, targets[0]);
+  }
+
+  private check(name: string, shares: number): number {
+    if (this.disposed) throw new Error('wasm kernel pool is disposed');
+    const fn = this.names.indexOf(name);
+    if (fn < 0) throw new Error(`wasm kernel ${name} is not exported`);
+    if (shares > this.threads) throw new Error(`${shares} shares for ${this.threads} threads`);
+    return fn;
+  }
+
+  /** Wakes the workers for the job set up in the control block, runs `own` here, waits for all. */
+  private dispatch(name: string, fn: number, own: () => void): void {
+    const ctl = this.control;
+    Atomics.store(ctl, FUNCTION, fn);
+    Atomics.store(ctl, FAILED, 0);
+    Atomics.store(ctl, PENDING, this.workers.length);
+    Atomics.add(ctl, GENERATION, 1);
+    Atomics.notify(ctl, GENERATION);
+    try {
+      own();
+    } finally {
+      for (let p = Atomics.load(ctl, PENDING); p !== 0; p = Atomics.load(ctl, PENDING)) Atomics.wait(ctl, PENDING, p);
+    }
+    if (Atomics.load(ctl, FAILED)) throw new Error(`wasm kernel ${name} failed in a worker thread`);
   }
 
   /** Stops the worker threads. */

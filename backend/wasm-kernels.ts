@@ -82,8 +82,8 @@ export const heapOffset = (backend: WasmHeapBackend, t: { dataId: object }): num
 
 /**
  * Runs conv kernel `name` (arguments: out, the operands, then the shape, then a row range) over
- * `rows` output rows, split across threads; `targets[t]` is thread t's output (all the same unless
- * the kernel accumulates, as the filter gradient does).
+ * `rows` output rows, which the threads take in chunks; `targets[t]` is thread t's output (all the
+ * same unless the kernel accumulates, as the filter gradient does).
  */
 export function runConvKernel(
   kernels: WasmKernelPool,
@@ -93,13 +93,13 @@ export function runConvKernel(
   rows: number,
 ): void {
   const threads = pointers.targets.length;
-  const shares = pointers.targets.map((out, t) => [
-    out, ...pointers.operands, s.inH, s.inW, s.inC, s.outH, s.outW, s.outC, s.kh, s.kw, s.sh, s.sw, s.top, s.left,
-    Math.floor((rows * t) / threads), Math.floor((rows * (t + 1)) / threads),
-  ]);
-  kernels.run(name, shares);
+  const args = [...pointers.operands, s.inH, s.inW, s.inC, s.outH, s.outW, s.outC, s.kh, s.kw, s.sh, s.sw, s.top, s.left];
+  kernels.runRows(name, pointers.targets, args, rows, chunkRows(rows, threads));
   countKernelCall(name, threads);
 }
+
+/** Chunks small enough that threads finish together, large enough to keep per-chunk costs low. */
+export const chunkRows = (rows: number, threads: number): number => (threads > 1 ? Math.max(1, Math.ceil(rows / (8 * threads))) : rows);
 
 /** Records a call of kernel `name` over `threads` threads (for wasmKernelStats). */
 export function countKernelCall(name: string, threads: number): void {

@@ -18,11 +18,10 @@ INLINE void add_lanes(double *d, v128_t v) {
   d[3] += wasm_f32x4_extract_lane(v, 3);
 }
 
-/* sums: [2][C] float64 (s1 then s2), overwritten with the sums over rows [row0, row1). */
+/* sums: [2][C] float64 (s1 then s2), to which the sums over rows [row0, row1) are added. */
 EXPORT(channel_sums)
 void channel_sums(double *sums, const float *u, const float *us, const float *w, const float *ws, int C, int row0, int row1) {
   double *s1 = sums, *s2 = sums + C;
-  for (int c = 0; c < 2 * C; c++) sums[c] = 0;
   const int c8 = C & ~7, c4 = C & ~3;
   for (int r0 = row0; r0 < row1; r0 += BLOCK) {
     const int r1 = r0 + BLOCK < row1 ? r0 + BLOCK : row1;

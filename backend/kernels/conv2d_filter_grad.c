@@ -127,14 +127,13 @@ INLINE void rows(float *dw, const float *x, const float *dy, const Geometry *g, 
 }
 
 /*
- * Writes into dw ([kh, kw, Ci, Co]) the contributions of output rows [row0, row1) of the flattened
+ * Adds into dw ([kh, kw, Ci, Co]) the contributions of output rows [row0, row1) of the flattened
  * [N * Ho] row range, so threads can split the work by rows (each into its own dw, summed after).
  * Rows are taken in blocks sized so that a block of dy stays in the L1/L2 cache.
  */
 EXPORT(conv2d_filter_grad)
 void conv2d_filter_grad(float *dw, const float *x, const float *dy, int H, int W, int Ci, int Ho, int Wo, int Co,
                         int kh, int kw, int sh, int sw, int top, int left, int row0, int row1) {
-  zero(dw, kh * kw * Ci * Co);
   const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left};
   int block = 16384 / (Wo * Co > 0 ? Wo * Co : 1); /* ~64 KB of dy per block */
   if (block < 1) block = 1;

@@ -33,6 +33,34 @@ describe('wasm kernel pool', () => {
     }
   });
 
+  it('hands out rows in chunks so that every row is done exactly once, however threads interleave', () => {
+    const { memory, pool } = sharedPool(2);
+    try {
+      const C = 4;
+      const rows = 1001;
+      // Layout (floats): u [rows][C] = row index, w = 1, shifts 0; per-thread float64 sums after.
+      const f = new Float32Array(memory.buffer);
+      for (let r = 0; r < rows; r++) f.fill(r, r * C, r * C + C);
+      const w = rows * C;
+      f.fill(1, w, w + rows * C);
+      const shifts = 2 * rows * C;
+      f.fill(0, shifts, shifts + C);
+      const sums = shifts + C + (shifts + C) % 2; // 8-byte aligned
+      for (const chunk of [1, 7, 64, 5000]) {
+        f.fill(0, sums, sums + 2 * 4 * C);
+        const targets = [4 * sums, 4 * (sums + 4 * C)];
+        pool.runRows('channel_sums', targets, [0, 4 * shifts, 4 * w, 4 * shifts, C], rows, chunk);
+        const d = new Float64Array(memory.buffer, 4 * sums, 4 * C);
+        for (let c = 0; c < C; c++) {
+          expect(d[c] + d[2 * C + c], `chunk ${chunk}`).toBe((rows * (rows - 1)) / 2); // s1 over both threads
+          expect(d[C + c] + d[3 * C + c]).toBe((rows * (rows - 1)) / 2); // s2
+        }
+      }
+    } finally {
+      pool.dispose();
+    }
+  });
+
   it('reports a trap in a worker thread as an error and stays usable', () => {
     const { memory, pool } = sharedPool(2);
     try {
