@@ -13,6 +13,7 @@
  * reference ResNet-20 runs right after, at the same batch sizes and thread count, and the ratios
  * ours/PyTorch are printed and saved. Timings are medians over repeated calls after a warm-up;
  * machines are noisy, so compare ratios measured side by side, not absolute numbers.
+ * ROBUST_WASM_KERNELS=0 measures wasm with tfjs's XNNPACK convolutions instead of ours.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,6 +27,7 @@ import { Sgd } from '../train/sgd.js';
 import { pgd } from '../attacks/pgd.js';
 import { foldBatchNorm, foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { wasmKernelStats } from '../backend/wasm-kernels.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -174,11 +176,13 @@ const result = {
   cpus: os.cpus().length,
   node: process.version,
   tfjs: tf.version.tfjs,
+  // Whether the convs ran on our SIMD kernels (ROBUST_WASM_KERNELS=0 turns them off) or tfjs's own.
+  conv_kernels: wasmKernelStats('conv2d').calls > 0 ? 'robust wasm SIMD' : info.name === 'wasm' ? 'XNNPACK' : info.name,
   peak_rss_mib: Math.round(peakRss / 2 ** 20),
   live_tensors_after: tf.memory().numTensors,
   rows,
   torch,
 };
-console.log(`peak RSS ${result.peak_rss_mib} MiB, live tensors after the run: ${result.live_tensors_after}`);
+console.log(`convolutions: ${result.conv_kernels}; peak RSS ${result.peak_rss_mib} MiB, live tensors after the run: ${result.live_tensors_after}`);
 writeFileAtomic(outFile, JSON.stringify(result, null, 2));
 process.exit(0);
