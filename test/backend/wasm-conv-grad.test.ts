@@ -123,6 +123,19 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     });
   }
 
+  it('a dilated conv, which our kernel does not cover, runs on tfjs\'s own and matches the cpu backend', async () => {
+    const rng = new Rng(99);
+    const x = randomArray(2 * 9 * 9 * 3, rng);
+    const w = randomArray(3 * 3 * 3 * 4, rng);
+    const run = () => tf.tidy(() => tf.conv2d(tf.tensor4d(x, [2, 9, 9, 3]), tf.tensor4d(w, [3, 3, 3, 4]), 1, 'same', 'NHWC', 2).dataSync().slice());
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('wasm');
+    const calls = wasmKernelStats('conv2d').calls;
+    expect(relErr(run(), ref)).toBeLessThanOrEqual(1e-5);
+    expect(wasmKernelStats('conv2d').calls).toBe(calls);
+  });
+
   it('embeds the kernels built from the current C sources (run scripts/build-kernels.sh after editing them)', () => {
     const dir = new URL('../../backend/kernels/', import.meta.url);
     const files = fs.readdirSync(dir).filter((f) => /\.(c|h)$/.test(f)).sort();
