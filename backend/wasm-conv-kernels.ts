@@ -10,10 +10,23 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type ConvShape, type WasmHeapBackend, heapOffset, runConvKernel, threadsFor, wasmKernelPool } from './wasm-kernels.js';
+import type { WasmKernelPool } from './wasm-kernel-pool.js';
 
 type Info = tf.TensorInfo;
 
 const float32 = (...ts: Info[]) => ts.every((t) => t.dtype === 'float32');
+
+/** Runs `body` with a heap buffer of `floats` zeros (border tiles read it in place of padding). */
+function withZeros<T>(backend: WasmHeapBackend, kernels: WasmKernelPool, floats: number, body: (at: number) => T): T {
+  const zeros = backend.makeOutput([floats], 'float32');
+  try {
+    const at = heapOffset(backend, zeros);
+    kernels.run('zero', [[at, floats]]);
+    return body(at);
+  } finally {
+    backend.disposeData(zeros.dataId);
+  }
+}
 const macs = (s: ConvShape) => s.batch * s.outH * s.outW * s.kh * s.kw * s.inC * s.outC;
 
 /** y = conv(x, filter), [N, Ho, Wo, Cout]. */
@@ -30,7 +43,7 @@ export function conv2dWithKernel(backend: WasmHeapBackend, x: Info, filter: Info
     const w = heapOffset(backend, filter);
     const p = heapOffset(backend, packed);
     kernels.run('pack_filter', [[p, w, taps, s.outC]]);
-    runConvKernel(kernels, 'conv2d', { targets, operands: [heapOffset(backend, x), w, p] }, s, rows);
+    withZeros(backend, kernels, s.inC, (zeros) => runConvKernel(kernels, 'conv2d', { targets, operands: [heapOffset(backend, x), w, p, zeros] }, s, rows));
   } catch (e) {
     backend.disposeData(out.dataId);
     throw e;
@@ -56,7 +69,7 @@ export function backpropInputWithKernel(backend: WasmHeapBackend, dy: Info, filt
     const w = heapOffset(backend, filter);
     const p = heapOffset(backend, packed);
     kernels.run('pack_filter_t', [[p, w, s.kh, s.kw, s.inC, s.outC]]);
-    runConvKernel(kernels, 'conv2d_backprop_input', { targets, operands: [heapOffset(backend, dy), p] }, s, rows);
+    withZeros(backend, kernels, s.outC, (zeros) => runConvKernel(kernels, 'conv2d_backprop_input', { targets, operands: [heapOffset(backend, dy), p, zeros] }, s, rows));
   } catch (e) {
     backend.disposeData(out.dataId);
     throw e;

@@ -11,20 +11,23 @@
 #define EXPORT(name) __attribute__((export_name(#name)))
 #define INLINE static inline __attribute__((always_inline))
 
-/* A 2-D convolution, NHWC: input H x W x Ci, output Ho x Wo x Co, strides, top/left padding. */
+/*
+ * A 2-D convolution, NHWC: input H x W x Ci, output Ho x Wo x Co, strides, top/left padding; and
+ * a buffer of zeros (at least max(Ci, Co) floats) that border tiles read in place of the padding.
+ */
 typedef struct {
   int H, W, Ci, Ho, Wo, Co, sh, sw, top, left;
+  const float *zeros;
 } Geometry;
 
 /* Stores the first L lanes (1-4) of v at p. */
 INLINE void store_lanes(float *p, v128_t v, int L) {
-  if (L == 4) {
-    wasm_v128_store(p, v);
-    return;
+  switch (L) {
+    case 4: wasm_v128_store(p, v); break;
+    case 3: wasm_v128_store64_lane(p, v, 0); wasm_v128_store32_lane(p + 2, v, 2); break;
+    case 2: wasm_v128_store64_lane(p, v, 0); break;
+    default: wasm_v128_store32_lane(p, v, 0); break;
   }
-  if (L >= 2) wasm_v128_store64_lane(p, v, 0);
-  else wasm_v128_store32_lane(p, v, 0);
-  if (L == 3) wasm_v128_store32_lane(p + 2, v, 2);
 }
 
 void zero(float *dst, int count);

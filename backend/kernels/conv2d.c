@@ -11,14 +11,19 @@
  */
 #include "common.h"
 
+/* Input column iw of row xrow, or the zeros where iw is padding. */
+INLINE const float *column(const Geometry *g, const float *xrow, int iw) {
+  return iw < 0 || iw >= g->W ? g->zeros : xrow + iw * g->Ci;
+}
+
 /*
  * P output positions (1 or 4) x 4V output channels (V = 1 or 2) at row oh, columns ow0.. of image n.
- * `checked`: skip taps whose input column falls outside the image (border tiles, P = 1).
+ * `checked`: some taps of these positions fall in the padding (border tiles); they read zeros.
  */
 INLINE void tile(const int P, const int V, const int checked, float *y, const float *x, const float *packed, const Geometry *g,
                  int kh, int kw, int n, int oh, int ow0, int co0) {
   v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-  const int Ci = g->Ci, Co = g->Co, xstep = g->sw * Ci;
+  const int Ci = g->Ci, Co = g->Co, sw = g->sw, xstep = sw * Ci;
   for (int a = 0; a < kh; a++) {
     const int ih = oh * g->sh - g->top + a;
     if (ih < 0 || ih >= g->H) continue;
@@ -26,24 +31,39 @@ INLINE void tile(const int P, const int V, const int checked, float *y, const fl
     /* Inside the image, a row's taps b = 0..kw-1 read kw*Ci consecutive inputs, one loop. */
     const int bs = checked ? kw : 1, run = checked ? Ci : kw * Ci;
     for (int b = 0; b < bs; b++) {
-      const int iw = ow0 * g->sw - g->left + b;
-      if (checked && (iw < 0 || iw >= g->W)) continue;
-      const float *xp = xrow + iw * Ci;
+      const int iw = ow0 * sw - g->left + b;
+      const float *x0, *x1 = 0, *x2 = 0, *x3 = 0;
+      if (checked) {
+        /* Columns iw, iw + sw, ...: skip the tap when all of them are padding. */
+        const int last = iw + (P - 1) * sw;
+        if (last < 0 || iw >= g->W) continue;
+        x0 = column(g, xrow, iw);
+        if (P > 1) {
+          x1 = column(g, xrow, iw + sw);
+          x2 = column(g, xrow, iw + 2 * sw);
+          x3 = column(g, xrow, iw + 3 * sw);
+        }
+      } else {
+        x0 = xrow + iw * Ci;
+        x1 = x0 + xstep;
+        x2 = x0 + 2 * xstep;
+        x3 = x0 + 3 * xstep;
+      }
       const float *wp = packed + co0 * kh * kw * Ci + (a * kw + b) * Ci * 4 * V;
-      for (int k = 0; k < run; k++, xp++, wp += 4 * V) {
+      for (int k = 0; k < run; k++, wp += 4 * V) {
         const v128_t w0 = wasm_v128_load(wp);
         const v128_t w1 = V > 1 ? wasm_v128_load(wp + 4) : w0;
-        v128_t v = wasm_v128_load32_splat(xp);
+        v128_t v = wasm_v128_load32_splat(x0 + k);
         s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(v, w0));
         if (V > 1) t0 = wasm_f32x4_add(t0, wasm_f32x4_mul(v, w1));
         if (P > 1) {
-          v = wasm_v128_load32_splat(xp + xstep);
+          v = wasm_v128_load32_splat(x1 + k);
           s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(v, w0));
           if (V > 1) t1 = wasm_f32x4_add(t1, wasm_f32x4_mul(v, w1));
-          v = wasm_v128_load32_splat(xp + 2 * xstep);
+          v = wasm_v128_load32_splat(x2 + k);
           s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(v, w0));
           if (V > 1) t2 = wasm_f32x4_add(t2, wasm_f32x4_mul(v, w1));
-          v = wasm_v128_load32_splat(xp + 3 * xstep);
+          v = wasm_v128_load32_splat(x3 + k);
           s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(v, w0));
           if (V > 1) t3 = wasm_f32x4_add(t3, wasm_f32x4_mul(v, w1));
         }
@@ -84,14 +104,18 @@ INLINE void tail(float *y, const float *x, const float *w, const Geometry *g, in
   }
 }
 
-/* Output channels co0..co0+4V of the whole row, interior columns [lo, hi) four at a time. */
+/* Output channels co0..co0+4V of the whole row, four columns at a time; [lo, hi) see no padding. */
 INLINE void sweep(const int V, float *y, const float *x, const float *packed, const Geometry *g, int kh, int kw, int n, int oh,
                   int co0, int lo, int hi) {
   int ow = 0;
-  for (; ow < lo; ow++) tile(1, V, 1, y, x, packed, g, kh, kw, n, oh, ow, co0);
-  for (; ow + 4 <= hi; ow += 4) tile(4, V, 0, y, x, packed, g, kh, kw, n, oh, ow, co0);
-  for (; ow < hi; ow++) tile(1, V, 0, y, x, packed, g, kh, kw, n, oh, ow, co0);
-  for (; ow < g->Wo; ow++) tile(1, V, 1, y, x, packed, g, kh, kw, n, oh, ow, co0);
+  for (; ow + 4 <= g->Wo; ow += 4) {
+    if (ow >= lo && ow + 4 <= hi) tile(4, V, 0, y, x, packed, g, kh, kw, n, oh, ow, co0);
+    else tile(4, V, 1, y, x, packed, g, kh, kw, n, oh, ow, co0);
+  }
+  for (; ow < g->Wo; ow++) {
+    if (ow >= lo && ow < hi) tile(1, V, 0, y, x, packed, g, kh, kw, n, oh, ow, co0);
+    else tile(1, V, 1, y, x, packed, g, kh, kw, n, oh, ow, co0);
+  }
 }
 
 /*
@@ -112,11 +136,14 @@ void pack_filter(float *packed, const float *w, int K, int Co) {
     for (int k = 0; k < K; k++, dst += 4) wasm_v128_store(dst, wasm_v128_load(w + k * Co + co8));
 }
 
-/* Writes rows [row0, row1) of the flattened [N * Ho] output rows of y; `packed` is pack_filter(w). */
+/*
+ * Writes rows [row0, row1) of the flattened [N * Ho] output rows of y; `packed` is pack_filter(w),
+ * `zeros` at least Ci zero floats.
+ */
 EXPORT(conv2d)
-void conv2d(float *y, const float *x, const float *w, const float *packed, int H, int W, int Ci, int Ho, int Wo, int Co, int kh, int kw,
-            int sh, int sw, int top, int left, int row0, int row1) {
-  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left};
+void conv2d(float *y, const float *x, const float *w, const float *packed, const float *zeros, int H, int W, int Ci, int Ho, int Wo,
+            int Co, int kh, int kw, int sh, int sw, int top, int left, int row0, int row1) {
+  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left, zeros};
   /* Columns [lo, hi) see every tap inside the image: ow*sw - left >= 0 and ow*sw - left + kw - 1 < W. */
   int lo = (left + sw - 1) / sw;
   int hi = W - kw + left >= 0 ? (W - kw + left) / sw + 1 : 0;

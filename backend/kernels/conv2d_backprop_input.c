@@ -12,10 +12,15 @@
  */
 #include "common.h"
 
+/* dy column u / sw of row dyrow (u a multiple of sw), or the zeros outside dy. */
+INLINE const float *dy_column(const Geometry *g, const float *dyrow, int u) {
+  return u < 0 || u / g->sw >= g->Wo ? g->zeros : dyrow + (u / g->sw) * g->Co;
+}
+
 /*
  * P positions (1 or 4: iw0, iw0 + sw, ...) x 4V input channels (V = 1 or 2) at row ih of image n,
  * of which the last vector stores only L lanes (the last 1-3 channels).
- * `checked`: test each tap's column against dy's bounds (border positions, P = 1).
+ * `checked`: some taps of these positions fall outside dy (border tiles); they read zeros.
  */
 INLINE void tile(const int P, const int V, const int checked, const int L, float *dx, const float *dy, const float *packed, const Geometry *g,
                  int kh, int kw, int n, int ih, int iw0, int ci0) {
@@ -33,27 +38,41 @@ INLINE void tile(const int P, const int V, const int checked, const int L, float
     const int bs = merged ? 1 : kw, run = merged ? kw * Co : Co;
     for (int b = 0; b < bs; b++) {
       const int tap = merged ? kw - 1 : b; /* the first tap this loop reads */
-      const int u = iw0 + g->left - tap;
-      if (checked && u < 0) continue;
-      if (u % g->sw) continue;
-      const int ow = u / g->sw;
-      if (checked && ow >= g->Wo) continue;
-      const float *dp = dyrow + ow * Co;
+      const int u = iw0 + g->left - tap;   /* positions p read dy column (u + p*sw) / sw */
+      if (u >= 0 && u % g->sw) continue;   /* the same phase for all four */
+      if (u < 0 && (-u) % g->sw) continue;
+      const float *d0, *d1 = 0, *d2 = 0, *d3 = 0;
+      if (checked) {
+        /* Columns u/sw, u/sw + 1, ...: skip the tap when all of them are outside dy. */
+        const int last = u + (P - 1) * g->sw;
+        if (last < 0 || (u >= 0 && u / g->sw >= g->Wo)) continue;
+        d0 = dy_column(g, dyrow, u);
+        if (P > 1) {
+          d1 = dy_column(g, dyrow, u + g->sw);
+          d2 = dy_column(g, dyrow, u + 2 * g->sw);
+          d3 = dy_column(g, dyrow, u + 3 * g->sw);
+        }
+      } else {
+        d0 = dyrow + (u / g->sw) * Co;
+        d1 = d0 + Co;
+        d2 = d0 + 2 * Co;
+        d3 = d0 + 3 * Co;
+      }
       const float *wp = packed + ci0 * kh * kw * Co + (a * kw + (kw - 1 - tap)) * Co * 4 * V;
-      for (int k = 0; k < run; k++, dp++, wp += 4 * V) {
+      for (int k = 0; k < run; k++, wp += 4 * V) {
         const v128_t w0 = wasm_v128_load(wp);
         const v128_t w1 = V > 1 ? wasm_v128_load(wp + 4) : w0;
-        v128_t v = wasm_v128_load32_splat(dp);
+        v128_t v = wasm_v128_load32_splat(d0 + k);
         s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(v, w0));
         if (V > 1) t0 = wasm_f32x4_add(t0, wasm_f32x4_mul(v, w1));
         if (P > 1) {
-          v = wasm_v128_load32_splat(dp + Co);
+          v = wasm_v128_load32_splat(d1 + k);
           s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(v, w0));
           if (V > 1) t1 = wasm_f32x4_add(t1, wasm_f32x4_mul(v, w1));
-          v = wasm_v128_load32_splat(dp + 2 * Co);
+          v = wasm_v128_load32_splat(d2 + k);
           s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(v, w0));
           if (V > 1) t2 = wasm_f32x4_add(t2, wasm_f32x4_mul(v, w1));
-          v = wasm_v128_load32_splat(dp + 3 * Co);
+          v = wasm_v128_load32_splat(d3 + k);
           s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(v, w0));
           if (V > 1) t3 = wasm_f32x4_add(t3, wasm_f32x4_mul(v, w1));
         }
@@ -83,23 +102,19 @@ INLINE void tile(const int P, const int V, const int checked, const int L, float
   }
 }
 
-/* Input channels ci0..ci0+4V of the whole row, phase by phase, four positions at a time inside. */
+/* Input channels ci0..ci0+4V of the whole row, phase by phase, four positions at a time. */
 INLINE void sweep(const int V, const int L, float *dx, const float *dy, const float *packed, const Geometry *g, int kh, int kw, int n, int ih,
                   int ci0) {
   const int sw = g->sw;
   for (int r = 0; r < sw && r < g->W; r++) {
     int iw = r;
-    while (iw < g->W) {
-      /* Four positions are inside when every tap's column is >= 0 and the last one's is < Wo. */
+    for (; iw + 3 * sw < g->W; iw += 4 * sw) {
+      /* Four positions see only real columns when every tap's is >= 0 and the last one's is < Wo. */
       const int last = iw + 3 * sw;
-      if (last < g->W && iw + g->left - (kw - 1) >= 0 && (last + g->left) / sw < g->Wo) {
-        tile(4, V, 0, L, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
-        iw += 4 * sw;
-      } else {
-        tile(1, V, 1, L, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
-        iw += sw;
-      }
+      if (iw + g->left - (kw - 1) >= 0 && (last + g->left) / sw < g->Wo) tile(4, V, 0, L, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
+      else tile(4, V, 1, L, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
     }
+    for (; iw < g->W; iw += sw) tile(1, V, 1, L, dx, dy, packed, g, kh, kw, n, ih, iw, ci0);
   }
 }
 
@@ -120,11 +135,14 @@ void pack_filter_t(float *packed, const float *w, int kh, int kw, int Ci, int Co
   }
 }
 
-/* Writes rows [row0, row1) of the flattened [N * H] rows of dx; `packed` is pack_filter_t(w). */
+/*
+ * Writes rows [row0, row1) of the flattened [N * H] rows of dx; `packed` is pack_filter_t(w),
+ * `zeros` at least Co zero floats.
+ */
 EXPORT(conv2d_backprop_input)
-void conv2d_backprop_input(float *dx, const float *dy, const float *packed, int H, int W, int Ci, int Ho, int Wo, int Co, int kh,
+void conv2d_backprop_input(float *dx, const float *dy, const float *packed, const float *zeros, int H, int W, int Ci, int Ho, int Wo, int Co, int kh,
                            int kw, int sh, int sw, int top, int left, int row0, int row1) {
-  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left};
+  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left, zeros};
   for (int r = row0; r < row1; r++) {
     const int n = r / H, ih = r % H;
     for (int ci = 0; ci < Ci; ci += 8) {

@@ -134,7 +134,7 @@ INLINE void rows(float *dw, const float *x, const float *dy, const Geometry *g, 
 EXPORT(conv2d_filter_grad)
 void conv2d_filter_grad(float *dw, const float *x, const float *dy, int H, int W, int Ci, int Ho, int Wo, int Co,
                         int kh, int kw, int sh, int sw, int top, int left, int row0, int row1) {
-  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left};
+  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left, 0};
   int block = 16384 / (Wo * Co > 0 ? Wo * Co : 1); /* ~64 KB of dy per block */
   if (block < 1) block = 1;
   for (int r = row0; r < row1;) {

@@ -1,0 +1,81 @@
+/**
+ * Convolution kernels on wasm, ours against tfjs's XNNPACK path, layer by layer: forward, input
+ * gradient (dx) and filter gradient (dW) for the 3×3 convs of CIFAR ResNet-20 and ResNet-18, with
+ * median milliseconds, GMAC/s and the largest relative difference between the two results.
+ *
+ *   npm run bench:convs -- [--batch 128] [--seconds 2] [--threads N]
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend/index.js';
+import { useWasmKernels } from '../backend/wasm-kernels.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+const batch = Number(arg('batch', '128'));
+const seconds = Number(arg('seconds', '2'));
+const info = await initBackend({ backend: 'wasm', threads: process.argv.includes('--threads') ? Number(arg('threads', '2')) : undefined });
+
+/** [output size, in channels, out channels, stride] of each distinct 3×3 conv. */
+const layers: [string, number, number, number, number][] = [
+  ['resnet20 stage 1', 32, 16, 16, 1],
+  ['resnet20 stage 2 down', 16, 16, 32, 2],
+  ['resnet20 stage 2', 16, 32, 32, 1],
+  ['resnet20 stage 3 down', 8, 32, 64, 2],
+  ['resnet20 stage 3', 8, 64, 64, 1],
+  ['resnet18 layer 1', 32, 64, 64, 1],
+  ['resnet18 layer 2', 16, 128, 128, 1],
+  ['resnet18 layer 3', 8, 256, 256, 1],
+  ['resnet18 layer 4', 4, 512, 512, 1],
+];
+
+function median(fn: () => tf.Tensor): number {
+  for (let i = 0; i < 2; i++) fn().dispose();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < 3 || performance.now() - start < seconds * 1000) {
+    const t0 = performance.now();
+    const out = fn();
+    out.dataSync();
+    times.push(performance.now() - t0);
+    out.dispose();
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+console.log(`backend wasm, ${info.threads} threads, batch ${batch}; ms (GMAC/s), ours vs XNNPACK`);
+console.log('| layer | out | channels | forward | dx | dW | max rel. diff |');
+console.log('|---|---|---|---|---|---|---|');
+for (const [name, size, cin, cout, stride] of layers) {
+  const x = tf.randomNormal([batch, size * stride, size * stride, cin]) as tf.Tensor4D;
+  const w = tf.randomNormal([3, 3, cin, cout]) as tf.Tensor4D;
+  const dy = tf.randomNormal([batch, size, size, cout]) as tf.Tensor4D;
+  const attrs = { strides: [stride, stride], pad: 'same', dataFormat: 'NHWC' };
+  const ops: Record<string, () => tf.Tensor> = {
+    forward: () => tf.conv2d(x, w, stride, 'same'),
+    dx: () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: x.shape }) as tf.Tensor,
+    dW: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape }) as tf.Tensor,
+  };
+  const macs = batch * size * size * 9 * cin * cout;
+  const cells: string[] = [];
+  let worst = 0;
+  for (const op of Object.values(ops)) {
+    const ms: number[] = [];
+    const results: tf.Tensor[] = [];
+    for (const on of [true, false]) {
+      useWasmKernels(on);
+      ms.push(median(op));
+      results.push(op());
+    }
+    useWasmKernels(true);
+    worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(results[0], results[1]))).dataSync()[0] / tf.max(tf.abs(results[1])).dataSync()[0]));
+    tf.dispose(results);
+    cells.push(ms.map((t) => `${t.toFixed(1)} (${(macs / t / 1e6).toFixed(0)})`).join(' vs '));
+  }
+  console.log(`| ${name} | ${size}×${size}${stride > 1 ? ' /2' : ''} | ${cin}→${cout} | ${cells.join(' | ')} | ${worst.toExponential(1)} |`);
+  tf.dispose([x, w, dy]);
+}
+process.exit(0);
