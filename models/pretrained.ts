@@ -30,6 +30,8 @@ export interface PretrainedEntry {
   backend: string;
   /** Clean accuracy on the full test set at the end of training, from the training log. */
   test_acc: number;
+  /** How the run went, where the numbers alone would mislead (e.g. code that got faster mid-run). */
+  note?: string;
   sha256: Record<string, string>;
 }
 

@@ -29,10 +29,11 @@ const program = new Command()
   .requiredOption('--command <text>', 'the exact command that trained it')
   .option('--best', 'take the best-robust checkpoint (RUN/best) instead of the last one')
   .option('--threads <text>', 'how the backend ran, for the record', '2 threads')
+  .option('--note <text>', 'anything a reader of the table should know about how the run went')
   .parse();
 
 const [run, name] = program.args;
-const o = program.opts<{ command: string; best?: boolean; threads: string }>();
+const o = program.opts<{ command: string; best?: boolean; threads: string; note?: string }>();
 const source = path.join(run, o.best ? 'best' : 'checkpoint');
 const state = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint', 'state.json'), 'utf8')) as RunState;
 const log = JSON.parse(fs.readFileSync(path.join(run, 'log.json'), 'utf8')) as EpochLog[];
@@ -57,6 +58,7 @@ const entry: PretrainedEntry = {
   train_seconds: Math.round(log.slice(0, epoch.epoch).reduce((s, e) => s + e.seconds, 0)),
   backend: `${state.config.backend} (${o.threads})`,
   test_acc: epoch.test_acc,
+  ...(o.note ? { note: o.note } : {}),
   sha256: Object.fromEntries(files.map((f) => [f, sha256(path.join(target, f))])),
 };
 const entries = pretrainedEntries().filter((e) => e.name !== name);
