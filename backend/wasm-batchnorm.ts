@@ -4,7 +4,7 @@
  * contract as the JS loops in batchnorm-train.ts, which remain for the cpu backend.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type WasmHeapBackend, chunkRows, countKernelCall, heapOffset, wasmKernelPool } from './wasm-kernels.js';
+import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool, withHeapBuffer } from './wasm-kernels.js';
 import { wasmHeap } from './host-memory.js';
 
 type Data = { dataId: object; shape: number[]; size: number };
@@ -25,43 +25,37 @@ export function wasmChannelPasses(): ChannelPasses | null {
   const backend = tf.backend() as unknown as WasmHeapBackend;
   const kernels = wasmKernelPool(backend);
   if (!kernels) return null;
-  const threadsFor = (values: number, rows: number) => Math.max(1, Math.min(kernels.threads, rows, Math.floor(values / MIN_VALUES_PER_THREAD)));
+  const threads = (values: number, rows: number) => threadsFor(kernels, values, rows, MIN_VALUES_PER_THREAD);
 
   /** A heap buffer of `floats` float32s, written with `fill` before the kernel runs; freed after. */
-  function withScratch<T>(floats: number, fill: (f: Float32Array, at: number) => void, run: (at: number) => T): T {
-    const scratch = backend.makeOutput([floats], 'float32');
-    try {
-      const at = heapOffset(backend, scratch);
-      fill(new Float32Array(wasmHeap(backend), at, floats), at);
+  const withScratch = <T>(floats: number, fill: (f: Float32Array) => void, run: (at: number) => T): T =>
+    withHeapBuffer(backend, floats, (at) => {
+      fill(new Float32Array(wasmHeap(backend), at, floats));
       return run(at);
-    } finally {
-      backend.disposeData(scratch.dataId);
-    }
-  }
+    });
 
   return {
     sums(channels, u, uShift, w, wShift) {
       const rows = u.size / channels;
-      const threads = threadsFor(u.size, rows);
+      const used = threads(u.size, rows);
       // [threads][2][C] float64 partial sums first (8-byte aligned), then the two shifts.
-      const sumFloats = threads * 4 * channels;
+      const sumFloats = used * 4 * channels;
       return withScratch(
         sumFloats + 2 * channels,
         (f) => {
-          f.set(Array.from(uShift), sumFloats);
-          f.set(Array.from(wShift), sumFloats + channels);
+          f.set(uShift, sumFloats);
+          f.set(wShift, sumFloats + channels);
         },
         (at) => {
           const us = at + 4 * sumFloats;
           const ws = us + 4 * channels;
-          const targets = Array.from({ length: threads }, (_, t) => at + t * 16 * channels);
+          const targets = Array.from({ length: used }, (_, t) => at + t * 16 * channels);
           kernels.run('zero', [[at, sumFloats]]); // the kernel adds into them
-          kernels.runRows('channel_sums', targets, [heapOffset(backend, u), us, heapOffset(backend, w), ws, channels], rows, chunkRows(rows, threads));
-          countKernelCall('channel_sums', threads);
-          const partial = new Float64Array(wasmHeap(backend), at, threads * 2 * channels);
+          runRowKernel(kernels, 'channel_sums', targets, [heapOffset(backend, u), us, heapOffset(backend, w), ws, channels], rows);
+          const partial = new Float64Array(wasmHeap(backend), at, used * 2 * channels);
           const s1 = new Float64Array(channels);
           const s2 = new Float64Array(channels);
-          for (let t = 0; t < threads; t++) {
+          for (let t = 0; t < used; t++) {
             for (let c = 0; c < channels; c++) {
               s1[c] += partial[t * 2 * channels + c];
               s2[c] += partial[t * 2 * channels + channels + c];
@@ -74,7 +68,7 @@ export function wasmChannelPasses(): ChannelPasses | null {
 
     affine(channels, out, u, a, k, v, b) {
       const rows = u.size / channels;
-      const threads = threadsFor(u.size, rows);
+      const used = threads(u.size, rows);
       withScratch(
         3 * channels,
         (f) => {
@@ -85,9 +79,8 @@ export function wasmChannelPasses(): ChannelPasses | null {
         (at) => {
           const [ap, bp, kp] = [at, at + 4 * channels, at + 8 * channels];
           const vp = v ? heapOffset(backend, v) : heapOffset(backend, u);
-          const targets = new Array<number>(threads).fill(heapOffset(backend, out));
-          kernels.runRows('channel_affine', targets, [heapOffset(backend, u), vp, ap, bp, kp, v ? 1 : 0, channels], rows, chunkRows(rows, threads));
-          countKernelCall('channel_affine', threads);
+          const targets = new Array<number>(used).fill(heapOffset(backend, out));
+          runRowKernel(kernels, 'channel_affine', targets, [heapOffset(backend, u), vp, ap, bp, kp, v ? 1 : 0, channels], rows);
         },
       );
     },

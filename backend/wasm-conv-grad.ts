@@ -1,15 +1,14 @@
 /**
- * Convolution gradients for the wasm backend, written as XNNPACK forward convolutions.
+ * Convolutions and their gradients for the wasm backend.
  *
  * tfjs-backend-wasm has no Conv2DBackpropFilter kernel (a training step fails) and its
- * Conv2DBackpropInput is a naive single-threaded loop about 10× slower than the forward conv.
- * Both gradients are convolutions themselves, so we register kernels that rearrange their
- * operands and call the wasm Conv2D kernel (multi-threaded XNNPACK):
+ * Conv2DBackpropInput is a naive single-threaded loop about 10× slower than the forward conv. We
+ * register Conv2D and both gradients: each runs our SIMD kernels (wasm-conv-kernels.ts) and, where
+ * they cannot run, falls back to XNNPACK — the gradients as rearranged forward convolutions:
  *  - dx = conv(dy, filter rotated 180° with in/out channels swapped), padded so the output has
  *    the input's size; for stride > 1, one such conv per output phase with the taps that reach
  *    it (together the cost of the forward conv), interleaved;
- *  - dW by our SIMD kernel (wasm-filter-grad.ts); where it cannot run, as
- *    conv(x as [Cin, H, W, N], dy as a [Ho, Wo, N, Cout] filter, dilation = stride), which
+ *  - dW = conv(x as [Cin, H, W, N], dy as a [Ho, Wo, N, Cout] filter, dilation = stride), which
  *    yields dW as [Cin, kh, kw, Cout].
  * Tests check both against the cpu backend's reference kernels.
  */
@@ -43,9 +42,7 @@ class KernelRunner {
   }
 }
 
-type ConvGeometry = ConvShape;
-
-function geometry(xShape: number[], filterShape: number[], attrs: Attrs): ConvGeometry {
+function geometry(xShape: number[], filterShape: number[], attrs: Attrs): ConvShape {
   if (attrs.dataFormat === 'NCHW') throw new Error('wasm conv gradients support NHWC only');
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
@@ -115,7 +112,7 @@ function conv2dBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTens
  * dy first gets s − 1 zero rows/columns inserted after each one (cheap for 1×1 filters; wider
  * filters take the phase split below, which skips the zeros).
  */
-function backpropInputDirect(k: KernelRunner, dy: Info, filter: Info, g: ConvGeometry): Info {
+function backpropInputDirect(k: KernelRunner, dy: Info, filter: Info, g: ConvShape): Info {
   let grad = dy;
   let h = g.outH;
   let w = g.outW;
@@ -149,7 +146,7 @@ function backpropInputDirect(k: KernelRunner, dy: Info, filter: Info, g: ConvGeo
  * instead of a conv over dy with zeros inserted, s_h·s_w times larger. The phases are then
  * interleaved (stack, transpose, reshape) and the padding cropped.
  */
-function backpropInputStrided(k: KernelRunner, dy: Info, filter: Info, g: ConvGeometry): Info {
+function backpropInputStrided(k: KernelRunner, dy: Info, filter: Info, g: ConvShape): Info {
   const [sh, sw] = [g.sh, g.sw];
   // Rows m = 0..rows(r)−1 of phase r cover padded rows up to inH − 1 + top.
   const rows = (r: number, size: number, pad: number, s: number) => Math.max(0, Math.floor((size - 1 + pad - r) / s) + 1);
@@ -193,9 +190,9 @@ function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTenso
   const { dy, filter } = inputs as { dy: Info; filter: Info };
   const a = attrs as Attrs;
   const g = geometry(a.inputShape as number[], filter.shape, a);
-  const k = new KernelRunner(backend as Backend);
   const direct = backpropInputWithKernel(backend as WasmHeapBackend, dy, filter, g);
   if (direct) return direct;
+  const k = new KernelRunner(backend as Backend);
   // Filters wider than the stride overlap: the phase split saves the conv over inserted zeros.
   const overlapping = (g.sh > 1 || g.sw > 1) && (g.kh > g.sh || g.kw > g.sw);
   return k.finish(overlapping ? backpropInputStrided(k, dy, filter, g) : backpropInputDirect(k, dy, filter, g));

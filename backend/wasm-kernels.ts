@@ -1,8 +1,8 @@
 /**
  * Our wasm SIMD kernels (backend/kernels/*.c) as one pool on the current tfjs wasm heap.
  *
- * Each kernel call writes a range of rows of its output, so a call is split into contiguous row
- * ranges, one per thread. Calls and threads are counted so tests can tell the kernels really ran.
+ * Each kernel call writes a range of rows of its output, so a call's rows are handed to the threads
+ * in chunks. Calls and threads are counted so tests can tell the kernels really ran.
  */
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
@@ -80,34 +80,40 @@ export function wasmKernelStats(name: string): { calls: number; lastThreads: num
 
 export const heapOffset = (backend: WasmHeapBackend, t: { dataId: object }): number => backend.dataIdMap.get(t.dataId).memoryOffset;
 
+/** Runs `body` with a temporary heap buffer of `floats` float32s (given its offset); frees it after. */
+export function withHeapBuffer<T>(backend: WasmHeapBackend, floats: number, body: (at: number) => T): T {
+  const buffer = backend.makeOutput([floats], 'float32');
+  try {
+    return body(heapOffset(backend, buffer));
+  } finally {
+    backend.disposeData(buffer.dataId);
+  }
+}
+
 /**
- * Runs conv kernel `name` (arguments: out, the operands, then the shape, then a row range) over
- * `rows` output rows, which the threads take in chunks; `targets[t]` is thread t's output (all the
- * same unless the kernel accumulates, as the filter gradient does).
+ * Runs row kernel `name(target, ...args, r0, r1)` over `rows` rows, which the threads take in
+ * chunks; `targets[t]` is thread t's output (all the same unless the kernel accumulates per thread).
  */
-export function runConvKernel(
-  kernels: WasmKernelPool,
-  name: string,
-  pointers: { targets: number[]; operands: number[] },
-  s: ConvShape,
-  rows: number,
-): void {
-  const threads = pointers.targets.length;
-  const args = [...pointers.operands, s.inH, s.inW, s.inC, s.outH, s.outW, s.outC, s.kh, s.kw, s.sh, s.sw, s.top, s.left];
-  kernels.runRows(name, pointers.targets, args, rows, chunkRows(rows, threads));
-  countKernelCall(name, threads);
+export function runRowKernel(kernels: WasmKernelPool, name: string, targets: number[], args: number[], rows: number): void {
+  kernels.runRows(name, targets, args, rows, chunkRows(rows, targets.length));
+  countKernelCall(name, targets.length);
+}
+
+/** A conv kernel: its operands, then the shape, as the C functions take them. */
+export function runConvKernel(kernels: WasmKernelPool, name: string, targets: number[], operands: number[], s: ConvShape, rows: number): void {
+  runRowKernel(kernels, name, targets, [...operands, s.inH, s.inW, s.inC, s.outH, s.outW, s.outC, s.kh, s.kw, s.sh, s.sw, s.top, s.left], rows);
 }
 
 /** Chunks small enough that threads finish together, large enough to keep per-chunk costs low. */
-export const chunkRows = (rows: number, threads: number): number => (threads > 1 ? Math.max(1, Math.ceil(rows / (8 * threads))) : rows);
+const chunkRows = (rows: number, threads: number): number => (threads > 1 ? Math.max(1, Math.ceil(rows / (8 * threads))) : rows);
 
 /** Records a call of kernel `name` over `threads` threads (for wasmKernelStats). */
-export function countKernelCall(name: string, threads: number): void {
+function countKernelCall(name: string, threads: number): void {
   calls.set(name, (calls.get(name) ?? 0) + 1);
   lastThreads.set(name, threads);
 }
 
-/** Threads worth using for `macs` multiply-adds over `rows` rows. */
-export function threadsFor(kernels: WasmKernelPool, macs: number, rows: number): number {
-  return Math.max(1, Math.min(kernels.threads, rows, Math.floor(macs / MIN_MACS_PER_THREAD)));
+/** Threads worth using for `work` units (multiply-adds by default) over `rows` rows. */
+export function threadsFor(kernels: WasmKernelPool, work: number, rows: number, minPerThread = MIN_MACS_PER_THREAD): number {
+  return Math.max(1, Math.min(kernels.threads, rows, Math.floor(work / minPerThread)));
 }
