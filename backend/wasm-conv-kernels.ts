@@ -9,7 +9,17 @@
  * much as the arithmetic; as a filter gradient, XNNPACK even repacks the activations.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type ConvShape, type WasmHeapBackend, heapOffset, runConvKernel, threadsFor, wasmKernelPool, withHeapBuffer } from './wasm-kernels.js';
+import {
+  type ConvShape,
+  type WasmHeapBackend,
+  heapOffset,
+  runConvKernel,
+  runRowKernel,
+  threadsFor,
+  wasmKernelPool,
+  winogradEnabled,
+  withHeapBuffer,
+} from './wasm-kernels.js';
 import type { WasmKernelPool } from './wasm-kernel-pool.js';
 
 type Info = tf.TensorInfo;
@@ -51,10 +61,67 @@ function packedConv(
   return out;
 }
 
+/** A 3x3 stride-1 correlation as winograd_conv takes it: input N x H x W x Ci, output N x Ho x Wo x Co. */
+interface WinogradShape {
+  N: number;
+  H: number;
+  W: number;
+  Ci: number;
+  Ho: number;
+  Wo: number;
+  Co: number;
+  top: number;
+  left: number;
+}
+
+// Tiles per work unit: enough rows of tiles that each 8-channel slice of U is reused across a few
+// register tiles (small feature maps have few tiles per row), few enough that V and M stay in L2.
+const WINOGRAD_TILES = 32;
+
+/** Whether Winograd F(2x2, 3x3) takes this conv: 3x3, stride 1, channels the SIMD widths fit. */
+const winogradFits = (s: ConvShape, inC: number, outC: number) =>
+  winogradEnabled() && s.kh === 3 && s.kw === 3 && s.sh === 1 && s.sw === 1 && inC % 4 === 0 && outC % 8 === 0;
+
+/**
+ * y = the 3x3 stride-1 correlation of x with `filter` by Winograd F(2x2, 3x3) (backend/kernels/
+ * winograd.c); `transposed`: with the filter flipped and transposed, i.e. the input gradient.
+ */
+function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info, filter: Info, transposed: boolean, g: WinogradShape): Info {
+  const tilesW = Math.ceil(g.Wo / 2);
+  const tileRows = g.N * Math.ceil(g.Ho / 2);
+  const R = Math.max(1, Math.floor(WINOGRAD_TILES / tilesW));
+  const tiles = Math.ceil((R * tilesW) / 4) * 4;
+  const units = Math.ceil(tileRows / R);
+  const threads = threadsFor(kernels, tileRows * tilesW * 16 * g.Ci * g.Co, units);
+  const scratch = 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: V and M (winograd.c's PLANE)
+  const out = backend.makeOutput([g.N, g.Ho, g.Wo, g.Co], 'float32');
+  try {
+    withHeapBuffer(backend, 16 * g.Ci * g.Co, (U) => {
+      kernels.run('winograd_filter', [[U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0]]);
+      withHeapBuffer(backend, g.Ci, (zeros) => {
+        kernels.run('zero', [[zeros, g.Ci]]);
+        withHeapBuffer(backend, threads * scratch, (at) => {
+          const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * scratch);
+          const args = [heapOffset(backend, out), heapOffset(backend, x), U, zeros, g.N, g.H, g.W, g.Ci, g.Ho, g.Wo, g.Co, g.top, g.left, R];
+          runRowKernel(kernels, 'winograd_conv', targets, args, units);
+        });
+      });
+    });
+  } catch (e) {
+    backend.disposeData(out.dataId);
+    throw e;
+  }
+  return out;
+}
+
 /** y = conv(x, filter), [N, Ho, Wo, Cout]. */
 export function conv2dWithKernel(backend: WasmHeapBackend, x: Info, filter: Info, s: ConvShape): Info | null {
   const kernels = float32(x, filter) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
+  if (winogradFits(s, s.inC, s.outC)) {
+    const g = { N: s.batch, H: s.inH, W: s.inW, Ci: s.inC, Ho: s.outH, Wo: s.outW, Co: s.outC, top: s.top, left: s.left };
+    return winogradConv(backend, kernels, x, filter, false, g);
+  }
   const taps = s.kh * s.kw * s.inC;
   // 8- and 4-wide output-channel slices; channels past the last multiple of 4 read the filter.
   const pack = { kernel: 'pack_filter', args: [taps, s.outC], floats: taps * (s.outC & ~3) };
@@ -65,6 +132,11 @@ export function conv2dWithKernel(backend: WasmHeapBackend, x: Info, filter: Info
 export function backpropInputWithKernel(backend: WasmHeapBackend, dy: Info, filter: Info, s: ConvShape): Info | null {
   const kernels = float32(dy, filter) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
+  if (winogradFits(s, s.outC, s.inC)) {
+    // dx is the correlation of dy with the flipped, transposed filter, padded by 2 - the forward's.
+    const g = { N: s.batch, H: s.outH, W: s.outW, Ci: s.outC, Ho: s.inH, Wo: s.inW, Co: s.inC, top: 2 - s.top, left: 2 - s.left };
+    return winogradConv(backend, kernels, dy, filter, true, g);
+  }
   // Channels in 8-wide slices; the last slice 8 wide if more than 4 remain for it, else 4.
   const rest = s.inC % 8;
   const paddedC = s.inC - rest + (rest === 0 ? 0 : rest > 4 ? 8 : 4);

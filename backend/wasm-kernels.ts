@@ -39,6 +39,7 @@ const MIN_MACS_PER_THREAD = 2_000_000;
 let pool: WasmKernelPool | null = null;
 let poolMemory: WebAssembly.Memory | null = null;
 let enabled = process.env.ROBUST_WASM_KERNELS !== '0';
+let winograd = process.env.ROBUST_WINOGRAD !== '0';
 let broken = false;
 const calls = new Map<string, number>();
 const lastThreads = new Map<string, number>();
@@ -72,6 +73,16 @@ export function useWasmKernels(on: boolean): void {
     poolMemory = null;
   }
 }
+
+/**
+ * Turns Winograd F(2x2, 3x3) on or off for 3x3 stride-1 convs and their input gradients (off: the
+ * direct kernels); for benchmarks and tests. ROBUST_WINOGRAD=0 starts with it off.
+ */
+export function useWinograd(on: boolean): void {
+  winograd = on;
+}
+
+export const winogradEnabled = (): boolean => winograd;
 
 /** How many times kernel `name` has run in this process, and over how many threads the last time. */
 export function wasmKernelStats(name: string): { calls: number; lastThreads: number } {

@@ -1,13 +1,15 @@
 /**
  * Convolution kernels on wasm, ours against tfjs's XNNPACK path, layer by layer: forward, input
  * gradient (dx) and filter gradient (dW) for the 3×3 convs of CIFAR ResNet-20 and ResNet-18, with
- * median milliseconds, GMAC/s and the largest relative difference between the two results.
+ * median milliseconds, effective GMAC/s (a direct conv's multiply-adds over the time) and the
+ * largest relative difference from XNNPACK's result. Three paths: Winograd F(2x2, 3x3) where it
+ * applies (stride-1 forward and dx), our direct kernels, XNNPACK.
  *
  *   npm run bench:convs -- [--batch 128] [--seconds 2] [--threads N]
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.js';
-import { useWasmKernels } from '../backend/wasm-kernels.js';
+import { useWasmKernels, useWinograd } from '../backend/wasm-kernels.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,7 +48,7 @@ function median(fn: () => tf.Tensor): number {
   return times[Math.floor(times.length / 2)];
 }
 
-console.log(`backend wasm, ${info.threads} threads, batch ${batch}; ms (GMAC/s), ours vs XNNPACK`);
+console.log(`backend wasm, ${info.threads} threads, batch ${batch}; ms (effective GMAC/s): Winograd / direct / XNNPACK`);
 console.log('| layer | out | channels | forward | dx | dW | max rel. diff |');
 console.log('|---|---|---|---|---|---|---|');
 for (const [name, size, cin, cout, stride] of layers) {
@@ -62,18 +64,24 @@ for (const [name, size, cin, cout, stride] of layers) {
   const macs = batch * size * size * 9 * cin * cout;
   const cells: string[] = [];
   let worst = 0;
-  for (const op of Object.values(ops)) {
-    const ms: number[] = [];
+  for (const [opName, op] of Object.entries(ops)) {
+    const winograd = stride === 1 && opName !== 'dW';
+    const paths = [...(winograd ? [{ kernels: true, winograd: true }] : []), { kernels: true, winograd: false }, { kernels: false, winograd: false }];
+    const ms: string[] = winograd ? [] : ['–'];
     const results: tf.Tensor[] = [];
-    for (const on of [true, false]) {
-      useWasmKernels(on);
-      ms.push(median(op));
+    for (const p of paths) {
+      useWasmKernels(p.kernels);
+      useWinograd(p.winograd);
+      const t = median(op);
+      ms.push(`${t.toFixed(1)} (${(macs / t / 1e6).toFixed(0)})`);
       results.push(op());
     }
     useWasmKernels(true);
-    worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(results[0], results[1]))).dataSync()[0] / tf.max(tf.abs(results[1])).dataSync()[0]));
+    useWinograd(true);
+    const reference = results[results.length - 1];
+    for (const r of results.slice(0, -1)) worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(r, reference))).dataSync()[0] / tf.max(tf.abs(reference)).dataSync()[0]));
     tf.dispose(results);
-    cells.push(ms.map((t) => `${t.toFixed(1)} (${(macs / t / 1e6).toFixed(0)})`).join(' vs '));
+    cells.push(ms.join(' / '));
   }
   console.log(`| ${name} | ${size}×${size}${stride > 1 ? ' /2' : ''} | ${cin}→${cout} | ${cells.join(' | ')} | ${worst.toExponential(1)} |`);
   tf.dispose([x, w, dy]);

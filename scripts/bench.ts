@@ -13,7 +13,8 @@
  * reference ResNet-20 runs right after, at the same batch sizes and thread count, and the ratios
  * ours/PyTorch are printed and saved. Timings are medians over repeated calls after a warm-up;
  * machines are noisy, so compare ratios measured side by side, not absolute numbers.
- * ROBUST_WASM_KERNELS=0 measures wasm with tfjs's XNNPACK convolutions instead of ours.
+ * ROBUST_WASM_KERNELS=0 measures wasm with tfjs's XNNPACK convolutions instead of ours;
+ * ROBUST_WINOGRAD=0 with our direct kernels only (no Winograd for 3x3 stride-1 convs).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -176,8 +177,14 @@ const result = {
   cpus: os.cpus().length,
   node: process.version,
   tfjs: tf.version.tfjs,
-  // Whether the convs ran on our SIMD kernels (ROBUST_WASM_KERNELS=0 turns them off) or tfjs's own.
-  conv_kernels: wasmKernelStats('conv2d').calls > 0 ? 'robust wasm SIMD' : info.name === 'wasm' ? 'XNNPACK' : info.name,
+  // Whether the convs ran on our SIMD kernels (ROBUST_WASM_KERNELS=0 turns them off), with Winograd
+  // (ROBUST_WINOGRAD=0 turns it off), or on tfjs's own.
+  conv_kernels:
+    wasmKernelStats('conv2d').calls > 0
+      ? `robust wasm SIMD${wasmKernelStats('winograd_conv').calls > 0 ? ' + Winograd F(2x2,3x3)' : ''}`
+      : info.name === 'wasm'
+        ? 'XNNPACK'
+        : info.name,
   peak_rss_mib: Math.round(peakRss / 2 ** 20),
   live_tensors_after: tf.memory().numTensors,
   rows,

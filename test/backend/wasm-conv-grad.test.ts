@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
 import { wasmConvGradientKernels } from '../../backend/wasm-conv-grad.js';
-import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { useWasmKernels, useWinograd, wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { sourceSha256 } from '../../backend/kernels/kernels.wasm.js';
 import crypto from 'node:crypto';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
@@ -113,12 +113,52 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       await tf.setBackend('cpu');
       const [dxRef, dwRef, yRef] = convGrads(x, w, r, xs, ws, c.stride, 'same');
       await tf.setBackend('wasm');
-      const before = KERNELS.map((name) => wasmKernelStats(name).calls);
-      const [dx, dw, y] = convGrads(x, w, r, xs, ws, c.stride, 'same');
-      expect(KERNELS.map((name, i) => wasmKernelStats(name).calls - before[i])).toEqual([2, 1, 1]);
-      for (const name of KERNELS) expect(wasmKernelStats(name).lastThreads).toBe(Math.min(2, getThreadsCount()));
-      expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-4);
-      expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-4);
+      useWinograd(false); // the direct kernels here; Winograd has its own tests below
+      try {
+        const before = KERNELS.map((name) => wasmKernelStats(name).calls);
+        const [dx, dw, y] = convGrads(x, w, r, xs, ws, c.stride, 'same');
+        expect(KERNELS.map((name, i) => wasmKernelStats(name).calls - before[i])).toEqual([2, 1, 1]);
+        for (const name of KERNELS) expect(wasmKernelStats(name).lastThreads).toBe(Math.min(2, getThreadsCount()));
+        expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-4);
+        expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-4);
+        expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
+      } finally {
+        useWinograd(true);
+      }
+    });
+  }
+
+  // 3x3 stride-1 convs (Ci a multiple of 4, Co of 8) and their dx (the same with Ci and Co swapped)
+  // take Winograd F(2x2, 3x3): odd sizes (partial tiles), both paddings, units of several tile rows,
+  // and one conv large enough for 2 threads. `forward`/`dx`: which of the two it must take.
+  const winograd = [
+    { n: 2, h: 9, w: 10, pad: 'same' as const, cin: 8, cout: 16, forward: true, dx: true },
+    { n: 3, h: 8, w: 8, pad: 'valid' as const, cin: 16, cout: 8, forward: true, dx: true },
+    { n: 2, h: 7, w: 7, pad: 'same' as const, cin: 4, cout: 8, forward: true, dx: false },
+    { n: 2, h: 6, w: 5, pad: 'same' as const, cin: 16, cout: 4, forward: false, dx: true },
+    { n: 3, h: 2, w: 3, pad: 'same' as const, cin: 8, cout: 8, forward: true, dx: true },
+    { n: 8, h: 16, w: 16, pad: 'same' as const, cin: 16, cout: 32, forward: true, dx: true },
+  ];
+  for (const c of winograd) {
+    it(`Winograd: 3x3 stride 1 ${c.pad}, ${c.n}×${c.h}×${c.w}, ${c.cin}→${c.cout} (forward ${c.forward}, dx ${c.dx})`, async () => {
+      const rng = new Rng(c.n * 1000 + c.h * 10 + c.cin);
+      const xs = [c.n, c.h, c.w, c.cin];
+      const ws = [3, 3, c.cin, c.cout];
+      const x = randomArray(xs.reduce((a, b) => a * b), rng);
+      const w = randomArray(ws.reduce((a, b) => a * b), rng);
+      const r = randomArray(c.n * c.h * c.w * c.cout, rng);
+      await tf.setBackend('cpu');
+      const [dxRef, dwRef, yRef] = convGrads(x, w, r, xs, ws, 1, c.pad);
+      await tf.setBackend('wasm');
+      const names = ['winograd_conv', ...KERNELS];
+      const before = names.map((name) => wasmKernelStats(name).calls);
+      const [dx, dw, y] = convGrads(x, w, r, xs, ws, 1, c.pad);
+      const ran = names.map((name, i) => wasmKernelStats(name).calls - before[i]);
+      // The forward conv runs twice (tf.grads, then the check), dx and dW once.
+      expect(ran).toEqual([(c.forward ? 2 : 0) + (c.dx ? 1 : 0), c.forward ? 0 : 2, c.dx ? 0 : 1, 1]);
+      if (c.n === 8) expect(wasmKernelStats('winograd_conv').lastThreads).toBe(Math.min(2, getThreadsCount()));
+      expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-5);
+      expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-5);
       expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
     });
   }
@@ -144,12 +184,15 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     expect(hash.digest('hex')).toBe(sourceSha256);
   });
 
-  for (const kernel of [true, false]) {
-    it(`frees every intermediate of the conv kernels (heap buffers included)${kernel ? '' : ' (XNNPACK, without our kernels)'}`, () => {
+  // Direct kernels (stride 2), Winograd (stride 1, channels it takes), XNNPACK.
+  for (const [kernel, stride, cin] of [[true, 2, 13], [true, 1, 16], [false, 2, 13]] as const) {
+    const path = !kernel ? ' (XNNPACK, without our kernels)' : stride === 1 ? ' (Winograd)' : '';
+    it(`frees every intermediate of the conv kernels (heap buffers included)${path}`, () => {
       useWasmKernels(kernel);
-      const x = tf.randomNormal([8, 16, 16, 13]) as tf.Tensor4D;
-      const w = tf.randomNormal([3, 3, 13, 22]) as tf.Tensor4D;
-      const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
+      const x = tf.randomNormal([8, 16, 16, cin]) as tf.Tensor4D;
+      const w = tf.randomNormal([3, 3, cin, 24]) as tf.Tensor4D;
+      const winogradCalls = wasmKernelStats('winograd_conv').calls;
+      const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
       try {
         step();
         const before = tf.memory();
@@ -159,6 +202,7 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
         expect(after.numTensors).toBe(before.numTensors);
         expect(after.numBytes).toBe(before.numBytes);
         expect(tf.backend().numDataIds()).toBe(buffers);
+        expect(wasmKernelStats('winograd_conv').calls > winogradCalls).toBe(path === ' (Winograd)');
       } finally {
         useWasmKernels(true);
         x.dispose();

@@ -1,0 +1,208 @@
+/*
+ * 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3), in wasm SIMD.
+ *
+ * Each 2x2 block of outputs ("tile") comes from a 4x4 block of inputs: with V = B'dB the input
+ * transform of that block (per input channel) and U = GgG' the transform of the 3x3 filter (per
+ * channel pair), the 16 products V[xi] * U[xi] summed over input channels give M, and the output
+ * transform A'MA gives the 2x2 outputs. Per output that is 16/4 = 4 multiply-adds per channel pair
+ * instead of 9: the sum over channels is 16 small matrix products, [tiles x Ci] by [Ci x Co], run on
+ * the same 4 x 8 register tile as the direct kernel. Wasm SIMD has no FMA, so the direct kernels sit
+ * at the machine's 128-bit multiply-add peak; fewer multiplies is the one way past it.
+ *
+ * The same kernel serves the input gradient of a 3x3 stride-1 conv, which is such a conv of dy with
+ * the filter flipped and transposed (winograd_filter's `transposed`).
+ *
+ *   B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+ *   A' = [1 1 1 0; 0 1 -1 -1]
+ */
+#include "common.h"
+
+#define ADD wasm_f32x4_add
+#define SUB wasm_f32x4_sub
+
+/*
+ * U = GgG' for every (ci, co), stored [16][Co/8][Ci][8] so that one 8-channel slice of one of the 16
+ * matrices is contiguous. g(a, b, ci, co) = w[a][b][ci][co] (w: [3][3][Ci][Co]), or with
+ * `transposed`, w[2-a][2-b][co][ci] (w: [3][3][Co][Ci]: the filter of the conv whose dx this is).
+ * Co must be a multiple of 8. Scalar: it runs once per call on Ci*Co*9 values.
+ */
+EXPORT(winograd_filter)
+void winograd_filter(float *U, const float *w, int Ci, int Co, int transposed) {
+  for (int ci = 0; ci < Ci; ci++)
+    for (int co = 0; co < Co; co++) {
+      float g[3][3], t[4][3];
+      for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+          g[a][b] = transposed ? w[((2 - a) * 3 + (2 - b)) * Co * Ci + co * Ci + ci] : w[(a * 3 + b) * Ci * Co + ci * Co + co];
+      for (int b = 0; b < 3; b++) {
+        t[0][b] = g[0][b];
+        t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+        t[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+        t[3][b] = g[2][b];
+      }
+      float *u = U + ((co >> 3) * Ci + ci) * 8 + (co & 7);
+      const int plane = Co * Ci; /* floats per matrix xi */
+      for (int i = 0; i < 4; i++) {
+        u[(i * 4 + 0) * plane] = t[i][0];
+        u[(i * 4 + 1) * plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[(i * 4 + 2) * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[(i * 4 + 3) * plane] = t[i][2];
+      }
+    }
+}
+
+/* B' along one line of 4 values. */
+#define BT(a, b, c, d, o0, o1, o2, o3) \
+  o0 = SUB(a, c);                      \
+  o1 = ADD(b, c);                      \
+  o2 = SUB(c, b);                      \
+  o3 = SUB(b, d);
+
+/*
+ * The 16 matrices of V ([T][Ci] each) and of M ([T][Co]) lie `plane` floats apart: T * C plus a
+ * cache line, since T * C * 4 bytes is often a multiple of 4 KiB, and 16 loads or stores at such a
+ * stride all land in one cache set.
+ */
+#define PLANE(T, C) ((T) * (C) + 16)
+
+/*
+ * V[xi][t][ci..ci+4) for every ci of tile t, whose 4x4 input block starts at row ih0, column iw0 of
+ * image n (rows and columns outside the image read `zeros`).
+ */
+INLINE void input_tile(float *V, int T, int t, const float *x, const float *zeros, int H, int W, int Ci, int n, int ih0, int iw0) {
+  const float *p00, *p01, *p02, *p03, *p10, *p11, *p12, *p13, *p20, *p21, *p22, *p23, *p30, *p31, *p32, *p33;
+#define ROW(i)                                                                           \
+  {                                                                                      \
+    const int ih = ih0 + i;                                                              \
+    const int in = ih >= 0 && ih < H;                                                    \
+    const float *r = x + (n * H + ih) * W * Ci;                                          \
+    p##i##0 = in && iw0 >= 0 && iw0 < W ? r + iw0 * Ci : zeros;                          \
+    p##i##1 = in && iw0 + 1 >= 0 && iw0 + 1 < W ? r + (iw0 + 1) * Ci : zeros;            \
+    p##i##2 = in && iw0 + 2 >= 0 && iw0 + 2 < W ? r + (iw0 + 2) * Ci : zeros;            \
+    p##i##3 = in && iw0 + 3 >= 0 && iw0 + 3 < W ? r + (iw0 + 3) * Ci : zeros;            \
+  }
+  ROW(0) ROW(1) ROW(2) ROW(3)
+#undef ROW
+  const int plane = PLANE(T, Ci);
+  float *v = V + t * Ci;
+  for (int ci = 0; ci < Ci; ci += 4) {
+    v128_t r00, r01, r02, r03, r10, r11, r12, r13, r20, r21, r22, r23, r30, r31, r32, r33;
+    /* B' along each row of the block, then down each column. */
+#define LOADROW(i) \
+  BT(wasm_v128_load(p##i##0 + ci), wasm_v128_load(p##i##1 + ci), wasm_v128_load(p##i##2 + ci), wasm_v128_load(p##i##3 + ci), r##i##0, r##i##1, r##i##2, r##i##3)
+    LOADROW(0) LOADROW(1) LOADROW(2) LOADROW(3)
+#undef LOADROW
+#define COLUMN(j)                                                \
+  {                                                              \
+    v128_t o0, o1, o2, o3;                                       \
+    BT(r0##j, r1##j, r2##j, r3##j, o0, o1, o2, o3)               \
+    wasm_v128_store(v + (0 * 4 + j) * plane + ci, o0);           \
+    wasm_v128_store(v + (1 * 4 + j) * plane + ci, o1);           \
+    wasm_v128_store(v + (2 * 4 + j) * plane + ci, o2);           \
+    wasm_v128_store(v + (3 * 4 + j) * plane + ci, o3);           \
+  }
+    COLUMN(0) COLUMN(1) COLUMN(2) COLUMN(3)
+#undef COLUMN
+  }
+}
+
+/*
+ * M[xi][t][co] = sum over ci of V[xi][t][ci] * U[xi][ci][co] for the 16 matrices, tiles [0, T) (T a
+ * multiple of 4) and all Co (a multiple of 8): 4 tiles x 8 channels per register tile.
+ */
+INLINE void multiply(float *M, const float *V, const float *U, int T, int Ci, int Co) {
+  for (int xi = 0; xi < 16; xi++) {
+    const float *Vx = V + xi * PLANE(T, Ci);
+    float *Mx = M + xi * PLANE(T, Co);
+    for (int co = 0; co < Co; co += 8) {
+      const float *Us = U + (xi * Co + co) * Ci; /* [Ci][8] */
+      for (int t = 0; t < T; t += 4) {
+        v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+        const float *v0 = Vx + t * Ci, *v1 = v0 + Ci, *v2 = v1 + Ci, *v3 = v2 + Ci;
+        const float *u = Us;
+        for (int ci = 0; ci < Ci; ci++, u += 8) {
+          const v128_t w0 = wasm_v128_load(u), w1 = wasm_v128_load(u + 4);
+          v128_t v = wasm_v128_load32_splat(v0 + ci);
+          s0 = ADD(s0, wasm_f32x4_mul(v, w0));
+          t0 = ADD(t0, wasm_f32x4_mul(v, w1));
+          v = wasm_v128_load32_splat(v1 + ci);
+          s1 = ADD(s1, wasm_f32x4_mul(v, w0));
+          t1 = ADD(t1, wasm_f32x4_mul(v, w1));
+          v = wasm_v128_load32_splat(v2 + ci);
+          s2 = ADD(s2, wasm_f32x4_mul(v, w0));
+          t2 = ADD(t2, wasm_f32x4_mul(v, w1));
+          v = wasm_v128_load32_splat(v3 + ci);
+          s3 = ADD(s3, wasm_f32x4_mul(v, w0));
+          t3 = ADD(t3, wasm_f32x4_mul(v, w1));
+        }
+        float *m = Mx + t * Co + co;
+        wasm_v128_store(m, s0);
+        wasm_v128_store(m + 4, t0);
+        wasm_v128_store(m + Co, s1);
+        wasm_v128_store(m + Co + 4, t1);
+        wasm_v128_store(m + 2 * Co, s2);
+        wasm_v128_store(m + 2 * Co + 4, t2);
+        wasm_v128_store(m + 3 * Co, s3);
+        wasm_v128_store(m + 3 * Co + 4, t3);
+      }
+    }
+  }
+}
+
+/* A'MA for tile t: its 2x2 outputs at row oh0, column ow0 of image n (those inside the output). */
+INLINE void output_tile(float *y, const float *M, int T, int t, int Ho, int Wo, int Co, int n, int oh0, int ow0) {
+  const int plane = PLANE(T, Co);
+  const float *m = M + t * Co;
+  const int right = ow0 + 1 < Wo, below = oh0 + 1 < Ho;
+  float *y0 = y + ((n * Ho + oh0) * Wo + ow0) * Co, *y1 = y0 + Wo * Co;
+  for (int co = 0; co < Co; co += 4) {
+    v128_t a00, a01, a10, a11, a20, a21, a30, a31;
+    /* A' along each row of M, then down the two columns. */
+#define ROW(i)                                                                                       \
+  {                                                                                                  \
+    const v128_t m0 = wasm_v128_load(m + (i * 4 + 0) * plane + co), m1 = wasm_v128_load(m + (i * 4 + 1) * plane + co); \
+    const v128_t m2 = wasm_v128_load(m + (i * 4 + 2) * plane + co), m3 = wasm_v128_load(m + (i * 4 + 3) * plane + co); \
+    a##i##0 = ADD(ADD(m0, m1), m2);                                                                  \
+    a##i##1 = SUB(SUB(m1, m2), m3);                                                                  \
+  }
+    ROW(0) ROW(1) ROW(2) ROW(3)
+#undef ROW
+    wasm_v128_store(y0 + co, ADD(ADD(a00, a10), a20));
+    if (right) wasm_v128_store(y0 + Co + co, ADD(ADD(a01, a11), a21));
+    if (below) {
+      wasm_v128_store(y1 + co, SUB(SUB(a10, a20), a30));
+      if (right) wasm_v128_store(y1 + Co + co, SUB(SUB(a11, a21), a31));
+    }
+  }
+}
+
+/*
+ * y[n][oh][ow][co] = sum over a, b < 3 and ci of x[n][oh - top + a][ow - left + b][ci] * g(a, b, ci, co),
+ * U = winograd_filter(g). Work unit r is R consecutive rows of tiles (of the N * ceil(Ho/2) rows);
+ * `scratch` (this thread's own) holds V and M for T = R * ceil(Wo/2) tiles rounded up to 4:
+ * 16 * (T * (Ci + Co) + 32) floats. Ci must be a multiple of 4, Co of 8; `zeros` at least Ci floats.
+ */
+EXPORT(winograd_conv)
+void winograd_conv(float *scratch, float *y, const float *x, const float *U, const float *zeros, int N, int H, int W, int Ci,
+                   int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
+  const int tilesW = (Wo + 1) / 2, tileRows = N * ((Ho + 1) / 2);
+  const int T = (R * tilesW + 3) & ~3;
+  float *V = scratch, *M = scratch + 16 * PLANE(T, Ci);
+  for (int r = r0; r < r1; r++) {
+    const int first = r * R, count = (first + R <= tileRows ? R : tileRows - first) * tilesW;
+    for (int t = 0; t < T; t++) {
+      if (t >= count) {
+        /* Padding tiles: zeros, so the products read no stale (maybe subnormal) values. */
+        for (int xi = 0; xi < 16; xi++) zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
+        continue;
+      }
+      const int row = first + t / tilesW, n = row / ((Ho + 1) / 2), th = row % ((Ho + 1) / 2), tw = t % tilesW;
+      input_tile(V, T, t, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
+    }
+    multiply(M, V, U, T, Ci, Co);
+    for (int t = 0; t < count; t++) {
+      const int row = first + t / tilesW, n = row / ((Ho + 1) / 2), th = row % ((Ho + 1) / 2), tw = t % tilesW;
+      output_tile(y, M, T, t, Ho, Wo, Co, n, 2 * th, 2 * tw);
+    }
+  }
+}
