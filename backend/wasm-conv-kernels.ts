@@ -1,7 +1,9 @@
 /**
  * Convolutions on tfjs's wasm heap with our SIMD kernels (backend/kernels/): the forward conv, its
  * input gradient and its filter gradient. Each returns null where the kernels cannot run (then the
- * caller takes tfjs's XNNPACK path) and a new output tensor otherwise.
+ * caller takes tfjs's XNNPACK path) and a new output tensor otherwise. 3x3 stride-1 convs — most
+ * of a ResNet's work — take Winograd F(2x2, 3x3) for all three (winograd.c); the rest the direct
+ * kernels.
  *
  * Why not XNNPACK for these: a CIFAR ResNet's convs are small (16–64 channels), and XNNPACK's
  * per-call set-up (operator creation, indirection buffers, weight packing — redone whenever the
@@ -82,17 +84,23 @@ const WINOGRAD_TILES = 32;
 const winogradFits = (s: ConvShape, inC: number, outC: number) =>
   winogradEnabled() && s.kh === 3 && s.kw === 3 && s.sh === 1 && s.sw === 1 && inC % 4 === 0 && outC % 8 === 0;
 
+/** Work units of Winograd's tiles for shape g: rows of tiles per unit, tiles per unit (padded), units. */
+function winogradUnits(g: WinogradShape): { R: number; tiles: number; units: number; macs: number } {
+  const tilesW = Math.ceil(g.Wo / 2);
+  const tileRows = g.N * Math.ceil(g.Ho / 2);
+  const R = Math.max(1, Math.floor(WINOGRAD_TILES / tilesW));
+  return { R, tiles: Math.ceil((R * tilesW) / 4) * 4, units: Math.ceil(tileRows / R), macs: tileRows * tilesW * 16 * g.Ci * g.Co };
+}
+
+const winogradArgs = (g: WinogradShape, R: number) => [g.N, g.H, g.W, g.Ci, g.Ho, g.Wo, g.Co, g.top, g.left, R];
+
 /**
  * y = the 3x3 stride-1 correlation of x with `filter` by Winograd F(2x2, 3x3) (backend/kernels/
  * winograd.c); `transposed`: with the filter flipped and transposed, i.e. the input gradient.
  */
 function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info, filter: Info, transposed: boolean, g: WinogradShape): Info {
-  const tilesW = Math.ceil(g.Wo / 2);
-  const tileRows = g.N * Math.ceil(g.Ho / 2);
-  const R = Math.max(1, Math.floor(WINOGRAD_TILES / tilesW));
-  const tiles = Math.ceil((R * tilesW) / 4) * 4;
-  const units = Math.ceil(tileRows / R);
-  const threads = threadsFor(kernels, tileRows * tilesW * 16 * g.Ci * g.Co, units);
+  const { R, tiles, units, macs } = winogradUnits(g);
+  const threads = threadsFor(kernels, macs, units);
   const scratch = 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: V and M (winograd.c's PLANE)
   const out = backend.makeOutput([g.N, g.Ho, g.Wo, g.Co], 'float32');
   try {
@@ -102,7 +110,7 @@ function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info
         kernels.run('zero', [[zeros, g.Ci]]);
         withHeapBuffer(backend, threads * scratch, (at) => {
           const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * scratch);
-          const args = [heapOffset(backend, out), heapOffset(backend, x), U, zeros, g.N, g.H, g.W, g.Ci, g.Ho, g.Wo, g.Co, g.top, g.left, R];
+          const args = [heapOffset(backend, out), heapOffset(backend, x), U, zeros, ...winogradArgs(g, R)];
           runRowKernel(kernels, 'winograd_conv', targets, args, units);
         });
       });
@@ -144,10 +152,43 @@ export function backpropInputWithKernel(backend: WasmHeapBackend, dy: Info, filt
   return packedConv(backend, kernels, 'conv2d_backprop_input', pack, [dy], filter, s, [s.batch, s.inH, s.inW, s.inC], s.outC);
 }
 
+
+/**
+ * dW of a 3x3 stride-1 conv by Winograd F(2x2, 3x3) transposed: each thread sums the 16 transformed
+ * products over its tiles, the sums are added up, and one last transform gives the 3x3 filter.
+ */
+function winogradFilterGrad(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info, dy: Info, g: WinogradShape): Info {
+  const { R, tiles, units, macs } = winogradUnits(g);
+  const threads = threadsFor(kernels, macs, units);
+  const sums = 16 * g.Ci * g.Co;
+  const region = sums + 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: sums, then V and D
+  const out = backend.makeOutput([3, 3, g.Ci, g.Co], 'float32');
+  try {
+    withHeapBuffer(backend, Math.max(g.Ci, g.Co), (zeros) => {
+      kernels.run('zero', [[zeros, Math.max(g.Ci, g.Co)]]);
+      withHeapBuffer(backend, threads * region, (at) => {
+        const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * region);
+        kernels.run('zero', targets.map((t) => [t, sums]));
+        runRowKernel(kernels, 'winograd_filter_grad', targets, [heapOffset(backend, x), heapOffset(backend, dy), zeros, ...winogradArgs(g, R)], units);
+        for (const t of targets.slice(1)) kernels.run('add_into', [[at, t, sums]]);
+        kernels.run('winograd_filter_grad_out', [[heapOffset(backend, out), at, g.Ci, g.Co]]);
+      });
+    });
+  } catch (e) {
+    backend.disposeData(out.dataId);
+    throw e;
+  }
+  return out;
+}
+
 /** dW, [kh, kw, Cin, Cout]: threads add up partial sums over their rows. */
 export function filterGradWithKernel(backend: WasmHeapBackend, x: Info, dy: Info, s: ConvShape): Info | null {
   const kernels = float32(x, dy) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
+  if (winogradFits(s, s.inC, s.outC)) {
+    const g = { N: s.batch, H: s.inH, W: s.inW, Ci: s.inC, Ho: s.outH, Wo: s.outW, Co: s.outC, top: s.top, left: s.left };
+    return winogradFilterGrad(backend, kernels, x, dy, g);
+  }
   const size = s.kh * s.kw * s.inC * s.outC;
   const rows = s.batch * s.outH;
   const threads = threadsFor(kernels, macs(s), rows);

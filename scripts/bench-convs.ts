@@ -3,7 +3,7 @@
  * gradient (dx) and filter gradient (dW) for the 3×3 convs of CIFAR ResNet-20 and ResNet-18, with
  * median milliseconds, effective GMAC/s (a direct conv's multiply-adds over the time) and the
  * largest relative difference from XNNPACK's result. Three paths: Winograd F(2x2, 3x3) where it
- * applies (stride-1 forward and dx), our direct kernels, XNNPACK.
+ * applies (stride 1), our direct kernels, XNNPACK.
  *
  *   npm run bench:convs -- [--batch 128] [--seconds 2] [--threads N]
  */
@@ -64,8 +64,8 @@ for (const [name, size, cin, cout, stride] of layers) {
   const macs = batch * size * size * 9 * cin * cout;
   const cells: string[] = [];
   let worst = 0;
-  for (const [opName, op] of Object.entries(ops)) {
-    const winograd = stride === 1 && opName !== 'dW';
+  for (const op of Object.values(ops)) {
+    const winograd = stride === 1;
     const paths = [...(winograd ? [{ kernels: true, winograd: true }] : []), { kernels: true, winograd: false }, { kernels: false, winograd: false }];
     const ms: string[] = winograd ? [] : ['–'];
     const results: tf.Tensor[] = [];

@@ -206,3 +206,134 @@ void winograd_conv(float *scratch, float *y, const float *x, const float *U, con
     }
   }
 }
+
+/*
+ * Filter gradient by the same transforms, transposed: with V = B'dB of each tile's input block and
+ * D = A dy A' of its 2x2 block of dy, dW = G' (sum over tiles of V (.) D) G. The sum is again 16
+ * matrix products, [Ci x tiles] by [tiles x Co], accumulated per thread; winograd_filter_grad_out
+ * applies G' . G once at the end.
+ */
+
+/* D[xi][t][co..co+4) for every co of tile t, from dy's 2x2 block at row oh0, column ow0 of image n. */
+INLINE void gradient_tile(float *D, int T, int t, const float *dy, const float *zeros, int Ho, int Wo, int Co, int n, int oh0, int ow0) {
+  const int right = ow0 + 1 < Wo, below = oh0 + 1 < Ho;
+  const float *q00 = dy + ((n * Ho + oh0) * Wo + ow0) * Co;
+  const float *q01 = right ? q00 + Co : zeros, *q10 = below ? q00 + Wo * Co : zeros;
+  const float *q11 = right && below ? q00 + (Wo + 1) * Co : zeros;
+  const int plane = PLANE(T, Co);
+  float *d = D + t * Co;
+  for (int co = 0; co < Co; co += 4) {
+    const v128_t y00 = wasm_v128_load(q00 + co), y01 = wasm_v128_load(q01 + co);
+    const v128_t y10 = wasm_v128_load(q10 + co), y11 = wasm_v128_load(q11 + co);
+    /* A along each row of the block (1 0; 1 1; 1 -1; 0 -1), then down the four columns. */
+    const v128_t u00 = y00, u01 = ADD(y00, y01), u02 = SUB(y00, y01), u03 = wasm_f32x4_neg(y01);
+    const v128_t u10 = y10, u11 = ADD(y10, y11), u12 = SUB(y10, y11), u13 = wasm_f32x4_neg(y11);
+#define COLUMN(j)                                                                  \
+  wasm_v128_store(d + (0 * 4 + j) * plane + co, u0##j);                            \
+  wasm_v128_store(d + (1 * 4 + j) * plane + co, ADD(u0##j, u1##j));                \
+  wasm_v128_store(d + (2 * 4 + j) * plane + co, SUB(u0##j, u1##j));                \
+  wasm_v128_store(d + (3 * 4 + j) * plane + co, wasm_f32x4_neg(u1##j));
+    COLUMN(0) COLUMN(1) COLUMN(2) COLUMN(3)
+#undef COLUMN
+  }
+}
+
+/* acc[xi][ci][co] += sum over tiles t < T of V[xi][t][ci] * D[xi][t][co]: 4 x 8 register tiles. */
+INLINE void accumulate(float *acc, const float *V, const float *D, int T, int Ci, int Co) {
+  for (int xi = 0; xi < 16; xi++) {
+    const float *Vx = V + xi * PLANE(T, Ci), *Dx = D + xi * PLANE(T, Co);
+    float *Ax = acc + xi * Ci * Co;
+    for (int ci = 0; ci < Ci; ci += 4)
+      for (int co = 0; co < Co; co += 8) {
+        float *a = Ax + ci * Co + co;
+        v128_t s0 = wasm_v128_load(a), t0 = wasm_v128_load(a + 4);
+        v128_t s1 = wasm_v128_load(a + Co), t1 = wasm_v128_load(a + Co + 4);
+        v128_t s2 = wasm_v128_load(a + 2 * Co), t2 = wasm_v128_load(a + 2 * Co + 4);
+        v128_t s3 = wasm_v128_load(a + 3 * Co), t3 = wasm_v128_load(a + 3 * Co + 4);
+        const float *v = Vx + ci, *d = Dx + co;
+        for (int t = 0; t < T; t++, v += Ci, d += Co) {
+          const v128_t d0 = wasm_v128_load(d), d1 = wasm_v128_load(d + 4);
+          v128_t x = wasm_v128_load32_splat(v);
+          s0 = ADD(s0, wasm_f32x4_mul(x, d0));
+          t0 = ADD(t0, wasm_f32x4_mul(x, d1));
+          x = wasm_v128_load32_splat(v + 1);
+          s1 = ADD(s1, wasm_f32x4_mul(x, d0));
+          t1 = ADD(t1, wasm_f32x4_mul(x, d1));
+          x = wasm_v128_load32_splat(v + 2);
+          s2 = ADD(s2, wasm_f32x4_mul(x, d0));
+          t2 = ADD(t2, wasm_f32x4_mul(x, d1));
+          x = wasm_v128_load32_splat(v + 3);
+          s3 = ADD(s3, wasm_f32x4_mul(x, d0));
+          t3 = ADD(t3, wasm_f32x4_mul(x, d1));
+        }
+        wasm_v128_store(a, s0);
+        wasm_v128_store(a + 4, t0);
+        wasm_v128_store(a + Co, s1);
+        wasm_v128_store(a + Co + 4, t1);
+        wasm_v128_store(a + 2 * Co, s2);
+        wasm_v128_store(a + 2 * Co + 4, t2);
+        wasm_v128_store(a + 3 * Co, s3);
+        wasm_v128_store(a + 3 * Co + 4, t3);
+      }
+  }
+}
+
+/*
+ * Adds this thread's share of units [r0, r1) into `region`: first the 16 * Ci * Co sums (zeroed by
+ * the caller before the first call), then scratch for V and D, 16 * (T * (Ci + Co) + 32) floats.
+ * Geometry as winograd_conv's (x is the conv's input, dy its output's gradient).
+ */
+EXPORT(winograd_filter_grad)
+void winograd_filter_grad(float *region, const float *x, const float *dy, const float *zeros, int N, int H, int W, int Ci, int Ho,
+                          int Wo, int Co, int top, int left, int R, int r0, int r1) {
+  const int tilesW = (Wo + 1) / 2, tileRows = N * ((Ho + 1) / 2);
+  const int T = (R * tilesW + 3) & ~3;
+  float *acc = region, *V = region + 16 * Ci * Co, *D = V + 16 * PLANE(T, Ci);
+  for (int r = r0; r < r1; r++) {
+    const int first = r * R, count = (first + R <= tileRows ? R : tileRows - first) * tilesW;
+    for (int t = 0; t < T; t++) {
+      if (t >= count) {
+        for (int xi = 0; xi < 16; xi++) {
+          zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
+          zero(D + xi * PLANE(T, Co) + t * Co, Co);
+        }
+        continue;
+      }
+      const int row = first + t / tilesW, n = row / ((Ho + 1) / 2), th = row % ((Ho + 1) / 2), tw = t % tilesW;
+      input_tile(V, T, t, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
+      gradient_tile(D, T, t, dy, zeros, Ho, Wo, Co, n, 2 * th, 2 * tw);
+    }
+    accumulate(acc, V, D, T, Ci, Co);
+  }
+}
+
+/* dW[a][b][ci][co] = (G' M G)[a][b] for M = acc[.][ci][co]; G' = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]. */
+EXPORT(winograd_filter_grad_out)
+void winograd_filter_grad_out(float *dW, const float *acc, int Ci, int Co) {
+  const int plane = Ci * Co;
+  const v128_t half = wasm_f32x4_splat(0.5f);
+  for (int k = 0; k < plane; k += 4) {
+    v128_t t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23;
+    /* G' down each column j of M, then along the rows. */
+#define COLUMN(j)                                                                                          \
+  {                                                                                                        \
+    const v128_t m0 = wasm_v128_load(acc + (0 * 4 + j) * plane + k), m1 = wasm_v128_load(acc + (1 * 4 + j) * plane + k); \
+    const v128_t m2 = wasm_v128_load(acc + (2 * 4 + j) * plane + k), m3 = wasm_v128_load(acc + (3 * 4 + j) * plane + k); \
+    const v128_t p = wasm_f32x4_mul(half, ADD(m1, m2));                                                   \
+    t0##j = ADD(m0, p);                                                                                    \
+    t1##j = wasm_f32x4_mul(half, SUB(m1, m2));                                                             \
+    t2##j = ADD(p, m3);                                                                                    \
+  }
+    COLUMN(0) COLUMN(1) COLUMN(2) COLUMN(3)
+#undef COLUMN
+#define ROW(a)                                                                      \
+  {                                                                                 \
+    const v128_t p = wasm_f32x4_mul(half, ADD(t##a##1, t##a##2));                  \
+    wasm_v128_store(dW + (a * 3 + 0) * plane + k, ADD(t##a##0, p));                 \
+    wasm_v128_store(dW + (a * 3 + 1) * plane + k, wasm_f32x4_mul(half, SUB(t##a##1, t##a##2))); \
+    wasm_v128_store(dW + (a * 3 + 2) * plane + k, ADD(p, t##a##3));                 \
+  }
+    ROW(0) ROW(1) ROW(2)
+#undef ROW
+  }
+}

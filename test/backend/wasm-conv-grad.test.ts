@@ -128,8 +128,8 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     });
   }
 
-  // 3x3 stride-1 convs (Ci a multiple of 4, Co of 8) and their dx (the same with Ci and Co swapped)
-  // take Winograd F(2x2, 3x3): odd sizes (partial tiles), both paddings, units of several tile rows,
+  // 3x3 stride-1 convs (Ci a multiple of 4, Co of 8), their dW, and their dx (the same with Ci and
+  // Co swapped) take Winograd F(2x2, 3x3): odd sizes (partial tiles), both paddings, units of several tile rows,
   // and one conv large enough for 2 threads. `forward`/`dx`: which of the two it must take.
   const winograd = [
     { n: 2, h: 9, w: 10, pad: 'same' as const, cin: 8, cout: 16, forward: true, dx: true },
@@ -150,16 +150,19 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       await tf.setBackend('cpu');
       const [dxRef, dwRef, yRef] = convGrads(x, w, r, xs, ws, 1, c.pad);
       await tf.setBackend('wasm');
-      const names = ['winograd_conv', ...KERNELS];
+      const names = ['winograd_conv', 'winograd_filter_grad', ...KERNELS];
       const before = names.map((name) => wasmKernelStats(name).calls);
       const [dx, dw, y] = convGrads(x, w, r, xs, ws, 1, c.pad);
       const ran = names.map((name, i) => wasmKernelStats(name).calls - before[i]);
-      // The forward conv runs twice (tf.grads, then the check), dx and dW once.
-      expect(ran).toEqual([(c.forward ? 2 : 0) + (c.dx ? 1 : 0), c.forward ? 0 : 2, c.dx ? 0 : 1, 1]);
-      if (c.n === 8) expect(wasmKernelStats('winograd_conv').lastThreads).toBe(Math.min(2, getThreadsCount()));
+      // The forward conv runs twice (tf.grads, then the check), dx and dW once; dW takes Winograd
+      // when the forward conv does.
+      const f = c.forward ? 1 : 0;
+      const d = c.dx ? 1 : 0;
+      expect(ran).toEqual([2 * f + d, f, 2 * (1 - f), 1 - d, 1 - f]);
+      if (c.n === 8) for (const name of names.slice(0, 2)) expect(wasmKernelStats(name).lastThreads).toBe(Math.min(2, getThreadsCount()));
       expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-5);
       expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-5);
-      expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
+      expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-5);
     });
   }
 
@@ -192,6 +195,7 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       const x = tf.randomNormal([8, 16, 16, cin]) as tf.Tensor4D;
       const w = tf.randomNormal([3, 3, cin, 24]) as tf.Tensor4D;
       const winogradCalls = wasmKernelStats('winograd_conv').calls;
+      const winogradGradCalls = wasmKernelStats('winograd_filter_grad').calls;
       const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
       try {
         step();
@@ -203,6 +207,7 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
         expect(after.numBytes).toBe(before.numBytes);
         expect(tf.backend().numDataIds()).toBe(buffers);
         expect(wasmKernelStats('winograd_conv').calls > winogradCalls).toBe(path === ' (Winograd)');
+        expect(wasmKernelStats('winograd_filter_grad').calls > winogradGradCalls).toBe(path === ' (Winograd)');
       } finally {
         useWasmKernels(true);
         x.dispose();
