@@ -22,22 +22,53 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../backend/index.js';
-import { createModel } from '../models/zoo.js';
+import { Command, Option } from 'commander';
+import { BACKENDS, initBackend } from '../backend/index.js';
+import { createModel, ZOO } from '../models/zoo.js';
 import { Sgd } from '../train/sgd.js';
 import { pgd } from '../attacks/pgd.js';
 import { foldBatchNorm, foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { wasmKernelStats } from '../backend/wasm-kernels.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+interface BenchOptions {
+  backends: string;
+  backend?: string;
+  models: string;
+  batches: string;
+  seconds: string;
+  torch?: string;
+  out: string;
 }
 
-const models = arg('models', 'resnet20,resnet18').split(',');
-const batches = arg('batches', '64,128').split(',').map(Number);
-const seconds = Number(arg('seconds', '5'));
+const o = new Command('bench')
+  .description('img/s of forward, input gradient, PGD-10 and train step for zoo ResNets, with the PyTorch reference beside them')
+  .option('--backends <list>', `backends, comma-separated: ${BACKENDS.join(', ')}`, 'wasm')
+  .addOption(new Option('--backend <name>').hideHelp())
+  .option('--models <list>', 'zoo models, comma-separated', 'resnet20,resnet18')
+  .option('--batches <list>', 'batch sizes, comma-separated', '64,128')
+  .option('--seconds <x>', 'seconds of timed calls per measurement', '5')
+  .option('--torch <script>', "the PyTorch reference script, or 'none' (default: ../shared/bench/torch_resnet20_bench.py when present)")
+  .option('--out <file>', 'JSON results', 'bench-results.json')
+  .parse()
+  .opts<BenchOptions>();
+
+/** One clear line and exit status 2 for a bad option. */
+function usage(ok: boolean, message: string): void {
+  if (ok) return;
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+const models = o.models.split(',').map((m) => m.trim().toLowerCase());
+for (const m of models) usage(ZOO.some((e) => e.name === m), `unknown model '${m}' (one of: ${ZOO.map((e) => e.name).join(', ')})`);
+const batches = o.batches.split(',').map(Number);
+usage(batches.every((b) => Number.isInteger(b) && b > 0), `--batches must be positive integers, got '${o.batches}'`);
+const seconds = Number(o.seconds);
+usage(Number.isFinite(seconds) && seconds > 0, `--seconds must be a positive number, got '${o.seconds}'`);
+const backends = (o.backend ?? o.backends).split(',').map((b) => b.trim());
+for (const b of backends) usage((BACKENDS as readonly string[]).includes(b), `unknown backend '${b}' (one of: ${BACKENDS.join(', ')})`);
+const outFile = o.out;
 
 /** Median seconds per call of `fn` over about `seconds` of calls (at least 3), after 2 warm-ups. */
 function medianSeconds(fn: () => void, seconds: number): number {
@@ -68,14 +99,12 @@ async function medianSecondsAsync(fn: () => Promise<void>, seconds: number): Pro
   return times[Math.floor(times.length / 2)];
 }
 
-const backends = arg('backends', arg('backend', 'wasm')).split(',');
-const outFile = arg('out', 'bench-results.json');
 if (backends.length > 1) {
   // One child process per backend, then one merged file.
   const runs = backends.map((b) => {
     const part = `${outFile}.${b}.json`;
-    const args = process.argv.slice(2).filter((_, i, a) => !['--backends', '--backend', '--out', '--torch'].includes(a[i]) && !['--backends', '--backend', '--out', '--torch'].includes(a[i - 1]));
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...args, '--backend', b, '--out', part, '--torch', 'none'], { stdio: 'inherit' });
+    const args = ['--models', models.join(','), '--batches', batches.join(','), '--seconds', String(seconds), '--backend', b, '--out', part, '--torch', 'none'];
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...args], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`bench on ${b} failed`);
     const result = JSON.parse(fs.readFileSync(part, 'utf8'));
     fs.rmSync(part);
@@ -89,7 +118,7 @@ if (backends.length > 1) {
 
 /** The PyTorch reference (img/s per batch size), or null when it cannot run here. */
 function torchReference(threads: number): Record<number, Record<string, number>> | null {
-  const script = arg('torch', path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'bench', 'torch_resnet20_bench.py'));
+  const script = o.torch ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'bench', 'torch_resnet20_bench.py');
   if (script === 'none' || !fs.existsSync(script)) return null;
   const out: Record<number, Record<string, number>> = {};
   for (const b of batches) {

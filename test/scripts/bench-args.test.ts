@@ -1,0 +1,28 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+// The benchmark itself takes minutes (npm run bench); here only its argument checks, which must
+// stop before any timing starts. `npm test` builds dist/ first.
+const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'scripts', 'bench.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [BENCH, ...args], { encoding: 'utf8', timeout: 60_000 });
+
+describe('npm run bench: bad options', () => {
+  for (const args of [['--models', 'resnet7'], ['--batches', '64,0'], ['--seconds', 'soon'], ['--backends', 'wasm,gpu'], ['--batchs', '64']]) {
+    it(`'${args.join(' ')}' fails with a clear message and runs nothing`, () => {
+      const r = run(...args, '--out', '/nonexistent/bench.json');
+      expect(r.status).not.toBe(0);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')[0]).toMatch(/^(bench: |error: unknown option)/);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    });
+  }
+
+  it('--help lists the options and runs nothing', () => {
+    const r = run('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('--batches <list>');
+    expect(r.stdout).not.toContain('img/s  ');
+  });
+});
