@@ -8,17 +8,32 @@
  *   npm run bench:convs -- [--batch 128] [--seconds 2] [--threads N]
  */
 import * as tf from '@tensorflow/tfjs';
+import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { useWasmKernels, useWinograd } from '../backend/wasm-kernels.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+const o = new Command('bench:convs')
+  .description('per-layer conv timings on wasm: Winograd, our direct kernels, XNNPACK')
+  .option('--batch <n>', 'batch size', '128')
+  .option('--seconds <x>', 'seconds of timed calls per measurement', '2')
+  .option('--threads <n>', 'wasm threads (default: all cores)')
+  .parse()
+  .opts<{ batch: string; seconds: string; threads?: string }>();
+
+/** One clear line and exit status 2 for a bad option. */
+function usage(ok: boolean, message: string): void {
+  if (ok) return;
+  console.error(`bench:convs: ${message}`);
+  process.exit(2);
 }
 
-const batch = Number(arg('batch', '128'));
-const seconds = Number(arg('seconds', '2'));
-const info = await initBackend({ backend: 'wasm', threads: process.argv.includes('--threads') ? Number(arg('threads', '2')) : undefined });
+const batch = Number(o.batch);
+const seconds = Number(o.seconds);
+const threads = o.threads === undefined ? undefined : Number(o.threads);
+usage(Number.isInteger(batch) && batch > 0, `--batch must be a positive integer, got '${o.batch}'`);
+usage(Number.isFinite(seconds) && seconds > 0, `--seconds must be a positive number, got '${o.seconds}'`);
+usage(threads === undefined || (Number.isInteger(threads) && threads > 0), `--threads must be a positive integer, got '${o.threads}'`);
+const info = await initBackend({ backend: 'wasm', threads });
 
 /** [output size, in channels, out channels, stride] of each distinct 3×3 conv. */
 const layers: [string, number, number, number, number][] = [
