@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 // Its kernels must be registered first: ours replace its Conv2DBackpropInput.
 import '@tensorflow/tfjs-backend-wasm';
 import { backpropInputWithKernel, conv2dWithKernel, filterGradWithKernel } from './wasm-conv-kernels.js';
+import { CONV2D_BIAS } from './conv-bias.js';
 import type { ConvShape, WasmHeapBackend } from './wasm-kernels.js';
 
 type Info = tf.TensorInfo;
@@ -218,11 +219,25 @@ function conv2d({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; att
 }
 (conv2d as Kept)[STOCK] = stockConv2D;
 
+/** conv2d + bias (backend/conv-bias.ts): the bias added by our kernels, else a conv and an Add. */
+function conv2dBias({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+  const { x, filter, bias } = inputs as { x: Info; filter: Info; bias: Info };
+  const a = { ...(attrs as Attrs), dataFormat: 'NHWC', dilations: 1 };
+  const fused = conv2dWithKernel(backend as WasmHeapBackend, x, filter, geometry(x.shape, filter.shape, a), bias);
+  if (fused) return fused;
+  const k = new KernelRunner(backend as Backend);
+  const y = conv2d({ inputs: { x, filter }, attrs: a as tf.NamedAttrMap, backend });
+  const out = k.run('Add', { a: y, b: bias });
+  (backend as Backend).disposeData(y.dataId);
+  return k.finish(out);
+}
+
 export const wasmConvGradientKernels: tf.KernelConfig[] = [
   // The stock set-up binds the XNNPACK entry point that our fallback calls.
   { kernelName: 'Conv2D', backendName: 'wasm', kernelFunc: conv2d as tf.KernelFunc, setupFunc: registeredConv2D.setupFunc },
   { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilter as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2dBackpropInput as tf.KernelFunc },
+  { kernelName: CONV2D_BIAS, backendName: 'wasm', kernelFunc: conv2dBias as tf.KernelFunc },
 ];
 
 /** Registers the fast conv gradient kernels for the wasm backend (idempotent). */

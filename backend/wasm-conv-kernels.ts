@@ -32,7 +32,8 @@ const macs = (s: ConvShape) => s.batch * s.outH * s.outW * s.kh * s.kw * s.inC *
 /**
  * The forward conv and dx share a shape: pack the filter (`pack`: kernel, arguments after the
  * destination and the filter, packed size), then run `name(out, ...operands, packed, zeros, shape…)`
- * over the output's N·H rows, with `zeros` floats of zeros standing in for the padding.
+ * over the output's N·H rows, with `zeros` floats of zeros standing in for the padding. `bias`
+ * (forward conv only): passed after the zeros — the zeros themselves when null.
  */
 function packedConv(
   backend: WasmHeapBackend,
@@ -44,6 +45,7 @@ function packedConv(
   s: ConvShape,
   outShape: number[],
   zeros: number,
+  bias?: Info | null,
 ): Info {
   const rows = outShape[0] * outShape[1];
   const out = backend.makeOutput(outShape, 'float32');
@@ -53,7 +55,8 @@ function packedConv(
       kernels.run(pack.kernel, [[packed, heapOffset(backend, filter), ...pack.args]]);
       withHeapBuffer(backend, zeros, (z) => {
         kernels.run('zero', [[z, zeros]]);
-        runConvKernel(kernels, name, targets, [...operands.map((t) => heapOffset(backend, t)), packed, z], s, rows);
+        const biasArg = bias === undefined ? [] : [bias ? heapOffset(backend, bias) : z];
+        runConvKernel(kernels, name, targets, [...operands.map((t) => heapOffset(backend, t)), packed, z, ...biasArg], s, rows);
       });
     });
   } catch (e) {
@@ -98,7 +101,7 @@ const winogradArgs = (g: WinogradShape, R: number) => [g.N, g.H, g.W, g.Ci, g.Ho
  * y = the 3x3 stride-1 correlation of x with `filter` by Winograd F(2x2, 3x3) (backend/kernels/
  * winograd.c); `transposed`: with the filter flipped and transposed, i.e. the input gradient.
  */
-function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info, filter: Info, transposed: boolean, g: WinogradShape): Info {
+function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info, filter: Info, transposed: boolean, g: WinogradShape, bias: Info | null = null): Info {
   const { R, tiles, units, macs } = winogradUnits(g);
   const threads = threadsFor(kernels, macs, units);
   const scratch = 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: V and M (winograd.c's PLANE)
@@ -106,11 +109,12 @@ function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info
   try {
     withHeapBuffer(backend, 16 * g.Ci * g.Co, (U) => {
       kernels.run('winograd_filter', [[U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0]]);
-      withHeapBuffer(backend, g.Ci, (zeros) => {
-        kernels.run('zero', [[zeros, g.Ci]]);
+      const zeroCount = Math.max(g.Ci, g.Co);
+      withHeapBuffer(backend, zeroCount, (zeros) => {
+        kernels.run('zero', [[zeros, zeroCount]]);
         withHeapBuffer(backend, threads * scratch, (at) => {
           const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * scratch);
-          const args = [heapOffset(backend, out), heapOffset(backend, x), U, zeros, ...winogradArgs(g, R)];
+          const args = [heapOffset(backend, out), heapOffset(backend, x), U, zeros, bias ? heapOffset(backend, bias) : zeros, ...winogradArgs(g, R)];
           runRowKernel(kernels, 'winograd_conv', targets, args, units);
         });
       });
@@ -122,18 +126,18 @@ function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info
   return out;
 }
 
-/** y = conv(x, filter), [N, Ho, Wo, Cout]. */
-export function conv2dWithKernel(backend: WasmHeapBackend, x: Info, filter: Info, s: ConvShape): Info | null {
-  const kernels = float32(x, filter) ? wasmKernelPool(backend) : null;
+/** y = conv(x, filter) (+ bias, [Cout]), [N, Ho, Wo, Cout]. */
+export function conv2dWithKernel(backend: WasmHeapBackend, x: Info, filter: Info, s: ConvShape, bias: Info | null = null): Info | null {
+  const kernels = float32(x, filter, ...(bias ? [bias] : [])) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
   if (winogradFits(s, s.inC, s.outC)) {
     const g = { N: s.batch, H: s.inH, W: s.inW, Ci: s.inC, Ho: s.outH, Wo: s.outW, Co: s.outC, top: s.top, left: s.left };
-    return winogradConv(backend, kernels, x, filter, false, g);
+    return winogradConv(backend, kernels, x, filter, false, g, bias);
   }
   const taps = s.kh * s.kw * s.inC;
   // 8- and 4-wide output-channel slices; channels past the last multiple of 4 read the filter.
   const pack = { kernel: 'pack_filter', args: [taps, s.outC], floats: taps * (s.outC & ~3) };
-  return packedConv(backend, kernels, 'conv2d', pack, [x, filter], filter, s, [s.batch, s.outH, s.outW, s.outC], s.inC);
+  return packedConv(backend, kernels, 'conv2d', pack, [x, filter], filter, s, [s.batch, s.outH, s.outW, s.outC], Math.max(s.inC, s.outC), bias);
 }
 
 /** dx, [N, H, W, Cin]. */

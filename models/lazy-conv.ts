@@ -5,10 +5,12 @@
  * eagerly, even when only the input gradient is asked for: on wasm that was ~40% of every attack
  * step. This subclass calls the plain `tf.conv2d`, whose registered gradient computes dx and dW
  * only when they are needed, so an attack's input gradient skips dW and training still gets it.
+ * With a bias (BN-folded models) it calls conv2dBias, whose gradient is just as lazy.
  * It keeps the class name 'Conv2D' and the config, so checkpoints stay stock TF.js files; it is
  * registered in place of the stock class, so loaded models get it too.
  */
 import * as tf from '@tensorflow/tfjs';
+import { conv2dBias } from '../backend/conv-bias.js';
 
 type Conv2DLayer = ReturnType<typeof tf.layers.conv2d>;
 type Conv2DArgs = Parameters<typeof tf.layers.conv2d>[0];
@@ -35,8 +37,15 @@ export class LazyConv2D extends StockConv2D {
     if (self.dataFormat !== 'channelsLast' || self.padding === 'causal') return super.call(inputs, kwargs);
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
-      let y: tf.Tensor = tf.conv2d(x, self.kernel.read() as tf.Tensor4D, self.strides, self.padding as 'same' | 'valid', 'NHWC', self.dilationRate);
-      if (self.bias) y = tf.add(y, self.bias.read());
+      const kernel = self.kernel.read() as tf.Tensor4D;
+      const pad = self.padding as 'same' | 'valid';
+      const undilated = self.dilationRate.every((d) => d === 1);
+      let y: tf.Tensor;
+      if (self.bias && undilated) y = conv2dBias(x, kernel, self.bias.read() as tf.Tensor1D, self.strides, pad);
+      else {
+        y = tf.conv2d(x, kernel, self.strides, pad, 'NHWC', self.dilationRate);
+        if (self.bias) y = tf.add(y, self.bias.read());
+      }
       return self.activation.apply(y);
     });
   }

@@ -12,12 +12,14 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /*
- * A 2-D convolution, NHWC: input H x W x Ci, output Ho x Wo x Co, strides, top/left padding; and
- * a buffer of zeros (at least max(Ci, Co) floats) that border tiles read in place of the padding.
+ * A 2-D convolution, NHWC: input H x W x Ci, output Ho x Wo x Co, strides, top/left padding; a
+ * buffer of zeros (at least max(Ci, Co) floats) that border tiles read in place of the padding;
+ * the forward conv's bias (Co floats; the zeros where there is none).
  */
 typedef struct {
   int H, W, Ci, Ho, Wo, Co, sh, sw, top, left;
   const float *zeros;
+  const float *bias;
 } Geometry;
 
 /* Stores the first L lanes (1-4) of v at p. */

@@ -1,7 +1,7 @@
 /*
- * Forward 2-D convolution (NHWC input, [kh, kw, Cin, Cout] filter, no dilation), in wasm SIMD.
+ * Forward 2-D convolution (NHWC input, [kh, kw, Cin, Cout] filter, no dilation) plus a bias, in wasm SIMD.
  *
- *   y[n][oh][ow][co] = sum over a, b, ci of  x[n][oh*sh - top + a][ow*sw - left + b][ci] * w[a][b][ci][co]
+ *   y[n][oh][ow][co] = bias[co] + sum over a, b, ci of  x[n][oh*sh - top + a][ow*sw - left + b][ci] * w[a][b][ci][co]
  *
  * A register tile holds 4 neighbouring output positions x 8 output channels; for each tap and input
  * channel it loads 8 filter values and 4 input values (splat) for 32 multiply-adds. The filter is
@@ -22,7 +22,9 @@ INLINE const float *column(const Geometry *g, const float *xrow, int iw) {
  */
 INLINE void tile(const int P, const int V, const int checked, float *y, const float *x, const float *packed, const Geometry *g,
                  int kh, int kw, int n, int oh, int ow0, int co0) {
-  v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+  /* The sums start from the bias. */
+  v128_t s0 = wasm_v128_load(g->bias + co0), s1 = s0, s2 = s0, s3 = s0;
+  v128_t t0 = V > 1 ? wasm_v128_load(g->bias + co0 + 4) : s0, t1 = t0, t2 = t0, t3 = t0;
   const int Ci = g->Ci, Co = g->Co, sw = g->sw, xstep = sw * Ci;
   for (int a = 0; a < kh; a++) {
     const int ih = oh * g->sh - g->top + a;
@@ -88,7 +90,7 @@ INLINE void tile(const int P, const int V, const int checked, float *y, const fl
 /* One output position, output channels co0.. (fewer than 4), scalar. */
 INLINE void tail(float *y, const float *x, const float *w, const Geometry *g, int kh, int kw, int n, int oh, int ow, int co0) {
   for (int co = co0; co < g->Co; co++) {
-    float sum = 0;
+    float sum = g->bias[co];
     for (int a = 0; a < kh; a++) {
       const int ih = oh * g->sh - g->top + a;
       if (ih < 0 || ih >= g->H) continue;
@@ -137,13 +139,13 @@ void pack_filter(float *packed, const float *w, int K, int Co) {
 }
 
 /*
- * Writes rows [row0, row1) of the flattened [N * Ho] output rows of y; `packed` is pack_filter(w),
- * `zeros` at least Ci zero floats.
+ * Writes rows [row0, row1) of the flattened [N * Ho] output rows of y = conv(x, w) + bias;
+ * `packed` is pack_filter(w), `zeros` at least Ci zero floats, `bias` Co floats (zeros for none).
  */
 EXPORT(conv2d)
-void conv2d(float *y, const float *x, const float *w, const float *packed, const float *zeros, int H, int W, int Ci, int Ho, int Wo,
-            int Co, int kh, int kw, int sh, int sw, int top, int left, int row0, int row1) {
-  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left, zeros};
+void conv2d(float *y, const float *x, const float *w, const float *packed, const float *zeros, const float *bias, int H, int W, int Ci,
+            int Ho, int Wo, int Co, int kh, int kw, int sh, int sw, int top, int left, int row0, int row1) {
+  const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left, zeros, bias};
   /* Columns [lo, hi) see every tap inside the image: ow*sw - left >= 0 and ow*sw - left + kw - 1 < W. */
   int lo = (left + sw - 1) / sw;
   int hi = W - kw + left >= 0 ? (W - kw + left) / sw + 1 : 0;

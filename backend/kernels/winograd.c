@@ -149,8 +149,8 @@ INLINE void multiply(float *M, const float *V, const float *U, int T, int Ci, in
   }
 }
 
-/* A'MA for tile t: its 2x2 outputs at row oh0, column ow0 of image n (those inside the output). */
-INLINE void output_tile(float *y, const float *M, int T, int t, int Ho, int Wo, int Co, int n, int oh0, int ow0) {
+/* A'MA + bias for tile t: its 2x2 outputs at row oh0, column ow0 of image n (those inside the output). */
+INLINE void output_tile(float *y, const float *M, const float *bias, int T, int t, int Ho, int Wo, int Co, int n, int oh0, int ow0) {
   const int plane = PLANE(T, Co);
   const float *m = M + t * Co;
   const int right = ow0 + 1 < Wo, below = oh0 + 1 < Ho;
@@ -167,24 +167,26 @@ INLINE void output_tile(float *y, const float *M, int T, int t, int Ho, int Wo, 
   }
     ROW(0) ROW(1) ROW(2) ROW(3)
 #undef ROW
-    wasm_v128_store(y0 + co, ADD(ADD(a00, a10), a20));
-    if (right) wasm_v128_store(y0 + Co + co, ADD(ADD(a01, a11), a21));
+    const v128_t b = wasm_v128_load(bias + co);
+    wasm_v128_store(y0 + co, ADD(ADD(ADD(a00, a10), a20), b));
+    if (right) wasm_v128_store(y0 + Co + co, ADD(ADD(ADD(a01, a11), a21), b));
     if (below) {
-      wasm_v128_store(y1 + co, SUB(SUB(a10, a20), a30));
-      if (right) wasm_v128_store(y1 + Co + co, SUB(SUB(a11, a21), a31));
+      wasm_v128_store(y1 + co, ADD(SUB(SUB(a10, a20), a30), b));
+      if (right) wasm_v128_store(y1 + Co + co, ADD(SUB(SUB(a11, a21), a31), b));
     }
   }
 }
 
 /*
- * y[n][oh][ow][co] = sum over a, b < 3 and ci of x[n][oh - top + a][ow - left + b][ci] * g(a, b, ci, co),
+ * y[n][oh][ow][co] = bias[co] + sum over a, b < 3 and ci of x[n][oh - top + a][ow - left + b][ci] * g(a, b, ci, co),
  * U = winograd_filter(g). Work unit r is R consecutive rows of tiles (of the N * ceil(Ho/2) rows);
  * `scratch` (this thread's own) holds V and M for T = R * ceil(Wo/2) tiles rounded up to 4:
- * 16 * (T * (Ci + Co) + 32) floats. Ci must be a multiple of 4, Co of 8; `zeros` at least Ci floats.
+ * 16 * (T * (Ci + Co) + 32) floats. Ci must be a multiple of 4, Co of 8; `zeros` at least
+ * max(Ci, Co) floats; `bias` Co floats (the zeros for none).
  */
 EXPORT(winograd_conv)
-void winograd_conv(float *scratch, float *y, const float *x, const float *U, const float *zeros, int N, int H, int W, int Ci,
-                   int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
+void winograd_conv(float *scratch, float *y, const float *x, const float *U, const float *zeros, const float *bias, int N, int H,
+                   int W, int Ci, int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
   const int tilesW = (Wo + 1) / 2, tileRows = N * ((Ho + 1) / 2);
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *M = scratch + 16 * PLANE(T, Ci);
@@ -202,7 +204,7 @@ void winograd_conv(float *scratch, float *y, const float *x, const float *U, con
     multiply(M, V, U, T, Ci, Co);
     for (int t = 0; t < count; t++) {
       const int row = first + t / tilesW, n = row / ((Ho + 1) / 2), th = row % ((Ho + 1) / 2), tw = t % tilesW;
-      output_tile(y, M, T, t, Ho, Wo, Co, n, 2 * th, 2 * tw);
+      output_tile(y, M, bias, T, t, Ho, Wo, Co, n, 2 * th, 2 * tw);
     }
   }
 }
