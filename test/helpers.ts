@@ -10,3 +10,21 @@ export const HAS_SHARED_CIFAR = fs.existsSync(path.join(SHARED_DATA, 'cifar10', 
 export function tmpDir(name: string): string {
   return fs.mkdtempSync(path.join(fs.realpathSync((process.env.TMPDIR ?? '/tmp')), `robust-${name}-`));
 }
+
+/** n uniform values in [-1, 1) from `rng`. */
+export function randomArray(n: number, rng: { next(): number }): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.next() * 2 - 1;
+  return a;
+}
+
+/** Largest absolute difference between a and the reference b, relative to b's largest magnitude. */
+export function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}

@@ -4,22 +4,7 @@ import { initBackend } from '../../backend/index.js';
 import { conv2dBias } from '../../backend/conv-bias.js';
 import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
-
-function randomArray(n: number, rng: Rng): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.next() * 2 - 1;
-  return a;
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
+import { randomArray, relErr } from '../helpers.js';
 
 /** y = conv2dBias and the gradients of sum(y · r) w.r.t. x, filter and bias. */
 function run(x: Float32Array, w: Float32Array, b: Float32Array, r: Float32Array, xs: number[], ws: number[], stride: number, pad: 'same' | 'valid') {

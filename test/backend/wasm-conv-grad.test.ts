@@ -8,12 +8,7 @@ import crypto from 'node:crypto';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import fs from 'node:fs';
 import { Rng } from '../../util/rng.js';
-
-function randomArray(n: number, rng: Rng): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.next() * 2 - 1;
-  return a;
-}
+import { randomArray, relErr } from '../helpers.js';
 
 /** Gradients of sum(conv(x, w) * r) w.r.t. x and w, on the current backend. */
 function convGrads(x: Float32Array, w: Float32Array, r: Float32Array, xs: number[], ws: number[], stride: number, pad: 'same' | 'valid') {
@@ -27,16 +22,6 @@ function convGrads(x: Float32Array, w: Float32Array, r: Float32Array, xs: number
     const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([xt, wt]);
     return [dx.dataSync().slice(), dw.dataSync().slice(), tf.conv2d(xt, wt, stride, pad).dataSync().slice()];
   });
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
 }
 
 const KERNELS = ['conv2d', 'conv2d_backprop_input', 'conv2d_filter_grad'];
