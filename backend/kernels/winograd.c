@@ -20,6 +20,18 @@
 #define ADD wasm_f32x4_add
 #define SUB wasm_f32x4_sub
 
+/* A 4 x 8 register tile (rows of two vectors) to p, rows `stride` floats apart. */
+INLINE void store_4x8(float *p, int stride, v128_t s0, v128_t t0, v128_t s1, v128_t t1, v128_t s2, v128_t t2, v128_t s3, v128_t t3) {
+  wasm_v128_store(p, s0);
+  wasm_v128_store(p + 4, t0);
+  wasm_v128_store(p + stride, s1);
+  wasm_v128_store(p + stride + 4, t1);
+  wasm_v128_store(p + 2 * stride, s2);
+  wasm_v128_store(p + 2 * stride + 4, t2);
+  wasm_v128_store(p + 3 * stride, s3);
+  wasm_v128_store(p + 3 * stride + 4, t3);
+}
+
 /*
  * U = GgG' for every (ci, co), stored [16][Co/8][Ci][8] so that one 8-channel slice of one of the 16
  * matrices is contiguous. g(a, b, ci, co) = w[a][b][ci][co] (w: [3][3][Ci][Co]), or with
@@ -135,15 +147,7 @@ INLINE void multiply(float *M, const float *V, const float *U, int T, int Ci, in
           s3 = ADD(s3, wasm_f32x4_mul(v, w0));
           t3 = ADD(t3, wasm_f32x4_mul(v, w1));
         }
-        float *m = Mx + t * Co + co;
-        wasm_v128_store(m, s0);
-        wasm_v128_store(m + 4, t0);
-        wasm_v128_store(m + Co, s1);
-        wasm_v128_store(m + Co + 4, t1);
-        wasm_v128_store(m + 2 * Co, s2);
-        wasm_v128_store(m + 2 * Co + 4, t2);
-        wasm_v128_store(m + 3 * Co, s3);
-        wasm_v128_store(m + 3 * Co + 4, t3);
+        store_4x8(Mx + t * Co + co, Co, s0, t0, s1, t1, s2, t2, s3, t3);
       }
     }
   }
@@ -268,14 +272,7 @@ INLINE void accumulate(float *acc, const float *V, const float *D, int T, int Ci
           s3 = ADD(s3, wasm_f32x4_mul(x, d0));
           t3 = ADD(t3, wasm_f32x4_mul(x, d1));
         }
-        wasm_v128_store(a, s0);
-        wasm_v128_store(a + 4, t0);
-        wasm_v128_store(a + Co, s1);
-        wasm_v128_store(a + Co + 4, t1);
-        wasm_v128_store(a + 2 * Co, s2);
-        wasm_v128_store(a + 2 * Co + 4, t2);
-        wasm_v128_store(a + 3 * Co, s3);
-        wasm_v128_store(a + 3 * Co + 4, t3);
+        store_4x8(a, Co, s0, t0, s1, t1, s2, t2, s3, t3);
       }
   }
 }
