@@ -191,24 +191,23 @@ INLINE void output_tile(float *y, const float *M, const float *bias, int T, int 
 EXPORT(winograd_conv)
 void winograd_conv(float *scratch, float *y, const float *x, const float *U, const float *zeros, const float *bias, int N, int H,
                    int W, int Ci, int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
-  const int tilesW = (Wo + 1) / 2, tileRows = N * ((Ho + 1) / 2);
+  const int tilesW = (Wo + 1) / 2, tilesH = (Ho + 1) / 2, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *M = scratch + 16 * PLANE(T, Ci);
   for (int r = r0; r < r1; r++) {
-    const int first = r * R, count = (first + R <= tileRows ? R : tileRows - first) * tilesW;
-    for (int t = 0; t < T; t++) {
-      if (t >= count) {
-        /* Padding tiles: zeros, so the products read no stale (maybe subnormal) values. */
-        for (int xi = 0; xi < 16; xi++) zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
-        continue;
-      }
-      const int row = first + t / tilesW, n = row / ((Ho + 1) / 2), th = row % ((Ho + 1) / 2), tw = t % tilesW;
-      input_tile(V, T, t, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
+    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
+    /* Tile t = k * tilesW + tw is column tw of tile row first + k (one division per row). */
+    for (int k = 0; k < rows; k++) {
+      const int n = (first + k) / tilesH, th = first + k - n * tilesH;
+      for (int tw = 0; tw < tilesW; tw++) input_tile(V, T, k * tilesW + tw, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
     }
+    /* Padding tiles: zeros, so the products read no stale (maybe subnormal) values. */
+    for (int t = count; t < T; t++)
+      for (int xi = 0; xi < 16; xi++) zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
     multiply(M, V, U, T, Ci, Co);
-    for (int t = 0; t < count; t++) {
-      const int row = first + t / tilesW, n = row / ((Ho + 1) / 2), th = row % ((Ho + 1) / 2), tw = t % tilesW;
-      output_tile(y, M, bias, T, t, Ho, Wo, Co, n, 2 * th, 2 * tw);
+    for (int k = 0; k < rows; k++) {
+      const int n = (first + k) / tilesH, th = first + k - n * tilesH;
+      for (int tw = 0; tw < tilesW; tw++) output_tile(y, M, bias, T, k * tilesW + tw, Ho, Wo, Co, n, 2 * th, 2 * tw);
     }
   }
 }
@@ -285,23 +284,23 @@ INLINE void accumulate(float *acc, const float *V, const float *D, int T, int Ci
 EXPORT(winograd_filter_grad)
 void winograd_filter_grad(float *region, const float *x, const float *dy, const float *zeros, int N, int H, int W, int Ci, int Ho,
                           int Wo, int Co, int top, int left, int R, int r0, int r1) {
-  const int tilesW = (Wo + 1) / 2, tileRows = N * ((Ho + 1) / 2);
+  const int tilesW = (Wo + 1) / 2, tilesH = (Ho + 1) / 2, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *acc = region, *V = region + 16 * Ci * Co, *D = V + 16 * PLANE(T, Ci);
   for (int r = r0; r < r1; r++) {
-    const int first = r * R, count = (first + R <= tileRows ? R : tileRows - first) * tilesW;
-    for (int t = 0; t < T; t++) {
-      if (t >= count) {
-        for (int xi = 0; xi < 16; xi++) {
-          zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
-          zero(D + xi * PLANE(T, Co) + t * Co, Co);
-        }
-        continue;
+    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
+    for (int k = 0; k < rows; k++) {
+      const int n = (first + k) / tilesH, th = first + k - n * tilesH;
+      for (int tw = 0; tw < tilesW; tw++) {
+        input_tile(V, T, k * tilesW + tw, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
+        gradient_tile(D, T, k * tilesW + tw, dy, zeros, Ho, Wo, Co, n, 2 * th, 2 * tw);
       }
-      const int row = first + t / tilesW, n = row / ((Ho + 1) / 2), th = row % ((Ho + 1) / 2), tw = t % tilesW;
-      input_tile(V, T, t, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
-      gradient_tile(D, T, t, dy, zeros, Ho, Wo, Co, n, 2 * th, 2 * tw);
     }
+    for (int t = count; t < T; t++)
+      for (int xi = 0; xi < 16; xi++) {
+        zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
+        zero(D + xi * PLANE(T, Co) + t * Co, Co);
+      }
     accumulate(acc, V, D, T, Ci, Co);
   }
 }
