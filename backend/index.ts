@@ -12,6 +12,7 @@ import { registerWasmConvGradients } from './wasm-conv-grad.js';
 import { registerWasmTranspose } from './wasm-transpose.js';
 import { registerWasmIdentity } from './wasm-identity.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
+import { registerReluGradient, registerWasmReluGrad } from './relu-grad.js';
 
 const require = createRequire(import.meta.url);
 
@@ -62,6 +63,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmConvGradients();
       registerWasmTranspose();
       registerWasmIdentity();
+      registerWasmReluGrad();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
@@ -84,6 +86,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   }
   tf.enableProdMode(); // no per-op debug checks, no console nags
   registerBatchNormGradient();
+  registerReluGradient();
   const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {

@@ -1,0 +1,22 @@
+/* Elementwise kernels that save passes over an activation. */
+#include "common.h"
+
+/* Floats per row of work: rows are how the pool splits a job across threads. */
+#define ROW 4096
+
+/*
+ * The ReLU gradient in one pass: dx = dy * step(x), step(x) = 1 for x > 0, NaN for NaN, else 0 —
+ * tfjs's Multiply(dy, Step(x)), NaN for NaN, without the intermediate. Rows [r0, r1) of ROW floats.
+ */
+EXPORT(relu_grad)
+void relu_grad(float *dx, const float *dy, const float *x, int count, int r0, int r1) {
+  const v128_t zero = wasm_f32x4_splat(0), one = wasm_f32x4_splat(1);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t step = wasm_v128_or(wasm_v128_and(wasm_f32x4_gt(v, zero), one), wasm_v128_and(v, wasm_f32x4_ne(v, v)));
+    wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), step));
+  }
+  for (; i < end; i++) dx[i] = dy[i] * (x[i] > 0 ? 1.0f : x[i] != x[i] ? x[i] : 0.0f);
+}
