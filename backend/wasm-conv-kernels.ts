@@ -29,6 +29,14 @@ type Info = tf.TensorInfo;
 const float32 = (...ts: Info[]) => ts.every((t) => t.dtype === 'float32');
 const macs = (s: ConvShape) => s.batch * s.outH * s.outW * s.kh * s.kw * s.inC * s.outC;
 
+/** Runs `body` with a temporary heap buffer of `count` zero floats, which kernels read as padding. */
+function withZeros<T>(backend: WasmHeapBackend, kernels: WasmKernelPool, count: number, body: (at: number) => T): T {
+  return withHeapBuffer(backend, count, (at) => {
+    kernels.run('zero', [[at, count]]);
+    return body(at);
+  });
+}
+
 /**
  * The forward conv and dx share a shape: pack the filter (`pack`: kernel, arguments after the
  * destination and the filter, packed size), then run `name(out, ...operands, packed, zeros, shape…)`
@@ -53,8 +61,7 @@ function packedConv(
     const targets = new Array<number>(threadsFor(kernels, macs(s), rows)).fill(heapOffset(backend, out));
     withHeapBuffer(backend, Math.max(1, pack.floats), (packed) => {
       kernels.run(pack.kernel, [[packed, heapOffset(backend, filter), ...pack.args]]);
-      withHeapBuffer(backend, zeros, (z) => {
-        kernels.run('zero', [[z, zeros]]);
+      withZeros(backend, kernels, zeros, (z) => {
         const biasArg = bias === undefined ? [] : [bias ? heapOffset(backend, bias) : z];
         runConvKernel(kernels, name, targets, [...operands.map((t) => heapOffset(backend, t)), packed, z, ...biasArg], s, rows);
       });
@@ -95,6 +102,9 @@ function winogradUnits(g: WinogradShape): { R: number; tiles: number; units: num
   return { R, tiles: Math.ceil((R * tilesW) / 4) * 4, units: Math.ceil(tileRows / R), macs: tileRows * tilesW * 16 * g.Ci * g.Co };
 }
 
+/** The Winograd shape of forward conv s (also its filter gradient's). */
+const forwardShape = (s: ConvShape): WinogradShape => ({ N: s.batch, H: s.inH, W: s.inW, Ci: s.inC, Ho: s.outH, Wo: s.outW, Co: s.outC, top: s.top, left: s.left });
+
 const winogradArgs = (g: WinogradShape, R: number) => [g.N, g.H, g.W, g.Ci, g.Ho, g.Wo, g.Co, g.top, g.left, R];
 
 /**
@@ -109,9 +119,7 @@ function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info
   try {
     withHeapBuffer(backend, 16 * g.Ci * g.Co, (U) => {
       kernels.run('winograd_filter', [[U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0]]);
-      const zeroCount = Math.max(g.Ci, g.Co);
-      withHeapBuffer(backend, zeroCount, (zeros) => {
-        kernels.run('zero', [[zeros, zeroCount]]);
+      withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
         withHeapBuffer(backend, threads * scratch, (at) => {
           const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * scratch);
           const args = [heapOffset(backend, out), heapOffset(backend, x), U, zeros, bias ? heapOffset(backend, bias) : zeros, ...winogradArgs(g, R)];
@@ -130,10 +138,7 @@ function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info
 export function conv2dWithKernel(backend: WasmHeapBackend, x: Info, filter: Info, s: ConvShape, bias: Info | null = null): Info | null {
   const kernels = float32(x, filter, ...(bias ? [bias] : [])) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
-  if (winogradFits(s, s.inC, s.outC)) {
-    const g = { N: s.batch, H: s.inH, W: s.inW, Ci: s.inC, Ho: s.outH, Wo: s.outW, Co: s.outC, top: s.top, left: s.left };
-    return winogradConv(backend, kernels, x, filter, false, g, bias);
-  }
+  if (winogradFits(s, s.inC, s.outC)) return winogradConv(backend, kernels, x, filter, false, forwardShape(s), bias);
   const taps = s.kh * s.kw * s.inC;
   // 8- and 4-wide output-channel slices; channels past the last multiple of 4 read the filter.
   const pack = { kernel: 'pack_filter', args: [taps, s.outC], floats: taps * (s.outC & ~3) };
@@ -168,8 +173,7 @@ function winogradFilterGrad(backend: WasmHeapBackend, kernels: WasmKernelPool, x
   const region = sums + 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: sums, then V and D
   const out = backend.makeOutput([3, 3, g.Ci, g.Co], 'float32');
   try {
-    withHeapBuffer(backend, Math.max(g.Ci, g.Co), (zeros) => {
-      kernels.run('zero', [[zeros, Math.max(g.Ci, g.Co)]]);
+    withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
       withHeapBuffer(backend, threads * region, (at) => {
         const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * region);
         kernels.run('zero', targets.map((t) => [t, sums]));
@@ -189,10 +193,7 @@ function winogradFilterGrad(backend: WasmHeapBackend, kernels: WasmKernelPool, x
 export function filterGradWithKernel(backend: WasmHeapBackend, x: Info, dy: Info, s: ConvShape): Info | null {
   const kernels = float32(x, dy) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
-  if (winogradFits(s, s.inC, s.outC)) {
-    const g = { N: s.batch, H: s.inH, W: s.inW, Ci: s.inC, Ho: s.outH, Wo: s.outW, Co: s.outC, top: s.top, left: s.left };
-    return winogradFilterGrad(backend, kernels, x, dy, g);
-  }
+  if (winogradFits(s, s.inC, s.outC)) return winogradFilterGrad(backend, kernels, x, dy, forwardShape(s));
   const size = s.kh * s.kw * s.inC * s.outC;
   const rows = s.batch * s.outH;
   const threads = threadsFor(kernels, macs(s), rows);

@@ -75,8 +75,8 @@ export function useWasmKernels(on: boolean): void {
 }
 
 /**
- * Turns Winograd F(2x2, 3x3) on or off for 3x3 stride-1 convs and their input gradients (off: the
- * direct kernels); for benchmarks and tests. ROBUST_WINOGRAD=0 starts with it off.
+ * Turns Winograd F(2x2, 3x3) on or off for 3x3 stride-1 convs and their gradients (off: the direct
+ * kernels); for benchmarks and tests. ROBUST_WINOGRAD=0 starts with it off.
  */
 export function useWinograd(on: boolean): void {
   winograd = on;
