@@ -18,3 +18,17 @@ export function nonNegativeInt(name: string) {
 }
 
 export { number } from '../util/numbers.js';
+
+/**
+ * For scripts outside the robust CLI: runs `parse` (their commander parsing and checks) and ends
+ * the process on a RobustError with `name: message` on one line and exit status 2.
+ */
+export function optionsOrExit<T>(name: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (!(e instanceof RobustError)) throw e;
+    console.error(`${name}: ${e.message}`);
+    process.exit(2);
+  }
+}

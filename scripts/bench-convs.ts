@@ -11,28 +11,20 @@ import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { useWasmKernels, useWinograd } from '../backend/wasm-kernels.js';
+import { check } from '../util/errors.js';
+import { number, optionsOrExit, positiveInt } from '../cli/options.js';
 
-const o = new Command('bench:convs')
-  .description('per-layer conv timings on wasm: Winograd, our direct kernels, XNNPACK')
-  .option('--batch <n>', 'batch size', '128')
-  .option('--seconds <x>', 'seconds of timed calls per measurement', '2')
-  .option('--threads <n>', 'wasm threads (default: all cores)')
-  .parse()
-  .opts<{ batch: string; seconds: string; threads?: string }>();
-
-/** One clear line and exit status 2 for a bad option. */
-function usage(ok: boolean, message: string): void {
-  if (ok) return;
-  console.error(`bench:convs: ${message}`);
-  process.exit(2);
-}
-
-const batch = Number(o.batch);
-const seconds = Number(o.seconds);
-const threads = o.threads === undefined ? undefined : Number(o.threads);
-usage(Number.isInteger(batch) && batch > 0, `--batch must be a positive integer, got '${o.batch}'`);
-usage(Number.isFinite(seconds) && seconds > 0, `--seconds must be a positive number, got '${o.seconds}'`);
-usage(threads === undefined || (Number.isInteger(threads) && threads > 0), `--threads must be a positive integer, got '${o.threads}'`);
+const { batch, seconds, threads } = optionsOrExit('bench:convs', () => {
+  const o = new Command('bench:convs')
+    .description('per-layer conv timings on wasm: Winograd, our direct kernels, XNNPACK')
+    .option('--batch <n>', 'batch size', positiveInt('--batch'), 128)
+    .option('--seconds <x>', 'seconds of timed calls per measurement', number('--seconds'), 2)
+    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+    .parse()
+    .opts<{ batch: number; seconds: number; threads?: number }>();
+  check(o.seconds > 0, `--seconds must be positive, got ${o.seconds}`);
+  return o;
+});
 const info = await initBackend({ backend: 'wasm', threads });
 
 /** [output size, in channels, out channels, stride] of each distinct 3×3 conv. */

@@ -29,6 +29,8 @@ import { Sgd } from '../train/sgd.js';
 import { pgd } from '../attacks/pgd.js';
 import { foldBatchNorm, foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { check } from '../util/errors.js';
+import { number, optionsOrExit, positiveInt } from '../cli/options.js';
 import { wasmKernelStats } from '../backend/wasm-kernels.js';
 
 interface BenchOptions {
@@ -36,39 +38,31 @@ interface BenchOptions {
   backend?: string;
   models: string;
   batches: string;
-  seconds: string;
+  seconds: number;
   torch?: string;
   out: string;
 }
 
-const o = new Command('bench')
-  .description('img/s of forward, input gradient, PGD-10 and train step for zoo ResNets, with the PyTorch reference beside them')
-  .option('--backends <list>', `backends, comma-separated: ${BACKENDS.join(', ')}`, 'wasm')
-  .addOption(new Option('--backend <name>').hideHelp())
-  .option('--models <list>', 'zoo models, comma-separated', 'resnet20,resnet18')
-  .option('--batches <list>', 'batch sizes, comma-separated', '64,128')
-  .option('--seconds <x>', 'seconds of timed calls per measurement', '5')
-  .option('--torch <script>', "the PyTorch reference script, or 'none' (default: ../shared/bench/torch_resnet20_bench.py when present)")
-  .option('--out <file>', 'JSON results', 'bench-results.json')
-  .parse()
-  .opts<BenchOptions>();
-
-/** One clear line and exit status 2 for a bad option. */
-function usage(ok: boolean, message: string): void {
-  if (ok) return;
-  console.error(`bench: ${message}`);
-  process.exit(2);
-}
-
-const models = o.models.split(',').map((m) => m.trim().toLowerCase());
-for (const m of models) usage(ZOO.some((e) => e.name === m), `unknown model '${m}' (one of: ${ZOO.map((e) => e.name).join(', ')})`);
-const batches = o.batches.split(',').map(Number);
-usage(batches.every((b) => Number.isInteger(b) && b > 0), `--batches must be positive integers, got '${o.batches}'`);
-const seconds = Number(o.seconds);
-usage(Number.isFinite(seconds) && seconds > 0, `--seconds must be a positive number, got '${o.seconds}'`);
-const backends = (o.backend ?? o.backends).split(',').map((b) => b.trim());
-for (const b of backends) usage((BACKENDS as readonly string[]).includes(b), `unknown backend '${b}' (one of: ${BACKENDS.join(', ')})`);
-const outFile = o.out;
+const { models, batches, seconds, backends, outFile, torchScript } = optionsOrExit('bench', () => {
+  const o = new Command('bench')
+    .description('img/s of forward, input gradient, PGD-10 and train step for zoo ResNets, with the PyTorch reference beside them')
+    .option('--backends <list>', `backends, comma-separated: ${BACKENDS.join(', ')}`, 'wasm')
+    .addOption(new Option('--backend <name>').hideHelp())
+    .option('--models <list>', 'zoo models, comma-separated', 'resnet20,resnet18')
+    .option('--batches <list>', 'batch sizes, comma-separated', '64,128')
+    .option('--seconds <x>', 'seconds of timed calls per measurement', number('--seconds'), 5)
+    .option('--torch <script>', "the PyTorch reference script, or 'none' (default: ../shared/bench/torch_resnet20_bench.py when present)")
+    .option('--out <file>', 'JSON results', 'bench-results.json')
+    .parse()
+    .opts<BenchOptions>();
+  const models = o.models.split(',').map((m) => m.trim().toLowerCase());
+  for (const m of models) check(ZOO.some((e) => e.name === m), `unknown model '${m}' (one of: ${ZOO.map((e) => e.name).join(', ')})`);
+  check(o.seconds > 0, `--seconds must be positive, got ${o.seconds}`);
+  const backends = (o.backend ?? o.backends).split(',').map((b) => b.trim());
+  for (const b of backends) check((BACKENDS as readonly string[]).includes(b), `unknown backend '${b}' (one of: ${BACKENDS.join(', ')})`);
+  const batches = o.batches.split(',').map(positiveInt('--batches'));
+  return { models, batches, seconds: o.seconds, backends, outFile: o.out, torchScript: o.torch };
+});
 
 /** Median seconds per call of `fn` over about `seconds` of calls (at least 3), after 2 warm-ups. */
 function medianSeconds(fn: () => void, seconds: number): number {
@@ -118,7 +112,7 @@ if (backends.length > 1) {
 
 /** The PyTorch reference (img/s per batch size), or null when it cannot run here. */
 function torchReference(threads: number): Record<number, Record<string, number>> | null {
-  const script = o.torch ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'bench', 'torch_resnet20_bench.py');
+  const script = torchScript ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'bench', 'torch_resnet20_bench.py');
   if (script === 'none' || !fs.existsSync(script)) return null;
   const out: Record<number, Record<string, number>> = {};
   for (const b of batches) {
