@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool } from './wasm-kernels.js';
+import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 
 export const RELU_GRAD = 'RobustReluGrad';
 const ROW = 4096; // floats per row of the C kernel
@@ -15,14 +16,8 @@ const MIN_FLOATS_PER_THREAD = 1 << 18;
 
 /** dy · step(x) with tfjs's own Step and Multiply kernels. */
 function stockReluGrad(dy: tf.TensorInfo, x: tf.TensorInfo, backend: unknown): tf.TensorInfo {
-  const run = (name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}) =>
-    tf.getKernel(name, 'wasm')!.kernelFunc({ inputs, attrs, backend: backend as tf.KernelBackend }) as tf.TensorInfo;
-  const step = run('Step', { x }, { alpha: 0 });
-  try {
-    return run('Multiply', { a: dy, b: step });
-  } finally {
-    (backend as WasmHeapBackend).disposeData(step.dataId);
-  }
+  const k = new KernelRunner(backend as Backend);
+  return k.finish(k.run('Multiply', { a: dy, b: k.run('Step', { x }, { alpha: 0 }) }));
 }
 
 function reluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {

@@ -18,30 +18,10 @@ import '@tensorflow/tfjs-backend-wasm';
 import { backpropInputWithKernel, conv2dWithKernel, filterGradWithKernel } from './wasm-conv-kernels.js';
 import { CONV2D_BIAS } from './conv-bias.js';
 import type { ConvShape, WasmHeapBackend } from './wasm-kernels.js';
+import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 
 type Info = tf.TensorInfo;
-type Backend = tf.KernelBackend & { disposeData(dataId: unknown, force?: boolean): boolean };
 type Attrs = Record<string, unknown>;
-
-class KernelRunner {
-  private readonly temps: Info[] = [];
-  constructor(private readonly backend: Backend) {}
-
-  /** Runs a registered wasm kernel; its output is freed by `dispose` unless it is the result. */
-  run(name: string, inputs: Record<string, Info>, attrs: Attrs = {}): Info {
-    const kernel = tf.getKernel(name, 'wasm');
-    if (!kernel) throw new Error(`wasm kernel ${name} is not registered`);
-    const out = kernel.kernelFunc({ inputs, attrs: attrs as tf.NamedAttrMap, backend: this.backend }) as Info;
-    this.temps.push(out);
-    return out;
-  }
-
-  /** Frees every intermediate except `keep`. */
-  finish(keep: Info): Info {
-    for (const t of this.temps) if (t !== keep) this.backend.disposeData(t.dataId);
-    return keep;
-  }
-}
 
 function geometry(xShape: number[], filterShape: number[], attrs: Attrs): ConvShape {
   if (attrs.dataFormat === 'NCHW') throw new Error('wasm conv gradients support NHWC only');
