@@ -65,9 +65,11 @@ function section(data: string, entries: PretrainedEntry[], r: GridResult): strin
   lines.push('', flags.length ? `Sanity flags: ${flags.map((f) => `${f.model}: ${f.message}`).join('; ')}` : 'Sanity checks (eps 0 = clean, monotone in eps, APGD vs PGD, gradients finite and non-zero, logits not probabilities): no flags.');
   lines.push('', `Measured by \`robust eval --models ${entries.map((e) => ZOO_PREFIX + e.name).join(',')} --attacks ${ATTACKS.join(',')} --eps ${EPS[data]} --limit ${r.models[0]?.n}\` on ${r.backend}, ${r.date.slice(0, 10)}; full results in \`results/${data}/\`.`, '');
   lines.push('| entry | architecture | epochs | training time | backend | command |', '|---|---|---|---|---|---|');
-  for (const e of entries) lines.push(`| \`${ZOO_PREFIX}${e.name}\` | ${e.architecture}${e.width ? ` (width ${e.width})` : ''} | ${e.epochs} | ${hours(e.train_seconds)}${e.note ? ' ¹' : ''} | ${e.backend} | \`${e.command}\` |`);
+  // Entries with a note get numbered footnote marks, in table order.
   const notes = entries.filter((e) => e.note);
-  if (notes.length > 0) lines.push('', ...notes.map((e) => `¹ \`${ZOO_PREFIX}${e.name}\`: ${e.note}`));
+  const mark = (e: PretrainedEntry) => '¹²³⁴⁵⁶⁷⁸⁹'[notes.indexOf(e)] ?? `(${notes.indexOf(e) + 1})`;
+  for (const e of entries) lines.push(`| \`${ZOO_PREFIX}${e.name}\` | ${e.architecture}${e.width ? ` (width ${e.width})` : ''} | ${e.epochs} | ${hours(e.train_seconds)}${e.note ? ` ${mark(e)}` : ''} | ${e.backend} | \`${e.command}\` |`);
+  if (notes.length > 0) lines.push('', ...notes.map((e) => `${mark(e)} \`${ZOO_PREFIX}${e.name}\`: ${e.note}`));
   return [...lines, ''];
 }
 
