@@ -12,7 +12,7 @@ import { registerWasmConvGradients } from './wasm-conv-grad.js';
 import { registerWasmTranspose } from './wasm-transpose.js';
 import { registerWasmIdentity } from './wasm-identity.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
-import { registerReluGradient, registerWasmReluGrad } from './relu-grad.js';
+import { registerReluGradient, registerWasmRelu } from './relu.js';
 
 const require = createRequire(import.meta.url);
 
@@ -63,7 +63,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmConvGradients();
       registerWasmTranspose();
       registerWasmIdentity();
-      registerWasmReluGrad();
+      registerWasmRelu();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }

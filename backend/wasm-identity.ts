@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { replaceWasmKernel } from './wasm-replace-kernel.js';
 
 type Backend = { incRef(dataId: object): void };
 
@@ -31,16 +32,8 @@ function cast(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; ba
   return dtype === x.dtype ? share(x, args.backend) : (stockCast!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo);
 }
 
-function replace(name: string, kernelFunc: tf.KernelFunc): tf.KernelFunc | undefined {
-  const existing = tf.getKernel(name, 'wasm');
-  if (!existing || existing.kernelFunc === kernelFunc) return undefined;
-  tf.unregisterKernel(name, 'wasm');
-  tf.registerKernel({ ...existing, kernelFunc });
-  return existing.kernelFunc;
-}
-
 /** Registers the sharing Identity and Cast for wasm (idempotent). */
 export function registerWasmIdentity(): void {
-  stockIdentity = replace('Identity', identity as tf.KernelFunc) ?? stockIdentity;
-  stockCast = replace('Cast', cast as tf.KernelFunc) ?? stockCast;
+  stockIdentity = replaceWasmKernel('Identity', identity as tf.KernelFunc) ?? stockIdentity;
+  stockCast = replaceWasmKernel('Cast', cast as tf.KernelFunc) ?? stockCast;
 }

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { wasmHeap, type WasmBackendLike } from './host-memory.js';
+import { replaceWasmKernel } from './wasm-replace-kernel.js';
 
 type Typed = Float32Array | Int32Array;
 
@@ -84,10 +85,5 @@ function transpose(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMa
 
 /** Registers the faster Transpose for wasm (idempotent; keeps the stock kernel for the cases it leaves). */
 export function registerWasmTranspose(): void {
-  const existing = tf.getKernel('Transpose', 'wasm');
-  if (existing?.kernelFunc === transpose) return;
-  stockTranspose = existing!.kernelFunc;
-  tf.unregisterKernel('Transpose', 'wasm');
-  // Keep the stock setup: it binds the wasm function the stock kernel calls.
-  tf.registerKernel({ ...existing!, kernelFunc: transpose as tf.KernelFunc });
+  stockTranspose = replaceWasmKernel('Transpose', transpose as tf.KernelFunc) ?? stockTranspose;
 }

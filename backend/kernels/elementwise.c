@@ -5,6 +5,24 @@
 #define ROW 4096
 
 /*
+ * ReLU: y = max(x, 0) with the values of tfjs's other kernels (JS Math.max(0, x)): NaN stays NaN
+ * and -0 becomes +0, which is what wasm's f32x4.max does. Rows [r0, r1) of ROW floats.
+ */
+EXPORT(relu)
+void relu(float *y, const float *x, int count, int r0, int r1) {
+  const v128_t zero = wasm_f32x4_splat(0);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 16 <= end; i += 16) {
+    wasm_v128_store(y + i, wasm_f32x4_max(wasm_v128_load(x + i), zero));
+    wasm_v128_store(y + i + 4, wasm_f32x4_max(wasm_v128_load(x + i + 4), zero));
+    wasm_v128_store(y + i + 8, wasm_f32x4_max(wasm_v128_load(x + i + 8), zero));
+    wasm_v128_store(y + i + 12, wasm_f32x4_max(wasm_v128_load(x + i + 12), zero));
+  }
+  for (; i < end; i++) y[i] = x[i] > 0 || x[i] != x[i] ? x[i] : 0.0f;
+}
+
+/*
  * The ReLU gradient in one pass: dx = dy * step(x), step(x) = 1 for x > 0, NaN for NaN, else 0 —
  * tfjs's Multiply(dy, Step(x)), NaN for NaN, without the intermediate. Rows [r0, r1) of ROW floats.
  */

@@ -1,0 +1,86 @@
+/**
+ * ReLU and its gradient as our own wasm kernels (backend/kernels/elementwise.c).
+ *
+ * - Forward: tfjs's wasm Relu is a generic scalar loop on one thread — a third of a BN-folded
+ *   ResNet-20 forward pass. Ours is SIMD, split across the kernel threads, with the cpu backend's
+ *   values (NaN stays NaN, -0 becomes +0).
+ * - Gradient: tfjs differentiates Relu as Multiply(dy, Step(x)), two passes over every activation,
+ *   ~10% of an attack step. Ours computes the same values, NaN included, in one pass.
+ * Other backends, other dtypes and wasm without our kernels keep tfjs's kernels and formula.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool } from './wasm-kernels.js';
+import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
+import { replaceWasmKernel } from './wasm-replace-kernel.js';
+import type { WasmKernelPool } from './wasm-kernel-pool.js';
+
+export const RELU_GRAD = 'RobustReluGrad';
+const ROW = 4096; // floats per row of the C kernels
+// An elementwise pass is memory-bound: a second thread pays off only on large tensors.
+const MIN_FLOATS_PER_THREAD = 1 << 18;
+
+/** Runs elementwise kernel `name(out, ...operands, count)` into a new float32 tensor of `shape`. */
+function elementwise(b: WasmHeapBackend, kernels: WasmKernelPool, name: string, shape: number[], operands: tf.TensorInfo[]): tf.TensorInfo {
+  const count = tf.util.sizeFromShape(shape);
+  const rows = Math.ceil(count / ROW);
+  const out = b.makeOutput(shape, 'float32');
+  if (count === 0) return out;
+  const threads = threadsFor(kernels, count, rows, MIN_FLOATS_PER_THREAD);
+  try {
+    runRowKernel(kernels, name, new Array<number>(threads).fill(heapOffset(b, out)), [...operands.map((t) => heapOffset(b, t)), count], rows);
+  } catch (e) {
+    b.disposeData(out.dataId);
+    throw e;
+  }
+  return out;
+}
+
+let stockRelu: tf.KernelFunc | undefined;
+
+function reluKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const b = args.backend as WasmHeapBackend;
+  const kernels = x.dtype === 'float32' ? wasmKernelPool(b) : null;
+  if (!kernels) return stockRelu!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  return elementwise(b, kernels, 'relu', x.shape, [x]);
+}
+
+/** dy · step(x) with tfjs's own Step and Multiply kernels. */
+function stockReluGrad(dy: tf.TensorInfo, x: tf.TensorInfo, backend: unknown): tf.TensorInfo {
+  const k = new KernelRunner(backend as Backend);
+  return k.finish(k.run('Multiply', { a: dy, b: k.run('Step', { x }, { alpha: 0 }) }));
+}
+
+function reluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+  const b = backend as WasmHeapBackend;
+  const kernels = dy.dtype === 'float32' && x.dtype === 'float32' ? wasmKernelPool(b) : null;
+  if (!kernels) return stockReluGrad(dy, x, backend);
+  return elementwise(b, kernels, 'relu_grad', x.shape, [dy, x]);
+}
+
+/** Registers our Relu and the one-pass ReLU gradient kernel for wasm (idempotent). */
+export function registerWasmRelu(): void {
+  stockRelu = replaceWasmKernel('Relu', reluKernel as tf.KernelFunc) ?? stockRelu;
+  if (tf.getKernel(RELU_GRAD, 'wasm')) return;
+  tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: reluGradKernel as tf.KernelFunc });
+}
+
+/** Relu's gradient for every backend: our kernel where the backend has it, else dy · step(x). */
+export function registerReluGradient(): void {
+  tf.registerGradient({
+    kernelName: 'Relu',
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved;
+      const g = dy as tf.Tensor;
+      return {
+        x: () =>
+          tf.getKernel(RELU_GRAD, tf.getBackend()) && x.dtype === 'float32'
+            ? (tf.engine().runKernel(RELU_GRAD, { dy: g, x }) as tf.Tensor)
+            : tf.mul(g, tf.cast(tf.step(x), 'float32')),
+      };
+    },
+  });
+}
