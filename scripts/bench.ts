@@ -154,8 +154,9 @@ for (const name of models) {
     const x = tf.randomUniform([b, 32, 32, 3], 0, 1, 'float32', 1);
     const y = tf.tidy(() => tf.oneHot(tf.randomUniform([b], 0, 10, 'int32', 2), 10));
     // Each call reads its result back (dataSync) so that the work is really done; nothing is
-    // returned from tidy, so every tensor of the call is freed.
-    const forward = () => tf.tidy(() => void (model.predict(x) as tf.Tensor).dataSync());
+    // returned from tidy, so every tensor of the call is freed. predict runs the whole batch at once
+    // (by default it splits it into 32s), as the PyTorch reference does.
+    const forward = () => tf.tidy(() => void (model.predict(x, { batchSize: b }) as tf.Tensor).dataSync());
     const inputGrad = () =>
       tf.tidy(() => void tf.grad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, model.apply(xi, { training: false }) as tf.Tensor))(x).dataSync());
     const trainStep = () => {
@@ -166,7 +167,7 @@ for (const name of models) {
     };
     const labels = tf.randomUniform([b], 0, 10, 'int32', 2) as tf.Tensor1D;
     const foldedNet = foldBatchNorm(model)!;
-    const forwardFolded = () => tf.tidy(() => void (foldedNet.predict(x) as tf.Tensor).dataSync());
+    const forwardFolded = () => tf.tidy(() => void (foldedNet.predict(x, { batchSize: b }) as tf.Tensor).dataSync());
     const inputGradFolded = () =>
       tf.tidy(() => void tf.grad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, foldedNet.apply(xi, { training: false }) as tf.Tensor))(x).dataSync());
     // What `robust attack` / `robust eval` run: PGD-10 through the library on the BN-folded model.
