@@ -13,6 +13,7 @@ import { registerWasmTranspose } from './wasm-transpose.js';
 import { registerWasmIdentity } from './wasm-identity.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
 import { registerReluGradient, registerWasmRelu } from './relu.js';
+import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
 
 const require = createRequire(import.meta.url);
 
@@ -64,6 +65,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmTranspose();
       registerWasmIdentity();
       registerWasmRelu();
+      registerWasmFusedBatchNorm();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
