@@ -25,13 +25,16 @@ const batchNormGrad: tf.GradConfig = {
     const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
     const inv = tf.rsqrt(tf.add(variance, eps)); // per channel
     const gamma = scale ?? tf.onesLike(inv);
-    const centered = tf.sub(x, mean);
-    const dyGamma = tf.mul(g, tf.mul(gamma, inv)); // dy·γ/σ, reused by dx and dmean
+    // Full-size terms are made inside the closures that need them (each runs in its own tidy): an
+    // input gradient (an attack step) asks for dx only.
+    // dy·γ/σ is a BatchNorm of dy with zero mean and no offset: one fused pass (our kernel on wasm).
+    const dyGamma = () => tf.batchNorm(g, tf.zerosLike(mean), variance, undefined, scale, eps);
+    const gradTimesCentered = () => tf.mul(g, tf.sub(x, mean));
     return {
-      x: () => dyGamma,
-      mean: () => tf.neg(sumToShape(dyGamma, mean)),
-      variance: () => tf.mul(sumToShape(tf.mul(g, centered), variance), tf.mul(gamma, tf.mul(tf.pow(inv, 3), -0.5))),
-      scale: () => tf.mul(sumToShape(tf.mul(g, centered), gamma), inv),
+      x: dyGamma,
+      mean: () => tf.neg(sumToShape(dyGamma(), mean)),
+      variance: () => tf.mul(sumToShape(gradTimesCentered(), variance), tf.mul(gamma, tf.mul(tf.pow(inv, 3), -0.5))),
+      scale: () => tf.mul(sumToShape(gradTimesCentered(), gamma), inv),
       offset: () => sumToShape(g, mean),
     };
   },
