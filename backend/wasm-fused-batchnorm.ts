@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { wasmChannelPasses } from './wasm-batchnorm.js';
-import { wasmHeap, type WasmBackendLike } from './host-memory.js';
+import { wasmHeap } from './host-memory.js';
+import { type WasmHeapBackend, heapOffset } from './wasm-kernels.js';
 import { replaceWasmKernel } from './wasm-replace-kernel.js';
 
 type Inputs = { x: tf.TensorInfo; mean: tf.TensorInfo; variance: tf.TensorInfo; offset?: tf.TensorInfo; scale?: tf.TensorInfo };
@@ -21,13 +22,13 @@ function fusedBatchNorm(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedA
   const channels = x.shape[x.shape.length - 1];
   const stats = [mean, variance, offset, scale].filter((t): t is tf.TensorInfo => t !== undefined);
   const perChannel = stats.every((t) => t.dtype === 'float32' && t.shape.length === 1 && t.shape[0] === channels);
-  const passes = x.dtype === 'float32' && x.shape.length >= 1 && perChannel ? wasmChannelPasses() : null;
+  const passes = x.dtype === 'float32' && perChannel ? wasmChannelPasses() : null;
   if (!passes) return stockFusedBatchNorm!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
 
-  const b = args.backend as WasmBackendLike;
+  const b = args.backend as WasmHeapBackend;
   // Read the statistics before makeOutput, which may grow (and so detach) the heap.
   const read = (t: tf.TensorInfo | undefined, fallback: number) =>
-    t ? new Float32Array(wasmHeap(b), b.dataIdMap.get(t.dataId).memoryOffset, channels).slice() : new Float32Array(channels).fill(fallback);
+    t ? new Float32Array(wasmHeap(b), heapOffset(b, t), channels).slice() : new Float32Array(channels).fill(fallback);
   const [mu, sigma2, beta, gamma] = [read(mean, 0), read(variance, 1), read(offset, 0), read(scale, 1)];
   const a = new Float32Array(channels);
   const k = new Float32Array(channels);
@@ -40,7 +41,7 @@ function fusedBatchNorm(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedA
   try {
     if (size > 0) passes.affine(channels, { ...out, size }, { ...x, size }, a, k);
   } catch (e) {
-    (b as unknown as { disposeData(id: object): void }).disposeData(out.dataId);
+    b.disposeData(out.dataId);
     throw e;
   }
   return out;
