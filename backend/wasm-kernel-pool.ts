@@ -40,7 +40,11 @@ const ctl = new Int32Array(control);
 const SLOTS = ${TARGETS} + ${threads};
 let seen = 0;
 for (;;) {
-  Atomics.wait(ctl, ${GENERATION}, seen);
+  // Wait for a new generation, not just a wake-up: a notify can arrive late (the caller paused
+  // between publishing job N and notifying), after this thread already ran job N. Taken as a new
+  // job, it ran N twice and counted PENDING down twice, which hung the next call (or let it return
+  // before this thread had finished).
+  while (Atomics.load(ctl, ${GENERATION}) === seen) Atomics.wait(ctl, ${GENERATION}, seen);
   seen = Atomics.load(ctl, ${GENERATION});
   const fn = Atomics.load(ctl, ${FUNCTION});
   if (fn < 0) break;

@@ -33,6 +33,31 @@ describe('wasm kernel pool', () => {
     }
   });
 
+  it('a late wake-up of a worker does not run the last job again', () => {
+    // A notify that arrives after the worker already ran its job (the caller paused between
+    // publishing the job and notifying) once made it run the job twice and count PENDING down
+    // twice: the next call hung. Here the stray notify is sent by hand.
+    const { memory, pool } = sharedPool(2);
+    try {
+      const control = (pool as unknown as { control: Int32Array }).control;
+      const f = new Float32Array(memory.buffer);
+      const n = 1000;
+      const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+      for (let round = 0; round < 20; round++) {
+        f.fill(1, 0, 4 * n);
+        pool.run('add_into', [[0, 8 * n, n], [4 * n, 12 * n, n]]); // blocks 0 and 1 += blocks 2 and 3
+        Atomics.notify(control, 0); // the stray wake-up of the generation word
+        sleep(5);
+        expect(Atomics.load(control, 1), 'pending jobs').toBe(0);
+        expect(f.subarray(0, 2 * n).every((v) => v === 2)).toBe(true); // each block added once
+      }
+      pool.run('zero', [[0, n], [4 * n, n]]); // and the pool still works
+      expect(f.subarray(0, 2 * n).every((v) => v === 0)).toBe(true);
+    } finally {
+      pool.dispose();
+    }
+  });
+
   it('hands out rows in chunks so that every row is done exactly once, however threads interleave', () => {
     const { memory, pool } = sharedPool(2);
     try {
