@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
 import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
-import { randomArray } from '../helpers.js';
+import { randomArray, relErr } from '../helpers.js';
 
 interface Case {
   shape: number[];
@@ -35,15 +35,6 @@ function randomData(c: Case, seed: number): Record<string, Float32Array> {
   };
 }
 
-const maxRelErr = (a: Float32Array, b: Float32Array) => {
-  let err = 0, ref = 0;
-  for (let i = 0; i < a.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    ref = Math.max(ref, Math.abs(b[i]));
-  }
-  return err / ref;
-};
-
 describe('inference BatchNorm on our wasm kernel', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'wasm' });
@@ -63,7 +54,7 @@ describe('inference BatchNorm on our wasm kernel', () => {
       const ref = batchNorm(c, data);
       await tf.setBackend('wasm');
       const calls = wasmKernelStats('channel_affine').calls;
-      expect(maxRelErr(batchNorm(c, data), ref)).toBeLessThan(1e-6);
+      expect(relErr(batchNorm(c, data), ref)).toBeLessThan(1e-6);
       expect(wasmKernelStats('channel_affine').calls - calls).toBe(ours ? 1 : 0);
     });
   }
@@ -75,7 +66,7 @@ describe('inference BatchNorm on our wasm kernel', () => {
     useWasmKernels(false);
     try {
       const calls = wasmKernelStats('channel_affine').calls;
-      expect(maxRelErr(batchNorm(c, data), ours)).toBeLessThan(1e-6);
+      expect(relErr(batchNorm(c, data), ours)).toBeLessThan(1e-6);
       expect(wasmKernelStats('channel_affine').calls).toBe(calls);
     } finally {
       useWasmKernels(true);
