@@ -7,6 +7,9 @@
  *     the worker script to a real file and point the worker at the emscripten factory on disk;
  *  3. the C++ side sizes its thread pool as logical cores ÷ 2 — we report twice the wanted count
  *     while the module starts.
+ * And one more: XNNPACK's pool threads run for the life of the module, and emscripten keeps a
+ * running pthread's worker referenced, so a script that used the backend never exited. We unref
+ * them once the pool is up (idle workers emscripten already unrefs itself).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -41,6 +44,17 @@ function writeNodeWorkerScript(): string | null {
   return file;
 }
 
+/** The part of emscripten's pthread registry we touch. */
+interface EmscriptenThreads {
+  PThread?: { runningWorkers: { unref(): void }[] };
+}
+
+/** Lets the process exit while XNNPACK's pool threads wait for work (they hold no pending job). */
+function unrefPoolThreads(): void {
+  const module = (tf.backend() as unknown as { wasm: EmscriptenThreads }).wasm;
+  for (const worker of module.PThread?.runningWorkers ?? []) worker.unref();
+}
+
 /**
  * Starts the wasm backend with `threads` XNNPACK threads. Returns the thread count in effect
  * (1 when threads could not be enabled, with the reason in `warning`).
@@ -72,5 +86,6 @@ export async function startWasm(threads: number): Promise<{ threads: number; war
     URL.createObjectURL = createObjectURL;
     os.cpus = cpus;
   }
+  unrefPoolThreads();
   return { threads: wasm.getThreadsCount() };
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 import { main } from '../dist/cli/robust.js';
 
-// Exit explicitly: the wasm backend's worker threads would otherwise keep the process alive.
+// Exit explicitly with main's status, without waiting for timers or handles a command left behind.
 main(process.argv).then((code) => process.exit(code));

@@ -1,8 +1,14 @@
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
 import { RobustError } from '../../util/errors.js';
+import { ROOT, tmpDir } from '../helpers.js';
 
 describe('backend selection', () => {
   it('rejects unknown names with a RobustError', async () => {
@@ -26,5 +32,23 @@ describe('backend selection', () => {
 
   it('refuses to switch to another backend in the same process', async () => {
     await expect(initBackend({ backend: 'cpu' })).rejects.toThrow(/already running/);
+  });
+
+  it('lets a script that used wasm exit by itself (its pool threads do not keep Node alive)', () => {
+    // A forward conv and a filter gradient: XNNPACK's pool and our kernel pool both start.
+    const script = `
+      import * as tf from ${JSON.stringify(pathToFileURL(createRequire(path.join(ROOT, 'package.json')).resolve('@tensorflow/tfjs')).href)};
+      import { initBackend } from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'backend', 'index.js')).href)};
+      const info = await initBackend({ backend: 'wasm' });
+      const x = tf.randomUniform([4, 16, 16, 8]);
+      const w = tf.randomUniform([3, 3, 8, 8]);
+      const g = tf.grad((f) => tf.conv2d(x, f, 1, 'same').sum())(w);
+      console.log(info.threads, g.shape.join('x'));`;
+    const file = path.join(tmpDir('exit'), 'uses-wasm.mjs'); // a file, as -e and --input-type would pass on to the workers
+    fs.writeFileSync(file, script);
+    const r = spawnSync(process.execPath, [file], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal, 'still running after 60 s: killed').toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`${Math.min(os.availableParallelism(), 4)} 3x3x8x8`);
   });
 });
