@@ -10,12 +10,29 @@ export type LossName = 'ce' | 'dlr';
 /** Per-example objective to maximize; `targets` is set for targeted attacks. */
 export type Objective = (logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D) => tf.Tensor1D;
 
+/**
+ * Cross-entropy with its gradient softmax − one-hot written so that it does not cancel. Autodiff
+ * gives the true-class entry as p_y − 1, which on a confident example (p_y rounds to 1 in float32)
+ * is rounding noise of ~1e-7, larger than the other entries (p_j ~ 1e-10): the input gradient then
+ * points nowhere and PGD stalls on those examples. Here that entry is −Σ_{j≠y} p_j, exact.
+ */
+const stableCrossEntropy = tf.customGrad((logits, oneHot, save) => {
+  const z = logits as tf.Tensor2D;
+  const y = oneHot as tf.Tensor2D;
+  (save as tf.GradSaveFunc)([z, y]);
+  return {
+    value: tf.logSumExp(z, 1).sub(z.mul(y).sum(1)),
+    gradFunc: (dy: tf.Tensor, [zs, ys]: tf.Tensor[]) => {
+      const others = tf.softmax(zs).mul(tf.sub(1, ys)); // p_j off the true class, 0 on it
+      const g = others.sub(ys.mul(others.sum(1, true)));
+      return [g.mul(dy.expandDims(1)), tf.zerosLike(ys)];
+    },
+  };
+});
+
 /** Cross-entropy of each row of logits against integer labels. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-  return tf.tidy(() => {
-    const picked = logits.mul(tf.oneHot(labels, logits.shape[1])).sum(1);
-    return tf.logSumExp(logits, 1).sub(picked) as tf.Tensor1D;
-  });
+  return tf.tidy(() => stableCrossEntropy(logits, tf.oneHot(labels, logits.shape[1]).cast('float32')) as tf.Tensor1D);
 }
 
 /** The logit at column `idx[i]` of each row (differentiable in logits). */

@@ -98,6 +98,20 @@ describe('losses by hand', () => {
     ours.forEach((v, i) => expect(v).toBeCloseTo(ref[i], 5));
   });
 
+  it('cross-entropy gradient is softmax − one-hot, exact even where p_y rounds to 1', () => {
+    // Row 0 is confident: autodiff's p_y − 1 rounds to 0 in float32 while the others are ~1e-11.
+    const rows = [[30, 0, 5], [2, 1, 0.1]];
+    const labels = [0, 2];
+    const g = tf.grad((z: tf.Tensor) => crossEntropy(z as tf.Tensor2D, tf.tensor1d(labels, 'int32')).mul(tf.tensor1d([1, 2])).sum())(tf.tensor2d(rows)).arraySync() as number[][];
+    rows.forEach((z, r) => {
+      const e = z.map((v) => Math.exp(v - Math.max(...z)));
+      const p = e.map((v) => v / e.reduce((a, b) => a + b));
+      const ref = p.map((v, j) => (r + 1) * (j === labels[r] ? -p.filter((_, k) => k !== j).reduce((a, b) => a + b) : v));
+      ref.forEach((v, j) => expect(Math.abs(g[r][j] - v)).toBeLessThanOrEqual(1e-5 * Math.abs(v)));
+    });
+    expect(g[0][0]).toBeLessThan(0); // the true logit is still pushed down
+  });
+
   it('DLR: −(z_y − max_{i≠y} z_i)/(z_π1 − z_π3); targeted: −(z_y − z_t)/(z_π1 − (z_π3 + z_π4)/2)', () => {
     const z = tf.tensor2d([[3, 1, 2, 0], [3, 1, 2, 0]]);
     const v = dlr(z, tf.tensor1d([0, 1], 'int32')).dataSync();
