@@ -14,6 +14,8 @@ import { registerWasmIdentity } from './wasm-identity.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
 import { registerReluGradient, registerWasmRelu } from './relu.js';
 import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
+import { registerWasmSign } from './wasm-sign.js';
+import { registerWasmLog1p } from './wasm-log1p.js';
 
 const require = createRequire(import.meta.url);
 
@@ -66,6 +68,8 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmIdentity();
       registerWasmRelu();
       registerWasmFusedBatchNorm();
+      registerWasmSign();
+      registerWasmLog1p();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }

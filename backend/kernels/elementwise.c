@@ -38,3 +38,20 @@ void relu_grad(float *dx, const float *dy, const float *x, int count, int r0, in
   }
   for (; i < end; i++) dx[i] = dy[i] * (x[i] > 0 ? 1.0f : x[i] != x[i] ? x[i] : 0.0f);
 }
+
+/*
+ * sign(x): 1 for x > 0, -1 for x < 0, else 0 (zeros and NaN) — the cpu backend's values. tfjs's wasm
+ * Sign returns 0 for |x| < FLT_EPSILON, so a gradient-sign step skipped every pixel of a confident
+ * example, whose input gradient is ~1e-10. Rows [r0, r1) of ROW floats.
+ */
+EXPORT(sign)
+void sign(float *y, const float *x, int count, int r0, int r1) {
+  const v128_t zero = wasm_f32x4_splat(0), one = wasm_f32x4_splat(1), minus_one = wasm_f32x4_splat(-1);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    wasm_v128_store(y + i, wasm_v128_or(wasm_v128_and(wasm_f32x4_gt(v, zero), one), wasm_v128_and(wasm_f32x4_lt(v, zero), minus_one)));
+  }
+  for (; i < end; i++) y[i] = x[i] > 0 ? 1.0f : x[i] < 0 ? -1.0f : 0.0f;
+}
