@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RunContext } from './attack.js';
-import type { LpNorm } from './norms.js';
+import { nonZero, type LpNorm } from './norms.js';
 import { evaluate, evaluateForward, type Evaluation, type GradientSetup } from './gradient.js';
 import { isSuccess } from './losses.js';
 
@@ -80,9 +80,12 @@ export class BestTracker {
   }
 }
 
-/** Scales each example's gradient to unit mean absolute value (MI-FGSM's L1 normalization). */
+/**
+ * Scales each example's gradient to unit mean absolute value (MI-FGSM's L1 normalization). No
+ * additive epsilon: a confident example's gradient (~1e-11) would be scaled by far less than the others'.
+ */
 function l1Normalized(g: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => g.div(g.abs().mean([1, 2, 3], true).add(1e-12)) as tf.Tensor4D);
+  return tf.tidy(() => g.div(nonZero(g.abs().mean([1, 2, 3], true))) as tf.Tensor4D);
 }
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));

@@ -11,17 +11,31 @@ export type LossName = 'ce' | 'dlr';
 export type Objective = (logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D) => tf.Tensor1D;
 
 /**
+ * Cross-entropy lse(z) − z_y, on a confidently classified row as log1p(Σ_{j≠y} e^{z_j − z_y}): the
+ * plain form rounds to exactly 0 once the margin passes ~17, and attacks that keep the
+ * highest-loss iterate or adapt their step to loss increases (PGD's choice, APGD) then see a flat
+ * loss and never leave their start. Exact to float32 precision at any margin.
+ */
+function crossEntropyValue(z: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor1D {
+  const zy = z.mul(y).sum(1);
+  const confident = zy.greaterEqual(z.max(1));
+  // min(·, 0) only keeps the unused branch finite on rows where z_y is not the largest logit.
+  const tail = tf.exp(tf.minimum(z.sub(zy.expandDims(1)), 0)).mul(tf.sub(1, y)).sum(1);
+  return tf.where(confident, tf.log1p(tail), tf.logSumExp(z, 1).sub(zy)) as tf.Tensor1D;
+}
+
+/**
  * Cross-entropy with its gradient softmax − one-hot written so that it does not cancel. Autodiff
  * gives the true-class entry as p_y − 1, which on a confident example (p_y rounds to 1 in float32)
  * is rounding noise of ~1e-7, larger than the other entries (p_j ~ 1e-10): the input gradient then
- * points nowhere and PGD stalls on those examples. Here that entry is −Σ_{j≠y} p_j, exact.
+ * points nowhere. Here that entry is −Σ_{j≠y} p_j, exact.
  */
 const stableCrossEntropy = tf.customGrad((logits, oneHot, save) => {
   const z = logits as tf.Tensor2D;
   const y = oneHot as tf.Tensor2D;
   (save as tf.GradSaveFunc)([z, y]);
   return {
-    value: tf.logSumExp(z, 1).sub(z.mul(y).sum(1)),
+    value: crossEntropyValue(z, y),
     gradFunc: (dy: tf.Tensor, [zs, ys]: tf.Tensor[]) => {
       const others = tf.softmax(zs).mul(tf.sub(1, ys)); // p_j off the true class, 0 on it
       const g = others.sub(ys.mul(others.sum(1, true)));

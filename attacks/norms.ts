@@ -22,6 +22,11 @@ export interface LpNorm {
 
 const TINY = 1e-12;
 
+/** `t` with its zeros replaced by 1, so dividing by it leaves an all-zero example at zero. */
+export function nonZero(t: tf.Tensor): tf.Tensor {
+  return tf.where(t.greater(0), t, tf.onesLike(t));
+}
+
 /** Per-example L2 norms reshaped to [N,1,1,1] for broadcasting. */
 function l2PerExample(t: tf.Tensor4D): tf.Tensor4D {
   return t.square().sum([1, 2, 3], true).sqrt() as tf.Tensor4D;
@@ -37,7 +42,13 @@ export const linf: LpNorm = {
 
 export const l2: LpNorm = {
   name: 'l2',
-  normalize: (g) => tf.tidy(() => g.div(l2PerExample(g).add(TINY))),
+  // Scaled to max |g| = 1 first: a confident example's gradient (~1e-11, its squares ~1e-22) is
+  // smaller than TINY, and g/(‖g‖ + TINY) would shrink its step instead of keeping it at alpha.
+  normalize: (g) =>
+    tf.tidy(() => {
+      const unit = g.div(nonZero(g.abs().max([1, 2, 3], true))) as tf.Tensor4D;
+      return unit.div(l2PerExample(unit).add(TINY));
+    }),
   project: (delta, eps) =>
     tf.tidy(() => {
       const factor = tf.minimum(1, tf.div(eps, l2PerExample(delta).add(TINY)));

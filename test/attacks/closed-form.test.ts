@@ -68,6 +68,45 @@ describe('linear model, untargeted', () => {
   }
 });
 
+describe('linear model, a confidently classified example', () => {
+  // Clean margin 40: the loss is e^−40 ≈ 4e-18 and its input gradient ~1e-18 per pixel, far below
+  // float32's epsilon. The attacks must still find the closed-form answers, not stay at x.
+  const confident = (seed: number) => {
+    const s = setup(seed);
+    const w = s.diff.map((d, i) => [0, d]); // logits: z_0 = b_0, z_1 = diff·x; margin set by b_0
+    const model = linearModel(SHAPE, w, [40 + 0.5 * s.diff.reduce((a, b) => a + b, 0), 0]);
+    s.model.dispose();
+    return { ...s, model };
+  };
+
+  for (const seed of [1, 2]) {
+    it(`Linf: FGSM, PGD, MI-FGSM and APGD step along eps·sign(w_other − w_y) in every pixel (seed ${seed})`, async () => {
+      const { model, x, y, diff } = confident(seed);
+      const eps = 0.05;
+      const expected = diff.map((d) => eps * Math.sign(d));
+      const attacks = [fgsm(model, { eps }), pgd(model, { eps, steps: 5 }), makeAttack('mifgsm', model, { eps, steps: 5 }), makeAttack('apgd-ce', model, { eps, steps: 20 })];
+      for (const attack of attacks) {
+        const adv = await attack(x, y);
+        delta(adv, x).forEach((v, i) => expect(v).toBeCloseTo(expected[i], 5));
+        adv.dispose();
+      }
+      tf.dispose([model, x, y]);
+    });
+
+    it(`L2: FGSM and PGD step eps·(w_other − w_y)/‖w_other − w_y‖ (seed ${seed})`, async () => {
+      const { model, x, y, diff } = confident(seed);
+      const eps = 0.3;
+      const len = Math.hypot(...diff);
+      for (const attack of [fgsm(model, { eps, norm: 'l2' }), pgd(model, { eps, norm: 'l2', steps: 5, randomStart: false })]) {
+        const adv = await attack(x, y);
+        delta(adv, x).forEach((v, i) => expect(v).toBeCloseTo((eps * diff[i]) / len, 5));
+        adv.dispose();
+      }
+      tf.dispose([model, x, y]);
+    });
+  }
+});
+
 describe('linear model, targeted', () => {
   it('targeted FGSM steps along eps·sign(W(e_t − softmax(z))), the descent direction of CE toward t', async () => {
     const rng = new Rng(5);
@@ -96,6 +135,21 @@ describe('losses by hand', () => {
     const ours = crossEntropy(z, y).dataSync();
     const ref = tf.losses.softmaxCrossEntropy(tf.oneHot(y, 3), z, undefined, undefined, tf.Reduction.NONE).dataSync();
     ours.forEach((v, i) => expect(v).toBeCloseTo(ref[i], 5));
+  });
+
+  it('cross-entropy keeps its float32 precision on confident rows, where lse(z) − z_y rounds to 0', () => {
+    // Margins 20, 40 and 80: the loss is log(1 + Σ_{j≠y} e^{z_j − z_y}) ≈ Σ e^{−margin}.
+    const z = tf.tensor2d([[20, 0, -5], [0, 40, 1], [-30, 50, 0], [1, 2, 3]]);
+    const labels = [0, 1, 1, 0];
+    const v = crossEntropy(z, tf.tensor1d(labels, 'int32')).dataSync();
+    const ref = (z.arraySync() as number[][]).map((row, r) => {
+      const m = Math.max(...row);
+      return m + Math.log(row.reduce((s, zj) => s + Math.exp(zj - m), 0)) - row[labels[r]];
+    });
+    ref[0] = Math.exp(-20) + Math.exp(-25); // the float64 sum above rounds these two as well
+    ref[1] = Math.exp(-40) + Math.exp(-39);
+    ref[2] = Math.exp(-80) + Math.exp(-50);
+    v.forEach((got, i) => expect(Math.abs(got - ref[i])).toBeLessThanOrEqual(1e-6 * ref[i]));
   });
 
   it('cross-entropy gradient is softmax − one-hot, exact even where p_y rounds to 1', () => {
