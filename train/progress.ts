@@ -49,13 +49,16 @@ export class Progress {
     if (this.quiet) return;
     this.bar?.stop();
     this.bar = null;
+    const left = this.epochs - e.epoch; // at this epoch's pace (training time; evaluation adds a little)
     process.stderr.write(
-      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s\n`,
+      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s${left > 0 ? `, run eta ${formatSeconds(left * e.seconds)}` : ''}\n`,
     );
   }
 }
 
 function formatSeconds(s: number): string {
-  const m = Math.floor(s / 60);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (h > 0) return `${h}h${m}m`;
   return m > 0 ? `${m}m${Math.round(s % 60)}s` : `${Math.round(s)}s`;
 }
