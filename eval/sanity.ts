@@ -15,10 +15,19 @@ export interface ModelChecks {
   /** Share of examples whose input gradient is exactly zero / not finite. */
   zero_grad_share: number;
   nonfinite_grad_share: number;
+  /**
+   * Share of examples whose loss does not rise after one gradient-sign step of ASCENT_STEP: the
+   * gradient should point uphill at that scale. Catches gradients that are wrong rather than zero
+   * (shattered, reversed, or zeroed by a broken kernel — tfjs's wasm Sign zeroed |g| < 1.2e-7).
+   */
+  no_ascent_share: number;
   /** Outputs are all in [0,1] with rows summing to 1: probabilities rather than logits. */
   outputs_look_like_probabilities: boolean;
   checked: number;
 }
+
+/** The step of the ascent check, in [0,1] pixels: small enough for the loss to be near-linear. */
+export const ASCENT_STEP = 1 / 255;
 
 /** Gradient and output checks on the first (up to) 256 images. */
 export function modelChecks(c: Classifier, set: ImageSet): ModelChecks {
@@ -29,11 +38,13 @@ export function modelChecks(c: Classifier, set: ImageSet): ModelChecks {
     const probs = z.min().greaterEqual(0).logicalAnd(z.max().lessEqual(1)).logicalAnd(z.sum(1).sub(1).abs().max().less(1e-3));
     const g = tf.grad((x: tf.Tensor) => crossEntropy(c.logits(x as tf.Tensor4D, 'inference'), b.y).sum())(b.x);
     const perExample = g.abs().sum([1, 2, 3]);
-    return tf.stack([perExample.equal(0).cast('float32').mean(), perExample.isFinite().logicalNot().cast('float32').mean(), probs.cast('float32')]);
+    const stepped = b.x.add(g.sign().mul(ASCENT_STEP)).clipByValue(0, 1) as tf.Tensor4D;
+    const noAscent = crossEntropy(c.logits(stepped, 'inference'), b.y).lessEqual(crossEntropy(z, b.y));
+    return tf.stack([perExample.equal(0).cast('float32').mean(), perExample.isFinite().logicalNot().cast('float32').mean(), noAscent.cast('float32').mean(), probs.cast('float32')]);
   });
-  const [zero, nonfinite, probs] = stats.dataSync();
+  const [zero, nonfinite, noAscent, probs] = stats.dataSync();
   tf.dispose([stats, b.x, b.y]);
-  return { zero_grad_share: zero, nonfinite_grad_share: nonfinite, outputs_look_like_probabilities: probs === 1, checked: n };
+  return { zero_grad_share: zero, nonfinite_grad_share: nonfinite, no_ascent_share: noAscent, outputs_look_like_probabilities: probs === 1, checked: n };
 }
 
 export interface Flag {
@@ -98,6 +109,9 @@ export function sanityFlags(r: GridResult): Flag[] {
     }
     const k = m.checks;
     if (k.zero_grad_share > 0.05) add('zero-gradients', `${pct(k.zero_grad_share)} of examples have an all-zero input gradient: gradient masking likely`);
+    // Healthy models measure 0 of 256 (every zoo entry); tfjs's stock wasm Sign gave 5% on ResNet-20.
+    // A randomized model's loss moves by chance between two passes, so the check does not apply.
+    if (!m.randomized && (k.no_ascent_share ?? 0) > 0.02) add('no-ascent', `on ${pct(k.no_ascent_share)} of examples one gradient-sign step of 1/255 does not raise the loss: the gradient does not point uphill (gradient masking, or a broken gradient)`);
     if (k.nonfinite_grad_share > 0) add('nonfinite-gradients', `${pct(k.nonfinite_grad_share)} of examples have NaN/infinite input gradients`);
     if (k.outputs_look_like_probabilities) add('probabilities', 'the model outputs probabilities, not logits: losses on them saturate and attacks weaken (remove the softmax)');
     if (m.randomized) {

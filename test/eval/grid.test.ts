@@ -16,7 +16,7 @@ import { tinyConvNet } from '../attacks/models.js';
 import { tmpDir } from '../helpers.js';
 
 const mask = (bits: number[]) => Buffer.from(Uint8Array.from(bits)).toString('base64');
-const checksOk = { zero_grad_share: 0, nonfinite_grad_share: 0, outputs_look_like_probabilities: false, checked: 4 };
+const checksOk = { zero_grad_share: 0, nonfinite_grad_share: 0, no_ascent_share: 0, outputs_look_like_probabilities: false, checked: 4 };
 
 function cell(model: string, attack: string, eps: number, robust: number[], o: { clean?: number; steps?: number; eot?: number } = {}): CellResult {
   const n = robust.length;
@@ -54,6 +54,7 @@ describe('sanity flags', () => {
     ['black-box-stronger', () => grid([...clean().filter((c) => !(c.attack === 'random-noise' && c.eps === 0.1)), cell('m0', 'random-noise', 0.1, [0, 0, 0, 0])])],
     ['zero-gradients', () => grid(clean(), [{ checks: { ...checksOk, zero_grad_share: 0.5 } }])],
     ['nonfinite-gradients', () => grid(clean(), [{ checks: { ...checksOk, nonfinite_grad_share: 0.25 } }])],
+    ['no-ascent', () => grid(clean(), [{ checks: { ...checksOk, no_ascent_share: 0.25 } }])],
     ['probabilities', () => grid(clean(), [{ checks: { ...checksOk, outputs_look_like_probabilities: true } }])],
     ['no-eot', () => grid(clean(), [{ randomized: true }])],
   ];
@@ -74,9 +75,13 @@ describe('model checks on real models', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'wasm' });
   });
-  it('a plain model passes; a softmax output, a constant model and a NaN-gradient model are caught', () => {
+  it('a plain model passes; a softmax output, a constant model, a NaN-gradient and a reversed-gradient model are caught', () => {
     const model = tinyConvNet(1);
-    expect(modelChecks(layersClassifier(model), set)).toMatchObject({ zero_grad_share: 0, nonfinite_grad_share: 0, outputs_look_like_probabilities: false });
+    expect(modelChecks(layersClassifier(model), set)).toMatchObject({ zero_grad_share: 0, nonfinite_grad_share: 0, no_ascent_share: 0, outputs_look_like_probabilities: false });
+    // Same logits, gradient pointing downhill: neither zero nor NaN, so only the ascent check sees it.
+    const reverse = tf.customGrad((x) => ({ value: (x as tf.Tensor).clone(), gradFunc: (dy: tf.Tensor) => dy.neg() }));
+    const reversed: Classifier = { ...layersClassifier(model), logits: (x, m) => layersClassifier(model).logits(reverse(x) as tf.Tensor4D, m) };
+    expect(modelChecks(reversed, set)).toMatchObject({ zero_grad_share: 0, nonfinite_grad_share: 0, no_ascent_share: 1 });
     const softmax: Classifier = { ...layersClassifier(model), logits: (x, m) => tf.softmax(layersClassifier(model).logits(x, m)) };
     expect(modelChecks(softmax, set).outputs_look_like_probabilities).toBe(true);
     const constant: Classifier = { ...layersClassifier(model), logits: (x) => x.mul(0).sum([1, 2]).slice([0, 0], [-1, 1]).tile([1, 5]) as tf.Tensor2D };
