@@ -73,7 +73,7 @@ describe('linear model, a confidently classified example', () => {
   // float32's epsilon. The attacks must still find the closed-form answers, not stay at x.
   const confident = (seed: number) => {
     const s = setup(seed);
-    const w = s.diff.map((d, i) => [0, d]); // logits: z_0 = b_0, z_1 = diff·x; margin set by b_0
+    const w = s.diff.map((d) => [0, d]); // logits: z_0 = b_0, z_1 = diff·x; margin set by b_0
     const model = linearModel(SHAPE, w, [40 + 0.5 * s.diff.reduce((a, b) => a + b, 0), 0]);
     s.model.dispose();
     return { ...s, model };
