@@ -3,8 +3,9 @@
  *
  *   node dist/scripts/zoo-table.js [--data-dir DIR] [--limit 1000]
  *
- * Per data set: PGD-20 and APGD-CE (20 iterations) at each eps on the first --limit test images,
- * the worst case over both (AutoAttack-style), and the sanity flags; results go to
+ * Per data set: PGD-20, APGD-CE and APGD-DLR (20 iterations each) at each eps on the first --limit
+ * test images, the worst case over the three (AutoAttack-style: DLR is the cross-check for a
+ * cross-entropy that saturates), and the sanity flags; results go to
  * zoo/results/<data>/ (finished cells are reused, so a stopped run resumes). Clean accuracy on the
  * full test set comes from each entry's training log (its last — or best — epoch).
  */
@@ -19,7 +20,7 @@ import { sanityFlags } from '../eval/sanity.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
 
-const ATTACKS = ['pgd:20', 'apgd-ce:20'];
+const ATTACKS = ['pgd:20', 'apgd-ce:20', 'apgd-dlr:20'];
 /** "pgd:20" → "PGD-20", "apgd-ce:20" → "APGD-CE-20" for column heads. */
 const label = (entry: string) => entry.toUpperCase().replace(':', '-');
 /** The budgets each data set is reported at (Linf pixels). */
@@ -62,7 +63,7 @@ function section(data: string, entries: PretrainedEntry[], r: GridResult): strin
     lines.push(`| ${cells.join(' | ')} |`);
   }
   const flags = sanityFlags(r);
-  lines.push('', flags.length ? `Sanity flags: ${flags.map((f) => `${f.model}: ${f.message}`).join('; ')}` : 'Sanity checks (eps 0 = clean, monotone in eps, APGD vs PGD, gradients finite and non-zero, logits not probabilities): no flags.');
+  lines.push('', flags.length ? `Sanity flags: ${flags.map((f) => `${f.model}: ${f.message}`).join('; ')}` : 'Sanity checks (eps 0 = clean, monotone in eps, APGD vs PGD, gradients finite, non-zero and pointing uphill, logits not probabilities): no flags.');
   lines.push('', `Measured by \`robust eval --models ${entries.map((e) => ZOO_PREFIX + e.name).join(',')} --attacks ${ATTACKS.join(',')} --eps ${EPS[data]} --limit ${r.models[0]?.n}\` on ${r.backend}, ${r.date.slice(0, 10)}; full results in \`results/${data}/\`.`, '');
   lines.push('| entry | architecture | epochs | training time | backend | command |', '|---|---|---|---|---|---|');
   // Entries with a note get numbered footnote marks, in table order.
@@ -82,7 +83,7 @@ const out = [
   '# Trained zoo',
   '',
   'Checkpoints shipped with robust, used as `--model zoo:NAME` (`robust models` lists them). Robust accuracy in %,',
-  'Linf, on the first test images; "worst" counts an image as robust only if it survives both attacks.',
+  'Linf, on the first test images; "worst" counts an image as robust only if it survives every attack.',
   'This file is written by `npm run zoo:table` (scripts/zoo-table.ts) from `robust eval` results — do not edit it by hand.',
   '',
 ];
