@@ -16,13 +16,15 @@ export class Progress {
   private batches = 0;
   private batchSize = 0;
   private lastLine = 0;
+  private epochStarted = 0;
+  private doneAtStart = 0;
   private readonly tty = !!process.stderr.isTTY;
 
   constructor(private readonly quiet: boolean) {}
 
   startEpoch(epoch: number, epochs: number, batches: number, done: number, batchSize: number): void {
     if (this.quiet) return;
-    Object.assign(this, { epoch, epochs, batches, batchSize, lastLine: done });
+    Object.assign(this, { epoch, epochs, batches, batchSize, lastLine: done, epochStarted: performance.now(), doneAtStart: done });
     if (this.tty) {
       this.bar = new cliProgress.SingleBar(
         { format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} loss {loss} acc {acc} {speed} img/s lr {lr} eta {eta_formatted}`, stream: process.stderr },
@@ -49,9 +51,12 @@ export class Progress {
     if (this.quiet) return;
     this.bar?.stop();
     this.bar = null;
-    const left = this.epochs - e.epoch; // at this epoch's pace (training time; evaluation adds a little)
+    // The run's ETA at this epoch's wall-clock pace, evaluation included (scaled up when the epoch resumed midway).
+    const left = this.epochs - e.epoch;
+    const trained = (this.batches - this.doneAtStart) / Math.max(1, this.batches);
+    const epochWall = trained > 0 ? (performance.now() - this.epochStarted) / 1000 / trained : e.seconds;
     process.stderr.write(
-      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s${left > 0 ? `, run eta ${formatSeconds(left * e.seconds)}` : ''}\n`,
+      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s${left > 0 ? `, run eta ${formatSeconds(left * epochWall)}` : ''}\n`,
     );
   }
 }
