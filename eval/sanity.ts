@@ -9,6 +9,7 @@ import { NO_AUGMENT, makeBatch } from '../data/batches.js';
 import { crossEntropy } from '../attacks/losses.js';
 import type { Classifier } from '../models/classifier.js';
 import { Rng } from '../util/rng.js';
+import { formatEps } from '../util/format.js';
 import type { CellResult, GridResult } from './grid.js';
 
 export interface ModelChecks {
@@ -111,7 +112,7 @@ export function sanityFlags(r: GridResult): Flag[] {
     if (k.zero_grad_share > 0.05) add('zero-gradients', `${pct(k.zero_grad_share)} of examples have an all-zero input gradient: gradient masking likely`);
     // Healthy models measure 0 of 256 (every zoo entry); tfjs's stock wasm Sign gave 5% on ResNet-20.
     // A randomized model's loss moves by chance between two passes, so the check does not apply.
-    if (!m.randomized && (k.no_ascent_share ?? 0) > 0.02) add('no-ascent', `on ${pct(k.no_ascent_share)} of examples one gradient-sign step of 1/255 does not raise the loss: the gradient does not point uphill (gradient masking, or a broken gradient)`);
+    if (!m.randomized && (k.no_ascent_share ?? 0) > 0.02) add('no-ascent', `on ${pct(k.no_ascent_share)} of examples one gradient-sign step of ${formatEps(ASCENT_STEP)} does not raise the loss: the gradient does not point uphill (gradient masking, or a broken gradient)`);
     if (k.nonfinite_grad_share > 0) add('nonfinite-gradients', `${pct(k.nonfinite_grad_share)} of examples have NaN/infinite input gradients`);
     if (k.outputs_look_like_probabilities) add('probabilities', 'the model outputs probabilities, not logits: losses on them saturate and attacks weaken (remove the softmax)');
     if (m.randomized) {
