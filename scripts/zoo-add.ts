@@ -11,7 +11,8 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { pretrainedDir, pretrainedEntries, sha256, type PretrainedEntry } from '../models/pretrained.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
-import { check } from '../util/errors.js';
+import { optionsOrExit } from '../cli/options.js';
+import { check, RobustError } from '../util/errors.js';
 
 interface EpochLog {
   epoch: number;
@@ -35,10 +36,25 @@ const program = new Command()
 const [run, name] = program.args;
 const o = program.opts<{ command: string; best?: boolean; threads: string; note?: string }>();
 const source = path.join(run, o.best ? 'best' : 'checkpoint');
-const state = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint', 'state.json'), 'utf8')) as RunState;
-const log = JSON.parse(fs.readFileSync(path.join(run, 'log.json'), 'utf8')) as EpochLog[];
-check(log.length > 0 && fs.existsSync(path.join(source, 'model.json')), `${run}: no finished epoch or no ${source}/model.json`);
-const meta = JSON.parse(fs.readFileSync(path.join(source, 'model.json'), 'utf8')).userDefinedMetadata?.robust ?? {};
+
+const readJson = <T>(file: string): T => {
+  check(fs.existsSync(file), `${file}: not found (is ${run} a finished training run?)`);
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new RobustError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+};
+
+const { state, log, meta } = optionsOrExit('zoo-add', () => {
+  check(/^[a-z0-9][a-z0-9-]*$/.test(name), `entry name '${name}' must be lowercase letters, digits and dashes`);
+  const state = readJson<RunState>(path.join(run, 'checkpoint', 'state.json'));
+  const log = readJson<EpochLog[]>(path.join(run, 'log.json'));
+  check(Array.isArray(log) && log.length > 0, `${run}/log.json: no finished epoch`);
+  check(fs.existsSync(path.join(source, 'weights.bin')), `${source}/weights.bin: not found`);
+  const meta = readJson<{ userDefinedMetadata?: { robust?: { defense?: string } } }>(path.join(source, 'model.json'));
+  return { state, log, meta: meta.userDefinedMetadata?.robust ?? {} };
+});
 // The epoch the shipped weights come from: the last, or the best-robust one.
 const epoch = o.best ? log.reduce((b, e) => ((e.robust_acc ?? -1) > (b.robust_acc ?? -1) ? e : b)) : log[log.length - 1];
 
@@ -61,7 +77,10 @@ const entry: PretrainedEntry = {
   ...(o.note ? { note: o.note } : {}),
   sha256: Object.fromEntries(files.map((f) => [f, sha256(path.join(target, f))])),
 };
-const entries = pretrainedEntries().filter((e) => e.name !== name);
-entries.push(entry);
+// A replaced entry keeps its place, so the table's row order does not change under it.
+const entries = pretrainedEntries();
+const at = entries.findIndex((e) => e.name === name);
+if (at >= 0) entries[at] = entry;
+else entries.push(entry);
 writeFileAtomic(path.join(pretrainedDir(), 'index.json'), `${JSON.stringify({ entries }, null, 2)}\n`);
 console.log(`zoo:${name} ← ${source} (epoch ${epoch.epoch}, ${(100 * epoch.test_acc).toFixed(2)}% clean)`);
