@@ -8,8 +8,9 @@ import { runGrid, worstCases, type CellResult, type EvalConfig, type EvalModel, 
 import { toCsv, toHtml, toMarkdown, writeReports } from '../eval/report.js';
 import { sanityFlags } from '../eval/sanity.js';
 import { CONFIG_KEYS, parseEvalConfig } from '../eval/config.js';
-import { check, RobustError } from '../util/errors.js';
+import { check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { readJsonFile } from '../util/json-file.js';
 import { formatEps } from '../util/format.js';
 import { ensureWritableDir } from '../util/dirs.js';
 import { checkpointPath, classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
@@ -41,12 +42,7 @@ interface EvalCliOptions {
 function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
   let file: Record<string, unknown> = {};
   if (o.config) {
-    check(fs.existsSync(o.config), `${o.config}: no such file`);
-    try {
-      file = JSON.parse(fs.readFileSync(o.config, 'utf8'));
-    } catch (e) {
-      throw new RobustError(`${o.config}: not valid JSON (${(e as Error).message})`);
-    }
+    file = readJsonFile(o.config, `${o.config}: no such file`);
     check(typeof file === 'object' && file !== null && !Array.isArray(file), `${o.config}: expected a JSON object`);
   }
   const values: Record<string, unknown> = { ...file };
@@ -70,13 +66,7 @@ function fingerprint(ckpt: string): string {
 /** The saved grid with each cell's gallery image put back from the cell files. */
 export function readGrid(dir: string): GridResult {
   const file = path.join(dir, 'results.json');
-  check(fs.existsSync(file), `${file}: no such file (run \`robust eval --out ${dir}\` first)`);
-  let r: GridResult;
-  try {
-    r = JSON.parse(fs.readFileSync(file, 'utf8')) as GridResult;
-  } catch (e) {
-    throw new RobustError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const r = readJsonFile<GridResult>(file, `${file}: no such file (run \`robust eval --out ${dir}\` first)`);
   check(Array.isArray(r.cells) && Array.isArray(r.models) && r.config, `${file}: not a robust eval result`);
   const cellDir = path.join(dir, 'cells');
   if (fs.existsSync(cellDir)) {

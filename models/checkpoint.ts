@@ -8,6 +8,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
 import { writeDirAtomic } from '../util/atomic.js';
+import { readJsonFile } from '../util/json-file.js';
 
 export interface SavedExtras {
   state?: unknown;
@@ -108,13 +109,10 @@ function checkTopology(jsonPath: string, topology: object): void {
 /** Reads model.json + weight shards from a folder (or a model.json path) into a LayersModel. */
 export async function loadModel(location: string): Promise<tf.LayersModel> {
   const jsonPath = location.endsWith('.json') ? location : path.join(location, 'model.json');
-  if (!fs.existsSync(jsonPath)) throw new RobustError(`${jsonPath}: no such file (expected a checkpoint folder with model.json)`);
-  let json: { modelTopology?: object; weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[]; userDefinedMetadata?: {} };
-  try {
-    json = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
-  } catch (e) {
-    throw new RobustError(`${jsonPath}: not valid JSON (${(e as Error).message})`);
-  }
+  const json = readJsonFile<{ modelTopology?: object; weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[]; userDefinedMetadata?: {} }>(
+    jsonPath,
+    `${jsonPath}: no such file (expected a checkpoint folder with model.json)`,
+  );
   if (!json || typeof json !== 'object' || typeof json.modelTopology !== 'object' || !json.modelTopology || !Array.isArray(json.weightsManifest)) throw new RobustError(`${jsonPath}: not a TF.js layers model (no modelTopology/weightsManifest)`);
   checkTopology(jsonPath, json.modelTopology);
   const specs: tf.io.WeightsManifestEntry[] = [];

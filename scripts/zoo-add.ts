@@ -12,7 +12,8 @@ import { Command } from 'commander';
 import { pretrainedDir, pretrainedEntries, sha256, type PretrainedEntry } from '../models/pretrained.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { optionsOrExit } from '../cli/options.js';
-import { check, RobustError } from '../util/errors.js';
+import { check } from '../util/errors.js';
+import { readJsonFile } from '../util/json-file.js';
 
 interface EpochLog {
   epoch: number;
@@ -37,14 +38,7 @@ const [run, name] = program.args;
 const o = program.opts<{ command: string; best?: boolean; threads: string; note?: string }>();
 const source = path.join(run, o.best ? 'best' : 'checkpoint');
 
-const readJson = <T>(file: string): T => {
-  check(fs.existsSync(file), `${file}: not found (is ${run} a finished training run?)`);
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-  } catch (e) {
-    throw new RobustError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-};
+const readJson = <T>(file: string): T => readJsonFile<T>(file, `${file}: not found (is ${run} a finished training run?)`);
 
 const { state, log, meta } = optionsOrExit('zoo-add', () => {
   check(/^[a-z0-9][a-z0-9-]*$/.test(name), `entry name '${name}' must be lowercase letters, digits and dashes`);
