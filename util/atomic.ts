@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensureDir } from './dirs.js';
+import { asWriteError } from './write-errors.js';
 
 /** A temp name next to `target`, so that a rename onto it stays on one file system. */
 function tempNameFor(target: string): string {
@@ -22,7 +23,7 @@ export function writeFileAtomic(target: string, data: string | Uint8Array): void
     fs.renameSync(tmp, target);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw asWriteError(e, target);
   }
 }
 
@@ -35,7 +36,11 @@ export async function writeDirAtomic(target: string, fill: (dir: string) => Prom
   ensureDir(parent);
   const tmp = tempNameFor(target);
   const old = `${tmp}.old`;
-  fs.mkdirSync(tmp);
+  try {
+    fs.mkdirSync(tmp);
+  } catch (e) {
+    throw asWriteError(e, target);
+  }
   try {
     await fill(tmp);
     if (fs.existsSync(target)) fs.renameSync(target, old);
@@ -44,6 +49,6 @@ export async function writeDirAtomic(target: string, fill: (dir: string) => Prom
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     if (!fs.existsSync(target) && fs.existsSync(old)) fs.renameSync(old, target);
-    throw e;
+    throw asWriteError(e, target);
   }
 }
