@@ -1,5 +1,4 @@
 /** `robust eval` (the models × attacks × eps grid) and `robust export` (re-export a finished run). */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -13,9 +12,10 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
 import { formatEps } from '../util/format.js';
 import { ensureWritableDir } from '../util/dirs.js';
-import { checkpointPath, classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
+import { classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
 import { nonNegativeInt, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
+import { modelFingerprint } from '../models/checkpoint.js';
 
 interface EvalCliOptions {
   models?: string;
@@ -52,15 +52,6 @@ function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
     values.models = o.model;
   }
   return parseEvalConfig(values, o.config ?? 'the command line');
-}
-
-function fingerprint(ckpt: string): string {
-  const h = crypto.createHash('sha1');
-  for (const f of ['model.json', 'weights.bin']) {
-    const p = path.join(ckpt, f);
-    if (fs.existsSync(p)) h.update(fs.readFileSync(p));
-  }
-  return h.digest('hex').slice(0, 16);
 }
 
 /** The saved grid with each cell's gallery image put back from the cell files. */
@@ -109,7 +100,7 @@ export function registerEval(program: Command): void {
         const data = await loadDataFor(model, meta, { data: config.data, dataDir: o.dataDir });
         check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
         dataName = data.name;
-        models.push({ path: location, name: path.basename(location), model, classifier: classifierFor(model, meta, config.seed), defense: meta.defense ?? 'none', test: data.test, fingerprint: fingerprint(checkpointPath(location)) });
+        models.push({ path: location, name: path.basename(location), model, classifier: classifierFor(model, meta, config.seed), defense: meta.defense ?? 'none', test: data.test, fingerprint: modelFingerprint(model)! });
       }
       const cellsTotal = config.models.length * config.attacks.length * config.eps.length;
       if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} model(s) × ${config.attacks.length} attack(s) × ${config.eps.length} eps) on ${config.limit} ${dataName} test images → ${o.out}`);

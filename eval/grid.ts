@@ -12,7 +12,7 @@ import { ATTACKS, ATTACK_NAMES, makeAttack, type AttackInfo, type AttackOptions 
 import { check } from '../util/errors.js';
 import { formatEps } from '../util/format.js';
 import type { NormName } from '../attacks/norms.js';
-import { take, type ImageSet } from '../data/dataset.js';
+import { imageSetFingerprint, take, type ImageSet } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { countParams } from '../models/zoo.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -44,7 +44,7 @@ export interface EvalModel {
   classifier: Classifier;
   defense: string;
   test: ImageSet;
-  /** Identifies the weights, so cells of a retrained model are not reused. */
+  /** Identifies the model as loaded (topology, weights, metadata: `modelFingerprint`), so cells of a changed model are not reused. */
   fingerprint: string;
 }
 
@@ -66,6 +66,9 @@ export interface ModelSummary {
   params: number;
   defense: string;
   randomized: boolean;
+  /** SHA-256 of the model as loaded and of the images + labels evaluated: what the cells are keyed on. */
+  fingerprint: string;
+  data_sha256: string;
   n: number;
   clean_acc: number;
   checks: ModelChecks;
@@ -104,9 +107,17 @@ export function attackOptions(c: EvalConfig, eps: number, entry = ''): AttackOpt
   return { eps, norm: c.norm, steps: steps ?? c.steps, restarts: c.restarts, eotSamples: c.eotSamples, seed: c.seed };
 }
 
-function cellKey(c: EvalConfig, m: EvalModel, attack: string, eps: number): string {
-  const what = { model: m.path, fingerprint: m.fingerprint, attack, eps, opts: attackOptions(c, eps, attack), limit: c.limit, n: m.test.count, data: c.data };
-  return crypto.createHash('sha1').update(JSON.stringify(what)).digest('hex').slice(0, 16);
+/** Bumped when a change to the code would change a cell's numbers for the same inputs. */
+const CELL_FORMAT = 2;
+
+/**
+ * A cell's cache key: everything that changes its numbers — the model as loaded (its
+ * fingerprint), the exact images and labels, the attack's full resolved settings (defaults
+ * included) and the batch size (random starts are drawn per batch).
+ */
+function cellKey(c: EvalConfig, m: EvalModel, dataSha256: string, attack: string, info: AttackInfo): string {
+  const what = { format: CELL_FORMAT, model: m.path, fingerprint: m.fingerprint, data: dataSha256, attack, info, batchSize: c.batchSize };
+  return crypto.createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 32);
 }
 
 const encode = (a: Uint8Array) => Buffer.from(a).toString('base64');
@@ -147,11 +158,13 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
   let complete = true;
   outer: for (const m of models) {
     const test = take(m.test, config.limit);
+    const dataSha256 = imageSetFingerprint(test);
     const checks = modelChecks(m.classifier, test);
     let clean = -1;
     for (const eps of config.eps) {
       for (const name of config.attacks) {
-        const key = cellKey(config, m, name, eps);
+        const attack = makeAttack(parseAttackEntry(name).name, m.classifier, attackOptions(config, eps, name));
+        const key = cellKey(config, m, dataSha256, name, attack.info);
         const file = path.join(cellDir, `${key}.json`);
         if (fs.existsSync(file)) {
           const cell = JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;
@@ -164,7 +177,6 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
           complete = false;
           break outer;
         }
-        const attack = makeAttack(parseAttackEntry(name).name, m.classifier, attackOptions(config, eps, name));
         const run = await runAttack(m.classifier, attack, test, {
           batchSize: config.batchSize,
           quiet: o.quiet,
@@ -196,6 +208,8 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
       params: countParams(m.model),
       defense: m.defense,
       randomized: m.classifier.randomized,
+      fingerprint: m.fingerprint,
+      data_sha256: dataSha256,
       n: test.count,
       clean_acc: clean,
       checks,
