@@ -11,9 +11,11 @@ import { noisyClassifier } from '../defenses/noise-injection.js';
 import { layersClassifier, type Classifier } from '../models/classifier.js';
 import { foldedClassifier } from '../models/fold.js';
 import { resolvePretrained } from '../models/pretrained.js';
+import { ZOO } from '../models/zoo.js';
 
 export interface ModelMeta {
   model?: string;
+  width?: number;
   data?: string;
   defense?: string;
   classes?: string[];
@@ -26,7 +28,11 @@ export interface ModelMeta {
  * Zoo ResNets run BN-folded in inference mode (same function, faster).
  */
 export function classifierFor(model: tf.LayersModel, meta: ModelMeta, seed?: number): Classifier {
-  const base = foldedClassifier(model) ?? layersClassifier(model);
+  const folded = foldedClassifier(model);
+  if (!folded && meta.model && ZOO.some((e) => e.name === meta.model)) {
+    console.error(`note: the model's layers differ from ${meta.model}${meta.width ? ` width ${meta.width}` : ''} named in its metadata: it is evaluated as stored, without BN folding`);
+  }
+  const base = folded ?? layersClassifier(model);
   const d = meta.defenseConfig;
   if (d?.names?.includes('noise') && d.noiseStd) return noisyClassifier(base, { std: d.noiseStd, samples: d.noiseSamples ?? 1, seed });
   return base;

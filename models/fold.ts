@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildResNet, foldedPairs } from './resnet.js';
 import { ZOO } from './zoo.js';
+import { inferenceGraph, sameGraph } from './inference-graph.js';
 import type { Classifier } from './classifier.js';
 
 interface RescalingConfig {
@@ -27,11 +28,21 @@ function buildFolded(model: tf.LayersModel): tf.LayersModel | null {
   const out = model.outputs[0].shape;
   const std = Array.from({ length: c }, (_, i) => 1 / scale[i % scale.length]);
   const mean = std.map((s, i) => -offset[i % offset.length] * s);
+  let folded: tf.LayersModel;
   try {
-    return buildResNet({ ...entry.spec, width: meta?.width ?? entry.spec.width }, { inputShape: [h, w, c], numClasses: out[out.length - 1] as number, mean, std, foldBatchNorm: true, name: model.name });
+    folded = buildResNet({ ...entry.spec, width: meta?.width ?? entry.spec.width }, { inputShape: [h, w, c], numClasses: out[out.length - 1] as number, mean, std, foldBatchNorm: true, name: model.name });
   } catch {
     return null;
   }
+  // The metadata only names an architecture: fold only if the loaded layers are exactly what the
+  // folded copy stands for (a changed layer or a softmax head would otherwise be evaluated as the zoo model).
+  const merge = new Map((foldedPairs.get(folded) ?? []).map(([conv, bn]) => [bn, conv]));
+  const loaded = inferenceGraph(model, merge);
+  if (!loaded || !sameGraph(loaded, inferenceGraph(folded))) {
+    folded.dispose();
+    return null;
+  }
+  return folded;
 }
 
 /** Copies `model`'s current weights into its folded structure, each (conv, BN) pair as one conv. */
