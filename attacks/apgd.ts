@@ -10,7 +10,7 @@ import type { Classifier } from '../models/classifier.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
 import { evaluate, evaluateForward, type GradientSetup } from './gradient.js';
 import { isSuccess, objective, type LossName } from './losses.js';
-import { lpNorm, type LpNorm } from './norms.js';
+import { lpNorm, usableBudget, type LpNorm } from './norms.js';
 import { BestTracker, exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
 
 export interface ApgdOptions extends CommonOptions {
@@ -34,8 +34,9 @@ export function apgdCheckpoints(steps: number): number[] {
 }
 
 
-async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, eps: number, steps: number, rho: number): Promise<RunResult> {
+async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, budget: number, steps: number, rho: number): Promise<RunResult> {
   const { x, y, targets } = ctx;
+  const { eps } = usableBudget(norm.name, x.shape, budget);
   const n = x.shape[0];
   const checkpoints = new Set(apgdCheckpoints(steps));
   let xAdv = startingPoint(norm, x, eps, true, ctx.seed());

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RunContext } from './attack.js';
-import { nonZero, type LpNorm } from './norms.js';
+import { nonZero, usableBudget, type LpNorm } from './norms.js';
 import { evaluate, evaluateForward, type Evaluation, type GradientSetup } from './gradient.js';
 import { isSuccess } from './losses.js';
 
@@ -101,7 +101,8 @@ export async function iterate(
   observe?: (point: tf.Tensor4D, e: Evaluation) => void,
 ): Promise<tf.Tensor4D> {
   const { x, y, targets } = ctx;
-  let xAdv = cfg.start ? projectToBall(cfg.norm, x, cfg.start, cfg.eps) : startingPoint(cfg.norm, x, cfg.eps, cfg.randomStart, ctx.seed());
+  const { eps, alpha } = usableBudget(cfg.norm.name, x.shape, cfg.eps, cfg.alpha);
+  let xAdv = cfg.start ? projectToBall(cfg.norm, x, cfg.start, eps) : startingPoint(cfg.norm, x, eps, cfg.randomStart, ctx.seed());
   let velocity: tf.Tensor4D | undefined = cfg.momentum !== undefined ? tf.zerosLike(x) : undefined;
   for (let step = 0; step < cfg.steps; step++) {
     const e = evaluate(setup, xAdv, y, targets);
@@ -113,8 +114,8 @@ export async function iterate(
         v = velocity.mul(cfg.momentum!).add(l1Normalized(e.grad)) as tf.Tensor4D;
         direction = v;
       }
-      const moved = xAdv.add(cfg.norm.normalize(direction).mul(cfg.alpha)) as tf.Tensor4D;
-      return { xAdv: projectToBall(cfg.norm, x, moved, cfg.eps), v };
+      const moved = xAdv.add(cfg.norm.normalize(direction).mul(alpha)) as tf.Tensor4D;
+      return { xAdv: projectToBall(cfg.norm, x, moved, eps), v };
     });
     tf.dispose([e.grad, e.value, e.logits, xAdv, velocity]);
     xAdv = next.xAdv;

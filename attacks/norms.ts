@@ -27,9 +27,31 @@ export function nonZero(t: tf.Tensor): tf.Tensor {
   return tf.where(t.greater(0), t, tf.onesLike(t));
 }
 
-/** Per-example L2 norms reshaped to [N,1,1,1] for broadcasting. */
+/**
+ * Per-example L2 norms reshaped to [N,1,1,1] for broadcasting, computed on t / max|t| and scaled
+ * back: squaring first overflows float32 past |t| ~ 1e19 (the norm became Infinity and a
+ * projection by eps / norm zeroed the perturbation) and underflows below ~1e-19.
+ */
 function l2PerExample(t: tf.Tensor4D): tf.Tensor4D {
-  return t.square().sum([1, 2, 3], true).sqrt() as tf.Tensor4D;
+  return tf.tidy(() => {
+    const m = t.abs().max([1, 2, 3], true);
+    return t.div(nonZero(m)).square().sum([1, 2, 3], true).sqrt().mul(m) as tf.Tensor4D;
+  });
+}
+
+/** The largest distance between two images of `shape` ([N,H,W,C]) in [0,1]: a larger eps allows nothing more. */
+export function boxDiameter(norm: NormName, shape: number[]): number {
+  return norm === 'linf' ? 1 : Math.sqrt(shape.slice(1).reduce((a, b) => a * b, 1));
+}
+
+/**
+ * eps and step size as the attack loops use them: eps beyond the box's diameter is the diameter
+ * (the same set of images), and a step beyond 1e6 diameters is 1e6 diameters (the same point to
+ * float32 precision after projection) — so no budget turns into float32 infinity.
+ */
+export function usableBudget(norm: NormName, shape: number[], eps: number, alpha = eps): { eps: number; alpha: number } {
+  const d = boxDiameter(norm, shape);
+  return { eps: Math.min(eps, d), alpha: Math.min(alpha, 1e6 * d) };
 }
 
 export const linf: LpNorm = {
@@ -63,7 +85,7 @@ export const l2: LpNorm = {
       const radius = u.pow(1 / d).mul(eps);
       return dir.div(l2PerExample(dir).add(TINY)).mul(radius);
     }),
-  measure: (delta) => delta.square().sum([1, 2, 3]).sqrt() as tf.Tensor1D,
+  measure: (delta) => l2PerExample(delta).reshape([-1]) as tf.Tensor1D,
 };
 
 export function lpNorm(name: NormName): LpNorm {

@@ -9,6 +9,7 @@ import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions 
 import { evaluateForward } from './gradient.js';
 import { isSuccess, objective } from './losses.js';
 import { withRestarts } from './iterative.js';
+import { usableBudget } from './norms.js';
 
 export interface RandomNoiseOptions extends CommonOptions {
   /** Random draws per example (default 10). */
@@ -23,14 +24,15 @@ export function randomNoise(model: tf.LayersModel | Classifier, o: RandomNoiseOp
   return defineAttack(model, info, async (ctx) => {
     const setup = { classifier: ctx.classifier, objective: objective('ce'), mode: info.mode, eotSamples: info.eotSamples };
     const r = await withRestarts(ctx, restarts, async (c) => {
+      const { eps } = usableBudget(info.norm, c.x.shape, info.eps);
       const adv = tf.tidy(() => {
         const seed = c.seed();
         const delta =
           info.norm === 'linf'
-            ? tf.randomUniform(c.x.shape, -1, 1, 'float32', seed).sign().mul(info.eps)
+            ? tf.randomUniform(c.x.shape, -1, 1, 'float32', seed).sign().mul(eps)
             : (() => {
                 const g = tf.randomNormal(c.x.shape, 0, 1, 'float32', seed);
-                return g.div(g.square().sum([1, 2, 3], true).sqrt().add(1e-12)).mul(info.eps);
+                return g.div(g.square().sum([1, 2, 3], true).sqrt().add(1e-12)).mul(eps);
               })();
         return c.x.add(delta).clipByValue(0, 1) as tf.Tensor4D;
       });

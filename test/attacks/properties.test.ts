@@ -49,6 +49,38 @@ describe('every attack, every norm', () => {
   }
 });
 
+describe('extreme budgets', () => {
+  // eps past the box's diameter (1 for Linf, √(HWC) for L2) allows exactly the same images: with the
+  // same step size the attack must act as at the diameter — float32 overflow once zeroed the L2
+  // projection — and any step size, however large, must move the images and keep them finite.
+  for (const name of ATTACK_NAMES) {
+    for (const norm of ['linf', 'l2'] as const) {
+      it(`${name} ${norm}: eps beyond the diameter acts as the diameter; huge steps stay finite`, async () => {
+        const diameter = norm === 'linf' ? 1 : Math.sqrt(SHAPE[0] * SHAPE[1] * SHAPE[2]);
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 0, max: 10_000 }), fc.double({ min: 0, max: 300, noNaN: true }), async (seed, exponent) => {
+            const eps = diameter * 10 ** exponent;
+            const model = tinyConvNet(seed % 50);
+            const { x } = randomBatch(4, SHAPE, 5, seed);
+            const y = predicted(model, x);
+            const opts = (e: number, alpha: number): AttackOptions => ({ eps: e, alpha, norm, steps: steps(name), seed, eotSamples: name === 'eot-pgd' ? 2 : undefined });
+            const huge = await makeAttack(name, model, opts(eps, diameter / 4))(x, y);
+            const atDiameter = await makeAttack(name, model, opts(diameter, diameter / 4))(x, y);
+            const hugeStep = await makeAttack(name, model, opts(eps, eps))(x, y);
+            const [moved, movedHugeStep, finite] = tf.tidy(() => [huge.sub(x).abs().max(), hugeStep.sub(x).abs().max(), hugeStep.isFinite().all().cast('float32')].map((t) => t.dataSync()[0]));
+            const same = Array.from(huge.dataSync()).every((v, i) => v === atDiameter.dataSync()[i]);
+            tf.dispose([model, x, y, huge, atDiameter, hugeStep]);
+            expect(moved > 0, `eps ${eps}: no perturbation`).toBe(true);
+            expect(same, `eps ${eps}: differs from eps = diameter`).toBe(true);
+            expect(finite === 1 && movedHugeStep > 0, `eps = alpha = ${eps}: perturbation ${movedHugeStep}`).toBe(true);
+          }),
+          { numRuns: 3, seed: 5 },
+        );
+      });
+    }
+  }
+});
+
 /** Labels the model currently predicts, so every example starts out correctly classified. */
 function predicted(model: tf.LayersModel, x: tf.Tensor4D): tf.Tensor1D {
   return tf.tidy(() => (model.predict(x) as tf.Tensor2D).argMax(1).cast('int32') as tf.Tensor1D);
