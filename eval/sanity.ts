@@ -93,6 +93,10 @@ export function sanityFlags(r: GridResult): Flag[] {
           }
         }
       }
+      // an attack with a budget must move the images it attacks (a float32 overflow once made the L2 projection return zero)
+      for (const c of at.filter((c) => c.stats.attacked > 0 && c.stats.linf_max === 0)) {
+        add('no-perturbation', `${c.attack} at eps ${formatEps(eps)} left all ${c.stats.attacked} attacked images unchanged`, { attack: c.attack, eps });
+      }
       // iterative attacks are not weaker than FGSM
       const fgsm = byAttack('fgsm')[0];
       for (const c of at.filter((c) => WHITE_BOX_ITERATIVE.has(baseName(c.attack)))) {
