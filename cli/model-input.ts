@@ -6,21 +6,12 @@ import { loadModel } from '../models/checkpoint.js';
 import { loadData } from '../data/index.js';
 import type { DataSplit } from '../data/dataset.js';
 import { check } from '../util/errors.js';
-import type { DefenseConfig } from '../defenses/defense.js';
+import { modelMeta, type ModelMeta } from '../models/model-meta.js';
 import { noisyClassifier } from '../defenses/noise-injection.js';
 import { layersClassifier, type Classifier } from '../models/classifier.js';
 import { foldedClassifier } from '../models/fold.js';
 import { resolvePretrained } from '../models/pretrained.js';
 import { ZOO } from '../models/zoo.js';
-
-export interface ModelMeta {
-  model?: string;
-  width?: number;
-  data?: string;
-  defense?: string;
-  classes?: string[];
-  defenseConfig?: Partial<DefenseConfig>;
-}
 
 /**
  * The model as users of the defense meet it: a noise-injection model is randomized at inference
@@ -50,7 +41,7 @@ export function checkpointPath(where: string): string {
 export async function loadCheckpoint(location: string): Promise<{ model: tf.LayersModel; meta: ModelMeta; path: string }> {
   const p = checkpointPath(location);
   const model = await loadModel(p);
-  const meta = ((model.getUserDefinedMetadata() as { robust?: ModelMeta } | undefined)?.robust ?? {}) as ModelMeta;
+  const meta = modelMeta(model, p);
   return { model, meta, path: p };
 }
 

@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
-import { RobustError } from '../util/errors.js';
+import { check, RobustError } from '../util/errors.js';
+import { checkFields, rule } from '../util/fields.js';
+import { readJsonFile } from '../util/json-file.js';
 import { loadModel } from './checkpoint.js';
 
 export interface PretrainedEntry {
@@ -45,10 +47,38 @@ export function pretrainedDir(): string {
   return candidates.find((d) => fs.existsSync(path.join(d, 'index.json'))) ?? candidates[0];
 }
 
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/; // a plain name in its folder: no path, no '..'
+
+/** The zoo's entries, each checked: a damaged index.json is one line, never a crash or a path outside the zoo. */
 export function pretrainedEntries(): PretrainedEntry[] {
   const file = path.join(pretrainedDir(), 'index.json');
   if (!fs.existsSync(file)) return [];
-  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { entries: PretrainedEntry[] }).entries;
+  const index = readJsonFile<{ entries?: unknown }>(file, `${file}: no such file`);
+  checkFields(index, { entries: { test: Array.isArray, want: 'a list' } }, `${file}: the index`);
+  const entries = index.entries as PretrainedEntry[];
+  entries.forEach((e, i) => {
+    const where = `${file}: entries[${i}]`;
+    checkFields(e, {
+      name: rule.matching(FILE_NAME, 'a plain folder name'),
+      architecture: rule.string(),
+      width: rule.integer(1, 4096, true),
+      data: rule.string(),
+      defense: rule.string(),
+      eps: rule.number(0, 1, true),
+      command: rule.string(),
+      epochs: rule.integer(0, 1e6),
+      train_seconds: rule.number(0, 1e9),
+      backend: rule.string(),
+      test_acc: rule.number(0, 1),
+      note: rule.string(true),
+      sha256: rule.object(),
+    }, where);
+    for (const [f, h] of Object.entries(e.sha256)) {
+      check(FILE_NAME.test(f) && typeof h === 'string' && /^[0-9a-f]{64}$/.test(h), `${where}.sha256: ${JSON.stringify(f)} must be a file name with a 64-digit hex SHA-256`);
+    }
+    check(entries.findIndex((o) => o.name === e.name) === i, `${where}: name ${e.name} is listed twice`);
+  });
+  return entries;
 }
 
 export const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
