@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
 import { evaluate, evaluateForward, type GradientSetup } from './gradient.js';
-import { isSuccess, objective, type LossName } from './losses.js';
+import { isSuccess, objective, type Criterion, type LossName } from './losses.js';
 import { lpNorm, usableBudget, type LpNorm } from './norms.js';
 import { BestTracker, exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
 
@@ -34,7 +34,8 @@ export function apgdCheckpoints(steps: number): number[] {
 }
 
 
-async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, budget: number, steps: number, rho: number): Promise<RunResult> {
+/** One APGD run from a random start; `success` decides which points count as adversarial (default: `isSuccess`). */
+export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, budget: number, steps: number, rho: number, success: Criterion = isSuccess): Promise<RunResult> {
   const { x, y, targets } = ctx;
   const { eps } = usableBudget(norm.name, x.shape, budget);
   const n = x.shape[0];
@@ -43,7 +44,7 @@ async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, budg
   let xPrev = xAdv.clone();
   const first = evaluate(setup, xAdv, y, targets);
   const tracker = new BestTracker(xAdv, n);
-  const ok0 = isSuccess(first.logits, y, targets);
+  const ok0 = success(first.logits, y, targets);
   tracker.update(xAdv, first.value, ok0);
   let grad = first.grad;
   let s = {
@@ -71,7 +72,7 @@ async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, budg
     grad.dispose();
     const e = evaluate(setup, xAdv, y, targets);
     grad = e.grad;
-    const ok = isSuccess(e.logits, y, targets);
+    const ok = success(e.logits, y, targets);
     tracker.update(xAdv, e.value, ok);
     sinceCheck++;
     const atCheck = checkpoints.has(i + 1);
@@ -117,7 +118,7 @@ async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, budg
     await new Promise<void>((r) => setImmediate(r));
   }
   const f = evaluateForward(setup, xAdv, y, targets);
-  const okLast = isSuccess(f.logits, y, targets);
+  const okLast = success(f.logits, y, targets);
   tracker.update(xAdv, f.value, okLast);
   tf.dispose([f.value, f.logits, okLast, xAdv, xPrev, grad, ...Object.values(s)]);
   return tracker.result();

@@ -33,6 +33,10 @@ export interface AttackInfo {
   alpha?: number;
   steps?: number;
   restarts?: number;
+  /** APGD-T: how many of the most likely wrong classes are targeted in turn. */
+  targetClasses?: number;
+  /** Square: the share of the image its first windows cover. */
+  pInit?: number;
   randomStart?: boolean;
   momentum?: number;
   loss: LossName;

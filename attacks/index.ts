@@ -9,7 +9,9 @@ import { bim } from './bim.js';
 import { pgd } from './pgd.js';
 import { mifgsm } from './mifgsm.js';
 import { apgd } from './apgd.js';
+import { apgdTargeted } from './apgd-targeted.js';
 import { randomNoise } from './random-noise.js';
+import { square } from './square.js';
 
 /** The union of all attacks' options; each attack reads the ones it knows. */
 export interface AttackOptions extends CommonOptions {
@@ -19,6 +21,7 @@ export interface AttackOptions extends CommonOptions {
   randomStart?: boolean;
   loss?: LossName;
   momentum?: number;
+  targetClasses?: number;
 }
 
 interface Entry {
@@ -34,6 +37,8 @@ export const ATTACKS: Record<string, Entry> = {
   mifgsm: { description: 'MI-FGSM: iterative steps on a momentum-accumulated gradient (Dong et al. 2018)', build: (m, o) => mifgsm(m, o) },
   'apgd-ce': { description: 'APGD with cross-entropy: adaptive step size, momentum (Croce & Hein 2020)', build: (m, o) => apgd(m, { ...o, loss: 'ce' }) },
   'apgd-dlr': { description: 'APGD with the DLR loss, robust to logit rescaling (Croce & Hein 2020)', build: (m, o) => apgd(m, { ...o, loss: 'dlr' }) },
+  'apgd-t': { description: 'APGD on the targeted DLR loss, once per each of the 9 most likely wrong classes (AutoAttack)', build: (m, o) => apgdTargeted(m, o) },
+  square: { description: 'Square Attack: score-based random search, forward passes only, 5000 queries (steps = queries; Andriushchenko et al. 2020)', build: (m, o) => square(m, o) },
   'random-noise': { description: 'black-box baseline: random points on the eps-ball boundary (restarts = draws, default 10)', build: (m, o) => randomNoise(m, o) },
   'eot-pgd': { description: 'PGD averaging the gradient over 10 samples per step (EOT), for randomized models', build: (m, o) => pgd(m, { ...o, eotSamples: o.eotSamples ?? 10 }, 'eot-pgd') },
 };
@@ -46,11 +51,13 @@ export function makeAttack(name: string, model: tf.LayersModel | Classifier, o: 
   return entry.build(model, o);
 }
 
-export { fgsm, bim, pgd, mifgsm, apgd, randomNoise };
+export { fgsm, bim, pgd, mifgsm, apgd, apgdTargeted, square, randomNoise };
 export type { Attack, AttackInfo, AttackCall, CommonOptions } from './attack.js';
 export type { PgdOptions } from './pgd.js';
 export type { FgsmOptions } from './fgsm.js';
 export type { ApgdOptions } from './apgd.js';
+export type { ApgdTargetedOptions } from './apgd-targeted.js';
+export type { SquareOptions } from './square.js';
 export { crossEntropy, dlr, dlrTargeted, isSuccess } from './losses.js';
 export { linf, l2, lpNorm, type LpNorm, type NormName } from './norms.js';
 export { parseTargetSpec, type TargetSpec } from './targets.js';

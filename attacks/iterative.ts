@@ -158,17 +158,17 @@ function failedIndices(success: tf.Tensor1D): Int32Array {
 }
 
 /**
- * Runs `once` up to `restarts` times; each restart attacks only the examples no run has fooled
- * yet, and an example keeps the first success, else the point with the highest objective.
+ * Runs `once` up to `restarts` times (round 0, 1, …); each restart attacks only the examples no
+ * run has fooled yet, and an example keeps the first success, else the point with the highest objective.
  */
-export async function withRestarts(ctx: RunContext, restarts: number, once: (ctx: RunContext) => Promise<RunResult>): Promise<RunResult> {
-  let acc = await once(ctx);
+export async function withRestarts(ctx: RunContext, restarts: number, once: (ctx: RunContext, round: number) => Promise<RunResult>): Promise<RunResult> {
+  let acc = await once(ctx, 0);
   for (let r = 1; r < restarts; r++) {
     const idx = failedIndices(acc.success);
     if (idx.length === 0) break;
     const at = tf.tensor1d(idx, 'int32');
     const sub = tf.tidy(() => ({ x: ctx.x.gather(at), y: ctx.y.gather(at), t: ctx.targets?.gather(at) }));
-    const res = await once({ ...ctx, x: sub.x, y: sub.y, targets: sub.t });
+    const res = await once({ ...ctx, x: sub.x, y: sub.y, targets: sub.t }, r);
     const merged = tf.tidy(() => {
       const take = res.success.logicalOr(res.value.greater(acc.value.gather(at)));
       const pos = at.reshape([-1, 1]);

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../util/errors.js';
 
-export type LossName = 'ce' | 'dlr';
+export type LossName = 'ce' | 'dlr' | 'margin';
 
 /** Per-example objective to maximize; `targets` is set for targeted attacks. */
 export type Objective = (logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D) => tf.Tensor1D;
@@ -98,10 +98,22 @@ export function dlrTargeted(logits: tf.Tensor2D, labels: tf.Tensor1D, targets: t
   });
 }
 
+/** Margin max_{j≠y} z_j − z_y: positive once the example is misclassified (Square's loss, negated). */
+export function margin(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => maskOut(logits, labels).max(1).sub(pick(logits, labels)) as tf.Tensor1D);
+}
+
 export function objective(loss: LossName): Objective {
+  if (loss === 'margin') return (z, y, t) => (t ? margin(z, t).neg() : margin(z, y)) as tf.Tensor1D;
   if (loss === 'dlr') return (z, y, t) => (t ? dlrTargeted(z, y, t) : dlr(z, y));
   return (z, y, t) => (t ? crossEntropy(z, t).neg() : crossEntropy(z, y)) as tf.Tensor1D;
 }
+
+/** When an adversarial example counts as found, per example (bool [N]). */
+export type Criterion = (logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D) => tf.Tensor1D;
+
+/** Misclassification, whatever the targets: APGD-T pulls towards a target but, as in AutoAttack, any wrong class is a success. */
+export const misclassified: Criterion = (logits, labels) => isSuccess(logits, labels);
 
 /** Per-example success: misclassified (untargeted) or classified as the target (targeted). */
 export function isSuccess(logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D): tf.Tensor1D {

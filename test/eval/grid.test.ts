@@ -57,6 +57,7 @@ describe('sanity flags', () => {
     ['no-ascent', () => grid(clean(), [{ checks: { ...checksOk, no_ascent_share: 0.25 } }])],
     ['probabilities', () => grid(clean(), [{ checks: { ...checksOk, outputs_look_like_probabilities: true } }])],
     ['no-eot', () => grid(clean(), [{ randomized: true }])],
+    ['black-box-stronger', () => grid([...clean(), cell('m0', 'square', 0, [1, 1, 1, 1]), cell('m0', 'square', 0.1, [0, 0, 0, 0])])],
     ['no-perturbation', () => grid(clean().map((c) => (c.attack === 'pgd' && c.eps > 0 ? { ...c, stats: { ...c.stats, linf_max: 0, l2_max: 0, linf_mean: 0, l2_mean: 0 } } : c)))],
   ];
   for (const [check, make] of cases) {

@@ -1,0 +1,104 @@
+/** Square Attack: score-based, forward passes only; APGD-T: targets the most likely wrong classes. */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../backend/index.js';
+import { apgdTargeted, pgd, square } from '../../attacks/index.js';
+import { squareP } from '../../attacks/square.js';
+import { kthLargestClass } from '../../attacks/apgd-targeted.js';
+import { layersClassifier, type Classifier } from '../../models/classifier.js';
+import { randomBatch, tinyConvNet } from './models.js';
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+/** `model` whose input gradient is zero everywhere (gradient masking in its purest form): same logits. */
+function zeroGradient(model: tf.LayersModel): Classifier {
+  const base = layersClassifier(model);
+  const masked = tf.customGrad((x) => ({ value: base.logits(x as tf.Tensor4D, 'inference'), gradFunc: (_dy: tf.Tensor) => tf.zerosLike(x) }));
+  return { ...base, logits: (x) => masked(x) as tf.Tensor2D };
+}
+
+function predicted(c: Classifier, x: tf.Tensor4D): tf.Tensor1D {
+  return tf.tidy(() => c.logits(x, 'inference').argMax(1).cast('int32') as tf.Tensor1D);
+}
+
+async function fooledShare(c: Classifier, adv: tf.Tensor4D, y: tf.Tensor1D): Promise<number> {
+  const wrong = tf.tidy(() => predicted(c, adv).notEqual(y).cast('float32').mean());
+  const v = (await wrong.data())[0];
+  wrong.dispose();
+  return v;
+}
+
+describe('square', () => {
+  it("follows AutoAttack's p-schedule", () => {
+    expect([0, 10, 11, 50, 51, 200, 201, 1000, 1001, 8000, 8001, 9999].map((q) => squareP(q, 0.8))).toEqual([0.8, 0.8, 0.4, 0.4, 0.2, 0.2, 0.1, 0.8 / 16, 0.8 / 32, 0.8 / 256, 0.8 / 512, 0.8 / 512]);
+  });
+
+  for (const norm of ['linf', 'l2'] as const) {
+    it(`${norm}: fools a model whose gradient is zero, where PGD cannot`, async () => {
+      const model = tinyConvNet(4, [12, 12, 3], 5);
+      const c = zeroGradient(model);
+      const { x } = randomBatch(24, [12, 12, 3], 5, 9);
+      const y = predicted(c, x);
+      const eps = norm === 'linf' ? 0.3 : 4;
+      const advPgd = await pgd(c, { eps, norm, steps: 20, randomStart: false })(x, y);
+      const advSquare = await square(c, { eps, norm, steps: 300, seed: 1 })(x, y);
+      const [pgdFooled, squareFooled] = [await fooledShare(c, advPgd, y), await fooledShare(c, advSquare, y)];
+      const [linf, l2] = tf.tidy(() => {
+        const d = advSquare.sub(x);
+        return [d.abs().max(), d.square().sum([1, 2, 3]).sqrt().max()].map((t) => t.dataSync()[0]);
+      });
+      tf.dispose([model, x, y, advPgd, advSquare]);
+      expect(pgdFooled).toBe(0);
+      expect(squareFooled).toBeGreaterThan(0.5);
+      if (norm === 'linf') expect(linf).toBeLessThanOrEqual(eps + 1e-6);
+      else expect(l2).toBeLessThanOrEqual(eps * (1 + 1e-5));
+    });
+  }
+
+  it('is deterministic for a seed and leaves no tensors behind', async () => {
+    const model = tinyConvNet(2);
+    const { x, y } = randomBatch(6, [8, 8, 3], 5, 3);
+    const before = tf.memory().numTensors;
+    const a = await square(model, { eps: 0.1, steps: 50, seed: 5 })(x, y);
+    const b = await square(model, { eps: 0.1, steps: 50, seed: 5 })(x, y);
+    expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+    tf.dispose([a, b]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([model, x, y]);
+  });
+});
+
+describe('apgd-t', () => {
+  it('targets the k-th most likely class', () => {
+    const z = tf.tensor2d([[0.1, 3, 2, -1, 5], [4, 1, 2, 3, 0]]);
+    expect(Array.from(kthLargestClass(z, 2).dataSync())).toEqual([1, 3]);
+    expect(Array.from(kthLargestClass(z, 5).dataSync())).toEqual([3, 4]);
+    z.dispose();
+  });
+
+  it('is at least as strong as one targeted run and leaves no tensors behind', async () => {
+    const model = tinyConvNet(6);
+    const { x } = randomBatch(16, [8, 8, 3], 5, 4);
+    const c = layersClassifier(model);
+    const y = predicted(c, x);
+    const before = tf.memory().numTensors;
+    const all = await apgdTargeted(model, { eps: 0.03, steps: 10, seed: 1 })(x, y);
+    const one = await apgdTargeted(model, { eps: 0.03, steps: 10, seed: 1, targetClasses: 1 })(x, y);
+    const [fAll, fOne] = [await fooledShare(c, all, y), await fooledShare(c, one, y)];
+    tf.dispose([all, one]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(fAll).toBeGreaterThanOrEqual(fOne);
+    expect(fAll).toBeGreaterThan(0);
+    tf.dispose([model, x, y]);
+  });
+
+  it('refuses a user target and models with fewer than 4 classes', async () => {
+    expect(() => apgdTargeted(tinyConvNet(1), { targeted: 'random' })).toThrow(/chooses its own targets/);
+    const three = tinyConvNet(1, [8, 8, 3], 3);
+    const { x, y } = randomBatch(2, [8, 8, 3], 3, 1);
+    await expect(apgdTargeted(three, { steps: 2 })(x, y)).rejects.toThrow(/at least 4 classes/);
+    tf.dispose([three, x, y]);
+  });
+});
