@@ -12,6 +12,7 @@ import { apgd } from './apgd.js';
 import { apgdTargeted } from './apgd-targeted.js';
 import { randomNoise } from './random-noise.js';
 import { square } from './square.js';
+import { fab } from './fab.js';
 
 /** The union of all attacks' options; each attack reads the ones it knows. */
 export interface AttackOptions extends CommonOptions {
@@ -38,6 +39,8 @@ export const ATTACKS: Record<string, Entry> = {
   'apgd-ce': { description: 'APGD with cross-entropy: adaptive step size, momentum (Croce & Hein 2020)', build: (m, o) => apgd(m, { ...o, loss: 'ce' }) },
   'apgd-dlr': { description: 'APGD with the DLR loss, robust to logit rescaling (Croce & Hein 2020)', build: (m, o) => apgd(m, { ...o, loss: 'dlr' }) },
   'apgd-t': { description: 'APGD on the targeted DLR loss, once per each of the 9 most likely wrong classes (AutoAttack)', build: (m, o) => apgdTargeted(m, o) },
+  fab: { description: 'FAB: minimum-norm attack on the linearized boundary to the nearest class; fooled if the smallest found is within eps (Croce & Hein 2020)', build: (m, o) => fab(m, { ...o, targetClasses: undefined }) },
+  'fab-t': { description: 'FAB-T: FAB towards each of the 9 most likely wrong classes in turn (AutoAttack)', build: (m, o) => fab(m, { ...o, targetClasses: o.targetClasses ?? 9 }) },
   square: { description: 'Square Attack: score-based random search, forward passes only, 5000 queries (steps = queries; Andriushchenko et al. 2020)', build: (m, o) => square(m, o) },
   'random-noise': { description: 'black-box baseline: random points on the eps-ball boundary (restarts = draws, default 10)', build: (m, o) => randomNoise(m, o) },
   'eot-pgd': { description: 'PGD averaging the gradient over 10 samples per step (EOT), for randomized models', build: (m, o) => pgd(m, { ...o, eotSamples: o.eotSamples ?? 10 }, 'eot-pgd') },
@@ -51,13 +54,14 @@ export function makeAttack(name: string, model: tf.LayersModel | Classifier, o: 
   return entry.build(model, o);
 }
 
-export { fgsm, bim, pgd, mifgsm, apgd, apgdTargeted, square, randomNoise };
+export { fgsm, bim, pgd, mifgsm, apgd, apgdTargeted, fab, square, randomNoise };
 export type { Attack, AttackInfo, AttackCall, CommonOptions } from './attack.js';
 export type { PgdOptions } from './pgd.js';
 export type { FgsmOptions } from './fgsm.js';
 export type { ApgdOptions } from './apgd.js';
 export type { ApgdTargetedOptions } from './apgd-targeted.js';
 export type { SquareOptions } from './square.js';
+export type { FabOptions } from './fab.js';
 export { crossEntropy, dlr, dlrTargeted, isSuccess } from './losses.js';
 export { linf, l2, lpNorm, type LpNorm, type NormName } from './norms.js';
 export { parseTargetSpec, type TargetSpec } from './targets.js';

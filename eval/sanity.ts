@@ -56,7 +56,7 @@ export interface Flag {
   eps?: number;
 }
 
-const WHITE_BOX_ITERATIVE = new Set(['pgd', 'bim', 'mifgsm', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'eot-pgd']);
+const WHITE_BOX_ITERATIVE = new Set(['pgd', 'bim', 'mifgsm', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'fab', 'fab-t', 'eot-pgd']);
 const BLACK_BOX = new Set(['random-noise', 'square']);
 const baseName = (attack: string) => attack.split(':')[0];
 

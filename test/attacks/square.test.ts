@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { apgdTargeted, pgd, square } from '../../attacks/index.js';
+import { apgdTargeted, fab, pgd, square } from '../../attacks/index.js';
 import { squareP } from '../../attacks/square.js';
 import { kthLargestClass } from '../../attacks/apgd-targeted.js';
 import { layersClassifier, type Classifier } from '../../models/classifier.js';
@@ -100,5 +100,60 @@ describe('apgd-t', () => {
     const { x, y } = randomBatch(2, [8, 8, 3], 3, 1);
     await expect(apgdTargeted(three, { steps: 2 })(x, y)).rejects.toThrow(/at least 4 classes/);
     tf.dispose([three, x, y]);
+  });
+});
+
+describe('fab', () => {
+  // On a linear model the boundary is exact, so FAB's first projection is the minimum-norm
+  // adversarial perturbation itself: its size has a closed form.
+  it('on a linear two-class-margin model finds the closed-form minimum-norm perturbation (Linf, L2)', async () => {
+    const { linearModel } = await import('./models.js');
+    const shape: [number, number, number] = [2, 2, 1];
+    const w = [[1, -1, 0, 0], [0.5, 0.2, 0, 0], [-0.3, 1, 0, 0], [0.25, 0.5, 0, 0]]; // [4 inputs, 4 classes]
+    const model = linearModel(shape, w, [0, 0, 0, 0]);
+    const x = tf.tensor4d([0.6, 0.5, 0.5, 0.5], [1, ...shape]);
+    const y = tf.tensor1d([0], 'int32');
+    // logits z_k = Σ_i x_i W[i][k]; class 0 wins; gaps to class k and their gradients g_k = W[:,k] − W[:,0]
+    const xs = [0.6, 0.5, 0.5, 0.5];
+    const z = [0, 1, 2, 3].map((k) => xs.reduce((s, v, i) => s + v * w[i][k], 0));
+    expect(z.indexOf(Math.max(...z))).toBe(0);
+    for (const norm of ['linf', 'l2'] as const) {
+      // distance to each boundary: (z_0 − z_k) / ‖W[:,k] − W[:,0]‖_dual, the smallest over k (no box constraint is active here)
+      const dist = [1, 2, 3].map((k) => {
+        const g = [0, 1, 2, 3].map((i) => w[i][k] - w[i][0]);
+        const dual = norm === 'linf' ? g.reduce((s, v) => s + Math.abs(v), 0) : Math.hypot(...g);
+        return (z[0] - z[k]) / dual;
+      });
+      const minimal = Math.min(...dist);
+      const adv = await fab(model, { norm, eps: 1, steps: 30 })(x, y);
+      const size = tf.tidy(() => {
+        const dd = adv.sub(x);
+        return (norm === 'linf' ? dd.abs().max() : dd.square().sum().sqrt()).dataSync()[0];
+      });
+      const fooled = tf.tidy(() => (model.predict(adv) as tf.Tensor).argMax(1).dataSync()[0]) !== 0;
+      expect(fooled).toBe(true);
+      // FAB overshoots by η = 1.05 and then backs off by β: within a few percent of the minimum
+      expect(size).toBeGreaterThanOrEqual(minimal * (1 - 1e-4));
+      expect(size).toBeLessThan(minimal * 1.06);
+      adv.dispose();
+      // with eps below the minimum nothing can be found: the image comes back unchanged
+      const none = await fab(model, { norm, eps: minimal * 0.9, steps: 30 })(x, y);
+      expect(Array.from(none.dataSync())).toEqual(Array.from(x.dataSync()));
+      none.dispose();
+    }
+    tf.dispose([model, x, y]);
+  });
+
+  it('fab-t leaves no tensors behind and returns points in the ball', async () => {
+    const model = tinyConvNet(3);
+    const { x } = randomBatch(8, [8, 8, 3], 5, 2);
+    const y = predicted(layersClassifier(model), x);
+    const before = tf.memory().numTensors;
+    const adv = await fab(model, { eps: 0.05, steps: 10, targetClasses: 4 })(x, y);
+    const linf = tf.tidy(() => adv.sub(x).abs().max().dataSync()[0]);
+    adv.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(linf).toBeLessThanOrEqual(0.05 + 1e-6);
+    tf.dispose([model, x, y]);
   });
 });

@@ -1,0 +1,142 @@
+"""Runs the reference AutoAttack attacks (fra31/auto-attack) on a robust checkpoint, in PyTorch.
+
+The checkpoint's model.json is executed layer by layer in torch (TF 'same' padding reproduced), so
+both tools attack the same function on the same CIFAR-10 test images. Each attack runs alone on
+the clean-correct images, as `robust attack` does; "worst" counts an image robust only if it
+survives all of them (AutoAttack's cascade gives the same final number up to randomness).
+
+usage: python3 autoattack_reference.py --checkpoint DIR --cifar10 ARCHIVE.tar.gz --autoattack SRC_DIR
+                                        [--eps 8/255] [--n 200] [--attacks apgd-ce,apgd-t,square] [--norm Linf]
+The AutoAttack sources are not part of this project: fetch fra31/auto-attack and pass its folder.
+"""
+import argparse, io, json, math, sys, tarfile, time
+from fractions import Fraction
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def load_checkpoint(folder):
+    with open(f"{folder}/model.json") as f:
+        j = json.load(f)
+    specs = [w for g in j["weightsManifest"] for w in g["weights"]]
+    data = b"".join(open(f"{folder}/{p}", "rb").read() for g in j["weightsManifest"] for p in g["paths"])
+    weights, offset = {}, 0
+    for s in specs:
+        n = int(np.prod(s["shape"]))
+        weights[s["name"]] = torch.from_numpy(np.frombuffer(data, "<f4", n, offset).reshape(s["shape"]).copy())
+        offset += 4 * n
+    return j["modelTopology"]["config"], weights
+
+
+def same_pad(x, k, s, d):
+    """TF 'same' padding (more at the bottom/right when the total is odd)."""
+    pads = []
+    for size, kk, ss, dd in ((x.shape[3], k[1], s[1], d[1]), (x.shape[2], k[0], s[0], d[0])):
+        total = max((math.ceil(size / ss) - 1) * ss + (kk - 1) * dd + 1 - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads)
+
+
+class TfjsModel(torch.nn.Module):
+    """A robust/TF.js functional LayersModel (NHWC) as an NCHW torch module in inference mode."""
+
+    def __init__(self, config, weights):
+        super().__init__()
+        self.layers, self.w = config["layers"], weights
+        self.outputs = [o[0] for o in config["output_layers"]]
+
+    def activation(self, x, name):
+        return {"linear": x, "relu": F.relu(x), "softmax": F.softmax(x, 1)}[name or "linear"]
+
+    def forward(self, x):
+        out = {}
+        for l in self.layers:
+            c, n, cls = l["config"], l["name"], l["class_name"]
+            ins = [out[r[0]] for call in l["inbound_nodes"] for r in call]
+            w = lambda k: self.w[f"{n}/{k}"]
+            if cls == "InputLayer":
+                y = x
+            elif cls == "Rescaling":
+                shape = (1, -1, 1, 1)
+                y = ins[0] * torch.tensor(c["scale"], dtype=torch.float32).reshape(shape) + torch.tensor(c["offset"], dtype=torch.float32).reshape(shape)
+            elif cls == "Conv2D":
+                k, s, d = c["kernel_size"], c["strides"], c["dilation_rate"]
+                xi = same_pad(ins[0], k, s, d) if c["padding"] == "same" else ins[0]
+                y = F.conv2d(xi, w("kernel").permute(3, 2, 0, 1), w("bias") if c["use_bias"] else None, s, 0, d)
+                y = self.activation(y, c["activation"])
+            elif cls == "BatchNormalization":
+                y = F.batch_norm(ins[0], w("moving_mean"), w("moving_variance"), w("gamma"), w("beta"), False, 0.0, c["epsilon"])
+            elif cls == "ReLU":
+                y = F.relu(ins[0])
+            elif cls == "Activation":
+                y = self.activation(ins[0], c["activation"])
+            elif cls == "Add":
+                y = sum(ins)
+            elif cls == "Dropout":
+                y = ins[0]
+            elif cls == "GlobalAveragePooling2D":
+                y = ins[0].mean((2, 3))
+            elif cls == "Dense":
+                y = self.activation(ins[0] @ w("kernel") + w("bias"), c["activation"])
+            else:
+                raise SystemExit(f"layer class {cls} is not supported by this script")
+            out[n] = y
+        return out[self.outputs[0]]
+
+
+def cifar10_test(archive, n):
+    with tarfile.open(archive) as t:
+        member = next(m for m in t.getmembers() if m.name.endswith("test_batch.bin"))
+        raw = np.frombuffer(t.extractfile(member).read(), np.uint8).reshape(-1, 3073)[:n]
+    x = torch.from_numpy(raw[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255)
+    return x, torch.from_numpy(raw[:, 0].astype(np.int64))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--cifar10", required=True)
+    p.add_argument("--autoattack", required=True)
+    p.add_argument("--eps", default="8/255")
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--attacks", default="apgd-ce,apgd-t,square")
+    p.add_argument("--norm", default="Linf")
+    p.add_argument("--queries", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    sys.path.insert(0, a.autoattack)
+    from autoattack.autopgd_base import APGDAttack, APGDAttack_targeted
+    from autoattack.square import SquareAttack
+
+    torch.set_num_threads(2)
+    eps = float(Fraction(a.eps))
+    model = TfjsModel(*load_checkpoint(a.checkpoint)).eval()
+    x, y = cifar10_test(a.cifar10, a.n)
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    xc, yc = x[correct], y[correct]
+    result = {"n": a.n, "clean_acc": correct.float().mean().item(), "eps": eps, "norm": a.norm, "attacks": {}}
+    robust_all = torch.ones(len(yc), dtype=torch.bool)
+    for name in a.attacks.split(","):
+        if name in ("apgd-ce", "apgd-dlr"):
+            atk = APGDAttack(model, n_restarts=1, n_iter=100, eps=eps, norm=a.norm, rho=0.75, seed=a.seed, device="cpu", loss=name[5:])
+        elif name == "apgd-t":
+            atk = APGDAttack_targeted(model, n_restarts=1, n_iter=100, eps=eps, norm=a.norm, rho=0.75, seed=a.seed, device="cpu", n_target_classes=9)
+        elif name == "square":
+            atk = SquareAttack(model, p_init=0.8, n_queries=a.queries, eps=eps, norm=a.norm, n_restarts=1, seed=a.seed, device="cpu", resc_schedule=False)
+        else:
+            raise SystemExit(f"unknown attack {name}")
+        t0 = time.time()
+        adv = torch.cat([atk.perturb(xc[i:i + 250], yc[i:i + 250]) for i in range(0, len(yc), 250)])
+        with torch.no_grad():
+            robust = model(adv).argmax(1) == yc
+        robust_all &= robust
+        result["attacks"][name] = {"robust_acc": robust.sum().item() / a.n, "seconds": round(time.time() - t0, 1)}
+        print(json.dumps({name: result["attacks"][name]}), file=sys.stderr, flush=True)
+    result["worst_robust_acc"] = robust_all.sum().item() / a.n
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
