@@ -8,11 +8,10 @@ import { describeBackend, initBackend } from '../backend/index.js';
 import { take } from '../data/dataset.js';
 import { runAttack } from '../eval/attack-run.js';
 import { accuracy } from '../eval/accuracy.js';
-import { adversarialGrid, quantize, writeImageSet } from '../eval/save-adversarials.js';
+import { quantize, saveAdversarials } from '../eval/save-adversarials.js';
 import { attackOutputs, checkOutputs } from '../eval/output-files.js';
 import { SAMPLE_DIR, defaultDataDir } from '../data/index.js';
 import { check } from '../util/errors.js';
-import { writeFileAtomic } from '../util/atomic.js';
 import { classifierFor, formatEps, loadCheckpoint, loadDataFor } from './model-input.js';
 import { ZOO_PREFIX } from '../models/pretrained.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
@@ -134,11 +133,11 @@ export function registerAttack(program: Command): void {
         const saved = { ...set, images: q };
         const attacked: number[] = [];
         for (let i = 0; i < set.count && attacked.length < 10; i++) if (result.cleanCorrect[i]) attacked.push(i);
+        saveAdversarials(outputs, set, q, attacked);
         if (outputs.images !== undefined) {
-          report.saved = writeImageSet(outputs.images, saved);
+          report.saved = [outputs.images, outputs.labels].filter(Boolean);
           report.saved_robust_acc = accuracy(model, saved);
         }
-        writeFileAtomic(outputs.grid!, adversarialGrid(set, q, attacked));
         report.grid = outputs.grid;
       }
       classifier.dispose?.();

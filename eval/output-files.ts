@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RobustError, check } from '../util/errors.js';
 import { ensureWritableDir } from '../util/dirs.js';
+import { hasLabelFile } from './save-adversarials.js';
 
 export interface OutputFile {
   /** The option that names it, for messages ("--save", "--grid", "--save (labels)"). */
@@ -28,7 +29,7 @@ export interface AttackOutputs {
  * --save itself ends in .png, so the grid never lands on the images).
  */
 export function attackOutputs(save: string | undefined, grid: string | undefined, channels: number): AttackOutputs {
-  const labels = save !== undefined && channels !== 3 ? `${save}.labels` : undefined;
+  const labels = save !== undefined && hasLabelFile(channels) ? `${save}.labels` : undefined;
   const stem = save?.replace(/\.[^./]*$/, '');
   const gridFile = grid ?? (save === undefined ? undefined : `${stem}.png` === save ? `${stem}.grid.png` : `${stem}.png`);
   const files: OutputFile[] = [];

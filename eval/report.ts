@@ -3,7 +3,7 @@ import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { writeFileAtomic } from '../util/atomic.js';
+import { writeFilesAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
 import type { GridResult } from './grid.js';
 import { sanityFlags, type Flag } from './sanity.js';
@@ -187,6 +187,6 @@ export async function writeReports(dir: string, r: GridResult): Promise<string[]
     'results.md': toMarkdown(r, flags),
     'report.html': await toHtml(r, flags),
   };
-  for (const [name, text] of Object.entries(files)) writeFileAtomic(path.join(dir, name), text);
+  writeFilesAtomic(Object.entries(files).map(([name, text]) => [path.join(dir, name), text])); // all four or none: never a mix of two runs
   return Object.keys(files).map((f) => path.join(dir, f));
 }
