@@ -1,15 +1,17 @@
 /** `robust attack`: run one attack on a checkpoint over test images and report robust accuracy. */
+import path from 'node:path';
 import type { Command } from 'commander';
-import { ATTACKS, ATTACK_NAMES, makeAttack, type AttackOptions } from '../attacks/index.js';
+import { ATTACK_NAMES, makeAttack, type AttackOptions } from '../attacks/index.js';
 import { DEFAULT_EPS } from '../attacks/attack.js';
 import { parseTargetSpec } from '../attacks/targets.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { take } from '../data/dataset.js';
 import { runAttack } from '../eval/attack-run.js';
 import { accuracy } from '../eval/accuracy.js';
-import { adversarialGrid, quantize, writeImageSet } from '../eval/save-adversarials.js';
+import { quantize, saveAdversarials } from '../eval/save-adversarials.js';
+import { attackOutputs, checkOutputs } from '../eval/output-files.js';
+import { SAMPLE_DIR, defaultDataDir } from '../data/index.js';
 import { check } from '../util/errors.js';
-import { writeFileAtomic } from '../util/atomic.js';
 import { classifierFor, formatEps, loadCheckpoint, loadDataFor } from './model-input.js';
 import { ZOO_PREFIX } from '../models/pretrained.js';
 import { nonNegativeInt, number, positiveInt } from './options.js';
@@ -48,7 +50,7 @@ function chosenAttack(o: AttackCliOptions): string {
   check(flags.length <= 1, `choose one attack, got --${flags.join(', --')}`);
   check(!(flags.length === 1 && o.attack && o.attack !== flags[0]), `--attack ${o.attack} contradicts --${flags[0]}`);
   const name = flags[0] ?? o.attack ?? 'pgd';
-  check(ATTACKS[name], `unknown attack '${name}' (one of: ${ATTACK_NAMES.join(', ')})`);
+  check(ATTACK_NAMES.includes(name), `unknown attack '${name}' (one of: ${ATTACK_NAMES.join(', ')})`);
   return name;
 }
 
@@ -109,6 +111,11 @@ export function registerAttack(program: Command): void {
       const info = await initBackend({ backend: o.backend, threads: o.threads });
       const { model, meta, path: ckpt } = await loadCheckpoint(o.model);
       const data = await loadDataFor(model, meta, { data: o.data, dataDir: o.dataDir });
+      const outputs = attackOutputs(o.save, o.grid, data.test.channels);
+      checkOutputs(outputs.files, [
+        { what: 'the model', dir: path.dirname(path.resolve(ckpt.endsWith('.json') ? ckpt : path.join(ckpt, 'model.json'))) },
+        { what: `the data set ${data.name}`, dir: data.name === 'fashion-mnist-sample' ? SAMPLE_DIR : path.join(o.dataDir ?? defaultDataDir(), data.name) },
+      ]);
       const classifier = classifierFor(model, meta, o.seed);
       const attack = makeAttack(name, classifier, options);
       const set = take(data.test, o.limit);
@@ -118,21 +125,20 @@ export function registerAttack(program: Command): void {
         .join(' ');
       if (!o.quiet) console.error(`${describeBackend(info)}; ${a.name} ${a.norm} ${settings} on ${set.count} ${data.name} test images (${meta.model ?? ckpt}, defense ${meta.defense ?? 'none'})`);
       if (classifier.randomized && a.eotSamples === 1) console.error('warning: the model is randomized (noise injection) and the attack uses no EOT: pass --eot-samples (e.g. 10) or the result overstates robustness');
-      const result = await runAttack(classifier, attack, set, { batchSize: o.batchSize, keepAdversarials: !!(o.save || o.grid), quiet: o.quiet, seed: o.seed });
+      const result = await runAttack(classifier, attack, set, { batchSize: o.batchSize, keepAdversarials: outputs.files.length > 0, quiet: o.quiet, seed: o.seed });
       const s = result.stats;
       const report: Record<string, unknown> = { model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: meta.model, defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', attack: a, backend: info.name, ...s };
       if (result.adversarial) {
         const q = quantize(result.adversarial, set.images, a.norm, a.eps);
         const saved = { ...set, images: q };
-        if (o.save) {
-          report.saved = writeImageSet(o.save, saved);
-          report.saved_robust_acc = accuracy(model, saved);
-        }
-        const gridFile = o.grid ?? `${o.save!.replace(/\.[^./]*$/, '')}.png`;
         const attacked: number[] = [];
         for (let i = 0; i < set.count && attacked.length < 10; i++) if (result.cleanCorrect[i]) attacked.push(i);
-        writeFileAtomic(gridFile, adversarialGrid(set, q, attacked));
-        report.grid = gridFile;
+        saveAdversarials(outputs, set, q, attacked);
+        if (outputs.images !== undefined) {
+          report.saved = [outputs.images, outputs.labels].filter(Boolean);
+          report.saved_robust_acc = accuracy(model, saved);
+        }
+        report.grid = outputs.grid;
       }
       classifier.dispose?.();
       model.dispose();

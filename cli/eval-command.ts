@@ -7,6 +7,8 @@ import { runGrid, worstCases, type CellResult, type EvalConfig, type EvalModel, 
 import { toCsv, toHtml, toMarkdown, writeReports } from '../eval/report.js';
 import { sanityFlags } from '../eval/sanity.js';
 import { CONFIG_KEYS, parseEvalConfig } from '../eval/config.js';
+import { readCell } from '../eval/cells.js';
+import { checkGridResult } from '../eval/result-shape.js';
 import { check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
@@ -54,15 +56,22 @@ function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
   return parseEvalConfig(values, o.config ?? 'the command line');
 }
 
-/** The saved grid with each cell's gallery image put back from the cell files. */
-export function readGrid(dir: string): GridResult {
+/**
+ * The saved grid with each cell's gallery image put back from the cell files. A damaged
+ * results.json is one RobustError; a damaged cell file only loses its gallery (with a warning).
+ */
+export function readGrid(dir: string, warn: (message: string) => void = console.error): GridResult {
   const file = path.join(dir, 'results.json');
-  const r = readJsonFile<GridResult>(file, `${file}: no such file (run \`robust eval --out ${dir}\` first)`);
-  check(Array.isArray(r.cells) && Array.isArray(r.models) && r.config, `${file}: not a robust eval result`);
+  const r = checkGridResult(readJsonFile(file, `${file}: no such file (run \`robust eval --out ${dir}\` first)`), file);
   const cellDir = path.join(dir, 'cells');
   if (fs.existsSync(cellDir)) {
-    const saved = fs.readdirSync(cellDir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(cellDir, f), 'utf8')) as CellResult);
-    for (const c of r.cells) c.gallery = saved.find((s) => s.model === c.model && s.attack === c.attack && s.eps === c.eps)?.gallery;
+    const saved: CellResult[] = [];
+    for (const f of fs.readdirSync(cellDir).filter((f) => f.endsWith('.json'))) {
+      const { cell, damaged } = readCell(path.join(cellDir, f));
+      if (damaged) warn(`warning: ${path.join(cellDir, f)}: damaged cell (${damaged}); its gallery is left out`);
+      if (cell) saved.push(cell);
+    }
+    for (const c of r.cells) c.gallery = saved.find((s) => s.model === c.model && s.attack === c.attack && s.eps === c.eps && s.robust === c.robust)?.gallery;
   }
   return r;
 }

@@ -5,17 +5,16 @@
  * over attacks counts an example as robust only if it survives every attack.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ATTACKS, ATTACK_NAMES, makeAttack, type AttackInfo, type AttackOptions } from '../attacks/index.js';
+import { ATTACK_NAMES, makeAttack, type AttackInfo, type AttackOptions } from '../attacks/index.js';
 import { check } from '../util/errors.js';
 import { formatEps } from '../util/format.js';
 import type { NormName } from '../attacks/norms.js';
 import { imageSetFingerprint, take, type ImageSet } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { countParams } from '../models/zoo.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { readCell, writeCell } from './cells.js';
 import { runAttack, type AttackStats } from './attack-run.js';
 import { adversarialGrid, quantize } from './save-adversarials.js';
 import { modelChecks, type ModelChecks } from './sanity.js';
@@ -95,7 +94,7 @@ export interface GridResult {
 /** An attack entry of the grid: a registry name, optionally with its own step count ("pgd:50"). */
 export function parseAttackEntry(entry: string): { name: string; steps?: number } {
   const [name, steps, ...rest] = entry.split(':');
-  check(ATTACKS[name] && rest.length === 0, `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps)`);
+  check(ATTACK_NAMES.includes(name) && rest.length === 0, `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps)`);
   if (steps === undefined) return { name };
   const n = Number(steps);
   check(Number.isInteger(n) && n > 0, `attack '${entry}': steps must be a positive integer`);
@@ -146,6 +145,8 @@ export interface GridOptions {
   quiet?: boolean;
   shouldStop?: () => boolean;
   onCell?: (cell: CellResult, reused: boolean) => void;
+  /** One-line warnings (a damaged cell file that is recomputed); default: standard error. */
+  warn?: (message: string) => void;
 }
 
 /** Runs (or resumes) the grid; returns what is done so far (all of it unless stopped). */
@@ -166,8 +167,10 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
         const attack = makeAttack(parseAttackEntry(name).name, m.classifier, attackOptions(config, eps, name));
         const key = cellKey(config, m, dataSha256, name, attack.info);
         const file = path.join(cellDir, `${key}.json`);
-        if (fs.existsSync(file)) {
-          const cell = JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;
+        const saved = readCell(file, { model: m.path, attack: name, eps, n: test.count });
+        if (saved.damaged) (o.warn ?? console.error)(`warning: ${file}: damaged cell (${saved.damaged}); computing it again`);
+        if (saved.cell) {
+          const cell = saved.cell;
           cells.push(cell);
           clean = cell.stats.clean_acc;
           o.onCell?.(cell, true);
@@ -195,7 +198,7 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
           for (let i = 0; i < test.count && shown.length < 8; i++) if (run.cleanCorrect[i]) shown.push(i);
           cell.gallery = Buffer.from(adversarialGrid(test, quantize(run.adversarial, test.images, attack.info.norm, eps), shown, 2)).toString('base64');
         }
-        writeFileAtomic(file, JSON.stringify(cell));
+        writeCell(file, cell);
         cells.push(cell);
         clean = run.stats.clean_acc;
         o.onCell?.(cell, false);

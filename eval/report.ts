@@ -3,10 +3,11 @@ import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { writeFileAtomic } from '../util/atomic.js';
+import { writeFilesAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
 import type { GridResult } from './grid.js';
 import { sanityFlags, type Flag } from './sanity.js';
+import { html, md, trustedHtml, type Markup, type Value } from './markup.js';
 
 export const CSV_COLUMNS = [
   'model', 'arch', 'params', 'defense', 'attack', 'norm', 'eps', 'alpha', 'steps', 'restarts', 'eot_samples', 'seed', 'n',
@@ -70,21 +71,24 @@ function flagText(f: Flag): string {
   return `${path.basename(f.model)}: [${f.check}] ${f.message}`;
 }
 
+/** One table line; every cell is escaped by `md`, so no value can add a column, a line or markup. */
+const mdRow = (cells: Value[]) => md`| ${cells.map((c, i) => (i === 0 ? md`${c}` : md` | ${c}`))} |`;
+
 export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): string {
   const { header, rows } = tableRows(r);
-  const lines = [
-    `# Robustness evaluation`,
-    '',
-    `${r.config.norm === 'linf' ? 'Linf' : 'L2'} robust accuracy (%) on the first ${r.config.limit} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
-    'Worst case: an example counts as robust only if it survives every attack.',
-    '',
-    `| ${header.join(' | ')} |`,
-    `|${header.map(() => '---').join('|')}|`,
-    ...rows.map((row) => `| ${row.cells.map((c, i) => (row.worst && i >= 2 ? `**${c}**` : c)).join(' | ')} |`),
-    '',
-    flags.length ? '## Sanity flags' : 'Sanity checks: no flags.',
-    ...flags.map((f) => `- ${flagText(f)}`),
-    '',
+  const lines: Markup[] = [
+    md`# Robustness evaluation`,
+    md``,
+    md`${r.config.norm === 'linf' ? 'Linf' : 'L2'} robust accuracy (%) on the first ${r.config.limit} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
+    md`Worst case: an example counts as robust only if it survives every attack.`,
+    md``,
+    mdRow(header),
+    md`|${header.map(() => md`---|`)}`,
+    ...rows.map((row) => mdRow(row.cells.map((c, i) => (row.worst && i >= 2 ? md`**${c}**` : c)))),
+    md``,
+    flags.length ? md`## Sanity flags` : md`Sanity checks: no flags.`,
+    ...flags.map((f) => md`- ${flagText(f)}`),
+    md``,
   ];
   return lines.join('\n');
 }
@@ -142,39 +146,36 @@ export function tradeoffSpec(r: GridResult): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-
 export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Promise<string> {
   const { header, rows } = tableRows(r);
   const maxEps = Math.max(...r.config.eps);
-  const plots = await Promise.all(r.models.map((m) => svg(epsPlotSpec(r, m.model))));
-  const tradeoff = await svg(tradeoffSpec(r));
-  const gallery = r.models
-    .map((m) => {
-      const cells = r.cells.filter((c) => c.model === m.model && c.eps === maxEps && c.gallery);
-      if (cells.length === 0) return '';
-      const strongest = cells.reduce((a, b) => (a.stats.robust_acc <= b.stats.robust_acc ? a : b));
-      return `<figure><img alt="adversarial examples for ${escape(path.basename(m.model))}" src="data:image/png;base64,${strongest.gallery}"><figcaption>${escape(path.basename(m.model))}: ${escape(strongest.attack)} at eps ${epsLabel(maxEps)} — originals, perturbations (gray = 0, scaled), adversarials</figcaption></figure>`;
-    })
-    .join('\n');
-  return `<!doctype html>
+  // vega's SVG serializer escapes every text and attribute it writes (vega-scenegraph markup.js).
+  const plots = (await Promise.all(r.models.map((m) => svg(epsPlotSpec(r, m.model))))).map(trustedHtml);
+  const tradeoff = trustedHtml(await svg(tradeoffSpec(r)));
+  const gallery = r.models.flatMap((m) => {
+    const cells = r.cells.filter((c) => c.model === m.model && c.eps === maxEps && c.gallery);
+    if (cells.length === 0) return [];
+    const strongest = cells.reduce((a, b) => (a.stats.robust_acc <= b.stats.robust_acc ? a : b));
+    const name = path.basename(m.model);
+    return [html`<figure><img alt="adversarial examples for ${name}" src="data:image/png;base64,${strongest.gallery}"><figcaption>${name}: ${strongest.attack} at eps ${epsLabel(maxEps)} — originals, perturbations (gray = 0, scaled), adversarials</figcaption></figure>\n`];
+  });
+  return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>robust: evaluation report</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}</style>
 </head><body>
 <h1>Robustness evaluation</h1>
-<p>${r.config.norm === 'linf' ? 'L<sub>∞</sub>' : 'L<sub>2</sub>'} robust accuracy (%) on the first ${r.config.limit} test images · backend ${escape(r.backend)} · seed ${r.config.seed} · ${escape(r.date)}.
+<p>${r.config.norm === 'linf' ? html`L<sub>∞</sub>` : html`L<sub>2</sub>`} robust accuracy (%) on the first ${r.config.limit} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
 Worst case: an example is robust only if it survives every attack.</p>
-<table><thead><tr>${header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead><tbody>
-${rows.map((row) => `<tr${row.worst ? ' class="worst"' : ''}>${row.cells.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('\n')}
-</tbody></table>
+<table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
+${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}</tbody></table>
 <h2>Sanity checks</h2>
-${flags.length ? `<ul>${flags.map((f) => `<li class="flag">${escape(flagText(f))}</li>`).join('')}</ul>` : '<p>No flags.</p>'}
+${flags.length ? html`<ul>${flags.map((f) => html`<li class="flag">${flagText(f)}</li>`)}</ul>` : html`<p>No flags.</p>`}
 <h2>Plots</h2>
-<div class="plots">${plots.map((p) => `<div class="plot">${p}</div>`).join('\n')}<div class="plot">${tradeoff}</div></div>
+<div class="plots">${plots.map((p) => html`<div class="plot">${p}</div>\n`)}<div class="plot">${tradeoff}</div></div>
 <h2>Adversarial examples</h2>
-${gallery || '<p>None kept.</p>'}
+${gallery.length ? gallery : html`<p>None kept.</p>`}
 </body></html>
-`;
+`.text;
 }
 
 /** Writes results.csv, results.json, results.md and report.html into `dir`. */
@@ -186,6 +187,6 @@ export async function writeReports(dir: string, r: GridResult): Promise<string[]
     'results.md': toMarkdown(r, flags),
     'report.html': await toHtml(r, flags),
   };
-  for (const [name, text] of Object.entries(files)) writeFileAtomic(path.join(dir, name), text);
+  writeFilesAtomic(Object.entries(files).map(([name, text]) => [path.join(dir, name), text])); // all four or none: never a mix of two runs
   return Object.keys(files).map((f) => path.join(dir, f));
 }

@@ -5,7 +5,8 @@
 import { PNG } from 'pngjs';
 import type { ImageSet } from '../data/dataset.js';
 import type { NormName } from '../attacks/norms.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { writeFilesAtomic } from '../util/atomic.js';
+import type { AttackOutputs } from './output-files.js';
 
 /**
  * Rounds adversarial pixels to 8 bits. For Linf the rounding stays inside the eps-ball around the
@@ -57,19 +58,27 @@ export function encodeIdx(set: ImageSet): { images: Uint8Array; labels: Uint8Arr
   return { images, labels };
 }
 
+/** Whether a set's layout keeps its labels in a file of their own (IDX) rather than in each record (CIFAR-10). */
+export const hasLabelFile = (channels: number) => channels !== 3;
+
+/** `set` in the layout of its data set: CIFAR-10 records for 3-channel images, IDX images + labels for 1-channel ones. */
+export function encodeImageSet(set: ImageSet): { images: Uint8Array; labels?: Uint8Array } {
+  return hasLabelFile(set.channels) ? encodeIdx(set) : { images: encodeCifar(set) };
+}
+
 /**
- * Writes `set` to `file` in the layout of its data set: CIFAR-10 records for 3-channel images,
- * IDX for 1-channel ones (labels then go to `<file>.labels`). Returns the files written.
+ * Writes an attack's outputs as one set (all replaced or, on a failure such as a full disk, none):
+ * the adversarial images `adv` of `clean` in the data set's layout, and the PNG grid of `shown`.
  */
-export function writeImageSet(file: string, set: ImageSet): string[] {
-  if (set.channels === 3) {
-    writeFileAtomic(file, encodeCifar(set));
-    return [file];
+export function saveAdversarials(out: AttackOutputs, clean: ImageSet, adv: Uint8Array, shown: number[]): void {
+  const files: [string, Uint8Array][] = [];
+  if (out.images !== undefined) {
+    const { images, labels } = encodeImageSet({ ...clean, images: adv });
+    files.push([out.images, images]);
+    if (labels) files.push([out.labels!, labels]);
   }
-  const { images, labels } = encodeIdx(set);
-  writeFileAtomic(file, images);
-  writeFileAtomic(`${file}.labels`, labels);
-  return [file, `${file}.labels`];
+  if (out.grid !== undefined) files.push([out.grid, adversarialGrid(clean, adv, shown)]);
+  writeFilesAtomic(files);
 }
 
 /**

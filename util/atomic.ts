@@ -10,20 +10,38 @@ function tempNameFor(target: string): string {
 
 /** Writes a file so that readers see either the old or the whole new content, never a part. */
 export function writeFileAtomic(target: string, data: string | Uint8Array): void {
-  ensureDir(path.dirname(target));
-  const tmp = tempNameFor(target);
+  writeFilesAtomic([[target, data]]);
+}
+
+/**
+ * Writes several files that belong together (a report set, images and their labels): all new
+ * contents are written and synced to temp files first, and only then renamed into place, so a
+ * failure (a full disk) leaves every old file as it was and no temp file behind.
+ */
+export function writeFilesAtomic(files: [target: string, data: string | Uint8Array][]): void {
+  const written: [tmp: string, target: string][] = [];
+  let current = '';
   try {
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+    for (const [target, data] of files) {
+      current = target;
+      ensureDir(path.dirname(target));
+      const tmp = tempNameFor(target);
+      written.push([tmp, target]);
+      const fd = fs.openSync(tmp, 'w');
+      try {
+        fs.writeFileSync(fd, data);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
     }
-    fs.renameSync(tmp, target);
+    for (const [tmp, target] of written) {
+      current = target;
+      fs.renameSync(tmp, target);
+    }
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw asWriteError(e, target);
+    for (const [tmp] of written) fs.rmSync(tmp, { force: true });
+    throw asWriteError(e, current);
   }
 }
 

@@ -8,6 +8,7 @@ export function readJsonFile<T = unknown>(file: string, missing: string): T {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
   } catch (e) {
-    throw new RobustError(`${file}: not valid JSON (${(e as Error).message})`);
+    // V8 quotes the text around the error, newlines included: keep the message on one line.
+    throw new RobustError(`${file}: not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
   }
 }

@@ -6,7 +6,9 @@ import { PNG } from 'pngjs';
 import { parseIdx } from '../../data/fashion-mnist.js';
 import { loadData } from '../../data/index.js';
 import { tmpDir } from '../helpers.js';
+import { spawnSync } from 'node:child_process';
 import { robust, tinyCheckpoint } from './fixtures.js';
+import { ROOT } from '../helpers.js';
 import { ATTACK_NAMES } from '../../attacks/index.js';
 
 let ckpt: string;
@@ -85,5 +87,56 @@ describe('robust attack', () => {
     const r = robust(['attack', '--model', '/nonexistent/ckpt', '--backend', 'wasm']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no such file/);
+  });
+
+  describe('--save and --grid paths are checked before the attack runs', () => {
+    // Without --quiet the banner comes just before the attack starts: a refusal must come before it.
+    const run = (args: string[]) => robust(['attack', '--pgd', '--steps', '2', '--model', ckpt, '--limit', '8', '--backend', 'wasm', ...args]);
+    const refused = (args: string[], message: RegExp) => {
+      const r = run(args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+    };
+    const cases: [string, (dir: string) => string[], RegExp][] = [
+      ['a folder', (dir) => ['--save', dir], /--save .* is a folder/],
+      ['/', () => ['--save', '/'], /--save \/ is a folder/],
+      ['a name ending in a slash', (dir) => ['--save', path.join(dir, 'new') + '/'], /is a folder/],
+      ['a missing parent folder', (dir) => ['--save', path.join(dir, 'missing', 'adv.bin')], /folder .*missing does not exist/],
+      ['a parent that is a file', (dir) => (fs.writeFileSync(path.join(dir, 'f'), ''), ['--save', path.join(dir, 'f', 'adv.bin')]), /is not a folder/],
+      ['a parent that cannot be written', () => ['--save', '/proc/self/adv.bin'], /not writable/],
+      ['an empty name', () => ['--save', ''], /--save needs a file name/],
+      ['the same path as --grid', (dir) => ['--save', path.join(dir, 'a.bin'), '--grid', path.join(dir, '.', 'a.bin')], /--grid .* is the same file as --save/],
+      ['--grid on the labels file', (dir) => ['--save', path.join(dir, 'a.bin'), '--grid', path.join(dir, 'a.bin.labels')], /same file as --save \(its labels\)/],
+      ['the model weights', () => ['--save', path.join(ckpt, 'weights.bin')], /would replace a file of the model/],
+      ['the model.json, through a linked folder', (dir) => (fs.symlinkSync(ckpt, path.join(dir, 'link')), ['--grid', path.join(dir, 'link', 'model.json')]), /would replace a file of the model/],
+    ];
+    for (const [what, args, message] of cases) {
+      it(`refuses ${what} in one line, before the attack`, () => {
+        if (what.includes('cannot be written') && process.platform !== 'linux') return;
+        const dir = tmpDir('cli-attack-paths');
+        refused(args(dir), message);
+        expect(fs.readdirSync(ckpt).sort()).toEqual(['model.json', 'weights.bin']);
+      });
+    }
+
+    it('--save x.png keeps the images and puts the default grid beside them (x.grid.png), not on top of them', () => {
+      const dir = tmpDir('cli-attack-png');
+      const r = run(['--save', path.join(dir, 'adv.png'), '--quiet']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(fs.readdirSync(dir).sort()).toEqual(['adv.grid.png', 'adv.png', 'adv.png.labels']);
+      expect(parseIdx(fs.readFileSync(path.join(dir, 'adv.png')), 3, 'adv.png').shape).toEqual([8, 28, 28]);
+      expect(PNG.sync.read(fs.readFileSync(path.join(dir, 'adv.grid.png'))).width).toBeGreaterThan(0);
+    });
+
+    it('refuses to write onto the file standard output is redirected to', () => {
+      const dir = tmpDir('cli-attack-stdout');
+      const file = path.join(dir, 'out.json');
+      const fd = fs.openSync(file, 'w');
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'robust.js'), 'attack', '--model', ckpt, '--limit', '4', '--backend', 'wasm', '--json', '--save', file], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', timeout: 120_000 });
+      fs.closeSync(fd);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/is the file standard output is redirected to/);
+    });
   });
 });

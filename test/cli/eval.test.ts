@@ -33,6 +33,26 @@ describe('robust eval', () => {
     expect(md.stdout).toMatch(/# Robustness evaluation/);
   });
 
+  it('a damaged cell file is recomputed with one warning line; a damaged results.json makes export fail in one line', () => {
+    const out = path.join(tmpDir('cli-eval-damaged'), 'results');
+    const args = ['eval', '--models', a, '--attacks', 'fgsm', '--eps', '0,8/255', '--limit', '10', '--out', out, '--backend', 'wasm', '--quiet'];
+    expect(robust(args).code).toBe(0);
+    const cells = fs.readdirSync(path.join(out, 'cells'));
+    fs.writeFileSync(path.join(out, 'cells', cells[0]), '{}');
+    fs.writeFileSync(path.join(out, 'cells', cells[1]), '');
+    const again = robust(args);
+    expect(again.code).toBe(0);
+    expect(again.stderr.trim().split('\n')).toHaveLength(2);
+    expect(again.stderr).toMatch(/warning: .*damaged cell \(content does not match its digest\); computing it again/);
+    for (const [text, message] of [['', /results\.json: not valid JSON/], ['{"cells": {}}', /results\.json: not a usable robust eval result/], ['{\n"config": 1\n', /not valid JSON/]] as const) {
+      fs.writeFileSync(path.join(out, 'results.json'), text);
+      const r = robust(['export', 'md', out, '--out', '-']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
   it('reads the grid from --config', () => {
     const dir = tmpDir('cli-eval-config');
     const config = path.join(dir, 'eval.json');
