@@ -5,7 +5,7 @@ import * as tar from 'tar';
 import { loadCifar10, parseCifarBatches, TRAIN_FILES, TEST_FILE } from '../../data/cifar10.js';
 import { prepareData, loadData } from '../../data/index.js';
 import { RobustError } from '../../util/errors.js';
-import { HAS_SHARED_CIFAR, SHARED_DATA, tmpDir } from '../helpers.js';
+import { HAS_SHARED_CIFAR, missing, SHARED_DATA, tmpDir } from '../helpers.js';
 
 if (!HAS_SHARED_CIFAR) console.warn(`skipping the real CIFAR-10 test: ${SHARED_DATA} is absent (it exists on CI)`);
 
@@ -65,7 +65,7 @@ describe('CIFAR-10 binary format', () => {
     await expect(loadCifar10(path.join(dir, 'garbage.tar.gz'))).rejects.toThrow(RobustError);
   });
 
-  it.skipIf(!HAS_SHARED_CIFAR)('loads the real CIFAR-10 archive: 50,000 / 10,000 images, 10 balanced classes', async () => {
+  it.skipIf(missing(HAS_SHARED_CIFAR))('loads the real CIFAR-10 archive: 50,000 / 10,000 images, 10 balanced classes', async () => {
     const split = await loadCifar10(path.join(SHARED_DATA, 'cifar10', 'cifar-10-binary.tar.gz'));
     expect(split.train.count).toBe(50000);
     expect(split.test.count).toBe(10000);

@@ -13,7 +13,7 @@ import { noisyClassifier } from '../../defenses/noise-injection.js';
 import type { ImageSet } from '../../data/dataset.js';
 import { checkReport, CHROMIUM } from '../../scripts/check-report.js';
 import { tinyConvNet } from '../attacks/models.js';
-import { tmpDir } from '../helpers.js';
+import { missing, tmpDir } from '../helpers.js';
 
 const mask = (bits: number[]) => Buffer.from(Uint8Array.from(bits)).toString('base64');
 const checksOk = { zero_grad_share: 0, nonfinite_grad_share: 0, no_ascent_share: 0, outputs_look_like_probabilities: false, checked: 4 };
@@ -163,7 +163,7 @@ describe('running a grid', () => {
     for (const f of ['results.json', 'results.md', 'report.html']) expect(fs.existsSync(path.join(out, f))).toBe(true);
   });
 
-  it.skipIf(!fs.existsSync(CHROMIUM))('the HTML report opens in headless Chromium without errors and shows its plots and gallery', async () => {
+  it.skipIf(missing(fs.existsSync(CHROMIUM)))('the HTML report opens in headless Chromium without errors and shows its plots and gallery', async () => {
     const out = tmpDir('grid-html');
     const { result } = await runGrid(config, models, { out, backend: 'wasm', quiet: true });
     fs.writeFileSync(path.join(out, 'report.html'), await toHtml(result));

@@ -12,7 +12,7 @@ import { runAttack } from '../../eval/attack-run.js';
 import { pgd } from '../../attacks/index.js';
 import { loadCifar10 } from '../../data/cifar10.js';
 import path from 'node:path';
-import { HAS_SHARED_CIFAR, SHARED_DATA } from '../helpers.js';
+import { HAS_SHARED_CIFAR, missing, SHARED_DATA } from '../helpers.js';
 
 const entries = pretrainedEntries();
 // The bundled sample's 500 test images are the first 500 of the Fashion-MNIST test set.
@@ -42,7 +42,7 @@ describe.skipIf(entries.length === 0)('the shipped zoo', () => {
   // CIFAR-10 entries against the real test set in ../shared (present on CI; skipped without it).
   const cifar = entries.filter((e) => e.data === 'cifar10');
   if (cifar.length > 0 && !HAS_SHARED_CIFAR) console.warn(`skipping the CIFAR-10 zoo accuracy check: ${SHARED_DATA} is absent (it exists on CI)`);
-  it.skipIf(cifar.length === 0 || !HAS_SHARED_CIFAR)('CIFAR-10 entries: clean accuracy on the first 1000 test images is within 4 points of the recorded full-test accuracy', async () => {
+  it.skipIf(cifar.length === 0 || missing(HAS_SHARED_CIFAR))('CIFAR-10 entries: clean accuracy on the first 1000 test images is within 4 points of the recorded full-test accuracy', async () => {
     const test = take((await loadCifar10(path.join(SHARED_DATA, 'cifar10', 'cifar-10-binary.tar.gz'))).test, 1000);
     for (const e of cifar) {
       const model = await loadModel(resolvePretrained(ZOO_PREFIX + e.name));
