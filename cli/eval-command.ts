@@ -7,6 +7,7 @@ import { runGrid, worstCases, type CellResult, type EvalConfig, type EvalModel, 
 import { toCsv, toHtml, toMarkdown, writeReports } from '../eval/report.js';
 import { sanityFlags } from '../eval/sanity.js';
 import { CONFIG_KEYS, parseEvalConfig } from '../eval/config.js';
+import { PRESETS } from '../eval/presets.js';
 import { readCell } from '../eval/cells.js';
 import { checkGridResult } from '../eval/result-shape.js';
 import { check } from '../util/errors.js';
@@ -23,6 +24,8 @@ interface EvalCliOptions {
   models?: string;
   model?: string;
   attacks?: string;
+  preset?: string;
+  cascade?: boolean;
   eps?: string;
   norm?: string;
   steps?: number;
@@ -82,7 +85,9 @@ export function registerEval(program: Command): void {
     .description('robustness grid: models × attacks × eps → table, results.csv/json/md, report.html, sanity flags')
     .option('--models <list>', 'checkpoints, comma-separated: zoo:NAME (trained, shipped), checkpoint folders or run folders')
     .option('--model <name>', 'one model (same as --models)')
-    .option('--attacks <list>', 'attacks, comma-separated, optionally name:steps (default fgsm,pgd,apgd-ce)')
+    .option('--attacks <list>', 'attacks, comma-separated, optionally name:steps and :restarts=N, :eot=N (default fgsm,pgd,apgd-ce)')
+    .option('--preset <name>', `a named protocol instead of --attacks: ${Object.keys(PRESETS).join(', ')} (autoattack = AutoAttack's standard cascade)`)
+    .option('--cascade', "AutoAttack's protocol: each attack runs only on the examples the attacks before it left robust")
     .option('--eps <list>', 'budgets, comma-separated (default 0,2/255,4/255,8/255)')
     .option('--norm <name>', 'linf | l2 (default linf)')
     .option('--steps <n>', 'steps for every iterative attack (default: each attack\'s own)', positiveInt('--steps'))
@@ -122,7 +127,7 @@ export function registerEval(program: Command): void {
         shouldStop: () => interrupt.stop,
         onCell: (c, reused) => {
           done++;
-          if (!o.quiet) console.error(`[${done}/${cellsTotal}] ${path.basename(c.model)} ${c.attack} eps ${formatEps(c.eps)}: robust ${(100 * c.stats.robust_acc).toFixed(2)}%${reused ? ' (reused)' : ` (${c.stats.seconds.toFixed(0)} s)`}`);
+          if (!o.quiet) console.error(`[${done}/${cellsTotal}] ${path.basename(c.model)} ${c.attack} eps ${formatEps(c.eps)}: robust ${(100 * c.stats.robust_acc).toFixed(2)}%${c.after?.length ? ` after ${[...c.after, c.attack].join(' → ')}` : ''}${reused ? ' (reused)' : ` (${c.stats.seconds.toFixed(0)} s)`}`);
         },
       });
       interrupt.release();

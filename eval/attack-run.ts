@@ -44,6 +44,8 @@ export interface AttackRunOptions {
   seed?: number;
   quiet?: boolean;
   label?: string;
+  /** Attack only the examples marked 1 (and clean-correct); the others count as not robust (a cascade's earlier attacks broke them). */
+  only?: Uint8Array;
   /** Called between batches; returning true stops early (the stats cover the batches done). */
   shouldStop?: () => boolean;
 }
@@ -80,7 +82,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
     const okClean = correct.dataSync();
     correct.dispose();
     const start = indices[0];
-    const idx = maskIndices(okClean);
+    const idx = maskIndices(o.only ? okClean.map((v, i) => v & o.only![start + i]) : okClean);
     let batchAdv: tf.Tensor4D | undefined;
     okClean.forEach((v, i) => (cleanCorrect[start + i] = v));
     if (idx.length > 0) {

@@ -5,8 +5,9 @@
 import { check, RobustError } from '../util/errors.js';
 import { number } from '../util/numbers.js';
 import { parseAttackEntry, type EvalConfig } from './grid.js';
+import { preset } from './presets.js';
 
-export const CONFIG_KEYS = ['models', 'attacks', 'eps', 'norm', 'steps', 'restarts', 'eotSamples', 'limit', 'batchSize', 'seed', 'data'] as const;
+export const CONFIG_KEYS = ['models', 'attacks', 'preset', 'cascade', 'eps', 'norm', 'steps', 'restarts', 'eotSamples', 'limit', 'batchSize', 'seed', 'data'] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
 function list(v: unknown, key: string, fallback: string): string[] {
@@ -31,9 +32,15 @@ export function parseEvalConfig(values: Partial<Record<string, unknown>>, source
   check(unknown.length === 0, `${source}: unknown key ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${CONFIG_KEYS.join(', ')})`);
   const models = list(values.models, 'models', '');
   check(models.length > 0, 'give the models to evaluate: --models ckpt/a,ckpt/b (or "models" in --config)');
-  const attacks = list(values.attacks, 'attacks', 'fgsm,pgd,apgd-ce');
+  check(values.preset === undefined || typeof values.preset === 'string', `preset must be a name, got ${JSON.stringify(values.preset)}`);
+  check(values.cascade === undefined || typeof values.cascade === 'boolean', `cascade must be true or false, got ${JSON.stringify(values.cascade)}`);
+  const named = values.preset === undefined ? undefined : preset(values.preset as string);
+  const attacks = list(values.attacks, 'attacks', named ? named.attacks.join(',') : 'fgsm,pgd,apgd-ce');
   attacks.forEach(parseAttackEntry);
   check(new Set(attacks).size === attacks.length, 'each attack may appear once in --attacks');
+  // a preset fixes its attacks and protocol: the results must be what its name says
+  if (named) check(attacks.join() === named.attacks.join() && values.cascade !== false, `preset ${values.preset} runs ${named.attacks.join(', ')} as a cascade: leave out --attacks and --cascade`);
+  const cascade = named?.cascade ?? (values.cascade as boolean | undefined) ?? false;
   const eps = list(values.eps, 'eps', '0,2/255,4/255,8/255').map((e) => number('--eps', { min: 0 })(e));
   check(eps.length > 0, '--eps needs at least one value');
   const norm = values.norm ?? 'linf';
@@ -51,5 +58,7 @@ export function parseEvalConfig(values: Partial<Record<string, unknown>>, source
     batchSize: int(values.batchSize, 'batchSize', 1) ?? 128,
     seed: int(values.seed, 'seed', 0) ?? 0,
     data: values.data as string | undefined,
+    ...(named ? { preset: values.preset as string } : {}),
+    ...(cascade ? { cascade } : {}),
   };
 }

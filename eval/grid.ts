@@ -33,6 +33,10 @@ export interface EvalConfig {
   batchSize: number;
   seed: number;
   data?: string;
+  /** The named protocol the attacks come from (`autoattack`, `autoattack:plus`, …), recorded with the results. */
+  preset?: string;
+  /** AutoAttack's protocol: each attack runs only on the examples the attacks before it left robust. */
+  cascade?: boolean;
 }
 
 /** What the grid needs of each model: the classifier users meet and its description. */
@@ -53,6 +57,8 @@ export interface CellResult {
   eps: number;
   settings: AttackInfo;
   stats: AttackStats;
+  /** In a cascade, the attacks run before this one: it attacked only the examples they left robust, and its robust accuracy is the cascade's so far. */
+  after?: string[];
   /** Per-example robustness (1 = still correct after the attack), base64 of one byte per example. */
   robust: string;
   /** PNG grid of originals / perturbations / adversarials (base64), kept for the largest eps. */
@@ -91,19 +97,36 @@ export interface GridResult {
   worst: WorstCase[];
 }
 
-/** An attack entry of the grid: a registry name, optionally with its own step count ("pgd:50"). */
-export function parseAttackEntry(entry: string): { name: string; steps?: number } {
-  const [name, steps, ...rest] = entry.split(':');
-  check(ATTACK_NAMES.includes(name) && rest.length === 0, `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps)`);
-  if (steps === undefined) return { name };
-  const n = Number(steps);
-  check(Number.isInteger(n) && n > 0, `attack '${entry}': steps must be a positive integer`);
-  return { name, steps: n };
+/** What one entry of the grid's attack list sets: `pgd`, `pgd:50` (steps), `apgd-ce:restarts=5:eot=20`. */
+export interface AttackEntry {
+  name: string;
+  steps?: number;
+  restarts?: number;
+  eotSamples?: number;
 }
 
+const ENTRY_KEYS: Record<string, keyof Omit<AttackEntry, 'name'>> = { steps: 'steps', restarts: 'restarts', eot: 'eotSamples' };
+
+/** An attack entry of the grid: a registry name, then optionally its own steps ("pgd:50") and key=value settings (restarts, eot, steps). */
+export function parseAttackEntry(entry: string): AttackEntry {
+  const [name, ...parts] = entry.split(':');
+  check(ATTACK_NAMES.includes(name), `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps and :restarts=N, :eot=N)`);
+  const out: AttackEntry = { name };
+  parts.forEach((part, i) => {
+    const [k, v] = part.includes('=') ? part.split('=', 2) : i === 0 ? ['steps', part] : ['', part];
+    const key = ENTRY_KEYS[k];
+    check(key && out[key] === undefined, `attack '${entry}': '${part}' is not one of steps (or a bare number first), restarts=N, eot=N`);
+    const n = Number(v);
+    check(Number.isInteger(n) && n > 0 && n <= 1e6, `attack '${entry}': ${k} must be a positive integer, got '${v}'`);
+    out[key] = n;
+  });
+  return out;
+}
+
+/** The options an entry's attack is made with at `eps`: the entry's own settings over the grid's. */
 export function attackOptions(c: EvalConfig, eps: number, entry = ''): AttackOptions {
-  const steps = entry ? parseAttackEntry(entry).steps : undefined;
-  return { eps, norm: c.norm, steps: steps ?? c.steps, restarts: c.restarts, eotSamples: c.eotSamples, seed: c.seed };
+  const e: Partial<AttackEntry> = entry ? parseAttackEntry(entry) : {};
+  return { eps, norm: c.norm, steps: e.steps ?? c.steps, restarts: e.restarts ?? c.restarts, eotSamples: e.eotSamples ?? c.eotSamples, seed: c.seed };
 }
 
 /** Bumped when a change to the code would change a cell's numbers for the same inputs. */
@@ -112,10 +135,11 @@ const CELL_FORMAT = 2;
 /**
  * A cell's cache key: everything that changes its numbers — the model as loaded (its
  * fingerprint), the exact images and labels, the attack's full resolved settings (defaults
- * included) and the batch size (random starts are drawn per batch).
+ * included) and the batch size (random starts are drawn per batch). In a cascade, also the key of
+ * the cell before it, whose survivors it attacks.
  */
-function cellKey(c: EvalConfig, m: EvalModel, dataSha256: string, attack: string, info: AttackInfo): string {
-  const what = { format: CELL_FORMAT, model: m.path, fingerprint: m.fingerprint, data: dataSha256, attack, info, batchSize: c.batchSize };
+function cellKey(c: EvalConfig, m: EvalModel, dataSha256: string, attack: string, info: AttackInfo, after: string): string {
+  const what = { format: CELL_FORMAT, model: m.path, fingerprint: m.fingerprint, data: dataSha256, attack, info, batchSize: c.batchSize, ...(after ? { after } : {}) };
   return crypto.createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 32);
 }
 
@@ -163,9 +187,18 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
     const checks = modelChecks(m.classifier, test);
     let clean = -1;
     for (const eps of config.eps) {
+      // cascade: each attack runs on the examples every attack before it left robust
+      let survivors: Uint8Array | undefined;
+      let previousKey = '';
+      const before: string[] = [];
       for (const name of config.attacks) {
         const attack = makeAttack(parseAttackEntry(name).name, m.classifier, attackOptions(config, eps, name));
-        const key = cellKey(config, m, dataSha256, name, attack.info);
+        const key = cellKey(config, m, dataSha256, name, attack.info, previousKey);
+        const after = config.cascade ? [...before] : undefined;
+        if (config.cascade) {
+          previousKey = key;
+          before.push(name);
+        }
         const file = path.join(cellDir, `${key}.json`);
         const saved = readCell(file, { model: m.path, attack: name, eps, n: test.count });
         if (saved.damaged) (o.warn ?? console.error)(`warning: ${file}: damaged cell (${saved.damaged}); computing it again`);
@@ -173,6 +206,7 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
           const cell = saved.cell;
           cells.push(cell);
           clean = cell.stats.clean_acc;
+          if (config.cascade) survivors = decodeMask(cell.robust);
           o.onCell?.(cell, true);
           continue;
         }
@@ -187,12 +221,14 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
           label: `${m.name} ${name} eps ${formatEps(eps)}`,
           keepAdversarials: eps === maxEps,
           shouldStop: o.shouldStop,
+          only: survivors,
         });
         if (run.stats.n < test.count) {
           complete = false; // stopped mid-cell: discard it, it reruns on resume
           break outer;
         }
-        const cell: CellResult = { model: m.path, attack: name, eps, settings: attack.info, stats: run.stats, robust: encode(run.robust) };
+        const cell: CellResult = { model: m.path, attack: name, eps, settings: attack.info, stats: run.stats, robust: encode(run.robust), ...(after ? { after } : {}) };
+        if (config.cascade) survivors = run.robust;
         if (run.adversarial) {
           const shown: number[] = [];
           for (let i = 0; i < test.count && shown.length < 8; i++) if (run.cleanCorrect[i]) shown.push(i);

@@ -10,7 +10,7 @@ import { sanityFlags, type Flag } from './sanity.js';
 import { html, md, trustedHtml, type Markup, type Value } from './markup.js';
 
 export const CSV_COLUMNS = [
-  'model', 'arch', 'params', 'defense', 'attack', 'norm', 'eps', 'alpha', 'steps', 'restarts', 'eot_samples', 'seed', 'n',
+  'model', 'arch', 'params', 'defense', 'attack', 'after', 'norm', 'eps', 'alpha', 'steps', 'restarts', 'eot_samples', 'seed', 'n',
   'clean_acc', 'robust_acc', 'success_rate', 'linf_mean', 'linf_max', 'l2_mean', 'l2_max', 'seconds', 'backend',
 ] as const;
 
@@ -25,7 +25,7 @@ export function csvRows(r: GridResult): CsvRow[] {
       const s = c.settings;
       rows.push({
         ...base,
-        attack: c.attack, norm: s.norm, eps: c.eps, alpha: s.alpha ?? '', steps: s.steps ?? '', restarts: s.restarts ?? '', eot_samples: s.eotSamples,
+        attack: c.attack, after: (c.after ?? []).join('+'), norm: s.norm, eps: c.eps, alpha: s.alpha ?? '', steps: s.steps ?? '', restarts: s.restarts ?? '', eot_samples: s.eotSamples,
         n: c.stats.n, clean_acc: c.stats.clean_acc, robust_acc: c.stats.robust_acc, success_rate: c.stats.success_rate,
         linf_mean: c.stats.linf_mean, linf_max: c.stats.linf_max, l2_mean: c.stats.l2_mean, l2_max: c.stats.l2_max, seconds: c.stats.seconds,
       });
@@ -34,7 +34,7 @@ export function csvRows(r: GridResult): CsvRow[] {
       const cells = r.cells.filter((c) => c.model === m.model && c.eps === w.eps);
       rows.push({
         ...base,
-        attack: 'worst-case', norm: r.config.norm, eps: w.eps, alpha: '', steps: '', restarts: '', eot_samples: '',
+        attack: r.config.cascade ? finalLabel(r) : 'worst-case', after: '', norm: r.config.norm, eps: w.eps, alpha: '', steps: '', restarts: '', eot_samples: '',
         n: w.n, clean_acc: w.clean_acc, robust_acc: w.robust_acc, success_rate: w.clean_acc > 0 ? 1 - w.robust_acc / w.clean_acc : 0,
         linf_mean: '', linf_max: '', l2_mean: '', l2_max: '', seconds: cells.reduce((t, c) => t + c.stats.seconds, 0),
       });
@@ -50,19 +50,35 @@ export function toCsv(r: GridResult): string {
 const pct = (v: number) => (100 * v).toFixed(2);
 export const epsLabel = formatEps;
 
-/** The table: per model, one row per attack and the worst case; columns clean and robust per eps. */
+function protocolNote(r: GridResult): string {
+  if (!r.config.cascade) return 'Worst case: an example counts as robust only if it survives every attack.';
+  const name = r.config.preset ? `${finalLabel(r)} (preset ${r.config.preset})` : 'Cascade';
+  return `${name}: each attack runs only on the examples the attacks above it left robust; a "+ attack" row is the robust accuracy after it, the last row the final one.`;
+}
+
+/** The last row's name: a cascade's final accuracy (AutoAttack's, for its presets), else the worst case over attacks. */
+function finalLabel(r: GridResult): string {
+  if (!r.config.cascade) return 'worst case';
+  return r.config.preset?.startsWith('autoattack') ? r.config.preset.replace(/^autoattack/, 'AutoAttack') : 'cascade';
+}
+
+/**
+ * The table: per model, one row per attack and the worst case; columns clean and robust per eps.
+ * In a cascade each attack's row is the robust accuracy after it and all before it ("+ name").
+ */
 function tableRows(r: GridResult): { header: string[]; rows: { model: string; cells: string[]; worst: boolean }[] } {
   const eps = r.config.eps;
   const header = ['model', 'defense', 'attack', 'clean', ...eps.map((e) => `eps ${epsLabel(e)}`)];
   const rows: { model: string; cells: string[]; worst: boolean }[] = [];
   for (const m of r.models) {
     const label = path.basename(m.model);
-    for (const attack of r.config.attacks) {
+    r.config.attacks.forEach((attack, i) => {
       const byEps = eps.map((e) => r.cells.find((c) => c.model === m.model && c.attack === attack && c.eps === e));
-      rows.push({ model: m.model, worst: false, cells: [label, m.defense, attack, pct(m.clean_acc), ...byEps.map((c) => (c ? pct(c.stats.robust_acc) : '–'))] });
-    }
+      const name = r.config.cascade && i > 0 ? `+ ${attack}` : attack;
+      rows.push({ model: m.model, worst: false, cells: [label, m.defense, name, pct(m.clean_acc), ...byEps.map((c) => (c ? pct(c.stats.robust_acc) : '–'))] });
+    });
     const worst = eps.map((e) => r.worst.find((w) => w.model === m.model && w.eps === e));
-    rows.push({ model: m.model, worst: true, cells: [label, m.defense, 'worst case', pct(m.clean_acc), ...worst.map((w) => (w ? pct(w.robust_acc) : '–'))] });
+    rows.push({ model: m.model, worst: true, cells: [label, m.defense, finalLabel(r), pct(m.clean_acc), ...worst.map((w) => (w ? pct(w.robust_acc) : '–'))] });
   }
   return { header, rows };
 }
@@ -80,7 +96,7 @@ export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): strin
     md`# Robustness evaluation`,
     md``,
     md`${r.config.norm === 'linf' ? 'Linf' : 'L2'} robust accuracy (%) on the first ${r.config.limit} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
-    md`Worst case: an example counts as robust only if it survives every attack.`,
+    md`${protocolNote(r)}`,
     md``,
     mdRow(header),
     md`|${header.map(() => md`---|`)}`,
@@ -165,7 +181,7 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
 </head><body>
 <h1>Robustness evaluation</h1>
 <p>${r.config.norm === 'linf' ? html`L<sub>∞</sub>` : html`L<sub>2</sub>`} robust accuracy (%) on the first ${r.config.limit} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
-Worst case: an example is robust only if it survives every attack.</p>
+${protocolNote(r)}</p>
 <table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
 ${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}</tbody></table>
 <h2>Sanity checks</h2>

@@ -1,0 +1,95 @@
+/** AutoAttack's protocol: a cascade runs each attack only on what the ones before left robust. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../backend/index.js';
+import { decodeMask, parseAttackEntry, runGrid, type EvalModel } from '../../eval/grid.js';
+import { parseEvalConfig } from '../../eval/config.js';
+import { toMarkdown, toCsv } from '../../eval/report.js';
+import { sanityFlags } from '../../eval/sanity.js';
+import { layersClassifier } from '../../models/classifier.js';
+import type { ImageSet } from '../../data/dataset.js';
+import { tinyConvNet } from '../attacks/models.js';
+import { tmpDir } from '../helpers.js';
+
+const set: ImageSet = (() => {
+  const n = 24;
+  const images = new Uint8Array(n * 8 * 8 * 3);
+  for (let i = 0; i < images.length; i++) images[i] = (i * 7919) % 251;
+  return { images, labels: new Uint8Array(n), count: n, height: 8, width: 8, channels: 3 };
+})();
+let model: EvalModel;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  const m = tinyConvNet(2);
+  set.labels.set(tf.tidy(() => (m.predict(tf.tensor4d(Float32Array.from(set.images, (v) => v / 255), [24, 8, 8, 3])) as tf.Tensor).argMax(1).dataSync()) as Int32Array);
+  model = { path: 'm', name: 'm', model: m, classifier: layersClassifier(m), defense: 'none', test: set, fingerprint: 'f' };
+});
+
+describe('presets and attack entries', () => {
+  it('autoattack is the standard cascade; a preset cannot be mixed with other attacks', () => {
+    const c = parseEvalConfig({ models: 'm', preset: 'autoattack' });
+    expect(c.attacks).toEqual(['apgd-ce', 'apgd-t', 'fab-t', 'square']);
+    expect(c.cascade).toBe(true);
+    expect(parseEvalConfig({ models: 'm', preset: 'autoattack:rand' }).attacks).toEqual(['apgd-ce:eot=20', 'apgd-dlr:eot=20']);
+    expect(() => parseEvalConfig({ models: 'm', preset: 'autoattack', attacks: 'pgd' })).toThrow(/leave out --attacks/);
+    expect(() => parseEvalConfig({ models: 'm', preset: 'autoattack', cascade: false })).toThrow(/leave out --attacks and --cascade/);
+    expect(() => parseEvalConfig({ models: 'm', preset: 'constructor' })).toThrow(/unknown preset/);
+  });
+
+  it('entries carry steps, restarts and EOT samples', () => {
+    expect(parseAttackEntry('pgd:50')).toEqual({ name: 'pgd', steps: 50 });
+    expect(parseAttackEntry('apgd-ce:restarts=5:eot=20')).toEqual({ name: 'apgd-ce', restarts: 5, eotSamples: 20 });
+    for (const bad of ['pgd:0', 'pgd:x', 'pgd:restarts=0', 'pgd:colour=2', 'pgd:restarts=2:restarts=3', 'pgd:5:7']) expect(() => parseAttackEntry(bad), bad).toThrow();
+  });
+});
+
+describe('a cascade', () => {
+  const config = parseEvalConfig({ models: 'm', attacks: 'fgsm,pgd:5,square:30', cascade: true, eps: '0.02,0.05', limit: 24, batchSize: 8 });
+
+  it('attacks only the survivors, so robust accuracy falls attack by attack; resumes from its cells', async () => {
+    const out = tmpDir('cascade');
+    const { result } = await runGrid(config, [model], { out, backend: 'wasm', quiet: true });
+    for (const eps of config.eps) {
+      const cells = config.attacks.map((a) => result.cells.find((c) => c.attack === a && c.eps === eps)!);
+      expect(cells.map((c) => c.after)).toEqual([[], ['fgsm'], ['fgsm', 'pgd:5']]);
+      for (let i = 1; i < cells.length; i++) {
+        const before = decodeMask(cells[i - 1].robust);
+        const now = decodeMask(cells[i].robust);
+        expect(now.every((v, k) => v <= before[k])).toBe(true); // never robust again once broken
+        expect(cells[i].stats.attacked).toBe(before.reduce((s, v) => s + v, 0)); // only the survivors
+      }
+      const final = result.worst.find((w) => w.eps === eps)!;
+      expect(final.robust_acc).toBe(cells.at(-1)!.stats.robust_acc);
+    }
+    expect(toMarkdown(result)).toMatch(/\| \+ square:30 \|/);
+    expect(toMarkdown(result)).toMatch(/\| \*\*cascade\*\* \|/);
+    expect(toCsv(result).split('\n')[0]).toMatch(/attack,after,/);
+    let reused = 0;
+    await runGrid(config, [model], { out, backend: 'wasm', quiet: true, onCell: (_, r) => void (r && reused++) });
+    expect(reused).toBe(6);
+    // a cascade with another first attack is another cascade: nothing after it is reused
+    reused = 0;
+    await runGrid({ ...config, attacks: ['bim', 'pgd:5', 'square:30'] }, [model], { out, backend: 'wasm', quiet: true, onCell: (_, r) => void (r && reused++) });
+    expect(reused).toBe(0);
+    expect(fs.readdirSync(path.join(out, 'cells')).length).toBe(12);
+  });
+
+  it("flags Square finding examples the white-box attacks before it missed (AutoAttack's check)", () => {
+    const cell = (attack: string, after: string[], robust: number[]) => ({
+      model: 'm', attack, eps: 0.1, after, robust: Buffer.from(Uint8Array.from(robust)).toString('base64'),
+      settings: { name: attack, norm: 'linf' as const, eps: 0.1, loss: 'ce' as const, mode: 'inference' as const, eotSamples: 1, seed: 0 },
+      stats: { n: 4, clean_acc: 1, robust_acc: robust.reduce((a, b) => a + b, 0) / 4, success_rate: 0, attacked: 4, linf_mean: 0.1, linf_max: 0.1, l2_mean: 0, l2_max: 0, seconds: 1, img_per_s: 1 },
+    });
+    const checks = { zero_grad_share: 0, nonfinite_grad_share: 0, no_ascent_share: 0, outputs_look_like_probabilities: false, checked: 4 };
+    const grid = (square: number[]) => ({
+      config: { ...config, attacks: ['apgd-ce', 'square'], eps: [0.1] }, backend: 'wasm', date: '',
+      models: [{ model: 'm', arch: 'x', params: 1, defense: 'none', randomized: false, fingerprint: 'f', data_sha256: 'd', n: 4, clean_acc: 1, checks }],
+      cells: [cell('apgd-ce', [], [1, 1, 1, 0]), cell('square', ['apgd-ce'], square)], worst: [],
+    });
+    expect(sanityFlags(grid([1, 1, 1, 0])).map((f) => f.check)).not.toContain('black-box-stronger');
+    expect(sanityFlags(grid([1, 0, 0, 0])).map((f) => f.check)).toContain('black-box-stronger');
+  });
+});
