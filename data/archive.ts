@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { RobustError } from '../util/errors.js';
+import { openRegularFile } from '../util/read-file.js';
 
 export interface TarLimits {
   /** Base names of the members to keep; any folder prefix matches, so each may appear only once. */
@@ -66,15 +67,8 @@ function md5OfOpenFile(fd: number, size: number): string {
  * name that appears twice, members or streams over the caps, truncated members, damaged headers.
  */
 export async function readTarMembers(file: string, limits: TarLimits): Promise<TarContents> {
-  let fd: number;
+  const { fd, size } = openRegularFile(file, { maxBytes: limits.maxBytes, what: limits.what });
   try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new RobustError(`${file}: cannot open the archive (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
-    if (size > limits.maxBytes) throw new RobustError(`${file}: ${size} bytes, more than a ${limits.what} can be (${limits.maxBytes} at most)`);
     const members = await readMembers(file, fd, limits);
     return { members, md5: limits.md5 ? md5OfOpenFile(fd, size) : undefined };
   } finally {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { RobustError } from '../util/errors.js';
 import type { DataSplit, ImageSet } from './dataset.js';
 import { readTarMembers, type TarLimits } from './archive.js';
+import { readRegularFile } from '../util/read-file.js';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
@@ -75,9 +76,7 @@ export function readFromDir(dir: string): Map<string, Uint8Array> {
   for (const f of [...TRAIN_FILES, TEST_FILE]) {
     const p = path.join(root, f);
     if (!fs.existsSync(p)) continue;
-    const size = fs.statSync(p).size;
-    if (size > BATCH_BYTES) throw new RobustError(`${p}: ${size} bytes, more than a CIFAR-10 batch (${BATCH_BYTES})`);
-    found.set(f, fs.readFileSync(p));
+    found.set(f, readRegularFile(p, { maxBytes: BATCH_BYTES, what: 'CIFAR-10 batch' }));
   }
   return found;
 }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { RobustError } from '../util/errors.js';
+import { readRegularFile } from '../util/read-file.js';
 import type { DataSplit, ImageSet } from './dataset.js';
 
 export const FASHION_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle-boot'];
@@ -34,11 +35,9 @@ function gunzipIfNeeded(buf: Uint8Array, source: string): Uint8Array {
 /** Fashion-MNIST's largest file (training images) is 47 MB unpacked; anything far beyond is refused. */
 export const MAX_IDX_BYTES = 64 * 2 ** 20;
 
-/** Reads a file after checking it is not absurdly large (a .gz may be at most the cap, too). */
-function readCapped(file: string): Buffer {
-  const size = fs.statSync(file).size;
-  if (size > MAX_IDX_BYTES) throw new RobustError(`${file}: ${size} bytes, larger than any Fashion-MNIST file`);
-  return fs.readFileSync(file);
+/** Reads a regular file of at most the cap (a .gz may be at most the cap, too). */
+export function readIdxFile(file: string): Buffer {
+  return readRegularFile(file, { maxBytes: MAX_IDX_BYTES, what: 'Fashion-MNIST file' });
 }
 
 /** Parses an IDX file of unsigned bytes with `dims` dimensions. */
@@ -61,8 +60,8 @@ export function parseIdx(raw: Uint8Array, dims: 1 | 3, source: string): { shape:
 }
 
 function readSet(imagesFile: string, labelsFile: string): ImageSet {
-  const imgs = parseIdx(readCapped(imagesFile), 3, imagesFile);
-  const lbls = parseIdx(readCapped(labelsFile), 1, labelsFile);
+  const imgs = parseIdx(readIdxFile(imagesFile), 3, imagesFile);
+  const lbls = parseIdx(readIdxFile(labelsFile), 1, labelsFile);
   const [count, height, width] = imgs.shape;
   if (lbls.shape[0] !== count) throw new RobustError(`${labelsFile}: ${lbls.shape[0]} labels for ${count} images`);
   const bad = lbls.data.findIndex((l) => l > 9);

@@ -7,7 +7,7 @@ import { RobustError } from '../util/errors.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { take, type DataSplit } from './dataset.js';
 import { CIFAR10_MD5, CIFAR10_URL, TEST_FILE, TRAIN_FILES, loadCifar10, parseCifarBatches, readFromArchive, readFromDir } from './cifar10.js';
-import { FASHION_FILES, FASHION_MD5, FASHION_URL, loadFashionMnist } from './fashion-mnist.js';
+import { FASHION_FILES, FASHION_MD5, FASHION_URL, loadFashionMnist, readIdxFile } from './fashion-mnist.js';
 import { download } from './download.js';
 import { ensureDir } from '../util/dirs.js';
 
@@ -86,7 +86,7 @@ export async function prepareData(name: string, opts: { from?: string; dataDir?:
     for (const f of Object.values(FASHION_FILES)) if (!fs.existsSync(path.join(opts.from, f))) throw new RobustError(`${path.join(opts.from, f)}: missing`);
     loadFashionMnist(opts.from); // validate the source before copying it
     ensureDir(dir);
-    for (const f of Object.values(FASHION_FILES)) writeFileAtomic(path.join(dir, f), fs.readFileSync(path.join(opts.from, f)));
+    for (const f of Object.values(FASHION_FILES)) writeFileAtomic(path.join(dir, f), readIdxFile(path.join(opts.from, f)));
   } else {
     ensureDir(dir);
     for (const f of Object.values(FASHION_FILES)) {
