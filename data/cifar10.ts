@@ -69,9 +69,13 @@ export async function readFromArchive(file: string): Promise<Map<string, Uint8Ar
   return (await readTarMembers(file, ARCHIVE_LIMITS)).members;
 }
 
+/** The batch files of a folder: the official layout's cifar-10-batches-bin/ inside it, or the folder itself. */
 export function readFromDir(dir: string): Map<string, Uint8Array> {
   const inner = path.join(dir, 'cifar-10-batches-bin');
   const root = fs.existsSync(inner) ? inner : dir;
+  // Batches in both places would leave the choice to the loader: a planted copy must not win silently.
+  const twice = root === inner ? [...TRAIN_FILES, TEST_FILE].find((f) => fs.existsSync(path.join(dir, f))) : undefined;
+  if (twice) throw new RobustError(`${dir}: holds ${twice} both directly and in cifar-10-batches-bin/: which one is meant is ambiguous`);
   const found = new Map<string, Uint8Array>();
   for (const f of [...TRAIN_FILES, TEST_FILE]) {
     const p = path.join(root, f);

@@ -3,8 +3,9 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FASHION_FILES, loadFashionMnist, parseIdx } from '../../data/fashion-mnist.js';
-import { loadData } from '../../data/index.js';
+import { FASHION_FILES, FASHION_MD5, loadFashionMnist, parseIdx } from '../../data/fashion-mnist.js';
+import { filesOrigin } from '../../data/origin.js';
+import { loadData, prepareData } from '../../data/index.js';
 import { RobustError } from '../../util/errors.js';
 import { SHARED_DATA, tmpDir } from '../helpers.js';
 
@@ -107,6 +108,26 @@ describe('IDX dimensions against the data set', () => {
   it('a partial set is refused as the full data set', () => {
     const dir = folder([TRAIN, 28, 28], TRAIN);
     expect(() => loadFashionMnist(dir, 'fashion-mnist')).toThrow(/2000 images, but fashion-mnist has 60000 training images/);
+  });
+
+  it.skipIf(!fs.existsSync(path.join(SHARED_DATA, 'fashion-mnist')))('--from a folder says in one line whether its files are the official ones (by their MD5)', async () => {
+    const shared = path.join(SHARED_DATA, 'fashion-mnist');
+    const notes: string[] = [];
+    const dataDir = tmpDir('fmnist-origin');
+    // The shared copy's .gz files are not byte-identical to the release (their MD5s differ): either line may come.
+    await prepareData('fashion-mnist', { from: shared, dataDir, note: (l) => notes.push(l) });
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/: verified: the official files \(MD5 of all 4 match\)$|: not the official files \(md5 differs for .*\): their contents were checked but their origin is not$/);
+    // the same images and labels gzipped again: valid, but not the bytes the official MD5s name
+    const copy = tmpDir('fmnist-repacked');
+    for (const f of Object.values(FASHION_FILES)) fs.copyFileSync(path.join(shared, f), path.join(copy, f));
+    const labels = path.join(copy, FASHION_FILES.trainLabels);
+    fs.writeFileSync(labels, zlib.gzipSync(zlib.gunzipSync(fs.readFileSync(labels)), { level: 1 }));
+    notes.length = 0;
+    await prepareData('fashion-mnist', { from: copy, dataDir, note: (l) => notes.push(l) });
+    expect(notes).toEqual([expect.stringMatching(new RegExp(`^${copy}: not the official files \\(md5 differs for [^)]*${FASHION_FILES.trainLabels}`))]);
+    // the line when every MD5 matches
+    expect(filesOrigin(copy, FASHION_MD5, FASHION_MD5)).toBe(`${copy}: verified: the official files (MD5 of all 4 match)`);
   });
 
   it.skipIf(!fs.existsSync(path.join(SHARED_DATA, 'fashion-mnist')))('the real Fashion-MNIST passes: 60,000 / 10,000 images of 28×28', () => {
