@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RobustError } from '../util/errors.js';
-import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
+import { removeStaleTemps, writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { take, type DataSplit } from './dataset.js';
 import { CIFAR10_MD5, CIFAR10_URL, TEST_FILE, TRAIN_FILES, loadCifar10, parseCifarBatches, readCifarArchive, readFromDir } from './cifar10.js';
 import { archiveOrigin, filesOrigin, folderOrigin, md5Of } from './origin.js';
@@ -73,9 +73,12 @@ export interface PrepareOptions {
  */
 export async function prepareData(name: string, opts: PrepareOptions = {}): Promise<string> {
   const ds = canonicalName(name);
+  // What killed runs left behind (a 150 MB hidden temp folder each) goes first, whatever is prepared.
+  const root = opts.dataDir ?? defaultDataDir();
+  for (const d of [root, ...DATASETS.map((s) => path.join(root, s))]) removeStaleTemps(d);
   if (ds === 'fashion-mnist-sample') return sampleDir();
   const note = opts.note ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const dir = path.join(opts.dataDir ?? defaultDataDir(), ds);
+  const dir = path.join(root, ds);
   // Everything is checked before anything is written, so bad input leaves the data folder as it was.
   if (ds === 'cifar10') {
     let archive = opts.from;
