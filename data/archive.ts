@@ -160,6 +160,8 @@ async function readMembers(file: string, fd: number, limits: TarLimits): Promise
     // The fd is closed by the caller: wait until no read on it is in flight.
     if (!source.closed) await once(source, 'close');
   }
+  // Every tar writer ends with the marker: a stream that stops before it was cut short.
+  if (!sawEof) problem ??= 'no end-of-archive marker: truncated, damaged or not a tar archive';
   if (!problem && !parserError) {
     await new Promise<void>((resolve) => {
       parser.on('end', () => resolve());
