@@ -1,9 +1,10 @@
 /** CIFAR-10 in the official binary layout: records of 1 label byte + 3×1024 planar RGB bytes. */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tar from 'tar';
 import { RobustError } from '../util/errors.js';
 import type { DataSplit, ImageSet } from './dataset.js';
+import { readTarMembers, type TarLimits } from './archive.js';
+import { readRegularFile } from '../util/read-file.js';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
@@ -43,62 +44,43 @@ export function parseCifarBatches(buffers: Uint8Array[], source: string): ImageS
 
 /** Bytes of one CIFAR-10 batch file: 10,000 records of 1 label + 3,072 pixels. */
 const BATCH_BYTES = 10_000 * 3073;
-/** The official archive holds ~178 MB; anything far beyond that is not CIFAR-10. */
-export const MAX_ARCHIVE_BYTES = 256 * 2 ** 20;
-
-/** Why an archive entry is refused: an absolute path, a `..` segment, or a link leading out. */
-export function unsafeEntry(entryPath: string, type: string, linkpath?: string): string | null {
-  const bad = (p: string) => p.startsWith('/') || /^[a-zA-Z]:/.test(p) || p.split(/[\\/]/).includes('..');
-  if (bad(entryPath)) return `unsafe path '${entryPath}'`;
-  if ((type === 'SymbolicLink' || type === 'Link') && linkpath !== undefined && bad(linkpath)) return `link '${entryPath}' points outside the archive ('${linkpath}')`;
-  return null;
-}
-
 /**
- * Reads the batch files out of a .tar.gz in memory (no extraction, so nothing is written where an
- * entry says). Archives with unsafe entries (tar-slip), oversized members or more data than the
- * real CIFAR-10 are refused.
+ * The official archive unpacks to 184.4 MB (six batches and two small text files); 10% more leaves
+ * room for other tar writers' headers and padding. Anything larger is not CIFAR-10.
  */
-export async function readFromArchive(file: string): Promise<Map<string, Uint8Array>> {
-  const found = new Map<string, Uint8Array>();
-  const wanted = new Set([...TRAIN_FILES, TEST_FILE]);
-  let problem: string | null = null;
-  let total = 0;
-  try {
-    await tar.t({
-      file,
-      onReadEntry: (entry) => {
-        total += entry.size ?? 0;
-        problem ??= unsafeEntry(entry.path, entry.type, entry.linkpath);
-        if (!problem && total > MAX_ARCHIVE_BYTES) problem = `holds more than ${MAX_ARCHIVE_BYTES >> 20} MiB: larger than CIFAR-10`;
-        const base = path.posix.basename(entry.path);
-        if (!problem && entry.type === 'File' && wanted.has(base) && (entry.size ?? 0) > BATCH_BYTES) problem = `${entry.path} is ${entry.size} bytes, more than a CIFAR-10 batch (${BATCH_BYTES})`;
-        if (problem || entry.type !== 'File' || !wanted.has(base)) {
-          entry.resume();
-          return;
-        }
-        const chunks: Buffer[] = [];
-        entry.on('data', (c: Buffer) => chunks.push(c));
-        entry.on('end', () => found.set(base, Buffer.concat(chunks)));
-      },
-    });
-  } catch (e) {
-    throw new RobustError(`${file}: cannot read the archive (${(e as Error).message})`);
-  }
-  if (problem) throw new RobustError(`${file}: refused: ${problem}`);
-  return found;
+export const MAX_ARCHIVE_BYTES = Math.ceil(6 * BATCH_BYTES * 1.1);
+
+const ARCHIVE_LIMITS: TarLimits = {
+  wanted: new Set([...TRAIN_FILES, TEST_FILE]),
+  maxMemberBytes: BATCH_BYTES,
+  memberWhat: 'CIFAR-10 batch',
+  maxBytes: MAX_ARCHIVE_BYTES,
+  what: 'CIFAR-10 archive',
+};
+
+/** The batch files of a CIFAR-10 .tar.gz and the archive's MD5, read in memory (nothing is extracted). */
+export async function readCifarArchive(file: string): Promise<{ files: Map<string, Uint8Array>; md5: string }> {
+  const { members, md5 } = await readTarMembers(file, { ...ARCHIVE_LIMITS, md5: true });
+  return { files: members, md5: md5! };
 }
 
+/** The batch files of a CIFAR-10 .tar.gz (see `readTarMembers` for what is refused). */
+export async function readFromArchive(file: string): Promise<Map<string, Uint8Array>> {
+  return (await readTarMembers(file, ARCHIVE_LIMITS)).members;
+}
+
+/** The batch files of a folder: the official layout's cifar-10-batches-bin/ inside it, or the folder itself. */
 export function readFromDir(dir: string): Map<string, Uint8Array> {
   const inner = path.join(dir, 'cifar-10-batches-bin');
   const root = fs.existsSync(inner) ? inner : dir;
+  // Batches in both places would leave the choice to the loader: a planted copy must not win silently.
+  const twice = root === inner ? [...TRAIN_FILES, TEST_FILE].find((f) => fs.existsSync(path.join(dir, f))) : undefined;
+  if (twice) throw new RobustError(`${dir}: holds ${twice} both directly and in cifar-10-batches-bin/: which one is meant is ambiguous`);
   const found = new Map<string, Uint8Array>();
   for (const f of [...TRAIN_FILES, TEST_FILE]) {
     const p = path.join(root, f);
     if (!fs.existsSync(p)) continue;
-    const size = fs.statSync(p).size;
-    if (size > BATCH_BYTES) throw new RobustError(`${p}: ${size} bytes, more than a CIFAR-10 batch (${BATCH_BYTES})`);
-    found.set(f, fs.readFileSync(p));
+    found.set(f, readRegularFile(p, { maxBytes: BATCH_BYTES, what: 'CIFAR-10 batch' }));
   }
   return found;
 }

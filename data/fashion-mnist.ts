@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { RobustError } from '../util/errors.js';
+import { readRegularFile } from '../util/read-file.js';
 import type { DataSplit, ImageSet } from './dataset.js';
 
 export const FASHION_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle-boot'];
@@ -34,11 +35,9 @@ function gunzipIfNeeded(buf: Uint8Array, source: string): Uint8Array {
 /** Fashion-MNIST's largest file (training images) is 47 MB unpacked; anything far beyond is refused. */
 export const MAX_IDX_BYTES = 64 * 2 ** 20;
 
-/** Reads a file after checking it is not absurdly large (a .gz may be at most the cap, too). */
-function readCapped(file: string): Buffer {
-  const size = fs.statSync(file).size;
-  if (size > MAX_IDX_BYTES) throw new RobustError(`${file}: ${size} bytes, larger than any Fashion-MNIST file`);
-  return fs.readFileSync(file);
+/** Reads a regular file of at most the cap (a .gz may be at most the cap, too). */
+export function readIdxFile(file: string): Buffer {
+  return readRegularFile(file, { maxBytes: MAX_IDX_BYTES, what: 'Fashion-MNIST file' });
 }
 
 /** Parses an IDX file of unsigned bytes with `dims` dimensions. */
@@ -60,18 +59,34 @@ export function parseIdx(raw: Uint8Array, dims: 1 | 3, source: string): { shape:
   return { shape, data: buf.subarray(header) };
 }
 
+/** Every Fashion-MNIST image is 28×28 grey. */
+export const FASHION_SIZE = 28;
+/** Images per split of each variant: the full release and the bundled slice (scripts/make-sample.ts). */
+export const FASHION_COUNTS = {
+  'fashion-mnist': { train: 60_000, test: 10_000 },
+  'fashion-mnist-sample': { train: 2_000, test: 500 },
+} as const;
+
+/**
+ * One split from its IDX files. The byte count alone cannot catch dimensions that were changed
+ * with the same product (28×28 written as 14×56, count and height swapped): those would load
+ * and then break training, so the image size and the label count are checked here.
+ */
 function readSet(imagesFile: string, labelsFile: string): ImageSet {
-  const imgs = parseIdx(readCapped(imagesFile), 3, imagesFile);
-  const lbls = parseIdx(readCapped(labelsFile), 1, labelsFile);
+  const imgs = parseIdx(readIdxFile(imagesFile), 3, imagesFile);
+  const lbls = parseIdx(readIdxFile(labelsFile), 1, labelsFile);
   const [count, height, width] = imgs.shape;
+  if (height !== FASHION_SIZE || width !== FASHION_SIZE) {
+    throw new RobustError(`${imagesFile}: dimensions ${imgs.shape.join('×')}, but Fashion-MNIST images are N×${FASHION_SIZE}×${FASHION_SIZE} (a changed or different IDX header)`);
+  }
   if (lbls.shape[0] !== count) throw new RobustError(`${labelsFile}: ${lbls.shape[0]} labels for ${count} images`);
   const bad = lbls.data.findIndex((l) => l > 9);
   if (bad >= 0) throw new RobustError(`${labelsFile}: label ${lbls.data[bad]} at ${bad} is outside 0–9`);
   return { images: imgs.data, labels: lbls.data, count, height, width, channels: 1 };
 }
 
-/** Loads Fashion-MNIST from a folder holding the four IDX files (gzipped or not). */
-export function loadFashionMnist(dir: string, name = 'fashion-mnist'): DataSplit {
+/** Loads Fashion-MNIST (`name` says which variant, hence how many images each split must hold) from a folder of the four IDX files, gzipped or not. */
+export function loadFashionMnist(dir: string, name: keyof typeof FASHION_COUNTS = 'fashion-mnist'): DataSplit {
   const find = (f: string) => {
     for (const candidate of [f, f.replace(/\.gz$/, '')]) {
       const p = path.join(dir, candidate);
@@ -79,12 +94,13 @@ export function loadFashionMnist(dir: string, name = 'fashion-mnist'): DataSplit
     }
     throw new RobustError(`${path.join(dir, f)}: missing (run \`robust data fashion-mnist\`)`);
   };
-  return {
-    name,
-    classes: FASHION_CLASSES,
-    train: readSet(find(FASHION_FILES.trainImages), find(FASHION_FILES.trainLabels)),
-    test: readSet(find(FASHION_FILES.testImages), find(FASHION_FILES.testLabels)),
-    mean: [0.286],
-    std: [0.353],
-  };
+  const train = readSet(find(FASHION_FILES.trainImages), find(FASHION_FILES.trainLabels));
+  const test = readSet(find(FASHION_FILES.testImages), find(FASHION_FILES.testLabels));
+  // Counts last: a file that is damaged says so before a set that is merely partial does.
+  const expected = FASHION_COUNTS[name];
+  for (const [split, set, file] of [['training', train, FASHION_FILES.trainImages], ['test', test, FASHION_FILES.testImages]] as const) {
+    const want = split === 'training' ? expected.train : expected.test;
+    if (set.count !== want) throw new RobustError(`${path.join(dir, file)}: ${set.count} images, but ${name} has ${want} ${split} images (a partial or different set)`);
+  }
+  return { name, classes: FASHION_CLASSES, train, test, mean: [0.286], std: [0.353] };
 }

@@ -4,10 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RobustError } from '../util/errors.js';
-import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
+import { removeStaleTemps, writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { take, type DataSplit } from './dataset.js';
-import { CIFAR10_MD5, CIFAR10_URL, TEST_FILE, TRAIN_FILES, loadCifar10, parseCifarBatches, readFromArchive, readFromDir } from './cifar10.js';
-import { FASHION_FILES, FASHION_MD5, FASHION_URL, loadFashionMnist } from './fashion-mnist.js';
+import { CIFAR10_MD5, CIFAR10_URL, TEST_FILE, TRAIN_FILES, loadCifar10, parseCifarBatches, readCifarArchive, readFromDir } from './cifar10.js';
+import { archiveOrigin, filesOrigin, folderOrigin, md5Of } from './origin.js';
+import { FASHION_FILES, FASHION_MD5, FASHION_URL, loadFashionMnist, readIdxFile } from './fashion-mnist.js';
 import { download } from './download.js';
 import { ensureDir } from '../util/dirs.js';
 
@@ -57,15 +58,27 @@ export async function loadData(name: string, opts: LoadOptions = {}): Promise<Da
   return { ...split, train: take(split.train, opts.limit), test: take(split.test, opts.testLimit ?? opts.limit) };
 }
 
+export interface PrepareOptions {
+  /** A local copy: the CIFAR-10 .tar.gz or a folder of its batches, or the folder of Fashion-MNIST .gz files. */
+  from?: string;
+  dataDir?: string;
+  /** Receives one line on the source's origin (official checksum or not); default: stderr. */
+  note?: (line: string) => void;
+}
+
 /**
  * Puts a data set in the data folder: from `from` (a local archive or folder) or by download.
  * Only the known member files are written, under names we choose, so an archive cannot place
  * anything outside the target folder.
  */
-export async function prepareData(name: string, opts: { from?: string; dataDir?: string } = {}): Promise<string> {
+export async function prepareData(name: string, opts: PrepareOptions = {}): Promise<string> {
   const ds = canonicalName(name);
+  // What killed runs left behind (a 150 MB hidden temp folder each) goes first, whatever is prepared.
+  const root = opts.dataDir ?? defaultDataDir();
+  for (const d of [root, ...DATASETS.map((s) => path.join(root, s))]) removeStaleTemps(d);
   if (ds === 'fashion-mnist-sample') return sampleDir();
-  const dir = path.join(opts.dataDir ?? defaultDataDir(), ds);
+  const note = opts.note ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const dir = path.join(root, ds);
   // Everything is checked before anything is written, so bad input leaves the data folder as it was.
   if (ds === 'cifar10') {
     let archive = opts.from;
@@ -75,18 +88,30 @@ export async function prepareData(name: string, opts: { from?: string; dataDir?:
       if (!fs.existsSync(archive)) await download(CIFAR10_URL, archive, CIFAR10_MD5);
     }
     if (!fs.existsSync(archive)) throw new RobustError(`${archive}: no such file or folder`);
-    const files = fs.statSync(archive).isDirectory() ? readFromDir(archive) : await readFromArchive(archive);
+    let files: Map<string, Uint8Array>;
+    let origin: string;
+    if (fs.statSync(archive).isDirectory()) {
+      files = readFromDir(archive);
+      origin = folderOrigin(archive);
+    } else {
+      const read = await readCifarArchive(archive);
+      files = read.files;
+      origin = archiveOrigin(archive, read.md5, CIFAR10_MD5);
+    }
     const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !files.has(f));
     if (missing.length) throw new RobustError(`${archive}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`);
     for (const f of [...TRAIN_FILES, TEST_FILE]) parseCifarBatches([files.get(f)!], `${archive}: ${f}`); // validate
+    note(origin);
     await writeDirAtomic(path.join(dir, 'cifar-10-batches-bin'), (tmp) => {
       for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(tmp, f), files.get(f)!);
     });
   } else if (opts.from) {
     for (const f of Object.values(FASHION_FILES)) if (!fs.existsSync(path.join(opts.from, f))) throw new RobustError(`${path.join(opts.from, f)}: missing`);
     loadFashionMnist(opts.from); // validate the source before copying it
+    const bytes = Object.values(FASHION_FILES).map((f) => [f, readIdxFile(path.join(opts.from!, f))] as const);
+    note(filesOrigin(opts.from, Object.fromEntries(bytes.map(([f, b]) => [f, md5Of(b)])), FASHION_MD5));
     ensureDir(dir);
-    for (const f of Object.values(FASHION_FILES)) writeFileAtomic(path.join(dir, f), fs.readFileSync(path.join(opts.from, f)));
+    for (const [f, b] of bytes) writeFileAtomic(path.join(dir, f), b);
   } else {
     ensureDir(dir);
     for (const f of Object.values(FASHION_FILES)) {

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
 import { writeDirAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
+import { readRegularFile } from '../util/read-file.js';
 
 export interface SavedExtras {
   state?: unknown;
@@ -131,8 +132,8 @@ export async function loadModel(location: string): Promise<tf.LayersModel> {
       // Shards live beside model.json: plain file names only, never a path that leads elsewhere.
       if (typeof p !== 'string' || p === '' || /[\\/]/.test(p) || p === '..' || p === '.') throw malformed(`shard path ${JSON.stringify(p)} is not a file name in the checkpoint folder`);
       const f = path.join(path.dirname(jsonPath), p);
-      if (!fs.existsSync(f)) throw new RobustError(`${f}: weight shard missing`);
-      shards.push(fs.readFileSync(f));
+      // Regular files only, 1 GiB at most (far above any model here): never /dev/zero or a FIFO.
+      shards.push(readRegularFile(f, { maxBytes: 2 ** 30, what: 'weight shard', missing: `${f}: weight shard missing` }));
     }
   }
   const data = Buffer.concat(shards);
@@ -215,13 +216,13 @@ function guardWeights(file: string, specs: tf.io.WeightsManifestEntry[]): () => 
 
 export function readState<T>(dir: string): T | null {
   const f = path.join(dir, 'state.json');
-  return fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as T) : null;
+  return fs.existsSync(f) ? readJsonFile<T>(f, `${f}: no such file`, { what: 'training state' }) : null;
 }
 
 export function readOptimizerState(dir: string, shapes: number[][]): Float32Array[] | null {
   const f = path.join(dir, 'optimizer.bin');
   if (!fs.existsSync(f)) return null;
-  const buf = fs.readFileSync(f);
+  const buf = readRegularFile(f, { maxBytes: 4 * shapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0), what: 'optimizer state for this model' });
   const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
   const out: Float32Array[] = [];
   let o = 0;

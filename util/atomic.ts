@@ -3,9 +3,62 @@ import path from 'node:path';
 import { ensureDir } from './dirs.js';
 import { asWriteError } from './write-errors.js';
 
+/** Temp names are `.<target>.tmp-<pid>-<ms>`, and `<temp>.old` for a folder being replaced. */
+const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-(\d+)(\.old)?$/;
+/** When this process started, in ms since the epoch (temp names carry their creation time). */
+const STARTED = Math.floor(performance.timeOrigin);
+/** Folders already cleaned by this process. */
+const cleaned = new Set<string>();
+
 /** A temp name next to `target`, so that a rename onto it stays on one file system. */
 function tempNameFor(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}`);
+  const dir = path.dirname(path.resolve(target));
+  if (!cleaned.has(dir)) removeStaleTemps(dir);
+  return path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+}
+
+/**
+ * Removes what killed writers left in `dir`: temp files and folders (a killed `robust data` left
+ * a 150 MB one) whose process is gone, or that carry this process's pid but predate it (a pid
+ * repeated by a later container run). A live process's temps are kept. A `.old` folder whose
+ * target is missing (killed between the two renames) is put back as the target instead.
+ * Called once per folder by the atomic writers, and by `robust data` for the data folders.
+ */
+export function removeStaleTemps(dir: string): void {
+  const abs = path.resolve(dir);
+  cleaned.add(abs);
+  let names: string[];
+  try {
+    names = fs.readdirSync(abs);
+  } catch {
+    return; // no folder, nothing left behind
+  }
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m) continue;
+    const p = path.join(abs, name);
+    const pid = Number(m[2]);
+    // With this process's pid it is stale only if made before this process started (an earlier
+    // run that had the same pid); a temp of another live process is never touched.
+    const stale = pid === process.pid ? Number(m[3]) < STARTED : !alive(pid);
+    if (!stale) continue;
+    try {
+      const target = path.join(abs, m[1]);
+      if (m[4] && !fs.existsSync(target)) fs.renameSync(p, target);
+      else fs.rmSync(p, { recursive: true, force: true });
+    } catch {
+      // Best effort: what cannot be removed now (permissions, a race with another cleaner) stays.
+    }
+  }
 }
 
 /** Writes a file so that readers see either the old or the whole new content, never a part. */

@@ -1,9 +1,12 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tar from 'tar';
 import { loadCifar10, parseCifarBatches, TRAIN_FILES, TEST_FILE } from '../../data/cifar10.js';
 import { prepareData, loadData } from '../../data/index.js';
+import { archiveOrigin } from '../../data/origin.js';
+import { robust } from '../cli/fixtures.js';
 import { RobustError } from '../../util/errors.js';
 import { HAS_SHARED_CIFAR, missing, SHARED_DATA, tmpDir } from '../helpers.js';
 
@@ -75,5 +78,36 @@ describe('CIFAR-10 binary format', () => {
     let sum = 0;
     for (let i = 0; i < 3072 * 1000; i += 3) sum += split.train.images[i];
     expect(sum / (1024 * 1000) / 255).toBeCloseTo(split.mean[0], 1);
+  });
+
+  it('--from a local archive says in one line whether it is the official one (by its MD5)', async () => {
+    const dir = tmpDir('cifar-origin');
+    const inner = path.join(dir, 'src', 'cifar-10-batches-bin');
+    fs.mkdirSync(inner, { recursive: true });
+    for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(inner, f), records(2));
+    const archive = path.join(dir, 'repacked.tar.gz');
+    await tar.c({ gzip: true, file: archive, cwd: path.join(dir, 'src') }, ['cifar-10-batches-bin']);
+    const md5 = crypto.createHash('md5').update(fs.readFileSync(archive)).digest('hex');
+    const notes: string[] = [];
+    await prepareData('cifar10', { from: archive, dataDir: path.join(dir, 'data'), note: (l) => notes.push(l) });
+    expect(notes).toEqual([`${archive}: not the official archive (md5 ${md5}): its members were checked but its origin is not`]);
+    notes.length = 0;
+    await prepareData('cifar10', { from: path.join(dir, 'src'), dataDir: path.join(dir, 'data'), note: (l) => notes.push(l) });
+    expect(notes).toEqual([expect.stringMatching(/a folder, not the official archive: its batch files were checked but their origin is not/)]);
+    // the line for an archive whose MD5 is the official one
+    expect(archiveOrigin(archive, md5, md5)).toBe(`${archive}: verified: the official archive (MD5 ${md5})`);
+    // and on the command line: one line on stderr, the summary on stdout
+    const r = robust(['data', 'cifar10', '--from', archive, '--data-dir', path.join(dir, 'cli')]);
+    expect(r.code).toBe(0);
+    expect(r.stderr.trim().split('\n')).toEqual([`${archive}: not the official archive (md5 ${md5}): its members were checked but its origin is not`]);
+    expect(r.stdout).toMatch(/10 train \/ 2 test images/);
+  });
+
+  it('a folder with batches both at its top and in cifar-10-batches-bin/ is refused in one line', async () => {
+    const dir = tmpDir('cifar-twice');
+    fs.mkdirSync(path.join(dir, 'cifar-10-batches-bin'));
+    for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(dir, 'cifar-10-batches-bin', f), records(2));
+    fs.writeFileSync(path.join(dir, TEST_FILE), records(2, () => 0)); // a planted copy with other labels
+    await expect(loadCifar10(dir)).rejects.toThrow(/test_batch\.bin both directly and in cifar-10-batches-bin/);
   });
 });

@@ -1,9 +1,13 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseIdx } from '../../data/fashion-mnist.js';
-import { loadData } from '../../data/index.js';
+import { FASHION_FILES, FASHION_MD5, loadFashionMnist, parseIdx } from '../../data/fashion-mnist.js';
+import { filesOrigin } from '../../data/origin.js';
+import { loadData, prepareData } from '../../data/index.js';
 import { RobustError } from '../../util/errors.js';
+import { SHARED_DATA, tmpDir } from '../helpers.js';
 
 function idx(dims: number[], data: Uint8Array): Uint8Array {
   const h = Buffer.alloc(4 + 4 * dims.length);
@@ -48,5 +52,86 @@ describe('IDX format', () => {
     expect(split.test.count).toBe(500);
     expect([split.train.height, split.train.width, split.train.channels]).toEqual([28, 28, 1]);
     expect(new Set(split.train.labels).size).toBe(10);
+  });
+});
+
+/** The divisors of n, for rewriting a header's dimensions with the same product. */
+const divisors = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
+
+describe('IDX dimensions against the data set', () => {
+  // The bundled slice's sizes: 2,000 training and 500 test images of 28×28.
+  const TRAIN = 2000;
+  const TEST = 500;
+  const pixels = Uint8Array.from({ length: TRAIN * 784 }, (_, i) => i % 256);
+  const images = (n: number) => pixels.subarray(0, n * 784);
+  const labels = (n: number) => Uint8Array.from({ length: n }, (_, i) => i % 10);
+  /** A folder loaded as 'fashion-mnist-sample', with uncompressed files (the loader reads both). */
+  function folder(trainDims: number[], trainLabels: number, testDims: number[] = [TEST, 28, 28], testLabels = TEST): string {
+    const dir = tmpDir('fmnist-dims');
+    const write = (f: string, dims: number[], body: Uint8Array) => fs.writeFileSync(path.join(dir, f.replace(/\.gz$/, '')), idx(dims, body));
+    write(FASHION_FILES.trainImages, trainDims, images(TRAIN));
+    write(FASHION_FILES.trainLabels, [trainLabels], labels(trainLabels));
+    write(FASHION_FILES.testImages, testDims, images(TEST));
+    write(FASHION_FILES.testLabels, [testLabels], labels(testLabels));
+    return dir;
+  }
+  /** Any three dimensions whose product is `total` (so the byte count still matches). */
+  const sameProduct = (total: number) =>
+    fc.constantFrom(...divisors(total)).chain((a) => fc.constantFrom(...divisors(total / a)).map((b) => [a, b, total / a / b]));
+
+  it('a header rewritten with the same byte count (14×56, count and height swapped, …) is refused (property)', () => {
+    const trainDims = fc.oneof(sameProduct(TRAIN * 784), fc.constant([TRAIN, 28, 28]), fc.constantFrom([TRAIN, 14, 56], [28, TRAIN, 28], [TRAIN * 28, 28, 1]));
+    const testDims = fc.oneof(fc.constant([TEST, 28, 28]), sameProduct(TEST * 784));
+    const labelCount = (n: number) => fc.oneof(fc.constant(n), fc.integer({ min: 1, max: n + 3 }));
+    fc.assert(
+      fc.property(trainDims, testDims, labelCount(TRAIN), labelCount(TEST), (trD, teD, trL, teL) => {
+        const dir = folder(trD, trL, teD, teL);
+        const ok = trD.join() === [TRAIN, 28, 28].join() && teD.join() === [TEST, 28, 28].join() && trL === TRAIN && teL === TEST;
+        let err: unknown = null;
+        try {
+          const split = loadFashionMnist(dir, 'fashion-mnist-sample');
+          expect([split.train.count, split.train.height, split.train.width, split.test.count]).toEqual([TRAIN, 28, 28, TEST]);
+        } catch (e) {
+          err = e;
+        }
+        fs.rmSync(dir, { recursive: true });
+        if (ok) expect(err).toBe(null);
+        else {
+          expect(err, 'accepted a set whose dimensions or counts differ from the data set').toBeInstanceOf(RobustError);
+          expect((err as Error).message).toMatch(/N×28×28|labels for|images, but/);
+        }
+      }),
+      { numRuns: 40, examples: [[[TRAIN, 14, 56], [TEST, 28, 28], TRAIN, TEST], [[28, TRAIN, 28], [TEST, 28, 28], TRAIN, TEST]] },
+    );
+  });
+
+  it('a partial set is refused as the full data set', () => {
+    const dir = folder([TRAIN, 28, 28], TRAIN);
+    expect(() => loadFashionMnist(dir, 'fashion-mnist')).toThrow(/2000 images, but fashion-mnist has 60000 training images/);
+  });
+
+  it.skipIf(!fs.existsSync(path.join(SHARED_DATA, 'fashion-mnist')))('--from a folder says in one line whether its files are the official ones (by their MD5)', async () => {
+    const shared = path.join(SHARED_DATA, 'fashion-mnist');
+    const notes: string[] = [];
+    const dataDir = tmpDir('fmnist-origin');
+    // The shared copy's .gz files are not byte-identical to the release (their MD5s differ): either line may come.
+    await prepareData('fashion-mnist', { from: shared, dataDir, note: (l) => notes.push(l) });
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/: verified: the official files \(MD5 of all 4 match\)$|: not the official files \(md5 differs for .*\): their contents were checked but their origin is not$/);
+    // the same images and labels gzipped again: valid, but not the bytes the official MD5s name
+    const copy = tmpDir('fmnist-repacked');
+    for (const f of Object.values(FASHION_FILES)) fs.copyFileSync(path.join(shared, f), path.join(copy, f));
+    const labels = path.join(copy, FASHION_FILES.trainLabels);
+    fs.writeFileSync(labels, zlib.gzipSync(zlib.gunzipSync(fs.readFileSync(labels)), { level: 1 }));
+    notes.length = 0;
+    await prepareData('fashion-mnist', { from: copy, dataDir, note: (l) => notes.push(l) });
+    expect(notes).toEqual([expect.stringMatching(new RegExp(`^${copy}: not the official files \\(md5 differs for [^)]*${FASHION_FILES.trainLabels}`))]);
+    // the line when every MD5 matches
+    expect(filesOrigin(copy, FASHION_MD5, FASHION_MD5)).toBe(`${copy}: verified: the official files (MD5 of all 4 match)`);
+  });
+
+  it.skipIf(!fs.existsSync(path.join(SHARED_DATA, 'fashion-mnist')))('the real Fashion-MNIST passes: 60,000 / 10,000 images of 28×28', () => {
+    const split = loadFashionMnist(path.join(SHARED_DATA, 'fashion-mnist'));
+    expect([split.train.count, split.test.count, split.train.height, split.train.width]).toEqual([60000, 10000, 28, 28]);
   });
 });

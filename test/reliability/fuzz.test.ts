@@ -4,7 +4,10 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '../../backend/index.js';
-import { parseCifarBatches } from '../../data/cifar10.js';
+import zlib from 'node:zlib';
+import crypto from 'node:crypto';
+import * as tar from 'tar';
+import { parseCifarBatches, readFromArchive } from '../../data/cifar10.js';
 import { parseIdx } from '../../data/fashion-mnist.js';
 import { createModel } from '../../models/zoo.js';
 import { loadModel, saveCheckpoint } from '../../models/checkpoint.js';
@@ -61,6 +64,49 @@ describe('parsers under random input', () => {
         ),
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('archives under mutation', () => {
+  // A small archive as node-tar writes it: two batch files the loader wants and one it skips.
+  const sizes: Record<string, number> = { 'test_batch.bin': 3073 * 2, 'data_batch_1.bin': 3073, 'readme.html': 40 };
+  let plain: Uint8Array;
+  let gzipped: Uint8Array;
+  let dir: string;
+  beforeAll(async () => {
+    dir = tmpDir('fuzz-archive');
+    const src = path.join(dir, 'src', 'cifar-10-batches-bin');
+    fs.mkdirSync(src, { recursive: true });
+    for (const [f, n] of Object.entries(sizes)) fs.writeFileSync(path.join(src, f), Uint8Array.from({ length: n }, (_, i) => (i * 7) % 251));
+    const file = path.join(dir, 'a.tar');
+    await tar.c({ file, cwd: path.join(dir, 'src'), portable: true }, ['cifar-10-batches-bin']);
+    plain = fs.readFileSync(file);
+    gzipped = zlib.gzipSync(plain);
+  });
+
+  it('cut or edited .tar and .tar.gz bytes: every wanted member whole, or a RobustError; never a member cut short', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(mutate(plain), mutate(gzipped)), async (bytes) => {
+        const file = path.join(dir, `m${crypto.randomUUID()}.tar.gz`);
+        fs.writeFileSync(file, bytes);
+        const started = Date.now();
+        let files: Map<string, Uint8Array>;
+        try {
+          files = await readFromArchive(file);
+        } catch (e) {
+          expect(e, String(e)).toBeInstanceOf(RobustError);
+          expect((e as Error).message).not.toContain('\n');
+          return;
+        } finally {
+          fs.rmSync(file);
+        }
+        expect(Date.now() - started).toBeLessThan(2000);
+        // An archive that is read at all is read whole: a member is missing or cut only with an error.
+        expect([...files.keys()].sort()).toEqual(['data_batch_1.bin', 'test_batch.bin']);
+        for (const [f, b] of files) expect(b.length, f).toBe(sizes[f]);
+      }),
+      { numRuns: 300, examples: [[plain.subarray(0, 512 + 3073)], [gzipped.subarray(0, gzipped.length - 4)]] },
     );
   });
 });
