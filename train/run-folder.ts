@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RobustError } from '../util/errors.js';
 import { readJsonFile } from '../util/json-file.js';
+import { asWriteError } from '../util/write-errors.js';
 
 /** What a training run writes into its folder (all of it goes with --force). */
 export const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
@@ -55,6 +56,11 @@ export function clearRun(out: string): void {
   if (!fs.existsSync(out)) return;
   for (const f of fs.readdirSync(out)) {
     const leftover = LEFTOVER.test(f) && RUN_FILES.some((r) => f.startsWith(`.${r}.tmp-`));
-    if ((RUN_FILES as readonly string[]).includes(f) || leftover) fs.rmSync(path.join(out, f), { recursive: true, force: true });
+    if (!(RUN_FILES as readonly string[]).includes(f) && !leftover) continue;
+    try {
+      fs.rmSync(path.join(out, f), { recursive: true, force: true });
+    } catch (e) {
+      throw asWriteError(e, path.join(out, f));
+    }
   }
 }
