@@ -11,13 +11,14 @@ import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
 import { parseSchedule } from '../train/schedule.js';
 import { planResume, train, type TrainConfig } from '../train/trainer.js';
 import { checkRunFolder, readRunState } from '../train/run-folder.js';
-import { nonNegativeInt, number, positiveInt } from './options.js';
+import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
 import { Interrupt } from './interrupt.js';
 import { ensureWritableDir } from '../util/dirs.js';
 
-const program = new Command();
+/** The command tree (exported for tests that check every command's options). */
+export const program = new Command();
 program.name('robust').description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation').version('0.1.0');
 program.exitOverride();
 
@@ -127,19 +128,19 @@ program
   .command('train')
   .description('train a zoo model with SGD (momentum 0.9, weight decay 5e-4), saving checkpoints and a per-epoch log')
   .option('--model <name>', 'zoo model (see `robust models`)', 'resnet20')
-  .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', positiveInt('--width'))
+  .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', positiveInt('--width', LIMITS.width))
   .option('--data <name>', `data set: ${DATASETS.join(', ')}`, 'cifar10')
   .option('--data-dir <dir>', 'where data sets live')
-  .option('--epochs <n>', 'epochs', positiveInt('--epochs'), 30)
-  .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 128)
+  .option('--epochs <n>', 'epochs', positiveInt('--epochs', LIMITS.epochs), 30)
+  .option('--batch-size <n>', 'batch size', positiveInt('--batch-size', LIMITS.batchSize), 128)
   .option('--lr <x>', 'peak learning rate', number('--lr', { min: 0 }), 0.1)
   .option('--momentum <x>', 'SGD momentum', number('--momentum', { min: 0, max: 1 }), 0.9)
   .option('--weight-decay <x>', 'L2 weight decay on kernels', number('--weight-decay', { min: 0 }), 5e-4)
   .option('--schedule <name>', 'step | cosine | onecycle | constant', 'cosine')
   .option('--no-augment', 'no random crop / flip')
-  .option('--seed <n>', 'random seed', nonNegativeInt('--seed'), 0)
-  .option('--limit <n>', 'use only the first N training images (and test images unless --eval-limit)', positiveInt('--limit'))
-  .option('--eval-limit <n>', 'test accuracy on the first N test images', positiveInt('--eval-limit'))
+  .option('--seed <n>', 'random seed', nonNegativeInt('--seed', LIMITS.seed), 0)
+  .option('--limit <n>', 'use only the first N training images (and test images unless --eval-limit)', positiveInt('--limit', LIMITS.images))
+  .option('--eval-limit <n>', 'test accuracy on the first N test images', positiveInt('--eval-limit', LIMITS.images))
   .option('--out <dir>', 'run folder (default runs/<model>-<data>)')
   .option(
     '--resume',
@@ -149,24 +150,24 @@ program
   )
   .option('--override', 'with --resume: continue with the new values of options that differ from the run\'s (recorded in its state.json); the model, width, data set and dropout cannot change')
   .option('--force', 'start a new run in --out even if it holds a run or other files (the old run\'s checkpoint, best/ and logs are removed)')
-  .option('--checkpoint-every <n>', 'also checkpoint every N batches (0 = epoch ends only)', nonNegativeInt('--checkpoint-every'), 50)
+  .option('--checkpoint-every <n>', 'also checkpoint every N batches (0 = epoch ends only)', nonNegativeInt('--checkpoint-every', LIMITS.checkpointEvery), 50)
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
-  .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+  .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
   .option('--quiet', 'no progress output')
   .option('--defense <list>', `defenses, comma-separated: ${DEFENSES.join(', ')} (adv = pgd)`, 'none')
   .option('--eps <x>', 'adversarial training budget (Linf pixels)', number('--eps', { min: 0 }), 8 / 255)
   .option('--alpha <x>', 'adversarial step size (default 2/255; fgsm-rs 1.25·eps)', number('--alpha', { min: 0 }))
-  .option('--adv-steps <n>', 'attack steps for pgd (default 7) and trades (default 10)', positiveInt('--adv-steps'))
+  .option('--adv-steps <n>', 'attack steps for pgd (default 7) and trades (default 10)', positiveInt('--adv-steps', LIMITS.steps))
   .option('--adv-ratio <x>', 'share of each batch replaced by adversarial examples', number('--adv-ratio', { min: 0, max: 1 }), 1)
   .option('--beta <x>', 'TRADES weight of the KL term', number('--beta', { min: 0 }), 6)
   .option('--clip-norm <x>', 'clip gradients to this global L2 norm', number('--clip-norm', { min: 0 }))
   .option('--clip-value <x>', 'clip each gradient value to ±x', number('--clip-value', { min: 0 }))
   .option('--noise-std <x>', 'Gaussian input noise (pixels) for the noise defense', number('--noise-std', { min: 0 }))
-  .option('--noise-samples <n>', 'noise draws averaged per prediction at inference', positiveInt('--noise-samples'), 1)
+  .option('--noise-samples <n>', 'noise draws averaged per prediction at inference', positiveInt('--noise-samples', LIMITS.samples), 1)
   .option('--dropout <p>', 'dropout before the classifier', number('--dropout', { min: 0, max: 0.99 }))
   .option('--block-dropout <p>', 'dropout inside residual blocks', number('--block-dropout', { min: 0, max: 0.99 }))
-  .option('--robust-eval <n>', 'PGD robust accuracy each epoch on the first N test images (default 200 with adversarial defenses, else 0)', nonNegativeInt('--robust-eval'))
-  .option('--robust-eval-steps <n>', 'PGD steps of that evaluation', positiveInt('--robust-eval-steps'), 10)
+  .option('--robust-eval <n>', 'PGD robust accuracy each epoch on the first N test images (default 200 with adversarial defenses, else 0)', nonNegativeInt('--robust-eval', LIMITS.images))
+  .option('--robust-eval-steps <n>', 'PGD steps of that evaluation', positiveInt('--robust-eval-steps', LIMITS.steps), 10)
   .option('--no-early-stop', 'keep training when robust accuracy collapses (fgsm-rs stops by default)')
   .action(async (o: TrainOpts, cmd: Command) => {
     check(!o.override || o.resume, '--override only applies with --resume');

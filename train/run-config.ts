@@ -5,6 +5,7 @@
  * the numbers (backend, checkpoint frequency) may differ freely; --epochs may grow to extend a run.
  */
 import { RobustError } from '../util/errors.js';
+import { checkCount, LIMITS } from '../util/limits.js';
 import type { TrainConfig } from './trainer.js';
 
 /** One setting that matters, named by the flag a user changes it with. */
@@ -120,4 +121,22 @@ export function reconcileResume(
     ? { ...requested, dataHash: requested.dataHash ?? saved.dataHash }
     : { ...saved, epochs: requested.epochs, backend: requested.backend, checkpointEvery: requested.checkpointEvery, options: requested.options ?? saved.options };
   return { config, change: changes.length > 0 ? { ...done, changes, override: diffs.length > 0 } : undefined };
+}
+
+/** The counts of a config, which may come from an edited state.json: each within util/limits.ts's bounds, as from the flags. */
+export function checkTrainCounts(c: TrainConfig, source: string): void {
+  const count = (name: string, v: unknown, max: number, min = 1) => {
+    if (v !== undefined) checkCount(`${source}: ${name}`, v, max, min);
+  };
+  count('epochs', c.epochs, LIMITS.epochs);
+  count('batchSize', c.batchSize, LIMITS.batchSize);
+  count('limit', c.limit, LIMITS.images);
+  count('evalLimit', c.evalLimit, LIMITS.images);
+  count('checkpointEvery', c.checkpointEvery, LIMITS.checkpointEvery, 0);
+  count('width', c.width, LIMITS.width);
+  count('seed', c.seed, LIMITS.seed, 0);
+  count('robustEval.limit', c.robustEval?.limit, LIMITS.images);
+  count('robustEval.steps', c.robustEval?.steps, LIMITS.steps);
+  count('defense.steps', c.defense?.steps, LIMITS.steps);
+  count('defense.noiseSamples', c.defense?.noiseSamples, LIMITS.samples);
 }

@@ -22,7 +22,7 @@ import { pgd } from '../attacks/pgd.js';
 import { foldedClassifier } from '../models/fold.js';
 import { layersClassifier } from '../models/classifier.js';
 import { runAttack } from '../eval/attack-run.js';
-import { reconcileResume, type ConfigChange } from './run-config.js';
+import { checkTrainCounts, reconcileResume, type ConfigChange } from './run-config.js';
 import { checkRunFolder, clearRun, readRunState, stateFile } from './run-folder.js';
 import { dataFingerprint } from './data-fingerprint.js';
 
@@ -100,6 +100,7 @@ export function planResume(
 ): { saved: RunState; config: TrainConfig; change?: ConfigChange } | null {
   if (!checkRunFolder(out, o)) return null;
   const saved = readRunState<RunState>(out)!;
+  checkTrainCounts(saved.config, stateFile(out));
   const withData = { ...requested, dataHash: dataFingerprint(data.train, data.test) };
   return { saved, ...reconcileResume(saved.config, withData, { epoch: saved.epoch, batch: saved.batch }, { override: o.override, out }) };
 }
@@ -142,6 +143,7 @@ export async function train(
   opts: ResumeOptions & { quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void; shouldStop?: () => boolean } = {},
 ): Promise<TrainResult> {
   const ckpt = path.join(out, 'checkpoint');
+  checkTrainCounts(requested, 'the training config');
   const plan = planResume(out, requested, data, opts);
   if (opts.force) clearRun(out);
   let config: TrainConfig = plan?.config ?? { ...requested, dataHash: dataFingerprint(data.train, data.test) };
