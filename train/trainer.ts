@@ -161,6 +161,8 @@ export async function train(
     model = await loadModel(ckpt);
     config = plan.config;
     state = { ...saved, config, changes: plan.change ? [...(saved.changes ?? []), plan.change] : saved.changes };
+    // The logs may lag the checkpoint (a kill or a full disk between the two writes): bring them level.
+    if (state.log.length > 0) writeLogs(out, state.log);
     if (plan.change?.override) {
       // The checkpoint's metadata describes the defense users of the model meet (e.g. its inference noise): the new one.
       const meta = (model.getUserDefinedMetadata() as { robust?: object } | undefined)?.robust;
