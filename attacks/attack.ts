@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { asClassifier, inMode, type Classifier, type ModelMode } from '../models/classifier.js';
 import { check } from '../util/errors.js';
+import { checkCount, LIMITS } from '../util/limits.js';
 import { Rng } from '../util/rng.js';
 import type { NormName } from './norms.js';
 import type { LossName } from './losses.js';
@@ -92,6 +93,7 @@ export function commonInfo(name: string, o: CommonOptions, loss: LossName = 'ce'
   if (o.targeted !== undefined) info.targeted = o.targeted;
   checkNumber('eps', info.eps, { min: 0 });
   checkNumber('EOT samples', info.eotSamples, { positive: true, integer: true });
+  checkCount('EOT samples', info.eotSamples, LIMITS.samples);
   checkNumber('seed', info.seed, { min: 0, integer: true });
   check(info.mode === 'inference' || info.mode === 'train', `unknown model mode '${info.mode}'`);
   return info;

@@ -7,6 +7,7 @@ import os from 'node:os';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
+import { checkCount, LIMITS } from '../util/limits.js';
 import { startWasm } from './wasm-threads.js';
 import { registerWasmConvGradients } from './wasm-conv-grad.js';
 import { registerWasmTranspose } from './wasm-transpose.js';
@@ -83,6 +84,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
 /** Starts the chosen backend (default: the fastest one installed) and returns what runs. */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const choice = options.backend ?? 'auto';
+  if (options.threads !== undefined) checkCount('threads', options.threads, LIMITS.threads);
   if (choice !== 'auto' && !(BACKENDS as readonly string[]).includes(choice)) {
     throw new RobustError(`unknown backend '${choice}': choose one of auto, ${BACKENDS.join(', ')}`);
   }

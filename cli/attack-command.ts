@@ -14,7 +14,7 @@ import { SAMPLE_DIR, defaultDataDir } from '../data/index.js';
 import { check } from '../util/errors.js';
 import { classifierFor, formatEps, loadCheckpoint, loadDataFor } from './model-input.js';
 import { ZOO_PREFIX } from '../models/pretrained.js';
-import { nonNegativeInt, number, positiveInt } from './options.js';
+import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 
 interface AttackCliOptions {
   model: string;
@@ -70,25 +70,25 @@ export function registerAttack(program: Command): void {
     .option('--norm <name>', 'threat model: linf | l2', 'linf')
     .option('--eps <x>', 'perturbation budget in [0,1] pixels, e.g. 8/255 (default 8/255 for linf, 0.5 for l2)', number('--eps', { min: 0 }))
     .option('--alpha <x>', 'step size (default: 2.5·eps/steps; FGSM: eps; FGSM-RS: 1.25·eps)', number('--alpha', { min: 0 }))
-    .option('--steps <n>', 'iterations (default 10; APGD 100)', positiveInt('--steps'))
-    .option('--restarts <n>', 'random restarts (PGD, APGD)', positiveInt('--restarts'))
+    .option('--steps <n>', 'iterations (default 10; APGD 100)', positiveInt('--steps', LIMITS.steps))
+    .option('--restarts <n>', 'random restarts (PGD, APGD)', positiveInt('--restarts', LIMITS.restarts))
     .option('--no-random-start', 'PGD without random start')
     .option('--loss <name>', 'PGD/BIM/MI-FGSM objective: ce | dlr')
     .option('--momentum <x>', 'MI-FGSM momentum decay (default 1)', number('--momentum', { min: 0 }))
     .option('--targeted <target>', 'targeted attack: random | least-likely | <class index>')
-    .option('--eot-samples <n>', 'gradient samples per step (EOT) for randomized models', positiveInt('--eot-samples'))
+    .option('--eot-samples <n>', 'gradient samples per step (EOT) for randomized models', positiveInt('--eot-samples', LIMITS.samples))
     .option('--train-mode', 'attack the model in training mode (batch statistics; BN statistics restored afterwards)')
     .option('--data <name>', 'data set (default: the one the model was trained on)')
     .option('--data-dir <dir>', 'where data sets live')
-    .option('--limit <n>', 'attack the first N test images', positiveInt('--limit'), 1000)
-    .option('--batch-size <n>', 'images per attack batch', positiveInt('--batch-size'), 128)
-    .option('--seed <n>', 'seed of random starts and targets', nonNegativeInt('--seed'), 0)
+    .option('--limit <n>', 'attack the first N test images', positiveInt('--limit', LIMITS.images), 1000)
+    .option('--batch-size <n>', 'images per attack batch', positiveInt('--batch-size', LIMITS.batchSize), 128)
+    .option('--seed <n>', 'seed of random starts and targets', nonNegativeInt('--seed', LIMITS.seed), 0)
     .option('--save <file>', "write the adversarial images (8-bit) in the data set's binary layout, plus a PNG grid")
     .option('--grid <file.png>', 'PNG grid of originals / perturbations / adversarials (default: <save>.png)')
     .option('--json', 'print the result as JSON')
     .option('--quiet', 'no progress output')
     .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
-    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
     .action(async (o: AttackCliOptions) => {
       const name = chosenAttack(o);
       const norm = o.norm;

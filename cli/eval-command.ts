@@ -16,7 +16,7 @@ import { readJsonFile } from '../util/json-file.js';
 import { formatEps } from '../util/format.js';
 import { ensureWritableDir } from '../util/dirs.js';
 import { classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
-import { nonNegativeInt, positiveInt } from './options.js';
+import { LIMITS, nonNegativeInt, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
 import { modelFingerprint } from '../models/checkpoint.js';
 
@@ -90,19 +90,19 @@ export function registerEval(program: Command): void {
     .option('--cascade', "AutoAttack's protocol: each attack runs only on the examples the attacks before it left robust")
     .option('--eps <list>', 'budgets, comma-separated (default 0,2/255,4/255,8/255)')
     .option('--norm <name>', 'linf | l2 (default linf)')
-    .option('--steps <n>', 'steps for every iterative attack (default: each attack\'s own)', positiveInt('--steps'))
-    .option('--restarts <n>', 'restarts for PGD/APGD, draws for random-noise', positiveInt('--restarts'))
-    .option('--eot-samples <n>', 'EOT gradient samples (randomized models)', positiveInt('--eot-samples'))
-    .option('--limit <n>', 'first N test images (default 1000)', positiveInt('--limit'))
-    .option('--batch-size <n>', 'images per attack batch (default 128)', positiveInt('--batch-size'))
-    .option('--seed <n>', 'seed (default 0)', nonNegativeInt('--seed'))
+    .option('--steps <n>', 'steps for every iterative attack (default: each attack\'s own)', positiveInt('--steps', LIMITS.steps))
+    .option('--restarts <n>', 'restarts for PGD/APGD, draws for random-noise', positiveInt('--restarts', LIMITS.restarts))
+    .option('--eot-samples <n>', 'EOT gradient samples (randomized models)', positiveInt('--eot-samples', LIMITS.samples))
+    .option('--limit <n>', 'first N test images (default 1000)', positiveInt('--limit', LIMITS.images))
+    .option('--batch-size <n>', 'images per attack batch (default 128)', positiveInt('--batch-size', LIMITS.batchSize))
+    .option('--seed <n>', 'seed (default 0)', nonNegativeInt('--seed', LIMITS.seed))
     .option('--data <name>', 'data set (default: the models\')')
     .option('--data-dir <dir>', 'where data sets live')
     .option('--out <dir>', 'results folder; finished cells there are reused (resume)', 'results')
     .option('--config <file>', 'read the grid from a JSON file (keys as the options: models, attacks, eps, norm, steps, limit, …)')
     .option('--quiet', 'no progress output')
     .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
-    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
     .action(async (o: EvalCliOptions, cmd: Command) => {
       const config = evalConfig(o, cmd);
       ensureWritableDir(o.out);

@@ -1,22 +1,32 @@
 /** Parsing and checking of CLI values: each bad value is a one-line RobustError. */
 import { RobustError } from '../util/errors.js';
 
-export function positiveInt(name: string) {
+/** A whole number written in decimal (1e3 too), or NaN: no hex, binary or empty strings. */
+function integerValue(v: string): number {
+  return /^\s*\+?\d+(?:\.\d*)?(?:e\+?\d+)?\s*$/i.test(v) ? Number(v) : NaN;
+}
+
+/** A count from 1 to `max`: give every count flag its bound from util/limits.ts. */
+export function positiveInt(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = integerValue(v);
     if (!Number.isInteger(n) || n <= 0) throw new RobustError(`${name} must be a positive integer, got '${v}'`);
+    if (n > max) throw new RobustError(`${name} must be at most ${max}, got '${v}'`);
     return n;
   };
 }
 
-export function nonNegativeInt(name: string) {
+/** A count from 0 to `max`. */
+export function nonNegativeInt(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = integerValue(v);
     if (!Number.isInteger(n) || n < 0) throw new RobustError(`${name} must be a non-negative integer, got '${v}'`);
+    if (n > max) throw new RobustError(`${name} must be at most ${max}, got '${v}'`);
     return n;
   };
 }
 
+export { LIMITS } from '../util/limits.js';
 export { number } from '../util/numbers.js';
 
 /**

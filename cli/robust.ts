@@ -3,20 +3,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ADVERSARIAL, DEFENSES, defenseConfig, describeDefense, parseDefenses, type DefenseConfig } from '../defenses/defense.js';
-import { RobustError } from '../util/errors.js';
+import { check, RobustError } from '../util/errors.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { DATASETS, canonicalName, defaultDataDir, loadData, prepareData } from '../data/index.js';
 import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zoo.js';
 import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
 import { parseSchedule } from '../train/schedule.js';
-import { train, type TrainConfig } from '../train/trainer.js';
-import { nonNegativeInt, number, positiveInt } from './options.js';
+import { planResume, train, type TrainConfig } from '../train/trainer.js';
+import { checkRunFolder, readRunState } from '../train/run-folder.js';
+import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
 import { Interrupt } from './interrupt.js';
 import { ensureWritableDir } from '../util/dirs.js';
 
-const program = new Command();
+/** The command tree (exported for tests that check every command's options). */
+export const program = new Command();
 program.name('robust').description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation').version('0.1.0');
 program.exitOverride();
 
@@ -76,6 +78,8 @@ interface TrainOpts extends Omit<DefenseConfig, 'names' | 'steps'> {
   evalLimit?: number;
   out?: string;
   resume?: boolean;
+  override?: boolean;
+  force?: boolean;
   checkpointEvery: number;
   backend: string;
   threads?: number;
@@ -87,45 +91,90 @@ interface TrainOpts extends Omit<DefenseConfig, 'names' | 'steps'> {
   earlyStop?: boolean;
 }
 
+/** Options that do not shape a run: never inherited on --resume, free to differ. */
+const PER_INVOCATION = new Set(['backend', 'threads', 'quiet', 'resume', 'override', 'force', 'out']);
+
+/**
+ * The options given on this command line, merged over those the resumed run was given (`saved`),
+ * which fill in `o` where this command line leaves them out. Recorded in the run's config.
+ */
+function inheritRunOptions(o: TrainOpts, cmd: Command, saved: Record<string, unknown> | undefined): Record<string, unknown> {
+  const values = o as unknown as Record<string, unknown>;
+  const given: Record<string, unknown> = {};
+  for (const opt of cmd.options) {
+    const key = opt.attributeName();
+    if (!PER_INVOCATION.has(key) && cmd.getOptionValueSource(key) === 'cli') given[key] = values[key];
+  }
+  const inherited: Record<string, unknown> = {};
+  for (const opt of cmd.options) {
+    const key = opt.attributeName();
+    if (key in given || PER_INVOCATION.has(key) || !saved || !(key in saved)) continue;
+    // state.json is a file anyone can edit: its values pass the same checks as the flags.
+    const v = saved[key];
+    const bad = () => new RobustError(`${opt.long} in the run's state.json: not a valid value (${JSON.stringify(v)})`);
+    if (opt.isBoolean()) {
+      if (typeof v !== 'boolean') throw bad();
+      inherited[key] = v;
+    } else {
+      if (typeof v !== 'string' && typeof v !== 'number') throw bad();
+      inherited[key] = opt.parseArg ? opt.parseArg(String(v), undefined) : String(v);
+    }
+  }
+  Object.assign(values, inherited);
+  return { ...inherited, ...given };
+}
+
 program
   .command('train')
   .description('train a zoo model with SGD (momentum 0.9, weight decay 5e-4), saving checkpoints and a per-epoch log')
   .option('--model <name>', 'zoo model (see `robust models`)', 'resnet20')
-  .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', positiveInt('--width'))
+  .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', positiveInt('--width', LIMITS.width))
   .option('--data <name>', `data set: ${DATASETS.join(', ')}`, 'cifar10')
   .option('--data-dir <dir>', 'where data sets live')
-  .option('--epochs <n>', 'epochs', positiveInt('--epochs'), 30)
-  .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 128)
+  .option('--epochs <n>', 'epochs', positiveInt('--epochs', LIMITS.epochs), 30)
+  .option('--batch-size <n>', 'batch size', positiveInt('--batch-size', LIMITS.batchSize), 128)
   .option('--lr <x>', 'peak learning rate', number('--lr', { min: 0 }), 0.1)
   .option('--momentum <x>', 'SGD momentum', number('--momentum', { min: 0, max: 1 }), 0.9)
   .option('--weight-decay <x>', 'L2 weight decay on kernels', number('--weight-decay', { min: 0 }), 5e-4)
   .option('--schedule <name>', 'step | cosine | onecycle | constant', 'cosine')
   .option('--no-augment', 'no random crop / flip')
-  .option('--seed <n>', 'random seed', nonNegativeInt('--seed'), 0)
-  .option('--limit <n>', 'use only the first N training images (and test images unless --eval-limit)', positiveInt('--limit'))
-  .option('--eval-limit <n>', 'test accuracy on the first N test images', positiveInt('--eval-limit'))
+  .option('--seed <n>', 'random seed', nonNegativeInt('--seed', LIMITS.seed), 0)
+  .option('--limit <n>', 'use only the first N training images (and test images unless --eval-limit)', positiveInt('--limit', LIMITS.images))
+  .option('--eval-limit <n>', 'test accuracy on the first N test images', positiveInt('--eval-limit', LIMITS.images))
   .option('--out <dir>', 'run folder (default runs/<model>-<data>)')
-  .option('--resume', 'continue from the run folder\'s last checkpoint')
-  .option('--checkpoint-every <n>', 'also checkpoint every N batches (0 = epoch ends only)', nonNegativeInt('--checkpoint-every'), 50)
+  .option(
+    '--resume',
+    "continue the run in --out from its last checkpoint. Options left out are the run's own; options given must match it " +
+      '(else refused, naming them) except --backend, --threads, --quiet, --checkpoint-every, and a larger --epochs, which extends the run ' +
+      '(the lr schedule is stretched to the new total from where the run is; recorded in its state.json)',
+  )
+  .option('--override', 'with --resume: continue with the new values of options that differ from the run\'s (recorded in its state.json); the model, width, data set and dropout cannot change')
+  .option('--force', 'start a new run in --out even if it holds a run or other files (the old run\'s checkpoint, best/ and logs are removed)')
+  .option('--checkpoint-every <n>', 'also checkpoint every N batches (0 = epoch ends only)', nonNegativeInt('--checkpoint-every', LIMITS.checkpointEvery), 50)
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
-  .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+  .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
   .option('--quiet', 'no progress output')
   .option('--defense <list>', `defenses, comma-separated: ${DEFENSES.join(', ')} (adv = pgd)`, 'none')
   .option('--eps <x>', 'adversarial training budget (Linf pixels)', number('--eps', { min: 0 }), 8 / 255)
   .option('--alpha <x>', 'adversarial step size (default 2/255; fgsm-rs 1.25·eps)', number('--alpha', { min: 0 }))
-  .option('--adv-steps <n>', 'attack steps for pgd (default 7) and trades (default 10)', positiveInt('--adv-steps'))
+  .option('--adv-steps <n>', 'attack steps for pgd (default 7) and trades (default 10)', positiveInt('--adv-steps', LIMITS.steps))
   .option('--adv-ratio <x>', 'share of each batch replaced by adversarial examples', number('--adv-ratio', { min: 0, max: 1 }), 1)
   .option('--beta <x>', 'TRADES weight of the KL term', number('--beta', { min: 0 }), 6)
   .option('--clip-norm <x>', 'clip gradients to this global L2 norm', number('--clip-norm', { min: 0 }))
   .option('--clip-value <x>', 'clip each gradient value to ±x', number('--clip-value', { min: 0 }))
   .option('--noise-std <x>', 'Gaussian input noise (pixels) for the noise defense', number('--noise-std', { min: 0 }))
-  .option('--noise-samples <n>', 'noise draws averaged per prediction at inference', positiveInt('--noise-samples'), 1)
+  .option('--noise-samples <n>', 'noise draws averaged per prediction at inference', positiveInt('--noise-samples', LIMITS.samples), 1)
   .option('--dropout <p>', 'dropout before the classifier', number('--dropout', { min: 0, max: 0.99 }))
   .option('--block-dropout <p>', 'dropout inside residual blocks', number('--block-dropout', { min: 0, max: 0.99 }))
-  .option('--robust-eval <n>', 'PGD robust accuracy each epoch on the first N test images (default 200 with adversarial defenses, else 0)', nonNegativeInt('--robust-eval'))
-  .option('--robust-eval-steps <n>', 'PGD steps of that evaluation', positiveInt('--robust-eval-steps'), 10)
+  .option('--robust-eval <n>', 'PGD robust accuracy each epoch on the first N test images (default 200 with adversarial defenses, else 0)', nonNegativeInt('--robust-eval', LIMITS.images))
+  .option('--robust-eval-steps <n>', 'PGD steps of that evaluation', positiveInt('--robust-eval-steps', LIMITS.steps), 10)
   .option('--no-early-stop', 'keep training when robust accuracy collapses (fgsm-rs stops by default)')
   .action(async (o: TrainOpts, cmd: Command) => {
+    check(!o.override || o.resume, '--override only applies with --resume');
+    const out = o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`);
+    // Before any work: a new run never writes over another run or other files.
+    const resuming = checkRunFolder(out, { resume: o.resume, force: o.force });
+    const explicit = inheritRunOptions(o, cmd, resuming ? readRunState<{ config: TrainConfig }>(out)?.config.options : undefined);
     zooEntry(o.model);
     const names = parseDefenses(o.defense);
     const defense = defenseConfig(names, {
@@ -143,9 +192,8 @@ program
     });
     const adversarial = names.some((n) => ADVERSARIAL.has(n));
     // FGSM-RS is defined with a one-cycle learning rate (Wong et al.); an explicit --schedule wins.
-    const scheduleName = names.includes('fgsm-rs') && cmd.getOptionValueSource('schedule') === 'default' ? 'onecycle' : o.schedule;
+    const scheduleName = names.includes('fgsm-rs') && !('schedule' in explicit) ? 'onecycle' : o.schedule;
     const schedule = parseSchedule(scheduleName);
-    const out = o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`);
     ensureWritableDir(out);
     const info = await initBackend({ backend: o.backend, threads: o.threads });
     const data = await loadData(o.data, { dataDir: o.dataDir, limit: o.limit, testLimit: o.evalLimit ?? o.limit });
@@ -169,8 +217,12 @@ program
       ...(names.length > 0 ? { defense } : {}),
       ...((o.robustEval ?? (adversarial ? 200 : 0)) > 0 ? { robustEval: { limit: o.robustEval ?? 200, eps: o.eps, steps: o.robustEvalSteps } } : {}),
       earlyStop: o.earlyStop !== false && names.includes('fgsm-rs'),
+      options: explicit,
     };
-    if (o.resume && !fs.existsSync(path.join(out, 'checkpoint', 'state.json'))) console.error(`no checkpoint in ${out} to resume: starting a new run`);
+    // Refuses a different configuration before the banner, which must show what will run.
+    const plan = planResume(out, config, data, { resume: o.resume, override: o.override, force: o.force });
+    if (o.resume && !plan) console.error(`no checkpoint in ${out} to resume: starting a new run`);
+    if (plan?.change) console.error(`resuming with ${plan.change.changes.join(', ')}${plan.change.override ? ' (--override; recorded in the run\'s state.json)' : ''}`);
     console.error(`${describeBackend(info)}; ${o.model}${names.length ? ` with ${describeDefense(defense)}` : ''} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`);
     const fresh = () => {
       const m = createModel(o.model, {
@@ -188,7 +240,7 @@ program
       return m;
     };
     const interrupt = new Interrupt('stopping after this batch (checkpoint will be saved; continue with --resume)…');
-    const { log, interrupted } = await train(fresh, data, config, out, { resume: o.resume, quiet: o.quiet, shouldStop: () => interrupt.stop });
+    const { log, interrupted } = await train(fresh, data, config, out, { resume: o.resume, override: o.override, force: o.force, quiet: o.quiet, shouldStop: () => interrupt.stop });
     interrupt.release();
     if (interrupted) {
       console.error(`stopped; checkpoint saved in ${path.join(out, 'checkpoint')}`);

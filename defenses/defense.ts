@@ -5,6 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { check } from '../util/errors.js';
+import { checkCount, LIMITS } from '../util/limits.js';
 
 export const DEFENSES = ['none', 'fgsm-rs', 'pgd', 'adv', 'trades', 'noise', 'dropout', 'clip'] as const;
 export type DefenseName = (typeof DEFENSES)[number];
@@ -57,6 +58,8 @@ export function defenseConfig(names: DefenseConfig['names'], o: Partial<DefenseC
   check(Number.isFinite(c.eps) && c.eps >= 0, `--eps must be ≥ 0, got ${c.eps}`);
   check(c.advRatio >= 0 && c.advRatio <= 1, `--adv-ratio must be in [0,1], got ${c.advRatio}`);
   check(Number.isFinite(c.beta) && c.beta >= 0, `--beta must be ≥ 0, got ${c.beta}`);
+  checkCount('--noise-samples', c.noiseSamples, LIMITS.samples);
+  if (c.steps !== undefined) checkCount('--adv-steps', c.steps, LIMITS.steps);
   if (names.includes('clip')) check(c.clipNorm !== undefined || c.clipValue !== undefined, '--defense clip needs --clip-norm and/or --clip-value');
   if (names.includes('noise')) check(c.noiseStd !== undefined && c.noiseStd > 0, '--defense noise needs --noise-std > 0');
   if (names.includes('dropout')) check((c.dropout ?? 0) > 0 || (c.blockDropout ?? 0) > 0, '--defense dropout needs --dropout p (and/or --block-dropout p)');

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { asClassifier, type Classifier } from '../models/classifier.js';
 import { check } from '../util/errors.js';
+import { checkCount, LIMITS } from '../util/limits.js';
 import { Rng } from '../util/rng.js';
 
 export interface NoiseOptions {
@@ -20,7 +21,7 @@ export function noisyClassifier(model: tf.LayersModel | Classifier, o: NoiseOpti
   const base = asClassifier(model);
   const samples = o.samples ?? 1;
   check(Number.isFinite(o.std) && o.std >= 0, `noise std must be ≥ 0, got ${o.std}`);
-  check(Number.isInteger(samples) && samples > 0, `noise samples must be a positive integer, got ${samples}`);
+  checkCount('noise samples', samples, LIMITS.samples);
   const rng = new Rng(o.seed ?? Math.floor(Math.random() * 2 ** 31));
   return {
     numClasses: base.numClasses,

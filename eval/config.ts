@@ -4,6 +4,7 @@
  */
 import { check, RobustError } from '../util/errors.js';
 import { number } from '../util/numbers.js';
+import { LIMITS } from '../util/limits.js';
 import { parseAttackEntry, type EvalConfig } from './grid.js';
 import { preset } from './presets.js';
 
@@ -19,10 +20,10 @@ function list(v: unknown, key: string, fallback: string): string[] {
   return items.map((s) => s.trim()).filter(Boolean);
 }
 
-function int(v: unknown, key: string, min: number): number | undefined {
+function int(v: unknown, key: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-  check(Number.isInteger(n) && n >= min, `${key} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  check(Number.isInteger(n) && n >= min && n <= max, `${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -51,12 +52,12 @@ export function parseEvalConfig(values: Partial<Record<string, unknown>>, source
     attacks,
     eps: [...new Set(eps)].sort((a, b) => a - b),
     norm,
-    steps: int(values.steps, 'steps', 1),
-    restarts: int(values.restarts, 'restarts', 1),
-    eotSamples: int(values.eotSamples, 'eotSamples', 1),
-    limit: int(values.limit, 'limit', 1) ?? 1000,
-    batchSize: int(values.batchSize, 'batchSize', 1) ?? 128,
-    seed: int(values.seed, 'seed', 0) ?? 0,
+    steps: int(values.steps, 'steps', 1, LIMITS.steps),
+    restarts: int(values.restarts, 'restarts', 1, LIMITS.restarts),
+    eotSamples: int(values.eotSamples, 'eotSamples', 1, LIMITS.samples),
+    limit: int(values.limit, 'limit', 1, LIMITS.images) ?? 1000,
+    batchSize: int(values.batchSize, 'batchSize', 1, LIMITS.batchSize) ?? 128,
+    seed: int(values.seed, 'seed', 0, LIMITS.seed) ?? 0,
     data: values.data as string | undefined,
     ...(named ? { preset: values.preset as string } : {}),
     ...(cascade ? { cascade } : {}),

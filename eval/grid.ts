@@ -9,6 +9,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ATTACK_NAMES, makeAttack, type AttackInfo, type AttackOptions } from '../attacks/index.js';
 import { check } from '../util/errors.js';
+import { checkCount, LIMITS } from '../util/limits.js';
 import { formatEps } from '../util/format.js';
 import type { NormName } from '../attacks/norms.js';
 import { imageSetFingerprint, take, type ImageSet } from '../data/dataset.js';
@@ -106,6 +107,7 @@ export interface AttackEntry {
 }
 
 const ENTRY_KEYS: Record<string, keyof Omit<AttackEntry, 'name'>> = { steps: 'steps', restarts: 'restarts', eot: 'eotSamples' };
+const ENTRY_MAX: Record<keyof Omit<AttackEntry, 'name'>, number> = { steps: LIMITS.steps, restarts: LIMITS.restarts, eotSamples: LIMITS.samples };
 
 /** An attack entry of the grid: a registry name, then optionally its own steps ("pgd:50") and key=value settings (restarts, eot, steps). */
 export function parseAttackEntry(entry: string): AttackEntry {
@@ -116,8 +118,8 @@ export function parseAttackEntry(entry: string): AttackEntry {
     const [k, v] = part.includes('=') ? part.split('=', 2) : i === 0 ? ['steps', part] : ['', part];
     const key = ENTRY_KEYS[k];
     check(key && out[key] === undefined, `attack '${entry}': '${part}' is not one of steps (or a bare number first), restarts=N, eot=N`);
-    const n = Number(v);
-    check(Number.isInteger(n) && n > 0 && n <= 1e6, `attack '${entry}': ${k} must be a positive integer, got '${v}'`);
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    checkCount(`attack '${entry}': ${k}`, n, ENTRY_MAX[key]);
     out[key] = n;
   });
   return out;

@@ -6,6 +6,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { DefenseConfig } from '../defenses/defense.js';
 import { checkFields, rule } from '../util/fields.js';
+import { LIMITS } from '../util/limits.js';
 
 export interface ModelMeta {
   model?: string;
@@ -16,9 +17,6 @@ export interface ModelMeta {
   defenseConfig?: Partial<DefenseConfig>;
 }
 
-/** Largest noise draws per prediction a checkpoint may ask for (each draw is a forward pass). */
-export const MAX_NOISE_SAMPLES = 1024;
-
 /** The robust metadata of a loaded model, checked; {} when it has none (a model robust did not make). */
 export function modelMeta(model: tf.LayersModel, where: string): ModelMeta {
   const robust = (model.getUserDefinedMetadata() as { robust?: unknown } | undefined)?.robust;
@@ -26,7 +24,7 @@ export function modelMeta(model: tf.LayersModel, where: string): ModelMeta {
   const at = `${where}: metadata robust`;
   checkFields(robust, {
     model: rule.string(true),
-    width: rule.integer(1, 4096, true),
+    width: rule.integer(1, LIMITS.width, true),
     data: rule.string(true),
     defense: rule.string(true),
     classes: rule.strings(true),
@@ -38,7 +36,7 @@ export function modelMeta(model: tf.LayersModel, where: string): ModelMeta {
       names: rule.strings(true),
       eps: rule.number(0, 1e6, true),
       noiseStd: rule.number(0, 1e6, true),
-      noiseSamples: rule.integer(1, MAX_NOISE_SAMPLES, true),
+      noiseSamples: rule.integer(1, LIMITS.samples, true),
     }, `${at}.defenseConfig`);
   }
   return robust as ModelMeta;

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
 import { check, RobustError } from '../util/errors.js';
 import { checkFields, rule } from '../util/fields.js';
+import { LIMITS } from '../util/limits.js';
 import { readJsonFile } from '../util/json-file.js';
 import { loadModel } from './checkpoint.js';
 
@@ -61,7 +62,7 @@ export function pretrainedEntries(): PretrainedEntry[] {
     checkFields(e, {
       name: rule.matching(FILE_NAME, 'a plain folder name'),
       architecture: rule.string(),
-      width: rule.integer(1, 4096, true),
+      width: rule.integer(1, LIMITS.width, true),
       data: rule.string(),
       defense: rule.string(),
       eps: rule.number(0, 1, true),

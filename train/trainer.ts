@@ -9,18 +9,22 @@ import { stringify } from 'csv-stringify/sync';
 import { take, type DataSplit } from '../data/dataset.js';
 import { epochBatches, makeBatch, type Augment } from '../data/batches.js';
 import { accuracy } from '../eval/accuracy.js';
-import { loadModel, readOptimizerState, readState, saveCheckpoint } from '../models/checkpoint.js';
+import { loadModel, readOptimizerState, saveCheckpoint } from '../models/checkpoint.js';
+import { RobustError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { Sgd } from './sgd.js';
 import { learningRate, type ScheduleName } from './schedule.js';
 import { Progress } from './progress.js';
-import type { DefenseConfig } from '../defenses/defense.js';
+import { describeDefense, type DefenseConfig } from '../defenses/defense.js';
 import { DefendedStep } from '../defenses/training-step.js';
 import { pgd } from '../attacks/pgd.js';
 import { foldedClassifier } from '../models/fold.js';
 import { layersClassifier } from '../models/classifier.js';
 import { runAttack } from '../eval/attack-run.js';
+import { checkTrainCounts, reconcileResume, type ConfigChange } from './run-config.js';
+import { checkRunFolder, clearRun, readRunState, stateFile } from './run-folder.js';
+import { dataFingerprint } from './data-fingerprint.js';
 
 export interface TrainConfig {
   model: string;
@@ -45,6 +49,10 @@ export interface TrainConfig {
   robustEval?: { limit: number; eps: number; steps: number };
   /** Stop when robust accuracy collapses (catastrophic overfitting); the best epoch stays in best/. */
   earlyStop?: boolean;
+  /** sha-256 of the train and test images and labels (train() sets it), so a resume can tell other data. */
+  dataHash?: string;
+  /** The command-line options given for the run (robust train), so --resume can inherit those not given again. */
+  options?: Record<string, unknown>;
 }
 
 export interface EpochLog {
@@ -71,6 +79,39 @@ interface RunState {
   log: EpochLog[];
   /** Best robust accuracy so far (its model is in best/). */
   bestRobust?: number;
+  /** Settings changed on resume (a longer --epochs, or --override), in order. */
+  changes?: ConfigChange[];
+}
+
+export interface ResumeOptions {
+  resume?: boolean;
+  /** Continue a run with settings that differ from its own (recorded in its state). */
+  override?: boolean;
+  /** Start over in a folder that holds a run or other files (the old run's files are removed). */
+  force?: boolean;
+}
+
+/** The run to continue in `out` and the config it continues with, or null for a new run; refuses a different configuration in one line. */
+export function planResume(
+  out: string,
+  requested: TrainConfig,
+  data: DataSplit,
+  o: ResumeOptions,
+): { saved: RunState; config: TrainConfig; change?: ConfigChange } | null {
+  if (!checkRunFolder(out, o)) return null;
+  const saved = readRunState<RunState>(out)!;
+  checkTrainCounts(saved.config, stateFile(out));
+  const withData = { ...requested, dataHash: dataFingerprint(data.train, data.test) };
+  return { saved, ...reconcileResume(saved.config, withData, { epoch: saved.epoch, batch: saved.batch }, { override: o.override, out }) };
+}
+
+/** The first weight or optimizer buffer holding NaN or ±Inf, if any. */
+function nonFinite(model: tf.LayersModel, buffers: Float32Array[]): string | undefined {
+  const flags = tf.tidy(() => tf.stack(model.weights.map((w) => w.read().isFinite().all())).dataSync());
+  const i = flags.findIndex((f) => !f);
+  if (i >= 0) return model.weights[i].name;
+  const j = buffers.findIndex((b) => !b.every(Number.isFinite));
+  return j >= 0 ? `the momentum of ${model.trainableWeights[j].name}` : undefined;
 }
 
 /** A seed per (run, epoch, batch), so a resumed batch draws the same random starts. */
@@ -99,10 +140,13 @@ export async function train(
   data: DataSplit,
   requested: TrainConfig,
   out: string,
-  opts: { resume?: boolean; quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void; shouldStop?: () => boolean } = {},
+  opts: ResumeOptions & { quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void; shouldStop?: () => boolean } = {},
 ): Promise<TrainResult> {
   const ckpt = path.join(out, 'checkpoint');
-  let config = requested;
+  checkTrainCounts(requested, 'the training config');
+  const plan = planResume(out, requested, data, opts);
+  if (opts.force) clearRun(out);
+  let config: TrainConfig = plan?.config ?? { ...requested, dataHash: dataFingerprint(data.train, data.test) };
   let state: RunState = {
     config,
     epoch: 0,
@@ -112,12 +156,22 @@ export async function train(
     log: [],
   };
   let model: tf.LayersModel;
-  const saved = opts.resume && fs.existsSync(path.join(ckpt, 'state.json')) ? readState<RunState>(ckpt) : null;
-  if (saved) {
+  const saved = plan?.saved;
+  if (plan && saved) {
     model = await loadModel(ckpt);
-    // A resumed run keeps its own settings (seed, batch size, schedule…); only --epochs may change.
-    config = { ...saved.config, epochs: requested.epochs };
-    state = { ...saved, config };
+    config = plan.config;
+    state = { ...saved, config, changes: plan.change ? [...(saved.changes ?? []), plan.change] : saved.changes };
+    // The logs may lag the checkpoint (a kill or a full disk between the two writes): bring them level.
+    if (state.log.length > 0) writeLogs(out, state.log);
+    if (plan.change?.override) {
+      // The checkpoint's metadata describes the defense users of the model meet (e.g. its inference noise): the new one.
+      const meta = (model.getUserDefinedMetadata() as { robust?: object } | undefined)?.robust;
+      if (meta) model.setUserDefinedMetadata({ robust: JSON.parse(JSON.stringify({ ...meta, defense: describeDefense(config.defense), defenseConfig: config.defense })) });
+      // A batch index means other images under another batch size or data: continue at the same share of the epoch.
+      if (state.batch > 0 && (saved.config.batchSize !== config.batchSize || saved.config.dataHash !== config.dataHash)) {
+        state.batch = Math.min(Math.floor(state.partial.seen / config.batchSize), Math.ceil(data.train.count / config.batchSize));
+      }
+    }
   } else {
     model = freshModel();
   }
@@ -137,8 +191,19 @@ export async function train(
   const step = new DefendedStep(model, numClasses, config.defense);
   const robustSet = config.robustEval ? take(data.test, config.robustEval.limit) : undefined;
 
+  // A diverged run stops with the last good checkpoint kept: nothing non-finite is ever written over it.
+  const diverged = (what: string, epoch: number, batch: number) =>
+    new RobustError(
+      `training diverged: ${what} at epoch ${epoch + 1}, batch ${batch} (lower --lr or --weight-decay, or clip gradients with --defense clip); ${fs.existsSync(stateFile(out)) ? `the last good checkpoint is kept in ${ckpt}` : 'no checkpoint was written'}`,
+    );
+  const checkFinite = (epoch: number, batch: number, buffers: Float32Array[] = sgd.state()) => {
+    const bad = nonFinite(model, buffers);
+    if (bad) throw diverged(`${bad} became NaN or infinite`, epoch, batch);
+  };
   const checkpoint = async () => {
-    await saveCheckpoint(ckpt, model, { state, optimizer: sgd.state() });
+    const optimizer = sgd.state();
+    checkFinite(state.epoch, state.batch, optimizer);
+    await saveCheckpoint(ckpt, model, { state, optimizer });
     opts.onCheckpoint?.();
   };
 
@@ -164,7 +229,7 @@ export async function train(
       const loss = value.dataSync()[0];
       const hits = correct!.dataSync()[0];
       tf.dispose([value, correct!, batch.x, batch.y, prepared.inputs, prepared.adversarial, ...Object.values(update)]);
-      if (!Number.isFinite(loss)) throw new Error(`training diverged: loss ${loss} at epoch ${epoch + 1}, batch ${b + 1} (lower --lr)`);
+      if (!Number.isFinite(loss)) throw diverged(`loss ${loss}`, epoch, b + 1);
       const p = state.partial;
       p.loss += loss * batch.size;
       p.correct += hits;
@@ -182,6 +247,7 @@ export async function train(
       }
       if (config.checkpointEvery > 0 && (b + 1) % config.checkpointEvery === 0 && b + 1 < batches.length) await checkpoint();
     }
+    checkFinite(epoch, batches.length); // before evaluating: attacks on a NaN model fail in confusing ways
     const testAcc = accuracy(model, testSet);
     const p = state.partial;
     const entry: EpochLog = {

@@ -61,6 +61,70 @@ describe('robust CLI', () => {
     expect(JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'))).toHaveLength(2);
   });
 
+  const tiny = ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '64', '--batch-size', '32', '--backend', 'wasm', '--quiet'];
+  const oneLine = (r: { code: number | null; stderr: string }, message: RegExp) => {
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  };
+  const stateOf = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
+
+  it('train --resume takes the options left out from the run, refuses different ones in one line (old → new), and records --override', () => {
+    const out = path.join(tmpDir('cli-resume'), 'run');
+    expect(robust([...tiny, '--epochs', '1', '--lr', '0.05', '--out', out]).code).toBe(0);
+    const before = fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8');
+    oneLine(robust(['train', '--out', out, '--resume', '--data', 'sample', '--limit', '128', '--lr', '0.01', '--backend', 'wasm', '--quiet']), /--limit 64 → 128, --lr 0.05 → 0.01 .*--override/);
+    expect(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8')).toBe(before);
+    // Only --out and a longer --epochs: the run continues as it was, extended.
+    const extended = robust(['train', '--out', out, '--resume', '--epochs', '2', '--backend', 'wasm', '--quiet']);
+    expect(extended.code).toBe(0);
+    expect(extended.stderr).toMatch(/resuming with --epochs 1 → 2 \(extended\)/);
+    expect(extended.stderr).toMatch(/resnet20 on fashion-mnist-sample \(64 train/);
+    let state = stateOf(out);
+    expect([state.config.lr, state.config.limit, state.config.width, state.config.epochs, state.log.length]).toEqual([0.05, 64, 4, 2, 2]);
+    const overridden = robust(['train', '--out', out, '--resume', '--epochs', '3', '--lr', '0.01', '--override', '--backend', 'wasm', '--quiet']);
+    expect(overridden.code).toBe(0);
+    state = stateOf(out);
+    expect(state.config.lr).toBe(0.01);
+    expect(state.changes.map((c: { changes: string[]; override: boolean }) => [c.changes.join(', '), c.override])).toEqual([
+      ['--epochs 1 → 2 (extended)', false],
+      ['--lr 0.05 → 0.01, --epochs 2 → 3 (extended)', true],
+    ]);
+    oneLine(robust(['train', '--out', out, '--resume', '--width', '8', '--override', '--backend', 'wasm', '--quiet']), /--width 4 → 8; these cannot change/);
+  });
+
+  it('train --out into a folder holding a run or other files refuses without --resume or --force; --force starts over', () => {
+    const root = tmpDir('cli-out');
+    const other = path.join(root, 'notes');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'log.json'), '"mine"');
+    oneLine(robust([...tiny, '--epochs', '1', '--out', other]), /is not empty \(log.json\) and holds no run.*--force/);
+    oneLine(robust([...tiny, '--epochs', '1', '--out', other, '--resume']), /holds no run to resume/);
+    expect(fs.readFileSync(path.join(other, 'log.json'), 'utf8')).toBe('"mine"');
+    const out = path.join(root, 'run');
+    expect(robust([...tiny, '--epochs', '1', '--seed', '1', '--out', out]).code).toBe(0);
+    fs.mkdirSync(path.join(out, 'best')); // as an adversarial run leaves it: must not survive a restart
+    const before = fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin'));
+    oneLine(robust([...tiny, '--epochs', '1', '--seed', '2', '--out', out]), /holds a training run: pass --resume to continue it or --force/);
+    expect(fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin')).equals(before)).toBe(true);
+    oneLine(robust([...tiny, '--epochs', '1', '--out', out, '--resume', '--force']), /not both/);
+    expect(robust([...tiny, '--epochs', '1', '--seed', '2', '--out', out, '--force']).code).toBe(0);
+    expect(stateOf(out).config.seed).toBe(2);
+    expect(fs.existsSync(path.join(out, 'best'))).toBe(false);
+  });
+
+  it('train that diverges (--weight-decay 1e30) ends with one error line and exit 2, writing no non-finite checkpoint', () => {
+    const out = path.join(tmpDir('cli-diverge'), 'run');
+    const r = robust([...tiny, '--epochs', '1', '--weight-decay', '1e30', '--checkpoint-every', '1', '--out', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toMatch(/internal error|\bat .*\.js:\d+/);
+    expect(r.stderr.trim().split('\n').pop()).toMatch(/^robust: training diverged: .* at epoch 1, batch \d+ \(lower --lr or --weight-decay/);
+    if (fs.existsSync(path.join(out, 'checkpoint'))) {
+      const b = fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin'));
+      expect(new Float32Array(b.buffer, b.byteOffset, b.length / 4).every(Number.isFinite)).toBe(true);
+    }
+  });
+
   it('Ctrl-C stops after the current batch with a checkpoint (exit 130); --resume finishes the run', async () => {
     const out = path.join(tmpDir('cli-sigint'), 'run');
     const args = ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '640', '--batch-size', '32', '--epochs', '1', '--checkpoint-every', '0', '--out', out, '--backend', 'wasm'];

@@ -45,10 +45,10 @@ describe('checkpoint metadata', () => {
           const v = tail ? (read.defenseConfig as Record<string, unknown>)[tail] : (read as Record<string, unknown>)[head];
           const ok: Record<string, (v: unknown) => boolean> = {
             model: (v) => typeof v === 'string', data: (v) => typeof v === 'string', defense: (v) => typeof v === 'string',
-            width: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 4096,
+            width: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 256,
             classes: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'),
             defenseConfig: (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
-            noiseSamples: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1024,
+            noiseSamples: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000,
             noiseStd: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0,
             names: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'),
           };
@@ -68,7 +68,7 @@ describe('checkpoint metadata', () => {
     fs.writeFileSync(path.join(d, 'model.json'), fs.readFileSync(path.join(d, 'model.json'), 'utf8').replace('"width":4', '"width":"four"'));
     const r = robust(['attack', '--model', d, '--limit', '4', '--backend', 'wasm']);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toMatch(/^robust: .*metadata robust\.width must be an integer in \[1, 4096\], got "four"$/);
+    expect(r.stderr.trim()).toMatch(/^robust: .*metadata robust\.width must be an integer in \[1, 256\], got "four"$/);
   });
 });
 

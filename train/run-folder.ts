@@ -1,0 +1,66 @@
+/**
+ * The run folder (--out): a new run starts only in an empty folder, so it never writes over
+ * another run's checkpoint and log (or over files that are not a run); --resume continues the
+ * run there, --force starts over and removes the old run's files first.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { RobustError } from '../util/errors.js';
+import { readJsonFile } from '../util/json-file.js';
+import { asWriteError } from '../util/write-errors.js';
+
+/** What a training run writes into its folder (all of it goes with --force). */
+export const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
+
+/** Temp names of util/atomic.ts and util/dirs.ts left by a killed run: not content. */
+const LEFTOVER = /^\.(.+\.tmp-\d+-\d+(\.old)?|robust-write-test-\d+)$/;
+
+export function stateFile(out: string): string {
+  return path.join(out, 'checkpoint', 'state.json');
+}
+
+/** The saved state of the run in `out`, or null when there is none; a damaged one is one line. */
+export function readRunState<T extends object>(out: string): T | null {
+  const f = stateFile(out);
+  if (!fs.existsSync(f)) return null;
+  const s = readJsonFile<T>(f, `${f}: no such file`);
+  if (!s || typeof s !== 'object' || typeof (s as { config?: unknown }).config !== 'object') throw new RobustError(`${f}: not a robust training state`);
+  return s;
+}
+
+function contents(out: string): string[] {
+  if (!fs.existsSync(out)) return [];
+  if (!fs.statSync(out).isDirectory()) throw new RobustError(`--out ${out} is a file, not a folder`);
+  return fs.readdirSync(out).filter((f) => !LEFTOVER.test(f));
+}
+
+/**
+ * Checks that a run may start or continue in `out`. Returns true when there is a run to resume.
+ * Refused in one line: a non-empty folder without --resume or --force; --resume of a folder that
+ * holds files but no run; both flags at once.
+ */
+export function checkRunFolder(out: string, o: { resume?: boolean; force?: boolean }): boolean {
+  if (o.resume && o.force) throw new RobustError('give --resume (continue the run) or --force (start over), not both');
+  const hasRun = fs.existsSync(stateFile(out));
+  if (o.force) return false;
+  if (o.resume && hasRun) return true;
+  const files = contents(out);
+  if (files.length === 0) return false;
+  const shown = files.slice(0, 3).join(', ') + (files.length > 3 ? ', …' : '');
+  if (hasRun) throw new RobustError(`${out} holds a training run: pass --resume to continue it or --force to start over (replaces it), or choose another --out`);
+  throw new RobustError(`${out} is not empty (${shown}) and holds no run to resume: choose another --out, or pass --force to start a run there (replacing any ${RUN_FILES.join(', ')})`);
+}
+
+/** Removes the old run's files (and leftovers of killed writes) from `out` for --force. */
+export function clearRun(out: string): void {
+  if (!fs.existsSync(out)) return;
+  for (const f of fs.readdirSync(out)) {
+    const leftover = LEFTOVER.test(f) && RUN_FILES.some((r) => f.startsWith(`.${r}.tmp-`));
+    if (!(RUN_FILES as readonly string[]).includes(f) && !leftover) continue;
+    try {
+      fs.rmSync(path.join(out, f), { recursive: true, force: true });
+    } catch (e) {
+      throw asWriteError(e, path.join(out, f));
+    }
+  }
+}
