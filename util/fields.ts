@@ -16,10 +16,10 @@ export const rule = {
   strings: (optional = false): FieldRule => ({ test: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'), want: 'a list of strings', optional }),
   number: (min: number, max: number, optional = false): FieldRule => ({
     test: (v) => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max,
-    want: `a number in [${min}, ${max}]`,
+    want: `a number from ${min} to ${max}`,
     optional,
   }),
-  integer: (min: number, max: number, optional = false): FieldRule => ({ test: (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max, want: `an integer in [${min}, ${max}]`, optional }),
+  integer: (min: number, max: number, optional = false): FieldRule => ({ test: (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max, want: `an integer from ${min} to ${max}`, optional }),
   object: (optional = false): FieldRule => ({ test: (v) => typeof v === 'object' && v !== null && !Array.isArray(v), want: 'an object', optional }),
   matching: (re: RegExp, want: string, optional = false): FieldRule => ({ test: (v) => typeof v === 'string' && re.test(v), want, optional }),
 };

@@ -100,7 +100,7 @@ def main():
     p.add_argument("--autoattack", required=True)
     p.add_argument("--eps", default="8/255")
     p.add_argument("--n", type=int, default=200)
-    p.add_argument("--attacks", default="apgd-ce,apgd-t,square")
+    p.add_argument("--attacks", default="apgd-ce,apgd-t,fab-t,square")
     p.add_argument("--norm", default="Linf")
     p.add_argument("--queries", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
@@ -108,6 +108,7 @@ def main():
     sys.path.insert(0, a.autoattack)
     from autoattack.autopgd_base import APGDAttack, APGDAttack_targeted
     from autoattack.square import SquareAttack
+    from autoattack.fab_pt import FABAttack_PT
 
     torch.set_num_threads(2)
     eps = float(Fraction(a.eps))
@@ -123,6 +124,8 @@ def main():
             atk = APGDAttack(model, n_restarts=1, n_iter=100, eps=eps, norm=a.norm, rho=0.75, seed=a.seed, device="cpu", loss=name[5:])
         elif name == "apgd-t":
             atk = APGDAttack_targeted(model, n_restarts=1, n_iter=100, eps=eps, norm=a.norm, rho=0.75, seed=a.seed, device="cpu", n_target_classes=9)
+        elif name in ("fab", "fab-t"):
+            atk = FABAttack_PT(model, n_restarts=1, n_iter=100, eps=eps, seed=a.seed, norm=a.norm, device="cpu", targeted=name == "fab-t", n_target_classes=9)
         elif name == "square":
             atk = SquareAttack(model, p_init=0.8, n_queries=a.queries, eps=eps, norm=a.norm, n_restarts=1, seed=a.seed, device="cpu", resc_schedule=False)
         else:

@@ -68,7 +68,7 @@ describe('robust eval', () => {
   const bad: [string[], RegExp][] = [
     [['eval'], /give the models to evaluate/],
     [['eval', '--models', 'X', '--attacks', 'fgsm,cw'], /unknown attack 'cw'/],
-    [['eval', '--models', 'X', '--attacks', 'pgd:0'], /steps must be a positive integer/],
+    [['eval', '--models', 'X', '--attacks', 'pgd:0'], /steps must be an integer from 1 to 100000, got 0/],
     [['eval', '--models', 'X', '--eps', '1/0'], /--eps must be a number/],
     [['eval', '--models', '/nonexistent/m'], /no such file/],
     [['eval', '--config', '/nonexistent/eval.json'], /no such file/],

@@ -68,7 +68,7 @@ describe('checkpoint metadata', () => {
     fs.writeFileSync(path.join(d, 'model.json'), fs.readFileSync(path.join(d, 'model.json'), 'utf8').replace('"width":4', '"width":"four"'));
     const r = robust(['attack', '--model', d, '--limit', '4', '--backend', 'wasm']);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toMatch(/^robust: .*metadata robust\.width must be an integer in \[1, 256\], got "four"$/);
+    expect(r.stderr.trim()).toMatch(/^robust: .*metadata robust\.width must be an integer from 1 to 256, got "four"$/);
   });
 });
 
