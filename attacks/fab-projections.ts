@@ -14,6 +14,22 @@ import type { NormName } from './norms.js';
 
 export type FabNorm = NormName | 'l1';
 
+/**
+ * The smallest p ≥ 0 with Σ_i slope_i·min(p, breakpoint_i) = c (a nondecreasing piecewise-linear
+ * function), scanning the breakpoints in order; Infinity when even p = ∞ falls short.
+ */
+function levelCrossing(idx: number[], breakpoint: (i: number) => number, slope: (i: number) => number, c: number): number {
+  idx.sort((i, j) => breakpoint(i) - breakpoint(j));
+  let reached = 0; // Σ slope·breakpoint over the coordinates already at their breakpoint
+  let rate = idx.reduce((s, i) => s + slope(i), 0);
+  for (const i of idx) {
+    if (reached + rate * breakpoint(i) >= c) return (c - reached) / rate;
+    reached += slope(i) * breakpoint(i);
+    rate -= slope(i);
+  }
+  return Infinity;
+}
+
 /** δ for one point t, hyperplane (w, b); written into `out` (length d). */
 export function projectOntoHalfspace(norm: FabNorm, t: Float32Array, w: Float32Array, b: number, out: Float32Array): void {
   const d = t.length;
@@ -30,37 +46,11 @@ export function projectOntoHalfspace(norm: FabNorm, t: Float32Array, w: Float32A
   const idx: number[] = [];
   for (let i = 0; i < d; i++) if (ws(i) !== 0) idx.push(i);
   const toEdge = (i: number) => -Math.sign(ws(i)) * room(i);
-  if (norm === 'linf') {
-    // f(λ) = Σ|w_i|·min(λ, room_i): find the smallest λ with f(λ) = c
-    idx.sort((i, j) => room(i) - room(j));
-    let below = 0; // Σ |w_i|·room_i over coordinates already at their edge
-    let slope = idx.reduce((s, i) => s + Math.abs(ws(i)), 0);
-    let lambda = Infinity;
-    for (const i of idx) {
-      if (below + slope * room(i) >= c) {
-        lambda = (c - below) / slope;
-        break;
-      }
-      below += Math.abs(ws(i)) * room(i);
-      slope -= Math.abs(ws(i));
-    }
-    for (const i of idx) out[i] = -Math.sign(ws(i)) * Math.min(lambda, room(i));
-  } else if (norm === 'l2') {
-    // g(α) = Σ w_i·clip(−α·w_i, …) = −(Σ_{free} w_i²·α + Σ_{clipped} |w_i|·room_i): find α with g(α) = −c
-    const breakpoint = (i: number) => room(i) / Math.abs(ws(i));
-    idx.sort((i, j) => breakpoint(i) - breakpoint(j));
-    let clipped = 0;
-    let free = idx.reduce((s, i) => s + ws(i) * ws(i), 0);
-    let alpha = Infinity;
-    for (const i of idx) {
-      if (clipped + free * breakpoint(i) >= c) {
-        alpha = (c - clipped) / free;
-        break;
-      }
-      clipped += Math.abs(ws(i)) * room(i);
-      free -= ws(i) * ws(i);
-    }
-    for (const i of idx) out[i] = Number.isFinite(alpha) ? -Math.sign(ws(i)) * Math.min(alpha * Math.abs(ws(i)), room(i)) : toEdge(i);
+  if (norm === 'linf' || norm === 'l2') {
+    // Linf: Σ|w_i|·min(λ, room_i) = c; L2: Σ w_i²·min(α, room_i/|w_i|) = c — one search, other breakpoints and slopes
+    const linf = norm === 'linf';
+    const at = levelCrossing(idx, (i) => (linf ? room(i) : room(i) / Math.abs(ws(i))), (i) => (linf ? Math.abs(ws(i)) : ws(i) * ws(i)), c);
+    for (const i of idx) out[i] = -Math.sign(ws(i)) * Math.min(linf ? at : at * Math.abs(ws(i)), room(i));
   } else {
     idx.sort((i, j) => Math.abs(ws(j)) - Math.abs(ws(i)));
     let gap = c;

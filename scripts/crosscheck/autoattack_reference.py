@@ -43,11 +43,21 @@ class TfjsModel(torch.nn.Module):
 
     def __init__(self, config, weights):
         super().__init__()
-        self.layers, self.w = config["layers"], weights
+        self.layers, self.w = config["layers"], dict(weights)
         self.outputs = [o[0] for o in config["output_layers"]]
+        # TF kernels [kh, kw, in, out] → torch [out, in, kh, kw], made contiguous once (a permuted
+        # view sends conv2d down a path ~10× slower)
+        for l in self.layers:
+            if l["class_name"] == "Conv2D":
+                k = f'{l["name"]}/kernel'
+                self.w[k] = self.w[k].permute(3, 2, 0, 1).contiguous()
 
     def activation(self, x, name):
-        return {"linear": x, "relu": F.relu(x), "softmax": F.softmax(x, 1)}[name or "linear"]
+        if name in (None, "linear"):
+            return x
+        if name in ("relu", "softmax"):
+            return F.relu(x) if name == "relu" else F.softmax(x, 1)
+        raise SystemExit(f"activation {name} is not supported by this script")
 
     def forward(self, x):
         out = {}
@@ -63,7 +73,7 @@ class TfjsModel(torch.nn.Module):
             elif cls == "Conv2D":
                 k, s, d = c["kernel_size"], c["strides"], c["dilation_rate"]
                 xi = same_pad(ins[0], k, s, d) if c["padding"] == "same" else ins[0]
-                y = F.conv2d(xi, w("kernel").permute(3, 2, 0, 1), w("bias") if c["use_bias"] else None, s, 0, d)
+                y = F.conv2d(xi, w("kernel"), w("bias") if c["use_bias"] else None, s, 0, d)
                 y = self.activation(y, c["activation"])
             elif cls == "BatchNormalization":
                 y = F.batch_norm(ins[0], w("moving_mean"), w("moving_variance"), w("gamma"), w("beta"), False, 0.0, c["epsilon"])
