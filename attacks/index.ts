@@ -49,7 +49,7 @@ export const ATTACKS: Record<string, Entry> = {
 export const ATTACK_NAMES = Object.keys(ATTACKS);
 
 export function makeAttack(name: string, model: tf.LayersModel | Classifier, o: AttackOptions = {}): Attack {
-  const entry = ATTACKS[name];
+  const entry = Object.hasOwn(ATTACKS, name) ? ATTACKS[name] : undefined;
   check(entry, `unknown attack '${name}' (one of: ${ATTACK_NAMES.join(', ')})`);
   return entry.build(model, o);
 }

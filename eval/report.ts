@@ -43,8 +43,15 @@ export function csvRows(r: GridResult): CsvRow[] {
   return rows;
 }
 
+/**
+ * A text field that a spreadsheet would run as a formula (starting with = + - @, tab or CR) gets
+ * a leading apostrophe, the usual defence against CSV injection; numbers are written as numbers.
+ */
+const inert = (v: string | number) => (typeof v === 'string' && /^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
+
 export function toCsv(r: GridResult): string {
-  return stringify(csvRows(r), { header: true, columns: [...CSV_COLUMNS] });
+  const rows = csvRows(r).map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, inert(v)])));
+  return stringify(rows, { header: true, columns: [...CSV_COLUMNS] });
 }
 
 const pct = (v: number) => (100 * v).toFixed(2);

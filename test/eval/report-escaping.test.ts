@@ -4,7 +4,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { worstCases, type CellResult, type GridResult, type ModelSummary } from '../../eval/grid.js';
-import { toHtml, toMarkdown, writeReports } from '../../eval/report.js';
+import { toCsv, toHtml, toMarkdown, writeReports } from '../../eval/report.js';
+import { parse } from 'csv-parse/sync';
 import { sanityFlags } from '../../eval/sanity.js';
 import { robust } from '../cli/fixtures.js';
 import { tmpDir } from '../helpers.js';
@@ -172,5 +173,22 @@ describe('report output safety', () => {
     expect(m.code).toBe(0);
     const shown = { ...hostile, config: { ...hostile.config, eps: [0, 0.03] } } as GridResult;
     expect(markdownProblems(m.stdout, { ...shown, worst: worstCases(shown.models, shown.cells) })).toEqual([]);
+  });
+
+  it('results.csv: no text field starts like a spreadsheet formula (CSV injection); numbers stay numbers', () => {
+    const formulas = ['=HYPERLINK("http://x","y")', '+1+1', '-2+3', '@SUM(A1)', '\t=1', '\r=1'];
+    fc.assert(
+      fc.property(fc.constantFrom(...formulas), fc.constantFrom(...formulas), (a, b) => {
+        const t: Texts = { models: [a, `${b}2`], arch: a, defense: b, attacks: [a, `${b}x`], settingsName: a, loss: b, backend: a, date: b, data: a, gallery: PNG_1x1 };
+        const rows = parse(toCsv(hostileGrid(t)), { columns: true }) as Record<string, string>[];
+        for (const row of rows) {
+          for (const [k, v] of Object.entries(row)) {
+            if (['model', 'arch', 'defense', 'attack', 'backend'].includes(k)) expect(v, k).not.toMatch(/^[=+\-@\t\r]/);
+          }
+          expect(Number(row.robust_acc)).not.toBeNaN();
+        }
+      }),
+      { numRuns: 20 },
+    );
   });
 });
