@@ -24,6 +24,10 @@ export interface ModelChecks {
   no_ascent_share: number;
   /** Outputs are all in [0,1] with rows summing to 1: probabilities rather than logits. */
   outputs_look_like_probabilities: boolean;
+  /** Two forward passes on the same images differ: the model is randomized, whatever its metadata says (AutoAttack's check). */
+  outputs_vary?: boolean;
+  /** Outputs per image: targeted attacks can target at most classes − 1 of them. */
+  classes?: number;
   checked: number;
 }
 
@@ -36,16 +40,18 @@ export function modelChecks(c: Classifier, set: ImageSet): ModelChecks {
   const b = makeBatch(set, Int32Array.from({ length: n }, (_, i) => i), NO_AUGMENT, new Rng(0));
   const stats = tf.tidy(() => {
     const z = c.logits(b.x, 'inference');
+    const again = c.logits(b.x, 'inference');
+    const varies = z.sub(again).abs().max().greater(z.abs().max().mul(1e-6));
     const probs = z.min().greaterEqual(0).logicalAnd(z.max().lessEqual(1)).logicalAnd(z.sum(1).sub(1).abs().max().less(1e-3));
     const g = tf.grad((x: tf.Tensor) => crossEntropy(c.logits(x as tf.Tensor4D, 'inference'), b.y).sum())(b.x);
     const perExample = g.abs().sum([1, 2, 3]);
     const stepped = b.x.add(g.sign().mul(ASCENT_STEP)).clipByValue(0, 1) as tf.Tensor4D;
     const noAscent = crossEntropy(c.logits(stepped, 'inference'), b.y).lessEqual(crossEntropy(z, b.y));
-    return tf.stack([perExample.equal(0).cast('float32').mean(), perExample.isFinite().logicalNot().cast('float32').mean(), noAscent.cast('float32').mean(), probs.cast('float32')]);
+    return tf.stack([perExample.equal(0).cast('float32').mean(), perExample.isFinite().logicalNot().cast('float32').mean(), noAscent.cast('float32').mean(), probs.cast('float32'), varies.cast('float32')]);
   });
-  const [zero, nonfinite, noAscent, probs] = stats.dataSync();
+  const [zero, nonfinite, noAscent, probs, varies] = stats.dataSync();
   tf.dispose([stats, b.x, b.y]);
-  return { zero_grad_share: zero, nonfinite_grad_share: nonfinite, no_ascent_share: noAscent, outputs_look_like_probabilities: probs === 1, checked: n };
+  return { zero_grad_share: zero, nonfinite_grad_share: nonfinite, no_ascent_share: noAscent, outputs_look_like_probabilities: probs === 1, outputs_vary: varies === 1, classes: c.numClasses, checked: n };
 }
 
 export interface Flag {
@@ -121,11 +127,14 @@ export function sanityFlags(r: GridResult): Flag[] {
     if (k.zero_grad_share > 0.05) add('zero-gradients', `${pct(k.zero_grad_share)} of examples have an all-zero input gradient: gradient masking likely`);
     // Healthy models measure 0 of 256 (every zoo entry); tfjs's stock wasm Sign gave 5% on ResNet-20.
     // A randomized model's loss moves by chance between two passes, so the check does not apply.
-    if (!m.randomized && (k.no_ascent_share ?? 0) > 0.02) add('no-ascent', `on ${pct(k.no_ascent_share)} of examples one gradient-sign step of ${formatEps(ASCENT_STEP)} does not raise the loss: the gradient does not point uphill (gradient masking, or a broken gradient)`);
+    if (!m.randomized && !k.outputs_vary && (k.no_ascent_share ?? 0) > 0.02) add('no-ascent', `on ${pct(k.no_ascent_share)} of examples one gradient-sign step of ${formatEps(ASCENT_STEP)} does not raise the loss: the gradient does not point uphill (gradient masking, or a broken gradient)`);
     if (k.nonfinite_grad_share > 0) add('nonfinite-gradients', `${pct(k.nonfinite_grad_share)} of examples have NaN/infinite input gradients`);
     if (k.outputs_look_like_probabilities) add('probabilities', 'the model outputs probabilities, not logits: losses on them saturate and attacks weaken (remove the softmax)');
-    if (m.randomized) {
-      for (const c of cells.filter((c: CellResult) => c.settings.eotSamples <= 1 && baseName(c.attack) !== 'random-noise')) {
+    if (k.outputs_vary && !m.randomized) add('randomized', 'two forward passes on the same images give different outputs: the model is randomized (attack it with EOT, e.g. --preset autoattack:rand)');
+    const tooMany = cells.filter((c) => k.classes !== undefined && (c.settings.targetClasses ?? 0) > k.classes - 1);
+    for (const c of tooMany) add('too-many-targets', `${c.attack} asks for ${c.settings.targetClasses} target classes, the model has only ${k.classes! - 1} wrong classes: each is targeted once`, { attack: c.attack, eps: c.eps });
+    if (m.randomized || k.outputs_vary) {
+      for (const c of cells.filter((c: CellResult) => c.settings.eotSamples <= 1 && !BLACK_BOX.has(baseName(c.attack)))) {
         add('no-eot', `${c.attack} attacks a randomized model without EOT (eot samples 1): robustness is overstated`, { attack: c.attack, eps: c.eps });
       }
     }

@@ -92,4 +92,14 @@ describe('a cascade', () => {
     expect(sanityFlags(grid([1, 1, 1, 0])).map((f) => f.check)).not.toContain('black-box-stronger');
     expect(sanityFlags(grid([1, 0, 0, 0])).map((f) => f.check)).toContain('black-box-stronger');
   });
+
+  it('measures randomness instead of trusting metadata: an undeclared noisy model is flagged', async () => {
+    const { modelChecks } = await import('../../eval/sanity.js');
+    const m = model.model;
+    const noisy = { ...layersClassifier(m), logits: (x: tf.Tensor4D) => m.apply(x.add(tf.randomNormal(x.shape, 0, 0.05))) as tf.Tensor2D };
+    expect(modelChecks(noisy, set).outputs_vary).toBe(true);
+    const plain = modelChecks(layersClassifier(m), set);
+    expect(plain.outputs_vary).toBe(false);
+    expect(plain.classes).toBe(5);
+  });
 });

@@ -58,6 +58,8 @@ describe('sanity flags', () => {
     ['probabilities', () => grid(clean(), [{ checks: { ...checksOk, outputs_look_like_probabilities: true } }])],
     ['no-eot', () => grid(clean(), [{ randomized: true }])],
     ['black-box-stronger', () => grid([...clean(), cell('m0', 'square', 0, [1, 1, 1, 1]), cell('m0', 'square', 0.1, [0, 0, 0, 0])])],
+    ['randomized', () => grid(clean(), [{ checks: { ...checksOk, outputs_vary: true } }])],
+    ['too-many-targets', () => grid([...clean(), cell('m0', 'apgd-t', 0.1, [1, 1, 0, 0])].map((c) => (c.attack === 'apgd-t' ? { ...c, settings: { ...c.settings, targetClasses: 9 } } : c)), [{ checks: { ...checksOk, classes: 5 } }])],
     ['no-perturbation', () => grid(clean().map((c) => (c.attack === 'pgd' && c.eps > 0 ? { ...c, stats: { ...c.stats, linf_max: 0, l2_max: 0, linf_mean: 0, l2_mean: 0 } } : c)))],
   ];
   for (const [check, make] of cases) {
