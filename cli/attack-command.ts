@@ -1,12 +1,15 @@
 /** `robust attack`: run one attack on a checkpoint over test images and report robust accuracy. */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ATTACK_NAMES, makeAttack, type AttackOptions } from '../attacks/index.js';
+import { ATTACK_NAMES, makeAttack, type AttackOptions, type NormName } from '../attacks/index.js';
 import { DEFAULT_EPS } from '../attacks/attack.js';
 import { parseTargetSpec } from '../attacks/targets.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { take } from '../data/dataset.js';
 import { runAttack } from '../eval/attack-run.js';
+import { runCascade } from '../eval/cascade.js';
+import { parseAttackEntry } from '../eval/grid.js';
+import { preset } from '../eval/presets.js';
 import { accuracy } from '../eval/accuracy.js';
 import { quantize, saveAdversarials } from '../eval/save-adversarials.js';
 import { attackOutputs, checkOutputs } from '../eval/output-files.js';
@@ -41,6 +44,7 @@ interface AttackCliOptions {
   quiet?: boolean;
   backend: string;
   threads?: number;
+  autoattack?: string | boolean;
   [flag: string]: unknown;
 }
 
@@ -66,6 +70,7 @@ export function registerAttack(program: Command): void {
     .requiredOption('--model <path>', 'zoo:NAME (a trained model shipped with robust), a checkpoint folder (or its model.json), or a training run folder')
     .option('--attack <name>', `attack: ${ATTACK_NAMES.join(', ')} (default pgd)`);
   for (const name of ATTACK_NAMES) cmd.option(`--${name}`, `same as --attack ${name}`);
+  cmd.option('--autoattack [version]', "AutoAttack's cascade instead of one attack: standard (default: APGD-CE, APGD-T, FAB-T, Square), plus or rand");
   cmd
     .option('--norm <name>', 'threat model: linf | l2', 'linf')
     .option('--eps <x>', 'perturbation budget in [0,1] pixels, e.g. 8/255 (default 8/255 for linf, 0.5 for l2)', number('--eps', { min: 0 }))
@@ -90,7 +95,10 @@ export function registerAttack(program: Command): void {
     .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
     .action(async (o: AttackCliOptions) => {
-      const name = chosenAttack(o);
+      const cascade = o.autoattack === undefined ? undefined : preset(o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`);
+      check(!cascade || (o.attack === undefined && ATTACK_NAMES.every((n) => o[flagKey(n)] !== true)), '--autoattack runs its own attacks: leave out --attack and the attack flags');
+      check(!cascade || o.targeted === undefined, '--autoattack chooses its own targets: leave out --targeted');
+      const name = cascade ? cascade.attacks[0] : chosenAttack(o);
       const norm = o.norm;
       check(norm === 'linf' || norm === 'l2', `--norm must be linf or l2, got '${norm}'`);
       check(o.loss === undefined || o.loss === 'ce' || o.loss === 'dlr', `--loss must be ce or dlr, got '${o.loss}'`);
@@ -117,8 +125,42 @@ export function registerAttack(program: Command): void {
         { what: `the data set ${data.name}`, dir: data.name === 'fashion-mnist-sample' ? SAMPLE_DIR : path.join(o.dataDir ?? defaultDataDir(), data.name) },
       ]);
       const classifier = classifierFor(model, meta, o.seed);
-      const attack = makeAttack(name, classifier, options);
       const set = take(data.test, o.limit);
+      /** Writes the adversarials (8-bit, within the budget) and the grid; what the report says of them. */
+      const save = (adversarial: Float32Array, cleanCorrect: Uint8Array, norm: NormName, eps: number) => {
+        const q = quantize(adversarial, set.images, norm, eps);
+        const attacked: number[] = [];
+        for (let i = 0; i < set.count && attacked.length < 10; i++) if (cleanCorrect[i]) attacked.push(i);
+        saveAdversarials(outputs, set, q, attacked);
+        const saved = outputs.images !== undefined ? { saved: [outputs.images, outputs.labels].filter(Boolean), saved_robust_acc: accuracy(model, { ...set, images: q }) } : {};
+        return { ...saved, grid: outputs.grid };
+      };
+      if (cascade) {
+        const steps = cascade.attacks.map((entry) => {
+          const e = parseAttackEntry(entry);
+          return { label: entry, attack: makeAttack(e.name, classifier, { ...options, steps: e.steps ?? options.steps, restarts: e.restarts ?? options.restarts, eotSamples: e.eotSamples ?? options.eotSamples }) };
+        });
+        if (!o.quiet) console.error(`${describeBackend(info)}; AutoAttack (${o.autoattack === true ? 'standard' : o.autoattack}: ${cascade.attacks.join(', ')}) ${norm} eps=${formatEps(options.eps!)} on ${set.count} ${data.name} test images (${meta.model ?? ckpt}, defense ${meta.defense ?? 'none'})`);
+        const r = await runCascade(classifier, steps, set, { batchSize: o.batchSize, keepAdversarials: outputs.files.length > 0, quiet: o.quiet, seed: o.seed });
+        const n = set.count;
+        const share = (m: Uint8Array) => m.reduce((a, v) => a + v, 0) / n;
+        const report: Record<string, unknown> = {
+          model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: meta.model, defense: meta.defense ?? 'none', data: data.name, split: 'test', backend: info.name,
+          protocol: o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`, norm, eps: options.eps, seed: o.seed, n, clean_acc: share(r.cleanCorrect),
+          robust_acc: share(r.robust), steps: r.steps.map((s, i) => ({ attack: s.label, settings: steps[i].attack.info, robust_acc_after: s.run.stats.robust_acc, attacked: s.run.stats.attacked, seconds: s.run.stats.seconds })),
+        };
+        if (r.adversarial) Object.assign(report, save(r.adversarial, r.cleanCorrect, norm, options.eps!));
+        classifier.dispose?.();
+        model.dispose();
+        if (o.json) return console.log(JSON.stringify(report, null, 2));
+        const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+        console.log(`clean accuracy    ${pct(share(r.cleanCorrect))} (${n} images)`);
+        for (const s of r.steps) console.log(`after ${s.label.padEnd(20)} ${pct(s.run.stats.robust_acc)} (${s.run.stats.attacked} attacked, ${s.run.stats.seconds.toFixed(1)} s)`);
+        console.log(`AutoAttack robust accuracy ${pct(share(r.robust))}`);
+        if (report.saved) console.log(`saved             ${(report.saved as string[]).join(', ')} (8-bit; robust accuracy on them ${pct(report.saved_robust_acc as number)}), grid ${report.grid}`);
+        return;
+      }
+      const attack = makeAttack(name, classifier, options);
       const a = attack.info;
       const settings = [`eps=${formatEps(a.eps)}`, a.alpha !== undefined ? `alpha=${formatEps(a.alpha)}` : '', a.steps ? `steps=${a.steps}` : '', a.restarts ? `restarts=${a.restarts}` : '', a.targeted !== undefined ? `targeted=${a.targeted}` : '', a.eotSamples > 1 ? `eot=${a.eotSamples}` : '']
         .filter(Boolean)
@@ -128,18 +170,7 @@ export function registerAttack(program: Command): void {
       const result = await runAttack(classifier, attack, set, { batchSize: o.batchSize, keepAdversarials: outputs.files.length > 0, quiet: o.quiet, seed: o.seed });
       const s = result.stats;
       const report: Record<string, unknown> = { model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: meta.model, defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', attack: a, backend: info.name, ...s };
-      if (result.adversarial) {
-        const q = quantize(result.adversarial, set.images, a.norm, a.eps);
-        const saved = { ...set, images: q };
-        const attacked: number[] = [];
-        for (let i = 0; i < set.count && attacked.length < 10; i++) if (result.cleanCorrect[i]) attacked.push(i);
-        saveAdversarials(outputs, set, q, attacked);
-        if (outputs.images !== undefined) {
-          report.saved = [outputs.images, outputs.labels].filter(Boolean);
-          report.saved_robust_acc = accuracy(model, saved);
-        }
-        report.grid = outputs.grid;
-      }
+      if (result.adversarial) Object.assign(report, save(result.adversarial, result.cleanCorrect, a.norm, a.eps));
       classifier.dispose?.();
       model.dispose();
       if (o.json) return console.log(JSON.stringify(report, null, 2));

@@ -102,4 +102,39 @@ describe('a cascade', () => {
     expect(plain.outputs_vary).toBe(false);
     expect(plain.classes).toBe(5);
   });
+
+  it('runCascade: the kept adversarial of every broken example is misclassified (taken from the attack that broke it)', async () => {
+    const { runCascade } = await import('../../eval/cascade.js');
+    const { makeAttack } = await import('../../attacks/index.js');
+    const c = model.classifier;
+    const steps = ['fgsm', 'pgd', 'square'].map((name) => ({ label: name, attack: makeAttack(name, c, { eps: 0.03, steps: 5, seed: 1 }) }));
+    const r = await runCascade(c, steps, set, { batchSize: 8, quiet: true, keepAdversarials: true });
+    expect(r.complete).toBe(true);
+    expect(r.steps.map((s) => s.label)).toEqual(['fgsm', 'pgd', 'square']);
+    const broken = Array.from(r.cleanCorrect, (v, i) => v === 1 && r.robust[i] === 0);
+    expect(broken.some(Boolean)).toBe(true);
+    const pred = tf.tidy(() => c.logits(tf.tensor4d(r.adversarial!, [set.count, 8, 8, 3]), 'inference').argMax(1).dataSync());
+    broken.forEach((b, i) => {
+      if (b) expect(pred[i], `example ${i}`).not.toBe(set.labels[i]);
+      else if (r.cleanCorrect[i]) expect(pred[i], `example ${i}`).toBe(set.labels[i]);
+    });
+  });
+
+  it('robust attack --autoattack runs the standard cascade on one model; it cannot be mixed with another attack', async () => {
+    const { robust, tinyCheckpoint } = await import('../cli/fixtures.js');
+    const ckpt = await tinyCheckpoint('autoattack-cli');
+    const r = robust(['attack', '--model', ckpt, '--autoattack', '--steps', '3', '--eps', '0.05', '--limit', '12', '--backend', 'wasm', '--quiet', '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.steps.map((s: { attack: string }) => s.attack)).toEqual(['apgd-ce', 'apgd-t', 'fab-t', 'square']);
+    expect(report.robust_acc).toBe(report.steps.at(-1).robust_acc_after);
+    const after = report.steps.map((s: { robust_acc_after: number }) => s.robust_acc_after);
+    expect(after.every((v: number, i: number) => i === 0 || v <= after[i - 1])).toBe(true);
+    const mixed = robust(['attack', '--model', ckpt, '--autoattack', '--pgd', '--backend', 'wasm']);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr.trim()).toMatch(/^robust: --autoattack runs its own attacks/);
+    const bad = robust(['attack', '--model', ckpt, '--autoattack', 'turbo', '--backend', 'wasm']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/^robust: unknown preset 'autoattack:turbo'/);
+  });
 });
