@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
-import { take, type DataSplit } from '../data/dataset.js';
+import { dataFingerprint, take, type DataSplit } from '../data/dataset.js';
 import { epochBatches, makeBatch, type Augment } from '../data/batches.js';
 import { accuracy } from '../eval/accuracy.js';
 import { loadModel, readOptimizerState, saveCheckpoint } from '../models/checkpoint.js';
@@ -24,7 +24,6 @@ import { layersClassifier } from '../models/classifier.js';
 import { runAttack } from '../eval/attack-run.js';
 import { checkTrainCounts, reconcileResume, type ConfigChange } from './run-config.js';
 import { checkRunFolder, clearRun, readRunState, stateFile } from './run-folder.js';
-import { dataFingerprint } from './data-fingerprint.js';
 
 export interface TrainConfig {
   model: string;
