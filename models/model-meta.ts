@@ -5,7 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { DefenseConfig } from '../defenses/defense.js';
-import { checkFields, rule } from '../util/fields.js';
+import { checkFields, int, num, object, optional, str, strings } from '../util/fields.js';
 import { LIMITS } from '../util/limits.js';
 
 export interface ModelMeta {
@@ -23,20 +23,20 @@ export function modelMeta(model: tf.LayersModel, where: string): ModelMeta {
   if (robust === undefined) return {};
   const at = `${where}: metadata robust`;
   checkFields(robust, {
-    model: rule.string(true),
-    width: rule.integer(1, LIMITS.width, true),
-    data: rule.string(true),
-    defense: rule.string(true),
-    classes: rule.strings(true),
-    defenseConfig: rule.object(true),
+    model: optional(str),
+    width: optional(int(1, LIMITS.width)),
+    data: optional(str),
+    defense: optional(str),
+    classes: optional(strings),
+    defenseConfig: optional(object),
   }, at);
   const d = (robust as ModelMeta).defenseConfig;
   if (d) {
     checkFields(d, {
-      names: rule.strings(true),
-      eps: rule.number(0, 1e6, true),
-      noiseStd: rule.number(0, 1e6, true),
-      noiseSamples: rule.integer(1, LIMITS.samples, true),
+      names: optional(strings),
+      eps: optional(num(0, 1e6)),
+      noiseStd: optional(num(0, 1e6)),
+      noiseSamples: optional(int(1, LIMITS.samples)),
     }, `${at}.defenseConfig`);
   }
   return robust as ModelMeta;

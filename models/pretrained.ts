@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
 import { check, RobustError } from '../util/errors.js';
-import { checkFields, rule } from '../util/fields.js';
+import { checkFields, int, leaf, matching, num, object, optional, str } from '../util/fields.js';
 import { LIMITS } from '../util/limits.js';
 import { readJsonFile } from '../util/json-file.js';
 import { loadModel } from './checkpoint.js';
@@ -55,24 +55,24 @@ export function pretrainedEntries(): PretrainedEntry[] {
   const file = path.join(pretrainedDir(), 'index.json');
   if (!fs.existsSync(file)) return [];
   const index = readJsonFile<{ entries?: unknown }>(file, `${file}: no such file`);
-  checkFields(index, { entries: { test: Array.isArray, want: 'a list' } }, `${file}: the index`);
+  checkFields(index, { entries: leaf(Array.isArray, 'a list') }, `${file}: the index`);
   const entries = index.entries as PretrainedEntry[];
   entries.forEach((e, i) => {
     const where = `${file}: entries[${i}]`;
     checkFields(e, {
-      name: rule.matching(FILE_NAME, 'a plain folder name'),
-      architecture: rule.string(),
-      width: rule.integer(1, LIMITS.width, true),
-      data: rule.string(),
-      defense: rule.string(),
-      eps: rule.number(0, 1, true),
-      command: rule.string(),
-      epochs: rule.integer(0, 1e6),
-      train_seconds: rule.number(0, 1e9),
-      backend: rule.string(),
-      test_acc: rule.number(0, 1),
-      note: rule.string(true),
-      sha256: rule.object(),
+      name: matching(FILE_NAME, 'a plain folder name'),
+      architecture: str,
+      width: optional(int(1, LIMITS.width)),
+      data: str,
+      defense: str,
+      eps: optional(num(0, 1)),
+      command: str,
+      epochs: int(0, 1e6),
+      train_seconds: num(0, 1e9),
+      backend: str,
+      test_acc: num(0, 1),
+      note: optional(str),
+      sha256: object,
     }, where);
     for (const [f, h] of Object.entries(e.sha256)) {
       check(FILE_NAME.test(f) && typeof h === 'string' && /^[0-9a-f]{64}$/.test(h), `${where}.sha256: ${JSON.stringify(f)} must be a file name with a 64-digit hex SHA-256`);

@@ -1,35 +1,48 @@
 /**
- * Checking the fields of an object read from a file (checkpoint metadata, zoo/index.json) before
- * anything uses them: a wrong type is one line naming the file, the field and what it must be.
+ * Checking the fields of objects read from files (checkpoint metadata, zoo/index.json, cell files,
+ * results.json) before anything uses them. A check returns null when a value is fine, else what
+ * is wrong ("must be an integer from 1 to 256, got \"four\""); checks compose (optional, either,
+ * nested objects), and `checkFields` turns the first problem into a one-line RobustError.
  */
 import { RobustError } from './errors.js';
 
-export interface FieldRule {
-  test: (v: unknown) => boolean;
-  /** What the value must be, as the message says it ("a positive integer"). */
-  want: string;
-  optional?: boolean;
-}
+/** null when `v` is fine; else `must be …, got …`, or `.field must be …` for a nested object. */
+export type Check = (v: unknown) => string | null;
+export type Shape = Record<string, Check>;
 
-export const rule = {
-  string: (optional = false): FieldRule => ({ test: (v) => typeof v === 'string', want: 'a string', optional }),
-  strings: (optional = false): FieldRule => ({ test: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'), want: 'a list of strings', optional }),
-  number: (min: number, max: number, optional = false): FieldRule => ({
-    test: (v) => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max,
-    want: `a number from ${min} to ${max}`,
-    optional,
-  }),
-  integer: (min: number, max: number, optional = false): FieldRule => ({ test: (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max, want: `an integer from ${min} to ${max}`, optional }),
-  object: (optional = false): FieldRule => ({ test: (v) => typeof v === 'object' && v !== null && !Array.isArray(v), want: 'an object', optional }),
-  matching: (re: RegExp, want: string, optional = false): FieldRule => ({ test: (v) => typeof v === 'string' && re.test(v), want, optional }),
+const show = (v: unknown) => (JSON.stringify(v)?.slice(0, 40) ?? String(v));
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A check from a test and what the value must be. */
+export const leaf = (test: (v: unknown) => boolean, want: string): Check => (v) => (test(v) ? null : `must be ${want}, got ${v === undefined ? 'nothing' : show(v)}`);
+
+const range = (min: number, max: number) => (max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`);
+export const str = leaf((v) => typeof v === 'string', 'a string');
+export const bool = leaf((v) => typeof v === 'boolean', 'true or false');
+export const strings = leaf((v) => Array.isArray(v) && v.every((s) => typeof s === 'string'), 'a list of strings');
+export const object = leaf(isObject, 'an object');
+export const num = (min = -Infinity, max = Infinity): Check => leaf((v) => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, `a number ${range(min, max)}`);
+export const int = (min: number, max = Infinity): Check => leaf((v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max, `an integer ${range(min, max)}`);
+export const matching = (re: RegExp, want: string): Check => leaf((v) => typeof v === 'string' && re.test(v), want);
+export const oneOf = (...xs: unknown[]): Check => leaf((v) => xs.includes(v), `one of ${xs.map((x) => JSON.stringify(x)).join(', ')}`);
+export const optional = (c: Check): Check => (v) => (v === undefined ? null : c(v));
+export const either = (a: Check, b: Check): Check => (v) => (a(v) === null || b(v) === null ? null : a(v));
+export const nested = (shape: Shape): Check => (v) => {
+  const p = fieldProblem(v, shape);
+  return p === null || p.startsWith('must') ? p : `.${p}`;
 };
 
-/** Throws a RobustError for the first field of `o` that breaks its rule (`where`: the file and the object's path in it). */
-export function checkFields(o: unknown, rules: Record<string, FieldRule>, where: string): void {
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new RobustError(`${where}: expected an object, got ${JSON.stringify(o)?.slice(0, 40)}`);
-  for (const [key, r] of Object.entries(rules)) {
-    const v = (o as Record<string, unknown>)[key];
-    if (v === undefined && r.optional) continue;
-    if (!r.test(v)) throw new RobustError(`${where}.${key} must be ${r.want}, got ${JSON.stringify(v)?.slice(0, 40) ?? 'nothing'}`);
+/** The first field of `o` that fails its check, as `field must be …` (or `must be an object` for `o` itself); null when all pass. */
+export function fieldProblem(o: unknown, shape: Shape): string | null {
+  if (!isObject(o)) return object(o);
+  for (const [k, c] of Object.entries(shape)) {
+    const why = c(o[k]);
+    if (why) return why.startsWith('.') ? `${k}${why}` : `${k} ${why}`;
   }
+  return null;
+}
+
+/** Throws a RobustError for the first field of `o` that fails its check (`where`: the file and the object's path in it). */
+export function checkFields(o: unknown, shape: Shape, where: string): void {
+  const p = fieldProblem(o, shape);
+  if (p) throw new RobustError(`${where}${p.startsWith('must') ? ' ' : '.'}${p}`);
 }

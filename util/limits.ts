@@ -3,7 +3,8 @@
  * far above any sensible value, far below one that exhausts memory or never ends. A count over
  * its bound is a one-line error, never a V8 abort, an out-of-memory or an endless loop.
  */
-import { check } from './errors.js';
+import { RobustError } from './errors.js';
+import { int } from './fields.js';
 
 export const LIMITS = {
   /** wasm (XNNPACK) threads. */
@@ -27,5 +28,6 @@ export const LIMITS = {
 
 /** Checks that `v` is an integer in [min, max], naming it `name` in the one-line error. */
 export function checkCount(name: string, v: unknown, max: number, min = 1): asserts v is number {
-  check(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max, () => `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v) ?? String(v)}`);
+  const why = int(min, max)(v);
+  if (why) throw new RobustError(`${name} ${why}`);
 }
