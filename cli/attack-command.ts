@@ -98,6 +98,8 @@ export function registerAttack(program: Command): void {
       const cascade = o.autoattack === undefined ? undefined : preset(o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`);
       check(!cascade || (o.attack === undefined && ATTACK_NAMES.every((n) => o[flagKey(n)] !== true)), '--autoattack runs its own attacks: leave out --attack and the attack flags');
       check(!cascade || o.targeted === undefined, '--autoattack chooses its own targets: leave out --targeted');
+      const overrides = ['steps', 'restarts', 'eotSamples', 'alpha'].filter((k) => o[k] !== undefined);
+      check(!cascade || overrides.length === 0, `--autoattack uses the reference settings, which its numbers are named after: leave out ${overrides.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
       const name = cascade ? cascade.attacks[0] : chosenAttack(o);
       const norm = o.norm;
       check(norm === 'linf' || norm === 'l2', `--norm must be linf or l2, got '${norm}'`);

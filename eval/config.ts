@@ -22,7 +22,8 @@ function list(v: unknown, key: string, fallback: string): string[] {
 
 function int(v: unknown, key: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  // decimal digits only, as on the command line: '0x10' or '1e3' in a config file is not a count
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
   check(Number.isInteger(n) && n >= min && n <= max, `${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
   return n;
 }
@@ -33,14 +34,21 @@ export function parseEvalConfig(values: Partial<Record<string, unknown>>, source
   check(unknown.length === 0, `${source}: unknown key ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${CONFIG_KEYS.join(', ')})`);
   const models = list(values.models, 'models', '');
   check(models.length > 0, 'give the models to evaluate: --models ckpt/a,ckpt/b (or "models" in --config)');
+  check(new Set(models).size === models.length, `each model may appear once in --models, got ${models.join(', ')}`);
   check(values.preset === undefined || typeof values.preset === 'string', `preset must be a name, got ${JSON.stringify(values.preset)}`);
   check(values.cascade === undefined || typeof values.cascade === 'boolean', `cascade must be true or false, got ${JSON.stringify(values.cascade)}`);
   const named = values.preset === undefined ? undefined : preset(values.preset as string);
   const attacks = list(values.attacks, 'attacks', named ? named.attacks.join(',') : 'fgsm,pgd,apgd-ce');
+  check(attacks.length > 0, 'give at least one attack: --attacks pgd,apgd-ce (or --preset autoattack)');
   attacks.forEach(parseAttackEntry);
   check(new Set(attacks).size === attacks.length, 'each attack may appear once in --attacks');
   // a preset fixes its attacks and protocol: the results must be what its name says
   if (named) check(attacks.join() === named.attacks.join() && values.cascade !== false, `preset ${values.preset} runs ${named.attacks.join(', ')} as a cascade: leave out --attacks and --cascade`);
+  // its numbers carry the protocol's name, so its settings are the reference's: no overrides
+  if (named) {
+    const changed = (['steps', 'restarts', 'eotSamples'] as const).filter((k) => values[k] !== undefined);
+    check(changed.length === 0, `preset ${values.preset} uses the reference settings: leave out ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} (or give --attacks with --cascade)`);
+  }
   const cascade = named?.cascade ?? (values.cascade as boolean | undefined) ?? false;
   const eps = list(values.eps, 'eps', '0,2/255,4/255,8/255').map((e) => number('--eps', { min: 0 })(e));
   check(eps.length > 0, '--eps needs at least one value');

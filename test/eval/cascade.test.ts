@@ -37,6 +37,12 @@ describe('presets and attack entries', () => {
     expect(() => parseEvalConfig({ models: 'm', preset: 'autoattack', attacks: 'pgd' })).toThrow(/leave out --attacks/);
     expect(() => parseEvalConfig({ models: 'm', preset: 'autoattack', cascade: false })).toThrow(/leave out --attacks and --cascade/);
     expect(() => parseEvalConfig({ models: 'm', preset: 'constructor' })).toThrow(/unknown preset/);
+    expect(() => parseEvalConfig({ models: 'm', preset: 'autoattack', steps: 1 })).toThrow(/reference settings: leave out --steps/);
+    expect(() => parseEvalConfig({ models: 'm', preset: 'autoattack:rand', eotSamples: 2, restarts: 3 })).toThrow(/leave out --restarts, --eot-samples/);
+    expect(() => parseEvalConfig({ models: 'm', attacks: '' })).toThrow(/at least one attack/);
+    expect(() => parseEvalConfig({ models: 'm', attacks: ',' })).toThrow(/at least one attack/);
+    expect(() => parseEvalConfig({ models: 'a,a' })).toThrow(/each model may appear once/);
+    expect(() => parseEvalConfig({ models: 'a', batchSize: '0x10' })).toThrow(/batchSize must be an integer/);
   });
 
   it('entries carry steps, restarts and EOT samples', () => {
@@ -123,7 +129,7 @@ describe('a cascade', () => {
   it('robust attack --autoattack runs the standard cascade on one model; it cannot be mixed with another attack', async () => {
     const { robust, tinyCheckpoint } = await import('../cli/fixtures.js');
     const ckpt = await tinyCheckpoint('autoattack-cli');
-    const r = robust(['attack', '--model', ckpt, '--autoattack', '--steps', '3', '--eps', '0.05', '--limit', '12', '--backend', 'wasm', '--quiet', '--json']);
+    const r = robust(['attack', '--model', ckpt, '--autoattack', '--eps', '0.05', '--limit', '8', '--backend', 'wasm', '--quiet', '--json']);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.steps.map((s: { attack: string }) => s.attack)).toEqual(['apgd-ce', 'apgd-t', 'fab-t', 'square']);
@@ -133,6 +139,9 @@ describe('a cascade', () => {
     const mixed = robust(['attack', '--model', ckpt, '--autoattack', '--pgd', '--backend', 'wasm']);
     expect(mixed.code).toBe(2);
     expect(mixed.stderr.trim()).toMatch(/^robust: --autoattack runs its own attacks/);
+    const cheaper = robust(['attack', '--model', ckpt, '--autoattack', '--steps', '3', '--backend', 'wasm']);
+    expect(cheaper.code).toBe(2);
+    expect(cheaper.stderr.trim()).toMatch(/^robust: --autoattack uses the reference settings.*leave out --steps$/);
     const bad = robust(['attack', '--model', ckpt, '--autoattack', 'turbo', '--backend', 'wasm']);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toMatch(/^robust: unknown preset 'autoattack:turbo'/);
