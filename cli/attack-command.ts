@@ -134,7 +134,7 @@ export function registerAttack(program: Command): void {
         const attacked: number[] = [];
         for (let i = 0; i < set.count && attacked.length < 10; i++) if (cleanCorrect[i]) attacked.push(i);
         saveAdversarials(outputs, set, q, attacked);
-        const saved = outputs.images !== undefined ? { saved: [outputs.images, outputs.labels].filter(Boolean), saved_robust_acc: accuracy(model, { ...set, images: q }) } : {};
+        const saved = outputs.images !== undefined ? { saved: [outputs.images, outputs.labels].filter(Boolean), saved_robust_acc: accuracy(classifier, { ...set, images: q }) } : {};
         return { ...saved, grid: outputs.grid };
       };
       if (cascade) {

@@ -117,7 +117,7 @@ export function registerEval(program: Command): void {
         models.push({ path: location, name: path.basename(location), model, classifier: classifierFor(model, meta, config.seed), defense: meta.defense ?? 'none', test: data.test, fingerprint: modelFingerprint(model)! });
       }
       const cellsTotal = config.models.length * config.attacks.length * config.eps.length;
-      if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} model(s) × ${config.attacks.length} attack(s) × ${config.eps.length} eps) on ${config.limit} ${dataName} test images → ${o.out}`);
+      if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} model(s) × ${config.attacks.length} attack(s) × ${config.eps.length} eps) on ${Math.min(config.limit, models[0]?.test.count ?? config.limit)} ${dataName} test images → ${o.out}`);
       const interrupt = new Interrupt('stopping after this batch; finished cells are kept (run the same command to resume)…');
       let done = 0;
       const { result, complete } = await runGrid(config, models, {

@@ -57,6 +57,9 @@ export function toCsv(r: GridResult): string {
 const pct = (v: number) => (100 * v).toFixed(2);
 export const epsLabel = formatEps;
 
+/** How many test images the grid evaluated (the limit, or fewer when the data set is smaller). */
+const imagesOf = (r: GridResult) => (r.models.length ? Math.max(...r.models.map((m) => m.n)) : r.config.limit);
+
 function protocolNote(r: GridResult): string {
   if (!r.config.cascade) return 'Worst case: an example counts as robust only if it survives every attack.';
   const name = r.config.preset ? `${finalLabel(r)} (preset ${r.config.preset})` : 'Cascade';
@@ -78,7 +81,7 @@ function tableRows(r: GridResult): { header: string[]; rows: { model: string; ce
   const header = ['model', 'defense', 'attack', 'clean', ...eps.map((e) => `eps ${epsLabel(e)}`)];
   const rows: { model: string; cells: string[]; worst: boolean }[] = [];
   for (const m of r.models) {
-    const label = path.basename(m.model);
+    const label = modelLabel(r, m.model);
     r.config.attacks.forEach((attack, i) => {
       const byEps = eps.map((e) => r.cells.find((c) => c.model === m.model && c.attack === attack && c.eps === e));
       const name = r.config.cascade && i > 0 ? `+ ${attack}` : attack;
@@ -90,8 +93,23 @@ function tableRows(r: GridResult): { header: string[]; rows: { model: string; ce
   return { header, rows };
 }
 
-function flagText(f: Flag): string {
-  return `${path.basename(f.model)}: [${f.check}] ${f.message}`;
+/**
+ * A short name per model: its folder name, with as many parent folders as it takes to tell it
+ * from the others (two runs' `…/a/checkpoint` and `…/b/checkpoint` become `a/checkpoint`, `b/checkpoint`).
+ */
+export function modelLabel(r: GridResult, model: string): string {
+  const parts = (m: string) => m.split(/[\\/]+/).filter(Boolean);
+  const mine = parts(model);
+  const others = r.models.map((m) => m.model).filter((m) => m !== model).map(parts);
+  for (let k = 1; k < mine.length; k++) {
+    const tail = mine.slice(-k).join('/');
+    if (others.every((o) => o.slice(-k).join('/') !== tail)) return tail;
+  }
+  return model;
+}
+
+function flagText(r: GridResult, f: Flag): string {
+  return `${modelLabel(r, f.model)}: [${f.check}] ${f.message}`;
 }
 
 /** One table line; every cell is escaped by `md`, so no value can add a column, a line or markup. */
@@ -102,7 +120,7 @@ export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): strin
   const lines: Markup[] = [
     md`# Robustness evaluation`,
     md``,
-    md`${r.config.norm === 'linf' ? 'Linf' : 'L2'} robust accuracy (%) on the first ${r.config.limit} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
+    md`${r.config.norm === 'linf' ? 'Linf' : 'L2'} robust accuracy (%) on the first ${imagesOf(r)} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
     md`${protocolNote(r)}`,
     md``,
     mdRow(header),
@@ -110,7 +128,7 @@ export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): strin
     ...rows.map((row) => mdRow(row.cells.map((c, i) => (row.worst && i >= 2 ? md`**${c}**` : c)))),
     md``,
     flags.length ? md`## Sanity flags` : md`Sanity checks: no flags.`,
-    ...flags.map((f) => md`- ${flagText(f)}`),
+    ...flags.map((f) => md`- ${flagText(r, f)}`),
     md``,
   ];
   return lines.join('\n');
@@ -133,7 +151,7 @@ export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
   ];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `${path.basename(model)}: robust accuracy vs eps`,
+    title: `${modelLabel(r, model)}: robust accuracy vs eps`,
     width: 360,
     height: 220,
     data: { values },
@@ -151,7 +169,7 @@ export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
 export function tradeoffSpec(r: GridResult): TopLevelSpec {
   const maxEps = Math.max(...r.config.eps);
   const values = r.models.map((m) => ({
-    model: path.basename(m.model),
+    model: modelLabel(r, m.model),
     defense: m.defense,
     clean: 100 * m.clean_acc,
     robust: 100 * (r.worst.find((w) => w.model === m.model && w.eps === maxEps)?.robust_acc ?? 0),
@@ -179,7 +197,7 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
     const cells = r.cells.filter((c) => c.model === m.model && c.eps === maxEps && c.gallery);
     if (cells.length === 0) return [];
     const strongest = cells.reduce((a, b) => (a.stats.robust_acc <= b.stats.robust_acc ? a : b));
-    const name = path.basename(m.model);
+    const name = modelLabel(r, m.model);
     return [html`<figure><img alt="adversarial examples for ${name}" src="data:image/png;base64,${strongest.gallery}"><figcaption>${name}: ${strongest.attack} at eps ${epsLabel(maxEps)} — originals, perturbations (gray = 0, scaled), adversarials</figcaption></figure>\n`];
   });
   return html`<!doctype html>
@@ -187,12 +205,12 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}</style>
 </head><body>
 <h1>Robustness evaluation</h1>
-<p>${r.config.norm === 'linf' ? html`L<sub>∞</sub>` : html`L<sub>2</sub>`} robust accuracy (%) on the first ${r.config.limit} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
+<p>${r.config.norm === 'linf' ? html`L<sub>∞</sub>` : html`L<sub>2</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
 ${protocolNote(r)}</p>
 <table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
 ${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}</tbody></table>
 <h2>Sanity checks</h2>
-${flags.length ? html`<ul>${flags.map((f) => html`<li class="flag">${flagText(f)}</li>`)}</ul>` : html`<p>No flags.</p>`}
+${flags.length ? html`<ul>${flags.map((f) => html`<li class="flag">${flagText(r, f)}</li>`)}</ul>` : html`<p>No flags.</p>`}
 <h2>Plots</h2>
 <div class="plots">${plots.map((p) => html`<div class="plot">${p}</div>\n`)}<div class="plot">${tradeoff}</div></div>
 <h2>Adversarial examples</h2>

@@ -146,4 +146,10 @@ describe('a cascade', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toMatch(/^robust: unknown preset 'autoattack:turbo'/);
   });
+
+  it('report labels tell apart models whose folders end alike', async () => {
+    const { modelLabel } = await import('../../eval/report.js');
+    const r = { models: ['runs/a/checkpoint', 'runs/b/checkpoint', 'zoo:x', 'other/c'].map((model) => ({ model })) } as unknown as Parameters<typeof modelLabel>[0];
+    expect(['runs/a/checkpoint', 'runs/b/checkpoint', 'zoo:x', 'other/c'].map((m) => modelLabel(r, m))).toEqual(['a/checkpoint', 'b/checkpoint', 'zoo:x', 'c']);
+  });
 });
