@@ -8,7 +8,7 @@ export type TargetSpec = 'random' | 'least-likely' | number;
 
 export function parseTargetSpec(v: string): TargetSpec {
   if (v === 'random' || v === 'least-likely') return v;
-  const n = Number(v);
+  const n = /^\d+$/.test(v) ? Number(v) : NaN; // a class index in decimal digits: not '', '0x1' or '1e0'
   check(Number.isInteger(n) && n >= 0, `--targeted must be random, least-likely or a class index, got '${v}'`);
   return n;
 }

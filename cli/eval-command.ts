@@ -14,7 +14,7 @@ import { check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
 import { formatEps } from '../util/format.js';
-import { ensureWritableDir } from '../util/dirs.js';
+import { ensureWritableDir, outputFolder } from '../util/dirs.js';
 import { classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
 import { LIMITS, nonNegativeInt, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
@@ -105,6 +105,7 @@ export function registerEval(program: Command): void {
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
     .action(async (o: EvalCliOptions, cmd: Command) => {
       const config = evalConfig(o, cmd);
+      o.out = outputFolder('--out', o.out);
       ensureWritableDir(o.out);
       const info = await initBackend({ backend: o.backend, threads: o.threads });
       const models: EvalModel[] = [];
@@ -159,6 +160,10 @@ export function registerEval(program: Command): void {
         format === 'csv' ? toCsv(r) : format === 'json' ? JSON.stringify({ ...r, cells: r.cells.map(({ gallery: _g, ...c }) => c), flags }, null, 2) : format === 'html' ? await toHtml(r, flags) : toMarkdown(r, flags);
       if (o.out === '-') return void process.stdout.write(text);
       const target = o.out ?? path.join(dir, ext[format]);
+      // the export must not replace what it reads: results.json (unless it is the JSON export itself) and the cells
+      const inputs = path.resolve(dir);
+      const at = path.resolve(target);
+      check(target.trim() !== '' && !(at === path.join(inputs, 'results.json') && ext[format] !== 'results.json') && !at.startsWith(path.join(inputs, 'cells') + path.sep), `--out ${target} would replace the results it exports from: choose another file`);
       writeFileAtomic(target, text);
       console.log(target);
     });

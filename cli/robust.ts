@@ -15,7 +15,7 @@ import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
 import { Interrupt } from './interrupt.js';
-import { ensureWritableDir } from '../util/dirs.js';
+import { ensureWritableDir, outputFolder } from '../util/dirs.js';
 
 /** The command tree (exported for tests that check every command's options). */
 export const program = new Command();
@@ -171,7 +171,7 @@ program
   .option('--no-early-stop', 'keep training when robust accuracy collapses (fgsm-rs stops by default)')
   .action(async (o: TrainOpts, cmd: Command) => {
     check(!o.override || o.resume, '--override only applies with --resume');
-    const out = o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`);
+    const out = outputFolder('--out', o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`));
     // Before any work: a new run never writes over another run or other files.
     const resuming = checkRunFolder(out, { resume: o.resume, force: o.force });
     const explicit = inheritRunOptions(o, cmd, resuming ? readRunState<{ config: TrainConfig }>(out)?.config.options : undefined);

@@ -61,6 +61,8 @@ export function defenseConfig(names: DefenseConfig['names'], o: Partial<DefenseC
   checkCount('--noise-samples', c.noiseSamples, LIMITS.samples);
   if (c.steps !== undefined) checkCount('--adv-steps', c.steps, LIMITS.steps);
   if (names.includes('clip')) check(c.clipNorm !== undefined || c.clipValue !== undefined, '--defense clip needs --clip-norm and/or --clip-value');
+  // a bound of 0 clips every gradient to nothing: the run would train nothing
+  for (const [k, v] of [['--clip-norm', c.clipNorm], ['--clip-value', c.clipValue]] as const) if (v !== undefined) check(v > 0, `${k} must be > 0 (0 would stop all training), got ${v}`);
   if (names.includes('noise')) check(c.noiseStd !== undefined && c.noiseStd > 0, '--defense noise needs --noise-std > 0');
   if (names.includes('dropout')) check((c.dropout ?? 0) > 0 || (c.blockDropout ?? 0) > 0, '--defense dropout needs --dropout p (and/or --block-dropout p)');
   for (const [k, v] of [['--dropout', c.dropout], ['--block-dropout', c.blockDropout]] as const) if (v !== undefined) check(v >= 0 && v < 1, `${k} must be in [0,1), got ${v}`);

@@ -64,6 +64,7 @@ export const KNOWN_LAYERS = new Set([
 ]);
 
 type NodeRef = [string, number, number, ...unknown[]];
+const MAX_LAYERS = 5000;
 interface LayerEntry { name: string; class_name: string; inbound_nodes: NodeRef[][] }
 
 /**
@@ -79,6 +80,9 @@ function checkTopology(jsonPath: string, topology: object): void {
     throw bad('not a functional TF.js model (robust saves class Model with a layers list)');
   }
   const layers = t.config.layers as Partial<LayerEntry>[];
+  // The call-order check below and tfjs's own build are quadratic in the worst order: a few MB of
+  // JSON listing 20,000 layers backwards kept both busy for hours. The largest common vision nets have ~1,000.
+  if (layers.length > MAX_LAYERS) throw bad(`${layers.length} layers, more than robust loads (${MAX_LAYERS})`);
   const unknown = [...new Set(layers.map((l) => String(l?.class_name)))].filter((c) => !KNOWN_LAYERS.has(c));
   if (unknown.length > 0) throw bad(`unsupported layer class ${unknown.join(', ')} (robust loads only ${[...KNOWN_LAYERS].join(', ')})`);
   const isRef = (r: unknown): r is NodeRef =>

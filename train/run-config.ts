@@ -5,6 +5,7 @@
  * the numbers (backend, checkpoint frequency) may differ freely; --epochs may grow to extend a run.
  */
 import { RobustError } from '../util/errors.js';
+import { zooEntry } from '../models/zoo.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import type { TrainConfig } from './trainer.js';
 
@@ -21,11 +22,12 @@ const augmentOf = ({ augment: a }: TrainConfig) => (a.cropPad > 0 || a.flip ? [a
 /** Every setting that changes the trained weights or what the run logs, in the order reported. */
 export const RESUME_FIELDS: readonly Field[] = [
   { flag: '--model', get: (c) => c.model, fixed: true },
-  { flag: '--width', get: (c) => c.width, fixed: true },
+  // compared as they take effect: no --width is the architecture's width, no --eval-limit is --limit
+  { flag: '--width', get: (c) => c.width ?? zooEntry(c.model).spec.width, fixed: true },
   { flag: '--data', get: (c) => c.data, fixed: true },
   { flag: '--data-dir (the images)', get: (c) => c.dataHash?.slice(0, 12) },
   { flag: '--limit', get: (c) => c.limit },
-  { flag: '--eval-limit', get: (c) => c.evalLimit },
+  { flag: '--eval-limit', get: (c) => c.evalLimit ?? c.limit },
   { flag: '--batch-size', get: (c) => c.batchSize },
   { flag: '--lr', get: (c) => c.lr },
   { flag: '--momentum', get: (c) => c.momentum },

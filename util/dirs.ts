@@ -38,3 +38,11 @@ export function ensureWritableDir(dir: string): void {
     throw new RobustError(`${dir}: output folder is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }
+
+/** An output folder given by a user (`flag` names it in errors): not empty, not the file system's root, normalized (so `x/../run` is `run`). */
+export function outputFolder(flag: string, value: string): string {
+  if (value.trim() === '') throw new RobustError(`${flag} must name a folder, got an empty string`);
+  const normalized = path.normalize(value);
+  if (path.resolve(normalized) === path.parse(path.resolve(normalized)).root) throw new RobustError(`${flag} ${value} is the file system's root: give a folder for the results`);
+  return normalized;
+}

@@ -11,11 +11,18 @@ const WHY: Record<string, string> = {
   ENOTDIR: 'a component of the path is not a folder',
   EMFILE: 'too many open files',
   EFBIG: 'file too large for the file system',
+  EBUSY: 'the target is in use (a mount point?)',
+  ENOENT: 'a folder on the path does not exist',
+  ENAMETOOLONG: 'name too long',
 };
 
-/** `e` as a RobustError naming `file` when it is an environment error a user can act on; else `e` unchanged. */
+/**
+ * `e` as a RobustError naming `file` when the system refused the write (any errno code: the disk,
+ * the path or the permissions, something a user can act on); else `e` unchanged (a bug).
+ */
 export function asWriteError(e: unknown, file: string): unknown {
   if (e instanceof RobustError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return code && WHY[code] ? new RobustError(`${file}: cannot write (${code}: ${WHY[code]})`) : e;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return e;
+  return new RobustError(`${file}: cannot write (${code}${WHY[code] ? `: ${WHY[code]}` : ''})`);
 }
