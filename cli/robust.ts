@@ -10,7 +10,7 @@ import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zo
 import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
 import { parseSchedule } from '../train/schedule.js';
 import { planResume, train, type TrainConfig } from '../train/trainer.js';
-import { checkRunFolder, readRunState } from '../train/run-folder.js';
+import { checkRunFolder, holdRunFolder, readRunState } from '../train/run-folder.js';
 import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
@@ -172,7 +172,8 @@ program
   .action(async (o: TrainOpts, cmd: Command) => {
     check(!o.override || o.resume, '--override only applies with --resume');
     const out = outputFolder('--out', o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`));
-    // Before any work: a new run never writes over another run or other files.
+    // Before any work: a new run never writes over another run or other files, nor shares its folder with a running one.
+    holdRunFolder(out);
     const resuming = checkRunFolder(out, { resume: o.resume, force: o.force });
     const explicit = inheritRunOptions(o, cmd, resuming ? readRunState<{ config: TrainConfig }>(out)?.config.options : undefined);
     zooEntry(o.model);

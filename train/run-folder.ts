@@ -8,12 +8,13 @@ import path from 'node:path';
 import { RobustError } from '../util/errors.js';
 import { readJsonFile } from '../util/json-file.js';
 import { asWriteError } from '../util/write-errors.js';
+import { ensureDir } from '../util/dirs.js';
 
 /** What a training run writes into its folder (all of it goes with --force). */
 export const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
 
 /** Temp names of util/atomic.ts and util/dirs.ts left by a killed run: not content. */
-const LEFTOVER = /^\.(.+\.tmp-\d+-\d+(\.old)?|robust-write-test-\d+)$/;
+const LEFTOVER = /^\.(.+\.tmp-\d+-\d+(\.old)?|robust-write-test-\d+|robust-run\.lock)$/;
 
 export function stateFile(out: string): string {
   return path.join(out, 'checkpoint', 'state.json');
@@ -63,4 +64,48 @@ export function clearRun(out: string): void {
       throw asWriteError(e, path.join(out, f));
     }
   }
+}
+
+const LOCK = '.robust-run.lock';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Claims `out` for this process (a lock file holding its pid), so that two trainings started
+ * into one folder cannot both pass the empty-folder check and then write over each other. A lock
+ * whose process is gone (killed) is taken over; this process may claim a folder it holds again.
+ * Returns the release (also done when the process exits).
+ */
+export function holdRunFolder(out: string): () => void {
+  ensureDir(out);
+  const file = path.join(out, LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      const release = () => {
+        try {
+          if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.rmSync(file, { force: true });
+        } catch {
+          // already gone
+        }
+        process.off('exit', release);
+      };
+      process.on('exit', release);
+      return release;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw asWriteError(e, file);
+      const pid = Number(fs.readFileSync(file, 'utf8'));
+      if (pid === process.pid) return () => {};
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new RobustError(`${out} is in use by another training run (pid ${pid}): wait for it, or choose another --out`);
+      fs.rmSync(file, { force: true }); // its process is gone: a killed run's lock
+    }
+  }
+  throw new RobustError(`${out}: cannot claim the folder (${LOCK} keeps reappearing)`);
 }

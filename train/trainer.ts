@@ -23,7 +23,7 @@ import { foldedClassifier } from '../models/fold.js';
 import { layersClassifier } from '../models/classifier.js';
 import { runAttack } from '../eval/attack-run.js';
 import { checkTrainCounts, reconcileResume, type ConfigChange } from './run-config.js';
-import { checkRunFolder, clearRun, readRunState, stateFile } from './run-folder.js';
+import { checkRunFolder, clearRun, holdRunFolder, readRunState, stateFile } from './run-folder.js';
 
 export interface TrainConfig {
   model: string;
@@ -143,6 +143,22 @@ export async function train(
 ): Promise<TrainResult> {
   const ckpt = path.join(out, 'checkpoint');
   checkTrainCounts(requested, 'the training config');
+  const release = holdRunFolder(out);
+  try {
+    return await trainIn(freshModel, data, requested, out, ckpt, opts);
+  } finally {
+    release();
+  }
+}
+
+async function trainIn(
+  freshModel: () => tf.LayersModel,
+  data: DataSplit,
+  requested: TrainConfig,
+  out: string,
+  ckpt: string,
+  opts: ResumeOptions & { quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void; shouldStop?: () => boolean },
+): Promise<TrainResult> {
   const plan = planResume(out, requested, data, opts);
   if (opts.force) clearRun(out);
   let config: TrainConfig = plan?.config ?? { ...requested, dataHash: dataFingerprint(data.train, data.test) };

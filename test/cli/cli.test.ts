@@ -73,7 +73,7 @@ describe('robust CLI', () => {
     const out = path.join(tmpDir('cli-resume'), 'run');
     expect(robust([...tiny, '--epochs', '1', '--lr', '0.05', '--out', out]).code).toBe(0);
     const before = fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8');
-    oneLine(robust(['train', '--out', out, '--resume', '--data', 'sample', '--limit', '128', '--lr', '0.01', '--backend', 'wasm', '--quiet']), /--limit 64 → 128, --lr 0.05 → 0.01 .*--override/);
+    oneLine(robust(['train', '--out', out, '--resume', '--data', 'sample', '--limit', '128', '--lr', '0.01', '--backend', 'wasm', '--quiet']), /--limit 64 → 128, --eval-limit 64 → 128, --lr 0.05 → 0.01 .*--override/);
     expect(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8')).toBe(before);
     // Only --out and a longer --epochs: the run continues as it was, extended.
     const extended = robust(['train', '--out', out, '--resume', '--epochs', '2', '--backend', 'wasm', '--quiet']);

@@ -64,4 +64,23 @@ describe('a hostile review, one case per class', () => {
     expect(r.stderr).not.toMatch(/cannot change|differ/);
     expect(r.code).toBe(0);
   });
+
+  it('two trainings into one folder: the second is refused while the first runs; a killed run\'s lock is taken over', async () => {
+    const { spawn } = await import('node:child_process');
+    const { ROOT } = await import('../helpers.js');
+    const out = path.join(root, 'shared-out');
+    const first = spawn(process.execPath, [path.join(ROOT, 'bin', 'robust.js'), 'train', '--data', 'sample', '--width', '4', '--epochs', '3', '--batch-size', '16', '--out', out, '--backend', 'wasm', '--quiet'], { stdio: 'ignore' });
+    const lock = path.join(out, '.robust-run.lock');
+    for (let i = 0; i < 200 && !fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 50));
+    const second = robust(['train', '--data', 'sample', '--width', '4', '--epochs', '1', '--seed', '2', '--out', out, '--backend', 'wasm']);
+    first.kill('SIGKILL');
+    await new Promise((r) => first.on('exit', r));
+    expect(second.code).toBe(2);
+    expect(second.stderr.trim()).toMatch(/is in use by another training run \(pid \d+\)/);
+    // the first was killed: its lock names a dead process, so the folder can be resumed
+    expect(fs.existsSync(lock)).toBe(true);
+    const resumed = robust(['train', '--data', 'sample', '--width', '4', '--epochs', '1', '--out', out, '--force', '--limit', '32', '--batch-size', '16', '--backend', 'wasm', '--quiet']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(fs.existsSync(lock)).toBe(false);
+  });
 });
