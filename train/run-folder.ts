@@ -88,7 +88,12 @@ export function holdRunFolder(out: string): () => void {
   const file = path.join(out, LOCK);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      const fd = fs.openSync(file, 'wx'); // fails if it exists: the claim and the check are one step
+      try {
+        fs.writeSync(fd, String(process.pid));
+      } finally {
+        fs.closeSync(fd);
+      }
       const release = () => {
         try {
           if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.rmSync(file, { force: true });
