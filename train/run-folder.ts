@@ -84,6 +84,9 @@ const alive = (pid: number) => {
  * Returns the release (also done when the process exits).
  */
 export function holdRunFolder(out: string): () => void {
+  // folders made here are removed again on release if the run leaves them empty (a refused command writes nothing)
+  const made: string[] = [];
+  for (let p = path.resolve(out); !fs.existsSync(p) && path.dirname(p) !== p; p = path.dirname(p)) made.push(p);
   ensureDir(out);
   const file = path.join(out, LOCK);
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -97,8 +100,9 @@ export function holdRunFolder(out: string): () => void {
       const release = () => {
         try {
           if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.rmSync(file, { force: true });
+          for (const dir of made) fs.rmdirSync(dir); // deepest first; stops at the first that is not empty
         } catch {
-          // already gone
+          // already gone, or the run wrote into its folder
         }
         process.off('exit', release);
       };
