@@ -116,6 +116,7 @@ async function fabRun(ctx: RunContext, r: FabRun, targets: tf.Tensor1D | undefin
   }
   const best = new Float64Array(n).fill(Infinity); // smallest adversarial perturbation found
   const adv = Float32Array.from(x0);
+  const labels = y.dataSync();
   const w = new Float32Array(d);
   const d1 = new Float32Array(d);
   const d2 = new Float32Array(d);
@@ -137,7 +138,6 @@ async function fabRun(ctx: RunContext, r: FabRun, targets: tf.Tensor1D | undefin
       for (let j = 0; j < d; j++) x1[o + j] = Math.min(1, Math.max(0, (x1[o + j] + r.eta * d1[j]) * (1 - alpha) + (x0[o + j] + r.eta * d2[j]) * alpha));
     }
     const pred = tf.tidy(() => r.classifier.logits(tf.tensor4d(x1, x.shape), r.mode).argMax(1).dataSync());
-    const labels = y.dataSync();
     for (let i = 0; i < n; i++) {
       if (pred[i] === labels[i]) continue;
       const o = i * d;
