@@ -58,6 +58,8 @@ export interface CellResult {
   eps: number;
   settings: AttackInfo;
   stats: AttackStats;
+  /** The backend the cell was computed on (a reused cell keeps its own, whatever the run's). */
+  backend?: string;
   /** In a cascade, the attacks run before this one: it attacked only the examples they left robust, and its robust accuracy is the cascade's so far. */
   after?: string[];
   /** Per-example robustness (1 = still correct after the attack), base64 of one byte per example. */
@@ -229,7 +231,7 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
           complete = false; // stopped mid-cell: discard it, it reruns on resume
           break outer;
         }
-        const cell: CellResult = { model: m.path, attack: name, eps, settings: attack.info, stats: run.stats, robust: encode(run.robust), ...(after ? { after } : {}) };
+        const cell: CellResult = { model: m.path, attack: name, eps, settings: attack.info, stats: run.stats, robust: encode(run.robust), backend: o.backend, ...(after ? { after } : {}) };
         if (config.cascade) survivors = run.robust;
         if (run.adversarial) {
           const shown: number[] = [];

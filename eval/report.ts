@@ -25,6 +25,7 @@ export function csvRows(r: GridResult): CsvRow[] {
       const s = c.settings;
       rows.push({
         ...base,
+        backend: c.backend ?? r.backend,
         attack: c.attack, after: (c.after ?? []).join('+'), norm: s.norm, eps: c.eps, alpha: s.alpha ?? '', steps: s.steps ?? '', restarts: s.restarts ?? '', eot_samples: s.eotSamples,
         n: c.stats.n, clean_acc: c.stats.clean_acc, robust_acc: c.stats.robust_acc, success_rate: c.stats.success_rate,
         linf_mean: c.stats.linf_mean, linf_max: c.stats.linf_max, l2_mean: c.stats.l2_mean, l2_max: c.stats.l2_max, seconds: c.stats.seconds,

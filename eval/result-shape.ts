@@ -23,7 +23,7 @@ const STATS = {
   linf_mean: num(0), linf_max: num(0), l2_mean: num(0), l2_max: num(0), seconds: num(0), img_per_s: num(0),
 };
 
-const CELL = { model: str, attack: str, eps: num(0), settings: nested(SETTINGS), stats: nested(STATS), robust: base64, gallery: optional(base64), after: optional(strings) };
+const CELL = { model: str, attack: str, eps: num(0), settings: nested(SETTINGS), stats: nested(STATS), robust: base64, gallery: optional(base64), after: optional(strings), backend: optional(str) };
 
 const CHECKS = { zero_grad_share: share, nonfinite_grad_share: share, no_ascent_share: optional(share), outputs_look_like_probabilities: bool, checked: int(0) };
 

@@ -93,4 +93,15 @@ describe('the eval cache key covers every input that changes a number', () => {
     expect(json.models[0].fingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(json.models[0].data_sha256).toMatch(/^[0-9a-f]{64}$/);
   });
+
+  it('a reused cell keeps the backend it was computed on in results.csv', async () => {
+    const { toCsv } = await import('../../eval/report.js');
+    const out = tmpDir('cache-backend');
+    const m = await evalModel(ckpt, test);
+    await runGrid(base, [m], { out, backend: 'wasm', quiet: true });
+    const { result } = await runGrid(base, [m], { out, backend: 'cpu', quiet: true });
+    m.model.dispose();
+    const row = toCsv(result).split('\n')[1];
+    expect(row).toMatch(/,wasm$/);
+  });
 });
