@@ -4,13 +4,13 @@
  * so a failed or corrupt download never looks like a finished one (and the next run resumes it).
  */
 import fs from 'node:fs';
-import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import { RobustError } from '../util/errors.js';
+import { md5Of } from './origin.js';
 
 export function md5File(file: string): string {
-  return crypto.createHash('md5').update(fs.readFileSync(file)).digest('hex');
+  return md5Of(fs.readFileSync(file));
 }
 
 export interface DownloadOptions {

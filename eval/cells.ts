@@ -6,6 +6,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
+import { RobustError } from '../util/errors.js';
+import { readRegularFile } from '../util/read-file.js';
 import { cellProblem } from './result-shape.js';
 import type { CellResult } from './grid.js';
 
@@ -49,16 +51,14 @@ const MAX_CELL_BYTES = 16 * 2 ** 20;
  * trusted, neither when there is no file.
  */
 export function readCell(file: string, expect?: CellExpectation): { cell?: CellResult; damaged?: string } {
+  if (!fs.existsSync(file)) return {};
   let text: string;
   try {
     // Only a regular file of sane size is read: a FIFO would block, /dev/zero would never end.
-    const st = fs.statSync(file);
-    if (!st.isFile()) return { damaged: 'not a regular file' };
-    if (st.size > MAX_CELL_BYTES) return { damaged: `${st.size} bytes, far more than a cell` };
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularFile(file, { maxBytes: MAX_CELL_BYTES, what: 'cell file' }).toString('utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    return { damaged: `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+    if (!(e instanceof RobustError)) throw e;
+    return { damaged: e.message.replace(`${file}: `, '') };
   }
   const r = parseCell(text, expect);
   return r.cell ? { cell: r.cell } : { damaged: r.why };

@@ -9,6 +9,7 @@ import { RobustError } from '../util/errors.js';
 import { readJsonFile } from '../util/json-file.js';
 import { asWriteError } from '../util/write-errors.js';
 import { ensureDir } from '../util/dirs.js';
+import { alive } from '../util/atomic.js';
 
 /** What a training run writes into its folder (all of it goes with --force). */
 export const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
@@ -67,15 +68,6 @@ export function clearRun(out: string): void {
 }
 
 const LOCK = '.robust-run.lock';
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 /**
  * Claims `out` for this process (a lock file holding its pid), so that two trainings started

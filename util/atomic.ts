@@ -17,7 +17,8 @@ function tempNameFor(target: string): string {
   return path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}`);
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (owned by anyone). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

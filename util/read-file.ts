@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import { RobustError } from './errors.js';
+import { errnoText } from './write-errors.js';
 
 export interface ReadLimits {
   /** Largest size accepted, in bytes. */
@@ -32,8 +33,7 @@ function check(file: string, s: fs.Stats, limits: ReadLimits): void {
 function openError(e: unknown, file: string, limits: ReadLimits): RobustError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new RobustError(limits.missing ?? `${file}: no such file`);
-  const why: Record<string, string> = { EACCES: 'permission denied', EPERM: 'operation not permitted', ELOOP: 'too many symbolic links', ENOTDIR: 'a component of the path is not a folder', ENXIO: 'a socket or a device that is absent', EMFILE: 'too many open files' };
-  return new RobustError(`${file}: cannot open (${code ?? (e as Error).message}${code && why[code] ? `: ${why[code]}` : ''})`);
+  return new RobustError(`${file}: cannot open (${code ? errnoText(code) : (e as Error).message})`);
 }
 
 /**

@@ -1,4 +1,4 @@
-/** Turning a failed write into one line that names the file, for the errors a user can fix. */
+/** Turning a failed read or write into one line that names the file, for the errors a user can fix. */
 import { RobustError } from './errors.js';
 
 const WHY: Record<string, string> = {
@@ -14,7 +14,12 @@ const WHY: Record<string, string> = {
   EBUSY: 'the target is in use (a mount point?)',
   ENOENT: 'a folder on the path does not exist',
   ENAMETOOLONG: 'name too long',
+  ELOOP: 'too many symbolic links',
+  ENXIO: 'a socket or a device that is absent',
 };
+
+/** `CODE: what it means` for an errno code (just the code when it has no description here). */
+export const errnoText = (code: string) => (WHY[code] ? `${code}: ${WHY[code]}` : code);
 
 /**
  * `e` as a RobustError naming `file` when the system refused the write (any errno code: the disk,
@@ -24,5 +29,5 @@ export function asWriteError(e: unknown, file: string): unknown {
   if (e instanceof RobustError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return e;
-  return new RobustError(`${file}: cannot write (${code}${WHY[code] ? `: ${WHY[code]}` : ''})`);
+  return new RobustError(`${file}: cannot write (${errnoText(code)})`);
 }
