@@ -9,13 +9,15 @@ import { RobustError } from '../util/errors.js';
 import { readJsonFile } from '../util/json-file.js';
 import { asWriteError } from '../util/write-errors.js';
 import { ensureDir } from '../util/dirs.js';
-import { alive } from '../util/atomic.js';
+import { alive, TEMP_NAME } from '../util/atomic.js';
 
 /** What a training run writes into its folder (all of it goes with --force). */
 export const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
 
-/** Temp names of util/atomic.ts and util/dirs.ts left by a killed run: not content. */
-const LEFTOVER = /^\.(.+\.tmp-\d+-\d+(\.old)?|robust-write-test-\d+|robust-run\.lock)$/;
+const LOCK = '.robust-run.lock';
+
+/** Temp names of util/atomic.ts and util/dirs.ts left by a killed run, and a run's lock: not content. */
+const isLeftover = (f: string) => TEMP_NAME.test(f) || /^\.robust-write-test-\d+$/.test(f) || f === LOCK;
 
 export function stateFile(out: string): string {
   return path.join(out, 'checkpoint', 'state.json');
@@ -33,7 +35,7 @@ export function readRunState<T extends object>(out: string): T | null {
 function contents(out: string): string[] {
   if (!fs.existsSync(out)) return [];
   if (!fs.statSync(out).isDirectory()) throw new RobustError(`--out ${out} is a file, not a folder`);
-  return fs.readdirSync(out).filter((f) => !LEFTOVER.test(f));
+  return fs.readdirSync(out).filter((f) => !isLeftover(f));
 }
 
 /**
@@ -57,7 +59,7 @@ export function checkRunFolder(out: string, o: { resume?: boolean; force?: boole
 export function clearRun(out: string): void {
   if (!fs.existsSync(out)) return;
   for (const f of fs.readdirSync(out)) {
-    const leftover = LEFTOVER.test(f) && RUN_FILES.some((r) => f.startsWith(`.${r}.tmp-`));
+    const leftover = isLeftover(f) && RUN_FILES.some((r) => f.startsWith(`.${r}.tmp-`));
     if (!(RUN_FILES as readonly string[]).includes(f) && !leftover) continue;
     try {
       fs.rmSync(path.join(out, f), { recursive: true, force: true });
@@ -67,7 +69,6 @@ export function clearRun(out: string): void {
   }
 }
 
-const LOCK = '.robust-run.lock';
 
 /**
  * Claims `out` for this process (a lock file holding its pid), so that two trainings started

@@ -4,7 +4,7 @@ import { ensureDir } from './dirs.js';
 import { asWriteError } from './write-errors.js';
 
 /** Temp names are `.<target>.tmp-<pid>-<ms>`, and `<temp>.old` for a folder being replaced. */
-const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-(\d+)(\.old)?$/;
+export const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-(\d+)(\.old)?$/;
 /** When this process started, in ms since the epoch (temp names carry their creation time). */
 const STARTED = Math.floor(performance.timeOrigin);
 /** Folders already cleaned by this process. */
