@@ -8,17 +8,18 @@ import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { check } from '../util/errors.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
-import { apgdRun } from './apgd.js';
+import { apgdNormRun, apgdSettings } from './apgd.js';
 import { misclassified, objective } from './losses.js';
-import { lpNorm } from './norms.js';
 import { withRestarts } from './iterative.js';
 
 export interface ApgdTargetedOptions extends CommonOptions {
   /** Iterations per target (default 100, as AutoAttack). */
   steps?: number;
-  /** How many of the most likely wrong classes to target in turn (default 9, as AutoAttack for Linf and L2). */
+  /** How many of the most likely wrong classes to target in turn (default 9; AutoAttack's standard L1 version uses 5). */
   targetClasses?: number;
   rho?: number;
+  /** L1 only: the decreasing-eps schedule (default true). */
+  largeEps?: boolean;
 }
 
 /** Per row, the index of the k-th largest logit (k = 1: the predicted class). */
@@ -33,10 +34,8 @@ export function apgdTargeted(model: tf.LayersModel | Classifier, o: ApgdTargeted
   checkNumber('steps', steps, { positive: true, integer: true });
   const targetClasses = o.targetClasses ?? 9;
   checkNumber('target classes', targetClasses, { positive: true, integer: true });
-  const rho = o.rho ?? 0.75;
-  checkNumber('rho', rho, { min: 0 });
-  const info = { ...base, steps, restarts: 1, targetClasses, randomStart: true };
-  const norm = lpNorm(info.norm);
+  const settings = apgdSettings(base.norm, o);
+  const info = { ...base, steps, restarts: 1, targetClasses, randomStart: true, ...(settings.largeEps !== undefined ? { largeEps: settings.largeEps } : {}) };
   return defineAttack(model, info, async (ctx) => {
     const { classifier } = ctx;
     check(classifier.numClasses >= 4, `apgd-t (targeted DLR loss) needs at least 4 classes, the model has ${classifier.numClasses}`);
@@ -46,7 +45,7 @@ export function apgdTargeted(model: tf.LayersModel | Classifier, o: ApgdTargeted
     const r = await withRestarts(ctx, rounds, async (c, round) => {
       const targets = tf.tidy(() => kthLargestClass(classifier.logits(c.x, info.mode), round + 2));
       try {
-        return await apgdRun({ ...c, targets }, setup, norm, info.eps, steps, rho, misclassified);
+        return await apgdNormRun({ ...c, targets }, setup, info, steps, settings, misclassified);
       } finally {
         targets.dispose();
       }

@@ -10,7 +10,9 @@ import type { Classifier } from '../models/classifier.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
 import { evaluate, evaluateForward, type GradientSetup } from './gradient.js';
 import { isSuccess, objective, type Criterion, type LossName } from './losses.js';
-import { lpNorm, usableBudget, type LpNorm } from './norms.js';
+import { lpNorm, usableBudget, type LpNorm, type NormName } from './norms.js';
+import { apgdL1Run } from './apgd-l1.js';
+import { check } from '../util/errors.js';
 import { BestTracker, exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
 
 export interface ApgdOptions extends CommonOptions {
@@ -21,6 +23,22 @@ export interface ApgdOptions extends CommonOptions {
   loss?: LossName;
   /** Fraction of loss-raising steps below which the step size halves (default 0.75). */
   rho?: number;
+  /** L1 only: AutoAttack's 3·eps, 2·eps, eps schedule (default true, as its standard L1 version). */
+  largeEps?: boolean;
+}
+
+/** The APGD settings shared by APGD-CE/DLR and APGD-T: rho for Linf/L2, the schedule for L1. */
+export function apgdSettings(norm: string, o: { rho?: number; largeEps?: boolean }): { rho: number; largeEps?: boolean } {
+  const rho = o.rho ?? 0.75;
+  checkNumber('rho', rho, { min: 0 });
+  check(o.largeEps === undefined || norm === 'l1', 'largeEps (the decreasing-eps schedule) is part of L1-APGD only');
+  return norm === 'l1' ? { rho, largeEps: o.largeEps ?? true } : { rho };
+}
+
+/** One APGD run (from a random start) in the attack's norm: L1 has its own sparse algorithm. */
+export function apgdNormRun(ctx: RunContext, setup: GradientSetup, info: { norm: NormName; eps: number }, steps: number, s: { rho: number; largeEps?: boolean }, success: Criterion = isSuccess): Promise<RunResult> {
+  if (info.norm === 'l1') return apgdL1Run(ctx, setup, info.eps, steps, success, s.largeEps);
+  return apgdRun(ctx, setup, lpNorm(info.norm), info.eps, steps, s.rho, success);
 }
 
 /** The iterations at which APGD checks its step size: w₀ = 0, then intervals 0.22·N, shrinking by 0.03·N to at least 0.06·N. */
@@ -131,13 +149,11 @@ export function apgd(model: tf.LayersModel | Classifier, o: ApgdOptions = {}): A
   checkNumber('steps', steps, { positive: true, integer: true });
   const restarts = o.restarts ?? 1;
   checkNumber('restarts', restarts, { positive: true, integer: true });
-  const rho = o.rho ?? 0.75;
-  checkNumber('rho', rho, { min: 0 });
-  const info = { ...base, steps, restarts, randomStart: true };
-  const norm = lpNorm(info.norm);
+  const settings = apgdSettings(base.norm, o);
+  const info = { ...base, steps, restarts, randomStart: true, ...(settings.largeEps !== undefined ? { largeEps: settings.largeEps } : {}) };
   return defineAttack(model, info, async (ctx) => {
     const setup = { classifier: ctx.classifier, objective: objective(loss), mode: info.mode, eotSamples: info.eotSamples };
-    const r = await withRestarts(ctx, restarts, (c) => apgdRun(c, setup, norm, info.eps, steps, rho));
+    const r = await withRestarts(ctx, restarts, (c) => apgdNormRun(c, setup, info, steps, settings));
     r.value.dispose();
     r.success.dispose();
     return r.adv;

@@ -7,7 +7,7 @@ import { asClassifier, inMode, type Classifier, type ModelMode } from '../models
 import { check } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { Rng } from '../util/rng.js';
-import type { NormName } from './norms.js';
+import { NORMS, type NormName } from './norms.js';
 import type { LossName } from './losses.js';
 import { chooseTargets, type TargetSpec } from './targets.js';
 
@@ -38,6 +38,8 @@ export interface AttackInfo {
   targetClasses?: number;
   /** Square: the share of the image its first windows cover. */
   pInit?: number;
+  /** L1-APGD: AutoAttack's decreasing-eps schedule (3·eps, 2·eps, eps). */
+  largeEps?: boolean;
   randomStart?: boolean;
   momentum?: number;
   loss: LossName;
@@ -68,7 +70,8 @@ export interface RunContext {
   seed(): number;
 }
 
-export const DEFAULT_EPS: Record<NormName, number> = { linf: 8 / 255, l2: 0.5 };
+/** The budgets of the usual CIFAR-10 benchmarks: RobustBench's Linf and L2, Croce & Hein 2021's L1. */
+export const DEFAULT_EPS: Record<NormName, number> = { linf: 8 / 255, l2: 0.5, l1: 12 };
 
 export function checkNumber(name: string, v: number, opts: { min?: number; positive?: boolean; integer?: boolean } = {}): void {
   check(Number.isFinite(v), `${name} must be a finite number, got ${v}`);
@@ -80,7 +83,7 @@ export function checkNumber(name: string, v: number, opts: { min?: number; posit
 /** Fills in and checks the options shared by all attacks. */
 export function commonInfo(name: string, o: CommonOptions, loss: LossName = 'ce'): AttackInfo {
   const norm = o.norm ?? 'linf';
-  check(norm === 'linf' || norm === 'l2', `unknown norm '${norm}' (linf or l2)`);
+  check(NORMS.includes(norm), `unknown norm '${norm}' (${NORMS.join(', ')})`);
   const info: AttackInfo = {
     name,
     norm,

@@ -12,7 +12,7 @@
  */
 import type { NormName } from './norms.js';
 
-export type FabNorm = NormName | 'l1';
+export type FabNorm = NormName;
 
 /**
  * The smallest p ≥ 0 with Σ_i slope_i·min(p, breakpoint_i) = c (a nondecreasing piecewise-linear

@@ -63,5 +63,5 @@ export type { ApgdTargetedOptions } from './apgd-targeted.js';
 export type { SquareOptions } from './square.js';
 export type { FabOptions } from './fab.js';
 export { crossEntropy, dlr, dlrTargeted, isSuccess } from './losses.js';
-export { linf, l2, lpNorm, type LpNorm, type NormName } from './norms.js';
+export { linf, l2, l1, lpNorm, NORMS, projectL1, sparseSign, type LpNorm, type NormName } from './norms.js';
 export { parseTargetSpec, type TargetSpec } from './targets.js';

@@ -40,13 +40,21 @@ export function exampleMask(mask: tf.Tensor, like: tf.Tensor4D): tf.Tensor4D {
 
 /** x + delta pulled into the eps-ball around x and into [0,1]. */
 export function projectToBall(norm: LpNorm, x: tf.Tensor4D, point: tf.Tensor4D, eps: number): tf.Tensor4D {
-  return tf.tidy(() => x.add(norm.project(point.sub(x), eps)).clipByValue(0, 1) as tf.Tensor4D);
+  return tf.tidy(() => {
+    const delta = point.sub(x) as tf.Tensor4D;
+    if (norm.projectInBox) return x.add(norm.projectInBox(x, delta, eps)).clipByValue(0, 1) as tf.Tensor4D;
+    return x.add(norm.project(delta, eps)).clipByValue(0, 1) as tf.Tensor4D;
+  });
 }
 
-/** A starting point: x itself, or a uniform draw from the eps-ball (clipped to [0,1]). */
+/** A starting point: x itself, or a random draw from the eps-ball (brought into [0,1]). */
 export function startingPoint(norm: LpNorm, x: tf.Tensor4D, eps: number, random: boolean, seed: number): tf.Tensor4D {
   if (!random || eps === 0) return x.clone();
-  return tf.tidy(() => x.add(norm.randomStart(x.shape, eps, seed)).clipByValue(0, 1) as tf.Tensor4D);
+  return tf.tidy(() => {
+    const delta = norm.randomStart(x.shape, eps, seed);
+    if (norm.projectInBox) return x.add(norm.projectInBox(x, delta, eps)).clipByValue(0, 1) as tf.Tensor4D;
+    return x.add(delta).clipByValue(0, 1) as tf.Tensor4D;
+  });
 }
 
 /** Running per-example choice of the first successful, else highest-objective, point. */

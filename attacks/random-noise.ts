@@ -1,6 +1,6 @@
 /**
  * A black-box baseline: random points on the boundary of the eps-ball (Linf: random corners;
- * L2: random directions), `restarts` draws, keeping the first that fools the model. White-box
+ * L2, L1: random directions), `restarts` draws, keeping the first that fools the model. White-box
  * attacks should always beat it; when they do not, their gradients are probably masked.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -8,8 +8,8 @@ import type { Classifier } from '../models/classifier.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
 import { evaluateForward } from './gradient.js';
 import { isSuccess, objective } from './losses.js';
-import { withRestarts } from './iterative.js';
-import { usableBudget } from './norms.js';
+import { projectToBall, withRestarts } from './iterative.js';
+import { l1, usableBudget } from './norms.js';
 
 export interface RandomNoiseOptions extends CommonOptions {
   /** Random draws per example (default 10). */
@@ -27,14 +27,12 @@ export function randomNoise(model: tf.LayersModel | Classifier, o: RandomNoiseOp
       const { eps } = usableBudget(info.norm, c.x.shape, info.eps);
       const adv = tf.tidy(() => {
         const seed = c.seed();
-        const delta =
-          info.norm === 'linf'
-            ? tf.randomUniform(c.x.shape, -1, 1, 'float32', seed).sign().mul(eps)
-            : (() => {
-                const g = tf.randomNormal(c.x.shape, 0, 1, 'float32', seed);
-                return g.div(g.square().sum([1, 2, 3], true).sqrt().add(1e-12)).mul(eps);
-              })();
-        return c.x.add(delta).clipByValue(0, 1) as tf.Tensor4D;
+        if (info.norm === 'linf') return c.x.add(tf.randomUniform(c.x.shape, -1, 1, 'float32', seed).sign().mul(eps)).clipByValue(0, 1) as tf.Tensor4D;
+        // a Gaussian direction scaled to the sphere, brought into the box (L1: by the exact projection)
+        const g = tf.randomNormal(c.x.shape, 0, 1, 'float32', seed) as tf.Tensor4D;
+        if (info.norm === 'l2') return c.x.add(g.div(g.square().sum([1, 2, 3], true).sqrt().add(1e-12)).mul(eps)).clipByValue(0, 1) as tf.Tensor4D;
+        const onSphere = g.div(l1.measure(g).reshape([-1, 1, 1, 1]).add(1e-12)).mul(eps) as tf.Tensor4D;
+        return projectToBall(l1, c.x, c.x.add(onSphere) as tf.Tensor4D, eps);
       });
       const f = evaluateForward(setup, adv, c.y, c.targets);
       const success = isSuccess(f.logits, c.y, c.targets);

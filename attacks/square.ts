@@ -2,8 +2,8 @@
  * Square Attack (Andriushchenko et al. 2020), as in AutoAttack: a score-based random search that
  * uses forward passes only, so it works where gradients are useless — the standard check for
  * gradient masking. Each query changes one square window of the current best point (Linf: the
- * window is set to ±eps per channel; L2: mass is moved between two windows keeping the norm at
- * eps) and keeps the change when the margin loss z_y − max_{j≠y} z_j drops. Window sizes follow
+ * window is set to ±eps per channel; L2 and L1: mass is moved between two windows keeping the
+ * norm at eps, L1 with the exact projection onto the ball ∩ box) and keeps the change when the margin loss z_y − max_{j≠y} z_j drops. Window sizes follow
  * AutoAttack's p-schedule from p_init = 0.8; as in the reference, window position and signs are
  * drawn once per query for the whole batch (L2: signs per example).
  */
@@ -14,7 +14,7 @@ import { Rng } from '../util/rng.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
 import { isSuccess, margin } from './losses.js';
 import { exampleMask, withRestarts, type RunResult } from './iterative.js';
-import { usableBudget, type NormName } from './norms.js';
+import { l1, usableBudget, type NormName } from './norms.js';
 
 export interface SquareOptions extends CommonOptions {
   /** Queries per restart (default 5000, as AutoAttack). */
@@ -33,30 +33,34 @@ export function squareP(query: number, pInit: number): number {
 const randInt = (rng: Rng, lo: number, hi: number) => (hi > lo ? lo + rng.int(hi - lo) : lo);
 const randSign = (rng: Rng) => (rng.next() < 0.5 ? -1 : 1);
 
-/** The L2 window pattern of size x × y: nested rectangles weighted 1/(k+1)², unit L2 norm. */
-function etaRectangles(x: number, y: number): Float64Array {
+/** ‖v‖ of a host array: L2, or L1 (the two norms Square moves mass in). */
+const massOfArray = (norm: MassNorm, v: Float64Array) => (norm === 'l2' ? Math.hypot(...v) : v.reduce((a, b) => a + Math.abs(b), 0));
+
+/** The window pattern of size x × y: nested rectangles weighted 1/(k+1)² (L2) or 1/(k+1)⁴ (L1), unit norm. */
+function etaRectangles(x: number, y: number, norm: MassNorm): Float64Array {
   const d = new Float64Array(x * y);
+  const power = norm === 'l2' ? 2 : 4;
   let r = Math.floor(x / 2);
   let c = Math.floor(y / 2);
   for (let k = 0; k < Math.max(Math.floor(x / 2) + 1, Math.floor(y / 2) + 1); k++) {
-    for (let i = Math.max(r, 0); i < Math.min(r + 2 * k + 1, x); i++) for (let j = Math.max(c, 0); j < Math.min(c + 2 * k + 1, y); j++) d[i * y + j] += 1 / (k + 1) ** 2;
+    for (let i = Math.max(r, 0); i < Math.min(r + 2 * k + 1, x); i++) for (let j = Math.max(c, 0); j < Math.min(c + 2 * k + 1, y); j++) d[i * y + j] += 1 / (k + 1) ** power;
     r--;
     c--;
   }
-  const norm = Math.hypot(...d);
-  return d.map((v) => v / norm);
+  const size = massOfArray(norm, d);
+  return d.map((v) => v / size);
 }
 
-/** An s × s L2 window: a positive upper half and a negative lower half, unit norm, transposed half the time. */
-function eta(s: number, rng: Rng): Float32Array {
+/** An s × s window: a positive upper half and a negative lower half, unit norm, transposed half the time. */
+function eta(s: number, rng: Rng, norm: MassNorm): Float32Array {
   const top = Math.floor(s / 2);
   const d = new Float64Array(s * s);
-  d.set(etaRectangles(top, s), 0);
-  d.set(etaRectangles(s - top, s).map((v) => -v), top * s);
-  const norm = Math.hypot(...d);
+  d.set(etaRectangles(top, s, norm), 0);
+  d.set(etaRectangles(s - top, s, norm).map((v) => -v), top * s);
+  const size = massOfArray(norm, d);
   const out = new Float32Array(s * s);
   const transpose = rng.next() > 0.5;
-  for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) out[transpose ? j * s + i : i * s + j] = d[i * s + j] / norm;
+  for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) out[transpose ? j * s + i : i * s + j] = d[i * s + j] / size;
   return out;
 }
 
@@ -67,8 +71,23 @@ function windowMask(h: number, w: number, r: number, c: number, s: number): tf.T
   return tf.tensor4d(m, [1, h, w, 1]);
 }
 
-/** Per-example L2 norm [N,1,1,1], or per example and channel over the image's rows and columns [N,1,1,C]. */
-const l2Of = (t: tf.Tensor4D, perChannel = false) => t.square().sum(perChannel ? [1, 2] : [1, 2, 3], true).sqrt() as tf.Tensor4D;
+/** The norms in which Square moves mass between windows. */
+type MassNorm = 'l2' | 'l1';
+
+/** Per-example norm [N,1,1,1], or per example and channel over the image's rows and columns [N,1,1,C]. */
+function massOf(norm: MassNorm, t: tf.Tensor4D, perChannel = false): tf.Tensor4D {
+  const axes = perChannel ? [1, 2] : [1, 2, 3];
+  return (norm === 'l2' ? t.square().sum(axes, true).sqrt() : t.abs().sum(axes, true)) as tf.Tensor4D;
+}
+
+/**
+ * A perturbation brought onto the budget: L2 scaled to norm eps; L1 projected onto the ball ∩
+ * box at eps·(1 − 1e-6), as the reference does (its sparse windows would lose mass to a clip).
+ */
+function onBudget(norm: MassNorm, x: tf.Tensor4D, delta: tf.Tensor4D, eps: number): tf.Tensor4D {
+  if (norm === 'l1') return x.add(l1.projectInBox!(x, delta, eps * (1 - 1e-6))).clipByValue(0, 1) as tf.Tensor4D;
+  return x.add(delta.div(massOf('l2', delta).add(1e-12)).mul(eps)).clipByValue(0, 1) as tf.Tensor4D;
+}
 
 interface SquareContext {
   classifier: Classifier;
@@ -92,6 +111,7 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
       const signs = Float32Array.from({ length: n * w * c }, () => randSign(rng) * eps);
       return x.add(tf.tensor4d(signs, [n, 1, w, c])).clipByValue(0, 1) as tf.Tensor4D;
     }
+    const norm = q.norm;
     const s = Math.max(Math.floor(h / 5), 1);
     const start = Math.floor((h - s * 5) / 2);
     let delta = tf.zerosLike(x) as tf.Tensor4D;
@@ -100,12 +120,12 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
     const cols = Array.from({ length: Math.floor(w / s) }, (_, a) => start + a * s).filter((v) => v + s <= w);
     for (const r of rows) {
       for (const col of cols) {
-        const pattern = tf.tensor4d(eta(s, rng), [1, s, s, 1]);
+        const pattern = tf.tensor4d(eta(s, rng, norm), [1, s, s, 1]);
         const signs = tf.tensor4d(Float32Array.from({ length: n * c }, () => randSign(rng)), [n, 1, 1, c]);
         delta = delta.add(pattern.mul(signs).pad([[0, 0], [r, h - r - s], [col, w - col - s], [0, 0]])) as tf.Tensor4D;
       }
     }
-    return x.add(delta.div(l2Of(delta).add(1e-12)).mul(eps)).clipByValue(0, 1) as tf.Tensor4D;
+    return onBudget(norm, x, delta, eps);
   });
   let marginMin = marginOf(xBest, y);
   const features = h * w * c;
@@ -130,6 +150,7 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
         const step = windowMask(h, w, r, col, s).mul(signs);
         xNew = tf.minimum(tf.maximum(xb.add(step), xa.sub(eps)), xa.add(eps)).clipByValue(0, 1) as tf.Tensor4D;
       } else {
+        const norm = q.norm;
         let s = Math.max(Math.round(Math.sqrt((p * features) / c)), 3);
         if (s % 2 === 0) s++;
         s = Math.min(s, h, w);
@@ -141,14 +162,19 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
         const mask1 = windowMask(h, w, r1, c1, s);
         const mask2 = windowMask(h, w, r2, c2, s);
         const window1 = delta.slice([0, r1, c1, 0], [-1, s, s, -1]) as tf.Tensor4D;
-        const normImage = l2Of(delta);
-        const normWindows = l2Of(delta.mul(tf.maximum(mask1, mask2)) as tf.Tensor4D, true);
+        const normImage = massOf(norm, delta);
+        const normWindows = massOf(norm, delta.mul(tf.maximum(mask1, mask2)) as tf.Tensor4D, true);
         const signs = tf.tensor4d(Float32Array.from({ length: active.length * c }, () => randSign(rng)), [active.length, 1, 1, c]);
-        let fresh = tf.tensor4d(eta(s, rng), [1, s, s, 1]).mul(signs).add(window1.div(l2Of(window1, true).add(1e-12))) as tf.Tensor4D;
-        const room = tf.maximum(normImage.square().mul(-1).add(eps * eps), 0).div(c).add(normWindows.square()).sqrt();
-        fresh = fresh.div(l2Of(fresh, true).add(1e-12)).mul(room) as tf.Tensor4D;
+        let fresh = tf.tensor4d(eta(s, rng, norm), [1, s, s, 1]).mul(signs).add(window1.div(massOf(norm, window1, true).add(1e-12))) as tf.Tensor4D;
+        // the windows' new mass per channel: what they had plus an equal share of the budget left
+        // (L2 adds squares; L1 masses, scaled by c as in the reference, the projection trims it)
+        const room =
+          norm === 'l2'
+            ? tf.maximum(normImage.square().mul(-1).add(eps * eps), 0).div(c).add(normWindows.square()).sqrt()
+            : tf.maximum(normImage.mul(-1).add(eps), 0).div(c).add(normWindows).mul(c);
+        fresh = fresh.div(massOf(norm, fresh, true).add(1e-12)).mul(room) as tf.Tensor4D;
         const moved = delta.mul(tf.sub(1, mask2)).mul(tf.sub(1, mask1)).add(fresh.pad([[0, 0], [r1, h - r1 - s], [c1, w - c1 - s], [0, 0]])) as tf.Tensor4D;
-        xNew = xa.add(moved.div(l2Of(moved).add(1e-12)).mul(eps)).clipByValue(0, 1) as tf.Tensor4D;
+        xNew = onBudget(norm, xa, moved, eps);
       }
       const mNew = marginOf(xNew, ya);
       const mOld = all ? marginMin : marginMin.gather(idx);

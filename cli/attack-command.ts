@@ -1,14 +1,14 @@
 /** `robust attack`: run one attack on a checkpoint over test images and report robust accuracy. */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ATTACK_NAMES, makeAttack, type AttackOptions, type NormName } from '../attacks/index.js';
+import { ATTACK_NAMES, makeAttack, NORMS, type AttackOptions, type NormName } from '../attacks/index.js';
 import { DEFAULT_EPS } from '../attacks/attack.js';
 import { parseTargetSpec } from '../attacks/targets.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { take } from '../data/dataset.js';
 import { runAttack } from '../eval/attack-run.js';
 import { runCascade } from '../eval/cascade.js';
-import { parseAttackEntry } from '../eval/grid.js';
+import { parseAttackEntry, withEntry } from '../eval/grid.js';
 import { preset } from '../eval/presets.js';
 import { accuracy } from '../eval/accuracy.js';
 import { quantize, saveAdversarials } from '../eval/save-adversarials.js';
@@ -72,8 +72,8 @@ export function registerAttack(program: Command): void {
   for (const name of ATTACK_NAMES) cmd.option(`--${name}`, `same as --attack ${name}`);
   cmd.option('--autoattack [version]', "AutoAttack's cascade instead of one attack: standard (default: APGD-CE, APGD-T, FAB-T, Square), plus or rand");
   cmd
-    .option('--norm <name>', 'threat model: linf | l2', 'linf')
-    .option('--eps <x>', 'perturbation budget in [0,1] pixels, e.g. 8/255 (default 8/255 for linf, 0.5 for l2)', number('--eps', { min: 0 }))
+    .option('--norm <name>', 'threat model: linf | l2 | l1', 'linf')
+    .option('--eps <x>', 'perturbation budget in [0,1] pixels, e.g. 8/255 (default 8/255 for linf, 0.5 for l2, 12 for l1)', number('--eps', { min: 0 }))
     .option('--alpha <x>', 'step size (default: 2.5·eps/steps; FGSM: eps; FGSM-RS: 1.25·eps)', number('--alpha', { min: 0 }))
     .option('--steps <n>', 'iterations (default 10; APGD 100)', positiveInt('--steps', LIMITS.steps))
     .option('--restarts <n>', 'random restarts (PGD, APGD)', positiveInt('--restarts', LIMITS.restarts))
@@ -95,14 +95,14 @@ export function registerAttack(program: Command): void {
     .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
     .action(async (o: AttackCliOptions) => {
-      const cascade = o.autoattack === undefined ? undefined : preset(o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`);
+      const norm = o.norm as NormName;
+      check(NORMS.includes(norm), `--norm must be one of ${NORMS.join(', ')}, got '${o.norm}'`);
+      const cascade = o.autoattack === undefined ? undefined : preset(o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`, norm);
       check(!cascade || (o.attack === undefined && ATTACK_NAMES.every((n) => o[flagKey(n)] !== true)), '--autoattack runs its own attacks: leave out --attack and the attack flags');
       check(!cascade || o.targeted === undefined, '--autoattack chooses its own targets: leave out --targeted');
       const overrides = ['steps', 'restarts', 'eotSamples', 'alpha'].filter((k) => o[k] !== undefined);
       check(!cascade || overrides.length === 0, `--autoattack uses the reference settings, which its numbers are named after: leave out ${overrides.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
       const name = cascade ? cascade.attacks[0] : chosenAttack(o);
-      const norm = o.norm;
-      check(norm === 'linf' || norm === 'l2', `--norm must be linf or l2, got '${norm}'`);
       check(o.loss === undefined || o.loss === 'ce' || o.loss === 'dlr', `--loss must be ce or dlr, got '${o.loss}'`);
       const options: AttackOptions = {
         norm,
@@ -140,7 +140,7 @@ export function registerAttack(program: Command): void {
       if (cascade) {
         const steps = cascade.attacks.map((entry) => {
           const e = parseAttackEntry(entry);
-          return { label: entry, attack: makeAttack(e.name, classifier, { ...options, steps: e.steps ?? options.steps, restarts: e.restarts ?? options.restarts, eotSamples: e.eotSamples ?? options.eotSamples }) };
+          return { label: entry, attack: makeAttack(e.name, classifier, withEntry(options, e)) };
         });
         if (!o.quiet) console.error(`${describeBackend(info)}; AutoAttack (${o.autoattack === true ? 'standard' : o.autoattack}: ${cascade.attacks.join(', ')}) ${norm} eps=${formatEps(options.eps!)} on ${set.count} ${data.name} test images (${meta.model ?? ckpt}, defense ${meta.defense ?? 'none'})`);
         const r = await runCascade(classifier, steps, set, { batchSize: o.batchSize, keepAdversarials: outputs.files.length > 0, quiet: o.quiet, seed: o.seed });

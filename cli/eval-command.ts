@@ -89,7 +89,7 @@ export function registerEval(program: Command): void {
     .option('--preset <name>', `a named protocol instead of --attacks: ${Object.keys(PRESETS).join(', ')} (autoattack = AutoAttack's standard cascade)`)
     .option('--cascade', "AutoAttack's protocol: each attack runs only on the examples the attacks before it left robust")
     .option('--eps <list>', 'budgets, comma-separated (default 0,2/255,4/255,8/255)')
-    .option('--norm <name>', 'linf | l2 (default linf)')
+    .option('--norm <name>', 'linf | l2 | l1 (default linf)')
     .option('--steps <n>', 'steps for every iterative attack (default: each attack\'s own)', positiveInt('--steps', LIMITS.steps))
     .option('--restarts <n>', 'restarts for PGD/APGD, draws for random-noise', positiveInt('--restarts', LIMITS.restarts))
     .option('--eot-samples <n>', 'EOT gradient samples (randomized models)', positiveInt('--eot-samples', LIMITS.samples))

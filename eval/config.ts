@@ -7,6 +7,7 @@ import { number } from '../util/numbers.js';
 import { LIMITS } from '../util/limits.js';
 import { parseAttackEntry, type EvalConfig } from './grid.js';
 import { preset } from './presets.js';
+import { NORMS, type NormName } from '../attacks/norms.js';
 
 export const CONFIG_KEYS = ['models', 'attacks', 'preset', 'cascade', 'eps', 'norm', 'steps', 'restarts', 'eotSamples', 'limit', 'batchSize', 'seed', 'data'] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
@@ -37,7 +38,9 @@ export function parseEvalConfig(values: Partial<Record<string, unknown>>, source
   check(new Set(models).size === models.length, `each model may appear once in --models, got ${models.join(', ')}`);
   check(values.preset === undefined || typeof values.preset === 'string', `preset must be a name, got ${JSON.stringify(values.preset)}`);
   check(values.cascade === undefined || typeof values.cascade === 'boolean', `cascade must be true or false, got ${JSON.stringify(values.cascade)}`);
-  const named = values.preset === undefined ? undefined : preset(values.preset as string);
+  const norm = values.norm ?? 'linf';
+  check(typeof norm === 'string' && (NORMS as string[]).includes(norm), `--norm must be one of ${NORMS.join(', ')}, got ${JSON.stringify(norm)}`);
+  const named = values.preset === undefined ? undefined : preset(values.preset as string, norm as NormName);
   const attacks = list(values.attacks, 'attacks', named ? named.attacks.join(',') : 'fgsm,pgd,apgd-ce');
   check(attacks.length > 0, 'give at least one attack: --attacks pgd,apgd-ce (or --preset autoattack)');
   attacks.forEach(parseAttackEntry);
@@ -52,14 +55,12 @@ export function parseEvalConfig(values: Partial<Record<string, unknown>>, source
   const cascade = named?.cascade ?? (values.cascade as boolean | undefined) ?? false;
   const eps = list(values.eps, 'eps', '0,2/255,4/255,8/255').map((e) => number('--eps', { min: 0 })(e));
   check(eps.length > 0, '--eps needs at least one value');
-  const norm = values.norm ?? 'linf';
-  check(norm === 'linf' || norm === 'l2', `--norm must be linf or l2, got ${JSON.stringify(norm)}`);
   check(values.data === undefined || typeof values.data === 'string', `data must be a data set name, got ${JSON.stringify(values.data)}`);
   return {
     models,
     attacks,
     eps: [...new Set(eps)].sort((a, b) => a - b),
-    norm,
+    norm: norm as NormName,
     steps: int(values.steps, 'steps', 1, LIMITS.steps),
     restarts: int(values.restarts, 'restarts', 1, LIMITS.restarts),
     eotSamples: int(values.eotSamples, 'eotSamples', 1, LIMITS.samples),

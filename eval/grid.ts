@@ -100,26 +100,28 @@ export interface GridResult {
   worst: WorstCase[];
 }
 
-/** What one entry of the grid's attack list sets: `pgd`, `pgd:50` (steps), `apgd-ce:restarts=5:eot=20`. */
+/** What one entry of the grid's attack list sets: `pgd`, `pgd:50` (steps), `apgd-ce:restarts=5:eot=20`, `apgd-t:targets=5`. */
 export interface AttackEntry {
   name: string;
   steps?: number;
   restarts?: number;
   eotSamples?: number;
+  targetClasses?: number;
 }
 
-const ENTRY_KEYS: Record<string, keyof Omit<AttackEntry, 'name'>> = { steps: 'steps', restarts: 'restarts', eot: 'eotSamples' };
-const ENTRY_MAX: Record<keyof Omit<AttackEntry, 'name'>, number> = { steps: LIMITS.steps, restarts: LIMITS.restarts, eotSamples: LIMITS.samples };
+const ENTRY_KEYS: Record<string, keyof Omit<AttackEntry, 'name'>> = { steps: 'steps', restarts: 'restarts', eot: 'eotSamples', targets: 'targetClasses' };
+const ENTRY_MAX: Record<keyof Omit<AttackEntry, 'name'>, number> = { steps: LIMITS.steps, restarts: LIMITS.restarts, eotSamples: LIMITS.samples, targetClasses: LIMITS.classes };
 
-/** An attack entry of the grid: a registry name, then optionally its own steps ("pgd:50") and key=value settings (restarts, eot, steps). */
+/** An attack entry of the grid: a registry name, then optionally its own steps ("pgd:50") and key=value settings (restarts, eot, steps, targets). */
 export function parseAttackEntry(entry: string): AttackEntry {
   const [name, ...parts] = entry.split(':');
-  check(ATTACK_NAMES.includes(name), `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps and :restarts=N, :eot=N)`);
+  check(ATTACK_NAMES.includes(name), `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps and :restarts=N, :eot=N, :targets=N)`);
   const out: AttackEntry = { name };
   parts.forEach((part, i) => {
     const [k, v] = part.includes('=') ? part.split('=', 2) : i === 0 ? ['steps', part] : ['', part];
     const key = ENTRY_KEYS[k];
-    check(key && out[key] === undefined, `attack '${entry}': '${part}' is not one of steps (or a bare number first), restarts=N, eot=N`);
+    check(key && out[key] === undefined, `attack '${entry}': '${part}' is not one of steps (or a bare number first), restarts=N, eot=N, targets=N`);
+    check(key !== 'targetClasses' || name === 'apgd-t' || name === 'fab-t', `attack '${entry}': targets=N is for apgd-t and fab-t (the number of most likely wrong classes they target)`);
     const n = /^\d+$/.test(v) ? Number(v) : NaN;
     checkCount(`attack '${entry}': ${k}`, n, ENTRY_MAX[key]);
     out[key] = n;
@@ -127,10 +129,14 @@ export function parseAttackEntry(entry: string): AttackEntry {
   return out;
 }
 
+/** `o` with an attack entry's own settings over it. */
+export function withEntry(o: AttackOptions, e: Partial<AttackEntry>): AttackOptions {
+  return { ...o, steps: e.steps ?? o.steps, restarts: e.restarts ?? o.restarts, eotSamples: e.eotSamples ?? o.eotSamples, ...(e.targetClasses ? { targetClasses: e.targetClasses } : {}) };
+}
+
 /** The options an entry's attack is made with at `eps`: the entry's own settings over the grid's. */
 export function attackOptions(c: EvalConfig, eps: number, entry = ''): AttackOptions {
-  const e: Partial<AttackEntry> = entry ? parseAttackEntry(entry) : {};
-  return { eps, norm: c.norm, steps: e.steps ?? c.steps, restarts: e.restarts ?? c.restarts, eotSamples: e.eotSamples ?? c.eotSamples, seed: c.seed };
+  return withEntry({ eps, norm: c.norm, steps: c.steps, restarts: c.restarts, eotSamples: c.eotSamples, seed: c.seed }, entry ? parseAttackEntry(entry) : {});
 }
 
 /** Bumped when a change to the code would change a cell's numbers for the same inputs. */

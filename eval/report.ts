@@ -1,4 +1,5 @@
 /** Writing a grid's results: CSV (one row per model × attack × eps), JSON, Markdown and an HTML report with plots. */
+import type { NormName } from '../attacks/norms.js';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import * as vega from 'vega';
@@ -8,6 +9,8 @@ import { formatEps } from '../util/format.js';
 import type { GridResult } from './grid.js';
 import { sanityFlags, type Flag } from './sanity.js';
 import { html, md, trustedHtml, type Markup, type Value } from './markup.js';
+
+const NORM_LABEL: Record<NormName, string> = { linf: 'Linf', l2: 'L2', l1: 'L1' };
 
 export const CSV_COLUMNS = [
   'model', 'arch', 'params', 'defense', 'attack', 'after', 'norm', 'eps', 'alpha', 'steps', 'restarts', 'eot_samples', 'seed', 'n',
@@ -121,7 +124,7 @@ export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): strin
   const lines: Markup[] = [
     md`# Robustness evaluation`,
     md``,
-    md`${r.config.norm === 'linf' ? 'Linf' : 'L2'} robust accuracy (%) on the first ${imagesOf(r)} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
+    md`${NORM_LABEL[r.config.norm]} robust accuracy (%) on the first ${imagesOf(r)} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
     md`${protocolNote(r)}`,
     md``,
     mdRow(header),
@@ -146,9 +149,11 @@ async function svg(spec: TopLevelSpec): Promise<string> {
 
 /** Robust accuracy against eps, one line per attack plus the worst case. */
 export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
+  // Linf budgets are read in 8-bit steps; L2 and L1 ones as they are
+  const unit = r.config.norm === 'linf' ? 255 : 1;
   const values = [
-    ...r.cells.filter((c) => c.model === model).map((c) => ({ eps: c.eps * 255, acc: 100 * c.stats.robust_acc, attack: c.attack })),
-    ...r.worst.filter((w) => w.model === model).map((w) => ({ eps: w.eps * 255, acc: 100 * w.robust_acc, attack: 'worst case' })),
+    ...r.cells.filter((c) => c.model === model).map((c) => ({ eps: c.eps * unit, acc: 100 * c.stats.robust_acc, attack: c.attack })),
+    ...r.worst.filter((w) => w.model === model).map((w) => ({ eps: w.eps * unit, acc: 100 * w.robust_acc, attack: 'worst case' })),
   ];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -158,7 +163,7 @@ export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
     data: { values },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'eps', type: 'quantitative', title: r.config.norm === 'linf' ? 'eps (×1/255)' : 'eps (×1/255, L2)' },
+      x: { field: 'eps', type: 'quantitative', title: r.config.norm === 'linf' ? 'eps (×1/255)' : `eps (${NORM_LABEL[r.config.norm]})` },
       y: { field: 'acc', type: 'quantitative', title: 'robust accuracy (%)', scale: { domain: [0, 100] } },
       color: { field: 'attack', type: 'nominal' },
       strokeDash: { condition: { test: "datum.attack === 'worst case'", value: [4, 2] }, value: [1, 0] },
@@ -206,7 +211,7 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}</style>
 </head><body>
 <h1>Robustness evaluation</h1>
-<p>${r.config.norm === 'linf' ? html`L<sub>∞</sub>` : html`L<sub>2</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
+<p>${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
 ${protocolNote(r)}</p>
 <table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
 ${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}</tbody></table>

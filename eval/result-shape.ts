@@ -13,8 +13,8 @@ const share = num(0, 1);
 const base64 = leaf((v) => typeof v === 'string' && v.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(v), 'base64');
 
 const SETTINGS = {
-  name: str, norm: oneOf('linf', 'l2'), eps: num(0), alpha: optional(num(0)), steps: optional(int(1)), restarts: optional(int(1)),
-  randomStart: optional(bool), momentum: optional(num(0)), loss: str, targeted: optional(either(oneOf('random', 'least-likely'), int(0))),
+  name: str, norm: oneOf('linf', 'l2', 'l1'), eps: num(0), alpha: optional(num(0)), steps: optional(int(1)), restarts: optional(int(1)),
+  randomStart: optional(bool), largeEps: optional(bool), momentum: optional(num(0)), loss: str, targeted: optional(either(oneOf('random', 'least-likely'), int(0))),
   mode: oneOf('inference', 'train'), eotSamples: int(1), seed: int(0),
 };
 

@@ -20,6 +20,8 @@ export const LIMITS = {
   /** Forward passes per prediction or gradient (EOT samples, noise samples). */
   samples: 1_000,
   checkpointEvery: 1_000_000,
+  /** Target classes of APGD-T / FAB-T (capped by the model's classes when run). */
+  classes: 100_000,
   /** Channels of a zoo model's first stage. */
   width: 256,
   /** Seeds feed 32-bit generators. */

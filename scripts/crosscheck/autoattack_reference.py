@@ -5,10 +5,17 @@ both tools attack the same function on the same CIFAR-10 test images. Each attac
 the clean-correct images, as `robust attack` does; "worst" counts an image robust only if it
 survives all of them (AutoAttack's cascade gives the same final number up to randomness).
 
+With --cascade VERSION (standard, plus, rand) it runs AutoAttack itself as its
+run_standard_evaluation does: the version's attacks with its settings (set_version), each on the
+images still robust, and writes the robust mask after each attack to --out (a JSON file that is
+also the resume point: attacks already in it are not run again).
+
 usage: python3 autoattack_reference.py --checkpoint DIR --cifar10 ARCHIVE.tar.gz --autoattack SRC_DIR
                                         [--eps 8/255] [--n 200] [--attacks apgd-ce,apgd-t,square] [--norm Linf]
+                                        [--cascade standard --out masks.json]
 The AutoAttack sources are not part of this project: fetch fra31/auto-attack and pass its folder.
 """
+import os
 import argparse, io, json, math, sys, tarfile, time
 from fractions import Fraction
 import numpy as np
@@ -114,6 +121,9 @@ def main():
     p.add_argument("--norm", default="Linf")
     p.add_argument("--queries", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cascade", help="an AutoAttack version: standard, plus or rand")
+    p.add_argument("--out", help="with --cascade: the JSON file of per-attack robust masks")
+    p.add_argument("--bs", type=int, default=250)
     a = p.parse_args()
     sys.path.insert(0, a.autoattack)
     from autoattack.autopgd_base import APGDAttack, APGDAttack_targeted
@@ -126,6 +136,8 @@ def main():
     x, y = cifar10_test(a.cifar10, a.n)
     with torch.no_grad():
         correct = model(x).argmax(1) == y
+    if a.cascade:
+        return cascade(a, model, x, y, correct, eps)
     xc, yc = x[correct], y[correct]
     result = {"n": a.n, "clean_acc": correct.float().mean().item(), "eps": eps, "norm": a.norm, "attacks": {}}
     robust_all = torch.ones(len(yc), dtype=torch.bool)
@@ -149,6 +161,49 @@ def main():
         print(json.dumps({name: result["attacks"][name]}), file=sys.stderr, flush=True)
     result["worst_robust_acc"] = robust_all.sum().item() / a.n
     print(json.dumps(result, indent=2))
+
+
+def cascade(a, model, x, y, correct, eps):
+    """AutoAttack's protocol, attack by attack, saving the robust mask after each (atomically)."""
+    from autoattack import AutoAttack
+
+    adversary = AutoAttack(model, norm=a.norm, eps=eps, version=a.cascade, device="cpu", seed=a.seed, verbose=False)
+    done = json.load(open(a.out)) if a.out and os.path.exists(a.out) else {"n": a.n, "norm": a.norm, "eps": eps, "version": a.cascade, "clean": correct.int().tolist(), "after": {}}
+    robust = correct.clone()
+    for name in adversary.attacks_to_run:
+        if name in done["after"]:
+            robust = torch.tensor(done["after"][name]["robust"], dtype=torch.bool)
+            continue
+        t0 = time.time()
+        idx = robust.nonzero().squeeze(1)
+        for start in range(0, len(idx), a.bs):
+            at = idx[start:start + a.bs]
+            xb, yb = x[at].clone(), y[at].clone()
+            if name in ("apgd-ce", "apgd-dlr"):
+                adversary.apgd.loss = name[5:]
+                adversary.apgd.seed = adversary.get_seed()
+                adv = adversary.apgd.perturb(xb, yb)
+            elif name == "apgd-t":
+                adversary.apgd_targeted.seed = adversary.get_seed()
+                adv = adversary.apgd_targeted.perturb(xb, yb)
+            elif name in ("fab", "fab-t"):
+                adversary.fab.targeted = name == "fab-t"
+                if name == "fab-t":
+                    adversary.fab.n_restarts = 1
+                adversary.fab.seed = adversary.get_seed()
+                adv = adversary.fab.perturb(xb, yb)
+            elif name == "square":
+                adversary.square.seed = adversary.get_seed()
+                adv = adversary.square.perturb(xb, yb)
+            with torch.no_grad():
+                robust[at[model(adv).argmax(1) != yb]] = False
+        done["after"][name] = {"robust_acc": robust.sum().item() / a.n, "seconds": round(time.time() - t0, 1), "robust": robust.int().tolist()}
+        print(json.dumps({name: {k: v for k, v in done["after"][name].items() if k != "robust"}}), file=sys.stderr, flush=True)
+        if a.out:
+            with open(a.out + ".tmp", "w") as f:
+                json.dump(done, f)
+            os.replace(a.out + ".tmp", a.out)
+    print(json.dumps({"clean_acc": correct.float().mean().item(), **{k: v["robust_acc"] for k, v in done["after"].items()}}, indent=2))
 
 
 if __name__ == "__main__":

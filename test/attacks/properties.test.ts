@@ -16,35 +16,39 @@ beforeAll(async () => {
 
 describe('every attack, every norm', () => {
   for (const name of ATTACK_NAMES) {
-    for (const norm of ['linf', 'l2'] as const) {
+    for (const norm of ['linf', 'l2', 'l1'] as const) {
       it(`${name} ${norm}: stays in the eps-ball and in [0,1]`, async () => {
         await fc.assert(
-          fc.asyncProperty(fc.integer({ min: 0, max: 10_000 }), fc.double({ min: 0.001, max: norm === 'linf' ? 0.3 : 3, noNaN: true }), async (seed, eps) => {
+          fc.asyncProperty(fc.integer({ min: 0, max: 10_000 }), fc.double({ min: 0.001, max: { linf: 0.3, l2: 3, l1: 30 }[norm], noNaN: true }), async (seed, eps) => {
             const model = tinyConvNet(seed % 50);
             const { x, y } = randomBatch(6, SHAPE, 5, seed);
             const opts: AttackOptions = { eps, norm, steps: steps(name), seed, eotSamples: name === 'eot-pgd' ? 2 : undefined };
             const adv = await makeAttack(name, model, opts)(x, y);
-            const [lo, hi, linf, l2] = tf.tidy(() => {
+            const [lo, hi, linf, l2, l1] = tf.tidy(() => {
               const d = adv.sub(x);
-              return tf.stack([adv.min(), adv.max(), d.abs().max(), d.square().sum([1, 2, 3]).sqrt().max()]);
+              return tf.stack([adv.min(), adv.max(), d.abs().max(), d.square().sum([1, 2, 3]).sqrt().max(), d.abs().sum([1, 2, 3]).max()]);
             }).dataSync();
             tf.dispose([model, x, y, adv]);
             expect(lo).toBeGreaterThanOrEqual(0);
             expect(hi).toBeLessThanOrEqual(1);
             if (norm === 'linf') expect(linf).toBeLessThanOrEqual(eps * (1 + 1e-5) + 1e-7);
-            else expect(l2).toBeLessThanOrEqual(eps * (1 + 1e-4) + 1e-6);
+            else if (norm === 'l2') expect(l2).toBeLessThanOrEqual(eps * (1 + 1e-4) + 1e-6);
+            else expect(l1).toBeLessThanOrEqual(eps * (1 + 1e-4) + 1e-5);
           }),
           { numRuns: 4 },
         );
       });
     }
 
-    it(`${name}: eps = 0 returns the input unchanged`, async () => {
+    it(`${name}: eps = 0 returns the input unchanged (every norm)`, async () => {
       const model = tinyConvNet(3);
       const { x, y } = randomBatch(5, SHAPE, 5, 11);
-      const adv = await makeAttack(name, model, { eps: 0, steps: steps(name) })(x, y);
-      expect(Array.from(adv.dataSync())).toEqual(Array.from(x.dataSync()));
-      tf.dispose([model, x, y, adv]);
+      for (const norm of ['linf', 'l2', 'l1'] as const) {
+        const adv = await makeAttack(name, model, { eps: 0, norm, steps: steps(name), eotSamples: name === 'eot-pgd' ? 2 : undefined })(x, y);
+        expect(Array.from(adv.dataSync()), norm).toEqual(Array.from(x.dataSync()));
+        adv.dispose();
+      }
+      tf.dispose([model, x, y]);
     });
   }
 });
@@ -54,9 +58,10 @@ describe('extreme budgets', () => {
   // same step size the attack must act as at the diameter — float32 overflow once zeroed the L2
   // projection — and any step size, however large, must move the images and keep them finite.
   for (const name of ATTACK_NAMES) {
-    for (const norm of ['linf', 'l2'] as const) {
+    for (const norm of ['linf', 'l2', 'l1'] as const) {
       it(`${name} ${norm}: eps beyond the diameter acts as the diameter; huge steps stay finite`, async () => {
-        const diameter = norm === 'linf' ? 1 : Math.sqrt(SHAPE[0] * SHAPE[1] * SHAPE[2]);
+        const d = SHAPE[0] * SHAPE[1] * SHAPE[2];
+        const diameter = { linf: 1, l2: Math.sqrt(d), l1: d }[norm];
         await fc.assert(
           fc.asyncProperty(fc.integer({ min: 0, max: 10_000 }), fc.double({ min: 0, max: 300, noNaN: true }), async (seed, exponent) => {
             const eps = diameter * 10 ** exponent;
