@@ -1,16 +1,19 @@
 /**
  * Runs one attack over an image set and measures it, following AutoAttack's protocol: only the
  * examples the model classifies correctly are attacked; an example is robust when it is still
- * classified correctly afterwards.
+ * classified correctly afterwards. A run reports its state after every batch and can continue from
+ * such a state (eval/attack-state.ts) as if it had never stopped.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ImageSet } from '../data/dataset.js';
-import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
+import { NO_AUGMENT, epochBatches, gatherBatch, makeBatch } from '../data/batches.js';
 import type { Attack } from '../attacks/attack.js';
 import { chooseTargets } from '../attacks/targets.js';
 import { asClassifier, type Classifier } from '../models/classifier.js';
 import { Rng } from '../util/rng.js';
+import { check } from '../util/errors.js';
 import { TaskProgress } from '../util/task-progress.js';
+import { emptyTally, stateProblem, type AttackRunState, type KeepAdversarials } from './attack-state.js';
 
 export interface AttackStats {
   n: number;
@@ -39,7 +42,8 @@ export interface AttackRun {
 
 export interface AttackRunOptions {
   batchSize?: number;
-  keepAdversarials?: boolean;
+  /** Keep the adversarial images: all, or those of the first k clean-correct examples (`{ firstCorrect: k }`). */
+  keepAdversarials?: KeepAdversarials;
   /** Seed for target choice (targeted attacks). */
   seed?: number;
   quiet?: boolean;
@@ -48,6 +52,10 @@ export interface AttackRunOptions {
   only?: Uint8Array;
   /** Called between batches; returning true stops early (the stats cover the batches done). */
   shouldStop?: () => boolean;
+  /** Continue from the state an earlier run of this attack on this set, with these options, reported through `onBatch`. */
+  resume?: AttackRunState;
+  /** Called after every finished batch with the run's state: a point to resume from. */
+  onBatch?: (state: AttackRunState) => void;
 }
 
 function maskIndices(mask: ArrayLike<number>): Int32Array {
@@ -56,26 +64,73 @@ function maskIndices(mask: ArrayLike<number>): Int32Array {
   return Int32Array.from(out);
 }
 
+/** The rows `index` of `images`, one after the other. */
+function keptImages(images: Float32Array, index: number[], per: number): Float32Array {
+  const out = new Float32Array(index.length * per);
+  index.forEach((i, k) => out.set(images.subarray(i * per, (i + 1) * per), k * per));
+  return out;
+}
+
+const range = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+
 export async function runAttack(model: tf.LayersModel | Classifier, attack: Attack, set: ImageSet, o: AttackRunOptions = {}): Promise<AttackRun> {
   const classifier = asClassifier(model);
   const batchSize = o.batchSize ?? 128;
   const per = set.height * set.width * set.channels;
-  const adversarial = o.keepAdversarials ? new Float32Array(set.count * per) : undefined;
+  const from = o.resume;
+  if (from) {
+    const why = stateProblem(from, set, { batchSize, keepAdversarials: o.keepAdversarials, only: o.only });
+    check(why === null, () => `cannot resume the attack run: ${why}`);
+  }
+  const keep = o.keepAdversarials;
+  // Examples whose adversarial is kept are the first `keepFirst` clean-correct ones; the other rows hold clean images.
+  const keepFirst = keep === true ? Infinity : keep ? keep.firstCorrect : 0;
+  const adversarial = keep ? new Float32Array(set.count * per) : undefined;
+  const kept: number[] = [];
   const cleanCorrect = new Uint8Array(set.count);
   const robust = new Uint8Array(set.count);
-  const rng = new Rng((o.seed ?? attack.info.seed) ^ 0x68e31da4);
-  const progress = new TaskProgress(o.label ?? attack.info.name, set.count, o.quiet);
-  let attacked = 0;
-  let perturbed = 0;
-  let successes = 0;
-  let seen = 0;
+  const rng = from ? Rng.fromState(from.targetRng) : new Rng((o.seed ?? attack.info.seed) ^ 0x68e31da4);
+  const tally = from ? { ...from.tally } : emptyTally();
+  let seen = from?.seen ?? 0;
   let robustCount = 0;
-  let linfSum = 0;
-  let linfMax = 0;
-  let l2Sum = 0;
-  let l2Max = 0;
+  let correctCount = 0;
+  if (from) {
+    attack.randomState = from.attackRng;
+    cleanCorrect.set(from.cleanCorrect);
+    robust.set(from.robust);
+    robustCount = from.robust.reduce((a, v) => a + v, 0);
+    correctCount = from.cleanCorrect.reduce((a, v) => a + v, 0);
+    if (adversarial) {
+      adversarial.set(gatherBatch(set, range(seen), NO_AUGMENT, new Rng(0))); // no augmentation: draws nothing
+      const a = from.adversarial!;
+      a.index.forEach((i, k) => {
+        adversarial.set(a.images.subarray(k * per, (k + 1) * per), i * per);
+        kept.push(i);
+      });
+    }
+  }
+  const secondsBefore = from?.seconds ?? 0;
+  const progress = new TaskProgress(o.label ?? attack.info.name, set.count, o.quiet, seen);
   const t0 = performance.now();
+  const seconds = () => secondsBefore + (performance.now() - t0) / 1000;
+  const state = (): AttackRunState => ({
+    seen,
+    tally: { ...tally },
+    seconds: seconds(),
+    cleanCorrect: cleanCorrect.slice(0, seen),
+    robust: robust.slice(0, seen),
+    targetRng: rng.state,
+    attackRng: attack.randomState,
+    ...(adversarial && {
+      adversarial: {
+        ...(keep !== true && { firstCorrect: keepFirst }),
+        index: Int32Array.from(kept),
+        images: keptImages(adversarial, kept, per),
+      },
+    }),
+  });
   for (const indices of epochBatches(set.count, batchSize)) {
+    if (indices[0] < seen) continue; // done before the run was resumed
     if (o.shouldStop?.()) break;
     const b = makeBatch(set, indices, NO_AUGMENT, rng);
     const correct = tf.tidy(() => classifier.logits(b.x, 'inference').argMax(1).cast('int32').equal(b.y));
@@ -104,30 +159,39 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       });
       const o5 = outcome.dataSync();
       const m = idx.length;
-      perturbed += m;
+      tally.perturbed += m;
       for (let i = 0; i < m; i++) {
         robust[start + idx[i]] = o5[i];
         robustCount += o5[i];
-        successes += o5[m + i];
-        attacked += o5[2 * m + i];
-        linfSum += o5[3 * m + i];
-        linfMax = Math.max(linfMax, o5[3 * m + i]);
-        l2Sum += o5[4 * m + i];
-        l2Max = Math.max(l2Max, o5[4 * m + i]);
+        tally.successes += o5[m + i];
+        tally.attacked += o5[2 * m + i];
+        tally.linfSum += o5[3 * m + i];
+        tally.linfMax = Math.max(tally.linfMax, o5[3 * m + i]);
+        tally.l2Sum += o5[4 * m + i];
+        tally.l2Max = Math.max(tally.l2Max, o5[4 * m + i]);
       }
       if (adversarial) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
       tf.dispose([outcome, at, x, y, targets, adv]);
     }
     if (adversarial) {
-      const src = batchAdv ?? b.x;
-      adversarial.set(src.dataSync(), start * per);
+      const attacked = new Uint8Array(indices.length);
+      idx.forEach((i) => (attacked[i] = 1));
+      const advPixels = (batchAdv ?? b.x).dataSync();
+      const cleanPixels = b.x.dataSync();
+      for (let i = 0; i < indices.length; i++) {
+        const selected = okClean[i] === 1 && correctCount++ < keepFirst;
+        adversarial.set((selected ? advPixels : cleanPixels).subarray(i * per, (i + 1) * per), (start + i) * per);
+        if (selected && attacked[i]) kept.push(start + i);
+      }
     }
     tf.dispose([b.x, b.y, batchAdv]);
     seen += indices.length;
     progress.update(seen, `robust ${((100 * robustCount) / seen).toFixed(1)}%`);
+    o.onBatch?.(state());
   }
   progress.stop();
-  const seconds = (performance.now() - t0) / 1000;
+  const { perturbed, attacked, successes, linfSum, linfMax, l2Sum, l2Max } = tally;
+  const spent = seconds();
   const sum = (a: Uint8Array) => a.subarray(0, seen).reduce((s, v) => s + v, 0);
   const nPerturbed = Math.max(1, perturbed);
   return {
@@ -141,8 +205,8 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       linf_max: linfMax,
       l2_mean: l2Sum / nPerturbed,
       l2_max: l2Max,
-      seconds,
-      img_per_s: seconds > 0 ? seen / seconds : 0,
+      seconds: spent,
+      img_per_s: spent > 0 ? seen / spent : 0,
     },
     adversarial,
     cleanCorrect: cleanCorrect.subarray(0, seen),
