@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ImageSet } from '../data/dataset.js';
-import { NO_AUGMENT, epochBatches, gatherBatch, makeBatch } from '../data/batches.js';
+import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
 import type { Attack } from '../attacks/attack.js';
 import { chooseTargets } from '../attacks/targets.js';
 import { asClassifier, type Classifier } from '../models/classifier.js';
@@ -14,6 +14,7 @@ import { Rng } from '../util/rng.js';
 import { check } from '../util/errors.js';
 import { TaskProgress } from '../util/task-progress.js';
 import { emptyTally, stateProblem, type AttackRunState, type KeepAdversarials } from './attack-state.js';
+import { KeptAdversarials } from './kept-adversarials.js';
 
 export interface AttackStats {
   n: number;
@@ -64,50 +65,27 @@ function maskIndices(mask: ArrayLike<number>): Int32Array {
   return Int32Array.from(out);
 }
 
-/** The rows `index` of `images`, one after the other. */
-function keptImages(images: Float32Array, index: number[], per: number): Float32Array {
-  const out = new Float32Array(index.length * per);
-  index.forEach((i, k) => out.set(images.subarray(i * per, (i + 1) * per), k * per));
-  return out;
-}
-
-const range = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
-
 export async function runAttack(model: tf.LayersModel | Classifier, attack: Attack, set: ImageSet, o: AttackRunOptions = {}): Promise<AttackRun> {
   const classifier = asClassifier(model);
   const batchSize = o.batchSize ?? 128;
-  const per = set.height * set.width * set.channels;
   const from = o.resume;
   if (from) {
     const why = stateProblem(from, set, { batchSize, keepAdversarials: o.keepAdversarials, only: o.only });
     check(why === null, () => `cannot resume the attack run: ${why}`);
   }
-  const keep = o.keepAdversarials;
-  // Examples whose adversarial is kept are the first `keepFirst` clean-correct ones; the other rows hold clean images.
-  const keepFirst = keep === true ? Infinity : keep ? keep.firstCorrect : 0;
-  const adversarial = keep ? new Float32Array(set.count * per) : undefined;
-  const kept: number[] = [];
+  const kept = o.keepAdversarials ? new KeptAdversarials(set, o.keepAdversarials) : undefined;
   const cleanCorrect = new Uint8Array(set.count);
   const robust = new Uint8Array(set.count);
   const rng = from ? Rng.fromState(from.targetRng) : new Rng((o.seed ?? attack.info.seed) ^ 0x68e31da4);
   const tally = from ? { ...from.tally } : emptyTally();
   let seen = from?.seen ?? 0;
   let robustCount = 0;
-  let correctCount = 0;
   if (from) {
     attack.randomState = from.attackRng;
     cleanCorrect.set(from.cleanCorrect);
     robust.set(from.robust);
     robustCount = from.robust.reduce((a, v) => a + v, 0);
-    correctCount = from.cleanCorrect.reduce((a, v) => a + v, 0);
-    if (adversarial) {
-      adversarial.set(gatherBatch(set, range(seen), NO_AUGMENT, new Rng(0))); // no augmentation: draws nothing
-      const a = from.adversarial!;
-      a.index.forEach((i, k) => {
-        adversarial.set(a.images.subarray(k * per, (k + 1) * per), i * per);
-        kept.push(i);
-      });
-    }
+    kept?.restore(from);
   }
   const secondsBefore = from?.seconds ?? 0;
   const progress = new TaskProgress(o.label ?? attack.info.name, set.count, o.quiet, seen);
@@ -121,13 +99,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
     robust: robust.slice(0, seen),
     targetRng: rng.state,
     attackRng: attack.randomState,
-    ...(adversarial && {
-      adversarial: {
-        ...(keep !== true && { firstCorrect: keepFirst }),
-        index: Int32Array.from(kept),
-        images: keptImages(adversarial, kept, per),
-      },
-    }),
+    ...(kept && { adversarial: kept.state() }),
   });
   for (const indices of epochBatches(set.count, batchSize)) {
     if (indices[0] < seen) continue; // done before the run was resumed
@@ -170,19 +142,13 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
         tally.l2Sum += o5[4 * m + i];
         tally.l2Max = Math.max(tally.l2Max, o5[4 * m + i]);
       }
-      if (adversarial) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
+      if (kept) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
       tf.dispose([outcome, at, x, y, targets, adv]);
     }
-    if (adversarial) {
+    if (kept) {
       const attacked = new Uint8Array(indices.length);
       idx.forEach((i) => (attacked[i] = 1));
-      const advPixels = (batchAdv ?? b.x).dataSync();
-      const cleanPixels = b.x.dataSync();
-      for (let i = 0; i < indices.length; i++) {
-        const selected = okClean[i] === 1 && correctCount++ < keepFirst;
-        adversarial.set((selected ? advPixels : cleanPixels).subarray(i * per, (i + 1) * per), (start + i) * per);
-        if (selected && attacked[i]) kept.push(start + i);
-      }
+      kept.add(start, b.x.dataSync() as Float32Array, (batchAdv ?? b.x).dataSync() as Float32Array, okClean, attacked);
     }
     tf.dispose([b.x, b.y, batchAdv]);
     seen += indices.length;
@@ -208,7 +174,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       seconds: spent,
       img_per_s: spent > 0 ? seen / spent : 0,
     },
-    adversarial,
+    adversarial: kept?.images,
     cleanCorrect: cleanCorrect.subarray(0, seen),
     robust: robust.subarray(0, seen),
   };
