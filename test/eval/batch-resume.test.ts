@@ -11,6 +11,8 @@ import type { AttackRunState } from '../../eval/attack-state.js';
 import { writeDigested } from '../../eval/cells.js';
 import { isPartialFile } from '../../eval/partial-cells.js';
 import { PRESETS } from '../../eval/presets.js';
+import { writeReports } from '../../eval/report.js';
+import { readGrid } from '../../cli/eval-command.js';
 import { makeAttack } from '../../attacks/index.js';
 import { layersClassifier } from '../../models/classifier.js';
 import type { ImageSet } from '../../data/dataset.js';
@@ -216,6 +218,16 @@ describe('a partial cell that cannot be trusted', () => {
       ),
       { numRuns: 6 },
     );
+  });
+
+  it('export reads past a partial cell (a later, stopped run into a finished folder): no warning, every gallery', async () => {
+    const out = tmpDir('partial-export');
+    await writeReports(out, (await runGrid(config, [model], { out, backend: 'wasm', quiet: true })).result);
+    fs.copyFileSync(path.join(stopped, 'cells', partials(stopped)[0]), path.join(out, 'cells', `${'0'.repeat(32)}.partial.json`));
+    const warnings: string[] = [];
+    const r = readGrid(out, (m) => warnings.push(m));
+    expect(warnings).toEqual([]);
+    expect(r.cells.filter((c) => c.gallery)).toHaveLength(2);
   });
 
   it("another cell's partial, under this cell's name", async () => {
