@@ -10,7 +10,8 @@ export { asClassifier, layersClassifier, type Classifier } from './models/classi
 export { noisyClassifier } from './defenses/noise-injection.js';
 export { parseDefenses, defenseConfig, type DefenseConfig } from './defenses/defense.js';
 export { train, type TrainConfig } from './train/trainer.js';
-export { runAttack, type AttackStats } from './eval/attack-run.js';
+export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
+export type { AttackRunState, KeepAdversarials } from './eval/attack-state.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';
 export { PRESETS, preset, type Preset } from './eval/presets.js';
 export { runGrid, type EvalConfig, type GridResult } from './eval/grid.js';

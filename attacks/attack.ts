@@ -58,6 +58,8 @@ export interface AttackCall {
 export interface Attack {
   (x: tf.Tensor4D, y: tf.Tensor1D, call?: AttackCall): Promise<tf.Tensor4D>;
   readonly info: AttackInfo;
+  /** The state of the attack's random stream between calls (random starts, chosen targets): saved and set again, an interrupted run continues it exactly. */
+  randomState: number;
 }
 
 /** What an attack's `run` gets: checked inputs, targets (when targeted), and a seeded stream. */
@@ -125,7 +127,7 @@ export function defineAttack(
   if (typeof info.targeted === 'number') {
     check(Number.isInteger(info.targeted) && info.targeted >= 0 && info.targeted < classifier.numClasses, `target class ${info.targeted} does not exist: the model has ${classifier.numClasses} classes`);
   }
-  const rng = new Rng(info.seed ^ 0x2545f491);
+  let rng = new Rng(info.seed ^ 0x2545f491);
   const attack = async (x: tf.Tensor4D, y: tf.Tensor1D, call: AttackCall = {}): Promise<tf.Tensor4D> => {
     checkInputs(x, y);
     if (call.targets) check(call.targets.shape[0] === x.shape[0] && call.targets.dtype === 'int32', 'targets must be int32 with one entry per image');
@@ -141,5 +143,7 @@ export function defineAttack(
       }
     });
   };
-  return Object.assign(attack, { info: Object.freeze({ ...info }) });
+  return Object.defineProperties(Object.assign(attack, { info: Object.freeze({ ...info }) }), {
+    randomState: { enumerable: true, get: () => rng.state, set: (state: number) => void (rng = Rng.fromState(state)) },
+  }) as Attack;
 }

@@ -9,6 +9,7 @@ import { sanityFlags } from '../eval/sanity.js';
 import { CONFIG_KEYS, parseEvalConfig } from '../eval/config.js';
 import { PRESETS } from '../eval/presets.js';
 import { readCell } from '../eval/cells.js';
+import { isPartialFile } from '../eval/partial-cells.js';
 import { checkGridResult } from '../eval/result-shape.js';
 import { check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -69,7 +70,7 @@ export function readGrid(dir: string, warn: (message: string) => void = console.
   const cellDir = path.join(dir, 'cells');
   if (fs.existsSync(cellDir)) {
     const saved: CellResult[] = [];
-    for (const f of fs.readdirSync(cellDir).filter((f) => f.endsWith('.json'))) {
+    for (const f of fs.readdirSync(cellDir).filter((f) => f.endsWith('.json') && !isPartialFile(f))) {
       const { cell, damaged } = readCell(path.join(cellDir, f));
       if (damaged) warn(`warning: ${path.join(cellDir, f)}: damaged cell (${damaged}); its gallery is left out`);
       if (cell) saved.push(cell);
@@ -119,7 +120,7 @@ export function registerEval(program: Command): void {
       }
       const cellsTotal = config.models.length * config.attacks.length * config.eps.length;
       if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} model(s) × ${config.attacks.length} attack(s) × ${config.eps.length} eps) on ${Math.min(config.limit, models[0]?.test.count ?? config.limit)} ${dataName} test images → ${o.out}`);
-      const interrupt = new Interrupt('stopping after this batch; finished cells are kept (run the same command to resume)…');
+      const interrupt = new Interrupt('stopping after this batch; finished cells and batches are kept (run the same command to resume)…');
       let done = 0;
       const { result, complete } = await runGrid(config, models, {
         out: o.out,
@@ -137,7 +138,7 @@ export function registerEval(program: Command): void {
         m.model.dispose();
       });
       if (!complete) {
-        console.error(`stopped with ${done} of ${cellsTotal} cells done; run the same command to resume`);
+        console.error(`stopped with ${done} of ${cellsTotal} cells done; run the same command to resume (a cell in progress continues at its next batch)`);
         process.exitCode = 130;
         return;
       }

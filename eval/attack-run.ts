@@ -1,7 +1,8 @@
 /**
  * Runs one attack over an image set and measures it, following AutoAttack's protocol: only the
  * examples the model classifies correctly are attacked; an example is robust when it is still
- * classified correctly afterwards.
+ * classified correctly afterwards. A run reports its state after every batch and can continue from
+ * such a state (eval/attack-state.ts) as if it had never stopped.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ImageSet } from '../data/dataset.js';
@@ -10,7 +11,10 @@ import type { Attack } from '../attacks/attack.js';
 import { chooseTargets } from '../attacks/targets.js';
 import { asClassifier, type Classifier } from '../models/classifier.js';
 import { Rng } from '../util/rng.js';
+import { check } from '../util/errors.js';
 import { TaskProgress } from '../util/task-progress.js';
+import { emptyTally, stateProblem, type AttackRunState, type KeepAdversarials } from './attack-state.js';
+import { KeptAdversarials } from './kept-adversarials.js';
 
 export interface AttackStats {
   n: number;
@@ -39,7 +43,8 @@ export interface AttackRun {
 
 export interface AttackRunOptions {
   batchSize?: number;
-  keepAdversarials?: boolean;
+  /** Keep the adversarial images: all, or those of the first k clean-correct examples (`{ firstCorrect: k }`). */
+  keepAdversarials?: KeepAdversarials;
   /** Seed for target choice (targeted attacks). */
   seed?: number;
   quiet?: boolean;
@@ -48,6 +53,10 @@ export interface AttackRunOptions {
   only?: Uint8Array;
   /** Called between batches; returning true stops early (the stats cover the batches done). */
   shouldStop?: () => boolean;
+  /** Continue from the state an earlier run of this attack on this set, with these options, reported through `onBatch`. */
+  resume?: AttackRunState;
+  /** Called after every finished batch with the run's state: a point to resume from. */
+  onBatch?: (state: AttackRunState) => void;
 }
 
 function maskIndices(mask: ArrayLike<number>): Int32Array {
@@ -59,23 +68,41 @@ function maskIndices(mask: ArrayLike<number>): Int32Array {
 export async function runAttack(model: tf.LayersModel | Classifier, attack: Attack, set: ImageSet, o: AttackRunOptions = {}): Promise<AttackRun> {
   const classifier = asClassifier(model);
   const batchSize = o.batchSize ?? 128;
-  const per = set.height * set.width * set.channels;
-  const adversarial = o.keepAdversarials ? new Float32Array(set.count * per) : undefined;
+  const from = o.resume;
+  if (from) {
+    const why = stateProblem(from, set, { batchSize, keepAdversarials: o.keepAdversarials, only: o.only });
+    check(why === null, () => `cannot resume the attack run: ${why}`);
+  }
+  const kept = o.keepAdversarials ? new KeptAdversarials(set, o.keepAdversarials) : undefined;
   const cleanCorrect = new Uint8Array(set.count);
   const robust = new Uint8Array(set.count);
-  const rng = new Rng((o.seed ?? attack.info.seed) ^ 0x68e31da4);
-  const progress = new TaskProgress(o.label ?? attack.info.name, set.count, o.quiet);
-  let attacked = 0;
-  let perturbed = 0;
-  let successes = 0;
-  let seen = 0;
+  const rng = from ? Rng.fromState(from.targetRng) : new Rng((o.seed ?? attack.info.seed) ^ 0x68e31da4);
+  const tally = from ? { ...from.tally } : emptyTally();
+  let seen = from?.seen ?? 0;
   let robustCount = 0;
-  let linfSum = 0;
-  let linfMax = 0;
-  let l2Sum = 0;
-  let l2Max = 0;
+  if (from) {
+    attack.randomState = from.attackRng;
+    cleanCorrect.set(from.cleanCorrect);
+    robust.set(from.robust);
+    robustCount = from.robust.reduce((a, v) => a + v, 0);
+    kept?.restore(from);
+  }
+  const secondsBefore = from?.seconds ?? 0;
+  const progress = new TaskProgress(o.label ?? attack.info.name, set.count, o.quiet, seen);
   const t0 = performance.now();
+  const seconds = () => secondsBefore + (performance.now() - t0) / 1000;
+  const state = (): AttackRunState => ({
+    seen,
+    tally: { ...tally },
+    seconds: seconds(),
+    cleanCorrect: cleanCorrect.slice(0, seen),
+    robust: robust.slice(0, seen),
+    targetRng: rng.state,
+    attackRng: attack.randomState,
+    ...(kept && { adversarial: kept.state() }),
+  });
   for (const indices of epochBatches(set.count, batchSize)) {
+    if (indices[0] < seen) continue; // done before the run was resumed
     if (o.shouldStop?.()) break;
     const b = makeBatch(set, indices, NO_AUGMENT, rng);
     const correct = tf.tidy(() => classifier.logits(b.x, 'inference').argMax(1).cast('int32').equal(b.y));
@@ -104,30 +131,33 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       });
       const o5 = outcome.dataSync();
       const m = idx.length;
-      perturbed += m;
+      tally.perturbed += m;
       for (let i = 0; i < m; i++) {
         robust[start + idx[i]] = o5[i];
         robustCount += o5[i];
-        successes += o5[m + i];
-        attacked += o5[2 * m + i];
-        linfSum += o5[3 * m + i];
-        linfMax = Math.max(linfMax, o5[3 * m + i]);
-        l2Sum += o5[4 * m + i];
-        l2Max = Math.max(l2Max, o5[4 * m + i]);
+        tally.successes += o5[m + i];
+        tally.attacked += o5[2 * m + i];
+        tally.linfSum += o5[3 * m + i];
+        tally.linfMax = Math.max(tally.linfMax, o5[3 * m + i]);
+        tally.l2Sum += o5[4 * m + i];
+        tally.l2Max = Math.max(tally.l2Max, o5[4 * m + i]);
       }
-      if (adversarial) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
+      if (kept) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
       tf.dispose([outcome, at, x, y, targets, adv]);
     }
-    if (adversarial) {
-      const src = batchAdv ?? b.x;
-      adversarial.set(src.dataSync(), start * per);
+    if (kept) {
+      const attacked = new Uint8Array(indices.length);
+      idx.forEach((i) => (attacked[i] = 1));
+      kept.add(start, b.x.dataSync() as Float32Array, (batchAdv ?? b.x).dataSync() as Float32Array, okClean, attacked);
     }
     tf.dispose([b.x, b.y, batchAdv]);
     seen += indices.length;
     progress.update(seen, `robust ${((100 * robustCount) / seen).toFixed(1)}%`);
+    o.onBatch?.(state());
   }
   progress.stop();
-  const seconds = (performance.now() - t0) / 1000;
+  const { perturbed, attacked, successes, linfSum, linfMax, l2Sum, l2Max } = tally;
+  const spent = seconds();
   const sum = (a: Uint8Array) => a.subarray(0, seen).reduce((s, v) => s + v, 0);
   const nPerturbed = Math.max(1, perturbed);
   return {
@@ -141,10 +171,10 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       linf_max: linfMax,
       l2_mean: l2Sum / nPerturbed,
       l2_max: l2Max,
-      seconds,
-      img_per_s: seconds > 0 ? seen / seconds : 0,
+      seconds: spent,
+      img_per_s: spent > 0 ? seen / spent : 0,
     },
-    adversarial,
+    adversarial: kept?.images,
     cleanCorrect: cleanCorrect.subarray(0, seen),
     robust: robust.subarray(0, seen),
   };

@@ -11,10 +11,41 @@ import { readRegularFile } from '../util/read-file.js';
 import { cellProblem } from './result-shape.js';
 import type { CellResult } from './grid.js';
 
-const digestOf = (cell: object) => crypto.createHash('sha256').update(JSON.stringify(cell)).digest('hex');
+const digestOf = (content: object) => crypto.createHash('sha256').update(JSON.stringify(content)).digest('hex');
+
+/** Writes `content` with its digest, atomically (cells and partial cells). */
+export function writeDigested(file: string, content: object): void {
+  writeFileAtomic(file, JSON.stringify({ ...content, digest: digestOf(content) }));
+}
 
 export function writeCell(file: string, cell: CellResult): void {
-  writeFileAtomic(file, JSON.stringify({ ...cell, digest: digestOf(cell) }));
+  writeDigested(file, cell);
+}
+
+/**
+ * The object a digest-checked file holds (without its digest), or why it cannot be trusted:
+ * unreadable, not a regular file of sane size (a FIFO would block, /dev/zero never end), not a
+ * JSON object, or content that does not match its digest. Neither when there is no file.
+ */
+export function readDigested(file: string, limits: { maxBytes: number; what: string }): { content?: Record<string, unknown>; damaged?: string } {
+  if (!fs.existsSync(file)) return {};
+  let text: string;
+  try {
+    text = readRegularFile(file, limits).toString('utf8');
+  } catch (e) {
+    if (!(e instanceof RobustError)) throw e;
+    return { damaged: e.message.replace(`${file}: `, '') };
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { damaged: 'not valid JSON' };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { damaged: 'not a JSON object' };
+  const { digest, ...content } = v as Record<string, unknown>;
+  if (typeof digest !== 'string' || digest !== digestOf(content)) return { damaged: 'content does not match its digest' };
+  return { content };
 }
 
 /** What a cell file is expected to hold: the grid position its key stands for. */
@@ -25,21 +56,12 @@ export interface CellExpectation {
   n: number;
 }
 
-/** The cell in `text`, or why it is not a sound one; `expect` adds the grid position checks. */
-function parseCell(text: string, expect?: CellExpectation): { cell?: CellResult; why?: string } {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return { why: 'not valid JSON' };
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { why: 'not a JSON object' };
-  const { digest, ...cell } = v as Record<string, unknown>;
-  if (typeof digest !== 'string' || digest !== digestOf(cell)) return { why: 'content does not match its digest' };
-  const c = cell as unknown as CellResult;
-  const why = cellProblem(cell, expect?.n ?? (c.stats as { n?: number } | undefined)?.n ?? 0);
-  if (why) return { why };
-  if (expect && (c.model !== expect.model || c.attack !== expect.attack || c.eps !== expect.eps)) return { why: 'holds another model, attack or eps' };
+/** The cell in `content`, or why it is not a sound one; `expect` adds the grid position checks. */
+function cellIn(content: Record<string, unknown>, expect?: CellExpectation): { cell?: CellResult; damaged?: string } {
+  const c = content as unknown as CellResult;
+  const why = cellProblem(content, expect?.n ?? (c.stats as { n?: number } | undefined)?.n ?? 0);
+  if (why) return { damaged: why };
+  if (expect && (c.model !== expect.model || c.attack !== expect.attack || c.eps !== expect.eps)) return { damaged: 'holds another model, attack or eps' };
   return { cell: c };
 }
 
@@ -51,15 +73,6 @@ const MAX_CELL_BYTES = 16 * 2 ** 20;
  * trusted, neither when there is no file.
  */
 export function readCell(file: string, expect?: CellExpectation): { cell?: CellResult; damaged?: string } {
-  if (!fs.existsSync(file)) return {};
-  let text: string;
-  try {
-    // Only a regular file of sane size is read: a FIFO would block, /dev/zero would never end.
-    text = readRegularFile(file, { maxBytes: MAX_CELL_BYTES, what: 'cell file' }).toString('utf8');
-  } catch (e) {
-    if (!(e instanceof RobustError)) throw e;
-    return { damaged: e.message.replace(`${file}: `, '') };
-  }
-  const r = parseCell(text, expect);
-  return r.cell ? { cell: r.cell } : { damaged: r.why };
+  const r = readDigested(file, { maxBytes: MAX_CELL_BYTES, what: 'cell file' });
+  return r.content ? cellIn(r.content, expect) : r;
 }

@@ -1,8 +1,9 @@
 /**
  * The evaluation grid: models × attacks × eps on the first `limit` test images. Every cell is one
  * attack run (AutoAttack protocol: only clean-correct images are attacked), saved as soon as it is
- * done, so a stopped grid resumes without redoing finished cells. Per model and eps, the worst case
- * over attacks counts an example as robust only if it survives every attack.
+ * done, so a stopped grid resumes without redoing finished cells; a cell in progress saves its
+ * state after every batch (eval/partial-cells.ts) and resumes at the batch it was in. Per model and
+ * eps, the worst case over attacks counts an example as robust only if it survives every attack.
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { imageSetFingerprint, take, type ImageSet } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { countParams } from '../models/zoo.js';
 import { readCell, writeCell } from './cells.js';
+import { partialFile, readPartial, removePartial, writePartial } from './partial-cells.js';
 import { runAttack, type AttackStats } from './attack-run.js';
 import { adversarialGrid, quantize } from './save-adversarials.js';
 import { modelChecks, type ModelChecks } from './sanity.js';
@@ -139,6 +141,9 @@ export function attackOptions(c: EvalConfig, eps: number, entry = ''): AttackOpt
   return withEntry({ eps, norm: c.norm, steps: c.steps, restarts: c.restarts, eotSamples: c.eotSamples, seed: c.seed }, entry ? parseAttackEntry(entry) : {});
 }
 
+/** Examples the report's gallery shows per model: the first clean-correct ones, at the largest eps. */
+const GALLERY_SIZE = 8;
+
 /** Bumped when a change to the code would change a cell's numbers for the same inputs. */
 const CELL_FORMAT = 2;
 
@@ -179,7 +184,7 @@ export interface GridOptions {
   quiet?: boolean;
   shouldStop?: () => boolean;
   onCell?: (cell: CellResult, reused: boolean) => void;
-  /** One-line warnings (a damaged cell file that is recomputed); default: standard error. */
+  /** One-line warnings (a damaged cell or partial cell file that is recomputed); default: standard error. */
   warn?: (message: string) => void;
 }
 
@@ -190,6 +195,7 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
   const cells: CellResult[] = [];
   const summaries: ModelSummary[] = [];
   const maxEps = Math.max(...config.eps);
+  const warn = o.warn ?? console.error;
   let complete = true;
   outer: for (const m of models) {
     const test = take(m.test, config.limit);
@@ -210,9 +216,11 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
           before.push(name);
         }
         const file = path.join(cellDir, `${key}.json`);
+        const partial = partialFile(cellDir, key);
         const saved = readCell(file, { model: m.path, attack: name, eps, n: test.count });
-        if (saved.damaged) (o.warn ?? console.error)(`warning: ${file}: damaged cell (${saved.damaged}); computing it again`);
+        if (saved.damaged) warn(`warning: ${file}: damaged cell (${saved.damaged}); computing it again`);
         if (saved.cell) {
+          removePartial(partial); // left by a kill between writing the cell and removing it
           const cell = saved.cell;
           cells.push(cell);
           clean = cell.stats.clean_acc;
@@ -224,27 +232,34 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
           complete = false;
           break outer;
         }
+        // Every cell keeps the gallery's images (not only the largest eps's), so its partial does not depend on the eps list.
+        const runOptions = { batchSize: config.batchSize, keepAdversarials: { firstCorrect: GALLERY_SIZE }, only: survivors };
+        const resumed = readPartial(partial, { key, set: test, ...runOptions });
+        if (resumed.damaged) warn(`warning: ${partial}: damaged partial cell (${resumed.damaged}); starting the cell from its first batch`);
         const run = await runAttack(m.classifier, attack, test, {
-          batchSize: config.batchSize,
+          ...runOptions,
           quiet: o.quiet,
           seed: config.seed,
           label: `${m.name} ${name} eps ${formatEps(eps)}`,
-          keepAdversarials: eps === maxEps,
           shouldStop: o.shouldStop,
-          only: survivors,
+          resume: resumed.state,
+          onBatch: (state) => {
+            if (state.seen < test.count) writePartial(partial, key, state); // the last batch's state is the cell itself
+          },
         });
         if (run.stats.n < test.count) {
-          complete = false; // stopped mid-cell: discard it, it reruns on resume
+          complete = false; // stopped mid-cell: its partial continues it on resume
           break outer;
         }
         const cell: CellResult = { model: m.path, attack: name, eps, settings: attack.info, stats: run.stats, robust: encode(run.robust), backend: o.backend, ...(after ? { after } : {}) };
         if (config.cascade) survivors = run.robust;
-        if (run.adversarial) {
+        if (eps === maxEps) {
           const shown: number[] = [];
-          for (let i = 0; i < test.count && shown.length < 8; i++) if (run.cleanCorrect[i]) shown.push(i);
-          cell.gallery = Buffer.from(adversarialGrid(test, quantize(run.adversarial, test.images, attack.info.norm, eps), shown, 2)).toString('base64');
+          for (let i = 0; i < test.count && shown.length < GALLERY_SIZE; i++) if (run.cleanCorrect[i]) shown.push(i);
+          cell.gallery = Buffer.from(adversarialGrid(test, quantize(run.adversarial!, test.images, attack.info.norm, eps), shown, 2)).toString('base64');
         }
         writeCell(file, cell);
+        removePartial(partial);
         cells.push(cell);
         clean = run.stats.clean_acc;
         o.onCell?.(cell, false);

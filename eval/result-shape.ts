@@ -10,7 +10,7 @@ import type { CellResult, GridResult, ModelSummary } from './grid.js';
 
 const share = num(0, 1);
 /** Standard base64 exactly as Buffer writes it (Buffer's decoder silently skips anything else). */
-const base64 = leaf((v) => typeof v === 'string' && v.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(v), 'base64');
+export const base64 = leaf((v) => typeof v === 'string' && v.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(v), 'base64');
 
 const SETTINGS = {
   name: str, norm: oneOf('linf', 'l2', 'l1'), eps: num(0), alpha: optional(num(0)), steps: optional(int(1)), restarts: optional(int(1)),

@@ -3,27 +3,35 @@ import cliProgress from 'cli-progress';
 
 export class TaskProgress {
   private bar: cliProgress.SingleBar | null = null;
-  private lastLine = 0;
+  private lastLine: number;
   private readonly start = performance.now();
 
+  /** `resumedAt`: units an earlier, stopped run already did; shown as such, and left out of the speed. */
   constructor(
     private readonly label: string,
     private readonly total: number,
     private readonly quiet = false,
+    private readonly resumedAt = 0,
   ) {
-    if (quiet || !process.stderr.isTTY) return;
+    this.lastLine = resumedAt;
+    if (quiet) return;
+    const resumed = resumedAt > 0 ? `resumed at ${resumedAt}/${total}` : '';
+    if (!process.stderr.isTTY) {
+      if (resumed) process.stderr.write(`${label} ${resumed}\n`);
+      return;
+    }
     this.bar = new cliProgress.SingleBar(
       { format: `${label} [{bar}] {value}/{total} {info} {speed} img/s eta {eta_formatted}`, stream: process.stderr },
       cliProgress.Presets.shades_classic,
     );
-    this.bar.start(total, 0, { info: '', speed: '-' });
+    this.bar.start(total, resumedAt, { info: resumed, speed: '-' });
   }
 
-  /** `done` units (images) finished; `info` is a short status such as "robust 12.5%". */
+  /** `done` units (images) finished, counting those before a resume; `info` is a short status such as "robust 12.5%". */
   update(done: number, info: string): void {
     if (this.quiet) return;
     const seconds = (performance.now() - this.start) / 1000;
-    const speed = seconds > 0 ? done / seconds : 0;
+    const speed = seconds > 0 ? (done - this.resumedAt) / seconds : 0;
     if (this.bar) return this.bar.update(done, { info, speed: speed.toFixed(1) });
     if (done === this.total || done - this.lastLine >= Math.max(1, Math.round(this.total / 10))) {
       this.lastLine = done;

@@ -1,0 +1,96 @@
+/**
+ * Partial cells (results/cells/<key>.partial.json): where an unfinished cell stood after its last
+ * finished batch, so a killed grid continues the cell at that batch instead of from the start (an
+ * AutoAttack cell on 1000 CIFAR images takes 30–60 minutes). Written atomically after each batch,
+ * digest-checked like cells, trusted only by the cell whose key it names, removed once the cell is
+ * written. Adversarial images are kept only as far as the gallery needs them, so the file stays
+ * small (8 CIFAR images: 98 KB) however many images the cell covers.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ImageSet } from '../data/dataset.js';
+import { fieldProblem, int, nested, num, optional, leaf, matching, oneOf, type Shape } from '../util/fields.js';
+import { readDigested, writeDigested } from './cells.js';
+import { stateProblem, type AttackRunState, type KeepAdversarials } from './attack-state.js';
+import { base64 } from './result-shape.js';
+
+/** Bumped when the saved state's meaning changes: an older partial is then not trusted. */
+const PARTIAL_FORMAT = 1;
+
+export const partialFile = (cellDir: string, key: string) => path.join(cellDir, `${key}.partial.json`);
+export const isPartialFile = (name: string) => name.endsWith('.partial.json');
+
+const b64 = (a: Uint8Array | Int32Array | Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+/** Bytes of base64 `s` in a fresh (aligned) buffer. */
+const bytes = (s: string) => Uint8Array.from(Buffer.from(s, 'base64'));
+
+const TALLY: Shape = { perturbed: int(0), attacked: int(0), successes: int(0), linfSum: num(0), linfMax: num(0), l2Sum: num(0), l2Max: num(0) };
+const STATE: Shape = {
+  seen: int(0), tally: nested(TALLY), seconds: num(0), cleanCorrect: base64, robust: base64, targetRng: int(0, 0xffffffff), attackRng: int(0, 0xffffffff),
+  adversarial: optional(nested({ firstCorrect: optional(int(1)), index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'), images: base64 })),
+};
+const PARTIAL: Shape = { format: oneOf(PARTIAL_FORMAT), key: matching(/^[0-9a-f]{32}$/, 'a cell key'), state: nested(STATE) };
+
+export function writePartial(file: string, key: string, s: AttackRunState): void {
+  const a = s.adversarial;
+  const state = {
+    ...s,
+    cleanCorrect: b64(s.cleanCorrect),
+    robust: b64(s.robust),
+    ...(a && { adversarial: { ...a, index: Array.from(a.index), images: b64(a.images) } }),
+  };
+  writeDigested(file, { format: PARTIAL_FORMAT, key, state });
+}
+
+type Saved = { seen: number; tally: AttackRunState['tally']; seconds: number; cleanCorrect: string; robust: string; targetRng: number; attackRng: number; adversarial?: { firstCorrect?: number; index: number[]; images: string } };
+
+/** The state in a checked partial; null when its images are not whole float32 values. */
+function decode(s: Saved): AttackRunState | null {
+  const a = s.adversarial;
+  const images = a && bytes(a.images);
+  if (images && images.length % 4 !== 0) return null;
+  return {
+    ...s,
+    cleanCorrect: bytes(s.cleanCorrect),
+    robust: bytes(s.robust),
+    adversarial: a && { ...(a.firstCorrect !== undefined && { firstCorrect: a.firstCorrect }), index: Int32Array.from(a.index), images: new Float32Array(images!.buffer) },
+  };
+}
+
+export interface PartialExpectation {
+  key: string;
+  set: ImageSet;
+  batchSize: number;
+  keepAdversarials?: KeepAdversarials;
+  only?: Uint8Array;
+}
+
+/**
+ * Reads a partial cell: `state` when it is sound and continues exactly this cell, `damaged` (why)
+ * when it exists but cannot be trusted (the cell then starts from its first batch), neither when
+ * there is none.
+ */
+export function readPartial(file: string, e: PartialExpectation): { state?: AttackRunState; damaged?: string } {
+  const per = e.set.height * e.set.width * e.set.channels;
+  const k = e.keepAdversarials;
+  const keptMax = k === true ? e.set.count : k ? Math.min(k.firstCorrect, e.set.count) : 0;
+  const maxBytes = 64 * 1024 + 4 * e.set.count + Math.ceil((keptMax * (4 * per + 16) * 4) / 3);
+  const r = readDigested(file, { maxBytes, what: 'partial cell file' });
+  if (!r.content) return r;
+  const bad = fieldProblem(r.content, PARTIAL);
+  if (bad) return { damaged: bad };
+  if (r.content.key !== e.key) return { damaged: 'it belongs to another cell' };
+  const state = decode(r.content.state as Saved);
+  if (!state) return { damaged: 'its images are not whole float32 values' };
+  const why = stateProblem(state, e.set, e);
+  return why ? { damaged: why } : { state };
+}
+
+/** Removes a finished cell's partial. Best effort: one left behind is never used, since the cell file comes first. */
+export function removePartial(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch {
+    // a read-only folder: the next run that can write removes it
+  }
+}
