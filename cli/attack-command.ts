@@ -181,7 +181,7 @@ export function registerAttack(program: Command): void {
       console.log(`clean accuracy    ${pct(s.clean_acc)} (${s.n} images)`);
       console.log(`robust accuracy   ${pct(s.robust_acc)}`);
       console.log(`attack success    ${pct(s.success_rate)} of ${s.attacked} attacked${a.targeted !== undefined ? ' (reached the target)' : ''}`);
-      console.log(`perturbation      Linf mean ${px(s.linf_mean)} max ${px(s.linf_max)} · L2 mean ${s.l2_mean.toFixed(3)} max ${s.l2_max.toFixed(3)}`);
+      console.log(`perturbation      Linf mean ${px(s.linf_mean)} max ${px(s.linf_max)} · L2 mean ${s.l2_mean.toFixed(3)} max ${s.l2_max.toFixed(3)} · L1 mean ${s.l1_mean!.toFixed(2)} max ${s.l1_max!.toFixed(2)}`);
       console.log(`time              ${s.seconds.toFixed(1)} s, ${s.img_per_s.toFixed(1)} img/s`);
       if (report.saved) console.log(`saved             ${(report.saved as string[]).join(', ')} (8-bit; robust accuracy on them ${pct(report.saved_robust_acc as number)}), grid ${report.grid}`);
       else if (report.grid) console.log(`grid              ${report.grid}`);

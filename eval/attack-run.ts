@@ -28,6 +28,9 @@ export interface AttackStats {
   linf_max: number;
   l2_mean: number;
   l2_max: number;
+  /** Absent in cells written before the L1 threat model. */
+  l1_mean?: number;
+  l1_max?: number;
   seconds: number;
   img_per_s: number;
 }
@@ -127,6 +130,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
           targets ? targets.notEqual(y).cast('float32') : tf.onesLike(y).cast('float32'),
           delta.abs().max([1, 2, 3]),
           delta.square().sum([1, 2, 3]).sqrt(),
+          delta.abs().sum([1, 2, 3]),
         ]);
       });
       const o5 = outcome.dataSync();
@@ -141,6 +145,8 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
         tally.linfMax = Math.max(tally.linfMax, o5[3 * m + i]);
         tally.l2Sum += o5[4 * m + i];
         tally.l2Max = Math.max(tally.l2Max, o5[4 * m + i]);
+        tally.l1Sum += o5[5 * m + i];
+        tally.l1Max = Math.max(tally.l1Max, o5[5 * m + i]);
       }
       if (kept) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
       tf.dispose([outcome, at, x, y, targets, adv]);
@@ -156,7 +162,7 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
     o.onBatch?.(state());
   }
   progress.stop();
-  const { perturbed, attacked, successes, linfSum, linfMax, l2Sum, l2Max } = tally;
+  const { perturbed, attacked, successes, linfSum, linfMax, l2Sum, l2Max, l1Sum, l1Max } = tally;
   const spent = seconds();
   const sum = (a: Uint8Array) => a.subarray(0, seen).reduce((s, v) => s + v, 0);
   const nPerturbed = Math.max(1, perturbed);
@@ -171,6 +177,8 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       linf_max: linfMax,
       l2_mean: l2Sum / nPerturbed,
       l2_max: l2Max,
+      l1_mean: l1Sum / nPerturbed,
+      l1_max: l1Max,
       seconds: spent,
       img_per_s: spent > 0 ? seen / spent : 0,
     },

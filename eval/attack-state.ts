@@ -16,9 +16,11 @@ export interface AttackTally {
   linfMax: number;
   l2Sum: number;
   l2Max: number;
+  l1Sum: number;
+  l1Max: number;
 }
 
-export const emptyTally = (): AttackTally => ({ perturbed: 0, attacked: 0, successes: 0, linfSum: 0, linfMax: 0, l2Sum: 0, l2Max: 0 });
+export const emptyTally = (): AttackTally => ({ perturbed: 0, attacked: 0, successes: 0, linfSum: 0, linfMax: 0, l2Sum: 0, l2Max: 0, l1Sum: 0, l1Max: 0 });
 
 /**
  * Which adversarial images a run keeps: all (true), or only those of the first `firstCorrect`
@@ -60,7 +62,7 @@ export function stateProblem(s: AttackRunState, set: ImageSet, o: { batchSize: n
     if (s.cleanCorrect[i] > 1 || s.robust[i] > s.cleanCorrect[i] || (o.only && s.robust[i] > o.only[i])) return `example ${i} is robust without being clean-correct (or attacked)`;
     perturbed += s.cleanCorrect[i] & (o.only ? o.only[i] : 1);
   }
-  const sums = [t.linfSum, t.linfMax, t.l2Sum, t.l2Max, s.seconds];
+  const sums = [t.linfSum, t.linfMax, t.l2Sum, t.l2Max, t.l1Sum, t.l1Max, s.seconds];
   if (!sums.every((v) => Number.isFinite(v) && v >= 0)) return 'a sum, maximum or the seconds is not a finite number ≥ 0';
   if (t.perturbed !== perturbed) return `tally.perturbed is ${t.perturbed}, the masks give ${perturbed}`;
   if (!(Number.isInteger(t.attacked) && Number.isInteger(t.successes) && t.successes >= 0 && t.successes <= t.attacked && t.attacked <= perturbed)) return 'tally.attacked and tally.successes disagree with the examples attacked';

@@ -24,7 +24,7 @@ const b64 = (a: Uint8Array | Int32Array | Float32Array) => Buffer.from(a.buffer,
 /** Bytes of base64 `s` in a fresh (aligned) buffer. */
 const bytes = (s: string) => Uint8Array.from(Buffer.from(s, 'base64'));
 
-const TALLY: Shape = { perturbed: int(0), attacked: int(0), successes: int(0), linfSum: num(0), linfMax: num(0), l2Sum: num(0), l2Max: num(0) };
+const TALLY: Shape = { perturbed: int(0), attacked: int(0), successes: int(0), linfSum: num(0), linfMax: num(0), l2Sum: num(0), l2Max: num(0), l1Sum: num(0), l1Max: num(0) };
 const STATE: Shape = {
   seen: int(0), tally: nested(TALLY), seconds: num(0), cleanCorrect: base64, robust: base64, targetRng: int(0, 0xffffffff), attackRng: int(0, 0xffffffff),
   adversarial: optional(nested({ firstCorrect: optional(int(1)), index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'), images: base64 })),

@@ -14,7 +14,7 @@ const NORM_LABEL: Record<NormName, string> = { linf: 'Linf', l2: 'L2', l1: 'L1' 
 
 export const CSV_COLUMNS = [
   'model', 'arch', 'params', 'defense', 'attack', 'after', 'norm', 'eps', 'alpha', 'steps', 'restarts', 'eot_samples', 'seed', 'n',
-  'clean_acc', 'robust_acc', 'success_rate', 'linf_mean', 'linf_max', 'l2_mean', 'l2_max', 'seconds', 'backend',
+  'clean_acc', 'robust_acc', 'success_rate', 'linf_mean', 'linf_max', 'l2_mean', 'l2_max', 'l1_mean', 'l1_max', 'seconds', 'backend',
 ] as const;
 
 export type CsvRow = Record<(typeof CSV_COLUMNS)[number], string | number>;
@@ -31,7 +31,7 @@ export function csvRows(r: GridResult): CsvRow[] {
         backend: c.backend ?? r.backend,
         attack: c.attack, after: (c.after ?? []).join('+'), norm: s.norm, eps: c.eps, alpha: s.alpha ?? '', steps: s.steps ?? '', restarts: s.restarts ?? '', eot_samples: s.eotSamples,
         n: c.stats.n, clean_acc: c.stats.clean_acc, robust_acc: c.stats.robust_acc, success_rate: c.stats.success_rate,
-        linf_mean: c.stats.linf_mean, linf_max: c.stats.linf_max, l2_mean: c.stats.l2_mean, l2_max: c.stats.l2_max, seconds: c.stats.seconds,
+        linf_mean: c.stats.linf_mean, linf_max: c.stats.linf_max, l2_mean: c.stats.l2_mean, l2_max: c.stats.l2_max, l1_mean: c.stats.l1_mean ?? '', l1_max: c.stats.l1_max ?? '', seconds: c.stats.seconds,
       });
     }
     for (const w of r.worst.filter((w) => w.model === m.model)) {
@@ -40,7 +40,7 @@ export function csvRows(r: GridResult): CsvRow[] {
         ...base,
         attack: r.config.cascade ? finalLabel(r) : 'worst-case', after: '', norm: r.config.norm, eps: w.eps, alpha: '', steps: '', restarts: '', eot_samples: '',
         n: w.n, clean_acc: w.clean_acc, robust_acc: w.robust_acc, success_rate: w.clean_acc > 0 ? 1 - w.robust_acc / w.clean_acc : 0,
-        linf_mean: '', linf_max: '', l2_mean: '', l2_max: '', seconds: cells.reduce((t, c) => t + c.stats.seconds, 0),
+        linf_mean: '', linf_max: '', l2_mean: '', l2_max: '', l1_mean: '', l1_max: '', seconds: cells.reduce((t, c) => t + c.stats.seconds, 0),
       });
     }
   }

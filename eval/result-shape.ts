@@ -20,7 +20,7 @@ const SETTINGS = {
 
 const STATS = {
   n: int(1), clean_acc: share, robust_acc: share, success_rate: share, attacked: int(0),
-  linf_mean: num(0), linf_max: num(0), l2_mean: num(0), l2_max: num(0), seconds: num(0), img_per_s: num(0),
+  linf_mean: num(0), linf_max: num(0), l2_mean: num(0), l2_max: num(0), l1_mean: optional(num(0)), l1_max: optional(num(0)), seconds: num(0), img_per_s: num(0),
 };
 
 const CELL = { model: str, attack: str, eps: num(0), settings: nested(SETTINGS), stats: nested(STATS), robust: base64, gallery: optional(base64), after: optional(strings), backend: optional(str) };
