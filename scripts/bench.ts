@@ -1,7 +1,8 @@
 /**
  * Throughput benchmark: forward (inference), input gradient (inference mode) — each also with BN
  * folded into the convs, as attacks run — a whole PGD-10 attack through the library on the folded
- * model (pgd10: images attacked per second; ×10 = attack steps per second) and SGD train step, in
+ * model (pgd10: images attacked per second; ×10 = attack steps per second), AutoAttack's four attacks
+ * (img/s at full settings on images they cannot break, see autoAttackRates) and SGD train step, in
  * images per second, for zoo models at several batch sizes.
  *
  *   npm run bench -- [--backends wasm,cpu] [--models resnet20,resnet18] [--batches 64,128] [--seconds 5]
@@ -27,6 +28,7 @@ import { BACKENDS, initBackend } from '../backend/index.js';
 import { createModel, ZOO } from '../models/zoo.js';
 import { Sgd } from '../train/sgd.js';
 import { pgd } from '../attacks/pgd.js';
+import { makeAttack } from '../attacks/index.js';
 import { foldBatchNorm, foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { check } from '../util/errors.js';
@@ -91,6 +93,29 @@ async function medianSecondsAsync(fn: () => Promise<void>, seconds: number): Pro
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
+}
+
+/**
+ * img/s of each of AutoAttack's attacks at its full settings (APGD-CE 100 steps; APGD-T and FAB-T
+ * 9 targets × 100 steps; Square 5000 queries) on images it cannot break — its full cost, the one
+ * robust points pay. eps 1e-6 breaks nothing, so every target and query runs; each is timed on a
+ * shortened run (10 steps, 1 target, 100 queries) and scaled by the iterations it stands for: an
+ * attack's iterations cost the same whatever their number, its setup is counted in each share.
+ */
+async function autoAttackRates(classifier: Parameters<typeof makeAttack>[1], x: tf.Tensor4D, y: tf.Tensor1D): Promise<Record<string, number>> {
+  const runs = [
+    { name: 'apgd-ce', options: { steps: 10 }, full: 100 / 10 },
+    { name: 'apgd-t', options: { steps: 10, targetClasses: 1 }, full: (9 * 100) / 10 },
+    { name: 'fab-t', options: { steps: 10, targetClasses: 1 }, full: (9 * 100) / 10 },
+    { name: 'square', options: { steps: 100 }, full: 5000 / 100 },
+  ];
+  const out: Record<string, number> = {};
+  for (const r of runs) {
+    const attack = makeAttack(r.name, classifier, { eps: 1e-6, ...r.options });
+    const once = async () => (await attack(x, y)).dispose();
+    out[r.name] = +(x.shape[0] / ((await medianSecondsAsync(once, seconds)) * r.full)).toFixed(3);
+  }
+  return out;
 }
 
 if (backends.length > 1) {
@@ -181,7 +206,13 @@ for (const name of models) {
     }
     row.pgd10 = +(b / (await medianSecondsAsync(pgd10, seconds))).toFixed(2);
     sampleRss();
+    // the model's own predictions: every image starts correctly classified, as the attacked ones do
+    const predicted = tf.tidy(() => attacked.logits(x as tf.Tensor4D, 'inference').argMax(1).cast('int32') as tf.Tensor1D);
+    row.autoattack = await autoAttackRates(attacked, x as tf.Tensor4D, predicted);
+    predicted.dispose();
+    sampleRss();
     rows.push(row);
+    console.log(`${name.padEnd(10)} b${String(b).padEnd(4)} AutoAttack's attacks, img/s at full settings on images they cannot break: ${Object.entries(row.autoattack as object).map(([k, v]) => `${k} ${v}`).join('  ')}`);
     console.log(
       `${name.padEnd(10)} b${String(b).padEnd(4)} forward ${row.forward} (folded ${row.forward_folded})  input_grad ${row.input_grad} (folded ${row.input_grad_folded})  pgd10 ${row.pgd10} (${(10 * (row.pgd10 as number)).toFixed(1)} steps)  train ${row.train} img/s`,
     );
