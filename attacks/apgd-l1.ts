@@ -16,6 +16,7 @@ import { evaluate, type GradientSetup } from './gradient.js';
 import { isSuccess, type Criterion } from './losses.js';
 import { l1, sparseSign, usableBudget } from './norms.js';
 import { BestTracker, exampleMask, projectToBall, startingPoint, type RunResult } from './iterative.js';
+import { adoptUpdate, improveBest, type StepUpdate } from './apgd-state.js';
 
 /** Per example, the number of coordinates where `a` and `b` differ, as float [N]. */
 function l0(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D {
@@ -60,14 +61,8 @@ async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: 
     const ok = success(e.logits, y, targets);
     tracker.update(xAdv, e.value, ok);
     const atCheck = (i + 1) % interval === 0;
-    const next = tf.tidy(() => {
-      const improved = e.value.greater(s.lossBest);
-      const u = {
-        ...s,
-        xBest: tf.where(exampleMask(improved, xAdv), xAdv, s.xBest) as tf.Tensor4D,
-        gradBest: tf.where(exampleMask(improved, grad), grad, s.gradBest) as tf.Tensor4D,
-        lossBest: tf.where(improved, e.value, s.lossBest) as tf.Tensor1D,
-      };
+    const next: StepUpdate<typeof s> = tf.tidy(() => {
+      const u = improveBest(s, xAdv, grad, e.value);
       if (!atCheck) return { s: u };
       const spCurr = l0(u.xBest, x);
       const sparser = spCurr.div(s.spOld).less(0.95); // 0/0 is NaN: not sparser, as in the reference
@@ -79,17 +74,8 @@ async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: 
         grad: tf.where(m, u.gradBest, grad) as tf.Tensor4D,
       };
     });
-    // dispose what the update replaced (tensors carried over unchanged are kept)
-    const carried = new Set(Object.values(next.s));
-    tf.dispose(Object.values(s).filter((t) => !carried.has(t)));
     tf.dispose([e.value, e.logits, ok]);
-    s = next.s;
-    if (next.xAdv) {
-      xAdv.dispose();
-      xAdv = next.xAdv;
-      grad.dispose();
-      grad = next.grad!;
-    }
+    ({ s, xAdv, grad } = adoptUpdate(s, xAdv, grad, next));
     await new Promise<void>((r) => setImmediate(r));
   }
   const xBest = s.xBest;

@@ -12,6 +12,7 @@ import { evaluate, evaluateForward, type GradientSetup } from './gradient.js';
 import { isSuccess, objective, type Criterion, type LossName } from './losses.js';
 import { lpNorm, usableBudget, type LpNorm, type NormName } from './norms.js';
 import { apgdL1Run } from './apgd-l1.js';
+import { adoptUpdate, improveBest, type StepUpdate } from './apgd-state.js';
 import { check } from '../util/errors.js';
 import { BestTracker, exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
 
@@ -94,13 +95,9 @@ export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNor
     tracker.update(xAdv, e.value, ok);
     sinceCheck++;
     const atCheck = checkpoints.has(i + 1);
-    const next = tf.tidy(() => {
-      const improved = e.value.greater(s.lossBest);
+    const next: StepUpdate<typeof s> = tf.tidy(() => {
       const u = {
-        ...s,
-        xBest: tf.where(exampleMask(improved, xAdv), xAdv, s.xBest) as tf.Tensor4D,
-        gradBest: tf.where(exampleMask(improved, grad), grad, s.gradBest) as tf.Tensor4D,
-        lossBest: tf.where(improved, e.value, s.lossBest) as tf.Tensor1D,
+        ...improveBest(s, xAdv, grad, e.value),
         lossPrev: e.value.clone(),
         increases: s.increases.add(e.value.greater(s.lossPrev).cast('float32')) as tf.Tensor1D,
       };
@@ -121,18 +118,10 @@ export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNor
         grad: tf.where(m, u.gradBest, grad) as tf.Tensor4D,
       };
     });
-    // Dispose what the update replaced (tensors carried over unchanged are kept).
-    const carried = new Set(Object.values(next.s));
-    tf.dispose(Object.values(s).filter((t) => !carried.has(t)));
     tf.dispose([e.value, e.logits, ok]);
-    s = next.s;
-    if (next.xAdv) {
-      xAdv.dispose();
-      xAdv = next.xAdv;
-      grad.dispose();
-      grad = next.grad!;
-      sinceCheck = 0;
-    }
+    let restarted: boolean;
+    ({ s, xAdv, grad, moved: restarted } = adoptUpdate(s, xAdv, grad, next));
+    if (restarted) sinceCheck = 0;
     await new Promise<void>((r) => setImmediate(r));
   }
   const f = evaluateForward(setup, xAdv, y, targets);
