@@ -118,8 +118,8 @@ export function sparseSign(g: tf.Tensor4D, fraction: number | tf.Tensor1D): tf.T
   });
 }
 
-/** Bisection steps of the L1 projection: 2^-40 of the largest coordinate is below float32 resolution. */
-const L1_BISECTIONS = 40;
+/** Bisection steps of the L1 projection: float32 cannot narrow the bracket [0, max|δ|] past 2^-24 of its width. */
+const L1_BISECTIONS = 26;
 
 /**
  * The Euclidean projection of each example of `delta` onto {d : ‖d‖₁ ≤ eps, lo ≤ d ≤ hi}
