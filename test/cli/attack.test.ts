@@ -32,6 +32,21 @@ describe('robust attack', () => {
     for (const k of ['success_rate', 'l2_mean', 'seconds', 'img_per_s', 'backend']) expect(j).toHaveProperty(k);
   });
 
+  it('--norm l1: L1-APGD with its schedule, perturbations within the L1 budget; AutoAttack takes its L1 version', () => {
+    const r = robust(['attack', '--apgd-ce', '--norm', 'l1', '--eps', '3', '--steps', '6', '--model', ckpt, '--limit', '12', '--json', '--backend', 'wasm', '--quiet']);
+    expect(r.stderr).toBe('');
+    const j = JSON.parse(r.stdout);
+    expect(j.attack).toMatchObject({ name: 'apgd-ce', norm: 'l1', eps: 3, largeEps: true });
+    expect(j.l1_max).toBeGreaterThan(0);
+    expect(j.l1_max).toBeLessThanOrEqual(3 * (1 + 1e-5));
+    const aa = robust(['attack', '--autoattack', '--norm', 'l1', '--eps', '3', '--model', ckpt, '--limit', '4', '--json', '--backend', 'wasm', '--quiet']);
+    expect(aa.code, aa.stderr).toBe(0);
+    expect(JSON.parse(aa.stdout).steps.map((s: { attack: string }) => s.attack)).toEqual(['apgd-ce:restarts=5', 'apgd-t:targets=5', 'fab-t', 'square']);
+    const plus = robust(['attack', '--autoattack', 'plus', '--norm', 'l1', '--model', ckpt, '--limit', '4', '--backend', 'wasm']);
+    expect(plus.code).not.toBe(0);
+    expect(plus.stderr.trim()).toMatch(/^robust: preset autoattack:plus is defined for linf and l2 only/);
+  });
+
   it('--pgd --save writes 8-bit adversarials in the IDX layout within eps, and a PNG grid', async () => {
     const dir = tmpDir('cli-attack-save');
     const file = path.join(dir, 'adv.bin');

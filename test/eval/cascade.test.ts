@@ -4,7 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { decodeMask, parseAttackEntry, runGrid, type EvalModel } from '../../eval/grid.js';
+import { attackOptions, decodeMask, parseAttackEntry, runGrid, type EvalModel } from '../../eval/grid.js';
 import { parseEvalConfig } from '../../eval/config.js';
 import { toMarkdown, toCsv } from '../../eval/report.js';
 import { sanityFlags } from '../../eval/sanity.js';
@@ -49,6 +49,17 @@ describe('presets and attack entries', () => {
     expect(parseAttackEntry('pgd:50')).toEqual({ name: 'pgd', steps: 50 });
     expect(parseAttackEntry('apgd-ce:restarts=5:eot=20')).toEqual({ name: 'apgd-ce', restarts: 5, eotSamples: 20 });
     for (const bad of ['pgd:0', 'pgd:x', 'pgd:restarts=0', 'pgd:colour=2', 'pgd:restarts=2:restarts=3', 'pgd:5:7']) expect(() => parseAttackEntry(bad), bad).toThrow();
+    expect(parseAttackEntry('apgd-t:targets=5')).toEqual({ name: 'apgd-t', targetClasses: 5 });
+    expect(() => parseAttackEntry('pgd:targets=5')).toThrow(/targets=N is for apgd-t and fab-t/);
+  });
+
+  it("takes the reference's L1 version of AutoAttack with --norm l1, and refuses the plus version there", () => {
+    const l1 = parseEvalConfig({ models: 'm', preset: 'autoattack', norm: 'l1', eps: '12' });
+    expect(l1.attacks).toEqual(['apgd-ce:restarts=5', 'apgd-t:targets=5', 'fab-t', 'square']);
+    expect(attackOptions(l1, 12, 'apgd-t:targets=5')).toMatchObject({ norm: 'l1', eps: 12, targetClasses: 5 });
+    expect(parseEvalConfig({ models: 'm', preset: 'autoattack' }).attacks).toEqual(['apgd-ce', 'apgd-t', 'fab-t', 'square']);
+    expect(() => parseEvalConfig({ models: 'm', preset: 'autoattack:plus', norm: 'l1' })).toThrow(/defined for linf and l2 only/);
+    expect(() => parseEvalConfig({ models: 'm', norm: 'l3' })).toThrow(/--norm must be one of linf, l2, l1/);
   });
 });
 
