@@ -289,6 +289,32 @@ describe('what the merge refuses', () => {
     expect(numbers(mergeShards([out]).result)).toEqual(numbers(mergeShards([full]).result));
   });
 
+  it('sums are added example by example in example order, as one process adds them, not part by part', async () => {
+    const out = copy();
+    const key = JSON.parse(fs.readFileSync(path.join(shardDir(out, { index: 0, count: 3 }), 'manifest.json'), 'utf8')).cells[0].key;
+    // l1 sizes whose float sum depends on the order: 128 first, then values of a quarter of 128's last bit
+    const tiny = 2 ** -47;
+    const sizes: number[] = [];
+    for (const index of [0, 1, 2]) {
+      const file = path.join(shardDir(out, { index, count: 3 }), `${key}.part.json`);
+      const { digest: _d, ...v } = JSON.parse(fs.readFileSync(file, 'utf8'));
+      const perturbed = Buffer.from(v.outcomes.perturbed, 'base64');
+      const l1 = new Float32Array(perturbed.length);
+      perturbed.forEach((p, i) => {
+        if (p) l1[i] = index === 0 ? (sizes.length === 0 ? 128 : 0) : tiny;
+        if (p) sizes.push(l1[i]);
+      });
+      v.outcomes.l1 = Buffer.from(l1.buffer).toString('base64');
+      writeDigested(file, v);
+    }
+    const inOrder = sizes.reduce((a, b) => a + b, 0);
+    const byPart = 128 + sizes.filter((x) => x === tiny).reduce((a, b) => a + b, 0);
+    expect(byPart).not.toBe(inOrder); // the two orders differ in the last bit here
+    const cell = mergeShards([out]).result.cells.find((c) => c.eps === plain.eps[0] && c.attack === plain.attacks[0])!;
+    expect(cell.stats.l1_mean).toBe(inOrder / sizes.length);
+    expect(cell.stats.l1_max).toBe(128);
+  });
+
   it("a part under another cell's name is not taken for it", async () => {
     const out = copy();
     const dir = shardDir(out, { index: 1, count: 3 });
