@@ -43,7 +43,12 @@ function findShards(outs: string[]): Found[] {
     if (seen.has(real)) continue; // the same folder named twice
     seen.add(real);
     const root = path.join(out, SHARDS_DIR);
-    const names = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => SHARD_DIR_NAME.test(d)) : [];
+    let names: string[] = [];
+    try {
+      names = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => SHARD_DIR_NAME.test(d)) : [];
+    } catch (e) {
+      throw new RobustError(`${root}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
     for (const name of names.sort()) {
       const dir = path.join(root, name);
       const file = manifestFile(dir);

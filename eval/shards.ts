@@ -8,6 +8,7 @@
 import path from 'node:path';
 import type { ImageSet } from '../data/dataset.js';
 import { formatEps } from '../util/format.js';
+import { check } from '../util/errors.js';
 import { ensureDir } from '../util/dirs.js';
 import { runAttack } from './attack-run.js';
 import { readCell } from './cells.js';
@@ -41,6 +42,9 @@ function slice(set: ImageSet, from: number, to: number): ImageSet {
 /** The manifest of this worker: the whole grid (every worker's is the same but for `shard`), so the merge can check that all ran one grid. */
 function manifestOf(config: EvalConfig, plans: ReturnType<typeof planGrid>, o: ShardOptions): ShardManifest {
   const first = plans[0].test;
+  const shape = (s: ImageSet) => `${s.height}×${s.width}×${s.channels}`;
+  const other = plans.find((p) => shape(p.test) !== shape(first));
+  check(!other, () => `all models must be evaluated on images of one shape: ${shape(first)} and ${shape(other!.test)}`); // the merge draws galleries in one shape
   return {
     shard: o.shard,
     config,

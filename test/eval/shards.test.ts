@@ -248,6 +248,19 @@ describe('what the merge refuses', () => {
     expect(refusal(() => mergeShards([backend]))).toMatch(/ran different grids: backend wasm vs cpu$/);
   });
 
+  it('shards spread over several results folders (one per site, say) merge as one, written where asked', async () => {
+    const a = copy();
+    const b = tmpDir('shards-b');
+    fs.cpSync(shardDir(a, { index: 2, count: 3 }), shardDir(b, { index: 2, count: 3 }), { recursive: true });
+    fs.rmSync(shardDir(a, { index: 2, count: 3 }), { recursive: true });
+    const merged = mergeShards([a, b, a]);
+    expect(numbers(merged.result)).toEqual(numbers(mergeShards([full]).result));
+    const elsewhere = tmpDir('shards-out');
+    await writeMerged(elsewhere, merged);
+    expect(fs.readdirSync(elsewhere).sort()).toEqual(['cells', 'report.html', 'results.csv', 'results.json', 'results.md']);
+    expect(fs.readdirSync(path.join(elsewhere, 'cells'))).toHaveLength(4);
+  });
+
   it('missing parts: one line naming the shard and cells; --partial merges the rest and marks the table incomplete', async () => {
     const out = copy();
     const dir = shardDir(out, { index: 1, count: 3 });
