@@ -205,6 +205,25 @@ describe('n workers, then a merge', () => {
   });
 });
 
+describe('a partial of another shard', () => {
+  it("is not taken for this shard's share of the cell: one warning, the share from its first batch", async () => {
+    const out = tmpDir('shards-foreign-partial');
+    const [zero, one] = [0, 1].map((index): Shard => ({ index, count: 2 }));
+    const partials = (s: Shard) => fs.readdirSync(shardDir(out, s)).filter(isPartialFile);
+    await runGridShard(plain, [model], { out, backend: 'wasm', quiet: true, shard: one, shouldStop: () => partials(one).length > 0 });
+    const [name] = partials(one);
+    fs.mkdirSync(shardDir(out, zero), { recursive: true });
+    fs.copyFileSync(path.join(shardDir(out, one), name), path.join(shardDir(out, zero), name));
+    const warnings: string[] = [];
+    await runGridShard(plain, [model], { out, backend: 'wasm', quiet: true, shard: zero, warn: (w) => warnings.push(w) });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^warning: .*0-of-2.*\.partial\.json: damaged partial cell \(it belongs to another cell\); starting the part from its first batch$/);
+    await runGridShard(plain, [model], { out, backend: 'wasm', quiet: true, shard: one, warn: (w) => expect.fail(w) });
+    const merged = await allShards(plain, 1);
+    expect(numbers(mergeShards([out]).result)).toEqual(numbers(mergeShards([merged]).result));
+  });
+});
+
 describe('what the merge refuses', () => {
   const small = plain;
   let full: string;
