@@ -15,5 +15,8 @@ export type { AttackRunState, KeepAdversarials } from './eval/attack-state.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';
 export { PRESETS, preset, type Preset } from './eval/presets.js';
 export { runGrid, type EvalConfig, type GridResult } from './eval/grid.js';
+export { runGridShard, type ShardOptions, type ShardRun } from './eval/shards.js';
+export { parseShard, shardFromEnv, shardRange, type Shard } from './eval/shard-plan.js';
+export { mergeShards, writeMerged, type MergedGrid } from './eval/merge.js';
 export { accuracy } from './eval/accuracy.js';
 export { RobustError } from './util/errors.js';

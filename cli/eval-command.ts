@@ -20,6 +20,9 @@ import { classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
 import { LIMITS, nonNegativeInt, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
 import { modelFingerprint } from '../models/checkpoint.js';
+import { runGridShard } from '../eval/shards.js';
+import { shardDir } from '../eval/shard-files.js';
+import { parseShard, shardLabel, type Shard } from '../eval/shard-plan.js';
 
 interface EvalCliOptions {
   models?: string;
@@ -42,6 +45,7 @@ interface EvalCliOptions {
   backend: string;
   threads?: number;
   quiet?: boolean;
+  shard?: Shard;
 }
 
 /** The grid from --config (a JSON file) with command-line options taking precedence. */
@@ -80,6 +84,36 @@ export function readGrid(dir: string, warn: (message: string) => void = console.
   return r;
 }
 
+/** `robust eval --shard i/n`: this worker's share of the grid, as parts for `robust merge`. */
+async function runShard(config: EvalConfig, models: EvalModel[], o: EvalCliOptions & { shard: Shard }, banner: string, backend: string): Promise<void> {
+  const label = shardLabel(o.shard);
+  if (!o.quiet) console.error(`${banner}; shard ${label} of a grid of ${config.models.length * config.attacks.length * config.eps.length} cells → ${shardDir(o.out, o.shard)}`);
+  const interrupt = new Interrupt(`stopping after this batch; this shard's finished parts and batches are kept (run the same command to resume)…`);
+  const started = performance.now();
+  const run = await runGridShard(config, models, {
+    out: o.out,
+    backend,
+    quiet: o.quiet,
+    shard: o.shard,
+    shouldStop: () => interrupt.stop,
+    onPart: (p) => {
+      if (!o.quiet) console.error(`[shard ${label}] ${path.basename(p.model)} ${p.attack} eps ${formatEps(p.eps)} images ${p.from}–${p.to}: robust ${(100 * p.robust).toFixed(2)}%${p.reused ? ' (reused)' : ` (${p.seconds.toFixed(1)} s)`}`);
+    },
+  });
+  interrupt.release();
+  models.forEach((m) => {
+    m.classifier.dispose?.();
+    m.model.dispose();
+  });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (!run.complete) {
+    console.error(`shard ${label} stopped after ${run.parts} new part(s); run the same command to resume (a part in progress continues at its next batch)`);
+    process.exitCode = 130;
+    return;
+  }
+  console.log(`shard ${label} done in ${seconds} s: ${run.parts} part(s) computed, ${run.reused} found done, in ${run.dir}; when every shard is done: robust merge ${o.out}`);
+}
+
 export function registerEval(program: Command): void {
   program
     .command('eval')
@@ -104,10 +138,12 @@ export function registerEval(program: Command): void {
     .option('--quiet', 'no progress output')
     .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
+    .option('--shard <i/n|auto>', "run worker i's share of the grid (of n, from 0) into --out/shards/ for `robust merge`; auto: from a Kubernetes Indexed Job or a Slurm array", (v: string) => parseShard(v))
     .action(async (o: EvalCliOptions, cmd: Command) => {
       const config = evalConfig(o, cmd);
       o.out = outputFolder('--out', o.out);
-      ensureWritableDir(o.out);
+      // a worker writes only into its own folder: n workers probing one shared folder would race
+      ensureWritableDir(o.shard ? shardDir(o.out, o.shard) : o.out);
       const info = await initBackend({ backend: o.backend, threads: o.threads });
       const models: EvalModel[] = [];
       let dataName: string | undefined;
@@ -119,6 +155,7 @@ export function registerEval(program: Command): void {
         models.push({ path: location, name: path.basename(location), model, classifier: classifierFor(model, meta, config.seed), defense: meta.defense ?? 'none', test: data.test, fingerprint: modelFingerprint(model)! });
       }
       const cellsTotal = config.models.length * config.attacks.length * config.eps.length;
+      if (o.shard) return runShard(config, models, o as EvalCliOptions & { shard: Shard }, describeBackend(info), info.name);
       if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} model(s) × ${config.attacks.length} attack(s) × ${config.eps.length} eps) on ${Math.min(config.limit, models[0]?.test.count ?? config.limit)} ${dataName} test images → ${o.out}`);
       const interrupt = new Interrupt('stopping after this batch; finished cells and batches are kept (run the same command to resume)…');
       let done = 0;

@@ -14,6 +14,7 @@ import { checkRunFolder, holdRunFolder, readRunState } from '../train/run-folder
 import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
+import { registerMerge } from './merge-command.js';
 import { Interrupt } from './interrupt.js';
 import { ensureWritableDir, outputFolder } from '../util/dirs.js';
 
@@ -254,6 +255,7 @@ program
 
 registerAttack(program);
 registerEval(program);
+registerMerge(program);
 
 
 export async function main(argv: string[]): Promise<number> {

@@ -2,7 +2,9 @@
  * Runs one attack over an image set and measures it, following AutoAttack's protocol: only the
  * examples the model classifies correctly are attacked; an example is robust when it is still
  * classified correctly afterwards. A run reports its state after every batch and can continue from
- * such a state (eval/attack-state.ts) as if it had never stopped.
+ * such a state (eval/attack-state.ts) as if it had never stopped. Each batch draws its randomness
+ * (random starts, random targets) from streams derived from the seed and the batch's index alone,
+ * so any batch can run anywhere: after a restart, or as part of another process's share.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ImageSet } from '../data/dataset.js';
@@ -10,10 +12,10 @@ import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
 import type { Attack } from '../attacks/attack.js';
 import { chooseTargets } from '../attacks/targets.js';
 import { asClassifier, type Classifier } from '../models/classifier.js';
-import { Rng } from '../util/rng.js';
+import { Rng, substream } from '../util/rng.js';
 import { check } from '../util/errors.js';
 import { TaskProgress } from '../util/task-progress.js';
-import { emptyTally, stateProblem, type AttackRunState, type KeepAdversarials } from './attack-state.js';
+import { addToTally, emptyOutcomes, emptyTally, sliceOutcomes, stateProblem, type AttackRunState, type AttackTally, type ExampleOutcomes, type KeepAdversarials } from './attack-state.js';
 import { KeptAdversarials } from './kept-adversarials.js';
 
 export interface AttackStats {
@@ -42,6 +44,8 @@ export interface AttackRun {
   /** Per-example outcome: clean correct, robust (correct after attack). */
   cleanCorrect: Uint8Array;
   robust: Uint8Array;
+  /** With `outcomes`: each example's outcome (zeros where it was not attacked). */
+  outcomes?: ExampleOutcomes;
 }
 
 export interface AttackRunOptions {
@@ -60,7 +64,41 @@ export interface AttackRunOptions {
   resume?: AttackRunState;
   /** Called after every finished batch with the run's state: a point to resume from. */
   onBatch?: (state: AttackRunState) => void;
+  /**
+   * The index of the set's first batch in a larger set it is a slice of (a shard's share of a
+   * cell, starting at example firstBatch·batchSize): batch k draws the randomness batch
+   * firstBatch + k of the whole set draws, so the slice's results are the whole run's there.
+   */
+  firstBatch?: number;
+  /** Keep each example's outcome (AttackRun.outcomes, and in the state), for merging runs over slices exactly. */
+  outcomes?: boolean;
 }
+
+/** The stats of a run over `seen` examples from its tally and masks (also those of a cell merged from its shards' parts). */
+export function statsOf(tally: AttackTally, cleanCorrect: Uint8Array, robust: Uint8Array, seen: number, seconds: number): AttackStats {
+  const { perturbed, attacked, successes, linfSum, linfMax, l2Sum, l2Max, l1Sum, l1Max } = tally;
+  const sum = (a: Uint8Array) => a.subarray(0, seen).reduce((s, v) => s + v, 0);
+  const nPerturbed = Math.max(1, perturbed);
+  return {
+    n: seen,
+    clean_acc: seen ? sum(cleanCorrect) / seen : 0,
+    robust_acc: seen ? sum(robust) / seen : 0,
+    success_rate: attacked ? successes / attacked : 0,
+    attacked,
+    linf_mean: linfSum / nPerturbed,
+    linf_max: linfMax,
+    l2_mean: l2Sum / nPerturbed,
+    l2_max: l2Max,
+    l1_mean: l1Sum / nPerturbed,
+    l1_max: l1Max,
+    seconds,
+    img_per_s: seconds > 0 ? seen / seconds : 0,
+  };
+}
+
+/** Seeds of a run's two random families: its own (target choice) and the attack's (random starts, the attack's own targets). */
+const TARGET_STREAMS = 0x68e31da4;
+const ATTACK_STREAMS = 0x2545f491;
 
 function maskIndices(mask: ArrayLike<number>): Int32Array {
   const out: number[] = [];
@@ -73,22 +111,22 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
   const batchSize = o.batchSize ?? 128;
   const from = o.resume;
   if (from) {
-    const why = stateProblem(from, set, { batchSize, keepAdversarials: o.keepAdversarials, only: o.only });
+    const why = stateProblem(from, set, { batchSize, keepAdversarials: o.keepAdversarials, only: o.only, outcomes: o.outcomes });
     check(why === null, () => `cannot resume the attack run: ${why}`);
   }
   const kept = o.keepAdversarials ? new KeptAdversarials(set, o.keepAdversarials) : undefined;
   const cleanCorrect = new Uint8Array(set.count);
   const robust = new Uint8Array(set.count);
-  const rng = from ? Rng.fromState(from.targetRng) : new Rng((o.seed ?? attack.info.seed) ^ 0x68e31da4);
+  const outcomes = o.outcomes ? emptyOutcomes(set.count) : undefined;
   const tally = from ? { ...from.tally } : emptyTally();
   let seen = from?.seen ?? 0;
   let robustCount = 0;
   if (from) {
-    attack.randomState = from.attackRng;
     cleanCorrect.set(from.cleanCorrect);
     robust.set(from.robust);
     robustCount = from.robust.reduce((a, v) => a + v, 0);
     kept?.restore(from);
+    if (outcomes) for (const k of Object.keys(outcomes) as (keyof ExampleOutcomes)[]) outcomes[k].set(from.outcomes![k]);
   }
   const secondsBefore = from?.seconds ?? 0;
   const progress = new TaskProgress(o.label ?? attack.info.name, set.count, o.quiet, seen);
@@ -100,13 +138,17 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
     seconds: seconds(),
     cleanCorrect: cleanCorrect.slice(0, seen),
     robust: robust.slice(0, seen),
-    targetRng: rng.state,
-    attackRng: attack.randomState,
+    ...(outcomes && { outcomes: sliceOutcomes(outcomes, 0, seen) }),
     ...(kept && { adversarial: kept.state() }),
   });
-  for (const indices of epochBatches(set.count, batchSize)) {
+  const targetSeed = (o.seed ?? attack.info.seed) ^ TARGET_STREAMS;
+  const attackSeed = attack.info.seed ^ ATTACK_STREAMS;
+  for (const [k, indices] of epochBatches(set.count, batchSize).entries()) {
     if (indices[0] < seen) continue; // done before the run was resumed
     if (o.shouldStop?.()) break;
+    const batch = (o.firstBatch ?? 0) + k;
+    const rng = new Rng(substream(targetSeed, batch));
+    attack.randomState = substream(attackSeed, batch);
     const b = makeBatch(set, indices, NO_AUGMENT, rng);
     const correct = tf.tidy(() => classifier.logits(b.x, 'inference').argMax(1).cast('int32').equal(b.y));
     const okClean = correct.dataSync();
@@ -135,18 +177,20 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       });
       const o5 = outcome.dataSync();
       const m = idx.length;
-      tally.perturbed += m;
       for (let i = 0; i < m; i++) {
-        robust[start + idx[i]] = o5[i];
+        const e = start + idx[i];
+        robust[e] = o5[i];
         robustCount += o5[i];
-        tally.successes += o5[m + i];
-        tally.attacked += o5[2 * m + i];
-        tally.linfSum += o5[3 * m + i];
-        tally.linfMax = Math.max(tally.linfMax, o5[3 * m + i]);
-        tally.l2Sum += o5[4 * m + i];
-        tally.l2Max = Math.max(tally.l2Max, o5[4 * m + i]);
-        tally.l1Sum += o5[5 * m + i];
-        tally.l1Max = Math.max(tally.l1Max, o5[5 * m + i]);
+        const one = { success: o5[m + i], counted: o5[2 * m + i], linf: o5[3 * m + i], l2: o5[4 * m + i], l1: o5[5 * m + i] };
+        addToTally(tally, one);
+        if (outcomes) {
+          outcomes.perturbed[e] = 1;
+          outcomes.success[e] = one.success;
+          outcomes.counted[e] = one.counted;
+          outcomes.linf[e] = one.linf;
+          outcomes.l2[e] = one.l2;
+          outcomes.l1[e] = one.l1;
+        }
       }
       if (kept) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
       tf.dispose([outcome, at, x, y, targets, adv]);
@@ -162,28 +206,11 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
     o.onBatch?.(state());
   }
   progress.stop();
-  const { perturbed, attacked, successes, linfSum, linfMax, l2Sum, l2Max, l1Sum, l1Max } = tally;
-  const spent = seconds();
-  const sum = (a: Uint8Array) => a.subarray(0, seen).reduce((s, v) => s + v, 0);
-  const nPerturbed = Math.max(1, perturbed);
   return {
-    stats: {
-      n: seen,
-      clean_acc: seen ? sum(cleanCorrect) / seen : 0,
-      robust_acc: seen ? sum(robust) / seen : 0,
-      success_rate: attacked ? successes / attacked : 0,
-      attacked,
-      linf_mean: linfSum / nPerturbed,
-      linf_max: linfMax,
-      l2_mean: l2Sum / nPerturbed,
-      l2_max: l2Max,
-      l1_mean: l1Sum / nPerturbed,
-      l1_max: l1Max,
-      seconds: spent,
-      img_per_s: spent > 0 ? seen / spent : 0,
-    },
+    stats: statsOf(tally, cleanCorrect, robust, seen, seconds()),
     adversarial: kept?.images,
     cleanCorrect: cleanCorrect.subarray(0, seen),
     robust: robust.subarray(0, seen),
+    ...(outcomes && { outcomes: sliceOutcomes(outcomes, 0, seen) }),
   };
 }

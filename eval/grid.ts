@@ -8,7 +8,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ATTACK_NAMES, makeAttack, type AttackInfo, type AttackOptions } from '../attacks/index.js';
+import { ATTACK_NAMES, makeAttack, type Attack, type AttackInfo, type AttackOptions } from '../attacks/index.js';
 import { check } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { formatEps } from '../util/format.js';
@@ -100,6 +100,8 @@ export interface GridResult {
   models: ModelSummary[];
   cells: CellResult[];
   worst: WorstCase[];
+  /** Set when the results lack cells (`robust merge --partial` with shards missing): what is missing. */
+  incomplete?: string;
 }
 
 /** What one entry of the grid's attack list sets: `pgd`, `pgd:50` (steps), `apgd-ce:restarts=5:eot=20`, `apgd-t:targets=5`. */
@@ -142,10 +144,10 @@ export function attackOptions(c: EvalConfig, eps: number, entry = ''): AttackOpt
 }
 
 /** Examples the report's gallery shows per model: the first clean-correct ones, at the largest eps. */
-const GALLERY_SIZE = 8;
+export const GALLERY_SIZE = 8;
 
-/** Bumped when a change to the code would change a cell's numbers for the same inputs. */
-const CELL_FORMAT = 2;
+/** Bumped when a change to the code would change a cell's numbers for the same inputs. (3: each batch's randomness derived from the seed and its index.) */
+const CELL_FORMAT = 3;
 
 /**
  * A cell's cache key: everything that changes its numbers — the model as loaded (its
@@ -158,8 +160,112 @@ function cellKey(c: EvalConfig, m: EvalModel, dataSha256: string, attack: string
   return crypto.createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 32);
 }
 
-const encode = (a: Uint8Array) => Buffer.from(a).toString('base64');
+export const encodeMask = (a: Uint8Array) => Buffer.from(a).toString('base64');
 export const decodeMask = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
+
+/** One cell of the grid as planned: where it stands, its attack and its key. */
+export interface PlannedCell {
+  name: string;
+  eps: number;
+  attack: Attack;
+  key: string;
+  /** In a cascade, the attacks before this one. */
+  after?: string[];
+  /**
+   * The run of cells an example's outcome passes along: a cascade's attacks at one model and eps
+   * (each attacks the survivors of the one before), else the cell alone. Numbered over the grid.
+   */
+  chain: number;
+  /** Position in its chain (0: the first attack of a cascade; always 0 without one). */
+  stage: number;
+}
+
+/** A model's part of the grid: the images it is evaluated on and its cells, in the order they run. */
+export interface PlannedModel {
+  model: EvalModel;
+  test: ImageSet;
+  dataSha256: string;
+  cells: PlannedCell[];
+}
+
+/** The grid's cells in the order they run: models, then eps, then attacks. */
+export function planGrid(config: EvalConfig, models: EvalModel[]): PlannedModel[] {
+  let chain = 0;
+  return models.map((m) => {
+    const test = take(m.test, config.limit);
+    const dataSha256 = imageSetFingerprint(test);
+    const cells: PlannedCell[] = [];
+    for (const eps of config.eps) {
+      let previousKey = '';
+      const before: string[] = [];
+      for (const [stage, name] of config.attacks.entries()) {
+        const attack = makeAttack(parseAttackEntry(name).name, m.classifier, attackOptions(config, eps, name));
+        const key = cellKey(config, m, dataSha256, name, attack.info, previousKey);
+        cells.push({ name, eps, attack, key, ...(config.cascade ? { after: [...before] } : {}), chain: config.cascade ? chain : chain++, stage: config.cascade ? stage : 0 });
+        if (config.cascade) {
+          previousKey = key;
+          before.push(name);
+        }
+      }
+      if (config.cascade) chain++;
+    }
+    return { model: m, test, dataSha256, cells };
+  });
+}
+
+/** A finished cell as runGrid writes it (the field order is the file's: a merged cell is byte for byte a one-process one, times aside). */
+export function cellResult(model: string, c: Pick<PlannedCell, 'name' | 'eps' | 'after'>, settings: AttackInfo, stats: AttackStats, robust: Uint8Array, backend: string): CellResult {
+  return { model, attack: c.name, eps: c.eps, settings, stats, robust: encodeMask(robust), backend, ...(c.after ? { after: c.after } : {}) };
+}
+
+/**
+ * The gallery PNG of a cell: the first GALLERY_SIZE clean-correct examples, from `clean` (their
+ * 8-bit images) and `adversarial` (their rows as the run kept them), both holding only those rows.
+ */
+export function galleryOf(clean: ImageSet, adversarial: Float32Array, norm: NormName, eps: number): string {
+  const shown = Array.from({ length: clean.count }, (_, i) => i);
+  return Buffer.from(adversarialGrid(clean, quantize(adversarial, clean.images, norm, eps), shown, 2)).toString('base64');
+}
+
+/** The first GALLERY_SIZE clean-correct examples of `cleanCorrect` (from example `from` on, as global indices). */
+export function galleryExamples(cleanCorrect: Uint8Array, from = 0): number[] {
+  const shown: number[] = [];
+  for (let i = 0; i < cleanCorrect.length && shown.length < GALLERY_SIZE; i++) if (cleanCorrect[i]) shown.push(from + i);
+  return shown;
+}
+
+/** The rows `which` of an NHWC set (pixels and labels). */
+export function rowsOf(set: ImageSet, which: number[]): ImageSet {
+  const per = set.height * set.width * set.channels;
+  const images = new Uint8Array(which.length * per);
+  which.forEach((n, k) => images.set(set.images.subarray(n * per, (n + 1) * per), k * per));
+  return { ...set, images, labels: Uint8Array.from(which, (n) => set.labels[n]), count: which.length };
+}
+
+/** Rows `which` of float images with `per` values each. */
+export function floatRows(images: Float32Array, per: number, which: number[]): Float32Array {
+  const out = new Float32Array(which.length * per);
+  which.forEach((n, k) => out.set(images.subarray(n * per, (n + 1) * per), k * per));
+  return out;
+}
+
+/** A model's summary in the results (`clean`: its clean accuracy, from its cells). */
+export function modelSummary(p: PlannedModel, checks: ModelChecks, clean: number): ModelSummary {
+  const m = p.model;
+  const meta = (m.model.getUserDefinedMetadata() as { robust?: { model?: string } } | undefined)?.robust;
+  return {
+    model: m.path,
+    arch: meta?.model ?? m.name,
+    params: countParams(m.model),
+    defense: m.defense,
+    randomized: m.classifier.randomized,
+    fingerprint: m.fingerprint,
+    data_sha256: p.dataSha256,
+    n: p.test.count,
+    clean_acc: clean,
+    checks,
+  };
+}
 
 /** Worst case over the attacks run at each eps for each model. */
 export function worstCases(models: ModelSummary[], cells: CellResult[]): WorstCase[] {
@@ -197,87 +303,64 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
   const maxEps = Math.max(...config.eps);
   const warn = o.warn ?? console.error;
   let complete = true;
-  outer: for (const m of models) {
-    const test = take(m.test, config.limit);
-    const dataSha256 = imageSetFingerprint(test);
+  outer: for (const p of planGrid(config, models)) {
+    const { model: m, test } = p;
     const checks = modelChecks(m.classifier, test);
     let clean = -1;
-    for (const eps of config.eps) {
-      // cascade: each attack runs on the examples every attack before it left robust
-      let survivors: Uint8Array | undefined;
-      let previousKey = '';
-      const before: string[] = [];
-      for (const name of config.attacks) {
-        const attack = makeAttack(parseAttackEntry(name).name, m.classifier, attackOptions(config, eps, name));
-        const key = cellKey(config, m, dataSha256, name, attack.info, previousKey);
-        const after = config.cascade ? [...before] : undefined;
-        if (config.cascade) {
-          previousKey = key;
-          before.push(name);
-        }
-        const file = path.join(cellDir, `${key}.json`);
-        const partial = partialFile(cellDir, key);
-        const saved = readCell(file, { model: m.path, attack: name, eps, n: test.count });
-        if (saved.damaged) warn(`warning: ${file}: damaged cell (${saved.damaged}); computing it again`);
-        if (saved.cell) {
-          removePartial(partial); // left by a kill between writing the cell and removing it
-          const cell = saved.cell;
-          cells.push(cell);
-          clean = cell.stats.clean_acc;
-          if (config.cascade) survivors = decodeMask(cell.robust);
-          o.onCell?.(cell, true);
-          continue;
-        }
-        if (o.shouldStop?.()) {
-          complete = false;
-          break outer;
-        }
-        // Every cell keeps the gallery's images (not only the largest eps's), so its partial does not depend on the eps list.
-        const runOptions = { batchSize: config.batchSize, keepAdversarials: { firstCorrect: GALLERY_SIZE }, only: survivors };
-        const resumed = readPartial(partial, { key, set: test, ...runOptions });
-        if (resumed.damaged) warn(`warning: ${partial}: damaged partial cell (${resumed.damaged}); starting the cell from its first batch`);
-        const run = await runAttack(m.classifier, attack, test, {
-          ...runOptions,
-          quiet: o.quiet,
-          seed: config.seed,
-          label: `${m.name} ${name} eps ${formatEps(eps)}`,
-          shouldStop: o.shouldStop,
-          resume: resumed.state,
-          onBatch: (state) => {
-            if (state.seen < test.count) writePartial(partial, key, state); // the last batch's state is the cell itself
-          },
-        });
-        if (run.stats.n < test.count) {
-          complete = false; // stopped mid-cell: its partial continues it on resume
-          break outer;
-        }
-        const cell: CellResult = { model: m.path, attack: name, eps, settings: attack.info, stats: run.stats, robust: encode(run.robust), backend: o.backend, ...(after ? { after } : {}) };
-        if (config.cascade) survivors = run.robust;
-        if (eps === maxEps) {
-          const shown: number[] = [];
-          for (let i = 0; i < test.count && shown.length < GALLERY_SIZE; i++) if (run.cleanCorrect[i]) shown.push(i);
-          cell.gallery = Buffer.from(adversarialGrid(test, quantize(run.adversarial!, test.images, attack.info.norm, eps), shown, 2)).toString('base64');
-        }
-        writeCell(file, cell);
-        removePartial(partial);
+    // cascade: each attack runs on the examples every attack before it left robust
+    let survivors: Uint8Array | undefined;
+    for (const c of p.cells) {
+      const { name, eps, attack, key } = c;
+      if (c.stage === 0) survivors = undefined;
+      const file = path.join(cellDir, `${key}.json`);
+      const partial = partialFile(cellDir, key);
+      const saved = readCell(file, { model: m.path, attack: name, eps, n: test.count });
+      if (saved.damaged) warn(`warning: ${file}: damaged cell (${saved.damaged}); computing it again`);
+      if (saved.cell) {
+        removePartial(partial); // left by a kill between writing the cell and removing it
+        const cell = saved.cell;
         cells.push(cell);
-        clean = run.stats.clean_acc;
-        o.onCell?.(cell, false);
+        clean = cell.stats.clean_acc;
+        if (config.cascade) survivors = decodeMask(cell.robust);
+        o.onCell?.(cell, true);
+        continue;
       }
+      if (o.shouldStop?.()) {
+        complete = false;
+        break outer;
+      }
+      // Every cell keeps the gallery's images (not only the largest eps's), so its partial does not depend on the eps list.
+      const runOptions = { batchSize: config.batchSize, keepAdversarials: { firstCorrect: GALLERY_SIZE }, only: survivors };
+      const resumed = readPartial(partial, { key, set: test, ...runOptions });
+      if (resumed.damaged) warn(`warning: ${partial}: damaged partial cell (${resumed.damaged}); starting the cell from its first batch`);
+      const run = await runAttack(m.classifier, attack, test, {
+        ...runOptions,
+        quiet: o.quiet,
+        seed: config.seed,
+        label: `${m.name} ${name} eps ${formatEps(eps)}`,
+        shouldStop: o.shouldStop,
+        resume: resumed.state,
+        onBatch: (state) => {
+          if (state.seen < test.count) writePartial(partial, key, state); // the last batch's state is the cell itself
+        },
+      });
+      if (run.stats.n < test.count) {
+        complete = false; // stopped mid-cell: its partial continues it on resume
+        break outer;
+      }
+      const cell = cellResult(m.path, c, attack.info, run.stats, run.robust, o.backend);
+      if (config.cascade) survivors = run.robust;
+      if (eps === maxEps) {
+        const shown = galleryExamples(run.cleanCorrect);
+        cell.gallery = galleryOf(rowsOf(test, shown), floatRows(run.adversarial!, test.height * test.width * test.channels, shown), attack.info.norm, eps);
+      }
+      writeCell(file, cell);
+      removePartial(partial);
+      cells.push(cell);
+      clean = run.stats.clean_acc;
+      o.onCell?.(cell, false);
     }
-    const meta = (m.model.getUserDefinedMetadata() as { robust?: { model?: string } } | undefined)?.robust;
-    summaries.push({
-      model: m.path,
-      arch: meta?.model ?? m.name,
-      params: countParams(m.model),
-      defense: m.defense,
-      randomized: m.classifier.randomized,
-      fingerprint: m.fingerprint,
-      data_sha256: dataSha256,
-      n: test.count,
-      clean_acc: clean,
-      checks,
-    });
+    summaries.push(modelSummary(p, checks, clean));
   }
   const result: GridResult = { config, backend: o.backend, date: new Date().toISOString(), models: summaries, cells, worst: worstCases(summaries, cells) };
   return { result, complete };

@@ -11,22 +11,42 @@ import path from 'node:path';
 import type { ImageSet } from '../data/dataset.js';
 import { fieldProblem, int, nested, num, optional, leaf, matching, oneOf, type Shape } from '../util/fields.js';
 import { readDigested, writeDigested } from './cells.js';
-import { stateProblem, type AttackRunState, type KeepAdversarials } from './attack-state.js';
+import { OUTCOME_FLAGS, OUTCOME_SIZES, stateProblem, type AttackRunState, type ExampleOutcomes, type KeepAdversarials } from './attack-state.js';
 import { base64 } from './result-shape.js';
 
-/** Bumped when the saved state's meaning changes: an older partial is then not trusted. */
-const PARTIAL_FORMAT = 1;
+/** Bumped when the saved state's meaning changes: an older partial is then not trusted. (2: no random stream states, per-example outcomes.) */
+const PARTIAL_FORMAT = 2;
 
 export const partialFile = (cellDir: string, key: string) => path.join(cellDir, `${key}.partial.json`);
 export const isPartialFile = (name: string) => name.endsWith('.partial.json');
 
-const b64 = (a: Uint8Array | Int32Array | Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+export const b64 = (a: Uint8Array | Int32Array | Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 /** Bytes of base64 `s` in a fresh (aligned) buffer. */
-const bytes = (s: string) => Uint8Array.from(Buffer.from(s, 'base64'));
+export const bytes = (s: string) => Uint8Array.from(Buffer.from(s, 'base64'));
+/** float32 values of base64 `s`; null when it does not hold whole ones. */
+export function floats(s: string): Float32Array | null {
+  const b = bytes(s);
+  return b.length % 4 === 0 ? new Float32Array(b.buffer) : null;
+}
+
+export const OUTCOMES: Shape = Object.fromEntries([...OUTCOME_FLAGS, ...OUTCOME_SIZES].map((k) => [k, base64]));
+export type SavedOutcomes = Record<keyof ExampleOutcomes, string>;
+
+export function encodeOutcomes(o: ExampleOutcomes): SavedOutcomes {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, b64(v)])) as SavedOutcomes;
+}
+
+/** The outcomes saved in `s`; null when a size array does not hold whole float32 values. */
+export function decodeOutcomes(s: SavedOutcomes): ExampleOutcomes | null {
+  const sizes = OUTCOME_SIZES.map((k) => floats(s[k]));
+  if (sizes.some((v) => v === null)) return null;
+  const [linf, l2, l1] = sizes as Float32Array[];
+  return { perturbed: bytes(s.perturbed), counted: bytes(s.counted), success: bytes(s.success), linf, l2, l1 };
+}
 
 const TALLY: Shape = { perturbed: int(0), attacked: int(0), successes: int(0), linfSum: num(0), linfMax: num(0), l2Sum: num(0), l2Max: num(0), l1Sum: num(0), l1Max: num(0) };
 const STATE: Shape = {
-  seen: int(0), tally: nested(TALLY), seconds: num(0), cleanCorrect: base64, robust: base64, targetRng: int(0, 0xffffffff), attackRng: int(0, 0xffffffff),
+  seen: int(0), tally: nested(TALLY), seconds: num(0), cleanCorrect: base64, robust: base64, outcomes: optional(nested(OUTCOMES)),
   adversarial: optional(nested({ firstCorrect: optional(int(1)), index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'), images: base64 })),
 };
 const PARTIAL: Shape = { format: oneOf(PARTIAL_FORMAT), key: matching(/^[0-9a-f]{32}$/, 'a cell key'), state: nested(STATE) };
@@ -37,23 +57,26 @@ export function writePartial(file: string, key: string, s: AttackRunState): void
     ...s,
     cleanCorrect: b64(s.cleanCorrect),
     robust: b64(s.robust),
+    ...(s.outcomes && { outcomes: encodeOutcomes(s.outcomes) }),
     ...(a && { adversarial: { ...a, index: Array.from(a.index), images: b64(a.images) } }),
   };
   writeDigested(file, { format: PARTIAL_FORMAT, key, state });
 }
 
-type Saved = { seen: number; tally: AttackRunState['tally']; seconds: number; cleanCorrect: string; robust: string; targetRng: number; attackRng: number; adversarial?: { firstCorrect?: number; index: number[]; images: string } };
+type Saved = { seen: number; tally: AttackRunState['tally']; seconds: number; cleanCorrect: string; robust: string; outcomes?: SavedOutcomes; adversarial?: { firstCorrect?: number; index: number[]; images: string } };
 
-/** The state in a checked partial; null when its images are not whole float32 values. */
+/** The state in a checked partial; null when its images or sizes are not whole float32 values. */
 function decode(s: Saved): AttackRunState | null {
   const a = s.adversarial;
-  const images = a && bytes(a.images);
-  if (images && images.length % 4 !== 0) return null;
+  const images = a && floats(a.images);
+  const outcomes = s.outcomes && decodeOutcomes(s.outcomes);
+  if (images === null || outcomes === null) return null;
   return {
     ...s,
     cleanCorrect: bytes(s.cleanCorrect),
     robust: bytes(s.robust),
-    adversarial: a && { ...(a.firstCorrect !== undefined && { firstCorrect: a.firstCorrect }), index: Int32Array.from(a.index), images: new Float32Array(images!.buffer) },
+    outcomes,
+    adversarial: a && { ...(a.firstCorrect !== undefined && { firstCorrect: a.firstCorrect }), index: Int32Array.from(a.index), images: images! },
   };
 }
 
@@ -63,6 +86,7 @@ export interface PartialExpectation {
   batchSize: number;
   keepAdversarials?: KeepAdversarials;
   only?: Uint8Array;
+  outcomes?: boolean;
 }
 
 /**
@@ -74,14 +98,14 @@ export function readPartial(file: string, e: PartialExpectation): { state?: Atta
   const per = e.set.height * e.set.width * e.set.channels;
   const k = e.keepAdversarials;
   const keptMax = k === true ? e.set.count : k ? Math.min(k.firstCorrect, e.set.count) : 0;
-  const maxBytes = 64 * 1024 + 4 * e.set.count + Math.ceil((keptMax * (4 * per + 16) * 4) / 3);
+  const maxBytes = 64 * 1024 + 4 * e.set.count + (e.outcomes ? 24 * e.set.count : 0) + Math.ceil((keptMax * (4 * per + 16) * 4) / 3);
   const r = readDigested(file, { maxBytes, what: 'partial cell file' });
   if (!r.content) return r;
   const bad = fieldProblem(r.content, PARTIAL);
   if (bad) return { damaged: bad };
   if (r.content.key !== e.key) return { damaged: 'it belongs to another cell' };
   const state = decode(r.content.state as Saved);
-  if (!state) return { damaged: 'its images are not whole float32 values' };
+  if (!state) return { damaged: 'its images or perturbation sizes are not whole float32 values' };
   const why = stateProblem(state, e.set, e);
   return why ? { damaged: why } : { state };
 }

@@ -126,6 +126,7 @@ export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): strin
     md``,
     md`${NORM_LABEL[r.config.norm]} robust accuracy (%) on the first ${imagesOf(r)} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
     md`${protocolNote(r)}`,
+    ...(r.incomplete ? [md`**Incomplete:** ${r.incomplete}.`] : []),
     md``,
     mdRow(header),
     md`|${header.map(() => md`---|`)}`,
@@ -213,7 +214,7 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
 <h1>Robustness evaluation</h1>
 <p>${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
 ${protocolNote(r)}</p>
-<table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
+${r.incomplete ? html`<p class="flag"><strong>Incomplete:</strong> ${r.incomplete}.</p>\n` : ''}<table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
 ${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}</tbody></table>
 <h2>Sanity checks</h2>
 ${flags.length ? html`<ul>${flags.map((f) => html`<li class="flag">${flagText(r, f)}</li>`)}</ul>` : html`<p>No flags.</p>`}

@@ -12,7 +12,7 @@ const share = num(0, 1);
 /** Standard base64 exactly as Buffer writes it (Buffer's decoder silently skips anything else). */
 export const base64 = leaf((v) => typeof v === 'string' && v.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(v), 'base64');
 
-const SETTINGS = {
+export const SETTINGS = {
   name: str, norm: oneOf('linf', 'l2', 'l1'), eps: num(0), alpha: optional(num(0)), steps: optional(int(1)), restarts: optional(int(1)),
   randomStart: optional(bool), largeEps: optional(bool), momentum: optional(num(0)), loss: str, targeted: optional(either(oneOf('random', 'least-likely'), int(0))),
   mode: oneOf('inference', 'train'), eotSamples: int(1), seed: int(0),
@@ -25,9 +25,9 @@ const STATS = {
 
 const CELL = { model: str, attack: str, eps: num(0), settings: nested(SETTINGS), stats: nested(STATS), robust: base64, gallery: optional(base64), after: optional(strings), backend: optional(str) };
 
-const CHECKS = { zero_grad_share: share, nonfinite_grad_share: share, no_ascent_share: optional(share), outputs_look_like_probabilities: bool, checked: int(0) };
+export const CHECKS = { zero_grad_share: share, nonfinite_grad_share: share, no_ascent_share: optional(share), outputs_look_like_probabilities: bool, checked: int(0) };
 
-const MODEL = { model: str, arch: str, params: int(0), defense: str, randomized: bool, n: int(1), clean_acc: share, checks: nested(CHECKS) };
+export const MODEL = { model: str, arch: str, params: int(0), defense: str, randomized: bool, n: int(1), clean_acc: share, checks: nested(CHECKS) };
 
 /**
  * Why `v` is not a cell over `n` examples (null when it is one): the shape, a robustness mask of
@@ -51,7 +51,7 @@ export function cellProblem(v: unknown, n: number): string | null {
 export function checkGridResult(v: unknown, file: string): GridResult {
   const fail = (why: string) => new RobustError(`${file}: not a usable robust eval result (${why})`);
   const list = leaf(Array.isArray, 'a list');
-  const top = fieldProblem(v, { config: object, backend: str, date: str, models: list, cells: list });
+  const top = fieldProblem(v, { config: object, backend: str, date: str, models: list, cells: list, incomplete: optional(str) });
   if (top) throw fail(top);
   const r = v as Record<string, unknown> & { models: unknown[]; cells: unknown[] };
   let config;

@@ -49,3 +49,22 @@ export class Rng {
     return p;
   }
 }
+
+/** murmur3's 32-bit finalizer: a bijection on 32-bit integers that mixes every input bit into every output bit. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * The starting state of stream `index` of the family seeded `seed`: a function of the two alone
+ * (distinct indices give distinct states), so batch k of a run can draw its randomness without
+ * running batches 0..k−1 first — on another machine, or after a restart.
+ */
+export function substream(seed: number, index: number): number {
+  return fmix32((seed ^ fmix32((index + 0x9e3779b9) >>> 0)) >>> 0);
+}

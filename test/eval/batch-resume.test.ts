@@ -249,7 +249,6 @@ describe('a partial cell that cannot be trusted', () => {
     ['robust without being clean-correct', (s) => void (s.state.robust = Buffer.from([1, 1, 1, 1, 1, 1, 1, 1]).toString('base64')), /robust without being clean-correct/],
     ['a tally off the masks', (s) => void (s.state.tally.perturbed += 1), /tally\.perturbed/],
     ['more successes than attacks', (s) => void (s.state.tally.successes = s.state.tally.attacked + 1), /tally\.attacked and tally\.successes/],
-    ['a random state out of range', (s) => void (s.state.attackRng = 2 ** 32), /attackRng/],
     ['no kept images', (s) => void delete s.state.adversarial, /kept no adversarial images/],
     ['a kept image of an example not attacked', (s) => void (s.state.adversarial.index[0] = 0), /kept image 0 is of example 0/],
     ['kept images cut short', (s) => void (s.state.adversarial.images = s.state.adversarial.images.slice(0, 16)), /kept images need/],
