@@ -254,6 +254,9 @@ describe('what the merge refuses', () => {
     expect(refusal(() => mergeShards([data]))).toMatch(/^shards 0\/3 .* and 1\/3 .* ran different grids: model m: other test images \(sha256 [0-9a-f]{12}… vs [0-9a-f]{12}…\)$/);
 
     const backend = copy();
+    // a worker restarted on another backend does not add to the parts it made on the first
+    await expect(runGridShard(small, [model], { out: backend, backend: 'cpu', quiet: true, shard: { index: 1, count: 3 } })).rejects.toThrow(/holds parts computed on backend wasm/);
+    fs.rmSync(shardDir(backend, { index: 1, count: 3 }), { recursive: true });
     await runGridShard(small, [model], { out: backend, backend: 'cpu', quiet: true, shard: { index: 1, count: 3 } });
     expect(refusal(() => mergeShards([backend]))).toMatch(/ran different grids: backend wasm vs cpu$/);
   });
