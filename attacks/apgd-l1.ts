@@ -15,8 +15,8 @@ import type { RunContext } from './attack.js';
 import { evaluate, type GradientSetup } from './gradient.js';
 import { isSuccess, type Criterion } from './losses.js';
 import { l1, sparseSign, usableBudget } from './norms.js';
-import { BestTracker, exampleMask, projectToBall, startingPoint, type RunResult } from './iterative.js';
-import { adoptUpdate, improveBest, type StepUpdate } from './apgd-state.js';
+import { exampleMask, projectToBall, startingPoint, type RunResult } from './iterative.js';
+import { adoptUpdate, improveBest, startRun, type StepUpdate } from './apgd-state.js';
 
 /** Per example, the number of coordinates where `a` and `b` differ, as float [N]. */
 function l0(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D {
@@ -36,21 +36,17 @@ async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: 
   const d = x.size / n;
   const interval = Math.max(Math.floor(0.04 * steps), 1);
   let xAdv = start ? (start.clipByValue(0, 1) as tf.Tensor4D) : startingPoint(l1, x, eps, true, ctx.seed());
-  const first = evaluate(setup, xAdv, y, targets);
-  const tracker = new BestTracker(xAdv, n);
-  const ok0 = success(first.logits, y, targets);
-  tracker.update(xAdv, first.value, ok0);
+  const first = startRun(ctx, setup, xAdv, success);
+  const tracker = first.tracker;
   let grad = first.grad;
   let s = {
     step: tf.fill([n, 1, 1, 1], eps) as tf.Tensor4D,
-    xBest: xAdv.clone(),
-    gradBest: grad.clone(),
-    lossBest: first.value.clone(),
+    ...first.best,
     // a given start sets the sparsity it has; a random one starts at 20% of the coordinates
     topk: start ? (tf.tidy(() => l0(xAdv, x).div(d * 1.5)) as tf.Tensor1D) : (tf.fill([n], 0.2) as tf.Tensor1D),
     spOld: start ? l0(xAdv, x) : (tf.fill([n], d) as tf.Tensor1D),
   };
-  tf.dispose([first.value, first.logits, ok0]);
+  first.loss.dispose();
   for (let i = 0; i < steps; i++) {
     const moved = tf.tidy(() => projectToBall(l1, x, xAdv.add(sparseSign(grad, s.topk).mul(s.step)) as tf.Tensor4D, eps));
     xAdv.dispose();

@@ -1,6 +1,9 @@
 /** The per-example state APGD's variants (Linf/L2 and L1) carry from step to step, and its bookkeeping. */
 import * as tf from '@tensorflow/tfjs';
-import { exampleMask } from './iterative.js';
+import type { RunContext } from './attack.js';
+import { evaluate, type GradientSetup } from './gradient.js';
+import type { Criterion } from './losses.js';
+import { BestTracker, exampleMask } from './iterative.js';
 
 /** APGD's best-loss point per example: x_best, its gradient and its loss. */
 export interface BestLoss {
@@ -34,4 +37,18 @@ export function adoptUpdate<S extends object>(s: S, xAdv: tf.Tensor4D, grad: tf.
   if (!next.xAdv) return { s: next.s, xAdv, grad, moved: false };
   tf.dispose([xAdv, grad]);
   return { s: next.s, xAdv: next.xAdv, grad: next.grad!, moved: true };
+}
+
+/**
+ * A run's first evaluation at its starting point `xAdv`: a tracker holding it, the gradient there,
+ * the loss (the caller disposes it) and the best-loss state starting at that point.
+ */
+export function startRun(ctx: RunContext, setup: GradientSetup, xAdv: tf.Tensor4D, success: Criterion): { tracker: BestTracker; grad: tf.Tensor4D; loss: tf.Tensor1D; best: BestLoss } {
+  const { y, targets } = ctx;
+  const first = evaluate(setup, xAdv, y, targets);
+  const tracker = new BestTracker(xAdv, xAdv.shape[0]);
+  const ok = success(first.logits, y, targets);
+  tracker.update(xAdv, first.value, ok);
+  tf.dispose([first.logits, ok]);
+  return { tracker, grad: first.grad, loss: first.value, best: { xBest: xAdv.clone(), gradBest: first.grad.clone(), lossBest: first.value.clone() } };
 }

@@ -12,9 +12,9 @@ import { evaluate, evaluateForward, type GradientSetup } from './gradient.js';
 import { isSuccess, objective, type Criterion, type LossName } from './losses.js';
 import { lpNorm, usableBudget, type LpNorm, type NormName } from './norms.js';
 import { apgdL1Run } from './apgd-l1.js';
-import { adoptUpdate, improveBest, type StepUpdate } from './apgd-state.js';
+import { adoptUpdate, improveBest, startRun, type StepUpdate } from './apgd-state.js';
 import { check } from '../util/errors.js';
-import { BestTracker, exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
+import { exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
 
 export interface ApgdOptions extends CommonOptions {
   /** Iterations (default 100, as AutoAttack). */
@@ -61,22 +61,18 @@ export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNor
   const checkpoints = new Set(apgdCheckpoints(steps));
   let xAdv = startingPoint(norm, x, eps, true, ctx.seed());
   let xPrev = xAdv.clone();
-  const first = evaluate(setup, xAdv, y, targets);
-  const tracker = new BestTracker(xAdv, n);
-  const ok0 = success(first.logits, y, targets);
-  tracker.update(xAdv, first.value, ok0);
+  const first = startRun(ctx, setup, xAdv, success);
+  const tracker = first.tracker;
   let grad = first.grad;
   let s = {
     step: tf.fill([n, 1, 1, 1], 2 * eps) as tf.Tensor4D,
-    xBest: xAdv.clone(),
-    gradBest: grad.clone(),
-    lossBest: first.value.clone(),
-    lossPrev: first.value.clone(),
+    ...first.best,
+    lossPrev: first.loss.clone(),
     increases: tf.zeros([n]) as tf.Tensor1D,
-    lossBestAtCheck: first.value.clone(),
+    lossBestAtCheck: first.loss.clone(),
     reducedAtCheck: tf.ones([n], 'bool') as tf.Tensor1D,
   };
-  tf.dispose([first.value, first.logits, ok0]);
+  first.loss.dispose();
   let sinceCheck = 0;
   for (let i = 0; i < steps; i++) {
     const a = i > 0 ? 0.75 : 1;

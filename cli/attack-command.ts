@@ -130,7 +130,7 @@ export function registerAttack(program: Command): void {
       const set = take(data.test, o.limit);
       /** Writes the adversarials (8-bit, within the budget) and the grid; what the report says of them. */
       const save = (adversarial: Float32Array, cleanCorrect: Uint8Array, norm: NormName, eps: number) => {
-        const q = quantize(adversarial, set.images, norm, eps);
+        const q = quantize(adversarial, set.images, norm, eps, set.height * set.width * set.channels);
         const attacked: number[] = [];
         for (let i = 0; i < set.count && attacked.length < 10; i++) if (cleanCorrect[i]) attacked.push(i);
         saveAdversarials(outputs, set, q, attacked);
@@ -149,7 +149,13 @@ export function registerAttack(program: Command): void {
         const report: Record<string, unknown> = {
           model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: meta.model, defense: meta.defense ?? 'none', data: data.name, split: 'test', backend: info.name,
           protocol: o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`, norm, eps: options.eps, seed: o.seed, n, clean_acc: share(r.cleanCorrect),
-          robust_acc: share(r.robust), steps: r.steps.map((s, i) => ({ attack: s.label, settings: steps[i].attack.info, robust_acc_after: s.run.stats.robust_acc, attacked: s.run.stats.attacked, seconds: s.run.stats.seconds })),
+          robust_acc: share(r.robust),
+          // the largest perturbation any step made: every adversarial counted is within the budget
+          ...Object.fromEntries((['linf_max', 'l2_max', 'l1_max'] as const).map((k) => [k, Math.max(0, ...r.steps.map((s) => s.run.stats[k] ?? 0))])),
+          steps: r.steps.map((s, i) => {
+            const { robust_acc, attacked, seconds, linf_max, l2_max, l1_max } = s.run.stats;
+            return { attack: s.label, settings: steps[i].attack.info, robust_acc_after: robust_acc, attacked, seconds, linf_max, l2_max, l1_max };
+          }),
         };
         if (r.adversarial) Object.assign(report, save(r.adversarial, r.cleanCorrect, norm, options.eps!));
         classifier.dispose?.();
@@ -159,6 +165,7 @@ export function registerAttack(program: Command): void {
         console.log(`clean accuracy    ${pct(share(r.cleanCorrect))} (${n} images)`);
         for (const s of r.steps) console.log(`after ${s.label.padEnd(20)} ${pct(s.run.stats.robust_acc)} (${s.run.stats.attacked} attacked, ${s.run.stats.seconds.toFixed(1)} s)`);
         console.log(`AutoAttack robust accuracy ${pct(share(r.robust))}`);
+        console.log(`largest perturbation Linf ${(report.linf_max as number).toFixed(5)} · L2 ${(report.l2_max as number).toFixed(4)} · L1 ${(report.l1_max as number).toFixed(3)}`);
         if (report.saved) console.log(`saved             ${(report.saved as string[]).join(', ')} (8-bit; robust accuracy on them ${pct(report.saved_robust_acc as number)}), grid ${report.grid}`);
         return;
       }

@@ -123,7 +123,7 @@ export function registerEval(program: Command): void {
     .option('--attacks <list>', 'attacks, comma-separated, optionally name:steps and :restarts=N, :eot=N (default fgsm,pgd,apgd-ce)')
     .option('--preset <name>', `a named protocol instead of --attacks: ${Object.keys(PRESETS).join(', ')} (autoattack = AutoAttack's standard cascade)`)
     .option('--cascade', "AutoAttack's protocol: each attack runs only on the examples the attacks before it left robust")
-    .option('--eps <list>', 'budgets, comma-separated (default 0,2/255,4/255,8/255)')
+    .option('--eps <list>', 'budgets, comma-separated (default 0,2/255,4/255,8/255; L2 0,0.125,0.25,0.5; L1 0,3,6,12)')
     .option('--norm <name>', 'linf | l2 | l1 (default linf)')
     .option('--steps <n>', 'steps for every iterative attack (default: each attack\'s own)', positiveInt('--steps', LIMITS.steps))
     .option('--restarts <n>', 'restarts for PGD/APGD, draws for random-noise', positiveInt('--restarts', LIMITS.restarts))
@@ -192,7 +192,7 @@ export function registerEval(program: Command): void {
       const ext: Record<string, string> = { csv: 'results.csv', json: 'results.json', md: 'results.md', markdown: 'results.md', html: 'report.html' };
       check(ext[format], `unknown export format '${format}' (csv, json, md, html)`);
       const r = readGrid(dir);
-      r.worst = worstCases(r.models, r.cells);
+      r.worst = worstCases(r.models, r.cells, r.config.attacks);
       const flags = sanityFlags(r);
       const text =
         format === 'csv' ? toCsv(r) : format === 'json' ? JSON.stringify({ ...r, cells: r.cells.map(({ gallery: _g, ...c }) => c), flags }, null, 2) : format === 'html' ? await toHtml(r, flags) : toMarkdown(r, flags);

@@ -9,6 +9,9 @@ import { parseAttackEntry, type EvalConfig } from './grid.js';
 import { preset } from './presets.js';
 import { NORMS, type NormName } from '../attacks/norms.js';
 
+/** The budgets a grid runs at when none are given: up to each norm's usual CIFAR-10 budget (attacks' DEFAULT_EPS). */
+export const DEFAULT_EPS_GRID: Record<NormName, string> = { linf: '0,2/255,4/255,8/255', l2: '0,0.125,0.25,0.5', l1: '0,3,6,12' };
+
 export const CONFIG_KEYS = ['models', 'attacks', 'preset', 'cascade', 'eps', 'norm', 'steps', 'restarts', 'eotSamples', 'limit', 'batchSize', 'seed', 'data'] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -53,7 +56,7 @@ export function parseEvalConfig(values: Partial<Record<string, unknown>>, source
     check(changed.length === 0, `preset ${values.preset} uses the reference settings: leave out ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} (or give --attacks with --cascade)`);
   }
   const cascade = named?.cascade ?? (values.cascade as boolean | undefined) ?? false;
-  const eps = list(values.eps, 'eps', '0,2/255,4/255,8/255').map((e) => number('--eps', { min: 0 })(e));
+  const eps = list(values.eps, 'eps', DEFAULT_EPS_GRID[norm as NormName]).map((e) => number('--eps', { min: 0 })(e));
   check(eps.length > 0, '--eps needs at least one value');
   check(values.data === undefined || typeof values.data === 'string', `data must be a data set name, got ${JSON.stringify(values.data)}`);
   return {

@@ -122,11 +122,13 @@ export function parseAttackEntry(entry: string): AttackEntry {
   check(ATTACK_NAMES.includes(name), `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps and :restarts=N, :eot=N, :targets=N)`);
   const out: AttackEntry = { name };
   parts.forEach((part, i) => {
-    const [k, v] = part.includes('=') ? part.split('=', 2) : i === 0 ? ['steps', part] : ['', part];
+    const eq = part.indexOf('=');
+    const [k, v] = eq >= 0 ? [part.slice(0, eq), part.slice(eq + 1)] : i === 0 ? ['steps', part] : ['', part];
     const key = ENTRY_KEYS[k];
     check(key && out[key] === undefined, `attack '${entry}': '${part}' is not one of steps (or a bare number first), restarts=N, eot=N, targets=N`);
     check(key !== 'targetClasses' || name === 'apgd-t' || name === 'fab-t', `attack '${entry}': targets=N is for apgd-t and fab-t (the number of most likely wrong classes they target)`);
-    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    check(/^\d+$/.test(v), `attack '${entry}': ${k} must be a whole number, got '${v}'`);
+    const n = Number(v);
     checkCount(`attack '${entry}': ${k}`, n, ENTRY_MAX[key]);
     out[key] = n;
   });
@@ -224,7 +226,7 @@ export function cellResult(model: string, c: Pick<PlannedCell, 'name' | 'eps' | 
  */
 export function galleryOf(clean: ImageSet, adversarial: Float32Array, norm: NormName, eps: number): string {
   const shown = Array.from({ length: clean.count }, (_, i) => i);
-  return Buffer.from(adversarialGrid(clean, quantize(adversarial, clean.images, norm, eps), shown, 2)).toString('base64');
+  return Buffer.from(adversarialGrid(clean, quantize(adversarial, clean.images, norm, eps, clean.height * clean.width * clean.channels), shown, 2)).toString('base64');
 }
 
 /** The first GALLERY_SIZE clean-correct examples of `cleanCorrect` (from example `from` on, as global indices). */
@@ -268,12 +270,14 @@ export function modelSummary(p: PlannedModel, checks: ModelChecks, clean: number
 }
 
 /** Worst case over the attacks run at each eps for each model. */
-export function worstCases(models: ModelSummary[], cells: CellResult[]): WorstCase[] {
+export function worstCases(models: ModelSummary[], cells: CellResult[], attacks: string[]): WorstCase[] {
   const out: WorstCase[] = [];
   for (const m of models) {
     const mine = cells.filter((c) => c.model === m.model);
     for (const eps of [...new Set(mine.map((c) => c.eps))].sort((a, b) => a - b)) {
       const atEps = mine.filter((c) => c.eps === eps);
+      // over a part of the attacks (a stopped grid, a partial merge) the worst case would overstate robustness: none then
+      if (!attacks.every((a) => atEps.some((c) => c.attack === a))) continue;
       const masks = atEps.map((c) => decodeMask(c.robust));
       const n = masks[0].length;
       let robust = 0;
@@ -331,7 +335,7 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
       }
       // Every cell keeps the gallery's images (not only the largest eps's), so its partial does not depend on the eps list.
       const runOptions = { batchSize: config.batchSize, keepAdversarials: { firstCorrect: GALLERY_SIZE }, only: survivors };
-      const resumed = readPartial(partial, { key, set: test, ...runOptions });
+      const resumed = readPartial(partial, { key, set: test, backend: o.backend, ...runOptions });
       if (resumed.damaged) warn(`warning: ${partial}: damaged partial cell (${resumed.damaged}); starting the cell from its first batch`);
       const run = await runAttack(m.classifier, attack, test, {
         ...runOptions,
@@ -341,7 +345,7 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
         shouldStop: o.shouldStop,
         resume: resumed.state,
         onBatch: (state) => {
-          if (state.seen < test.count) writePartial(partial, key, state); // the last batch's state is the cell itself
+          if (state.seen < test.count) writePartial(partial, key, state, o.backend); // the last batch's state is the cell itself
         },
       });
       if (run.stats.n < test.count) {
@@ -362,6 +366,6 @@ export async function runGrid(config: EvalConfig, models: EvalModel[], o: GridOp
     }
     summaries.push(modelSummary(p, checks, clean));
   }
-  const result: GridResult = { config, backend: o.backend, date: new Date().toISOString(), models: summaries, cells, worst: worstCases(summaries, cells) };
+  const result: GridResult = { config, backend: o.backend, date: new Date().toISOString(), models: summaries, cells, worst: worstCases(summaries, cells, config.attacks) };
   return { result, complete };
 }

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ImageSet } from '../data/dataset.js';
-import { fieldProblem, int, nested, num, optional, leaf, matching, oneOf, type Shape } from '../util/fields.js';
+import { fieldProblem, int, nested, num, optional, leaf, matching, oneOf, str, type Shape } from '../util/fields.js';
 import { readDigested, writeDigested } from './cells.js';
 import { OUTCOME_FLAGS, OUTCOME_SIZES, stateProblem, type AttackRunState, type ExampleOutcomes, type KeepAdversarials } from './attack-state.js';
 import { base64 } from './result-shape.js';
@@ -49,9 +49,10 @@ const STATE: Shape = {
   seen: int(0), tally: nested(TALLY), seconds: num(0), cleanCorrect: base64, robust: base64, outcomes: optional(nested(OUTCOMES)),
   adversarial: optional(nested({ firstCorrect: optional(int(1)), index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'), images: base64 })),
 };
-const PARTIAL: Shape = { format: oneOf(PARTIAL_FORMAT), key: matching(/^[0-9a-f]{32}$/, 'a cell key'), state: nested(STATE) };
+const PARTIAL: Shape = { format: oneOf(PARTIAL_FORMAT), key: matching(/^[0-9a-f]{32}$/, 'a cell key'), backend: str, state: nested(STATE) };
 
-export function writePartial(file: string, key: string, s: AttackRunState): void {
+/** Saves a cell's state after a batch; `backend` is the one its batches ran on (a resume elsewhere would mix them). */
+export function writePartial(file: string, key: string, s: AttackRunState, backend: string): void {
   const a = s.adversarial;
   const state = {
     ...s,
@@ -60,7 +61,7 @@ export function writePartial(file: string, key: string, s: AttackRunState): void
     ...(s.outcomes && { outcomes: encodeOutcomes(s.outcomes) }),
     ...(a && { adversarial: { ...a, index: Array.from(a.index), images: b64(a.images) } }),
   };
-  writeDigested(file, { format: PARTIAL_FORMAT, key, state });
+  writeDigested(file, { format: PARTIAL_FORMAT, key, backend, state });
 }
 
 type Saved = { seen: number; tally: AttackRunState['tally']; seconds: number; cleanCorrect: string; robust: string; outcomes?: SavedOutcomes; adversarial?: { firstCorrect?: number; index: number[]; images: string } };
@@ -82,6 +83,8 @@ function decode(s: Saved): AttackRunState | null {
 
 export interface PartialExpectation {
   key: string;
+  /** The backend of this run: a partial computed on another is not continued (backends differ in the last bits). */
+  backend: string;
   set: ImageSet;
   batchSize: number;
   keepAdversarials?: KeepAdversarials;
@@ -104,6 +107,7 @@ export function readPartial(file: string, e: PartialExpectation): { state?: Atta
   const bad = fieldProblem(r.content, PARTIAL);
   if (bad) return { damaged: bad };
   if (r.content.key !== e.key) return { damaged: 'it belongs to another cell' };
+  if (r.content.backend !== e.backend) return { damaged: `its batches ran on ${JSON.stringify(r.content.backend)}, this run is on ${JSON.stringify(e.backend)}` };
   const state = decode(r.content.state as Saved);
   if (!state) return { damaged: 'its images or perturbation sizes are not whole float32 values' };
   const why = stateProblem(state, e.set, e);

@@ -179,7 +179,7 @@ export function tradeoffSpec(r: GridResult): TopLevelSpec {
     model: modelLabel(r, m.model),
     defense: m.defense,
     clean: 100 * m.clean_acc,
-    robust: 100 * (r.worst.find((w) => w.model === m.model && w.eps === maxEps)?.robust_acc ?? 0),
+    robust: 100 * (r.worst.find((w) => w.model === m.model && w.eps === maxEps)?.robust_acc ?? NaN),
   }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',

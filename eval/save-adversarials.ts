@@ -9,16 +9,36 @@ import { writeFilesAtomic } from '../util/atomic.js';
 import type { AttackOutputs } from './output-files.js';
 
 /**
- * Rounds adversarial pixels to 8 bits. For Linf the rounding stays inside the eps-ball around the
- * (8-bit) original, so a saved example never exceeds the budget it was made under.
+ * Rounds adversarial pixels to 8 bits so that a saved example never exceeds the budget it was made
+ * under, around the (8-bit) original: Linf clamps each pixel into the ball; L2 and L1, where
+ * rounding can add up past eps, shrink an image's perturbation (by bisection on a factor ≤ 1
+ * towards the original) until its rounded version is inside.
  */
-export function quantize(adv: Float32Array, clean: Uint8Array, norm: NormName, eps: number): Uint8Array {
+export function quantize(adv: Float32Array, clean: Uint8Array, norm: NormName, eps: number, pixelsPerImage = adv.length): Uint8Array {
   const out = new Uint8Array(adv.length);
   const e = Math.floor(eps * 255 + 1e-6);
-  for (let i = 0; i < adv.length; i++) {
-    let q = Math.round(adv[i] * 255);
-    if (norm === 'linf') q = Math.min(clean[i] + e, Math.max(clean[i] - e, q));
-    out[i] = Math.min(255, Math.max(0, q));
+  const rounded = (i: number, f: number) => Math.min(255, Math.max(0, Math.round(clean[i] + f * (adv[i] * 255 - clean[i]))));
+  for (let from = 0; from < adv.length; from += pixelsPerImage) {
+    const to = Math.min(from + pixelsPerImage, adv.length);
+    const size = (f: number) => {
+      let s = 0;
+      for (let i = from; i < to; i++) {
+        const d = (rounded(i, f) - clean[i]) / 255;
+        s += norm === 'l2' ? d * d : Math.abs(d);
+      }
+      return norm === 'l2' ? Math.sqrt(s) : s;
+    };
+    let f = 1;
+    if (norm !== 'linf' && size(1) > eps) {
+      let [lo, hi] = [0, 1]; // rounded(·, 0) is the original: inside any budget
+      for (let k = 0; k < 30; k++) [lo, hi] = size((lo + hi) / 2) <= eps ? [(lo + hi) / 2, hi] : [lo, (lo + hi) / 2];
+      f = lo;
+    }
+    for (let i = from; i < to; i++) {
+      let q = rounded(i, f);
+      if (norm === 'linf') q = Math.min(clean[i] + e, Math.max(clean[i] - e, q));
+      out[i] = q;
+    }
   }
   return out;
 }

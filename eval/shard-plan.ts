@@ -45,6 +45,8 @@ export function shardFromEnv(env: NodeJS.ProcessEnv): Shard {
     check(!Number.isNaN(n), `--shard auto: ${k} must be a non-negative integer, got '${env[k]}'`);
     return n;
   };
+  // both set (a Slurm job launched from a pod, or the reverse): which one splits the grid is a guess
+  check(!(has('JOB_COMPLETION_INDEX') && has('SLURM_ARRAY_TASK_ID')), `--shard auto: both JOB_COMPLETION_INDEX (${env.JOB_COMPLETION_INDEX}) and SLURM_ARRAY_TASK_ID (${env.SLURM_ARRAY_TASK_ID}) are set: pass --shard i/n`);
   if (has('JOB_COMPLETION_INDEX')) {
     check(has('JOB_COMPLETIONS'), '--shard auto: JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job\'s completions in its manifest (see examples/kubernetes-job.yaml)');
     return shardOf(num('JOB_COMPLETION_INDEX'), num('JOB_COMPLETIONS'), '--shard auto (JOB_COMPLETION_INDEX/JOB_COMPLETIONS)');

@@ -15,7 +15,7 @@ import { readCell } from './cells.js';
 import { decodeMask, floatRows, galleryExamples, GALLERY_SIZE, modelSummary, planGrid, rowsOf, type EvalConfig, type EvalModel, type GridOptions } from './grid.js';
 import { partialFile, readPartial, removePartial, writePartial } from './partial-cells.js';
 import { modelChecks } from './sanity.js';
-import { partFile, partialKey, readPart, shardDir, writeManifest, writePart, type ShardManifest } from './shard-files.js';
+import { partFile, partialKey, readPart, shardDir, readManifest, writeManifest, writePart, type ShardManifest } from './shard-files.js';
 import { shardLabel, shardRange, type Shard } from './shard-plan.js';
 
 export interface ShardOptions extends Omit<GridOptions, 'onCell'> {
@@ -65,6 +65,9 @@ export async function runGridShard(config: EvalConfig, models: EvalModel[], o: S
   const cellDir = path.join(o.out, 'cells');
   const warn = o.warn ?? console.error;
   const plans = planGrid(config, models);
+  // finished parts of a worker restarted on another backend would be merged under this one's name
+  const before = readManifest(path.join(dir, 'manifest.json')).manifest;
+  check(!before || before.backend === o.backend, `${dir} holds parts computed on backend ${before?.backend}: run this shard with --backend ${before?.backend}, or remove the folder to start it over on ${o.backend}`);
   writeManifest(dir, manifestOf(config, plans, o));
   const run: ShardRun = { complete: true, dir, parts: 0, reused: 0 };
   for (const { model: m, test, cells } of plans) {
@@ -99,7 +102,7 @@ export async function runGridShard(config: EvalConfig, models: EvalModel[], o: S
       const partial = partialFile(dir, key);
       const pKey = partialKey(key, o.shard, from, to);
       const runOptions = { batchSize: config.batchSize, keepAdversarials: { firstCorrect: GALLERY_SIZE }, only: survivors, outcomes: true };
-      const resumed = readPartial(partial, { key: pKey, set: share, ...runOptions });
+      const resumed = readPartial(partial, { key: pKey, set: share, backend: o.backend, ...runOptions });
       if (resumed.damaged) warn(`warning: ${partial}: damaged partial cell (${resumed.damaged}); starting the part from its first batch`);
       const r = await runAttack(m.classifier, attack, share, {
         ...runOptions,
@@ -110,7 +113,7 @@ export async function runGridShard(config: EvalConfig, models: EvalModel[], o: S
         shouldStop: o.shouldStop,
         resume: resumed.state,
         onBatch: (state) => {
-          if (state.seen < share.count) writePartial(partial, pKey, state);
+          if (state.seen < share.count) writePartial(partial, pKey, state, o.backend);
         },
       });
       if (r.stats.n < share.count) return { ...run, complete: false };

@@ -59,10 +59,12 @@ const { models, batches, seconds, backends, outFile, torchScript } = optionsOrEx
     .opts<BenchOptions>();
   const models = o.models.split(',').map((m) => m.trim().toLowerCase());
   for (const m of models) check(ZOO.some((e) => e.name === m), `unknown model '${m}' (one of: ${ZOO.map((e) => e.name).join(', ')})`);
-  check(o.seconds > 0, `--seconds must be positive, got ${o.seconds}`);
+  check(o.seconds > 0 && o.seconds <= 3600, `--seconds must be in (0, 3600], got ${o.seconds}`);
+  check(o.torch === undefined || o.torch === 'none' || fs.existsSync(o.torch), `--torch: ${o.torch} does not exist (give the reference script, or 'none')`);
   const backends = (o.backend ?? o.backends).split(',').map((b) => b.trim());
   for (const b of backends) check((BACKENDS as readonly string[]).includes(b), `unknown backend '${b}' (one of: ${BACKENDS.join(', ')})`);
-  const batches = o.batches.split(',').map(positiveInt('--batches'));
+  // a batch of 4096 CIFAR images is 50 MB of input; far larger ones exhaust the wasm heap
+  const batches = o.batches.split(',').map(positiveInt('--batches', 4096));
   return { models, batches, seconds: o.seconds, backends, outFile: o.out, torchScript: o.torch };
 });
 

@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
 import { runGrid, type EvalConfig, type EvalModel, type GridResult } from '../../eval/grid.js';
 import { runAttack, type AttackRun } from '../../eval/attack-run.js';
@@ -14,27 +13,18 @@ import { PRESETS } from '../../eval/presets.js';
 import { writeReports } from '../../eval/report.js';
 import { readGrid } from '../../cli/eval-command.js';
 import { makeAttack } from '../../attacks/index.js';
-import { layersClassifier } from '../../models/classifier.js';
-import type { ImageSet } from '../../data/dataset.js';
-import { tinyConvNet } from '../attacks/models.js';
+import { gridModel, syntheticSet } from './fixtures.js';
 import { tmpDir } from '../helpers.js';
 
 const N = 24;
 const BATCH = 8;
-const set: ImageSet = (() => {
-  const images = new Uint8Array(N * 8 * 8 * 3);
-  for (let i = 0; i < images.length; i++) images[i] = (i * 7919) % 251;
-  return { images, labels: new Uint8Array(N), count: N, height: 8, width: 8, channels: 3 };
-})();
+const set = syntheticSet(N);
 let model: EvalModel;
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
-  const m = tinyConvNet(2);
-  set.labels.set(tf.tidy(() => (m.predict(tf.tensor4d(Float32Array.from(set.images, (v) => v / 255), [N, 8, 8, 3])) as tf.Tensor).argMax(1).dataSync()) as Int32Array);
   // Five of the first batch misclassified: the gallery's first 8 clean-correct examples span two batches.
-  for (const i of [0, 2, 3, 5, 6]) set.labels[i] = (set.labels[i] + 1) % 5;
-  model = { path: 'm', name: 'm', model: m, classifier: layersClassifier(m), defense: 'none', test: set, fingerprint: 'f' };
+  model = gridModel(set, [0, 2, 3, 5, 6]);
 });
 
 afterEach(() => {

@@ -9,23 +9,15 @@ import { parseEvalConfig } from '../../eval/config.js';
 import { toMarkdown, toCsv } from '../../eval/report.js';
 import { sanityFlags } from '../../eval/sanity.js';
 import { layersClassifier } from '../../models/classifier.js';
-import type { ImageSet } from '../../data/dataset.js';
-import { tinyConvNet } from '../attacks/models.js';
+import { gridModel, syntheticSet } from './fixtures.js';
 import { tmpDir } from '../helpers.js';
 
-const set: ImageSet = (() => {
-  const n = 24;
-  const images = new Uint8Array(n * 8 * 8 * 3);
-  for (let i = 0; i < images.length; i++) images[i] = (i * 7919) % 251;
-  return { images, labels: new Uint8Array(n), count: n, height: 8, width: 8, channels: 3 };
-})();
+const set = syntheticSet(24);
 let model: EvalModel;
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
-  const m = tinyConvNet(2);
-  set.labels.set(tf.tidy(() => (m.predict(tf.tensor4d(Float32Array.from(set.images, (v) => v / 255), [24, 8, 8, 3])) as tf.Tensor).argMax(1).dataSync()) as Int32Array);
-  model = { path: 'm', name: 'm', model: m, classifier: layersClassifier(m), defense: 'none', test: set, fingerprint: 'f' };
+  model = gridModel(set);
 });
 
 describe('presets and attack entries', () => {

@@ -172,7 +172,7 @@ describe('damaged results.json', () => {
           expect((e as Error).message.split('\n')).toHaveLength(1);
           return;
         }
-        r.worst = worstCases(r.models, r.cells);
+        r.worst = worstCases(r.models, r.cells, r.config.attacks);
         const flags = sanityFlags(r);
         toCsv(r);
         toMarkdown(r, flags);

@@ -30,7 +30,7 @@ function cell(model: string, attack: string, eps: number, robust: number[], o: {
 
 function grid(cells: CellResult[], models: Partial<ModelSummary>[] = [{}]): GridResult {
   const ms: ModelSummary[] = models.map((m, i) => ({ model: `m${i}`, arch: 'tiny', params: 10, defense: 'none', randomized: false, fingerprint: 'f', data_sha256: 'd', n: 4, clean_acc: 1, checks: checksOk, ...m }));
-  return { config: { models: ms.map((m) => m.model), attacks: [...new Set(cells.map((c) => c.attack))], eps: [...new Set(cells.map((c) => c.eps))], norm: 'linf', limit: 4, batchSize: 4, seed: 0 }, backend: 'wasm', date: 'now', models: ms, cells, worst: worstCases(ms, cells) };
+  return { config: { models: ms.map((m) => m.model), attacks: [...new Set(cells.map((c) => c.attack))], eps: [...new Set(cells.map((c) => c.eps))], norm: 'linf', limit: 4, batchSize: 4, seed: 0 }, backend: 'wasm', date: 'now', models: ms, cells, worst: worstCases(ms, cells, [...new Set(cells.map((c) => c.attack))]) };
 }
 
 describe('worst case over attacks', () => {

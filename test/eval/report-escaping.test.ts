@@ -56,7 +56,7 @@ function hostileGrid(t: Texts): GridResult {
   }
   const checks = { zero_grad_share: 0.5, nonfinite_grad_share: 0, no_ascent_share: 0, outputs_look_like_probabilities: true, checked: 4 };
   const models: ModelSummary[] = t.models.map((model) => ({ model, arch: t.arch, params: 10, defense: t.defense, randomized: true, n: 4, clean_acc: 1, checks }));
-  return { config: { models: [...t.models], attacks: [...t.attacks], eps: [0, 0.03], norm: 'linf', limit: 4, batchSize: 4, seed: 0, data: t.data }, backend: t.backend, date: t.date, models, cells, worst: worstCases(models, cells) };
+  return { config: { models: [...t.models], attacks: [...t.attacks], eps: [0, 0.03], norm: 'linf', limit: 4, batchSize: 4, seed: 0, data: t.data }, backend: t.backend, date: t.date, models, cells, worst: worstCases(models, cells, [...t.attacks]) };
 }
 
 /** Every way a string can add markup to the HTML: tags other than the report's, event attributes, stray images. */
@@ -172,7 +172,7 @@ describe('report output safety', () => {
     const m = robust(['export', 'md', dir, '--out', '-']);
     expect(m.code).toBe(0);
     const shown = { ...hostile, config: { ...hostile.config, eps: [0, 0.03] } } as GridResult;
-    expect(markdownProblems(m.stdout, { ...shown, worst: worstCases(shown.models, shown.cells) })).toEqual([]);
+    expect(markdownProblems(m.stdout, { ...shown, worst: worstCases(shown.models, shown.cells, shown.config.attacks) })).toEqual([]);
   });
 
   it('results.csv: no text field starts like a spreadsheet formula (CSV injection); numbers stay numbers', () => {

@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
 import { runGrid, type EvalConfig, type EvalModel, type GridResult } from '../../eval/grid.js';
 import { runAttack, type AttackRun } from '../../eval/attack-run.js';
@@ -16,28 +15,20 @@ import { writeDigested } from '../../eval/cells.js';
 import { PRESETS } from '../../eval/presets.js';
 import { toMarkdown } from '../../eval/report.js';
 import { makeAttack } from '../../attacks/index.js';
-import { layersClassifier } from '../../models/classifier.js';
 import { RobustError } from '../../util/errors.js';
 import type { ImageSet } from '../../data/dataset.js';
-import { tinyConvNet } from '../attacks/models.js';
+import { gridModel, syntheticSet } from './fixtures.js';
 import { tmpDir } from '../helpers.js';
 
 const N = 24;
 const BATCH = 8;
-const set: ImageSet = (() => {
-  const images = new Uint8Array(N * 8 * 8 * 3);
-  for (let i = 0; i < images.length; i++) images[i] = (i * 7919) % 251;
-  return { images, labels: new Uint8Array(N), count: N, height: 8, width: 8, channels: 3 };
-})();
+const set = syntheticSet(N);
 let model: EvalModel;
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
-  const m = tinyConvNet(2);
-  set.labels.set(tf.tidy(() => (m.predict(tf.tensor4d(Float32Array.from(set.images, (v) => v / 255), [N, 8, 8, 3])) as tf.Tensor).argMax(1).dataSync()) as Int32Array);
   // misclassify some of the first batch: the gallery's first 8 clean-correct examples span two batches (and two shards)
-  for (const i of [0, 2, 3, 5, 6]) set.labels[i] = (set.labels[i] + 1) % 5;
-  model = { path: 'm', name: 'm', model: m, classifier: layersClassifier(m), defense: 'none', test: set, fingerprint: 'f' };
+  model = gridModel(set, [0, 2, 3, 5, 6]);
 });
 
 const plain: EvalConfig = { models: ['m'], attacks: ['fgsm', 'pgd:3'], eps: [0.03, 0.08], norm: 'linf', limit: N, batchSize: BATCH, seed: 3 };
@@ -263,6 +254,9 @@ describe('what the merge refuses', () => {
     expect(refusal(() => mergeShards([data]))).toMatch(/^shards 0\/3 .* and 1\/3 .* ran different grids: model m: other test images \(sha256 [0-9a-f]{12}… vs [0-9a-f]{12}…\)$/);
 
     const backend = copy();
+    // a worker restarted on another backend does not add to the parts it made on the first
+    await expect(runGridShard(small, [model], { out: backend, backend: 'cpu', quiet: true, shard: { index: 1, count: 3 } })).rejects.toThrow(/holds parts computed on backend wasm/);
+    fs.rmSync(shardDir(backend, { index: 1, count: 3 }), { recursive: true });
     await runGridShard(small, [model], { out: backend, backend: 'cpu', quiet: true, shard: { index: 1, count: 3 } });
     expect(refusal(() => mergeShards([backend]))).toMatch(/ran different grids: backend wasm vs cpu$/);
   });
