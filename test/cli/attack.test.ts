@@ -84,7 +84,7 @@ describe('robust attack', () => {
     [['--steps', '0'], /--steps must be a positive integer/],
     [['--attack', 'cw'], /unknown attack 'cw'/],
     [['--pgd', '--fgsm'], /choose one attack/],
-    [['--norm', 'l3'], /--norm must be linf or l2/],
+    [['--norm', 'l3'], /--norm must be one of linf, l2, l1, got 'l3'/],
     [['--targeted', 'foo'], /--targeted must be random, least-likely or a class index/],
     [['--targeted', '12'], /target class 12 does not exist/],
     [['--loss', 'hinge'], /--loss must be ce or dlr/],
