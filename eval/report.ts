@@ -152,9 +152,11 @@ async function svg(spec: TopLevelSpec): Promise<string> {
 export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
   // Linf budgets are read in 8-bit steps; L2 and L1 ones as they are
   const unit = r.config.norm === 'linf' ? 255 : 1;
+  // the dashed line: the worst case over attacks, or a cascade's final accuracy (AutoAttack's), as the table names it
+  const last = finalLabel(r);
   const values = [
     ...r.cells.filter((c) => c.model === model).map((c) => ({ eps: c.eps * unit, acc: 100 * c.stats.robust_acc, attack: c.attack })),
-    ...r.worst.filter((w) => w.model === model).map((w) => ({ eps: w.eps * unit, acc: 100 * w.robust_acc, attack: 'worst case' })),
+    ...r.worst.filter((w) => w.model === model).map((w) => ({ eps: w.eps * unit, acc: 100 * w.robust_acc, attack: last })),
   ];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -167,7 +169,7 @@ export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
       x: { field: 'eps', type: 'quantitative', title: r.config.norm === 'linf' ? 'eps (×1/255)' : `eps (${NORM_LABEL[r.config.norm]})` },
       y: { field: 'acc', type: 'quantitative', title: 'robust accuracy (%)', scale: { domain: [0, 100] } },
       color: { field: 'attack', type: 'nominal' },
-      strokeDash: { condition: { test: "datum.attack === 'worst case'", value: [4, 2] }, value: [1, 0] },
+      strokeDash: { condition: { test: `datum.attack === ${JSON.stringify(last)}`, value: [4, 2] }, value: [1, 0] },
     },
   } as TopLevelSpec;
 }

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
 import { attackOptions, decodeMask, parseAttackEntry, runGrid, type EvalModel } from '../../eval/grid.js';
 import { parseEvalConfig } from '../../eval/config.js';
-import { toMarkdown, toCsv } from '../../eval/report.js';
+import { epsPlotSpec, toMarkdown, toCsv } from '../../eval/report.js';
 import { sanityFlags } from '../../eval/sanity.js';
 import { layersClassifier } from '../../models/classifier.js';
 import { gridModel, syntheticSet } from './fixtures.js';
@@ -75,6 +75,10 @@ describe('a cascade', () => {
     }
     expect(toMarkdown(result)).toMatch(/\| \+ square:30 \|/);
     expect(toMarkdown(result)).toMatch(/\| \*\*cascade\*\* \|/);
+    // the plot's dashed line is named as the table's last row
+    const plotted = (epsPlotSpec(result, 'm') as { data: { values: { attack: string }[] } }).data.values.map((v) => v.attack);
+    expect(plotted).toContain('cascade');
+    expect(plotted).not.toContain('worst case');
     expect(toCsv(result).split('\n')[0]).toMatch(/attack,after,/);
     let reused = 0;
     await runGrid(config, [model], { out, backend: 'wasm', quiet: true, onCell: (_, r) => void (r && reused++) });
