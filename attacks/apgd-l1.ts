@@ -12,11 +12,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RunContext } from './attack.js';
-import { evaluate, type GradientSetup } from './gradient.js';
+import type { GradientSetup } from './gradient.js';
 import { isSuccess, type Criterion } from './losses.js';
 import { l1, sparseSign, usableBudget } from './norms.js';
 import { exampleMask, projectToBall, startingPoint, type RunResult } from './iterative.js';
-import { adoptUpdate, improveBest, startRun, type StepUpdate } from './apgd-state.js';
+import { adoptUpdate, evaluateStep, improveBest, startRun, type StepUpdate } from './apgd-state.js';
 
 /** Per example, the number of coordinates where `a` and `b` differ, as float [N]. */
 function l0(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D {
@@ -31,7 +31,7 @@ interface L1Run {
 
 /** One L1-APGD run at `eps` from `start` (already in the ball ∩ box), or from a random start. */
 async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: number, success: Criterion, start?: tf.Tensor4D): Promise<L1Run> {
-  const { x, y, targets } = ctx;
+  const { x } = ctx;
   const n = x.shape[0];
   const d = x.size / n;
   const interval = Math.max(Math.floor(0.04 * steps), 1);
@@ -52,10 +52,8 @@ async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: 
     xAdv.dispose();
     xAdv = moved;
     grad.dispose();
-    const e = evaluate(setup, xAdv, y, targets);
+    const { e, ok } = evaluateStep(ctx, setup, xAdv, tracker, success);
     grad = e.grad;
-    const ok = success(e.logits, y, targets);
-    tracker.update(xAdv, e.value, ok);
     const atCheck = (i + 1) % interval === 0;
     const next: StepUpdate<typeof s> = tf.tidy(() => {
       const u = improveBest(s, xAdv, grad, e.value);

@@ -39,6 +39,14 @@ export function adoptUpdate<S extends object>(s: S, xAdv: tf.Tensor4D, grad: tf.
   return { s: next.s, xAdv: next.xAdv, grad: next.grad!, moved: true };
 }
 
+/** Evaluates the new point `xAdv` and records it in `tracker`; the caller disposes `e`'s value and logits and `ok`. */
+export function evaluateStep(ctx: RunContext, setup: GradientSetup, xAdv: tf.Tensor4D, tracker: BestTracker, success: Criterion) {
+  const e = evaluate(setup, xAdv, ctx.y, ctx.targets);
+  const ok = success(e.logits, ctx.y, ctx.targets);
+  tracker.update(xAdv, e.value, ok);
+  return { e, ok };
+}
+
 /**
  * A run's first evaluation at its starting point `xAdv`: a tracker holding it, the gradient there,
  * the loss (the caller disposes it) and the best-loss state starting at that point.

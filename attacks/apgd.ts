@@ -8,11 +8,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
-import { evaluate, evaluateForward, type GradientSetup } from './gradient.js';
+import { evaluateForward, type GradientSetup } from './gradient.js';
 import { isSuccess, objective, type Criterion, type LossName } from './losses.js';
 import { lpNorm, usableBudget, type LpNorm, type NormName } from './norms.js';
 import { apgdL1Run } from './apgd-l1.js';
-import { adoptUpdate, improveBest, startRun, type StepUpdate } from './apgd-state.js';
+import { adoptUpdate, evaluateStep, improveBest, startRun, type StepUpdate } from './apgd-state.js';
 import { check } from '../util/errors.js';
 import { exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
 
@@ -85,10 +85,8 @@ export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNor
     xPrev = xAdv;
     xAdv = moved;
     grad.dispose();
-    const e = evaluate(setup, xAdv, y, targets);
+    const { e, ok } = evaluateStep(ctx, setup, xAdv, tracker, success);
     grad = e.grad;
-    const ok = success(e.logits, y, targets);
-    tracker.update(xAdv, e.value, ok);
     sinceCheck++;
     const atCheck = checkpoints.has(i + 1);
     const next: StepUpdate<typeof s> = tf.tidy(() => {
