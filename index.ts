@@ -1,12 +1,16 @@
 /** robust: adversarial robustness for TensorFlow.js. The public API, by area. */
 export * as attacks from './attacks/index.js';
+export * as evaluation from './eval/index.js';
 export { initBackend, describeBackend } from './backend/index.js';
 export { loadData, prepareData, DATASETS } from './data/index.js';
 export { createModel, ZOO } from './models/zoo.js';
 export { loadModel, modelFingerprint, saveCheckpoint } from './models/checkpoint.js';
 export { loadPretrained, pretrainedEntries, type PretrainedEntry } from './models/pretrained.js';
 export { foldedClassifier } from './models/fold.js';
-export { asClassifier, layersClassifier, type Classifier } from './models/classifier.js';
+export { asClassifier, layersClassifier, type Classifier, type ModelMode } from './models/classifier.js';
+export { loadAnyModel, checkLogits, type AnyModelOptions, type LoadedModel } from './models/any-model.js';
+export { PIXELS, describePreprocess, type Preprocess } from './models/preprocess.js';
+export { take, imageSetFingerprint, type ImageSet, type DataSplit } from './data/dataset.js';
 export { noisyClassifier } from './defenses/noise-injection.js';
 export { parseDefenses, defenseConfig, type DefenseConfig } from './defenses/defense.js';
 export { train, type TrainConfig } from './train/trainer.js';
@@ -14,9 +18,12 @@ export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attac
 export type { AttackRunState, KeepAdversarials } from './eval/attack-state.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';
 export { PRESETS, preset, type Preset } from './eval/presets.js';
-export { runGrid, type EvalConfig, type GridResult } from './eval/grid.js';
+export { runGrid, type EvalConfig, type EvalModel, type GridResult } from './eval/grid.js';
+export { parseEvalConfig } from './eval/config.js';
+export { evalModel } from './eval/eval-model.js';
+export { writeReports } from './eval/report.js';
 export { runGridShard, type ShardOptions, type ShardRun } from './eval/shards.js';
 export { parseShard, shardFromEnv, shardRange, type Shard } from './eval/shard-plan.js';
 export { mergeShards, writeMerged, type MergedGrid } from './eval/merge.js';
-export { accuracy } from './eval/accuracy.js';
+export { accuracy, withPredictedLabels } from './eval/accuracy.js';
 export { RobustError } from './util/errors.js';

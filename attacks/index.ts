@@ -55,13 +55,18 @@ export function makeAttack(name: string, model: tf.LayersModel | Classifier, o: 
 }
 
 export { fgsm, bim, pgd, mifgsm, apgd, apgdTargeted, fab, square, randomNoise };
-export type { Attack, AttackInfo, AttackCall, CommonOptions } from './attack.js';
+export type { Attack, AttackInfo, AttackCall, CommonOptions, RunContext } from './attack.js';
+// The shared core, for writing a new attack: the base (model mode, input checks, targeting, seeds),
+// the descent loop, losses and threat models.
+export { defineAttack, commonInfo, checkNumber, DEFAULT_EPS } from './attack.js';
+export { iterate, descend, withRestarts, projectToBall, startingPoint, type DescentConfig, type RunResult } from './iterative.js';
+export { evaluate, evaluateForward, type Evaluation, type GradientSetup } from './gradient.js';
+export { objective, crossEntropy, dlr, dlrTargeted, margin, isSuccess, type Objective, type LossName } from './losses.js';
 export type { PgdOptions } from './pgd.js';
 export type { FgsmOptions } from './fgsm.js';
 export type { ApgdOptions } from './apgd.js';
 export type { ApgdTargetedOptions } from './apgd-targeted.js';
 export type { SquareOptions } from './square.js';
 export type { FabOptions } from './fab.js';
-export { crossEntropy, dlr, dlrTargeted, isSuccess } from './losses.js';
 export { linf, l2, l1, lpNorm, NORMS, projectL1, sparseSign, type LpNorm, type NormName } from './norms.js';
 export { parseTargetSpec, type TargetSpec } from './targets.js';

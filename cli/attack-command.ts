@@ -10,16 +10,16 @@ import { runAttack } from '../eval/attack-run.js';
 import { runCascade } from '../eval/cascade.js';
 import { parseAttackEntry, withEntry } from '../eval/grid.js';
 import { preset } from '../eval/presets.js';
-import { accuracy } from '../eval/accuracy.js';
+import { accuracy, withPredictedLabels } from '../eval/accuracy.js';
 import { quantize, saveAdversarials } from '../eval/save-adversarials.js';
 import { attackOutputs, checkOutputs } from '../eval/output-files.js';
 import { SAMPLE_DIR, defaultDataDir } from '../data/index.js';
 import { check } from '../util/errors.js';
-import { classifierFor, formatEps, loadCheckpoint, loadDataFor } from './model-input.js';
+import { addModelOptions, formatEps, loadDataFor, loadModelFor, type ModelCliOptions } from './model-input.js';
 import { ZOO_PREFIX } from '../models/pretrained.js';
 import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 
-interface AttackCliOptions {
+interface AttackCliOptions extends ModelCliOptions {
   model: string;
   attack?: string;
   data?: string;
@@ -67,7 +67,7 @@ export function registerAttack(program: Command): void {
   const cmd = program
     .command('attack')
     .description('attack a checkpoint on test images: clean and robust accuracy, success rate, perturbation, speed')
-    .requiredOption('--model <path>', 'zoo:NAME (a trained model shipped with robust), a checkpoint folder (or its model.json), or a training run folder')
+    .requiredOption('--model <path>', 'zoo:NAME (a trained model shipped with robust), a training run folder, or any TF.js LayersModel/GraphModel folder (or its model.json)')
     .option('--attack <name>', `attack: ${ATTACK_NAMES.join(', ')} (default pgd)`);
   for (const name of ATTACK_NAMES) cmd.option(`--${name}`, `same as --attack ${name}`);
   cmd.option('--autoattack [version]', "AutoAttack's cascade instead of one attack: standard (default: APGD-CE, APGD-T, FAB-T, Square), plus or rand");
@@ -93,8 +93,8 @@ export function registerAttack(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--quiet', 'no progress output')
     .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
-    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
-    .action(async (o: AttackCliOptions) => {
+    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads));
+  addModelOptions(cmd).action(async (o: AttackCliOptions) => {
       const norm = o.norm as NormName;
       check(NORMS.includes(norm), `--norm must be one of ${NORMS.join(', ')}, got '${o.norm}'`);
       const cascade = o.autoattack === undefined ? undefined : preset(o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`, norm);
@@ -119,15 +119,21 @@ export function registerAttack(program: Command): void {
         seed: o.seed,
       };
       const info = await initBackend({ backend: o.backend, threads: o.threads });
-      const { model, meta, path: ckpt } = await loadCheckpoint(o.model);
-      const data = await loadDataFor(model, meta, { data: o.data, dataDir: o.dataDir });
+      const loaded = await loadModelFor(o.model, o, o.seed);
+      const { meta, path: ckpt, classifier } = loaded;
+      let data;
+      try {
+        data = await loadDataFor(loaded, { data: o.data, dataDir: o.dataDir });
+      } catch (e) {
+        loaded.dispose();
+        throw e;
+      }
       const outputs = attackOutputs(o.save, o.grid, data.test.channels);
       checkOutputs(outputs.files, [
         { what: 'the model', dir: path.dirname(path.resolve(ckpt.endsWith('.json') ? ckpt : path.join(ckpt, 'model.json'))) },
         { what: `the data set ${data.name}`, dir: data.name === 'fashion-mnist-sample' ? SAMPLE_DIR : path.join(o.dataDir ?? defaultDataDir(), data.name) },
       ]);
-      const classifier = classifierFor(model, meta, o.seed);
-      const set = take(data.test, o.limit);
+      const set = o.labels === 'predicted' ? withPredictedLabels(classifier, take(data.test, o.limit)) : take(data.test, o.limit);
       /** Writes the adversarials (8-bit, within the budget) and the grid; what the report says of them. */
       const save = (adversarial: Float32Array, cleanCorrect: Uint8Array, norm: NormName, eps: number) => {
         const q = quantize(adversarial, set.images, norm, eps, set.height * set.width * set.channels);
@@ -142,12 +148,12 @@ export function registerAttack(program: Command): void {
           const e = parseAttackEntry(entry);
           return { label: entry, attack: makeAttack(e.name, classifier, withEntry(options, e)) };
         });
-        if (!o.quiet) console.error(`${describeBackend(info)}; AutoAttack (${o.autoattack === true ? 'standard' : o.autoattack}: ${cascade.attacks.join(', ')}) ${norm} eps=${formatEps(options.eps!)} on ${set.count} ${data.name} test images (${meta.model ?? ckpt}, defense ${meta.defense ?? 'none'})`);
+        if (!o.quiet) console.error(`${describeBackend(info)}; AutoAttack (${o.autoattack === true ? 'standard' : o.autoattack}: ${cascade.attacks.join(', ')}) ${norm} eps=${formatEps(options.eps!)} on ${set.count} ${data.name} test images (${loaded.arch}, defense ${meta.defense ?? 'none'})`);
         const r = await runCascade(classifier, steps, set, { batchSize: o.batchSize, keepAdversarials: outputs.files.length > 0, quiet: o.quiet, seed: o.seed });
         const n = set.count;
         const share = (m: Uint8Array) => m.reduce((a, v) => a + v, 0) / n;
         const report: Record<string, unknown> = {
-          model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: meta.model, defense: meta.defense ?? 'none', data: data.name, split: 'test', backend: info.name,
+          model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: loaded.arch, ...(loaded.kind !== 'robust' ? { input: loaded.input } : {}), defense: meta.defense ?? 'none', data: data.name, split: 'test', ...(o.labels === 'predicted' ? { labels: 'predicted' } : {}), backend: info.name,
           protocol: o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`, norm, eps: options.eps, seed: o.seed, n, clean_acc: share(r.cleanCorrect),
           robust_acc: share(r.robust),
           // the largest perturbation any step made: every adversarial counted is within the budget
@@ -158,11 +164,10 @@ export function registerAttack(program: Command): void {
           }),
         };
         if (r.adversarial) Object.assign(report, save(r.adversarial, r.cleanCorrect, norm, options.eps!));
-        classifier.dispose?.();
-        model.dispose();
+        loaded.dispose();
         if (o.json) return console.log(JSON.stringify(report, null, 2));
         const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-        console.log(`clean accuracy    ${pct(share(r.cleanCorrect))} (${n} images)`);
+        console.log(`clean accuracy    ${pct(share(r.cleanCorrect))} (${n} images${o.labels === 'predicted' ? "; labels: the model's own predictions" : ''})`);
         for (const s of r.steps) console.log(`after ${s.label.padEnd(20)} ${pct(s.run.stats.robust_acc)} (${s.run.stats.attacked} attacked, ${s.run.stats.seconds.toFixed(1)} s)`);
         console.log(`AutoAttack robust accuracy ${pct(share(r.robust))}`);
         console.log(`largest perturbation Linf ${(report.linf_max as number).toFixed(5)} · L2 ${(report.l2_max as number).toFixed(4)} · L1 ${(report.l1_max as number).toFixed(3)}`);
@@ -174,18 +179,17 @@ export function registerAttack(program: Command): void {
       const settings = [`eps=${formatEps(a.eps)}`, a.alpha !== undefined ? `alpha=${formatEps(a.alpha)}` : '', a.steps ? `steps=${a.steps}` : '', a.restarts ? `restarts=${a.restarts}` : '', a.targeted !== undefined ? `targeted=${a.targeted}` : '', a.eotSamples > 1 ? `eot=${a.eotSamples}` : '']
         .filter(Boolean)
         .join(' ');
-      if (!o.quiet) console.error(`${describeBackend(info)}; ${a.name} ${a.norm} ${settings} on ${set.count} ${data.name} test images (${meta.model ?? ckpt}, defense ${meta.defense ?? 'none'})`);
+      if (!o.quiet) console.error(`${describeBackend(info)}; ${a.name} ${a.norm} ${settings} on ${set.count} ${data.name} test images (${loaded.arch}, defense ${meta.defense ?? 'none'})`);
       if (classifier.randomized && a.eotSamples === 1) console.error('warning: the model is randomized (noise injection) and the attack uses no EOT: pass --eot-samples (e.g. 10) or the result overstates robustness');
       const result = await runAttack(classifier, attack, set, { batchSize: o.batchSize, keepAdversarials: outputs.files.length > 0, quiet: o.quiet, seed: o.seed });
       const s = result.stats;
-      const report: Record<string, unknown> = { model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: meta.model, defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', attack: a, backend: info.name, ...s };
+      const report: Record<string, unknown> = { model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: loaded.arch, ...(loaded.kind !== 'robust' ? { input: loaded.input } : {}), defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', ...(o.labels === 'predicted' ? { labels: 'predicted' } : {}), attack: a, backend: info.name, ...s };
       if (result.adversarial) Object.assign(report, save(result.adversarial, result.cleanCorrect, a.norm, a.eps));
-      classifier.dispose?.();
-      model.dispose();
+      loaded.dispose();
       if (o.json) return console.log(JSON.stringify(report, null, 2));
       const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
       const px = (v: number) => `${(v * 255).toFixed(2)}/255`;
-      console.log(`clean accuracy    ${pct(s.clean_acc)} (${s.n} images)`);
+      console.log(`clean accuracy    ${pct(s.clean_acc)} (${s.n} images${o.labels === 'predicted' ? "; labels: the model's own predictions" : ''})`);
       console.log(`robust accuracy   ${pct(s.robust_acc)}`);
       console.log(`attack success    ${pct(s.success_rate)} of ${s.attacked} attacked${a.targeted !== undefined ? ' (reached the target)' : ''}`);
       console.log(`perturbation      Linf mean ${px(s.linf_mean)} max ${px(s.linf_max)} · L2 mean ${s.l2_mean.toFixed(3)} max ${s.l2_max.toFixed(3)} · L1 mean ${s.l1_mean!.toFixed(2)} max ${s.l1_max!.toFixed(2)}`);

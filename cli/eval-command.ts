@@ -16,15 +16,16 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
 import { formatEps } from '../util/format.js';
 import { ensureWritableDir, outputFolder } from '../util/dirs.js';
-import { classifierFor, loadCheckpoint, loadDataFor } from './model-input.js';
+import { addModelOptions, loadDataFor, loadModelFor, type ModelCliOptions } from './model-input.js';
 import { LIMITS, nonNegativeInt, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
-import { modelFingerprint } from '../models/checkpoint.js';
+import { evalModel } from '../eval/eval-model.js';
+import type { LoadedModel } from '../models/any-model.js';
 import { runGridShard } from '../eval/shards.js';
 import { shardDir } from '../eval/shard-files.js';
 import { parseShard, shardLabel, type Shard } from '../eval/shard-plan.js';
 
-interface EvalCliOptions {
+interface EvalCliOptions extends ModelCliOptions {
   models?: string;
   model?: string;
   attacks?: string;
@@ -85,7 +86,7 @@ export function readGrid(dir: string, warn: (message: string) => void = console.
 }
 
 /** `robust eval --shard i/n`: this worker's share of the grid, as parts for `robust merge`. */
-async function runShard(config: EvalConfig, models: EvalModel[], o: EvalCliOptions & { shard: Shard }, banner: string, backend: string): Promise<void> {
+async function runShard(config: EvalConfig, models: EvalModel[], loaded: LoadedModel[], o: EvalCliOptions & { shard: Shard }, banner: string, backend: string): Promise<void> {
   const label = shardLabel(o.shard);
   if (!o.quiet) console.error(`${banner}; shard ${label} of a grid of ${config.models.length * config.attacks.length * config.eps.length} cells → ${shardDir(o.out, o.shard)}`);
   const interrupt = new Interrupt(`stopping after this batch; this shard's finished parts and batches are kept (run the same command to resume)…`);
@@ -101,10 +102,7 @@ async function runShard(config: EvalConfig, models: EvalModel[], o: EvalCliOptio
     },
   });
   interrupt.release();
-  models.forEach((m) => {
-    m.classifier.dispose?.();
-    m.model.dispose();
-  });
+  loaded.forEach((m) => m.dispose());
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   if (!run.complete) {
     console.error(`shard ${label} stopped after ${run.parts} new part(s); run the same command to resume (a part in progress continues at its next batch)`);
@@ -115,10 +113,10 @@ async function runShard(config: EvalConfig, models: EvalModel[], o: EvalCliOptio
 }
 
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description('robustness grid: models × attacks × eps → table, results.csv/json/md, report.html, sanity flags')
-    .option('--models <list>', 'checkpoints, comma-separated: zoo:NAME (trained, shipped), checkpoint folders or run folders')
+    .option('--models <list>', 'models, comma-separated: zoo:NAME (trained, shipped), run folders, or any TF.js LayersModel/GraphModel folder or model.json')
     .option('--model <name>', 'one model (same as --models)')
     .option('--attacks <list>', 'attacks, comma-separated, optionally name:steps and :restarts=N, :eot=N (default fgsm,pgd,apgd-ce)')
     .option('--preset <name>', `a named protocol instead of --attacks: ${Object.keys(PRESETS).join(', ')} (autoattack = AutoAttack's standard cascade)`)
@@ -137,25 +135,34 @@ export function registerEval(program: Command): void {
     .option('--config <file>', 'read the grid from a JSON file (keys as the options: models, attacks, eps, norm, steps, limit, …)')
     .option('--quiet', 'no progress output')
     .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
-    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
+    .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads));
+  addModelOptions(cmd);
+  cmd
     .option('--shard <i/n|auto>', "run worker i's share of the grid (of n, from 0) into --out/shards/ for `robust merge`; auto: from a Kubernetes Indexed Job or a Slurm array", (v: string) => parseShard(v))
-    .action(async (o: EvalCliOptions, cmd: Command) => {
-      const config = evalConfig(o, cmd);
+    .action(async (o: EvalCliOptions, command: Command) => {
+      const config = evalConfig(o, command);
       o.out = outputFolder('--out', o.out);
       // a worker writes only into its own folder: n workers probing one shared folder would race
       ensureWritableDir(o.shard ? shardDir(o.out, o.shard) : o.out);
       const info = await initBackend({ backend: o.backend, threads: o.threads });
       const models: EvalModel[] = [];
       let dataName: string | undefined;
-      for (const location of config.models) {
-        const { model, meta } = await loadCheckpoint(location);
-        const data = await loadDataFor(model, meta, { data: config.data, dataDir: o.dataDir });
-        check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
-        dataName = data.name;
-        models.push({ path: location, name: path.basename(location), model, classifier: classifierFor(model, meta, config.seed), defense: meta.defense ?? 'none', test: data.test, fingerprint: modelFingerprint(model)! });
+      const loaded: LoadedModel[] = [];
+      try {
+        for (const location of config.models) {
+          const m = await loadModelFor(location, o, config.seed);
+          loaded.push(m);
+          const data = await loadDataFor(m, { data: config.data, dataDir: o.dataDir });
+          check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
+          dataName = data.name;
+          models.push(evalModel(m, data.test, { name: location, labels: o.labels, limit: config.limit }));
+        }
+      } catch (e) {
+        loaded.forEach((m) => m.dispose());
+        throw e;
       }
       const cellsTotal = config.models.length * config.attacks.length * config.eps.length;
-      if (o.shard) return runShard(config, models, o as EvalCliOptions & { shard: Shard }, describeBackend(info), info.name);
+      if (o.shard) return runShard(config, models, loaded, o as EvalCliOptions & { shard: Shard }, describeBackend(info), info.name);
       if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} model(s) × ${config.attacks.length} attack(s) × ${config.eps.length} eps) on ${Math.min(config.limit, models[0]?.test.count ?? config.limit)} ${dataName} test images → ${o.out}`);
       const interrupt = new Interrupt('stopping after this batch; finished cells and batches are kept (run the same command to resume)…');
       let done = 0;
@@ -170,10 +177,7 @@ export function registerEval(program: Command): void {
         },
       });
       interrupt.release();
-      models.forEach((m) => {
-        m.classifier.dispose?.();
-        m.model.dispose();
-      });
+      loaded.forEach((m) => m.dispose());
       if (!complete) {
         console.error(`stopped with ${done} of ${cellsTotal} cells done; run the same command to resume (a cell in progress continues at its next batch)`);
         process.exitCode = 130;

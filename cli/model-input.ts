@@ -1,60 +1,84 @@
-/** Resolving what a command attacks or evaluates: a checkpoint and the data set it was trained on. */
-import fs from 'node:fs';
-import path from 'node:path';
-import type * as tf from '@tensorflow/tfjs';
+/** Resolving what a command attacks or evaluates: any TF.js model and the data it is evaluated on. */
+import type { Command } from 'commander';
+import * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../models/checkpoint.js';
 import { loadData } from '../data/index.js';
-import type { DataSplit } from '../data/dataset.js';
+import { take, type DataSplit } from '../data/dataset.js';
+import { NO_AUGMENT, makeBatch } from '../data/batches.js';
 import { check } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
 import { modelMeta, type ModelMeta } from '../models/model-meta.js';
-import { noisyClassifier } from '../defenses/noise-injection.js';
-import { layersClassifier, type Classifier } from '../models/classifier.js';
-import { foldedClassifier } from '../models/fold.js';
-import { resolvePretrained } from '../models/pretrained.js';
-import { ZOO } from '../models/zoo.js';
+import type { Classifier } from '../models/classifier.js';
+import { checkLogits, loadAnyModel, modelLocation, robustClassifier, type LoadedModel } from '../models/any-model.js';
+import { parseInputRange, parseMean, parseStd, PIXELS, type Preprocess } from '../models/preprocess.js';
 
-/**
- * The model as users of the defense meet it: a noise-injection model is randomized at inference
- * (its recorded noise, averaged over its recorded number of draws); others are the plain model.
- * Zoo ResNets run BN-folded in inference mode (same function, faster).
- */
-export function classifierFor(model: tf.LayersModel, meta: ModelMeta, seed?: number): Classifier {
-  const folded = foldedClassifier(model);
-  if (!folded && meta.model && ZOO.some((e) => e.name === meta.model)) {
-    console.error(`note: the model's layers differ from ${meta.model}${meta.width ? ` width ${meta.width}` : ''} named in its metadata: it is evaluated as stored, without BN folding`);
-  }
-  const base = folded ?? layersClassifier(model);
-  const d = meta.defenseConfig;
-  if (d?.names?.includes('noise') && d.noiseStd) return noisyClassifier(base, { std: d.noiseStd, samples: d.noiseSamples ?? 1, seed });
-  return base;
+export interface ModelCliOptions {
+  inputRange?: [number, number];
+  mean?: number[];
+  std?: number[];
+  output?: string;
+  labels?: 'dataset' | 'predicted';
 }
 
-/** `zoo:NAME` (a shipped trained model), a checkpoint folder, its model.json, or a training run folder holding `checkpoint/`. */
-export function checkpointPath(where: string): string {
-  const location = resolvePretrained(where);
-  if (!location.endsWith('.json') && !fs.existsSync(path.join(location, 'model.json')) && fs.existsSync(path.join(location, 'checkpoint', 'model.json'))) {
-    return path.join(location, 'checkpoint');
-  }
-  return location;
+/** The options that say how to feed a model robust did not build (attack and eval share them). */
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .option('--input-range <lo,hi>', 'what the model takes for pixels 0..1: 0,1 (default) | 0,255 | -1,1 | any lo,hi', parseInputRange)
+    .option('--mean <list>', "per-channel mean the model's inputs are normalized with, after --input-range (e.g. 0.485,0.456,0.406)", parseMean)
+    .option('--std <list>', 'per-channel std, after --mean (e.g. 0.229,0.224,0.225)', parseStd)
+    .option('--output <name>', 'the layer (LayersModel) or node (GraphModel) whose output are the logits (default: the input of a final softmax, else the outputs)')
+    .option('--labels <source>', "dataset (default) | predicted: attack the model's own clean predictions (images without labels; how stable its decisions are)", (v: string) => {
+      check(v === 'dataset' || v === 'predicted', `--labels must be dataset or predicted, got '${v}'`);
+      return v;
+    });
+}
+
+export function preprocessFrom(o: ModelCliOptions): Preprocess {
+  if (!o.inputRange && !o.mean && !o.std) return PIXELS;
+  return { range: o.inputRange ?? [0, 1], ...(o.mean ? { mean: o.mean } : {}), ...(o.std ? { std: o.std } : {}) };
+}
+
+/** The model at `where` (zoo:NAME, a folder, a model.json, a run folder) as the commands attack it; notes go to stderr. */
+export async function loadModelFor(where: string, o: ModelCliOptions, seed?: number): Promise<LoadedModel> {
+  const m = await loadAnyModel(where, { preprocess: preprocessFrom(o), output: o.output, seed });
+  if (m.kind !== 'robust') console.error(`note: ${where}: ${m.kind === 'graph' ? 'GraphModel' : 'LayersModel'}, ${m.input}`);
+  return m;
+}
+
+/** A robust checkpoint as users of its defense meet it (see robustClassifier). */
+export function classifierFor(model: tf.LayersModel, meta: ModelMeta, seed?: number): Classifier {
+  return robustClassifier(model, meta, seed);
 }
 
 export async function loadCheckpoint(location: string): Promise<{ model: tf.LayersModel; meta: ModelMeta; path: string }> {
-  const p = checkpointPath(location);
+  const p = modelLocation(location);
   const model = await loadModel(p);
   const meta = modelMeta(model, p);
   return { model, meta, path: p };
 }
 
-/** Loads the data set (default: the one in the model's metadata) and checks it fits the model. */
-export async function loadDataFor(model: tf.LayersModel, meta: ModelMeta, o: { data?: string; dataDir?: string; limit?: number }): Promise<DataSplit> {
-  const name = o.data ?? meta.data;
-  check(name, 'the model does not record its data set: pass --data');
+/**
+ * Loads the data set (default: the one in the model's metadata), checks it fits the model, and
+ * refuses a model whose outputs turn out to be probabilities.
+ */
+export async function loadDataFor(m: LoadedModel, o: { data?: string; dataDir?: string; limit?: number }): Promise<DataSplit> {
+  const name = o.data ?? m.meta.data;
+  check(name, `${m.path}: the model does not record its data set: pass --data`);
   const data = await loadData(name, { dataDir: o.dataDir, limit: o.limit });
-  const [, h, w, c] = model.inputs[0].shape;
+  const [h, w, c] = m.inputShape;
   const t = data.test;
   check(h === t.height && w === t.width && c === t.channels, `the model takes ${h}×${w}×${c} images but ${data.name} has ${t.height}×${t.width}×${t.channels}`);
-  const out = model.outputs[0].shape;
-  check(out[out.length - 1] === data.classes.length, `the model has ${out[out.length - 1]} outputs but ${data.name} has ${data.classes.length} classes`);
+  const k = data.classes.length;
+  check(m.kind === 'robust' ? m.numClasses === k : m.numClasses >= k, `the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`);
+  const first = take(t, 64);
+  if (first.count > 0) {
+    const b = makeBatch(first, Int32Array.from({ length: first.count }, (_, i) => i), NO_AUGMENT, new Rng(0));
+    try {
+      checkLogits(m, b.x);
+    } finally {
+      tf.dispose([b.x, b.y]);
+    }
+  }
   return data;
 }
 

@@ -3,7 +3,27 @@ import * as tf from '@tensorflow/tfjs';
 import type { ImageSet } from '../data/dataset.js';
 import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
 import { Rng } from '../util/rng.js';
+import { check } from '../util/errors.js';
 import { isClassifier, type Classifier } from '../models/classifier.js';
+
+/**
+ * The set relabelled with the model's own clean predictions (`--labels predicted`): for images
+ * without labels, robust accuracy then measures how many of the model's decisions survive an attack.
+ */
+export function withPredictedLabels(model: Classifier, set: ImageSet, batchSize = 500): ImageSet {
+  check(model.numClasses <= 256, `--labels predicted: the model has ${model.numClasses} classes, more than robust's labels hold (256)`);
+  const labels = new Uint8Array(set.count);
+  const rng = new Rng(0);
+  let at = 0;
+  for (const idx of epochBatches(set.count, batchSize)) {
+    const b = makeBatch(set, idx, NO_AUGMENT, rng);
+    const top = tf.tidy(() => model.logits(b.x, 'inference').argMax(1));
+    labels.set(top.dataSync(), at);
+    at += idx.length;
+    tf.dispose([top, b.x, b.y]);
+  }
+  return { ...set, labels };
+}
 
 /** Clean accuracy; a Classifier is measured as attacks see it (a randomized one with its noise). */
 export function accuracy(model: tf.LayersModel | Classifier, set: ImageSet, batchSize = 500): number {

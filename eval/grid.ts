@@ -46,8 +46,16 @@ export interface EvalConfig {
 export interface EvalModel {
   path: string;
   name: string;
-  model: tf.LayersModel;
+  /** The LayersModel behind the classifier, if any (for its metadata and size when arch/params are not given). */
+  model?: tf.LayersModel;
   classifier: Classifier;
+  /** Architecture and parameter count for the results (default: from `model`). */
+  arch?: string;
+  params?: number;
+  /** How the model's inputs and logits are taken, when not as robust's own models ("inputs in [0,255]; logits: …"). */
+  input?: string;
+  /** 'predicted' when `test` carries the model's own predictions instead of true labels. */
+  labels?: 'predicted';
   defense: string;
   test: ImageSet;
   /** Identifies the model as loaded (topology, weights, metadata: `modelFingerprint`), so cells of a changed model are not reused. */
@@ -79,6 +87,9 @@ export interface ModelSummary {
   /** SHA-256 of the model as loaded and of the images + labels evaluated: what the cells are keyed on. */
   fingerprint: string;
   data_sha256: string;
+  /** Preprocessing and logits of a model robust did not build (see EvalModel.input). */
+  input?: string;
+  labels?: 'predicted';
   n: number;
   clean_acc: number;
   checks: ModelChecks;
@@ -254,11 +265,13 @@ export function floatRows(images: Float32Array, per: number, which: number[]): F
 /** A model's summary in the results (`clean`: its clean accuracy, from its cells). */
 export function modelSummary(p: PlannedModel, checks: ModelChecks, clean: number): ModelSummary {
   const m = p.model;
-  const meta = (m.model.getUserDefinedMetadata() as { robust?: { model?: string } } | undefined)?.robust;
+  const meta = (m.model?.getUserDefinedMetadata() as { robust?: { model?: string } } | undefined)?.robust;
   return {
     model: m.path,
-    arch: meta?.model ?? m.name,
-    params: countParams(m.model),
+    arch: m.arch ?? meta?.model ?? m.name,
+    params: m.params ?? (m.model ? countParams(m.model) : 0),
+    ...(m.input ? { input: m.input } : {}),
+    ...(m.labels ? { labels: m.labels } : {}),
     defense: m.defense,
     randomized: m.classifier.randomized,
     fingerprint: m.fingerprint,

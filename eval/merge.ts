@@ -218,8 +218,8 @@ export function mergeShards(outs: string[], o: { partial?: boolean } = {}): Merg
   const summaries: ModelSummary[] = ref.models.flatMap((m) => {
     const mine = found.filter((c) => c.model === m.model);
     if (mine.length === 0) return [];
-    const { model, arch, params, defense, randomized, fingerprint, data_sha256, n, checks } = m;
-    return [{ model, arch, params, defense, randomized, fingerprint, data_sha256, n, clean_acc: mine[mine.length - 1].stats.clean_acc, checks }];
+    const { model, arch, params, input, labels, defense, randomized, fingerprint, data_sha256, n, checks } = m;
+    return [{ model, arch, params, ...(input ? { input } : {}), ...(labels ? { labels } : {}), defense, randomized, fingerprint, data_sha256, n, clean_acc: mine[mine.length - 1].stats.clean_acc, checks }];
   });
   const result: GridResult = { config, backend: ref.backend, date: new Date().toISOString(), models: summaries, cells: found, worst: worstCases(summaries, found, config.attacks), ...(gap ? { incomplete: gap } : {}) };
   return { result, cells, ...(gap ? { missing: gap } : {}) };

@@ -65,9 +65,13 @@ export const epsLabel = formatEps;
 const imagesOf = (r: GridResult) => (r.models.length ? Math.max(...r.models.map((m) => m.n)) : r.config.limit);
 
 function protocolNote(r: GridResult): string {
-  if (!r.config.cascade) return 'Worst case: an example counts as robust only if it survives every attack.';
+  const predicted = r.models.filter((m) => m.labels === 'predicted').map((m) => modelLabel(r, m.model));
+  const labels = predicted.length
+    ? ` Labels of ${predicted.join(', ')}: the model's own clean predictions (--labels predicted), so its clean accuracy is 100% and robust accuracy is the share of its decisions no attack changed.`
+    : '';
+  if (!r.config.cascade) return `Worst case: an example counts as robust only if it survives every attack.${labels}`;
   const name = r.config.preset ? `${finalLabel(r)} (preset ${r.config.preset})` : 'Cascade';
-  return `${name}: each attack runs only on the examples the attacks above it left robust; a "+ attack" row is the robust accuracy after it, the last row the final one.`;
+  return `${name}: each attack runs only on the examples the attacks above it left robust; a "+ attack" row is the robust accuracy after it, the last row the final one.${labels}`;
 }
 
 /** The last row's name: a cascade's final accuracy (AutoAttack's, for its presets), else the worst case over attacks. */

@@ -27,7 +27,7 @@ const CELL = { model: str, attack: str, eps: num(0), settings: nested(SETTINGS),
 
 export const CHECKS = { zero_grad_share: share, nonfinite_grad_share: share, no_ascent_share: optional(share), outputs_look_like_probabilities: bool, checked: int(0) };
 
-export const MODEL = { model: str, arch: str, params: int(0), defense: str, randomized: bool, n: int(1), clean_acc: share, checks: nested(CHECKS) };
+export const MODEL = { model: str, arch: str, params: int(0), input: optional(str), labels: optional(oneOf('predicted')), defense: str, randomized: bool, n: int(1), clean_acc: share, checks: nested(CHECKS) };
 
 /**
  * Why `v` is not a cell over `n` examples (null when it is one): the shape, a robustness mask of

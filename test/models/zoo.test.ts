@@ -101,6 +101,6 @@ describe('model zoo', () => {
     await saveCheckpoint(dir, m);
     const file = path.join(dir, 'model.json');
     fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('"class_name":"ReLU"', '"class_name":"Lambda"'));
-    await expect(loadModel(dir)).rejects.toThrow(/unsupported layer class Lambda/);
+    await expect(loadModel(dir)).rejects.toThrow(/layer class Lambda is not a built-in TF.js layer/);
   });
 });

@@ -87,7 +87,7 @@ const cases: [string, () => string[], RegExp][] = [
   ['train --out /proc/… (not writable)', () => ['train', '--data', 'sample', '--out', '/proc/robust-run'], /not writable/],
   ['eval --out /proc/… (not writable)', () => ['eval', '--models', ckpt, '--out', '/proc/robust-results'], /not writable/],
   ['model.json not JSON', () => ['attack', '--model', brokenCkpts['not-json']], /not valid JSON/],
-  ['unknown layer class', () => ['attack', '--model', brokenCkpts['unknown-layer']], /unsupported layer class Lambda/],
+  ['unknown layer class', () => ['attack', '--model', brokenCkpts['unknown-layer']], /layer class Lambda is not a built-in TF.js layer/],
   ['weights too short', () => ['attack', '--model', brokenCkpts['short-weights']], /weights hold 1000 bytes/],
   ['weights of the wrong shape', () => ['attack', '--model', brokenCkpts['wrong-shape']], /cannot build the model|shape/],
   ['missing checkpoint', () => ['attack', '--model', '/nonexistent/ckpt'], /no such file/],

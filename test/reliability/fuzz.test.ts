@@ -148,7 +148,7 @@ describe('checkpoints under mutation', () => {
     const d = path.join(tmpDir('fuzz-shard'), 'ckpt');
     fs.mkdirSync(d, { recursive: true });
     fs.writeFileSync(path.join(d, 'model.json'), json.replace('"paths":["weights.bin"]', '"paths":["../weights.bin"]'));
-    await expect(loadModel(d)).rejects.toThrow(/not a file name in the checkpoint folder/);
+    await expect(loadModel(d)).rejects.toThrow(/not a file name in the model folder/);
   });
 
   // tfjs's graph rebuild re-queues a call whose input never appears and spins forever: found by

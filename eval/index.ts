@@ -1,0 +1,13 @@
+/** `robust/eval`: grids of models × attacks × budgets, AutoAttack's cascade, reports and shards. */
+export { runGrid, worstCases, parseAttackEntry, type EvalConfig, type EvalModel, type GridResult, type GridOptions, type CellResult, type ModelSummary, type WorstCase } from './grid.js';
+export { parseEvalConfig } from './config.js';
+export { evalModel, type EvalModelOptions } from './eval-model.js';
+export { runAttack, type AttackStats, type AttackRun, type AttackRunOptions } from './attack-run.js';
+export { runCascade, type CascadeRun, type CascadeStep } from './cascade.js';
+export { PRESETS, preset, type Preset } from './presets.js';
+export { writeReports, toCsv, toMarkdown, toHtml } from './report.js';
+export { sanityFlags, modelChecks, type Flag, type ModelChecks } from './sanity.js';
+export { accuracy, withPredictedLabels } from './accuracy.js';
+export { runGridShard, type ShardOptions, type ShardRun } from './shards.js';
+export { parseShard, shardFromEnv, shardRange, type Shard } from './shard-plan.js';
+export { mergeShards, writeMerged, type MergedGrid } from './merge.js';

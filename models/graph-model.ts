@@ -1,0 +1,145 @@
+/**
+ * TF.js GraphModels (tensorflowjs_converter on SavedModels, Keras models, TF Hub modules) as
+ * attack targets: gradients come from tf.grad over `execute`, which records every op it runs.
+ * The logits are the tensor feeding a final Softmax (or a one-unit Sigmoid), found in the graph;
+ * `--output NODE` names any node instead.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { RobustError } from '../util/errors.js';
+import type { ModelFiles } from './model-files.js';
+import type { LogitsSource } from './layers-logits.js';
+
+interface GraphNode {
+  name: string;
+  op: string;
+  input?: string[];
+}
+
+export interface GraphLogits {
+  model: tf.GraphModel;
+  /** Logits for a batch of NHWC model inputs (already preprocessed). */
+  apply(x: tf.Tensor4D): tf.Tensor2D;
+  inputShape: [number, number, number];
+  numClasses: number;
+  source: LogitsSource;
+  note?: string;
+  /** The node executed for the logits. */
+  logitsNode: string;
+}
+
+// Ops that need executeAsync (dynamic control flow): their graphs cannot be differentiated by tf.grad.
+const CONTROL_FLOW = new Set(['Switch', 'Merge', 'Enter', 'Exit', 'NextIteration', 'LoopCond', 'While', 'StatelessWhile', 'If', 'StatelessIf', 'TensorListReserve', 'NonMaxSuppressionV5']);
+const PASS_THROUGH = new Set(['Identity', 'Snapshot', 'StopGradient', 'PreventGradient']);
+
+/** "name:0" or "^name" → "name". */
+const nodeName = (ref: string) => ref.replace(/^\^/, '').replace(/:\d+$/, '');
+
+function graphNodes(files: ModelFiles): Map<string, GraphNode> {
+  const nodes = (files.json.modelTopology as { node?: unknown }).node;
+  if (!Array.isArray(nodes)) throw new RobustError(`${files.jsonPath}: a graph-model without a node list`);
+  const map = new Map<string, GraphNode>();
+  for (const n of nodes as Partial<GraphNode>[]) {
+    if (!n || typeof n.name !== 'string' || typeof n.op !== 'string' || (n.input !== undefined && !(Array.isArray(n.input) && n.input.every((i) => typeof i === 'string')))) {
+      throw new RobustError(`${files.jsonPath}: malformed graph node ${JSON.stringify(n).slice(0, 80)}`);
+    }
+    map.set(n.name, n as GraphNode);
+  }
+  return map;
+}
+
+/** Through Identity-like nodes to the op that makes `name`. */
+function producer(nodes: Map<string, GraphNode>, name: string): GraphNode | undefined {
+  let node = nodes.get(nodeName(name));
+  for (let hops = 0; node && PASS_THROUGH.has(node.op) && node.input?.length && hops < 100; hops++) node = nodes.get(nodeName(node.input[0]));
+  return node;
+}
+
+/** Loads a graph-model from files read by `readModelFiles` and finds its logits. */
+export async function loadGraphLogits(files: ModelFiles, output?: string): Promise<GraphLogits> {
+  const file = files.jsonPath;
+  const nodes = graphNodes(files);
+  const flow = [...new Set([...nodes.values()].map((n) => n.op).filter((op) => CONTROL_FLOW.has(op)))];
+  if (flow.length) throw new RobustError(`${file}: the graph uses dynamic control flow (${flow.join(', ')}), which tf.grad cannot differentiate; robust attacks graphs without it`);
+  if (output !== undefined && !nodes.has(nodeName(output))) throw new RobustError(`${file}: no node named '${output}' in the graph`);
+  let model: tf.GraphModel;
+  try {
+    model = await tf.loadGraphModel(
+      tf.io.fromMemory({ modelTopology: files.json.modelTopology, weightSpecs: files.specs, weightData: files.weightData, format: 'graph-model', signature: files.json.signature as object, userDefinedMetadata: files.json.userDefinedMetadata }),
+    );
+  } catch (e) {
+    throw e instanceof RobustError ? e : new RobustError(`${file}: cannot load the graph (${(e as Error).message.split('\n')[0]})`);
+  }
+  try {
+    return describe(model, nodes, file, output);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: string, output?: string): GraphLogits {
+  if (model.inputs.length !== 1) throw new RobustError(`${file}: the graph has ${model.inputs.length} inputs (${model.inputNodes.join(', ')}); robust attacks models with one image input`);
+  const input = model.inputs[0];
+  if (input.dtype !== 'float32') throw new RobustError(`${file}: the graph takes ${input.dtype} inputs, through which no gradient flows: convert it with a float32 input`);
+  const shape = input.shape ?? [];
+  if (shape.length !== 4 || shape.slice(1).some((d) => !(d > 0))) throw new RobustError(`${file}: the graph's input has shape [${shape.join(', ')}], not [batch, height, width, channels] with known sizes`);
+  // NCHW graphs (converted from PyTorch through ONNX) take channels second.
+  const nchw = [1, 3].includes(shape[1]) && ![1, 3].includes(shape[3]);
+  const [h, w, c] = nchw ? [shape[2], shape[3], shape[1]] : [shape[1], shape[2], shape[3]];
+  const fixedBatch = shape[0] > 0 ? shape[0] : 0;
+  let logitsNode: string;
+  let source: LogitsSource = 'outputs';
+  let note: string | undefined;
+  if (output !== undefined) {
+    logitsNode = nodeName(output);
+    source = 'named';
+    note = `logits: node ${logitsNode} (--output)`;
+  } else {
+    if (model.outputNodes.length !== 1) throw new RobustError(`${file}: the graph has ${model.outputNodes.length} outputs (${model.outputNodes.join(', ')}): name the logits node with --output NODE`);
+    logitsNode = nodeName(model.outputNodes[0]);
+    const last = producer(nodes, logitsNode);
+    if (last && (last.op === 'Softmax' || last.op === 'Sigmoid') && last.input?.length) {
+      logitsNode = nodeName(last.input[0]);
+      source = last.op === 'Softmax' ? 'softmax-input' : 'sigmoid-input';
+      note = `logits: node ${logitsNode}, the input of ${last.op} node ${last.name}`;
+    } else if (last?.op === 'LogSoftmax') {
+      source = 'log-softmax';
+      note = `logits: the log-softmax outputs of node ${last.name} (logits up to a constant per image)`;
+    }
+  }
+  const inputName = nodeName(model.inputNodes[0]);
+  const run = (x: tf.Tensor4D): tf.Tensor2D => {
+    const out = model.execute({ [inputName]: nchw ? x.transpose([0, 3, 1, 2]) : x }, logitsNode) as tf.Tensor;
+    return (out.rank === 2 ? out : out.reshape([out.shape[0], -1])) as tf.Tensor2D;
+  };
+  const sigmoid = source === 'sigmoid-input';
+  const apply = (x: tf.Tensor4D): tf.Tensor2D =>
+    tf.tidy(() => {
+      let z: tf.Tensor2D;
+      if (fixedBatch && x.shape[0] !== fixedBatch) {
+        // A graph frozen at one batch size: run it on slices of that size, the last one padded.
+        const parts: tf.Tensor2D[] = [];
+        for (let i = 0; i < x.shape[0]; i += fixedBatch) {
+          const n = Math.min(fixedBatch, x.shape[0] - i);
+          let slice = x.slice([i, 0, 0, 0], [n, -1, -1, -1]);
+          if (n < fixedBatch) slice = slice.concat(tf.zeros([fixedBatch - n, h, w, c]) as tf.Tensor4D, 0);
+          parts.push(run(slice).slice([0, 0], [n, -1]));
+        }
+        z = tf.concat(parts, 0);
+      } else z = run(x);
+      return sigmoid ? (tf.concat([tf.zerosLike(z), z], 1) as tf.Tensor2D) : z;
+    });
+  // One pass on zeros tells the number of classes and proves the graph runs.
+  let k: number;
+  try {
+    const probe = tf.tidy(() => apply(tf.zeros([fixedBatch || 1, h, w, c]) as tf.Tensor4D));
+    k = probe.shape[1];
+    const rank2 = probe.rank === 2;
+    probe.dispose();
+    if (!rank2) throw new RobustError(`${file}: node ${logitsNode} is not [batch, classes]`);
+  } catch (e) {
+    throw e instanceof RobustError ? e : new RobustError(`${file}: the graph does not run on this backend (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (sigmoid && k !== 2) throw new RobustError(`${file}: the graph ends in a ${k - 1}-unit sigmoid (multi-label outputs): name the logits node with --output NODE`);
+  return { model, apply, inputShape: [h, w, c], numClasses: k, source, note, logitsNode };
+}

@@ -1,0 +1,73 @@
+/**
+ * The preprocessing a model expects, declared rather than baked in. Attacks and budgets always work
+ * on [0,1] pixels; a model that wants [0,255], [-1,1] or mean/std-normalized inputs gets them from a
+ * differentiable map in front of it, so eps stays in pixel units whatever the model.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { RobustError } from '../util/errors.js';
+
+export interface Preprocess {
+  /** What pixel values 0 and 1 become (e.g. [0, 255] or [-1, 1]). */
+  range: [number, number];
+  /** Per channel (or one for all), subtracted after scaling to `range`, in the range's units. */
+  mean?: number[];
+  /** Per channel (or one for all), divided by after the mean. */
+  std?: number[];
+}
+
+export const PIXELS: Preprocess = { range: [0, 1] };
+
+const NUMBER = /^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?\s*$/i;
+
+function numbers(flag: string, v: string): number[] {
+  const parts = v.split(',');
+  const out = parts.map((p) => (NUMBER.test(p) ? Number(p) : NaN));
+  if (out.length === 0 || out.length > 4 || out.some((n) => !Number.isFinite(n))) throw new RobustError(`${flag} must be 1 to 4 comma-separated numbers, got '${v}'`);
+  return out;
+}
+
+/** `--input-range`: "0,1", "0,255", "-1,1" or any "lo,hi" with lo < hi. */
+export function parseInputRange(v: string): [number, number] {
+  const r = numbers('--input-range', v);
+  if (r.length !== 2 || !(r[0] < r[1])) throw new RobustError(`--input-range must be lo,hi with lo < hi (e.g. 0,1 or 0,255 or -1,1), got '${v}'`);
+  return [r[0], r[1]];
+}
+
+/** `--mean`: one number or one per channel. */
+export const parseMean = (v: string): number[] => numbers('--mean', v);
+
+/** `--std`: one positive number or one per channel. */
+export function parseStd(v: string): number[] {
+  const s = numbers('--std', v);
+  if (s.some((x) => !(x > 0) || !Number.isFinite(1 / x))) throw new RobustError(`--std values must be positive, got '${v}'`);
+  return s;
+}
+
+/** Checks the per-channel lists fit a model with `channels` input channels. */
+export function checkPreprocess(p: Preprocess, channels: number, where: string): void {
+  for (const [name, list] of [['--mean', p.mean], ['--std', p.std]] as const) {
+    if (list && list.length !== 1 && list.length !== channels) throw new RobustError(`${where}: ${name} has ${list.length} values but the model takes ${channels} channel(s)`);
+  }
+}
+
+export const isPixels = (p: Preprocess): boolean => p.range[0] === 0 && p.range[1] === 1 && !p.mean && !p.std;
+
+/** One line for results and logs: "inputs in [0,255], mean 123.7,116.3,103.5, std 58.4,57.1,57.4". */
+export function describePreprocess(p: Preprocess): string {
+  const parts = [`inputs in [${p.range.join(',')}]`];
+  if (p.mean) parts.push(`mean ${p.mean.join(',')}`);
+  if (p.std) parts.push(`std ${p.std.join(',')}`);
+  return parts.join(', ');
+}
+
+/** [0,1] pixels (NHWC) → what the model takes. Differentiable; the identity for PIXELS. */
+export function applyPreprocess(x: tf.Tensor4D, p: Preprocess): tf.Tensor4D {
+  if (isPixels(p)) return x;
+  return tf.tidy(() => {
+    const [lo, hi] = p.range;
+    let y: tf.Tensor = lo === 0 && hi === 1 ? x : x.mul(hi - lo).add(lo);
+    if (p.mean) y = y.sub(tf.tensor1d(p.mean));
+    if (p.std) y = y.div(tf.tensor1d(p.std));
+    return y as tf.Tensor4D;
+  });
+}
