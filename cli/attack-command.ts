@@ -121,6 +121,10 @@ export function registerAttack(program: Command): void {
       const info = await initBackend({ backend: o.backend, threads: o.threads });
       const loaded = await loadModelFor(o.model, o, o.seed);
       const { meta, path: ckpt, classifier } = loaded;
+      if (o.trainMode && loaded.kind === 'graph') {
+        loaded.dispose();
+        check(false, '--train-mode: a GraphModel has no training mode (it runs as converted)');
+      }
       let data;
       try {
         data = await loadDataFor(loaded, { data: o.data, dataDir: o.dataDir });

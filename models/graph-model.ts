@@ -29,6 +29,7 @@ export interface GraphLogits {
 
 // Ops that need executeAsync (dynamic control flow): their graphs cannot be differentiated by tf.grad.
 const CONTROL_FLOW = new Set(['Switch', 'Merge', 'Enter', 'Exit', 'NextIteration', 'LoopCond', 'While', 'StatelessWhile', 'If', 'StatelessIf', 'TensorListReserve', 'NonMaxSuppressionV5']);
+const MAX_NODES = 100_000;
 const PASS_THROUGH = new Set(['Identity', 'Snapshot', 'StopGradient', 'PreventGradient']);
 
 /** "name:0" or "^name" → "name". */
@@ -37,14 +38,44 @@ const nodeName = (ref: string) => ref.replace(/^\^/, '').replace(/:\d+$/, '');
 function graphNodes(files: ModelFiles): Map<string, GraphNode> {
   const nodes = (files.json.modelTopology as { node?: unknown }).node;
   if (!Array.isArray(nodes)) throw new RobustError(`${files.jsonPath}: a graph-model without a node list`);
+  // The largest common vision graphs have a few thousand nodes; tfjs's executor would otherwise plan any number.
+  if (nodes.length > MAX_NODES) throw new RobustError(`${files.jsonPath}: ${nodes.length} graph nodes, more than robust loads (${MAX_NODES})`);
   const map = new Map<string, GraphNode>();
   for (const n of nodes as Partial<GraphNode>[]) {
     if (!n || typeof n.name !== 'string' || typeof n.op !== 'string' || (n.input !== undefined && !(Array.isArray(n.input) && n.input.every((i) => typeof i === 'string')))) {
       throw new RobustError(`${files.jsonPath}: malformed graph node ${JSON.stringify(n).slice(0, 80)}`);
     }
+    if (map.has(n.name)) throw new RobustError(`${files.jsonPath}: graph node ${n.name} is defined twice`);
     map.set(n.name, n as GraphNode);
   }
   return map;
+}
+
+/** Every input names a node, and no node depends on itself: tfjs's executor assumes both. */
+function checkAcyclic(file: string, nodes: Map<string, GraphNode>): void {
+  const state = new Map<string, 1 | 2>(); // 1: on the current path, 2: done
+  for (const root of nodes.keys()) {
+    if (state.has(root)) continue;
+    const stack: [string, number][] = [[root, 0]];
+    state.set(root, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const inputs = nodes.get(top[0])!.input ?? [];
+      if (top[1] === inputs.length) {
+        state.set(top[0], 2);
+        stack.pop();
+        continue;
+      }
+      const next = nodeName(inputs[top[1]++]);
+      if (!nodes.has(next)) throw new RobustError(`${file}: graph node ${top[0]} takes ${next}, which is not in the graph`);
+      const s = state.get(next);
+      if (s === 1) throw new RobustError(`${file}: the graph has a cycle through node ${next}`);
+      if (s === undefined) {
+        state.set(next, 1);
+        stack.push([next, 0]);
+      }
+    }
+  }
 }
 
 /** Through Identity-like nodes to the op that makes `name`. */
@@ -60,6 +91,7 @@ export async function loadGraphLogits(files: ModelFiles, output?: string): Promi
   const nodes = graphNodes(files);
   const flow = [...new Set([...nodes.values()].map((n) => n.op).filter((op) => CONTROL_FLOW.has(op)))];
   if (flow.length) throw new RobustError(`${file}: the graph uses dynamic control flow (${flow.join(', ')}), which tf.grad cannot differentiate; robust attacks graphs without it`);
+  checkAcyclic(file, nodes);
   if (output !== undefined && !nodes.has(nodeName(output))) throw new RobustError(`${file}: no node named '${output}' in the graph`);
   let model: tf.GraphModel;
   try {
