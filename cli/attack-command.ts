@@ -124,7 +124,7 @@ export function registerAttack(program: Command): void {
       const outputs = attackOutputs(o.save, o.grid, data.test.channels);
       checkOutputs(outputs.files, [
         { what: 'the model', dir: path.dirname(path.resolve(ckpt.endsWith('.json') ? ckpt : path.join(ckpt, 'model.json'))) },
-        { what: `the data set ${data.name}`, dir: data.name === 'fashion-mnist-sample' ? SAMPLE_DIR : path.join(o.dataDir ?? defaultDataDir(), data.name) },
+        { what: `the data set ${data.name}`, dir: data.location ?? (data.name === 'fashion-mnist-sample' ? SAMPLE_DIR : path.join(o.dataDir ?? defaultDataDir(), data.name)) },
       ]);
       const classifier = classifierFor(model, meta, o.seed);
       const set = take(data.test, o.limit);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../models/checkpoint.js';
 import { loadData } from '../data/index.js';
-import type { DataSplit } from '../data/dataset.js';
+import { withClassCount, type DataSplit } from '../data/dataset.js';
 import { check } from '../util/errors.js';
 import { modelMeta, type ModelMeta } from '../models/model-meta.js';
 import { noisyClassifier } from '../defenses/noise-injection.js';
@@ -49,11 +49,12 @@ export async function loadCheckpoint(location: string): Promise<{ model: tf.Laye
 export async function loadDataFor(model: tf.LayersModel, meta: ModelMeta, o: { data?: string; dataDir?: string; limit?: number }): Promise<DataSplit> {
   const name = o.data ?? meta.data;
   check(name, 'the model does not record its data set: pass --data');
-  const data = await loadData(name, { dataDir: o.dataDir, limit: o.limit });
   const [, h, w, c] = model.inputs[0].shape;
+  const out = model.outputs[0].shape;
+  // labels without class names ('0'..'k-1', from an npz or a CSV) stand for as many classes as the model has
+  const data = withClassCount(await loadData(name, { dataDir: o.dataDir, limit: o.limit }), out[out.length - 1] as number);
   const t = data.test;
   check(h === t.height && w === t.width && c === t.channels, `the model takes ${h}×${w}×${c} images but ${data.name} has ${t.height}×${t.width}×${t.channels}`);
-  const out = model.outputs[0].shape;
   check(out[out.length - 1] === data.classes.length, `the model has ${out[out.length - 1]} outputs but ${data.name} has ${data.classes.length} classes`);
   return data;
 }

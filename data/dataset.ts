@@ -58,7 +58,7 @@ export function channelStats(set: ImageSet): { mean: number[]; std: number[] } {
  * a test set need not hold an example of the last classes. Refused when a label is n or more.
  */
 export function withClassCount(split: DataSplit, n: number): DataSplit {
-  if (split.classesFrom !== 'labels' || n === split.classes.length) return split;
+  if (split.classesFrom !== 'labels' || !Number.isInteger(n) || n === split.classes.length) return split;
   if (n < split.classes.length) throw new RobustError(`${split.name} has label ${split.classes.length - 1}, but the model has ${n} classes`);
   return { ...split, classes: Array.from({ length: n }, (_, i) => String(i)) };
 }
