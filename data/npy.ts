@@ -120,8 +120,8 @@ const KIND_SIZES: Record<string, number[]> = { b: [1], i: [1, 2, 4, 8], u: [1, 2
 
 function parseDescr(descr: PyValue, source: string): NpyDtype {
   if (typeof descr !== 'string') throw new RobustError(`${source}: a structured dtype (fields): only plain number arrays are read`);
+  if (/^[<>|=]?O\d*$/.test(descr)) throw new RobustError(`${source}: an object array (dtype ${descr}, Python objects pickled): refused; save plain numbers (e.g. x.astype(np.uint8))`);
   const m = /^([<>|=])([a-zA-Z])(\d+)$/.exec(descr);
-  if (m?.[2] === 'O') throw new RobustError(`${source}: an object array (dtype ${descr}, Python objects pickled): refused; save plain numbers (e.g. x.astype(np.uint8))`);
   const size = Number(m?.[3]);
   if (!m || !KIND_SIZES[m[2]]?.includes(size)) {
     throw new RobustError(`${source}: dtype '${descr}' is not a plain bool, int, uint or float32/float64 type: refused`);
