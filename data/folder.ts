@@ -234,12 +234,12 @@ function listSplits(layouts: Layout[], classesTxt: string | undefined): { listin
 }
 
 /** Decodes the listed images into one set; all must share the first one's size and channels. */
-function decodeAll(listing: Listing, limit: number | undefined): ImageSet {
+async function decodeAll(listing: Listing, limit: number | undefined): Promise<ImageSet> {
   const files = limit === undefined ? listing.files : listing.files.slice(0, limit);
   let out: Uint8Array | undefined;
   let shape = { height: 0, width: 0, channels: 0 };
-  files.forEach((file, i) => {
-    const img = decodeImage(readRegularFile(file, { maxBytes: DATA_LIMITS.imageFileBytes, what: 'image file' }), file);
+  for (const [i, file] of files.entries()) {
+    const img = await decodeImage(readRegularFile(file, { maxBytes: DATA_LIMITS.imageFileBytes, what: 'image file' }), file);
     if (!out) {
       shape = { height: img.height, width: img.width, channels: img.channels };
       const bytes = files.length * img.data.length;
@@ -250,12 +250,12 @@ function decodeAll(listing: Listing, limit: number | undefined): ImageSet {
       throw new RobustError(`${file}: ${img.width}×${img.height} ${kind(img.channels)}, but ${files[0]} is ${shape.width}×${shape.height} ${kind(shape.channels)}: all images must have one size and channel count`);
     }
     out.set(img.data, i * img.data.length);
-  });
+  }
   return { images: out ?? new Uint8Array(0), labels: Uint8Array.from(listing.labels.slice(0, files.length)), count: files.length, ...shape };
 }
 
 /** Loads `folder:PATH` (see the top of this file for the layouts). */
-export function loadFolder(root: string, o: FolderLoadOptions = {}): DataSplit {
+export async function loadFolder(root: string, o: FolderLoadOptions = {}): Promise<DataSplit> {
   const abs = path.resolve(root);
   if (!fs.existsSync(abs)) throw new RobustError(`${abs}: no such folder`);
   if (!statOf(abs).isDirectory()) throw new RobustError(`${abs}: not a folder (folder:PATH takes a folder of images)`);
@@ -272,8 +272,8 @@ export function loadFolder(root: string, o: FolderLoadOptions = {}): DataSplit {
   const { listings, classes, fromLabels } = listSplits(layouts, fs.existsSync(classesTxt) ? classesTxt : undefined);
   if (classes.length > DATA_LIMITS.classes) throw new RobustError(`${abs}: ${classes.length} classes, more than robust handles (${DATA_LIMITS.classes}: labels are stored as bytes)`);
   const testListing = listings[listings.length - 1];
-  const test = decodeAll(testListing, o.testLimit ?? o.limit);
-  const train = split ? decodeAll(listings[0], o.limit) : emptySet(test.height, test.width, test.channels);
+  const test = await decodeAll(testListing, o.testLimit ?? o.limit);
+  const train = split ? await decodeAll(listings[0], o.limit) : emptySet(test.height, test.width, test.channels);
   if (split && (train.height !== test.height || train.width !== test.width || train.channels !== test.channels)) {
     throw new RobustError(`${abs}: training images are ${train.width}×${train.height}×${train.channels} but test images ${test.width}×${test.height}×${test.channels}`);
   }

@@ -1,13 +1,19 @@
 /**
  * Decoding one PNG or JPEG file to 8-bit gray or RGB pixels. The header is read first, so an image
  * over the pixel cap is refused before its pixels are allocated. PNG via pngjs (palette, 1–16-bit
- * and interlaced images; 16-bit is scaled to 8 bits as round(v·255/65535)); JPEG via jpeg-js
- * (baseline and progressive, gray or YCbCr; CMYK, 12-bit and arithmetic-coded files are refused).
- * Alpha is dropped only when every pixel is opaque; a transparent image is refused.
+ * and interlaced images; 16-bit is scaled to 8 bits as round(v·255/65535)). JPEG via MozJPEG
+ * compiled to wasm (@jsquash/jpeg): libjpeg-turbo's decoder, the one Pillow uses, so the pixels
+ * equal those torchvision's loader gives, bit for bit (pure-JS jpeg-js upsamples chroma by nearest
+ * neighbour: 4 levels off on average, up to 74, on 4:2:0 files). Baseline and progressive, gray or
+ * YCbCr; CMYK, 12-bit and lossless/arithmetic/hierarchical files are refused, and so is any file
+ * libjpeg warns about (a truncated one would otherwise come out with gray blocks). EXIF orientation
+ * is not applied, as Pillow does not apply it. Alpha is dropped only when every pixel is opaque.
  */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 import { PNG } from 'pngjs';
-import jpeg from 'jpeg-js';
+import decodeMozjpeg, { init as initMozjpeg } from '@jsquash/jpeg/decode.js';
 import { RobustError } from '../util/errors.js';
 import { DATA_LIMITS } from './limits.js';
 
@@ -117,26 +123,44 @@ function jpegFrame(buf: Uint8Array, file: string): { width: number; height: numb
   throw new RobustError(`${file}: damaged or truncated JPEG (no frame header)`);
 }
 
-function decodeJpeg(buf: Uint8Array, file: string): DecodedImage {
+/** What libjpeg prints while decoding (warnings on corrupt data): collected per image. */
+const jpegWarnings: string[] = [];
+let mozjpeg: Promise<void> | undefined;
+
+/** Compiles the decoder once, from the wasm file in the package (no fetch in Node). */
+function mozjpegReady(): Promise<void> {
+  mozjpeg ??= (async () => {
+    const wasm = fs.readFileSync(createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
+    const sink = (line: string) => jpegWarnings.push(String(line));
+    // init(module, options) as its code takes it (its .d.ts lists only the options)
+    const init = initMozjpeg as unknown as (module: WebAssembly.Module, options: object) => Promise<void>;
+    await init(await WebAssembly.compile(wasm), { print: sink, printErr: sink });
+  })();
+  return mozjpeg;
+}
+
+async function decodeJpeg(buf: Uint8Array, file: string): Promise<DecodedImage> {
   const frame = jpegFrame(buf, file);
-  let img: { width: number; height: number; data: Uint8Array };
+  await mozjpegReady();
+  jpegWarnings.length = 0;
+  let img: { width: number; height: number; data: Uint8ClampedArray };
   try {
-    // tolerantDecoding off: a truncated or damaged file is an error, not an image with gray blocks
-    img = jpeg.decode(buf, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: Math.ceil(DATA_LIMITS.pixels / 1e6), maxMemoryUsageInMB: 2048 });
+    img = await decodeMozjpeg(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
   } catch (e) {
     throw new RobustError(`${file}: not a readable JPEG (${(e as Error).message})`);
   }
+  if (jpegWarnings.length) throw new RobustError(`${file}: damaged or truncated JPEG (libjpeg: ${jpegWarnings[0].trim()})`);
   if (img.width !== frame.width || img.height !== frame.height) throw new RobustError(`${file}: damaged JPEG (decoded ${img.width}×${img.height}, header says ${frame.width}×${frame.height})`);
-  if (frame.components === 3) return { width: img.width, height: img.height, channels: 3, data: img.data };
-  // jpeg-js repeats a gray image's one component into R, G and B
+  // RGBA out; a gray JPEG's one component is repeated into R, G and B
   const n = img.width * img.height;
-  const gray = new Uint8Array(n);
-  for (let i = 0; i < n; i++) gray[i] = img.data[i * 3];
-  return { width: img.width, height: img.height, channels: 1, data: gray };
+  const c = frame.components === 1 ? 1 : 3;
+  const data = new Uint8Array(n * c);
+  for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) data[i * c + k] = img.data[i * 4 + k];
+  return { width: img.width, height: img.height, channels: c, data };
 }
 
 /** Decodes `bytes` (the contents of `file`, named in errors) as PNG or JPEG, whichever its first bytes say (not its extension). */
-export function decodeImage(bytes: Uint8Array, file: string): DecodedImage {
+export async function decodeImage(bytes: Uint8Array, file: string): Promise<DecodedImage> {
   if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return decodePng(bytes, file);
   if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8) return decodeJpeg(bytes, file);
   throw new RobustError(`${file}: neither a PNG nor a JPEG file (${bytes.length === 0 ? 'empty' : 'its first bytes are neither signature'})`);

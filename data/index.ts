@@ -133,7 +133,7 @@ export async function loadData(name: string, opts: LoadOptions = {}): Promise<Da
     return { ...split, train: take(split.train, opts.limit), test: take(split.test, opts.testLimit ?? opts.limit) };
   }
   const o = { limit: opts.limit, testLimit: opts.testLimit, note: opts.note };
-  const split = spec.kind === 'folder' ? loadFolder(spec.path, o) : spec.kind === 'npz' ? loadNpz(spec.file, o) : loadNpyFiles(spec.x, spec.y, o);
+  const split = spec.kind === 'folder' ? await loadFolder(spec.path, o) : spec.kind === 'npz' ? loadNpz(spec.file, o) : loadNpyFiles(spec.x, spec.y, o);
   const hint = LABEL_HINT[spec.kind];
   if (opts.needTrain && split.train.count === 0) throw new RobustError(`${split.name} has no training images (${hint.train}): this command trains, so it needs them`);
   if (split.unlabeled && !opts.allowUnlabeled) throw new RobustError(`${split.name} has no labels for its test images (${hint.labels})`);
