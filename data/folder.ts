@@ -239,7 +239,7 @@ async function decodeAll(listing: Listing, limit: number | undefined): Promise<I
   let out: Uint8Array | undefined;
   let shape = { height: 0, width: 0, channels: 0 };
   for (const [i, file] of files.entries()) {
-    const img = await decodeImage(readRegularFile(file, { maxBytes: DATA_LIMITS.imageFileBytes, what: 'image file' }), file);
+    const img = await decodeImage(readRegularFile(file, { maxBytes: DATA_LIMITS.imageFileBytes, what: 'PNG/JPEG file' }), file);
     if (!out) {
       shape = { height: img.height, width: img.width, channels: img.channels };
       const bytes = files.length * img.data.length;
