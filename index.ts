@@ -1,7 +1,9 @@
 /** robust: adversarial robustness for TensorFlow.js. The public API, by area. */
 export * as attacks from './attacks/index.js';
 export { initBackend, describeBackend } from './backend/index.js';
-export { loadData, prepareData, DATASETS } from './data/index.js';
+export { loadData, prepareData, parseDataSpec, DATASETS, type DataSpec, type LoadOptions } from './data/index.js';
+export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
+export { withClassCount, type DataSplit, type ImageSet } from './data/dataset.js';
 export { createModel, ZOO } from './models/zoo.js';
 export { loadModel, modelFingerprint, saveCheckpoint } from './models/checkpoint.js';
 export { loadPretrained, pretrainedEntries, type PretrainedEntry } from './models/pretrained.js';

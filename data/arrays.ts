@@ -186,7 +186,7 @@ export function loadNpz(file: string, o: ArrayLoadOptions = {}): DataSplit {
   if (a.has(yKey) && !a.has(testKey)) throw new RobustError(`${abs}: holds ${yKey} but no ${testKey}`);
   const test: SplitArrays = { x: a.get(testKey)!, xName: member(testKey), y: a.get(yKey), yName: a.has(yKey) ? member(yKey) : undefined };
   const train: SplitArrays | undefined = a.has('x_train') ? { x: a.get('x_train')!, xName: member('x_train'), y: a.get('y_train')!, yName: member('y_train') } : undefined;
-  return splitFrom(`npz:${abs}`, abs, test, train, o);
+  return splitFrom(`npz:${abs}`, path.dirname(abs), test, train, o);
 }
 
 /** `npy:X.npy[,Y.npy]`: images and optional labels, the test split. */

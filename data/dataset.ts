@@ -19,7 +19,7 @@ export interface DataSplit {
   /** Per-channel statistics used by the model's normalization layer, in [0,1] units. */
   mean: number[];
   std: number[];
-  /** The folder or files the data was read from (outputs must not land there). */
+  /** The folder the data was read from (its folder, for npz:/npy: files): existing files there are not overwritten by outputs. */
   location?: string;
   /**
    * 'labels' when the source gives label indices but no class names: `classes` is then "0".."k-1"

@@ -44,7 +44,7 @@ describe('npz:FILE', () => {
       const notes: string[] = [];
       const s = loadNpz(f, { note: (l) => notes.push(l) });
       expect(s.name).toBe(`npz:${f}`);
-      expect(s.location).toBe(f);
+      expect(s.location).toBe(dir);
       expect([s.test.count, s.test.height, s.test.width, s.test.channels]).toEqual([5, 4, 5, 3]);
       expect(Buffer.from(s.test.images).equals(Buffer.from(nhwc))).toBe(true);
       expect(Array.from(s.test.labels)).toEqual(labels);
