@@ -194,6 +194,7 @@ function layoutOf(dir: string): Layout {
     return { kind: 'classes', dir, classDirs: dirs };
   }
   if (images.length === 0) throw new RobustError(`${dir}: no images (.png, .jpg, .jpeg) and no class folders`);
+  if (images.length > DATA_LIMITS.images) throw new RobustError(`${dir}: ${images.length} images, more than robust reads (${DATA_LIMITS.images})`);
   return { kind: 'flat', dir, images, ...(fs.existsSync(csv) ? { csv: readLabelsCsv(csv) } : {}) };
 }
 
@@ -209,6 +210,7 @@ function listSplits(layouts: Layout[], classesTxt: string | undefined): { listin
   else if (first.kind === 'classes') classes = first.classDirs;
   else if (first.csv) ({ classes, fromLabels } = csvClasses(csvs));
   else classes = [];
+  if (classes.length > DATA_LIMITS.classes) throw new RobustError(`${given ? classesTxt : first.dir}: ${classes.length} classes, more than robust handles (${DATA_LIMITS.classes}: labels are stored as bytes)`);
   const what = given ? 'classes.txt' : first.kind === 'classes' ? `the class folders of ${first.dir}` : first.csv ? first.csv.file : first.dir;
   const numeric = csvs.every((c) => c.rows.every((r) => /^\d+$/.test(r.label)));
   const index = indexer(classes, numeric, what);
@@ -270,7 +272,6 @@ export async function loadFolder(root: string, o: FolderLoadOptions = {}): Promi
   const layouts = split ? [layoutOf(path.join(abs, 'train')), layoutOf(path.join(abs, testName!))] : [layoutOf(abs)];
   const classesTxt = path.join(abs, 'classes.txt');
   const { listings, classes, fromLabels } = listSplits(layouts, fs.existsSync(classesTxt) ? classesTxt : undefined);
-  if (classes.length > DATA_LIMITS.classes) throw new RobustError(`${abs}: ${classes.length} classes, more than robust handles (${DATA_LIMITS.classes}: labels are stored as bytes)`);
   const testListing = listings[listings.length - 1];
   const test = await decodeAll(testListing, o.testLimit ?? o.limit);
   const train = split ? await decodeAll(listings[0], o.limit) : emptySet(test.height, test.width, test.channels);

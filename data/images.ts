@@ -13,7 +13,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 import { PNG } from 'pngjs';
-import decodeMozjpeg, { init as initMozjpeg } from '@jsquash/jpeg/decode.js';
+import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
+import { initEmscriptenModule } from '@jsquash/jpeg/utils.js';
 import { RobustError } from '../util/errors.js';
 import { DATA_LIMITS } from './limits.js';
 
@@ -125,30 +126,33 @@ function jpegFrame(buf: Uint8Array, file: string): { width: number; height: numb
 
 /** What libjpeg prints while decoding (warnings on corrupt data): collected per image. */
 const jpegWarnings: string[] = [];
-let mozjpeg: Promise<void> | undefined;
+interface Mozjpeg {
+  decode(data: Uint8Array, preserveOrientation: boolean): { width: number; height: number; data: Uint8ClampedArray } | null;
+}
+let mozjpeg: Promise<Mozjpeg> | undefined;
 
-/** Compiles the decoder once, from the wasm file in the package (no fetch in Node). */
-function mozjpegReady(): Promise<void> {
+/** The decoder, compiled once from the wasm file in the package (no fetch in Node); its decode is synchronous. */
+function mozjpegModule(): Promise<Mozjpeg> {
   mozjpeg ??= (async () => {
     const wasm = fs.readFileSync(createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
     const sink = (line: string) => jpegWarnings.push(String(line));
-    // init(module, options) as its code takes it (its .d.ts lists only the options)
-    const init = initMozjpeg as unknown as (module: WebAssembly.Module, options: object) => Promise<void>;
-    await init(await WebAssembly.compile(wasm), { print: sink, printErr: sink });
+    return (await initEmscriptenModule(mozjpegFactory, await WebAssembly.compile(wasm), { print: sink, printErr: sink } as never)) as unknown as Mozjpeg;
   })();
   return mozjpeg;
 }
 
 async function decodeJpeg(buf: Uint8Array, file: string): Promise<DecodedImage> {
   const frame = jpegFrame(buf, file);
-  await mozjpegReady();
+  const decoder = await mozjpegModule();
+  // from here to the warnings check nothing awaits: another image's warnings cannot mix in
   jpegWarnings.length = 0;
-  let img: { width: number; height: number; data: Uint8ClampedArray };
+  let img: { width: number; height: number; data: Uint8ClampedArray } | null;
   try {
-    img = await decodeMozjpeg(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
+    img = decoder.decode(buf, false); // false: EXIF orientation not applied, as Pillow
   } catch (e) {
     throw new RobustError(`${file}: not a readable JPEG (${(e as Error).message})`);
   }
+  if (!img) throw new RobustError(`${file}: not a readable JPEG`);
   if (jpegWarnings.length) throw new RobustError(`${file}: damaged or truncated JPEG (libjpeg: ${jpegWarnings[0].trim()})`);
   if (img.width !== frame.width || img.height !== frame.height) throw new RobustError(`${file}: damaged JPEG (decoded ${img.width}×${img.height}, header says ${frame.width}×${frame.height})`);
   // RGBA out; a gray JPEG's one component is repeated into R, G and B

@@ -248,6 +248,14 @@ describe('refused in one line naming the file', () => {
     });
   }
 
+  it('more classes than byte labels hold (257 class folders, an index label of 300)', async () => {
+    const root = tmpDir('folder-classes-cap');
+    for (let c = 0; c < 257; c++) fs.mkdirSync(path.join(root, `c${c}`));
+    expect(await refusal(loadFolder(root))).toBe(`${root}: 257 classes, more than robust handles (256: labels are stored as bytes)`);
+    const flat = tree(tmpDir('folder-index-cap'), { 'x.png': gray(1), 'labels.csv': 'file,label\nx.png,300\n' });
+    expect(await refusal(loadFolder(flat))).toBe(`${flat}: 301 classes, more than robust handles (256: labels are stored as bytes)`);
+  });
+
   it('an empty folder, a missing one, a file', async () => {
     const root = tmpDir('folder-empty');
     expect(await refusal(loadFolder(root))).toBe(`${root}: no images (.png, .jpg, .jpeg) and no class folders`);
