@@ -1,6 +1,7 @@
 /** Writers of the formats users bring (.npy, .npz, PNG, JPEG), for fixtures made inside the tests. */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import { zipSync } from 'fflate';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
@@ -60,21 +61,14 @@ export function npz(members: Record<string, Uint8Array>, compressed = false): Ui
   return zipSync(Object.fromEntries(Object.entries(members).map(([k, v]) => [`${k}.npy`, [v, { level: compressed ? 6 : 0 }]])));
 }
 
-/** A PNG of gray (1), RGB (3) or RGBA (4) pixels, 8-bit unless `bitDepth` 16 (values then scaled ×257). */
-export function png(width: number, height: number, channels: 1 | 3 | 4, pixels: Uint8Array, bitDepth: 8 | 16 = 8): Buffer {
+/** An 8-bit PNG of gray (1), RGB (3) or RGBA (4) pixels, written by pngjs. */
+export function png(width: number, height: number, channels: 1 | 3 | 4, pixels: Uint8Array): Buffer {
   const p = new PNG({ width, height });
-  const colorType = channels === 1 ? 0 : channels === 3 ? 2 : 6;
-  if (bitDepth === 16) {
-    // pngjs writes 16-bit from a Uint16Array of RGBA values
-    const d = new Uint16Array(width * height * 4);
-    for (let i = 0; i < width * height; i++) for (let k = 0; k < 4; k++) d[i * 4 + k] = (k === 3 && channels !== 4 ? 255 : pixels[i * channels + (channels === 1 ? 0 : k)]) * 257;
-    return PNG.sync.write({ width, height, data: d } as never, { colorType, bitDepth: 16, inputHasAlpha: true } as never);
-  }
   for (let i = 0; i < width * height; i++) {
     for (let k = 0; k < 3; k++) p.data[i * 4 + k] = pixels[i * channels + (channels === 1 ? 0 : k)];
     p.data[i * 4 + 3] = channels === 4 ? pixels[i * 4 + 3] : 255;
   }
-  return PNG.sync.write(p, { colorType: colorType as 0 | 2 | 6 });
+  return PNG.sync.write(p, { colorType: channels === 1 ? 0 : channels === 3 ? 2 : 6 });
 }
 
 /** A baseline RGB JPEG (jpeg-js writes YCbCr, 4:2:0). */
@@ -110,4 +104,37 @@ export function python(code: string, input?: Uint8Array): Buffer {
 export function write(file: string, bytes: Uint8Array | string): string {
   fs.writeFileSync(file, bytes);
   return file;
+}
+
+/** One PNG chunk: length, type, data, CRC. */
+function chunk(type: string, data: Uint8Array): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(zlib.crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/**
+ * A PNG written chunk by chunk, for what pngjs does not write (palette, 16-bit gray, tRNS):
+ * `rows` are the packed scanlines without their filter bytes (filter 0 is added).
+ */
+export function rawPng(o: { width: number; height: number; colorType: number; depth: number; rows: Uint8Array; chunks?: [string, Uint8Array][]; interlace?: boolean; idat?: Uint8Array }): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(o.width, 0);
+  ihdr.writeUInt32BE(o.height, 4);
+  ihdr[8] = o.depth;
+  ihdr[9] = o.colorType;
+  ihdr[12] = o.interlace ? 1 : 0;
+  const rowBytes = o.rows.length / o.height;
+  const filtered = Buffer.alloc((rowBytes + 1) * o.height);
+  for (let y = 0; y < o.height; y++) filtered.set(o.rows.subarray(y * rowBytes, (y + 1) * rowBytes), y * (rowBytes + 1) + 1);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    ...(o.chunks ?? []).map(([t, d]) => chunk(t, d)),
+    chunk('IDAT', o.idat ?? zlib.deflateSync(filtered)),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
 }

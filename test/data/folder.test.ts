@@ -1,6 +1,7 @@
 /** folder:PATH — layouts, ImageFolder's order, PNG/JPEG decoding, and hostile folders. */
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { loadFolder } from '../../data/folder.js';
 import { decodeImage } from '../../data/images.js';
@@ -234,6 +235,8 @@ describe('refused in one line naming the file', () => {
     ['a 12-bit JPEG', { 'a/1.jpg': (() => { const b = Buffer.from(jpg); const sof = b.indexOf(Buffer.from([0xff, 0xc0])); b[sof + 4] = 12; return b; })() }, /a 12-bit JPEG/],
     ['a PNG header claiming 100000×100000 pixels', { 'a/1.png': (() => { const b = Buffer.from(rgb(1)); b.writeUInt32BE(100_000, 16); b.writeUInt32BE(100_000, 20); return b; })() }, /a\/1\.png: 100000×100000 pixels, more than robust reads \(67108864 per image\)/],
     ['a JPEG header claiming 65535×65535 pixels', { 'a/1.jpg': (() => { const b = Buffer.from(jpg); const sof = b.indexOf(Buffer.from([0xff, 0xc0])); b.writeUInt16BE(65535, sof + 5); b.writeUInt16BE(65535, sof + 7); return b; })() }, /a\/1\.jpg: 65535×65535 pixels, more than robust reads/],
+    ['a 2×2 PNG whose data inflates to 64 MB', { 'a/1.png': rawPng({ width: 2, height: 2, colorType: 0, depth: 8, rows: new Uint8Array(4), idat: zlib.deflateSync(new Uint8Array(64 << 20)) }) }, /a\/1\.png: not a readable PNG/],
+    ['an interlaced 2×2 PNG whose data inflates to 64 MB', { 'a/1.png': rawPng({ width: 2, height: 2, colorType: 0, depth: 8, rows: new Uint8Array(4), interlace: true, idat: zlib.deflateSync(new Uint8Array(64 << 20)) }) }, /a\/1\.png: its pixel data inflates to more than 2×2 pixels need/],
     ['a BMP file', { 'a/1.png': rgb(1), 'a/2.bmp': 'BM' }, /a\/2\.bmp: robust reads PNG and JPEG images only/],
     ['an image beside class folders', { 'a/1.png': rgb(1), 'stray.png': rgb(2) }, /stray\.png: an image beside the class folders of .*: put every image in its class folder/],
     ['a class folder with no images', { 'a/1.png': rgb(1), 'b/readme.txt': 'x', 'b/.x.png': rgb(2) }, /\/b: a class folder with no images/],
