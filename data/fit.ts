@@ -39,8 +39,8 @@ interface Coefficients {
   /** Per output index: first source index and number of taps. */
   first: Int32Array;
   taps: Int32Array;
-  /** ksize fixed-point weights per output index. */
-  weights: Float64Array;
+  /** ksize fixed-point weights per output index (non-negative: the triangle filter has no negative lobe). */
+  weights: Int32Array;
   ksize: number;
 }
 
@@ -52,7 +52,7 @@ function coefficients(inSize: number, outSize: number): Coefficients {
   const ksize = Math.ceil(support) * 2 + 1;
   const first = new Int32Array(outSize);
   const taps = new Int32Array(outSize);
-  const weights = new Float64Array(outSize * ksize);
+  const weights = new Int32Array(outSize * ksize);
   const k = new Float64Array(ksize);
   for (let xx = 0; xx < outSize; xx++) {
     const center = (xx + 0.5) * scale;
@@ -74,8 +74,6 @@ function coefficients(inSize: number, outSize: number): Coefficients {
   return { first, taps, weights, ksize };
 }
 
-const clip8 = (ss: number) => Math.min(255, Math.max(0, Math.floor(ss / ONE)));
-
 /**
  * Resizes every image of `set` to height × width as PIL's Image.resize(BILINEAR): a horizontal
  * pass then a vertical one, each rounded to 8 bits. Same-size input comes out unchanged.
@@ -83,31 +81,42 @@ const clip8 = (ss: number) => Math.min(255, Math.max(0, Math.floor(ss / ONE)));
 export function resizeImages(set: ImageSet, height: number, width: number): ImageSet {
   const { height: h, width: w, channels: c, count } = set;
   checkSize(count, height, width, c);
-  const hc = coefficients(w, width);
-  const vc = coefficients(h, height);
+  const { first: hFirst, taps: hTaps, weights: hW, ksize: hK } = coefficients(w, width);
+  const { first: vFirst, taps: vTaps, weights: vW, ksize: vK } = coefficients(h, height);
+  const src = set.images;
   const tmp = new Uint8Array(h * width * c);
   const out = new Uint8Array(count * height * width * c);
+  const rowIn = w * c;
+  const rowTmp = width * c;
   for (let n = 0; n < count; n++) {
-    const src = n * h * w * c;
+    const base = n * h * rowIn;
     for (let y = 0; y < h; y++) {
+      const inRow = base + y * rowIn;
+      const tmpRow = y * rowTmp;
       for (let xx = 0; xx < width; xx++) {
-        const x0 = hc.first[xx];
-        const kOff = xx * hc.ksize;
+        const from = inRow + hFirst[xx] * c;
+        const taps = hTaps[xx];
+        const kOff = xx * hK;
         for (let k = 0; k < c; k++) {
           let ss = HALF;
-          for (let t = 0; t < hc.taps[xx]; t++) ss += set.images[src + (y * w + x0 + t) * c + k] * hc.weights[kOff + t];
-          tmp[(y * width + xx) * c + k] = clip8(ss);
+          for (let t = 0; t < taps; t++) ss += src[from + t * c + k] * hW[kOff + t];
+          // at most 2^21 + 255·2^22 < 2^31 (weights sum to ~2^22): a 32-bit shift is PIL's clip8 index
+          const v = ss >> PRECISION_BITS;
+          tmp[tmpRow + xx * c + k] = v > 255 ? 255 : v;
         }
       }
     }
-    const dst = n * height * width * c;
+    const dst = n * height * rowTmp;
     for (let yy = 0; yy < height; yy++) {
-      const y0 = vc.first[yy];
-      const kOff = yy * vc.ksize;
-      for (let i = 0; i < width * c; i++) {
+      const from = vFirst[yy] * rowTmp;
+      const taps = vTaps[yy];
+      const kOff = yy * vK;
+      const outRow = dst + yy * rowTmp;
+      for (let i = 0; i < rowTmp; i++) {
         let ss = HALF;
-        for (let t = 0; t < vc.taps[yy]; t++) ss += tmp[(y0 + t) * width * c + i] * vc.weights[kOff + t];
-        out[dst + yy * width * c + i] = clip8(ss);
+        for (let t = 0; t < taps; t++) ss += tmp[from + t * rowTmp + i] * vW[kOff + t];
+        const v = ss >> PRECISION_BITS;
+        out[outRow + i] = v > 255 ? 255 : v;
       }
     }
   }
