@@ -204,12 +204,13 @@ function listSplits(layouts: Layout[], classesTxt: string | undefined): { listin
   const first = layouts[0];
   const csvs = layouts.flatMap((l) => (l.kind === 'flat' && l.csv ? [l.csv] : []));
   if (layouts.length > 1 && first.kind === 'flat' && !first.csv) throw new RobustError(`${first.dir}: training images need labels: add labels.csv (file,label) or use class folders`);
-  let classes: string[];
+  let classes: string[] | undefined;
   let fromLabels = false;
   if (given) classes = given;
   else if (first.kind === 'classes') classes = first.classDirs;
   else if (first.csv) ({ classes, fromLabels } = csvClasses(csvs));
-  else classes = [];
+  else fromLabels = true; // unlabeled and unnamed: the classes are whatever the model's are (withClassCount)
+  classes ??= [];
   if (classes.length > DATA_LIMITS.classes) throw new RobustError(`${given ? classesTxt : first.dir}: ${classes.length} classes, more than robust handles (${DATA_LIMITS.classes}: labels are stored as bytes)`);
   const what = given ? 'classes.txt' : first.kind === 'classes' ? `the class folders of ${first.dir}` : first.csv ? first.csv.file : first.dir;
   const numeric = csvs.every((c) => c.rows.every((r) => /^\d+$/.test(r.label)));

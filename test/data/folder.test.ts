@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { loadFolder } from '../../data/folder.js';
 import { decodeImage } from '../../data/images.js';
 import { loadData } from '../../data/index.js';
+import { withClassCount } from '../../data/dataset.js';
 import { RobustError } from '../../util/errors.js';
 import { tmpDir } from '../helpers.js';
 import { hasPython, jpegFile, pattern, png, python, rawPng, write } from './fixtures.js';
@@ -123,6 +124,14 @@ print(json.dumps([classes, out]))
     expect(s.unlabeled).toBe(true);
     expect(s.classes).toEqual(['a', 'b']);
     expect(s.test.count).toBe(2);
+  });
+
+  it('a flat folder without labels: unlabeled, and its classes are whatever the model has', async () => {
+    const root = tree(tmpDir('folder-unlabeled'), { '2.png': rgb(2), '10.png': rgb(10) });
+    const s = await loadData(`folder:${root}`, { allowUnlabeled: true });
+    expect([s.unlabeled, s.classesFrom, s.classes]).toEqual([true, 'labels', []]);
+    expect(withClassCount(s, 10).classes).toHaveLength(10);
+    expect(Buffer.from(s.test.images.subarray(0, 36)).equals(Buffer.from(pattern(36, 10)))).toBe(true); // '10.png' < '2.png'
   });
 
   it('--limit decodes only the first N images of each split (a broken file after them is not read)', async () => {
