@@ -127,7 +127,7 @@ export function registerAttack(program: Command): void {
       }
       let data;
       try {
-        data = await loadDataFor(loaded, { data: o.data, dataDir: o.dataDir });
+        data = await loadDataFor(loaded, { data: o.data, dataDir: o.dataDir, limit: o.limit, labels: o.labels });
       } catch (e) {
         loaded.dispose();
         throw e;
@@ -135,7 +135,7 @@ export function registerAttack(program: Command): void {
       const outputs = attackOutputs(o.save, o.grid, data.test.channels);
       checkOutputs(outputs.files, [
         { what: 'the model', dir: path.dirname(path.resolve(ckpt.endsWith('.json') ? ckpt : path.join(ckpt, 'model.json'))) },
-        { what: `the data set ${data.name}`, dir: data.name === 'fashion-mnist-sample' ? SAMPLE_DIR : path.join(o.dataDir ?? defaultDataDir(), data.name) },
+        { what: `the data set ${data.name}`, dir: data.location ?? (data.name === 'fashion-mnist-sample' ? SAMPLE_DIR : path.join(o.dataDir ?? defaultDataDir(), data.name)) },
       ]);
       const set = o.labels === 'predicted' ? withPredictedLabels(classifier, take(data.test, o.limit)) : take(data.test, o.limit);
       /** Writes the adversarials (8-bit, within the budget) and the grid; what the report says of them. */
@@ -157,7 +157,7 @@ export function registerAttack(program: Command): void {
         const n = set.count;
         const share = (m: Uint8Array) => m.reduce((a, v) => a + v, 0) / n;
         const report: Record<string, unknown> = {
-          model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: loaded.arch, ...(loaded.kind !== 'robust' ? { input: loaded.input } : {}), defense: meta.defense ?? 'none', data: data.name, split: 'test', ...(o.labels === 'predicted' ? { labels: 'predicted' } : {}), backend: info.name,
+          model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: loaded.arch, ...(loaded.kind !== 'robust' ? { input: loaded.input } : {}), ...(data.fit ? { images: data.fit } : {}), defense: meta.defense ?? 'none', data: data.name, split: 'test', ...(o.labels === 'predicted' ? { labels: 'predicted' } : {}), backend: info.name,
           protocol: o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`, norm, eps: options.eps, seed: o.seed, n, clean_acc: share(r.cleanCorrect),
           robust_acc: share(r.robust),
           // the largest perturbation any step made: every adversarial counted is within the budget
@@ -187,7 +187,7 @@ export function registerAttack(program: Command): void {
       if (classifier.randomized && a.eotSamples === 1) console.error('warning: the model is randomized (noise injection) and the attack uses no EOT: pass --eot-samples (e.g. 10) or the result overstates robustness');
       const result = await runAttack(classifier, attack, set, { batchSize: o.batchSize, keepAdversarials: outputs.files.length > 0, quiet: o.quiet, seed: o.seed });
       const s = result.stats;
-      const report: Record<string, unknown> = { model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: loaded.arch, ...(loaded.kind !== 'robust' ? { input: loaded.input } : {}), defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', ...(o.labels === 'predicted' ? { labels: 'predicted' } : {}), attack: a, backend: info.name, ...s };
+      const report: Record<string, unknown> = { model: o.model.startsWith(ZOO_PREFIX) ? o.model : ckpt, arch: loaded.arch, ...(loaded.kind !== 'robust' ? { input: loaded.input } : {}), ...(data.fit ? { images: data.fit } : {}), defense: meta.defense ?? 'none', randomized: classifier.randomized, data: data.name, split: 'test', ...(o.labels === 'predicted' ? { labels: 'predicted' } : {}), attack: a, backend: info.name, ...s };
       if (result.adversarial) Object.assign(report, save(result.adversarial, result.cleanCorrect, a.norm, a.eps));
       loaded.dispose();
       if (o.json) return console.log(JSON.stringify(report, null, 2));

@@ -152,10 +152,10 @@ export function registerEval(program: Command): void {
         for (const location of config.models) {
           const m = await loadModelFor(location, o, config.seed);
           loaded.push(m);
-          const data = await loadDataFor(m, { data: config.data, dataDir: o.dataDir });
+          const data = await loadDataFor(m, { data: config.data, dataDir: o.dataDir, limit: config.limit, labels: o.labels });
           check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
           dataName = data.name;
-          models.push(evalModel(m, data.test, { name: location, labels: o.labels, limit: config.limit }));
+          models.push(evalModel(m, data.test, { name: location, labels: o.labels, limit: config.limit, fit: data.fit }));
         }
       } catch (e) {
         loaded.forEach((m) => m.dispose());

@@ -3,8 +3,9 @@ import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../models/checkpoint.js';
 import { loadData } from '../data/index.js';
-import { take, type DataSplit } from '../data/dataset.js';
+import { take, withClassCount, type DataSplit } from '../data/dataset.js';
 import { NO_AUGMENT, makeBatch } from '../data/batches.js';
+import { fitImages } from '../data/fit.js';
 import { check } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { modelMeta, type ModelMeta } from '../models/model-meta.js';
@@ -58,19 +59,29 @@ export async function loadCheckpoint(location: string): Promise<{ model: tf.Laye
 }
 
 /**
- * Loads the data set (default: the one in the model's metadata), checks it fits the model, and
- * refuses a model whose outputs turn out to be probabilities.
+ * Loads the data set (default: the one in the model's metadata), fits its test images to the
+ * model's input (resize, gray ↔ RGB: `fit` says what was done), checks the classes, and refuses a
+ * model whose outputs turn out to be probabilities.
  */
-export async function loadDataFor(m: LoadedModel, o: { data?: string; dataDir?: string; limit?: number }): Promise<DataSplit> {
+export async function loadDataFor(
+  m: LoadedModel,
+  o: { data?: string; dataDir?: string; limit?: number; labels?: 'dataset' | 'predicted' },
+): Promise<DataSplit & { fit?: string }> {
   const name = o.data ?? m.meta.data;
   check(name, `${m.path}: the model does not record its data set: pass --data`);
-  const data = await loadData(name, { dataDir: o.dataDir, limit: o.limit });
+  // labels without class names ('0'..'k-1', from an npz or a CSV) stand for as many classes as the model has
+  const loaded = withClassCount(await loadData(name, { dataDir: o.dataDir, limit: o.limit, allowUnlabeled: o.labels === 'predicted' }), m.numClasses);
   const [h, w, c] = m.inputShape;
-  const t = data.test;
-  check(h === t.height && w === t.width && c === t.channels, `the model takes ${h}×${w}×${c} images but ${data.name} has ${t.height}×${t.width}×${t.channels}`);
+  let data: DataSplit & { fit?: string } = loaded;
+  const t = loaded.test;
+  if (h !== t.height || w !== t.width || c !== t.channels) {
+    const { set, fit } = fitImages(t, { height: h, width: w, channels: c });
+    console.error(`note: ${loaded.name}'s test images fitted to the model's input: ${fit.description}`);
+    data = { ...loaded, test: set, fit: fit.description };
+  }
   const k = data.classes.length;
   check(m.kind === 'robust' ? m.numClasses === k : m.numClasses >= k, `the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`);
-  const first = take(t, 64);
+  const first = take(data.test, 64);
   if (first.count > 0) {
     const b = makeBatch(first, Int32Array.from({ length: first.count }, (_, i) => i), NO_AUGMENT, new Rng(0));
     try {

@@ -5,7 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { ADVERSARIAL, DEFENSES, defenseConfig, describeDefense, parseDefenses, type DefenseConfig } from '../defenses/defense.js';
 import { check, RobustError } from '../util/errors.js';
 import { describeBackend, initBackend } from '../backend/index.js';
-import { DATASETS, canonicalName, defaultDataDir, loadData, prepareData } from '../data/index.js';
+import { DATASETS, dataSlug, defaultDataDir, loadData, parseDataSpec, prepareData } from '../data/index.js';
 import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zoo.js';
 import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
 import { parseSchedule } from '../train/schedule.js';
@@ -52,12 +52,21 @@ program
 
 program
   .command('data <name>')
-  .description(`download (or copy with --from), verify and unpack a data set: ${DATASETS.join(', ')}`)
-  .option('--from <path>', 'a local copy: the CIFAR-10 .tar.gz (or its folder), or the folder of Fashion-MNIST .gz files')
+  .description(`download (or copy with --from), verify and unpack a data set: ${DATASETS.join(', ')}; or check your own (folder:PATH, npz:FILE, npy:X.npy[,Y.npy]) and print what it holds`)
+  .option('--from <path>', 'a local copy: the CIFAR-10/100 .tar.gz (or its folder), or the folder of the (Fashion-)MNIST .gz files')
   .option('--data-dir <dir>', 'where data sets live (default $ROBUST_DATA_DIR or ~/.cache/robust/data)')
   .action(async (name: string, o: { from?: string; dataDir?: string }) => {
+    const spec = parseDataSpec(name);
+    if (spec.kind !== 'builtin') {
+      check(o.from === undefined, `--from is for the built-in data sets; ${name} is read where it is`);
+      const split = await loadData(name, { allowUnlabeled: true });
+      const t = split.test;
+      const labels = split.unlabeled ? 'no test labels' : `${split.classes.length} classes${split.classesFrom === 'labels' ? ' (label indices, no names)' : `: ${split.classes.slice(0, 10).join(', ')}${split.classes.length > 10 ? ', …' : ''}`}`;
+      console.log(`${split.name}: ${split.train.count} train / ${t.count} test images of ${t.height}×${t.width}×${t.channels}, ${labels}`);
+      return;
+    }
     const dir = await prepareData(name, { from: o.from, dataDir: o.dataDir });
-    const split = await loadData(canonicalName(name), { dataDir: o.dataDir });
+    const split = await loadData(spec.name, { dataDir: o.dataDir });
     console.log(`${split.name}: ${split.train.count} train / ${split.test.count} test images of ${split.train.height}×${split.train.width}×${split.train.channels} in ${dir}`);
   });
 
@@ -130,7 +139,7 @@ program
   .description('train a zoo model with SGD (momentum 0.9, weight decay 5e-4), saving checkpoints and a per-epoch log')
   .option('--model <name>', 'zoo model (see `robust models`)', 'resnet20')
   .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', positiveInt('--width', LIMITS.width))
-  .option('--data <name>', `data set: ${DATASETS.join(', ')}`, 'cifar10')
+  .option('--data <name>', `data set: ${DATASETS.join(', ')}, or folder:PATH / npz:FILE with a training split`, 'cifar10')
   .option('--data-dir <dir>', 'where data sets live')
   .option('--epochs <n>', 'epochs', positiveInt('--epochs', LIMITS.epochs), 30)
   .option('--batch-size <n>', 'batch size', positiveInt('--batch-size', LIMITS.batchSize), 128)
@@ -172,7 +181,7 @@ program
   .option('--no-early-stop', 'keep training when robust accuracy collapses (fgsm-rs stops by default)')
   .action(async (o: TrainOpts, cmd: Command) => {
     check(!o.override || o.resume, '--override only applies with --resume');
-    const out = outputFolder('--out', o.out ?? path.join('runs', `${o.model}-${canonicalName(o.data)}`));
+    const out = outputFolder('--out', o.out ?? path.join('runs', `${o.model}-${dataSlug(o.data)}`));
     // Before any work: a new run never writes over another run or other files, nor shares its folder with a running one.
     holdRunFolder(out);
     const resuming = checkRunFolder(out, { resume: o.resume, force: o.force });
@@ -198,7 +207,7 @@ program
     const schedule = parseSchedule(scheduleName);
     ensureWritableDir(out);
     const info = await initBackend({ backend: o.backend, threads: o.threads });
-    const data = await loadData(o.data, { dataDir: o.dataDir, limit: o.limit, testLimit: o.evalLimit ?? o.limit });
+    const data = await loadData(o.data, { dataDir: o.dataDir, limit: o.limit, testLimit: o.evalLimit ?? o.limit, needTrain: true });
     const isCifar = data.train.height === 32;
     const config: TrainConfig = {
       model: o.model,

@@ -1,4 +1,4 @@
-/** Fashion-MNIST in IDX format (optionally gzipped). */
+/** Fashion-MNIST and MNIST in IDX format (optionally gzipped): the same four file names, 28×28 gray images. */
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -21,6 +21,17 @@ export const FASHION_MD5: Record<string, string> = {
   't10k-labels-idx1-ubyte.gz': 'bb300cfdad3c16e7a12a480ee83cd310',
 };
 export const FASHION_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
+
+export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+/** MD5 of MNIST's official gzipped files, as torchvision checks them (same file names as Fashion-MNIST's). */
+export const MNIST_MD5: Record<string, string> = {
+  'train-images-idx3-ubyte.gz': 'f68b3c2dcbeaaa9fbdd348bbdeb94873',
+  'train-labels-idx1-ubyte.gz': 'd53e105ee54ea40749a09fcbcd1e9432',
+  't10k-images-idx3-ubyte.gz': '9fb629c4189551a2d022fa330f9573f3',
+  't10k-labels-idx1-ubyte.gz': 'ec29112dd5afa0611ce80d1b7f02629c',
+};
+/** torchvision's mirrors, the one that answers first (the original site asks for a login at times). */
+export const MNIST_MIRRORS = ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'];
 
 function gunzipIfNeeded(buf: Uint8Array, source: string): Uint8Array {
   if (buf[0] !== 0x1f || buf[1] !== 0x8b) return buf;
@@ -61,10 +72,11 @@ export function parseIdx(raw: Uint8Array, dims: 1 | 3, source: string): { shape:
 
 /** Every Fashion-MNIST image is 28×28 grey. */
 export const FASHION_SIZE = 28;
-/** Images per split of each variant: the full release and the bundled slice (scripts/make-sample.ts). */
+/** Images per split of each set: the full releases and the bundled slice (scripts/make-sample.ts). */
 export const FASHION_COUNTS = {
   'fashion-mnist': { train: 60_000, test: 10_000 },
   'fashion-mnist-sample': { train: 2_000, test: 500 },
+  mnist: { train: 60_000, test: 10_000 },
 } as const;
 
 /**
@@ -77,7 +89,7 @@ function readSet(imagesFile: string, labelsFile: string): ImageSet {
   const lbls = parseIdx(readIdxFile(labelsFile), 1, labelsFile);
   const [count, height, width] = imgs.shape;
   if (height !== FASHION_SIZE || width !== FASHION_SIZE) {
-    throw new RobustError(`${imagesFile}: dimensions ${imgs.shape.join('×')}, but Fashion-MNIST images are N×${FASHION_SIZE}×${FASHION_SIZE} (a changed or different IDX header)`);
+    throw new RobustError(`${imagesFile}: dimensions ${imgs.shape.join('×')}, but (Fashion-)MNIST images are N×${FASHION_SIZE}×${FASHION_SIZE} (a changed or different IDX header)`);
   }
   if (lbls.shape[0] !== count) throw new RobustError(`${labelsFile}: ${lbls.shape[0]} labels for ${count} images`);
   const bad = lbls.data.findIndex((l) => l > 9);
@@ -85,14 +97,17 @@ function readSet(imagesFile: string, labelsFile: string): ImageSet {
   return { images: imgs.data, labels: lbls.data, count, height, width, channels: 1 };
 }
 
-/** Loads Fashion-MNIST (`name` says which variant, hence how many images each split must hold) from a folder of the four IDX files, gzipped or not. */
+/**
+ * Loads Fashion-MNIST or MNIST (`name` says which, hence how many images each split must hold)
+ * from a folder of the four IDX files, gzipped or not.
+ */
 export function loadFashionMnist(dir: string, name: keyof typeof FASHION_COUNTS = 'fashion-mnist'): DataSplit {
   const find = (f: string) => {
     for (const candidate of [f, f.replace(/\.gz$/, '')]) {
       const p = path.join(dir, candidate);
       if (fs.existsSync(p)) return p;
     }
-    throw new RobustError(`${path.join(dir, f)}: missing (run \`robust data fashion-mnist\`)`);
+    throw new RobustError(`${path.join(dir, f)}: missing (run \`robust data ${name === 'mnist' ? 'mnist' : 'fashion-mnist'}\`)`);
   };
   const train = readSet(find(FASHION_FILES.trainImages), find(FASHION_FILES.trainLabels));
   const test = readSet(find(FASHION_FILES.testImages), find(FASHION_FILES.testLabels));
@@ -102,5 +117,6 @@ export function loadFashionMnist(dir: string, name: keyof typeof FASHION_COUNTS 
     const want = split === 'training' ? expected.train : expected.test;
     if (set.count !== want) throw new RobustError(`${path.join(dir, file)}: ${set.count} images, but ${name} has ${want} ${split} images (a partial or different set)`);
   }
+  if (name === 'mnist') return { name, classes: MNIST_CLASSES, train, test, mean: [0.1307], std: [0.3081] };
   return { name, classes: FASHION_CLASSES, train, test, mean: [0.286], std: [0.353] };
 }

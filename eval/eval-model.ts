@@ -11,6 +11,8 @@ export interface EvalModelOptions {
   /** 'predicted': the first `limit` images, labelled with the model's own clean predictions. */
   labels?: 'dataset' | 'predicted';
   limit?: number;
+  /** How the images were fitted to the model's input (fitImages' description), when they were. */
+  fit?: string;
 }
 
 export function evalModel(m: LoadedModel, test: ImageSet, o: EvalModelOptions = {}): EvalModel {
@@ -23,7 +25,7 @@ export function evalModel(m: LoadedModel, test: ImageSet, o: EvalModelOptions = 
     classifier: m.classifier,
     arch: m.arch,
     params: m.params,
-    ...(m.kind !== 'robust' ? { input: m.input } : {}),
+    ...(m.kind !== 'robust' || o.fit ? { input: [m.kind !== 'robust' ? m.input : '', o.fit ? `images ${o.fit}` : ''].filter(Boolean).join('; ') } : {}),
     ...(predicted ? { labels: 'predicted' as const } : {}),
     defense: m.meta.defense ?? 'none',
     test: predicted ? withPredictedLabels(m.classifier, take(test, o.limit)) : test,
