@@ -79,15 +79,21 @@ describe('--data with users’ files', () => {
       fs.writeFileSync(f, npz({ x: npy('|u1', [20, 28, 28], sample.images) }));
       return ['attack', '--fgsm', '--model', ckpt, '--data', `npz:${f}`];
     }, /^robust: npz:.*unlabeled\.npz has no labels for its test images \(no y \(or y_test\) array\)$/],
-    ['images of another size than the model’s', () => {
-      const f = path.join(dir, 'rgb32', 'a');
-      fs.mkdirSync(f, { recursive: true });
-      fs.writeFileSync(path.join(f, '1.png'), png(32, 32, 3, new Uint8Array(32 * 32 * 3)));
-      return ['attack', '--fgsm', '--model', ckpt, '--data', `folder:${path.dirname(f)}`];
-    }, /^robust: the model takes 28×28×1 images but folder:.*rgb32 has 32×32×3$/],
     ['training on a source without a training split', () => ['train', '--data', `npz:${npzFile}`, '--epochs', '1', '--out', path.join(dir, 'run')], /^robust: npz:.* has no training images \(no x_train and y_train arrays\): this command trains, so it needs them$/],
     ['a missing file', () => ['attack', '--fgsm', '--model', ckpt, '--data', `npz:${path.join(dir, 'nope.npz')}`], /^robust: .*nope\.npz: no such file$/],
   ];
+  it('images of another size and channel count than the model’s are fitted to it, with a note and in the JSON', () => {
+    const root = path.join(dir, 'rgb32');
+    for (const c of 'abcdefghij') {
+      fs.mkdirSync(path.join(root, c), { recursive: true });
+      fs.writeFileSync(path.join(root, c, '1.png'), png(32, 32, 3, new Uint8Array(32 * 32 * 3).fill(c.charCodeAt(0))));
+    }
+    const r = run(['attack', '--fgsm', '--model', ckpt, '--data', `folder:${root}`, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/note: folder:.*rgb32's test images fitted to the model's input: 32×32×3 → 28×28×1: resized 32×32 → 28×28 .*RGB → gray/);
+    expect(JSON.parse(r.stdout).images).toMatch(/^32×32×3 → 28×28×1/);
+  });
+
   for (const [what, args, message] of refusals) {
     it(`refused in one line: ${what}`, () => {
       const r = run(args());
