@@ -7,11 +7,12 @@ import { loadNpyFiles, loadNpz } from '../../data/arrays.js';
 import { imageSetFingerprint, withClassCount } from '../../data/dataset.js';
 import { loadData, parseDataSpec } from '../../data/index.js';
 import { RobustError } from '../../util/errors.js';
-import { tmpDir } from '../helpers.js';
+import { missing, tmpDir } from '../helpers.js';
 import { hasPython, npy, npz, pattern, python, write } from './fixtures.js';
 
+// On CI numpy is there (.ci/run installs python3-numpy): the cross-check runs, or fails.
 const HAS_NUMPY = hasPython('numpy');
-if (!HAS_NUMPY) console.warn('skipping the numpy cross-check: /usr/bin/python3 has no numpy (apt-get install python3-numpy)');
+if (missing(HAS_NUMPY)) console.warn('skipping the numpy cross-check: /usr/bin/python3 has no numpy (apt-get install python3-numpy)');
 
 /** n images of h×w×c as NHWC bytes, and the same as NCHW. */
 function images(n: number, h: number, w: number, c: number) {
@@ -191,7 +192,7 @@ describe('npy:X.npy[,Y.npy]', () => {
   });
 });
 
-describe.skipIf(!HAS_NUMPY)('numpy cross-check (Debian python3-numpy)', () => {
+describe.skipIf(missing(HAS_NUMPY))('numpy cross-check (Debian python3-numpy)', () => {
   it('an .npz numpy writes (savez and savez_compressed; uint8 NHWC, float32 NCHW, int64 labels) loads to the bytes numpy computes', () => {
     const dir = tmpDir('npz-numpy');
     const script = `

@@ -1,15 +1,9 @@
-/** fitImages: PIL's bilinear resize and gray↔RGB, recorded for results' metadata. */
-import fs from 'node:fs';
-import path from 'node:path';
+/** fitImages: PIL's bilinear resize and gray↔RGB, recorded for results' metadata (against Pillow's own outputs: pillow.test.ts). */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { fitImages, grayToRgb, resizeImages, rgbToGray } from '../../data/fit.js';
 import { imageSetFingerprint, type ImageSet } from '../../data/dataset.js';
 import { RobustError } from '../../util/errors.js';
-import { tmpDir } from '../helpers.js';
-import { hasPython, python } from './fixtures.js';
-
-const HAS_PIL = hasPython('PIL');
 
 const setOf = (images: Uint8Array, count: number, height: number, width: number, channels: number): ImageSet => ({ images, labels: new Uint8Array(count), count, height, width, channels });
 
@@ -38,25 +32,7 @@ describe('resizeImages', () => {
     const out = Array.from(resizeImages(setOf(stripes, 1, 2, 6, 1), 2, 2).images);
     for (const v of out) expect(Math.abs(v - 100)).toBeLessThanOrEqual(25);
   });
-
-  it.skipIf(!HAS_PIL)("equals PIL's Image.resize(BILINEAR) bit for bit, enlarging and shrinking, gray and RGB; RGB → gray equals convert('L')", () => {
-    const dir = tmpDir('fit-pil');
-    const shapes: [number, number, number, number, number][] = [[7, 9, 3, 3, 4], [5, 5, 1, 13, 11], [32, 32, 3, 224, 224], [64, 48, 3, 17, 31], [28, 28, 1, 32, 32], [10, 3, 3, 10, 7], [1, 1, 3, 5, 2], [96, 96, 1, 7, 96]];
-    shapes.forEach(([h, w, c, H, W], k) => {
-      const px = Uint8Array.from({ length: h * w * c }, (_, i) => (i * 40503 + k * 977 + ((i * i) >> 3)) % 256);
-      fs.writeFileSync(path.join(dir, `${k}.bin`), px);
-      const ref = python(`
-from PIL import Image
-import sys
-im = Image.frombytes('${c === 3 ? 'RGB' : 'L'}', (${w}, ${h}), open(${JSON.stringify(path.join(dir, `${k}.bin`))}, 'rb').read())
-sys.stdout.buffer.write(im.resize((${W}, ${H}), Image.BILINEAR).tobytes())
-if im.mode == 'RGB': sys.stdout.buffer.write(im.convert('L').tobytes())
-`);
-      const ours = resizeImages(setOf(px, 1, h, w, c), H, W).images;
-      expect(Buffer.from(ours).equals(ref.subarray(0, H * W * c)), `${h}×${w}×${c} → ${H}×${W}`).toBe(true);
-      if (c === 3) expect(Buffer.from(rgbToGray(setOf(px, 1, h, w, 3)).images).equals(ref.subarray(H * W * 3)), `gray of ${h}×${w}`).toBe(true);
-    });
-  });
+  // bit for bit against Pillow's Image.resize(BILINEAR) and convert('L'): test/data/pillow.test.ts (stored outputs)
 });
 
 describe('fitImages', () => {
