@@ -17,6 +17,8 @@ import { registerReluGradient, registerWasmRelu } from './relu.js';
 import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
 import { registerWasmSign } from './wasm-sign.js';
 import { registerWasmLog1p } from './wasm-log1p.js';
+import { registerWasmDepthwiseGradients } from './wasm-depthwise-grad.js';
+import { registerDepthwiseGradient } from './depthwise-grad.js';
 
 const require = createRequire(import.meta.url);
 
@@ -71,6 +73,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmFusedBatchNorm();
       registerWasmSign();
       registerWasmLog1p();
+      registerWasmDepthwiseGradients();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
@@ -95,6 +98,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   tf.enableProdMode(); // no per-op debug checks, no console nags
   registerBatchNormGradient();
   registerReluGradient();
+  registerDepthwiseGradient();
   const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {
