@@ -19,6 +19,7 @@ import { registerWasmSign } from './wasm-sign.js';
 import { registerWasmLog1p } from './wasm-log1p.js';
 import { registerWasmDepthwiseGradients } from './wasm-depthwise-grad.js';
 import { registerDepthwiseGradient } from './depthwise-grad.js';
+import { registerGraphOps } from './graph-ops.js';
 
 const require = createRequire(import.meta.url);
 
@@ -99,6 +100,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   registerBatchNormGradient();
   registerReluGradient();
   registerDepthwiseGradient();
+  registerGraphOps();
   const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {
