@@ -20,6 +20,8 @@ import { registerWasmLog1p } from './wasm-log1p.js';
 import { registerWasmDepthwiseGradients } from './wasm-depthwise-grad.js';
 import { registerDepthwiseGradient } from './depthwise-grad.js';
 import { registerGraphOps } from './graph-ops.js';
+import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
+import { registerActivationGradients, registerWasmActivations } from './activations.js';
 
 const require = createRequire(import.meta.url);
 
@@ -75,6 +77,8 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmSign();
       registerWasmLog1p();
       registerWasmDepthwiseGradients();
+      registerWasmPoolGradients();
+      registerWasmActivations();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
@@ -101,6 +105,8 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   registerReluGradient();
   registerDepthwiseGradient();
   registerGraphOps();
+  registerAvgPoolGradient();
+  registerActivationGradients();
   const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {

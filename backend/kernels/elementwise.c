@@ -55,3 +55,50 @@ void sign(float *y, const float *x, int count, int r0, int r1) {
   }
   for (; i < end; i++) y[i] = x[i] > 0 ? 1.0f : x[i] < 0 ? -1.0f : 0.0f;
 }
+
+/*
+ * ReLU6: y = min(max(x, 0), 6) with the cpu backend's values (NaN stays NaN, -0 becomes +0).
+ * tfjs's wasm Relu6 is a scalar loop on one thread. Rows [r0, r1) of ROW floats.
+ */
+EXPORT(relu6)
+void relu6(float *y, const float *x, int count, int r0, int r1) {
+  const v128_t zero = wasm_f32x4_splat(0), six = wasm_f32x4_splat(6);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) wasm_v128_store(y + i, wasm_f32x4_min(wasm_f32x4_max(wasm_v128_load(x + i), zero), six));
+  for (; i < end; i++) y[i] = x[i] != x[i] ? x[i] : x[i] > 6 ? 6.0f : x[i] > 0 ? x[i] : 0.0f;
+}
+
+/*
+ * The ReLU6 gradient in one pass: dx = dy * m, m = 1 for 0 < x <= 6, NaN for NaN, else 0 — tfjs's
+ * Multiply(dy, Cast(Multiply(LessEqual(x, 6), Step(x)))), five kernels, without the intermediates.
+ */
+EXPORT(relu6_grad)
+void relu6_grad(float *dx, const float *dy, const float *x, int count, int r0, int r1) {
+  const v128_t zero = wasm_f32x4_splat(0), one = wasm_f32x4_splat(1), six = wasm_f32x4_splat(6);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t inside = wasm_v128_and(wasm_f32x4_gt(v, zero), wasm_f32x4_le(v, six));
+    const v128_t m = wasm_v128_or(wasm_v128_and(inside, one), wasm_v128_and(v, wasm_f32x4_ne(v, v)));
+    wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), m));
+  }
+  for (; i < end; i++) dx[i] = dy[i] * (x[i] != x[i] ? x[i] : x[i] > 0 && x[i] <= 6 ? 1.0f : 0.0f);
+}
+
+/*
+ * The sigmoid gradient from its output in one pass: dx = dy * (y * (1 - y)), the operations of
+ * tfjs's formula (three kernels) in its order. Rows [r0, r1) of ROW floats.
+ */
+EXPORT(sigmoid_grad)
+void sigmoid_grad(float *dx, const float *dy, const float *y, int count, int r0, int r1) {
+  const v128_t one = wasm_f32x4_splat(1);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) {
+    const v128_t v = wasm_v128_load(y + i);
+    wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), wasm_f32x4_mul(v, wasm_f32x4_sub(one, v))));
+  }
+  for (; i < end; i++) dx[i] = dy[i] * (y[i] * (1.0f - y[i]));
+}
