@@ -22,6 +22,7 @@ import { registerDepthwiseGradient } from './depthwise-grad.js';
 import { registerGraphOps } from './graph-ops.js';
 import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
 import { registerActivationGradients, registerWasmActivations } from './activations.js';
+import { registerWasmBroadcast } from './wasm-broadcast.js';
 
 const require = createRequire(import.meta.url);
 
@@ -79,6 +80,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmDepthwiseGradients();
       registerWasmPoolGradients();
       registerWasmActivations();
+      registerWasmBroadcast();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
