@@ -11,7 +11,7 @@
  * the written-out filter on dilated ones.
  */
 import * as tf from '@tensorflow/tfjs';
-import { wasmDepthwiseGradientKernels } from './wasm-depthwise-grad.js';
+import { wasmDepthwiseGradientKernels } from './wasm-depthwise.js';
 
 interface DepthwiseAttrs {
   strides: number | [number, number];

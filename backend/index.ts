@@ -17,7 +17,7 @@ import { registerReluGradient, registerWasmRelu } from './relu.js';
 import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
 import { registerWasmSign } from './wasm-sign.js';
 import { registerWasmLog1p } from './wasm-log1p.js';
-import { registerWasmDepthwiseGradients } from './wasm-depthwise-grad.js';
+import { registerWasmDepthwise } from './wasm-depthwise.js';
 import { registerDepthwiseGradient } from './depthwise-grad.js';
 import { registerGraphOps } from './graph-ops.js';
 import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
@@ -77,7 +77,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmFusedBatchNorm();
       registerWasmSign();
       registerWasmLog1p();
-      registerWasmDepthwiseGradients();
+      registerWasmDepthwise();
       registerWasmPoolGradients();
       registerWasmActivations();
       registerWasmBroadcast();

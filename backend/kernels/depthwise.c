@@ -1,7 +1,7 @@
 /*
- * Gradients of a depthwise 2-D convolution (NHWC, filter [kh, kw, C, M], any stride, padding and
- * dilation), in wasm SIMD: MobileNet / EfficientNet layers, which tfjs's wasm backend cannot
- * differentiate at all.
+ * A depthwise 2-D convolution (NHWC, filter [kh, kw, C, M], any stride, padding and dilation) and
+ * its gradients, in wasm SIMD: MobileNet / EfficientNet layers, which tfjs's wasm backend cannot
+ * differentiate at all (and whose XNNPACK forward returns zeros for some SAME-padded shapes).
  *
  *   y[n][oh][ow][c*M + q] = sum over a, b of  x[n][oh*sh - top + a*dh][ow*sw - left + b*dw][c] * w[a][b][c][q]
  *
@@ -94,6 +94,92 @@ void depthwise_backprop_input(float *dx, const float *dy, const float *w, int H,
   for (int r = row0; r < row1; r++) {
     if (s1) dx_row(1, dx, dy, w, &g, r / H, r % H);
     else dx_row(0, dx, dy, w, &g, r / H, r % H);
+  }
+}
+
+/*
+ * y at (n, oh, ow), channels c..c+4V: bias + the sum over the taps inside the image of x * w, then
+ * the activation (0 none, 1 ReLU, 2 ReLU6; NaN stays NaN as in the cpu backend).
+ */
+INLINE void y_tile(const int V, float *out, const float *x, const float *w, const float *bias, int act, const Depthwise *g, int n, int oh, int ow,
+                   int c) {
+  v128_t s0 = wasm_v128_load(bias + c);
+  v128_t s1 = V > 1 ? wasm_v128_load(bias + c + 4) : s0;
+  v128_t s2 = V > 2 ? wasm_v128_load(bias + c + 8) : s0;
+  v128_t s3 = V > 3 ? wasm_v128_load(bias + c + 12) : s0;
+  const int C = g->C;
+  for (int a = 0; a < g->kh; a++) {
+    const int ih = oh * g->sh - g->top + a * g->dh;
+    if (ih < 0) continue;
+    if (ih >= g->H) break;
+    const float *xrow = x + (n * g->H + ih) * g->W * C + c;
+    const float *wrow = w + a * g->kw * C + c;
+    for (int b = 0; b < g->kw; b++) {
+      const int iw = ow * g->sw - g->left + b * g->dw;
+      if (iw < 0) continue;
+      if (iw >= g->W) break;
+      const float *xp = xrow + iw * C, *wp = wrow + b * C;
+      s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(xp), wasm_v128_load(wp)));
+      if (V > 1) s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(xp + 4), wasm_v128_load(wp + 4)));
+      if (V > 2) s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_v128_load(xp + 8), wasm_v128_load(wp + 8)));
+      if (V > 3) s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_v128_load(xp + 12), wasm_v128_load(wp + 12)));
+    }
+  }
+  if (act) {
+    const v128_t zero = wasm_f32x4_splat(0), six = wasm_f32x4_splat(6);
+    s0 = wasm_f32x4_max(s0, zero);
+    s1 = wasm_f32x4_max(s1, zero);
+    s2 = wasm_f32x4_max(s2, zero);
+    s3 = wasm_f32x4_max(s3, zero);
+    if (act == 2) {
+      s0 = wasm_f32x4_min(s0, six);
+      s1 = wasm_f32x4_min(s1, six);
+      s2 = wasm_f32x4_min(s2, six);
+      s3 = wasm_f32x4_min(s3, six);
+    }
+  }
+  wasm_v128_store(out, s0);
+  if (V > 1) wasm_v128_store(out + 4, s1);
+  if (V > 2) wasm_v128_store(out + 8, s2);
+  if (V > 3) wasm_v128_store(out + 12, s3);
+}
+
+INLINE float y_scalar(const float *x, const float *w, const float *bias, int act, const Depthwise *g, int n, int oh, int ow, int c) {
+  float s = bias[c];
+  for (int a = 0; a < g->kh; a++) {
+    const int ih = oh * g->sh - g->top + a * g->dh;
+    if (ih < 0) continue;
+    if (ih >= g->H) break;
+    for (int b = 0; b < g->kw; b++) {
+      const int iw = ow * g->sw - g->left + b * g->dw;
+      if (iw < 0) continue;
+      if (iw >= g->W) break;
+      s += x[((n * g->H + ih) * g->W + iw) * g->C + c] * w[(a * g->kw + b) * g->C + c];
+    }
+  }
+  if (act && !(s != s)) s = s > 0 ? (act == 2 && s > 6 ? 6.0f : s) : 0.0f;
+  return s;
+}
+
+/*
+ * Writes rows [row0, row1) of the flattened [N * Ho] rows of y = act(depthwise(x, w) + bias) (M = 1;
+ * `bias` C floats, zeros for none).
+ */
+EXPORT(depthwise_conv2d)
+void depthwise_conv2d(float *y, const float *x, const float *w, const float *bias, int act, int H, int W, int C, int Ho, int Wo, int kh, int kw,
+                      int sh, int sw, int dh, int dw, int top, int left, int row0, int row1) {
+  const Depthwise g = {H, W, C, Ho, Wo, kh, kw, sh, sw, dh, dw, top, left};
+  for (int r = row0; r < row1; r++) {
+    const int n = r / Ho, oh = r % Ho;
+    float *row = y + r * Wo * C;
+    for (int ow = 0; ow < Wo; ow++) {
+      float *out = row + ow * C;
+      int c = 0;
+      for (; c + 16 <= C; c += 16) y_tile(4, out + c, x, w, bias, act, &g, n, oh, ow, c);
+      if (c + 8 <= C) { y_tile(2, out + c, x, w, bias, act, &g, n, oh, ow, c); c += 8; }
+      if (c + 4 <= C) { y_tile(1, out + c, x, w, bias, act, &g, n, oh, ow, c); c += 4; }
+      for (; c < C; c++) out[c] = y_scalar(x, w, bias, act, &g, n, oh, ow, c);
+    }
   }
 }
 

@@ -1,11 +1,14 @@
 /**
- * Gradients of the depthwise convolution on wasm, which tfjs-backend-wasm lacks altogether
- * (DepthwiseConv2dNativeBackpropInput and …BackpropFilter): without them no MobileNet or
- * EfficientNet graph model can be attacked there.
+ * The depthwise convolution on wasm: its gradients, which tfjs-backend-wasm lacks altogether
+ * (DepthwiseConv2dNativeBackpropInput and …BackpropFilter: without them no MobileNet or
+ * EfficientNet graph model can be attacked there), and the forward op, plain and fused with a
+ * bias and ReLU / ReLU6 (tfjs's XNNPACK kernel returns zeros for SAME-padded convs whose filter is
+ * 1 wide along a strided axis, and is ~2x slower than ours on 5x5 filters).
  *
- * Both run on our SIMD kernels (backend/kernels/depthwise.c), split by rows across the kernel
+ * All run on our SIMD kernels (backend/kernels/depthwise.c), split by rows across the kernel
  * threads, for every stride, padding (SAME, VALID, explicit) and dilation, and any channel
- * multiplier. Where our kernels cannot run they are compositions of tfjs's wasm ops:
+ * multiplier. Where our kernels cannot run, the forward ops are tfjs's and the gradients
+ * compositions of tfjs's wasm ops:
  *  - dx = depthwise conv (XNNPACK) of dy — zero-inserted for strides > 1 — with the filter rotated
  *    180°, padded so the output has the input's size; for a multiplier M > 1 the M channels of each
  *    input channel are then summed;
@@ -15,7 +18,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool } from './wasm-kernels.js';
+import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool, withHeapBuffer } from './wasm-kernels.js';
+import { replaceWasmKernel } from './wasm-replace-kernel.js';
 import type { WasmKernelPool } from './wasm-kernel-pool.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 
@@ -105,6 +109,32 @@ function channelPass(b: WasmHeapBackend, kernels: WasmKernelPool, name: string, 
   const rows = s.batch * h;
   const threads = threadsFor(kernels, rows * w * s.inC * s.mult, rows, MIN_FLOATS_PER_THREAD);
   runRowKernel(kernels, name, new Array<number>(threads).fill(heapOffset(b, out)), [heapOffset(b, src), w, s.inC, s.mult], rows);
+}
+
+const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
+
+/** y = act(depthwise(x, filter) + bias), [N, Ho, Wo, C·M], on our kernels; null where they cannot run. */
+export function depthwiseConv2dWithKernel(b: WasmHeapBackend, x: Info, filter: Info, s: DepthwiseShape, bias: Info | null = null, activation = 'linear'): Info | null {
+  const Co = s.inC * s.mult;
+  const act = ACTIVATIONS[activation];
+  const biasFits = bias === null || (bias.shape.length === 1 && bias.shape[0] === Co);
+  const kernels = float32(x, filter, ...(bias ? [bias] : [])) && biasFits && act !== undefined ? wasmKernelPool(b) : null;
+  if (!kernels) return null;
+  const rows = s.batch * s.outH;
+  const threads = threadsFor(kernels, macs(s), rows);
+  const run = (src: Info) =>
+    output(b, [s.batch, s.outH, s.outW, Co], (out) =>
+      withHeapBuffer(b, Co, (zeros) => {
+        if (!bias) kernels.run('zero', [[zeros, Co]]);
+        const args = [heapOffset(b, src), heapOffset(b, filter), bias ? heapOffset(b, bias) : zeros, act, ...shapeArgs(s, Co)];
+        runRowKernel(kernels, 'depthwise_conv2d', new Array<number>(threads).fill(heapOffset(b, out)), args, rows);
+      }),
+    );
+  if (s.mult === 1) return run(x);
+  return withTemp(b, [s.batch, s.inH, s.inW, Co], (xe) => {
+    channelPass(b, kernels, 'depthwise_expand', xe, x, s, s.inH, s.inW);
+    return run(xe);
+  });
 }
 
 /** dx, [N, H, W, C], on our kernels; null where they cannot run. */
@@ -254,13 +284,44 @@ function backpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfo
   return k.finish(filterGradComposed(k, x, dy, s));
 }
 
+let stockDepthwise: tf.KernelFunc | undefined;
+let stockFusedDepthwise: tf.KernelFunc | undefined;
+
+function depthwiseConv2d(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+  const { x, filter } = args.inputs as { x: Info; filter: Info };
+  const a = args.attrs as Attrs;
+  if (a.dataFormat !== 'NCHW') {
+    const direct = depthwiseConv2dWithKernel(args.backend as WasmHeapBackend, x, filter, depthwiseGeometry(x.shape, filter.shape, a));
+    if (direct) return direct;
+  }
+  return stockDepthwise!(args as Parameters<tf.KernelFunc>[0]) as Info;
+}
+
+function fusedDepthwiseConv2d(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+  const { x, filter, bias } = args.inputs as { x: Info; filter: Info; bias?: Info };
+  const a = args.attrs as Attrs;
+  if (a.dataFormat !== 'NCHW') {
+    const s = depthwiseGeometry(x.shape, filter.shape, a);
+    const direct = depthwiseConv2dWithKernel(args.backend as WasmHeapBackend, x, filter, s, bias ?? null, (a.activation as string | undefined) ?? 'linear');
+    if (direct) return direct;
+  }
+  return stockFusedDepthwise!(args as Parameters<tf.KernelFunc>[0]) as Info;
+}
+
+/** Puts our depthwise conv, plain and fused, in place of tfjs's wasm kernels (idempotent). */
+export function registerWasmDepthwise(): void {
+  stockDepthwise = replaceWasmKernel('DepthwiseConv2dNative', depthwiseConv2d as tf.KernelFunc) ?? stockDepthwise;
+  stockFusedDepthwise = replaceWasmKernel('FusedDepthwiseConv2D', fusedDepthwiseConv2d as tf.KernelFunc) ?? stockFusedDepthwise;
+  registerWasmDepthwiseGradients();
+}
+
 export const wasmDepthwiseGradientKernels: tf.KernelConfig[] = [
   { kernelName: 'DepthwiseConv2dNativeBackpropInput', backendName: 'wasm', kernelFunc: backpropInput as tf.KernelFunc },
   { kernelName: 'DepthwiseConv2dNativeBackpropFilter', backendName: 'wasm', kernelFunc: backpropFilter as tf.KernelFunc },
 ];
 
 /** Registers the depthwise conv gradient kernels for wasm (idempotent). */
-export function registerWasmDepthwiseGradients(): void {
+function registerWasmDepthwiseGradients(): void {
   for (const config of wasmDepthwiseGradientKernels) {
     const existing = tf.getKernel(config.kernelName, 'wasm');
     if (existing?.kernelFunc === config.kernelFunc) continue;

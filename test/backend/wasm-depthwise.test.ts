@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../backend/index.js';
-import { wasmDepthwiseGradientKernels } from '../../backend/wasm-depthwise-grad.js';
+import { wasmDepthwiseGradientKernels } from '../../backend/wasm-depthwise.js';
 import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
 import { randomArray } from '../helpers.js';
@@ -78,7 +78,7 @@ async function reference(x: Float32Array, w: Float32Array, r: Float32Array, c: C
   return { ...ref, dw };
 }
 
-const KERNELS = ['depthwise_backprop_input', 'depthwise_filter_grad', 'depthwise_expand', 'depthwise_reduce'];
+const KERNELS = ['depthwise_backprop_input', 'depthwise_filter_grad', 'depthwise_expand', 'depthwise_reduce', 'depthwise_conv2d'];
 const worst = { dx: 0, dw: 0, y: 0 };
 
 /** Checks one case on wasm (our kernels, or with `kernels` false the composition of tfjs ops) against the cpu backend. */
@@ -93,14 +93,17 @@ async function check(c: Case, kernels: boolean): Promise<void> {
     const before = KERNELS.map((k) => wasmKernelStats(k).calls);
     const got = grads(x, w, r, c, c.kh, c.kw, c.dilations);
     const ran = KERNELS.map((k, i) => wasmKernelStats(k).calls - before[i]);
-    // One call each of dx and dW; for a multiplier > 1, x widened for dW and dx summed down.
-    expect(ran).toEqual(kernels ? [1, 1, c.m > 1 ? 1 : 0, c.m > 1 ? 1 : 0] : [0, 0, 0, 0]);
+    // One call each of dx and dW, two forward convs (tf.grads, then y); for a multiplier > 1, x
+    // widened for dW and both forward convs, and dx summed down.
+    expect(ran).toEqual(kernels ? [1, 1, c.m > 1 ? 3 : 0, c.m > 1 ? 1 : 0, 2] : [0, 0, 0, 0, 0]);
     expect(got.y.length).toBe(ref.y.length);
     expect(got.dx.length).toBe(x.length);
     expect(got.dw.length).toBe(w.length);
     const errors = { y: relErr(got.y, ref.y), dx: relErr(got.dx, ref.dx), dw: relErr(got.dw, ref.dw) };
-    for (const k of ['y', 'dx', 'dw'] as const) worst[k] = Math.max(worst[k], errors[k]);
+    for (const k of ['y', 'dx', 'dw'] as const) if (kernels || k !== 'y') worst[k] = Math.max(worst[k], errors[k]);
     // Relative to the largest reference value (sums of at most a few hundred products in float32).
+    // (Without our kernels the forward conv is tfjs's XNNPACK one, wrong for some shapes: test below.)
+    if (kernels) expect(errors.y).toBeLessThanOrEqual(1e-5);
     expect(errors.dx).toBeLessThanOrEqual(1e-5);
     expect(errors.dw).toBeLessThanOrEqual(1e-5);
   } finally {
@@ -136,16 +139,16 @@ const cases = fc
     return c.h + t + b >= (c.kh - 1) * c.dilations[0] + 1 && c.w + l + r >= (c.kw - 1) * c.dilations[1] + 1;
   });
 
-describe('depthwise conv gradients on wasm match the cpu backend', () => {
+describe('depthwise convs and their gradients on wasm match the cpu backend', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'wasm' });
   });
   afterAll(() => {
     // The largest errors seen, relative to the reference's largest magnitude.
-    console.info(`depthwise gradients, max relative error: dx ${worst.dx.toExponential(2)}, dW ${worst.dw.toExponential(2)}, forward ${worst.y.toExponential(2)}`);
+    console.info(`depthwise conv, max relative error: forward ${worst.y.toExponential(2)}, dx ${worst.dx.toExponential(2)}, dW ${worst.dw.toExponential(2)}`);
   });
 
-  it('registers ours as the wasm gradient kernels', () => {
+  it('registers ours as the wasm kernels', () => {
     for (const k of wasmDepthwiseGradientKernels) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
   });
 
@@ -187,6 +190,45 @@ describe('depthwise conv gradients on wasm match the cpu backend', () => {
     for (const k of KERNELS.slice(0, 2)) expect(wasmKernelStats(k).lastThreads).toBe(Math.min(2, getThreadsCount()));
     expect(relErr(got.dx, ref.dx)).toBeLessThanOrEqual(1e-5);
     expect(relErr(got.dw, ref.dw)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('fused with a bias and ReLU / ReLU6 (FusedDepthwiseConv2D), the cpu backend\'s values', async () => {
+    const rng = new Rng(12);
+    const x = randomArray(2 * 9 * 9 * 20, rng);
+    const w = randomArray(3 * 3 * 20, rng);
+    const bias = randomArray(20, rng);
+    const run = (activation: 'linear' | 'relu' | 'relu6', strides: [number, number]) =>
+      tf.tidy(() => {
+        const args = { x: tf.tensor4d(x, [2, 9, 9, 20]), filter: tf.tensor4d(w, [3, 3, 20, 1]), strides, pad: 'same' as const, bias: tf.tensor1d(bias), activation };
+        return tf.fused.depthwiseConv2d(args).mul(3).dataSync().slice(); // ×3: ReLU6's cap is reached
+      });
+    for (const activation of ['linear', 'relu', 'relu6'] as const) {
+      for (const strides of [[1, 1], [2, 1]] as [number, number][]) {
+        await tf.setBackend('cpu');
+        const ref = run(activation, strides);
+        await tf.setBackend('wasm');
+        const calls = wasmKernelStats('depthwise_conv2d').calls;
+        expect(relErr(run(activation, strides), ref)).toBeLessThanOrEqual(1e-6);
+        expect(wasmKernelStats('depthwise_conv2d').calls - calls).toBe(1);
+      }
+    }
+  });
+
+  it("replaces tfjs's XNNPACK depthwise conv, which returns zeros for SAME padding and a 1-wide filter along a strided axis", async () => {
+    const rng = new Rng(13);
+    const x = randomArray(2 * 8 * 10 * 4, rng);
+    const w = randomArray(2 * 1 * 4, rng);
+    const run = () => tf.tidy(() => tf.depthwiseConv2d(tf.tensor4d(x, [2, 8, 10, 4]), tf.tensor4d(w, [2, 1, 4, 1]), [1, 2], 'same').dataSync().slice());
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('wasm');
+    expect(relErr(run(), ref)).toBeLessThanOrEqual(1e-6);
+    useWasmKernels(false);
+    try {
+      expect(run().every((v) => v === 0)).toBe(true);
+    } finally {
+      useWasmKernels(true);
+    }
   });
 
   it('a dilated depthwise conv has a gradient on the cpu backend too (the filter written out)', async () => {
