@@ -34,7 +34,9 @@ function gradKernel(kernel: string) {
   return ({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo => {
     const { dy, t } = inputs as { dy: tf.TensorInfo; t: tf.TensorInfo };
     const b = backend as WasmHeapBackend;
-    return elementwise(b, wasmKernelPool(b)!, kernel, t.shape, [dy, t]);
+    const kernels = wasmKernelPool(b);
+    if (!kernels) throw new Error(`${kernel}: our wasm kernels are off (the gradient uses tfjs's formula then)`);
+    return elementwise(b, kernels, kernel, t.shape, [dy, t]);
   };
 }
 
