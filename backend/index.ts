@@ -23,6 +23,8 @@ import { registerGraphOps } from './graph-ops.js';
 import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
 import { registerActivationGradients, registerWasmActivations } from './activations.js';
 import { registerWasmBroadcast } from './wasm-broadcast.js';
+import { registerWasmSlice } from './wasm-slice.js';
+import { registerMeanGradient } from './mean-grad.js';
 
 const require = createRequire(import.meta.url);
 
@@ -81,6 +83,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmPoolGradients();
       registerWasmActivations();
       registerWasmBroadcast();
+      registerWasmSlice();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
@@ -109,6 +112,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   registerGraphOps();
   registerAvgPoolGradient();
   registerActivationGradients();
+  registerMeanGradient();
   const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {
