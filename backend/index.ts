@@ -17,6 +17,14 @@ import { registerReluGradient, registerWasmRelu } from './relu.js';
 import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
 import { registerWasmSign } from './wasm-sign.js';
 import { registerWasmLog1p } from './wasm-log1p.js';
+import { registerWasmDepthwise } from './wasm-depthwise.js';
+import { registerDepthwiseGradient } from './depthwise-grad.js';
+import { registerGraphOps } from './graph-ops.js';
+import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
+import { registerActivationGradients, registerWasmActivations } from './activations.js';
+import { registerWasmBroadcast } from './wasm-broadcast.js';
+import { registerWasmSlice } from './wasm-slice.js';
+import { registerMeanGradient } from './mean-grad.js';
 
 const require = createRequire(import.meta.url);
 
@@ -71,6 +79,11 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       registerWasmFusedBatchNorm();
       registerWasmSign();
       registerWasmLog1p();
+      registerWasmDepthwise();
+      registerWasmPoolGradients();
+      registerWasmActivations();
+      registerWasmBroadcast();
+      registerWasmSlice();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
@@ -95,6 +108,11 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   tf.enableProdMode(); // no per-op debug checks, no console nags
   registerBatchNormGradient();
   registerReluGradient();
+  registerDepthwiseGradient();
+  registerGraphOps();
+  registerAvgPoolGradient();
+  registerActivationGradients();
+  registerMeanGradient();
   const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {

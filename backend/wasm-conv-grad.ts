@@ -17,8 +17,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { backpropInputWithKernel, conv2dWithKernel, filterGradWithKernel } from './wasm-conv-kernels.js';
 import { CONV2D_BIAS } from './conv-bias.js';
-import type { ConvShape, WasmHeapBackend } from './wasm-kernels.js';
+import { type ConvShape, type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
+import { elementwise } from './wasm-elementwise.js';
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -212,12 +213,45 @@ function conv2dBias({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap;
   return k.finish(out);
 }
 
+const registeredFused = tf.getKernel('FusedConv2D', 'wasm')!;
+const stockFusedConv2D: tf.KernelFunc = (registeredFused.kernelFunc as Kept)[STOCK] ?? registeredFused.kernelFunc;
+
+/**
+ * FusedConv2D (every conv of a converted graph model, with its folded BatchNorm as the bias):
+ * the conv and bias on our kernels, then ReLU / ReLU6 as one more SIMD pass. tfjs's XNNPACK kernel
+ * waits on its own thread pool for every call; other activations, dilations and layouts keep it.
+ */
+function fusedConv2d(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+  const { x, filter, bias } = args.inputs as { x: Info; filter: Info; bias?: Info };
+  const a = args.attrs as Attrs;
+  const b = args.backend as WasmHeapBackend;
+  const activation = (a.activation as string | undefined) ?? 'linear';
+  const dilations = a.dilations as number | [number, number] | undefined;
+  const undilated = dilations === undefined || (Array.isArray(dilations) ? dilations.every((d) => d === 1) : dilations === 1);
+  const simple = undilated && a.dataFormat !== 'NCHW' && ['linear', 'relu', 'relu6'].includes(activation) && (!bias || (bias.shape.length === 1 && bias.shape[0] === filter.shape[3]));
+  const kernels = simple ? wasmKernelPool(b) : null;
+  if (kernels) {
+    const y = conv2dWithKernel(b, x, filter, geometry(x.shape, filter.shape, a), bias ?? null);
+    if (y && activation === 'linear') return y;
+    if (y) {
+      try {
+        return elementwise(b, kernels, activation, y.shape, [y]);
+      } finally {
+        b.disposeData(y.dataId);
+      }
+    }
+  }
+  return stockFusedConv2D(args as Parameters<tf.KernelFunc>[0]) as Info;
+}
+(fusedConv2d as Kept)[STOCK] = stockFusedConv2D;
+
 export const wasmConvGradientKernels: tf.KernelConfig[] = [
   // The stock set-up binds the XNNPACK entry point that our fallback calls.
   { kernelName: 'Conv2D', backendName: 'wasm', kernelFunc: conv2d as tf.KernelFunc, setupFunc: registeredConv2D.setupFunc },
   { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilter as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2dBackpropInput as tf.KernelFunc },
   { kernelName: CONV2D_BIAS, backendName: 'wasm', kernelFunc: conv2dBias as tf.KernelFunc },
+  { kernelName: 'FusedConv2D', backendName: 'wasm', kernelFunc: fusedConv2d as tf.KernelFunc, setupFunc: registeredFused.setupFunc },
 ];
 
 /** Registers the fast conv gradient kernels for the wasm backend (idempotent). */

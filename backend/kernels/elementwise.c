@@ -55,3 +55,102 @@ void sign(float *y, const float *x, int count, int r0, int r1) {
   }
   for (; i < end; i++) y[i] = x[i] > 0 ? 1.0f : x[i] < 0 ? -1.0f : 0.0f;
 }
+
+/*
+ * ReLU6: y = min(max(x, 0), 6) with the cpu backend's values (NaN stays NaN, -0 becomes +0).
+ * tfjs's wasm Relu6 is a scalar loop on one thread. Rows [r0, r1) of ROW floats.
+ */
+EXPORT(relu6)
+void relu6(float *y, const float *x, int count, int r0, int r1) {
+  const v128_t zero = wasm_f32x4_splat(0), six = wasm_f32x4_splat(6);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) wasm_v128_store(y + i, wasm_f32x4_min(wasm_f32x4_max(wasm_v128_load(x + i), zero), six));
+  for (; i < end; i++) y[i] = x[i] != x[i] ? x[i] : x[i] > 6 ? 6.0f : x[i] > 0 ? x[i] : 0.0f;
+}
+
+/*
+ * The ReLU6 gradient in one pass: dx = dy * m, m = 1 for 0 < x <= 6, NaN for NaN, else 0 — tfjs's
+ * Multiply(dy, Cast(Multiply(LessEqual(x, 6), Step(x)))), five kernels, without the intermediates.
+ */
+EXPORT(relu6_grad)
+void relu6_grad(float *dx, const float *dy, const float *x, int count, int r0, int r1) {
+  const v128_t zero = wasm_f32x4_splat(0), one = wasm_f32x4_splat(1), six = wasm_f32x4_splat(6);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t inside = wasm_v128_and(wasm_f32x4_gt(v, zero), wasm_f32x4_le(v, six));
+    const v128_t m = wasm_v128_or(wasm_v128_and(inside, one), wasm_v128_and(v, wasm_f32x4_ne(v, v)));
+    wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), m));
+  }
+  for (; i < end; i++) dx[i] = dy[i] * (x[i] != x[i] ? x[i] : x[i] > 0 && x[i] <= 6 ? 1.0f : 0.0f);
+}
+
+/*
+ * The sigmoid gradient from its output in one pass: dx = dy * (y * (1 - y)), the operations of
+ * tfjs's formula (three kernels) in its order. Rows [r0, r1) of ROW floats.
+ */
+EXPORT(sigmoid_grad)
+void sigmoid_grad(float *dx, const float *dy, const float *y, int count, int r0, int r1) {
+  const v128_t one = wasm_f32x4_splat(1);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) {
+    const v128_t v = wasm_v128_load(y + i);
+    wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), wasm_f32x4_mul(v, wasm_f32x4_sub(one, v))));
+  }
+  for (; i < end; i++) dx[i] = dy[i] * (y[i] * (1.0f - y[i]));
+}
+
+/* a op b for the broadcasting binary kernel: 0 add, 1 sub, 2 mul, 3 div. */
+INLINE v128_t vop(int op, v128_t a, v128_t b) {
+  switch (op) {
+    case 0: return wasm_f32x4_add(a, b);
+    case 1: return wasm_f32x4_sub(a, b);
+    case 2: return wasm_f32x4_mul(a, b);
+    default: return wasm_f32x4_div(a, b);
+  }
+}
+INLINE float sop(int op, float a, float b) {
+  switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    default: return a / b;
+  }
+}
+
+INLINE void channel_rows(const int op, const int swap, float *out, const float *full, const float *small, int mid, int C, int per_outer, int r0, int r1) {
+  for (int r = r0; r < r1; r++) {
+    const float *f = full + r * C, *s = small + (per_outer ? (r / mid) * C : 0);
+    float *o = out + r * C;
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const v128_t x = wasm_v128_load(f + c), y = wasm_v128_load(s + c);
+      wasm_v128_store(o + c, swap ? vop(op, y, x) : vop(op, x, y));
+    }
+    for (; c < C; c++) o[c] = swap ? sop(op, s[c], f[c]) : sop(op, f[c], s[c]);
+  }
+}
+
+/*
+ * A binary op whose second operand broadcasts over the middle axes: out[o][m][c] = full[o][m][c] op
+ * small[o or 0][c] (`swap`: small op full) — a per-channel bias, mean or scale ([C]), or a
+ * per-image, per-channel one ([N, 1, 1, C]: squeeze-excite). tfjs's wasm kernels take a generic
+ * broadcasting loop there, ten times slower than the same-shape op. Rows [r0, r1) of C floats.
+ */
+EXPORT(channel_binary)
+void channel_binary(float *out, const float *full, const float *small, int op, int swap, int mid, int C, int per_outer, int r0, int r1) {
+  /* One instance per op and order, so the inner loop has no switch. */
+  switch (op * 2 + (swap ? 1 : 0)) {
+    case 0: channel_rows(0, 0, out, full, small, mid, C, per_outer, r0, r1); break;
+    case 1: channel_rows(0, 1, out, full, small, mid, C, per_outer, r0, r1); break;
+    case 2: channel_rows(1, 0, out, full, small, mid, C, per_outer, r0, r1); break;
+    case 3: channel_rows(1, 1, out, full, small, mid, C, per_outer, r0, r1); break;
+    case 4: channel_rows(2, 0, out, full, small, mid, C, per_outer, r0, r1); break;
+    case 5: channel_rows(2, 1, out, full, small, mid, C, per_outer, r0, r1); break;
+    case 6: channel_rows(3, 0, out, full, small, mid, C, per_outer, r0, r1); break;
+    default: channel_rows(3, 1, out, full, small, mid, C, per_outer, r0, r1); break;
+  }
+}

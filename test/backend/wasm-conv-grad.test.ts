@@ -151,6 +151,33 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     });
   }
 
+  it('FusedConv2D (a graph model\'s conv, its BatchNorm folded into the bias) with ReLU / ReLU6 on our kernels', async () => {
+    const rng = new Rng(21);
+    const x = randomArray(4 * 9 * 9 * 8, rng);
+    const w = randomArray(3 * 3 * 8 * 16, rng);
+    const bias = randomArray(16, rng);
+    const run = (activation: 'linear' | 'relu' | 'relu6', strides: number) =>
+      tf.tidy(() =>
+        tf.fused
+          .conv2d({ x: tf.tensor4d(x, [4, 9, 9, 8]), filter: tf.tensor4d(w, [3, 3, 8, 16]), strides, pad: 'same', bias: tf.tensor1d(bias), activation })
+          .dataSync()
+          .slice(),
+      );
+    for (const activation of ['linear', 'relu', 'relu6'] as const) {
+      for (const strides of [1, 2]) {
+        await tf.setBackend('cpu');
+        const ref = run(activation, strides);
+        await tf.setBackend('wasm');
+        const kernel = strides === 1 ? 'winograd_conv' : 'conv2d';
+        const calls = wasmKernelStats(kernel).calls;
+        const relu = wasmKernelStats(activation === 'linear' ? 'relu' : activation).calls;
+        expect(relErr(run(activation, strides), ref)).toBeLessThanOrEqual(1e-5);
+        expect(wasmKernelStats(kernel).calls - calls).toBe(1);
+        if (activation !== 'linear') expect(wasmKernelStats(activation).calls - relu).toBe(1);
+      }
+    }
+  });
+
   it('a dilated conv, which our kernel does not cover, runs on tfjs\'s own and matches the cpu backend', async () => {
     const rng = new Rng(99);
     const x = randomArray(2 * 9 * 9 * 3, rng);

@@ -26,3 +26,17 @@ describe('npm run bench: bad options', () => {
     expect(r.stdout).not.toContain('img/s  ');
   });
 });
+
+const BENCH_GRAPHS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'scripts', 'bench-graphs.js');
+
+describe('npm run bench:graphs: bad options', () => {
+  for (const args of [['--backend', 'gpu'], ['--batch', '0'], ['--runs', 'many'], ['--size', '0']]) {
+    it(`'${args.join(' ')}' fails with a clear message and runs nothing`, () => {
+      const r = spawnSync(process.execPath, [BENCH_GRAPHS, ...args], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).not.toBe(0);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^bench:graphs: --/);
+    });
+  }
+});
