@@ -20,7 +20,7 @@ interface DepthwiseAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
-const pair = (v: number | [number, number] | undefined): [number, number] => (v === undefined ? [1, 1] : typeof v === 'number' ? [v, v] : v);
+const pair = (v: number | [number, number] | null | undefined): [number, number] => (v == null ? [1, 1] : typeof v === 'number' ? [v, v] : v);
 
 /** The filter with d − 1 zeros between taps: [(kh−1)·dh + 1, (kw−1)·dw + 1, C, M]. */
 function writeOutDilation(filter: tf.Tensor4D, [dh, dw]: [number, number]): tf.Tensor4D {

@@ -110,7 +110,7 @@ export async function loadGraphLogits(files: ModelFiles, output?: string): Promi
 }
 
 function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: string, output?: string): GraphLogits {
-  if (model.inputs.length !== 1) throw new RobustError(`${file}: the graph has ${model.inputs.length} inputs (${model.inputNodes.join(', ')}); robust attacks models with one image input`);
+  if (model.inputs.length !== 1) throw new RobustError(`${file}: the graph has ${model.inputs.length} inputs (${model.inputs.map((i) => i.name).join(', ')}); robust attacks models with one image input`);
   const input = model.inputs[0];
   if (input.dtype !== 'float32') throw new RobustError(`${file}: the graph takes ${input.dtype} inputs, through which no gradient flows: convert it with a float32 input`);
   const shape = input.shape ?? [];
@@ -127,8 +127,10 @@ function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: str
     source = 'named';
     note = `logits: node ${logitsNode} (--output)`;
   } else {
-    if (model.outputNodes.length !== 1) throw new RobustError(`${file}: the graph has ${model.outputNodes.length} outputs (${model.outputNodes.join(', ')}): name the logits node with --output NODE`);
-    logitsNode = nodeName(model.outputNodes[0]);
+    // outputs' names are graph nodes (outputNodes are the signature's keys when it has one)
+    const outs = model.outputs.map((o) => nodeName(o.name));
+    if (outs.length !== 1) throw new RobustError(`${file}: the graph has ${outs.length} outputs (${outs.join(', ')}): name the logits node with --output NODE`);
+    logitsNode = outs[0];
     const last = producer(nodes, logitsNode);
     if (last && (last.op === 'Softmax' || last.op === 'Sigmoid') && last.input?.length) {
       logitsNode = nodeName(last.input[0]);
@@ -139,7 +141,7 @@ function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: str
       note = `logits: the log-softmax outputs of node ${last.name} (logits up to a constant per image)`;
     }
   }
-  const inputName = nodeName(model.inputNodes[0]);
+  const inputName = nodeName(input.name);
   const run = (x: tf.Tensor4D): tf.Tensor2D => {
     const out = model.execute({ [inputName]: nchw ? x.transpose([0, 3, 1, 2]) : x }, logitsNode) as tf.Tensor;
     return (out.rank === 2 ? out : out.reshape([out.shape[0], -1])) as tf.Tensor2D;
