@@ -22,6 +22,7 @@ export { PRESETS, preset, type Preset } from './eval/presets.js';
 export { runGrid, type EvalConfig, type EvalModel, type GridResult } from './eval/grid.js';
 export { parseEvalConfig } from './eval/config.js';
 export { evalModel } from './eval/eval-model.js';
+export { loadDataForModel, loadGridModels } from './eval/model-data.js';
 export { writeReports } from './eval/report.js';
 export { runGridShard, type ShardOptions, type ShardRun } from './eval/shards.js';
 export { parseShard, shardFromEnv, shardRange, type Shard } from './eval/shard-plan.js';

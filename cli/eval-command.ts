@@ -16,11 +16,10 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
 import { formatEps } from '../util/format.js';
 import { ensureWritableDir, outputFolder } from '../util/dirs.js';
-import { addModelOptions, loadDataFor, loadModelFor, type ModelCliOptions } from './model-input.js';
+import { addModelOptions, modelOptionsFrom, type ModelCliOptions } from './model-input.js';
+import { loadGridModels } from '../eval/model-data.js';
 import { LIMITS, nonNegativeInt, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
-import { evalModel } from '../eval/eval-model.js';
-import type { LoadedModel } from '../models/any-model.js';
 import { runGridShard } from '../eval/shards.js';
 import { shardDir } from '../eval/shard-files.js';
 import { parseShard, shardLabel, type Shard } from '../eval/shard-plan.js';
@@ -86,7 +85,7 @@ export function readGrid(dir: string, warn: (message: string) => void = console.
 }
 
 /** `robust eval --shard i/n`: this worker's share of the grid, as parts for `robust merge`. */
-async function runShard(config: EvalConfig, models: EvalModel[], loaded: LoadedModel[], o: EvalCliOptions & { shard: Shard }, banner: string, backend: string): Promise<void> {
+async function runShard(config: EvalConfig, models: EvalModel[], dispose: () => void, o: EvalCliOptions & { shard: Shard }, banner: string, backend: string): Promise<void> {
   const label = shardLabel(o.shard);
   if (!o.quiet) console.error(`${banner}; shard ${label} of a grid of ${config.models.length * config.attacks.length * config.eps.length} cells → ${shardDir(o.out, o.shard)}`);
   const interrupt = new Interrupt(`stopping after this batch; this shard's finished parts and batches are kept (run the same command to resume)…`);
@@ -102,7 +101,7 @@ async function runShard(config: EvalConfig, models: EvalModel[], loaded: LoadedM
     },
   });
   interrupt.release();
-  loaded.forEach((m) => m.dispose());
+  dispose();
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   if (!run.complete) {
     console.error(`shard ${label} stopped after ${run.parts} new part(s); run the same command to resume (a part in progress continues at its next batch)`);
@@ -145,24 +144,10 @@ export function registerEval(program: Command): void {
       // a worker writes only into its own folder: n workers probing one shared folder would race
       ensureWritableDir(o.shard ? shardDir(o.out, o.shard) : o.out);
       const info = await initBackend({ backend: o.backend, threads: o.threads });
-      const models: EvalModel[] = [];
-      let dataName: string | undefined;
-      const loaded: LoadedModel[] = [];
-      try {
-        for (const location of config.models) {
-          const m = await loadModelFor(location, o, config.seed);
-          loaded.push(m);
-          const data = await loadDataFor(m, { data: config.data, dataDir: o.dataDir, limit: config.limit, labels: o.labels });
-          check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
-          dataName = data.name;
-          models.push(evalModel(m, data.test, { name: location, labels: o.labels, limit: config.limit, fit: data.fit }));
-        }
-      } catch (e) {
-        loaded.forEach((m) => m.dispose());
-        throw e;
-      }
+      const grid = await loadGridModels(config, { ...modelOptionsFrom(o), labels: o.labels, dataDir: o.dataDir });
+      const { models, data: dataName } = grid;
       const cellsTotal = config.models.length * config.attacks.length * config.eps.length;
-      if (o.shard) return runShard(config, models, loaded, o as EvalCliOptions & { shard: Shard }, describeBackend(info), info.name);
+      if (o.shard) return runShard(config, models, grid.dispose, o as EvalCliOptions & { shard: Shard }, describeBackend(info), info.name);
       if (!o.quiet) console.error(`${describeBackend(info)}; ${cellsTotal} cells (${config.models.length} model(s) × ${config.attacks.length} attack(s) × ${config.eps.length} eps) on ${Math.min(config.limit, models[0]?.test.count ?? config.limit)} ${dataName} test images → ${o.out}`);
       const interrupt = new Interrupt('stopping after this batch; finished cells and batches are kept (run the same command to resume)…');
       let done = 0;
@@ -177,7 +162,7 @@ export function registerEval(program: Command): void {
         },
       });
       interrupt.release();
-      loaded.forEach((m) => m.dispose());
+      grid.dispose();
       if (!complete) {
         console.error(`stopped with ${done} of ${cellsTotal} cells done; run the same command to resume (a cell in progress continues at its next batch)`);
         process.exitCode = 130;

@@ -1,16 +1,12 @@
 /** Resolving what a command attacks or evaluates: any TF.js model and the data it is evaluated on. */
 import type { Command } from 'commander';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../models/checkpoint.js';
-import { loadData } from '../data/index.js';
-import { take, withClassCount, type DataSplit } from '../data/dataset.js';
-import { NO_AUGMENT, makeBatch } from '../data/batches.js';
-import { fitImages } from '../data/fit.js';
 import { check } from '../util/errors.js';
-import { Rng } from '../util/rng.js';
 import { modelMeta, type ModelMeta } from '../models/model-meta.js';
 import type { Classifier } from '../models/classifier.js';
-import { checkLogits, loadAnyModel, modelLocation, robustClassifier, type LoadedModel } from '../models/any-model.js';
+import { loadAnyModel, modelLocation, robustClassifier, type LoadedModel } from '../models/any-model.js';
+import { loadDataForModel } from '../eval/model-data.js';
 import { parseInputRange, parseMean, parseStd, PIXELS, type Preprocess } from '../models/preprocess.js';
 
 export interface ModelCliOptions {
@@ -39,9 +35,12 @@ export function preprocessFrom(o: ModelCliOptions): Preprocess {
   return { range: o.inputRange ?? [0, 1], ...(o.mean ? { mean: o.mean } : {}), ...(o.std ? { std: o.std } : {}) };
 }
 
+/** What the model options say, for loadAnyModel / loadGridModels. */
+export const modelOptionsFrom = (o: ModelCliOptions) => ({ preprocess: preprocessFrom(o), output: o.output });
+
 /** The model at `where` (zoo:NAME, a folder, a model.json, a run folder) as the commands attack it; notes go to stderr. */
 export async function loadModelFor(where: string, o: ModelCliOptions, seed?: number): Promise<LoadedModel> {
-  const m = await loadAnyModel(where, { preprocess: preprocessFrom(o), output: o.output, seed });
+  const m = await loadAnyModel(where, { ...modelOptionsFrom(o), seed });
   if (m.kind !== 'robust') console.error(`note: ${where}: ${m.kind === 'graph' ? 'GraphModel' : 'LayersModel'}, ${m.input}`);
   return m;
 }
@@ -58,39 +57,7 @@ export async function loadCheckpoint(location: string): Promise<{ model: tf.Laye
   return { model, meta, path: p };
 }
 
-/**
- * Loads the data set (default: the one in the model's metadata), fits its test images to the
- * model's input (resize, gray ↔ RGB: `fit` says what was done), checks the classes, and refuses a
- * model whose outputs turn out to be probabilities.
- */
-export async function loadDataFor(
-  m: LoadedModel,
-  o: { data?: string; dataDir?: string; limit?: number; labels?: 'dataset' | 'predicted' },
-): Promise<DataSplit & { fit?: string }> {
-  const name = o.data ?? m.meta.data;
-  check(name, `${m.path}: the model does not record its data set: pass --data`);
-  // labels without class names ('0'..'k-1', from an npz or a CSV) stand for as many classes as the model has
-  const loaded = withClassCount(await loadData(name, { dataDir: o.dataDir, limit: o.limit, allowUnlabeled: o.labels === 'predicted' }), m.numClasses);
-  const [h, w, c] = m.inputShape;
-  let data: DataSplit & { fit?: string } = loaded;
-  const t = loaded.test;
-  if (h !== t.height || w !== t.width || c !== t.channels) {
-    const { set, fit } = fitImages(t, { height: h, width: w, channels: c });
-    console.error(`note: ${loaded.name}'s test images fitted to the model's input: ${fit.description}`);
-    data = { ...loaded, test: set, fit: fit.description };
-  }
-  const k = data.classes.length;
-  check(m.kind === 'robust' ? m.numClasses === k : m.numClasses >= k, `the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`);
-  const first = take(data.test, 64);
-  if (first.count > 0) {
-    const b = makeBatch(first, Int32Array.from({ length: first.count }, (_, i) => i), NO_AUGMENT, new Rng(0));
-    try {
-      checkLogits(m, b.x);
-    } finally {
-      tf.dispose([b.x, b.y]);
-    }
-  }
-  return data;
-}
+/** The data `m` is evaluated on (see loadDataForModel). */
+export const loadDataFor = loadDataForModel;
 
 export { formatEps } from '../util/format.js';

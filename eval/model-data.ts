@@ -1,0 +1,90 @@
+/**
+ * The images a model is evaluated on: its data set (or the one named), the test images fitted to
+ * its input, the classes checked against its outputs, and a refusal when its outputs turn out to
+ * be probabilities. Also the models of a grid, loaded as one.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadData } from '../data/index.js';
+import { take, withClassCount, type DataSplit } from '../data/dataset.js';
+import { NO_AUGMENT, makeBatch } from '../data/batches.js';
+import { fitImages } from '../data/fit.js';
+import { check } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import { checkLogits, loadAnyModel, type AnyModelOptions, type LoadedModel } from '../models/any-model.js';
+import { evalModel } from './eval-model.js';
+import type { EvalConfig, EvalModel } from './grid.js';
+
+export interface ModelDataOptions {
+  /** A data spec (built-in name, folder:, npz:, npy:); default: the one in the model's metadata. */
+  data?: string;
+  dataDir?: string;
+  /** Load (and fit) only the first N images. */
+  limit?: number;
+  /** 'predicted': the source may be unlabeled, labels come from the model's predictions. */
+  labels?: 'dataset' | 'predicted';
+  /** Receives notes on what was done to the images (default: stderr). */
+  note?: (line: string) => void;
+}
+
+/** The data `m` is evaluated on; `fit` describes how its test images were fitted to the model, when they were. */
+export async function loadDataForModel(m: LoadedModel, o: ModelDataOptions = {}): Promise<DataSplit & { fit?: string }> {
+  const note = o.note ?? ((line: string) => console.error(line));
+  const name = o.data ?? m.meta.data;
+  check(name, `${m.path}: the model does not record its data set: pass --data`);
+  // labels without class names ('0'..'k-1', from an npz or a CSV) stand for as many classes as the model has
+  const loaded = withClassCount(await loadData(name, { dataDir: o.dataDir, limit: o.limit, allowUnlabeled: o.labels === 'predicted', note }), m.numClasses);
+  const [h, w, c] = m.inputShape;
+  let data: DataSplit & { fit?: string } = loaded;
+  const t = loaded.test;
+  if (h !== t.height || w !== t.width || c !== t.channels) {
+    const { set, fit } = fitImages(t, { height: h, width: w, channels: c });
+    note(`note: ${loaded.name}'s test images fitted to the model's input: ${fit.description}`);
+    data = { ...loaded, test: set, fit: fit.description };
+  }
+  const k = data.classes.length;
+  check(m.kind === 'robust' ? m.numClasses === k : m.numClasses >= k, `the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`);
+  const first = take(data.test, 64);
+  if (first.count > 0) {
+    const b = makeBatch(first, Int32Array.from({ length: first.count }, (_, i) => i), NO_AUGMENT, new Rng(0));
+    try {
+      checkLogits(m, b.x);
+    } finally {
+      tf.dispose([b.x, b.y]);
+    }
+  }
+  return data;
+}
+
+export interface GridModelOptions extends Omit<AnyModelOptions, 'seed'>, Omit<ModelDataOptions, 'data' | 'limit'> {}
+
+export interface GridModels {
+  /** The grid's rows, for runGrid / runGridShard. */
+  models: EvalModel[];
+  /** The data set's name (one for all models). */
+  data: string;
+  /** Frees every model. */
+  dispose(): void;
+}
+
+/** Loads `config.models` with their data (config.data, config.limit) as rows of the grid. */
+export async function loadGridModels(config: EvalConfig, o: GridModelOptions = {}): Promise<GridModels> {
+  const loaded: LoadedModel[] = [];
+  const models: EvalModel[] = [];
+  let dataName: string | undefined;
+  const dispose = () => loaded.forEach((m) => m.dispose());
+  try {
+    for (const location of config.models) {
+      const m = await loadAnyModel(location, { ...o, seed: config.seed });
+      loaded.push(m);
+      if (m.kind !== 'robust') (o.note ?? console.error)(`note: ${location}: ${m.kind === 'graph' ? 'GraphModel' : 'LayersModel'}, ${m.input}`);
+      const data = await loadDataForModel(m, { ...o, data: config.data, limit: config.limit });
+      check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
+      dataName = data.name;
+      models.push(evalModel(m, data.test, { name: location, labels: o.labels, limit: config.limit, fit: data.fit }));
+    }
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+  return { models, data: dataName!, dispose };
+}
