@@ -18,7 +18,7 @@ import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
 import { registerWasmSign } from './wasm-sign.js';
 import { registerWasmLog1p } from './wasm-log1p.js';
 import { registerWasmDepthwise } from './wasm-depthwise.js';
-import { registerDepthwiseGradient } from './depthwise-grad.js';
+import { registerConvGradients } from './conv-gradients.js';
 import { registerGraphOps } from './graph-ops.js';
 import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
 import { registerActivationGradients, registerWasmActivations } from './activations.js';
@@ -108,7 +108,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   tf.enableProdMode(); // no per-op debug checks, no console nags
   registerBatchNormGradient();
   registerReluGradient();
-  registerDepthwiseGradient();
+  registerConvGradients();
   registerGraphOps();
   registerAvgPoolGradient();
   registerActivationGradients();

@@ -191,6 +191,39 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     expect(wasmKernelStats('conv2d').calls).toBe(calls);
   });
 
+  it('a dilated (atrous) conv has a gradient, on wasm and cpu: that of the conv with its filter written out', async () => {
+    const rng = new Rng(31);
+    const [kh, kw, cin, cout, dh, dw] = [3, 2, 3, 5, 2, 3];
+    const x = randomArray(2 * 9 * 10 * cin, rng);
+    const w = randomArray(kh * kw * cin * cout, rng);
+    const r = randomArray(2 * 9 * 10 * cout, rng);
+    // The dilated filter with its zeros: taps (a·dh, b·dw) of a ((kh−1)·dh+1) × ((kw−1)·dw+1) filter.
+    const [wh, ww] = [(kh - 1) * dh + 1, (kw - 1) * dw + 1];
+    const wide = new Float32Array(wh * ww * cin * cout);
+    for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) for (let i = 0; i < cin * cout; i++) wide[((a * dh) * ww + b * dw) * cin * cout + i] = w[(a * kw + b) * cin * cout + i];
+    const grads = (filter: Float32Array, shape: [number, number, number, number], dilations: [number, number], pad: 'same' | 'valid') =>
+      tf.tidy(() => {
+        const [dx, dwt] = tf.grads((a: tf.Tensor, b: tf.Tensor) => {
+          const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad, 'NHWC', dilations);
+          return tf.sum(tf.mul(y, tf.tensor(r.subarray(0, y.size), y.shape)));
+        })([tf.tensor4d(x, [2, 9, 10, cin]), tf.tensor4d(filter, shape)]);
+        return { dx: dx.dataSync().slice(), dw: dwt.dataSync().slice() };
+      });
+    for (const pad of ['same', 'valid'] as const) {
+      await tf.setBackend('cpu');
+      const ref = grads(wide, [wh, ww, cin, cout], [1, 1], pad);
+      const refDw = new Float32Array(w.length);
+      for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) for (let i = 0; i < cin * cout; i++) refDw[(a * kw + b) * cin * cout + i] = ref.dw[((a * dh) * ww + b * dw) * cin * cout + i];
+      for (const backend of ['cpu', 'wasm']) {
+        await tf.setBackend(backend);
+        const got = grads(w, [kh, kw, cin, cout], [dh, dw], pad);
+        expect(relErr(got.dx, ref.dx)).toBeLessThanOrEqual(1e-5);
+        expect(relErr(got.dw, refDw)).toBeLessThanOrEqual(1e-5);
+      }
+    }
+    await tf.setBackend('wasm');
+  });
+
   it('embeds the kernels built from the current C sources (run scripts/build-kernels.sh after editing them)', () => {
     const dir = new URL('../../backend/kernels/', import.meta.url);
     const files = fs.readdirSync(dir).filter((f) => /\.(c|h)$/.test(f)).sort();
