@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
 import { formatEps } from '../util/format.js';
 import { ensureWritableDir, outputFolder } from '../util/dirs.js';
-import { addModelOptions, modelOptionsFrom, type ModelCliOptions } from './model-input.js';
+import { addModelOptions, MODEL_OPTION_PARSERS, modelOptionsFrom, type ModelCliOptions } from './model-input.js';
 import { loadGridModels } from '../eval/model-data.js';
 import { LIMITS, nonNegativeInt, positiveInt } from './options.js';
 import { Interrupt } from './interrupt.js';
@@ -56,6 +56,15 @@ function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
     check(typeof file === 'object' && file !== null && !Array.isArray(file), `${o.config}: expected a JSON object`);
   }
   const values: Record<string, unknown> = { ...file };
+  // how to feed the models (--input-range, --mean, --std, --output, --labels) may be in the file too; the flags win
+  for (const [key, parse] of Object.entries(MODEL_OPTION_PARSERS)) {
+    if (!(key in values)) continue;
+    const v = values[key];
+    delete values[key];
+    if (cmd.getOptionValueSource(key) === 'cli') continue;
+    check(typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'number')), `${o.config}: ${key} must be a string such as "0,255" or a list of numbers`);
+    (o as unknown as Record<string, unknown>)[key] = parse(Array.isArray(v) ? v.join(',') : v);
+  }
   for (const key of CONFIG_KEYS) if (cmd.getOptionValueSource(key) === 'cli') values[key] = o[key as keyof EvalCliOptions];
   if (o.model !== undefined) {
     check(o.models === undefined, 'give --models or --model, not both');

@@ -17,6 +17,20 @@ export interface ModelCliOptions {
   labels?: 'dataset' | 'predicted';
 }
 
+function parseLabels(v: string): 'dataset' | 'predicted' {
+  check(v === 'dataset' || v === 'predicted', `--labels must be dataset or predicted, got '${v}'`);
+  return v;
+}
+
+/** The model options by key, with their parsers (the flags', and an eval --config file's). */
+export const MODEL_OPTION_PARSERS: Record<keyof ModelCliOptions, (v: string) => unknown> = {
+  inputRange: parseInputRange,
+  mean: parseMean,
+  std: parseStd,
+  output: (v) => v,
+  labels: parseLabels,
+};
+
 /** The options that say how to feed a model robust did not build (attack and eval share them). */
 export function addModelOptions(cmd: Command): Command {
   return cmd
@@ -24,10 +38,7 @@ export function addModelOptions(cmd: Command): Command {
     .option('--mean <list>', "per-channel mean the model's inputs are normalized with, after --input-range (e.g. 0.485,0.456,0.406)", parseMean)
     .option('--std <list>', 'per-channel std, after --mean (e.g. 0.229,0.224,0.225)', parseStd)
     .option('--output <name>', 'the layer (LayersModel) or node (GraphModel) whose output are the logits (default: the input of a final softmax, else the outputs)')
-    .option('--labels <source>', "dataset (default) | predicted: attack the model's own clean predictions (images without labels; how stable its decisions are)", (v: string) => {
-      check(v === 'dataset' || v === 'predicted', `--labels must be dataset or predicted, got '${v}'`);
-      return v;
-    });
+    .option('--labels <source>', "dataset (default) | predicted: attack the model's own clean predictions (images without labels; how stable its decisions are)", parseLabels);
 }
 
 export function preprocessFrom(o: ModelCliOptions): Preprocess {

@@ -137,7 +137,10 @@ function readLabelsCsv(file: string): CsvRows {
     throw new RobustError(`${file}: the first row must be the header file,label (found ${records[0] ? records[0].join(',') : 'nothing'})`);
   }
   if (records.length > DATA_LIMITS.images + 1) throw new RobustError(`${file}: more than ${DATA_LIMITS.images} rows, more than robust reads`);
-  return { file, rows: records.slice(1).map(([name, label], i) => ({ name, label, line: i + 2 })) };
+  const rows = records.slice(1).map(([name, label], i) => ({ name, label, line: i + 2 }));
+  const empty = rows.find((r) => r.label === '' || r.label === undefined);
+  if (empty) throw new RobustError(`${file}: line ${empty.line} has no label`);
+  return { file, rows };
 }
 
 type Indexer = (label: string, where: string) => number;
@@ -154,7 +157,14 @@ function indexer(classes: string[], numeric: boolean, what: string): Indexer {
 
 /** Classes named by CSV labels (the training split's CSV first): sorted unique names, or '0'..'k-1' for indices. */
 function csvClasses(csvs: CsvRows[]): { classes: string[]; fromLabels: boolean } {
-  const numeric = csvs.every((c) => c.rows.every((r) => /^\d+$/.test(r.label)));
+  const isIndex = (r: { label: string }) => /^\d+$/.test(r.label);
+  const numeric = csvs.every((c) => c.rows.every(isIndex));
+  // one stray name would turn every index into a name and shift the labels: refuse the mix
+  const anIndex = csvs.flatMap((c) => c.rows.filter(isIndex).slice(0, 1).map((r) => ({ c, r })))[0];
+  const aName = csvs.flatMap((c) => c.rows.filter((r) => !isIndex(r)).slice(0, 1).map((r) => ({ c, r })))[0];
+  if (anIndex && aName) {
+    throw new RobustError(`${aName.c.file}: labels mix class indices ('${anIndex.r.label}', ${anIndex.c.file} line ${anIndex.r.line}) and names ('${aName.r.label}', line ${aName.r.line}): use one or the other`);
+  }
   if (numeric) {
     const largest = Math.max(-1, ...csvs.flatMap((c) => c.rows.map((r) => Number(r.label))));
     return { classes: Array.from({ length: largest + 1 }, (_, i) => String(i)), fromLabels: true };

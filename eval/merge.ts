@@ -76,7 +76,7 @@ function difference(a: ShardManifest, b: ShardManifest): string | null {
   for (const [i, ma] of a.models.entries()) {
     const mb = b.models[i];
     if (ma.model !== mb.model) return `model ${ma.model} vs ${mb.model}`;
-    if (ma.fingerprint !== mb.fingerprint) return `model ${ma.model}: other weights (fingerprint ${short(ma.fingerprint)} vs ${short(mb.fingerprint)})`;
+    if (ma.fingerprint !== mb.fingerprint) return `model ${ma.model}: another model (weights, preprocessing or logits; fingerprint ${short(ma.fingerprint)} vs ${short(mb.fingerprint)})`;
     if (ma.data_sha256 !== mb.data_sha256 || ma.n !== mb.n) return `model ${ma.model}: other test images (sha256 ${short(ma.data_sha256)} vs ${short(mb.data_sha256)})`;
   }
   if (show(a.image) !== show(b.image)) return `images of ${show(a.image)} vs ${show(b.image)}`;

@@ -33,6 +33,7 @@ export async function loadDataForModel(m: LoadedModel, o: ModelDataOptions = {})
   check(name, `${m.path}: the model does not record its data set: pass --data`);
   // labels without class names ('0'..'k-1', from an npz or a CSV) stand for as many classes as the model has
   const loaded = withClassCount(await loadData(name, { dataDir: o.dataDir, limit: o.limit, allowUnlabeled: o.labels === 'predicted', note }), m.numClasses);
+  check(loaded.test.count > 0, `${loaded.name} has no test images`);
   const [h, w, c] = m.inputShape;
   let data: DataSplit & { fit?: string } = loaded;
   const t = loaded.test;

@@ -67,7 +67,7 @@ const imagesOf = (r: GridResult) => (r.models.length ? Math.max(...r.models.map(
 function protocolNote(r: GridResult): string {
   const predicted = r.models.filter((m) => m.labels === 'predicted').map((m) => modelLabel(r, m.model));
   const labels = predicted.length
-    ? ` Labels of ${predicted.join(', ')}: the model's own clean predictions (--labels predicted), so its clean accuracy is 100% and robust accuracy is the share of its decisions no attack changed.`
+    ? ` Labels of ${predicted.join(', ')}: the model's own clean predictions (--labels predicted): robust accuracy is the share of its decisions no attack changed (clean accuracy is 100% unless the model is randomized, when another draw may decide otherwise).`
     : '';
   if (!r.config.cascade) return `Worst case: an example counts as robust only if it survives every attack.${labels}`;
   const name = r.config.preset ? `${finalLabel(r)} (preset ${r.config.preset})` : 'Cascade';

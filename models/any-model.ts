@@ -115,7 +115,12 @@ export async function loadAnyModel(where: string, o: AnyModelOptions = {}): Prom
   }
   if (isGraph) {
     const g = await loadGraphLogits(files, o.output);
-    checkPreprocess(p, g.inputShape[2], files.jsonPath);
+    try {
+      checkPreprocess(p, g.inputShape[2], files.jsonPath);
+    } catch (e) {
+      g.model.dispose();
+      throw e;
+    }
     const input = `${describePreprocess(p)}; ${g.note ?? 'logits: the graph\'s output'}`;
     const classifier: Classifier = {
       numClasses: g.numClasses,
@@ -133,9 +138,16 @@ export async function loadAnyModel(where: string, o: AnyModelOptions = {}): Prom
   const model = await buildLayersModel(files);
   try {
     const [, h, w, c] = model.inputs[0].shape as number[];
-    if (!(h > 0 && w > 0 && c > 0) || model.inputs[0].shape.length !== 4) throw new RobustError(`${files.jsonPath}: the model's input has shape [${model.inputs[0].shape.join(', ')}], not [batch, height, width, channels] with known sizes`);
+    if (!(h > 0 && w > 0 && c > 0) || model.inputs[0].shape.length !== 4) throw new RobustError(`${files.jsonPath}: the model's input has shape [${model.inputs[0].shape.map((d) => d ?? '?').join(', ')}], not [batch, height, width, channels] with known sizes`);
     checkPreprocess(p, c, files.jsonPath);
     const head = layersLogits(model, files.jsonPath, o.output);
+    try {
+      // one pass on a blank image: a model tfjs builds but cannot run (a softmax over another axis…) is one line here
+      tf.tidy(() => head.apply(tf.zeros([1, h, w, c]) as tf.Tensor4D, false));
+    } catch (e) {
+      head.dispose();
+      throw new RobustError(`${files.jsonPath}: the model does not run in TF.js on this backend (${(e as Error).message.split('\n')[0]})`);
+    }
     const classifier: Classifier = {
       numClasses: head.numClasses,
       randomized: false,
@@ -162,10 +174,17 @@ export async function loadAnyModel(where: string, o: AnyModelOptions = {}): Prom
  * no softmax was found to take logits from: attacking probabilities silently understates attacks.
  */
 export function checkLogits(m: LoadedModel, images: tf.Tensor4D): void {
-  if (m.kind === 'robust' || m.logits !== 'outputs') return;
+  // a final softmax or sigmoid was found and cut off, or the outputs are log-probabilities: logits
+  if (m.kind === 'robust' || !(m.logits === 'outputs' || m.logits === 'named')) return;
   const probs = tf.tidy(() => {
     const z = m.classifier.logits(images, 'inference');
     return z.min().greaterEqual(0).logicalAnd(z.max().lessEqual(1)).logicalAnd(z.sum(1).sub(1).abs().max().less(1e-4)).dataSync()[0];
   });
-  if (probs) throw new RobustError(`${m.path}: the outputs are probabilities (each row sums to 1) and no final softmax was found to take logits from: name the logits with --output`);
+  if (probs) {
+    throw new RobustError(
+      m.logits === 'named'
+        ? `${m.path}: the --output named gives probabilities (each row sums to 1): name the logits, the input of the softmax`
+        : `${m.path}: the outputs are probabilities (each row sums to 1) and no final softmax was found to take logits from: name the logits with --output`,
+    );
+  }
 }

@@ -34,6 +34,18 @@ const PASS_THROUGH = new Set(['Identity', 'Snapshot', 'StopGradient', 'PreventGr
 
 /** "name:0" or "^name" → "name". */
 const nodeName = (ref: string) => ref.replace(/^\^/, '').replace(/:\d+$/, '');
+/** A tensor reference as execute takes it: "name" or "name:k" (output k of node name). */
+const tensorRef = (ref: string) => ref.replace(/^\^/, '').replace(/:0$/, '');
+
+/** The nodes whose values depend on `input` (what an attack can move). */
+function dependents(nodes: Map<string, GraphNode>, input: string): Set<string> {
+  const readers = new Map<string, string[]>();
+  for (const n of nodes.values()) for (const i of n.input ?? []) if (!i.startsWith('^')) readers.set(nodeName(i), [...(readers.get(nodeName(i)) ?? []), n.name]);
+  const seen = new Set([input]);
+  const todo = [input];
+  while (todo.length) for (const r of readers.get(todo.pop()!) ?? []) if (!seen.has(r)) seen.add(r), todo.push(r);
+  return seen;
+}
 
 function graphNodes(files: ModelFiles): Map<string, GraphNode> {
   const nodes = (files.json.modelTopology as { node?: unknown }).node;
@@ -92,11 +104,13 @@ export async function loadGraphLogits(files: ModelFiles, output?: string): Promi
   const flow = [...new Set([...nodes.values()].map((n) => n.op).filter((op) => CONTROL_FLOW.has(op)))];
   if (flow.length) throw new RobustError(`${file}: the graph uses dynamic control flow (${flow.join(', ')}), which tf.grad cannot differentiate; robust attacks graphs without it`);
   checkAcyclic(file, nodes);
-  if (output !== undefined && !nodes.has(nodeName(output))) throw new RobustError(`${file}: no node named '${output}' in the graph`);
+  if (output !== undefined && !nodes.has(nodeName(output))) throw new RobustError(`${file}: no node named '${nodeName(output)}' in the graph`);
   let model: tf.GraphModel;
+  // tfjs reads versions.producer unguarded; a graph without versions is otherwise fine
+  const topology = { versions: {}, ...(files.json.modelTopology as object) };
   try {
     model = await tf.loadGraphModel(
-      tf.io.fromMemory({ modelTopology: files.json.modelTopology, weightSpecs: files.specs, weightData: files.weightData, format: 'graph-model', signature: files.json.signature as object, userDefinedMetadata: files.json.userDefinedMetadata }),
+      tf.io.fromMemory({ modelTopology: topology, weightSpecs: files.specs, weightData: files.weightData, format: 'graph-model', signature: files.json.signature as object, userDefinedMetadata: files.json.userDefinedMetadata }),
     );
   } catch (e) {
     throw e instanceof RobustError ? e : new RobustError(`${file}: cannot load the graph (${(e as Error).message.split('\n')[0]})`);
@@ -123,17 +137,18 @@ function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: str
   let source: LogitsSource = 'outputs';
   let note: string | undefined;
   if (output !== undefined) {
-    logitsNode = nodeName(output);
+    logitsNode = tensorRef(output);
     source = 'named';
-    note = `logits: node ${logitsNode} (--output)`;
+    note = `logits: ${logitsNode} (--output)`;
   } else {
-    // outputs' names are graph nodes (outputNodes are the signature's keys when it has one)
-    const outs = model.outputs.map((o) => nodeName(o.name));
+    // outputs' names are graph tensors, "node" or "node:k" (outputNodes are the signature's keys when it has one)
+    const outs = model.outputs.map((o) => tensorRef(o.name));
     if (outs.length !== 1) throw new RobustError(`${file}: the graph has ${outs.length} outputs (${outs.join(', ')}): name the logits node with --output NODE`);
     logitsNode = outs[0];
-    const last = producer(nodes, logitsNode);
+    // only output 0 of a node can be a Softmax's (it has one)
+    const last = /:\d+$/.test(logitsNode) ? undefined : producer(nodes, logitsNode);
     if (last && (last.op === 'Softmax' || last.op === 'Sigmoid') && last.input?.length) {
-      logitsNode = nodeName(last.input[0]);
+      logitsNode = tensorRef(last.input[0]);
       source = last.op === 'Softmax' ? 'softmax-input' : 'sigmoid-input';
       note = `logits: node ${logitsNode}, the input of ${last.op} node ${last.name}`;
     } else if (last?.op === 'LogSoftmax') {
@@ -142,9 +157,14 @@ function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: str
     }
   }
   const inputName = nodeName(input.name);
+  // an output that does not move with the input (a Const, a weight) has no gradient to follow
+  if (!dependents(nodes, inputName).has(nodeName(logitsNode))) throw new RobustError(`${file}: ${logitsNode} does not depend on the input ${inputName}: it cannot be the logits`);
   const run = (x: tf.Tensor4D): tf.Tensor2D => {
-    const out = model.execute({ [inputName]: nchw ? x.transpose([0, 3, 1, 2]) : x }, logitsNode) as tf.Tensor;
-    return (out.rank === 2 ? out : out.reshape([out.shape[0], -1])) as tf.Tensor2D;
+    const out = model.execute({ [inputName]: nchw ? x.transpose([0, 3, 1, 2]) : x }, logitsNode) as tf.Tensor | undefined;
+    if (!out) throw new RobustError(`${file}: the graph has no tensor ${logitsNode}`);
+    // [N, K] logits, or [N, 1, 1, K] as a convolutional head leaves them; anything else is not a class score per image
+    if (out.rank < 2 || out.shape.slice(1, -1).some((d) => d !== 1)) throw new RobustError(`${file}: ${logitsNode} has shape [${out.shape.join(', ')}], not [batch, classes]: name the logits with --output NODE`);
+    return (out.rank === 2 ? out : out.reshape([out.shape[0], out.shape[out.rank - 1]])) as tf.Tensor2D;
   };
   const sigmoid = source === 'sigmoid-input';
   const apply = (x: tf.Tensor4D): tf.Tensor2D =>
@@ -161,6 +181,7 @@ function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: str
         }
         z = tf.concat(parts, 0);
       } else z = run(x);
+      if (sigmoid && z.shape[1] !== 1) throw new RobustError(`${file}: the graph ends in a ${z.shape[1]}-unit sigmoid (multi-label outputs): name the logits node with --output NODE`);
       return sigmoid ? (tf.concat([tf.zerosLike(z), z], 1) as tf.Tensor2D) : z;
     });
   // One pass on zeros tells the number of classes and proves the graph runs.
@@ -168,12 +189,10 @@ function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: str
   try {
     const probe = tf.tidy(() => apply(tf.zeros([fixedBatch || 1, h, w, c]) as tf.Tensor4D));
     k = probe.shape[1];
-    const rank2 = probe.rank === 2;
     probe.dispose();
-    if (!rank2) throw new RobustError(`${file}: node ${logitsNode} is not [batch, classes]`);
   } catch (e) {
     throw e instanceof RobustError ? e : new RobustError(`${file}: the graph does not run on this backend (${(e as Error).message.split('\n')[0]})`);
   }
-  if (sigmoid && k !== 2) throw new RobustError(`${file}: the graph ends in a ${k - 1}-unit sigmoid (multi-label outputs): name the logits node with --output NODE`);
+  if (nchw) note = `${note ?? "logits: the graph's output"}; NCHW input (channels first, read from its shape [${shape.join(', ')}])`;
   return { model, apply, inputShape: [h, w, c], numClasses: k, source, note, logitsNode };
 }

@@ -23,7 +23,7 @@ export interface LayersLogits {
 type Config = tf.serialization.ConfigDict & { activation?: string; name?: string };
 
 const rank2 = (shape: (number | null)[], where: string): number => {
-  if (shape.length !== 2 || !(Number(shape[1]) >= 1)) throw new RobustError(`${where} has shape [${shape.join(', ')}], not [batch, classes]`);
+  if (shape.length !== 2 || !(Number(shape[1]) >= 1)) throw new RobustError(`${where} has shape [${shape.map((d) => d ?? '?').join(', ')}], not [batch, classes]`);
   return shape[1] as number;
 };
 

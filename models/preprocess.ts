@@ -17,19 +17,23 @@ export interface Preprocess {
 
 export const PIXELS: Preprocess = { range: [0, 1] };
 
+// What float32 holds: beyond it a value becomes Infinity (or 0 for 1/std) inside the model.
+const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT32_TINY = 1.1754943508222875e-38;
+
 const NUMBER = /^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?\s*$/i;
 
 function numbers(flag: string, v: string): number[] {
   const parts = v.split(',');
   const out = parts.map((p) => (NUMBER.test(p) ? Number(p) : NaN));
-  if (out.length === 0 || out.length > 4 || out.some((n) => !Number.isFinite(n))) throw new RobustError(`${flag} must be 1 to 4 comma-separated numbers, got '${v}'`);
+  if (out.length === 0 || out.length > 4 || out.some((n) => !(Math.abs(n) <= FLOAT32_MAX))) throw new RobustError(`${flag} must be 1 to 4 comma-separated numbers within float32's range, got '${v}'`);
   return out;
 }
 
 /** `--input-range`: "0,1", "0,255", "-1,1" or any "lo,hi" with lo < hi. */
 export function parseInputRange(v: string): [number, number] {
   const r = numbers('--input-range', v);
-  if (r.length !== 2 || !(r[0] < r[1])) throw new RobustError(`--input-range must be lo,hi with lo < hi (e.g. 0,1 or 0,255 or -1,1), got '${v}'`);
+  if (r.length !== 2 || !(r[0] < r[1]) || !(r[1] - r[0] <= FLOAT32_MAX)) throw new RobustError(`--input-range must be lo,hi with lo < hi (e.g. 0,1 or 0,255 or -1,1), got '${v}'`);
   return [r[0], r[1]];
 }
 
@@ -39,12 +43,17 @@ export const parseMean = (v: string): number[] => numbers('--mean', v);
 /** `--std`: one positive number or one per channel. */
 export function parseStd(v: string): number[] {
   const s = numbers('--std', v);
-  if (s.some((x) => !(x > 0) || !Number.isFinite(1 / x))) throw new RobustError(`--std values must be positive, got '${v}'`);
+  if (s.some((x) => !(x >= FLOAT32_TINY))) throw new RobustError(`--std values must be positive (at least ${FLOAT32_TINY}, float32's smallest normal), got '${v}'`);
   return s;
 }
 
-/** Checks the per-channel lists fit a model with `channels` input channels. */
+/** Checks a Preprocess (from the library or a config, not only the flags) and that its lists fit a model with `channels` input channels. */
 export function checkPreprocess(p: Preprocess, channels: number, where: string): void {
+  const ok = (x: unknown) => typeof x === 'number' && Math.abs(x) <= FLOAT32_MAX;
+  const [lo, hi] = Array.isArray(p.range) ? p.range : [NaN, NaN];
+  if (!Array.isArray(p.range) || p.range.length !== 2 || !ok(lo) || !ok(hi) || !(lo < hi) || !(hi - lo <= FLOAT32_MAX)) throw new RobustError(`${where}: the input range must be [lo, hi] with lo < hi in float32's range, got ${JSON.stringify(p.range)}`);
+  if (p.mean && (!Array.isArray(p.mean) || !p.mean.every(ok))) throw new RobustError(`${where}: mean must be numbers in float32's range, got ${JSON.stringify(p.mean)}`);
+  if (p.std && (!Array.isArray(p.std) || !p.std.every((x) => ok(x) && x >= FLOAT32_TINY))) throw new RobustError(`${where}: std must be positive numbers in float32's range, got ${JSON.stringify(p.std)}`);
   for (const [name, list] of [['--mean', p.mean], ['--std', p.std]] as const) {
     if (list && list.length !== 1 && list.length !== channels) throw new RobustError(`${where}: ${name} has ${list.length} values but the model takes ${channels} channel(s)`);
   }

@@ -115,7 +115,7 @@ describe('robust eval --shard i/n in n processes, then robust merge', () => {
     expect(robust(small(['--shard', '1/2'])).code).toBe(0);
     const weights = robust(['merge', out]);
     expect(weights.code).toBe(2);
-    expect(weights.stderr).toMatch(/^robust: shards 0\/2 .* ran different grids: model .*model: other weights \(fingerprint [0-9a-f]{12}… vs [0-9a-f]{12}…\)\n$/);
+    expect(weights.stderr).toMatch(/^robust: shards 0\/2 .* ran different grids: model .*model: another model \(weights, preprocessing or logits; fingerprint [0-9a-f]{12}… vs [0-9a-f]{12}…\)\n$/);
 
     fs.rmSync(path.join(out, 'shards', '1-of-2'), { recursive: true });
     const missing = robust(['merge', out]);

@@ -172,6 +172,9 @@ describe('a flat folder with labels.csv', () => {
     ['a row listed twice', { 'x.png': gray(1), 'labels.csv': 'file,label\nx.png,a\nx.png,b\n' }, /labels\.csv line 3: x\.png is listed twice/],
     ['a path in a row', { 'x.png': gray(1), 'labels.csv': 'file,label\n../x.png,a\n' }, /line 2: '\.\.\/x\.png' is not a file name in/],
     ['three columns', { 'x.png': gray(1), 'labels.csv': 'file,label\nx.png,a,b\n' }, /labels\.csv: not a readable CSV/],
+    // one stray name would make every index a name, sorted: '' and '-1' before '0' shift all labels by one
+    ['an empty label', { 'x.png': gray(1), 'y.png': gray(2), 'labels.csv': 'file,label\nx.png,0\ny.png,\n' }, /labels\.csv: line 3 has no label/],
+    ['indices mixed with a name', { 'x.png': gray(1), 'y.png': gray(2), 'labels.csv': 'file,label\nx.png,0\ny.png,-1\n' }, /labels mix class indices \('0', .*line 2\) and names \('-1', line 3\)/],
     ['a label not in classes.txt', { 'x.png': gray(1), 'labels.csv': 'file,label\nx.png,wolf\n', 'classes.txt': 'cat\ndog\n' }, /line 2: label 'wolf' is not a class of classes\.txt/],
     ['an index past classes.txt', { 'x.png': gray(1), 'labels.csv': 'file,label\nx.png,2\n', 'classes.txt': 'cat\ndog\n' }, /line 2: label '2' is not below the 2 classes of classes\.txt/],
     ['a class twice in classes.txt', { 'x.png': gray(1), 'labels.csv': 'file,label\nx.png,cat\n', 'classes.txt': 'cat\ndog\ncat\n' }, /classes\.txt: class 'cat' is listed twice/],

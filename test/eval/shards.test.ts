@@ -246,7 +246,7 @@ describe('what the merge refuses', () => {
 
     const weights = copy();
     await runGridShard(small, [{ ...model, fingerprint: 'a'.repeat(64) }], { out: weights, backend: 'wasm', quiet: true, shard: { index: 2, count: 3 } });
-    expect(refusal(() => mergeShards([weights]))).toMatch(/ran different grids: model m: other weights \(fingerprint f… vs a{12}…\)$/);
+    expect(refusal(() => mergeShards([weights]))).toMatch(/ran different grids: model m: another model \(weights, preprocessing or logits; fingerprint f… vs a{12}…\)$/);
 
     const data = copy();
     const other = { ...set, images: set.images.map((v, i) => (i === 5 ? 255 - v : v)) };

@@ -182,6 +182,23 @@ describe('loadAnyModel on LayersModels robust did not build', () => {
     net.dispose();
   });
 
+  it('refused in one line (hostile review): a softmax over another axis, preprocessing float32 cannot hold, an --output that is probabilities', async () => {
+    const odd = tf.sequential({ layers: [L.flatten({ inputShape: [2, 2, 1] }), L.dense({ units: 6 }), L.reshape({ targetShape: [3, 2] }), L.softmax({ axis: 1 }), L.flatten()] });
+    await expect(loadAnyModel(await saved('axis', odd), { note: () => {} })).rejects.toThrow(/does not run in TF.js on this backend \(Softmax along a non-last dimension/);
+    const net = tf.sequential({ layers: [L.flatten({ inputShape: [2, 2, 1] }), L.dense({ units: 3, activation: 'softmax', name: 'probs' })] });
+    const dir = await saved('f32', net);
+    for (const preprocess of [{ range: [0, 1e39] }, { range: [0, 255], std: [1e-40] }, { range: [0, 1], mean: [NaN] }, { range: [1, 0] }, { range: [0, 1], std: [-1] }] as const) {
+      await expect(loadAnyModel(dir, { preprocess: preprocess as never, note: () => {} }), JSON.stringify(preprocess)).rejects.toThrow(/float32's range|lo < hi|positive/);
+    }
+    const named = await loadAnyModel(dir, { output: 'probs', note: () => {} });
+    const x = images(3, 2, 2, 1);
+    expect(() => checkLogits(named, x)).toThrow(/the --output named gives probabilities/);
+    x.dispose();
+    named.dispose();
+    net.dispose();
+    odd.dispose();
+  });
+
   it('no tensors leak across repeated forward and gradient passes', async () => {
     const net = sequentialNet();
     const m = await loadAnyModel(await saved('mem', net), { preprocess: { range: [-1, 1] }, note: () => {} });

@@ -102,3 +102,19 @@ describe('loadAnyModel on GraphModels', () => {
     expect(a.stderr).toMatch(/a GraphModel has no training mode/);
   });
 });
+
+describe('GraphModel outputs named by --output (hostile review)', () => {
+  it('name:k is output k of the node, never silently output 0; a constant, the input or a 4-D tensor is not logits', async () => {
+    const f = resnetGraph(path.join(tmpDir('graph-named'), 'model'), { size: 8 });
+    const zero = await loadAnyModel(f.dir, { output: `${f.logitsNode}:0`, ...quiet });
+    expect(zero.numClasses).toBe(10);
+    zero.dispose();
+    await expect(loadAnyModel(f.dir, { output: `${f.logitsNode}:1`, ...quiet })).rejects.toThrow(/the graph has no tensor .*BiasAdd:1/);
+    await expect(loadAnyModel(f.dir, { output: f.input, ...quiet })).rejects.toThrow(/has shape \[1, 8, 8, 3\], not \[batch, classes\]/);
+    const json = JSON.parse(fs.readFileSync(path.join(f.dir, 'model.json'), 'utf8'));
+    const relu = json.modelTopology.node.find((n: { op: string }) => n.op === 'Relu').name;
+    const weight = json.modelTopology.node.find((n: { op: string }) => n.op === 'Const').name;
+    await expect(loadAnyModel(f.dir, { output: relu, ...quiet })).rejects.toThrow(/has shape \[1, 8, 8, 16\], not \[batch, classes\]/);
+    await expect(loadAnyModel(f.dir, { output: weight, ...quiet })).rejects.toThrow(/does not depend on the input input_1: it cannot be the logits/);
+  });
+});
