@@ -193,6 +193,13 @@ function describe(model: tf.GraphModel, nodes: Map<string, GraphNode>, file: str
   } catch (e) {
     throw e instanceof RobustError ? e : new RobustError(`${file}: the graph does not run on this backend (${(e as Error).message.split('\n')[0]})`);
   }
+  // And one input gradient: an op without a gradient in tfjs (StridedSlice, DepthToSpace…) is one line here, not a crash mid-attack.
+  try {
+    tf.tidy(() => tf.grad((x: tf.Tensor) => apply(x as tf.Tensor4D).sum())(tf.zeros([fixedBatch || 1, h, w, c])));
+  } catch (e) {
+    const m = /gradient function not found for (\w+)/i.exec((e as Error).message);
+    throw new RobustError(`${file}: ${m ? `op ${m[1]} has no gradient in TF.js` : `no input gradient on this backend (${(e as Error).message.split('\n')[0]})`}: gradient attacks cannot run on this graph`);
+  }
   if (nchw) note = `${note ?? "logits: the graph's output"}; NCHW input (channels first, read from its shape [${shape.join(', ')}])`;
   return { model, apply, inputShape: [h, w, c], numClasses: k, source, note, logitsNode };
 }

@@ -118,3 +118,12 @@ describe('GraphModel outputs named by --output (hostile review)', () => {
     await expect(loadAnyModel(f.dir, { output: weight, ...quiet })).rejects.toThrow(/does not depend on the input input_1: it cannot be the logits/);
   });
 });
+
+it('an op without a gradient in tfjs is refused at load, by name, not mid-attack (hostile review)', async () => {
+  // Cumprod's kernel has no gradient; a custom op stands in for such an op in a converted graph
+  tf.registerOp('RobustTestCumprod', (node) => [tf.cumprod(node.inputs[0] as tf.Tensor, 3)]);
+  const f = resnetGraph(path.join(tmpDir('graph-nograd'), 'model'), { size: 8 });
+  edit(f, (j) => void (j.modelTopology.node.find((n) => n.op === 'Relu')!.op = 'RobustTestCumprod'));
+  await expect(loadAnyModel(f.dir, quiet)).rejects.toThrow(/op Cumprod has no gradient in TF.js: gradient attacks cannot run on this graph/);
+  tf.deregisterOp('RobustTestCumprod');
+});
