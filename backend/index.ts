@@ -15,6 +15,8 @@ import { registerWasmIdentity } from './wasm-identity.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
 import { registerReluGradient, registerWasmRelu } from './relu.js';
 import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
+import { registerLazyConv2D } from '../models/lazy-conv.js';
+import { registerFusedBatchNorm } from '../models/fused-batchnorm.js';
 import { registerWasmSign } from './wasm-sign.js';
 import { registerWasmLog1p } from './wasm-log1p.js';
 import { registerWasmDepthwise } from './wasm-depthwise.js';
@@ -106,6 +108,10 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
     throw new RobustError(`backend ${current.name} is already running; cannot switch to ${choice} in one process`);
   }
   tf.enableProdMode(); // no per-op debug checks, no console nags
+  // Loaded models' Conv2D and BatchNormalization layers become robust's (same function: lazy filter
+  // gradients, fused training-mode BN). Done here, not at import: importing robust changes nothing in tfjs.
+  registerLazyConv2D();
+  registerFusedBatchNorm();
   registerBatchNormGradient();
   registerReluGradient();
   registerConvGradients();

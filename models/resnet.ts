@@ -10,11 +10,8 @@
  * offset), so models take [0,1] pixels and attack budgets are in pixel units.
  */
 import * as tf from '@tensorflow/tfjs';
-import { lazyConv2d, registerLazyConv2D } from './lazy-conv.js';
-import { fusedBatchNorm, registerFusedBatchNorm } from './fused-batchnorm.js';
-
-registerLazyConv2D(); // loaded checkpoints get the lazy-gradient Conv2D too
-registerFusedBatchNorm(); // and the fused training-mode BatchNorm
+import { lazyConv2d } from './lazy-conv.js';
+import { fusedBatchNorm } from './fused-batchnorm.js';
 
 export type BlockKind = 'basic' | 'bottleneck' | 'preact';
 
