@@ -1,0 +1,75 @@
+/**
+ * Picks and starts the TensorFlow.js backend in a browser: webgpu → webgl → wasm → cpu, or the one
+ * asked for, with the reason each one before it was passed over (the page shows them).
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-webgpu';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { RobustError } from '../util/errors.js';
+import { registerGradients, registerWasmKernels } from './register.js';
+
+export const BROWSER_BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
+export type BrowserBackendName = (typeof BROWSER_BACKENDS)[number];
+
+export interface BrowserBackendInfo {
+  name: BrowserBackendName;
+  threads: number;
+  /** The backends tried before it, each with why it was not used. */
+  passed: { name: BrowserBackendName; reason: string }[];
+}
+
+export interface BrowserBackendOptions {
+  backend?: BrowserBackendName | 'auto';
+  /** Where tfjs-backend-wasm's .wasm files are served (a folder URL ending in '/'). */
+  wasmPath?: string;
+}
+
+let current: BrowserBackendInfo | null = null;
+
+/** Why `name` cannot run here, or null once it runs. */
+async function start(name: BrowserBackendName, o: BrowserBackendOptions): Promise<string | null> {
+  if (name === 'webgpu' && !(globalThis.navigator as { gpu?: unknown } | undefined)?.gpu) return 'this browser has no WebGPU (navigator.gpu)';
+  if (name === 'wasm') {
+    registerWasmKernels();
+    if (o.wasmPath) setWasmPaths(o.wasmPath);
+  }
+  try {
+    if (await tf.setBackend(name)) {
+      await tf.ready();
+      return null;
+    }
+    return 'it failed to start (no adapter or context)';
+  } catch (e) {
+    return `it failed to start (${String((e as Error).message ?? e).split('\n')[0]})`;
+  }
+}
+
+/** Starts the chosen backend (default: the fastest that starts) and returns what runs and why. */
+export async function initBrowserBackend(o: BrowserBackendOptions = {}): Promise<BrowserBackendInfo> {
+  const choice = o.backend ?? 'auto';
+  if (choice !== 'auto' && !(BROWSER_BACKENDS as readonly string[]).includes(choice)) {
+    throw new RobustError(`unknown backend '${choice}': choose one of auto, ${BROWSER_BACKENDS.join(', ')}`);
+  }
+  if (current) {
+    if (choice === 'auto' || choice === current.name) return current;
+    throw new RobustError(`backend ${current.name} is already running; reload the page to switch to ${choice}`);
+  }
+  tf.enableProdMode();
+  registerGradients();
+  const passed: BrowserBackendInfo['passed'] = [];
+  for (const name of choice === 'auto' ? BROWSER_BACKENDS : [choice]) {
+    const why = await start(name, o);
+    if (why === null) {
+      current = { name, threads: name === 'wasm' ? getThreadsCount() : 1, passed };
+      return current;
+    }
+    passed.push({ name, reason: why });
+  }
+  throw new RobustError(`no backend could start: ${passed.map((p) => `${p.name}: ${p.reason}`).join('; ')}`);
+}
+
+/** One line for the page: "backend wasm (1 thread); webgpu: …; webgl: …". */
+export function describeBrowserBackend(info: BrowserBackendInfo): string {
+  const passed = info.passed.map((p) => `${p.name} not used: ${p.reason}`);
+  return [`backend ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'})`, ...passed].join('; ');
+}
