@@ -340,6 +340,8 @@ export interface GridRunOptions {
   quiet?: boolean;
   shouldStop?: () => boolean;
   onCell?: (cell: CellResult, reused: boolean) => void;
+  /** After every batch of a cell: images done of the cell's total (a page's progress line). */
+  onBatch?: (cell: { model: string; attack: string; eps: number }, seen: number, total: number) => void;
   /** One-line warnings (a damaged cell or partial cell file that is recomputed); default: standard error. */
   warn?: (message: string) => void;
 }
@@ -388,6 +390,7 @@ export async function runGridIn(store: CellStore, config: EvalConfig, models: Ev
         resume: resumed.state,
         onBatch: (state) => {
           if (state.seen < test.count) store.writePartial(key, state, o.backend); // the last batch's state is the cell itself
+          o.onBatch?.({ model: m.path, attack: name, eps }, state.seen, test.count);
         },
       });
       if (run.stats.n < test.count) {
