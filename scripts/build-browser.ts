@@ -27,6 +27,8 @@ export function browserPlatformPlugin(): esbuild.Plugin {
         const js = own.replace(/platform\.js$/, 'platform-browser.js');
         return { path: fs.existsSync(js) ? js : ts };
       });
+      // csv-stringify's Node build uses Buffer; its own browser build (not in its exports map) does not
+      build.onResolve({ filter: /^csv-stringify\/sync$/ }, () => ({ path: path.join(path.dirname(require.resolve('csv-stringify/sync')), '..', '..', 'dist', 'esm', 'sync.js') }));
       build.onResolve({ filter: /.*/ }, (args) => {
         if (!NODE_BUILTINS.has(args.path) || args.importer.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
         return { errors: [{ text: `${args.path} imported by ${path.relative(process.cwd(), args.importer)}: the browser build takes no Node built-ins (use util/platform.ts)` }] };
@@ -70,20 +72,26 @@ export function copyWasmBinaries(dir: string): string[] {
   return names;
 }
 
-async function main(): Promise<void> {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Bundles `entry` into ROOT/dist/browser/robust.js with the wasm binaries beside it; returns the files written. */
+export async function buildBrowser(root: string, entry = path.join(root, 'dist', 'browser.js')): Promise<string[]> {
   const out = path.join(root, 'dist', 'browser');
   fs.mkdirSync(out, { recursive: true });
+  await bundleBrowser(entry, path.join(out, 'robust.js'));
+  return ['robust.js', ...copyWasmBinaries(out)].map((f) => path.join(out, f));
+}
+
+async function main(): Promise<void> {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  let files: string[];
   try {
-    await bundleBrowser(path.join(root, 'dist', 'browser.js'), path.join(out, 'robust.js'));
+    files = await buildBrowser(root);
   } catch (e) {
     const errors = (e as { errors?: esbuild.Message[] }).errors;
     if (!errors) throw e;
     for (const m of errors) console.error(`build:browser: ${m.location ? `${m.location.file}:${m.location.line}: ` : ''}${m.text}`);
     process.exit(1);
   }
-  const wasm = copyWasmBinaries(out);
-  console.log(`dist/browser/robust.js (${(fs.statSync(path.join(out, 'robust.js')).size / 2 ** 20).toFixed(1)} MiB) and ${wasm.join(', ')}`);
+  console.log(files.map((f) => `${path.relative(root, f)} (${(fs.statSync(f).size / 2 ** 20).toFixed(1)} MiB)`).join(', '));
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) await main();
