@@ -23,3 +23,4 @@ export { sanityFlags } from './eval/sanity.js';
 export { RobustError } from './util/errors.js';
 export * as tf from '@tensorflow/tfjs';
 export { sha256Hex } from './util/platform.js';
+export { wasmKernelCalls } from './backend/wasm-kernels.js';

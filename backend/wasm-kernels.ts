@@ -84,6 +84,9 @@ export function useWinograd(on: boolean): void {
 
 export const winogradEnabled = (): boolean => winograd;
 
+/** How many times any of our kernels has run in this process (0: tfjs's own kernels did all the work). */
+export const wasmKernelCalls = (): number => [...calls.values()].reduce((a, b) => a + b, 0);
+
 /** How many times kernel `name` has run in this process, and over how many threads the last time. */
 export function wasmKernelStats(name: string): { calls: number; lastThreads: number } {
   return { calls: calls.get(name) ?? 0, lastThreads: lastThreads.get(name) ?? 0 };

@@ -147,7 +147,7 @@ async function run(o) {
     });
     const seconds = (performance.now() - start) / 1000;
     const report = await robust.reportFiles(result);
-    post({ type: 'done', complete, files: report, seconds, imgPerSec: (finished * test.count) / seconds, cells: result.cells.map(({ gallery, ...c }) => c) });
+    post({ type: 'done', complete, files: report, seconds, wasmKernelCalls: robust.wasmKernelCalls(), imgPerSec: (finished * test.count) / seconds, cells: result.cells.map(({ gallery, ...c }) => c) });
   } finally {
     loaded.dispose();
   }

@@ -18,6 +18,7 @@ interface PageRun {
   backend: string;
   error: string | null;
   files?: Record<string, string>;
+  wasmKernelCalls?: number;
 }
 
 /** Fills the form, runs, and waits for the results or the page's error line. */
@@ -35,6 +36,7 @@ async function runInPage(page: Page, o: { model: string; backend: string }): Pro
     backend: document.getElementById('backend-line')!.textContent!,
     error: document.getElementById('error')!.hidden ? null : document.getElementById('error')!.textContent,
     files: (window as { robustResult?: { files: Record<string, string> } }).robustResult?.files,
+    wasmKernelCalls: (window as { robustResult?: { wasmKernelCalls: number } }).robustResult?.wasmKernelCalls,
   }));
 }
 
@@ -81,6 +83,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     expect(r.error).toBeNull();
     expect(consoleErrors).toEqual([]);
     expect(r.backend).toMatch(/^backend wasm \(\d+ threads?\)/);
+    expect(r.wasmKernelCalls).toBeGreaterThan(0); // our SIMD kernels ran, as in Node
     expect(await page.textContent('#progress')).toMatch(/^done: 4 cells in [\d.]+ s \([\d.]+ img\/s\)$/);
 
     const out = tmpDir('page-cli');
