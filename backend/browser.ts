@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { cpuCount } from '../util/platform.js';
 import { RobustError } from '../util/errors.js';
 import { registerGradients, registerWasmKernels } from './register.js';
 
@@ -22,6 +23,8 @@ export interface BrowserBackendOptions {
   backend?: BrowserBackendName | 'auto';
   /** Where tfjs-backend-wasm's .wasm files are served (a folder URL ending in '/'). */
   wasmPath?: string;
+  /** XNNPACK threads on wasm when the page is cross-origin isolated (default: all cores; tfjs would take half). */
+  threads?: number;
 }
 
 let current: BrowserBackendInfo | null = null;
@@ -32,7 +35,13 @@ async function start(name: BrowserBackendName, o: BrowserBackendOptions): Promis
   if (name === 'wasm') {
     registerWasmKernels();
     if (o.wasmPath) setWasmPaths(o.wasmPath);
+    setThreadsCount(Math.max(1, Math.floor(o.threads ?? cpuCount())));
   }
+  // tfjs's threaded wasm sizes its pthread pool (and XNNPACK's threads) as half the reported cores,
+  // one thread on a 2-core machine: report twice the threads wanted while it starts, as in Node.
+  const nav = globalThis.navigator as { hardwareConcurrency?: number } | undefined;
+  const doubled = name === 'wasm' && nav !== undefined;
+  if (doubled) Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * Math.max(1, Math.floor(o.threads ?? cpuCount())), configurable: true });
   try {
     if (await tf.setBackend(name)) {
       await tf.ready();
@@ -41,6 +50,8 @@ async function start(name: BrowserBackendName, o: BrowserBackendOptions): Promis
     return 'it failed to start (no adapter or context)';
   } catch (e) {
     return `it failed to start (${String((e as Error).message ?? e).split('\n')[0]})`;
+  } finally {
+    if (doubled) delete (nav as { hardwareConcurrency?: number }).hardwareConcurrency; // the prototype's getter again
   }
 }
 
