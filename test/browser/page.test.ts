@@ -110,6 +110,36 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     console.log(`page screenshot: ${shot}`);
   }, 240_000);
 
+  it('takes model.json and its shards as picked files, with the fingerprint and numbers of the zoo entry', async () => {
+    const zoo = JSON.parse((await page.evaluate(() => (window as { robustResult?: { files: Record<string, string> } }).robustResult!.files['results.json'])));
+    await page.check('input[name=source][value=files]');
+    await page.setInputFiles('#model-files', ['model.json', 'weights.bin'].map((f) => path.join(ROOT, 'zoo', 'fmnist-resnet20w8', f)));
+    const r = await runInPage(page, { model: '', backend: 'wasm' });
+    await page.check('input[name=source][value=url]');
+    expect(r.error).toBeNull();
+    const picked = JSON.parse(r.files!['results.json']);
+    expect(picked.models[0].model).toBe('model.json');
+    expect(picked.models[0].fingerprint).toBe(zoo.models[0].fingerprint);
+    expect(picked.cells.map((c: { robust: string }) => c.robust)).toEqual(zoo.cells.map((c: { robust: string }) => c.robust));
+  }, 120_000);
+
+  it('stops after the batch in progress when asked, and shows what is done', async () => {
+    await page.fill('#model-url', 'zoo:fmnist-resnet20w8');
+    await page.fill('#attacks', 'pgd:20');
+    await page.fill('#eps', '0.05,0.1');
+    await page.fill('#limit', '200');
+    await page.fill('#batch', '16');
+    await page.evaluate(() => delete (window as { robustResult?: unknown }).robustResult);
+    await page.click('#run');
+    await page.waitForFunction(() => /points/.test(document.getElementById('progress')!.textContent!), null, { timeout: 60_000 });
+    expect(await page.textContent('#progress')).toMatch(/\d+\/400 points, \d+ left · [\d.]+ img\/s · ETA \d/);
+    await page.click('#stop');
+    await page.waitForFunction(() => (window as { robustResult?: unknown }).robustResult, null, { timeout: 60_000 });
+    expect(await page.textContent('#progress')).toMatch(/^stopped: 0 cells/);
+    expect(await page.isEnabled('#run')).toBe(true);
+    await page.fill('#batch', '128');
+  }, 120_000);
+
   it('a bad model gives one line in the page, and the page still runs', async () => {
     const before = consoleErrors.length;
     const r = await runInPage(page, { model: 'zoo:no-such-model', backend: 'wasm' });
