@@ -5,10 +5,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
-import { buildBrowser } from '../../scripts/build-browser.js';
 import { CHROMIUM } from '../../scripts/check-report.js';
 import { servePage, type PageServer } from '../../util/serve.js';
 import { robust } from '../cli/fixtures.js';
+import { pageRoot } from './page-fixture.js';
 import { missing, ROOT, tmpDir } from '../helpers.js';
 
 const GRID = { attacks: 'fgsm,pgd:3', eps: '0,0.1', limit: '20' };
@@ -64,8 +64,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    await buildBrowser(ROOT, path.join(ROOT, 'browser.ts')); // the bundle of the sources under test
-    server = await servePage(ROOT, 0);
+    server = await servePage(await pageRoot(), 0);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
     page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
