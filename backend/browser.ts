@@ -29,9 +29,26 @@ export interface BrowserBackendOptions {
 
 let current: BrowserBackendInfo | null = null;
 
-/** Why `name` cannot run here, or null once it runs. */
-async function start(name: BrowserBackendName, o: BrowserBackendOptions): Promise<string | null> {
+/** The WebGL renderer's name when it is a CPU emulation (SwiftShader, llvmpipe), else null. */
+function softwareWebgl(): string | null {
+  try {
+    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1) : globalThis.document?.createElement('canvas');
+    const gl = (canvas?.getContext('webgl2') ?? canvas?.getContext('webgl')) as WebGLRenderingContext | null | undefined;
+    if (!gl) return null;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    return /swiftshader|llvmpipe|softpipe|software/i.test(renderer) ? renderer : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Why `name` cannot run here (or, picking one itself, should not), or null once it runs. */
+async function start(name: BrowserBackendName, o: BrowserBackendOptions, auto: boolean): Promise<string | null> {
   if (name === 'webgpu' && !(globalThis.navigator as { gpu?: unknown } | undefined)?.gpu) return 'this browser has no WebGPU (navigator.gpu)';
+  // a GPU emulated on the CPU runs attacks far slower than wasm (0.6 against ~25 img/s measured here)
+  const software = auto && name === 'webgl' ? softwareWebgl() : null;
+  if (software) return `WebGL here is a CPU emulation (${software}), slower than wasm`;
   if (name === 'wasm') {
     registerWasmKernels();
     if (o.wasmPath) setWasmPaths(o.wasmPath);
@@ -69,7 +86,7 @@ export async function initBrowserBackend(o: BrowserBackendOptions = {}): Promise
   registerGradients();
   const passed: BrowserBackendInfo['passed'] = [];
   for (const name of choice === 'auto' ? BROWSER_BACKENDS : [choice]) {
-    const why = await start(name, o);
+    const why = await start(name, o, choice === 'auto');
     if (why === null) {
       current = { name, threads: name === 'wasm' ? getThreadsCount() : 1, passed };
       return current;

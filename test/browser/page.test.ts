@@ -139,6 +139,12 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     await page.fill('#batch', '128');
   }, 120_000);
 
+  it('picking the backend itself, says why each faster one was passed over (no GPU here: wasm, not emulated WebGL)', async () => {
+    const r = await runInPage(page, { model: 'zoo:fmnist-resnet20w8', backend: 'auto' });
+    expect(r.error).toBeNull();
+    expect(r.backend).toMatch(/^backend wasm \(\d+ threads?\); webgpu not used: [^;]+; webgl not used: .+/);
+  }, 120_000);
+
   it('a bad model gives one line in the page, and the page still runs', async () => {
     const before = consoleErrors.length;
     const r = await runInPage(page, { model: 'zoo:no-such-model', backend: 'wasm' });
