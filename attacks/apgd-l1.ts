@@ -17,6 +17,7 @@ import { isSuccess, type Criterion } from './losses.js';
 import { l1, sparseSign, usableBudget } from './norms.js';
 import { exampleMask, projectToBall, startingPoint, type RunResult } from './iterative.js';
 import { adoptUpdate, evaluateStep, improveBest, startRun, type StepUpdate } from './apgd-state.js';
+import { yieldToEventLoop } from '../util/platform.js';
 
 /** Per example, the number of coordinates where `a` and `b` differ, as float [N]. */
 function l0(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D {
@@ -70,7 +71,7 @@ async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: 
     });
     tf.dispose([e.value, e.logits, ok]);
     ({ s, xAdv, grad } = adoptUpdate(s, xAdv, grad, next));
-    await new Promise<void>((r) => setImmediate(r));
+    await yieldToEventLoop();
   }
   const xBest = s.xBest;
   tf.dispose([xAdv, grad, ...Object.values(s).filter((t) => t !== xBest)]);

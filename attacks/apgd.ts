@@ -15,6 +15,7 @@ import { apgdL1Run } from './apgd-l1.js';
 import { adoptUpdate, evaluateStep, improveBest, startRun, type StepUpdate } from './apgd-state.js';
 import { check } from '../util/errors.js';
 import { exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
+import { yieldToEventLoop } from '../util/platform.js';
 
 export interface ApgdOptions extends CommonOptions {
   /** Iterations (default 100, as AutoAttack). */
@@ -116,7 +117,7 @@ export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNor
     let restarted: boolean;
     ({ s, xAdv, grad, moved: restarted } = adoptUpdate(s, xAdv, grad, next));
     if (restarted) sinceCheck = 0;
-    await new Promise<void>((r) => setImmediate(r));
+    await yieldToEventLoop();
   }
   const f = evaluateForward(setup, xAdv, y, targets);
   const okLast = success(f.logits, y, targets);

@@ -17,6 +17,7 @@ import { kthLargestClass } from './apgd-targeted.js';
 import { projectOntoHalfspace, type FabNorm } from './fab-projections.js';
 import { withRestarts, type RunResult } from './iterative.js';
 import { usableBudget } from './norms.js';
+import { yieldToEventLoop } from '../util/platform.js';
 
 export interface FabOptions extends CommonOptions {
   /** Iterations per run (default 100). */
@@ -149,7 +150,7 @@ async function fabRun(ctx: RunContext, r: FabRun, targets: tf.Tensor1D | undefin
       }
       for (let j = 0; j < d; j++) x1[o + j] = x0[o + j] + delta[j] * r.beta;
     }
-    await new Promise<void>((res) => setImmediate(res));
+    await yieldToEventLoop();
   }
   // within the budget only; the rest stay clean, as in the reference
   const within = Array.from(best, (b) => b <= r.eps * (1 + 1e-6));

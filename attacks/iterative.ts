@@ -8,6 +8,7 @@ import type { RunContext } from './attack.js';
 import { nonZero, usableBudget, type LpNorm } from './norms.js';
 import { evaluate, evaluateForward, type Evaluation, type GradientSetup } from './gradient.js';
 import { isSuccess } from './losses.js';
+import { yieldToEventLoop } from '../util/platform.js';
 
 export interface DescentConfig {
   norm: LpNorm;
@@ -95,8 +96,6 @@ export class BestTracker {
 function l1Normalized(g: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => g.div(nonZero(g.abs().mean([1, 2, 3], true))) as tf.Tensor4D);
 }
-
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /**
  * Projected gradient ascent from a (random) start; returns the final iterate. `observe` sees each

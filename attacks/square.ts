@@ -15,6 +15,7 @@ import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions,
 import { isSuccess, margin } from './losses.js';
 import { exampleMask, withRestarts, type RunResult } from './iterative.js';
 import { l1, usableBudget, type NormName } from './norms.js';
+import { yieldToEventLoop } from '../util/platform.js';
 
 export interface SquareOptions extends CommonOptions {
   /** Queries per restart (default 5000, as AutoAttack). */
@@ -188,7 +189,7 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
     tf.dispose([xBest, marginMin]);
     xBest = next.xBest;
     marginMin = next.marginMin;
-    if (i % 16 === 15) await new Promise<void>((r) => setImmediate(r));
+    if (i % 16 === 15) await yieldToEventLoop();
   }
   const success = tf.tidy(() => isSuccess(q.classifier.logits(xBest, q.mode), y));
   const value = tf.tidy(() => marginMin.neg() as tf.Tensor1D);

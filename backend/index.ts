@@ -9,24 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { startWasm } from './wasm-threads.js';
-import { registerWasmConvGradients } from './wasm-conv-grad.js';
-import { registerWasmTranspose } from './wasm-transpose.js';
-import { registerWasmIdentity } from './wasm-identity.js';
-import { registerBatchNormGradient } from './batchnorm-grad.js';
-import { registerReluGradient, registerWasmRelu } from './relu.js';
-import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
-import { registerLazyConv2D } from '../models/lazy-conv.js';
-import { registerFusedBatchNorm } from '../models/fused-batchnorm.js';
-import { registerWasmSign } from './wasm-sign.js';
-import { registerWasmLog1p } from './wasm-log1p.js';
-import { registerWasmDepthwise } from './wasm-depthwise.js';
-import { registerConvGradients } from './conv-gradients.js';
-import { registerGraphOps } from './graph-ops.js';
-import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
-import { registerActivationGradients, registerWasmActivations } from './activations.js';
-import { registerWasmBroadcast } from './wasm-broadcast.js';
-import { registerWasmSlice } from './wasm-slice.js';
-import { registerMeanGradient } from './mean-grad.js';
+import { registerGradients, registerWasmKernels } from './register.js';
 
 const require = createRequire(import.meta.url);
 
@@ -74,18 +57,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       return { name, tfName: 'tensorflow', threads: os.availableParallelism() };
     }
     case 'wasm': {
-      registerWasmConvGradients();
-      registerWasmTranspose();
-      registerWasmIdentity();
-      registerWasmRelu();
-      registerWasmFusedBatchNorm();
-      registerWasmSign();
-      registerWasmLog1p();
-      registerWasmDepthwise();
-      registerWasmPoolGradients();
-      registerWasmActivations();
-      registerWasmBroadcast();
-      registerWasmSlice();
+      registerWasmKernels();
       const r = await startWasm(threads);
       return { name, tfName: 'wasm', threads: r.threads, warning: r.warning };
     }
@@ -108,17 +80,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
     throw new RobustError(`backend ${current.name} is already running; cannot switch to ${choice} in one process`);
   }
   tf.enableProdMode(); // no per-op debug checks, no console nags
-  // Loaded models' Conv2D and BatchNormalization layers become robust's (same function: lazy filter
-  // gradients, fused training-mode BN). Done here, not at import: importing robust changes nothing in tfjs.
-  registerLazyConv2D();
-  registerFusedBatchNorm();
-  registerBatchNormGradient();
-  registerReluGradient();
-  registerConvGradients();
-  registerGraphOps();
-  registerAvgPoolGradient();
-  registerActivationGradients();
-  registerMeanGradient();
+  registerGradients();
   const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {

@@ -7,7 +7,7 @@
  * not a message. The calling thread takes the first share itself. tfjs's own XNNPACK threads are
  * idle while one of our kernels runs (tfjs kernels run one at a time), so nothing is oversubscribed.
  */
-import { Worker } from 'node:worker_threads';
+import { KERNEL_THREADS, startKernelThread, type KernelThread } from '../util/platform.js';
 
 /** Arguments to one exported kernel function: i32s (heap offsets and sizes). */
 export type KernelArgs = number[];
@@ -76,7 +76,7 @@ export class WasmKernelPool {
   private readonly exports: Record<string, (...args: number[]) => void>;
   private readonly names: string[];
   private readonly control: Int32Array;
-  private readonly workers: Worker[] = [];
+  private readonly workers: KernelThread[] = [];
   private disposed = false;
 
   /**
@@ -88,15 +88,12 @@ export class WasmKernelPool {
     const module = new WebAssembly.Module(isShared ? shared : plain);
     this.exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Record<string, (...args: number[]) => void>;
     this.names = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
-    this.threads = isShared ? Math.max(1, Math.floor(threads)) : 1;
-    this.control = new Int32Array(new SharedArrayBuffer(4 * (TARGETS + this.threads + this.threads * SLOT)));
+    this.threads = isShared && KERNEL_THREADS ? Math.max(1, Math.floor(threads)) : 1;
+    const words = 4 * (TARGETS + this.threads + this.threads * SLOT);
+    // one thread needs no shared control block (a page that is not cross-origin isolated has no SharedArrayBuffer)
+    this.control = new Int32Array(this.threads > 1 ? new SharedArrayBuffer(words) : new ArrayBuffer(words));
     for (let index = 1; index < this.threads; index++) {
-      const worker = new Worker(workerSource(this.threads), {
-        eval: true,
-        workerData: { module, memory, control: this.control.buffer, index, names: this.names },
-      });
-      worker.unref(); // an idle pool must not keep the process alive
-      this.workers.push(worker);
+      this.workers.push(startKernelThread(workerSource(this.threads), { module, memory, control: this.control.buffer, index, names: this.names }));
     }
   }
 

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { WasmKernelPool } from './wasm-kernel-pool.js';
 import { plainWasm, sharedWasm } from './kernels/kernels.wasm.js';
+import { envVar, fromBase64 } from '../util/platform.js';
 
 export interface WasmHeapBackend {
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
@@ -38,13 +39,12 @@ const MIN_MACS_PER_THREAD = 2_000_000;
 
 let pool: WasmKernelPool | null = null;
 let poolMemory: WebAssembly.Memory | null = null;
-let enabled = process.env.ROBUST_WASM_KERNELS !== '0';
-let winograd = process.env.ROBUST_WINOGRAD !== '0';
+let enabled = envVar('ROBUST_WASM_KERNELS') !== '0';
+let winograd = envVar('ROBUST_WINOGRAD') !== '0';
 let broken = false;
 const calls = new Map<string, number>();
 const lastThreads = new Map<string, number>();
 
-const decode = (b64: string): Uint8Array<ArrayBuffer> => Uint8Array.from(Buffer.from(b64, 'base64'));
 
 /** The pool on this backend's heap, or null where the kernels cannot run (off, no SIMD, heap hidden). */
 export function wasmKernelPool(backend: WasmHeapBackend): WasmKernelPool | null {
@@ -54,7 +54,7 @@ export function wasmKernelPool(backend: WasmHeapBackend): WasmKernelPool | null 
   if (pool && poolMemory === memory) return pool;
   pool?.dispose();
   try {
-    pool = new WasmKernelPool(memory, decode(plainWasm), decode(sharedWasm), getThreadsCount());
+    pool = new WasmKernelPool(memory, fromBase64(plainWasm), fromBase64(sharedWasm), getThreadsCount());
     poolMemory = memory;
   } catch {
     // No wasm SIMD or no worker threads here: tfjs's own kernels still work, so they are used.
@@ -83,6 +83,9 @@ export function useWinograd(on: boolean): void {
 }
 
 export const winogradEnabled = (): boolean => winograd;
+
+/** How many times any of our kernels has run in this process (0: tfjs's own kernels did all the work). */
+export const wasmKernelCalls = (): number => [...calls.values()].reduce((a, b) => a + b, 0);
 
 /** How many times kernel `name` has run in this process, and over how many threads the last time. */
 export function wasmKernelStats(name: string): { calls: number; lastThreads: number } {

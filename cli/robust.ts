@@ -15,6 +15,7 @@ import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
 import { registerMerge } from './merge-command.js';
+import { registerServe } from './serve-command.js';
 import { Interrupt } from './interrupt.js';
 import { ensureWritableDir, outputFolder } from '../util/dirs.js';
 
@@ -265,6 +266,7 @@ program
 registerAttack(program);
 registerEval(program);
 registerMerge(program);
+registerServe(program);
 
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,5 +1,5 @@
 /** In-memory image data sets: uint8 NHWC pixels and uint8 labels. */
-import crypto from 'node:crypto';
+import { sha256Hex } from '../util/platform.js';
 import { RobustError } from '../util/errors.js';
 export interface ImageSet {
   images: Uint8Array; // [count, height, width, channels], row-major
@@ -77,12 +77,11 @@ const fingerprints = new WeakMap<ImageSet, string>();
 export function imageSetFingerprint(set: ImageSet): string {
   let h = fingerprints.get(set);
   if (h === undefined) {
-    h = crypto
-      .createHash('sha256')
-      .update(JSON.stringify([set.count, set.height, set.width, set.channels]))
-      .update(set.images.subarray(0, set.count * set.height * set.width * set.channels))
-      .update(set.labels.subarray(0, set.count))
-      .digest('hex');
+    h = sha256Hex(
+      JSON.stringify([set.count, set.height, set.width, set.channels]),
+      set.images.subarray(0, set.count * set.height * set.width * set.channels),
+      set.labels.subarray(0, set.count),
+    );
     fingerprints.set(set, h);
   }
   return h;
@@ -90,5 +89,5 @@ export function imageSetFingerprint(set: ImageSet): string {
 
 /** SHA-256 over a training set and its evaluation set. */
 export function dataFingerprint(train: ImageSet, test: ImageSet): string {
-  return crypto.createHash('sha256').update(imageSetFingerprint(train)).update(imageSetFingerprint(test)).digest('hex');
+  return sha256Hex(imageSetFingerprint(train), imageSetFingerprint(test));
 }

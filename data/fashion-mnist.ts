@@ -5,8 +5,10 @@ import zlib from 'node:zlib';
 import { RobustError } from '../util/errors.js';
 import { readRegularFile } from '../util/read-file.js';
 import type { DataSplit, ImageSet } from './dataset.js';
+import { FASHION_CLASSES, idxImageSet, parseIdxBytes } from './idx.js';
 
-export const FASHION_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle-boot'];
+export { FASHION_CLASSES, FASHION_SIZE } from './idx.js';
+
 export const FASHION_FILES = {
   trainImages: 'train-images-idx3-ubyte.gz',
   trainLabels: 'train-labels-idx1-ubyte.gz',
@@ -51,27 +53,9 @@ export function readIdxFile(file: string): Buffer {
   return readRegularFile(file, { maxBytes: MAX_IDX_BYTES, what: 'Fashion-MNIST file' });
 }
 
-/** Parses an IDX file of unsigned bytes with `dims` dimensions. */
-export function parseIdx(raw: Uint8Array, dims: 1 | 3, source: string): { shape: number[]; data: Uint8Array } {
-  const buf = gunzipIfNeeded(raw, source);
-  const header = 4 + 4 * dims;
-  if (buf.length < 4) throw new RobustError(`${source}: ${buf.length} bytes is too short for an IDX header`);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const magic = view.getUint32(0);
-  if (magic !== 0x800 + dims) {
-    throw new RobustError(`${source}: wrong IDX magic 0x${magic.toString(16)} (expected 0x${(0x800 + dims).toString(16)})`);
-  }
-  if (buf.length < header) throw new RobustError(`${source}: ${buf.length} bytes is too short for an IDX header`);
-  const shape = Array.from({ length: dims }, (_, i) => view.getUint32(4 + 4 * i));
-  const size = shape.reduce((a, b) => a * b, 1);
-  if (buf.length !== header + size) {
-    throw new RobustError(`${source}: expected ${header + size} bytes for shape ${shape.join('×')}, found ${buf.length} (truncated?)`);
-  }
-  return { shape, data: buf.subarray(header) };
-}
+/** Parses an IDX file of unsigned bytes with `dims` dimensions, gzipped or not. */
+export const parseIdx = (raw: Uint8Array, dims: 1 | 3, source: string): { shape: number[]; data: Uint8Array } => parseIdxBytes(gunzipIfNeeded(raw, source), dims, source);
 
-/** Every Fashion-MNIST image is 28×28 grey. */
-export const FASHION_SIZE = 28;
 /** Images per split of each set: the full releases and the bundled slice (scripts/make-sample.ts). */
 export const FASHION_COUNTS = {
   'fashion-mnist': { train: 60_000, test: 10_000 },
@@ -79,22 +63,9 @@ export const FASHION_COUNTS = {
   mnist: { train: 60_000, test: 10_000 },
 } as const;
 
-/**
- * One split from its IDX files. The byte count alone cannot catch dimensions that were changed
- * with the same product (28×28 written as 14×56, count and height swapped): those would load
- * and then break training, so the image size and the label count are checked here.
- */
+/** One split from its IDX files, checked (data/idx.ts). */
 function readSet(imagesFile: string, labelsFile: string): ImageSet {
-  const imgs = parseIdx(readIdxFile(imagesFile), 3, imagesFile);
-  const lbls = parseIdx(readIdxFile(labelsFile), 1, labelsFile);
-  const [count, height, width] = imgs.shape;
-  if (height !== FASHION_SIZE || width !== FASHION_SIZE) {
-    throw new RobustError(`${imagesFile}: dimensions ${imgs.shape.join('×')}, but (Fashion-)MNIST images are N×${FASHION_SIZE}×${FASHION_SIZE} (a changed or different IDX header)`);
-  }
-  if (lbls.shape[0] !== count) throw new RobustError(`${labelsFile}: ${lbls.shape[0]} labels for ${count} images`);
-  const bad = lbls.data.findIndex((l) => l > 9);
-  if (bad >= 0) throw new RobustError(`${labelsFile}: label ${lbls.data[bad]} at ${bad} is outside 0–9`);
-  return { images: imgs.data, labels: lbls.data, count, height, width, channels: 1 };
+  return idxImageSet(parseIdx(readIdxFile(imagesFile), 3, imagesFile), parseIdx(readIdxFile(labelsFile), 1, labelsFile), imagesFile, labelsFile);
 }
 
 /**

@@ -14,7 +14,7 @@ import { chooseTargets } from '../attacks/targets.js';
 import { asClassifier, type Classifier } from '../models/classifier.js';
 import { Rng, substream } from '../util/rng.js';
 import { check } from '../util/errors.js';
-import { TaskProgress } from '../util/task-progress.js';
+import { TaskProgress } from '../util/platform.js';
 import { addToTally, emptyOutcomes, emptyTally, sliceOutcomes, stateProblem, type AttackRunState, type AttackTally, type ExampleOutcomes, type KeepAdversarials } from './attack-state.js';
 import { KeptAdversarials } from './kept-adversarials.js';
 

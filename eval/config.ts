@@ -5,7 +5,7 @@
 import { check, RobustError } from '../util/errors.js';
 import { number } from '../util/numbers.js';
 import { LIMITS } from '../util/limits.js';
-import { parseAttackEntry, type EvalConfig } from './grid.js';
+import { parseAttackEntry, type EvalConfig } from './grid-core.js';
 import { preset } from './presets.js';
 import { NORMS, type NormName } from '../attacks/norms.js';
 

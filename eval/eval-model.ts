@@ -1,9 +1,11 @@
 /** A loaded model and its test images as one row of an evaluation grid. */
-import path from 'node:path';
 import { take, type ImageSet } from '../data/dataset.js';
-import type { LoadedModel } from '../models/any-model.js';
+import type { LoadedModel } from '../models/model-from-files.js';
 import { withPredictedLabels } from './accuracy.js';
-import type { EvalModel } from './grid.js';
+import type { EvalModel } from './grid-core.js';
+
+/** The last part of a path or URL (as path.basename, without Node). */
+const baseName = (location: string): string => location.replace(/\/+$/, '').split('/').pop()!;
 
 export interface EvalModelOptions {
   /** How the model is named in the results (default: the location it was loaded from). */
@@ -20,7 +22,7 @@ export function evalModel(m: LoadedModel, test: ImageSet, o: EvalModelOptions = 
   const predicted = o.labels === 'predicted';
   return {
     path: location,
-    name: path.basename(location),
+    name: baseName(location),
     model: m.layers,
     classifier: m.classifier,
     arch: m.arch,

@@ -4,9 +4,10 @@
  * reads has the right type and the numbers agree with each other.
  */
 import { RobustError } from '../util/errors.js';
+import { fromBase64 } from '../util/platform.js';
 import { bool, either, fieldProblem, int, isObject, leaf, nested, num, object, oneOf, optional, str, strings } from '../util/fields.js';
 import { parseEvalConfig } from './config.js';
-import type { CellResult, GridResult, ModelSummary } from './grid.js';
+import type { CellResult, GridResult, ModelSummary } from './grid-core.js';
 
 const share = num(0, 1);
 /** Standard base64 exactly as Buffer writes it (Buffer's decoder silently skips anything else). */
@@ -38,7 +39,7 @@ export function cellProblem(v: unknown, n: number): string | null {
   if (bad) return bad;
   const c = v as unknown as CellResult;
   if (c.stats.n !== n) return `stats.n is ${c.stats.n}, expected ${n}`;
-  const mask = Buffer.from(c.robust, 'base64');
+  const mask = fromBase64(c.robust);
   if (mask.length !== n) return `robust mask has ${mask.length} entries, expected ${n}`;
   if (mask.some((b) => b > 1)) return 'robust mask holds values other than 0 and 1';
   const ones = mask.reduce((s, b) => s + b, 0);

@@ -10,7 +10,7 @@ import { crossEntropy } from '../attacks/losses.js';
 import type { Classifier } from '../models/classifier.js';
 import { Rng } from '../util/rng.js';
 import { formatEps } from '../util/format.js';
-import type { CellResult, GridResult } from './grid.js';
+import type { CellResult, GridResult } from './grid-core.js';
 
 export interface ModelChecks {
   /** Share of examples whose input gradient is exactly zero / not finite. */

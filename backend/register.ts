@@ -1,0 +1,50 @@
+/** The kernels and gradients robust registers with tfjs: the same in Node and in a browser. */
+import { registerWasmConvGradients } from './wasm-conv-grad.js';
+import { registerWasmTranspose } from './wasm-transpose.js';
+import { registerWasmIdentity } from './wasm-identity.js';
+import { registerBatchNormGradient } from './batchnorm-grad.js';
+import { registerReluGradient, registerWasmRelu } from './relu.js';
+import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
+import { registerWasmSign } from './wasm-sign.js';
+import { registerWasmLog1p } from './wasm-log1p.js';
+import { registerWasmDepthwise } from './wasm-depthwise.js';
+import { registerConvGradients } from './conv-gradients.js';
+import { registerLazyConv2D } from '../models/lazy-conv.js';
+import { registerFusedBatchNorm } from '../models/fused-batchnorm.js';
+import { registerGraphOps } from './graph-ops.js';
+import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
+import { registerActivationGradients, registerWasmActivations } from './activations.js';
+import { registerWasmBroadcast } from './wasm-broadcast.js';
+import { registerWasmSlice } from './wasm-slice.js';
+import { registerMeanGradient } from './mean-grad.js';
+
+/** Gradients tfjs lacks or computes wastefully, and graph ops, for every backend. */
+export function registerGradients(): void {
+  // Loaded models' Conv2D and BatchNormalization layers become robust's (same function: lazy filter
+  // gradients, fused training-mode BN). Done when a backend starts, not at import: importing robust changes nothing in tfjs.
+  registerLazyConv2D();
+  registerFusedBatchNorm();
+  registerBatchNormGradient();
+  registerReluGradient();
+  registerConvGradients();
+  registerGraphOps();
+  registerAvgPoolGradient();
+  registerActivationGradients();
+  registerMeanGradient();
+}
+
+/** Our wasm kernels (SIMD, on tfjs's heap) and the stock wasm kernels they fix or replace. */
+export function registerWasmKernels(): void {
+  registerWasmConvGradients();
+  registerWasmTranspose();
+  registerWasmIdentity();
+  registerWasmRelu();
+  registerWasmFusedBatchNorm();
+  registerWasmSign();
+  registerWasmLog1p();
+  registerWasmDepthwise();
+  registerWasmPoolGradients();
+  registerWasmActivations();
+  registerWasmBroadcast();
+  registerWasmSlice();
+}

@@ -1,0 +1,69 @@
+/**
+ * The browser side of util/platform.ts (see there): Web APIs and small pure-JS libraries only.
+ * The browser bundle (scripts/build-browser.ts) puts this module in place of util/platform.ts.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { encode } from 'fast-png';
+
+export const PLATFORM: 'node' | 'browser' = 'browser';
+
+const utf8 = new TextEncoder();
+
+// Node's crypto hashes synchronously, and the core's callers rely on that; SubtleCrypto is async only.
+export function sha256Hex(...parts: (string | Uint8Array)[]): string {
+  const h = sha256.create();
+  for (const p of parts) h.update(typeof p === 'string' ? utf8.encode(p) : p);
+  return Array.from(h.digest(), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  // chunks keep String.fromCharCode's argument count far below engines' limits
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+export function fromBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+// A message round trip, not setTimeout: nested timeouts are clamped to 4 ms, once per attack step.
+const channel = typeof MessageChannel === 'undefined' ? null : new MessageChannel();
+const waiting: (() => void)[] = [];
+if (channel) channel.port1.onmessage = () => waiting.shift()?.();
+
+export const yieldToEventLoop = (): Promise<void> =>
+  new Promise<void>((r) => {
+    if (!channel) return void setTimeout(r, 0);
+    waiting.push(r);
+    channel.port2.postMessage(0);
+  });
+
+export const envVar = (_name: string): string | undefined => undefined;
+
+export const cpuCount = (): number => Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
+
+export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
+  return encode({ width, height, data: rgba, channels: 4, depth: 8 });
+}
+
+export interface KernelThread {
+  terminate(): unknown;
+}
+
+/** Our kernels' threads would be Web Workers on tfjs's shared heap; in the browser they run on the calling thread for now. */
+export const KERNEL_THREADS = false;
+
+export function startKernelThread(_source: string, _data: object): KernelThread {
+  throw new Error('no kernel threads in the browser build');
+}
+
+/** Progress in the page comes from run callbacks (onBatch, onCell); nothing is printed. */
+export class TaskProgress {
+  constructor(_label: string, _total: number, _quiet = false, _resumedAt = 0) {}
+  update(_done: number, _info: string): void {}
+  stop(): void {}
+}

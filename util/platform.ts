@@ -1,0 +1,52 @@
+/**
+ * What the core needs from its host, Node side: hashing, base64, yielding to the event loop,
+ * environment switches, core count, PNG encoding, progress lines and kernel threads. The browser
+ * bundle swaps this module for util/platform-browser.ts (same exports, checked by
+ * test/browser/platform.test.ts), so nothing the core imports pulls in a `node:` module there.
+ */
+import crypto from 'node:crypto';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { PNG } from 'pngjs';
+export { TaskProgress } from './task-progress.js';
+
+export const PLATFORM: 'node' | 'browser' = 'node';
+
+/** Hex SHA-256 over `parts` in order (strings as UTF-8). */
+export function sha256Hex(...parts: (string | Uint8Array)[]): string {
+  const h = crypto.createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+export const toBase64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+export const fromBase64 = (s: string): Uint8Array<ArrayBuffer> => Uint8Array.from(Buffer.from(s, 'base64'));
+
+/** Lets pending events run (a Ctrl-C handler, progress) between steps of a long computation. */
+export const yieldToEventLoop = (): Promise<void> => new Promise<void>((r) => setImmediate(r));
+
+/** An environment switch such as ROBUST_WINOGRAD (none in a browser). */
+export const envVar = (name: string): string | undefined => process.env[name];
+
+export const cpuCount = (): number => os.availableParallelism();
+
+/** PNG file bytes of an RGBA image. */
+export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
+  const png = new PNG({ width, height });
+  png.data.set(rgba);
+  return PNG.sync.write(png);
+}
+
+/** A thread running `source` (CommonJS, evaluated) with `data` as its workerData; it does not keep the process alive. */
+export interface KernelThread {
+  terminate(): unknown;
+}
+
+/** Whether our wasm kernels can run on threads of their own here (startKernelThread). */
+export const KERNEL_THREADS = true;
+
+export function startKernelThread(source: string, data: object): KernelThread {
+  const worker = new Worker(source, { eval: true, workerData: data });
+  worker.unref(); // an idle pool must not keep the process alive
+  return worker;
+}

@@ -1,0 +1,95 @@
+/**
+ * A static server for the page (web/) on this machine only: the page, the browser bundle, the zoo
+ * and the bundled sample, under the URLs they have in the package, with the headers wasm threads
+ * need (cross-origin isolation: COOP/COEP). Any other web server can host the same folders.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { RobustError } from './errors.js';
+
+/** The package's folders the page reads; nothing else under the root is served. */
+export const SERVED = ['web', 'dist/browser', 'zoo', 'data/samples'] as const;
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json', '.map': 'application/json', '.wasm': 'application/wasm', '.bin': 'application/octet-stream', '.gz': 'application/gzip',
+  '.png': 'image/png', '.svg': 'image/svg+xml', '.md': 'text/markdown; charset=utf-8', '.txt': 'text/plain; charset=utf-8',
+};
+
+const HEADERS = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  'X-Content-Type-Options': 'nosniff',
+  'Cache-Control': 'no-cache',
+};
+
+export interface PageServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** The file a URL path names under `root`, or null (outside the served folders, a link leading out, not a file). */
+export function servedFile(root: string, urlPath: string): string | null {
+  let p: string;
+  try {
+    p = decodeURIComponent(urlPath.split('?')[0]);
+  } catch {
+    return null;
+  }
+  if (p.includes('\0') || p.split('/').some((s) => s === '..' || s === '.')) return null;
+  const rel = p.replace(/^\/+/, '');
+  const base = SERVED.find((d) => rel === d || rel.startsWith(`${d}/`));
+  if (!base) return null;
+  let file = path.join(root, rel);
+  try {
+    if (fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
+    const real = fs.realpathSync(file);
+    const realBase = fs.realpathSync(path.join(root, base));
+    if (real !== realBase && !real.startsWith(realBase + path.sep)) return null;
+    return fs.statSync(real).isFile() ? real : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Serves the page from `root` (the package folder) on 127.0.0.1:`port` (0: any free port) until closed. */
+export async function servePage(root: string, port = 8080): Promise<PageServer> {
+  if (!fs.existsSync(path.join(root, 'dist', 'browser', 'robust.js'))) throw new RobustError(`${path.join(root, 'dist', 'browser', 'robust.js')}: missing (run npm run build:browser)`);
+  const server = http.createServer((req, res) => {
+    const send = (status: number, text: string) => {
+      res.writeHead(status, { ...HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'GET only\n');
+    const url = req.url ?? '/';
+    if (url === '/' || url.startsWith('/?')) {
+      res.writeHead(302, { ...HEADERS, Location: '/web/' });
+      return res.end();
+    }
+    const file = servedFile(root, url);
+    if (!file) return send(404, 'not found\n');
+    res.writeHead(200, { ...HEADERS, 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Length': fs.statSync(file).size });
+    if (req.method === 'HEAD') return res.end();
+    fs.createReadStream(file).on('error', () => res.destroy()).pipe(res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' ? new RobustError(`port ${port} is in use: choose another with --port`) : new RobustError(`cannot serve on port ${port}: ${e.message}`)),
+    );
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${actual}/web/`,
+    port: actual,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections(); // a browser's keep-alive connections would hold the close
+      }),
+  };
+}

@@ -1,0 +1,103 @@
+// The page: reads the form, runs the grid in a Web Worker (worker.js), shows progress, the backend
+// and why, any error as one line, and the report (the same table, plots and gallery as report.html).
+const $ = (id) => document.getElementById(id);
+let worker = null;
+const urls = [];
+
+function showError(message) {
+  $('error').textContent = message;
+  $('error').hidden = false;
+}
+
+function finish() {
+  $('run').disabled = false;
+  $('stop').disabled = true;
+  worker?.terminate();
+  worker = null;
+}
+
+const seconds = (s) => (s === null ? '–' : s < 90 ? `${Math.round(s)}s` : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`);
+
+function onMessage({ data: m }) {
+  switch (m.type) {
+    case 'backend':
+      $('backend-line').textContent = m.text;
+      break;
+    case 'note': {
+      const li = document.createElement('li');
+      li.textContent = m.text;
+      $('notes').append(li);
+      break;
+    }
+    case 'progress':
+      $('bar').hidden = false;
+      $('bar').value = m.done / m.total;
+      $('progress').textContent = `${m.label}: ${m.done}/${m.total} points, ${m.left} left · ${m.imgPerSec.toFixed(1)} img/s · ETA ${seconds(m.eta)}`;
+      break;
+    case 'done': {
+      $('progress').textContent = `${m.complete ? 'done' : 'stopped'}: ${m.cells.length} cells in ${m.seconds.toFixed(1)} s (${m.imgPerSec.toFixed(1)} img/s)`;
+      $('progress').dataset.imgPerSec = String(m.imgPerSec);
+      urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
+      const types = { 'results.csv': 'text/csv', 'results.json': 'application/json', 'results.md': 'text/markdown', 'report.html': 'text/html' };
+      $('downloads').replaceChildren(...Object.entries(m.files).map(([name, text]) => {
+        const a = document.createElement('a');
+        a.href = URL.createObjectURL(new Blob([text], { type: types[name] }));
+        urls.push(a.href);
+        a.download = name;
+        a.textContent = name;
+        return a;
+      }));
+      $('report').srcdoc = m.files['report.html'];
+      $('results').hidden = false;
+      window.robustResult = m; // for tests and the console
+      finish();
+      break;
+    }
+    case 'error':
+      showError(m.message);
+      finish();
+      break;
+  }
+}
+
+async function modelSpec() {
+  if (document.querySelector('input[name=source]:checked').value === 'url') return { url: $('model-url').value.trim() };
+  const files = [...$('model-files').files];
+  if (!files.some((f) => f.name.endsWith('.json'))) throw new Error('pick model.json and its weight shards (several files at once)');
+  return { files: await Promise.all(files.map(async (f) => ({ name: f.name, bytes: await f.arrayBuffer() }))) };
+}
+
+$('form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('error').hidden = true;
+  $('notes').replaceChildren();
+  $('results').hidden = true;
+  $('progress').textContent = 'starting…';
+  let model;
+  try {
+    model = await modelSpec();
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  $('run').disabled = true;
+  $('stop').disabled = false;
+  worker = new Worker(new URL('worker.js', import.meta.url), { type: 'module' });
+  worker.onmessage = onMessage;
+  worker.onerror = (ev) => {
+    ev.preventDefault();
+    showError(`the worker failed: ${ev.message ?? 'could not start (is the page served with dist/browser/robust.js beside it?)'}`);
+    finish();
+  };
+  const transfer = model.files ? model.files.map((f) => f.bytes) : [];
+  worker.postMessage({
+    type: 'run', model, backend: $('backend').value, attacks: $('attacks').value, eps: $('eps').value,
+    limit: $('limit').value, batchSize: $('batch').value, seed: $('seed').value,
+  }, transfer);
+});
+
+$('stop').addEventListener('click', () => {
+  worker?.postMessage({ type: 'stop' });
+  $('stop').disabled = true;
+  $('progress').textContent += ' · stopping after this batch…';
+});

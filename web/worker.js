@@ -1,0 +1,154 @@
+// The page's worker: loads the model and images, runs the grid with robust's own code (the browser
+// bundle) and reports progress; the page stays responsive and can stop it between batches.
+import * as robust from '../dist/browser/robust.js';
+
+const BUNDLE = new URL('../dist/browser/', import.meta.url).href;
+const ZOO = new URL('../zoo/', import.meta.url).href;
+const SAMPLE = new URL('../data/samples/fashion-mnist/', import.meta.url).href;
+const MAX_GUNZIP_BYTES = 64 * 2 ** 20; // the largest Fashion-MNIST file unpacked is 47 MB
+
+let stopping = false;
+const post = (m) => self.postMessage(m);
+
+self.onmessage = async ({ data }) => {
+  if (data.type === 'stop') {
+    stopping = true;
+    return;
+  }
+  if (data.type !== 'run') return;
+  stopping = false;
+  try {
+    await run(data);
+  } catch (e) {
+    post({ type: 'error', message: e instanceof robust.RobustError ? e.message : `internal error: ${String(e?.message ?? e).split('\n')[0]}` });
+  }
+};
+
+async function fetchBytes(url, what) {
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new robust.RobustError(`${url}: cannot fetch ${what} (${e.message})`);
+  }
+  if (!res.ok) throw new robust.RobustError(`${url}: ${what} not found (HTTP ${res.status})`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** gunzip with a cap, so a decompression bomb stops early. */
+async function gunzip(bytes, source) {
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
+  const parts = [];
+  let n = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      n += value.length;
+      if (n > MAX_GUNZIP_BYTES) throw new robust.RobustError(`${source}: unpacks to more than ${MAX_GUNZIP_BYTES >> 20} MiB, larger than any Fashion-MNIST file`);
+      parts.push(value);
+    }
+  } catch (e) {
+    if (e instanceof robust.RobustError) throw e;
+    throw new robust.RobustError(`${source}: corrupt gzip data (${e.message})`);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return out;
+}
+
+/** The model's files: a zoo entry (its hashes checked against zoo/index.json), a URL, or files the user picked. */
+async function modelFiles(spec) {
+  if (spec.files) {
+    const json = spec.files.find((f) => f.name.endsWith('.json'));
+    if (!json) throw new robust.RobustError('the files picked hold no model.json');
+    const shards = new Map(spec.files.filter((f) => f !== json).map((f) => [f.name, new Uint8Array(f.bytes)]));
+    return { name: json.name, files: robust.modelFilesFromBytes(json.name, new Uint8Array(json.bytes), shards) };
+  }
+  const zoo = /^zoo:([\w.-]+)$/.exec(spec.url);
+  const url = zoo ? new URL(`${zoo[1]}/model.json`, ZOO).href : new URL(spec.url, self.location.href).href;
+  const jsonBytes = await fetchBytes(url, 'model.json');
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(jsonBytes)).weightsManifest;
+  } catch {
+    manifest = undefined; // modelFilesFromBytes says what is wrong
+  }
+  const shards = new Map();
+  for (const group of Array.isArray(manifest) ? manifest : []) {
+    for (const p of Array.isArray(group?.paths) ? group.paths : []) {
+      if (typeof p === 'string' && /^[^/\\]+$/.test(p) && p !== '..' && !shards.has(p)) shards.set(p, await fetchBytes(new URL(p, url).href, 'weight shard'));
+    }
+  }
+  if (zoo) {
+    const index = JSON.parse(new TextDecoder().decode(await fetchBytes(new URL('index.json', ZOO).href, 'zoo index')));
+    const entry = index.entries.find((e) => e.name === zoo[1]);
+    if (!entry) throw new robust.RobustError(`${spec.url}: no such zoo entry (zoo/index.json)`);
+    for (const [file, sha] of Object.entries(entry.sha256)) {
+      const bytes = file === 'model.json' ? jsonBytes : shards.get(file);
+      if (!bytes || robust.sha256Hex(bytes) !== sha) throw new robust.RobustError(`${spec.url}: ${file} does not match its SHA-256 in zoo/index.json (damaged)`);
+    }
+  }
+  return { name: spec.url, files: robust.modelFilesFromBytes(url, jsonBytes, shards) };
+}
+
+async function sampleTestSet() {
+  const [images, labels] = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => {
+    const url = new URL(f, SAMPLE).href;
+    return robust.parseIdxBytes(await gunzip(await fetchBytes(url, 'sample file'), url), f.includes('images') ? 3 : 1, url);
+  }));
+  return robust.idxImageSet(images, labels, 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz');
+}
+
+async function run(o) {
+  const info = await robust.initBrowserBackend({ backend: o.backend, wasmPath: BUNDLE });
+  post({ type: 'backend', name: info.name, text: robust.describeBrowserBackend(info) });
+  const { name, files } = await modelFiles(o.model);
+  const config = robust.parseEvalConfig({ models: [name], attacks: o.attacks, eps: o.eps, limit: o.limit, batchSize: o.batchSize, seed: o.seed, data: 'fashion-mnist-sample' });
+  const notes = [];
+  const loaded = await robust.modelFromFiles(name, files, { seed: config.seed, note: (line) => notes.push(line) });
+  try {
+    let test = robust.take(await sampleTestSet(), config.limit);
+    const [h, w, c] = loaded.inputShape;
+    let fit;
+    if (h !== test.height || w !== test.width || c !== test.channels) {
+      const f = robust.fitImages(test, { height: h, width: w, channels: c });
+      test = f.set;
+      fit = f.fit.description;
+      notes.push(`note: the sample's images fitted to the model's input: ${fit}`);
+    }
+    if (loaded.kind === 'robust' ? loaded.numClasses !== 10 : loaded.numClasses < 10) throw new robust.RobustError(`the model has ${loaded.numClasses} outputs but the Fashion-MNIST sample has 10 classes`);
+    const first = robust.tf.tidy(() => robust.tf.tensor4d(test.images.slice(0, Math.min(64, test.count) * h * w * c), [Math.min(64, test.count), h, w, c], 'int32').toFloat().div(255));
+    try {
+      robust.checkLogits(loaded, first);
+    } finally {
+      first.dispose();
+    }
+    for (const n of notes) post({ type: 'note', text: n });
+    const row = robust.evalModel(loaded, test, { name, limit: config.limit, fit });
+    const cells = config.attacks.length * config.eps.length;
+    const total = cells * test.count;
+    const start = performance.now();
+    let finished = 0;
+    const progress = (done, label) => {
+      const seconds = (performance.now() - start) / 1000;
+      const rate = seconds > 0 ? done / seconds : 0;
+      post({ type: 'progress', done, total, left: total - done, imgPerSec: rate, eta: rate > 0 ? (total - done) / rate : null, label });
+    };
+    const { result, complete } = await robust.runGridIn(robust.memoryCellStore(), config, [row], {
+      backend: info.name,
+      quiet: true,
+      shouldStop: () => stopping,
+      onBatch: (cell, seen) => progress(finished * test.count + seen, `${cell.attack} eps ${cell.eps}`),
+      onCell: (cell) => progress(++finished * test.count, `${cell.attack} eps ${cell.eps}`),
+      warn: (line) => post({ type: 'note', text: line }),
+    });
+    const seconds = (performance.now() - start) / 1000;
+    const report = await robust.reportFiles(result);
+    post({ type: 'done', complete, files: report, seconds, wasmKernelCalls: robust.wasmKernelCalls(), imgPerSec: (finished * test.count) / seconds, cells: result.cells.map(({ gallery, ...c }) => c) });
+  } finally {
+    loaded.dispose();
+  }
+}
