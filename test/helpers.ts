@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { expect } from 'vitest';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The real data sets beside the repository (present on CI and dev machines, not on a fresh clone). */
@@ -32,4 +34,19 @@ export function relErr(a: Float32Array, b: Float32Array): number {
     den = Math.max(den, Math.abs(b[i]));
   }
   return num / den;
+}
+
+/**
+ * Runs `step` once (warm-up: kernels, caches), then `times` more, and expects live tensors, their
+ * bytes and the backend's buffers to stay flat: what "tf.tidy/dispose everywhere" promises.
+ */
+export function expectNoLeak(step: () => void, times = 4): void {
+  step();
+  const before = tf.memory();
+  const buffers = tf.backend().numDataIds();
+  for (let i = 0; i < times; i++) step();
+  const after = tf.memory();
+  expect(after.numTensors).toBe(before.numTensors);
+  expect(after.numBytes).toBe(before.numBytes);
+  expect(tf.backend().numDataIds()).toBe(buffers);
 }

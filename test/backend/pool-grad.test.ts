@@ -6,7 +6,7 @@ import { initBackend } from '../../backend/index.js';
 import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { stockMaxPoolGrad } from '../../backend/pool-grad.js';
 import { Rng } from '../../util/rng.js';
-import { randomArray, relErr } from '../helpers.js';
+import { randomArray, relErr, expectNoLeak } from '../helpers.js';
 
 interface Case {
   n: number;
@@ -175,13 +175,7 @@ describe('pooling gradients on wasm', () => {
       tf.tidy(() => {
         tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 3, 2, 'same').sum().add(tf.avgPool(t as tf.Tensor4D, 3, 1, 'same').sum()))(x).dataSync();
       });
-    step();
-    const before = tf.memory();
-    const buffers = tf.backend().numDataIds();
-    for (let i = 0; i < 4; i++) step();
-    expect(tf.memory().numTensors).toBe(before.numTensors);
-    expect(tf.memory().numBytes).toBe(before.numBytes);
-    expect(tf.backend().numDataIds()).toBe(buffers);
+    expectNoLeak(step);
     x.dispose();
   });
 });

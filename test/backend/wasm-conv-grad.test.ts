@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import fs from 'node:fs';
 import { Rng } from '../../util/rng.js';
-import { randomArray, relErr } from '../helpers.js';
+import { randomArray, relErr, expectNoLeak } from '../helpers.js';
 
 /** Gradients of sum(conv(x, w) * r) w.r.t. x and w, on the current backend. */
 function convGrads(x: Float32Array, w: Float32Array, r: Float32Array, xs: number[], ws: number[], stride: number, pad: 'same' | 'valid') {
@@ -243,14 +243,7 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       const winogradGradCalls = wasmKernelStats('winograd_filter_grad').calls;
       const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
       try {
-        step();
-        const before = tf.memory();
-        const buffers = tf.backend().numDataIds();
-        for (let i = 0; i < 5; i++) step();
-        const after = tf.memory();
-        expect(after.numTensors).toBe(before.numTensors);
-        expect(after.numBytes).toBe(before.numBytes);
-        expect(tf.backend().numDataIds()).toBe(buffers);
+        expectNoLeak(step, 5);
         expect(wasmKernelStats('winograd_conv').calls > winogradCalls).toBe(path === ' (Winograd)');
         expect(wasmKernelStats('winograd_filter_grad').calls > winogradGradCalls).toBe(path === ' (Winograd)');
       } finally {

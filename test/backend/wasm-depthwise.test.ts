@@ -6,7 +6,7 @@ import { initBackend } from '../../backend/index.js';
 import { wasmDepthwiseGradientKernels } from '../../backend/wasm-depthwise.js';
 import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
-import { randomArray } from '../helpers.js';
+import { randomArray, expectNoLeak } from '../helpers.js';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 
@@ -257,13 +257,7 @@ describe('depthwise convs and their gradients on wasm match the cpu backend', ()
       const step = () =>
         tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
       try {
-        step();
-        const before = tf.memory();
-        const buffers = tf.backend().numDataIds();
-        for (let i = 0; i < 5; i++) step();
-        expect(tf.memory().numTensors).toBe(before.numTensors);
-        expect(tf.memory().numBytes).toBe(before.numBytes);
-        expect(tf.backend().numDataIds()).toBe(buffers);
+        expectNoLeak(step, 5);
       } finally {
         useWasmKernels(true);
         x.dispose();

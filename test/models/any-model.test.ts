@@ -7,7 +7,7 @@ import { initBackend } from '../../backend/index.js';
 import { saveCheckpoint } from '../../models/checkpoint.js';
 import { checkLogits, loadAnyModel } from '../../models/any-model.js';
 import { readModelFiles } from '../../models/model-files.js';
-import { tmpDir } from '../helpers.js';
+import { expectNoLeak, tmpDir } from '../helpers.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -204,10 +204,7 @@ describe('loadAnyModel on LayersModels robust did not build', () => {
     const m = await loadAnyModel(await saved('mem', net), { preprocess: { range: [-1, 1] }, note: () => {} });
     const x = images(4, 12, 12, 3);
     const pass = () => tf.tidy(() => tf.grad((v: tf.Tensor) => m.classifier.logits(v as tf.Tensor4D, 'inference').sum())(x).sum().dataSync());
-    pass();
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) pass();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeak(() => void pass(), 3);
     x.dispose();
     m.dispose();
     net.dispose();

@@ -6,7 +6,7 @@ import { initBackend } from '../../backend/index.js';
 import { GRAPH_OPS, registerGraphOps } from '../../backend/graph-ops.js';
 import { wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { GRAPH_FIXTURES, type GraphFixture, loadGraphFolder } from '../fixtures/graph-models.js';
-import { relErr, tmpDir } from '../helpers.js';
+import { relErr, tmpDir, expectNoLeak } from '../helpers.js';
 
 const BATCH = 4;
 const SIZE = 16;
@@ -169,13 +169,7 @@ describe('repeated input gradients', () => {
       const { x, y } = batch(fx);
       const grad = lossGrad(model, fx, y);
       const step = () => tf.tidy(() => grad(x).grad.dataSync());
-      step();
-      const before = tf.memory();
-      const buffers = tf.backend().numDataIds();
-      for (let i = 0; i < 4; i++) step();
-      expect(tf.memory().numTensors).toBe(before.numTensors);
-      expect(tf.memory().numBytes).toBe(before.numBytes);
-      expect(tf.backend().numDataIds()).toBe(buffers);
+      expectNoLeak(step);
       tf.dispose([x, y]);
       model.dispose();
     }
