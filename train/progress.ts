@@ -1,6 +1,6 @@
 /** Training progress: a live bar on a terminal, a plain line every ~10% otherwise (logs, CI). */
 import cliProgress from 'cli-progress';
-import type { EpochLog } from './trainer.js';
+import type { EpochLog } from './epoch-log.js';
 
 export interface BatchStats {
   loss: number;

@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { Sgd } from './sgd.js';
 import { learningRate, type ScheduleName } from './schedule.js';
 import { Progress } from './progress.js';
+import type { EpochLog } from './epoch-log.js';
 import { describeDefense, type DefenseConfig } from '../defenses/defense.js';
 import { DefendedStep } from '../defenses/training-step.js';
 import { pgd } from '../attacks/pgd.js';
@@ -54,19 +55,7 @@ export interface TrainConfig {
   options?: Record<string, unknown>;
 }
 
-export interface EpochLog {
-  epoch: number;
-  lr: number;
-  train_loss: number;
-  train_acc: number;
-  test_acc: number;
-  /** PGD robust accuracy on the evaluation subset (when robustEval is set). */
-  robust_acc?: number;
-  seconds: number;
-  img_per_s: number;
-  /** 'catastrophic overfitting' when robust accuracy collapsed this epoch. */
-  flag?: string;
-}
+export type { EpochLog } from './epoch-log.js';
 
 /** Everything needed to continue a run exactly where its checkpoint was taken. */
 interface RunState {
