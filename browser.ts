@@ -19,7 +19,7 @@ export { runGridIn, memoryCellStore, worstCases, type CellStore, type EvalConfig
 export { parseEvalConfig } from './eval/config.js';
 export { evalModel } from './eval/eval-model.js';
 export { toCsv, toMarkdown, toHtml, reportFiles } from './eval/report-core.js';
-export { sanityFlags } from './eval/sanity.js';
+export { sanityFlags } from './eval/sanity-flags.js';
 export { RobustError } from './util/errors.js';
 export * as tf from '@tensorflow/tfjs';
 export { sha256Hex } from './util/platform.js';

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { runGrid, worstCases, type CellResult, type EvalConfig, type EvalModel, type GridResult } from '../eval/grid.js';
 import { toCsv, toHtml, toMarkdown, writeReports } from '../eval/report.js';
-import { sanityFlags } from '../eval/sanity.js';
+import { sanityFlags } from '../eval/sanity-flags.js';
 import { CONFIG_KEYS, parseEvalConfig } from '../eval/config.js';
 import { PRESETS } from '../eval/presets.js';
 import { readCell } from '../eval/cells.js';

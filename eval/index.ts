@@ -7,7 +7,8 @@ export { runAttack, type AttackStats, type AttackRun, type AttackRunOptions } fr
 export { runCascade, type CascadeRun, type CascadeStep } from './cascade.js';
 export { PRESETS, preset, type Preset } from './presets.js';
 export { writeReports, toCsv, toMarkdown, toHtml } from './report.js';
-export { sanityFlags, modelChecks, type Flag, type ModelChecks } from './sanity.js';
+export { modelChecks, type ModelChecks } from './sanity.js';
+export { sanityFlags, type Flag } from './sanity-flags.js';
 export { accuracy, withPredictedLabels } from './accuracy.js';
 export { runGridShard, type ShardOptions, type ShardRun } from './shards.js';
 export { parseShard, shardFromEnv, shardRange, type Shard } from './shard-plan.js';

@@ -5,7 +5,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { formatEps } from '../util/format.js';
 import type { GridResult } from './grid-core.js';
-import { sanityFlags, type Flag } from './sanity.js';
+import { sanityFlags, type Flag } from './sanity-flags.js';
 import { html, md, trustedHtml, type Markup, type Value } from './markup.js';
 
 const NORM_LABEL: Record<NormName, string> = { linf: 'Linf', l2: 'L2', l1: 'L1' };

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { pretrainedDir, pretrainedEntries, ZOO_PREFIX, type PretrainedEntry } from '../models/pretrained.js';
 import type { GridResult } from '../eval/grid.js';
-import { sanityFlags } from '../eval/sanity.js';
+import { sanityFlags } from '../eval/sanity-flags.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
 

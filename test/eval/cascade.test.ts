@@ -7,7 +7,7 @@ import { initBackend } from '../../backend/index.js';
 import { attackOptions, decodeMask, parseAttackEntry, runGrid, type EvalModel } from '../../eval/grid.js';
 import { parseEvalConfig } from '../../eval/config.js';
 import { epsPlotSpec, toMarkdown, toCsv } from '../../eval/report.js';
-import { sanityFlags } from '../../eval/sanity.js';
+import { sanityFlags } from '../../eval/sanity-flags.js';
 import { layersClassifier } from '../../models/classifier.js';
 import { gridModel, syntheticSet } from './fixtures.js';
 import { tmpDir } from '../helpers.js';

@@ -9,7 +9,7 @@ import { runGrid, worstCases, type CellResult, type EvalConfig, type EvalModel, 
 import { writeCell } from '../../eval/cells.js';
 import { cellProblem } from '../../eval/result-shape.js';
 import { toCsv, toHtml, toMarkdown, writeReports } from '../../eval/report.js';
-import { sanityFlags } from '../../eval/sanity.js';
+import { sanityFlags } from '../../eval/sanity-flags.js';
 import { readGrid } from '../../cli/eval-command.js';
 import { layersClassifier } from '../../models/classifier.js';
 import type { ImageSet } from '../../data/dataset.js';

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { worstCases, type CellResult, type GridResult, type ModelSummary } from '../../eval/grid.js';
 import { toCsv, toHtml, toMarkdown, writeReports } from '../../eval/report.js';
 import { parse } from 'csv-parse/sync';
-import { sanityFlags } from '../../eval/sanity.js';
+import { sanityFlags } from '../../eval/sanity-flags.js';
 import { robust } from '../cli/fixtures.js';
 import { tmpDir } from '../helpers.js';
 
