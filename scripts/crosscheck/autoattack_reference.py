@@ -163,8 +163,14 @@ def main():
     print(json.dumps(result, indent=2))
 
 
+def save(path, done):
+    with open(path + ".tmp", "w") as f:
+        json.dump(done, f)
+    os.replace(path + ".tmp", path)
+
+
 def cascade(a, model, x, y, correct, eps):
-    """AutoAttack's protocol, attack by attack, saving the robust mask after each (atomically)."""
+    """AutoAttack's protocol, attack by attack, saving the robust mask after each batch (atomically): a killed run resumes."""
     from autoattack import AutoAttack
 
     adversary = AutoAttack(model, norm=a.norm, eps=eps, version=a.cascade, device="cpu", seed=a.seed, verbose=False)
@@ -175,8 +181,18 @@ def cascade(a, model, x, y, correct, eps):
             robust = torch.tensor(done["after"][name]["robust"], dtype=torch.bool)
             continue
         t0 = time.time()
-        idx = robust.nonzero().squeeze(1)
-        for start in range(0, len(idx), a.bs):
+        # a run killed inside an attack continues at its next batch (the batches and seeds are the same)
+        partial = done.get("partial")
+        first = 0
+        if partial and partial["attack"] == name:
+            idx = torch.tensor(partial["robust_before"], dtype=torch.bool).nonzero().squeeze(1)
+            robust = torch.tensor(partial["robust"], dtype=torch.bool)
+            first = partial["next"]
+            t0 -= partial["seconds"]
+        else:
+            idx = robust.nonzero().squeeze(1)
+        before = robust.int().tolist() if first == 0 else partial["robust_before"]
+        for start in range(first, len(idx), a.bs):
             at = idx[start:start + a.bs]
             xb, yb = x[at].clone(), y[at].clone()
             if name in ("apgd-ce", "apgd-dlr"):
@@ -197,12 +213,14 @@ def cascade(a, model, x, y, correct, eps):
                 adv = adversary.square.perturb(xb, yb)
             with torch.no_grad():
                 robust[at[model(adv).argmax(1) != yb]] = False
+            if a.out:
+                done["partial"] = {"attack": name, "next": start + a.bs, "robust_before": before, "robust": robust.int().tolist(), "seconds": round(time.time() - t0, 1)}
+                save(a.out, done)
+        done.pop("partial", None)
         done["after"][name] = {"robust_acc": robust.sum().item() / a.n, "seconds": round(time.time() - t0, 1), "robust": robust.int().tolist()}
         print(json.dumps({name: {k: v for k, v in done["after"][name].items() if k != "robust"}}), file=sys.stderr, flush=True)
         if a.out:
-            with open(a.out + ".tmp", "w") as f:
-                json.dump(done, f)
-            os.replace(a.out + ".tmp", a.out)
+            save(a.out, done)
     print(json.dumps({"clean_acc": correct.float().mean().item(), **{k: v["robust_acc"] for k, v in done["after"].items()}}, indent=2))
 
 
