@@ -11,20 +11,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
-import { elementwise } from './wasm-elementwise.js';
-import { replaceWasmKernel } from './wasm-replace-kernel.js';
+import { elementwise, replaceWithElementwise } from './wasm-elementwise.js';
 
 export const RELU6_GRAD = 'RobustRelu6Grad';
 export const SIGMOID_GRAD = 'RobustSigmoidGrad';
-let stockRelu6: tf.KernelFunc | undefined;
-
-function relu6Kernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  const b = args.backend as WasmHeapBackend;
-  const kernels = x.dtype === 'float32' ? wasmKernelPool(b) : null;
-  if (!kernels) return stockRelu6!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-  return elementwise(b, kernels, 'relu6', x.shape, [x]);
-}
 
 /**
  * A wasm kernel computing `kernel(dy, t)` in one pass; null from `ready` where ours cannot run
@@ -48,7 +38,7 @@ function canRun(name: string, ...ts: tf.Tensor[]): boolean {
 
 /** Registers our Relu6 and the one-pass gradient kernels for wasm (idempotent). */
 export function registerWasmActivations(): void {
-  stockRelu6 = replaceWasmKernel('Relu6', relu6Kernel as tf.KernelFunc) ?? stockRelu6;
+  replaceWithElementwise('Relu6', 'relu6');
   for (const [name, kernel] of [[RELU6_GRAD, 'relu6_grad'], [SIGMOID_GRAD, 'sigmoid_grad']]) {
     if (!tf.getKernel(name, 'wasm')) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: gradKernel(kernel) as tf.KernelFunc });
   }

@@ -11,20 +11,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
-import { elementwise } from './wasm-elementwise.js';
+import { elementwise, replaceWithElementwise } from './wasm-elementwise.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
-import { replaceWasmKernel } from './wasm-replace-kernel.js';
 
 export const RELU_GRAD = 'RobustReluGrad';
-let stockRelu: tf.KernelFunc | undefined;
-
-function reluKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  const b = args.backend as WasmHeapBackend;
-  const kernels = x.dtype === 'float32' ? wasmKernelPool(b) : null;
-  if (!kernels) return stockRelu!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-  return elementwise(b, kernels, 'relu', x.shape, [x]);
-}
 
 /** dy · step(x) with tfjs's own Step and Multiply kernels. */
 function stockReluGrad(dy: tf.TensorInfo, x: tf.TensorInfo, backend: unknown): tf.TensorInfo {
@@ -42,7 +32,7 @@ function reluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; ba
 
 /** Registers our Relu and the one-pass ReLU gradient kernel for wasm (idempotent). */
 export function registerWasmRelu(): void {
-  stockRelu = replaceWasmKernel('Relu', reluKernel as tf.KernelFunc) ?? stockRelu;
+  replaceWithElementwise('Relu', 'relu');
   if (tf.getKernel(RELU_GRAD, 'wasm')) return;
   tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: reluGradKernel as tf.KernelFunc });
 }

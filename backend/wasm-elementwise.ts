@@ -1,6 +1,7 @@
 /** The runner shared by our elementwise wasm kernels (backend/kernels/elementwise.c). */
 import * as tf from '@tensorflow/tfjs';
-import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor } from './wasm-kernels.js';
+import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool } from './wasm-kernels.js';
+import { replaceWasmKernel } from './wasm-replace-kernel.js';
 import type { WasmKernelPool } from './wasm-kernel-pool.js';
 
 const ROW = 4096; // floats per row of the C kernels
@@ -21,4 +22,24 @@ export function elementwise(b: WasmHeapBackend, kernels: WasmKernelPool, name: s
     throw e;
   }
   return out;
+}
+
+const unaryKernels = new Map<string, tf.KernelFunc>();
+
+/**
+ * Puts elementwise kernel `kernel` in place of the stock wasm kernel `name` (a unary op: Relu,
+ * Relu6) for float32 inputs; the stock kernel serves where ours cannot run. Idempotent.
+ */
+export function replaceWithElementwise(name: string, kernel: string): void {
+  if (unaryKernels.has(name) && tf.getKernel(name, 'wasm')?.kernelFunc === unaryKernels.get(name)) return;
+  let stock: tf.KernelFunc | undefined;
+  const ours = ((args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const b = args.backend as WasmHeapBackend;
+    const kernels = x.dtype === 'float32' ? wasmKernelPool(b) : null;
+    if (!kernels) return stock!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    return elementwise(b, kernels, kernel, x.shape, [x]);
+  }) as tf.KernelFunc;
+  stock = replaceWasmKernel(name, ours);
+  unaryKernels.set(name, ours);
 }
