@@ -16,7 +16,7 @@ import { loadGraphLogits } from './graph-model.js';
 import { layersLogits, type LogitsSource } from './layers-logits.js';
 import { weightCount, type ModelFiles } from './model-bytes.js';
 import { modelMeta, type ModelMeta } from './model-meta.js';
-import { applyPreprocess, checkPreprocess, describePreprocess, isPixels, PIXELS, type Preprocess } from './preprocess.js';
+import { preprocessor, checkPreprocess, describePreprocess, isPixels, PIXELS, type Preprocess } from './preprocess.js';
 import { ZOO, countParams } from './zoo.js';
 
 export interface AnyModelOptions {
@@ -109,17 +109,21 @@ export async function modelFromFiles(location: string, files: ModelFiles, o: Any
       throw e;
     }
     const input = `${describePreprocess(p)}; ${g.note ?? 'logits: the graph\'s output'}`;
+    const prep = preprocessor(p);
     const classifier: Classifier = {
       numClasses: g.numClasses,
       randomized: false,
       statefulWeights: [],
       // A graph has no training mode: both modes run it as converted.
-      logits: (x) => tf.tidy(() => g.apply(applyPreprocess(x, p))),
+      logits: (x) => tf.tidy(() => g.apply(prep.apply(x))),
     };
     return {
       path: location, kind: 'graph', classifier, inputShape: g.inputShape, numClasses: g.numClasses, meta: {},
       fingerprint: keyOf(files.sha256, p, o.output, g.logitsNode), arch: 'graph-model', params: weightCount(files.specs), input, logits: g.source,
-      dispose: () => g.model.dispose(),
+      dispose: () => {
+        prep.dispose();
+        g.model.dispose();
+      },
     };
   }
   const model = await buildLayersModel(files);
@@ -135,17 +139,19 @@ export async function modelFromFiles(location: string, files: ModelFiles, o: Any
       head.dispose();
       throw new RobustError(`${files.jsonPath}: the model does not run in TF.js on this backend (${(e as Error).message.split('\n')[0]})`);
     }
+    const prep = preprocessor(p);
     const classifier: Classifier = {
       numClasses: head.numClasses,
       randomized: false,
       statefulWeights: model.nonTrainableWeights,
-      logits: (x, mode) => tf.tidy(() => head.apply(applyPreprocess(x, p), mode === 'train')),
+      logits: (x, mode) => tf.tidy(() => head.apply(prep.apply(x), mode === 'train')),
     };
     return {
       path: location, kind: 'layers', classifier, inputShape: [h, w, c], numClasses: head.numClasses, meta: {},
       fingerprint: keyOf(files.sha256, p, o.output, head.source), arch: model.name, params: countParams(model),
       input: `${describePreprocess(p)}; ${head.note ?? "logits: the model's outputs"}`, logits: head.source, layers: model,
       dispose: () => {
+        prep.dispose();
         head.dispose();
         model.dispose();
       },

@@ -69,14 +69,26 @@ export function describePreprocess(p: Preprocess): string {
   return parts.join(', ');
 }
 
-/** [0,1] pixels (NHWC) → what the model takes. Differentiable; the identity for PIXELS. */
-export function applyPreprocess(x: tf.Tensor4D, p: Preprocess): tf.Tensor4D {
-  if (isPixels(p)) return x;
-  return tf.tidy(() => {
-    const [lo, hi] = p.range;
-    let y: tf.Tensor = lo === 0 && hi === 1 ? x : x.mul(hi - lo).add(lo);
-    if (p.mean) y = y.sub(tf.tensor1d(p.mean));
-    if (p.std) y = y.div(tf.tensor1d(p.std));
-    return y as tf.Tensor4D;
-  });
+/** [0,1] pixels (NHWC) → what the model takes, with its per-channel constants made once; `dispose` frees them. */
+export interface Preprocessor {
+  apply(x: tf.Tensor4D): tf.Tensor4D;
+  dispose(): void;
+}
+
+/** The map for `p`: differentiable, the identity for PIXELS; the mean/std tensors live as long as it does, not one per call. */
+export function preprocessor(p: Preprocess): Preprocessor {
+  if (isPixels(p)) return { apply: (x) => x, dispose: () => {} };
+  const [lo, hi] = p.range;
+  const mean = p.mean ? tf.tensor1d(p.mean) : undefined;
+  const std = p.std ? tf.tensor1d(p.std) : undefined;
+  return {
+    apply: (x) =>
+      tf.tidy(() => {
+        let y: tf.Tensor = lo === 0 && hi === 1 ? x : x.mul(hi - lo).add(lo);
+        if (mean) y = y.sub(mean);
+        if (std) y = y.div(std);
+        return y as tf.Tensor4D;
+      }),
+    dispose: () => tf.dispose([mean, std].filter((t): t is tf.Tensor1D => t !== undefined)),
+  };
 }
