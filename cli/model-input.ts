@@ -6,7 +6,7 @@ import { check } from '../util/errors.js';
 import { modelMeta, type ModelMeta } from '../models/model-meta.js';
 import type { Classifier } from '../models/classifier.js';
 import { loadAnyModel, modelLocation, robustClassifier, type LoadedModel } from '../models/any-model.js';
-import { loadDataForModel } from '../eval/model-data.js';
+import { loadDataForModel, noteLoaded } from '../eval/model-data.js';
 import { parseInputRange, parseMean, parseStd, PIXELS, type Preprocess } from '../models/preprocess.js';
 
 export interface ModelCliOptions {
@@ -52,7 +52,7 @@ export const modelOptionsFrom = (o: ModelCliOptions) => ({ preprocess: preproces
 /** The model at `where` (zoo:NAME, a folder, a model.json, a run folder) as the commands attack it; notes go to stderr. */
 export async function loadModelFor(where: string, o: ModelCliOptions, seed?: number): Promise<LoadedModel> {
   const m = await loadAnyModel(where, { ...modelOptionsFrom(o), seed });
-  if (m.kind !== 'robust') console.error(`note: ${where}: ${m.kind === 'graph' ? 'GraphModel' : 'LayersModel'}, ${m.input}`);
+  noteLoaded(where, m);
   return m;
 }
 

@@ -26,6 +26,11 @@ export interface ModelDataOptions {
   note?: (line: string) => void;
 }
 
+/** For a model robust did not build, one line on what was loaded and how it is fed. */
+export function noteLoaded(where: string, m: LoadedModel, note: (line: string) => void = (l) => console.error(l)): void {
+  if (m.kind !== 'robust') note(`note: ${where}: ${m.kind === 'graph' ? 'GraphModel' : 'LayersModel'}, ${m.input}`);
+}
+
 /** The data `m` is evaluated on; `fit` describes how its test images were fitted to the model, when they were. */
 export async function loadDataForModel(m: LoadedModel, o: ModelDataOptions = {}): Promise<DataSplit & { fit?: string }> {
   const note = o.note ?? ((line: string) => console.error(line));
@@ -77,7 +82,7 @@ export async function loadGridModels(config: EvalConfig, o: GridModelOptions = {
     for (const location of config.models) {
       const m = await loadAnyModel(location, { ...o, seed: config.seed });
       loaded.push(m);
-      if (m.kind !== 'robust') (o.note ?? console.error)(`note: ${location}: ${m.kind === 'graph' ? 'GraphModel' : 'LayersModel'}, ${m.input}`);
+      noteLoaded(location, m, o.note);
       const data = await loadDataForModel(m, { ...o, data: config.data, limit: config.limit });
       check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
       dataName = data.name;
