@@ -5,9 +5,21 @@
  * place of util/platform.ts; nothing here reads files or starts processes.
  */
 export * as attacks from './attacks/index.js';
-export { initBrowserBackend, describeBrowserBackend, BROWSER_BACKENDS, type BrowserBackendInfo, type BrowserBackendName, type BrowserBackendOptions } from './backend/browser.js';
+export {
+  initBrowserBackend,
+  describeBrowserBackend,
+  BROWSER_BACKENDS,
+  type BrowserBackendInfo,
+  type BrowserBackendName,
+  type BrowserBackendOptions,
+} from './backend/browser.js';
 export { modelFilesFromBytes, type ModelFiles } from './models/model-bytes.js';
-export { modelFromFiles, checkLogits, type AnyModelOptions, type LoadedModel } from './models/model-from-files.js';
+export {
+  modelFromFiles,
+  checkLogits,
+  type AnyModelOptions,
+  type LoadedModel,
+} from './models/model-from-files.js';
 export { PIXELS, describePreprocess, type Preprocess } from './models/preprocess.js';
 export type { Classifier } from './models/classifier.js';
 export { take, imageSetFingerprint, type ImageSet } from './data/dataset.js';
@@ -15,7 +27,16 @@ export { parseIdxBytes, idxImageSet, FASHION_CLASSES } from './data/idx.js';
 export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
 export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';
-export { runGridIn, memoryCellStore, worstCases, type CellStore, type EvalConfig, type EvalModel, type GridResult, type CellResult } from './eval/grid-core.js';
+export {
+  runGridIn,
+  memoryCellStore,
+  worstCases,
+  type CellStore,
+  type EvalConfig,
+  type EvalModel,
+  type GridResult,
+  type CellResult,
+} from './eval/grid-core.js';
 export { parseEvalConfig } from './eval/config.js';
 export { evalModel } from './eval/eval-model.js';
 export { toCsv, toMarkdown, toHtml, reportFiles } from './eval/report-core.js';

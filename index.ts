@@ -2,16 +2,40 @@
 export * as attacks from './attacks/index.js';
 export * as evaluation from './eval/index.js';
 export { initBackend, describeBackend } from './backend/index.js';
-export { loadData, loadData as loadImages, prepareData, parseDataSpec, DATASETS, type DataSpec, type LoadOptions } from './data/index.js';
+export {
+  loadData,
+  loadData as loadImages,
+  prepareData,
+  parseDataSpec,
+  DATASETS,
+  type DataSpec,
+  type LoadOptions,
+} from './data/index.js';
 export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
 export { createModel, ZOO } from './models/zoo.js';
 export { loadModel, modelFingerprint, saveCheckpoint } from './models/checkpoint.js';
 export { loadPretrained, pretrainedEntries, type PretrainedEntry } from './models/pretrained.js';
 export { foldedClassifier } from './models/fold.js';
-export { asClassifier, layersClassifier, type Classifier, type ModelMode } from './models/classifier.js';
-export { loadAnyModel, checkLogits, type AnyModelOptions, type LoadedModel } from './models/any-model.js';
+export {
+  asClassifier,
+  layersClassifier,
+  type Classifier,
+  type ModelMode,
+} from './models/classifier.js';
+export {
+  loadAnyModel,
+  checkLogits,
+  type AnyModelOptions,
+  type LoadedModel,
+} from './models/any-model.js';
 export { PIXELS, describePreprocess, type Preprocess } from './models/preprocess.js';
-export { take, withClassCount, imageSetFingerprint, type ImageSet, type DataSplit } from './data/dataset.js';
+export {
+  take,
+  withClassCount,
+  imageSetFingerprint,
+  type ImageSet,
+  type DataSplit,
+} from './data/dataset.js';
 export { noisyClassifier } from './defenses/noise-injection.js';
 export { parseDefenses, defenseConfig, type DefenseConfig } from './defenses/defense.js';
 export { train, type TrainConfig } from './train/trainer.js';

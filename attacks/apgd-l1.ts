@@ -31,12 +31,21 @@ interface L1Run {
 }
 
 /** One L1-APGD run at `eps` from `start` (already in the ball ∩ box), or from a random start. */
-async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: number, success: Criterion, start?: tf.Tensor4D): Promise<L1Run> {
+async function l1Run(
+  ctx: RunContext,
+  setup: GradientSetup,
+  eps: number,
+  steps: number,
+  success: Criterion,
+  start?: tf.Tensor4D,
+): Promise<L1Run> {
   const { x } = ctx;
   const n = x.shape[0];
   const d = x.size / n;
   const interval = Math.max(Math.floor(0.04 * steps), 1);
-  let xAdv = start ? (start.clipByValue(0, 1) as tf.Tensor4D) : startingPoint(l1, x, eps, true, ctx.seed());
+  let xAdv = start
+    ? (start.clipByValue(0, 1) as tf.Tensor4D)
+    : startingPoint(l1, x, eps, true, ctx.seed());
   const first = startRun(ctx, setup, xAdv, success);
   const tracker = first.tracker;
   let grad = first.grad;
@@ -44,12 +53,16 @@ async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: 
     step: tf.fill([n, 1, 1, 1], eps) as tf.Tensor4D,
     ...first.best,
     // a given start sets the sparsity it has; a random one starts at 20% of the coordinates
-    topk: start ? (tf.tidy(() => l0(xAdv, x).div(d * 1.5)) as tf.Tensor1D) : (tf.fill([n], 0.2) as tf.Tensor1D),
+    topk: start
+      ? (tf.tidy(() => l0(xAdv, x).div(d * 1.5)) as tf.Tensor1D)
+      : (tf.fill([n], 0.2) as tf.Tensor1D),
     spOld: start ? l0(xAdv, x) : (tf.fill([n], d) as tf.Tensor1D),
   };
   first.loss.dispose();
   for (let i = 0; i < steps; i++) {
-    const moved = tf.tidy(() => projectToBall(l1, x, xAdv.add(sparseSign(grad, s.topk).mul(s.step)) as tf.Tensor4D, eps));
+    const moved = tf.tidy(() =>
+      projectToBall(l1, x, xAdv.add(sparseSign(grad, s.topk).mul(s.step)) as tf.Tensor4D, eps),
+    );
     xAdv.dispose();
     xAdv = moved;
     grad.dispose();
@@ -61,7 +74,9 @@ async function l1Run(ctx: RunContext, setup: GradientSetup, eps: number, steps: 
       if (!atCheck) return { s: u };
       const spCurr = l0(u.xBest, x);
       const sparser = spCurr.div(s.spOld).less(0.95); // 0/0 is NaN: not sparser, as in the reference
-      const step = tf.where(sparser.reshape([-1, 1, 1, 1]), tf.fill(u.step.shape, eps), u.step.div(1.5)).clipByValue(eps / 10, eps) as tf.Tensor4D;
+      const step = tf
+        .where(sparser.reshape([-1, 1, 1, 1]), tf.fill(u.step.shape, eps), u.step.div(1.5))
+        .clipByValue(eps / 10, eps) as tf.Tensor4D;
       const m = exampleMask(sparser, xAdv);
       return {
         s: { ...u, step, topk: spCurr.div(d * 1.5) as tf.Tensor1D, spOld: spCurr },
@@ -88,7 +103,14 @@ export function largeEpsIterations(steps: number): number[] {
  * L1-APGD at `budget`: one run from a random start, or with `largeEps` AutoAttack's 3·eps, 2·eps,
  * eps schedule. With fewer than 3 steps there is no schedule to split them into: one run at eps.
  */
-export async function apgdL1Run(ctx: RunContext, setup: GradientSetup, budget: number, steps: number, success: Criterion = isSuccess, largeEps = true): Promise<RunResult> {
+export async function apgdL1Run(
+  ctx: RunContext,
+  setup: GradientSetup,
+  budget: number,
+  steps: number,
+  success: Criterion = isSuccess,
+  largeEps = true,
+): Promise<RunResult> {
   const { x } = ctx;
   const epsAt = (k: number) => usableBudget('l1', x.shape, k * budget).eps;
   if (!largeEps || steps < 3) {
@@ -98,7 +120,14 @@ export async function apgdL1Run(ctx: RunContext, setup: GradientSetup, budget: n
   }
   const iterations = largeEpsIterations(steps);
   // the schedule's start: a Gaussian draw projected onto the 3·eps ball ∩ box
-  let start = tf.tidy(() => projectToBall(l1, x, x.add(tf.randomNormal(x.shape, 0, 1, 'float32', ctx.seed())) as tf.Tensor4D, epsAt(3)));
+  let start = tf.tidy(() =>
+    projectToBall(
+      l1,
+      x,
+      x.add(tf.randomNormal(x.shape, 0, 1, 'float32', ctx.seed())) as tf.Tensor4D,
+      epsAt(3),
+    ),
+  );
   let last: RunResult | undefined;
   for (const [k, stage] of [3, 2, 1].entries()) {
     const eps = epsAt(stage);

@@ -7,7 +7,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { check } from '../util/errors.js';
-import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
+import {
+  checkNumber,
+  commonInfo,
+  defineAttack,
+  type Attack,
+  type CommonOptions,
+} from './attack.js';
 import { apgdNormRun, apgdSettings } from './apgd.js';
 import { misclassified, objective } from './losses.js';
 import { withRestarts } from './iterative.js';
@@ -24,22 +30,49 @@ export interface ApgdTargetedOptions extends CommonOptions {
 
 /** Per row, the index of the k-th largest logit (k = 1: the predicted class). */
 export function kthLargestClass(logits: tf.Tensor2D, k: number): tf.Tensor1D {
-  return tf.tidy(() => tf.topk(logits, k).indices.slice([0, k - 1], [-1, 1]).reshape([-1]) as tf.Tensor1D);
+  return tf.tidy(
+    () =>
+      tf
+        .topk(logits, k)
+        .indices.slice([0, k - 1], [-1, 1])
+        .reshape([-1]) as tf.Tensor1D,
+  );
 }
 
-export function apgdTargeted(model: tf.LayersModel | Classifier, o: ApgdTargetedOptions = {}): Attack {
-  check(o.targeted === undefined, 'apgd-t chooses its own targets (the most likely wrong classes): use --targeted with pgd or apgd-ce/dlr');
+export function apgdTargeted(
+  model: tf.LayersModel | Classifier,
+  o: ApgdTargetedOptions = {},
+): Attack {
+  check(
+    o.targeted === undefined,
+    'apgd-t chooses its own targets (the most likely wrong classes): use --targeted with pgd or apgd-ce/dlr',
+  );
   const base = commonInfo('apgd-t', o, 'dlr');
   const steps = o.steps ?? 100;
   checkNumber('steps', steps, { positive: true, integer: true });
   const targetClasses = o.targetClasses ?? 9;
   checkNumber('target classes', targetClasses, { positive: true, integer: true });
   const settings = apgdSettings(base.norm, o);
-  const info = { ...base, steps, restarts: 1, targetClasses, randomStart: true, ...(settings.largeEps !== undefined ? { largeEps: settings.largeEps } : {}) };
+  const info = {
+    ...base,
+    steps,
+    restarts: 1,
+    targetClasses,
+    randomStart: true,
+    ...(settings.largeEps !== undefined ? { largeEps: settings.largeEps } : {}),
+  };
   return defineAttack(model, info, async (ctx) => {
     const { classifier } = ctx;
-    check(classifier.numClasses >= 4, `apgd-t (targeted DLR loss) needs at least 4 classes, the model has ${classifier.numClasses}`);
-    const setup = { classifier, objective: objective('dlr'), mode: info.mode, eotSamples: info.eotSamples };
+    check(
+      classifier.numClasses >= 4,
+      `apgd-t (targeted DLR loss) needs at least 4 classes, the model has ${classifier.numClasses}`,
+    );
+    const setup = {
+      classifier,
+      objective: objective('dlr'),
+      mode: info.mode,
+      eotSamples: info.eotSamples,
+    };
     // With fewer classes than targets asked for, every wrong class is targeted once.
     const rounds = Math.min(targetClasses, classifier.numClasses - 1);
     const r = await withRestarts(ctx, rounds, async (c, round) => {

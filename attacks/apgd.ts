@@ -7,14 +7,27 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
+import {
+  checkNumber,
+  commonInfo,
+  defineAttack,
+  type Attack,
+  type CommonOptions,
+  type RunContext,
+} from './attack.js';
 import { evaluateForward, type GradientSetup } from './gradient.js';
 import { isSuccess, objective, type Criterion, type LossName } from './losses.js';
 import { lpNorm, usableBudget, type LpNorm, type NormName } from './norms.js';
 import { apgdL1Run } from './apgd-l1.js';
 import { adoptUpdate, evaluateStep, improveBest, startRun, type StepUpdate } from './apgd-state.js';
 import { check } from '../util/errors.js';
-import { exampleMask, projectToBall, startingPoint, withRestarts, type RunResult } from './iterative.js';
+import {
+  exampleMask,
+  projectToBall,
+  startingPoint,
+  withRestarts,
+  type RunResult,
+} from './iterative.js';
 import { yieldToEventLoop } from '../util/platform.js';
 
 export interface ApgdOptions extends CommonOptions {
@@ -30,15 +43,28 @@ export interface ApgdOptions extends CommonOptions {
 }
 
 /** The APGD settings shared by APGD-CE/DLR and APGD-T: rho for Linf/L2, the schedule for L1. */
-export function apgdSettings(norm: string, o: { rho?: number; largeEps?: boolean }): { rho: number; largeEps?: boolean } {
+export function apgdSettings(
+  norm: string,
+  o: { rho?: number; largeEps?: boolean },
+): { rho: number; largeEps?: boolean } {
   const rho = o.rho ?? 0.75;
   checkNumber('rho', rho, { min: 0 });
-  check(o.largeEps === undefined || norm === 'l1', 'largeEps (the decreasing-eps schedule) is part of L1-APGD only');
+  check(
+    o.largeEps === undefined || norm === 'l1',
+    'largeEps (the decreasing-eps schedule) is part of L1-APGD only',
+  );
   return norm === 'l1' ? { rho, largeEps: o.largeEps ?? true } : { rho };
 }
 
 /** One APGD run (from a random start) in the attack's norm: L1 has its own sparse algorithm. */
-export function apgdNormRun(ctx: RunContext, setup: GradientSetup, info: { norm: NormName; eps: number }, steps: number, s: { rho: number; largeEps?: boolean }, success: Criterion = isSuccess): Promise<RunResult> {
+export function apgdNormRun(
+  ctx: RunContext,
+  setup: GradientSetup,
+  info: { norm: NormName; eps: number },
+  steps: number,
+  s: { rho: number; largeEps?: boolean },
+  success: Criterion = isSuccess,
+): Promise<RunResult> {
   if (info.norm === 'l1') return apgdL1Run(ctx, setup, info.eps, steps, success, s.largeEps);
   return apgdRun(ctx, setup, lpNorm(info.norm), info.eps, steps, s.rho, success);
 }
@@ -53,9 +79,16 @@ export function apgdCheckpoints(steps: number): number[] {
   return out;
 }
 
-
 /** One APGD run from a random start; `success` decides which points count as adversarial (default: `isSuccess`). */
-export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNorm, budget: number, steps: number, rho: number, success: Criterion = isSuccess): Promise<RunResult> {
+export async function apgdRun(
+  ctx: RunContext,
+  setup: GradientSetup,
+  norm: LpNorm,
+  budget: number,
+  steps: number,
+  rho: number,
+  success: Criterion = isSuccess,
+): Promise<RunResult> {
   const { x, y, targets } = ctx;
   const { eps } = usableBudget(norm.name, x.shape, budget);
   const n = x.shape[0];
@@ -78,8 +111,15 @@ export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNor
   for (let i = 0; i < steps; i++) {
     const a = i > 0 ? 0.75 : 1;
     const moved = tf.tidy(() => {
-      const z = projectToBall(norm, x, xAdv.add(norm.normalize(grad).mul(s.step)) as tf.Tensor4D, eps);
-      const withMomentum = xAdv.add(z.sub(xAdv).mul(a)).add(xAdv.sub(xPrev).mul(1 - a)) as tf.Tensor4D;
+      const z = projectToBall(
+        norm,
+        x,
+        xAdv.add(norm.normalize(grad).mul(s.step)) as tf.Tensor4D,
+        eps,
+      );
+      const withMomentum = xAdv
+        .add(z.sub(xAdv).mul(a))
+        .add(xAdv.sub(xPrev).mul(1 - a)) as tf.Tensor4D;
       return projectToBall(norm, x, withMomentum, eps);
     });
     xPrev.dispose();
@@ -98,7 +138,9 @@ export async function apgdRun(ctx: RunContext, setup: GradientSetup, norm: LpNor
       };
       if (!atCheck) return { s: u };
       const oscillating = u.increases.lessEqual(sinceCheck * rho);
-      const stalled = u.reducedAtCheck.logicalNot().logicalAnd(s.lossBestAtCheck.greaterEqual(u.lossBest));
+      const stalled = u.reducedAtCheck
+        .logicalNot()
+        .logicalAnd(s.lossBestAtCheck.greaterEqual(u.lossBest));
       const halve = oscillating.logicalOr(stalled);
       const m = exampleMask(halve, xAdv);
       return {
@@ -134,10 +176,23 @@ export function apgd(model: tf.LayersModel | Classifier, o: ApgdOptions = {}): A
   const restarts = o.restarts ?? 1;
   checkNumber('restarts', restarts, { positive: true, integer: true });
   const settings = apgdSettings(base.norm, o);
-  const info = { ...base, steps, restarts, randomStart: true, ...(settings.largeEps !== undefined ? { largeEps: settings.largeEps } : {}) };
+  const info = {
+    ...base,
+    steps,
+    restarts,
+    randomStart: true,
+    ...(settings.largeEps !== undefined ? { largeEps: settings.largeEps } : {}),
+  };
   return defineAttack(model, info, async (ctx) => {
-    const setup = { classifier: ctx.classifier, objective: objective(loss), mode: info.mode, eotSamples: info.eotSamples };
-    const r = await withRestarts(ctx, restarts, (c) => apgdNormRun(c, setup, info, steps, settings));
+    const setup = {
+      classifier: ctx.classifier,
+      objective: objective(loss),
+      mode: info.mode,
+      eotSamples: info.eotSamples,
+    };
+    const r = await withRestarts(ctx, restarts, (c) =>
+      apgdNormRun(c, setup, info, steps, settings),
+    );
     r.value.dispose();
     r.success.dispose();
     return r.adv;

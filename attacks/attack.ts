@@ -75,7 +75,11 @@ export interface RunContext {
 /** The budgets of the usual CIFAR-10 benchmarks: RobustBench's Linf and L2, Croce & Hein 2021's L1. */
 export const DEFAULT_EPS: Record<NormName, number> = { linf: 8 / 255, l2: 0.5, l1: 12 };
 
-export function checkNumber(name: string, v: number, opts: { min?: number; positive?: boolean; integer?: boolean } = {}): void {
+export function checkNumber(
+  name: string,
+  v: number,
+  opts: { min?: number; positive?: boolean; integer?: boolean } = {},
+): void {
   check(Number.isFinite(v), `${name} must be a finite number, got ${v}`);
   if (opts.integer) check(Number.isInteger(v), `${name} must be an integer, got ${v}`);
   if (opts.positive) check(v > 0, `${name} must be > 0, got ${v}`);
@@ -107,13 +111,19 @@ export function commonInfo(name: string, o: CommonOptions, loss: LossName = 'ce'
 /** Checks that x is a finite image batch in [0,1] matching y. */
 function checkInputs(x: tf.Tensor4D, y: tf.Tensor1D): void {
   check(x.rank === 4, `images must be a 4-D NHWC batch, got shape [${x.shape}]`);
-  check(y.rank === 1 && y.shape[0] === x.shape[0], `labels must be [${x.shape[0]}], got [${y.shape}]`);
+  check(
+    y.rank === 1 && y.shape[0] === x.shape[0],
+    `labels must be [${x.shape[0]}], got [${y.shape}]`,
+  );
   check(y.dtype === 'int32', `labels must be int32, got ${y.dtype}`);
   const range = tf.tidy(() => tf.stack([x.min(), x.max()]));
   const [lo, hi] = range.dataSync();
   range.dispose();
   check(Number.isFinite(lo) && Number.isFinite(hi), 'images contain NaN or infinite pixels');
-  check(lo >= 0 && hi <= 1, `pixels must lie in [0,1] (got ${lo.toFixed(3)}…${hi.toFixed(3)}): attacks work in pixel space`);
+  check(
+    lo >= 0 && hi <= 1,
+    `pixels must lie in [0,1] (got ${lo.toFixed(3)}…${hi.toFixed(3)}): attacks work in pixel space`,
+  );
 }
 
 /** Wraps an attack's `run` with the shared checks, targeting and model mode. */
@@ -123,27 +133,60 @@ export function defineAttack(
   run: (ctx: RunContext) => Promise<tf.Tensor4D>,
 ): Attack {
   const classifier = asClassifier(model);
-  if (info.loss === 'dlr') check(classifier.numClasses >= (info.targeted !== undefined ? 4 : 3), `${info.name} (DLR loss) needs at least ${info.targeted !== undefined ? 4 : 3} classes`);
+  if (info.loss === 'dlr')
+    check(
+      classifier.numClasses >= (info.targeted !== undefined ? 4 : 3),
+      `${info.name} (DLR loss) needs at least ${info.targeted !== undefined ? 4 : 3} classes`,
+    );
   if (typeof info.targeted === 'number') {
-    check(Number.isInteger(info.targeted) && info.targeted >= 0 && info.targeted < classifier.numClasses, `target class ${info.targeted} does not exist: the model has ${classifier.numClasses} classes`);
+    check(
+      Number.isInteger(info.targeted) &&
+        info.targeted >= 0 &&
+        info.targeted < classifier.numClasses,
+      `target class ${info.targeted} does not exist: the model has ${classifier.numClasses} classes`,
+    );
   }
   let rng = new Rng(info.seed ^ 0x2545f491);
-  const attack = async (x: tf.Tensor4D, y: tf.Tensor1D, call: AttackCall = {}): Promise<tf.Tensor4D> => {
+  const attack = async (
+    x: tf.Tensor4D,
+    y: tf.Tensor1D,
+    call: AttackCall = {},
+  ): Promise<tf.Tensor4D> => {
     checkInputs(x, y);
-    if (call.targets) check(call.targets.shape[0] === x.shape[0] && call.targets.dtype === 'int32', 'targets must be int32 with one entry per image');
+    if (call.targets)
+      check(
+        call.targets.shape[0] === x.shape[0] && call.targets.dtype === 'int32',
+        'targets must be int32 with one entry per image',
+      );
     return inMode(classifier, info.mode, async () => {
       const chosen =
         !call.targets && info.targeted !== undefined
-          ? chooseTargets(info.targeted, y, () => classifier.logits(x, info.mode), classifier.numClasses, rng)
+          ? chooseTargets(
+              info.targeted,
+              y,
+              () => classifier.logits(x, info.mode),
+              classifier.numClasses,
+              rng,
+            )
           : undefined;
       try {
-        return await run({ classifier, x, y, targets: call.targets ?? chosen, seed: () => rng.seed() });
+        return await run({
+          classifier,
+          x,
+          y,
+          targets: call.targets ?? chosen,
+          seed: () => rng.seed(),
+        });
       } finally {
         chosen?.dispose();
       }
     });
   };
   return Object.defineProperties(Object.assign(attack, { info: Object.freeze({ ...info }) }), {
-    randomState: { enumerable: true, get: () => rng.state, set: (state: number) => void (rng = Rng.fromState(state)) },
+    randomState: {
+      enumerable: true,
+      get: () => rng.state,
+      set: (state: number) => void (rng = Rng.fromState(state)),
+    },
   }) as Attack;
 }

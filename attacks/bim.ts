@@ -4,6 +4,9 @@ import type { Classifier } from '../models/classifier.js';
 import type { Attack } from './attack.js';
 import { pgd, type PgdOptions } from './pgd.js';
 
-export function bim(model: tf.LayersModel | Classifier, o: Omit<PgdOptions, 'randomStart' | 'momentum'> = {}): Attack {
+export function bim(
+  model: tf.LayersModel | Classifier,
+  o: Omit<PgdOptions, 'randomStart' | 'momentum'> = {},
+): Attack {
   return pgd(model, { ...o, randomStart: false }, 'bim');
 }

@@ -18,7 +18,12 @@ export type FabNorm = NormName;
  * The smallest p ≥ 0 with Σ_i slope_i·min(p, breakpoint_i) = c (a nondecreasing piecewise-linear
  * function), scanning the breakpoints in order; Infinity when even p = ∞ falls short.
  */
-function levelCrossing(idx: number[], breakpoint: (i: number) => number, slope: (i: number) => number, c: number): number {
+function levelCrossing(
+  idx: number[],
+  breakpoint: (i: number) => number,
+  slope: (i: number) => number,
+  c: number,
+): number {
   idx.sort((i, j) => breakpoint(i) - breakpoint(j));
   let reached = 0; // Σ slope·breakpoint over the coordinates already at their breakpoint
   let rate = idx.reduce((s, i) => s + slope(i), 0);
@@ -31,7 +36,13 @@ function levelCrossing(idx: number[], breakpoint: (i: number) => number, slope: 
 }
 
 /** δ for one point t, hyperplane (w, b); written into `out` (length d). */
-export function projectOntoHalfspace(norm: FabNorm, t: Float32Array, w: Float32Array, b: number, out: Float32Array): void {
+export function projectOntoHalfspace(
+  norm: FabNorm,
+  t: Float32Array,
+  w: Float32Array,
+  b: number,
+  out: Float32Array,
+): void {
   const d = t.length;
   let c = -b;
   for (let i = 0; i < d; i++) c += w[i] * t[i];
@@ -49,8 +60,14 @@ export function projectOntoHalfspace(norm: FabNorm, t: Float32Array, w: Float32A
   if (norm === 'linf' || norm === 'l2') {
     // Linf: Σ|w_i|·min(λ, room_i) = c; L2: Σ w_i²·min(α, room_i/|w_i|) = c — one search, other breakpoints and slopes
     const linf = norm === 'linf';
-    const at = levelCrossing(idx, (i) => (linf ? room(i) : room(i) / Math.abs(ws(i))), (i) => (linf ? Math.abs(ws(i)) : ws(i) * ws(i)), c);
-    for (const i of idx) out[i] = -Math.sign(ws(i)) * Math.min(linf ? at : at * Math.abs(ws(i)), room(i));
+    const at = levelCrossing(
+      idx,
+      (i) => (linf ? room(i) : room(i) / Math.abs(ws(i))),
+      (i) => (linf ? Math.abs(ws(i)) : ws(i) * ws(i)),
+      c,
+    );
+    for (const i of idx)
+      out[i] = -Math.sign(ws(i)) * Math.min(linf ? at : at * Math.abs(ws(i)), room(i));
   } else {
     idx.sort((i, j) => Math.abs(ws(j)) - Math.abs(ws(i)));
     let gap = c;

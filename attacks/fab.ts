@@ -12,7 +12,14 @@ import * as tf from '@tensorflow/tfjs';
 import type { Classifier, ModelMode } from '../models/classifier.js';
 import { check } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
+import {
+  checkNumber,
+  commonInfo,
+  defineAttack,
+  type Attack,
+  type CommonOptions,
+  type RunContext,
+} from './attack.js';
 import { kthLargestClass } from './apgd-targeted.js';
 import { projectOntoHalfspace, type FabNorm } from './fab-projections.js';
 import { withRestarts, type RunResult } from './iterative.js';
@@ -54,13 +61,19 @@ function rowNorm(norm: FabNorm, v: Float32Array, from: number, d: number): numbe
 }
 
 /** The dual norm's ‖g‖_q, which turns a logit gap into a distance to the linearized boundary. */
-const dualNorm = (norm: FabNorm, g: Float32Array, from: number, d: number) => rowNorm(norm === 'linf' ? 'l1' : norm === 'l1' ? 'linf' : 'l2', g, from, d);
+const dualNorm = (norm: FabNorm, g: Float32Array, from: number, d: number) =>
+  rowNorm(norm === 'linf' ? 'l1' : norm === 'l1' ? 'linf' : 'l2', g, from, d);
 
 /**
  * Per example, the boundary FAB projects onto: f_l − f_y and its input gradient for the class l
  * with the nearest linearized boundary (or the target class), as host arrays.
  */
-function nearestBoundary(r: FabRun, x: tf.Tensor4D, y: tf.Tensor1D, targets: tf.Tensor1D | undefined): { gap: Float32Array; grad: Float32Array } {
+function nearestBoundary(
+  r: FabRun,
+  x: tf.Tensor4D,
+  y: tf.Tensor1D,
+  targets: tf.Tensor1D | undefined,
+): { gap: Float32Array; grad: Float32Array } {
   const n = x.shape[0];
   const d = x.size / n;
   const classes = targets ? [-1] : Array.from({ length: r.classifier.numClasses }, (_, k) => k);
@@ -68,7 +81,10 @@ function nearestBoundary(r: FabRun, x: tf.Tensor4D, y: tf.Tensor1D, targets: tf.
   const grads: Float32Array[] = [];
   for (const k of classes) {
     const [gap, grad] = tf.tidy(() => {
-      const other = (z: tf.Tensor2D) => (k < 0 ? z.mul(tf.oneHot(targets!, z.shape[1])).sum(1) : z.slice([0, k], [-1, 1]).reshape([-1]));
+      const other = (z: tf.Tensor2D) =>
+        k < 0
+          ? z.mul(tf.oneHot(targets!, z.shape[1])).sum(1)
+          : z.slice([0, k], [-1, 1]).reshape([-1]);
       let diff: tf.Tensor | undefined;
       const g = tf.grad((xi: tf.Tensor) => {
         const z = r.classifier.logits(xi as tf.Tensor4D, r.mode);
@@ -101,18 +117,28 @@ function nearestBoundary(r: FabRun, x: tf.Tensor4D, y: tf.Tensor1D, targets: tf.
 }
 
 /** One FAB run on the examples of `ctx`; `randomStart` starts at a random point of norm eps/2. */
-async function fabRun(ctx: RunContext, r: FabRun, targets: tf.Tensor1D | undefined, randomStart: boolean): Promise<RunResult> {
+async function fabRun(
+  ctx: RunContext,
+  r: FabRun,
+  targets: tf.Tensor1D | undefined,
+  randomStart: boolean,
+): Promise<RunResult> {
   const { x, y } = ctx;
   const n = x.shape[0];
   const d = x.size / n;
   const x0 = x.dataSync() as Float32Array;
-  let x1 = Float32Array.from(x0);
+  const x1 = Float32Array.from(x0);
   if (randomStart) {
     const rng = new Rng(ctx.seed());
     for (let i = 0; i < n; i++) {
-      const noise = Float32Array.from({ length: d }, () => (r.norm === 'linf' ? 2 * rng.next() - 1 : Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next())));
+      const noise = Float32Array.from({ length: d }, () =>
+        r.norm === 'linf'
+          ? 2 * rng.next() - 1
+          : Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next()),
+      );
       const scale = (0.5 * r.eps) / rowNorm(r.norm, noise, 0, d);
-      for (let j = 0; j < d; j++) x1[i * d + j] = Math.min(1, Math.max(0, x0[i * d + j] + scale * noise[j]));
+      for (let j = 0; j < d; j++)
+        x1[i * d + j] = Math.min(1, Math.max(0, x0[i * d + j] + scale * noise[j]));
     }
   }
   const best = new Float64Array(n).fill(Infinity); // smallest adversarial perturbation found
@@ -136,9 +162,18 @@ async function fabRun(ctx: RunContext, r: FabRun, targets: tf.Tensor1D | undefin
       const a1 = Math.max(rowNorm(r.norm, d1, 0, d), 1e-8);
       const a2 = Math.max(rowNorm(r.norm, d2, 0, d), 1e-8);
       const alpha = Math.min(Math.max(a1 / (a1 + a2), 0), r.alphaMax);
-      for (let j = 0; j < d; j++) x1[o + j] = Math.min(1, Math.max(0, (x1[o + j] + r.eta * d1[j]) * (1 - alpha) + (x0[o + j] + r.eta * d2[j]) * alpha));
+      for (let j = 0; j < d; j++)
+        x1[o + j] = Math.min(
+          1,
+          Math.max(
+            0,
+            (x1[o + j] + r.eta * d1[j]) * (1 - alpha) + (x0[o + j] + r.eta * d2[j]) * alpha,
+          ),
+        );
     }
-    const pred = tf.tidy(() => r.classifier.logits(tf.tensor4d(x1, x.shape), r.mode).argMax(1).dataSync());
+    const pred = tf.tidy(() =>
+      r.classifier.logits(tf.tensor4d(x1, x.shape), r.mode).argMax(1).dataSync(),
+    );
     for (let i = 0; i < n; i++) {
       if (pred[i] === labels[i]) continue;
       const o = i * d;
@@ -163,30 +198,61 @@ async function fabRun(ctx: RunContext, r: FabRun, targets: tf.Tensor1D | undefin
 }
 
 export function fab(model: tf.LayersModel | Classifier, o: FabOptions = {}): Attack {
-  check(o.targeted === undefined, 'fab chooses its own targets with targetClasses (FAB-T): --targeted does not apply');
+  check(
+    o.targeted === undefined,
+    'fab chooses its own targets with targetClasses (FAB-T): --targeted does not apply',
+  );
   const targetClasses = o.targetClasses;
   const base = commonInfo(targetClasses ? 'fab-t' : 'fab', o);
-  check(base.eotSamples === 1, 'fab does not average gradients over samples: use apgd-ce/apgd-dlr with EOT for randomized models');
+  check(
+    base.eotSamples === 1,
+    'fab does not average gradients over samples: use apgd-ce/apgd-dlr with EOT for randomized models',
+  );
   const steps = o.steps ?? 100;
   checkNumber('steps', steps, { positive: true, integer: true });
   const restarts = o.restarts ?? 1;
   checkNumber('restarts', restarts, { positive: true, integer: true });
-  if (targetClasses !== undefined) checkNumber('target classes', targetClasses, { positive: true, integer: true });
+  if (targetClasses !== undefined)
+    checkNumber('target classes', targetClasses, { positive: true, integer: true });
   const alphaMax = o.alphaMax ?? 0.1;
   const eta = o.eta ?? 1.05;
   const beta = o.beta ?? 0.9;
-  for (const [k, v] of [['alphaMax', alphaMax], ['eta', eta], ['beta', beta]] as const) checkNumber(k, v, { positive: true });
-  const info = { ...base, steps, restarts, ...(targetClasses ? { targetClasses } : {}), randomStart: restarts > 1 };
+  for (const [k, v] of [
+    ['alphaMax', alphaMax],
+    ['eta', eta],
+    ['beta', beta],
+  ] as const)
+    checkNumber(k, v, { positive: true });
+  const info = {
+    ...base,
+    steps,
+    restarts,
+    ...(targetClasses ? { targetClasses } : {}),
+    randomStart: restarts > 1,
+  };
   return defineAttack(model, info, async (ctx) => {
     const { classifier } = ctx;
     const { eps } = usableBudget(info.norm, ctx.x.shape, info.eps);
-    const r: FabRun = { classifier, mode: info.mode, norm: info.norm, eps, steps, alphaMax, eta, beta };
+    const r: FabRun = {
+      classifier,
+      mode: info.mode,
+      norm: info.norm,
+      eps,
+      steps,
+      alphaMax,
+      eta,
+      beta,
+    };
     // FAB-T: one run per target class (restarts each); FAB: restarts, the first from the clean image
-    const rounds = targetClasses ? Math.min(targetClasses, classifier.numClasses - 1) * restarts : restarts;
+    const rounds = targetClasses
+      ? Math.min(targetClasses, classifier.numClasses - 1) * restarts
+      : restarts;
     const res = await withRestarts(ctx, rounds, async (c, round) => {
       const random = round % restarts > 0;
       if (!targetClasses) return fabRun(c, r, undefined, random);
-      const targets = tf.tidy(() => kthLargestClass(classifier.logits(c.x, info.mode), Math.floor(round / restarts) + 2));
+      const targets = tf.tidy(() =>
+        kthLargestClass(classifier.logits(c.x, info.mode), Math.floor(round / restarts) + 2),
+      );
       try {
         return await fabRun(c, r, targets, random);
       } finally {

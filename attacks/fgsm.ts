@@ -5,7 +5,13 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
+import {
+  checkNumber,
+  commonInfo,
+  defineAttack,
+  type Attack,
+  type CommonOptions,
+} from './attack.js';
 import { objective } from './losses.js';
 import { lpNorm } from './norms.js';
 import { iterate } from './iterative.js';
@@ -23,7 +29,19 @@ export function fgsm(model: tf.LayersModel | Classifier, o: FgsmOptions = {}): A
   checkNumber('alpha', alpha, { min: 0 });
   const norm = lpNorm(info.norm);
   return defineAttack(model, { ...info, alpha }, async (ctx) => {
-    const setup = { classifier: ctx.classifier, objective: objective('ce'), mode: info.mode, eotSamples: info.eotSamples };
-    return iterate(ctx, setup, { norm, eps: info.eps, alpha, steps: 1, randomStart, select: 'last' });
+    const setup = {
+      classifier: ctx.classifier,
+      objective: objective('ce'),
+      mode: info.mode,
+      eotSamples: info.eotSamples,
+    };
+    return iterate(ctx, setup, {
+      norm,
+      eps: info.eps,
+      alpha,
+      steps: 1,
+      randomStart,
+      select: 'last',
+    });
   });
 }

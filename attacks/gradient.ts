@@ -22,7 +22,12 @@ export interface GradientSetup {
   eotSamples: number;
 }
 
-function evaluateOnce(s: GradientSetup, x: tf.Tensor4D, labels: tf.Tensor1D, targets?: tf.Tensor1D): Evaluation {
+function evaluateOnce(
+  s: GradientSetup,
+  x: tf.Tensor4D,
+  labels: tf.Tensor1D,
+  targets?: tf.Tensor1D,
+): Evaluation {
   let logits: tf.Tensor2D | undefined;
   let value: tf.Tensor1D | undefined;
   const grad = tf.grad((xi: tf.Tensor) => {
@@ -36,7 +41,12 @@ function evaluateOnce(s: GradientSetup, x: tf.Tensor4D, labels: tf.Tensor1D, tar
 }
 
 /** The caller owns (and disposes) the three returned tensors. */
-export function evaluate(s: GradientSetup, x: tf.Tensor4D, labels: tf.Tensor1D, targets?: tf.Tensor1D): Evaluation {
+export function evaluate(
+  s: GradientSetup,
+  x: tf.Tensor4D,
+  labels: tf.Tensor1D,
+  targets?: tf.Tensor1D,
+): Evaluation {
   if (s.eotSamples <= 1) return evaluateOnce(s, x, labels, targets);
   let sum = evaluateOnce(s, x, labels, targets);
   for (let k = 1; k < s.eotSamples; k++) {
@@ -50,13 +60,22 @@ export function evaluate(s: GradientSetup, x: tf.Tensor4D, labels: tf.Tensor1D, 
     sum = added;
   }
   const inv = 1 / s.eotSamples;
-  const mean: Evaluation = { grad: sum.grad.mul(inv), value: sum.value.mul(inv), logits: sum.logits.mul(inv) };
+  const mean: Evaluation = {
+    grad: sum.grad.mul(inv),
+    value: sum.value.mul(inv),
+    logits: sum.logits.mul(inv),
+  };
   tf.dispose([sum.grad, sum.value, sum.logits]);
   return mean;
 }
 
 /** Objective and logits without a gradient (one forward pass, or the EOT mean). */
-export function evaluateForward(s: GradientSetup, x: tf.Tensor4D, labels: tf.Tensor1D, targets?: tf.Tensor1D): { value: tf.Tensor1D; logits: tf.Tensor2D } {
+export function evaluateForward(
+  s: GradientSetup,
+  x: tf.Tensor4D,
+  labels: tf.Tensor1D,
+  targets?: tf.Tensor1D,
+): { value: tf.Tensor1D; logits: tf.Tensor2D } {
   return tf.tidy(() => {
     let logits = s.classifier.logits(x, s.mode);
     let value = s.objective(logits, labels, targets);

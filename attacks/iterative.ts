@@ -40,20 +40,33 @@ export function exampleMask(mask: tf.Tensor, like: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** x + delta pulled into the eps-ball around x and into [0,1]. */
-export function projectToBall(norm: LpNorm, x: tf.Tensor4D, point: tf.Tensor4D, eps: number): tf.Tensor4D {
+export function projectToBall(
+  norm: LpNorm,
+  x: tf.Tensor4D,
+  point: tf.Tensor4D,
+  eps: number,
+): tf.Tensor4D {
   return tf.tidy(() => {
     const delta = point.sub(x) as tf.Tensor4D;
-    if (norm.projectInBox) return x.add(norm.projectInBox(x, delta, eps)).clipByValue(0, 1) as tf.Tensor4D;
+    if (norm.projectInBox)
+      return x.add(norm.projectInBox(x, delta, eps)).clipByValue(0, 1) as tf.Tensor4D;
     return x.add(norm.project(delta, eps)).clipByValue(0, 1) as tf.Tensor4D;
   });
 }
 
 /** A starting point: x itself, or a random draw from the eps-ball (brought into [0,1]). */
-export function startingPoint(norm: LpNorm, x: tf.Tensor4D, eps: number, random: boolean, seed: number): tf.Tensor4D {
+export function startingPoint(
+  norm: LpNorm,
+  x: tf.Tensor4D,
+  eps: number,
+  random: boolean,
+  seed: number,
+): tf.Tensor4D {
   if (!random || eps === 0) return x.clone();
   return tf.tidy(() => {
     const delta = norm.randomStart(x.shape, eps, seed);
-    if (norm.projectInBox) return x.add(norm.projectInBox(x, delta, eps)).clipByValue(0, 1) as tf.Tensor4D;
+    if (norm.projectInBox)
+      return x.add(norm.projectInBox(x, delta, eps)).clipByValue(0, 1) as tf.Tensor4D;
     return x.add(delta).clipByValue(0, 1) as tf.Tensor4D;
   });
 }
@@ -109,7 +122,9 @@ export async function iterate(
 ): Promise<tf.Tensor4D> {
   const { x, y, targets } = ctx;
   const { eps, alpha } = usableBudget(cfg.norm.name, x.shape, cfg.eps, cfg.alpha);
-  let xAdv = cfg.start ? projectToBall(cfg.norm, x, cfg.start, eps) : startingPoint(cfg.norm, x, eps, cfg.randomStart, ctx.seed());
+  let xAdv = cfg.start
+    ? projectToBall(cfg.norm, x, cfg.start, eps)
+    : startingPoint(cfg.norm, x, eps, cfg.randomStart, ctx.seed());
   let velocity: tf.Tensor4D | undefined = cfg.momentum !== undefined ? tf.zerosLike(x) : undefined;
   for (let step = 0; step < cfg.steps; step++) {
     const e = evaluate(setup, xAdv, y, targets);
@@ -134,7 +149,11 @@ export async function iterate(
 }
 
 /** `iterate` plus the per-example outcome, choosing the point as `cfg.select` says. */
-export async function descend(ctx: RunContext, setup: GradientSetup, cfg: DescentConfig): Promise<RunResult> {
+export async function descend(
+  ctx: RunContext,
+  setup: GradientSetup,
+  cfg: DescentConfig,
+): Promise<RunResult> {
   const { y, targets } = ctx;
   let best: BestTracker | undefined;
   const observe =
@@ -168,13 +187,21 @@ function failedIndices(success: tf.Tensor1D): Int32Array {
  * Runs `once` up to `restarts` times (round 0, 1, …); each restart attacks only the examples no
  * run has fooled yet, and an example keeps the first success, else the point with the highest objective.
  */
-export async function withRestarts(ctx: RunContext, restarts: number, once: (ctx: RunContext, round: number) => Promise<RunResult>): Promise<RunResult> {
+export async function withRestarts(
+  ctx: RunContext,
+  restarts: number,
+  once: (ctx: RunContext, round: number) => Promise<RunResult>,
+): Promise<RunResult> {
   let acc = await once(ctx, 0);
   for (let r = 1; r < restarts; r++) {
     const idx = failedIndices(acc.success);
     if (idx.length === 0) break;
     const at = tf.tensor1d(idx, 'int32');
-    const sub = tf.tidy(() => ({ x: ctx.x.gather(at), y: ctx.y.gather(at), t: ctx.targets?.gather(at) }));
+    const sub = tf.tidy(() => ({
+      x: ctx.x.gather(at),
+      y: ctx.y.gather(at),
+      t: ctx.targets?.gather(at),
+    }));
     const res = await once({ ...ctx, x: sub.x, y: sub.y, targets: sub.t }, r);
     const merged = tf.tidy(() => {
       const take = res.success.logicalOr(res.value.greater(acc.value.gather(at)));
@@ -187,7 +214,18 @@ export async function withRestarts(ctx: RunContext, restarts: number, once: (ctx
         success: tf.tensorScatterUpdate(acc.success, pos, res.success) as tf.Tensor1D,
       };
     });
-    tf.dispose([at, sub.x, sub.y, sub.t, res.adv, res.value, res.success, acc.adv, acc.value, acc.success]);
+    tf.dispose([
+      at,
+      sub.x,
+      sub.y,
+      sub.t,
+      res.adv,
+      res.value,
+      res.success,
+      acc.adv,
+      acc.value,
+      acc.success,
+    ]);
     acc = merged;
   }
   return acc;

@@ -8,7 +8,11 @@ import { check } from '../util/errors.js';
 export type LossName = 'ce' | 'dlr' | 'margin';
 
 /** Per-example objective to maximize; `targets` is set for targeted attacks. */
-export type Objective = (logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D) => tf.Tensor1D;
+export type Objective = (
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  targets?: tf.Tensor1D,
+) => tf.Tensor1D;
 
 /**
  * Cross-entropy lse(z) − z_y, on a confidently classified row as log1p(Σ_{j≠y} e^{z_j − z_y}): the
@@ -20,7 +24,10 @@ function crossEntropyValue(z: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor1D {
   const zy = z.mul(y).sum(1);
   const confident = zy.greaterEqual(z.max(1));
   // min(·, 0) only keeps the unused branch finite on rows where z_y is not the largest logit.
-  const tail = tf.exp(tf.minimum(z.sub(zy.expandDims(1)), 0)).mul(tf.sub(1, y)).sum(1);
+  const tail = tf
+    .exp(tf.minimum(z.sub(zy.expandDims(1)), 0))
+    .mul(tf.sub(1, y))
+    .sum(1);
   return tf.where(confident, tf.log1p(tail), tf.logSumExp(z, 1).sub(zy)) as tf.Tensor1D;
 }
 
@@ -46,7 +53,10 @@ const stableCrossEntropy = tf.customGrad((logits, oneHot, save) => {
 
 /** Cross-entropy of each row of logits against integer labels. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-  return tf.tidy(() => stableCrossEntropy(logits, tf.oneHot(labels, logits.shape[1]).cast('float32')) as tf.Tensor1D);
+  return tf.tidy(
+    () =>
+      stableCrossEntropy(logits, tf.oneHot(labels, logits.shape[1]).cast('float32')) as tf.Tensor1D,
+  );
 }
 
 /** The logit at column `idx[i]` of each row (differentiable in logits). */
@@ -79,7 +89,10 @@ function sortedTop(logits: tf.Tensor2D, k: number): tf.Tensor1D[] {
  * invariant to shifting and scaling the logits. Needs at least 3 classes.
  */
 export function dlr(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-  check(logits.shape[1] >= 3, `the DLR loss needs at least 3 classes, the model has ${logits.shape[1]}`);
+  check(
+    logits.shape[1] >= 3,
+    `the DLR loss needs at least 3 classes, the model has ${logits.shape[1]}`,
+  );
   return tf.tidy(() => {
     const [z1, , z3] = sortedTop(logits, 3);
     const zy = pick(logits, labels);
@@ -89,8 +102,15 @@ export function dlr(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
 }
 
 /** Targeted DLR: −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2). Needs at least 4 classes. */
-export function dlrTargeted(logits: tf.Tensor2D, labels: tf.Tensor1D, targets: tf.Tensor1D): tf.Tensor1D {
-  check(logits.shape[1] >= 4, `the targeted DLR loss needs at least 4 classes, the model has ${logits.shape[1]}`);
+export function dlrTargeted(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  targets: tf.Tensor1D,
+): tf.Tensor1D {
+  check(
+    logits.shape[1] >= 4,
+    `the targeted DLR loss needs at least 4 classes, the model has ${logits.shape[1]}`,
+  );
   return tf.tidy(() => {
     const [z1, , z3, z4] = sortedTop(logits, 4);
     const margin = pick(logits, labels).sub(pick(logits, targets));
@@ -110,13 +130,21 @@ export function objective(loss: LossName): Objective {
 }
 
 /** When an adversarial example counts as found, per example (bool [N]). */
-export type Criterion = (logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D) => tf.Tensor1D;
+export type Criterion = (
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  targets?: tf.Tensor1D,
+) => tf.Tensor1D;
 
 /** Misclassification, whatever the targets: APGD-T pulls towards a target but, as in AutoAttack, any wrong class is a success. */
 export const misclassified: Criterion = (logits, labels) => isSuccess(logits, labels);
 
 /** Per-example success: misclassified (untargeted) or classified as the target (targeted). */
-export function isSuccess(logits: tf.Tensor2D, labels: tf.Tensor1D, targets?: tf.Tensor1D): tf.Tensor1D {
+export function isSuccess(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  targets?: tf.Tensor1D,
+): tf.Tensor1D {
   return tf.tidy(() => {
     const pred = logits.argMax(1).cast('int32');
     return (targets ? pred.equal(targets) : pred.notEqual(labels)) as tf.Tensor1D;

@@ -55,7 +55,12 @@ export function boxDiameter(norm: NormName, shape: number[]): number {
  * (the same set of images), and a step beyond 1e6 diameters is 1e6 diameters (the same point to
  * float32 precision after projection) — so no budget turns into float32 infinity.
  */
-export function usableBudget(norm: NormName, shape: number[], eps: number, alpha = eps): { eps: number; alpha: number } {
+export function usableBudget(
+  norm: NormName,
+  shape: number[],
+  eps: number,
+  alpha = eps,
+): { eps: number; alpha: number } {
   const d = boxDiameter(norm, shape);
   return { eps: Math.min(eps, d), alpha: Math.min(alpha, 1e6 * d) };
 }
@@ -64,7 +69,8 @@ export const linf: LpNorm = {
   name: 'linf',
   normalize: (g) => g.sign() as tf.Tensor4D,
   project: (delta, eps) => delta.clipByValue(-eps, eps) as tf.Tensor4D,
-  randomStart: (shape, eps, seed) => tf.randomUniform(shape, -eps, eps, 'float32', seed) as tf.Tensor4D,
+  randomStart: (shape, eps, seed) =>
+    tf.randomUniform(shape, -eps, eps, 'float32', seed) as tf.Tensor4D,
   measure: (delta) => delta.abs().max([1, 2, 3]) as tf.Tensor1D,
 };
 
@@ -128,16 +134,25 @@ const L1_BISECTIONS = 26;
  * value that meets the budget: λ is bracketed by bisection on the (monotone, piecewise linear)
  * L1 mass, then read off the linear piece it lies on.
  */
-export function projectL1(delta: tf.Tensor4D, eps: number, lo?: tf.Tensor4D, hi?: tf.Tensor4D): tf.Tensor4D {
+export function projectL1(
+  delta: tf.Tensor4D,
+  eps: number,
+  lo?: tf.Tensor4D,
+  hi?: tf.Tensor4D,
+): tf.Tensor4D {
   return tf.tidy(() => {
     const n = delta.shape[0];
     const d = delta.size / n;
     const a = delta.abs().reshape([n, d]) as tf.Tensor2D;
-    const cap = lo && hi ? (tf.where(delta.greater(0), hi, lo.neg()).reshape([n, d]) as tf.Tensor2D) : undefined;
-    const mass = (lambda: tf.Tensor) => tf.tidy(() => {
-      const shrunk = tf.relu(a.sub(lambda));
-      return (cap ? tf.minimum(shrunk, cap) : shrunk).sum(1, true);
-    });
+    const cap =
+      lo && hi
+        ? (tf.where(delta.greater(0), hi, lo.neg()).reshape([n, d]) as tf.Tensor2D)
+        : undefined;
+    const mass = (lambda: tf.Tensor) =>
+      tf.tidy(() => {
+        const shrunk = tf.relu(a.sub(lambda));
+        return (cap ? tf.minimum(shrunk, cap) : shrunk).sum(1, true);
+      });
     let low = tf.zeros([n, 1]);
     let high = a.max(1, true);
     const massLow0 = mass(low);
@@ -151,8 +166,14 @@ export function projectL1(delta: tf.Tensor4D, eps: number, lo?: tf.Tensor4D, hi?
     // g(λ) is linear on [low, high] up to float error: interpolate to g(λ) = eps, never past high (feasible)
     const gLow = mass(low);
     const gHigh = mass(high);
-    const t = tf.where(gLow.greater(gHigh), gLow.sub(eps).div(nonZero(gLow.sub(gHigh))), tf.onesLike(gLow)).clipByValue(0, 1);
-    const lambda = tf.where(massLow0.greater(eps), low.add(high.sub(low).mul(t)), tf.zerosLike(low));
+    const t = tf
+      .where(gLow.greater(gHigh), gLow.sub(eps).div(nonZero(gLow.sub(gHigh))), tf.onesLike(gLow))
+      .clipByValue(0, 1);
+    const lambda = tf.where(
+      massLow0.greater(eps),
+      low.add(high.sub(low).mul(t)),
+      tf.zerosLike(low),
+    );
     const shrunk = tf.relu(a.sub(lambda));
     const size = cap ? tf.minimum(shrunk, cap) : shrunk;
     return delta.sign().mul(size.reshape(delta.shape)) as tf.Tensor4D;
@@ -167,9 +188,11 @@ export const l1: LpNorm = {
   name: 'l1',
   normalize: (g) => sparseSign(g, 0.01),
   project: (delta, eps) => projectL1(delta, eps),
-  projectInBox: (x, delta, eps) => tf.tidy(() => projectL1(delta, eps, x.neg() as tf.Tensor4D, tf.sub(1, x) as tf.Tensor4D)),
+  projectInBox: (x, delta, eps) =>
+    tf.tidy(() => projectL1(delta, eps, x.neg() as tf.Tensor4D, tf.sub(1, x) as tf.Tensor4D)),
   // a Gaussian draw projected onto the ball: AutoAttack's L1 start (mostly on the sphere, sparse)
-  randomStart: (shape, eps, seed) => tf.tidy(() => projectL1(tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor4D, eps)),
+  randomStart: (shape, eps, seed) =>
+    tf.tidy(() => projectL1(tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor4D, eps)),
   measure: (delta) => delta.abs().sum([1, 2, 3]) as tf.Tensor1D,
 };
 

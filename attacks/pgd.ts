@@ -5,7 +5,13 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
+import {
+  checkNumber,
+  commonInfo,
+  defineAttack,
+  type Attack,
+  type CommonOptions,
+} from './attack.js';
 import { objective, type LossName } from './losses.js';
 import { lpNorm } from './norms.js';
 import { descend, iterate, withRestarts, type DescentConfig } from './iterative.js';
@@ -37,10 +43,30 @@ export function pgd(model: tf.LayersModel | Classifier, o: PgdOptions = {}, name
   checkNumber('restarts', restarts, { positive: true, integer: true });
   if (o.momentum !== undefined) checkNumber('momentum', o.momentum, { min: 0 });
   const randomStart = o.randomStart ?? true;
-  const info = { ...base, alpha, steps, restarts, randomStart, ...(o.momentum !== undefined ? { momentum: o.momentum } : {}) };
-  const cfg: DescentConfig = { norm: lpNorm(info.norm), eps: info.eps, alpha, steps, randomStart, momentum: o.momentum, select: o.select ?? 'best' };
+  const info = {
+    ...base,
+    alpha,
+    steps,
+    restarts,
+    randomStart,
+    ...(o.momentum !== undefined ? { momentum: o.momentum } : {}),
+  };
+  const cfg: DescentConfig = {
+    norm: lpNorm(info.norm),
+    eps: info.eps,
+    alpha,
+    steps,
+    randomStart,
+    momentum: o.momentum,
+    select: o.select ?? 'best',
+  };
   return defineAttack(model, info, async (ctx) => {
-    const setup = { classifier: ctx.classifier, objective: objective(info.loss), mode: info.mode, eotSamples: info.eotSamples };
+    const setup = {
+      classifier: ctx.classifier,
+      objective: objective(info.loss),
+      mode: info.mode,
+      eotSamples: info.eotSamples,
+    };
     // One plain run needs no per-example outcome: skip the extra forward pass (adversarial training).
     if (restarts === 1 && cfg.select === 'last') return iterate(ctx, setup, cfg);
     const r = await withRestarts(ctx, restarts, (c) => descend(c, setup, cfg));

@@ -5,7 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions } from './attack.js';
+import {
+  checkNumber,
+  commonInfo,
+  defineAttack,
+  type Attack,
+  type CommonOptions,
+} from './attack.js';
 import { evaluateForward } from './gradient.js';
 import { isSuccess, objective } from './losses.js';
 import { projectToBall, withRestarts } from './iterative.js';
@@ -16,22 +22,38 @@ export interface RandomNoiseOptions extends CommonOptions {
   restarts?: number;
 }
 
-export function randomNoise(model: tf.LayersModel | Classifier, o: RandomNoiseOptions = {}): Attack {
+export function randomNoise(
+  model: tf.LayersModel | Classifier,
+  o: RandomNoiseOptions = {},
+): Attack {
   const base = commonInfo('random-noise', o);
   const restarts = o.restarts ?? 10;
   checkNumber('restarts', restarts, { positive: true, integer: true });
   const info = { ...base, restarts, randomStart: true };
   return defineAttack(model, info, async (ctx) => {
-    const setup = { classifier: ctx.classifier, objective: objective('ce'), mode: info.mode, eotSamples: info.eotSamples };
+    const setup = {
+      classifier: ctx.classifier,
+      objective: objective('ce'),
+      mode: info.mode,
+      eotSamples: info.eotSamples,
+    };
     const r = await withRestarts(ctx, restarts, async (c) => {
       const { eps } = usableBudget(info.norm, c.x.shape, info.eps);
       const adv = tf.tidy(() => {
         const seed = c.seed();
-        if (info.norm === 'linf') return c.x.add(tf.randomUniform(c.x.shape, -1, 1, 'float32', seed).sign().mul(eps)).clipByValue(0, 1) as tf.Tensor4D;
+        if (info.norm === 'linf')
+          return c.x
+            .add(tf.randomUniform(c.x.shape, -1, 1, 'float32', seed).sign().mul(eps))
+            .clipByValue(0, 1) as tf.Tensor4D;
         // a Gaussian direction scaled to the sphere, brought into the box (L1: by the exact projection)
         const g = tf.randomNormal(c.x.shape, 0, 1, 'float32', seed) as tf.Tensor4D;
-        if (info.norm === 'l2') return c.x.add(g.div(g.square().sum([1, 2, 3], true).sqrt().add(1e-12)).mul(eps)).clipByValue(0, 1) as tf.Tensor4D;
-        const onSphere = g.div(l1.measure(g).reshape([-1, 1, 1, 1]).add(1e-12)).mul(eps) as tf.Tensor4D;
+        if (info.norm === 'l2')
+          return c.x
+            .add(g.div(g.square().sum([1, 2, 3], true).sqrt().add(1e-12)).mul(eps))
+            .clipByValue(0, 1) as tf.Tensor4D;
+        const onSphere = g
+          .div(l1.measure(g).reshape([-1, 1, 1, 1]).add(1e-12))
+          .mul(eps) as tf.Tensor4D;
         return projectToBall(l1, c.x, c.x.add(onSphere) as tf.Tensor4D, eps);
       });
       const f = evaluateForward(setup, adv, c.y, c.targets);

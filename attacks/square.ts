@@ -11,7 +11,14 @@ import * as tf from '@tensorflow/tfjs';
 import type { Classifier, ModelMode } from '../models/classifier.js';
 import { check } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { checkNumber, commonInfo, defineAttack, type Attack, type CommonOptions, type RunContext } from './attack.js';
+import {
+  checkNumber,
+  commonInfo,
+  defineAttack,
+  type Attack,
+  type CommonOptions,
+  type RunContext,
+} from './attack.js';
 import { isSuccess, margin } from './losses.js';
 import { exampleMask, withRestarts, type RunResult } from './iterative.js';
 import { l1, usableBudget, type NormName } from './norms.js';
@@ -27,7 +34,9 @@ export interface SquareOptions extends CommonOptions {
 
 /** AutoAttack's schedule of p (the windows' share of the image): halved after queries 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000. */
 export function squareP(query: number, pInit: number): number {
-  return pInit / 2 ** [10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000].filter((b) => query > b).length;
+  return (
+    pInit / 2 ** [10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000].filter((b) => query > b).length
+  );
 }
 
 /** Random integer in [lo, hi) as the reference draws it (hi − lo > 0), or lo when the range is empty. */
@@ -35,7 +44,8 @@ const randInt = (rng: Rng, lo: number, hi: number) => (hi > lo ? lo + rng.int(hi
 const randSign = (rng: Rng) => (rng.next() < 0.5 ? -1 : 1);
 
 /** ‖v‖ of a host array: L2, or L1 (the two norms Square moves mass in). */
-const massOfArray = (norm: MassNorm, v: Float64Array) => (norm === 'l2' ? Math.hypot(...v) : v.reduce((a, b) => a + Math.abs(b), 0));
+const massOfArray = (norm: MassNorm, v: Float64Array) =>
+  norm === 'l2' ? Math.hypot(...v) : v.reduce((a, b) => a + Math.abs(b), 0);
 
 /** The window pattern of size x × y: nested rectangles weighted 1/(k+1)² (L2) or 1/(k+1)⁴ (L1), unit norm. */
 function etaRectangles(x: number, y: number, norm: MassNorm): Float64Array {
@@ -44,7 +54,9 @@ function etaRectangles(x: number, y: number, norm: MassNorm): Float64Array {
   let r = Math.floor(x / 2);
   let c = Math.floor(y / 2);
   for (let k = 0; k < Math.max(Math.floor(x / 2) + 1, Math.floor(y / 2) + 1); k++) {
-    for (let i = Math.max(r, 0); i < Math.min(r + 2 * k + 1, x); i++) for (let j = Math.max(c, 0); j < Math.min(c + 2 * k + 1, y); j++) d[i * y + j] += 1 / (k + 1) ** power;
+    for (let i = Math.max(r, 0); i < Math.min(r + 2 * k + 1, x); i++)
+      for (let j = Math.max(c, 0); j < Math.min(c + 2 * k + 1, y); j++)
+        d[i * y + j] += 1 / (k + 1) ** power;
     r--;
     c--;
   }
@@ -57,11 +69,15 @@ function eta(s: number, rng: Rng, norm: MassNorm): Float32Array {
   const top = Math.floor(s / 2);
   const d = new Float64Array(s * s);
   d.set(etaRectangles(top, s, norm), 0);
-  d.set(etaRectangles(s - top, s, norm).map((v) => -v), top * s);
+  d.set(
+    etaRectangles(s - top, s, norm).map((v) => -v),
+    top * s,
+  );
   const size = massOfArray(norm, d);
   const out = new Float32Array(s * s);
   const transpose = rng.next() > 0.5;
-  for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) out[transpose ? j * s + i : i * s + j] = d[i * s + j] / size;
+  for (let i = 0; i < s; i++)
+    for (let j = 0; j < s; j++) out[transpose ? j * s + i : i * s + j] = d[i * s + j] / size;
   return out;
 }
 
@@ -78,7 +94,9 @@ type MassNorm = 'l2' | 'l1';
 /** Per-example norm [N,1,1,1], or per example and channel over the image's rows and columns [N,1,1,C]. */
 function massOf(norm: MassNorm, t: tf.Tensor4D, perChannel = false): tf.Tensor4D {
   const axes = perChannel ? [1, 2] : [1, 2, 3];
-  return (norm === 'l2' ? t.square().sum(axes, true).sqrt() : t.abs().sum(axes, true)) as tf.Tensor4D;
+  return (
+    norm === 'l2' ? t.square().sum(axes, true).sqrt() : t.abs().sum(axes, true)
+  ) as tf.Tensor4D;
 }
 
 /**
@@ -86,7 +104,8 @@ function massOf(norm: MassNorm, t: tf.Tensor4D, perChannel = false): tf.Tensor4D
  * box at eps·(1 − 1e-6), as the reference does (its sparse windows would lose mass to a clip).
  */
 function onBudget(norm: MassNorm, x: tf.Tensor4D, delta: tf.Tensor4D, eps: number): tf.Tensor4D {
-  if (norm === 'l1') return x.add(l1.projectInBox!(x, delta, eps * (1 - 1e-6))).clipByValue(0, 1) as tf.Tensor4D;
+  if (norm === 'l1')
+    return x.add(l1.projectInBox!(x, delta, eps * (1 - 1e-6))).clipByValue(0, 1) as tf.Tensor4D;
   return x.add(delta.div(massOf('l2', delta).add(1e-12)).mul(eps)).clipByValue(0, 1) as tf.Tensor4D;
 }
 
@@ -105,7 +124,8 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
   const [n, h, w, c] = x.shape;
   const rng = new Rng(ctx.seed());
   const { eps } = usableBudget(q.norm, x.shape, q.eps);
-  const marginOf = (xs: tf.Tensor4D, ys: tf.Tensor1D) => tf.tidy(() => margin(q.classifier.logits(xs, q.mode), ys).neg() as tf.Tensor1D);
+  const marginOf = (xs: tf.Tensor4D, ys: tf.Tensor1D) =>
+    tf.tidy(() => margin(q.classifier.logits(xs, q.mode), ys).neg() as tf.Tensor1D);
   let xBest = tf.tidy(() => {
     if (q.norm === 'linf') {
       // vertical stripes of ±eps: one sign per example, column and channel
@@ -117,13 +137,27 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
     const start = Math.floor((h - s * 5) / 2);
     let delta = tf.zerosLike(x) as tf.Tensor4D;
     // a grid of h/s × w/s windows from (start, start); windows past the edge are left out, as in the reference
-    const rows = Array.from({ length: Math.floor(h / s) }, (_, a) => start + a * s).filter((r) => r + s <= h);
-    const cols = Array.from({ length: Math.floor(w / s) }, (_, a) => start + a * s).filter((v) => v + s <= w);
+    const rows = Array.from({ length: Math.floor(h / s) }, (_, a) => start + a * s).filter(
+      (r) => r + s <= h,
+    );
+    const cols = Array.from({ length: Math.floor(w / s) }, (_, a) => start + a * s).filter(
+      (v) => v + s <= w,
+    );
     for (const r of rows) {
       for (const col of cols) {
         const pattern = tf.tensor4d(eta(s, rng, norm), [1, s, s, 1]);
-        const signs = tf.tensor4d(Float32Array.from({ length: n * c }, () => randSign(rng)), [n, 1, 1, c]);
-        delta = delta.add(pattern.mul(signs).pad([[0, 0], [r, h - r - s], [col, w - col - s], [0, 0]])) as tf.Tensor4D;
+        const signs = tf.tensor4d(
+          Float32Array.from({ length: n * c }, () => randSign(rng)),
+          [n, 1, 1, c],
+        );
+        delta = delta.add(
+          pattern.mul(signs).pad([
+            [0, 0],
+            [r, h - r - s],
+            [col, w - col - s],
+            [0, 0],
+          ]),
+        ) as tf.Tensor4D;
       }
     }
     return onBudget(norm, x, delta, eps);
@@ -147,9 +181,14 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
         const s = Math.min(Math.max(Math.round(Math.sqrt((p * features) / c)), 1), h, w);
         const r = randInt(rng, 0, h - s);
         const col = randInt(rng, 0, w - s);
-        const signs = tf.tensor4d(Float32Array.from({ length: c }, () => 2 * eps * randSign(rng)), [1, 1, 1, c]);
+        const signs = tf.tensor4d(
+          Float32Array.from({ length: c }, () => 2 * eps * randSign(rng)),
+          [1, 1, 1, c],
+        );
         const step = windowMask(h, w, r, col, s).mul(signs);
-        xNew = tf.minimum(tf.maximum(xb.add(step), xa.sub(eps)), xa.add(eps)).clipByValue(0, 1) as tf.Tensor4D;
+        xNew = tf
+          .minimum(tf.maximum(xb.add(step), xa.sub(eps)), xa.add(eps))
+          .clipByValue(0, 1) as tf.Tensor4D;
       } else {
         const norm = q.norm;
         let s = Math.max(Math.round(Math.sqrt((p * features) / c)), 3);
@@ -165,16 +204,42 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
         const window1 = delta.slice([0, r1, c1, 0], [-1, s, s, -1]) as tf.Tensor4D;
         const normImage = massOf(norm, delta);
         const normWindows = massOf(norm, delta.mul(tf.maximum(mask1, mask2)) as tf.Tensor4D, true);
-        const signs = tf.tensor4d(Float32Array.from({ length: active.length * c }, () => randSign(rng)), [active.length, 1, 1, c]);
-        let fresh = tf.tensor4d(eta(s, rng, norm), [1, s, s, 1]).mul(signs).add(window1.div(massOf(norm, window1, true).add(1e-12))) as tf.Tensor4D;
+        const signs = tf.tensor4d(
+          Float32Array.from({ length: active.length * c }, () => randSign(rng)),
+          [active.length, 1, 1, c],
+        );
+        let fresh = tf
+          .tensor4d(eta(s, rng, norm), [1, s, s, 1])
+          .mul(signs)
+          .add(window1.div(massOf(norm, window1, true).add(1e-12))) as tf.Tensor4D;
         // the windows' new mass per channel: what they had plus an equal share of the budget left
         // (L2 adds squares; L1 masses, scaled by c as in the reference, the projection trims it)
         const room =
           norm === 'l2'
-            ? tf.maximum(normImage.square().mul(-1).add(eps * eps), 0).div(c).add(normWindows.square()).sqrt()
+            ? tf
+                .maximum(
+                  normImage
+                    .square()
+                    .mul(-1)
+                    .add(eps * eps),
+                  0,
+                )
+                .div(c)
+                .add(normWindows.square())
+                .sqrt()
             : tf.maximum(normImage.mul(-1).add(eps), 0).div(c).add(normWindows).mul(c);
         fresh = fresh.div(massOf(norm, fresh, true).add(1e-12)).mul(room) as tf.Tensor4D;
-        const moved = delta.mul(tf.sub(1, mask2)).mul(tf.sub(1, mask1)).add(fresh.pad([[0, 0], [r1, h - r1 - s], [c1, w - c1 - s], [0, 0]])) as tf.Tensor4D;
+        const moved = delta
+          .mul(tf.sub(1, mask2))
+          .mul(tf.sub(1, mask1))
+          .add(
+            fresh.pad([
+              [0, 0],
+              [r1, h - r1 - s],
+              [c1, w - c1 - s],
+              [0, 0],
+            ]),
+          ) as tf.Tensor4D;
         xNew = onBudget(norm, xa, moved, eps);
       }
       const mNew = marginOf(xNew, ya);
@@ -184,7 +249,10 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
       const chosenM = tf.where(better, mNew, mOld) as tf.Tensor1D;
       if (all) return { xBest: chosenX, marginMin: chosenM };
       const at = idx.reshape([-1, 1]);
-      return { xBest: tf.tensorScatterUpdate(xBest, at, chosenX) as tf.Tensor4D, marginMin: tf.tensorScatterUpdate(marginMin, at, chosenM) as tf.Tensor1D };
+      return {
+        xBest: tf.tensorScatterUpdate(xBest, at, chosenX) as tf.Tensor4D,
+        marginMin: tf.tensorScatterUpdate(marginMin, at, chosenM) as tf.Tensor1D,
+      };
     });
     tf.dispose([xBest, marginMin]);
     xBest = next.xBest;
@@ -204,13 +272,23 @@ export function square(model: tf.LayersModel | Classifier, o: SquareOptions = {}
   const queries = o.steps ?? 5000;
   checkNumber('queries', queries, { positive: true, integer: true });
   const pInit = o.pInit ?? 0.8;
-  check(Number.isFinite(pInit) && pInit > 0 && pInit <= 1, `p_init must be in (0, 1], got ${pInit}`);
+  check(
+    Number.isFinite(pInit) && pInit > 0 && pInit <= 1,
+    `p_init must be in (0, 1], got ${pInit}`,
+  );
   const restarts = o.restarts ?? 1;
   checkNumber('restarts', restarts, { positive: true, integer: true });
   const info = { ...base, steps: queries, restarts, pInit, randomStart: true };
   return defineAttack(model, info, async (ctx) => {
     if (info.eps === 0) return ctx.x.clone();
-    const q: SquareContext = { classifier: ctx.classifier, mode: info.mode, norm: info.norm, eps: info.eps, queries, pInit };
+    const q: SquareContext = {
+      classifier: ctx.classifier,
+      mode: info.mode,
+      norm: info.norm,
+      eps: info.eps,
+      queries,
+      pInit,
+    };
     const r = await withRestarts(ctx, restarts, (c) => squareRun(c, q));
     r.value.dispose();
     r.success.dispose();

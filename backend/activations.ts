@@ -21,11 +21,20 @@ export const SIGMOID_GRAD = 'RobustSigmoidGrad';
  * (then the gradient uses tfjs's formula instead of calling this kernel).
  */
 function gradKernel(kernel: string) {
-  return ({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo => {
+  return ({
+    inputs,
+    backend,
+  }: {
+    inputs: tf.NamedTensorInfoMap;
+    backend: unknown;
+  }): tf.TensorInfo => {
     const { dy, t } = inputs as { dy: tf.TensorInfo; t: tf.TensorInfo };
     const b = backend as WasmHeapBackend;
     const kernels = wasmKernelPool(b);
-    if (!kernels) throw new Error(`${kernel}: our wasm kernels are off (the gradient uses tfjs's formula then)`);
+    if (!kernels)
+      throw new Error(
+        `${kernel}: our wasm kernels are off (the gradient uses tfjs's formula then)`,
+      );
     return elementwise(b, kernels, kernel, t.shape, [dy, t]);
   };
 }
@@ -39,8 +48,16 @@ function canRun(name: string, ...ts: tf.Tensor[]): boolean {
 /** Registers our Relu6 and the one-pass gradient kernels for wasm (idempotent). */
 export function registerWasmActivations(): void {
   replaceWithElementwise('Relu6', 'relu6');
-  for (const [name, kernel] of [[RELU6_GRAD, 'relu6_grad'], [SIGMOID_GRAD, 'sigmoid_grad']]) {
-    if (!tf.getKernel(name, 'wasm')) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: gradKernel(kernel) as tf.KernelFunc });
+  for (const [name, kernel] of [
+    [RELU6_GRAD, 'relu6_grad'],
+    [SIGMOID_GRAD, 'sigmoid_grad'],
+  ]) {
+    if (!tf.getKernel(name, 'wasm'))
+      tf.registerKernel({
+        kernelName: name,
+        backendName: 'wasm',
+        kernelFunc: gradKernel(kernel) as tf.KernelFunc,
+      });
   }
 }
 
@@ -67,7 +84,10 @@ export function registerActivationGradients(): void {
       const [y] = saved;
       const g = dy as tf.Tensor;
       return {
-        x: () => (canRun(SIGMOID_GRAD, g, y) ? (tf.engine().runKernel(SIGMOID_GRAD, { dy: g, t: y }) as tf.Tensor) : tf.mul(g, tf.mul(y, tf.sub(tf.scalar(1), y)))),
+        x: () =>
+          canRun(SIGMOID_GRAD, g, y)
+            ? (tf.engine().runKernel(SIGMOID_GRAD, { dy: g, t: y }) as tf.Tensor)
+            : tf.mul(g, tf.mul(y, tf.sub(tf.scalar(1), y))),
       };
     },
   });

@@ -33,7 +33,11 @@ const batchNormGrad: tf.GradConfig = {
     return {
       x: dyGamma,
       mean: () => tf.neg(sumToShape(dyGamma(), mean)),
-      variance: () => tf.mul(sumToShape(gradTimesCentered(), variance), tf.mul(gamma, tf.mul(tf.pow(inv, 3), -0.5))),
+      variance: () =>
+        tf.mul(
+          sumToShape(gradTimesCentered(), variance),
+          tf.mul(gamma, tf.mul(tf.pow(inv, 3), -0.5)),
+        ),
       scale: () => tf.mul(sumToShape(gradTimesCentered(), gamma), inv),
       offset: () => sumToShape(g, mean),
     };

@@ -31,7 +31,13 @@ export interface BatchNormTrainResult {
 const ROWS = 256;
 
 /** Per channel: Σ (u − uShift) and Σ (u − uShift)·(w − wShift), in float64. */
-function channelSums(channels: number, u: Float32Array, uShift: ArrayLike<number>, w: Float32Array, wShift: ArrayLike<number>) {
+function channelSums(
+  channels: number,
+  u: Float32Array,
+  uShift: ArrayLike<number>,
+  w: Float32Array,
+  wShift: ArrayLike<number>,
+) {
   const s1 = new Float64Array(channels);
   const s2 = new Float64Array(channels);
   const rows = u.length / channels;
@@ -41,14 +47,36 @@ function channelSums(channels: number, u: Float32Array, uShift: ArrayLike<number
     for (let c = 0; c < blocked; c += 4) {
       const [p0, p1, p2, p3] = [uShift[c], uShift[c + 1], uShift[c + 2], uShift[c + 3]];
       const [q0, q1, q2, q3] = [wShift[c], wShift[c + 1], wShift[c + 2], wShift[c + 3]];
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+      let a0 = 0,
+        a1 = 0,
+        a2 = 0,
+        a3 = 0,
+        b0 = 0,
+        b1 = 0,
+        b2 = 0,
+        b3 = 0;
       for (let o = r0 * channels + c; o < end; o += channels) {
-        const d0 = u[o] - p0, d1 = u[o + 1] - p1, d2 = u[o + 2] - p2, d3 = u[o + 3] - p3;
-        a0 += d0; a1 += d1; a2 += d2; a3 += d3;
-        b0 += d0 * (w[o] - q0); b1 += d1 * (w[o + 1] - q1); b2 += d2 * (w[o + 2] - q2); b3 += d3 * (w[o + 3] - q3);
+        const d0 = u[o] - p0,
+          d1 = u[o + 1] - p1,
+          d2 = u[o + 2] - p2,
+          d3 = u[o + 3] - p3;
+        a0 += d0;
+        a1 += d1;
+        a2 += d2;
+        a3 += d3;
+        b0 += d0 * (w[o] - q0);
+        b1 += d1 * (w[o + 1] - q1);
+        b2 += d2 * (w[o + 2] - q2);
+        b3 += d3 * (w[o + 3] - q3);
       }
-      s1[c] += a0; s1[c + 1] += a1; s1[c + 2] += a2; s1[c + 3] += a3;
-      s2[c] += b0; s2[c + 1] += b1; s2[c + 2] += b2; s2[c + 3] += b3;
+      s1[c] += a0;
+      s1[c + 1] += a1;
+      s1[c + 2] += a2;
+      s1[c + 3] += a3;
+      s2[c] += b0;
+      s2[c + 1] += b1;
+      s2[c + 2] += b2;
+      s2[c + 3] += b3;
     }
     for (let c = blocked; c < channels; c++) {
       for (let o = r0 * channels + c; o < end; o += channels) {
@@ -62,7 +90,15 @@ function channelSums(channels: number, u: Float32Array, uShift: ArrayLike<number
 }
 
 /** out = a·u + k per channel, plus b·v when v is given. */
-function channelAffine(channels: number, out: Float32Array, u: Float32Array, a: Float32Array, k: Float32Array, v?: Float32Array, b?: Float32Array): void {
+function channelAffine(
+  channels: number,
+  out: Float32Array,
+  u: Float32Array,
+  a: Float32Array,
+  k: Float32Array,
+  v?: Float32Array,
+  b?: Float32Array,
+): void {
   const rows = u.length / channels;
   const blocked = channels - (channels % 4);
   const vs = v ?? u;
@@ -81,7 +117,8 @@ function channelAffine(channels: number, out: Float32Array, u: Float32Array, a: 
       }
     }
     for (let c = blocked; c < channels; c++) {
-      for (let o = r0 * channels + c; o < end; o += channels) out[o] = a[c] * u[o] + bs[c] * vs[o] + k[c];
+      for (let o = r0 * channels + c; o < end; o += channels)
+        out[o] = a[c] * u[o] + bs[c] * vs[o] + k[c];
     }
   }
 }
@@ -89,8 +126,10 @@ function channelAffine(channels: number, out: Float32Array, u: Float32Array, a: 
 /** The two passes as the JS loops above, on data JS can see. */
 function hostPasses(mem: HostMemory): ChannelPasses {
   return {
-    sums: (channels, u, uShift, w, wShift) => channelSums(channels, mem.view(u), uShift, mem.view(w), wShift),
-    affine: (channels, out, u, a, k, v, b) => channelAffine(channels, mem.view(out), mem.view(u), a, k, v && mem.view(v), b),
+    sums: (channels, u, uShift, w, wShift) =>
+      channelSums(channels, mem.view(u), uShift, mem.view(w), wShift),
+    affine: (channels, out, u, a, k, v, b) =>
+      channelAffine(channels, mem.view(out), mem.view(u), a, k, v && mem.view(v), b),
   };
 }
 
@@ -113,7 +152,15 @@ function statsOnHost(mem: HostMemory, passes: ChannelPasses, x: tf.Tensor, eps: 
   return { mean, variance, invStd };
 }
 
-function normalizeOnHost(mem: HostMemory, passes: ChannelPasses, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: Float32Array, invStd: Float32Array): tf.Tensor {
+function normalizeOnHost(
+  mem: HostMemory,
+  passes: ChannelPasses,
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  mean: Float32Array,
+  invStd: Float32Array,
+): tf.Tensor {
   const channels = x.shape[x.rank - 1];
   const y = mem.alloc(x.shape);
   const g = mem.view(gamma).slice();
@@ -128,12 +175,26 @@ function normalizeOnHost(mem: HostMemory, passes: ChannelPasses, x: tf.Tensor, g
   return y;
 }
 
-function backwardOnHost(mem: HostMemory, passes: ChannelPasses, dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, mean: Float32Array, invStd: Float32Array) {
+function backwardOnHost(
+  mem: HostMemory,
+  passes: ChannelPasses,
+  dy: tf.Tensor,
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  mean: Float32Array,
+  invStd: Float32Array,
+) {
   const channels = x.shape[x.rank - 1];
   const rows = x.size / channels;
   const dx = mem.alloc(x.shape);
   const g = mem.view(gamma).slice();
-  const { s1: sumDy, s2: sumDyCentered } = passes.sums(channels, dy, new Float32Array(channels), x, mean);
+  const { s1: sumDy, s2: sumDyCentered } = passes.sums(
+    channels,
+    dy,
+    new Float32Array(channels),
+    x,
+    mean,
+  );
   const dGamma = new Float32Array(channels);
   const dBeta = new Float32Array(channels);
   // dx = a·dy + b·x + k per channel, with a = γ/σ, b = −γ/σ · dγ/(M·σ), k = −a·dβ/M − b·μ.
@@ -151,13 +212,22 @@ function backwardOnHost(mem: HostMemory, passes: ChannelPasses, dy: tf.Tensor, x
   return { dx, dGamma: tf.tensor1d(dGamma), dBeta: tf.tensor1d(dBeta) };
 }
 
-function backwardWithOps(dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, mean: tf.Tensor, invStd: tf.Tensor) {
+function backwardWithOps(
+  dy: tf.Tensor,
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  mean: tf.Tensor,
+  invStd: tf.Tensor,
+) {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   const rows = x.size / x.shape[x.rank - 1];
   const xHat = tf.mul(tf.sub(x, mean), invStd);
   const dBeta = tf.sum(dy, axes);
   const dGamma = tf.sum(tf.mul(dy, xHat), axes);
-  const dx = tf.mul(tf.mul(gamma, invStd), tf.sub(tf.sub(dy, tf.div(dBeta, rows)), tf.mul(xHat, tf.div(dGamma, rows))));
+  const dx = tf.mul(
+    tf.mul(gamma, invStd),
+    tf.sub(tf.sub(dy, tf.div(dBeta, rows)), tf.mul(xHat, tf.div(dGamma, rows))),
+  );
   return { dx, dGamma, dBeta };
 }
 
@@ -181,14 +251,26 @@ export function batchNormTraining(
     const op = tf.customGrad((xIn, gammaIn, betaIn, save) => {
       (save as tf.GradSaveFunc)([xIn as tf.Tensor, gammaIn as tf.Tensor]);
       return {
-        value: normalizeOnHost(mem, passes, xIn as tf.Tensor, gammaIn as tf.Tensor, betaIn as tf.Tensor, s.mean, s.invStd),
+        value: normalizeOnHost(
+          mem,
+          passes,
+          xIn as tf.Tensor,
+          gammaIn as tf.Tensor,
+          betaIn as tf.Tensor,
+          s.mean,
+          s.invStd,
+        ),
         gradFunc: (dy: tf.Tensor, [xs, gs]: tf.Tensor[]) => {
           const r = backwardOnHost(hostMemory()!, passes, dy, xs, gs, s.mean, s.invStd);
           return [r.dx, r.dGamma, r.dBeta];
         },
       };
     });
-    return { y: op(x, gamma, beta) as tf.Tensor, mean: tf.tensor1d(s.mean), variance: tf.tensor1d(s.variance) };
+    return {
+      y: op(x, gamma, beta) as tf.Tensor,
+      mean: tf.tensor1d(s.mean),
+      variance: tf.tensor1d(s.variance),
+    };
   }
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   const { mean, variance } = tf.moments(x, axes);
@@ -196,12 +278,19 @@ export function batchNormTraining(
   const op = tf.customGrad((xIn, gammaIn, betaIn, save) => {
     (save as tf.GradSaveFunc)([xIn as tf.Tensor, gammaIn as tf.Tensor, mean, invStd]);
     return {
-      value: tf.add(tf.mul(tf.sub(xIn as tf.Tensor, mean), tf.mul(invStd, gammaIn as tf.Tensor)), betaIn as tf.Tensor),
+      value: tf.add(
+        tf.mul(tf.sub(xIn as tf.Tensor, mean), tf.mul(invStd, gammaIn as tf.Tensor)),
+        betaIn as tf.Tensor,
+      ),
       gradFunc: (dy: tf.Tensor, [xs, gs, m, inv]: tf.Tensor[]) => {
         const r = backwardWithOps(dy, xs, gs, m, inv);
         return [r.dx, r.dGamma, r.dBeta];
       },
     };
   });
-  return { y: op(x, gamma, beta) as tf.Tensor, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+  return {
+    y: op(x, gamma, beta) as tf.Tensor,
+    mean: mean as tf.Tensor1D,
+    variance: variance as tf.Tensor1D,
+  };
 }

@@ -32,8 +32,12 @@ let current: BrowserBackendInfo | null = null;
 /** The WebGL renderer's name when it is a CPU emulation (SwiftShader, llvmpipe), else null. */
 function softwareWebgl(): string | null {
   try {
-    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1) : globalThis.document?.createElement('canvas');
-    const gl = (canvas?.getContext('webgl2') ?? canvas?.getContext('webgl')) as WebGLRenderingContext | null | undefined;
+    const canvas =
+      typeof OffscreenCanvas !== 'undefined'
+        ? new OffscreenCanvas(1, 1)
+        : globalThis.document?.createElement('canvas');
+    const gl = (canvas?.getContext('webgl2') ?? canvas?.getContext('webgl')) as
+      WebGLRenderingContext | null | undefined;
     if (!gl) return null;
     const info = gl.getExtension('WEBGL_debug_renderer_info');
     const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
@@ -44,8 +48,13 @@ function softwareWebgl(): string | null {
 }
 
 /** Why `name` cannot run here (or, picking one itself, should not), or null once it runs. */
-async function start(name: BrowserBackendName, o: BrowserBackendOptions, auto: boolean): Promise<string | null> {
-  if (name === 'webgpu' && !(globalThis.navigator as { gpu?: unknown } | undefined)?.gpu) return 'this browser has no WebGPU (navigator.gpu)';
+async function start(
+  name: BrowserBackendName,
+  o: BrowserBackendOptions,
+  auto: boolean,
+): Promise<string | null> {
+  if (name === 'webgpu' && !(globalThis.navigator as { gpu?: unknown } | undefined)?.gpu)
+    return 'this browser has no WebGPU (navigator.gpu)';
   // a GPU emulated on the CPU runs attacks far slower than wasm (0.6 against ~25 img/s measured here)
   const software = auto && name === 'webgl' ? softwareWebgl() : null;
   if (software) return `WebGL here is a CPU emulation (${software}), slower than wasm`;
@@ -58,7 +67,11 @@ async function start(name: BrowserBackendName, o: BrowserBackendOptions, auto: b
   // one thread on a 2-core machine: report twice the threads wanted while it starts, as in Node.
   const nav = globalThis.navigator as { hardwareConcurrency?: number } | undefined;
   const doubled = name === 'wasm' && nav !== undefined;
-  if (doubled) Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * Math.max(1, Math.floor(o.threads ?? cpuCount())), configurable: true });
+  if (doubled)
+    Object.defineProperty(nav, 'hardwareConcurrency', {
+      value: 2 * Math.max(1, Math.floor(o.threads ?? cpuCount())),
+      configurable: true,
+    });
   try {
     if (await tf.setBackend(name)) {
       await tf.ready();
@@ -73,14 +86,20 @@ async function start(name: BrowserBackendName, o: BrowserBackendOptions, auto: b
 }
 
 /** Starts the chosen backend (default: the fastest that starts) and returns what runs and why. */
-export async function initBrowserBackend(o: BrowserBackendOptions = {}): Promise<BrowserBackendInfo> {
+export async function initBrowserBackend(
+  o: BrowserBackendOptions = {},
+): Promise<BrowserBackendInfo> {
   const choice = o.backend ?? 'auto';
   if (choice !== 'auto' && !(BROWSER_BACKENDS as readonly string[]).includes(choice)) {
-    throw new RobustError(`unknown backend '${choice}': choose one of auto, ${BROWSER_BACKENDS.join(', ')}`);
+    throw new RobustError(
+      `unknown backend '${choice}': choose one of auto, ${BROWSER_BACKENDS.join(', ')}`,
+    );
   }
   if (current) {
     if (choice === 'auto' || choice === current.name) return current;
-    throw new RobustError(`backend ${current.name} is already running; reload the page to switch to ${choice}`);
+    throw new RobustError(
+      `backend ${current.name} is already running; reload the page to switch to ${choice}`,
+    );
   }
   tf.enableProdMode();
   registerGradients();
@@ -93,11 +112,16 @@ export async function initBrowserBackend(o: BrowserBackendOptions = {}): Promise
     }
     passed.push({ name, reason: why });
   }
-  throw new RobustError(`no backend could start: ${passed.map((p) => `${p.name}: ${p.reason}`).join('; ')}`);
+  throw new RobustError(
+    `no backend could start: ${passed.map((p) => `${p.name}: ${p.reason}`).join('; ')}`,
+  );
 }
 
 /** One line for the page: "backend wasm (1 thread); webgpu: …; webgl: …". */
 export function describeBrowserBackend(info: BrowserBackendInfo): string {
   const passed = info.passed.map((p) => `${p.name} not used: ${p.reason}`);
-  return [`backend ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'})`, ...passed].join('; ');
+  return [
+    `backend ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'})`,
+    ...passed,
+  ].join('; ');
 }

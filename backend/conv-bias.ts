@@ -15,7 +15,12 @@ export interface Conv2DBiasAttrs {
 }
 
 /** The gradient attributes of Conv2DBackpropInput/Filter for this conv. */
-const gradientAttrs = (a: Conv2DBiasAttrs) => ({ strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dilations: [1, 1] });
+const gradientAttrs = (a: Conv2DBiasAttrs) => ({
+  strides: a.strides,
+  pad: a.pad,
+  dataFormat: 'NHWC',
+  dilations: [1, 1],
+});
 
 let gradientRegistered = false;
 
@@ -29,8 +34,22 @@ function registerGradient(): void {
       const a = attrs as unknown as Conv2DBiasAttrs;
       const g = dy as tf.Tensor4D;
       return {
-        x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: g, filter }, { ...gradientAttrs(a), inputShape: x.shape }) as tf.Tensor,
-        filter: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...gradientAttrs(a), filterShape: filter.shape }) as tf.Tensor,
+        x: () =>
+          tf
+            .engine()
+            .runKernel(
+              'Conv2DBackpropInput',
+              { dy: g, filter },
+              { ...gradientAttrs(a), inputShape: x.shape },
+            ) as tf.Tensor,
+        filter: () =>
+          tf
+            .engine()
+            .runKernel(
+              'Conv2DBackpropFilter',
+              { x, dy: g },
+              { ...gradientAttrs(a), filterShape: filter.shape },
+            ) as tf.Tensor,
         bias: () => tf.sum(g, [0, 1, 2]),
       };
     },
@@ -39,9 +58,22 @@ function registerGradient(): void {
 }
 
 /** y = conv2d(x, filter, strides, pad) + bias (NHWC, no dilation). */
-export function conv2dBias(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D, strides: [number, number], pad: 'same' | 'valid'): tf.Tensor4D {
-  if (!tf.getKernel(CONV2D_BIAS, tf.getBackend())) return tf.add(tf.conv2d(x, filter, strides, pad), bias);
+export function conv2dBias(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor1D,
+  strides: [number, number],
+  pad: 'same' | 'valid',
+): tf.Tensor4D {
+  if (!tf.getKernel(CONV2D_BIAS, tf.getBackend()))
+    return tf.add(tf.conv2d(x, filter, strides, pad), bias);
   registerGradient();
   const attrs: Conv2DBiasAttrs = { strides, pad };
-  return tf.engine().runKernel(CONV2D_BIAS, { x, filter, bias }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  return tf
+    .engine()
+    .runKernel(
+      CONV2D_BIAS,
+      { x, filter, bias },
+      attrs as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor4D;
 }

@@ -27,7 +27,8 @@ interface CpuBackendLike {
 const size = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
 
 /** The wasm heap as it is now: the threaded build's HEAPU8 can lag behind a heap that just grew. */
-export const wasmHeap = (b: WasmBackendLike): ArrayBuffer => (b.wasm.wasmMemory ?? b.wasm.HEAPU8).buffer as ArrayBuffer;
+export const wasmHeap = (b: WasmBackendLike): ArrayBuffer =>
+  (b.wasm.wasmMemory ?? b.wasm.HEAPU8).buffer as ArrayBuffer;
 
 const wasmMemory = (b: WasmBackendLike): HostMemory => ({
   view: (t) => new Float32Array(wasmHeap(b), b.dataIdMap.get(t.dataId).memoryOffset, size(t.shape)),

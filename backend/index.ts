@@ -52,7 +52,8 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
   switch (name) {
     case 'node-gpu':
     case 'node': {
-      if (!tryNative(name === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node')) return null;
+      if (!tryNative(name === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node'))
+        return null;
       if (!(await tf.setBackend('tensorflow'))) return null;
       return { name, tfName: 'tensorflow', threads: os.availableParallelism() };
     }
@@ -73,11 +74,15 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   const choice = options.backend ?? 'auto';
   if (options.threads !== undefined) checkCount('threads', options.threads, LIMITS.threads);
   if (choice !== 'auto' && !(BACKENDS as readonly string[]).includes(choice)) {
-    throw new RobustError(`unknown backend '${choice}': choose one of auto, ${BACKENDS.join(', ')}`);
+    throw new RobustError(
+      `unknown backend '${choice}': choose one of auto, ${BACKENDS.join(', ')}`,
+    );
   }
   if (current) {
     if (choice === 'auto' || choice === current.name) return current;
-    throw new RobustError(`backend ${current.name} is already running; cannot switch to ${choice} in one process`);
+    throw new RobustError(
+      `backend ${current.name} is already running; cannot switch to ${choice} in one process`,
+    );
   }
   tf.enableProdMode(); // no per-op debug checks, no console nags
   registerGradients();
@@ -91,7 +96,9 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
     }
   }
   const pkg = choice === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
-  throw new RobustError(`backend ${choice} is not available: install ${pkg} (it needs internet access at install time)`);
+  throw new RobustError(
+    `backend ${choice} is not available: install ${pkg} (it needs internet access at install time)`,
+  );
 }
 
 /** One line for logs: "backend wasm (2 threads)". */

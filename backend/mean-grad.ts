@@ -14,13 +14,19 @@ const meanGrad: tf.GradConfig = {
   inputsToSave: ['x'],
   gradFunc: (dy, saved, attrs) => {
     const [x] = saved;
-    const axes = tf.util.parseAxisParam((attrs as unknown as { axis: number | number[] }).axis, x.shape);
+    const axes = tf.util.parseAxisParam(
+      (attrs as unknown as { axis: number | number[] }).axis,
+      x.shape,
+    );
     const n = tf.util.sizeFromShape(tf.backend_util.computeOutAndReduceShapes(x.shape, axes)[1]);
     return {
       x: () => {
         const expanded = x.shape.slice();
         for (const a of axes) expanded[a] = 1;
-        return tf.add(tf.fill(x.shape, 0, 'float32'), tf.div(tf.reshape(dy as tf.Tensor, expanded), n));
+        return tf.add(
+          tf.fill(x.shape, 0, 'float32'),
+          tf.div(tf.reshape(dy as tf.Tensor, expanded), n),
+        );
       },
     };
   },

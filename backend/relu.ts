@@ -22,7 +22,13 @@ function stockReluGrad(dy: tf.TensorInfo, x: tf.TensorInfo, backend: unknown): t
   return k.finish(k.run('Multiply', { a: dy, b: k.run('Step', { x }, { alpha: 0 }) }));
 }
 
-function reluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+function reluGradKernel({
+  inputs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+}): tf.TensorInfo {
   const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
   const b = backend as WasmHeapBackend;
   const kernels = dy.dtype === 'float32' && x.dtype === 'float32' ? wasmKernelPool(b) : null;
@@ -34,7 +40,11 @@ function reluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; ba
 export function registerWasmRelu(): void {
   replaceWithElementwise('Relu', 'relu');
   if (tf.getKernel(RELU_GRAD, 'wasm')) return;
-  tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: reluGradKernel as tf.KernelFunc });
+  tf.registerKernel({
+    kernelName: RELU_GRAD,
+    backendName: 'wasm',
+    kernelFunc: reluGradKernel as tf.KernelFunc,
+  });
 }
 
 /** Relu's gradient for every backend: our kernel where the backend has it, else dy · step(x). */

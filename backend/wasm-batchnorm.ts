@@ -4,16 +4,37 @@
  * contract as the JS loops in batchnorm-train.ts, which remain for the cpu backend.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool, withHeapBuffer } from './wasm-kernels.js';
+import {
+  type WasmHeapBackend,
+  heapOffset,
+  runRowKernel,
+  threadsFor,
+  wasmKernelPool,
+  withHeapBuffer,
+} from './wasm-kernels.js';
 import { wasmHeap } from './host-memory.js';
 
 type Data = { dataId: object; shape: number[]; size: number };
 
 export interface ChannelPasses {
   /** Per channel: Σ (u − uShift) and Σ (u − uShift)·(w − wShift), in float64. */
-  sums(channels: number, u: Data, uShift: ArrayLike<number>, w: Data, wShift: ArrayLike<number>): { s1: Float64Array; s2: Float64Array };
+  sums(
+    channels: number,
+    u: Data,
+    uShift: ArrayLike<number>,
+    w: Data,
+    wShift: ArrayLike<number>,
+  ): { s1: Float64Array; s2: Float64Array };
   /** out = a·u + k per channel, plus b·v when v is given. */
-  affine(channels: number, out: Data, u: Data, a: Float32Array, k: Float32Array, v?: Data, b?: Float32Array): void;
+  affine(
+    channels: number,
+    out: Data,
+    u: Data,
+    a: Float32Array,
+    k: Float32Array,
+    v?: Data,
+    b?: Float32Array,
+  ): void;
 }
 
 // Below this many values per thread, waking a second thread costs more than it saves.
@@ -25,10 +46,15 @@ export function wasmChannelPasses(): ChannelPasses | null {
   const backend = tf.backend() as unknown as WasmHeapBackend;
   const kernels = wasmKernelPool(backend);
   if (!kernels) return null;
-  const threads = (values: number, rows: number) => threadsFor(kernels, values, rows, MIN_VALUES_PER_THREAD);
+  const threads = (values: number, rows: number) =>
+    threadsFor(kernels, values, rows, MIN_VALUES_PER_THREAD);
 
   /** A heap buffer of `floats` float32s, written with `fill` before the kernel runs; freed after. */
-  const withScratch = <T>(floats: number, fill: (f: Float32Array) => void, run: (at: number) => T): T =>
+  const withScratch = <T>(
+    floats: number,
+    fill: (f: Float32Array) => void,
+    run: (at: number) => T,
+  ): T =>
     withHeapBuffer(backend, floats, (at) => {
       fill(new Float32Array(wasmHeap(backend), at, floats));
       return run(at);
@@ -51,7 +77,13 @@ export function wasmChannelPasses(): ChannelPasses | null {
           const ws = us + 4 * channels;
           const targets = Array.from({ length: used }, (_, t) => at + t * 16 * channels);
           kernels.run('zero', [[at, sumFloats]]); // the kernel adds into them
-          runRowKernel(kernels, 'channel_sums', targets, [heapOffset(backend, u), us, heapOffset(backend, w), ws, channels], rows);
+          runRowKernel(
+            kernels,
+            'channel_sums',
+            targets,
+            [heapOffset(backend, u), us, heapOffset(backend, w), ws, channels],
+            rows,
+          );
           const partial = new Float64Array(wasmHeap(backend), at, used * 2 * channels);
           const s1 = new Float64Array(channels);
           const s2 = new Float64Array(channels);
@@ -80,7 +112,13 @@ export function wasmChannelPasses(): ChannelPasses | null {
           const [ap, bp, kp] = [at, at + 4 * channels, at + 8 * channels];
           const vp = v ? heapOffset(backend, v) : heapOffset(backend, u);
           const targets = new Array<number>(used).fill(heapOffset(backend, out));
-          runRowKernel(kernels, 'channel_affine', targets, [heapOffset(backend, u), vp, ap, bp, kp, v ? 1 : 0, channels], rows);
+          runRowKernel(
+            kernels,
+            'channel_affine',
+            targets,
+            [heapOffset(backend, u), vp, ap, bp, kp, v ? 1 : 0, channels],
+            rows,
+          );
         },
       );
     },

@@ -9,7 +9,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool } from './wasm-kernels.js';
+import {
+  type WasmHeapBackend,
+  heapOffset,
+  runRowKernel,
+  threadsFor,
+  wasmKernelPool,
+} from './wasm-kernels.js';
 import { replaceWasmKernel } from './wasm-replace-kernel.js';
 
 type Info = tf.TensorInfo;
@@ -23,7 +29,10 @@ const MIN_FLOATS_PER_THREAD = 1 << 18;
  * How `small` broadcasts against `full` (out's shape) as [outer, mid, C]: its leading axes equal
  * to out's (outer), then ones (mid), then out's last axis; null for any other pattern.
  */
-export function channelPattern(full: number[], small: number[]): { outer: number; mid: number; C: number; perOuter: boolean } | null {
+export function channelPattern(
+  full: number[],
+  small: number[],
+): { outer: number; mid: number; C: number; perOuter: boolean } | null {
   const rank = full.length;
   if (rank < 2 || small.length > rank || small.length === 0) return null;
   const s = [...new Array<number>(rank - small.length).fill(1), ...small];
@@ -38,16 +47,26 @@ export function channelPattern(full: number[], small: number[]): { outer: number
   return { outer, mid, C, perOuter: k > 0 };
 }
 
-const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+const sameShape = (a: number[], b: number[]) =>
+  a.length === b.length && a.every((d, i) => d === b[i]);
 
 function binary(name: OpName) {
-  return (args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info => {
+  return (args: {
+    inputs: tf.NamedTensorInfoMap;
+    attrs?: tf.NamedAttrMap;
+    backend: unknown;
+  }): Info => {
     const { a, b } = args.inputs as { a: Info; b: Info };
     const backend = args.backend as WasmHeapBackend;
-    const kernels = a.dtype === 'float32' && b.dtype === 'float32' && !sameShape(a.shape, b.shape) ? wasmKernelPool(backend) : null;
+    const kernels =
+      a.dtype === 'float32' && b.dtype === 'float32' && !sameShape(a.shape, b.shape)
+        ? wasmKernelPool(backend)
+        : null;
     if (kernels) {
       // Which operand has the output's shape, and how the other broadcasts against it.
-      const swap = b.shape.length >= a.shape.length && tf.util.sizeFromShape(b.shape) > tf.util.sizeFromShape(a.shape);
+      const swap =
+        b.shape.length >= a.shape.length &&
+        tf.util.sizeFromShape(b.shape) > tf.util.sizeFromShape(a.shape);
       const [full, small] = swap ? [b, a] : [a, b];
       const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
       const p = sameShape(full.shape, outShape) ? channelPattern(full.shape, small.shape) : null;
@@ -56,7 +75,21 @@ function binary(name: OpName) {
         try {
           const rows = p.outer * p.mid;
           const threads = threadsFor(kernels, rows * p.C, rows, MIN_FLOATS_PER_THREAD);
-          runRowKernel(kernels, 'channel_binary', new Array<number>(threads).fill(heapOffset(backend, out)), [heapOffset(backend, full), heapOffset(backend, small), OPS[name], swap ? 1 : 0, p.mid, p.C, p.perOuter ? 1 : 0], rows);
+          runRowKernel(
+            kernels,
+            'channel_binary',
+            new Array<number>(threads).fill(heapOffset(backend, out)),
+            [
+              heapOffset(backend, full),
+              heapOffset(backend, small),
+              OPS[name],
+              swap ? 1 : 0,
+              p.mid,
+              p.C,
+              p.perOuter ? 1 : 0,
+            ],
+            rows,
+          );
         } catch (e) {
           backend.disposeData(out.dataId);
           throw e;
@@ -68,9 +101,12 @@ function binary(name: OpName) {
   };
 }
 
-const kernelFuncs = Object.fromEntries((Object.keys(OPS) as OpName[]).map((n) => [n, binary(n) as tf.KernelFunc])) as Record<OpName, tf.KernelFunc>;
+const kernelFuncs = Object.fromEntries(
+  (Object.keys(OPS) as OpName[]).map((n) => [n, binary(n) as tf.KernelFunc]),
+) as Record<OpName, tf.KernelFunc>;
 
 /** Puts the broadcasting binary ops in place of tfjs's wasm Add, Sub, Multiply and RealDiv (idempotent). */
 export function registerWasmBroadcast(): void {
-  for (const name of Object.keys(OPS) as OpName[]) stock[name] = replaceWasmKernel(name, kernelFuncs[name]) ?? stock[name];
+  for (const name of Object.keys(OPS) as OpName[])
+    stock[name] = replaceWasmKernel(name, kernelFuncs[name]) ?? stock[name];
 }

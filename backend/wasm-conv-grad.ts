@@ -15,7 +15,11 @@
 import * as tf from '@tensorflow/tfjs';
 // Its kernels must be registered first: ours replace its Conv2DBackpropInput.
 import '@tensorflow/tfjs-backend-wasm';
-import { backpropInputWithKernel, conv2dWithKernel, filterGradWithKernel } from './wasm-conv-kernels.js';
+import {
+  backpropInputWithKernel,
+  conv2dWithKernel,
+  filterGradWithKernel,
+} from './wasm-conv-kernels.js';
 import { CONV2D_BIAS } from './conv-bias.js';
 import { type ConvShape, type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
@@ -58,7 +62,15 @@ const explicitPad = (top: number, bottom: number, left: number, right: number) =
   [0, 0],
 ];
 
-function conv2dBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function conv2dBackpropFilter({
+  inputs,
+  attrs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { x, dy } = inputs as { x: Info; dy: Info };
   const a = attrs as Attrs;
   const g = geometry(x.shape, a.filterShape as number[], a);
@@ -80,12 +92,16 @@ function conv2dBackpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTens
     right = Math.max(right, 0);
   }
   const dyt = k.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }); // [Ho, Wo, N, Cout]
-  const dw = k.run('Conv2D', { x: xt, filter: dyt }, {
-    strides: [1, 1],
-    pad: explicitPad(g.top, bottom, g.left, right),
-    dataFormat: 'NHWC',
-    dilations: [g.sh, g.sw],
-  }); // [Cin, kh, kw, Cout]
+  const dw = k.run(
+    'Conv2D',
+    { x: xt, filter: dyt },
+    {
+      strides: [1, 1],
+      pad: explicitPad(g.top, bottom, g.left, right),
+      dataFormat: 'NHWC',
+      dilations: [g.sh, g.sw],
+    },
+  ); // [Cin, kh, kw, Cout]
   return k.finish(k.run('Transpose', { x: dw }, { perm: [1, 2, 0, 3] }));
 }
 
@@ -101,7 +117,21 @@ function backpropInputDirect(k: KernelRunner, dy: Info, filter: Info, g: ConvSha
   if (g.sh > 1 || g.sw > 1) {
     // [N,Ho,Wo,C] → [N,Ho,1,Wo,1,C] → pad to [N,Ho,sh,Wo,sw,C] → [N,Ho·sh,Wo·sw,C].
     const r = k.run('Reshape', { x: dy }, { shape: [g.batch, g.outH, 1, g.outW, 1, g.outC] });
-    const p = k.run('PadV2', { x: r }, { paddings: [[0, 0], [0, 0], [0, g.sh - 1], [0, 0], [0, g.sw - 1], [0, 0]], constantValue: 0 });
+    const p = k.run(
+      'PadV2',
+      { x: r },
+      {
+        paddings: [
+          [0, 0],
+          [0, 0],
+          [0, g.sh - 1],
+          [0, 0],
+          [0, g.sw - 1],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
+    );
     h = g.outH * g.sh;
     w = g.outW * g.sw;
     grad = k.run('Reshape', { x: p }, { shape: [g.batch, h, w, g.outC] });
@@ -110,15 +140,32 @@ function backpropInputDirect(k: KernelRunner, dy: Info, filter: Info, g: ConvSha
   const left = g.kw - 1 - g.left;
   let bottom = g.inH + g.kh - 1 - h - top;
   let right = g.inW + g.kw - 1 - w - left;
-  if (top < 0 || left < 0) throw new Error('wasm conv gradient: padding larger than the filter is not supported');
+  if (top < 0 || left < 0)
+    throw new Error('wasm conv gradient: padding larger than the filter is not supported');
   if (bottom < 0 || right < 0) {
-    grad = k.run('Slice', { x: grad }, { begin: [0, 0, 0, 0], size: [g.batch, h + Math.min(bottom, 0), w + Math.min(right, 0), g.outC] });
+    grad = k.run(
+      'Slice',
+      { x: grad },
+      {
+        begin: [0, 0, 0, 0],
+        size: [g.batch, h + Math.min(bottom, 0), w + Math.min(right, 0), g.outC],
+      },
+    );
     bottom = Math.max(bottom, 0);
     right = Math.max(right, 0);
   }
   const rotated = k.run('Reverse', { x: filter }, { dims: [0, 1] });
   const swapped = k.run('Transpose', { x: rotated }, { perm: [0, 1, 3, 2] }); // [kh, kw, Cout, Cin]
-  return k.run('Conv2D', { x: grad, filter: swapped }, { strides: [1, 1], pad: explicitPad(top, bottom, left, right), dataFormat: 'NHWC', dilations: [1, 1] });
+  return k.run(
+    'Conv2D',
+    { x: grad, filter: swapped },
+    {
+      strides: [1, 1],
+      pad: explicitPad(top, bottom, left, right),
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+    },
+  );
 }
 
 /**
@@ -131,7 +178,8 @@ function backpropInputDirect(k: KernelRunner, dy: Info, filter: Info, g: ConvSha
 function backpropInputStrided(k: KernelRunner, dy: Info, filter: Info, g: ConvShape): Info {
   const [sh, sw] = [g.sh, g.sw];
   // Rows m = 0..rows(r)−1 of phase r cover padded rows up to inH − 1 + top.
-  const rows = (r: number, size: number, pad: number, s: number) => Math.max(0, Math.floor((size - 1 + pad - r) / s) + 1);
+  const rows = (r: number, size: number, pad: number, s: number) =>
+    Math.max(0, Math.floor((size - 1 + pad - r) / s) + 1);
   const maxRows = rows(0, g.inH, g.top, sh);
   const maxCols = rows(0, g.inW, g.left, sw);
   const phases: Info[] = [];
@@ -142,33 +190,99 @@ function backpropInputStrided(k: KernelRunner, dy: Info, filter: Info, g: ConvSh
       const ma = rows(ra, g.inH, g.top, sh);
       const mb = rows(rb, g.inW, g.left, sw);
       if (ja === 0 || jb === 0 || ma === 0 || mb === 0) {
-        phases.push(k.run('Fill', {}, { shape: [g.batch, maxRows, maxCols, g.inC], value: 0, dtype: 'float32' }));
+        phases.push(
+          k.run(
+            'Fill',
+            {},
+            { shape: [g.batch, maxRows, maxCols, g.inC], value: 0, dtype: 'float32' },
+          ),
+        );
         continue;
       }
-      const sub = k.run('StridedSlice', { x: filter }, {
-        begin: [ra, rb, 0, 0], end: [g.kh, g.kw, g.inC, g.outC], strides: [sh, sw, 1, 1],
-        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      }); // [ja, jb, Cin, Cout]
-      const swapped = k.run('Transpose', { x: k.run('Reverse', { x: sub }, { dims: [0, 1] }) }, { perm: [0, 1, 3, 2] });
+      const sub = k.run(
+        'StridedSlice',
+        { x: filter },
+        {
+          begin: [ra, rb, 0, 0],
+          end: [g.kh, g.kw, g.inC, g.outC],
+          strides: [sh, sw, 1, 1],
+          beginMask: 0,
+          endMask: 0,
+          ellipsisMask: 0,
+          newAxisMask: 0,
+          shrinkAxisMask: 0,
+        },
+      ); // [ja, jb, Cin, Cout]
+      const swapped = k.run(
+        'Transpose',
+        { x: k.run('Reverse', { x: sub }, { dims: [0, 1] }) },
+        { perm: [0, 1, 3, 2] },
+      );
       // Full correlation: ja − 1 zero rows above dy; below, as many as phase rows need.
       const bottom = Math.max(0, ma - g.outH);
       const right = Math.max(0, mb - g.outW);
-      let out = k.run('Conv2D', { x: dy, filter: swapped }, { strides: [1, 1], pad: explicitPad(ja - 1, bottom, jb - 1, right), dataFormat: 'NHWC', dilations: [1, 1] });
-      if (out.shape[1] !== ma || out.shape[2] !== mb) out = k.run('Slice', { x: out }, { begin: [0, 0, 0, 0], size: [g.batch, ma, mb, g.inC] });
-      if (ma !== maxRows || mb !== maxCols) out = k.run('PadV2', { x: out }, { paddings: [[0, 0], [0, maxRows - ma], [0, maxCols - mb], [0, 0]], constantValue: 0 });
+      let out = k.run(
+        'Conv2D',
+        { x: dy, filter: swapped },
+        {
+          strides: [1, 1],
+          pad: explicitPad(ja - 1, bottom, jb - 1, right),
+          dataFormat: 'NHWC',
+          dilations: [1, 1],
+        },
+      );
+      if (out.shape[1] !== ma || out.shape[2] !== mb)
+        out = k.run('Slice', { x: out }, { begin: [0, 0, 0, 0], size: [g.batch, ma, mb, g.inC] });
+      if (ma !== maxRows || mb !== maxCols)
+        out = k.run(
+          'PadV2',
+          { x: out },
+          {
+            paddings: [
+              [0, 0],
+              [0, maxRows - ma],
+              [0, maxCols - mb],
+              [0, 0],
+            ],
+            constantValue: 0,
+          },
+        );
       phases.push(out);
     }
   }
   // [sh·sw·N, M, M', C] (the kernel takes an array) → [N, M, sh, M', sw, C] → [N, M·sh, M'·sw, C]: row s·m + r holds phase r.
-  const joined = phases.length === 1 ? phases[0] : k.run('Concat', phases as unknown as Record<string, Info>, { axis: 0 });
-  const stacked = k.run('Reshape', { x: joined }, { shape: [sh, sw, g.batch, maxRows, maxCols, g.inC] });
+  const joined =
+    phases.length === 1
+      ? phases[0]
+      : k.run('Concat', phases as unknown as Record<string, Info>, { axis: 0 });
+  const stacked = k.run(
+    'Reshape',
+    { x: joined },
+    { shape: [sh, sw, g.batch, maxRows, maxCols, g.inC] },
+  );
   const interleaved = k.run('Transpose', { x: stacked }, { perm: [2, 3, 0, 4, 1, 5] });
-  const grid = k.run('Reshape', { x: interleaved }, { shape: [g.batch, maxRows * sh, maxCols * sw, g.inC] });
+  const grid = k.run(
+    'Reshape',
+    { x: interleaved },
+    { shape: [g.batch, maxRows * sh, maxCols * sw, g.inC] },
+  );
   if (g.top === 0 && g.left === 0 && maxRows * sh === g.inH && maxCols * sw === g.inW) return grid;
-  return k.run('Slice', { x: grid }, { begin: [0, g.top, g.left, 0], size: [g.batch, g.inH, g.inW, g.inC] });
+  return k.run(
+    'Slice',
+    { x: grid },
+    { begin: [0, g.top, g.left, 0], size: [g.batch, g.inH, g.inW, g.inC] },
+  );
 }
 
-function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function conv2dBackpropInput({
+  inputs,
+  attrs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { dy, filter } = inputs as { dy: Info; filter: Info };
   const a = attrs as Attrs;
   const g = geometry(a.inputShape as number[], filter.shape, a);
@@ -177,7 +291,9 @@ function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTenso
   const k = new KernelRunner(backend as Backend);
   // Filters wider than the stride overlap: the phase split saves the conv over inserted zeros.
   const overlapping = (g.sh > 1 || g.sw > 1) && (g.kh > g.sh || g.kw > g.sw);
-  return k.finish(overlapping ? backpropInputStrided(k, dy, filter, g) : backpropInputDirect(k, dy, filter, g));
+  return k.finish(
+    overlapping ? backpropInputStrided(k, dy, filter, g) : backpropInputDirect(k, dy, filter, g),
+  );
 }
 
 // tfjs's own (XNNPACK) Conv2D, for what our kernel does not cover: dilation, other dtypes. The
@@ -185,15 +301,31 @@ function conv2dBackpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTenso
 const STOCK = Symbol.for('robust.stockKernel');
 type Kept = tf.KernelFunc & { [STOCK]?: tf.KernelFunc };
 const registeredConv2D = tf.getKernel('Conv2D', 'wasm')!;
-const stockConv2D: tf.KernelFunc = (registeredConv2D.kernelFunc as Kept)[STOCK] ?? registeredConv2D.kernelFunc;
+const stockConv2D: tf.KernelFunc =
+  (registeredConv2D.kernelFunc as Kept)[STOCK] ?? registeredConv2D.kernelFunc;
 
-function conv2d({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function conv2d({
+  inputs,
+  attrs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { x, filter } = inputs as { x: Info; filter: Info };
   const a = attrs as Attrs;
   const dilations = a.dilations as number | [number, number] | undefined;
-  const undilated = dilations === undefined || (Array.isArray(dilations) ? dilations.every((d) => d === 1) : dilations === 1);
+  const undilated =
+    dilations === undefined ||
+    (Array.isArray(dilations) ? dilations.every((d) => d === 1) : dilations === 1);
   if (undilated && a.dataFormat !== 'NCHW') {
-    const direct = conv2dWithKernel(backend as WasmHeapBackend, x, filter, geometry(x.shape, filter.shape, a));
+    const direct = conv2dWithKernel(
+      backend as WasmHeapBackend,
+      x,
+      filter,
+      geometry(x.shape, filter.shape, a),
+    );
     if (direct) return direct;
   }
   return stockConv2D({ inputs, attrs, backend } as Parameters<tf.KernelFunc>[0]) as Info;
@@ -201,10 +333,24 @@ function conv2d({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; att
 (conv2d as Kept)[STOCK] = stockConv2D;
 
 /** conv2d + bias (backend/conv-bias.ts): the bias added by our kernels, else a conv and an Add. */
-function conv2dBias({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function conv2dBias({
+  inputs,
+  attrs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { x, filter, bias } = inputs as { x: Info; filter: Info; bias: Info };
   const a = { ...(attrs as Attrs), dataFormat: 'NHWC', dilations: 1 };
-  const fused = conv2dWithKernel(backend as WasmHeapBackend, x, filter, geometry(x.shape, filter.shape, a), bias);
+  const fused = conv2dWithKernel(
+    backend as WasmHeapBackend,
+    x,
+    filter,
+    geometry(x.shape, filter.shape, a),
+    bias,
+  );
   if (fused) return fused;
   const k = new KernelRunner(backend as Backend);
   const y = conv2d({ inputs: { x, filter }, attrs: a as tf.NamedAttrMap, backend });
@@ -214,21 +360,32 @@ function conv2dBias({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap;
 }
 
 const registeredFused = tf.getKernel('FusedConv2D', 'wasm')!;
-const stockFusedConv2D: tf.KernelFunc = (registeredFused.kernelFunc as Kept)[STOCK] ?? registeredFused.kernelFunc;
+const stockFusedConv2D: tf.KernelFunc =
+  (registeredFused.kernelFunc as Kept)[STOCK] ?? registeredFused.kernelFunc;
 
 /**
  * FusedConv2D (every conv of a converted graph model, with its folded BatchNorm as the bias):
  * the conv and bias on our kernels, then ReLU / ReLU6 as one more SIMD pass. tfjs's XNNPACK kernel
  * waits on its own thread pool for every call; other activations, dilations and layouts keep it.
  */
-function fusedConv2d(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function fusedConv2d(args: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { x, filter, bias } = args.inputs as { x: Info; filter: Info; bias?: Info };
   const a = args.attrs as Attrs;
   const b = args.backend as WasmHeapBackend;
   const activation = (a.activation as string | undefined) ?? 'linear';
   const dilations = a.dilations as number | [number, number] | undefined;
-  const undilated = dilations === undefined || (Array.isArray(dilations) ? dilations.every((d) => d === 1) : dilations === 1);
-  const simple = undilated && a.dataFormat !== 'NCHW' && ['linear', 'relu', 'relu6'].includes(activation) && (!bias || (bias.shape.length === 1 && bias.shape[0] === filter.shape[3]));
+  const undilated =
+    dilations === undefined ||
+    (Array.isArray(dilations) ? dilations.every((d) => d === 1) : dilations === 1);
+  const simple =
+    undilated &&
+    a.dataFormat !== 'NCHW' &&
+    ['linear', 'relu', 'relu6'].includes(activation) &&
+    (!bias || (bias.shape.length === 1 && bias.shape[0] === filter.shape[3]));
   const kernels = simple ? wasmKernelPool(b) : null;
   if (kernels) {
     const y = conv2dWithKernel(b, x, filter, geometry(x.shape, filter.shape, a), bias ?? null);
@@ -247,11 +404,29 @@ function fusedConv2d(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttr
 
 export const wasmConvGradientKernels: tf.KernelConfig[] = [
   // The stock set-up binds the XNNPACK entry point that our fallback calls.
-  { kernelName: 'Conv2D', backendName: 'wasm', kernelFunc: conv2d as tf.KernelFunc, setupFunc: registeredConv2D.setupFunc },
-  { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilter as tf.KernelFunc },
-  { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2dBackpropInput as tf.KernelFunc },
+  {
+    kernelName: 'Conv2D',
+    backendName: 'wasm',
+    kernelFunc: conv2d as tf.KernelFunc,
+    setupFunc: registeredConv2D.setupFunc,
+  },
+  {
+    kernelName: 'Conv2DBackpropFilter',
+    backendName: 'wasm',
+    kernelFunc: conv2dBackpropFilter as tf.KernelFunc,
+  },
+  {
+    kernelName: 'Conv2DBackpropInput',
+    backendName: 'wasm',
+    kernelFunc: conv2dBackpropInput as tf.KernelFunc,
+  },
   { kernelName: CONV2D_BIAS, backendName: 'wasm', kernelFunc: conv2dBias as tf.KernelFunc },
-  { kernelName: 'FusedConv2D', backendName: 'wasm', kernelFunc: fusedConv2d as tf.KernelFunc, setupFunc: registeredFused.setupFunc },
+  {
+    kernelName: 'FusedConv2D',
+    backendName: 'wasm',
+    kernelFunc: fusedConv2d as tf.KernelFunc,
+    setupFunc: registeredFused.setupFunc,
+  },
 ];
 
 /** Registers the fast conv gradient kernels for the wasm backend (idempotent). */

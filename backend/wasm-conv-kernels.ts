@@ -30,7 +30,12 @@ const float32 = (...ts: Info[]) => ts.every((t) => t.dtype === 'float32');
 const macs = (s: ConvShape) => s.batch * s.outH * s.outW * s.kh * s.kw * s.inC * s.outC;
 
 /** Runs `body` with a temporary heap buffer of `count` zero floats, which kernels read as padding. */
-function withZeros<T>(backend: WasmHeapBackend, kernels: WasmKernelPool, count: number, body: (at: number) => T): T {
+function withZeros<T>(
+  backend: WasmHeapBackend,
+  kernels: WasmKernelPool,
+  count: number,
+  body: (at: number) => T,
+): T {
   return withHeapBuffer(backend, count, (at) => {
     kernels.run('zero', [[at, count]]);
     return body(at);
@@ -58,12 +63,21 @@ function packedConv(
   const rows = outShape[0] * outShape[1];
   const out = backend.makeOutput(outShape, 'float32');
   try {
-    const targets = new Array<number>(threadsFor(kernels, macs(s), rows)).fill(heapOffset(backend, out));
+    const targets = new Array<number>(threadsFor(kernels, macs(s), rows)).fill(
+      heapOffset(backend, out),
+    );
     withHeapBuffer(backend, Math.max(1, pack.floats), (packed) => {
       kernels.run(pack.kernel, [[packed, heapOffset(backend, filter), ...pack.args]]);
       withZeros(backend, kernels, zeros, (z) => {
         const biasArg = bias === undefined ? [] : [bias ? heapOffset(backend, bias) : z];
-        runConvKernel(kernels, name, targets, [...operands.map((t) => heapOffset(backend, t)), packed, z, ...biasArg], s, rows);
+        runConvKernel(
+          kernels,
+          name,
+          targets,
+          [...operands.map((t) => heapOffset(backend, t)), packed, z, ...biasArg],
+          s,
+          rows,
+        );
       });
     });
   } catch (e) {
@@ -92,37 +106,91 @@ const WINOGRAD_TILES = 32;
 
 /** Whether Winograd F(2x2, 3x3) takes this conv: 3x3, stride 1, channels the SIMD widths fit. */
 const winogradFits = (s: ConvShape, inC: number, outC: number) =>
-  winogradEnabled() && s.kh === 3 && s.kw === 3 && s.sh === 1 && s.sw === 1 && inC % 4 === 0 && outC % 8 === 0;
+  winogradEnabled() &&
+  s.kh === 3 &&
+  s.kw === 3 &&
+  s.sh === 1 &&
+  s.sw === 1 &&
+  inC % 4 === 0 &&
+  outC % 8 === 0;
 
 /** Work units of Winograd's tiles for shape g: rows of tiles per unit, tiles per unit (padded), units. */
-function winogradUnits(g: WinogradShape): { R: number; tiles: number; units: number; macs: number } {
+function winogradUnits(g: WinogradShape): {
+  R: number;
+  tiles: number;
+  units: number;
+  macs: number;
+} {
   const tilesW = Math.ceil(g.Wo / 2);
   const tileRows = g.N * Math.ceil(g.Ho / 2);
   const R = Math.max(1, Math.floor(WINOGRAD_TILES / tilesW));
-  return { R, tiles: Math.ceil((R * tilesW) / 4) * 4, units: Math.ceil(tileRows / R), macs: tileRows * tilesW * 16 * g.Ci * g.Co };
+  return {
+    R,
+    tiles: Math.ceil((R * tilesW) / 4) * 4,
+    units: Math.ceil(tileRows / R),
+    macs: tileRows * tilesW * 16 * g.Ci * g.Co,
+  };
 }
 
 /** The Winograd shape of forward conv s (also its filter gradient's). */
-const forwardShape = (s: ConvShape): WinogradShape => ({ N: s.batch, H: s.inH, W: s.inW, Ci: s.inC, Ho: s.outH, Wo: s.outW, Co: s.outC, top: s.top, left: s.left });
+const forwardShape = (s: ConvShape): WinogradShape => ({
+  N: s.batch,
+  H: s.inH,
+  W: s.inW,
+  Ci: s.inC,
+  Ho: s.outH,
+  Wo: s.outW,
+  Co: s.outC,
+  top: s.top,
+  left: s.left,
+});
 
-const winogradArgs = (g: WinogradShape, R: number) => [g.N, g.H, g.W, g.Ci, g.Ho, g.Wo, g.Co, g.top, g.left, R];
+const winogradArgs = (g: WinogradShape, R: number) => [
+  g.N,
+  g.H,
+  g.W,
+  g.Ci,
+  g.Ho,
+  g.Wo,
+  g.Co,
+  g.top,
+  g.left,
+  R,
+];
 
 /**
  * y = the 3x3 stride-1 correlation of x with `filter` by Winograd F(2x2, 3x3) (backend/kernels/
  * winograd.c); `transposed`: with the filter flipped and transposed, i.e. the input gradient.
  */
-function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info, filter: Info, transposed: boolean, g: WinogradShape, bias: Info | null = null): Info {
+function winogradConv(
+  backend: WasmHeapBackend,
+  kernels: WasmKernelPool,
+  x: Info,
+  filter: Info,
+  transposed: boolean,
+  g: WinogradShape,
+  bias: Info | null = null,
+): Info {
   const { R, tiles, units, macs } = winogradUnits(g);
   const threads = threadsFor(kernels, macs, units);
   const scratch = 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: V and M (winograd.c's PLANE)
   const out = backend.makeOutput([g.N, g.Ho, g.Wo, g.Co], 'float32');
   try {
     withHeapBuffer(backend, 16 * g.Ci * g.Co, (U) => {
-      kernels.run('winograd_filter', [[U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0]]);
+      kernels.run('winograd_filter', [
+        [U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0],
+      ]);
       withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
         withHeapBuffer(backend, threads * scratch, (at) => {
           const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * scratch);
-          const args = [heapOffset(backend, out), heapOffset(backend, x), U, zeros, bias ? heapOffset(backend, bias) : zeros, ...winogradArgs(g, R)];
+          const args = [
+            heapOffset(backend, out),
+            heapOffset(backend, x),
+            U,
+            zeros,
+            bias ? heapOffset(backend, bias) : zeros,
+            ...winogradArgs(g, R),
+          ];
           runRowKernel(kernels, 'winograd_conv', targets, args, units);
         });
       });
@@ -135,38 +203,90 @@ function winogradConv(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info
 }
 
 /** y = conv(x, filter) (+ bias, [Cout]), [N, Ho, Wo, Cout]. */
-export function conv2dWithKernel(backend: WasmHeapBackend, x: Info, filter: Info, s: ConvShape, bias: Info | null = null): Info | null {
+export function conv2dWithKernel(
+  backend: WasmHeapBackend,
+  x: Info,
+  filter: Info,
+  s: ConvShape,
+  bias: Info | null = null,
+): Info | null {
   const kernels = float32(x, filter, ...(bias ? [bias] : [])) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
-  if (winogradFits(s, s.inC, s.outC)) return winogradConv(backend, kernels, x, filter, false, forwardShape(s), bias);
+  if (winogradFits(s, s.inC, s.outC))
+    return winogradConv(backend, kernels, x, filter, false, forwardShape(s), bias);
   const taps = s.kh * s.kw * s.inC;
   // 8- and 4-wide output-channel slices; channels past the last multiple of 4 read the filter.
   const pack = { kernel: 'pack_filter', args: [taps, s.outC], floats: taps * (s.outC & ~3) };
-  return packedConv(backend, kernels, 'conv2d', pack, [x, filter], filter, s, [s.batch, s.outH, s.outW, s.outC], Math.max(s.inC, s.outC), bias);
+  return packedConv(
+    backend,
+    kernels,
+    'conv2d',
+    pack,
+    [x, filter],
+    filter,
+    s,
+    [s.batch, s.outH, s.outW, s.outC],
+    Math.max(s.inC, s.outC),
+    bias,
+  );
 }
 
 /** dx, [N, H, W, Cin]. */
-export function backpropInputWithKernel(backend: WasmHeapBackend, dy: Info, filter: Info, s: ConvShape): Info | null {
+export function backpropInputWithKernel(
+  backend: WasmHeapBackend,
+  dy: Info,
+  filter: Info,
+  s: ConvShape,
+): Info | null {
   const kernels = float32(dy, filter) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
   if (winogradFits(s, s.outC, s.inC)) {
     // dx is the correlation of dy with the flipped, transposed filter, padded by 2 - the forward's.
-    const g = { N: s.batch, H: s.outH, W: s.outW, Ci: s.outC, Ho: s.inH, Wo: s.inW, Co: s.inC, top: 2 - s.top, left: 2 - s.left };
+    const g = {
+      N: s.batch,
+      H: s.outH,
+      W: s.outW,
+      Ci: s.outC,
+      Ho: s.inH,
+      Wo: s.inW,
+      Co: s.inC,
+      top: 2 - s.top,
+      left: 2 - s.left,
+    };
     return winogradConv(backend, kernels, dy, filter, true, g);
   }
   // Channels in 8-wide slices; the last slice 8 wide if more than 4 remain for it, else 4.
   const rest = s.inC % 8;
   const paddedC = s.inC - rest + (rest === 0 ? 0 : rest > 4 ? 8 : 4);
-  const pack = { kernel: 'pack_filter_t', args: [s.kh, s.kw, s.inC, s.outC], floats: s.kh * s.kw * s.outC * paddedC };
-  return packedConv(backend, kernels, 'conv2d_backprop_input', pack, [dy], filter, s, [s.batch, s.inH, s.inW, s.inC], s.outC);
+  const pack = {
+    kernel: 'pack_filter_t',
+    args: [s.kh, s.kw, s.inC, s.outC],
+    floats: s.kh * s.kw * s.outC * paddedC,
+  };
+  return packedConv(
+    backend,
+    kernels,
+    'conv2d_backprop_input',
+    pack,
+    [dy],
+    filter,
+    s,
+    [s.batch, s.inH, s.inW, s.inC],
+    s.outC,
+  );
 }
-
 
 /**
  * dW of a 3x3 stride-1 conv by Winograd F(2x2, 3x3) transposed: each thread sums the 16 transformed
  * products over its tiles, the sums are added up, and one last transform gives the 3x3 filter.
  */
-function winogradFilterGrad(backend: WasmHeapBackend, kernels: WasmKernelPool, x: Info, dy: Info, g: WinogradShape): Info {
+function winogradFilterGrad(
+  backend: WasmHeapBackend,
+  kernels: WasmKernelPool,
+  x: Info,
+  dy: Info,
+  g: WinogradShape,
+): Info {
   const { R, tiles, units, macs } = winogradUnits(g);
   const threads = threadsFor(kernels, macs, units);
   const sums = 16 * g.Ci * g.Co;
@@ -176,8 +296,17 @@ function winogradFilterGrad(backend: WasmHeapBackend, kernels: WasmKernelPool, x
     withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
       withHeapBuffer(backend, threads * region, (at) => {
         const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * region);
-        kernels.run('zero', targets.map((t) => [t, sums]));
-        runRowKernel(kernels, 'winograd_filter_grad', targets, [heapOffset(backend, x), heapOffset(backend, dy), zeros, ...winogradArgs(g, R)], units);
+        kernels.run(
+          'zero',
+          targets.map((t) => [t, sums]),
+        );
+        runRowKernel(
+          kernels,
+          'winograd_filter_grad',
+          targets,
+          [heapOffset(backend, x), heapOffset(backend, dy), zeros, ...winogradArgs(g, R)],
+          units,
+        );
         for (const t of targets.slice(1)) kernels.run('add_into', [[at, t, sums]]);
         kernels.run('winograd_filter_grad_out', [[heapOffset(backend, out), at, g.Ci, g.Co]]);
       });
@@ -190,10 +319,16 @@ function winogradFilterGrad(backend: WasmHeapBackend, kernels: WasmKernelPool, x
 }
 
 /** dW, [kh, kw, Cin, Cout]: threads add up partial sums over their rows. */
-export function filterGradWithKernel(backend: WasmHeapBackend, x: Info, dy: Info, s: ConvShape): Info | null {
+export function filterGradWithKernel(
+  backend: WasmHeapBackend,
+  x: Info,
+  dy: Info,
+  s: ConvShape,
+): Info | null {
   const kernels = float32(x, dy) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
-  if (winogradFits(s, s.inC, s.outC)) return winogradFilterGrad(backend, kernels, x, dy, forwardShape(s));
+  if (winogradFits(s, s.inC, s.outC))
+    return winogradFilterGrad(backend, kernels, x, dy, forwardShape(s));
   const size = s.kh * s.kw * s.inC * s.outC;
   const rows = s.batch * s.outH;
   const threads = threadsFor(kernels, macs(s), rows);
@@ -202,8 +337,18 @@ export function filterGradWithKernel(backend: WasmHeapBackend, x: Info, dy: Info
   const partials = Array.from({ length: threads - 1 }, () => backend.makeOutput([size], 'float32'));
   try {
     const targets = [out, ...partials].map((t) => heapOffset(backend, t));
-    kernels.run('zero', targets.map((t) => [t, size])); // the kernel adds into them
-    runConvKernel(kernels, 'conv2d_filter_grad', targets, [heapOffset(backend, x), heapOffset(backend, dy)], s, rows);
+    kernels.run(
+      'zero',
+      targets.map((t) => [t, size]),
+    ); // the kernel adds into them
+    runConvKernel(
+      kernels,
+      'conv2d_filter_grad',
+      targets,
+      [heapOffset(backend, x), heapOffset(backend, dy)],
+      s,
+      rows,
+    );
     for (const p of partials) kernels.run('add_into', [[targets[0], heapOffset(backend, p), size]]);
   } catch (e) {
     backend.disposeData(out.dataId);

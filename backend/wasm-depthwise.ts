@@ -18,7 +18,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool, withHeapBuffer } from './wasm-kernels.js';
+import {
+  type WasmHeapBackend,
+  heapOffset,
+  runRowKernel,
+  threadsFor,
+  wasmKernelPool,
+  withHeapBuffer,
+} from './wasm-kernels.js';
 import { replaceWasmKernel } from './wasm-replace-kernel.js';
 import type { WasmKernelPool } from './wasm-kernel-pool.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
@@ -45,7 +52,11 @@ export interface DepthwiseShape {
   left: number;
 }
 
-export function depthwiseGeometry(xShape: number[], filterShape: number[], a: Attrs): DepthwiseShape {
+export function depthwiseGeometry(
+  xShape: number[],
+  filterShape: number[],
+  a: Attrs,
+): DepthwiseShape {
   if (a.dataFormat === 'NCHW') throw new Error('wasm depthwise conv gradients support NHWC only');
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
@@ -78,7 +89,21 @@ export function depthwiseGeometry(xShape: number[], filterShape: number[], a: At
 const float32 = (...ts: Info[]) => ts.every((t) => t.dtype === 'float32');
 const macs = (s: DepthwiseShape) => s.batch * s.outH * s.outW * s.kh * s.kw * s.inC * s.mult;
 // The kernels' shape arguments; C is the channel count they see (the output channels when M > 1).
-const shapeArgs = (s: DepthwiseShape, C: number) => [s.inH, s.inW, C, s.outH, s.outW, s.kh, s.kw, s.sh, s.sw, s.dh, s.dw, s.top, s.left];
+const shapeArgs = (s: DepthwiseShape, C: number) => [
+  s.inH,
+  s.inW,
+  C,
+  s.outH,
+  s.outW,
+  s.kh,
+  s.kw,
+  s.sh,
+  s.sw,
+  s.dh,
+  s.dw,
+  s.top,
+  s.left,
+];
 // Widening and summing channels is one pass over memory: a second thread pays off only on large tensors.
 const MIN_FLOATS_PER_THREAD = 1 << 18;
 
@@ -105,20 +130,45 @@ function output(b: WasmHeapBackend, shape: number[], fill: (out: Info) => void):
 }
 
 /** M > 1: widens or sums the channel axis of [N, H, W, ·] (depthwise_expand / depthwise_reduce) over N·H rows. */
-function channelPass(b: WasmHeapBackend, kernels: WasmKernelPool, name: string, out: Info, src: Info, s: DepthwiseShape, h: number, w: number): void {
+function channelPass(
+  b: WasmHeapBackend,
+  kernels: WasmKernelPool,
+  name: string,
+  out: Info,
+  src: Info,
+  s: DepthwiseShape,
+  h: number,
+  w: number,
+): void {
   const rows = s.batch * h;
   const threads = threadsFor(kernels, rows * w * s.inC * s.mult, rows, MIN_FLOATS_PER_THREAD);
-  runRowKernel(kernels, name, new Array<number>(threads).fill(heapOffset(b, out)), [heapOffset(b, src), w, s.inC, s.mult], rows);
+  runRowKernel(
+    kernels,
+    name,
+    new Array<number>(threads).fill(heapOffset(b, out)),
+    [heapOffset(b, src), w, s.inC, s.mult],
+    rows,
+  );
 }
 
 const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
 
 /** y = act(depthwise(x, filter) + bias), [N, Ho, Wo, C·M], on our kernels; null where they cannot run. */
-export function depthwiseConv2dWithKernel(b: WasmHeapBackend, x: Info, filter: Info, s: DepthwiseShape, bias: Info | null = null, activation = 'linear'): Info | null {
+export function depthwiseConv2dWithKernel(
+  b: WasmHeapBackend,
+  x: Info,
+  filter: Info,
+  s: DepthwiseShape,
+  bias: Info | null = null,
+  activation = 'linear',
+): Info | null {
   const Co = s.inC * s.mult;
   const act = ACTIVATIONS[activation];
   const biasFits = bias === null || (bias.shape.length === 1 && bias.shape[0] === Co);
-  const kernels = float32(x, filter, ...(bias ? [bias] : [])) && biasFits && act !== undefined ? wasmKernelPool(b) : null;
+  const kernels =
+    float32(x, filter, ...(bias ? [bias] : [])) && biasFits && act !== undefined
+      ? wasmKernelPool(b)
+      : null;
   if (!kernels) return null;
   const rows = s.batch * s.outH;
   const threads = threadsFor(kernels, macs(s), rows);
@@ -126,8 +176,20 @@ export function depthwiseConv2dWithKernel(b: WasmHeapBackend, x: Info, filter: I
     output(b, [s.batch, s.outH, s.outW, Co], (out) =>
       withHeapBuffer(b, Co, (zeros) => {
         if (!bias) kernels.run('zero', [[zeros, Co]]);
-        const args = [heapOffset(b, src), heapOffset(b, filter), bias ? heapOffset(b, bias) : zeros, act, ...shapeArgs(s, Co)];
-        runRowKernel(kernels, 'depthwise_conv2d', new Array<number>(threads).fill(heapOffset(b, out)), args, rows);
+        const args = [
+          heapOffset(b, src),
+          heapOffset(b, filter),
+          bias ? heapOffset(b, bias) : zeros,
+          act,
+          ...shapeArgs(s, Co),
+        ];
+        runRowKernel(
+          kernels,
+          'depthwise_conv2d',
+          new Array<number>(threads).fill(heapOffset(b, out)),
+          args,
+          rows,
+        );
       }),
     );
   if (s.mult === 1) return run(x);
@@ -138,13 +200,24 @@ export function depthwiseConv2dWithKernel(b: WasmHeapBackend, x: Info, filter: I
 }
 
 /** dx, [N, H, W, C], on our kernels; null where they cannot run. */
-export function depthwiseBackpropInputWithKernel(b: WasmHeapBackend, dy: Info, filter: Info, s: DepthwiseShape): Info | null {
+export function depthwiseBackpropInputWithKernel(
+  b: WasmHeapBackend,
+  dy: Info,
+  filter: Info,
+  s: DepthwiseShape,
+): Info | null {
   const kernels = float32(dy, filter) ? wasmKernelPool(b) : null;
   if (!kernels) return null;
   const rows = s.batch * s.inH;
   const threads = threadsFor(kernels, macs(s), rows);
   const run = (target: Info, C: number) =>
-    runRowKernel(kernels, 'depthwise_backprop_input', new Array<number>(threads).fill(heapOffset(b, target)), [heapOffset(b, dy), heapOffset(b, filter), ...shapeArgs(s, C)], rows);
+    runRowKernel(
+      kernels,
+      'depthwise_backprop_input',
+      new Array<number>(threads).fill(heapOffset(b, target)),
+      [heapOffset(b, dy), heapOffset(b, filter), ...shapeArgs(s, C)],
+      rows,
+    );
   const shape = [s.batch, s.inH, s.inW, s.inC];
   if (s.mult === 1) return output(b, shape, (out) => run(out, s.inC));
   // In the output channels' space (the filter's [C, M] axes are one), then each input channel's M summed.
@@ -157,7 +230,12 @@ export function depthwiseBackpropInputWithKernel(b: WasmHeapBackend, dy: Info, f
 }
 
 /** dW, [kh, kw, C, M], on our kernels; null where they cannot run. */
-export function depthwiseFilterGradWithKernel(b: WasmHeapBackend, x: Info, dy: Info, s: DepthwiseShape): Info | null {
+export function depthwiseFilterGradWithKernel(
+  b: WasmHeapBackend,
+  x: Info,
+  dy: Info,
+  s: DepthwiseShape,
+): Info | null {
   const kernels = float32(x, dy) ? wasmKernelPool(b) : null;
   if (!kernels) return null;
   const Co = s.inC * s.mult;
@@ -170,8 +248,17 @@ export function depthwiseFilterGradWithKernel(b: WasmHeapBackend, x: Info, dy: I
       const partials = Array.from({ length: threads - 1 }, () => b.makeOutput([size], 'float32'));
       try {
         const targets = [out, ...partials].map((t) => heapOffset(b, t));
-        kernels.run('zero', targets.map((t) => [t, size]));
-        runRowKernel(kernels, 'depthwise_filter_grad', targets, [heapOffset(b, src), heapOffset(b, dy), ...shapeArgs(s, Co)], rows);
+        kernels.run(
+          'zero',
+          targets.map((t) => [t, size]),
+        );
+        runRowKernel(
+          kernels,
+          'depthwise_filter_grad',
+          targets,
+          [heapOffset(b, src), heapOffset(b, dy), ...shapeArgs(s, Co)],
+          rows,
+        );
         for (const t of targets.slice(1)) kernels.run('add_into', [[targets[0], t, size]]);
       } finally {
         for (const p of partials) b.disposeData(p.dataId);
@@ -201,7 +288,21 @@ function backpropInputComposed(k: KernelRunner, dy: Info, filter: Info, s: Depth
   if (s.sh > 1 || s.sw > 1) {
     // [N,Ho,Wo,C] → [N,Ho,1,Wo,1,C] → pad to [N,Ho,sh,Wo,sw,C] → [N,Ho·sh,Wo·sw,C].
     const r = k.run('Reshape', { x: dy }, { shape: [s.batch, s.outH, 1, s.outW, 1, Co] });
-    const p = k.run('PadV2', { x: r }, { paddings: [[0, 0], [0, 0], [0, s.sh - 1], [0, 0], [0, s.sw - 1], [0, 0]], constantValue: 0 });
+    const p = k.run(
+      'PadV2',
+      { x: r },
+      {
+        paddings: [
+          [0, 0],
+          [0, 0],
+          [0, s.sh - 1],
+          [0, 0],
+          [0, s.sw - 1],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
+    );
     h = s.outH * s.sh;
     w = s.outW * s.sw;
     grad = k.run('Reshape', { x: p }, { shape: [s.batch, h, w, Co] });
@@ -213,7 +314,14 @@ function backpropInputComposed(k: KernelRunner, dy: Info, filter: Info, s: Depth
   let left = ekw - 1 - s.left;
   if (top < 0 || left < 0) {
     // Padding wider than the filter: rows of dy that no input row reaches.
-    grad = k.run('Slice', { x: grad }, { begin: [0, Math.max(0, -top), Math.max(0, -left), 0], size: [s.batch, h - Math.max(0, -top), w - Math.max(0, -left), Co] });
+    grad = k.run(
+      'Slice',
+      { x: grad },
+      {
+        begin: [0, Math.max(0, -top), Math.max(0, -left), 0],
+        size: [s.batch, h - Math.max(0, -top), w - Math.max(0, -left), Co],
+      },
+    );
     h -= Math.max(0, -top);
     w -= Math.max(0, -left);
     top = Math.max(0, top);
@@ -222,18 +330,26 @@ function backpropInputComposed(k: KernelRunner, dy: Info, filter: Info, s: Depth
   let bottom = s.inH + ekh - 1 - h - top;
   let right = s.inW + ekw - 1 - w - left;
   if (bottom < 0 || right < 0) {
-    grad = k.run('Slice', { x: grad }, { begin: [0, 0, 0, 0], size: [s.batch, h + Math.min(bottom, 0), w + Math.min(right, 0), Co] });
+    grad = k.run(
+      'Slice',
+      { x: grad },
+      { begin: [0, 0, 0, 0], size: [s.batch, h + Math.min(bottom, 0), w + Math.min(right, 0), Co] },
+    );
     bottom = Math.max(bottom, 0);
     right = Math.max(right, 0);
   }
   const flat = k.run('Reshape', { x: filter }, { shape: [s.kh, s.kw, Co, 1] });
   const rotated = k.run('Reverse', { x: flat }, { dims: [0, 1] });
-  const t = k.run('DepthwiseConv2dNative', { x: grad, filter: rotated }, {
-    strides: [1, 1],
-    pad: explicitPad(top, bottom, left, right),
-    dilations: [s.dh, s.dw],
-    dataFormat: 'NHWC',
-  });
+  const t = k.run(
+    'DepthwiseConv2dNative',
+    { x: grad, filter: rotated },
+    {
+      strides: [1, 1],
+      pad: explicitPad(top, bottom, left, right),
+      dilations: [s.dh, s.dw],
+      dataFormat: 'NHWC',
+    },
+  );
   if (s.mult === 1) return t;
   const split = k.run('Reshape', { x: t }, { shape: [s.batch, s.inH, s.inW, s.inC, s.mult] });
   return k.run('Sum', { x: split }, { axis: [4], keepDims: false });
@@ -246,36 +362,87 @@ function filterGradComposed(k: KernelRunner, x: Info, dy: Info, s: DepthwiseShap
   const extentW = (s.outW - 1) * s.sw + (s.kw - 1) * s.dw + 1;
   const bottom = Math.max(0, extentH - s.inH - s.top);
   const right = Math.max(0, extentW - s.inW - s.left);
-  const padded = s.top || s.left || bottom || right ? k.run('PadV2', { x }, { paddings: explicitPad(s.top, bottom, s.left, right), constantValue: 0 }) : x;
-  const dyWide = s.mult === 1 ? dy : k.run('Reshape', { x: dy }, { shape: [s.batch, s.outH, s.outW, s.inC, s.mult] });
+  const padded =
+    s.top || s.left || bottom || right
+      ? k.run(
+          'PadV2',
+          { x },
+          { paddings: explicitPad(s.top, bottom, s.left, right), constantValue: 0 },
+        )
+      : x;
+  const dyWide =
+    s.mult === 1
+      ? dy
+      : k.run('Reshape', { x: dy }, { shape: [s.batch, s.outH, s.outW, s.inC, s.mult] });
   const taps: Info[] = [];
   for (let a = 0; a < s.kh; a++) {
     for (let b = 0; b < s.kw; b++) {
-      let window = k.run('StridedSlice', { x: padded }, {
-        begin: [0, a * s.dh, b * s.dw, 0],
-        end: [s.batch, a * s.dh + (s.outH - 1) * s.sh + 1, b * s.dw + (s.outW - 1) * s.sw + 1, s.inC],
-        strides: [1, s.sh, s.sw, 1],
-        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      }); // [N, Ho, Wo, C]
-      if (s.mult > 1) window = k.run('Reshape', { x: window }, { shape: [s.batch, s.outH, s.outW, s.inC, 1] });
-      const sum = k.run('Sum', { x: k.run('Multiply', { a: window, b: dyWide }) }, { axis: [0, 1, 2], keepDims: false });
+      let window = k.run(
+        'StridedSlice',
+        { x: padded },
+        {
+          begin: [0, a * s.dh, b * s.dw, 0],
+          end: [
+            s.batch,
+            a * s.dh + (s.outH - 1) * s.sh + 1,
+            b * s.dw + (s.outW - 1) * s.sw + 1,
+            s.inC,
+          ],
+          strides: [1, s.sh, s.sw, 1],
+          beginMask: 0,
+          endMask: 0,
+          ellipsisMask: 0,
+          newAxisMask: 0,
+          shrinkAxisMask: 0,
+        },
+      ); // [N, Ho, Wo, C]
+      if (s.mult > 1)
+        window = k.run('Reshape', { x: window }, { shape: [s.batch, s.outH, s.outW, s.inC, 1] });
+      const sum = k.run(
+        'Sum',
+        { x: k.run('Multiply', { a: window, b: dyWide }) },
+        { axis: [0, 1, 2], keepDims: false },
+      );
       taps.push(k.run('Reshape', { x: sum }, { shape: [1, s.inC * s.mult] }));
     }
   }
-  const joined = taps.length === 1 ? taps[0] : k.run('Concat', taps as unknown as Record<string, Info>, { axis: 0 });
+  const joined =
+    taps.length === 1
+      ? taps[0]
+      : k.run('Concat', taps as unknown as Record<string, Info>, { axis: 0 });
   return k.run('Reshape', { x: joined }, { shape: [s.kh, s.kw, s.inC, s.mult] });
 }
 
-function backpropInput({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function backpropInput({
+  inputs,
+  attrs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { dy, filter } = inputs as { dy: Info; filter: Info };
-  const s = depthwiseGeometry((attrs as Attrs).inputShape as number[], filter.shape, attrs as Attrs);
+  const s = depthwiseGeometry(
+    (attrs as Attrs).inputShape as number[],
+    filter.shape,
+    attrs as Attrs,
+  );
   const direct = depthwiseBackpropInputWithKernel(backend as WasmHeapBackend, dy, filter, s);
   if (direct) return direct;
   const k = new KernelRunner(backend as Backend);
   return k.finish(backpropInputComposed(k, dy, filter, s));
 }
 
-function backpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function backpropFilter({
+  inputs,
+  attrs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { x, dy } = inputs as { x: Info; dy: Info };
   const s = depthwiseGeometry(x.shape, (attrs as Attrs).filterShape as number[], attrs as Attrs);
   const direct = depthwiseFilterGradWithKernel(backend as WasmHeapBackend, x, dy, s);
@@ -287,22 +454,42 @@ function backpropFilter({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfo
 let stockDepthwise: tf.KernelFunc | undefined;
 let stockFusedDepthwise: tf.KernelFunc | undefined;
 
-function depthwiseConv2d(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function depthwiseConv2d(args: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { x, filter } = args.inputs as { x: Info; filter: Info };
   const a = args.attrs as Attrs;
   if (a.dataFormat !== 'NCHW') {
-    const direct = depthwiseConv2dWithKernel(args.backend as WasmHeapBackend, x, filter, depthwiseGeometry(x.shape, filter.shape, a));
+    const direct = depthwiseConv2dWithKernel(
+      args.backend as WasmHeapBackend,
+      x,
+      filter,
+      depthwiseGeometry(x.shape, filter.shape, a),
+    );
     if (direct) return direct;
   }
   return stockDepthwise!(args as Parameters<tf.KernelFunc>[0]) as Info;
 }
 
-function fusedDepthwiseConv2d(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function fusedDepthwiseConv2d(args: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { x, filter, bias } = args.inputs as { x: Info; filter: Info; bias?: Info };
   const a = args.attrs as Attrs;
   if (a.dataFormat !== 'NCHW') {
     const s = depthwiseGeometry(x.shape, filter.shape, a);
-    const direct = depthwiseConv2dWithKernel(args.backend as WasmHeapBackend, x, filter, s, bias ?? null, (a.activation as string | undefined) ?? 'linear');
+    const direct = depthwiseConv2dWithKernel(
+      args.backend as WasmHeapBackend,
+      x,
+      filter,
+      s,
+      bias ?? null,
+      (a.activation as string | undefined) ?? 'linear',
+    );
     if (direct) return direct;
   }
   return stockFusedDepthwise!(args as Parameters<tf.KernelFunc>[0]) as Info;
@@ -310,14 +497,25 @@ function fusedDepthwiseConv2d(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.
 
 /** Puts our depthwise conv, plain and fused, in place of tfjs's wasm kernels (idempotent). */
 export function registerWasmDepthwise(): void {
-  stockDepthwise = replaceWasmKernel('DepthwiseConv2dNative', depthwiseConv2d as tf.KernelFunc) ?? stockDepthwise;
-  stockFusedDepthwise = replaceWasmKernel('FusedDepthwiseConv2D', fusedDepthwiseConv2d as tf.KernelFunc) ?? stockFusedDepthwise;
+  stockDepthwise =
+    replaceWasmKernel('DepthwiseConv2dNative', depthwiseConv2d as tf.KernelFunc) ?? stockDepthwise;
+  stockFusedDepthwise =
+    replaceWasmKernel('FusedDepthwiseConv2D', fusedDepthwiseConv2d as tf.KernelFunc) ??
+    stockFusedDepthwise;
   registerWasmDepthwiseGradients();
 }
 
 export const wasmDepthwiseGradientKernels: tf.KernelConfig[] = [
-  { kernelName: 'DepthwiseConv2dNativeBackpropInput', backendName: 'wasm', kernelFunc: backpropInput as tf.KernelFunc },
-  { kernelName: 'DepthwiseConv2dNativeBackpropFilter', backendName: 'wasm', kernelFunc: backpropFilter as tf.KernelFunc },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropInput',
+    backendName: 'wasm',
+    kernelFunc: backpropInput as tf.KernelFunc,
+  },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropFilter',
+    backendName: 'wasm',
+    kernelFunc: backpropFilter as tf.KernelFunc,
+  },
 ];
 
 /** Registers the depthwise conv gradient kernels for wasm (idempotent). */

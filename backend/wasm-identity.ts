@@ -23,13 +23,21 @@ let stockIdentity: tf.KernelFunc | undefined;
 
 function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  return x.dtype === 'string' ? (stockIdentity!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo) : share(x, args.backend);
+  return x.dtype === 'string'
+    ? (stockIdentity!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo)
+    : share(x, args.backend);
 }
 
-function cast(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): tf.TensorInfo {
+function cast(args: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { dtype } = args.attrs as { dtype: tf.DataType };
-  return dtype === x.dtype ? share(x, args.backend) : (stockCast!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo);
+  return dtype === x.dtype
+    ? share(x, args.backend)
+    : (stockCast!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo);
 }
 
 /** Registers the sharing Identity and Cast for wasm (idempotent). */

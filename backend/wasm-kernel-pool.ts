@@ -83,17 +83,36 @@ export class WasmKernelPool {
    * @param plain the module built for a plain (non-shared) memory
    * @param shared the module built for a shared memory (threads need it)
    */
-  constructor(memory: WebAssembly.Memory, plain: Uint8Array<ArrayBuffer>, shared: Uint8Array<ArrayBuffer>, threads: number) {
-    const isShared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  constructor(
+    memory: WebAssembly.Memory,
+    plain: Uint8Array<ArrayBuffer>,
+    shared: Uint8Array<ArrayBuffer>,
+    threads: number,
+  ) {
+    const isShared =
+      typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const module = new WebAssembly.Module(isShared ? shared : plain);
-    this.exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Record<string, (...args: number[]) => void>;
-    this.names = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+    this.exports = new WebAssembly.Instance(module, { env: { memory } })
+      .exports as unknown as Record<string, (...args: number[]) => void>;
+    this.names = WebAssembly.Module.exports(module)
+      .filter((e) => e.kind === 'function')
+      .map((e) => e.name);
     this.threads = isShared && KERNEL_THREADS ? Math.max(1, Math.floor(threads)) : 1;
     const words = 4 * (TARGETS + this.threads + this.threads * SLOT);
     // one thread needs no shared control block (a page that is not cross-origin isolated has no SharedArrayBuffer)
-    this.control = new Int32Array(this.threads > 1 ? new SharedArrayBuffer(words) : new ArrayBuffer(words));
+    this.control = new Int32Array(
+      this.threads > 1 ? new SharedArrayBuffer(words) : new ArrayBuffer(words),
+    );
     for (let index = 1; index < this.threads; index++) {
-      this.workers.push(startKernelThread(workerSource(this.threads), { module, memory, control: this.control.buffer, index, names: this.names }));
+      this.workers.push(
+        startKernelThread(workerSource(this.threads), {
+          module,
+          memory,
+          control: this.control.buffer,
+          index,
+          names: this.names,
+        }),
+      );
     }
   }
 
@@ -108,7 +127,8 @@ export class WasmKernelPool {
       const slots = TARGETS + this.threads;
       for (let t = 1; t <= this.workers.length; t++) {
         const args = shares[t] ?? [];
-        if (args.length > MAX_ARGS) throw new Error(`wasm kernel ${name}: more than ${MAX_ARGS} arguments`);
+        if (args.length > MAX_ARGS)
+          throw new Error(`wasm kernel ${name}: more than ${MAX_ARGS} arguments`);
         const base = slots + t * SLOT;
         ctl[base] = args.length;
         for (let i = 0; i < args.length; i++) ctl[base + 1 + i] = args[i];
@@ -127,11 +147,13 @@ export class WasmKernelPool {
    */
   runRows(name: string, targets: number[], args: KernelArgs, rows: number, chunk: number): void {
     const fn = this.check(name, targets.length);
-    if (args.length > MAX_ARGS) throw new Error(`wasm kernel ${name}: more than ${MAX_ARGS} arguments`);
+    if (args.length > MAX_ARGS)
+      throw new Error(`wasm kernel ${name}: more than ${MAX_ARGS} arguments`);
     const step = Math.max(1, Math.floor(chunk));
     const ctl = this.control;
     const rowsFrom = (take: () => number, target: number) => {
-      for (let r0 = take() * step; r0 < rows; r0 = take() * step) this.exports[name](target, ...args, r0, Math.min(rows, r0 + step));
+      for (let r0 = take() * step; r0 < rows; r0 = take() * step)
+        this.exports[name](target, ...args, r0, Math.min(rows, r0 + step));
     };
     if (this.workers.length > 0 && targets.length > 1) {
       ctl[MODE] = 1;
@@ -168,7 +190,8 @@ export class WasmKernelPool {
     try {
       own();
     } finally {
-      for (let p = Atomics.load(ctl, PENDING); p !== 0; p = Atomics.load(ctl, PENDING)) Atomics.wait(ctl, PENDING, p);
+      for (let p = Atomics.load(ctl, PENDING); p !== 0; p = Atomics.load(ctl, PENDING))
+        Atomics.wait(ctl, PENDING, p);
     }
     if (Atomics.load(ctl, FAILED)) throw new Error(`wasm kernel ${name} failed in a worker thread`);
   }

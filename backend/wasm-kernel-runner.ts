@@ -13,7 +13,11 @@ export class KernelRunner {
   run(name: string, inputs: Record<string, Info>, attrs: Attrs = {}): Info {
     const kernel = tf.getKernel(name, 'wasm');
     if (!kernel) throw new Error(`wasm kernel ${name} is not registered`);
-    const out = kernel.kernelFunc({ inputs, attrs: attrs as tf.NamedAttrMap, backend: this.backend }) as Info;
+    const out = kernel.kernelFunc({
+      inputs,
+      attrs: attrs as tf.NamedAttrMap,
+      backend: this.backend,
+    }) as Info;
     this.temps.push(out);
     return out;
   }

@@ -14,7 +14,11 @@ export interface WasmHeapBackend {
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: unknown, force?: boolean): boolean;
-  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  wasm: {
+    HEAPU8: Uint8Array;
+    wasmMemory?: WebAssembly.Memory;
+    asm?: { memory?: WebAssembly.Memory };
+  };
 }
 
 /** Shape of a convolution, NHWC, as the kernels take it. */
@@ -45,7 +49,6 @@ let broken = false;
 const calls = new Map<string, number>();
 const lastThreads = new Map<string, number>();
 
-
 /** The pool on this backend's heap, or null where the kernels cannot run (off, no SIMD, heap hidden). */
 export function wasmKernelPool(backend: WasmHeapBackend): WasmKernelPool | null {
   if (!enabled || broken) return null;
@@ -54,7 +57,12 @@ export function wasmKernelPool(backend: WasmHeapBackend): WasmKernelPool | null 
   if (pool && poolMemory === memory) return pool;
   pool?.dispose();
   try {
-    pool = new WasmKernelPool(memory, fromBase64(plainWasm), fromBase64(sharedWasm), getThreadsCount());
+    pool = new WasmKernelPool(
+      memory,
+      fromBase64(plainWasm),
+      fromBase64(sharedWasm),
+      getThreadsCount(),
+    );
     poolMemory = memory;
   } catch {
     // No wasm SIMD or no worker threads here: tfjs's own kernels still work, so they are used.
@@ -92,10 +100,15 @@ export function wasmKernelStats(name: string): { calls: number; lastThreads: num
   return { calls: calls.get(name) ?? 0, lastThreads: lastThreads.get(name) ?? 0 };
 }
 
-export const heapOffset = (backend: WasmHeapBackend, t: { dataId: object }): number => backend.dataIdMap.get(t.dataId).memoryOffset;
+export const heapOffset = (backend: WasmHeapBackend, t: { dataId: object }): number =>
+  backend.dataIdMap.get(t.dataId).memoryOffset;
 
 /** Runs `body` with a temporary heap buffer of `floats` float32s (given its offset); frees it after. */
-export function withHeapBuffer<T>(backend: WasmHeapBackend, floats: number, body: (at: number) => T): T {
+export function withHeapBuffer<T>(
+  backend: WasmHeapBackend,
+  floats: number,
+  body: (at: number) => T,
+): T {
   const buffer = backend.makeOutput([floats], 'float32');
   try {
     return body(heapOffset(backend, buffer));
@@ -108,18 +121,52 @@ export function withHeapBuffer<T>(backend: WasmHeapBackend, floats: number, body
  * Runs row kernel `name(target, ...args, r0, r1)` over `rows` rows, which the threads take in
  * chunks; `targets[t]` is thread t's output (all the same unless the kernel accumulates per thread).
  */
-export function runRowKernel(kernels: WasmKernelPool, name: string, targets: number[], args: number[], rows: number): void {
+export function runRowKernel(
+  kernels: WasmKernelPool,
+  name: string,
+  targets: number[],
+  args: number[],
+  rows: number,
+): void {
   kernels.runRows(name, targets, args, rows, chunkRows(rows, targets.length));
   countKernelCall(name, targets.length);
 }
 
 /** A conv kernel: its operands, then the shape, as the C functions take them. */
-export function runConvKernel(kernels: WasmKernelPool, name: string, targets: number[], operands: number[], s: ConvShape, rows: number): void {
-  runRowKernel(kernels, name, targets, [...operands, s.inH, s.inW, s.inC, s.outH, s.outW, s.outC, s.kh, s.kw, s.sh, s.sw, s.top, s.left], rows);
+export function runConvKernel(
+  kernels: WasmKernelPool,
+  name: string,
+  targets: number[],
+  operands: number[],
+  s: ConvShape,
+  rows: number,
+): void {
+  runRowKernel(
+    kernels,
+    name,
+    targets,
+    [
+      ...operands,
+      s.inH,
+      s.inW,
+      s.inC,
+      s.outH,
+      s.outW,
+      s.outC,
+      s.kh,
+      s.kw,
+      s.sh,
+      s.sw,
+      s.top,
+      s.left,
+    ],
+    rows,
+  );
 }
 
 /** Chunks small enough that threads finish together, large enough to keep per-chunk costs low. */
-const chunkRows = (rows: number, threads: number): number => (threads > 1 ? Math.max(1, Math.ceil(rows / (8 * threads))) : rows);
+const chunkRows = (rows: number, threads: number): number =>
+  threads > 1 ? Math.max(1, Math.ceil(rows / (8 * threads))) : rows;
 
 /** Records a call of kernel `name` over `threads` threads (for wasmKernelStats). */
 function countKernelCall(name: string, threads: number): void {
@@ -128,6 +175,11 @@ function countKernelCall(name: string, threads: number): void {
 }
 
 /** Threads worth using for `work` units (multiply-adds by default) over `rows` rows. */
-export function threadsFor(kernels: WasmKernelPool, work: number, rows: number, minPerThread = MIN_MACS_PER_THREAD): number {
+export function threadsFor(
+  kernels: WasmKernelPool,
+  work: number,
+  rows: number,
+  minPerThread = MIN_MACS_PER_THREAD,
+): number {
   return Math.max(1, Math.min(kernels.threads, rows, Math.floor(work / minPerThread)));
 }

@@ -15,12 +15,16 @@ let stockLog1p: tf.KernelFunc | undefined;
 
 function log1pKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  if (x.dtype !== 'float32') return stockLog1p!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  if (x.dtype !== 'float32')
+    return stockLog1p!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   const k = new KernelRunner(args.backend as Backend);
   const one = k.run('OnesLike', { x });
   const u = k.run('Add', { a: x, b: one });
   const logU = k.run('Log', { x: u });
-  const corrected = k.run('Multiply', { a: logU, b: k.run('RealDiv', { a: x, b: k.run('Sub', { a: u, b: one }) }) });
+  const corrected = k.run('Multiply', {
+    a: logU,
+    b: k.run('RealDiv', { a: x, b: k.run('Sub', { a: u, b: one }) }),
+  });
   const far = k.run('Select', { condition: k.run('Equal', { a: u, b: x }), t: logU, e: corrected });
   return k.finish(k.run('Select', { condition: k.run('Equal', { a: u, b: one }), t: x, e: far }));
 }

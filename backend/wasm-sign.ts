@@ -25,10 +25,13 @@ function signFromComparisons(x: tf.TensorInfo, backend: unknown): tf.TensorInfo 
 
 function signKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  if (x.dtype !== 'float32') return stockSign!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  if (x.dtype !== 'float32')
+    return stockSign!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   const b = args.backend as WasmHeapBackend;
   const kernels = wasmKernelPool(b);
-  return kernels ? elementwise(b, kernels, 'sign', x.shape, [x]) : signFromComparisons(x, args.backend);
+  return kernels
+    ? elementwise(b, kernels, 'sign', x.shape, [x])
+    : signFromComparisons(x, args.backend);
 }
 
 /** Puts our Sign in the place of tfjs's wasm Sign (idempotent). */

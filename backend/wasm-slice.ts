@@ -6,7 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { type WasmHeapBackend, heapOffset, runRowKernel, threadsFor, wasmKernelPool } from './wasm-kernels.js';
+import {
+  type WasmHeapBackend,
+  heapOffset,
+  runRowKernel,
+  threadsFor,
+  wasmKernelPool,
+} from './wasm-kernels.js';
 import { replaceWasmKernel } from './wasm-replace-kernel.js';
 
 type Info = tf.TensorInfo;
@@ -16,7 +22,12 @@ let stockSplitV: tf.KernelFunc | undefined;
 const MIN_FLOATS_PER_THREAD = 1 << 18;
 
 /** x[begin : begin + size] on our kernel; null where it cannot run. */
-function sliceWithKernel(b: WasmHeapBackend, x: Info, begin: number[], size: number[]): Info | null {
+function sliceWithKernel(
+  b: WasmHeapBackend,
+  x: Info,
+  begin: number[],
+  size: number[],
+): Info | null {
   if (x.dtype !== 'float32' && x.dtype !== 'int32') return null;
   const rank = x.shape.length;
   if (rank === 0 || size.some((d) => d === 0)) return null;
@@ -36,7 +47,13 @@ function sliceWithKernel(b: WasmHeapBackend, x: Info, begin: number[], size: num
   try {
     const threads = threadsFor(kernels, rows * len, rows, MIN_FLOATS_PER_THREAD);
     const args = [heapOffset(b, x) + 4 * first, outer[1], outer[2], outer[3], ...outerStrides, len];
-    runRowKernel(kernels, 'slice_rows', new Array<number>(threads).fill(heapOffset(b, out)), args, rows);
+    runRowKernel(
+      kernels,
+      'slice_rows',
+      new Array<number>(threads).fill(heapOffset(b, out)),
+      args,
+      rows,
+    );
   } catch (e) {
     b.disposeData(out.dataId);
     throw e;
@@ -44,16 +61,33 @@ function sliceWithKernel(b: WasmHeapBackend, x: Info, begin: number[], size: num
   return out;
 }
 
-function slice(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info {
+function slice(args: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
   const { x } = args.inputs as { x: Info };
-  const { begin, size } = args.attrs as unknown as { begin: number | number[]; size?: number | number[] };
+  const { begin, size } = args.attrs as unknown as {
+    begin: number | number[];
+    size?: number | number[];
+  };
   const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
-  return sliceWithKernel(args.backend as WasmHeapBackend, x, b, s) ?? (stockSlice!(args as Parameters<tf.KernelFunc>[0]) as Info);
+  return (
+    sliceWithKernel(args.backend as WasmHeapBackend, x, b, s) ??
+    (stockSlice!(args as Parameters<tf.KernelFunc>[0]) as Info)
+  );
 }
 
-function splitV(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): Info[] {
+function splitV(args: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info[] {
   const { x } = args.inputs as { x: Info };
-  const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+  const { numOrSizeSplits, axis } = args.attrs as unknown as {
+    numOrSizeSplits: number | number[];
+    axis: number;
+  };
   const $axis = tf.util.parseAxisParam(axis, x.shape)[0];
   const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, $axis);
   const begin = new Array<number>(x.shape.length).fill(0);

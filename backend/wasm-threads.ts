@@ -27,13 +27,17 @@ const BLOB_IMPORT =
 
 /** Writes the pthread worker script for Node once (content-addressed) and returns its path. */
 function writeNodeWorkerScript(): string | null {
-  const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as {
-    wasmWorkerContents: string;
-  };
-  const factoryPath = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
+  const { wasmWorkerContents } =
+    require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as {
+      wasmWorkerContents: string;
+    };
+  const factoryPath =
+    require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
   if (!wasmWorkerContents.includes(BLOB_IMPORT)) return null; // a tfjs version we do not know
   // The exported string has its newlines unescaped; escape them as tfjs does before making a Blob.
-  const script = wasmWorkerContents.replace(/\n/g, '\\n').replace(BLOB_IMPORT, `importScripts(${JSON.stringify(factoryPath)})`);
+  const script = wasmWorkerContents
+    .replace(/\n/g, '\\n')
+    .replace(BLOB_IMPORT, `importScripts(${JSON.stringify(factoryPath)})`);
   const hash = crypto.createHash('sha256').update(script).digest('hex').slice(0, 16);
   const file = path.join(os.tmpdir(), `robust-wasm-worker-${hash}.cjs`);
   if (!fs.existsSync(file)) {
@@ -67,14 +71,19 @@ export async function startWasm(threads: number): Promise<{ threads: number; war
   const workerFile = writeNodeWorkerScript();
   if (workerFile === null) {
     await tf.setBackend('wasm');
-    return { threads: 1, warning: 'unknown tfjs-backend-wasm worker layout: running single-threaded' };
+    return {
+      threads: 1,
+      warning: 'unknown tfjs-backend-wasm worker layout: running single-threaded',
+    };
   }
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasm.setThreadsCount(threads);
   const createObjectURL = URL.createObjectURL;
   const cpus = os.cpus;
   URL.createObjectURL = (obj: Blob) =>
-    obj instanceof Blob && obj.type === 'application/javascript' ? workerFile : createObjectURL(obj);
+    obj instanceof Blob && obj.type === 'application/javascript'
+      ? workerFile
+      : createObjectURL(obj);
   os.cpus = () => {
     const list = cpus();
     return Array.from({ length: 2 * threads }, (_, i) => list[i % list.length]);

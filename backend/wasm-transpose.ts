@@ -66,20 +66,35 @@ const MIN_INNER = 8;
 
 let stockTranspose: tf.KernelFunc | undefined;
 
-function transpose(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): tf.TensorInfo {
+function transpose(args: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const perm = (args.attrs as { perm: number[] }).perm;
   const c = collapseAxes(x.shape, perm);
   const innerLength = c.shape[c.perm[c.perm.length - 1]];
-  if ((x.dtype !== 'float32' && x.dtype !== 'int32') || (c.shape.length > 1 && innerLength < MIN_INNER)) {
+  if (
+    (x.dtype !== 'float32' && x.dtype !== 'int32') ||
+    (c.shape.length > 1 && innerLength < MIN_INNER)
+  ) {
     return stockTranspose!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   }
   const b = args.backend as WasmBackendLike;
-  const out = b.makeOutput(perm.map((p) => x.shape[p]), x.dtype);
+  const out = b.makeOutput(
+    perm.map((p) => x.shape[p]),
+    x.dtype,
+  );
   const n = x.shape.reduce((a, d) => a * d, 1);
   const Ctor = x.dtype === 'float32' ? Float32Array : Int32Array;
   const heap = wasmHeap(b); // after makeOutput, which may have grown the heap
-  transposeInto(new Ctor(heap, b.dataIdMap.get(x.dataId).memoryOffset, n), x.shape, perm, new Ctor(heap, b.dataIdMap.get(out.dataId).memoryOffset, n));
+  transposeInto(
+    new Ctor(heap, b.dataIdMap.get(x.dataId).memoryOffset, n),
+    x.shape,
+    perm,
+    new Ctor(heap, b.dataIdMap.get(out.dataId).memoryOffset, n),
+  );
   return out;
 }
 

@@ -10,7 +10,8 @@ function integerValue(v: string): number {
 export function positiveInt(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
     const n = integerValue(v);
-    if (!Number.isInteger(n) || n <= 0) throw new RobustError(`${name} must be a positive integer, got '${v}'`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new RobustError(`${name} must be a positive integer, got '${v}'`);
     if (n > max) throw new RobustError(`${name} must be at most ${max}, got '${v}'`);
     return n;
   };
@@ -20,7 +21,8 @@ export function positiveInt(name: string, max = Number.MAX_SAFE_INTEGER) {
 export function nonNegativeInt(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
     const n = integerValue(v);
-    if (!Number.isInteger(n) || n < 0) throw new RobustError(`${name} must be a non-negative integer, got '${v}'`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new RobustError(`${name} must be a non-negative integer, got '${v}'`);
     if (n > max) throw new RobustError(`${name} must be at most ${max}, got '${v}'`);
     return n;
   };

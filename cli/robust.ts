@@ -1,11 +1,17 @@
 /** The `robust` command line. */
-import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { ADVERSARIAL, DEFENSES, defenseConfig, describeDefense, parseDefenses, type DefenseConfig } from '../defenses/defense.js';
+import {
+  ADVERSARIAL,
+  DEFENSES,
+  defenseConfig,
+  describeDefense,
+  parseDefenses,
+  type DefenseConfig,
+} from '../defenses/defense.js';
 import { check, RobustError } from '../util/errors.js';
 import { describeBackend, initBackend } from '../backend/index.js';
-import { DATASETS, dataSlug, defaultDataDir, loadData, parseDataSpec, prepareData } from '../data/index.js';
+import { DATASETS, dataSlug, loadData, parseDataSpec, prepareData } from '../data/index.js';
 import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zoo.js';
 import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
 import { parseSchedule } from '../train/schedule.js';
@@ -21,54 +27,104 @@ import { ensureWritableDir, outputFolder } from '../util/dirs.js';
 
 /** The command tree (exported for tests that check every command's options). */
 export const program = new Command();
-program.name('robust').description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation').version('0.1.0');
+program
+  .name('robust')
+  .description('Adversarial robustness for TensorFlow.js: model zoo, training, attacks, evaluation')
+  .version('0.1.0');
 program.exitOverride();
 
 program
   .command('models')
-  .description('list the model zoo: name, parameters, MFLOPs per 32×32 image, and the trained checkpoints shipped for it (zoo:NAME)')
+  .description(
+    'list the model zoo: name, parameters, MFLOPs per 32×32 image, and the trained checkpoints shipped for it (zoo:NAME)',
+  )
   .option('--json', 'print JSON')
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
   .action(async (o: { json?: boolean; backend: string }) => {
     await initBackend({ backend: o.backend });
     const trained = pretrainedEntries();
     const rows = ZOO.map((e) => {
-      const m = createModel(e.name, { inputShape: [32, 32, 3], numClasses: 10, mean: [0, 0, 0], std: [1, 1, 1] });
+      const m = createModel(e.name, {
+        inputShape: [32, 32, 3],
+        numClasses: 10,
+        mean: [0, 0, 0],
+        std: [1, 1, 1],
+      });
       const macs = countMacs(m);
-      const weights = trained.filter((t) => t.architecture === e.name).map((t) => ({ name: `${ZOO_PREFIX}${t.name}`, data: t.data, defense: t.defense, test_acc: t.test_acc }));
-      const row = { name: e.name, family: e.family, params: countParams(m), mflops: +((2 * macs) / 1e6).toFixed(1), mmacs: +(macs / 1e6).toFixed(1), description: e.description, trained: weights };
+      const weights = trained
+        .filter((t) => t.architecture === e.name)
+        .map((t) => ({
+          name: `${ZOO_PREFIX}${t.name}`,
+          data: t.data,
+          defense: t.defense,
+          test_acc: t.test_acc,
+        }));
+      const row = {
+        name: e.name,
+        family: e.family,
+        params: countParams(m),
+        mflops: +((2 * macs) / 1e6).toFixed(1),
+        mmacs: +(macs / 1e6).toFixed(1),
+        description: e.description,
+        trained: weights,
+      };
       m.dispose();
       return row;
     });
     if (o.json) console.log(JSON.stringify(rows, null, 2));
     else {
-      console.log(`${'model'.padEnd(16)} ${'params'.padStart(11)} ${'MFLOPs'.padStart(9)}  ${'trained'.padEnd(8)} description`);
-      for (const r of rows) console.log(`${r.name.padEnd(16)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${(r.trained.length ? `${r.trained.length} ✓` : '–').padEnd(8)} ${r.description}`);
+      console.log(
+        `${'model'.padEnd(16)} ${'params'.padStart(11)} ${'MFLOPs'.padStart(9)}  ${'trained'.padEnd(8)} description`,
+      );
+      for (const r of rows)
+        console.log(
+          `${r.name.padEnd(16)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${(r.trained.length ? `${r.trained.length} ✓` : '–').padEnd(8)} ${r.description}`,
+        );
       if (trained.length) {
         console.log('\ntrained checkpoints (use as --model zoo:NAME):');
-        for (const t of trained) console.log(`  ${(ZOO_PREFIX + t.name).padEnd(34)} ${t.architecture}${t.width ? ` width ${t.width}` : ''} on ${t.data}, defense ${t.defense}${t.eps ? ` eps ${+t.eps.toFixed(4)}` : ''}, ${(100 * t.test_acc).toFixed(2)}% clean`);
+        for (const t of trained)
+          console.log(
+            `  ${(ZOO_PREFIX + t.name).padEnd(34)} ${t.architecture}${t.width ? ` width ${t.width}` : ''} on ${t.data}, defense ${t.defense}${t.eps ? ` eps ${+t.eps.toFixed(4)}` : ''}, ${(100 * t.test_acc).toFixed(2)}% clean`,
+          );
       }
     }
   });
 
 program
   .command('data <name>')
-  .description(`download (or copy with --from), verify and unpack a data set: ${DATASETS.join(', ')}; or check your own (folder:PATH, npz:FILE, npy:X.npy[,Y.npy]) and print what it holds`)
-  .option('--from <path>', 'a local copy: the CIFAR-10/100 .tar.gz (or its folder), or the folder of the (Fashion-)MNIST .gz files')
-  .option('--data-dir <dir>', 'where data sets live (default $ROBUST_DATA_DIR or ~/.cache/robust/data)')
+  .description(
+    `download (or copy with --from), verify and unpack a data set: ${DATASETS.join(', ')}; or check your own (folder:PATH, npz:FILE, npy:X.npy[,Y.npy]) and print what it holds`,
+  )
+  .option(
+    '--from <path>',
+    'a local copy: the CIFAR-10/100 .tar.gz (or its folder), or the folder of the (Fashion-)MNIST .gz files',
+  )
+  .option(
+    '--data-dir <dir>',
+    'where data sets live (default $ROBUST_DATA_DIR or ~/.cache/robust/data)',
+  )
   .action(async (name: string, o: { from?: string; dataDir?: string }) => {
     const spec = parseDataSpec(name);
     if (spec.kind !== 'builtin') {
-      check(o.from === undefined, `--from is for the built-in data sets; ${name} is read where it is`);
+      check(
+        o.from === undefined,
+        `--from is for the built-in data sets; ${name} is read where it is`,
+      );
       const split = await loadData(name, { allowUnlabeled: true });
       const t = split.test;
-      const labels = split.unlabeled ? 'no test labels' : `${split.classes.length} classes${split.classesFrom === 'labels' ? ' (label indices, no names)' : `: ${split.classes.slice(0, 10).join(', ')}${split.classes.length > 10 ? ', …' : ''}`}`;
-      console.log(`${split.name}: ${split.train.count} train / ${t.count} test images of ${t.height}×${t.width}×${t.channels}, ${labels}`);
+      const labels = split.unlabeled
+        ? 'no test labels'
+        : `${split.classes.length} classes${split.classesFrom === 'labels' ? ' (label indices, no names)' : `: ${split.classes.slice(0, 10).join(', ')}${split.classes.length > 10 ? ', …' : ''}`}`;
+      console.log(
+        `${split.name}: ${split.train.count} train / ${t.count} test images of ${t.height}×${t.width}×${t.channels}, ${labels}`,
+      );
       return;
     }
     const dir = await prepareData(name, { from: o.from, dataDir: o.dataDir });
     const split = await loadData(spec.name, { dataDir: o.dataDir });
-    console.log(`${split.name}: ${split.train.count} train / ${split.test.count} test images of ${split.train.height}×${split.train.width}×${split.train.channels} in ${dir}`);
+    console.log(
+      `${split.name}: ${split.train.count} train / ${split.test.count} test images of ${split.train.height}×${split.train.width}×${split.train.channels} in ${dir}`,
+    );
   });
 
 /** The train command's options; the defense settings keep DefenseConfig's names. */
@@ -103,18 +159,31 @@ interface TrainOpts extends Omit<DefenseConfig, 'names' | 'steps'> {
 }
 
 /** Options that do not shape a run: never inherited on --resume, free to differ. */
-const PER_INVOCATION = new Set(['backend', 'threads', 'quiet', 'resume', 'override', 'force', 'out']);
+const PER_INVOCATION = new Set([
+  'backend',
+  'threads',
+  'quiet',
+  'resume',
+  'override',
+  'force',
+  'out',
+]);
 
 /**
  * The options given on this command line, merged over those the resumed run was given (`saved`),
  * which fill in `o` where this command line leaves them out. Recorded in the run's config.
  */
-function inheritRunOptions(o: TrainOpts, cmd: Command, saved: Record<string, unknown> | undefined): Record<string, unknown> {
+function inheritRunOptions(
+  o: TrainOpts,
+  cmd: Command,
+  saved: Record<string, unknown> | undefined,
+): Record<string, unknown> {
   const values = o as unknown as Record<string, unknown>;
   const given: Record<string, unknown> = {};
   for (const opt of cmd.options) {
     const key = opt.attributeName();
-    if (!PER_INVOCATION.has(key) && cmd.getOptionValueSource(key) === 'cli') given[key] = values[key];
+    if (!PER_INVOCATION.has(key) && cmd.getOptionValueSource(key) === 'cli')
+      given[key] = values[key];
   }
   const inherited: Record<string, unknown> = {};
   for (const opt of cmd.options) {
@@ -122,7 +191,10 @@ function inheritRunOptions(o: TrainOpts, cmd: Command, saved: Record<string, unk
     if (key in given || PER_INVOCATION.has(key) || !saved || !(key in saved)) continue;
     // state.json is a file anyone can edit: its values pass the same checks as the flags.
     const v = saved[key];
-    const bad = () => new RobustError(`${opt.long} in the run's state.json: not a valid value (${JSON.stringify(v)})`);
+    const bad = () =>
+      new RobustError(
+        `${opt.long} in the run's state.json: not a valid value (${JSON.stringify(v)})`,
+      );
     if (opt.isBoolean()) {
       if (typeof v !== 'boolean') throw bad();
       inherited[key] = v;
@@ -137,21 +209,44 @@ function inheritRunOptions(o: TrainOpts, cmd: Command, saved: Record<string, unk
 
 program
   .command('train')
-  .description('train a zoo model with SGD (momentum 0.9, weight decay 5e-4), saving checkpoints and a per-epoch log')
+  .description(
+    'train a zoo model with SGD (momentum 0.9, weight decay 5e-4), saving checkpoints and a per-epoch log',
+  )
   .option('--model <name>', 'zoo model (see `robust models`)', 'resnet20')
-  .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', positiveInt('--width', LIMITS.width))
-  .option('--data <name>', `data set: ${DATASETS.join(', ')}, or folder:PATH / npz:FILE with a training split`, 'cifar10')
+  .option(
+    '--width <n>',
+    "channels of the first stage (default: the architecture's)",
+    positiveInt('--width', LIMITS.width),
+  )
+  .option(
+    '--data <name>',
+    `data set: ${DATASETS.join(', ')}, or folder:PATH / npz:FILE with a training split`,
+    'cifar10',
+  )
   .option('--data-dir <dir>', 'where data sets live')
   .option('--epochs <n>', 'epochs', positiveInt('--epochs', LIMITS.epochs), 30)
   .option('--batch-size <n>', 'batch size', positiveInt('--batch-size', LIMITS.batchSize), 128)
   .option('--lr <x>', 'peak learning rate', number('--lr', { min: 0 }), 0.1)
   .option('--momentum <x>', 'SGD momentum', number('--momentum', { min: 0, max: 1 }), 0.9)
-  .option('--weight-decay <x>', 'L2 weight decay on kernels', number('--weight-decay', { min: 0 }), 5e-4)
+  .option(
+    '--weight-decay <x>',
+    'L2 weight decay on kernels',
+    number('--weight-decay', { min: 0 }),
+    5e-4,
+  )
   .option('--schedule <name>', 'step | cosine | onecycle | constant', 'cosine')
   .option('--no-augment', 'no random crop / flip')
   .option('--seed <n>', 'random seed', nonNegativeInt('--seed', LIMITS.seed), 0)
-  .option('--limit <n>', 'use only the first N training images (and test images unless --eval-limit)', positiveInt('--limit', LIMITS.images))
-  .option('--eval-limit <n>', 'test accuracy on the first N test images', positiveInt('--eval-limit', LIMITS.images))
+  .option(
+    '--limit <n>',
+    'use only the first N training images (and test images unless --eval-limit)',
+    positiveInt('--limit', LIMITS.images),
+  )
+  .option(
+    '--eval-limit <n>',
+    'test accuracy on the first N test images',
+    positiveInt('--eval-limit', LIMITS.images),
+  )
   .option('--out <dir>', 'run folder (default runs/<model>-<data>)')
   .option(
     '--resume',
@@ -159,34 +254,108 @@ program
       '(else refused, naming them) except --backend, --threads, --quiet, --checkpoint-every, and a larger --epochs, which extends the run ' +
       '(the lr schedule is stretched to the new total from where the run is; recorded in its state.json)',
   )
-  .option('--override', 'with --resume: continue with the new values of options that differ from the run\'s (recorded in its state.json); the model, width, data set and dropout cannot change')
-  .option('--force', 'start a new run in --out even if it holds a run or other files (the old run\'s checkpoint, best/ and logs are removed)')
-  .option('--checkpoint-every <n>', 'also checkpoint every N batches (0 = epoch ends only)', nonNegativeInt('--checkpoint-every', LIMITS.checkpointEvery), 50)
+  .option(
+    '--override',
+    "with --resume: continue with the new values of options that differ from the run's (recorded in its state.json); the model, width, data set and dropout cannot change",
+  )
+  .option(
+    '--force',
+    "start a new run in --out even if it holds a run or other files (the old run's checkpoint, best/ and logs are removed)",
+  )
+  .option(
+    '--checkpoint-every <n>',
+    'also checkpoint every N batches (0 = epoch ends only)',
+    nonNegativeInt('--checkpoint-every', LIMITS.checkpointEvery),
+    50,
+  )
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
-  .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads', LIMITS.threads))
+  .option(
+    '--threads <n>',
+    'wasm threads (default: all cores)',
+    positiveInt('--threads', LIMITS.threads),
+  )
   .option('--quiet', 'no progress output')
-  .option('--defense <list>', `defenses, comma-separated: ${DEFENSES.join(', ')} (adv = pgd)`, 'none')
-  .option('--eps <x>', 'adversarial training budget (Linf pixels)', number('--eps', { min: 0 }), 8 / 255)
-  .option('--alpha <x>', 'adversarial step size (default 2/255; fgsm-rs 1.25·eps)', number('--alpha', { min: 0 }))
-  .option('--adv-steps <n>', 'attack steps for pgd (default 7) and trades (default 10)', positiveInt('--adv-steps', LIMITS.steps))
-  .option('--adv-ratio <x>', 'share of each batch replaced by adversarial examples', number('--adv-ratio', { min: 0, max: 1 }), 1)
+  .option(
+    '--defense <list>',
+    `defenses, comma-separated: ${DEFENSES.join(', ')} (adv = pgd)`,
+    'none',
+  )
+  .option(
+    '--eps <x>',
+    'adversarial training budget (Linf pixels)',
+    number('--eps', { min: 0 }),
+    8 / 255,
+  )
+  .option(
+    '--alpha <x>',
+    'adversarial step size (default 2/255; fgsm-rs 1.25·eps)',
+    number('--alpha', { min: 0 }),
+  )
+  .option(
+    '--adv-steps <n>',
+    'attack steps for pgd (default 7) and trades (default 10)',
+    positiveInt('--adv-steps', LIMITS.steps),
+  )
+  .option(
+    '--adv-ratio <x>',
+    'share of each batch replaced by adversarial examples',
+    number('--adv-ratio', { min: 0, max: 1 }),
+    1,
+  )
   .option('--beta <x>', 'TRADES weight of the KL term', number('--beta', { min: 0 }), 6)
-  .option('--clip-norm <x>', 'clip gradients to this global L2 norm', number('--clip-norm', { min: 0 }))
+  .option(
+    '--clip-norm <x>',
+    'clip gradients to this global L2 norm',
+    number('--clip-norm', { min: 0 }),
+  )
   .option('--clip-value <x>', 'clip each gradient value to ±x', number('--clip-value', { min: 0 }))
-  .option('--noise-std <x>', 'Gaussian input noise (pixels) for the noise defense', number('--noise-std', { min: 0 }))
-  .option('--noise-samples <n>', 'noise draws averaged per prediction at inference', positiveInt('--noise-samples', LIMITS.samples), 1)
-  .option('--dropout <p>', 'dropout before the classifier', number('--dropout', { min: 0, max: 0.99 }))
-  .option('--block-dropout <p>', 'dropout inside residual blocks', number('--block-dropout', { min: 0, max: 0.99 }))
-  .option('--robust-eval <n>', 'PGD robust accuracy each epoch on the first N test images (default 200 with adversarial defenses, else 0)', nonNegativeInt('--robust-eval', LIMITS.images))
-  .option('--robust-eval-steps <n>', 'PGD steps of that evaluation', positiveInt('--robust-eval-steps', LIMITS.steps), 10)
-  .option('--no-early-stop', 'keep training when robust accuracy collapses (fgsm-rs stops by default)')
+  .option(
+    '--noise-std <x>',
+    'Gaussian input noise (pixels) for the noise defense',
+    number('--noise-std', { min: 0 }),
+  )
+  .option(
+    '--noise-samples <n>',
+    'noise draws averaged per prediction at inference',
+    positiveInt('--noise-samples', LIMITS.samples),
+    1,
+  )
+  .option(
+    '--dropout <p>',
+    'dropout before the classifier',
+    number('--dropout', { min: 0, max: 0.99 }),
+  )
+  .option(
+    '--block-dropout <p>',
+    'dropout inside residual blocks',
+    number('--block-dropout', { min: 0, max: 0.99 }),
+  )
+  .option(
+    '--robust-eval <n>',
+    'PGD robust accuracy each epoch on the first N test images (default 200 with adversarial defenses, else 0)',
+    nonNegativeInt('--robust-eval', LIMITS.images),
+  )
+  .option(
+    '--robust-eval-steps <n>',
+    'PGD steps of that evaluation',
+    positiveInt('--robust-eval-steps', LIMITS.steps),
+    10,
+  )
+  .option(
+    '--no-early-stop',
+    'keep training when robust accuracy collapses (fgsm-rs stops by default)',
+  )
   .action(async (o: TrainOpts, cmd: Command) => {
     check(!o.override || o.resume, '--override only applies with --resume');
     const out = outputFolder('--out', o.out ?? path.join('runs', `${o.model}-${dataSlug(o.data)}`));
     // Before any work: a new run never writes over another run or other files, nor shares its folder with a running one.
     holdRunFolder(out);
     const resuming = checkRunFolder(out, { resume: o.resume, force: o.force });
-    const explicit = inheritRunOptions(o, cmd, resuming ? readRunState<{ config: TrainConfig }>(out)?.config.options : undefined);
+    const explicit = inheritRunOptions(
+      o,
+      cmd,
+      resuming ? readRunState<{ config: TrainConfig }>(out)?.config.options : undefined,
+    );
     zooEntry(o.model);
     const names = parseDefenses(o.defense);
     const defense = defenseConfig(names, {
@@ -204,11 +373,17 @@ program
     });
     const adversarial = names.some((n) => ADVERSARIAL.has(n));
     // FGSM-RS is defined with a one-cycle learning rate (Wong et al.); an explicit --schedule wins.
-    const scheduleName = names.includes('fgsm-rs') && !('schedule' in explicit) ? 'onecycle' : o.schedule;
+    const scheduleName =
+      names.includes('fgsm-rs') && !('schedule' in explicit) ? 'onecycle' : o.schedule;
     const schedule = parseSchedule(scheduleName);
     ensureWritableDir(out);
     const info = await initBackend({ backend: o.backend, threads: o.threads });
-    const data = await loadData(o.data, { dataDir: o.dataDir, limit: o.limit, testLimit: o.evalLimit ?? o.limit, needTrain: true });
+    const data = await loadData(o.data, {
+      dataDir: o.dataDir,
+      limit: o.limit,
+      testLimit: o.evalLimit ?? o.limit,
+      needTrain: true,
+    });
     const isCifar = data.train.height === 32;
     const config: TrainConfig = {
       model: o.model,
@@ -220,22 +395,35 @@ program
       momentum: o.momentum,
       weightDecay: o.weightDecay,
       schedule,
-      augment: o.augment ? { cropPad: isCifar ? 4 : 2, flip: isCifar } : { cropPad: 0, flip: false },
+      augment: o.augment
+        ? { cropPad: isCifar ? 4 : 2, flip: isCifar }
+        : { cropPad: 0, flip: false },
       seed: o.seed,
       limit: o.limit,
       evalLimit: o.evalLimit,
       checkpointEvery: o.checkpointEvery,
       backend: info.name,
       ...(names.length > 0 ? { defense } : {}),
-      ...((o.robustEval ?? (adversarial ? 200 : 0)) > 0 ? { robustEval: { limit: o.robustEval ?? 200, eps: o.eps, steps: o.robustEvalSteps } } : {}),
+      ...((o.robustEval ?? (adversarial ? 200 : 0)) > 0
+        ? { robustEval: { limit: o.robustEval ?? 200, eps: o.eps, steps: o.robustEvalSteps } }
+        : {}),
       earlyStop: o.earlyStop !== false && names.includes('fgsm-rs'),
       options: explicit,
     };
     // Refuses a different configuration before the banner, which must show what will run.
-    const plan = planResume(out, config, data, { resume: o.resume, override: o.override, force: o.force });
+    const plan = planResume(out, config, data, {
+      resume: o.resume,
+      override: o.override,
+      force: o.force,
+    });
     if (o.resume && !plan) console.error(`no checkpoint in ${out} to resume: starting a new run`);
-    if (plan?.change) console.error(`resuming with ${plan.change.changes.join(', ')}${plan.change.override ? ' (--override; recorded in the run\'s state.json)' : ''}`);
-    console.error(`${describeBackend(info)}; ${o.model}${names.length ? ` with ${describeDefense(defense)}` : ''} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`);
+    if (plan?.change)
+      console.error(
+        `resuming with ${plan.change.changes.join(', ')}${plan.change.override ? " (--override; recorded in the run's state.json)" : ''}`,
+      );
+    console.error(
+      `${describeBackend(info)}; ${o.model}${names.length ? ` with ${describeDefense(defense)}` : ''} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`,
+    );
     const fresh = () => {
       const m = createModel(o.model, {
         inputShape: [data.train.height, data.train.width, data.train.channels],
@@ -247,12 +435,27 @@ program
         dropout: names.includes('dropout') ? o.dropout : undefined,
         blockDropout: names.includes('dropout') ? o.blockDropout : undefined,
       });
-      const meta = { model: o.model, width: o.width ?? zooEntry(o.model).spec.width, data: data.name, classes: data.classes, defense: describeDefense(defense), ...(names.length ? { defenseConfig: defense } : {}) };
+      const meta = {
+        model: o.model,
+        width: o.width ?? zooEntry(o.model).spec.width,
+        data: data.name,
+        classes: data.classes,
+        defense: describeDefense(defense),
+        ...(names.length ? { defenseConfig: defense } : {}),
+      };
       m.setUserDefinedMetadata({ robust: JSON.parse(JSON.stringify(meta)) }); // plain JSON: tfjs rejects undefined values
       return m;
     };
-    const interrupt = new Interrupt('stopping after this batch (checkpoint will be saved; continue with --resume)…');
-    const { log, interrupted } = await train(fresh, data, config, out, { resume: o.resume, override: o.override, force: o.force, quiet: o.quiet, shouldStop: () => interrupt.stop });
+    const interrupt = new Interrupt(
+      'stopping after this batch (checkpoint will be saved; continue with --resume)…',
+    );
+    const { log, interrupted } = await train(fresh, data, config, out, {
+      resume: o.resume,
+      override: o.override,
+      force: o.force,
+      quiet: o.quiet,
+      shouldStop: () => interrupt.stop,
+    });
     interrupt.release();
     if (interrupted) {
       console.error(`stopped; checkpoint saved in ${path.join(out, 'checkpoint')}`);
@@ -260,14 +463,21 @@ program
       return;
     }
     const last = log[log.length - 1];
-    console.log(JSON.stringify({ out, checkpoint: path.join(out, 'checkpoint'), epochs: log.length, test_acc: last?.test_acc, img_per_s: last?.img_per_s }));
+    console.log(
+      JSON.stringify({
+        out,
+        checkpoint: path.join(out, 'checkpoint'),
+        epochs: log.length,
+        test_acc: last?.test_acc,
+        img_per_s: last?.img_per_s,
+      }),
+    );
   });
 
 registerAttack(program);
 registerEval(program);
 registerMerge(program);
 registerServe(program);
-
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -283,4 +493,3 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
 }
-

@@ -42,9 +42,11 @@ const RATIO_GRACE = 1 << 20;
 
 /** Why an archive entry is refused: an absolute path, a `..` segment, or a link leading out. */
 export function unsafeEntry(entryPath: string, type: string, linkpath?: string): string | null {
-  const bad = (p: string) => p.startsWith('/') || /^[a-zA-Z]:/.test(p) || p.split(/[\\/]/).includes('..');
+  const bad = (p: string) =>
+    p.startsWith('/') || /^[a-zA-Z]:/.test(p) || p.split(/[\\/]/).includes('..');
   if (bad(entryPath)) return `unsafe path '${entryPath}'`;
-  if ((type === 'SymbolicLink' || type === 'Link') && linkpath !== undefined && bad(linkpath)) return `link '${entryPath}' points outside the archive ('${linkpath}')`;
+  if ((type === 'SymbolicLink' || type === 'Link') && linkpath !== undefined && bad(linkpath))
+    return `link '${entryPath}' points outside the archive ('${linkpath}')`;
   return null;
 }
 
@@ -53,7 +55,7 @@ const sizeText = (n: number) => (n >= 1 << 20 ? `${Math.round(n / (1 << 20))} Mi
 function md5OfOpenFile(fd: number, size: number): string {
   const hash = crypto.createHash('md5');
   const buf = Buffer.allocUnsafe(1 << 20);
-  for (let at = 0; at < size; ) {
+  for (let at = 0; at < size;) {
     const n = fs.readSync(fd, buf, 0, Math.min(buf.length, size - at), at);
     if (n === 0) break;
     hash.update(buf.subarray(0, n));
@@ -76,7 +78,11 @@ export async function readTarMembers(file: string, limits: TarLimits): Promise<T
   }
 }
 
-async function readMembers(file: string, fd: number, limits: TarLimits): Promise<Map<string, Uint8Array>> {
+async function readMembers(
+  file: string,
+  fd: number,
+  limits: TarLimits,
+): Promise<Map<string, Uint8Array>> {
   const members = new Map<string, Uint8Array>();
   const seen = new Map<string, string>(); // wanted base name → the member path that gave it
   let problem: string | null = null;
@@ -86,7 +92,10 @@ async function readMembers(file: string, fd: number, limits: TarLimits): Promise
   let parserError: Error | null = null;
   parser.on('eof', () => (sawEof = true));
   parser.on('warn', (code: string, message: string) => {
-    problem ??= code === 'TAR_BAD_ARCHIVE' ? `not a tar archive or a damaged one (${message})` : `damaged tar data (${message})`;
+    problem ??=
+      code === 'TAR_BAD_ARCHIVE'
+        ? `not a tar archive or a damaged one (${message})`
+        : `damaged tar data (${message})`;
   });
   parser.on('error', (e: Error) => (parserError ??= e));
   parser.on('entry', (entry: tar.ReadEntry) => {
@@ -94,12 +103,15 @@ async function readMembers(file: string, fd: number, limits: TarLimits): Promise
     const base = path.posix.basename(entry.path);
     declared += size;
     problem ??= unsafeEntry(entry.path, entry.type, entry.linkpath);
-    if (!problem && declared > limits.maxBytes) problem = `holds more than ${sizeText(limits.maxBytes)}: larger than a ${limits.what}`;
+    if (!problem && declared > limits.maxBytes)
+      problem = `holds more than ${sizeText(limits.maxBytes)}: larger than a ${limits.what}`;
     if (!problem && limits.wanted.has(base)) {
       const before = seen.get(base);
-      if (before !== undefined) problem = `two members map to ${base} ('${before}' and '${entry.path}'): which one is meant is ambiguous`;
+      if (before !== undefined)
+        problem = `two members map to ${base} ('${before}' and '${entry.path}'): which one is meant is ambiguous`;
       seen.set(base, entry.path);
-      if (!problem && entry.type === 'File' && size > limits.maxMemberBytes) problem = `${entry.path} is ${size} bytes, more than a ${limits.memberWhat} (${limits.maxMemberBytes})`;
+      if (!problem && entry.type === 'File' && size > limits.maxMemberBytes)
+        problem = `${entry.path} is ${size} bytes, more than a ${limits.memberWhat} (${limits.maxMemberBytes})`;
     }
     if (problem || entry.type !== 'File' || !limits.wanted.has(base)) {
       entry.resume();
@@ -121,7 +133,13 @@ async function readMembers(file: string, fd: number, limits: TarLimits): Promise
   const gzipped = fs.readSync(fd, head, 0, 2, 0) === 2 && head[0] === 0x1f && head[1] === 0x8b;
   // The stream reads our fd but never closes it (a destroyed ReadStream closes its fd even with
   // autoClose off): the caller still hashes the file through it and closes it.
-  const source = fs.createReadStream('', { fd, start: 0, autoClose: false, highWaterMark: CHUNK, fs: { read: fs.read, close: (_fd: number, cb: (e: null) => void) => cb(null) } });
+  const source = fs.createReadStream('', {
+    fd,
+    start: 0,
+    autoClose: false,
+    highWaterMark: CHUNK,
+    fs: { read: fs.read, close: (_fd: number, cb: (e: null) => void) => cb(null) },
+  });
   let packed = 0;
   source.on('data', (c) => (packed += c.length));
   const stream: Readable = gzipped ? source.pipe(zlib.createGunzip({ chunkSize: CHUNK })) : source;
@@ -144,8 +162,10 @@ async function readMembers(file: string, fd: number, limits: TarLimits): Promise
       parser.write(part);
       // Whatever follows the end-of-archive marker is not part of the archive: stop reading.
       if (sawEof || problem || parserError) return stop();
-      if (part.length < chunk.length) problem = `unpacks to more than ${sizeText(limits.maxBytes)} without reaching its end-of-archive marker: larger than a ${limits.what}`;
-      else if (gzipped && unpacked > RATIO_GRACE && unpacked > MAX_RATIO * packed) problem = `decompression ratio over ${MAX_RATIO}: a decompression bomb, not a ${limits.what}`;
+      if (part.length < chunk.length)
+        problem = `unpacks to more than ${sizeText(limits.maxBytes)} without reaching its end-of-archive marker: larger than a ${limits.what}`;
+      else if (gzipped && unpacked > RATIO_GRACE && unpacked > MAX_RATIO * packed)
+        problem = `decompression ratio over ${MAX_RATIO}: a decompression bomb, not a ${limits.what}`;
       if (problem) stop();
     });
     stream.on('end', () => stop());
@@ -168,7 +188,8 @@ async function readMembers(file: string, fd: number, limits: TarLimits): Promise
       parser.end();
     });
   }
-  if (parserError) throw new RobustError(`${file}: cannot read the archive (${(parserError as Error).message})`);
+  if (parserError)
+    throw new RobustError(`${file}: cannot read the archive (${(parserError as Error).message})`);
   if (problem) throw new RobustError(`${file}: refused: ${problem}`);
   return members;
 }

@@ -15,7 +15,12 @@ export const NO_AUGMENT: Augment = { cropPad: 0, flip: false };
  * Copies examples `indices` into a float [0,1] NHWC buffer, each randomly shifted by up to
  * `cropPad` pixels (the padded border is zero) and mirrored with probability ½.
  */
-export function gatherBatch(set: ImageSet, indices: ArrayLike<number>, augment: Augment, rng: Rng): Float32Array {
+export function gatherBatch(
+  set: ImageSet,
+  indices: ArrayLike<number>,
+  augment: Augment,
+  rng: Rng,
+): Float32Array {
   const { height: h, width: w, channels: c } = set;
   const per = h * w * c;
   const out = new Float32Array(indices.length * per);
@@ -49,7 +54,12 @@ export interface Batch {
 }
 
 /** Makes the tensors of one batch; the caller disposes them. */
-export function makeBatch(set: ImageSet, indices: ArrayLike<number>, augment: Augment, rng: Rng): Batch {
+export function makeBatch(
+  set: ImageSet,
+  indices: ArrayLike<number>,
+  augment: Augment,
+  rng: Rng,
+): Batch {
   const pixels = gatherBatch(set, indices, augment, rng);
   const labels = new Int32Array(indices.length);
   for (let i = 0; i < indices.length; i++) labels[i] = set.labels[indices[i]];
@@ -64,6 +74,7 @@ export function makeBatch(set: ImageSet, indices: ArrayLike<number>, augment: Au
 export function epochBatches(count: number, batchSize: number, rng?: Rng): Int32Array[] {
   const order = rng ? rng.permutation(count) : Int32Array.from({ length: count }, (_, i) => i);
   const out: Int32Array[] = [];
-  for (let i = 0; i < count; i += batchSize) out.push(order.subarray(i, Math.min(count, i + batchSize)));
+  for (let i = 0; i < count; i += batchSize)
+    out.push(order.subarray(i, Math.min(count, i + batchSize)));
   return out;
 }

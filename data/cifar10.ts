@@ -6,7 +6,18 @@ import type { DataSplit, ImageSet } from './dataset.js';
 import { readTarMembers, type TarLimits } from './archive.js';
 import { readRegularFile } from '../util/read-file.js';
 
-export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+export const CIFAR10_CLASSES = [
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
+];
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
 export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
 const RECORD = 3073;
@@ -18,7 +29,9 @@ export function parseCifarBatches(buffers: Uint8Array[], source: string): ImageS
   let count = 0;
   for (const b of buffers) {
     if (b.length === 0 || b.length % RECORD !== 0) {
-      throw new RobustError(`${source}: ${b.length} bytes is not a whole number of 3073-byte CIFAR-10 records (truncated or not CIFAR-10)`);
+      throw new RobustError(
+        `${source}: ${b.length} bytes is not a whole number of 3073-byte CIFAR-10 records (truncated or not CIFAR-10)`,
+      );
     }
     count += b.length / RECORD;
   }
@@ -29,7 +42,8 @@ export function parseCifarBatches(buffers: Uint8Array[], source: string): ImageS
     for (let r = 0; r < b.length / RECORD; r++, n++) {
       const o = r * RECORD;
       const label = b[o];
-      if (label > 9) throw new RobustError(`${source}: record ${n} has label ${label}, outside 0–9`);
+      if (label > 9)
+        throw new RobustError(`${source}: record ${n} has label ${label}, outside 0–9`);
       labels[n] = label;
       const dst = n * 3072;
       for (let p = 0; p < 1024; p++) {
@@ -59,7 +73,9 @@ const ARCHIVE_LIMITS: TarLimits = {
 };
 
 /** The batch files of a CIFAR-10 .tar.gz and the archive's MD5, read in memory (nothing is extracted). */
-export async function readCifarArchive(file: string): Promise<{ files: Map<string, Uint8Array>; md5: string }> {
+export async function readCifarArchive(
+  file: string,
+): Promise<{ files: Map<string, Uint8Array>; md5: string }> {
   const { members, md5 } = await readTarMembers(file, { ...ARCHIVE_LIMITS, md5: true });
   return { files: members, md5: md5! };
 }
@@ -74,8 +90,14 @@ export function readFromDir(dir: string): Map<string, Uint8Array> {
   const inner = path.join(dir, 'cifar-10-batches-bin');
   const root = fs.existsSync(inner) ? inner : dir;
   // Batches in both places would leave the choice to the loader: a planted copy must not win silently.
-  const twice = root === inner ? [...TRAIN_FILES, TEST_FILE].find((f) => fs.existsSync(path.join(dir, f))) : undefined;
-  if (twice) throw new RobustError(`${dir}: holds ${twice} both directly and in cifar-10-batches-bin/: which one is meant is ambiguous`);
+  const twice =
+    root === inner
+      ? [...TRAIN_FILES, TEST_FILE].find((f) => fs.existsSync(path.join(dir, f)))
+      : undefined;
+  if (twice)
+    throw new RobustError(
+      `${dir}: holds ${twice} both directly and in cifar-10-batches-bin/: which one is meant is ambiguous`,
+    );
   const found = new Map<string, Uint8Array>();
   for (const f of [...TRAIN_FILES, TEST_FILE]) {
     const p = path.join(root, f);
@@ -88,10 +110,16 @@ export function readFromDir(dir: string): Map<string, Uint8Array> {
 /** Loads CIFAR-10 from a folder of .bin batches or from the official .tar.gz. */
 export async function loadCifar10(source: string): Promise<DataSplit> {
   if (!fs.existsSync(source)) throw new RobustError(`${source}: no such file or folder`);
-  const files = fs.statSync(source).isDirectory() ? readFromDir(source) : await readFromArchive(source);
+  const files = fs.statSync(source).isDirectory()
+    ? readFromDir(source)
+    : await readFromArchive(source);
   const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !files.has(f));
-  if (missing.length) throw new RobustError(`${source}: not a CIFAR-10 binary set (missing ${missing.join(', ')})`);
-  const train = parseCifarBatches(TRAIN_FILES.map((f) => files.get(f)!), `${source}: ${TRAIN_FILES.join('+')}`);
+  if (missing.length)
+    throw new RobustError(`${source}: not a CIFAR-10 binary set (missing ${missing.join(', ')})`);
+  const train = parseCifarBatches(
+    TRAIN_FILES.map((f) => files.get(f)!),
+    `${source}: ${TRAIN_FILES.join('+')}`,
+  );
   const test = parseCifarBatches([files.get(TEST_FILE)!], `${source}: ${TEST_FILE}`);
   return {
     name: 'cifar10',

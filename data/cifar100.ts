@@ -20,16 +20,106 @@ export const CIFAR100_COUNTS = { train: 50_000, test: 10_000 };
 
 /** fine_label_names.txt of the release: label i is line i. */
 export const CIFAR100_FINE = [
-  'apple', 'aquarium_fish', 'baby', 'bear', 'beaver', 'bed', 'bee', 'beetle', 'bicycle', 'bottle',
-  'bowl', 'boy', 'bridge', 'bus', 'butterfly', 'camel', 'can', 'castle', 'caterpillar', 'cattle',
-  'chair', 'chimpanzee', 'clock', 'cloud', 'cockroach', 'couch', 'crab', 'crocodile', 'cup', 'dinosaur',
-  'dolphin', 'elephant', 'flatfish', 'forest', 'fox', 'girl', 'hamster', 'house', 'kangaroo', 'keyboard',
-  'lamp', 'lawn_mower', 'leopard', 'lion', 'lizard', 'lobster', 'man', 'maple_tree', 'motorcycle', 'mountain',
-  'mouse', 'mushroom', 'oak_tree', 'orange', 'orchid', 'otter', 'palm_tree', 'pear', 'pickup_truck', 'pine_tree',
-  'plain', 'plate', 'poppy', 'porcupine', 'possum', 'rabbit', 'raccoon', 'ray', 'road', 'rocket',
-  'rose', 'sea', 'seal', 'shark', 'shrew', 'skunk', 'skyscraper', 'snail', 'snake', 'spider',
-  'squirrel', 'streetcar', 'sunflower', 'sweet_pepper', 'table', 'tank', 'telephone', 'television', 'tiger', 'tractor',
-  'train', 'trout', 'tulip', 'turtle', 'wardrobe', 'whale', 'willow_tree', 'wolf', 'woman', 'worm',
+  'apple',
+  'aquarium_fish',
+  'baby',
+  'bear',
+  'beaver',
+  'bed',
+  'bee',
+  'beetle',
+  'bicycle',
+  'bottle',
+  'bowl',
+  'boy',
+  'bridge',
+  'bus',
+  'butterfly',
+  'camel',
+  'can',
+  'castle',
+  'caterpillar',
+  'cattle',
+  'chair',
+  'chimpanzee',
+  'clock',
+  'cloud',
+  'cockroach',
+  'couch',
+  'crab',
+  'crocodile',
+  'cup',
+  'dinosaur',
+  'dolphin',
+  'elephant',
+  'flatfish',
+  'forest',
+  'fox',
+  'girl',
+  'hamster',
+  'house',
+  'kangaroo',
+  'keyboard',
+  'lamp',
+  'lawn_mower',
+  'leopard',
+  'lion',
+  'lizard',
+  'lobster',
+  'man',
+  'maple_tree',
+  'motorcycle',
+  'mountain',
+  'mouse',
+  'mushroom',
+  'oak_tree',
+  'orange',
+  'orchid',
+  'otter',
+  'palm_tree',
+  'pear',
+  'pickup_truck',
+  'pine_tree',
+  'plain',
+  'plate',
+  'poppy',
+  'porcupine',
+  'possum',
+  'rabbit',
+  'raccoon',
+  'ray',
+  'road',
+  'rocket',
+  'rose',
+  'sea',
+  'seal',
+  'shark',
+  'shrew',
+  'skunk',
+  'skyscraper',
+  'snail',
+  'snake',
+  'spider',
+  'squirrel',
+  'streetcar',
+  'sunflower',
+  'sweet_pepper',
+  'table',
+  'tank',
+  'telephone',
+  'television',
+  'tiger',
+  'tractor',
+  'train',
+  'trout',
+  'tulip',
+  'turtle',
+  'wardrobe',
+  'whale',
+  'willow_tree',
+  'wolf',
+  'woman',
+  'worm',
 ];
 
 /** coarse_label_names.txt with each superclass's five classes, as the data set's page groups them. */
@@ -57,7 +147,9 @@ const SUPERCLASSES: [string, string[]][] = [
 ];
 export const CIFAR100_COARSE = SUPERCLASSES.map(([name]) => name);
 /** The superclass of each fine label: every record's coarse byte must be its fine label's. */
-export const FINE_TO_COARSE = CIFAR100_FINE.map((fine) => SUPERCLASSES.findIndex(([, members]) => members.includes(fine)));
+export const FINE_TO_COARSE = CIFAR100_FINE.map((fine) =>
+  SUPERCLASSES.findIndex(([, members]) => members.includes(fine)),
+);
 
 export interface Cifar100Set {
   images: Uint8Array;
@@ -69,7 +161,9 @@ export interface Cifar100Set {
 /** Parses a train.bin or test.bin into NHWC pixels and both labels; `source` names the file in errors. */
 export function parseCifar100(buf: Uint8Array, source: string): Cifar100Set {
   if (buf.length === 0 || buf.length % RECORD !== 0) {
-    throw new RobustError(`${source}: ${buf.length} bytes is not a whole number of 3074-byte CIFAR-100 records (truncated or not CIFAR-100)`);
+    throw new RobustError(
+      `${source}: ${buf.length} bytes is not a whole number of 3074-byte CIFAR-100 records (truncated or not CIFAR-100)`,
+    );
   }
   const count = buf.length / RECORD;
   const images = new Uint8Array(count * 3072);
@@ -79,7 +173,10 @@ export function parseCifar100(buf: Uint8Array, source: string): Cifar100Set {
     const o = n * RECORD;
     const [c, f] = [buf[o], buf[o + 1]];
     if (f >= 100) throw new RobustError(`${source}: record ${n} has fine label ${f}, outside 0–99`);
-    if (c !== FINE_TO_COARSE[f]) throw new RobustError(`${source}: record ${n} has coarse label ${c}, but its fine label ${f} (${CIFAR100_FINE[f]}) is in superclass ${FINE_TO_COARSE[f]} (not CIFAR-100's labels)`);
+    if (c !== FINE_TO_COARSE[f])
+      throw new RobustError(
+        `${source}: record ${n} has coarse label ${c}, but its fine label ${f} (${CIFAR100_FINE[f]}) is in superclass ${FINE_TO_COARSE[f]} (not CIFAR-100's labels)`,
+      );
     coarse[n] = c;
     fine[n] = f;
     const dst = n * 3072;
@@ -104,7 +201,9 @@ const ARCHIVE_LIMITS: TarLimits = {
 };
 
 /** train.bin and test.bin of a CIFAR-100 .tar.gz, and the archive's MD5 (nothing is extracted). */
-export async function readCifar100Archive(file: string): Promise<{ files: Map<string, Uint8Array>; md5: string }> {
+export async function readCifar100Archive(
+  file: string,
+): Promise<{ files: Map<string, Uint8Array>; md5: string }> {
   const { members, md5 } = await readTarMembers(file, { ...ARCHIVE_LIMITS, md5: true });
   return { files: members, md5: md5! };
 }
@@ -115,19 +214,27 @@ export function readCifar100Dir(dir: string): Map<string, Uint8Array> {
   const root = fs.existsSync(inner) ? inner : dir;
   const names = Object.values(CIFAR100_FILES);
   const twice = root === inner ? names.find((f) => fs.existsSync(path.join(dir, f))) : undefined;
-  if (twice) throw new RobustError(`${dir}: holds ${twice} both directly and in ${CIFAR100_DIR}/: which one is meant is ambiguous`);
+  if (twice)
+    throw new RobustError(
+      `${dir}: holds ${twice} both directly and in ${CIFAR100_DIR}/: which one is meant is ambiguous`,
+    );
   const found = new Map<string, Uint8Array>();
   for (const f of names) {
     const p = path.join(root, f);
-    if (fs.existsSync(p)) found.set(f, readRegularFile(p, { maxBytes: MAX_MEMBER, what: 'CIFAR-100 file' }));
+    if (fs.existsSync(p))
+      found.set(f, readRegularFile(p, { maxBytes: MAX_MEMBER, what: 'CIFAR-100 file' }));
   }
   return found;
 }
 
 /** Both files parsed (the check `robust data` runs before writing anything). */
-export function parseCifar100Files(files: Map<string, Uint8Array>, source: string): { train: Cifar100Set; test: Cifar100Set } {
+export function parseCifar100Files(
+  files: Map<string, Uint8Array>,
+  source: string,
+): { train: Cifar100Set; test: Cifar100Set } {
   const missing = Object.values(CIFAR100_FILES).filter((f) => !files.has(f));
-  if (missing.length) throw new RobustError(`${source}: not a CIFAR-100 binary set (missing ${missing.join(', ')})`);
+  if (missing.length)
+    throw new RobustError(`${source}: not a CIFAR-100 binary set (missing ${missing.join(', ')})`);
   return {
     train: parseCifar100(files.get(CIFAR100_FILES.train)!, `${source}: ${CIFAR100_FILES.train}`),
     test: parseCifar100(files.get(CIFAR100_FILES.test)!, `${source}: ${CIFAR100_FILES.test}`),
@@ -135,11 +242,23 @@ export function parseCifar100Files(files: Map<string, Uint8Array>, source: strin
 }
 
 /** Loads CIFAR-100 (fine or coarse labels) from a folder of train.bin/test.bin or from the official .tar.gz. */
-export async function loadCifar100(source: string, labels: 'fine' | 'coarse' = 'fine'): Promise<DataSplit> {
+export async function loadCifar100(
+  source: string,
+  labels: 'fine' | 'coarse' = 'fine',
+): Promise<DataSplit> {
   if (!fs.existsSync(source)) throw new RobustError(`${source}: no such file or folder`);
-  const files = fs.statSync(source).isDirectory() ? readCifar100Dir(source) : (await readCifar100Archive(source)).files;
+  const files = fs.statSync(source).isDirectory()
+    ? readCifar100Dir(source)
+    : (await readCifar100Archive(source)).files;
   const { train, test } = parseCifar100Files(files, source);
-  const set = (s: Cifar100Set): ImageSet => ({ images: s.images, labels: s[labels], count: s.count, height: 32, width: 32, channels: 3 });
+  const set = (s: Cifar100Set): ImageSet => ({
+    images: s.images,
+    labels: s[labels],
+    count: s.count,
+    height: 32,
+    width: 32,
+    channels: 3,
+  });
   return {
     name: labels === 'fine' ? 'cifar100' : 'cifar100-coarse',
     classes: labels === 'fine' ? CIFAR100_FINE : CIFAR100_COARSE,

@@ -32,7 +32,14 @@ export interface DataSplit {
 
 /** A set of no images of the given shape (a source without a training split). */
 export function emptySet(height: number, width: number, channels: number): ImageSet {
-  return { images: new Uint8Array(0), labels: new Uint8Array(0), count: 0, height, width, channels };
+  return {
+    images: new Uint8Array(0),
+    labels: new Uint8Array(0),
+    count: 0,
+    height,
+    width,
+    channels,
+  };
 }
 
 /** Per-channel mean and standard deviation of a set's pixels, in [0,1] units (for a new model's normalization). */
@@ -49,7 +56,9 @@ export function channelStats(set: ImageSet): { mean: number[]; std: number[] } {
   if (n === 0) return { mean: new Array(c).fill(0.5), std: new Array(c).fill(0.25) };
   const mean = Array.from(sum, (s) => s / n);
   // a constant channel would divide by zero in the normalization layer
-  const std = Array.from(sq, (s, k) => Math.max(1e-3, Math.sqrt(Math.max(0, s / n - mean[k] ** 2))));
+  const std = Array.from(sq, (s, k) =>
+    Math.max(1e-3, Math.sqrt(Math.max(0, s / n - mean[k] ** 2))),
+  );
   return { mean: mean.map((m) => +m.toFixed(4)), std: std.map((s) => +s.toFixed(4)) };
 }
 
@@ -58,8 +67,12 @@ export function channelStats(set: ImageSet): { mean: number[]; std: number[] } {
  * a test set need not hold an example of the last classes. Refused when a label is n or more.
  */
 export function withClassCount(split: DataSplit, n: number): DataSplit {
-  if (split.classesFrom !== 'labels' || !Number.isInteger(n) || n === split.classes.length) return split;
-  if (n < split.classes.length) throw new RobustError(`${split.name} has label ${split.classes.length - 1}, but the model has ${n} classes`);
+  if (split.classesFrom !== 'labels' || !Number.isInteger(n) || n === split.classes.length)
+    return split;
+  if (n < split.classes.length)
+    throw new RobustError(
+      `${split.name} has label ${split.classes.length - 1}, but the model has ${n} classes`,
+    );
   return { ...split, classes: Array.from({ length: n }, (_, i) => String(i)) };
 }
 
@@ -67,7 +80,12 @@ export function withClassCount(split: DataSplit, n: number): DataSplit {
 export function take(set: ImageSet, n?: number): ImageSet {
   if (n === undefined || n >= set.count) return set;
   const per = set.height * set.width * set.channels;
-  return { ...set, images: set.images.subarray(0, n * per), labels: set.labels.subarray(0, n), count: n };
+  return {
+    ...set,
+    images: set.images.subarray(0, n * per),
+    labels: set.labels.subarray(0, n),
+    count: n,
+  };
 }
 
 // Hashing CIFAR-10's 180 MB takes ~0.5 s: a set is hashed once (a run checks its data on resume and again when it trains).

@@ -53,17 +53,33 @@ async function attempt(url: string, tmp: string, bar: cliProgress.SingleBar | nu
   if (total && got < total) throw new Error(`connection closed after ${got} of ${total} bytes`);
 }
 
-export async function download(url: string, target: string, md5?: string, o: DownloadOptions = {}): Promise<void> {
+export async function download(
+  url: string,
+  target: string,
+  md5?: string,
+  o: DownloadOptions = {},
+): Promise<void> {
   const tmp = `${target}.part`;
   const retries = o.retries ?? 4;
   const quiet = o.quiet ?? !process.stderr.isTTY;
-  const bar = quiet ? null : new cliProgress.SingleBar({ format: `${url.split('/').pop()} [{bar}] {percentage}% {value}/{total} bytes eta {eta}s`, stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const bar = quiet
+    ? null
+    : new cliProgress.SingleBar(
+        {
+          format: `${url.split('/').pop()} [{bar}] {percentage}% {value}/{total} bytes eta {eta}s`,
+          stream: process.stderr,
+        },
+        cliProgress.Presets.shades_classic,
+      );
   bar?.start(1, 0);
   let lastError = '';
   try {
     for (let i = 0; i <= retries; i++) {
       if (i > 0) {
-        if (quiet) process.stderr.write(`download of ${url} interrupted (${lastError}); retry ${i}/${retries} from byte ${sizeOf(tmp)}\n`);
+        if (quiet)
+          process.stderr.write(
+            `download of ${url} interrupted (${lastError}); retry ${i}/${retries} from byte ${sizeOf(tmp)}\n`,
+          );
         await new Promise((r) => setTimeout(r, (o.backoffMs ?? 1000) * 2 ** (i - 1)));
       }
       try {
@@ -77,11 +93,16 @@ export async function download(url: string, target: string, md5?: string, o: Dow
   } finally {
     bar?.stop();
   }
-  if (lastError) throw new RobustError(`cannot download ${url} (${lastError}) after ${retries + 1} attempts; run again to resume, or use --from FILE with a local copy`);
+  if (lastError)
+    throw new RobustError(
+      `cannot download ${url} (${lastError}) after ${retries + 1} attempts; run again to resume, or use --from FILE with a local copy`,
+    );
   const digest = md5File(tmp);
   if (md5 && digest !== md5) {
     fs.rmSync(tmp, { force: true });
-    throw new RobustError(`${url}: MD5 ${digest} does not match the expected ${md5} (the partial file was removed)`);
+    throw new RobustError(
+      `${url}: MD5 ${digest} does not match the expected ${md5} (the partial file was removed)`,
+    );
   }
   fs.renameSync(tmp, target);
 }

@@ -33,14 +33,20 @@ export const MNIST_MD5: Record<string, string> = {
   't10k-labels-idx1-ubyte.gz': 'ec29112dd5afa0611ce80d1b7f02629c',
 };
 /** torchvision's mirrors, the one that answers first (the original site asks for a login at times). */
-export const MNIST_MIRRORS = ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'];
+export const MNIST_MIRRORS = [
+  'https://ossci-datasets.s3.amazonaws.com/mnist/',
+  'http://yann.lecun.com/exdb/mnist/',
+];
 
 function gunzipIfNeeded(buf: Uint8Array, source: string): Uint8Array {
   if (buf[0] !== 0x1f || buf[1] !== 0x8b) return buf;
   try {
     return zlib.gunzipSync(buf, { maxOutputLength: MAX_IDX_BYTES });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new RobustError(`${source}: unpacks to more than ${MAX_IDX_BYTES >> 20} MiB, larger than any Fashion-MNIST file`);
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new RobustError(
+        `${source}: unpacks to more than ${MAX_IDX_BYTES >> 20} MiB, larger than any Fashion-MNIST file`,
+      );
     throw new RobustError(`${source}: corrupt gzip data (${(e as Error).message})`);
   }
 }
@@ -54,7 +60,12 @@ export function readIdxFile(file: string): Buffer {
 }
 
 /** Parses an IDX file of unsigned bytes with `dims` dimensions, gzipped or not. */
-export const parseIdx = (raw: Uint8Array, dims: 1 | 3, source: string): { shape: number[]; data: Uint8Array } => parseIdxBytes(gunzipIfNeeded(raw, source), dims, source);
+export const parseIdx = (
+  raw: Uint8Array,
+  dims: 1 | 3,
+  source: string,
+): { shape: number[]; data: Uint8Array } =>
+  parseIdxBytes(gunzipIfNeeded(raw, source), dims, source);
 
 /** Images per split of each set: the full releases and the bundled slice (scripts/make-sample.ts). */
 export const FASHION_COUNTS = {
@@ -65,29 +76,46 @@ export const FASHION_COUNTS = {
 
 /** One split from its IDX files, checked (data/idx.ts). */
 function readSet(imagesFile: string, labelsFile: string): ImageSet {
-  return idxImageSet(parseIdx(readIdxFile(imagesFile), 3, imagesFile), parseIdx(readIdxFile(labelsFile), 1, labelsFile), imagesFile, labelsFile);
+  return idxImageSet(
+    parseIdx(readIdxFile(imagesFile), 3, imagesFile),
+    parseIdx(readIdxFile(labelsFile), 1, labelsFile),
+    imagesFile,
+    labelsFile,
+  );
 }
 
 /**
  * Loads Fashion-MNIST or MNIST (`name` says which, hence how many images each split must hold)
  * from a folder of the four IDX files, gzipped or not.
  */
-export function loadFashionMnist(dir: string, name: keyof typeof FASHION_COUNTS = 'fashion-mnist'): DataSplit {
+export function loadFashionMnist(
+  dir: string,
+  name: keyof typeof FASHION_COUNTS = 'fashion-mnist',
+): DataSplit {
   const find = (f: string) => {
     for (const candidate of [f, f.replace(/\.gz$/, '')]) {
       const p = path.join(dir, candidate);
       if (fs.existsSync(p)) return p;
     }
-    throw new RobustError(`${path.join(dir, f)}: missing (run \`robust data ${name === 'mnist' ? 'mnist' : 'fashion-mnist'}\`)`);
+    throw new RobustError(
+      `${path.join(dir, f)}: missing (run \`robust data ${name === 'mnist' ? 'mnist' : 'fashion-mnist'}\`)`,
+    );
   };
   const train = readSet(find(FASHION_FILES.trainImages), find(FASHION_FILES.trainLabels));
   const test = readSet(find(FASHION_FILES.testImages), find(FASHION_FILES.testLabels));
   // Counts last: a file that is damaged says so before a set that is merely partial does.
   const expected = FASHION_COUNTS[name];
-  for (const [split, set, file] of [['training', train, FASHION_FILES.trainImages], ['test', test, FASHION_FILES.testImages]] as const) {
+  for (const [split, set, file] of [
+    ['training', train, FASHION_FILES.trainImages],
+    ['test', test, FASHION_FILES.testImages],
+  ] as const) {
     const want = split === 'training' ? expected.train : expected.test;
-    if (set.count !== want) throw new RobustError(`${path.join(dir, file)}: ${set.count} images, but ${name} has ${want} ${split} images (a partial or different set)`);
+    if (set.count !== want)
+      throw new RobustError(
+        `${path.join(dir, file)}: ${set.count} images, but ${name} has ${want} ${split} images (a partial or different set)`,
+      );
   }
-  if (name === 'mnist') return { name, classes: MNIST_CLASSES, train, test, mean: [0.1307], std: [0.3081] };
+  if (name === 'mnist')
+    return { name, classes: MNIST_CLASSES, train, test, mean: [0.1307], std: [0.3081] };
   return { name, classes: FASHION_CLASSES, train, test, mean: [0.286], std: [0.353] };
 }

@@ -124,25 +124,44 @@ export function resizeImages(set: ImageSet, height: number, width: number): Imag
 }
 
 function checkSize(count: number, height: number, width: number, channels: number): void {
-  if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1 || height * width > DATA_LIMITS.pixels) {
-    throw new RobustError(`cannot resize images to ${height}×${width}: the size must be whole pixels, at most ${DATA_LIMITS.pixels} per image`);
+  if (
+    !Number.isInteger(height) ||
+    !Number.isInteger(width) ||
+    height < 1 ||
+    width < 1 ||
+    height * width > DATA_LIMITS.pixels
+  ) {
+    throw new RobustError(
+      `cannot resize images to ${height}×${width}: the size must be whole pixels, at most ${DATA_LIMITS.pixels} per image`,
+    );
   }
   const bytes = count * height * width * channels;
-  if (bytes > DATA_LIMITS.bytes) throw new RobustError(`${count} images of ${height}×${width}×${channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`);
+  if (bytes > DATA_LIMITS.bytes)
+    throw new RobustError(
+      `${count} images of ${height}×${width}×${channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`,
+    );
 }
 
 /** RGB → gray as PIL's convert('L'): L = (19595 R + 38470 G + 7471 B + 2^15) >> 16 (ITU-R 601-2 luma). */
 export function rgbToGray(set: ImageSet): ImageSet {
-  if (set.channels !== 3) throw new RobustError(`rgbToGray takes RGB images, not ${set.channels}-channel ones`);
+  if (set.channels !== 3)
+    throw new RobustError(`rgbToGray takes RGB images, not ${set.channels}-channel ones`);
   const n = set.count * set.height * set.width;
   const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (set.images[i * 3] * 19595 + set.images[i * 3 + 1] * 38470 + set.images[i * 3 + 2] * 7471 + 0x8000) >>> 16;
+  for (let i = 0; i < n; i++)
+    out[i] =
+      (set.images[i * 3] * 19595 +
+        set.images[i * 3 + 1] * 38470 +
+        set.images[i * 3 + 2] * 7471 +
+        0x8000) >>>
+      16;
   return { ...set, images: out, channels: 1 };
 }
 
 /** Gray → RGB: the one channel repeated, as PIL's convert('RGB'). */
 export function grayToRgb(set: ImageSet): ImageSet {
-  if (set.channels !== 1) throw new RobustError(`grayToRgb takes gray images, not ${set.channels}-channel ones`);
+  if (set.channels !== 1)
+    throw new RobustError(`grayToRgb takes gray images, not ${set.channels}-channel ones`);
   checkSize(set.count, set.height, set.width, 3);
   const n = set.count * set.height * set.width;
   const out = new Uint8Array(n * 3);
@@ -161,19 +180,37 @@ const shapeText = (t: FitTarget) => `${t.height}×${t.width}×${t.channels}`;
 export function fitImages(set: ImageSet, target: FitTarget): { set: ImageSet; fit: FitInfo } {
   const from = { height: set.height, width: set.width, channels: set.channels };
   const to = { height: target.height, width: target.width, channels: target.channels };
-  if (to.channels !== 1 && to.channels !== 3) throw new RobustError(`cannot fit images to ${to.channels} channels: robust converts between gray (1) and RGB (3)`);
-  if (from.channels !== 1 && from.channels !== 3) throw new RobustError(`cannot fit ${from.channels}-channel images: robust converts between gray (1) and RGB (3)`);
+  if (to.channels !== 1 && to.channels !== 3)
+    throw new RobustError(
+      `cannot fit images to ${to.channels} channels: robust converts between gray (1) and RGB (3)`,
+    );
+  if (from.channels !== 1 && from.channels !== 3)
+    throw new RobustError(
+      `cannot fit ${from.channels}-channel images: robust converts between gray (1) and RGB (3)`,
+    );
   checkSize(set.count, to.height, to.width, to.channels);
   const resize = from.height !== to.height || from.width !== to.width;
-  const channels: FitInfo['channels'] = from.channels === to.channels ? 'none' : to.channels === 3 ? 'gray-to-rgb' : 'rgb-to-gray-601';
+  const channels: FitInfo['channels'] =
+    from.channels === to.channels ? 'none' : to.channels === 3 ? 'gray-to-rgb' : 'rgb-to-gray-601';
   let out = set;
   if (channels === 'rgb-to-gray-601') out = rgbToGray(out);
   if (resize) out = resizeImages(out, to.height, to.width);
   if (channels === 'gray-to-rgb') out = grayToRgb(out);
   const parts = [
-    resize ? `resized ${from.height}×${from.width} → ${to.height}×${to.width} (PIL bilinear, antialiased when shrinking)` : '',
-    channels === 'gray-to-rgb' ? 'gray → RGB (channel repeated)' : channels === 'rgb-to-gray-601' ? "RGB → gray (ITU-R 601 luma, as PIL's convert('L'))" : '',
+    resize
+      ? `resized ${from.height}×${from.width} → ${to.height}×${to.width} (PIL bilinear, antialiased when shrinking)`
+      : '',
+    channels === 'gray-to-rgb'
+      ? 'gray → RGB (channel repeated)'
+      : channels === 'rgb-to-gray-601'
+        ? "RGB → gray (ITU-R 601 luma, as PIL's convert('L'))"
+        : '',
   ].filter(Boolean);
-  const description = parts.length ? `${shapeText(from)} → ${shapeText(to)}: ${parts.join('; ')}` : 'none';
-  return { set: out, fit: { from, to, resize: resize ? 'pil-bilinear' : 'none', channels, description } };
+  const description = parts.length
+    ? `${shapeText(from)} → ${shapeText(to)}: ${parts.join('; ')}`
+    : 'none';
+  return {
+    set: out,
+    fit: { from, to, resize: resize ? 'pil-bilinear' : 'none', channels, description },
+  };
 }

@@ -44,15 +44,22 @@ function statOf(p: string): fs.Stats {
     return fs.statSync(p); // follows links, as ImageFolder does
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new RobustError(`${p}: cannot read (${code === 'ELOOP' ? 'a symbolic link loop' : code === 'ENOENT' ? 'a dangling symbolic link' : code ?? (e as Error).message})`);
+    throw new RobustError(
+      `${p}: cannot read (${code === 'ELOOP' ? 'a symbolic link loop' : code === 'ENOENT' ? 'a dangling symbolic link' : (code ?? (e as Error).message)})`,
+    );
   }
 }
 
 function listDir(dir: string): string[] {
   try {
-    return fs.readdirSync(dir).filter((n) => !hidden(n)).sort(byteOrder);
+    return fs
+      .readdirSync(dir)
+      .filter((n) => !hidden(n))
+      .sort(byteOrder);
   } catch (e) {
-    throw new RobustError(`${dir}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new RobustError(
+      `${dir}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
 }
 
@@ -72,7 +79,10 @@ function entries(dir: string): { dirs: string[]; images: string[] } {
     }
     if (format === null && !s.isDirectory()) continue; // README.txt, labels.csv, …
     if (s.isDirectory()) dirs.push(name);
-    else if (format === 'other') throw new RobustError(`${p}: robust reads PNG and JPEG images only; convert it (or move it out of the folder)`);
+    else if (format === 'other')
+      throw new RobustError(
+        `${p}: robust reads PNG and JPEG images only; convert it (or move it out of the folder)`,
+      );
     else if (format !== null) images.push(name);
   }
   return { dirs, images };
@@ -85,11 +95,16 @@ function walkClass(classDir: string, cap: number): string[] {
   const visit = (dir: string, ancestors: string[], depth: number) => {
     const real = fs.realpathSync(dir);
     const loop = ancestors.indexOf(real);
-    if (loop >= 0) throw new RobustError(`${dir}: a symbolic link loop (it is ${real}, a folder above it)`);
-    if (depth > DATA_LIMITS.depth) throw new RobustError(`${dir}: more than ${DATA_LIMITS.depth} folder levels below ${classDir}`);
+    if (loop >= 0)
+      throw new RobustError(`${dir}: a symbolic link loop (it is ${real}, a folder above it)`);
+    if (depth > DATA_LIMITS.depth)
+      throw new RobustError(
+        `${dir}: more than ${DATA_LIMITS.depth} folder levels below ${classDir}`,
+      );
     const { dirs, images } = entries(dir);
     total += images.length;
-    if (total > cap) throw new RobustError(`${classDir}: more than ${cap} images, more than robust reads`);
+    if (total > cap)
+      throw new RobustError(`${classDir}: more than ${cap} images, more than robust reads`);
     found.push([dir, images]);
     for (const d of dirs) visit(path.join(dir, d), [...ancestors, real], depth + 1);
   };
@@ -107,12 +122,15 @@ interface Listing {
 
 /** The lines of classes.txt: one unique, non-empty class name per line. */
 function readClassesTxt(file: string): string[] {
-  const text = readRegularFile(file, { maxBytes: 16 * 2 ** 20, what: 'classes.txt' }).toString('utf8');
+  const text = readRegularFile(file, { maxBytes: 16 * 2 ** 20, what: 'classes.txt' }).toString(
+    'utf8',
+  );
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   if (lines[lines.length - 1] === '') lines.pop();
   const names = lines.map((l) => l.trim());
   const empty = names.indexOf('');
-  if (empty >= 0) throw new RobustError(`${file}: line ${empty + 1} is empty: one class name per line`);
+  if (empty >= 0)
+    throw new RobustError(`${file}: line ${empty + 1} is empty: one class name per line`);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice !== undefined) throw new RobustError(`${file}: class '${twice}' is listed twice`);
   if (names.length === 0) throw new RobustError(`${file}: lists no classes`);
@@ -134,9 +152,12 @@ function readLabelsCsv(file: string): CsvRows {
   }
   const header = records[0]?.map((h) => h.toLowerCase());
   if (!header || header.length !== 2 || header[0] !== 'file' || header[1] !== 'label') {
-    throw new RobustError(`${file}: the first row must be the header file,label (found ${records[0] ? records[0].join(',') : 'nothing'})`);
+    throw new RobustError(
+      `${file}: the first row must be the header file,label (found ${records[0] ? records[0].join(',') : 'nothing'})`,
+    );
   }
-  if (records.length > DATA_LIMITS.images + 1) throw new RobustError(`${file}: more than ${DATA_LIMITS.images} rows, more than robust reads`);
+  if (records.length > DATA_LIMITS.images + 1)
+    throw new RobustError(`${file}: more than ${DATA_LIMITS.images} rows, more than robust reads`);
   const rows = records.slice(1).map(([name, label], i) => ({ name, label, line: i + 2 }));
   const empty = rows.find((r) => r.label === '' || r.label === undefined);
   if (empty) throw new RobustError(`${file}: line ${empty.line} has no label`);
@@ -150,7 +171,10 @@ function indexer(classes: string[], numeric: boolean, what: string): Indexer {
   const at = new Map(classes.map((n, i) => [n, i]));
   return (label, where) => {
     const i = numeric ? Number(label) : at.get(label);
-    if (i === undefined || i >= classes.length) throw new RobustError(`${where}: label '${label}' is ${numeric ? `not below the ${classes.length} classes of ${what}` : `not a class of ${what}`}`);
+    if (i === undefined || i >= classes.length)
+      throw new RobustError(
+        `${where}: label '${label}' is ${numeric ? `not below the ${classes.length} classes of ${what}` : `not a class of ${what}`}`,
+      );
     return i;
   };
 }
@@ -160,17 +184,32 @@ function csvClasses(csvs: CsvRows[]): { classes: string[]; fromLabels: boolean }
   const isIndex = (r: { label: string }) => /^\d+$/.test(r.label);
   const numeric = csvs.every((c) => c.rows.every(isIndex));
   // one stray name would turn every index into a name and shift the labels: refuse the mix
-  const anIndex = csvs.flatMap((c) => c.rows.filter(isIndex).slice(0, 1).map((r) => ({ c, r })))[0];
-  const aName = csvs.flatMap((c) => c.rows.filter((r) => !isIndex(r)).slice(0, 1).map((r) => ({ c, r })))[0];
+  const anIndex = csvs.flatMap((c) =>
+    c.rows
+      .filter(isIndex)
+      .slice(0, 1)
+      .map((r) => ({ c, r })),
+  )[0];
+  const aName = csvs.flatMap((c) =>
+    c.rows
+      .filter((r) => !isIndex(r))
+      .slice(0, 1)
+      .map((r) => ({ c, r })),
+  )[0];
   if (anIndex && aName) {
-    throw new RobustError(`${aName.c.file}: labels mix class indices ('${anIndex.r.label}', ${anIndex.c.file} line ${anIndex.r.line}) and names ('${aName.r.label}', line ${aName.r.line}): use one or the other`);
+    throw new RobustError(
+      `${aName.c.file}: labels mix class indices ('${anIndex.r.label}', ${anIndex.c.file} line ${anIndex.r.line}) and names ('${aName.r.label}', line ${aName.r.line}): use one or the other`,
+    );
   }
   if (numeric) {
     const largest = Math.max(-1, ...csvs.flatMap((c) => c.rows.map((r) => Number(r.label))));
     return { classes: Array.from({ length: largest + 1 }, (_, i) => String(i)), fromLabels: true };
   }
   // as ImageFolder sorts class folder names; a test split's labels must be among the training split's
-  return { classes: [...new Set(csvs[0].rows.map((r) => r.label))].sort(byteOrder), fromLabels: false };
+  return {
+    classes: [...new Set(csvs[0].rows.map((r) => r.label))].sort(byteOrder),
+    fromLabels: false,
+  };
 }
 
 /** Files and labels of a flat folder from its CSV; every image needs a row and every row an image. */
@@ -181,39 +220,62 @@ function csvListing(dir: string, csv: CsvRows, images: string[], index: Indexer)
   const labels: number[] = [];
   for (const r of csv.rows) {
     const where = `${csv.file} line ${r.line}`;
-    if (r.name === '' || r.name.includes('/') || r.name.includes('\\')) throw new RobustError(`${where}: '${r.name}' is not a file name in ${dir} (no folders)`);
+    if (r.name === '' || r.name.includes('/') || r.name.includes('\\'))
+      throw new RobustError(`${where}: '${r.name}' is not a file name in ${dir} (no folders)`);
     if (listed.has(r.name)) throw new RobustError(`${where}: ${r.name} is listed twice`);
-    if (!present.has(r.name)) throw new RobustError(`${where}: ${path.join(dir, r.name)} ${fs.existsSync(path.join(dir, r.name)) ? 'is not a .png/.jpg/.jpeg file' : 'does not exist'}`);
+    if (!present.has(r.name))
+      throw new RobustError(
+        `${where}: ${path.join(dir, r.name)} ${fs.existsSync(path.join(dir, r.name)) ? 'is not a .png/.jpg/.jpeg file' : 'does not exist'}`,
+      );
     listed.add(r.name);
     files.push(path.join(dir, r.name));
     labels.push(index(r.label, where));
   }
   const missing = images.find((n) => !listed.has(n));
-  if (missing !== undefined) throw new RobustError(`${path.join(dir, missing)}: has no row in ${csv.file}`);
+  if (missing !== undefined)
+    throw new RobustError(`${path.join(dir, missing)}: has no row in ${csv.file}`);
   return { files, labels };
 }
 
-type Layout = { kind: 'classes'; dir: string; classDirs: string[] } | { kind: 'flat'; dir: string; images: string[]; csv?: CsvRows };
+type Layout =
+  | { kind: 'classes'; dir: string; classDirs: string[] }
+  | { kind: 'flat'; dir: string; images: string[]; csv?: CsvRows };
 
 function layoutOf(dir: string): Layout {
   const { dirs, images } = entries(dir);
   const csv = path.join(dir, 'labels.csv');
   if (dirs.length > 0) {
-    if (images.length > 0) throw new RobustError(`${path.join(dir, images[0])}: an image beside the class folders of ${dir}: put every image in its class folder`);
-    if (fs.existsSync(csv)) throw new RobustError(`${dir}: has both class folders and labels.csv: which gives the labels is ambiguous`);
+    if (images.length > 0)
+      throw new RobustError(
+        `${path.join(dir, images[0])}: an image beside the class folders of ${dir}: put every image in its class folder`,
+      );
+    if (fs.existsSync(csv))
+      throw new RobustError(
+        `${dir}: has both class folders and labels.csv: which gives the labels is ambiguous`,
+      );
     return { kind: 'classes', dir, classDirs: dirs };
   }
-  if (images.length === 0) throw new RobustError(`${dir}: no images (.png, .jpg, .jpeg) and no class folders`);
-  if (images.length > DATA_LIMITS.images) throw new RobustError(`${dir}: ${images.length} images, more than robust reads (${DATA_LIMITS.images})`);
+  if (images.length === 0)
+    throw new RobustError(`${dir}: no images (.png, .jpg, .jpeg) and no class folders`);
+  if (images.length > DATA_LIMITS.images)
+    throw new RobustError(
+      `${dir}: ${images.length} images, more than robust reads (${DATA_LIMITS.images})`,
+    );
   return { kind: 'flat', dir, images, ...(fs.existsSync(csv) ? { csv: readLabelsCsv(csv) } : {}) };
 }
 
 /** The listings of the splits (training first when there is one) and the classes they share: the first split's, or classes.txt. */
-function listSplits(layouts: Layout[], classesTxt: string | undefined): { listings: Listing[]; classes: string[]; fromLabels: boolean } {
+function listSplits(
+  layouts: Layout[],
+  classesTxt: string | undefined,
+): { listings: Listing[]; classes: string[]; fromLabels: boolean } {
   const given = classesTxt ? readClassesTxt(classesTxt) : undefined;
   const first = layouts[0];
   const csvs = layouts.flatMap((l) => (l.kind === 'flat' && l.csv ? [l.csv] : []));
-  if (layouts.length > 1 && first.kind === 'flat' && !first.csv) throw new RobustError(`${first.dir}: training images need labels: add labels.csv (file,label) or use class folders`);
+  if (layouts.length > 1 && first.kind === 'flat' && !first.csv)
+    throw new RobustError(
+      `${first.dir}: training images need labels: add labels.csv (file,label) or use class folders`,
+    );
   let classes: string[] | undefined;
   let fromLabels = false;
   if (given) classes = given;
@@ -221,23 +283,40 @@ function listSplits(layouts: Layout[], classesTxt: string | undefined): { listin
   else if (first.csv) ({ classes, fromLabels } = csvClasses(csvs));
   else fromLabels = true; // unlabeled and unnamed: the classes are whatever the model's are (withClassCount)
   classes ??= [];
-  if (classes.length > DATA_LIMITS.classes) throw new RobustError(`${given ? classesTxt : first.dir}: ${classes.length} classes, more than robust handles (${DATA_LIMITS.classes}: labels are stored as bytes)`);
-  const what = given ? 'classes.txt' : first.kind === 'classes' ? `the class folders of ${first.dir}` : first.csv ? first.csv.file : first.dir;
+  if (classes.length > DATA_LIMITS.classes)
+    throw new RobustError(
+      `${given ? classesTxt : first.dir}: ${classes.length} classes, more than robust handles (${DATA_LIMITS.classes}: labels are stored as bytes)`,
+    );
+  const what = given
+    ? 'classes.txt'
+    : first.kind === 'classes'
+      ? `the class folders of ${first.dir}`
+      : first.csv
+        ? first.csv.file
+        : first.dir;
   const numeric = csvs.every((c) => c.rows.every((r) => /^\d+$/.test(r.label)));
   const index = indexer(classes, numeric, what);
   const at = new Map(classes.map((n, i) => [n, i]));
   const listings = layouts.map((l): Listing => {
     if (l.kind === 'flat') {
       if (l.csv) return csvListing(l.dir, l.csv, l.images, index);
-      return { files: l.images.map((n) => path.join(l.dir, n)), labels: l.images.map(() => 0), unlabeled: true };
+      return {
+        files: l.images.map((n) => path.join(l.dir, n)),
+        labels: l.images.map(() => 0),
+        unlabeled: true,
+      };
     }
     const files: string[] = [];
     const labels: number[] = [];
     for (const c of l.classDirs) {
       const label = at.get(c);
-      if (label === undefined) throw new RobustError(`${path.join(l.dir, c)}: class '${c}' is not a class of ${what}`);
+      if (label === undefined)
+        throw new RobustError(`${path.join(l.dir, c)}: class '${c}' is not a class of ${what}`);
       const found = walkClass(path.join(l.dir, c), DATA_LIMITS.images - files.length);
-      if (found.length === 0) throw new RobustError(`${path.join(l.dir, c)}: a class folder with no images (.png, .jpg, .jpeg)`);
+      if (found.length === 0)
+        throw new RobustError(
+          `${path.join(l.dir, c)}: a class folder with no images (.png, .jpg, .jpeg)`,
+        );
       files.push(...found);
       for (let i = 0; i < found.length; i++) labels.push(label);
     }
@@ -252,42 +331,80 @@ async function decodeAll(listing: Listing, limit: number | undefined): Promise<I
   let out: Uint8Array | undefined;
   let shape = { height: 0, width: 0, channels: 0 };
   for (const [i, file] of files.entries()) {
-    const img = await decodeImage(readRegularFile(file, { maxBytes: DATA_LIMITS.imageFileBytes, what: 'PNG/JPEG file' }), file);
+    const img = await decodeImage(
+      readRegularFile(file, { maxBytes: DATA_LIMITS.imageFileBytes, what: 'PNG/JPEG file' }),
+      file,
+    );
     if (!out) {
       shape = { height: img.height, width: img.width, channels: img.channels };
       const bytes = files.length * img.data.length;
-      if (bytes > DATA_LIMITS.bytes) throw new RobustError(`${path.dirname(file)}: ${files.length} images of ${img.width}×${img.height}×${img.channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`);
+      if (bytes > DATA_LIMITS.bytes)
+        throw new RobustError(
+          `${path.dirname(file)}: ${files.length} images of ${img.width}×${img.height}×${img.channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`,
+        );
       out = new Uint8Array(bytes);
-    } else if (img.height !== shape.height || img.width !== shape.width || img.channels !== shape.channels) {
+    } else if (
+      img.height !== shape.height ||
+      img.width !== shape.width ||
+      img.channels !== shape.channels
+    ) {
       const kind = (c: number) => (c === 1 ? 'gray' : 'RGB');
-      throw new RobustError(`${file}: ${img.width}×${img.height} ${kind(img.channels)}, but ${files[0]} is ${shape.width}×${shape.height} ${kind(shape.channels)}: all images must have one size and channel count`);
+      throw new RobustError(
+        `${file}: ${img.width}×${img.height} ${kind(img.channels)}, but ${files[0]} is ${shape.width}×${shape.height} ${kind(shape.channels)}: all images must have one size and channel count`,
+      );
     }
     out.set(img.data, i * img.data.length);
   }
-  return { images: out ?? new Uint8Array(0), labels: Uint8Array.from(listing.labels.slice(0, files.length)), count: files.length, ...shape };
+  return {
+    images: out ?? new Uint8Array(0),
+    labels: Uint8Array.from(listing.labels.slice(0, files.length)),
+    count: files.length,
+    ...shape,
+  };
 }
 
 /** Loads `folder:PATH` (see the top of this file for the layouts). */
 export async function loadFolder(root: string, o: FolderLoadOptions = {}): Promise<DataSplit> {
   const abs = path.resolve(root);
   if (!fs.existsSync(abs)) throw new RobustError(`${abs}: no such folder`);
-  if (!statOf(abs).isDirectory()) throw new RobustError(`${abs}: not a folder (folder:PATH takes a folder of images)`);
+  if (!statOf(abs).isDirectory())
+    throw new RobustError(`${abs}: not a folder (folder:PATH takes a folder of images)`);
   const note = o.note ?? ((line: string) => process.stderr.write(`${line}\n`));
   const top = entries(abs);
-  const testName = top.dirs.includes('test') ? 'test' : top.dirs.includes('val') ? 'val' : undefined;
+  const testName = top.dirs.includes('test')
+    ? 'test'
+    : top.dirs.includes('val')
+      ? 'val'
+      : undefined;
   const split = top.dirs.includes('train') && testName !== undefined;
   if (split) {
-    if (top.images.length > 0) throw new RobustError(`${path.join(abs, top.images[0])}: an image beside the train/ and ${testName}/ folders: put it in a split`);
-    if (testName === 'test' && top.dirs.includes('val')) note(`${abs}: test/ is the test split (val/ is not used)`);
+    if (top.images.length > 0)
+      throw new RobustError(
+        `${path.join(abs, top.images[0])}: an image beside the train/ and ${testName}/ folders: put it in a split`,
+      );
+    if (testName === 'test' && top.dirs.includes('val'))
+      note(`${abs}: test/ is the test split (val/ is not used)`);
   }
-  const layouts = split ? [layoutOf(path.join(abs, 'train')), layoutOf(path.join(abs, testName!))] : [layoutOf(abs)];
+  const layouts = split
+    ? [layoutOf(path.join(abs, 'train')), layoutOf(path.join(abs, testName!))]
+    : [layoutOf(abs)];
   const classesTxt = path.join(abs, 'classes.txt');
-  const { listings, classes, fromLabels } = listSplits(layouts, fs.existsSync(classesTxt) ? classesTxt : undefined);
+  const { listings, classes, fromLabels } = listSplits(
+    layouts,
+    fs.existsSync(classesTxt) ? classesTxt : undefined,
+  );
   const testListing = listings[listings.length - 1];
   const test = await decodeAll(testListing, o.testLimit ?? o.limit);
-  const train = split ? await decodeAll(listings[0], o.limit) : emptySet(test.height, test.width, test.channels);
-  if (split && (train.height !== test.height || train.width !== test.width || train.channels !== test.channels)) {
-    throw new RobustError(`${abs}: training images are ${train.width}×${train.height}×${train.channels} but test images ${test.width}×${test.height}×${test.channels}`);
+  const train = split
+    ? await decodeAll(listings[0], o.limit)
+    : emptySet(test.height, test.width, test.channels);
+  if (
+    split &&
+    (train.height !== test.height || train.width !== test.width || train.channels !== test.channels)
+  ) {
+    throw new RobustError(
+      `${abs}: training images are ${train.width}×${train.height}×${train.channels} but test images ${test.width}×${test.height}×${test.channels}`,
+    );
   }
   return {
     name: `folder:${abs}`,

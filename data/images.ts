@@ -43,15 +43,23 @@ export function imageFormat(name: string): ImageFormat | 'other' | null {
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 function checkPixels(width: number, height: number, file: string): void {
-  if (width === 0 || height === 0) throw new RobustError(`${file}: an image of ${width}×${height} pixels`);
-  if (width * height > DATA_LIMITS.pixels) throw new RobustError(`${file}: ${width}×${height} pixels, more than robust reads (${DATA_LIMITS.pixels} per image)`);
+  if (width === 0 || height === 0)
+    throw new RobustError(`${file}: an image of ${width}×${height} pixels`);
+  if (width * height > DATA_LIMITS.pixels)
+    throw new RobustError(
+      `${file}: ${width}×${height} pixels, more than robust reads (${DATA_LIMITS.pixels} per image)`,
+    );
 }
 
 /** Width, height and colour type from IHDR; for interlaced files, a bounded inflate of the IDAT data (pngjs inflates those without a cap). */
 function checkPng(buf: Uint8Array, file: string): void {
-  if (buf.length < 33 || PNG_SIGNATURE.some((b, i) => buf[i] !== b)) throw new RobustError(`${file}: not a PNG file (wrong signature${buf.length < 33 ? ' or truncated' : ''})`);
+  if (buf.length < 33 || PNG_SIGNATURE.some((b, i) => buf[i] !== b))
+    throw new RobustError(
+      `${file}: not a PNG file (wrong signature${buf.length < 33 ? ' or truncated' : ''})`,
+    );
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (v.getUint32(8) !== 13 || String.fromCharCode(...buf.subarray(12, 16)) !== 'IHDR') throw new RobustError(`${file}: damaged PNG (no IHDR chunk first)`);
+  if (v.getUint32(8) !== 13 || String.fromCharCode(...buf.subarray(12, 16)) !== 'IHDR')
+    throw new RobustError(`${file}: damaged PNG (no IHDR chunk first)`);
   const width = v.getUint32(16);
   const height = v.getUint32(20);
   checkPixels(width, height, file);
@@ -60,7 +68,7 @@ function checkPng(buf: Uint8Array, file: string): void {
   const samples = [1, 0, 3, 1, 2, 0, 4][buf[25]] ?? 4;
   const most = (Math.ceil((width * samples * depth) / 8) + 1) * height * 2 + 1024; // every pass's rows, filter bytes included
   const idat: Uint8Array[] = [];
-  for (let at = 8; at + 12 <= buf.length; ) {
+  for (let at = 8; at + 12 <= buf.length;) {
     const len = v.getUint32(at);
     const type = String.fromCharCode(...buf.subarray(at + 4, at + 8));
     if (type === 'IDAT') idat.push(buf.subarray(at + 8, Math.min(buf.length, at + 8 + len)));
@@ -70,7 +78,10 @@ function checkPng(buf: Uint8Array, file: string): void {
   try {
     zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: most });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new RobustError(`${file}: its pixel data inflates to more than ${width}×${height} pixels need (damaged or hostile)`);
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new RobustError(
+        `${file}: its pixel data inflates to more than ${width}×${height} pixels need (damaged or hostile)`,
+      );
     // other inflate problems are pngjs's to report below
   }
 }
@@ -79,7 +90,9 @@ function decodePng(buf: Uint8Array, file: string): DecodedImage {
   checkPng(buf, file);
   let png: { width: number; height: number; colorType: number; data: Buffer };
   try {
-    png = PNG.sync.read(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)) as unknown as typeof png;
+    png = PNG.sync.read(
+      Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength),
+    ) as unknown as typeof png;
   } catch (e) {
     throw new RobustError(`${file}: not a readable PNG (${(e as Error).message})`);
   }
@@ -87,16 +100,24 @@ function decodePng(buf: Uint8Array, file: string): DecodedImage {
   const channels = png.colorType === 0 || png.colorType === 4 ? 1 : 3;
   const n = width * height;
   for (let i = 0; i < n; i++) {
-    if (data[i * 4 + 3] !== 255) throw new RobustError(`${file}: has transparent pixels (alpha ${data[i * 4 + 3]} at x ${i % width}, y ${Math.floor(i / width)}): robust reads opaque gray or RGB images; flatten it first`);
+    if (data[i * 4 + 3] !== 255)
+      throw new RobustError(
+        `${file}: has transparent pixels (alpha ${data[i * 4 + 3]} at x ${i % width}, y ${Math.floor(i / width)}): robust reads opaque gray or RGB images; flatten it first`,
+      );
   }
   const out = new Uint8Array(n * channels);
-  for (let i = 0; i < n; i++) for (let k = 0; k < channels; k++) out[i * channels + k] = data[i * 4 + k];
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < channels; k++) out[i * channels + k] = data[i * 4 + k];
   return { width, height, channels, data: out };
 }
 
 /** The frame header (SOFn) of a JPEG: size, components and coding, without decoding. */
-function jpegFrame(buf: Uint8Array, file: string): { width: number; height: number; components: number } {
-  if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== 0xd8) throw new RobustError(`${file}: not a JPEG file (no SOI marker)`);
+function jpegFrame(
+  buf: Uint8Array,
+  file: string,
+): { width: number; height: number; components: number } {
+  if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== 0xd8)
+    throw new RobustError(`${file}: not a JPEG file (no SOI marker)`);
   let at = 2;
   while (at + 4 <= buf.length) {
     if (buf[at] !== 0xff) throw new RobustError(`${file}: damaged JPEG (no marker at byte ${at})`);
@@ -108,14 +129,21 @@ function jpegFrame(buf: Uint8Array, file: string): { width: number; height: numb
     const len = (buf[at + 2] << 8) | buf[at + 3];
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (at + 10 > buf.length) break;
-      if (marker > 0xc2) throw new RobustError(`${file}: a lossless, hierarchical or arithmetic-coded JPEG (SOF${marker - 0xc0}): robust reads baseline and progressive JPEGs`);
+      if (marker > 0xc2)
+        throw new RobustError(
+          `${file}: a lossless, hierarchical or arithmetic-coded JPEG (SOF${marker - 0xc0}): robust reads baseline and progressive JPEGs`,
+        );
       const precision = buf[at + 4];
       const height = (buf[at + 5] << 8) | buf[at + 6];
       const width = (buf[at + 7] << 8) | buf[at + 8];
       const components = buf[at + 9];
-      if (precision !== 8) throw new RobustError(`${file}: a ${precision}-bit JPEG: robust reads 8-bit JPEGs`);
+      if (precision !== 8)
+        throw new RobustError(`${file}: a ${precision}-bit JPEG: robust reads 8-bit JPEGs`);
       checkPixels(width, height, file);
-      if (components !== 1 && components !== 3) throw new RobustError(`${file}: a JPEG with ${components} colour components${components === 4 ? ' (CMYK)' : ''}: robust reads gray and RGB JPEGs`);
+      if (components !== 1 && components !== 3)
+        throw new RobustError(
+          `${file}: a JPEG with ${components} colour components${components === 4 ? ' (CMYK)' : ''}: robust reads gray and RGB JPEGs`,
+        );
       return { width, height, components };
     }
     if (marker === 0xd9 || marker === 0xda) break; // end of image or start of scan before any frame header
@@ -127,16 +155,24 @@ function jpegFrame(buf: Uint8Array, file: string): { width: number; height: numb
 /** What libjpeg prints while decoding (warnings on corrupt data): collected per image. */
 const jpegWarnings: string[] = [];
 interface Mozjpeg {
-  decode(data: Uint8Array, preserveOrientation: boolean): { width: number; height: number; data: Uint8ClampedArray } | null;
+  decode(
+    data: Uint8Array,
+    preserveOrientation: boolean,
+  ): { width: number; height: number; data: Uint8ClampedArray } | null;
 }
 let mozjpeg: Promise<Mozjpeg> | undefined;
 
 /** The decoder, compiled once from the wasm file in the package (no fetch in Node); its decode is synchronous. */
 function mozjpegModule(): Promise<Mozjpeg> {
   mozjpeg ??= (async () => {
-    const wasm = fs.readFileSync(createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
+    const wasm = fs.readFileSync(
+      createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
+    );
     const sink = (line: string) => jpegWarnings.push(String(line));
-    return (await initEmscriptenModule(mozjpegFactory, await WebAssembly.compile(wasm), { print: sink, printErr: sink } as never)) as unknown as Mozjpeg;
+    return (await initEmscriptenModule(mozjpegFactory, await WebAssembly.compile(wasm), {
+      print: sink,
+      printErr: sink,
+    } as never)) as unknown as Mozjpeg;
   })();
   return mozjpeg;
 }
@@ -153,8 +189,14 @@ async function decodeJpeg(buf: Uint8Array, file: string): Promise<DecodedImage> 
     throw new RobustError(`${file}: not a readable JPEG (${(e as Error).message})`);
   }
   if (!img) throw new RobustError(`${file}: not a readable JPEG`);
-  if (jpegWarnings.length) throw new RobustError(`${file}: damaged or truncated JPEG (libjpeg: ${jpegWarnings[0].trim()})`);
-  if (img.width !== frame.width || img.height !== frame.height) throw new RobustError(`${file}: damaged JPEG (decoded ${img.width}×${img.height}, header says ${frame.width}×${frame.height})`);
+  if (jpegWarnings.length)
+    throw new RobustError(
+      `${file}: damaged or truncated JPEG (libjpeg: ${jpegWarnings[0].trim()})`,
+    );
+  if (img.width !== frame.width || img.height !== frame.height)
+    throw new RobustError(
+      `${file}: damaged JPEG (decoded ${img.width}×${img.height}, header says ${frame.width}×${frame.height})`,
+    );
   // RGBA out; a gray JPEG's one component is repeated into R, G and B
   const n = img.width * img.height;
   const c = frame.components === 1 ? 1 : 3;
@@ -165,7 +207,10 @@ async function decodeJpeg(buf: Uint8Array, file: string): Promise<DecodedImage> 
 
 /** Decodes `bytes` (the contents of `file`, named in errors) as PNG or JPEG, whichever its first bytes say (not its extension). */
 export async function decodeImage(bytes: Uint8Array, file: string): Promise<DecodedImage> {
-  if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return decodePng(bytes, file);
+  if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b))
+    return decodePng(bytes, file);
   if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8) return decodeJpeg(bytes, file);
-  throw new RobustError(`${file}: neither a PNG nor a JPEG file (${bytes.length === 0 ? 'empty' : 'its first bytes are neither signature'})`);
+  throw new RobustError(
+    `${file}: neither a PNG nor a JPEG file (${bytes.length === 0 ? 'empty' : 'its first bytes are neither signature'})`,
+  );
 }

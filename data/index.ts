@@ -9,16 +9,49 @@ import { fileURLToPath } from 'node:url';
 import { RobustError } from '../util/errors.js';
 import { removeStaleTemps, writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { take, type DataSplit } from './dataset.js';
-import { CIFAR10_MD5, CIFAR10_URL, TEST_FILE, TRAIN_FILES, loadCifar10, parseCifarBatches, readCifarArchive, readFromDir } from './cifar10.js';
-import { CIFAR100_DIR, CIFAR100_FILES, CIFAR100_MD5, CIFAR100_URL, loadCifar100, parseCifar100Files, readCifar100Archive, readCifar100Dir } from './cifar100.js';
+import {
+  CIFAR10_MD5,
+  CIFAR10_URL,
+  TEST_FILE,
+  TRAIN_FILES,
+  loadCifar10,
+  parseCifarBatches,
+  readCifarArchive,
+  readFromDir,
+} from './cifar10.js';
+import {
+  CIFAR100_DIR,
+  CIFAR100_FILES,
+  CIFAR100_MD5,
+  CIFAR100_URL,
+  loadCifar100,
+  parseCifar100Files,
+  readCifar100Archive,
+  readCifar100Dir,
+} from './cifar100.js';
 import { archiveOrigin, filesOrigin, folderOrigin, md5Of } from './origin.js';
-import { FASHION_FILES, FASHION_MD5, FASHION_URL, MNIST_MD5, MNIST_MIRRORS, loadFashionMnist, readIdxFile } from './fashion-mnist.js';
+import {
+  FASHION_FILES,
+  FASHION_MD5,
+  FASHION_URL,
+  MNIST_MD5,
+  MNIST_MIRRORS,
+  loadFashionMnist,
+  readIdxFile,
+} from './fashion-mnist.js';
 import { download } from './download.js';
 import { ensureDir } from '../util/dirs.js';
 import { loadFolder } from './folder.js';
 import { loadNpyFiles, loadNpz } from './arrays.js';
 
-export const DATASETS = ['cifar10', 'cifar100', 'cifar100-coarse', 'mnist', 'fashion-mnist', 'fashion-mnist-sample'] as const;
+export const DATASETS = [
+  'cifar10',
+  'cifar100',
+  'cifar100-coarse',
+  'mnist',
+  'fashion-mnist',
+  'fashion-mnist-sample',
+] as const;
 export type DatasetName = (typeof DATASETS)[number];
 
 /** The folder each built-in set is kept in under the data folder: CIFAR-100's two label sets share one. */
@@ -32,7 +65,14 @@ const STORED_AS: Record<DatasetName, string> = {
 };
 
 /** The bundled 2,000/500-image Fashion-MNIST slice, for demos and tests on a fresh clone. */
-export const SAMPLE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'data', 'samples', 'fashion-mnist');
+export const SAMPLE_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'data',
+  'samples',
+  'fashion-mnist',
+);
 
 export function defaultDataDir(): string {
   return process.env.ROBUST_DATA_DIR ?? path.join(os.homedir(), '.cache', 'robust', 'data');
@@ -49,7 +89,10 @@ export function canonicalName(name: string): DatasetName {
     'cifar100-fine': 'cifar100',
   };
   const c = (alias[n] ?? n) as DatasetName;
-  if (!DATASETS.includes(c)) throw new RobustError(`unknown data set '${name}': choose one of ${DATASETS.join(', ')}, or your own: folder:PATH, npz:FILE, npy:X.npy[,Y.npy]`);
+  if (!DATASETS.includes(c))
+    throw new RobustError(
+      `unknown data set '${name}': choose one of ${DATASETS.join(', ')}, or your own: folder:PATH, npz:FILE, npy:X.npy[,Y.npy]`,
+    );
   return c;
 }
 
@@ -72,7 +115,10 @@ export function parseDataSpec(spec: string): DataSpec {
   if (kind === 'folder') return { kind, path: rest };
   if (kind === 'npz') return { kind, file: rest };
   const parts = rest.split(',');
-  if (parts.length > 2 || parts.some((p) => p.trim() === '')) throw new RobustError(`--data ${spec}: npy: takes the images and optionally the labels, npy:X.npy or npy:X.npy,Y.npy`);
+  if (parts.length > 2 || parts.some((p) => p.trim() === ''))
+    throw new RobustError(
+      `--data ${spec}: npy: takes the images and optionally the labels, npy:X.npy or npy:X.npy,Y.npy`,
+    );
   return { kind: 'npy', x: parts[0], ...(parts[1] !== undefined ? { y: parts[1] } : {}) };
 }
 
@@ -80,15 +126,21 @@ export function parseDataSpec(spec: string): DataSpec {
 export function dataSlug(spec: string): string {
   const s = parseDataSpec(spec);
   if (s.kind === 'builtin') return s.name;
-  const base = path.basename(path.resolve(s.kind === 'folder' ? s.path : s.kind === 'npz' ? s.file : s.x)).replace(/\.(npz|npy)$/i, '');
+  const base = path
+    .basename(path.resolve(s.kind === 'folder' ? s.path : s.kind === 'npz' ? s.file : s.x))
+    .replace(/\.(npz|npy)$/i, '');
   return `${s.kind}-${base.replace(/[^A-Za-z0-9._-]+/g, '_') || 'data'}`;
 }
 
 function sampleDir(): string {
   // Run from dist/ or from the sources (tests): find the bundled folder either way.
-  const candidates = [SAMPLE_DIR, path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'samples', 'fashion-mnist')];
+  const candidates = [
+    SAMPLE_DIR,
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'samples', 'fashion-mnist'),
+  ];
   const dir = candidates.find((d) => fs.existsSync(d));
-  if (!dir) throw new RobustError('the bundled Fashion-MNIST sample is missing from this installation');
+  if (!dir)
+    throw new RobustError('the bundled Fashion-MNIST sample is missing from this installation');
   return dir;
 }
 
@@ -106,17 +158,31 @@ export interface LoadOptions {
 }
 
 async function loadBuiltin(ds: DatasetName, opts: LoadOptions): Promise<DataSplit> {
-  if (ds === 'fashion-mnist-sample') return { ...loadFashionMnist(sampleDir(), ds), location: sampleDir() };
+  if (ds === 'fashion-mnist-sample')
+    return { ...loadFashionMnist(sampleDir(), ds), location: sampleDir() };
   const dir = path.join(opts.dataDir ?? defaultDataDir(), STORED_AS[ds]);
-  if (!fs.existsSync(dir)) throw new RobustError(`${ds} is not in ${dir}: run \`robust data ${ds}\` (or with --from FILE) first`);
+  if (!fs.existsSync(dir))
+    throw new RobustError(
+      `${ds} is not in ${dir}: run \`robust data ${ds}\` (or with --from FILE) first`,
+    );
   const split =
-    ds === 'cifar10' ? await loadCifar10(dir) : ds === 'cifar100' || ds === 'cifar100-coarse' ? await loadCifar100(dir, ds === 'cifar100' ? 'fine' : 'coarse') : loadFashionMnist(dir, ds);
+    ds === 'cifar10'
+      ? await loadCifar10(dir)
+      : ds === 'cifar100' || ds === 'cifar100-coarse'
+        ? await loadCifar100(dir, ds === 'cifar100' ? 'fine' : 'coarse')
+        : loadFashionMnist(dir, ds);
   return { ...split, location: dir };
 }
 
 /** Why a user source has no test labels or no training images, and what would give them. */
-const LABEL_HINT: Record<Exclude<DataSpec['kind'], 'builtin'>, { labels: string; train: string }> = {
-  folder: { labels: 'no class folders and no labels.csv', train: 'no train/ and test/ (or val/) sub-folders' },
+const LABEL_HINT: Record<
+  Exclude<DataSpec['kind'], 'builtin'>,
+  { labels: string; train: string }
+> = {
+  folder: {
+    labels: 'no class folders and no labels.csv',
+    train: 'no train/ and test/ (or val/) sub-folders',
+  },
   npz: { labels: 'no y (or y_test) array', train: 'no x_train and y_train arrays' },
   npy: { labels: 'no labels file: npy:X.npy,Y.npy', train: 'npy: files hold test images only' },
 };
@@ -129,14 +195,28 @@ export async function loadData(name: string, opts: LoadOptions = {}): Promise<Da
   const spec = parseDataSpec(name);
   if (spec.kind === 'builtin') {
     const split = await loadBuiltin(spec.name, opts);
-    if (opts.needTrain && split.train.count === 0) throw new RobustError(`${split.name} has no training images`);
-    return { ...split, train: take(split.train, opts.limit), test: take(split.test, opts.testLimit ?? opts.limit) };
+    if (opts.needTrain && split.train.count === 0)
+      throw new RobustError(`${split.name} has no training images`);
+    return {
+      ...split,
+      train: take(split.train, opts.limit),
+      test: take(split.test, opts.testLimit ?? opts.limit),
+    };
   }
   const o = { limit: opts.limit, testLimit: opts.testLimit, note: opts.note };
-  const split = spec.kind === 'folder' ? await loadFolder(spec.path, o) : spec.kind === 'npz' ? loadNpz(spec.file, o) : loadNpyFiles(spec.x, spec.y, o);
+  const split =
+    spec.kind === 'folder'
+      ? await loadFolder(spec.path, o)
+      : spec.kind === 'npz'
+        ? loadNpz(spec.file, o)
+        : loadNpyFiles(spec.x, spec.y, o);
   const hint = LABEL_HINT[spec.kind];
-  if (opts.needTrain && split.train.count === 0) throw new RobustError(`${split.name} has no training images (${hint.train}): this command trains, so it needs them`);
-  if (split.unlabeled && !opts.allowUnlabeled) throw new RobustError(`${split.name} has no labels for its test images (${hint.labels})`);
+  if (opts.needTrain && split.train.count === 0)
+    throw new RobustError(
+      `${split.name} has no training images (${hint.train}): this command trains, so it needs them`,
+    );
+  if (split.unlabeled && !opts.allowUnlabeled)
+    throw new RobustError(`${split.name} has no labels for its test images (${hint.labels})`);
   return split;
 }
 
@@ -155,7 +235,10 @@ async function readCifarSource(
   dir: string,
   from: string | undefined,
   official: { url: string; md5: string },
-  read: { archive: (f: string) => Promise<{ files: Map<string, Uint8Array>; md5: string }>; folder: (d: string) => Map<string, Uint8Array> },
+  read: {
+    archive: (f: string) => Promise<{ files: Map<string, Uint8Array>; md5: string }>;
+    folder: (d: string) => Map<string, Uint8Array>;
+  },
 ): Promise<{ source: string; files: Map<string, Uint8Array>; origin: string }> {
   let source = from;
   if (!source) {
@@ -164,16 +247,26 @@ async function readCifarSource(
     if (!fs.existsSync(source)) await download(official.url, source, official.md5);
   }
   if (!fs.existsSync(source)) throw new RobustError(`${source}: no such file or folder`);
-  if (fs.statSync(source).isDirectory()) return { source, files: read.folder(source), origin: folderOrigin(source) };
+  if (fs.statSync(source).isDirectory())
+    return { source, files: read.folder(source), origin: folderOrigin(source) };
   const { files, md5 } = await read.archive(source);
   return { source, files, origin: archiveOrigin(source, md5, official.md5) };
 }
 
 async function prepareCifar10(dir: string, from: string | undefined, note: Note): Promise<void> {
-  const { source, files, origin } = await readCifarSource(dir, from, { url: CIFAR10_URL, md5: CIFAR10_MD5 }, { archive: readCifarArchive, folder: readFromDir });
+  const { source, files, origin } = await readCifarSource(
+    dir,
+    from,
+    { url: CIFAR10_URL, md5: CIFAR10_MD5 },
+    { archive: readCifarArchive, folder: readFromDir },
+  );
   const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !files.has(f));
-  if (missing.length) throw new RobustError(`${source}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`);
-  for (const f of [...TRAIN_FILES, TEST_FILE]) parseCifarBatches([files.get(f)!], `${source}: ${f}`); // validate
+  if (missing.length)
+    throw new RobustError(
+      `${source}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`,
+    );
+  for (const f of [...TRAIN_FILES, TEST_FILE])
+    parseCifarBatches([files.get(f)!], `${source}: ${f}`); // validate
   note(origin);
   await writeDirAtomic(path.join(dir, 'cifar-10-batches-bin'), (tmp) => {
     for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(tmp, f), files.get(f)!);
@@ -181,21 +274,36 @@ async function prepareCifar10(dir: string, from: string | undefined, note: Note)
 }
 
 async function prepareCifar100(dir: string, from: string | undefined, note: Note): Promise<void> {
-  const { source, files, origin } = await readCifarSource(dir, from, { url: CIFAR100_URL, md5: CIFAR100_MD5 }, { archive: readCifar100Archive, folder: readCifar100Dir });
+  const { source, files, origin } = await readCifarSource(
+    dir,
+    from,
+    { url: CIFAR100_URL, md5: CIFAR100_MD5 },
+    { archive: readCifar100Archive, folder: readCifar100Dir },
+  );
   parseCifar100Files(files, source); // validate: record sizes, label ranges, each coarse label its fine label's
   note(origin);
   await writeDirAtomic(path.join(dir, CIFAR100_DIR), (tmp) => {
-    for (const f of Object.values(CIFAR100_FILES)) fs.writeFileSync(path.join(tmp, f), files.get(f)!);
+    for (const f of Object.values(CIFAR100_FILES))
+      fs.writeFileSync(path.join(tmp, f), files.get(f)!);
   });
 }
 
 /** The four IDX .gz files of MNIST or Fashion-MNIST, copied from `from` or downloaded (trying each mirror). */
-async function prepareIdx(ds: 'mnist' | 'fashion-mnist', dir: string, from: string | undefined, note: Note): Promise<void> {
+async function prepareIdx(
+  ds: 'mnist' | 'fashion-mnist',
+  dir: string,
+  from: string | undefined,
+  note: Note,
+): Promise<void> {
   const md5s = ds === 'mnist' ? MNIST_MD5 : FASHION_MD5;
   if (from) {
-    for (const f of Object.values(FASHION_FILES)) if (!fs.existsSync(path.join(from, f))) throw new RobustError(`${path.join(from, f)}: missing`);
+    for (const f of Object.values(FASHION_FILES))
+      if (!fs.existsSync(path.join(from, f)))
+        throw new RobustError(`${path.join(from, f)}: missing`);
     loadFashionMnist(from, ds); // validate the source before copying it
-    const bytes = Object.values(FASHION_FILES).map((f) => [f, readIdxFile(path.join(from, f))] as const);
+    const bytes = Object.values(FASHION_FILES).map(
+      (f) => [f, readIdxFile(path.join(from, f))] as const,
+    );
     note(filesOrigin(from, Object.fromEntries(bytes.map(([f, b]) => [f, md5Of(b)])), md5s));
     ensureDir(dir);
     for (const [f, b] of bytes) writeFileAtomic(path.join(dir, f), b);
@@ -227,12 +335,14 @@ export async function prepareData(name: string, opts: PrepareOptions = {}): Prom
   const ds = canonicalName(name);
   // What killed runs left behind (a 150 MB hidden temp folder each) goes first, whatever is prepared.
   const root = opts.dataDir ?? defaultDataDir();
-  for (const d of [root, ...[...new Set(Object.values(STORED_AS))].map((s) => path.join(root, s))]) removeStaleTemps(d);
+  for (const d of [root, ...[...new Set(Object.values(STORED_AS))].map((s) => path.join(root, s))])
+    removeStaleTemps(d);
   if (ds === 'fashion-mnist-sample') return sampleDir();
   const note = opts.note ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dir = path.join(root, STORED_AS[ds]);
   if (ds === 'cifar10') await prepareCifar10(dir, opts.from, note);
-  else if (ds === 'cifar100' || ds === 'cifar100-coarse') await prepareCifar100(dir, opts.from, note);
+  else if (ds === 'cifar100' || ds === 'cifar100-coarse')
+    await prepareCifar100(dir, opts.from, note);
   else await prepareIdx(ds, dir, opts.from, note);
   return dir;
 }

@@ -51,7 +51,9 @@ type PyValue = string | number | boolean | null | PyValue[] | Tuple | Map<string
 function parseLiteral(text: string, source: string): PyValue {
   let at = 0;
   const fail = (why: string): never => {
-    throw new RobustError(`${source}: not a .npy header numpy writes (${why} at character ${at}: ${JSON.stringify(text.slice(Math.max(0, at - 10), at + 20))})`);
+    throw new RobustError(
+      `${source}: not a .npy header numpy writes (${why} at character ${at}: ${JSON.stringify(text.slice(Math.max(0, at - 10), at + 20))})`,
+    );
   };
   const space = () => {
     while (at < text.length && /\s/.test(text[at])) at++;
@@ -116,17 +118,35 @@ function parseLiteral(text: string, source: string): PyValue {
   return v;
 }
 
-const KIND_SIZES: Record<string, number[]> = { b: [1], i: [1, 2, 4, 8], u: [1, 2, 4, 8], f: [4, 8] };
+const KIND_SIZES: Record<string, number[]> = {
+  b: [1],
+  i: [1, 2, 4, 8],
+  u: [1, 2, 4, 8],
+  f: [4, 8],
+};
 
 function parseDescr(descr: PyValue, source: string): NpyDtype {
-  if (typeof descr !== 'string') throw new RobustError(`${source}: a structured dtype (fields): only plain number arrays are read`);
-  if (/^[<>|=]?O\d*$/.test(descr)) throw new RobustError(`${source}: an object array (dtype ${descr}, Python objects pickled): refused; save plain numbers (e.g. x.astype(np.uint8))`);
+  if (typeof descr !== 'string')
+    throw new RobustError(
+      `${source}: a structured dtype (fields): only plain number arrays are read`,
+    );
+  if (/^[<>|=]?O\d*$/.test(descr))
+    throw new RobustError(
+      `${source}: an object array (dtype ${descr}, Python objects pickled): refused; save plain numbers (e.g. x.astype(np.uint8))`,
+    );
   const m = /^([<>|=])([a-zA-Z])(\d+)$/.exec(descr);
   const size = Number(m?.[3]);
   if (!m || !KIND_SIZES[m[2]]?.includes(size)) {
-    throw new RobustError(`${source}: dtype '${descr}' is not a plain bool, int, uint or float32/float64 type: refused`);
+    throw new RobustError(
+      `${source}: dtype '${descr}' is not a plain bool, int, uint or float32/float64 type: refused`,
+    );
   }
-  return { kind: m[2] as NpyDtype['kind'], size: size as NpyDtype['size'], littleEndian: m[1] !== '>', descr };
+  return {
+    kind: m[2] as NpyDtype['kind'],
+    size: size as NpyDtype['size'],
+    littleEndian: m[1] !== '>',
+    descr,
+  };
 }
 
 /** The number of elements of `shape`, refused when it is beyond any array we could hold. */
@@ -134,7 +154,9 @@ function elements(shape: number[], itemSize: number, source: string): number {
   let n = 1n;
   for (const d of shape) n *= BigInt(d);
   if (n * BigInt(itemSize) > BigInt(DATA_LIMITS.arrayFileBytes)) {
-    throw new RobustError(`${source}: shape (${shape.join(', ')}) is ${n} elements (${bytesText(Number(n) * itemSize)}), more than robust reads (${bytesText(DATA_LIMITS.arrayFileBytes)})`);
+    throw new RobustError(
+      `${source}: shape (${shape.join(', ')}) is ${n} elements (${bytesText(Number(n) * itemSize)}), more than robust reads (${bytesText(DATA_LIMITS.arrayFileBytes)})`,
+    );
   }
   return Number(n);
 }
@@ -144,38 +166,57 @@ function elements(shape: number[], itemSize: number, source: string): number {
  * has one); `totalBytes` is the size of the whole file or member, checked against the shape.
  */
 export function parseNpyHeader(prefix: Uint8Array, totalBytes: number, source: string): NpyHeader {
-  if (NPY_MAGIC.some((b, i) => i < prefix.length && prefix[i] !== b) || prefix.length === 0) throw new RobustError(`${source}: not a .npy file (no \\x93NUMPY magic)`);
-  if (prefix.length < 10) throw new RobustError(`${source}: truncated .npy file (${prefix.length} bytes)`);
+  if (NPY_MAGIC.some((b, i) => i < prefix.length && prefix[i] !== b) || prefix.length === 0)
+    throw new RobustError(`${source}: not a .npy file (no \\x93NUMPY magic)`);
+  if (prefix.length < 10)
+    throw new RobustError(`${source}: truncated .npy file (${prefix.length} bytes)`);
   const major = prefix[6];
   const minor = prefix[7];
-  if (major < 1 || major > 3) throw new RobustError(`${source}: .npy format version ${major}.${minor}: robust reads versions 1 to 3`);
+  if (major < 1 || major > 3)
+    throw new RobustError(
+      `${source}: .npy format version ${major}.${minor}: robust reads versions 1 to 3`,
+    );
   const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const lenBytes = major === 1 ? 2 : 4;
   if (prefix.length < 8 + lenBytes) throw new RobustError(`${source}: truncated .npy header`);
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const dataOffset = 8 + lenBytes + headerLen;
-  if (headerLen > MAX_HEADER) throw new RobustError(`${source}: a .npy header of ${headerLen} bytes, more than numpy writes for a plain array`);
-  if (dataOffset > totalBytes || dataOffset > prefix.length) throw new RobustError(`${source}: truncated .npy header (${headerLen} bytes announced)`);
+  if (headerLen > MAX_HEADER)
+    throw new RobustError(
+      `${source}: a .npy header of ${headerLen} bytes, more than numpy writes for a plain array`,
+    );
+  if (dataOffset > totalBytes || dataOffset > prefix.length)
+    throw new RobustError(`${source}: truncated .npy header (${headerLen} bytes announced)`);
   const raw = prefix.subarray(8 + lenBytes, dataOffset);
   // versions 1 and 2 are latin-1, version 3 is UTF-8; a plain array's header is ASCII either way
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(raw).replace(/\s+$/, '');
   const dict = parseLiteral(text, source);
   if (!(dict instanceof Map)) throw new RobustError(`${source}: the .npy header is not a dict`);
   const keys = [...dict.keys()].sort().join(',');
-  if (keys !== 'descr,fortran_order,shape') throw new RobustError(`${source}: the .npy header has keys ${keys || 'none'}, not descr, fortran_order and shape`);
+  if (keys !== 'descr,fortran_order,shape')
+    throw new RobustError(
+      `${source}: the .npy header has keys ${keys || 'none'}, not descr, fortran_order and shape`,
+    );
   const dtype = parseDescr(dict.get('descr')!, source);
   const fortran = dict.get('fortran_order');
-  if (typeof fortran !== 'boolean') throw new RobustError(`${source}: fortran_order is not True or False`);
-  if (fortran) throw new RobustError(`${source}: a Fortran-order (column-major) array: refused; save it with np.save(f, np.ascontiguousarray(a))`);
+  if (typeof fortran !== 'boolean')
+    throw new RobustError(`${source}: fortran_order is not True or False`);
+  if (fortran)
+    throw new RobustError(
+      `${source}: a Fortran-order (column-major) array: refused; save it with np.save(f, np.ascontiguousarray(a))`,
+    );
   const shapeValue = dict.get('shape');
   const dims = (shapeValue as Tuple | undefined)?.tuple;
-  if (!dims || !dims.every((d) => typeof d === 'number' && d >= 0)) throw new RobustError(`${source}: the shape is not a tuple of non-negative integers`);
+  if (!dims || !dims.every((d) => typeof d === 'number' && d >= 0))
+    throw new RobustError(`${source}: the shape is not a tuple of non-negative integers`);
   const shape = dims as number[];
   const count = elements(shape, dtype.size, source);
   const dataBytes = count * dtype.size;
   const present = totalBytes - dataOffset;
   if (present !== dataBytes) {
-    throw new RobustError(`${source}: the header says shape (${shape.join(', ')}) of ${dtype.descr}, ${dataBytes} bytes, but ${present} bytes follow it (${present < dataBytes ? 'truncated' : 'a header that does not match its data'})`);
+    throw new RobustError(
+      `${source}: the header says shape (${shape.join(', ')}) of ${dtype.descr}, ${dataBytes} bytes, but ${present} bytes follow it (${present < dataBytes ? 'truncated' : 'a header that does not match its data'})`,
+    );
   }
   return { version: `${major}.${minor}`, dtype, shape, count, dataOffset, dataBytes };
 }
@@ -183,12 +224,18 @@ export function parseNpyHeader(prefix: Uint8Array, totalBytes: number, source: s
 /** An .npy file or zip member already in memory. */
 export function parseNpy(bytes: Uint8Array, source: string): NpyArray {
   const header = parseNpyHeader(bytes, bytes.length, source);
-  return { header, data: new DataView(bytes.buffer, bytes.byteOffset + header.dataOffset, header.dataBytes) };
+  return {
+    header,
+    data: new DataView(bytes.buffer, bytes.byteOffset + header.dataOffset, header.dataBytes),
+  };
 }
 
 /** An .npy file: the header is read and checked first, then exactly the bytes it announces. */
 export function readNpyFile(file: string): NpyArray {
-  const { fd, size } = openRegularFile(file, { maxBytes: DATA_LIMITS.arrayFileBytes + MAX_HEADER + 12, what: '.npy file' });
+  const { fd, size } = openRegularFile(file, {
+    maxBytes: DATA_LIMITS.arrayFileBytes + MAX_HEADER + 12,
+    what: '.npy file',
+  });
   try {
     const read = (buf: Uint8Array, at: number) => {
       let n = 0;
@@ -202,7 +249,8 @@ export function readNpyFile(file: string): NpyArray {
     const prefix = read(new Uint8Array(Math.min(size, 12 + MAX_HEADER)), 0);
     const header = parseNpyHeader(prefix, size, file);
     const data = read(new Uint8Array(header.dataBytes), header.dataOffset);
-    if (data.length !== header.dataBytes) throw new RobustError(`${file}: truncated while reading (the file shrank)`);
+    if (data.length !== header.dataBytes)
+      throw new RobustError(`${file}: truncated while reading (the file shrank)`);
     return { header, data: new DataView(data.buffer, data.byteOffset, data.byteLength) };
   } finally {
     fs.closeSync(fd);
@@ -213,9 +261,14 @@ export function readNpyFile(file: string): NpyArray {
 export function elementReader(a: NpyArray): (i: number) => number {
   const { kind, size, littleEndian: le } = a.header.dtype;
   const v = a.data;
-  if (kind === 'f') return size === 4 ? (i) => v.getFloat32(i * 4, le) : (i) => v.getFloat64(i * 8, le);
+  if (kind === 'f')
+    return size === 4 ? (i) => v.getFloat32(i * 4, le) : (i) => v.getFloat64(i * 8, le);
   if (kind === 'b' || size === 1) return kind === 'i' ? (i) => v.getInt8(i) : (i) => v.getUint8(i);
-  if (size === 2) return kind === 'i' ? (i) => v.getInt16(i * 2, le) : (i) => v.getUint16(i * 2, le);
-  if (size === 4) return kind === 'i' ? (i) => v.getInt32(i * 4, le) : (i) => v.getUint32(i * 4, le);
-  return kind === 'i' ? (i) => Number(v.getBigInt64(i * 8, le)) : (i) => Number(v.getBigUint64(i * 8, le));
+  if (size === 2)
+    return kind === 'i' ? (i) => v.getInt16(i * 2, le) : (i) => v.getUint16(i * 2, le);
+  if (size === 4)
+    return kind === 'i' ? (i) => v.getInt32(i * 4, le) : (i) => v.getUint32(i * 4, le);
+  return kind === 'i'
+    ? (i) => Number(v.getBigInt64(i * 8, le))
+    : (i) => Number(v.getBigUint64(i * 8, le));
 }

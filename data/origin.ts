@@ -14,7 +14,11 @@ export function archiveOrigin(file: string, md5: string, official: string): stri
 }
 
 /** For a folder of files; `md5s` and `official` map file names to MD5s. */
-export function filesOrigin(dir: string, md5s: Record<string, string>, official: Record<string, string>): string {
+export function filesOrigin(
+  dir: string,
+  md5s: Record<string, string>,
+  official: Record<string, string>,
+): string {
   const differ = Object.keys(official).filter((f) => md5s[f] !== official[f]);
   return differ.length === 0
     ? `${dir}: verified: the official files (MD5 of all ${Object.keys(official).length} match)`
@@ -22,4 +26,5 @@ export function filesOrigin(dir: string, md5s: Record<string, string>, official:
 }
 
 /** For a folder of CIFAR-10 batches: only the archive has an official checksum. */
-export const folderOrigin = (dir: string) => `${dir}: a folder, not the official archive: its batch files were checked but their origin is not`;
+export const folderOrigin = (dir: string) =>
+  `${dir}: a folder, not the official archive: its batch files were checked but their origin is not`;

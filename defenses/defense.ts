@@ -7,7 +7,16 @@ import type * as tf from '@tensorflow/tfjs';
 import { check } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 
-export const DEFENSES = ['none', 'fgsm-rs', 'pgd', 'adv', 'trades', 'noise', 'dropout', 'clip'] as const;
+export const DEFENSES = [
+  'none',
+  'fgsm-rs',
+  'pgd',
+  'adv',
+  'trades',
+  'noise',
+  'dropout',
+  'clip',
+] as const;
 export type DefenseName = (typeof DEFENSES)[number];
 
 /** Every setting of the defenses of a run (recorded in its config and checkpoint metadata). */
@@ -45,27 +54,57 @@ export function parseDefenses(list: string): DefenseConfig['names'] {
     .map((s) => s.trim().toLowerCase())
     .filter(Boolean)
     .map((n) => (n === 'adv' ? 'pgd' : n));
-  for (const n of names) check((DEFENSES as readonly string[]).includes(n), `unknown defense '${n}' (one of: ${DEFENSES.join(', ')})`);
+  for (const n of names)
+    check(
+      (DEFENSES as readonly string[]).includes(n),
+      `unknown defense '${n}' (one of: ${DEFENSES.join(', ')})`,
+    );
   const real = [...new Set(names.filter((n) => n !== 'none'))] as DefenseConfig['names'];
-  check(!(names.includes('none') && real.length > 0), `--defense none cannot be combined with ${real.join(', ')}`);
+  check(
+    !(names.includes('none') && real.length > 0),
+    `--defense none cannot be combined with ${real.join(', ')}`,
+  );
   const adversarial = real.filter((n) => ADVERSARIAL.has(n));
-  check(adversarial.length <= 1, `choose one adversarial training method, got ${adversarial.join(' and ')}`);
+  check(
+    adversarial.length <= 1,
+    `choose one adversarial training method, got ${adversarial.join(' and ')}`,
+  );
   return real;
 }
 
-export function defenseConfig(names: DefenseConfig['names'], o: Partial<DefenseConfig> = {}): DefenseConfig {
+export function defenseConfig(
+  names: DefenseConfig['names'],
+  o: Partial<DefenseConfig> = {},
+): DefenseConfig {
   const c: DefenseConfig = { names, eps: 8 / 255, advRatio: 1, beta: 6, noiseSamples: 1, ...o };
   check(Number.isFinite(c.eps) && c.eps >= 0, `--eps must be ≥ 0, got ${c.eps}`);
   check(c.advRatio >= 0 && c.advRatio <= 1, `--adv-ratio must be in [0,1], got ${c.advRatio}`);
   check(Number.isFinite(c.beta) && c.beta >= 0, `--beta must be ≥ 0, got ${c.beta}`);
   checkCount('--noise-samples', c.noiseSamples, LIMITS.samples);
   if (c.steps !== undefined) checkCount('--adv-steps', c.steps, LIMITS.steps);
-  if (names.includes('clip')) check(c.clipNorm !== undefined || c.clipValue !== undefined, '--defense clip needs --clip-norm and/or --clip-value');
+  if (names.includes('clip'))
+    check(
+      c.clipNorm !== undefined || c.clipValue !== undefined,
+      '--defense clip needs --clip-norm and/or --clip-value',
+    );
   // a bound of 0 clips every gradient to nothing: the run would train nothing
-  for (const [k, v] of [['--clip-norm', c.clipNorm], ['--clip-value', c.clipValue]] as const) if (v !== undefined) check(v > 0, `${k} must be > 0 (0 would stop all training), got ${v}`);
-  if (names.includes('noise')) check(c.noiseStd !== undefined && c.noiseStd > 0, '--defense noise needs --noise-std > 0');
-  if (names.includes('dropout')) check((c.dropout ?? 0) > 0 || (c.blockDropout ?? 0) > 0, '--defense dropout needs --dropout p (and/or --block-dropout p)');
-  for (const [k, v] of [['--dropout', c.dropout], ['--block-dropout', c.blockDropout]] as const) if (v !== undefined) check(v >= 0 && v < 1, `${k} must be in [0,1), got ${v}`);
+  for (const [k, v] of [
+    ['--clip-norm', c.clipNorm],
+    ['--clip-value', c.clipValue],
+  ] as const)
+    if (v !== undefined) check(v > 0, `${k} must be > 0 (0 would stop all training), got ${v}`);
+  if (names.includes('noise'))
+    check(c.noiseStd !== undefined && c.noiseStd > 0, '--defense noise needs --noise-std > 0');
+  if (names.includes('dropout'))
+    check(
+      (c.dropout ?? 0) > 0 || (c.blockDropout ?? 0) > 0,
+      '--defense dropout needs --dropout p (and/or --block-dropout p)',
+    );
+  for (const [k, v] of [
+    ['--dropout', c.dropout],
+    ['--block-dropout', c.blockDropout],
+  ] as const)
+    if (v !== undefined) check(v >= 0 && v < 1, `${k} must be in [0,1), got ${v}`);
   return c;
 }
 

@@ -32,7 +32,8 @@ export function noisyClassifier(model: tf.LayersModel | Classifier, o: NoiseOpti
       tf.tidy(() => {
         let sum: tf.Tensor2D | undefined;
         for (let k = 0; k < samples; k++) {
-          const noisy = o.std > 0 ? x.add(tf.randomNormal(x.shape, 0, o.std, 'float32', rng.seed())) : x;
+          const noisy =
+            o.std > 0 ? x.add(tf.randomNormal(x.shape, 0, o.std, 'float32', rng.seed())) : x;
           const z = base.logits(noisy as tf.Tensor4D, mode);
           sum = sum ? (sum.add(z) as tf.Tensor2D) : z;
         }

@@ -18,12 +18,23 @@ export function klFromProbs(p: tf.Tensor2D, z: tf.Tensor2D): tf.Tensor1D {
 export function klDivergence(zClean: tf.Tensor2D, zAdv: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => {
     const logP = tf.logSoftmax(zClean);
-    return logP.exp().mul(logP.sub(tf.logSoftmax(zAdv))).sum(1).mean() as tf.Scalar;
+    return logP
+      .exp()
+      .mul(logP.sub(tf.logSoftmax(zAdv)))
+      .sum(1)
+      .mean() as tf.Scalar;
   });
 }
 
-export function tradesLoss(zClean: tf.Tensor2D, zAdv: tf.Tensor2D, y: tf.Tensor1D, beta: number): tf.Scalar {
-  return tf.tidy(() => crossEntropy(zClean, y).mean().add(klDivergence(zClean, zAdv).mul(beta)) as tf.Scalar);
+export function tradesLoss(
+  zClean: tf.Tensor2D,
+  zAdv: tf.Tensor2D,
+  y: tf.Tensor1D,
+  beta: number,
+): tf.Scalar {
+  return tf.tidy(
+    () => crossEntropy(zClean, y).mean().add(klDivergence(zClean, zAdv).mul(beta)) as tf.Scalar,
+  );
 }
 
 /** x′ for TRADES: PGD (inference mode) on KL(f(x) ‖ f(x′)) from x + 0.001·N(0,1). */
@@ -35,10 +46,28 @@ export async function tradesAdversary(
 ): Promise<tf.Tensor4D> {
   const p = tf.tidy(() => tf.softmax(classifier.logits(x, 'inference')) as tf.Tensor2D);
   const rng = new Rng(o.seed);
-  const start = tf.tidy(() => x.add(tf.randomNormal(x.shape, 0, 0.001, 'float32', rng.seed())).clipByValue(0, 1) as tf.Tensor4D);
-  const setup = { classifier, objective: (z: tf.Tensor2D) => klFromProbs(p, z), mode: 'inference' as const, eotSamples: 1 };
+  const start = tf.tidy(
+    () =>
+      x
+        .add(tf.randomNormal(x.shape, 0, 0.001, 'float32', rng.seed()))
+        .clipByValue(0, 1) as tf.Tensor4D,
+  );
+  const setup = {
+    classifier,
+    objective: (z: tf.Tensor2D) => klFromProbs(p, z),
+    mode: 'inference' as const,
+    eotSamples: 1,
+  };
   const ctx = { classifier, x, y, seed: () => rng.seed() };
-  const adv = await iterate(ctx, setup, { norm: linf, eps: o.eps, alpha: o.alpha, steps: o.steps, randomStart: false, select: 'last', start });
+  const adv = await iterate(ctx, setup, {
+    norm: linf,
+    eps: o.eps,
+    alpha: o.alpha,
+    steps: o.steps,
+    randomStart: false,
+    select: 'last',
+    start,
+  });
   tf.dispose([p, start]);
   return adv;
 }

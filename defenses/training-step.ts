@@ -58,12 +58,22 @@ export class DefendedStep {
     let adversarial: tf.Tensor4D | undefined;
     if (this.has('trades')) {
       inputs = x.clone();
-      adversarial = await tradesAdversary(this.attackTarget(), x, y, { eps: c.eps, alpha: c.alpha ?? 2 / 255, steps: c.steps ?? 10, seed });
+      adversarial = await tradesAdversary(this.attackTarget(), x, y, {
+        eps: c.eps,
+        alpha: c.alpha ?? 2 / 255,
+        steps: c.steps ?? 10,
+        seed,
+      });
     } else if (this.has('pgd') || this.has('fgsm-rs')) {
       inputs = await this.adversarialMix(x, y, seed);
     } else inputs = x.clone();
     if (this.has('noise') && c.noiseStd) {
-      const noisy = tf.tidy(() => inputs.add(tf.randomNormal(inputs.shape, 0, c.noiseStd, 'float32', seed + 17)) as tf.Tensor4D);
+      const noisy = tf.tidy(
+        () =>
+          inputs.add(
+            tf.randomNormal(inputs.shape, 0, c.noiseStd, 'float32', seed + 17),
+          ) as tf.Tensor4D,
+      );
       inputs.dispose();
       inputs = noisy;
     }
@@ -78,7 +88,14 @@ export class DefendedStep {
     if (k === 0) return x.clone();
     const target = this.attackTarget();
     const attack = this.has('pgd')
-      ? pgd(target, { eps: c.eps, alpha: c.alpha ?? 2 / 255, steps: c.steps ?? 7, randomStart: true, select: 'last', seed })
+      ? pgd(target, {
+          eps: c.eps,
+          alpha: c.alpha ?? 2 / 255,
+          steps: c.steps ?? 7,
+          randomStart: true,
+          select: 'last',
+          seed,
+        })
       : fgsm(target, { eps: c.eps, alpha: c.alpha, randomStart: true, seed });
     if (k === n) return attack(x, y);
     const [xa, xc] = tf.split(x, [k, n - k]);

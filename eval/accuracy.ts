@@ -7,7 +7,11 @@ import { check } from '../util/errors.js';
 import { isClassifier, type Classifier } from '../models/classifier.js';
 
 /** Each image's top class in inference mode, batch by batch; a Classifier as attacks see it (a randomized one with its noise). */
-function predictedClasses(model: tf.LayersModel | Classifier, set: ImageSet, batchSize: number): Int32Array {
+function predictedClasses(
+  model: tf.LayersModel | Classifier,
+  set: ImageSet,
+  batchSize: number,
+): Int32Array {
   const out = new Int32Array(set.count);
   const rng = new Rng(0);
   let at = 0;
@@ -15,7 +19,9 @@ function predictedClasses(model: tf.LayersModel | Classifier, set: ImageSet, bat
     const b = makeBatch(set, idx, NO_AUGMENT, rng);
     const top = tf.tidy(() => {
       // predict would otherwise split the batch into 32s, which our conv kernels run slower.
-      const logits = isClassifier(model) ? model.logits(b.x, 'inference') : (model.predict(b.x, { batchSize }) as tf.Tensor2D);
+      const logits = isClassifier(model)
+        ? model.logits(b.x, 'inference')
+        : (model.predict(b.x, { batchSize }) as tf.Tensor2D);
       return logits.argMax(1);
     });
     out.set(top.dataSync(), at);
@@ -30,12 +36,19 @@ function predictedClasses(model: tf.LayersModel | Classifier, set: ImageSet, bat
  * without labels, robust accuracy then measures how many of the model's decisions survive an attack.
  */
 export function withPredictedLabels(model: Classifier, set: ImageSet, batchSize = 500): ImageSet {
-  check(model.numClasses <= 256, `--labels predicted: the model has ${model.numClasses} classes, more than robust's labels hold (256)`);
+  check(
+    model.numClasses <= 256,
+    `--labels predicted: the model has ${model.numClasses} classes, more than robust's labels hold (256)`,
+  );
   return { ...set, labels: Uint8Array.from(predictedClasses(model, set, batchSize)) };
 }
 
 /** Clean accuracy; a Classifier is measured as attacks see it (a randomized one with its noise). */
-export function accuracy(model: tf.LayersModel | Classifier, set: ImageSet, batchSize = 500): number {
+export function accuracy(
+  model: tf.LayersModel | Classifier,
+  set: ImageSet,
+  batchSize = 500,
+): number {
   const top = predictedClasses(model, set, batchSize);
   let correct = 0;
   for (let i = 0; i < set.count; i++) if (top[i] === set.labels[i]) correct++;

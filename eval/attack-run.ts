@@ -15,7 +15,17 @@ import { asClassifier, type Classifier } from '../models/classifier.js';
 import { Rng, substream } from '../util/rng.js';
 import { check } from '../util/errors.js';
 import { TaskProgress } from '../util/platform.js';
-import { addToTally, emptyOutcomes, emptyTally, sliceOutcomes, stateProblem, type AttackRunState, type AttackTally, type ExampleOutcomes, type KeepAdversarials } from './attack-state.js';
+import {
+  addToTally,
+  emptyOutcomes,
+  emptyTally,
+  sliceOutcomes,
+  stateProblem,
+  type AttackRunState,
+  type AttackTally,
+  type ExampleOutcomes,
+  type KeepAdversarials,
+} from './attack-state.js';
 import { KeptAdversarials } from './kept-adversarials.js';
 
 export interface AttackStats {
@@ -75,7 +85,13 @@ export interface AttackRunOptions {
 }
 
 /** The stats of a run over `seen` examples from its tally and masks (also those of a cell merged from its shards' parts). */
-export function statsOf(tally: AttackTally, cleanCorrect: Uint8Array, robust: Uint8Array, seen: number, seconds: number): AttackStats {
+export function statsOf(
+  tally: AttackTally,
+  cleanCorrect: Uint8Array,
+  robust: Uint8Array,
+  seen: number,
+  seconds: number,
+): AttackStats {
   const { perturbed, attacked, successes, linfSum, linfMax, l2Sum, l2Max, l1Sum, l1Max } = tally;
   const sum = (a: Uint8Array) => a.subarray(0, seen).reduce((s, v) => s + v, 0);
   const nPerturbed = Math.max(1, perturbed);
@@ -106,12 +122,22 @@ function maskIndices(mask: ArrayLike<number>): Int32Array {
   return Int32Array.from(out);
 }
 
-export async function runAttack(model: tf.LayersModel | Classifier, attack: Attack, set: ImageSet, o: AttackRunOptions = {}): Promise<AttackRun> {
+export async function runAttack(
+  model: tf.LayersModel | Classifier,
+  attack: Attack,
+  set: ImageSet,
+  o: AttackRunOptions = {},
+): Promise<AttackRun> {
   const classifier = asClassifier(model);
   const batchSize = o.batchSize ?? 128;
   const from = o.resume;
   if (from) {
-    const why = stateProblem(from, set, { batchSize, keepAdversarials: o.keepAdversarials, only: o.only, outcomes: o.outcomes });
+    const why = stateProblem(from, set, {
+      batchSize,
+      keepAdversarials: o.keepAdversarials,
+      only: o.only,
+      outcomes: o.outcomes,
+    });
     check(why === null, () => `cannot resume the attack run: ${why}`);
   }
   const kept = o.keepAdversarials ? new KeptAdversarials(set, o.keepAdversarials) : undefined;
@@ -126,7 +152,9 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
     robust.set(from.robust);
     robustCount = from.robust.reduce((a, v) => a + v, 0);
     kept?.restore(from);
-    if (outcomes) for (const k of Object.keys(outcomes) as (keyof ExampleOutcomes)[]) outcomes[k].set(from.outcomes![k]);
+    if (outcomes)
+      for (const k of Object.keys(outcomes) as (keyof ExampleOutcomes)[])
+        outcomes[k].set(from.outcomes![k]);
   }
   const secondsBefore = from?.seconds ?? 0;
   const progress = new TaskProgress(o.label ?? attack.info.name, set.count, o.quiet, seen);
@@ -150,7 +178,9 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
     const rng = new Rng(substream(targetSeed, batch));
     attack.randomState = substream(attackSeed, batch);
     const b = makeBatch(set, indices, NO_AUGMENT, rng);
-    const correct = tf.tidy(() => classifier.logits(b.x, 'inference').argMax(1).cast('int32').equal(b.y));
+    const correct = tf.tidy(() =>
+      classifier.logits(b.x, 'inference').argMax(1).cast('int32').equal(b.y),
+    );
     const okClean = correct.dataSync();
     correct.dispose();
     const start = indices[0];
@@ -161,14 +191,25 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
       const at = tf.tensor1d(idx, 'int32');
       const x = b.x.gather(at);
       const y = b.y.gather(at);
-      const targets = attack.info.targeted !== undefined ? chooseTargets(attack.info.targeted, y, () => classifier.logits(x, 'inference'), classifier.numClasses, rng) : undefined;
+      const targets =
+        attack.info.targeted !== undefined
+          ? chooseTargets(
+              attack.info.targeted,
+              y,
+              () => classifier.logits(x, 'inference'),
+              classifier.numClasses,
+              rng,
+            )
+          : undefined;
       const adv = await attack(x, y, { targets });
       const outcome = tf.tidy(() => {
         const pred = classifier.logits(adv, 'inference').argMax(1).cast('int32');
         const delta = adv.sub(x);
         return tf.stack([
           pred.equal(y).cast('float32'),
-          targets ? pred.equal(targets).logicalAnd(targets.notEqual(y)).cast('float32') : pred.notEqual(y).cast('float32'),
+          targets
+            ? pred.equal(targets).logicalAnd(targets.notEqual(y)).cast('float32')
+            : pred.notEqual(y).cast('float32'),
           targets ? targets.notEqual(y).cast('float32') : tf.onesLike(y).cast('float32'),
           delta.abs().max([1, 2, 3]),
           delta.square().sum([1, 2, 3]).sqrt(),
@@ -181,7 +222,13 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
         const e = start + idx[i];
         robust[e] = o5[i];
         robustCount += o5[i];
-        const one = { success: o5[m + i], counted: o5[2 * m + i], linf: o5[3 * m + i], l2: o5[4 * m + i], l1: o5[5 * m + i] };
+        const one = {
+          success: o5[m + i],
+          counted: o5[2 * m + i],
+          linf: o5[3 * m + i],
+          l2: o5[4 * m + i],
+          l1: o5[5 * m + i],
+        };
         addToTally(tally, one);
         if (outcomes) {
           outcomes.perturbed[e] = 1;
@@ -192,13 +239,22 @@ export async function runAttack(model: tf.LayersModel | Classifier, attack: Atta
           outcomes.l1[e] = one.l1;
         }
       }
-      if (kept) batchAdv = tf.tidy(() => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D);
+      if (kept)
+        batchAdv = tf.tidy(
+          () => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D,
+        );
       tf.dispose([outcome, at, x, y, targets, adv]);
     }
     if (kept) {
       const attacked = new Uint8Array(indices.length);
       idx.forEach((i) => (attacked[i] = 1));
-      kept.add(start, b.x.dataSync() as Float32Array, (batchAdv ?? b.x).dataSync() as Float32Array, okClean, attacked);
+      kept.add(
+        start,
+        b.x.dataSync() as Float32Array,
+        (batchAdv ?? b.x).dataSync() as Float32Array,
+        okClean,
+        attacked,
+      );
     }
     tf.dispose([b.x, b.y, batchAdv]);
     seen += indices.length;

@@ -24,7 +24,17 @@ export interface AttackTally {
   l1Max: number;
 }
 
-export const emptyTally = (): AttackTally => ({ perturbed: 0, attacked: 0, successes: 0, linfSum: 0, linfMax: 0, l2Sum: 0, l2Max: 0, l1Sum: 0, l1Max: 0 });
+export const emptyTally = (): AttackTally => ({
+  perturbed: 0,
+  attacked: 0,
+  successes: 0,
+  linfSum: 0,
+  linfMax: 0,
+  l2Sum: 0,
+  l2Max: 0,
+  l1Sum: 0,
+  l1Max: 0,
+});
 
 /** One attacked example's outcome: fooled (or sent to its target), counted by the success rate, and its perturbation's sizes (float32). */
 export interface ExampleOutcome {
@@ -66,18 +76,37 @@ export const OUTCOME_FLAGS = ['perturbed', 'counted', 'success'] as const;
 export const OUTCOME_SIZES = ['linf', 'l2', 'l1'] as const;
 
 export const emptyOutcomes = (n: number): ExampleOutcomes => ({
-  perturbed: new Uint8Array(n), counted: new Uint8Array(n), success: new Uint8Array(n), linf: new Float32Array(n), l2: new Float32Array(n), l1: new Float32Array(n),
+  perturbed: new Uint8Array(n),
+  counted: new Uint8Array(n),
+  success: new Uint8Array(n),
+  linf: new Float32Array(n),
+  l2: new Float32Array(n),
+  l1: new Float32Array(n),
 });
 
 /** The outcomes of examples [from, to). */
 export function sliceOutcomes(o: ExampleOutcomes, from: number, to: number): ExampleOutcomes {
-  return { perturbed: o.perturbed.slice(from, to), counted: o.counted.slice(from, to), success: o.success.slice(from, to), linf: o.linf.slice(from, to), l2: o.l2.slice(from, to), l1: o.l1.slice(from, to) };
+  return {
+    perturbed: o.perturbed.slice(from, to),
+    counted: o.counted.slice(from, to),
+    success: o.success.slice(from, to),
+    linf: o.linf.slice(from, to),
+    l2: o.l2.slice(from, to),
+    l1: o.l1.slice(from, to),
+  };
 }
 
 /** Adds the attacked examples among `o`'s to `t`, in example order. */
 export function addOutcomes(t: AttackTally, o: ExampleOutcomes): void {
   for (let i = 0; i < o.perturbed.length; i++) {
-    if (o.perturbed[i]) addToTally(t, { success: o.success[i], counted: o.counted[i], linf: o.linf[i], l2: o.l2[i], l1: o.l1[i] });
+    if (o.perturbed[i])
+      addToTally(t, {
+        success: o.success[i],
+        counted: o.counted[i],
+        linf: o.linf[i],
+        l2: o.l2[i],
+        l1: o.l1[i],
+      });
   }
 }
 
@@ -86,17 +115,26 @@ export function addOutcomes(t: AttackTally, o: ExampleOutcomes): void {
  * example, attacked exactly where clean-correct (and in `only`), fooled only where attacked and
  * counted, never fooled and robust, sizes finite, ≥ 0 and 0 where not attacked.
  */
-export function outcomesProblem(o: ExampleOutcomes, cleanCorrect: Uint8Array, robust: Uint8Array, only?: Uint8Array): string | null {
+export function outcomesProblem(
+  o: ExampleOutcomes,
+  cleanCorrect: Uint8Array,
+  robust: Uint8Array,
+  only?: Uint8Array,
+): string | null {
   const n = cleanCorrect.length;
   const all = [...OUTCOME_FLAGS, ...OUTCOME_SIZES] as const;
   const short = all.find((k) => o[k].length !== n);
   if (short) return `outcomes.${short} has ${o[short].length} entries, not ${n}`;
   for (let i = 0; i < n; i++) {
     const p = o.perturbed[i];
-    if (p !== (cleanCorrect[i] & (only ? only[i] : 1))) return `example ${i} is marked ${p ? '' : 'not '}attacked against its masks`;
-    if (o.counted[i] > p || o.success[i] > o.counted[i]) return `example ${i}: counted or fooled without being attacked (or fooled without being counted)`;
+    if (p !== (cleanCorrect[i] & (only ? only[i] : 1)))
+      return `example ${i} is marked ${p ? '' : 'not '}attacked against its masks`;
+    if (o.counted[i] > p || o.success[i] > o.counted[i])
+      return `example ${i}: counted or fooled without being attacked (or fooled without being counted)`;
     if (o.success[i] && robust[i]) return `example ${i}: fooled and still robust`;
-    for (const k of OUTCOME_SIZES) if (!(Number.isFinite(o[k][i]) && o[k][i] >= 0 && (p || o[k][i] === 0))) return `example ${i}: its ${k} size is not a finite number ≥ 0 (0 when not attacked)`;
+    for (const k of OUTCOME_SIZES)
+      if (!(Number.isFinite(o[k][i]) && o[k][i] >= 0 && (p || o[k][i] === 0)))
+        return `example ${i}: its ${k} size is not a finite number ≥ 0 (0 when not attacked)`;
   }
   return null;
 }
@@ -127,39 +165,75 @@ export interface AttackRunState {
  * Why `s` cannot continue a run over `set` in batches of `batchSize` with these options (null
  * when it can): a state from another set, batch size or mode, or one whose parts disagree.
  */
-export function stateProblem(s: AttackRunState, set: SetShape, o: { batchSize: number; keepAdversarials?: KeepAdversarials; only?: Uint8Array; outcomes?: boolean }): string | null {
+export function stateProblem(
+  s: AttackRunState,
+  set: SetShape,
+  o: {
+    batchSize: number;
+    keepAdversarials?: KeepAdversarials;
+    only?: Uint8Array;
+    outcomes?: boolean;
+  },
+): string | null {
   const per = set.height * set.width * set.channels;
   const { seen, tally: t } = s;
-  if (!Number.isInteger(seen) || seen < 0 || seen > set.count) return `seen ${seen} is not a count of examples from 0 to ${set.count}`;
-  if (seen % o.batchSize !== 0 && seen !== set.count) return `seen ${seen} is not at the end of a batch of ${o.batchSize}`;
-  if (s.cleanCorrect.length !== seen || s.robust.length !== seen) return `the masks have ${s.cleanCorrect.length} and ${s.robust.length} entries, not ${seen}`;
+  if (!Number.isInteger(seen) || seen < 0 || seen > set.count)
+    return `seen ${seen} is not a count of examples from 0 to ${set.count}`;
+  if (seen % o.batchSize !== 0 && seen !== set.count)
+    return `seen ${seen} is not at the end of a batch of ${o.batchSize}`;
+  if (s.cleanCorrect.length !== seen || s.robust.length !== seen)
+    return `the masks have ${s.cleanCorrect.length} and ${s.robust.length} entries, not ${seen}`;
   let perturbed = 0;
   for (let i = 0; i < seen; i++) {
-    if (s.cleanCorrect[i] > 1 || s.robust[i] > s.cleanCorrect[i] || (o.only && s.robust[i] > o.only[i])) return `example ${i} is robust without being clean-correct (or attacked)`;
+    if (
+      s.cleanCorrect[i] > 1 ||
+      s.robust[i] > s.cleanCorrect[i] ||
+      (o.only && s.robust[i] > o.only[i])
+    )
+      return `example ${i} is robust without being clean-correct (or attacked)`;
     perturbed += s.cleanCorrect[i] & (o.only ? o.only[i] : 1);
   }
   const sums = [t.linfSum, t.linfMax, t.l2Sum, t.l2Max, t.l1Sum, t.l1Max, s.seconds];
-  if (!sums.every((v) => Number.isFinite(v) && v >= 0)) return 'a sum, maximum or the seconds is not a finite number ≥ 0';
-  if (t.perturbed !== perturbed) return `tally.perturbed is ${t.perturbed}, the masks give ${perturbed}`;
-  if (!(Number.isInteger(t.attacked) && Number.isInteger(t.successes) && t.successes >= 0 && t.successes <= t.attacked && t.attacked <= perturbed)) return 'tally.attacked and tally.successes disagree with the examples attacked';
+  if (!sums.every((v) => Number.isFinite(v) && v >= 0))
+    return 'a sum, maximum or the seconds is not a finite number ≥ 0';
+  if (t.perturbed !== perturbed)
+    return `tally.perturbed is ${t.perturbed}, the masks give ${perturbed}`;
+  if (!(
+    Number.isInteger(t.attacked) &&
+    Number.isInteger(t.successes) &&
+    t.successes >= 0 &&
+    t.successes <= t.attacked &&
+    t.attacked <= perturbed
+  ))
+    return 'tally.attacked and tally.successes disagree with the examples attacked';
   if (o.outcomes) {
     if (!s.outcomes) return 'it kept no per-example outcomes, which this run keeps';
     const why = outcomesProblem(s.outcomes, s.cleanCorrect, s.robust, o.only?.subarray(0, seen));
     if (why) return why;
     const sum = emptyTally();
     addOutcomes(sum, s.outcomes);
-    if ((Object.keys(sum) as (keyof AttackTally)[]).some((k) => sum[k] !== t[k])) return 'the tally is not the sum of the per-example outcomes';
+    if ((Object.keys(sum) as (keyof AttackTally)[]).some((k) => sum[k] !== t[k]))
+      return 'the tally is not the sum of the per-example outcomes';
   }
   const want = o.keepAdversarials;
   const a = s.adversarial;
   if (!want) return null; // kept images, if any, are not needed
   if (!a) return 'it kept no adversarial images, which this run keeps';
-  if (a.firstCorrect !== (want === true ? undefined : want.firstCorrect)) return 'it kept another selection of adversarial images';
-  if (want !== true && a.index.length > want.firstCorrect) return `it kept ${a.index.length} images, more than the first ${want.firstCorrect}`;
-  if (a.images.length !== a.index.length * per) return `${a.index.length} kept images need ${a.index.length * per} values, not ${a.images.length}`;
+  if (a.firstCorrect !== (want === true ? undefined : want.firstCorrect))
+    return 'it kept another selection of adversarial images';
+  if (want !== true && a.index.length > want.firstCorrect)
+    return `it kept ${a.index.length} images, more than the first ${want.firstCorrect}`;
+  if (a.images.length !== a.index.length * per)
+    return `${a.index.length} kept images need ${a.index.length * per} values, not ${a.images.length}`;
   for (let k = 0; k < a.index.length; k++) {
     const i = a.index[k];
-    if (!(i >= 0 && i < seen && (k === 0 || i > a.index[k - 1]) && s.cleanCorrect[i] & (o.only ? o.only[i] : 1))) return `kept image ${k} is of example ${i}, not of an attacked one in order`;
+    if (!(
+      i >= 0 &&
+      i < seen &&
+      (k === 0 || i > a.index[k - 1]) &&
+      s.cleanCorrect[i] & (o.only ? o.only[i] : 1)
+    ))
+      return `kept image ${k} is of example ${i}, not of an attacked one in order`;
   }
   return null;
 }

@@ -26,23 +26,48 @@ export interface CascadeRun {
   complete: boolean;
 }
 
-export async function runCascade(classifier: Classifier, steps: CascadeStep[], set: ImageSet, o: Omit<AttackRunOptions, 'only' | 'label'> = {}): Promise<CascadeRun> {
+export async function runCascade(
+  classifier: Classifier,
+  steps: CascadeStep[],
+  set: ImageSet,
+  o: Omit<AttackRunOptions, 'only' | 'label'> = {},
+): Promise<CascadeRun> {
   const per = set.height * set.width * set.channels;
   const done: CascadeRun['steps'] = [];
   let survivors: Uint8Array | undefined;
   let cleanCorrect: Uint8Array = new Uint8Array(set.count);
   let adversarial: Float32Array | undefined;
   for (const step of steps) {
-    const run = await runAttack(classifier, step.attack, set, { ...o, only: survivors, label: step.label });
-    if (run.stats.n < set.count) return { steps: done, robust: survivors ?? cleanCorrect, cleanCorrect, adversarial, complete: false };
+    const run = await runAttack(classifier, step.attack, set, {
+      ...o,
+      only: survivors,
+      label: step.label,
+    });
+    if (run.stats.n < set.count)
+      return {
+        steps: done,
+        robust: survivors ?? cleanCorrect,
+        cleanCorrect,
+        adversarial,
+        complete: false,
+      };
     if (run.adversarial) {
       if (!adversarial) adversarial = run.adversarial;
       // this attack's points replace the earlier ones only where it attacked (the survivors so far)
-      else for (let i = 0; i < set.count; i++) if (survivors![i]) adversarial.set(run.adversarial.subarray(i * per, (i + 1) * per), i * per);
+      else
+        for (let i = 0; i < set.count; i++)
+          if (survivors![i])
+            adversarial.set(run.adversarial.subarray(i * per, (i + 1) * per), i * per);
     }
     cleanCorrect = run.cleanCorrect;
     survivors = run.robust;
     done.push({ label: step.label, run });
   }
-  return { steps: done, robust: survivors ?? cleanCorrect, cleanCorrect, adversarial, complete: true };
+  return {
+    steps: done,
+    robust: survivors ?? cleanCorrect,
+    cleanCorrect,
+    adversarial,
+    complete: true,
+  };
 }

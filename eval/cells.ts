@@ -11,7 +11,8 @@ import { readRegularFile } from '../util/read-file.js';
 import { cellProblem } from './result-shape.js';
 import type { CellResult } from './grid.js';
 
-const digestOf = (content: object) => crypto.createHash('sha256').update(JSON.stringify(content)).digest('hex');
+const digestOf = (content: object) =>
+  crypto.createHash('sha256').update(JSON.stringify(content)).digest('hex');
 
 /** Writes `content` with its digest, atomically (cells and partial cells). */
 export function writeDigested(file: string, content: object): void {
@@ -27,7 +28,10 @@ export function writeCell(file: string, cell: CellResult): void {
  * unreadable, not a regular file of sane size (a FIFO would block, /dev/zero never end), not a
  * JSON object, or content that does not match its digest. Neither when there is no file.
  */
-export function readDigested(file: string, limits: { maxBytes: number; what: string }): { content?: Record<string, unknown>; damaged?: string } {
+export function readDigested(
+  file: string,
+  limits: { maxBytes: number; what: string },
+): { content?: Record<string, unknown>; damaged?: string } {
   if (!fs.existsSync(file)) return {};
   let text: string;
   try {
@@ -42,9 +46,11 @@ export function readDigested(file: string, limits: { maxBytes: number; what: str
   } catch {
     return { damaged: 'not valid JSON' };
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { damaged: 'not a JSON object' };
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return { damaged: 'not a JSON object' };
   const { digest, ...content } = v as Record<string, unknown>;
-  if (typeof digest !== 'string' || digest !== digestOf(content)) return { damaged: 'content does not match its digest' };
+  if (typeof digest !== 'string' || digest !== digestOf(content))
+    return { damaged: 'content does not match its digest' };
   return { content };
 }
 
@@ -57,11 +63,15 @@ export interface CellExpectation {
 }
 
 /** The cell in `content`, or why it is not a sound one; `expect` adds the grid position checks. */
-function cellIn(content: Record<string, unknown>, expect?: CellExpectation): { cell?: CellResult; damaged?: string } {
+function cellIn(
+  content: Record<string, unknown>,
+  expect?: CellExpectation,
+): { cell?: CellResult; damaged?: string } {
   const c = content as unknown as CellResult;
   const why = cellProblem(content, expect?.n ?? (c.stats as { n?: number } | undefined)?.n ?? 0);
   if (why) return { damaged: why };
-  if (expect && (c.model !== expect.model || c.attack !== expect.attack || c.eps !== expect.eps)) return { damaged: 'holds another model, attack or eps' };
+  if (expect && (c.model !== expect.model || c.attack !== expect.attack || c.eps !== expect.eps))
+    return { damaged: 'holds another model, attack or eps' };
   return { cell: c };
 }
 
@@ -72,7 +82,10 @@ const MAX_CELL_BYTES = 16 * 2 ** 20;
  * Reads a cell file: `cell` when it is sound, `damaged` (why) when it exists but cannot be
  * trusted, neither when there is no file.
  */
-export function readCell(file: string, expect?: CellExpectation): { cell?: CellResult; damaged?: string } {
+export function readCell(
+  file: string,
+  expect?: CellExpectation,
+): { cell?: CellResult; damaged?: string } {
   const r = readDigested(file, { maxBytes: MAX_CELL_BYTES, what: 'cell file' });
   return r.content ? cellIn(r.content, expect) : r;
 }

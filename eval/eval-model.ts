@@ -27,7 +27,13 @@ export function evalModel(m: LoadedModel, test: ImageSet, o: EvalModelOptions = 
     classifier: m.classifier,
     arch: m.arch,
     params: m.params,
-    ...(m.kind !== 'robust' || o.fit ? { input: [m.kind !== 'robust' ? m.input : '', o.fit ? `images ${o.fit}` : ''].filter(Boolean).join('; ') } : {}),
+    ...(m.kind !== 'robust' || o.fit
+      ? {
+          input: [m.kind !== 'robust' ? m.input : '', o.fit ? `images ${o.fit}` : '']
+            .filter(Boolean)
+            .join('; '),
+        }
+      : {}),
     ...(predicted ? { labels: 'predicted' as const } : {}),
     defense: m.meta.defense ?? 'none',
     test: predicted ? withPredictedLabels(m.classifier, take(test, o.limit)) : test,

@@ -9,10 +9,17 @@ import { encodePng } from '../util/platform.js';
  * rounding can add up past eps, shrink an image's perturbation (by bisection on a factor ≤ 1
  * towards the original) until its rounded version is inside.
  */
-export function quantize(adv: Float32Array, clean: Uint8Array, norm: NormName, eps: number, pixelsPerImage = adv.length): Uint8Array {
+export function quantize(
+  adv: Float32Array,
+  clean: Uint8Array,
+  norm: NormName,
+  eps: number,
+  pixelsPerImage = adv.length,
+): Uint8Array {
   const out = new Uint8Array(adv.length);
   const e = Math.floor(eps * 255 + 1e-6);
-  const rounded = (i: number, f: number) => Math.min(255, Math.max(0, Math.round(clean[i] + f * (adv[i] * 255 - clean[i]))));
+  const rounded = (i: number, f: number) =>
+    Math.min(255, Math.max(0, Math.round(clean[i] + f * (adv[i] * 255 - clean[i]))));
   for (let from = 0; from < adv.length; from += pixelsPerImage) {
     const to = Math.min(from + pixelsPerImage, adv.length);
     const size = (f: number) => {
@@ -26,7 +33,8 @@ export function quantize(adv: Float32Array, clean: Uint8Array, norm: NormName, e
     let f = 1;
     if (norm !== 'linf' && size(1) > eps) {
       let [lo, hi] = [0, 1]; // rounded(·, 0) is the original: inside any budget
-      for (let k = 0; k < 30; k++) [lo, hi] = size((lo + hi) / 2) <= eps ? [(lo + hi) / 2, hi] : [lo, (lo + hi) / 2];
+      for (let k = 0; k < 30; k++)
+        [lo, hi] = size((lo + hi) / 2) <= eps ? [(lo + hi) / 2, hi] : [lo, (lo + hi) / 2];
       f = lo;
     }
     for (let i = from; i < to; i++) {
@@ -42,7 +50,12 @@ export function quantize(adv: Float32Array, clean: Uint8Array, norm: NormName, e
  * A PNG with three rows — originals, perturbations (mid-gray = 0, scaled to the largest change)
  * and adversarials — for the examples `which`, each image enlarged `scale` times.
  */
-export function adversarialGrid(clean: ImageSet, adv: Uint8Array, which: number[], scale = 3): Uint8Array {
+export function adversarialGrid(
+  clean: ImageSet,
+  adv: Uint8Array,
+  which: number[],
+  scale = 3,
+): Uint8Array {
   const { height: h, width: w, channels: c } = clean;
   const per = h * w * c;
   const gap = 2;
@@ -51,10 +64,13 @@ export function adversarialGrid(clean: ImageSet, adv: Uint8Array, which: number[
   const png = { width: Math.max(1, which.length) * cellW + gap, height: 3 * cellH + gap };
   const data = new Uint8Array(png.width * png.height * 4).fill(255);
   let maxDelta = 1;
-  for (const n of which) for (let i = 0; i < per; i++) maxDelta = Math.max(maxDelta, Math.abs(adv[n * per + i] - clean.images[n * per + i]));
+  for (const n of which)
+    for (let i = 0; i < per; i++)
+      maxDelta = Math.max(maxDelta, Math.abs(adv[n * per + i] - clean.images[n * per + i]));
   const rows = [
     (n: number, i: number) => clean.images[n * per + i],
-    (n: number, i: number) => Math.round(127.5 + (127.5 * (adv[n * per + i] - clean.images[n * per + i])) / maxDelta),
+    (n: number, i: number) =>
+      Math.round(127.5 + (127.5 * (adv[n * per + i] - clean.images[n * per + i])) / maxDelta),
     (n: number, i: number) => adv[n * per + i],
   ];
   rows.forEach((pixel, row) => {

@@ -6,7 +6,13 @@
  * eps, the worst case over attacks counts an example as robust only if it survives every attack.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ATTACK_NAMES, makeAttack, type Attack, type AttackInfo, type AttackOptions } from '../attacks/index.js';
+import {
+  ATTACK_NAMES,
+  makeAttack,
+  type Attack,
+  type AttackInfo,
+  type AttackOptions,
+} from '../attacks/index.js';
 import { check } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { formatEps } from '../util/format.js';
@@ -121,20 +127,40 @@ export interface AttackEntry {
   targetClasses?: number;
 }
 
-const ENTRY_KEYS: Record<string, keyof Omit<AttackEntry, 'name'>> = { steps: 'steps', restarts: 'restarts', eot: 'eotSamples', targets: 'targetClasses' };
-const ENTRY_MAX: Record<keyof Omit<AttackEntry, 'name'>, number> = { steps: LIMITS.steps, restarts: LIMITS.restarts, eotSamples: LIMITS.samples, targetClasses: LIMITS.classes };
+const ENTRY_KEYS: Record<string, keyof Omit<AttackEntry, 'name'>> = {
+  steps: 'steps',
+  restarts: 'restarts',
+  eot: 'eotSamples',
+  targets: 'targetClasses',
+};
+const ENTRY_MAX: Record<keyof Omit<AttackEntry, 'name'>, number> = {
+  steps: LIMITS.steps,
+  restarts: LIMITS.restarts,
+  eotSamples: LIMITS.samples,
+  targetClasses: LIMITS.classes,
+};
 
 /** An attack entry of the grid: a registry name, then optionally its own steps ("pgd:50") and key=value settings (restarts, eot, steps, targets). */
 export function parseAttackEntry(entry: string): AttackEntry {
   const [name, ...parts] = entry.split(':');
-  check(ATTACK_NAMES.includes(name), `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps and :restarts=N, :eot=N, :targets=N)`);
+  check(
+    ATTACK_NAMES.includes(name),
+    `unknown attack '${entry}' (one of: ${ATTACK_NAMES.join(', ')}; optionally name:steps and :restarts=N, :eot=N, :targets=N)`,
+  );
   const out: AttackEntry = { name };
   parts.forEach((part, i) => {
     const eq = part.indexOf('=');
-    const [k, v] = eq >= 0 ? [part.slice(0, eq), part.slice(eq + 1)] : i === 0 ? ['steps', part] : ['', part];
+    const [k, v] =
+      eq >= 0 ? [part.slice(0, eq), part.slice(eq + 1)] : i === 0 ? ['steps', part] : ['', part];
     const key = ENTRY_KEYS[k];
-    check(key && out[key] === undefined, `attack '${entry}': '${part}' is not one of steps (or a bare number first), restarts=N, eot=N, targets=N`);
-    check(key !== 'targetClasses' || name === 'apgd-t' || name === 'fab-t', `attack '${entry}': targets=N is for apgd-t and fab-t (the number of most likely wrong classes they target)`);
+    check(
+      key && out[key] === undefined,
+      `attack '${entry}': '${part}' is not one of steps (or a bare number first), restarts=N, eot=N, targets=N`,
+    );
+    check(
+      key !== 'targetClasses' || name === 'apgd-t' || name === 'fab-t',
+      `attack '${entry}': targets=N is for apgd-t and fab-t (the number of most likely wrong classes they target)`,
+    );
     check(/^\d+$/.test(v), `attack '${entry}': ${k} must be a whole number, got '${v}'`);
     const n = Number(v);
     checkCount(`attack '${entry}': ${k}`, n, ENTRY_MAX[key]);
@@ -145,12 +171,28 @@ export function parseAttackEntry(entry: string): AttackEntry {
 
 /** `o` with an attack entry's own settings over it. */
 export function withEntry(o: AttackOptions, e: Partial<AttackEntry>): AttackOptions {
-  return { ...o, steps: e.steps ?? o.steps, restarts: e.restarts ?? o.restarts, eotSamples: e.eotSamples ?? o.eotSamples, ...(e.targetClasses ? { targetClasses: e.targetClasses } : {}) };
+  return {
+    ...o,
+    steps: e.steps ?? o.steps,
+    restarts: e.restarts ?? o.restarts,
+    eotSamples: e.eotSamples ?? o.eotSamples,
+    ...(e.targetClasses ? { targetClasses: e.targetClasses } : {}),
+  };
 }
 
 /** The options an entry's attack is made with at `eps`: the entry's own settings over the grid's. */
 export function attackOptions(c: EvalConfig, eps: number, entry = ''): AttackOptions {
-  return withEntry({ eps, norm: c.norm, steps: c.steps, restarts: c.restarts, eotSamples: c.eotSamples, seed: c.seed }, entry ? parseAttackEntry(entry) : {});
+  return withEntry(
+    {
+      eps,
+      norm: c.norm,
+      steps: c.steps,
+      restarts: c.restarts,
+      eotSamples: c.eotSamples,
+      seed: c.seed,
+    },
+    entry ? parseAttackEntry(entry) : {},
+  );
 }
 
 /** Examples the report's gallery shows per model: the first clean-correct ones, at the largest eps. */
@@ -165,8 +207,24 @@ const CELL_FORMAT = 3;
  * included) and the batch size (random starts are drawn per batch). In a cascade, also the key of
  * the cell before it, whose survivors it attacks.
  */
-function cellKey(c: EvalConfig, m: EvalModel, dataSha256: string, attack: string, info: AttackInfo, after: string): string {
-  const what = { format: CELL_FORMAT, model: m.path, fingerprint: m.fingerprint, data: dataSha256, attack, info, batchSize: c.batchSize, ...(after ? { after } : {}) };
+function cellKey(
+  c: EvalConfig,
+  m: EvalModel,
+  dataSha256: string,
+  attack: string,
+  info: AttackInfo,
+  after: string,
+): string {
+  const what = {
+    format: CELL_FORMAT,
+    model: m.path,
+    fingerprint: m.fingerprint,
+    data: dataSha256,
+    attack,
+    info,
+    batchSize: c.batchSize,
+    ...(after ? { after } : {}),
+  };
   return sha256Hex(JSON.stringify(what)).slice(0, 32);
 }
 
@@ -209,9 +267,21 @@ export function planGrid(config: EvalConfig, models: EvalModel[]): PlannedModel[
       let previousKey = '';
       const before: string[] = [];
       for (const [stage, name] of config.attacks.entries()) {
-        const attack = makeAttack(parseAttackEntry(name).name, m.classifier, attackOptions(config, eps, name));
+        const attack = makeAttack(
+          parseAttackEntry(name).name,
+          m.classifier,
+          attackOptions(config, eps, name),
+        );
         const key = cellKey(config, m, dataSha256, name, attack.info, previousKey);
-        cells.push({ name, eps, attack, key, ...(config.cascade ? { after: [...before] } : {}), chain: config.cascade ? chain : chain++, stage: config.cascade ? stage : 0 });
+        cells.push({
+          name,
+          eps,
+          attack,
+          key,
+          ...(config.cascade ? { after: [...before] } : {}),
+          chain: config.cascade ? chain : chain++,
+          stage: config.cascade ? stage : 0,
+        });
         if (config.cascade) {
           previousKey = key;
           before.push(name);
@@ -224,23 +294,52 @@ export function planGrid(config: EvalConfig, models: EvalModel[]): PlannedModel[
 }
 
 /** A finished cell as runGrid writes it (the field order is the file's: a merged cell is byte for byte a one-process one, times aside). */
-export function cellResult(model: string, c: Pick<PlannedCell, 'name' | 'eps' | 'after'>, settings: AttackInfo, stats: AttackStats, robust: Uint8Array, backend: string): CellResult {
-  return { model, attack: c.name, eps: c.eps, settings, stats, robust: encodeMask(robust), backend, ...(c.after ? { after: c.after } : {}) };
+export function cellResult(
+  model: string,
+  c: Pick<PlannedCell, 'name' | 'eps' | 'after'>,
+  settings: AttackInfo,
+  stats: AttackStats,
+  robust: Uint8Array,
+  backend: string,
+): CellResult {
+  return {
+    model,
+    attack: c.name,
+    eps: c.eps,
+    settings,
+    stats,
+    robust: encodeMask(robust),
+    backend,
+    ...(c.after ? { after: c.after } : {}),
+  };
 }
 
 /**
  * The gallery PNG of a cell: the first GALLERY_SIZE clean-correct examples, from `clean` (their
  * 8-bit images) and `adversarial` (their rows as the run kept them), both holding only those rows.
  */
-export function galleryOf(clean: ImageSet, adversarial: Float32Array, norm: NormName, eps: number): string {
+export function galleryOf(
+  clean: ImageSet,
+  adversarial: Float32Array,
+  norm: NormName,
+  eps: number,
+): string {
   const shown = Array.from({ length: clean.count }, (_, i) => i);
-  return toBase64(adversarialGrid(clean, quantize(adversarial, clean.images, norm, eps, clean.height * clean.width * clean.channels), shown, 2));
+  return toBase64(
+    adversarialGrid(
+      clean,
+      quantize(adversarial, clean.images, norm, eps, clean.height * clean.width * clean.channels),
+      shown,
+      2,
+    ),
+  );
 }
 
 /** The first GALLERY_SIZE clean-correct examples of `cleanCorrect` (from example `from` on, as global indices). */
 export function galleryExamples(cleanCorrect: Uint8Array, from = 0): number[] {
   const shown: number[] = [];
-  for (let i = 0; i < cleanCorrect.length && shown.length < GALLERY_SIZE; i++) if (cleanCorrect[i]) shown.push(from + i);
+  for (let i = 0; i < cleanCorrect.length && shown.length < GALLERY_SIZE; i++)
+    if (cleanCorrect[i]) shown.push(from + i);
   return shown;
 }
 
@@ -249,7 +348,12 @@ export function rowsOf(set: ImageSet, which: number[]): ImageSet {
   const per = set.height * set.width * set.channels;
   const images = new Uint8Array(which.length * per);
   which.forEach((n, k) => images.set(set.images.subarray(n * per, (n + 1) * per), k * per));
-  return { ...set, images, labels: Uint8Array.from(which, (n) => set.labels[n]), count: which.length };
+  return {
+    ...set,
+    images,
+    labels: Uint8Array.from(which, (n) => set.labels[n]),
+    count: which.length,
+  };
 }
 
 /** Rows `which` of float images with `per` values each. */
@@ -262,7 +366,8 @@ export function floatRows(images: Float32Array, per: number, which: number[]): F
 /** A model's summary in the results (`clean`: its clean accuracy, from its cells). */
 export function modelSummary(p: PlannedModel, checks: ModelChecks, clean: number): ModelSummary {
   const m = p.model;
-  const meta = (m.model?.getUserDefinedMetadata() as { robust?: { model?: string } } | undefined)?.robust;
+  const meta = (m.model?.getUserDefinedMetadata() as { robust?: { model?: string } } | undefined)
+    ?.robust;
   return {
     model: m.path,
     arch: m.arch ?? meta?.model ?? m.name,
@@ -280,7 +385,11 @@ export function modelSummary(p: PlannedModel, checks: ModelChecks, clean: number
 }
 
 /** Worst case over the attacks run at each eps for each model. */
-export function worstCases(models: ModelSummary[], cells: CellResult[], attacks: string[]): WorstCase[] {
+export function worstCases(
+  models: ModelSummary[],
+  cells: CellResult[],
+  attacks: string[],
+): WorstCase[] {
   const out: WorstCase[] = [];
   for (const m of models) {
     const mine = cells.filter((c) => c.model === m.model);
@@ -292,7 +401,14 @@ export function worstCases(models: ModelSummary[], cells: CellResult[], attacks:
       const n = masks[0].length;
       let robust = 0;
       for (let i = 0; i < n; i++) if (masks.every((k) => k[i])) robust++;
-      out.push({ model: m.model, eps, n, clean_acc: m.clean_acc, robust_acc: robust / n, attacks: atEps.map((c) => c.attack) });
+      out.push({
+        model: m.model,
+        eps,
+        n,
+        clean_acc: m.clean_acc,
+        robust_acc: robust / n,
+        attacks: atEps.map((c) => c.attack),
+      });
     }
   }
   return out;
@@ -303,7 +419,10 @@ export function worstCases(models: ModelSummary[], cells: CellResult[], attacks:
  * results folder's cells/ (eval/grid.ts), or memory (a page). `where` names a key's place in warnings.
  */
 export interface CellStore {
-  readCell(key: string, expect: { model: string; attack: string; eps: number; n: number }): { cell?: CellResult; damaged?: string };
+  readCell(
+    key: string,
+    expect: { model: string; attack: string; eps: number; n: number },
+  ): { cell?: CellResult; damaged?: string };
   writeCell(key: string, cell: CellResult): void;
   readPartial(key: string, expect: PartialExpect): { state?: AttackRunState; damaged?: string };
   writePartial(key: string, state: AttackRunState, backend: string): void;
@@ -341,13 +460,22 @@ export interface GridRunOptions {
   shouldStop?: () => boolean;
   onCell?: (cell: CellResult, reused: boolean) => void;
   /** After every batch of a cell: images done of the cell's total (a page's progress line). */
-  onBatch?: (cell: { model: string; attack: string; eps: number }, seen: number, total: number) => void;
+  onBatch?: (
+    cell: { model: string; attack: string; eps: number },
+    seen: number,
+    total: number,
+  ) => void;
   /** One-line warnings (a damaged cell or partial cell file that is recomputed); default: standard error. */
   warn?: (message: string) => void;
 }
 
 /** Runs (or resumes) the grid with its cells in `store`; returns what is done so far (all of it unless stopped). */
-export async function runGridIn(store: CellStore, config: EvalConfig, models: EvalModel[], o: GridRunOptions): Promise<{ result: GridResult; complete: boolean }> {
+export async function runGridIn(
+  store: CellStore,
+  config: EvalConfig,
+  models: EvalModel[],
+  o: GridRunOptions,
+): Promise<{ result: GridResult; complete: boolean }> {
   const cells: CellResult[] = [];
   const summaries: ModelSummary[] = [];
   const maxEps = Math.max(...config.eps);
@@ -363,7 +491,8 @@ export async function runGridIn(store: CellStore, config: EvalConfig, models: Ev
       const { name, eps, attack, key } = c;
       if (c.stage === 0) survivors = undefined;
       const saved = store.readCell(key, { model: m.path, attack: name, eps, n: test.count });
-      if (saved.damaged) warn(`warning: ${store.where(key)}: damaged cell (${saved.damaged}); computing it again`);
+      if (saved.damaged)
+        warn(`warning: ${store.where(key)}: damaged cell (${saved.damaged}); computing it again`);
       if (saved.cell) {
         store.removePartial(key); // left by a kill between writing the cell and removing it
         const cell = saved.cell;
@@ -378,9 +507,16 @@ export async function runGridIn(store: CellStore, config: EvalConfig, models: Ev
         break outer;
       }
       // Every cell keeps the gallery's images (not only the largest eps's), so its partial does not depend on the eps list.
-      const runOptions = { batchSize: config.batchSize, keepAdversarials: { firstCorrect: GALLERY_SIZE }, only: survivors };
+      const runOptions = {
+        batchSize: config.batchSize,
+        keepAdversarials: { firstCorrect: GALLERY_SIZE },
+        only: survivors,
+      };
       const resumed = store.readPartial(key, { key, set: test, backend: o.backend, ...runOptions });
-      if (resumed.damaged) warn(`warning: ${store.where(key, true)}: damaged partial cell (${resumed.damaged}); starting the cell from its first batch`);
+      if (resumed.damaged)
+        warn(
+          `warning: ${store.where(key, true)}: damaged partial cell (${resumed.damaged}); starting the cell from its first batch`,
+        );
       const run = await runAttack(m.classifier, attack, test, {
         ...runOptions,
         quiet: o.quiet,
@@ -401,7 +537,12 @@ export async function runGridIn(store: CellStore, config: EvalConfig, models: Ev
       if (config.cascade) survivors = run.robust;
       if (eps === maxEps) {
         const shown = galleryExamples(run.cleanCorrect);
-        cell.gallery = galleryOf(rowsOf(test, shown), floatRows(run.adversarial!, test.height * test.width * test.channels, shown), attack.info.norm, eps);
+        cell.gallery = galleryOf(
+          rowsOf(test, shown),
+          floatRows(run.adversarial!, test.height * test.width * test.channels, shown),
+          attack.info.norm,
+          eps,
+        );
       }
       store.writeCell(key, cell);
       store.removePartial(key);
@@ -411,6 +552,13 @@ export async function runGridIn(store: CellStore, config: EvalConfig, models: Ev
     }
     summaries.push(modelSummary(p, checks, clean));
   }
-  const result: GridResult = { config, backend: o.backend, date: new Date().toISOString(), models: summaries, cells, worst: worstCases(summaries, cells, config.attacks) };
+  const result: GridResult = {
+    config,
+    backend: o.backend,
+    date: new Date().toISOString(),
+    models: summaries,
+    cells,
+    worst: worstCases(summaries, cells, config.attacks),
+  };
   return { result, complete };
 }

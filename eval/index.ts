@@ -1,9 +1,31 @@
 /** `robust/eval`: grids of models × attacks × budgets, AutoAttack's cascade, reports and shards. */
-export { runGrid, worstCases, parseAttackEntry, type EvalConfig, type EvalModel, type GridResult, type GridOptions, type CellResult, type ModelSummary, type WorstCase } from './grid.js';
+export {
+  runGrid,
+  worstCases,
+  parseAttackEntry,
+  type EvalConfig,
+  type EvalModel,
+  type GridResult,
+  type GridOptions,
+  type CellResult,
+  type ModelSummary,
+  type WorstCase,
+} from './grid.js';
 export { parseEvalConfig } from './config.js';
 export { evalModel, type EvalModelOptions } from './eval-model.js';
-export { loadDataForModel, loadGridModels, type ModelDataOptions, type GridModelOptions, type GridModels } from './model-data.js';
-export { runAttack, type AttackStats, type AttackRun, type AttackRunOptions } from './attack-run.js';
+export {
+  loadDataForModel,
+  loadGridModels,
+  type ModelDataOptions,
+  type GridModelOptions,
+  type GridModels,
+} from './model-data.js';
+export {
+  runAttack,
+  type AttackStats,
+  type AttackRun,
+  type AttackRunOptions,
+} from './attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './cascade.js';
 export { PRESETS, preset, type Preset } from './presets.js';
 export { writeReports, toCsv, toMarkdown, toHtml } from './report.js';

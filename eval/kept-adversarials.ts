@@ -30,7 +30,14 @@ export class KeptAdversarials {
   /** Puts back the rows of the examples a saved state covers: its kept images, clean images elsewhere. */
   restore(s: AttackRunState): void {
     const { per } = this;
-    this.images.set(gatherBatch(this.set, Int32Array.from({ length: s.seen }, (_, i) => i), NO_AUGMENT, new Rng(0))); // no augmentation: draws nothing
+    this.images.set(
+      gatherBatch(
+        this.set,
+        Int32Array.from({ length: s.seen }, (_, i) => i),
+        NO_AUGMENT,
+        new Rng(0),
+      ),
+    ); // no augmentation: draws nothing
     s.adversarial!.index.forEach((i, k) => {
       this.images.set(s.adversarial!.images.subarray(k * per, (k + 1) * per), i * per);
       this.kept.push(i);
@@ -39,11 +46,20 @@ export class KeptAdversarials {
   }
 
   /** One batch from example `start`: its clean and adversarial pixels, which were clean-correct and which attacked. */
-  add(start: number, clean: Float32Array, adversarial: Float32Array, cleanCorrect: ArrayLike<number>, attacked: Uint8Array): void {
+  add(
+    start: number,
+    clean: Float32Array,
+    adversarial: Float32Array,
+    cleanCorrect: ArrayLike<number>,
+    attacked: Uint8Array,
+  ): void {
     const { per } = this;
     for (let i = 0; i < cleanCorrect.length; i++) {
       const selected = cleanCorrect[i] === 1 && this.correct++ < this.first;
-      this.images.set((selected ? adversarial : clean).subarray(i * per, (i + 1) * per), (start + i) * per);
+      this.images.set(
+        (selected ? adversarial : clean).subarray(i * per, (i + 1) * per),
+        (start + i) * per,
+      );
       if (selected && attacked[i]) this.kept.push(start + i);
     }
   }
@@ -53,6 +69,10 @@ export class KeptAdversarials {
     const { per, kept } = this;
     const images = new Float32Array(kept.length * per);
     kept.forEach((i, k) => images.set(this.images.subarray(i * per, (i + 1) * per), k * per));
-    return { ...(this.keep !== true && { firstCorrect: this.first }), index: Int32Array.from(kept), images };
+    return {
+      ...(this.keep !== true && { firstCorrect: this.first }),
+      index: Int32Array.from(kept),
+      images,
+    };
   }
 }

@@ -26,10 +26,20 @@ function tagged(language: Language, escape: (s: string) => string) {
     if (Array.isArray(v)) return v.map(one).join('');
     return v === null || v === undefined || v === false ? '' : escape(String(v));
   };
-  return (strings: TemplateStringsArray, ...values: Value[]): Markup => new Markup(language, strings.reduce((out, s, i) => out + s + (i < values.length ? one(values[i]) : ''), ''));
+  return (strings: TemplateStringsArray, ...values: Value[]): Markup =>
+    new Markup(
+      language,
+      strings.reduce((out, s, i) => out + s + (i < values.length ? one(values[i]) : ''), ''),
+    );
 }
 
-const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const HTML_ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
 
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]);
 
@@ -37,7 +47,8 @@ export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ENTIT
  * Markdown text that stays inside its table cell or list item: line breaks become spaces and
  * every character that starts markup (emphasis, code, links, HTML, table pipes) is backslash-escaped.
  */
-export const escapeMarkdown = (s: string) => s.replace(/\r\n|[\r\n]/g, ' ').replace(/[\\`*_[\]<>|~&$]/g, '\\$&');
+export const escapeMarkdown = (s: string) =>
+  s.replace(/\r\n|[\r\n]/g, ' ').replace(/[\\`*_[\]<>|~&$]/g, '\\$&');
 
 /** HTML with every interpolation escaped (Markup from another `html` template is kept as is). */
 export const html = tagged('html', escapeHtml);

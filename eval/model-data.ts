@@ -10,7 +10,12 @@ import { NO_AUGMENT, makeBatch } from '../data/batches.js';
 import { fitImages } from '../data/fit.js';
 import { check } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { checkLogits, loadAnyModel, type AnyModelOptions, type LoadedModel } from '../models/any-model.js';
+import {
+  checkLogits,
+  loadAnyModel,
+  type AnyModelOptions,
+  type LoadedModel,
+} from '../models/any-model.js';
 import { evalModel } from './eval-model.js';
 import type { EvalConfig, EvalModel } from './grid.js';
 
@@ -27,17 +32,33 @@ export interface ModelDataOptions {
 }
 
 /** For a model robust did not build, one line on what was loaded and how it is fed. */
-export function noteLoaded(where: string, m: LoadedModel, note: (line: string) => void = (l) => console.error(l)): void {
-  if (m.kind !== 'robust') note(`note: ${where}: ${m.kind === 'graph' ? 'GraphModel' : 'LayersModel'}, ${m.input}`);
+export function noteLoaded(
+  where: string,
+  m: LoadedModel,
+  note: (line: string) => void = (l) => console.error(l),
+): void {
+  if (m.kind !== 'robust')
+    note(`note: ${where}: ${m.kind === 'graph' ? 'GraphModel' : 'LayersModel'}, ${m.input}`);
 }
 
 /** The data `m` is evaluated on; `fit` describes how its test images were fitted to the model, when they were. */
-export async function loadDataForModel(m: LoadedModel, o: ModelDataOptions = {}): Promise<DataSplit & { fit?: string }> {
+export async function loadDataForModel(
+  m: LoadedModel,
+  o: ModelDataOptions = {},
+): Promise<DataSplit & { fit?: string }> {
   const note = o.note ?? ((line: string) => console.error(line));
   const name = o.data ?? m.meta.data;
   check(name, `${m.path}: the model does not record its data set: pass --data`);
   // labels without class names ('0'..'k-1', from an npz or a CSV) stand for as many classes as the model has
-  const loaded = withClassCount(await loadData(name, { dataDir: o.dataDir, limit: o.limit, allowUnlabeled: o.labels === 'predicted', note }), m.numClasses);
+  const loaded = withClassCount(
+    await loadData(name, {
+      dataDir: o.dataDir,
+      limit: o.limit,
+      allowUnlabeled: o.labels === 'predicted',
+      note,
+    }),
+    m.numClasses,
+  );
   check(loaded.test.count > 0, `${loaded.name} has no test images`);
   const [h, w, c] = m.inputShape;
   let data: DataSplit & { fit?: string } = loaded;
@@ -48,10 +69,18 @@ export async function loadDataForModel(m: LoadedModel, o: ModelDataOptions = {})
     data = { ...loaded, test: set, fit: fit.description };
   }
   const k = data.classes.length;
-  check(m.kind === 'robust' ? m.numClasses === k : m.numClasses >= k, `the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`);
+  check(
+    m.kind === 'robust' ? m.numClasses === k : m.numClasses >= k,
+    `the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`,
+  );
   const first = take(data.test, 64);
   if (first.count > 0) {
-    const b = makeBatch(first, Int32Array.from({ length: first.count }, (_, i) => i), NO_AUGMENT, new Rng(0));
+    const b = makeBatch(
+      first,
+      Int32Array.from({ length: first.count }, (_, i) => i),
+      NO_AUGMENT,
+      new Rng(0),
+    );
     try {
       checkLogits(m, b.x);
     } finally {
@@ -61,7 +90,8 @@ export async function loadDataForModel(m: LoadedModel, o: ModelDataOptions = {})
   return data;
 }
 
-export interface GridModelOptions extends Omit<AnyModelOptions, 'seed'>, Omit<ModelDataOptions, 'data' | 'limit'> {}
+export interface GridModelOptions
+  extends Omit<AnyModelOptions, 'seed'>, Omit<ModelDataOptions, 'data' | 'limit'> {}
 
 export interface GridModels {
   /** The grid's rows, for runGrid / runGridShard. */
@@ -73,7 +103,10 @@ export interface GridModels {
 }
 
 /** Loads `config.models` with their data (config.data, config.limit) as rows of the grid. */
-export async function loadGridModels(config: EvalConfig, o: GridModelOptions = {}): Promise<GridModels> {
+export async function loadGridModels(
+  config: EvalConfig,
+  o: GridModelOptions = {},
+): Promise<GridModels> {
   const loaded: LoadedModel[] = [];
   const models: EvalModel[] = [];
   let dataName: string | undefined;
@@ -84,9 +117,19 @@ export async function loadGridModels(config: EvalConfig, o: GridModelOptions = {
       loaded.push(m);
       noteLoaded(location, m, o.note);
       const data = await loadDataForModel(m, { ...o, data: config.data, limit: config.limit });
-      check(!dataName || dataName === data.name, `all models must use one data set: ${dataName} and ${data.name}`);
+      check(
+        !dataName || dataName === data.name,
+        `all models must use one data set: ${dataName} and ${data.name}`,
+      );
       dataName = data.name;
-      models.push(evalModel(m, data.test, { name: location, labels: o.labels, limit: config.limit, fit: data.fit }));
+      models.push(
+        evalModel(m, data.test, {
+          name: location,
+          labels: o.labels,
+          limit: config.limit,
+          fit: data.fit,
+        }),
+      );
     }
   } catch (e) {
     dispose();

@@ -28,14 +28,21 @@ export interface AttackOutputs {
  * (`--grid`, by default the --save name with a .png extension, or `<save>.grid.png` when
  * --save itself ends in .png, so the grid never lands on the images).
  */
-export function attackOutputs(save: string | undefined, grid: string | undefined, channels: number): AttackOutputs {
+export function attackOutputs(
+  save: string | undefined,
+  grid: string | undefined,
+  channels: number,
+): AttackOutputs {
   const labels = save !== undefined && hasLabelFile(channels) ? `${save}.labels` : undefined;
   const stem = save?.replace(/\.[^./]*$/, '');
-  const gridFile = grid ?? (save === undefined ? undefined : `${stem}.png` === save ? `${stem}.grid.png` : `${stem}.png`);
+  const gridFile =
+    grid ??
+    (save === undefined ? undefined : `${stem}.png` === save ? `${stem}.grid.png` : `${stem}.png`);
   const files: OutputFile[] = [];
   if (save !== undefined) files.push({ flag: '--save', file: save });
   if (labels !== undefined) files.push({ flag: '--save (its labels)', file: labels });
-  if (gridFile !== undefined) files.push({ flag: grid !== undefined ? '--grid' : '--save (its PNG grid)', file: gridFile });
+  if (gridFile !== undefined)
+    files.push({ flag: grid !== undefined ? '--grid' : '--save (its PNG grid)', file: gridFile });
   return { images: save, labels, grid: gridFile, files };
 }
 
@@ -76,7 +83,10 @@ function stdoutFile(): fs.Stats | undefined {
  * in an existing writable folder, distinct from the other outputs and from standard output's
  * file, and not replacing an existing file inside a protected folder (the model's, the data's).
  */
-export function checkOutputs(outputs: OutputFile[], protect: { what: string; dir: string }[]): void {
+export function checkOutputs(
+  outputs: OutputFile[],
+  protect: { what: string; dir: string }[],
+): void {
   const seen = new Map<string, OutputFile>();
   const out = stdoutFile();
   for (const o of outputs) {
@@ -84,7 +94,10 @@ export function checkOutputs(outputs: OutputFile[], protect: { what: string; dir
     check(file.trim() !== '' && !file.includes('\0'), `${flag} needs a file name`);
     const abs = path.resolve(file);
     const stat = statOf(abs, `${flag} ${file}`);
-    check(!stat?.isDirectory() && !/[\\/]$/.test(file), `${flag} ${file} is a folder: give a file name, e.g. ${path.join(file, 'adv.bin')}`);
+    check(
+      !stat?.isDirectory() && !/[\\/]$/.test(file),
+      `${flag} ${file} is a folder: give a file name, e.g. ${path.join(file, 'adv.bin')}`,
+    );
     const dir = path.dirname(abs);
     const dirStat = statOf(dir, `${flag} ${file}`);
     check(dirStat, `${flag} ${file}: folder ${dir} does not exist`);
@@ -96,12 +109,22 @@ export function checkOutputs(outputs: OutputFile[], protect: { what: string; dir
     }
     const target = landing(file);
     const other = seen.get(target);
-    check(!other, () => `${flag} ${file} is the same file as ${other!.flag} ${other!.file}: give them different names`);
+    check(
+      !other,
+      () =>
+        `${flag} ${file} is the same file as ${other!.flag} ${other!.file}: give them different names`,
+    );
     seen.set(target, o);
-    check(!(out && stat && stat.dev === out.dev && stat.ino === out.ino), `${flag} ${file} is the file standard output is redirected to`);
+    check(
+      !(out && stat && stat.dev === out.dev && stat.ino === out.ino),
+      `${flag} ${file} is the file standard output is redirected to`,
+    );
     for (const p of protect) {
       if (!fs.existsSync(p.dir)) continue;
-      check(!(stat && inside(target, fs.realpathSync(p.dir))), `${flag} ${file} would replace a file of ${p.what} (${p.dir}): write it elsewhere`);
+      check(
+        !(stat && inside(target, fs.realpathSync(p.dir))),
+        `${flag} ${file} would replace a file of ${p.what} (${p.dir}): write it elsewhere`,
+      );
     }
   }
 }

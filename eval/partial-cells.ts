@@ -9,18 +9,38 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ImageSet } from '../data/dataset.js';
-import { fieldProblem, int, nested, num, optional, leaf, matching, oneOf, str, type Shape } from '../util/fields.js';
+import {
+  fieldProblem,
+  int,
+  nested,
+  num,
+  optional,
+  leaf,
+  matching,
+  oneOf,
+  str,
+  type Shape,
+} from '../util/fields.js';
 import { readDigested, writeDigested } from './cells.js';
-import { OUTCOME_FLAGS, OUTCOME_SIZES, stateProblem, type AttackRunState, type ExampleOutcomes, type KeepAdversarials } from './attack-state.js';
+import {
+  OUTCOME_FLAGS,
+  OUTCOME_SIZES,
+  stateProblem,
+  type AttackRunState,
+  type ExampleOutcomes,
+  type KeepAdversarials,
+} from './attack-state.js';
 import { base64 } from './result-shape.js';
 
 /** Bumped when the saved state's meaning changes: an older partial is then not trusted. (2: no random stream states, per-example outcomes.) */
 const PARTIAL_FORMAT = 2;
 
-export const partialFile = (cellDir: string, key: string) => path.join(cellDir, `${key}.partial.json`);
+export const partialFile = (cellDir: string, key: string) =>
+  path.join(cellDir, `${key}.partial.json`);
 export const isPartialFile = (name: string) => name.endsWith('.partial.json');
 
-export const b64 = (a: Uint8Array | Int32Array | Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+export const b64 = (a: Uint8Array | Int32Array | Float32Array) =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 /** Bytes of base64 `s` in a fresh (aligned) buffer. */
 export const bytes = (s: string) => Uint8Array.from(Buffer.from(s, 'base64'));
 /** float32 values of base64 `s`; null when it does not hold whole ones. */
@@ -29,7 +49,9 @@ export function floats(s: string): Float32Array | null {
   return b.length % 4 === 0 ? new Float32Array(b.buffer) : null;
 }
 
-export const OUTCOMES: Shape = Object.fromEntries([...OUTCOME_FLAGS, ...OUTCOME_SIZES].map((k) => [k, base64]));
+export const OUTCOMES: Shape = Object.fromEntries(
+  [...OUTCOME_FLAGS, ...OUTCOME_SIZES].map((k) => [k, base64]),
+);
 export type SavedOutcomes = Record<keyof ExampleOutcomes, string>;
 
 export function encodeOutcomes(o: ExampleOutcomes): SavedOutcomes {
@@ -41,15 +63,48 @@ export function decodeOutcomes(s: SavedOutcomes): ExampleOutcomes | null {
   const sizes = OUTCOME_SIZES.map((k) => floats(s[k]));
   if (sizes.some((v) => v === null)) return null;
   const [linf, l2, l1] = sizes as Float32Array[];
-  return { perturbed: bytes(s.perturbed), counted: bytes(s.counted), success: bytes(s.success), linf, l2, l1 };
+  return {
+    perturbed: bytes(s.perturbed),
+    counted: bytes(s.counted),
+    success: bytes(s.success),
+    linf,
+    l2,
+    l1,
+  };
 }
 
-const TALLY: Shape = { perturbed: int(0), attacked: int(0), successes: int(0), linfSum: num(0), linfMax: num(0), l2Sum: num(0), l2Max: num(0), l1Sum: num(0), l1Max: num(0) };
-const STATE: Shape = {
-  seen: int(0), tally: nested(TALLY), seconds: num(0), cleanCorrect: base64, robust: base64, outcomes: optional(nested(OUTCOMES)),
-  adversarial: optional(nested({ firstCorrect: optional(int(1)), index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'), images: base64 })),
+const TALLY: Shape = {
+  perturbed: int(0),
+  attacked: int(0),
+  successes: int(0),
+  linfSum: num(0),
+  linfMax: num(0),
+  l2Sum: num(0),
+  l2Max: num(0),
+  l1Sum: num(0),
+  l1Max: num(0),
 };
-const PARTIAL: Shape = { format: oneOf(PARTIAL_FORMAT), key: matching(/^[0-9a-f]{32}$/, 'a cell key'), backend: str, state: nested(STATE) };
+const STATE: Shape = {
+  seen: int(0),
+  tally: nested(TALLY),
+  seconds: num(0),
+  cleanCorrect: base64,
+  robust: base64,
+  outcomes: optional(nested(OUTCOMES)),
+  adversarial: optional(
+    nested({
+      firstCorrect: optional(int(1)),
+      index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'),
+      images: base64,
+    }),
+  ),
+};
+const PARTIAL: Shape = {
+  format: oneOf(PARTIAL_FORMAT),
+  key: matching(/^[0-9a-f]{32}$/, 'a cell key'),
+  backend: str,
+  state: nested(STATE),
+};
 
 /** Saves a cell's state after a batch; `backend` is the one its batches ran on (a resume elsewhere would mix them). */
 export function writePartial(file: string, key: string, s: AttackRunState, backend: string): void {
@@ -64,7 +119,15 @@ export function writePartial(file: string, key: string, s: AttackRunState, backe
   writeDigested(file, { format: PARTIAL_FORMAT, key, backend, state });
 }
 
-type Saved = { seen: number; tally: AttackRunState['tally']; seconds: number; cleanCorrect: string; robust: string; outcomes?: SavedOutcomes; adversarial?: { firstCorrect?: number; index: number[]; images: string } };
+type Saved = {
+  seen: number;
+  tally: AttackRunState['tally'];
+  seconds: number;
+  cleanCorrect: string;
+  robust: string;
+  outcomes?: SavedOutcomes;
+  adversarial?: { firstCorrect?: number; index: number[]; images: string };
+};
 
 /** The state in a checked partial; null when its images or sizes are not whole float32 values. */
 function decode(s: Saved): AttackRunState | null {
@@ -77,7 +140,11 @@ function decode(s: Saved): AttackRunState | null {
     cleanCorrect: bytes(s.cleanCorrect),
     robust: bytes(s.robust),
     outcomes,
-    adversarial: a && { ...(a.firstCorrect !== undefined && { firstCorrect: a.firstCorrect }), index: Int32Array.from(a.index), images: images! },
+    adversarial: a && {
+      ...(a.firstCorrect !== undefined && { firstCorrect: a.firstCorrect }),
+      index: Int32Array.from(a.index),
+      images: images!,
+    },
   };
 }
 
@@ -97,17 +164,27 @@ export interface PartialExpectation {
  * when it exists but cannot be trusted (the cell then starts from its first batch), neither when
  * there is none.
  */
-export function readPartial(file: string, e: PartialExpectation): { state?: AttackRunState; damaged?: string } {
+export function readPartial(
+  file: string,
+  e: PartialExpectation,
+): { state?: AttackRunState; damaged?: string } {
   const per = e.set.height * e.set.width * e.set.channels;
   const k = e.keepAdversarials;
   const keptMax = k === true ? e.set.count : k ? Math.min(k.firstCorrect, e.set.count) : 0;
-  const maxBytes = 64 * 1024 + 4 * e.set.count + (e.outcomes ? 24 * e.set.count : 0) + Math.ceil((keptMax * (4 * per + 16) * 4) / 3);
+  const maxBytes =
+    64 * 1024 +
+    4 * e.set.count +
+    (e.outcomes ? 24 * e.set.count : 0) +
+    Math.ceil((keptMax * (4 * per + 16) * 4) / 3);
   const r = readDigested(file, { maxBytes, what: 'partial cell file' });
   if (!r.content) return r;
   const bad = fieldProblem(r.content, PARTIAL);
   if (bad) return { damaged: bad };
   if (r.content.key !== e.key) return { damaged: 'it belongs to another cell' };
-  if (r.content.backend !== e.backend) return { damaged: `its batches ran on ${JSON.stringify(r.content.backend)}, this run is on ${JSON.stringify(e.backend)}` };
+  if (r.content.backend !== e.backend)
+    return {
+      damaged: `its batches ran on ${JSON.stringify(r.content.backend)}, this run is on ${JSON.stringify(e.backend)}`,
+    };
   const state = decode(r.content.state as Saved);
   if (!state) return { damaged: 'its images or perturbation sizes are not whole float32 values' };
   const why = stateProblem(state, e.set, e);

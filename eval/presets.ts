@@ -20,21 +20,31 @@ const STANDARD: Preset = {
   // decreasing-eps schedule (L1-APGD's default here)
   l1Attacks: ['apgd-ce:restarts=5', 'apgd-t:targets=5', 'fab-t', 'square'],
   cascade: true,
-  description: "AutoAttack's standard version: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries), 100 iterations each; for L1 APGD-CE with 5 restarts and APGD-T with 5 targets on the 3·eps, 2·eps, eps schedule",
+  description:
+    "AutoAttack's standard version: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries), 100 iterations each; for L1 APGD-CE with 5 restarts and APGD-T with 5 targets on the 3·eps, 2·eps, eps schedule",
 };
 
 export const PRESETS: Record<string, Preset> = {
   autoattack: STANDARD,
   'autoattack:standard': STANDARD,
   'autoattack:plus': {
-    attacks: ['apgd-ce:restarts=5', 'apgd-dlr:restarts=5', 'fab:restarts=5', 'square', 'apgd-t', 'fab-t'],
+    attacks: [
+      'apgd-ce:restarts=5',
+      'apgd-dlr:restarts=5',
+      'fab:restarts=5',
+      'square',
+      'apgd-t',
+      'fab-t',
+    ],
     cascade: true,
-    description: "AutoAttack's plus version: APGD-CE and APGD-DLR with 5 restarts, FAB with 5 restarts, Square, APGD-T, FAB-T",
+    description:
+      "AutoAttack's plus version: APGD-CE and APGD-DLR with 5 restarts, FAB with 5 restarts, Square, APGD-T, FAB-T",
   },
   'autoattack:rand': {
     attacks: ['apgd-ce:eot=20', 'apgd-dlr:eot=20'],
     cascade: true,
-    description: "AutoAttack's version for randomized defenses: APGD-CE and APGD-DLR, gradients averaged over 20 draws (EOT)",
+    description:
+      "AutoAttack's version for randomized defenses: APGD-CE and APGD-DLR, gradients averaged over 20 draws (EOT)",
   },
 };
 

@@ -11,8 +11,31 @@ import { html, md, trustedHtml, type Markup, type Value } from './markup.js';
 const NORM_LABEL: Record<NormName, string> = { linf: 'Linf', l2: 'L2', l1: 'L1' };
 
 export const CSV_COLUMNS = [
-  'model', 'arch', 'params', 'defense', 'attack', 'after', 'norm', 'eps', 'alpha', 'steps', 'restarts', 'eot_samples', 'seed', 'n',
-  'clean_acc', 'robust_acc', 'success_rate', 'linf_mean', 'linf_max', 'l2_mean', 'l2_max', 'l1_mean', 'l1_max', 'seconds', 'backend',
+  'model',
+  'arch',
+  'params',
+  'defense',
+  'attack',
+  'after',
+  'norm',
+  'eps',
+  'alpha',
+  'steps',
+  'restarts',
+  'eot_samples',
+  'seed',
+  'n',
+  'clean_acc',
+  'robust_acc',
+  'success_rate',
+  'linf_mean',
+  'linf_max',
+  'l2_mean',
+  'l2_max',
+  'l1_mean',
+  'l1_max',
+  'seconds',
+  'backend',
 ] as const;
 
 export type CsvRow = Record<(typeof CSV_COLUMNS)[number], string | number>;
@@ -21,24 +44,63 @@ export type CsvRow = Record<(typeof CSV_COLUMNS)[number], string | number>;
 export function csvRows(r: GridResult): CsvRow[] {
   const rows: CsvRow[] = [];
   for (const m of r.models) {
-    const base = { model: m.model, arch: m.arch, params: m.params, defense: m.defense, backend: r.backend, seed: r.config.seed };
+    const base = {
+      model: m.model,
+      arch: m.arch,
+      params: m.params,
+      defense: m.defense,
+      backend: r.backend,
+      seed: r.config.seed,
+    };
     for (const c of r.cells.filter((c) => c.model === m.model)) {
       const s = c.settings;
       rows.push({
         ...base,
         backend: c.backend ?? r.backend,
-        attack: c.attack, after: (c.after ?? []).join('+'), norm: s.norm, eps: c.eps, alpha: s.alpha ?? '', steps: s.steps ?? '', restarts: s.restarts ?? '', eot_samples: s.eotSamples,
-        n: c.stats.n, clean_acc: c.stats.clean_acc, robust_acc: c.stats.robust_acc, success_rate: c.stats.success_rate,
-        linf_mean: c.stats.linf_mean, linf_max: c.stats.linf_max, l2_mean: c.stats.l2_mean, l2_max: c.stats.l2_max, l1_mean: c.stats.l1_mean ?? '', l1_max: c.stats.l1_max ?? '', seconds: c.stats.seconds,
+        attack: c.attack,
+        after: (c.after ?? []).join('+'),
+        norm: s.norm,
+        eps: c.eps,
+        alpha: s.alpha ?? '',
+        steps: s.steps ?? '',
+        restarts: s.restarts ?? '',
+        eot_samples: s.eotSamples,
+        n: c.stats.n,
+        clean_acc: c.stats.clean_acc,
+        robust_acc: c.stats.robust_acc,
+        success_rate: c.stats.success_rate,
+        linf_mean: c.stats.linf_mean,
+        linf_max: c.stats.linf_max,
+        l2_mean: c.stats.l2_mean,
+        l2_max: c.stats.l2_max,
+        l1_mean: c.stats.l1_mean ?? '',
+        l1_max: c.stats.l1_max ?? '',
+        seconds: c.stats.seconds,
       });
     }
     for (const w of r.worst.filter((w) => w.model === m.model)) {
       const cells = r.cells.filter((c) => c.model === m.model && c.eps === w.eps);
       rows.push({
         ...base,
-        attack: r.config.cascade ? finalLabel(r) : 'worst-case', after: '', norm: r.config.norm, eps: w.eps, alpha: '', steps: '', restarts: '', eot_samples: '',
-        n: w.n, clean_acc: w.clean_acc, robust_acc: w.robust_acc, success_rate: w.clean_acc > 0 ? 1 - w.robust_acc / w.clean_acc : 0,
-        linf_mean: '', linf_max: '', l2_mean: '', l2_max: '', l1_mean: '', l1_max: '', seconds: cells.reduce((t, c) => t + c.stats.seconds, 0),
+        attack: r.config.cascade ? finalLabel(r) : 'worst-case',
+        after: '',
+        norm: r.config.norm,
+        eps: w.eps,
+        alpha: '',
+        steps: '',
+        restarts: '',
+        eot_samples: '',
+        n: w.n,
+        clean_acc: w.clean_acc,
+        robust_acc: w.robust_acc,
+        success_rate: w.clean_acc > 0 ? 1 - w.robust_acc / w.clean_acc : 0,
+        linf_mean: '',
+        linf_max: '',
+        l2_mean: '',
+        l2_max: '',
+        l1_mean: '',
+        l1_max: '',
+        seconds: cells.reduce((t, c) => t + c.stats.seconds, 0),
       });
     }
   }
@@ -49,10 +111,13 @@ export function csvRows(r: GridResult): CsvRow[] {
  * A text field that a spreadsheet would run as a formula (starting with = + - @, tab or CR) gets
  * a leading apostrophe, the usual defence against CSV injection; numbers are written as numbers.
  */
-const inert = (v: string | number) => (typeof v === 'string' && /^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
+const inert = (v: string | number) =>
+  typeof v === 'string' && /^[=+\-@\t\r]/.test(v) ? `'${v}` : v;
 
 export function toCsv(r: GridResult): string {
-  const rows = csvRows(r).map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, inert(v)])));
+  const rows = csvRows(r).map((row) =>
+    Object.fromEntries(Object.entries(row).map(([k, v]) => [k, inert(v)])),
+  );
   return stringify(rows, { header: true, columns: [...CSV_COLUMNS] });
 }
 
@@ -60,14 +125,18 @@ const pct = (v: number) => (100 * v).toFixed(2);
 export const epsLabel = formatEps;
 
 /** How many test images the grid evaluated (the limit, or fewer when the data set is smaller). */
-const imagesOf = (r: GridResult) => (r.models.length ? Math.max(...r.models.map((m) => m.n)) : r.config.limit);
+const imagesOf = (r: GridResult) =>
+  r.models.length ? Math.max(...r.models.map((m) => m.n)) : r.config.limit;
 
 function protocolNote(r: GridResult): string {
-  const predicted = r.models.filter((m) => m.labels === 'predicted').map((m) => modelLabel(r, m.model));
+  const predicted = r.models
+    .filter((m) => m.labels === 'predicted')
+    .map((m) => modelLabel(r, m.model));
   const labels = predicted.length
     ? ` Labels of ${predicted.join(', ')}: the model's own clean predictions (--labels predicted): robust accuracy is the share of its decisions no attack changed (clean accuracy is 100% unless the model is randomized, when another draw may decide otherwise).`
     : '';
-  if (!r.config.cascade) return `Worst case: an example counts as robust only if it survives every attack.${labels}`;
+  if (!r.config.cascade)
+    return `Worst case: an example counts as robust only if it survives every attack.${labels}`;
   const name = r.config.preset ? `${finalLabel(r)} (preset ${r.config.preset})` : 'Cascade';
   return `${name}: each attack runs only on the examples the attacks above it left robust; a "+ attack" row is the robust accuracy after it, the last row the final one.${labels}`;
 }
@@ -75,26 +144,53 @@ function protocolNote(r: GridResult): string {
 /** The last row's name: a cascade's final accuracy (AutoAttack's, for its presets), else the worst case over attacks. */
 function finalLabel(r: GridResult): string {
   if (!r.config.cascade) return 'worst case';
-  return r.config.preset?.startsWith('autoattack') ? r.config.preset.replace(/^autoattack/, 'AutoAttack') : 'cascade';
+  return r.config.preset?.startsWith('autoattack')
+    ? r.config.preset.replace(/^autoattack/, 'AutoAttack')
+    : 'cascade';
 }
 
 /**
  * The table: per model, one row per attack and the worst case; columns clean and robust per eps.
  * In a cascade each attack's row is the robust accuracy after it and all before it ("+ name").
  */
-function tableRows(r: GridResult): { header: string[]; rows: { model: string; cells: string[]; worst: boolean }[] } {
+function tableRows(r: GridResult): {
+  header: string[];
+  rows: { model: string; cells: string[]; worst: boolean }[];
+} {
   const eps = r.config.eps;
   const header = ['model', 'defense', 'attack', 'clean', ...eps.map((e) => `eps ${epsLabel(e)}`)];
   const rows: { model: string; cells: string[]; worst: boolean }[] = [];
   for (const m of r.models) {
     const label = modelLabel(r, m.model);
     r.config.attacks.forEach((attack, i) => {
-      const byEps = eps.map((e) => r.cells.find((c) => c.model === m.model && c.attack === attack && c.eps === e));
+      const byEps = eps.map((e) =>
+        r.cells.find((c) => c.model === m.model && c.attack === attack && c.eps === e),
+      );
       const name = r.config.cascade && i > 0 ? `+ ${attack}` : attack;
-      rows.push({ model: m.model, worst: false, cells: [label, m.defense, name, pct(m.clean_acc), ...byEps.map((c) => (c ? pct(c.stats.robust_acc) : '–'))] });
+      rows.push({
+        model: m.model,
+        worst: false,
+        cells: [
+          label,
+          m.defense,
+          name,
+          pct(m.clean_acc),
+          ...byEps.map((c) => (c ? pct(c.stats.robust_acc) : '–')),
+        ],
+      });
     });
     const worst = eps.map((e) => r.worst.find((w) => w.model === m.model && w.eps === e));
-    rows.push({ model: m.model, worst: true, cells: [label, m.defense, finalLabel(r), pct(m.clean_acc), ...worst.map((w) => (w ? pct(w.robust_acc) : '–'))] });
+    rows.push({
+      model: m.model,
+      worst: true,
+      cells: [
+        label,
+        m.defense,
+        finalLabel(r),
+        pct(m.clean_acc),
+        ...worst.map((w) => (w ? pct(w.robust_acc) : '–')),
+      ],
+    });
   }
   return { header, rows };
 }
@@ -106,7 +202,10 @@ function tableRows(r: GridResult): { header: string[]; rows: { model: string; ce
 export function modelLabel(r: GridResult, model: string): string {
   const parts = (m: string) => m.split(/[\\/]+/).filter(Boolean);
   const mine = parts(model);
-  const others = r.models.map((m) => m.model).filter((m) => m !== model).map(parts);
+  const others = r.models
+    .map((m) => m.model)
+    .filter((m) => m !== model)
+    .map(parts);
   for (let k = 1; k < mine.length; k++) {
     const tail = mine.slice(-k).join('/');
     if (others.every((o) => o.slice(-k).join('/') !== tail)) return tail;
@@ -119,22 +218,35 @@ function flagText(r: GridResult, f: Flag): string {
 }
 
 /** One table line; every cell is escaped by `md`, so no value can add a column, a line or markup. */
-const mdRow = (cells: Value[]) => md`| ${cells.map((c, i) => (i === 0 ? md`${c}` : md` | ${c}`))} |`;
+const mdRow = (cells: Value[]) =>
+  md`| ${cells.map((c, i) => (i === 0 ? md`${c}` : md` | ${c}`))} |`;
 
 export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): string {
   const { header, rows } = tableRows(r);
   const lines: Markup[] = [
-    md`# Robustness evaluation`,
+    md`
+# Robustness evaluation
+    `,
     md``,
     md`${NORM_LABEL[r.config.norm]} robust accuracy (%) on the first ${imagesOf(r)} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
     md`${protocolNote(r)}`,
     ...(r.incomplete ? [md`**Incomplete:** ${r.incomplete}.`] : []),
     md``,
     mdRow(header),
-    md`|${header.map(() => md`---|`)}`,
+    md`|${header.map(
+      () => md`
+---|
+      `,
+    )}`,
     ...rows.map((row) => mdRow(row.cells.map((c, i) => (row.worst && i >= 2 ? md`**${c}**` : c)))),
     md``,
-    flags.length ? md`## Sanity flags` : md`Sanity checks: no flags.`,
+    flags.length
+      ? md`
+## Sanity flags
+        `
+      : md`
+Sanity checks: no flags.
+        `,
     ...flags.map((f) => md`- ${flagText(r, f)}`),
     md``,
   ];
@@ -157,8 +269,12 @@ export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
   // the dashed line: the worst case over attacks, or a cascade's final accuracy (AutoAttack's), as the table names it
   const last = finalLabel(r);
   const values = [
-    ...r.cells.filter((c) => c.model === model).map((c) => ({ eps: c.eps * unit, acc: 100 * c.stats.robust_acc, attack: c.attack })),
-    ...r.worst.filter((w) => w.model === model).map((w) => ({ eps: w.eps * unit, acc: 100 * w.robust_acc, attack: last })),
+    ...r.cells
+      .filter((c) => c.model === model)
+      .map((c) => ({ eps: c.eps * unit, acc: 100 * c.stats.robust_acc, attack: c.attack })),
+    ...r.worst
+      .filter((w) => w.model === model)
+      .map((w) => ({ eps: w.eps * unit, acc: 100 * w.robust_acc, attack: last })),
   ];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -168,10 +284,22 @@ export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
     data: { values },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'eps', type: 'quantitative', title: r.config.norm === 'linf' ? 'eps (×1/255)' : `eps (${NORM_LABEL[r.config.norm]})` },
-      y: { field: 'acc', type: 'quantitative', title: 'robust accuracy (%)', scale: { domain: [0, 100] } },
+      x: {
+        field: 'eps',
+        type: 'quantitative',
+        title: r.config.norm === 'linf' ? 'eps (×1/255)' : `eps (${NORM_LABEL[r.config.norm]})`,
+      },
+      y: {
+        field: 'acc',
+        type: 'quantitative',
+        title: 'robust accuracy (%)',
+        scale: { domain: [0, 100] },
+      },
       color: { field: 'attack', type: 'nominal' },
-      strokeDash: { condition: { test: `datum.attack === ${JSON.stringify(last)}`, value: [4, 2] }, value: [1, 0] },
+      strokeDash: {
+        condition: { test: `datum.attack === ${JSON.stringify(last)}`, value: [4, 2] },
+        value: [1, 0],
+      },
     },
   } as TopLevelSpec;
 }
@@ -192,8 +320,32 @@ export function tradeoffSpec(r: GridResult): TopLevelSpec {
     height: 220,
     data: { values },
     layer: [
-      { mark: { type: 'point', filled: true, size: 80 }, encoding: { x: { field: 'clean', type: 'quantitative', title: 'clean accuracy (%)', scale: { domain: [0, 100] } }, y: { field: 'robust', type: 'quantitative', title: 'robust accuracy (%)', scale: { domain: [0, 100] } }, color: { field: 'defense', type: 'nominal' } } },
-      { mark: { type: 'text', dx: 8, align: 'left' }, encoding: { x: { field: 'clean', type: 'quantitative' }, y: { field: 'robust', type: 'quantitative' }, text: { field: 'model' } } },
+      {
+        mark: { type: 'point', filled: true, size: 80 },
+        encoding: {
+          x: {
+            field: 'clean',
+            type: 'quantitative',
+            title: 'clean accuracy (%)',
+            scale: { domain: [0, 100] },
+          },
+          y: {
+            field: 'robust',
+            type: 'quantitative',
+            title: 'robust accuracy (%)',
+            scale: { domain: [0, 100] },
+          },
+          color: { field: 'defense', type: 'nominal' },
+        },
+      },
+      {
+        mark: { type: 'text', dx: 8, align: 'left' },
+        encoding: {
+          x: { field: 'clean', type: 'quantitative' },
+          y: { field: 'robust', type: 'quantitative' },
+          text: { field: 'model' },
+        },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -202,32 +354,107 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
   const { header, rows } = tableRows(r);
   const maxEps = Math.max(...r.config.eps);
   // vega's SVG serializer escapes every text and attribute it writes (vega-scenegraph markup.js).
-  const plots = (await Promise.all(r.models.map((m) => svg(epsPlotSpec(r, m.model))))).map(trustedHtml);
+  const plots = (await Promise.all(r.models.map((m) => svg(epsPlotSpec(r, m.model))))).map(
+    trustedHtml,
+  );
   const tradeoff = trustedHtml(await svg(tradeoffSpec(r)));
   const gallery = r.models.flatMap((m) => {
     const cells = r.cells.filter((c) => c.model === m.model && c.eps === maxEps && c.gallery);
     if (cells.length === 0) return [];
     const strongest = cells.reduce((a, b) => (a.stats.robust_acc <= b.stats.robust_acc ? a : b));
     const name = modelLabel(r, m.model);
-    return [html`<figure><img alt="adversarial examples for ${name}" src="data:image/png;base64,${strongest.gallery}"><figcaption>${name}: ${strongest.attack} at eps ${epsLabel(maxEps)} — originals, perturbations (gray = 0, scaled), adversarials</figcaption></figure>\n`];
+    return [
+      html`<figure>
+        <img
+          alt="adversarial examples for ${name}"
+          src="data:image/png;base64,${strongest.gallery}"
+        />
+        <figcaption>
+          ${name}: ${strongest.attack} at eps ${epsLabel(maxEps)} — originals, perturbations (gray =
+          0, scaled), adversarials
+        </figcaption>
+      </figure> `,
+    ];
   });
   return html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>robust: evaluation report</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}</style>
-</head><body>
-<h1>Robustness evaluation</h1>
-<p>${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
-${protocolNote(r)}</p>
-${r.incomplete ? html`<p class="flag"><strong>Incomplete:</strong> ${r.incomplete}.</p>\n` : ''}<table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
-${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}</tbody></table>
-<h2>Sanity checks</h2>
-${flags.length ? html`<ul>${flags.map((f) => html`<li class="flag">${flagText(r, f)}</li>`)}</ul>` : html`<p>No flags.</p>`}
-<h2>Plots</h2>
-<div class="plots">${plots.map((p) => html`<div class="plot">${p}</div>\n`)}<div class="plot">${tradeoff}</div></div>
-<h2>Adversarial examples</h2>
-${gallery.length ? gallery : html`<p>None kept.</p>`}
-</body></html>
-`.text;
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <title>robust: evaluation report</title>
+        <style>
+          body {
+            font-family: system-ui, sans-serif;
+            margin: 2em;
+            max-width: 1100px;
+          }
+          table {
+            border-collapse: collapse;
+          }
+          td,
+          th {
+            border: 1px solid #ccc;
+            padding: 3px 8px;
+            text-align: right;
+          }
+          td:nth-child(-n + 3),
+          th:nth-child(-n + 3) {
+            text-align: left;
+          }
+          tr.worst {
+            font-weight: bold;
+            background: #f4f4f4;
+          }
+          .plots {
+            display: flex;
+            flex-wrap: wrap;
+            gap: 1em;
+          }
+          .flag {
+            color: #a00;
+          }
+          figure {
+            margin: 1em 0;
+          }
+          img {
+            image-rendering: pixelated;
+          }
+        </style>
+      </head>
+      <body>
+        <h1>Robustness evaluation</h1>
+        <p>
+          ${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%)
+          on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} ·
+          ${r.date}. ${protocolNote(r)}
+        </p>
+        ${r.incomplete ? html`<p class="flag"><strong>Incomplete:</strong> ${r.incomplete}.</p> ` : ''}
+        <table>
+          <thead>
+            <tr>
+              ${header.map((h) => html`<th>${h}</th>`)}
+            </tr>
+          </thead>
+          <tbody>
+            ${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}
+          </tbody>
+        </table>
+        <h2>Sanity checks</h2>
+        ${
+          flags.length
+            ? html`<ul>
+                ${flags.map((f) => html`<li class="flag">${flagText(r, f)}</li>`)}
+              </ul>`
+            : html`<p>No flags.</p>`
+        }
+        <h2>Plots</h2>
+        <div class="plots">
+          ${plots.map((p) => html`<div class="plot">${p}</div> `)}
+          <div class="plot">${tradeoff}</div>
+        </div>
+        <h2>Adversarial examples</h2>
+        ${gallery.length ? gallery : html`<p>None kept.</p>`}
+      </body>
+    </html> `.text;
 }
 
 /** The four report files of a grid (name → text): results.csv, results.json, results.md, report.html. */
@@ -235,7 +462,11 @@ export async function reportFiles(r: GridResult): Promise<Record<string, string>
   const flags = sanityFlags(r);
   return {
     'results.csv': toCsv(r),
-    'results.json': JSON.stringify({ ...r, cells: r.cells.map(({ gallery: _g, ...c }) => c), flags }, null, 2),
+    'results.json': JSON.stringify(
+      { ...r, cells: r.cells.map(({ gallery: _g, ...c }) => c), flags },
+      null,
+      2,
+    ),
     'results.md': toMarkdown(r, flags),
     'report.html': await toHtml(r, flags),
   };

@@ -35,19 +35,46 @@ export const ASCENT_STEP = 1 / 255;
 /** Gradient and output checks on the first (up to) 256 images. */
 export function modelChecks(c: Classifier, set: ImageSet): ModelChecks {
   const n = Math.min(256, set.count);
-  const b = makeBatch(set, Int32Array.from({ length: n }, (_, i) => i), NO_AUGMENT, new Rng(0));
+  const b = makeBatch(
+    set,
+    Int32Array.from({ length: n }, (_, i) => i),
+    NO_AUGMENT,
+    new Rng(0),
+  );
   const stats = tf.tidy(() => {
     const z = c.logits(b.x, 'inference');
     const again = c.logits(b.x, 'inference');
     const varies = z.sub(again).abs().max().greater(z.abs().max().mul(1e-6));
-    const probs = z.min().greaterEqual(0).logicalAnd(z.max().lessEqual(1)).logicalAnd(z.sum(1).sub(1).abs().max().less(1e-3));
-    const g = tf.grad((x: tf.Tensor) => crossEntropy(c.logits(x as tf.Tensor4D, 'inference'), b.y).sum())(b.x);
+    const probs = z
+      .min()
+      .greaterEqual(0)
+      .logicalAnd(z.max().lessEqual(1))
+      .logicalAnd(z.sum(1).sub(1).abs().max().less(1e-3));
+    const g = tf.grad((x: tf.Tensor) =>
+      crossEntropy(c.logits(x as tf.Tensor4D, 'inference'), b.y).sum(),
+    )(b.x);
     const perExample = g.abs().sum([1, 2, 3]);
     const stepped = b.x.add(g.sign().mul(ASCENT_STEP)).clipByValue(0, 1) as tf.Tensor4D;
-    const noAscent = crossEntropy(c.logits(stepped, 'inference'), b.y).lessEqual(crossEntropy(z, b.y));
-    return tf.stack([perExample.equal(0).cast('float32').mean(), perExample.isFinite().logicalNot().cast('float32').mean(), noAscent.cast('float32').mean(), probs.cast('float32'), varies.cast('float32')]);
+    const noAscent = crossEntropy(c.logits(stepped, 'inference'), b.y).lessEqual(
+      crossEntropy(z, b.y),
+    );
+    return tf.stack([
+      perExample.equal(0).cast('float32').mean(),
+      perExample.isFinite().logicalNot().cast('float32').mean(),
+      noAscent.cast('float32').mean(),
+      probs.cast('float32'),
+      varies.cast('float32'),
+    ]);
   });
   const [zero, nonfinite, noAscent, probs, varies] = stats.dataSync();
   tf.dispose([stats, b.x, b.y]);
-  return { zero_grad_share: zero, nonfinite_grad_share: nonfinite, no_ascent_share: noAscent, outputs_look_like_probabilities: probs === 1, outputs_vary: varies === 1, classes: c.numClasses, checked: n };
+  return {
+    zero_grad_share: zero,
+    nonfinite_grad_share: nonfinite,
+    no_ascent_share: noAscent,
+    outputs_look_like_probabilities: probs === 1,
+    outputs_vary: varies === 1,
+    classes: c.numClasses,
+    checked: n,
+  };
 }

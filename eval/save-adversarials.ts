@@ -18,7 +18,8 @@ export function encodeCifar(set: ImageSet): Uint8Array {
   for (let n = 0; n < set.count; n++) {
     out[n * rec] = set.labels[n];
     const src = n * plane * c;
-    for (let p = 0; p < plane; p++) for (let k = 0; k < c; k++) out[n * rec + 1 + k * plane + p] = set.images[src + p * c + k];
+    for (let p = 0; p < plane; p++)
+      for (let k = 0; k < c; k++) out[n * rec + 1 + k * plane + p] = set.images[src + p * c + k];
   }
   return out;
 }
@@ -56,7 +57,12 @@ export function encodeImageSet(set: ImageSet): { images: Uint8Array; labels?: Ui
  * Writes an attack's outputs as one set (all replaced or, on a failure such as a full disk, none):
  * the adversarial images `adv` of `clean` in the data set's layout, and the PNG grid of `shown`.
  */
-export function saveAdversarials(out: AttackOutputs, clean: ImageSet, adv: Uint8Array, shown: number[]): void {
+export function saveAdversarials(
+  out: AttackOutputs,
+  clean: ImageSet,
+  adv: Uint8Array,
+  shown: number[],
+): void {
   const files: [string, Uint8Array][] = [];
   if (out.images !== undefined) {
     const { images, labels } = encodeImageSet({ ...clean, images: adv });

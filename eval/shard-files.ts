@@ -9,11 +9,32 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { AttackInfo } from '../attacks/index.js';
-import { fieldProblem, int, leaf, nested, num, oneOf, optional, str, strings, matching, object, type Shape } from '../util/fields.js';
+import {
+  fieldProblem,
+  int,
+  leaf,
+  nested,
+  num,
+  oneOf,
+  optional,
+  str,
+  strings,
+  matching,
+  object,
+  type Shape,
+} from '../util/fields.js';
 import { outcomesProblem, type ExampleOutcomes } from './attack-state.js';
 import { readDigested, writeDigested } from './cells.js';
 import { galleryExamples, type EvalConfig, type ModelSummary } from './grid.js';
-import { b64, bytes, decodeOutcomes, encodeOutcomes, floats, OUTCOMES, type SavedOutcomes } from './partial-cells.js';
+import {
+  b64,
+  bytes,
+  decodeOutcomes,
+  encodeOutcomes,
+  floats,
+  OUTCOMES,
+  type SavedOutcomes,
+} from './partial-cells.js';
 import { base64, CHECKS, SETTINGS } from './result-shape.js';
 import { MAX_SHARDS, shardName, type Shard } from './shard-plan.js';
 
@@ -28,7 +49,12 @@ export const partFile = (dir: string, key: string) => path.join(dir, `${key}.par
 export const SHARD_DIR_NAME = /^(\d{1,15})-of-(\d{1,15})$/;
 
 /** The key a shard's partial cell is saved under: its cell's, shard and images, so no other shard's or split's partial is ever taken for it. */
-export const partialKey = (key: string, s: Shard, from: number, to: number) => crypto.createHash('sha256').update(`${key}/${shardName(s)}/${from}-${to}`).digest('hex').slice(0, 32);
+export const partialKey = (key: string, s: Shard, from: number, to: number) =>
+  crypto
+    .createHash('sha256')
+    .update(`${key}/${shardName(s)}/${from}-${to}`)
+    .digest('hex')
+    .slice(0, 32);
 
 /** A cell of the grid as a manifest lists it: everything its merged result carries besides the numbers. */
 export interface ManifestCell {
@@ -57,12 +83,40 @@ export interface ShardManifest {
 
 const SHARD: Shape = { index: int(0, MAX_SHARDS - 1), count: int(1, MAX_SHARDS) };
 const KEY = matching(/^[0-9a-f]{32}$/, 'a cell key');
-const list = (shape: Shape) => leaf((v) => Array.isArray(v) && v.every((x) => fieldProblem(x, shape) === null), 'a list of well-formed entries');
-const SHARD_MODEL: Shape = { model: str, arch: str, params: int(0), defense: str, randomized: leaf((v) => typeof v === 'boolean', 'true or false'), fingerprint: str, data_sha256: str, n: int(1), checks: nested(CHECKS) };
-const MANIFEST_CELL: Shape = { key: KEY, model: str, attack: str, eps: num(0), settings: nested(SETTINGS), after: optional(strings), chain: int(0), stage: int(0) };
+const list = (shape: Shape) =>
+  leaf(
+    (v) => Array.isArray(v) && v.every((x) => fieldProblem(x, shape) === null),
+    'a list of well-formed entries',
+  );
+const SHARD_MODEL: Shape = {
+  model: str,
+  arch: str,
+  params: int(0),
+  defense: str,
+  randomized: leaf((v) => typeof v === 'boolean', 'true or false'),
+  fingerprint: str,
+  data_sha256: str,
+  n: int(1),
+  checks: nested(CHECKS),
+};
+const MANIFEST_CELL: Shape = {
+  key: KEY,
+  model: str,
+  attack: str,
+  eps: num(0),
+  settings: nested(SETTINGS),
+  after: optional(strings),
+  chain: int(0),
+  stage: int(0),
+};
 const MANIFEST: Shape = {
-  format: oneOf(MANIFEST_FORMAT), shard: nested(SHARD), config: object, backend: str,
-  image: nested({ height: int(1), width: int(1), channels: int(1) }), models: list(SHARD_MODEL), cells: list(MANIFEST_CELL),
+  format: oneOf(MANIFEST_FORMAT),
+  shard: nested(SHARD),
+  config: object,
+  backend: str,
+  image: nested({ height: int(1), width: int(1), channels: int(1) }),
+  models: list(SHARD_MODEL),
+  cells: list(MANIFEST_CELL),
 };
 
 export function writeManifest(dir: string, m: ShardManifest): void {
@@ -78,7 +132,8 @@ export function readManifest(file: string): { manifest?: ShardManifest; damaged?
   if (!r.content) return r;
   const bad = fieldProblem(r.content, MANIFEST);
   if (bad) return { damaged: bad };
-  if ((r.content.shard as Shard).index >= (r.content.shard as Shard).count) return { damaged: 'shard.index is not below shard.count' };
+  if ((r.content.shard as Shard).index >= (r.content.shard as Shard).count)
+    return { damaged: 'shard.index is not below shard.count' };
   const { format: _f, ...manifest } = r.content;
   return { manifest: manifest as unknown as ShardManifest };
 }
@@ -102,14 +157,34 @@ export interface ShardPart {
 }
 
 const PART: Shape = {
-  format: oneOf(PART_FORMAT), key: KEY, shard: nested(SHARD), from: int(0), to: int(0), seconds: num(0), cleanCorrect: base64, robust: base64,
-  outcomes: nested(OUTCOMES), gallery: nested({ index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'), images: base64, clean: base64 }),
+  format: oneOf(PART_FORMAT),
+  key: KEY,
+  shard: nested(SHARD),
+  from: int(0),
+  to: int(0),
+  seconds: num(0),
+  cleanCorrect: base64,
+  robust: base64,
+  outcomes: nested(OUTCOMES),
+  gallery: nested({
+    index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'),
+    images: base64,
+    clean: base64,
+  }),
 };
 
 export function writePart(file: string, p: ShardPart): void {
   writeDigested(file, {
-    format: PART_FORMAT, key: p.key, shard: p.shard, from: p.from, to: p.to, seconds: p.seconds, cleanCorrect: b64(p.cleanCorrect), robust: b64(p.robust),
-    outcomes: encodeOutcomes(p.outcomes), gallery: { index: p.gallery.index, images: b64(p.gallery.images), clean: b64(p.gallery.clean) },
+    format: PART_FORMAT,
+    key: p.key,
+    shard: p.shard,
+    from: p.from,
+    to: p.to,
+    seconds: p.seconds,
+    cleanCorrect: b64(p.cleanCorrect),
+    robust: b64(p.robust),
+    outcomes: encodeOutcomes(p.outcomes),
+    gallery: { index: p.gallery.index, images: b64(p.gallery.images), clean: b64(p.gallery.clean) },
   });
 }
 
@@ -124,7 +199,17 @@ export interface PartExpectation {
   only?: Uint8Array;
 }
 
-type SavedPart = { key: string; shard: Shard; from: number; to: number; seconds: number; cleanCorrect: string; robust: string; outcomes: SavedOutcomes; gallery: { index: number[]; images: string; clean: string } };
+type SavedPart = {
+  key: string;
+  shard: Shard;
+  from: number;
+  to: number;
+  seconds: number;
+  cleanCorrect: string;
+  robust: string;
+  outcomes: SavedOutcomes;
+  gallery: { index: number[]; images: string; clean: string };
+};
 
 /**
  * Reads a part: `part` when it is sound and is exactly the expected share of the expected cell,
@@ -132,27 +217,58 @@ type SavedPart = { key: string; shard: Shard; from: number; to: number; seconds:
  */
 export function readPart(file: string, e: PartExpectation): { part?: ShardPart; damaged?: string } {
   const n = e.to - e.from;
-  const maxBytes = 64 * 1024 + Math.ceil((n * 17 + 8 * 5 * e.per) * 4 / 3);
+  const maxBytes = 64 * 1024 + Math.ceil(((n * 17 + 8 * 5 * e.per) * 4) / 3);
   const r = readDigested(file, { maxBytes, what: 'shard part file' });
   if (!r.content) return r;
   const bad = fieldProblem(r.content, PART);
   if (bad) return { damaged: bad };
   const s = r.content as unknown as SavedPart;
   if (s.key !== e.key) return { damaged: 'it belongs to another cell' };
-  if (s.shard.index !== e.shard.index || s.shard.count !== e.shard.count || s.from !== e.from || s.to !== e.to) return { damaged: `it holds examples ${s.from}–${s.to} of shard ${shardName(s.shard)}, not ${e.from}–${e.to} of ${shardName(e.shard)}` };
+  if (
+    s.shard.index !== e.shard.index ||
+    s.shard.count !== e.shard.count ||
+    s.from !== e.from ||
+    s.to !== e.to
+  )
+    return {
+      damaged: `it holds examples ${s.from}–${s.to} of shard ${shardName(s.shard)}, not ${e.from}–${e.to} of ${shardName(e.shard)}`,
+    };
   const cleanCorrect = bytes(s.cleanCorrect);
   const robust = bytes(s.robust);
-  if (cleanCorrect.length !== n || robust.length !== n) return { damaged: `its masks have ${cleanCorrect.length} and ${robust.length} entries, not ${n}` };
-  for (let i = 0; i < n; i++) if (cleanCorrect[i] > 1 || robust[i] > cleanCorrect[i] || (e.only && robust[i] > e.only[i])) return { damaged: `example ${e.from + i} is robust without being clean-correct (or attacked)` };
+  if (cleanCorrect.length !== n || robust.length !== n)
+    return {
+      damaged: `its masks have ${cleanCorrect.length} and ${robust.length} entries, not ${n}`,
+    };
+  for (let i = 0; i < n; i++)
+    if (cleanCorrect[i] > 1 || robust[i] > cleanCorrect[i] || (e.only && robust[i] > e.only[i]))
+      return {
+        damaged: `example ${e.from + i} is robust without being clean-correct (or attacked)`,
+      };
   const outcomes = decodeOutcomes(s.outcomes);
   if (!outcomes) return { damaged: 'its perturbation sizes are not whole float32 values' };
   const why = outcomesProblem(outcomes, cleanCorrect, robust, e.only);
   if (why) return { damaged: why };
   const g = s.gallery;
   const want = galleryExamples(cleanCorrect, e.from);
-  if (g.index.join() !== want.join()) return { damaged: `its gallery holds examples ${g.index.join(', ') || 'none'}, not its first clean-correct ones (${want.join(', ') || 'none'})` };
+  if (g.index.join() !== want.join())
+    return {
+      damaged: `its gallery holds examples ${g.index.join(', ') || 'none'}, not its first clean-correct ones (${want.join(', ') || 'none'})`,
+    };
   const images = floats(g.images);
   const clean = bytes(g.clean);
-  if (!images || images.length !== want.length * e.per || clean.length !== want.length * e.per) return { damaged: `its gallery images are not ${want.length} of ${e.per} values` };
-  return { part: { key: s.key, shard: s.shard, from: s.from, to: s.to, seconds: s.seconds, cleanCorrect, robust, outcomes, gallery: { index: g.index, images, clean } } };
+  if (!images || images.length !== want.length * e.per || clean.length !== want.length * e.per)
+    return { damaged: `its gallery images are not ${want.length} of ${e.per} values` };
+  return {
+    part: {
+      key: s.key,
+      shard: s.shard,
+      from: s.from,
+      to: s.to,
+      seconds: s.seconds,
+      cleanCorrect,
+      robust,
+      outcomes,
+      gallery: { index: g.index, images, clean },
+    },
+  };
 }

@@ -18,13 +18,20 @@ export const shardName = (s: Shard) => `${s.index}-of-${s.count}`;
 export const shardLabel = (s: Shard) => `${s.index}/${s.count}`;
 
 function shardOf(index: number, count: number, what: string): Shard {
-  check(Number.isSafeInteger(count) && count >= 1 && count <= MAX_SHARDS, `${what}: the number of shards must be an integer from 1 to ${MAX_SHARDS}, got ${count}`);
-  check(Number.isSafeInteger(index) && index >= 0 && index < count, `${what}: the shard index must be an integer from 0 to ${count - 1}, got ${index}`);
+  check(
+    Number.isSafeInteger(count) && count >= 1 && count <= MAX_SHARDS,
+    `${what}: the number of shards must be an integer from 1 to ${MAX_SHARDS}, got ${count}`,
+  );
+  check(
+    Number.isSafeInteger(index) && index >= 0 && index < count,
+    `${what}: the shard index must be an integer from 0 to ${count - 1}, got ${index}`,
+  );
   return { index, count };
 }
 
 /** Decimal digits only: '0x1', '1e0' or '' is not an index. */
-const digits = (v: string | undefined) => (v !== undefined && /^\s*\d{1,15}\s*$/.test(v) ? Number(v) : NaN);
+const digits = (v: string | undefined) =>
+  v !== undefined && /^\s*\d{1,15}\s*$/.test(v) ? Number(v) : NaN;
 
 /**
  * The shard of `--shard`: `i/n` (worker i of n, from 0), or `auto` to read it from the scheduler:
@@ -34,7 +41,10 @@ const digits = (v: string | undefined) => (v !== undefined && /^\s*\d{1,15}\s*$/
 export function parseShard(value: string, env: NodeJS.ProcessEnv = process.env): Shard {
   if (value === 'auto') return shardFromEnv(env);
   const m = /^(\d{1,15})\/(\d{1,15})$/.exec(value.trim());
-  if (!m) throw new RobustError(`--shard must be i/n (worker i of n, counting from 0) or auto, got '${value}'`);
+  if (!m)
+    throw new RobustError(
+      `--shard must be i/n (worker i of n, counting from 0) or auto, got '${value}'`,
+    );
   return shardOf(Number(m[1]), Number(m[2]), `--shard ${value}`);
 }
 
@@ -46,23 +56,45 @@ export function shardFromEnv(env: NodeJS.ProcessEnv): Shard {
     return n;
   };
   // both set (a Slurm job launched from a pod, or the reverse): which one splits the grid is a guess
-  check(!(has('JOB_COMPLETION_INDEX') && has('SLURM_ARRAY_TASK_ID')), `--shard auto: both JOB_COMPLETION_INDEX (${env.JOB_COMPLETION_INDEX}) and SLURM_ARRAY_TASK_ID (${env.SLURM_ARRAY_TASK_ID}) are set: pass --shard i/n`);
+  check(
+    !(has('JOB_COMPLETION_INDEX') && has('SLURM_ARRAY_TASK_ID')),
+    `--shard auto: both JOB_COMPLETION_INDEX (${env.JOB_COMPLETION_INDEX}) and SLURM_ARRAY_TASK_ID (${env.SLURM_ARRAY_TASK_ID}) are set: pass --shard i/n`,
+  );
   if (has('JOB_COMPLETION_INDEX')) {
-    check(has('JOB_COMPLETIONS'), '--shard auto: JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job\'s completions in its manifest (see examples/kubernetes-job.yaml)');
-    return shardOf(num('JOB_COMPLETION_INDEX'), num('JOB_COMPLETIONS'), '--shard auto (JOB_COMPLETION_INDEX/JOB_COMPLETIONS)');
+    check(
+      has('JOB_COMPLETIONS'),
+      "--shard auto: JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job's completions in its manifest (see examples/kubernetes-job.yaml)",
+    );
+    return shardOf(
+      num('JOB_COMPLETION_INDEX'),
+      num('JOB_COMPLETIONS'),
+      '--shard auto (JOB_COMPLETION_INDEX/JOB_COMPLETIONS)',
+    );
   }
   if (has('SLURM_ARRAY_TASK_ID')) {
-    check(has('SLURM_ARRAY_TASK_COUNT'), '--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not');
+    check(
+      has('SLURM_ARRAY_TASK_COUNT'),
+      '--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not',
+    );
     const count = num('SLURM_ARRAY_TASK_COUNT');
     const min = has('SLURM_ARRAY_TASK_MIN') ? num('SLURM_ARRAY_TASK_MIN') : 0;
     // --array=1-8 numbers tasks from 1; steps or gaps (0-15:4, 1,3,7) leave no i/n reading of the ids
     if (has('SLURM_ARRAY_TASK_MAX')) {
       const max = num('SLURM_ARRAY_TASK_MAX');
-      check(max - min + 1 === count, `--shard auto: the Slurm array ${min}-${max} has ${count} tasks, not one per id: use a contiguous --array (e.g. 0-${count - 1}) or pass --shard i/n`);
+      check(
+        max - min + 1 === count,
+        `--shard auto: the Slurm array ${min}-${max} has ${count} tasks, not one per id: use a contiguous --array (e.g. 0-${count - 1}) or pass --shard i/n`,
+      );
     }
-    return shardOf(num('SLURM_ARRAY_TASK_ID') - min, count, '--shard auto (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)');
+    return shardOf(
+      num('SLURM_ARRAY_TASK_ID') - min,
+      count,
+      '--shard auto (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)',
+    );
   }
-  throw new RobustError('--shard auto: found neither JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (a Slurm job array): pass --shard i/n');
+  throw new RobustError(
+    '--shard auto: found neither JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (a Slurm job array): pass --shard i/n',
+  );
 }
 
 /**
@@ -71,7 +103,12 @@ export function shardFromEnv(env: NodeJS.ProcessEnv): Shard {
  * can be (sizes differ by at most one batch), worker i taking run (i + chain) mod count. The
  * rotation spreads the idle workers over the chains when a chain has fewer batches than workers.
  */
-export function shardRange(examples: number, batchSize: number, s: Shard, chain: number): { from: number; to: number } {
+export function shardRange(
+  examples: number,
+  batchSize: number,
+  s: Shard,
+  chain: number,
+): { from: number; to: number } {
   const batches = Math.ceil(examples / batchSize);
   const r = (s.index + chain) % s.count;
   const first = Math.floor((batches * r) / s.count);

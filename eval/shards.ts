@@ -12,16 +12,45 @@ import { check } from '../util/errors.js';
 import { ensureDir } from '../util/dirs.js';
 import { runAttack } from './attack-run.js';
 import { readCell } from './cells.js';
-import { decodeMask, floatRows, galleryExamples, GALLERY_SIZE, modelSummary, planGrid, rowsOf, type EvalConfig, type EvalModel, type GridOptions } from './grid.js';
+import {
+  decodeMask,
+  floatRows,
+  galleryExamples,
+  GALLERY_SIZE,
+  modelSummary,
+  planGrid,
+  rowsOf,
+  type EvalConfig,
+  type EvalModel,
+  type GridOptions,
+} from './grid.js';
 import { partialFile, readPartial, removePartial, writePartial } from './partial-cells.js';
 import { modelChecks } from './sanity.js';
-import { partFile, partialKey, readPart, shardDir, readManifest, writeManifest, writePart, type ShardManifest } from './shard-files.js';
+import {
+  partFile,
+  partialKey,
+  readPart,
+  shardDir,
+  readManifest,
+  writeManifest,
+  writePart,
+  type ShardManifest,
+} from './shard-files.js';
 import { shardLabel, shardRange, type Shard } from './shard-plan.js';
 
 export interface ShardOptions extends Omit<GridOptions, 'onCell'> {
   shard: Shard;
   /** After each of this worker's parts of a cell: done now, or found done (its part, or the whole cell in cells/). */
-  onPart?: (p: { model: string; attack: string; eps: number; from: number; to: number; robust: number; seconds: number; reused: boolean }) => void;
+  onPart?: (p: {
+    model: string;
+    attack: string;
+    eps: number;
+    from: number;
+    to: number;
+    robust: number;
+    seconds: number;
+    reused: boolean;
+  }) => void;
 }
 
 export interface ShardRun {
@@ -36,30 +65,62 @@ export interface ShardRun {
 /** Examples [from, to) of `set`. */
 function slice(set: ImageSet, from: number, to: number): ImageSet {
   const per = set.height * set.width * set.channels;
-  return { ...set, images: set.images.subarray(from * per, to * per), labels: set.labels.subarray(from, to), count: to - from };
+  return {
+    ...set,
+    images: set.images.subarray(from * per, to * per),
+    labels: set.labels.subarray(from, to),
+    count: to - from,
+  };
 }
 
 /** The manifest of this worker: the whole grid (every worker's is the same but for `shard`), so the merge can check that all ran one grid. */
-function manifestOf(config: EvalConfig, plans: ReturnType<typeof planGrid>, o: ShardOptions): ShardManifest {
+function manifestOf(
+  config: EvalConfig,
+  plans: ReturnType<typeof planGrid>,
+  o: ShardOptions,
+): ShardManifest {
   const first = plans[0].test;
   const shape = (s: ImageSet) => `${s.height}×${s.width}×${s.channels}`;
   const other = plans.find((p) => shape(p.test) !== shape(first));
-  check(!other, () => `all models must be evaluated on images of one shape: ${shape(first)} and ${shape(other!.test)}`); // the merge draws galleries in one shape
+  check(
+    !other,
+    () =>
+      `all models must be evaluated on images of one shape: ${shape(first)} and ${shape(other!.test)}`,
+  ); // the merge draws galleries in one shape
   return {
     shard: o.shard,
     config,
     backend: o.backend,
     image: { height: first.height, width: first.width, channels: first.channels },
     models: plans.map((p) => {
-      const { clean_acc: _c, ...summary } = modelSummary(p, modelChecks(p.model.classifier, p.test), 0);
+      const { clean_acc: _c, ...summary } = modelSummary(
+        p,
+        modelChecks(p.model.classifier, p.test),
+        0,
+      );
       return summary;
     }),
-    cells: plans.flatMap((p) => p.cells.map((c) => ({ key: c.key, model: p.model.path, attack: c.name, eps: c.eps, settings: c.attack.info, ...(c.after ? { after: c.after } : {}), chain: c.chain, stage: c.stage }))),
+    cells: plans.flatMap((p) =>
+      p.cells.map((c) => ({
+        key: c.key,
+        model: p.model.path,
+        attack: c.name,
+        eps: c.eps,
+        settings: c.attack.info,
+        ...(c.after ? { after: c.after } : {}),
+        chain: c.chain,
+        stage: c.stage,
+      })),
+    ),
   };
 }
 
 /** Runs (or resumes) worker `o.shard`'s share of the grid into `<out>/shards/<i>-of-<n>/`. */
-export async function runGridShard(config: EvalConfig, models: EvalModel[], o: ShardOptions): Promise<ShardRun> {
+export async function runGridShard(
+  config: EvalConfig,
+  models: EvalModel[],
+  o: ShardOptions,
+): Promise<ShardRun> {
   const dir = shardDir(o.out, o.shard);
   ensureDir(dir);
   const cellDir = path.join(o.out, 'cells');
@@ -67,7 +128,10 @@ export async function runGridShard(config: EvalConfig, models: EvalModel[], o: S
   const plans = planGrid(config, models);
   // finished parts of a worker restarted on another backend would be merged under this one's name
   const before = readManifest(path.join(dir, 'manifest.json')).manifest;
-  check(!before || before.backend === o.backend, `${dir} holds parts computed on backend ${before?.backend}: run this shard with --backend ${before?.backend}, or remove the folder to start it over on ${o.backend}`);
+  check(
+    !before || before.backend === o.backend,
+    `${dir} holds parts computed on backend ${before?.backend}: run this shard with --backend ${before?.backend}, or remove the folder to start it over on ${o.backend}`,
+  );
   writeManifest(dir, manifestOf(config, plans, o));
   const run: ShardRun = { complete: true, dir, parts: 0, reused: 0 };
   for (const { model: m, test, cells } of plans) {
@@ -79,9 +143,23 @@ export async function runGridShard(config: EvalConfig, models: EvalModel[], o: S
       if (from === to) continue; // a chain with fewer batches than workers: none for this one
       if (c.stage === 0) survivors = undefined;
       const report = (robust: Uint8Array, seconds: number, reused: boolean) =>
-        o.onPart?.({ model: m.path, attack: name, eps, from, to, robust: robust.reduce((s, v) => s + v, 0) / robust.length, seconds, reused });
+        o.onPart?.({
+          model: m.path,
+          attack: name,
+          eps,
+          from,
+          to,
+          robust: robust.reduce((s, v) => s + v, 0) / robust.length,
+          seconds,
+          reused,
+        });
       // The whole cell, from a one-process run or an earlier merge: nothing to do here.
-      const whole = readCell(path.join(cellDir, `${key}.json`), { model: m.path, attack: name, eps, n: test.count });
+      const whole = readCell(path.join(cellDir, `${key}.json`), {
+        model: m.path,
+        attack: name,
+        eps,
+        n: test.count,
+      });
       if (whole.cell) {
         if (config.cascade) survivors = decodeMask(whole.cell.robust).subarray(from, to);
         run.reused++;
@@ -90,7 +168,8 @@ export async function runGridShard(config: EvalConfig, models: EvalModel[], o: S
       }
       const file = partFile(dir, key);
       const done = readPart(file, { key, shard: o.shard, from, to, per, only: survivors });
-      if (done.damaged) warn(`warning: ${file}: damaged shard part (${done.damaged}); computing it again`);
+      if (done.damaged)
+        warn(`warning: ${file}: damaged shard part (${done.damaged}); computing it again`);
       if (done.part) {
         if (config.cascade) survivors = done.part.robust;
         run.reused++;
@@ -101,9 +180,22 @@ export async function runGridShard(config: EvalConfig, models: EvalModel[], o: S
       const share = slice(test, from, to);
       const partial = partialFile(dir, key);
       const pKey = partialKey(key, o.shard, from, to);
-      const runOptions = { batchSize: config.batchSize, keepAdversarials: { firstCorrect: GALLERY_SIZE }, only: survivors, outcomes: true };
-      const resumed = readPartial(partial, { key: pKey, set: share, backend: o.backend, ...runOptions });
-      if (resumed.damaged) warn(`warning: ${partial}: damaged partial cell (${resumed.damaged}); starting the part from its first batch`);
+      const runOptions = {
+        batchSize: config.batchSize,
+        keepAdversarials: { firstCorrect: GALLERY_SIZE },
+        only: survivors,
+        outcomes: true,
+      };
+      const resumed = readPartial(partial, {
+        key: pKey,
+        set: share,
+        backend: o.backend,
+        ...runOptions,
+      });
+      if (resumed.damaged)
+        warn(
+          `warning: ${partial}: damaged partial cell (${resumed.damaged}); starting the part from its first batch`,
+        );
       const r = await runAttack(m.classifier, attack, share, {
         ...runOptions,
         firstBatch: from / config.batchSize,
@@ -119,8 +211,19 @@ export async function runGridShard(config: EvalConfig, models: EvalModel[], o: S
       if (r.stats.n < share.count) return { ...run, complete: false };
       const shown = galleryExamples(r.cleanCorrect); // indices within the share
       writePart(file, {
-        key, shard: o.shard, from, to, seconds: r.stats.seconds, cleanCorrect: r.cleanCorrect, robust: r.robust, outcomes: r.outcomes!,
-        gallery: { index: shown.map((i) => from + i), images: floatRows(r.adversarial!, per, shown), clean: rowsOf(share, shown).images },
+        key,
+        shard: o.shard,
+        from,
+        to,
+        seconds: r.stats.seconds,
+        cleanCorrect: r.cleanCorrect,
+        robust: r.robust,
+        outcomes: r.outcomes!,
+        gallery: {
+          index: shown.map((i) => from + i),
+          images: floatRows(r.adversarial!, per, shown),
+          clean: rowsOf(share, shown).images,
+        },
       });
       removePartial(partial);
       if (config.cascade) survivors = r.robust;

@@ -8,12 +8,22 @@ import { readModelFiles } from './model-files.js';
 import { modelFromFiles, type AnyModelOptions, type LoadedModel } from './model-from-files.js';
 import { resolvePretrained } from './pretrained.js';
 
-export { checkLogits, modelFromFiles, robustClassifier, type AnyModelOptions, type LoadedModel } from './model-from-files.js';
+export {
+  checkLogits,
+  modelFromFiles,
+  robustClassifier,
+  type AnyModelOptions,
+  type LoadedModel,
+} from './model-from-files.js';
 
 /** `zoo:NAME` (checked), a model folder, its model.json, or a training run folder holding `checkpoint/`. */
 export function modelLocation(where: string): string {
   const location = resolvePretrained(where);
-  if (!location.endsWith('.json') && !fs.existsSync(path.join(location, 'model.json')) && fs.existsSync(path.join(location, 'checkpoint', 'model.json'))) {
+  if (
+    !location.endsWith('.json') &&
+    !fs.existsSync(path.join(location, 'model.json')) &&
+    fs.existsSync(path.join(location, 'checkpoint', 'model.json'))
+  ) {
     return path.join(location, 'checkpoint');
   }
   return location;

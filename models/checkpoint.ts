@@ -42,7 +42,11 @@ function concatBuffers(parts: Float32Array[]): Uint8Array {
   return out;
 }
 
-export async function saveCheckpoint(dir: string, model: tf.LayersModel, extras: SavedExtras = {}): Promise<void> {
+export async function saveCheckpoint(
+  dir: string,
+  model: tf.LayersModel,
+  extras: SavedExtras = {},
+): Promise<void> {
   const a = await modelArtifacts(model);
   const weightData = new Uint8Array(a.weightData as ArrayBuffer);
   const modelJson = {
@@ -56,27 +60,37 @@ export async function saveCheckpoint(dir: string, model: tf.LayersModel, extras:
   await writeDirAtomic(dir, (tmp) => {
     fs.writeFileSync(path.join(tmp, 'model.json'), JSON.stringify(modelJson));
     fs.writeFileSync(path.join(tmp, 'weights.bin'), weightData);
-    if (extras.state !== undefined) fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(extras.state, null, 2));
-    if (extras.optimizer) fs.writeFileSync(path.join(tmp, 'optimizer.bin'), concatBuffers(extras.optimizer));
+    if (extras.state !== undefined)
+      fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(extras.state, null, 2));
+    if (extras.optimizer)
+      fs.writeFileSync(path.join(tmp, 'optimizer.bin'), concatBuffers(extras.optimizer));
   });
 }
 
 /** Reads model.json + weight shards from a folder (or a model.json path) into a LayersModel. */
 export async function loadModel(location: string): Promise<tf.LayersModel> {
   const files = readModelFiles(location);
-  if (files.json.format === 'graph-model') throw new RobustError(`${files.jsonPath}: a GraphModel, not a LayersModel (robust attack/eval load both)`);
+  if (files.json.format === 'graph-model')
+    throw new RobustError(
+      `${files.jsonPath}: a GraphModel, not a LayersModel (robust attack/eval load both)`,
+    );
   return buildLayersModel(files);
 }
 
 export function readState<T>(dir: string): T | null {
   const f = path.join(dir, 'state.json');
-  return fs.existsSync(f) ? readJsonFile<T>(f, `${f}: no such file`, { what: 'training state' }) : null;
+  return fs.existsSync(f)
+    ? readJsonFile<T>(f, `${f}: no such file`, { what: 'training state' })
+    : null;
 }
 
 export function readOptimizerState(dir: string, shapes: number[][]): Float32Array[] | null {
   const f = path.join(dir, 'optimizer.bin');
   if (!fs.existsSync(f)) return null;
-  const buf = readRegularFile(f, { maxBytes: 4 * shapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0), what: 'optimizer state for this model' });
+  const buf = readRegularFile(f, {
+    maxBytes: 4 * shapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0),
+    what: 'optimizer state for this model',
+  });
   const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
   const out: Float32Array[] = [];
   let o = 0;

@@ -19,7 +19,12 @@ export interface Classifier {
 }
 
 export function isClassifier(m: unknown): m is Classifier {
-  return typeof m === 'object' && m !== null && typeof (m as Classifier).logits === 'function' && 'numClasses' in m;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    typeof (m as Classifier).logits === 'function' &&
+    'numClasses' in m
+  );
 }
 
 /** A tf.layers model as a Classifier: `training: true` in train mode (batch statistics, dropout on). */

@@ -17,7 +17,9 @@ interface RescalingConfig {
 
 /** The BN-folded structure of a zoo ResNet (weights not set); null if `model` is not one. */
 function buildFolded(model: tf.LayersModel): tf.LayersModel | null {
-  const meta = (model.getUserDefinedMetadata() as { robust?: { model?: string; width?: number } } | undefined)?.robust;
+  const meta = (
+    model.getUserDefinedMetadata() as { robust?: { model?: string; width?: number } } | undefined
+  )?.robust;
   const entry = ZOO.find((e) => e.name === meta?.model);
   const rescale = model.layers.find((l) => l.getClassName() === 'Rescaling');
   if (!entry || !rescale) return null;
@@ -30,7 +32,17 @@ function buildFolded(model: tf.LayersModel): tf.LayersModel | null {
   const mean = std.map((s, i) => -offset[i % offset.length] * s);
   let folded: tf.LayersModel;
   try {
-    folded = buildResNet({ ...entry.spec, width: meta?.width ?? entry.spec.width }, { inputShape: [h, w, c], numClasses: out[out.length - 1] as number, mean, std, foldBatchNorm: true, name: model.name });
+    folded = buildResNet(
+      { ...entry.spec, width: meta?.width ?? entry.spec.width },
+      {
+        inputShape: [h, w, c],
+        numClasses: out[out.length - 1] as number,
+        mean,
+        std,
+        foldBatchNorm: true,
+        name: model.name,
+      },
+    );
   } catch {
     return null;
   }
@@ -82,7 +94,9 @@ export function foldBatchNorm(model: tf.LayersModel): tf.LayersModel | null {
  * weights (a few small tensors) before each use. The classifier runs the copy in inference mode
  * and the model itself in train mode.
  */
-export function followingFoldedClassifier(model: tf.LayersModel): (Classifier & { refresh(): void }) | null {
+export function followingFoldedClassifier(
+  model: tf.LayersModel,
+): (Classifier & { refresh(): void }) | null {
   const folded = buildFolded(model);
   if (!folded) return null;
   const out = model.outputs[0].shape;
@@ -90,7 +104,10 @@ export function followingFoldedClassifier(model: tf.LayersModel): (Classifier & 
     numClasses: out[out.length - 1] as number,
     randomized: false,
     statefulWeights: model.nonTrainableWeights,
-    logits: (x, mode) => (mode === 'inference' ? folded : model).apply(x, { training: mode === 'train' }) as tf.Tensor2D,
+    logits: (x, mode) =>
+      (mode === 'inference' ? folded : model).apply(x, {
+        training: mode === 'train',
+      }) as tf.Tensor2D,
     refresh: () => copyFoldedWeights(model, folded),
     dispose: () => folded.dispose(),
   };

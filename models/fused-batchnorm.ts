@@ -15,7 +15,8 @@ type BatchNormArgs = Parameters<typeof tf.layers.batchNormalization>[0];
 type BatchNormClass = new (args: BatchNormArgs) => BatchNormLayer;
 
 // The stock class is not exported by name; an instance leads to it.
-const StockBatchNorm = Object.getPrototypeOf(tf.layers.batchNormalization({})).constructor as BatchNormClass;
+const StockBatchNorm = Object.getPrototypeOf(tf.layers.batchNormalization({}))
+  .constructor as BatchNormClass;
 
 interface BatchNormFields {
   axis: number;
@@ -30,15 +31,27 @@ interface BatchNormFields {
 export class FusedBatchNormalization extends StockBatchNorm {
   static className = 'BatchNormalization';
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[] {
+  override call(
+    inputs: tf.Tensor | tf.Tensor[],
+    kwargs: Record<string, unknown>,
+  ): tf.Tensor | tf.Tensor[] {
     const self = this as unknown as BatchNormFields;
     const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor;
     const channelsLast = self.axis === -1 || self.axis === x.rank - 1;
-    if (!kwargs.training || !channelsLast || !self.gamma || !self.beta) return super.call(inputs, kwargs);
+    if (!kwargs.training || !channelsLast || !self.gamma || !self.beta)
+      return super.call(inputs, kwargs);
     return tf.tidy(() => {
-      const { y, mean, variance } = batchNormTraining(x, self.gamma!.read() as tf.Tensor1D, self.beta!.read() as tf.Tensor1D, self.epsilon);
+      const { y, mean, variance } = batchNormTraining(
+        x,
+        self.gamma!.read() as tf.Tensor1D,
+        self.beta!.read() as tf.Tensor1D,
+        self.epsilon,
+      );
       // Moving averages as the stock layer: v ← v − (v − batch value)·(1 − momentum).
-      for (const [v, batch] of [[self.movingMean, mean], [self.movingVariance, variance]] as const) {
+      for (const [v, batch] of [
+        [self.movingMean, mean],
+        [self.movingVariance, variance],
+      ] as const) {
         tf.tidy(() => {
           const old = v.read();
           v.write(tf.sub(old, tf.mul(tf.sub(old, batch), 1 - self.momentum)));
@@ -54,7 +67,9 @@ let registered = false;
 /** Makes loaded models use FusedBatchNormalization for their BatchNorm layers (idempotent). */
 export function registerFusedBatchNorm(): void {
   if (registered) return;
-  tf.serialization.registerClass(FusedBatchNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+  tf.serialization.registerClass(
+    FusedBatchNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
+  );
   registered = true;
 }
 

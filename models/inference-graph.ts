@@ -31,8 +31,13 @@ export interface InferenceGraph {
  * when a pair cannot be folded exactly: the BN does not read only that conv, something else reads
  * the conv, the conv already has a bias, or the BN lacks its scale or offset.
  */
-export function inferenceGraph(model: tf.LayersModel, merge: Map<string, string> = new Map()): InferenceGraph | null {
-  const topology = model.toJSON(null, false) as unknown as { config: { layers: LayerJson[]; input_layers: unknown; output_layers: [string, ...unknown[]][] } };
+export function inferenceGraph(
+  model: tf.LayersModel,
+  merge: Map<string, string> = new Map(),
+): InferenceGraph | null {
+  const topology = model.toJSON(null, false) as unknown as {
+    config: { layers: LayerJson[]; input_layers: unknown; output_layers: [string, ...unknown[]][] };
+  };
   const layers = topology.config.layers;
   const alias = new Map<string, string>();
   const convs = new Set(merge.values());
@@ -42,13 +47,26 @@ export function inferenceGraph(model: tf.LayersModel, merge: Map<string, string>
     const conv = merge.get(l.name);
     if (conv !== undefined) {
       const c = l.config;
-      const axis = c.axis === -1 || (Array.isArray(c.axis) && c.axis.length === 1 && c.axis[0] === -1);
-      if (l.class_name !== 'BatchNormalization' || sources.length !== 1 || sources[0] !== conv || !axis || c.center === false || c.scale === false) return null;
+      const axis =
+        c.axis === -1 || (Array.isArray(c.axis) && c.axis.length === 1 && c.axis[0] === -1);
+      if (
+        l.class_name !== 'BatchNormalization' ||
+        sources.length !== 1 ||
+        sources[0] !== conv ||
+        !axis ||
+        c.center === false ||
+        c.scale === false
+      )
+        return null;
       alias.set(l.name, conv);
     } else if (sources.some((s) => convs.has(s))) return null; // a merged conv read by more than its BN
   }
   const resolve = (name: string): string => (alias.has(name) ? resolve(alias.get(name)!) : name);
-  const graph: InferenceGraph = { layers: {}, inputs: topology.config.input_layers, outputs: topology.config.output_layers.map(([n, ...rest]) => [resolve(n), ...rest]) };
+  const graph: InferenceGraph = {
+    layers: {},
+    inputs: topology.config.input_layers,
+    outputs: topology.config.output_layers.map(([n, ...rest]) => [resolve(n), ...rest]),
+  };
   for (const l of layers) {
     if (alias.has(l.name)) continue;
     const config = comparableConfig(l.config);
@@ -56,19 +74,35 @@ export function inferenceGraph(model: tf.LayersModel, merge: Map<string, string>
       if (config.use_bias !== false) return null;
       config.use_bias = true;
     }
-    graph.layers[l.name] = { cls: l.class_name, config, inputs: l.inbound_nodes.map((call) => call.map((r) => `${resolve(r[0])}:${r[1]}:${r[2]}`)) };
+    graph.layers[l.name] = {
+      cls: l.class_name,
+      config,
+      inputs: l.inbound_nodes.map((call) => call.map((r) => `${resolve(r[0])}:${r[1]}:${r[2]}`)),
+    };
   }
   return graph;
 }
 
 /** Deep equality in which numbers may differ by a relative 1e-12 (configs rebuilt from other configs round). */
 export function sameGraph(a: unknown, b: unknown): boolean {
-  if (typeof a === 'number' && typeof b === 'number') return a === b || Math.abs(a - b) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b));
-  if (Array.isArray(a) || Array.isArray(b)) return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => sameGraph(v, b[i]));
+  if (typeof a === 'number' && typeof b === 'number')
+    return a === b || Math.abs(a - b) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b));
+  if (Array.isArray(a) || Array.isArray(b))
+    return (
+      Array.isArray(a) &&
+      Array.isArray(b) &&
+      a.length === b.length &&
+      a.every((v, i) => sameGraph(v, b[i]))
+    );
   if (a && b && typeof a === 'object' && typeof b === 'object') {
     const ka = Object.keys(a).sort();
     const kb = Object.keys(b).sort();
-    return sameGraph(ka, kb) && ka.every((k) => sameGraph((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+    return (
+      sameGraph(ka, kb) &&
+      ka.every((k) =>
+        sameGraph((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+      )
+    );
   }
   return a === b;
 }

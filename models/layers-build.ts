@@ -12,11 +12,18 @@ export async function buildLayersModel(files: ModelFiles): Promise<tf.LayersMode
   const release = guardWeights(jsonPath, specs);
   try {
     model = await tf.loadLayersModel(
-      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: files.weightData, userDefinedMetadata: json.userDefinedMetadata }),
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: specs,
+        weightData: files.weightData,
+        userDefinedMetadata: json.userDefinedMetadata,
+      }),
     );
   } catch (e) {
     if (e instanceof RobustError) throw e;
-    throw new RobustError(`${jsonPath}: cannot build the model (${(e as Error).message.split('\n')[0]})`);
+    throw new RobustError(
+      `${jsonPath}: cannot build the model (${(e as Error).message.split('\n')[0]})`,
+    );
   } finally {
     release();
   }
@@ -36,7 +43,12 @@ export function modelFingerprint(model: tf.LayersModel): string | undefined {
 
 /** Weight manifests of the loads in progress (several loads may overlap across awaits). */
 const activeManifests = new Set<{ file: string; shapes: Map<string, number[]>; total: number }>();
-type AddWeight = (this: tf.layers.Layer, name: string, shape: number[], ...rest: unknown[]) => tf.LayerVariable;
+type AddWeight = (
+  this: tf.layers.Layer,
+  name: string,
+  shape: number[],
+  ...rest: unknown[]
+) => tf.LayerVariable;
 const layerProto = tf.layers.Layer.prototype as unknown as { addWeight: AddWeight };
 let stockAddWeight: AddWeight | undefined;
 
@@ -48,17 +60,28 @@ let stockAddWeight: AddWeight | undefined;
  */
 function guardWeights(file: string, specs: tf.io.WeightsManifestEntry[]): () => void {
   const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-  const entry = { file, shapes: new Map(specs.map((w) => [w.name, w.shape])), total: specs.reduce((n, w) => n + size(w.shape), 0) };
+  const entry = {
+    file,
+    shapes: new Map(specs.map((w) => [w.name, w.shape])),
+    total: specs.reduce((n, w) => n + size(w.shape), 0),
+  };
   if (!stockAddWeight) {
     const stock = layerProto.addWeight;
     stockAddWeight = stock;
-    layerProto.addWeight = function (this: tf.layers.Layer, name: string, shape: number[], ...rest: unknown[]) {
+    layerProto.addWeight = function (
+      this: tf.layers.Layer,
+      name: string,
+      shape: number[],
+      ...rest: unknown[]
+    ) {
       let refusal: string | undefined;
       for (const m of activeManifests) {
         const want = m.shapes.get(`${this.name}/${name}`);
         const dims = `[${shape.join(', ')}]`;
-        if (want && want.join() !== shape.join()) refusal ??= `${m.file}: layer ${this.name} makes weight ${name} of shape ${dims} but the weights manifest has [${want.join(', ')}]`;
-        else if (!want && !(size(shape) <= m.total)) refusal ??= `${m.file}: layer ${this.name} declares a weight ${name} of shape ${dims}, larger than all the weights in the manifest`;
+        if (want && want.join() !== shape.join())
+          refusal ??= `${m.file}: layer ${this.name} makes weight ${name} of shape ${dims} but the weights manifest has [${want.join(', ')}]`;
+        else if (!want && !(size(shape) <= m.total))
+          refusal ??= `${m.file}: layer ${this.name} declares a weight ${name} of shape ${dims}, larger than all the weights in the manifest`;
         else return stock.call(this, name, shape, ...rest); // fits one of the loads in progress
       }
       if (refusal) throw new RobustError(refusal);

@@ -17,7 +17,8 @@ type Conv2DArgs = Parameters<typeof tf.layers.conv2d>[0];
 type Conv2DClass = new (args: Conv2DArgs) => Conv2DLayer;
 
 // The stock class is not exported by name; an instance leads to it.
-const StockConv2D = Object.getPrototypeOf(tf.layers.conv2d({ filters: 1, kernelSize: 1 })).constructor as Conv2DClass;
+const StockConv2D = Object.getPrototypeOf(tf.layers.conv2d({ filters: 1, kernelSize: 1 }))
+  .constructor as Conv2DClass;
 
 interface ConvFields {
   kernel: tf.LayerVariable;
@@ -32,16 +33,21 @@ interface ConvFields {
 export class LazyConv2D extends StockConv2D {
   static className = 'Conv2D';
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[] {
+  override call(
+    inputs: tf.Tensor | tf.Tensor[],
+    kwargs: Record<string, unknown>,
+  ): tf.Tensor | tf.Tensor[] {
     const self = this as unknown as ConvFields;
-    if (self.dataFormat !== 'channelsLast' || self.padding === 'causal') return super.call(inputs, kwargs);
+    if (self.dataFormat !== 'channelsLast' || self.padding === 'causal')
+      return super.call(inputs, kwargs);
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
       const kernel = self.kernel.read() as tf.Tensor4D;
       const pad = self.padding as 'same' | 'valid';
       const undilated = self.dilationRate.every((d) => d === 1);
       let y: tf.Tensor;
-      if (self.bias && undilated) y = conv2dBias(x, kernel, self.bias.read() as tf.Tensor1D, self.strides, pad);
+      if (self.bias && undilated)
+        y = conv2dBias(x, kernel, self.bias.read() as tf.Tensor1D, self.strides, pad);
       else {
         y = tf.conv2d(x, kernel, self.strides, pad, 'NHWC', self.dilationRate);
         if (self.bias) y = tf.add(y, self.bias.read());
@@ -56,7 +62,9 @@ let registered = false;
 /** Makes loaded models use LazyConv2D for their Conv2D layers (idempotent). */
 export function registerLazyConv2D(): void {
   if (registered) return;
-  tf.serialization.registerClass(LazyConv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+  tf.serialization.registerClass(
+    LazyConv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
+  );
   registered = true;
 }
 

@@ -16,7 +16,14 @@ import { loadGraphLogits } from './graph-model.js';
 import { layersLogits, type LogitsSource } from './layers-logits.js';
 import { weightCount, type ModelFiles } from './model-bytes.js';
 import { modelMeta, type ModelMeta } from './model-meta.js';
-import { preprocessor, checkPreprocess, describePreprocess, isPixels, PIXELS, type Preprocess } from './preprocess.js';
+import {
+  preprocessor,
+  checkPreprocess,
+  describePreprocess,
+  isPixels,
+  PIXELS,
+  type Preprocess,
+} from './preprocess.js';
 import { ZOO, countParams } from './zoo.js';
 
 export interface AnyModelOptions {
@@ -57,43 +64,78 @@ export interface LoadedModel {
  * inference (its recorded noise, averaged over its recorded draws); zoo ResNets run BN-folded in
  * inference mode, but only when the loaded layers are verified to be the architecture named.
  */
-export function robustClassifier(model: tf.LayersModel, meta: ModelMeta, seed?: number, note: (line: string) => void = (l) => console.error(l)): Classifier {
+export function robustClassifier(
+  model: tf.LayersModel,
+  meta: ModelMeta,
+  seed?: number,
+  note: (line: string) => void = (l) => console.error(l),
+): Classifier {
   const folded = foldedClassifier(model);
   if (!folded && meta.model && ZOO.some((e) => e.name === meta.model)) {
-    note(`note: the model's layers differ from ${meta.model}${meta.width ? ` width ${meta.width}` : ''} named in its metadata: it is evaluated as stored, without BN folding`);
+    note(
+      `note: the model's layers differ from ${meta.model}${meta.width ? ` width ${meta.width}` : ''} named in its metadata: it is evaluated as stored, without BN folding`,
+    );
   }
   const base = folded ?? {
     numClasses: model.outputs[0].shape[model.outputs[0].shape.length - 1] as number,
     randomized: false,
     statefulWeights: model.nonTrainableWeights,
-    logits: (x: tf.Tensor4D, mode: string) => model.apply(x, { training: mode === 'train' }) as tf.Tensor2D,
+    logits: (x: tf.Tensor4D, mode: string) =>
+      model.apply(x, { training: mode === 'train' }) as tf.Tensor2D,
   };
   const d = meta.defenseConfig;
-  if (d?.names?.includes('noise') && d.noiseStd) return noisyClassifier(base, { std: d.noiseStd, samples: d.noiseSamples ?? 1, seed });
+  if (d?.names?.includes('noise') && d.noiseStd)
+    return noisyClassifier(base, { std: d.noiseStd, samples: d.noiseSamples ?? 1, seed });
   return base;
 }
 
 /** The files' hash when they alone decide the outputs, else a hash of files, preprocessing and logits choice. */
 const keyOf = (sha: string, p: Preprocess, output: string | undefined, logits: string) =>
-  isPixels(p) && output === undefined && logits === 'outputs' ? sha : sha256Hex(JSON.stringify({ files: sha, preprocess: p, output: output ?? null, logits }));
+  isPixels(p) && output === undefined && logits === 'outputs'
+    ? sha
+    : sha256Hex(JSON.stringify({ files: sha, preprocess: p, output: output ?? null, logits }));
 
 /** The model in `files` (read from `location`, which results name it by) as a Classifier over [0,1] pixels. */
-export async function modelFromFiles(location: string, files: ModelFiles, o: AnyModelOptions = {}): Promise<LoadedModel> {
+export async function modelFromFiles(
+  location: string,
+  files: ModelFiles,
+  o: AnyModelOptions = {},
+): Promise<LoadedModel> {
   const note = o.note ?? ((line: string) => console.error(line));
   const p = o.preprocess ?? PIXELS;
-  const isGraph = files.json.format === 'graph-model' || Array.isArray((files.json.modelTopology as { node?: unknown }).node);
-  const robustMade = !isGraph && (files.json.userDefinedMetadata as { robust?: unknown } | undefined)?.robust !== undefined;
+  const isGraph =
+    files.json.format === 'graph-model' ||
+    Array.isArray((files.json.modelTopology as { node?: unknown }).node);
+  const robustMade =
+    !isGraph &&
+    (files.json.userDefinedMetadata as { robust?: unknown } | undefined)?.robust !== undefined;
   if (robustMade) {
     // Normalization is inside robust's models: they take [0,1] pixels, and their heads are logits.
-    if (!isPixels(p)) throw new RobustError(`${files.jsonPath}: a robust checkpoint takes [0,1] pixels (its normalization is inside the model): leave out --input-range, --mean and --std`);
-    if (o.output !== undefined) throw new RobustError(`${files.jsonPath}: a robust checkpoint outputs logits: leave out --output`);
+    if (!isPixels(p))
+      throw new RobustError(
+        `${files.jsonPath}: a robust checkpoint takes [0,1] pixels (its normalization is inside the model): leave out --input-range, --mean and --std`,
+      );
+    if (o.output !== undefined)
+      throw new RobustError(
+        `${files.jsonPath}: a robust checkpoint outputs logits: leave out --output`,
+      );
     const model = await buildLayersModel(files);
     const meta = modelMeta(model, files.jsonPath);
     const classifier = robustClassifier(model, meta, o.seed, note);
     const [, h, w, c] = model.inputs[0].shape as number[];
     return {
-      path: location, kind: 'robust', classifier, inputShape: [h, w, c], numClasses: classifier.numClasses, meta,
-      fingerprint: files.sha256, arch: meta.model ?? model.name, params: countParams(model), input: 'inputs in [0,1] (normalization inside the model)', logits: 'outputs', layers: model,
+      path: location,
+      kind: 'robust',
+      classifier,
+      inputShape: [h, w, c],
+      numClasses: classifier.numClasses,
+      meta,
+      fingerprint: files.sha256,
+      arch: meta.model ?? model.name,
+      params: countParams(model),
+      input: 'inputs in [0,1] (normalization inside the model)',
+      logits: 'outputs',
+      layers: model,
       dispose: () => {
         classifier.dispose?.();
         model.dispose();
@@ -108,7 +150,7 @@ export async function modelFromFiles(location: string, files: ModelFiles, o: Any
       g.model.dispose();
       throw e;
     }
-    const input = `${describePreprocess(p)}; ${g.note ?? 'logits: the graph\'s output'}`;
+    const input = `${describePreprocess(p)}; ${g.note ?? "logits: the graph's output"}`;
     const prep = preprocessor(p);
     const classifier: Classifier = {
       numClasses: g.numClasses,
@@ -118,8 +160,17 @@ export async function modelFromFiles(location: string, files: ModelFiles, o: Any
       logits: (x) => tf.tidy(() => g.apply(prep.apply(x))),
     };
     return {
-      path: location, kind: 'graph', classifier, inputShape: g.inputShape, numClasses: g.numClasses, meta: {},
-      fingerprint: keyOf(files.sha256, p, o.output, g.logitsNode), arch: 'graph-model', params: weightCount(files.specs), input, logits: g.source,
+      path: location,
+      kind: 'graph',
+      classifier,
+      inputShape: g.inputShape,
+      numClasses: g.numClasses,
+      meta: {},
+      fingerprint: keyOf(files.sha256, p, o.output, g.logitsNode),
+      arch: 'graph-model',
+      params: weightCount(files.specs),
+      input,
+      logits: g.source,
       dispose: () => {
         prep.dispose();
         g.model.dispose();
@@ -129,7 +180,10 @@ export async function modelFromFiles(location: string, files: ModelFiles, o: Any
   const model = await buildLayersModel(files);
   try {
     const [, h, w, c] = model.inputs[0].shape as number[];
-    if (!(h > 0 && w > 0 && c > 0) || model.inputs[0].shape.length !== 4) throw new RobustError(`${files.jsonPath}: the model's input has shape [${model.inputs[0].shape.map((d) => d ?? '?').join(', ')}], not [batch, height, width, channels] with known sizes`);
+    if (!(h > 0 && w > 0 && c > 0) || model.inputs[0].shape.length !== 4)
+      throw new RobustError(
+        `${files.jsonPath}: the model's input has shape [${model.inputs[0].shape.map((d) => d ?? '?').join(', ')}], not [batch, height, width, channels] with known sizes`,
+      );
     checkPreprocess(p, c, files.jsonPath);
     const head = layersLogits(model, files.jsonPath, o.output);
     try {
@@ -137,7 +191,9 @@ export async function modelFromFiles(location: string, files: ModelFiles, o: Any
       tf.tidy(() => head.apply(tf.zeros([1, h, w, c]) as tf.Tensor4D, false));
     } catch (e) {
       head.dispose();
-      throw new RobustError(`${files.jsonPath}: the model does not run in TF.js on this backend (${(e as Error).message.split('\n')[0]})`);
+      throw new RobustError(
+        `${files.jsonPath}: the model does not run in TF.js on this backend (${(e as Error).message.split('\n')[0]})`,
+      );
     }
     const prep = preprocessor(p);
     const classifier: Classifier = {
@@ -147,9 +203,18 @@ export async function modelFromFiles(location: string, files: ModelFiles, o: Any
       logits: (x, mode) => tf.tidy(() => head.apply(prep.apply(x), mode === 'train')),
     };
     return {
-      path: location, kind: 'layers', classifier, inputShape: [h, w, c], numClasses: head.numClasses, meta: {},
-      fingerprint: keyOf(files.sha256, p, o.output, head.source), arch: model.name, params: countParams(model),
-      input: `${describePreprocess(p)}; ${head.note ?? "logits: the model's outputs"}`, logits: head.source, layers: model,
+      path: location,
+      kind: 'layers',
+      classifier,
+      inputShape: [h, w, c],
+      numClasses: head.numClasses,
+      meta: {},
+      fingerprint: keyOf(files.sha256, p, o.output, head.source),
+      arch: model.name,
+      params: countParams(model),
+      input: `${describePreprocess(p)}; ${head.note ?? "logits: the model's outputs"}`,
+      logits: head.source,
+      layers: model,
       dispose: () => {
         prep.dispose();
         head.dispose();
@@ -171,7 +236,12 @@ export function checkLogits(m: LoadedModel, images: tf.Tensor4D): void {
   if (m.kind === 'robust' || !(m.logits === 'outputs' || m.logits === 'named')) return;
   const probs = tf.tidy(() => {
     const z = m.classifier.logits(images, 'inference');
-    return z.min().greaterEqual(0).logicalAnd(z.max().lessEqual(1)).logicalAnd(z.sum(1).sub(1).abs().max().less(1e-4)).dataSync()[0];
+    return z
+      .min()
+      .greaterEqual(0)
+      .logicalAnd(z.max().lessEqual(1))
+      .logicalAnd(z.sum(1).sub(1).abs().max().less(1e-4))
+      .dataSync()[0];
   });
   if (probs) {
     throw new RobustError(

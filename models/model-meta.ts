@@ -22,22 +22,30 @@ export function modelMeta(model: tf.LayersModel, where: string): ModelMeta {
   const robust = (model.getUserDefinedMetadata() as { robust?: unknown } | undefined)?.robust;
   if (robust === undefined) return {};
   const at = `${where}: metadata robust`;
-  checkFields(robust, {
-    model: optional(str),
-    width: optional(int(1, LIMITS.width)),
-    data: optional(str),
-    defense: optional(str),
-    classes: optional(strings),
-    defenseConfig: optional(object),
-  }, at);
+  checkFields(
+    robust,
+    {
+      model: optional(str),
+      width: optional(int(1, LIMITS.width)),
+      data: optional(str),
+      defense: optional(str),
+      classes: optional(strings),
+      defenseConfig: optional(object),
+    },
+    at,
+  );
   const d = (robust as ModelMeta).defenseConfig;
   if (d) {
-    checkFields(d, {
-      names: optional(strings),
-      eps: optional(num(0, 1e6)),
-      noiseStd: optional(num(0, 1e6)),
-      noiseSamples: optional(int(1, LIMITS.samples)),
-    }, `${at}.defenseConfig`);
+    checkFields(
+      d,
+      {
+        names: optional(strings),
+        eps: optional(num(0, 1e6)),
+        noiseStd: optional(num(0, 1e6)),
+        noiseSamples: optional(int(1, LIMITS.samples)),
+      },
+      `${at}.defenseConfig`,
+    );
   }
   return robust as ModelMeta;
 }

@@ -26,14 +26,20 @@ const NUMBER = /^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?\s*$/i;
 function numbers(flag: string, v: string): number[] {
   const parts = v.split(',');
   const out = parts.map((p) => (NUMBER.test(p) ? Number(p) : NaN));
-  if (out.length === 0 || out.length > 4 || out.some((n) => !(Math.abs(n) <= FLOAT32_MAX))) throw new RobustError(`${flag} must be 1 to 4 comma-separated numbers within float32's range, got '${v}'`);
+  if (out.length === 0 || out.length > 4 || out.some((n) => !(Math.abs(n) <= FLOAT32_MAX)))
+    throw new RobustError(
+      `${flag} must be 1 to 4 comma-separated numbers within float32's range, got '${v}'`,
+    );
   return out;
 }
 
 /** `--input-range`: "0,1", "0,255", "-1,1" or any "lo,hi" with lo < hi. */
 export function parseInputRange(v: string): [number, number] {
   const r = numbers('--input-range', v);
-  if (r.length !== 2 || !(r[0] < r[1]) || !(r[1] - r[0] <= FLOAT32_MAX)) throw new RobustError(`--input-range must be lo,hi with lo < hi (e.g. 0,1 or 0,255 or -1,1), got '${v}'`);
+  if (r.length !== 2 || !(r[0] < r[1]) || !(r[1] - r[0] <= FLOAT32_MAX))
+    throw new RobustError(
+      `--input-range must be lo,hi with lo < hi (e.g. 0,1 or 0,255 or -1,1), got '${v}'`,
+    );
   return [r[0], r[1]];
 }
 
@@ -43,7 +49,10 @@ export const parseMean = (v: string): number[] => numbers('--mean', v);
 /** `--std`: one positive number or one per channel. */
 export function parseStd(v: string): number[] {
   const s = numbers('--std', v);
-  if (s.some((x) => !(x >= FLOAT32_TINY))) throw new RobustError(`--std values must be positive (at least ${FLOAT32_TINY}, float32's smallest normal), got '${v}'`);
+  if (s.some((x) => !(x >= FLOAT32_TINY)))
+    throw new RobustError(
+      `--std values must be positive (at least ${FLOAT32_TINY}, float32's smallest normal), got '${v}'`,
+    );
   return s;
 }
 
@@ -51,15 +60,38 @@ export function parseStd(v: string): number[] {
 export function checkPreprocess(p: Preprocess, channels: number, where: string): void {
   const ok = (x: unknown) => typeof x === 'number' && Math.abs(x) <= FLOAT32_MAX;
   const [lo, hi] = Array.isArray(p.range) ? p.range : [NaN, NaN];
-  if (!Array.isArray(p.range) || p.range.length !== 2 || !ok(lo) || !ok(hi) || !(lo < hi) || !(hi - lo <= FLOAT32_MAX)) throw new RobustError(`${where}: the input range must be [lo, hi] with lo < hi in float32's range, got ${JSON.stringify(p.range)}`);
-  if (p.mean && (!Array.isArray(p.mean) || !p.mean.every(ok))) throw new RobustError(`${where}: mean must be numbers in float32's range, got ${JSON.stringify(p.mean)}`);
-  if (p.std && (!Array.isArray(p.std) || !p.std.every((x) => ok(x) && x >= FLOAT32_TINY))) throw new RobustError(`${where}: std must be positive numbers in float32's range, got ${JSON.stringify(p.std)}`);
-  for (const [name, list] of [['--mean', p.mean], ['--std', p.std]] as const) {
-    if (list && list.length !== 1 && list.length !== channels) throw new RobustError(`${where}: ${name} has ${list.length} values but the model takes ${channels} channel(s)`);
+  if (
+    !Array.isArray(p.range) ||
+    p.range.length !== 2 ||
+    !ok(lo) ||
+    !ok(hi) ||
+    !(lo < hi) ||
+    !(hi - lo <= FLOAT32_MAX)
+  )
+    throw new RobustError(
+      `${where}: the input range must be [lo, hi] with lo < hi in float32's range, got ${JSON.stringify(p.range)}`,
+    );
+  if (p.mean && (!Array.isArray(p.mean) || !p.mean.every(ok)))
+    throw new RobustError(
+      `${where}: mean must be numbers in float32's range, got ${JSON.stringify(p.mean)}`,
+    );
+  if (p.std && (!Array.isArray(p.std) || !p.std.every((x) => ok(x) && x >= FLOAT32_TINY)))
+    throw new RobustError(
+      `${where}: std must be positive numbers in float32's range, got ${JSON.stringify(p.std)}`,
+    );
+  for (const [name, list] of [
+    ['--mean', p.mean],
+    ['--std', p.std],
+  ] as const) {
+    if (list && list.length !== 1 && list.length !== channels)
+      throw new RobustError(
+        `${where}: ${name} has ${list.length} values but the model takes ${channels} channel(s)`,
+      );
   }
 }
 
-export const isPixels = (p: Preprocess): boolean => p.range[0] === 0 && p.range[1] === 1 && !p.mean && !p.std;
+export const isPixels = (p: Preprocess): boolean =>
+  p.range[0] === 0 && p.range[1] === 1 && !p.mean && !p.std;
 
 /** One line for results and logs: "inputs in [0,255], mean 123.7,116.3,103.5, std 58.4,57.1,57.4". */
 export function describePreprocess(p: Preprocess): string {

@@ -59,30 +59,41 @@ export function pretrainedEntries(): PretrainedEntry[] {
   const entries = index.entries as PretrainedEntry[];
   entries.forEach((e, i) => {
     const where = `${file}: entries[${i}]`;
-    checkFields(e, {
-      name: matching(FILE_NAME, 'a plain folder name'),
-      architecture: str,
-      width: optional(int(1, LIMITS.width)),
-      data: str,
-      defense: str,
-      eps: optional(num(0, 1)),
-      command: str,
-      epochs: int(0, 1e6),
-      train_seconds: num(0, 1e9),
-      backend: str,
-      test_acc: num(0, 1),
-      note: optional(str),
-      sha256: object,
-    }, where);
+    checkFields(
+      e,
+      {
+        name: matching(FILE_NAME, 'a plain folder name'),
+        architecture: str,
+        width: optional(int(1, LIMITS.width)),
+        data: str,
+        defense: str,
+        eps: optional(num(0, 1)),
+        command: str,
+        epochs: int(0, 1e6),
+        train_seconds: num(0, 1e9),
+        backend: str,
+        test_acc: num(0, 1),
+        note: optional(str),
+        sha256: object,
+      },
+      where,
+    );
     for (const [f, h] of Object.entries(e.sha256)) {
-      check(FILE_NAME.test(f) && typeof h === 'string' && /^[0-9a-f]{64}$/.test(h), `${where}.sha256: ${JSON.stringify(f)} must be a file name with a 64-digit hex SHA-256`);
+      check(
+        FILE_NAME.test(f) && typeof h === 'string' && /^[0-9a-f]{64}$/.test(h),
+        `${where}.sha256: ${JSON.stringify(f)} must be a file name with a 64-digit hex SHA-256`,
+      );
     }
-    check(entries.findIndex((o) => o.name === e.name) === i, `${where}: name ${e.name} is listed twice`);
+    check(
+      entries.findIndex((o) => o.name === e.name) === i,
+      `${where}: name ${e.name} is listed twice`,
+    );
   });
   return entries;
 }
 
-export const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+export const sha256 = (file: string) =>
+  crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 /** Folders whose files this process has already checked. */
 const verified = new Set<string>();
@@ -93,13 +104,18 @@ export function resolvePretrained(location: string): string {
   const name = location.slice(ZOO_PREFIX.length);
   const entries = pretrainedEntries();
   const entry = entries.find((e) => e.name === name);
-  if (!entry) throw new RobustError(`unknown zoo model '${name}' (trained entries: ${entries.map((e) => e.name).join(', ') || 'none in this installation'})`);
+  if (!entry)
+    throw new RobustError(
+      `unknown zoo model '${name}' (trained entries: ${entries.map((e) => e.name).join(', ') || 'none in this installation'})`,
+    );
   const dir = path.join(pretrainedDir(), entry.name);
   if (verified.has(dir)) return dir;
   for (const [file, want] of Object.entries(entry.sha256)) {
     const p = path.join(dir, file);
-    if (!fs.existsSync(p)) throw new RobustError(`${p}: missing from this installation of zoo:${name}`);
-    if (sha256(p) !== want) throw new RobustError(`${p}: SHA-256 does not match zoo/index.json (damaged install?)`);
+    if (!fs.existsSync(p))
+      throw new RobustError(`${p}: missing from this installation of zoo:${name}`);
+    if (sha256(p) !== want)
+      throw new RobustError(`${p}: SHA-256 does not match zoo/index.json (damaged install?)`);
   }
   verified.add(dir);
   return dir;

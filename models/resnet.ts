@@ -65,7 +65,14 @@ class Builder {
     return this.seed++;
   }
 
-  conv(x: SymbolicTensor, filters: number, kernel: number, stride: number, name: string, useBias = false): SymbolicTensor {
+  conv(
+    x: SymbolicTensor,
+    filters: number,
+    kernel: number,
+    stride: number,
+    name: string,
+    useBias = false,
+  ): SymbolicTensor {
     return lazyConv2d({
       filters,
       kernelSize: kernel,
@@ -78,19 +85,30 @@ class Builder {
   }
 
   /** conv then BN — or, in fold mode, one conv with a bias standing for both. */
-  convBn(x: SymbolicTensor, filters: number, kernel: number, stride: number, convName: string, bnName: string): SymbolicTensor {
+  convBn(
+    x: SymbolicTensor,
+    filters: number,
+    kernel: number,
+    stride: number,
+    convName: string,
+    bnName: string,
+  ): SymbolicTensor {
     if (!this.fold) return this.bn(this.conv(x, filters, kernel, stride, convName), bnName);
     this.folded.push([convName, bnName]);
     return this.conv(x, filters, kernel, stride, convName, true);
   }
 
   bn(x: SymbolicTensor, name: string): SymbolicTensor {
-    return fusedBatchNorm({ axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON, name }).apply(x) as SymbolicTensor;
+    return fusedBatchNorm({ axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON, name }).apply(
+      x,
+    ) as SymbolicTensor;
   }
 
   /** Dropout (training only) when the model has block dropout. Unseeded: a seeded tfjs dropout draws the same mask every step. */
   dropout(x: SymbolicTensor, name: string): SymbolicTensor {
-    return this.blockDropout > 0 ? (tf.layers.dropout({ rate: this.blockDropout, name }).apply(x) as SymbolicTensor) : x;
+    return this.blockDropout > 0
+      ? (tf.layers.dropout({ rate: this.blockDropout, name }).apply(x) as SymbolicTensor)
+      : x;
   }
 
   relu(x: SymbolicTensor, name: string): SymbolicTensor {
@@ -103,31 +121,64 @@ class Builder {
 
   dense(x: SymbolicTensor, units: number, name: string): SymbolicTensor {
     return tf.layers
-      .dense({ units, kernelInitializer: tf.initializers.glorotUniform({ seed: this.nextSeed() }), name })
+      .dense({
+        units,
+        kernelInitializer: tf.initializers.glorotUniform({ seed: this.nextSeed() }),
+        name,
+      })
       .apply(x) as SymbolicTensor;
   }
 }
 
 /** conv3×3–BN–ReLU–conv3×3–BN, plus the (projected) input, then ReLU. */
-function basicBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, stride: number, p: string): [SymbolicTensor, number] {
-  let y = b.dropout(b.relu(b.convBn(x, outC, 3, stride, `${p}_conv1`, `${p}_bn1`), `${p}_relu1`), `${p}_drop`);
+function basicBlock(
+  b: Builder,
+  x: SymbolicTensor,
+  inC: number,
+  outC: number,
+  stride: number,
+  p: string,
+): [SymbolicTensor, number] {
+  let y = b.dropout(
+    b.relu(b.convBn(x, outC, 3, stride, `${p}_conv1`, `${p}_bn1`), `${p}_relu1`),
+    `${p}_drop`,
+  );
   y = b.convBn(y, outC, 3, 1, `${p}_conv2`, `${p}_bn2`);
-  const shortcut = stride !== 1 || inC !== outC ? b.convBn(x, outC, 1, stride, `${p}_proj`, `${p}_proj_bn`) : x;
+  const shortcut =
+    stride !== 1 || inC !== outC ? b.convBn(x, outC, 1, stride, `${p}_proj`, `${p}_proj_bn`) : x;
   return [b.relu(b.add(y, shortcut, `${p}_add`), `${p}_out`), outC];
 }
 
 /** 1×1 reduce – 3×3 (strided) – 1×1 expand (×4), each with BN, projection when shapes differ. */
-function bottleneck(b: Builder, x: SymbolicTensor, inC: number, planes: number, stride: number, p: string): [SymbolicTensor, number] {
+function bottleneck(
+  b: Builder,
+  x: SymbolicTensor,
+  inC: number,
+  planes: number,
+  stride: number,
+  p: string,
+): [SymbolicTensor, number] {
   const outC = planes * 4;
   let y = b.relu(b.convBn(x, planes, 1, 1, `${p}_conv1`, `${p}_bn1`), `${p}_relu1`);
-  y = b.dropout(b.relu(b.convBn(y, planes, 3, stride, `${p}_conv2`, `${p}_bn2`), `${p}_relu2`), `${p}_drop`);
+  y = b.dropout(
+    b.relu(b.convBn(y, planes, 3, stride, `${p}_conv2`, `${p}_bn2`), `${p}_relu2`),
+    `${p}_drop`,
+  );
   y = b.convBn(y, outC, 1, 1, `${p}_conv3`, `${p}_bn3`);
-  const shortcut = stride !== 1 || inC !== outC ? b.convBn(x, outC, 1, stride, `${p}_proj`, `${p}_proj_bn`) : x;
+  const shortcut =
+    stride !== 1 || inC !== outC ? b.convBn(x, outC, 1, stride, `${p}_proj`, `${p}_proj_bn`) : x;
   return [b.relu(b.add(y, shortcut, `${p}_add`), `${p}_out`), outC];
 }
 
 /** Pre-activation block: BN–ReLU–conv–BN–ReLU–conv; the projection reads the pre-activated input. */
-function preactBlock(b: Builder, x: SymbolicTensor, inC: number, outC: number, stride: number, p: string): [SymbolicTensor, number] {
+function preactBlock(
+  b: Builder,
+  x: SymbolicTensor,
+  inC: number,
+  outC: number,
+  stride: number,
+  p: string,
+): [SymbolicTensor, number] {
   const pre = b.relu(b.bn(x, `${p}_bn1`), `${p}_relu1`);
   const shortcut = stride !== 1 || inC !== outC ? b.conv(pre, outC, 1, stride, `${p}_proj`) : x;
   const y = b.convBn(pre, outC, 3, stride, `${p}_conv1`, `${p}_bn2`);
@@ -153,7 +204,10 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
     .apply(input) as SymbolicTensor;
 
   // PreAct: the stem conv feeds both the first BN and the first shortcut, so it stays unfolded.
-  x = spec.block === 'preact' ? b.conv(x, spec.width, 3, 1, 'stem_conv') : b.relu(b.convBn(x, spec.width, 3, 1, 'stem_conv', 'stem_bn'), 'stem_relu');
+  x =
+    spec.block === 'preact'
+      ? b.conv(x, spec.width, 3, 1, 'stem_conv')
+      : b.relu(b.convBn(x, spec.width, 3, 1, 'stem_conv', 'stem_bn'), 'stem_relu');
 
   let c = spec.width;
   spec.stages.forEach((blocks, s) => {
@@ -161,14 +215,20 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
     for (let i = 0; i < blocks; i++) {
       const stride = i === 0 && s > 0 ? 2 : 1;
       const prefix = `s${s + 1}_b${i + 1}`;
-      const block = spec.block === 'basic' ? basicBlock : spec.block === 'bottleneck' ? bottleneck : preactBlock;
+      const block =
+        spec.block === 'basic'
+          ? basicBlock
+          : spec.block === 'bottleneck'
+            ? bottleneck
+            : preactBlock;
       [x, c] = block(b, x, c, stageWidth, stride, prefix);
     }
   });
   if (spec.block === 'preact') x = b.relu(b.bn(x, 'final_bn'), 'final_relu');
   x = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as SymbolicTensor;
   // Unseeded on purpose: a seeded tfjs dropout layer draws the same mask at every step.
-  if (opts.dropout && opts.dropout > 0) x = tf.layers.dropout({ rate: opts.dropout, name: 'dropout' }).apply(x) as SymbolicTensor;
+  if (opts.dropout && opts.dropout > 0)
+    x = tf.layers.dropout({ rate: opts.dropout, name: 'dropout' }).apply(x) as SymbolicTensor;
   const logits = b.dense(x, opts.numClasses, 'logits');
   const model = tf.model({ inputs: input, outputs: logits, name: opts.name ?? 'resnet' });
   if (opts.foldBatchNorm) foldedPairs.set(model, b.folded);

@@ -42,13 +42,17 @@ export const ZOO: readonly ZooEntry[] = [
     name: 'preact-resnet18',
     family: 'preact-resnet',
     spec: { block: 'preact', stages: [2, 2, 2, 2], width: 64 },
-    description: 'PreAct ResNet-18 (He et al. 2016b): BN–ReLU before convs, final BN–ReLU before pooling',
+    description:
+      'PreAct ResNet-18 (He et al. 2016b): BN–ReLU before convs, final BN–ReLU before pooling',
   },
 ];
 
 export function zooEntry(name: string): ZooEntry {
   const entry = ZOO.find((e) => e.name === name.toLowerCase());
-  if (!entry) throw new RobustError(`unknown model '${name}': choose one of ${ZOO.map((e) => e.name).join(', ')}`);
+  if (!entry)
+    throw new RobustError(
+      `unknown model '${name}': choose one of ${ZOO.map((e) => e.name).join(', ')}`,
+    );
   return entry;
 }
 
@@ -61,14 +65,18 @@ export interface ModelOptions extends BuildOptions {
 export function createModel(name: string, opts: ModelOptions): tf.LayersModel {
   const entry = zooEntry(name);
   const width = opts.width ?? entry.spec.width;
-  if (!Number.isInteger(width) || width < 1) throw new RobustError(`--width must be a positive integer, got ${opts.width}`);
+  if (!Number.isInteger(width) || width < 1)
+    throw new RobustError(`--width must be a positive integer, got ${opts.width}`);
   const model = buildResNet({ ...entry.spec, width }, { ...opts, name: entry.name });
   return model;
 }
 
 /** Trainable parameters: what PyTorch's `sum(p.numel() for p in model.parameters())` counts. */
 export function countParams(model: tf.LayersModel): number {
-  return model.trainableWeights.reduce((n, w) => n + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
+  return model.trainableWeights.reduce(
+    (n, w) => n + w.shape.reduce((a: number, b) => a * (b ?? 1), 1),
+    0,
+  );
 }
 
 /** Multiply–accumulates per image of the convolutions and dense layers. */

@@ -55,7 +55,9 @@ function median(fn: () => tf.Tensor): number {
   return times[Math.floor(times.length / 2)];
 }
 
-console.log(`backend wasm, ${info.threads} threads, batch ${batch}; ms (effective GMAC/s): Winograd / direct / XNNPACK`);
+console.log(
+  `backend wasm, ${info.threads} threads, batch ${batch}; ms (effective GMAC/s): Winograd / direct / XNNPACK`,
+);
 console.log('| layer | out | channels | forward | dx | dW | max rel. diff |');
 console.log('|---|---|---|---|---|---|---|');
 for (const [name, size, cin, cout, stride] of layers) {
@@ -65,15 +67,33 @@ for (const [name, size, cin, cout, stride] of layers) {
   const attrs = { strides: [stride, stride], pad: 'same', dataFormat: 'NHWC' };
   const ops: Record<string, () => tf.Tensor> = {
     forward: () => tf.conv2d(x, w, stride, 'same'),
-    dx: () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: x.shape }) as tf.Tensor,
-    dW: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape }) as tf.Tensor,
+    dx: () =>
+      tf
+        .engine()
+        .runKernel(
+          'Conv2DBackpropInput',
+          { dy, filter: w },
+          { ...attrs, inputShape: x.shape },
+        ) as tf.Tensor,
+    dW: () =>
+      tf
+        .engine()
+        .runKernel(
+          'Conv2DBackpropFilter',
+          { x, dy },
+          { ...attrs, filterShape: w.shape },
+        ) as tf.Tensor,
   };
   const macs = batch * size * size * 9 * cin * cout;
   const cells: string[] = [];
   let worst = 0;
   for (const op of Object.values(ops)) {
     const winograd = stride === 1;
-    const paths = [...(winograd ? [{ kernels: true, winograd: true }] : []), { kernels: true, winograd: false }, { kernels: false, winograd: false }];
+    const paths = [
+      ...(winograd ? [{ kernels: true, winograd: true }] : []),
+      { kernels: true, winograd: false },
+      { kernels: false, winograd: false },
+    ];
     const ms: string[] = winograd ? [] : ['–'];
     const results: tf.Tensor[] = [];
     for (const p of paths) {
@@ -86,11 +106,21 @@ for (const [name, size, cin, cout, stride] of layers) {
     useWasmKernels(true);
     useWinograd(true);
     const reference = results[results.length - 1];
-    for (const r of results.slice(0, -1)) worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(r, reference))).dataSync()[0] / tf.max(tf.abs(reference)).dataSync()[0]));
+    for (const r of results.slice(0, -1))
+      worst = Math.max(
+        worst,
+        tf.tidy(
+          () =>
+            tf.max(tf.abs(tf.sub(r, reference))).dataSync()[0] /
+            tf.max(tf.abs(reference)).dataSync()[0],
+        ),
+      );
     tf.dispose(results);
     cells.push(ms.join(' / '));
   }
-  console.log(`| ${name} | ${size}×${size}${stride > 1 ? ' /2' : ''} | ${cin}→${cout} | ${cells.join(' | ')} | ${worst.toExponential(1)} |`);
+  console.log(
+    `| ${name} | ${size}×${size}${stride > 1 ? ' /2' : ''} | ${cin}→${cout} | ${cells.join(' | ')} | ${worst.toExponential(1)} |`,
+  );
   tf.dispose([x, w, dy]);
 }
 process.exit(0);

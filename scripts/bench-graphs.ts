@@ -22,14 +22,29 @@ const opts = optionsOrExit('bench:graphs', () => {
   const o = new Command('bench:graphs')
     .description('graph-model input gradients on wasm, and the kernels robust supplies for them')
     .option('--batch <n>', 'batch size', positiveInt('--batch'), 32)
-    .option('--runs <n>', 'timed passes per measurement (the median is shown)', positiveInt('--runs'), 15)
+    .option(
+      '--runs <n>',
+      'timed passes per measurement (the median is shown)',
+      positiveInt('--runs'),
+      15,
+    )
     .option('--backend <name>', 'wasm or cpu', 'wasm')
     .option('--kernels', 'also time the individual kernels against the cpu backend')
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
     .option('--size <n>', 'image height and width', positiveInt('--size', 512), 32)
     .parse()
-    .opts<{ batch: number; runs: number; backend: string; kernels?: boolean; threads?: number; size: number }>();
-  check(o.backend === 'wasm' || o.backend === 'cpu', `--backend must be wasm or cpu, got '${o.backend}'`);
+    .opts<{
+      batch: number;
+      runs: number;
+      backend: string;
+      kernels?: boolean;
+      threads?: number;
+      size: number;
+    }>();
+  check(
+    o.backend === 'wasm' || o.backend === 'cpu',
+    `--backend must be wasm or cpu, got '${o.backend}'`,
+  );
   return o;
 });
 const info = await initBackend({ backend: opts.backend, threads: opts.threads });
@@ -49,23 +64,36 @@ function time(fn: () => void, runs = opts.runs): number {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'robust-bench-graphs-'));
 try {
-  console.log(`backend ${info.name}, ${info.threads} threads, batch ${opts.batch}, ${opts.size}×${opts.size}×3`);
-  console.log('| graph | input gradient img/s | forward img/s | largest kernels of a gradient pass (ms) |');
+  console.log(
+    `backend ${info.name}, ${info.threads} threads, batch ${opts.batch}, ${opts.size}×${opts.size}×3`,
+  );
+  console.log(
+    '| graph | input gradient img/s | forward img/s | largest kernels of a gradient pass (ms) |',
+  );
   console.log('|---|---|---|---|');
   for (const [name, make] of Object.entries(GRAPH_FIXTURES)) {
     const fx = make(path.join(dir, name), { size: opts.size });
     const model = await loadGraphFolder(fx.dir);
     const x = tf.randomUniform([opts.batch, ...fx.imageShape], 0, 1, 'float32', 5);
     const y = tf.oneHot(tf.randomUniform([opts.batch], 0, fx.classes, 'int32', 6), fx.classes);
-    const grad = tf.grad((t: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, model.execute(t, fx.logitsNode) as tf.Tensor));
+    const grad = tf.grad((t: tf.Tensor) =>
+      tf.losses.softmaxCrossEntropy(y, model.execute(t, fx.logitsNode) as tf.Tensor),
+    );
     try {
       const g = time(() => void grad(x).dataSync());
       const f = time(() => void (model.execute(x, fx.logitsNode) as tf.Tensor).dataSync());
       const profile = await tf.profile(() => tf.tidy(() => void grad(x).dataSync()));
       const byKernel = new Map<string, number>();
-      for (const k of profile.kernels) if (!k.name.endsWith('__op')) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + (k.kernelTimeMs as number));
-      const top = [...byKernel].sort((p, q) => q[1] - p[1]).slice(0, 6).map(([k, ms]) => `${k} ${ms.toFixed(1)}`);
-      console.log(`| ${name} | ${((opts.batch / g) * 1000).toFixed(0)} | ${((opts.batch / f) * 1000).toFixed(0)} | ${top.join(', ')} |`);
+      for (const k of profile.kernels)
+        if (!k.name.endsWith('__op'))
+          byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+      const top = [...byKernel]
+        .sort((p, q) => q[1] - p[1])
+        .slice(0, 6)
+        .map(([k, ms]) => `${k} ${ms.toFixed(1)}`);
+      console.log(
+        `| ${name} | ${((opts.batch / g) * 1000).toFixed(0)} | ${((opts.batch / f) * 1000).toFixed(0)} | ${top.join(', ')} |`,
+      );
     } catch (e) {
       console.log(`| ${name} | fails: ${(e as Error).message.split('\n')[0]} | | |`);
     }
@@ -78,30 +106,83 @@ try {
 
 if (opts.kernels && info.name === 'wasm') {
   const b = opts.batch;
-  const run = (k: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}) => () => void tf.engine().runKernel(k, inputs, attrs as tf.NamedAttrMap);
-  const dw = { x: tf.randomNormal([b, 16, 16, 64]), w: tf.randomNormal([3, 3, 64, 1]), w5: tf.randomNormal([5, 5, 64, 1]) };
+  const run =
+    (k: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}) =>
+    () =>
+      void tf.engine().runKernel(k, inputs, attrs as tf.NamedAttrMap);
+  const dw = {
+    x: tf.randomNormal([b, 16, 16, 64]),
+    w: tf.randomNormal([3, 3, 64, 1]),
+    w5: tf.randomNormal([5, 5, 64, 1]),
+  };
   const dwAttrs = (s: number) => ({ strides: [s, s], pad: 'same', dilations: [1, 1] });
   const dy1 = tf.randomNormal([b, 16, 16, 64]);
   const dy2 = tf.randomNormal([b, 8, 8, 64]);
   const pool = { x: tf.randomNormal([b, 32, 32, 16]), dy: tf.randomNormal([b, 16, 16, 16]) };
   const poolAttrs = { filterSize: [3, 3], strides: [2, 2], pad: 'same' };
   const act = { x: tf.randomNormal([b, 16, 16, 64]), dy: tf.randomNormal([b, 16, 16, 64]) };
-  const img = { x: tf.randomUniform([b, 32, 32, 3]), c: tf.tensor1d([58.4, 57.1, 57.4]), se: tf.randomUniform([b, 1, 1, 64]) };
+  const img = {
+    x: tf.randomUniform([b, 32, 32, 3]),
+    c: tf.tensor1d([58.4, 57.1, 57.4]),
+    se: tf.randomUniform([b, 1, 1, 64]),
+  };
   const kernels: [string, () => void, boolean][] = [
-    [`depthwise 3x3 forward [${b},16,16,64]`, run('DepthwiseConv2dNative', { x: dw.x, filter: dw.w }, dwAttrs(1)), true],
-    [`depthwise 5x5 forward [${b},16,16,64]`, run('DepthwiseConv2dNative', { x: dw.x, filter: dw.w5 }, dwAttrs(1)), true],
-    ['depthwise 3x3 dx, stride 1', run('DepthwiseConv2dNativeBackpropInput', { dy: dy1, filter: dw.w }, { ...dwAttrs(1), inputShape: dw.x.shape }), false],
-    ['depthwise 3x3 dx, stride 2', run('DepthwiseConv2dNativeBackpropInput', { dy: dy2, filter: dw.w }, { ...dwAttrs(2), inputShape: dw.x.shape }), false],
-    ['depthwise 3x3 dW, stride 1', run('DepthwiseConv2dNativeBackpropFilter', { x: dw.x, dy: dy1 }, { ...dwAttrs(1), filterShape: dw.w.shape }), false],
-    [`MaxPoolGrad 3x3/2 [${b},32,32,16]`, run('MaxPoolGrad', { dy: pool.dy, input: pool.x, output: pool.dy }, poolAttrs), true],
-    [`AvgPoolGrad 3x3/2 [${b},32,32,16]`, run('AvgPoolGrad', { dy: pool.dy, input: pool.x }, poolAttrs), true],
+    [
+      `depthwise 3x3 forward [${b},16,16,64]`,
+      run('DepthwiseConv2dNative', { x: dw.x, filter: dw.w }, dwAttrs(1)),
+      true,
+    ],
+    [
+      `depthwise 5x5 forward [${b},16,16,64]`,
+      run('DepthwiseConv2dNative', { x: dw.x, filter: dw.w5 }, dwAttrs(1)),
+      true,
+    ],
+    [
+      'depthwise 3x3 dx, stride 1',
+      run(
+        'DepthwiseConv2dNativeBackpropInput',
+        { dy: dy1, filter: dw.w },
+        { ...dwAttrs(1), inputShape: dw.x.shape },
+      ),
+      false,
+    ],
+    [
+      'depthwise 3x3 dx, stride 2',
+      run(
+        'DepthwiseConv2dNativeBackpropInput',
+        { dy: dy2, filter: dw.w },
+        { ...dwAttrs(2), inputShape: dw.x.shape },
+      ),
+      false,
+    ],
+    [
+      'depthwise 3x3 dW, stride 1',
+      run(
+        'DepthwiseConv2dNativeBackpropFilter',
+        { x: dw.x, dy: dy1 },
+        { ...dwAttrs(1), filterShape: dw.w.shape },
+      ),
+      false,
+    ],
+    [
+      `MaxPoolGrad 3x3/2 [${b},32,32,16]`,
+      run('MaxPoolGrad', { dy: pool.dy, input: pool.x, output: pool.dy }, poolAttrs),
+      true,
+    ],
+    [
+      `AvgPoolGrad 3x3/2 [${b},32,32,16]`,
+      run('AvgPoolGrad', { dy: pool.dy, input: pool.x }, poolAttrs),
+      true,
+    ],
     [`Relu6 [${b},16,16,64]`, () => void tf.relu6(act.x), true],
     ['Relu6 gradient', () => void tf.grad((t: tf.Tensor) => tf.relu6(t))(act.x, act.dy), true],
     ['Sigmoid gradient', () => void tf.grad((t: tf.Tensor) => tf.sigmoid(t))(act.x, act.dy), true],
     [`RealDiv [${b},32,32,3] / [3]`, () => void tf.div(img.x, img.c), true],
     [`Multiply [${b},16,16,64] · [${b},1,1,64]`, () => void tf.mul(act.x, img.se), true],
   ];
-  console.log(`\nkernels, median ms of ${opts.runs} calls | ours (wasm) | tfjs wasm | cpu backend |`);
+  console.log(
+    `\nkernels, median ms of ${opts.runs} calls | ours (wasm) | tfjs wasm | cpu backend |`,
+  );
   console.log('|---|---|---|---|');
   const rows: string[][] = kernels.map(([name]) => [name]);
   for (const [i, [, fn, stockExists]] of kernels.entries()) {
@@ -115,6 +196,7 @@ if (opts.kernels && info.name === 'wasm') {
     }
   }
   await tf.setBackend('cpu');
-  for (const [i, [, fn]] of kernels.entries()) rows[i].push(time(fn, Math.min(opts.runs, 3)).toFixed(2));
+  for (const [i, [, fn]] of kernels.entries())
+    rows[i].push(time(fn, Math.min(opts.runs, 3)).toFixed(2));
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 }

@@ -28,10 +28,29 @@ export function browserPlatformPlugin(): esbuild.Plugin {
         return { path: fs.existsSync(js) ? js : ts };
       });
       // csv-stringify's Node build uses Buffer; its own browser build (not in its exports map) does not
-      build.onResolve({ filter: /^csv-stringify\/sync$/ }, () => ({ path: path.join(path.dirname(require.resolve('csv-stringify/sync')), '..', '..', 'dist', 'esm', 'sync.js') }));
+      build.onResolve({ filter: /^csv-stringify\/sync$/ }, () => ({
+        path: path.join(
+          path.dirname(require.resolve('csv-stringify/sync')),
+          '..',
+          '..',
+          'dist',
+          'esm',
+          'sync.js',
+        ),
+      }));
       build.onResolve({ filter: /.*/ }, (args) => {
-        if (!NODE_BUILTINS.has(args.path) || args.importer.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
-        return { errors: [{ text: `${args.path} imported by ${path.relative(process.cwd(), args.importer)}: the browser build takes no Node built-ins (use util/platform.ts)` }] };
+        if (
+          !NODE_BUILTINS.has(args.path) ||
+          args.importer.includes(`${path.sep}node_modules${path.sep}`)
+        )
+          return undefined;
+        return {
+          errors: [
+            {
+              text: `${args.path} imported by ${path.relative(process.cwd(), args.importer)}: the browser build takes no Node built-ins (use util/platform.ts)`,
+            },
+          ],
+        };
       });
     },
   };
@@ -66,14 +85,19 @@ export async function bundleBrowser(entry: string, outfile?: string): Promise<Br
 
 /** tfjs-backend-wasm's binaries, which the bundle fetches from beside itself. */
 export function copyWasmBinaries(dir: string): string[] {
-  const from = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+  const from = path.dirname(
+    require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'),
+  );
   const names = fs.readdirSync(from).filter((f) => f.endsWith('.wasm'));
   for (const f of names) fs.copyFileSync(path.join(from, f), path.join(dir, f));
   return names;
 }
 
 /** Bundles `entry` into ROOT/dist/browser/robust.js with the wasm binaries beside it; returns the files written. */
-export async function buildBrowser(root: string, entry = path.join(root, 'dist', 'browser.js')): Promise<string[]> {
+export async function buildBrowser(
+  root: string,
+  entry = path.join(root, 'dist', 'browser.js'),
+): Promise<string[]> {
   const out = path.join(root, 'dist', 'browser');
   fs.mkdirSync(out, { recursive: true });
   await bundleBrowser(entry, path.join(out, 'robust.js'));
@@ -88,10 +112,18 @@ async function main(): Promise<void> {
   } catch (e) {
     const errors = (e as { errors?: esbuild.Message[] }).errors;
     if (!errors) throw e;
-    for (const m of errors) console.error(`build:browser: ${m.location ? `${m.location.file}:${m.location.line}: ` : ''}${m.text}`);
+    for (const m of errors)
+      console.error(
+        `build:browser: ${m.location ? `${m.location.file}:${m.location.line}: ` : ''}${m.text}`,
+      );
     process.exit(1);
   }
-  console.log(files.map((f) => `${path.relative(root, f)} (${(fs.statSync(f).size / 2 ** 20).toFixed(1)} MiB)`).join(', '));
+  console.log(
+    files
+      .map((f) => `${path.relative(root, f)} (${(fs.statSync(f).size / 2 ** 20).toFixed(1)} MiB)`)
+      .join(', '),
+  );
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) await main();
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1]))
+  await main();

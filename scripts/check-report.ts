@@ -23,7 +23,16 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export async function checkReport(file: string, executablePath = CHROMIUM): Promise<ReportCheck> {
   const browser = await chromium.launch({
     executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
@@ -33,7 +42,12 @@ export async function checkReport(file: string, executablePath = CHROMIUM): Prom
     await page.goto(pathToFileURL(path.resolve(file)).href, { waitUntil: 'load' });
     const svgs = await page.locator('.plot svg').count();
     const images = await page.locator('figure img').count();
-    const brokenImages = await page.evaluate(() => Array.from(document.querySelectorAll('figure img')).filter((i) => !(i as HTMLImageElement).complete || (i as HTMLImageElement).naturalWidth === 0).length);
+    const brokenImages = await page.evaluate(
+      () =>
+        Array.from(document.querySelectorAll('figure img')).filter(
+          (i) => !(i as HTMLImageElement).complete || (i as HTMLImageElement).naturalWidth === 0,
+        ).length,
+    );
     const screenshot = file.replace(/\.html?$/, '') + '.png';
     await page.screenshot({ path: screenshot, fullPage: true });
     return { errors, svgs, images, brokenImages, screenshot };

@@ -19,6 +19,9 @@ for (const [key, file] of Object.entries(FASHION_FILES) as [keyof typeof FASHION
   const header = Buffer.alloc(4 + 4 * dims);
   header.writeUInt32BE(0x800 + dims, 0);
   [n, ...shape.slice(1)].forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  fs.writeFileSync(path.join(out, file), zlib.gzipSync(Buffer.concat([header, data.subarray(0, n * per)]), { level: 9 }));
+  fs.writeFileSync(
+    path.join(out, file),
+    zlib.gzipSync(Buffer.concat([header, data.subarray(0, n * per)]), { level: 9 }),
+  );
 }
 console.log(`wrote ${out}`);

@@ -9,7 +9,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { pretrainedDir, pretrainedEntries, sha256, type PretrainedEntry } from '../models/pretrained.js';
+import {
+  pretrainedDir,
+  pretrainedEntries,
+  sha256,
+  type PretrainedEntry,
+} from '../models/pretrained.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { optionsOrExit } from '../cli/options.js';
 import { check } from '../util/errors.js';
@@ -22,7 +27,13 @@ interface EpochLog {
   robust_acc?: number;
 }
 interface RunState {
-  config: { model: string; width?: number; data: string; backend: string; defense?: { names?: string[]; eps?: number } };
+  config: {
+    model: string;
+    width?: number;
+    data: string;
+    backend: string;
+    defense?: { names?: string[]; eps?: number };
+  };
 }
 
 const program = new Command()
@@ -38,23 +49,33 @@ const [run, name] = program.args;
 const o = program.opts<{ command: string; best?: boolean; threads: string; note?: string }>();
 const source = path.join(run, o.best ? 'best' : 'checkpoint');
 
-const readJson = <T>(file: string): T => readJsonFile<T>(file, `${file}: not found (is ${run} a finished training run?)`);
+const readJson = <T>(file: string): T =>
+  readJsonFile<T>(file, `${file}: not found (is ${run} a finished training run?)`);
 
 const { state, log, meta } = optionsOrExit('zoo-add', () => {
-  check(/^[a-z0-9][a-z0-9-]*$/.test(name), `entry name '${name}' must be lowercase letters, digits and dashes`);
+  check(
+    /^[a-z0-9][a-z0-9-]*$/.test(name),
+    `entry name '${name}' must be lowercase letters, digits and dashes`,
+  );
   const state = readJson<RunState>(path.join(run, 'checkpoint', 'state.json'));
   const log = readJson<EpochLog[]>(path.join(run, 'log.json'));
   check(Array.isArray(log) && log.length > 0, `${run}/log.json: no finished epoch`);
   check(fs.existsSync(path.join(source, 'weights.bin')), `${source}/weights.bin: not found`);
-  const meta = readJson<{ userDefinedMetadata?: { robust?: { defense?: string } } }>(path.join(source, 'model.json'));
+  const meta = readJson<{ userDefinedMetadata?: { robust?: { defense?: string } } }>(
+    path.join(source, 'model.json'),
+  );
   return { state, log, meta: meta.userDefinedMetadata?.robust ?? {} };
 });
 // The epoch the shipped weights come from: the last, or the best-robust one.
-const epoch = o.best ? log.reduce((b, e) => ((e.robust_acc ?? -1) > (b.robust_acc ?? -1) ? e : b)) : log[log.length - 1];
+const epoch = o.best
+  ? log.reduce((b, e) => ((e.robust_acc ?? -1) > (b.robust_acc ?? -1) ? e : b))
+  : log[log.length - 1];
 
 const files = ['model.json', 'weights.bin'];
 const target = path.join(pretrainedDir(), name);
-await writeDirAtomic(target, (tmp) => files.forEach((f) => fs.copyFileSync(path.join(source, f), path.join(tmp, f))));
+await writeDirAtomic(target, (tmp) =>
+  files.forEach((f) => fs.copyFileSync(path.join(source, f), path.join(tmp, f))),
+);
 const defense = state.config.defense?.names?.join(',') || meta.defense || 'none';
 const entry: PretrainedEntry = {
   name,
@@ -76,5 +97,10 @@ const entries = pretrainedEntries();
 const at = entries.findIndex((e) => e.name === name);
 if (at >= 0) entries[at] = entry;
 else entries.push(entry);
-writeFileAtomic(path.join(pretrainedDir(), 'index.json'), `${JSON.stringify({ entries }, null, 2)}\n`);
-console.log(`zoo:${name} ← ${source} (epoch ${epoch.epoch}, ${(100 * epoch.test_acc).toFixed(2)}% clean)`);
+writeFileAtomic(
+  path.join(pretrainedDir(), 'index.json'),
+  `${JSON.stringify({ entries }, null, 2)}\n`,
+);
+console.log(
+  `zoo:${name} ← ${source} (epoch ${epoch.epoch}, ${(100 * epoch.test_acc).toFixed(2)}% clean)`,
+);

@@ -7,15 +7,21 @@ import { expect } from 'vitest';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The real data sets beside the repository (present on CI and dev machines, not on a fresh clone). */
 export const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data');
-export const HAS_SHARED_CIFAR = fs.existsSync(path.join(SHARED_DATA, 'cifar10', 'cifar-10-binary.tar.gz'));
-export const HAS_SHARED_FASHION = fs.existsSync(path.join(SHARED_DATA, 'fashion-mnist', 'train-images-idx3-ubyte.gz'));
+export const HAS_SHARED_CIFAR = fs.existsSync(
+  path.join(SHARED_DATA, 'cifar10', 'cifar-10-binary.tar.gz'),
+);
+export const HAS_SHARED_FASHION = fs.existsSync(
+  path.join(SHARED_DATA, 'fashion-mnist', 'train-images-idx3-ubyte.gz'),
+);
 /** Set by .ci/run: there, a test never skips for something missing — it runs and fails. */
 export const IN_CI = process.env.ROBUST_CI === '1';
 /** For `it.skipIf`: skip only off CI when what the test needs is absent. */
 export const missing = (present: boolean) => !present && !IN_CI;
 
 export function tmpDir(name: string): string {
-  return fs.mkdtempSync(path.join(fs.realpathSync((process.env.TMPDIR ?? '/tmp')), `robust-${name}-`));
+  return fs.mkdtempSync(
+    path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), `robust-${name}-`),
+  );
 }
 
 /** n uniform values in [-1, 1) from `rng`. */

@@ -23,12 +23,34 @@ it('the custom-attack example in README type-checks and runs', () => {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'example.ts');
   fs.writeFileSync(file, exampleBlock());
-  const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--strict', '--skipLibCheck', '--types', 'node', file], {
+  const tsc = spawnSync(
+    process.execPath,
+    [
+      path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '--noEmit',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--strict',
+      '--skipLibCheck',
+      '--types',
+      'node',
+      file,
+    ],
+    {
+      encoding: 'utf8',
+      cwd: ROOT,
+    },
+  );
+  expect(tsc.stdout + tsc.stderr).toBe('');
+  const run = spawnSync(process.execPath, ['--import', 'tsx', file], {
     encoding: 'utf8',
     cwd: ROOT,
+    timeout: 120_000,
   });
-  expect(tsc.stdout + tsc.stderr).toBe('');
-  const run = spawnSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', cwd: ROOT, timeout: 120_000 });
   expect(run.stderr).not.toMatch(/Error/);
   expect(run.status).toBe(0);
   const m = /^clean ([\d.]+), robust ([\d.]+) under margin-PGD at eps 0\.1$/m.exec(run.stdout);

@@ -22,12 +22,29 @@ export class Progress {
 
   constructor(private readonly quiet: boolean) {}
 
-  startEpoch(epoch: number, epochs: number, batches: number, done: number, batchSize: number): void {
+  startEpoch(
+    epoch: number,
+    epochs: number,
+    batches: number,
+    done: number,
+    batchSize: number,
+  ): void {
     if (this.quiet) return;
-    Object.assign(this, { epoch, epochs, batches, batchSize, lastLine: done, epochStarted: performance.now(), doneAtStart: done });
+    Object.assign(this, {
+      epoch,
+      epochs,
+      batches,
+      batchSize,
+      lastLine: done,
+      epochStarted: performance.now(),
+      doneAtStart: done,
+    });
     if (this.tty) {
       this.bar = new cliProgress.SingleBar(
-        { format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} loss {loss} acc {acc} {speed} img/s lr {lr} eta {eta_formatted}`, stream: process.stderr },
+        {
+          format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} loss {loss} acc {acc} {speed} img/s lr {lr} eta {eta_formatted}`,
+          stream: process.stderr,
+        },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(batches, done, { loss: '-', acc: '-', speed: '-', lr: '-' });
@@ -36,9 +53,17 @@ export class Progress {
 
   batch(done: number, s: BatchStats): void {
     if (this.quiet) return;
-    const fields = { loss: s.loss.toFixed(3), acc: (100 * s.acc).toFixed(1) + '%', speed: s.imgPerS.toFixed(0), lr: s.lr.toFixed(4) };
+    const fields = {
+      loss: s.loss.toFixed(3),
+      acc: (100 * s.acc).toFixed(1) + '%',
+      speed: s.imgPerS.toFixed(0),
+      lr: s.lr.toFixed(4),
+    };
     if (this.bar) this.bar.update(done, fields);
-    else if (done === this.batches || done - this.lastLine >= Math.max(1, Math.round(this.batches / 10))) {
+    else if (
+      done === this.batches ||
+      done - this.lastLine >= Math.max(1, Math.round(this.batches / 10))
+    ) {
       this.lastLine = done;
       const eta = s.imgPerS > 0 ? ((this.batches - done) * this.batchSize) / s.imgPerS : 0;
       process.stderr.write(
@@ -54,7 +79,8 @@ export class Progress {
     // The run's ETA at this epoch's wall-clock pace, evaluation included (scaled up when the epoch resumed midway).
     const left = this.epochs - e.epoch;
     const trained = (this.batches - this.doneAtStart) / Math.max(1, this.batches);
-    const epochWall = trained > 0 ? (performance.now() - this.epochStarted) / 1000 / trained : e.seconds;
+    const epochWall =
+      trained > 0 ? (performance.now() - this.epochStarted) / 1000 / trained : e.seconds;
     process.stderr.write(
       `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s${left > 0 ? `, run eta ${formatSeconds(left * epochWall)}` : ''}\n`,
     );

@@ -17,7 +17,10 @@ interface Field {
   fixed?: boolean;
 }
 
-const augmentOf = ({ augment: a }: TrainConfig) => (a.cropPad > 0 || a.flip ? [a.cropPad > 0 ? `crop ±${a.cropPad}` : '', a.flip ? 'flip' : ''].filter(Boolean).join('+') : 'off');
+const augmentOf = ({ augment: a }: TrainConfig) =>
+  a.cropPad > 0 || a.flip
+    ? [a.cropPad > 0 ? `crop ±${a.cropPad}` : '', a.flip ? 'flip' : ''].filter(Boolean).join('+')
+    : 'off';
 
 /** Every setting that changes the trained weights or what the run logs, in the order reported. */
 export const RESUME_FIELDS: readonly Field[] = [
@@ -60,7 +63,8 @@ export interface Difference {
   fixed: boolean;
 }
 
-const show = (v: unknown) => (v === undefined ? '(unset)' : typeof v === 'number' ? String(+v.toPrecision(6)) : String(v));
+const show = (v: unknown) =>
+  v === undefined ? '(unset)' : typeof v === 'number' ? String(+v.toPrecision(6)) : String(v);
 
 export function describeDifference(d: Difference): string {
   return `${d.flag} ${show(d.old)} → ${show(d.new)}`;
@@ -73,7 +77,8 @@ export function configDifferences(saved: TrainConfig, requested: TrainConfig): D
     const [a, b] = [f.get(saved), f.get(requested)];
     // A run recorded before data fingerprints existed cannot be compared on them.
     if (f.flag.startsWith('--data-dir') && (a === undefined || b === undefined)) continue;
-    if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ flag: f.flag, old: a, new: b, fixed: !!f.fixed });
+    if (JSON.stringify(a) !== JSON.stringify(b))
+      out.push({ flag: f.flag, old: a, new: b, fixed: !!f.fixed });
   }
   return out;
 }
@@ -107,22 +112,35 @@ export function reconcileResume(
   }
   const least = done.batch > 0 ? done.epoch + 1 : done.epoch; // epochs the run has (partly) trained
   if (requested.epochs < least) {
-    throw new RobustError(`${o.out}: the run has trained ${done.epoch} epoch(s)${done.batch > 0 ? ' and part of the next' : ''}, so --epochs must be ≥ ${least} to resume it (got ${requested.epochs})`);
+    throw new RobustError(
+      `${o.out}: the run has trained ${done.epoch} epoch(s)${done.batch > 0 ? ' and part of the next' : ''}, so --epochs must be ≥ ${least} to resume it (got ${requested.epochs})`,
+    );
   }
   const shorter = requested.epochs < saved.epochs;
-  if (shorter) diffs.push({ flag: '--epochs', old: saved.epochs, new: requested.epochs, fixed: false });
+  if (shorter)
+    diffs.push({ flag: '--epochs', old: saved.epochs, new: requested.epochs, fixed: false });
   if (diffs.length > 0 && !o.override) {
     throw new RobustError(
       `${o.out} holds a run made with other settings: ${diffs.map(describeDifference).join(', ')} (give the run's values, leave them out to inherit them, or pass --override to continue with the new ones)`,
     );
   }
   const changes = diffs.map(describeDifference);
-  if (requested.epochs > saved.epochs) changes.push(`--epochs ${saved.epochs} → ${requested.epochs} (extended)`);
+  if (requested.epochs > saved.epochs)
+    changes.push(`--epochs ${saved.epochs} → ${requested.epochs} (extended)`);
   // Harmless settings and a longer run take the new values; with override, everything does.
   const config: TrainConfig = o.override
     ? { ...requested, dataHash: requested.dataHash ?? saved.dataHash }
-    : { ...saved, epochs: requested.epochs, backend: requested.backend, checkpointEvery: requested.checkpointEvery, options: requested.options ?? saved.options };
-  return { config, change: changes.length > 0 ? { ...done, changes, override: diffs.length > 0 } : undefined };
+    : {
+        ...saved,
+        epochs: requested.epochs,
+        backend: requested.backend,
+        checkpointEvery: requested.checkpointEvery,
+        options: requested.options ?? saved.options,
+      };
+  return {
+    config,
+    change: changes.length > 0 ? { ...done, changes, override: diffs.length > 0 } : undefined,
+  };
 }
 
 /** The counts of a config, which may come from an edited state.json: each within util/limits.ts's bounds, as from the flags. */

@@ -17,7 +17,8 @@ export const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
 const LOCK = '.robust-run.lock';
 
 /** Temp names of util/atomic.ts and util/dirs.ts left by a killed run, and a run's lock: not content. */
-const isLeftover = (f: string) => TEMP_NAME.test(f) || /^\.robust-write-test-\d+$/.test(f) || f === LOCK;
+const isLeftover = (f: string) =>
+  TEMP_NAME.test(f) || /^\.robust-write-test-\d+$/.test(f) || f === LOCK;
 
 export function stateFile(out: string): string {
   return path.join(out, 'checkpoint', 'state.json');
@@ -28,13 +29,15 @@ export function readRunState<T extends object>(out: string): T | null {
   const f = stateFile(out);
   if (!fs.existsSync(f)) return null;
   const s = readJsonFile<T>(f, `${f}: no such file`);
-  if (!s || typeof s !== 'object' || typeof (s as { config?: unknown }).config !== 'object') throw new RobustError(`${f}: not a robust training state`);
+  if (!s || typeof s !== 'object' || typeof (s as { config?: unknown }).config !== 'object')
+    throw new RobustError(`${f}: not a robust training state`);
   return s;
 }
 
 function contents(out: string): string[] {
   if (!fs.existsSync(out)) return [];
-  if (!fs.statSync(out).isDirectory()) throw new RobustError(`--out ${out} is a file, not a folder`);
+  if (!fs.statSync(out).isDirectory())
+    throw new RobustError(`--out ${out} is a file, not a folder`);
   return fs.readdirSync(out).filter((f) => !isLeftover(f));
 }
 
@@ -44,15 +47,21 @@ function contents(out: string): string[] {
  * holds files but no run; both flags at once.
  */
 export function checkRunFolder(out: string, o: { resume?: boolean; force?: boolean }): boolean {
-  if (o.resume && o.force) throw new RobustError('give --resume (continue the run) or --force (start over), not both');
+  if (o.resume && o.force)
+    throw new RobustError('give --resume (continue the run) or --force (start over), not both');
   const hasRun = fs.existsSync(stateFile(out));
   if (o.force) return false;
   if (o.resume && hasRun) return true;
   const files = contents(out);
   if (files.length === 0) return false;
   const shown = files.slice(0, 3).join(', ') + (files.length > 3 ? ', …' : '');
-  if (hasRun) throw new RobustError(`${out} holds a training run: pass --resume to continue it or --force to start over (replaces it), or choose another --out`);
-  throw new RobustError(`${out} is not empty (${shown}) and holds no run to resume: choose another --out, or pass --force to start a run there (replacing any ${RUN_FILES.join(', ')})`);
+  if (hasRun)
+    throw new RobustError(
+      `${out} holds a training run: pass --resume to continue it or --force to start over (replaces it), or choose another --out`,
+    );
+  throw new RobustError(
+    `${out} is not empty (${shown}) and holds no run to resume: choose another --out, or pass --force to start a run there (replacing any ${RUN_FILES.join(', ')})`,
+  );
 }
 
 /** Removes the old run's files (and leftovers of killed writes) from `out` for --force. */
@@ -69,7 +78,6 @@ export function clearRun(out: string): void {
   }
 }
 
-
 /**
  * Claims `out` for this process (a lock file holding its pid), so that two trainings started
  * into one folder cannot both pass the empty-folder check and then write over each other. A lock
@@ -79,7 +87,8 @@ export function clearRun(out: string): void {
 export function holdRunFolder(out: string): () => void {
   // folders made here are removed again on release if the run leaves them empty (a refused command writes nothing)
   const made: string[] = [];
-  for (let p = path.resolve(out); !fs.existsSync(p) && path.dirname(p) !== p; p = path.dirname(p)) made.push(p);
+  for (let p = path.resolve(out); !fs.existsSync(p) && path.dirname(p) !== p; p = path.dirname(p))
+    made.push(p);
   ensureDir(out);
   const file = path.join(out, LOCK);
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -92,7 +101,8 @@ export function holdRunFolder(out: string): () => void {
       }
       const release = () => {
         try {
-          if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.rmSync(file, { force: true });
+          if (fs.readFileSync(file, 'utf8') === String(process.pid))
+            fs.rmSync(file, { force: true });
           for (const dir of made) fs.rmdirSync(dir); // deepest first; stops at the first that is not empty
         } catch {
           // already gone, or the run wrote into its folder
@@ -105,7 +115,10 @@ export function holdRunFolder(out: string): () => void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw asWriteError(e, file);
       const pid = Number(fs.readFileSync(file, 'utf8'));
       if (pid === process.pid) return () => {};
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new RobustError(`${out} is in use by another training run (pid ${pid}): wait for it, or choose another --out`);
+      if (Number.isInteger(pid) && pid > 0 && alive(pid))
+        throw new RobustError(
+          `${out} is in use by another training run (pid ${pid}): wait for it, or choose another --out`,
+        );
       fs.rmSync(file, { force: true }); // its process is gone: a killed run's lock
     }
   }

@@ -25,6 +25,7 @@ export function learningRate(schedule: ScheduleName, lr: number, t: number): num
 }
 
 export function parseSchedule(name: string): ScheduleName {
-  if (!(SCHEDULES as readonly string[]).includes(name)) throw new RobustError(`unknown --schedule '${name}': choose one of ${SCHEDULES.join(', ')}`);
+  if (!(SCHEDULES as readonly string[]).includes(name))
+    throw new RobustError(`unknown --schedule '${name}': choose one of ${SCHEDULES.join(', ')}`);
   return name as ScheduleName;
 }

@@ -15,7 +15,10 @@ export const isDecayed = (v: tf.LayerVariable | tf.Variable) => /kernel/.test(v.
 export class Sgd {
   private readonly buffers: tf.Variable[];
 
-  constructor(private readonly vars: tf.LayerVariable[], private readonly config: SgdConfig) {
+  constructor(
+    private readonly vars: tf.LayerVariable[],
+    private readonly config: SgdConfig,
+  ) {
     // tidy frees the zerosLike temporaries; variables survive it.
     this.buffers = tf.tidy(() => vars.map((v) => tf.variable(tf.zerosLike(v.read()), false)));
   }
@@ -42,7 +45,10 @@ export class Sgd {
   }
 
   setState(state: Float32Array[]): void {
-    if (state.length !== this.buffers.length) throw new Error(`optimizer state has ${state.length} buffers, the model ${this.buffers.length}`);
+    if (state.length !== this.buffers.length)
+      throw new Error(
+        `optimizer state has ${state.length} buffers, the model ${this.buffers.length}`,
+      );
     tf.tidy(() => this.buffers.forEach((b, i) => b.assign(tf.tensor(state[i], b.shape))));
   }
 

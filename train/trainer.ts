@@ -90,12 +90,22 @@ export function planResume(
   const saved = readRunState<RunState>(out)!;
   checkTrainCounts(saved.config, stateFile(out));
   const withData = { ...requested, dataHash: dataFingerprint(data.train, data.test) };
-  return { saved, ...reconcileResume(saved.config, withData, { epoch: saved.epoch, batch: saved.batch }, { override: o.override, out }) };
+  return {
+    saved,
+    ...reconcileResume(
+      saved.config,
+      withData,
+      { epoch: saved.epoch, batch: saved.batch },
+      { override: o.override, out },
+    ),
+  };
 }
 
 /** The first weight or optimizer buffer holding NaN or ±Inf, if any. */
 function nonFinite(model: tf.LayersModel, buffers: Float32Array[]): string | undefined {
-  const flags = tf.tidy(() => tf.stack(model.weights.map((w) => w.read().isFinite().all())).dataSync());
+  const flags = tf.tidy(() =>
+    tf.stack(model.weights.map((w) => w.read().isFinite().all())).dataSync(),
+  );
   const i = flags.findIndex((f) => !f);
   if (i >= 0) return model.weights[i].name;
   const j = buffers.findIndex((b) => !b.every(Number.isFinite));
@@ -104,7 +114,12 @@ function nonFinite(model: tf.LayersModel, buffers: Float32Array[]): string | und
 
 /** A seed per (run, epoch, batch), so a resumed batch draws the same random starts. */
 function batchSeed(seed: number, epoch: number, batch: number): number {
-  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.imul(batch + 1, 0xc2b2ae35)) >>> 1;
+  return (
+    (Math.imul(seed + 1, 0x9e3779b1) ^
+      Math.imul(epoch + 1, 0x85ebca6b) ^
+      Math.imul(batch + 1, 0xc2b2ae35)) >>>
+    1
+  );
 }
 
 export interface TrainResult {
@@ -128,7 +143,12 @@ export async function train(
   data: DataSplit,
   requested: TrainConfig,
   out: string,
-  opts: ResumeOptions & { quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void; shouldStop?: () => boolean } = {},
+  opts: ResumeOptions & {
+    quiet?: boolean;
+    onEpoch?: (e: EpochLog) => void;
+    onCheckpoint?: () => void;
+    shouldStop?: () => boolean;
+  } = {},
 ): Promise<TrainResult> {
   const ckpt = path.join(out, 'checkpoint');
   checkTrainCounts(requested, 'the training config');
@@ -146,11 +166,19 @@ async function trainIn(
   requested: TrainConfig,
   out: string,
   ckpt: string,
-  opts: ResumeOptions & { quiet?: boolean; onEpoch?: (e: EpochLog) => void; onCheckpoint?: () => void; shouldStop?: () => boolean },
+  opts: ResumeOptions & {
+    quiet?: boolean;
+    onEpoch?: (e: EpochLog) => void;
+    onCheckpoint?: () => void;
+    shouldStop?: () => boolean;
+  },
 ): Promise<TrainResult> {
   const plan = planResume(out, requested, data, opts);
   if (opts.force) clearRun(out);
-  let config: TrainConfig = plan?.config ?? { ...requested, dataHash: dataFingerprint(data.train, data.test) };
+  let config: TrainConfig = plan?.config ?? {
+    ...requested,
+    dataHash: dataFingerprint(data.train, data.test),
+  };
   let state: RunState = {
     config,
     epoch: 0,
@@ -164,16 +192,35 @@ async function trainIn(
   if (plan && saved) {
     model = await loadModel(ckpt);
     config = plan.config;
-    state = { ...saved, config, changes: plan.change ? [...(saved.changes ?? []), plan.change] : saved.changes };
+    state = {
+      ...saved,
+      config,
+      changes: plan.change ? [...(saved.changes ?? []), plan.change] : saved.changes,
+    };
     // The logs may lag the checkpoint (a kill or a full disk between the two writes): bring them level.
     if (state.log.length > 0) writeLogs(out, state.log);
     if (plan.change?.override) {
       // The checkpoint's metadata describes the defense users of the model meet (e.g. its inference noise): the new one.
       const meta = (model.getUserDefinedMetadata() as { robust?: object } | undefined)?.robust;
-      if (meta) model.setUserDefinedMetadata({ robust: JSON.parse(JSON.stringify({ ...meta, defense: describeDefense(config.defense), defenseConfig: config.defense })) });
+      if (meta)
+        model.setUserDefinedMetadata({
+          robust: JSON.parse(
+            JSON.stringify({
+              ...meta,
+              defense: describeDefense(config.defense),
+              defenseConfig: config.defense,
+            }),
+          ),
+        });
       // A batch index means other images under another batch size or data: continue at the same share of the epoch.
-      if (state.batch > 0 && (saved.config.batchSize !== config.batchSize || saved.config.dataHash !== config.dataHash)) {
-        state.batch = Math.min(Math.floor(state.partial.seen / config.batchSize), Math.ceil(data.train.count / config.batchSize));
+      if (
+        state.batch > 0 &&
+        (saved.config.batchSize !== config.batchSize || saved.config.dataHash !== config.dataHash)
+      ) {
+        state.batch = Math.min(
+          Math.floor(state.partial.seen / config.batchSize),
+          Math.ceil(data.train.count / config.batchSize),
+        );
       }
     }
   } else {
@@ -182,7 +229,10 @@ async function trainIn(
   const vars = model.trainableWeights;
   const sgd = new Sgd(vars, { momentum: config.momentum, weightDecay: config.weightDecay });
   if (saved) {
-    const buffers = readOptimizerState(ckpt, vars.map((v) => v.shape as number[]));
+    const buffers = readOptimizerState(
+      ckpt,
+      vars.map((v) => v.shape as number[]),
+    );
     if (buffers) sgd.setState(buffers);
   }
   const set = data.train;
@@ -213,7 +263,11 @@ async function trainIn(
 
   for (let epoch = state.epoch; epoch < config.epochs; epoch++) {
     // The order of an epoch depends only on (seed, epoch), so a resumed epoch replays it.
-    const batches = epochBatches(set.count, config.batchSize, new Rng(config.seed + 7919 * (epoch + 1)));
+    const batches = epochBatches(
+      set.count,
+      config.batchSize,
+      new Rng(config.seed + 7919 * (epoch + 1)),
+    );
     const augRng = Rng.fromState(state.augRng);
     progress.startEpoch(epoch + 1, config.epochs, batches.length, state.batch, config.batchSize);
     let lr = 0;
@@ -232,7 +286,15 @@ async function trainIn(
       sgd.step(update, lr);
       const loss = value.dataSync()[0];
       const hits = correct!.dataSync()[0];
-      tf.dispose([value, correct!, batch.x, batch.y, prepared.inputs, prepared.adversarial, ...Object.values(update)]);
+      tf.dispose([
+        value,
+        correct!,
+        batch.x,
+        batch.y,
+        prepared.inputs,
+        prepared.adversarial,
+        ...Object.values(update),
+      ]);
       if (!Number.isFinite(loss)) throw diverged(`loss ${loss}`, epoch, b + 1);
       const p = state.partial;
       p.loss += loss * batch.size;
@@ -241,7 +303,12 @@ async function trainIn(
       p.seconds += (performance.now() - t0) / 1000;
       state.batch = b + 1;
       state.augRng = augRng.state;
-      progress.batch(b + 1, { loss: p.loss / p.seen, acc: p.correct / p.seen, imgPerS: p.seen / p.seconds, lr });
+      progress.batch(b + 1, {
+        loss: p.loss / p.seen,
+        acc: p.correct / p.seen,
+        imgPerS: p.seen / p.seconds,
+        lr,
+      });
       await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and I/O through
       if (b + 1 < batches.length && opts.shouldStop?.()) {
         await checkpoint();
@@ -249,7 +316,12 @@ async function trainIn(
         step.dispose();
         return { model, log: state.log, interrupted: true };
       }
-      if (config.checkpointEvery > 0 && (b + 1) % config.checkpointEvery === 0 && b + 1 < batches.length) await checkpoint();
+      if (
+        config.checkpointEvery > 0 &&
+        (b + 1) % config.checkpointEvery === 0 &&
+        b + 1 < batches.length
+      )
+        await checkpoint();
     }
     checkFinite(epoch, batches.length); // before evaluating: attacks on a NaN model fail in confusing ways
     const testAcc = accuracy(model, testSet);
@@ -268,7 +340,9 @@ async function trainIn(
       const r = config.robustEval;
       const target = foldedClassifier(model) ?? layersClassifier(model); // inference mode: the folded copy is the same function
       const attack = pgd(target, { eps: r.eps, steps: r.steps, seed: 0 });
-      entry.robust_acc = (await runAttack(target, attack, robustSet, { quiet: true })).stats.robust_acc;
+      entry.robust_acc = (
+        await runAttack(target, attack, robustSet, { quiet: true })
+      ).stats.robust_acc;
       target.dispose?.();
       const best = state.bestRobust ?? -1;
       if (best >= 0.1 && entry.robust_acc < 0.5 * best) {
@@ -277,7 +351,9 @@ async function trainIn(
       }
       if (entry.robust_acc > best) {
         state.bestRobust = entry.robust_acc;
-        await saveCheckpoint(path.join(out, 'best'), model, { state: { epoch: epoch + 1, robust_acc: entry.robust_acc, test_acc: testAcc } });
+        await saveCheckpoint(path.join(out, 'best'), model, {
+          state: { epoch: epoch + 1, robust_acc: entry.robust_acc, test_acc: testAcc },
+        });
       }
     }
     state.log.push(entry);
@@ -289,7 +365,9 @@ async function trainIn(
     writeLogs(out, state.log);
     opts.onEpoch?.(entry);
     if (stopEarly) {
-      process.stderr.write(`robust accuracy collapsed (catastrophic overfitting): stopping; the best epoch is in ${path.join(out, 'best')}\n`);
+      process.stderr.write(
+        `robust accuracy collapsed (catastrophic overfitting): stopping; the best epoch is in ${path.join(out, 'best')}\n`,
+      );
       break;
     }
   }

@@ -103,7 +103,10 @@ export function writeFilesAtomic(files: [target: string, data: string | Uint8Arr
  * Fills a fresh folder through `fill`, then swaps it in place of `target` (the old one, if any, is
  * removed only after the new one is complete). A crash leaves either the old folder or the new one.
  */
-export async function writeDirAtomic(target: string, fill: (dir: string) => Promise<void> | void): Promise<void> {
+export async function writeDirAtomic(
+  target: string,
+  fill: (dir: string) => Promise<void> | void,
+): Promise<void> {
   const parent = path.dirname(path.resolve(target));
   ensureDir(parent);
   const tmp = tempNameFor(target);

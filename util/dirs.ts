@@ -17,12 +17,16 @@ export function ensureDir(dir: string): void {
     if (parent === p) break;
     p = parent;
   }
-  if (fs.existsSync(p) && !fs.statSync(p).isDirectory()) throw new RobustError(`${dir}: ${p} is not a folder`);
+  if (fs.existsSync(p) && !fs.statSync(p).isDirectory())
+    throw new RobustError(`${dir}: ${p} is not a folder`);
   for (const m of missing) {
     try {
       fs.mkdirSync(m);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new RobustError(`${dir}: output folder is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new RobustError(
+          `${dir}: output folder is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        );
     }
   }
 }
@@ -35,7 +39,9 @@ export function ensureWritableDir(dir: string): void {
     fs.writeFileSync(probe, '');
     fs.rmSync(probe);
   } catch (e) {
-    throw new RobustError(`${dir}: output folder is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new RobustError(
+      `${dir}: output folder is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
 }
 
@@ -43,6 +49,9 @@ export function ensureWritableDir(dir: string): void {
 export function outputFolder(flag: string, value: string): string {
   if (value.trim() === '') throw new RobustError(`${flag} must name a folder, got an empty string`);
   const normalized = path.normalize(value);
-  if (path.resolve(normalized) === path.parse(path.resolve(normalized)).root) throw new RobustError(`${flag} ${value} is the file system's root: give a folder for the results`);
+  if (path.resolve(normalized) === path.parse(path.resolve(normalized)).root)
+    throw new RobustError(
+      `${flag} ${value} is the file system's root: give a folder for the results`,
+    );
   return normalized;
 }

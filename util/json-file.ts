@@ -9,8 +9,16 @@ export const MAX_JSON_BYTES = 64 * 2 ** 20;
  * Parses `file`; `missing` is the message when it does not exist (it should say what was expected).
  * Only a regular file of at most `maxBytes` is read (see readRegularFile).
  */
-export function readJsonFile<T = unknown>(file: string, missing: string, limits: { what?: string; maxBytes?: number } = {}): T {
-  const text = readRegularFile(file, { maxBytes: limits.maxBytes ?? MAX_JSON_BYTES, what: limits.what ?? 'JSON file', missing }).toString('utf8');
+export function readJsonFile<T = unknown>(
+  file: string,
+  missing: string,
+  limits: { what?: string; maxBytes?: number } = {},
+): T {
+  const text = readRegularFile(file, {
+    maxBytes: limits.maxBytes ?? MAX_JSON_BYTES,
+    what: limits.what ?? 'JSON file',
+    missing,
+  }).toString('utf8');
   try {
     return JSON.parse(text) as T;
   } catch (e) {

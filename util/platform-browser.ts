@@ -19,7 +19,8 @@ export function sha256Hex(...parts: (string | Uint8Array)[]): string {
 export function toBase64(bytes: Uint8Array): string {
   let s = '';
   // chunks keep String.fromCharCode's argument count far below engines' limits
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  for (let i = 0; i < bytes.length; i += 0x8000)
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(s);
 }
 

@@ -19,8 +19,10 @@ export function sha256Hex(...parts: (string | Uint8Array)[]): string {
   return h.digest('hex');
 }
 
-export const toBase64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-export const fromBase64 = (s: string): Uint8Array<ArrayBuffer> => Uint8Array.from(Buffer.from(s, 'base64'));
+export const toBase64 = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+export const fromBase64 = (s: string): Uint8Array<ArrayBuffer> =>
+  Uint8Array.from(Buffer.from(s, 'base64'));
 
 /** Lets pending events run (a Ctrl-C handler, progress) between steps of a long computation. */
 export const yieldToEventLoop = (): Promise<void> => new Promise<void>((r) => setImmediate(r));

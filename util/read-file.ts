@@ -26,8 +26,12 @@ function kind(s: fs.Stats): string {
 }
 
 function check(file: string, s: fs.Stats, limits: ReadLimits): void {
-  if (!s.isFile()) throw new RobustError(`${file}: is ${kind(s)}; a ${limits.what} must be a regular file`);
-  if (s.size > limits.maxBytes) throw new RobustError(`${file}: ${s.size} bytes, more than a ${limits.what} can be (${limits.maxBytes} at most)`);
+  if (!s.isFile())
+    throw new RobustError(`${file}: is ${kind(s)}; a ${limits.what} must be a regular file`);
+  if (s.size > limits.maxBytes)
+    throw new RobustError(
+      `${file}: ${s.size} bytes, more than a ${limits.what} can be (${limits.maxBytes} at most)`,
+    );
 }
 
 function openError(e: unknown, file: string, limits: ReadLimits): RobustError {
@@ -76,7 +80,9 @@ export function readRegularFile(file: string, limits: ReadLimits): Buffer {
     }
     return n === size ? buf : buf.subarray(0, n);
   } catch (e) {
-    throw new RobustError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new RobustError(
+      `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   } finally {
     fs.closeSync(fd);
   }

@@ -13,9 +13,19 @@ import { RobustError } from './errors.js';
 export const SERVED = ['web', 'dist/browser', 'zoo', 'data/samples'] as const;
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json', '.map': 'application/json', '.wasm': 'application/wasm', '.bin': 'application/octet-stream', '.gz': 'application/gzip',
-  '.png': 'image/png', '.svg': 'image/svg+xml', '.md': 'text/markdown; charset=utf-8', '.txt': 'text/plain; charset=utf-8',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.wasm': 'application/wasm',
+  '.bin': 'application/octet-stream',
+  '.gz': 'application/gzip',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.md': 'text/markdown; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
 };
 
 const HEADERS = {
@@ -58,7 +68,10 @@ export function servedFile(root: string, urlPath: string): string | null {
 
 /** Serves the page from `root` (the package folder) on 127.0.0.1:`port` (0: any free port) until closed. */
 export async function servePage(root: string, port = 8080): Promise<PageServer> {
-  if (!fs.existsSync(path.join(root, 'dist', 'browser', 'robust.js'))) throw new RobustError(`${path.join(root, 'dist', 'browser', 'robust.js')}: missing (run npm run build:browser)`);
+  if (!fs.existsSync(path.join(root, 'dist', 'browser', 'robust.js')))
+    throw new RobustError(
+      `${path.join(root, 'dist', 'browser', 'robust.js')}: missing (run npm run build:browser)`,
+    );
   const server = http.createServer((req, res) => {
     const send = (status: number, text: string) => {
       res.writeHead(status, { ...HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
@@ -72,13 +85,23 @@ export async function servePage(root: string, port = 8080): Promise<PageServer> 
     }
     const file = servedFile(root, url);
     if (!file) return send(404, 'not found\n');
-    res.writeHead(200, { ...HEADERS, 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Length': fs.statSync(file).size });
+    res.writeHead(200, {
+      ...HEADERS,
+      'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+      'Content-Length': fs.statSync(file).size,
+    });
     if (req.method === 'HEAD') return res.end();
-    fs.createReadStream(file).on('error', () => res.destroy()).pipe(res);
+    fs.createReadStream(file)
+      .on('error', () => res.destroy())
+      .pipe(res);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'EADDRINUSE' ? new RobustError(`port ${port} is in use: choose another with --port`) : new RobustError(`cannot serve on port ${port}: ${e.message}`)),
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new RobustError(`port ${port} is in use: choose another with --port`)
+          : new RobustError(`cannot serve on port ${port}: ${e.message}`),
+      ),
     );
     server.listen(port, '127.0.0.1', () => resolve());
   });

@@ -21,7 +21,10 @@ export class TaskProgress {
       return;
     }
     this.bar = new cliProgress.SingleBar(
-      { format: `${label} [{bar}] {value}/{total} {info} {speed} img/s eta {eta_formatted}`, stream: process.stderr },
+      {
+        format: `${label} [{bar}] {value}/{total} {info} {speed} img/s eta {eta_formatted}`,
+        stream: process.stderr,
+      },
       cliProgress.Presets.shades_classic,
     );
     this.bar.start(total, resumedAt, { info: resumed, speed: '-' });
@@ -36,7 +39,9 @@ export class TaskProgress {
     if (done === this.total || done - this.lastLine >= Math.max(1, Math.round(this.total / 10))) {
       this.lastLine = done;
       const eta = speed > 0 ? (this.total - done) / speed : 0;
-      process.stderr.write(`${this.label} ${done}/${this.total} ${info} ${speed.toFixed(1)} img/s eta ${Math.round(eta)}s\n`);
+      process.stderr.write(
+        `${this.label} ${done}/${this.total} ${info} ${speed.toFixed(1)} img/s eta ${Math.round(eta)}s\n`,
+      );
     }
   }
 

@@ -16,7 +16,12 @@ function finish() {
   worker = null;
 }
 
-const seconds = (s) => (s === null ? '–' : s < 90 ? `${Math.round(s)}s` : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`);
+const seconds = (s) =>
+  s === null
+    ? '–'
+    : s < 90
+      ? `${Math.round(s)}s`
+      : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
 
 function onMessage({ data: m }) {
   switch (m.type) {
@@ -32,21 +37,30 @@ function onMessage({ data: m }) {
     case 'progress':
       $('bar').hidden = false;
       $('bar').value = m.done / m.total;
-      $('progress').textContent = `${m.label}: ${m.done}/${m.total} points, ${m.left} left · ${m.imgPerSec.toFixed(1)} img/s · ETA ${seconds(m.eta)}`;
+      $('progress').textContent =
+        `${m.label}: ${m.done}/${m.total} points, ${m.left} left · ${m.imgPerSec.toFixed(1)} img/s · ETA ${seconds(m.eta)}`;
       break;
     case 'done': {
-      $('progress').textContent = `${m.complete ? 'done' : 'stopped'}: ${m.cells.length} cells in ${m.seconds.toFixed(1)} s (${m.imgPerSec.toFixed(1)} img/s)`;
+      $('progress').textContent =
+        `${m.complete ? 'done' : 'stopped'}: ${m.cells.length} cells in ${m.seconds.toFixed(1)} s (${m.imgPerSec.toFixed(1)} img/s)`;
       $('progress').dataset.imgPerSec = String(m.imgPerSec);
       urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
-      const types = { 'results.csv': 'text/csv', 'results.json': 'application/json', 'results.md': 'text/markdown', 'report.html': 'text/html' };
-      $('downloads').replaceChildren(...Object.entries(m.files).map(([name, text]) => {
-        const a = document.createElement('a');
-        a.href = URL.createObjectURL(new Blob([text], { type: types[name] }));
-        urls.push(a.href);
-        a.download = name;
-        a.textContent = name;
-        return a;
-      }));
+      const types = {
+        'results.csv': 'text/csv',
+        'results.json': 'application/json',
+        'results.md': 'text/markdown',
+        'report.html': 'text/html',
+      };
+      $('downloads').replaceChildren(
+        ...Object.entries(m.files).map(([name, text]) => {
+          const a = document.createElement('a');
+          a.href = URL.createObjectURL(new Blob([text], { type: types[name] }));
+          urls.push(a.href);
+          a.download = name;
+          a.textContent = name;
+          return a;
+        }),
+      );
       $('report').srcdoc = m.files['report.html'];
       $('results').hidden = false;
       window.robustResult = m; // for tests and the console
@@ -61,10 +75,16 @@ function onMessage({ data: m }) {
 }
 
 async function modelSpec() {
-  if (document.querySelector('input[name=source]:checked').value === 'url') return { url: $('model-url').value.trim() };
+  if (document.querySelector('input[name=source]:checked').value === 'url')
+    return { url: $('model-url').value.trim() };
   const files = [...$('model-files').files];
-  if (!files.some((f) => f.name.endsWith('.json'))) throw new Error('pick model.json and its weight shards (several files at once)');
-  return { files: await Promise.all(files.map(async (f) => ({ name: f.name, bytes: await f.arrayBuffer() }))) };
+  if (!files.some((f) => f.name.endsWith('.json')))
+    throw new Error('pick model.json and its weight shards (several files at once)');
+  return {
+    files: await Promise.all(
+      files.map(async (f) => ({ name: f.name, bytes: await f.arrayBuffer() })),
+    ),
+  };
 }
 
 $('form').addEventListener('submit', async (e) => {
@@ -86,14 +106,25 @@ $('form').addEventListener('submit', async (e) => {
   worker.onmessage = onMessage;
   worker.onerror = (ev) => {
     ev.preventDefault();
-    showError(`the worker failed: ${ev.message ?? 'could not start (is the page served with dist/browser/robust.js beside it?)'}`);
+    showError(
+      `the worker failed: ${ev.message ?? 'could not start (is the page served with dist/browser/robust.js beside it?)'}`,
+    );
     finish();
   };
   const transfer = model.files ? model.files.map((f) => f.bytes) : [];
-  worker.postMessage({
-    type: 'run', model, backend: $('backend').value, attacks: $('attacks').value, eps: $('eps').value,
-    limit: $('limit').value, batchSize: $('batch').value, seed: $('seed').value,
-  }, transfer);
+  worker.postMessage(
+    {
+      type: 'run',
+      model,
+      backend: $('backend').value,
+      attacks: $('attacks').value,
+      eps: $('eps').value,
+      limit: $('limit').value,
+      batchSize: $('batch').value,
+      seed: $('seed').value,
+    },
+    transfer,
+  );
 });
 
 $('stop').addEventListener('click', () => {

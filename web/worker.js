@@ -20,7 +20,13 @@ self.onmessage = async ({ data }) => {
   try {
     await run(data);
   } catch (e) {
-    post({ type: 'error', message: e instanceof robust.RobustError ? e.message : `internal error: ${String(e?.message ?? e).split('\n')[0]}` });
+    post({
+      type: 'error',
+      message:
+        e instanceof robust.RobustError
+          ? e.message
+          : `internal error: ${String(e?.message ?? e).split('\n')[0]}`,
+    });
   }
 };
 
@@ -38,7 +44,10 @@ async function fetchBytes(url, what) {
 /** gunzip with a cap, so a decompression bomb stops early. */
 async function gunzip(bytes, source) {
   if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
-  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
+  const reader = new Blob([bytes])
+    .stream()
+    .pipeThrough(new DecompressionStream('gzip'))
+    .getReader();
   const parts = [];
   let n = 0;
   try {
@@ -46,7 +55,10 @@ async function gunzip(bytes, source) {
       const { done, value } = await reader.read();
       if (done) break;
       n += value.length;
-      if (n > MAX_GUNZIP_BYTES) throw new robust.RobustError(`${source}: unpacks to more than ${MAX_GUNZIP_BYTES >> 20} MiB, larger than any Fashion-MNIST file`);
+      if (n > MAX_GUNZIP_BYTES)
+        throw new robust.RobustError(
+          `${source}: unpacks to more than ${MAX_GUNZIP_BYTES >> 20} MiB, larger than any Fashion-MNIST file`,
+        );
       parts.push(value);
     }
   } catch (e) {
@@ -55,7 +67,10 @@ async function gunzip(bytes, source) {
   }
   const out = new Uint8Array(n);
   let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 
@@ -64,11 +79,18 @@ async function modelFiles(spec) {
   if (spec.files) {
     const json = spec.files.find((f) => f.name.endsWith('.json'));
     if (!json) throw new robust.RobustError('the files picked hold no model.json');
-    const shards = new Map(spec.files.filter((f) => f !== json).map((f) => [f.name, new Uint8Array(f.bytes)]));
-    return { name: json.name, files: robust.modelFilesFromBytes(json.name, new Uint8Array(json.bytes), shards) };
+    const shards = new Map(
+      spec.files.filter((f) => f !== json).map((f) => [f.name, new Uint8Array(f.bytes)]),
+    );
+    return {
+      name: json.name,
+      files: robust.modelFilesFromBytes(json.name, new Uint8Array(json.bytes), shards),
+    };
   }
   const zoo = /^zoo:([\w.-]+)$/.exec(spec.url);
-  const url = zoo ? new URL(`${zoo[1]}/model.json`, ZOO).href : new URL(spec.url, self.location.href).href;
+  const url = zoo
+    ? new URL(`${zoo[1]}/model.json`, ZOO).href
+    : new URL(spec.url, self.location.href).href;
   const jsonBytes = await fetchBytes(url, 'model.json');
   let manifest;
   try {
@@ -79,36 +101,64 @@ async function modelFiles(spec) {
   const shards = new Map();
   for (const group of Array.isArray(manifest) ? manifest : []) {
     for (const p of Array.isArray(group?.paths) ? group.paths : []) {
-      if (typeof p === 'string' && /^[^/\\]+$/.test(p) && p !== '..' && !shards.has(p)) shards.set(p, await fetchBytes(new URL(p, url).href, 'weight shard'));
+      if (typeof p === 'string' && /^[^/\\]+$/.test(p) && p !== '..' && !shards.has(p))
+        shards.set(p, await fetchBytes(new URL(p, url).href, 'weight shard'));
     }
   }
   if (zoo) {
-    const index = JSON.parse(new TextDecoder().decode(await fetchBytes(new URL('index.json', ZOO).href, 'zoo index')));
+    const index = JSON.parse(
+      new TextDecoder().decode(await fetchBytes(new URL('index.json', ZOO).href, 'zoo index')),
+    );
     const entry = index.entries.find((e) => e.name === zoo[1]);
     if (!entry) throw new robust.RobustError(`${spec.url}: no such zoo entry (zoo/index.json)`);
     for (const [file, sha] of Object.entries(entry.sha256)) {
       const bytes = file === 'model.json' ? jsonBytes : shards.get(file);
-      if (!bytes || robust.sha256Hex(bytes) !== sha) throw new robust.RobustError(`${spec.url}: ${file} does not match its SHA-256 in zoo/index.json (damaged)`);
+      if (!bytes || robust.sha256Hex(bytes) !== sha)
+        throw new robust.RobustError(
+          `${spec.url}: ${file} does not match its SHA-256 in zoo/index.json (damaged)`,
+        );
     }
   }
   return { name: spec.url, files: robust.modelFilesFromBytes(url, jsonBytes, shards) };
 }
 
 async function sampleTestSet() {
-  const [images, labels] = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => {
-    const url = new URL(f, SAMPLE).href;
-    return robust.parseIdxBytes(await gunzip(await fetchBytes(url, 'sample file'), url), f.includes('images') ? 3 : 1, url);
-  }));
-  return robust.idxImageSet(images, labels, 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz');
+  const [images, labels] = await Promise.all(
+    ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => {
+      const url = new URL(f, SAMPLE).href;
+      return robust.parseIdxBytes(
+        await gunzip(await fetchBytes(url, 'sample file'), url),
+        f.includes('images') ? 3 : 1,
+        url,
+      );
+    }),
+  );
+  return robust.idxImageSet(
+    images,
+    labels,
+    't10k-images-idx3-ubyte.gz',
+    't10k-labels-idx1-ubyte.gz',
+  );
 }
 
 async function run(o) {
   const info = await robust.initBrowserBackend({ backend: o.backend, wasmPath: BUNDLE });
   post({ type: 'backend', name: info.name, text: robust.describeBrowserBackend(info) });
   const { name, files } = await modelFiles(o.model);
-  const config = robust.parseEvalConfig({ models: [name], attacks: o.attacks, eps: o.eps, limit: o.limit, batchSize: o.batchSize, seed: o.seed, data: 'fashion-mnist-sample' });
+  const config = robust.parseEvalConfig({
+    models: [name],
+    attacks: o.attacks,
+    eps: o.eps,
+    limit: o.limit,
+    batchSize: o.batchSize,
+    seed: o.seed,
+    data: 'fashion-mnist-sample',
+  });
   const notes = [];
-  const loaded = await robust.modelFromFiles(name, files, { seed: config.seed, note: (line) => notes.push(line) });
+  const loaded = await robust.modelFromFiles(name, files, {
+    seed: config.seed,
+    note: (line) => notes.push(line),
+  });
   try {
     let test = robust.take(await sampleTestSet(), config.limit);
     const [h, w, c] = loaded.inputShape;
@@ -119,8 +169,20 @@ async function run(o) {
       fit = f.fit.description;
       notes.push(`note: the sample's images fitted to the model's input: ${fit}`);
     }
-    if (loaded.kind === 'robust' ? loaded.numClasses !== 10 : loaded.numClasses < 10) throw new robust.RobustError(`the model has ${loaded.numClasses} outputs but the Fashion-MNIST sample has 10 classes`);
-    const first = robust.tf.tidy(() => robust.tf.tensor4d(test.images.slice(0, Math.min(64, test.count) * h * w * c), [Math.min(64, test.count), h, w, c], 'int32').toFloat().div(255));
+    if (loaded.kind === 'robust' ? loaded.numClasses !== 10 : loaded.numClasses < 10)
+      throw new robust.RobustError(
+        `the model has ${loaded.numClasses} outputs but the Fashion-MNIST sample has 10 classes`,
+      );
+    const first = robust.tf.tidy(() =>
+      robust.tf
+        .tensor4d(
+          test.images.slice(0, Math.min(64, test.count) * h * w * c),
+          [Math.min(64, test.count), h, w, c],
+          'int32',
+        )
+        .toFloat()
+        .div(255),
+    );
     try {
       robust.checkLogits(loaded, first);
     } finally {
@@ -135,19 +197,36 @@ async function run(o) {
     const progress = (done, label) => {
       const seconds = (performance.now() - start) / 1000;
       const rate = seconds > 0 ? done / seconds : 0;
-      post({ type: 'progress', done, total, left: total - done, imgPerSec: rate, eta: rate > 0 ? (total - done) / rate : null, label });
+      post({
+        type: 'progress',
+        done,
+        total,
+        left: total - done,
+        imgPerSec: rate,
+        eta: rate > 0 ? (total - done) / rate : null,
+        label,
+      });
     };
     const { result, complete } = await robust.runGridIn(robust.memoryCellStore(), config, [row], {
       backend: info.name,
       quiet: true,
       shouldStop: () => stopping,
-      onBatch: (cell, seen) => progress(finished * test.count + seen, `${cell.attack} eps ${cell.eps}`),
+      onBatch: (cell, seen) =>
+        progress(finished * test.count + seen, `${cell.attack} eps ${cell.eps}`),
       onCell: (cell) => progress(++finished * test.count, `${cell.attack} eps ${cell.eps}`),
       warn: (line) => post({ type: 'note', text: line }),
     });
     const seconds = (performance.now() - start) / 1000;
     const report = await robust.reportFiles(result);
-    post({ type: 'done', complete, files: report, seconds, wasmKernelCalls: robust.wasmKernelCalls(), imgPerSec: (finished * test.count) / seconds, cells: result.cells.map(({ gallery, ...c }) => c) });
+    post({
+      type: 'done',
+      complete,
+      files: report,
+      seconds,
+      wasmKernelCalls: robust.wasmKernelCalls(),
+      imgPerSec: (finished * test.count) / seconds,
+      cells: result.cells.map(({ gallery: _gallery, ...c }) => c),
+    });
   } finally {
     loaded.dispose();
   }

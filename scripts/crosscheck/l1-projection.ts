@@ -24,7 +24,13 @@ const cases = Array.from({ length: Number(count) }, (_, k) => {
   const scale = [0.01, 0.1, 1, 5][k % 4];
   const delta = Float32Array.from({ length: d }, () => scale * gauss());
   const eps = [0.5, 4, 12, 100][rng.int(4)];
-  const solution = tf.tidy(() => l1.projectInBox!(tf.tensor4d(x, [1, 1, d, 1]), tf.tensor4d(delta, [1, 1, d, 1]), eps).dataSync());
+  const solution = tf.tidy(() =>
+    l1.projectInBox!(
+      tf.tensor4d(x, [1, 1, d, 1]),
+      tf.tensor4d(delta, [1, 1, d, 1]),
+      eps,
+    ).dataSync(),
+  );
   return { x: Array.from(x), delta: Array.from(delta), eps, solution: Array.from(solution) };
 });
 fs.writeFileSync(out, JSON.stringify(cases));

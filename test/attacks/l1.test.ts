@@ -19,10 +19,13 @@ beforeAll(async () => {
  */
 function projectRow(delta: number[], eps: number, cap: number[]): number[] {
   const a = delta.map(Math.abs);
-  const mass = (lambda: number) => a.reduce((s, v, i) => s + Math.min(Math.max(v - lambda, 0), cap[i]), 0);
+  const mass = (lambda: number) =>
+    a.reduce((s, v, i) => s + Math.min(Math.max(v - lambda, 0), cap[i]), 0);
   let lambda = 0;
   if (mass(0) > eps) {
-    const points = [...new Set([0, ...a, ...a.map((v, i) => v - cap[i])].filter((p) => p >= 0))].sort((p, q) => p - q);
+    const points = [
+      ...new Set([0, ...a, ...a.map((v, i) => v - cap[i])].filter((p) => p >= 0)),
+    ].sort((p, q) => p - q);
     // m is nonincreasing: find consecutive breakpoints p < q with m(p) > eps ≥ m(q)
     for (let k = 0; k + 1 < points.length; k++) {
       const [p, q] = [points[k], points[k + 1]];
@@ -40,29 +43,51 @@ const SHAPE: [number, number, number, number] = [3, 4, 4, 2];
 describe('projection onto the L1 ball ∩ box', () => {
   it('equals the projection computed by definition in float64, ball alone and with the box', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 100_000 }), fc.double({ min: 0, max: 40, noNaN: true }), fc.double({ min: 0.01, max: 5, noNaN: true }), async (seed, eps, spread) => {
-        const [x, delta] = tf.tidy(() => [tf.randomUniform(SHAPE, 0, 1, 'float32', seed), tf.randomNormal(SHAPE, 0, spread, 'float32', seed + 1)]) as tf.Tensor4D[];
-        const ball = projectL1(delta, eps);
-        const boxed = l1.projectInBox!(x, delta, eps);
-        const [xv, dv, bv, pv] = [x, delta, ball, boxed].map((t) => Array.from(t.dataSync()));
-        tf.dispose([x, delta, ball, boxed]);
-        const d = dv.length / SHAPE[0];
-        for (let n = 0; n < SHAPE[0]; n++) {
-          const row = dv.slice(n * d, (n + 1) * d);
-          const xs = xv.slice(n * d, (n + 1) * d);
-          const wantBall = projectRow(row, eps, row.map(() => Infinity));
-          const wantBox = projectRow(row, eps, row.map((v, i) => (v > 0 ? 1 - xs[i] : xs[i])));
-          const scale = Math.max(1, ...row.map(Math.abs));
-          bv.slice(n * d, (n + 1) * d).forEach((v, i) => expect(Math.abs(v - wantBall[i])).toBeLessThan(2e-5 * scale));
-          pv.slice(n * d, (n + 1) * d).forEach((v, i) => expect(Math.abs(v - wantBox[i])).toBeLessThan(2e-5 * scale));
-          // in the ball (to float32 summation) and in the box
-          expect(pv.slice(n * d, (n + 1) * d).reduce((s, v) => s + Math.abs(v), 0)).toBeLessThanOrEqual(eps * (1 + 1e-5) + 1e-5);
-          pv.slice(n * d, (n + 1) * d).forEach((v, i) => {
-            expect(xs[i] + v).toBeGreaterThanOrEqual(-1e-7);
-            expect(xs[i] + v).toBeLessThanOrEqual(1 + 1e-7);
-          });
-        }
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 100_000 }),
+        fc.double({ min: 0, max: 40, noNaN: true }),
+        fc.double({ min: 0.01, max: 5, noNaN: true }),
+        async (seed, eps, spread) => {
+          const [x, delta] = tf.tidy(() => [
+            tf.randomUniform(SHAPE, 0, 1, 'float32', seed),
+            tf.randomNormal(SHAPE, 0, spread, 'float32', seed + 1),
+          ]) as tf.Tensor4D[];
+          const ball = projectL1(delta, eps);
+          const boxed = l1.projectInBox!(x, delta, eps);
+          const [xv, dv, bv, pv] = [x, delta, ball, boxed].map((t) => Array.from(t.dataSync()));
+          tf.dispose([x, delta, ball, boxed]);
+          const d = dv.length / SHAPE[0];
+          for (let n = 0; n < SHAPE[0]; n++) {
+            const row = dv.slice(n * d, (n + 1) * d);
+            const xs = xv.slice(n * d, (n + 1) * d);
+            const wantBall = projectRow(
+              row,
+              eps,
+              row.map(() => Infinity),
+            );
+            const wantBox = projectRow(
+              row,
+              eps,
+              row.map((v, i) => (v > 0 ? 1 - xs[i] : xs[i])),
+            );
+            const scale = Math.max(1, ...row.map(Math.abs));
+            bv.slice(n * d, (n + 1) * d).forEach((v, i) =>
+              expect(Math.abs(v - wantBall[i])).toBeLessThan(2e-5 * scale),
+            );
+            pv.slice(n * d, (n + 1) * d).forEach((v, i) =>
+              expect(Math.abs(v - wantBox[i])).toBeLessThan(2e-5 * scale),
+            );
+            // in the ball (to float32 summation) and in the box
+            expect(
+              pv.slice(n * d, (n + 1) * d).reduce((s, v) => s + Math.abs(v), 0),
+            ).toBeLessThanOrEqual(eps * (1 + 1e-5) + 1e-5);
+            pv.slice(n * d, (n + 1) * d).forEach((v, i) => {
+              expect(xs[i] + v).toBeGreaterThanOrEqual(-1e-7);
+              expect(xs[i] + v).toBeLessThanOrEqual(1 + 1e-7);
+            });
+          }
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -81,21 +106,32 @@ describe('projection onto the L1 ball ∩ box', () => {
 describe('sparse sign step', () => {
   it('keeps the signs of the largest |g| (AutoAttack threshold), unit L1 norm, at least one coordinate', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 100_000 }), fc.double({ min: 0, max: 1, noNaN: true }), async (seed, fraction) => {
-        const g = tf.randomNormal(SHAPE, 0, 1, 'float32', seed) as tf.Tensor4D;
-        const step = sparseSign(g, fraction);
-        const [gv, sv] = [Array.from(g.dataSync()), Array.from(step.dataSync())];
-        tf.dispose([g, step]);
-        const d = gv.length / SHAPE[0];
-        for (let n = 0; n < SHAPE[0]; n++) {
-          const row = gv.slice(n * d, (n + 1) * d);
-          const out = sv.slice(n * d, (n + 1) * d);
-          const threshold = [...row.map(Math.abs)].sort((p, q) => p - q)[Math.min(Math.max(Math.floor((1 - fraction) * d), 0), d - 1)];
-          const kept = row.filter((v) => Math.abs(v) >= threshold).length;
-          expect(kept).toBeGreaterThanOrEqual(1);
-          out.forEach((v, i) => expect(v).toBeCloseTo(Math.abs(row[i]) >= threshold ? Math.sign(row[i]) / kept : 0, 6));
-        }
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 100_000 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        async (seed, fraction) => {
+          const g = tf.randomNormal(SHAPE, 0, 1, 'float32', seed) as tf.Tensor4D;
+          const step = sparseSign(g, fraction);
+          const [gv, sv] = [Array.from(g.dataSync()), Array.from(step.dataSync())];
+          tf.dispose([g, step]);
+          const d = gv.length / SHAPE[0];
+          for (let n = 0; n < SHAPE[0]; n++) {
+            const row = gv.slice(n * d, (n + 1) * d);
+            const out = sv.slice(n * d, (n + 1) * d);
+            const threshold = [...row.map(Math.abs)].sort((p, q) => p - q)[
+              Math.min(Math.max(Math.floor((1 - fraction) * d), 0), d - 1)
+            ];
+            const kept = row.filter((v) => Math.abs(v) >= threshold).length;
+            expect(kept).toBeGreaterThanOrEqual(1);
+            out.forEach((v, i) =>
+              expect(v).toBeCloseTo(
+                Math.abs(row[i]) >= threshold ? Math.sign(row[i]) / kept : 0,
+                6,
+              ),
+            );
+          }
+        },
+      ),
       { numRuns: 30 },
     );
   });
@@ -128,8 +164,12 @@ describe('L1-APGD', () => {
     const w0 = Array.from({ length: d }, (_, i) => Math.sin(i + 1));
     const w1 = Array.from({ length: d }, (_, i) => Math.cos(3 * i));
     const others = [0.2, -0.1, 0.05]; // three weak classes so DLR and the targeted attacks have 4+ classes
-    const w = Array.from({ length: d }, (_, i) => [w0[i], w1[i], ...others.map((o) => o * Math.sin(5 * i))]);
-    const xs = Array.from({ length: d }, (_, i) => 0.3 + 0.4 * ((i * 7) % 5) / 4);
+    const w = Array.from({ length: d }, (_, i) => [
+      w0[i],
+      w1[i],
+      ...others.map((o) => o * Math.sin(5 * i)),
+    ]);
+    const xs = Array.from({ length: d }, (_, i) => 0.3 + (0.4 * ((i * 7) % 5)) / 4);
     const z = [0, 1, 2, 3, 4].map((k) => xs.reduce((s, v, i) => s + v * w[i][k], 0));
     const b = [z[1] - z[0] + 0.6, 0, ...[2, 3, 4].map((k) => z[1] - z[k] - 3)]; // class 0 ahead of 1 by 0.6, the rest far behind
     const model = linearModel(shape, w, b);
@@ -156,7 +196,14 @@ describe('L1-APGD', () => {
     ];
     for (const attack of attacks) {
       const adv = await attack(x, y);
-      const [size, pred, lo, hi] = tf.tidy(() => [adv.sub(x).abs().sum(), (model.predict(adv) as tf.Tensor).argMax(1), adv.min(), adv.max()].map((t) => t.dataSync()[0]));
+      const [size, pred, lo, hi] = tf.tidy(() =>
+        [
+          adv.sub(x).abs().sum(),
+          (model.predict(adv) as tf.Tensor).argMax(1),
+          adv.min(),
+          adv.max(),
+        ].map((t) => t.dataSync()[0]),
+      );
       adv.dispose();
       expect(pred, `${attack.info.name} did not fool the model at eps ${eps}`).not.toBe(0);
       expect(size).toBeLessThanOrEqual(attack.info.eps * (1 + 1e-5));
@@ -175,7 +222,12 @@ describe('L1-APGD', () => {
     const model = tinyConvNet(2);
     const { x, y } = randomBatch(5, [8, 8, 3], 5, 4);
     const before = tf.memory().numTensors;
-    for (const attack of [apgd(model, { norm: 'l1', eps: 2, steps: 10, restarts: 2 }), apgd(model, { norm: 'l1', eps: 2, steps: 10, largeEps: false }), apgdTargeted(model, { norm: 'l1', eps: 2, steps: 6, targetClasses: 3 }), square(model, { norm: 'l1', eps: 2, steps: 20 })]) {
+    for (const attack of [
+      apgd(model, { norm: 'l1', eps: 2, steps: 10, restarts: 2 }),
+      apgd(model, { norm: 'l1', eps: 2, steps: 10, largeEps: false }),
+      apgdTargeted(model, { norm: 'l1', eps: 2, steps: 6, targetClasses: 3 }),
+      square(model, { norm: 'l1', eps: 2, steps: 20 }),
+    ]) {
       (await attack(x, y)).dispose();
       expect(tf.memory().numTensors).toBe(before);
     }

@@ -19,22 +19,40 @@ describe('every attack, every norm', () => {
     for (const norm of ['linf', 'l2', 'l1'] as const) {
       it(`${name} ${norm}: stays in the eps-ball and in [0,1]`, async () => {
         await fc.assert(
-          fc.asyncProperty(fc.integer({ min: 0, max: 10_000 }), fc.double({ min: 0.001, max: { linf: 0.3, l2: 3, l1: 30 }[norm], noNaN: true }), async (seed, eps) => {
-            const model = tinyConvNet(seed % 50);
-            const { x, y } = randomBatch(6, SHAPE, 5, seed);
-            const opts: AttackOptions = { eps, norm, steps: steps(name), seed, eotSamples: name === 'eot-pgd' ? 2 : undefined };
-            const adv = await makeAttack(name, model, opts)(x, y);
-            const [lo, hi, linf, l2, l1] = tf.tidy(() => {
-              const d = adv.sub(x);
-              return tf.stack([adv.min(), adv.max(), d.abs().max(), d.square().sum([1, 2, 3]).sqrt().max(), d.abs().sum([1, 2, 3]).max()]);
-            }).dataSync();
-            tf.dispose([model, x, y, adv]);
-            expect(lo).toBeGreaterThanOrEqual(0);
-            expect(hi).toBeLessThanOrEqual(1);
-            if (norm === 'linf') expect(linf).toBeLessThanOrEqual(eps * (1 + 1e-5) + 1e-7);
-            else if (norm === 'l2') expect(l2).toBeLessThanOrEqual(eps * (1 + 1e-4) + 1e-6);
-            else expect(l1).toBeLessThanOrEqual(eps * (1 + 1e-4) + 1e-5);
-          }),
+          fc.asyncProperty(
+            fc.integer({ min: 0, max: 10_000 }),
+            fc.double({ min: 0.001, max: { linf: 0.3, l2: 3, l1: 30 }[norm], noNaN: true }),
+            async (seed, eps) => {
+              const model = tinyConvNet(seed % 50);
+              const { x, y } = randomBatch(6, SHAPE, 5, seed);
+              const opts: AttackOptions = {
+                eps,
+                norm,
+                steps: steps(name),
+                seed,
+                eotSamples: name === 'eot-pgd' ? 2 : undefined,
+              };
+              const adv = await makeAttack(name, model, opts)(x, y);
+              const [lo, hi, linf, l2, l1] = tf
+                .tidy(() => {
+                  const d = adv.sub(x);
+                  return tf.stack([
+                    adv.min(),
+                    adv.max(),
+                    d.abs().max(),
+                    d.square().sum([1, 2, 3]).sqrt().max(),
+                    d.abs().sum([1, 2, 3]).max(),
+                  ]);
+                })
+                .dataSync();
+              tf.dispose([model, x, y, adv]);
+              expect(lo).toBeGreaterThanOrEqual(0);
+              expect(hi).toBeLessThanOrEqual(1);
+              if (norm === 'linf') expect(linf).toBeLessThanOrEqual(eps * (1 + 1e-5) + 1e-7);
+              else if (norm === 'l2') expect(l2).toBeLessThanOrEqual(eps * (1 + 1e-4) + 1e-6);
+              else expect(l1).toBeLessThanOrEqual(eps * (1 + 1e-4) + 1e-5);
+            },
+          ),
           { numRuns: 4 },
         );
       });
@@ -44,7 +62,12 @@ describe('every attack, every norm', () => {
       const model = tinyConvNet(3);
       const { x, y } = randomBatch(5, SHAPE, 5, 11);
       for (const norm of ['linf', 'l2', 'l1'] as const) {
-        const adv = await makeAttack(name, model, { eps: 0, norm, steps: steps(name), eotSamples: name === 'eot-pgd' ? 2 : undefined })(x, y);
+        const adv = await makeAttack(name, model, {
+          eps: 0,
+          norm,
+          steps: steps(name),
+          eotSamples: name === 'eot-pgd' ? 2 : undefined,
+        })(x, y);
         expect(Array.from(adv.dataSync()), norm).toEqual(Array.from(x.dataSync()));
         adv.dispose();
       }
@@ -63,22 +86,44 @@ describe('extreme budgets', () => {
         const d = SHAPE[0] * SHAPE[1] * SHAPE[2];
         const diameter = { linf: 1, l2: Math.sqrt(d), l1: d }[norm];
         await fc.assert(
-          fc.asyncProperty(fc.integer({ min: 0, max: 10_000 }), fc.double({ min: 0, max: 300, noNaN: true }), async (seed, exponent) => {
-            const eps = diameter * 10 ** exponent;
-            const model = tinyConvNet(seed % 50);
-            const { x } = randomBatch(4, SHAPE, 5, seed);
-            const y = predicted(model, x);
-            const opts = (e: number, alpha: number): AttackOptions => ({ eps: e, alpha, norm, steps: steps(name), seed, eotSamples: name === 'eot-pgd' ? 2 : undefined });
-            const huge = await makeAttack(name, model, opts(eps, diameter / 4))(x, y);
-            const atDiameter = await makeAttack(name, model, opts(diameter, diameter / 4))(x, y);
-            const hugeStep = await makeAttack(name, model, opts(eps, eps))(x, y);
-            const [moved, movedHugeStep, finite] = tf.tidy(() => [huge.sub(x).abs().max(), hugeStep.sub(x).abs().max(), hugeStep.isFinite().all().cast('float32')].map((t) => t.dataSync()[0]));
-            const same = Array.from(huge.dataSync()).every((v, i) => v === atDiameter.dataSync()[i]);
-            tf.dispose([model, x, y, huge, atDiameter, hugeStep]);
-            expect(moved > 0, `eps ${eps}: no perturbation`).toBe(true);
-            expect(same, `eps ${eps}: differs from eps = diameter`).toBe(true);
-            expect(finite === 1 && movedHugeStep > 0, `eps = alpha = ${eps}: perturbation ${movedHugeStep}`).toBe(true);
-          }),
+          fc.asyncProperty(
+            fc.integer({ min: 0, max: 10_000 }),
+            fc.double({ min: 0, max: 300, noNaN: true }),
+            async (seed, exponent) => {
+              const eps = diameter * 10 ** exponent;
+              const model = tinyConvNet(seed % 50);
+              const { x } = randomBatch(4, SHAPE, 5, seed);
+              const y = predicted(model, x);
+              const opts = (e: number, alpha: number): AttackOptions => ({
+                eps: e,
+                alpha,
+                norm,
+                steps: steps(name),
+                seed,
+                eotSamples: name === 'eot-pgd' ? 2 : undefined,
+              });
+              const huge = await makeAttack(name, model, opts(eps, diameter / 4))(x, y);
+              const atDiameter = await makeAttack(name, model, opts(diameter, diameter / 4))(x, y);
+              const hugeStep = await makeAttack(name, model, opts(eps, eps))(x, y);
+              const [moved, movedHugeStep, finite] = tf.tidy(() =>
+                [
+                  huge.sub(x).abs().max(),
+                  hugeStep.sub(x).abs().max(),
+                  hugeStep.isFinite().all().cast('float32'),
+                ].map((t) => t.dataSync()[0]),
+              );
+              const same = Array.from(huge.dataSync()).every(
+                (v, i) => v === atDiameter.dataSync()[i],
+              );
+              tf.dispose([model, x, y, huge, atDiameter, hugeStep]);
+              expect(moved > 0, `eps ${eps}: no perturbation`).toBe(true);
+              expect(same, `eps ${eps}: differs from eps = diameter`).toBe(true);
+              expect(
+                finite === 1 && movedHugeStep > 0,
+                `eps = alpha = ${eps}: perturbation ${movedHugeStep}`,
+              ).toBe(true);
+            },
+          ),
           { numRuns: 3, seed: 5 },
         );
       });
@@ -99,12 +144,21 @@ describe('loss (on correctly classified examples)', () => {
         const { x, y: random } = randomBatch(8, SHAPE, 5, seed);
         const y = predicted(model, x);
         random.dispose();
-        const adv = await makeAttack('pgd', model, { eps: 0.05, steps: 5, randomStart: false })(x, y);
-        const [clean, attacked] = tf.tidy(() => [crossEntropy(model.predict(x) as tf.Tensor2D, y).dataSync(), crossEntropy(model.predict(adv) as tf.Tensor2D, y).dataSync()]);
+        const adv = await makeAttack('pgd', model, { eps: 0.05, steps: 5, randomStart: false })(
+          x,
+          y,
+        );
+        const [clean, attacked] = tf.tidy(() => [
+          crossEntropy(model.predict(x) as tf.Tensor2D, y).dataSync(),
+          crossEntropy(model.predict(adv) as tf.Tensor2D, y).dataSync(),
+        ]);
         tf.dispose([model, x, y, adv]);
-        for (let i = 0; i < clean.length; i++) expect(attacked[i]).toBeGreaterThanOrEqual(clean[i] - 1e-5);
+        for (let i = 0; i < clean.length; i++)
+          expect(attacked[i]).toBeGreaterThanOrEqual(clean[i] - 1e-5);
         // and it really climbs: most examples gain loss
-        expect(Array.from(attacked).filter((v, i) => v > clean[i] + 1e-4).length).toBeGreaterThanOrEqual(6);
+        expect(
+          Array.from(attacked).filter((v, i) => v > clean[i] + 1e-4).length,
+        ).toBeGreaterThanOrEqual(6);
       }),
       { numRuns: 5 },
     );
@@ -116,7 +170,10 @@ describe('loss (on correctly classified examples)', () => {
     const y = predicted(model, x);
     random.dispose();
     const adv = await makeAttack('pgd', model, { eps: 8 / 255, steps: 10 })(x, y);
-    const [clean, attacked] = tf.tidy(() => [crossEntropy(model.predict(x) as tf.Tensor2D, y).dataSync(), crossEntropy(model.predict(adv) as tf.Tensor2D, y).dataSync()]);
+    const [clean, attacked] = tf.tidy(() => [
+      crossEntropy(model.predict(x) as tf.Tensor2D, y).dataSync(),
+      crossEntropy(model.predict(adv) as tf.Tensor2D, y).dataSync(),
+    ]);
     expect(Array.from(attacked).filter((v, i) => v > clean[i]).length).toBeGreaterThanOrEqual(31);
     tf.dispose([model, x, y, adv]);
   });

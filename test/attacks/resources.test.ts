@@ -39,7 +39,14 @@ describe('memory', () => {
 
 describe('memory on a zoo ResNet (our wasm kernels, fused BatchNorm)', () => {
   it('100 PGD steps on the folded model and 50 in train mode leave the live tensor count unchanged', async () => {
-    const model = createModel('resnet20', { inputShape: SHAPE, numClasses: 5, mean: [0.5, 0.5, 0.5], std: [0.3, 0.3, 0.3], width: 2, seed: 1 });
+    const model = createModel('resnet20', {
+      inputShape: SHAPE,
+      numClasses: 5,
+      mean: [0.5, 0.5, 0.5],
+      std: [0.3, 0.3, 0.3],
+      width: 2,
+      seed: 1,
+    });
     model.setUserDefinedMetadata({ robust: { model: 'resnet20', width: 2 } });
     const folded = foldedClassifier(model)!;
     const { x, y } = randomBatch(4, SHAPE, 5, 9);
@@ -61,7 +68,11 @@ describe('model mode', () => {
     const model = tinyConvNet(4);
     const bn = model.layers.find((l) => l.getClassName() === 'BatchNormalization')!;
     // running statistics far from the batch's, so the two modes see different networks
-    bn.setWeights(bn.getWeights().map((w, i) => (i === 2 ? tf.fill(w.shape, 5) : i === 3 ? tf.fill(w.shape, 9) : w)));
+    bn.setWeights(
+      bn
+        .getWeights()
+        .map((w, i) => (i === 2 ? tf.fill(w.shape, 5) : i === 3 ? tf.fill(w.shape, 9) : w)),
+    );
     const before = bn.getWeights().map((w) => Array.from(w.dataSync()));
     const { x, y } = randomBatch(8, SHAPE, 5, 8);
     const inference = await pgd(model, { steps: 5, randomStart: false })(x, y);
@@ -81,8 +92,12 @@ describe('randomized models and EOT', () => {
     const z1 = tf.tidy(() => a.logits(x, 'inference').dataSync());
     const z2 = tf.tidy(() => a.logits(x, 'inference').dataSync());
     expect(Array.from(z1)).not.toEqual(Array.from(z2));
-    const s1 = tf.tidy(() => noisyClassifier(model, { std: 0.1, seed: 3 }).logits(x, 'inference').dataSync());
-    const s2 = tf.tidy(() => noisyClassifier(model, { std: 0.1, seed: 3 }).logits(x, 'inference').dataSync());
+    const s1 = tf.tidy(() =>
+      noisyClassifier(model, { std: 0.1, seed: 3 }).logits(x, 'inference').dataSync(),
+    );
+    const s2 = tf.tidy(() =>
+      noisyClassifier(model, { std: 0.1, seed: 3 }).logits(x, 'inference').dataSync(),
+    );
     expect(Array.from(s1)).toEqual(Array.from(s2));
     tf.dispose([model, x]);
   });
@@ -92,7 +107,11 @@ describe('randomized models and EOT', () => {
     const noisy = noisyClassifier(model, { std: 0.3, seed: 1 });
     const { x, y } = randomBatch(4, SHAPE, 5, 2);
     const grad = (k: number) => {
-      const e = evaluate({ classifier: noisy, objective: objective('ce'), mode: 'inference', eotSamples: k }, x, y);
+      const e = evaluate(
+        { classifier: noisy, objective: objective('ce'), mode: 'inference', eotSamples: k },
+        x,
+        y,
+      );
       tf.dispose([e.value, e.logits]);
       return e.grad;
     };

@@ -15,7 +15,10 @@ beforeAll(async () => {
 /** `model` whose input gradient is zero everywhere (gradient masking in its purest form): same logits. */
 function zeroGradient(model: tf.LayersModel): Classifier {
   const base = layersClassifier(model);
-  const masked = tf.customGrad((x) => ({ value: base.logits(x as tf.Tensor4D, 'inference'), gradFunc: (_dy: tf.Tensor) => tf.zerosLike(x) }));
+  const masked = tf.customGrad((x) => ({
+    value: base.logits(x as tf.Tensor4D, 'inference'),
+    gradFunc: (_dy: tf.Tensor) => tf.zerosLike(x),
+  }));
   return { ...base, logits: (x) => masked(x) as tf.Tensor2D };
 }
 
@@ -32,7 +35,22 @@ async function fooledShare(c: Classifier, adv: tf.Tensor4D, y: tf.Tensor1D): Pro
 
 describe('square', () => {
   it("follows AutoAttack's p-schedule", () => {
-    expect([0, 10, 11, 50, 51, 200, 201, 1000, 1001, 8000, 8001, 9999].map((q) => squareP(q, 0.8))).toEqual([0.8, 0.8, 0.4, 0.4, 0.2, 0.2, 0.1, 0.8 / 16, 0.8 / 32, 0.8 / 256, 0.8 / 512, 0.8 / 512]);
+    expect(
+      [0, 10, 11, 50, 51, 200, 201, 1000, 1001, 8000, 8001, 9999].map((q) => squareP(q, 0.8)),
+    ).toEqual([
+      0.8,
+      0.8,
+      0.4,
+      0.4,
+      0.2,
+      0.2,
+      0.1,
+      0.8 / 16,
+      0.8 / 32,
+      0.8 / 256,
+      0.8 / 512,
+      0.8 / 512,
+    ]);
   });
 
   for (const norm of ['linf', 'l2', 'l1'] as const) {
@@ -44,10 +62,17 @@ describe('square', () => {
       const eps = { linf: 0.3, l2: 4, l1: 40 }[norm];
       const advPgd = await pgd(c, { eps, norm, steps: 20, randomStart: false })(x, y);
       const advSquare = await square(c, { eps, norm, steps: 300, seed: 1 })(x, y);
-      const [pgdFooled, squareFooled] = [await fooledShare(c, advPgd, y), await fooledShare(c, advSquare, y)];
+      const [pgdFooled, squareFooled] = [
+        await fooledShare(c, advPgd, y),
+        await fooledShare(c, advSquare, y),
+      ];
       const [linf, l2, l1] = tf.tidy(() => {
         const d = advSquare.sub(x);
-        return [d.abs().max(), d.square().sum([1, 2, 3]).sqrt().max(), d.abs().sum([1, 2, 3]).max()].map((t) => t.dataSync()[0]);
+        return [
+          d.abs().max(),
+          d.square().sum([1, 2, 3]).sqrt().max(),
+          d.abs().sum([1, 2, 3]).max(),
+        ].map((t) => t.dataSync()[0]);
       });
       tf.dispose([model, x, y, advPgd, advSquare]);
       expect(pgdFooled).toBe(0);
@@ -73,7 +98,10 @@ describe('square', () => {
 
 describe('apgd-t', () => {
   it('targets the k-th most likely class', () => {
-    const z = tf.tensor2d([[0.1, 3, 2, -1, 5], [4, 1, 2, 3, 0]]);
+    const z = tf.tensor2d([
+      [0.1, 3, 2, -1, 5],
+      [4, 1, 2, 3, 0],
+    ]);
     expect(Array.from(kthLargestClass(z, 2).dataSync())).toEqual([1, 3]);
     expect(Array.from(kthLargestClass(z, 5).dataSync())).toEqual([3, 4]);
     z.dispose();
@@ -86,7 +114,10 @@ describe('apgd-t', () => {
     const y = predicted(c, x);
     const before = tf.memory().numTensors;
     const all = await apgdTargeted(model, { eps: 0.03, steps: 10, seed: 1 })(x, y);
-    const one = await apgdTargeted(model, { eps: 0.03, steps: 10, seed: 1, targetClasses: 1 })(x, y);
+    const one = await apgdTargeted(model, { eps: 0.03, steps: 10, seed: 1, targetClasses: 1 })(
+      x,
+      y,
+    );
     const [fAll, fOne] = [await fooledShare(c, all, y), await fooledShare(c, one, y)];
     tf.dispose([all, one]);
     expect(tf.memory().numTensors).toBe(before);
@@ -96,7 +127,9 @@ describe('apgd-t', () => {
   });
 
   it('refuses a user target and models with fewer than 4 classes', async () => {
-    expect(() => apgdTargeted(tinyConvNet(1), { targeted: 'random' })).toThrow(/chooses its own targets/);
+    expect(() => apgdTargeted(tinyConvNet(1), { targeted: 'random' })).toThrow(
+      /chooses its own targets/,
+    );
     const three = tinyConvNet(1, [8, 8, 3], 3);
     const { x, y } = randomBatch(2, [8, 8, 3], 3, 1);
     await expect(apgdTargeted(three, { steps: 2 })(x, y)).rejects.toThrow(/at least 4 classes/);
@@ -110,7 +143,12 @@ describe('fab', () => {
   it('on a linear two-class-margin model finds the closed-form minimum-norm perturbation (Linf, L2)', async () => {
     const { linearModel } = await import('./models.js');
     const shape: [number, number, number] = [2, 2, 1];
-    const w = [[1, -1, 0, 0], [0.5, 0.2, 0, 0], [-0.3, 1, 0, 0], [0.25, 0.5, 0, 0]]; // [4 inputs, 4 classes]
+    const w = [
+      [1, -1, 0, 0],
+      [0.5, 0.2, 0, 0],
+      [-0.3, 1, 0, 0],
+      [0.25, 0.5, 0, 0],
+    ]; // [4 inputs, 4 classes]
     const model = linearModel(shape, w, [0, 0, 0, 0]);
     const x = tf.tensor4d([0.6, 0.5, 0.5, 0.5], [1, ...shape]);
     const y = tf.tensor1d([0], 'int32');

@@ -19,7 +19,10 @@ beforeAll(async () => {
   const all = Int32Array.from({ length: data.train.count }, (_, i) => i);
   const b = makeBatch(data.train, all, NO_AUGMENT, new Rng(0));
   model = smallFashionCnn();
-  model.compile({ optimizer: tf.train.adam(0.003), loss: (y: tf.Tensor, z: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, z) });
+  model.compile({
+    optimizer: tf.train.adam(0.003),
+    loss: (y: tf.Tensor, z: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, z),
+  });
   const onehot = tf.oneHot(b.y, 10);
   await model.fit(b.x, onehot, { epochs: 6, batchSize: 64, shuffle: false, verbose: 0 });
   tf.dispose([b.x, b.y, onehot]);
@@ -28,10 +31,14 @@ beforeAll(async () => {
 
 describe('a trained model', () => {
   it('is accurate; PGD takes much of its accuracy away at eps 8/255 and nearly all at 0.1 (the usual Fashion-MNIST budget)', async () => {
-    const weak = await runAttack(model, pgd(model, { eps: 8 / 255, steps: 10 }), test, { quiet: true });
+    const weak = await runAttack(model, pgd(model, { eps: 8 / 255, steps: 10 }), test, {
+      quiet: true,
+    });
     expect(weak.stats.clean_acc).toBeGreaterThan(0.7);
     expect(weak.stats.robust_acc).toBeLessThan(0.6 * weak.stats.clean_acc);
-    const strong = await runAttack(model, pgd(model, { eps: 0.1, steps: 20 }), test, { quiet: true });
+    const strong = await runAttack(model, pgd(model, { eps: 0.1, steps: 20 }), test, {
+      quiet: true,
+    });
     expect(strong.stats.robust_acc).toBeLessThan(0.1);
   });
 
@@ -46,7 +53,9 @@ describe('a trained model', () => {
     }
     last = 1;
     for (const steps of [1, 3, 10, 30]) {
-      const r = await runAttack(model, pgd(model, { eps: 0.02, steps, alpha: 0.005 }), test, { quiet: true });
+      const r = await runAttack(model, pgd(model, { eps: 0.02, steps, alpha: 0.005 }), test, {
+        quiet: true,
+      });
       expect(r.stats.robust_acc).toBeLessThanOrEqual(last + one);
       last = r.stats.robust_acc;
     }
@@ -56,7 +65,12 @@ describe('a trained model', () => {
     const eps = 0.03;
     const acc: Record<string, number> = {};
     for (const name of ['fgsm', 'pgd', 'apgd-ce', 'apgd-dlr', 'mifgsm', 'bim']) {
-      const r = await runAttack(model, makeAttack(name, model, { eps, steps: name.startsWith('apgd') ? 20 : 10 }), test, { quiet: true });
+      const r = await runAttack(
+        model,
+        makeAttack(name, model, { eps, steps: name.startsWith('apgd') ? 20 : 10 }),
+        test,
+        { quiet: true },
+      );
       acc[name] = r.stats.robust_acc;
       expect(r.stats.robust_acc).toBeLessThan(r.stats.clean_acc);
     }
@@ -66,14 +80,26 @@ describe('a trained model', () => {
 
   it('targeted attacks reach their targets: random, least-likely and a fixed class', async () => {
     for (const targeted of ['random', 'least-likely', 3] as const) {
-      const r = await runAttack(model, pgd(model, { eps: 0.3, steps: 30, targeted }), test, { quiet: true });
+      const r = await runAttack(model, pgd(model, { eps: 0.3, steps: 30, targeted }), test, {
+        quiet: true,
+      });
       expect(r.stats.success_rate, `targeted ${targeted}`).toBeGreaterThan(0.9);
     }
   });
 
   it('restarts never weaken PGD', async () => {
-    const one = await runAttack(model, pgd(model, { eps: 0.02, steps: 5, restarts: 1, seed: 4 }), test, { quiet: true });
-    const three = await runAttack(model, pgd(model, { eps: 0.02, steps: 5, restarts: 3, seed: 4 }), test, { quiet: true });
+    const one = await runAttack(
+      model,
+      pgd(model, { eps: 0.02, steps: 5, restarts: 1, seed: 4 }),
+      test,
+      { quiet: true },
+    );
+    const three = await runAttack(
+      model,
+      pgd(model, { eps: 0.02, steps: 5, restarts: 3, seed: 4 }),
+      test,
+      { quiet: true },
+    );
     expect(three.stats.robust_acc).toBeLessThanOrEqual(one.stats.robust_acc);
   });
 });

@@ -16,9 +16,25 @@ describe('FusedBatchNorm gradient', () => {
       const scale = tf.randomNormal([5], 1, 0.3, 'float32', 5);
       const offset = tf.randomNormal([5], 0, 1, 'float32', 6);
       const fused = (a: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
-        tf.batchNorm(a as tf.Tensor4D, m as tf.Tensor1D, v as tf.Tensor1D, o as tf.Tensor1D, s as tf.Tensor1D, 1e-3).mul(r).sum();
+        tf
+          .batchNorm(
+            a as tf.Tensor4D,
+            m as tf.Tensor1D,
+            v as tf.Tensor1D,
+            o as tf.Tensor1D,
+            s as tf.Tensor1D,
+            1e-3,
+          )
+          .mul(r)
+          .sum();
       const plain = (a: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
-        a.sub(m).mul(tf.rsqrt(v.add(1e-3))).mul(s).add(o).mul(r).sum();
+        a
+          .sub(m)
+          .mul(tf.rsqrt(v.add(1e-3)))
+          .mul(s)
+          .add(o)
+          .mul(r)
+          .sum();
       const g1 = tf.grads(fused)([x, mean, variance, scale, offset]);
       const g2 = tf.grads(plain)([x, mean, variance, scale, offset]);
       g1.forEach((g, i) => {

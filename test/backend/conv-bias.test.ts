@@ -7,13 +7,28 @@ import { Rng } from '../../util/rng.js';
 import { randomArray, relErr } from '../helpers.js';
 
 /** y = conv2dBias and the gradients of sum(y · r) w.r.t. x, filter and bias. */
-function run(x: Float32Array, w: Float32Array, b: Float32Array, r: Float32Array, xs: number[], ws: number[], stride: number, pad: 'same' | 'valid') {
+function run(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  r: Float32Array,
+  xs: number[],
+  ws: number[],
+  stride: number,
+  pad: 'same' | 'valid',
+) {
   return tf.tidy(() => {
     const xt = tf.tensor4d(x, xs as [number, number, number, number]);
     const wt = tf.tensor4d(w, ws as [number, number, number, number]);
     const bt = tf.tensor1d(b);
     const f = (p: tf.Tensor, q: tf.Tensor, c: tf.Tensor) => {
-      const y = conv2dBias(p as tf.Tensor4D, q as tf.Tensor4D, c as tf.Tensor1D, [stride, stride], pad);
+      const y = conv2dBias(
+        p as tf.Tensor4D,
+        q as tf.Tensor4D,
+        c as tf.Tensor1D,
+        [stride, stride],
+        pad,
+      );
       return tf.sum(tf.mul(y, tf.tensor(r.subarray(0, y.size), y.shape)));
     };
     const grads = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([xt, wt, bt]);
@@ -39,8 +54,14 @@ describe('conv2d + bias as one op', () => {
       const rng = new Rng(c.h * 100 + c.cout);
       const xs = [2, c.h, c.h + 1, c.cin];
       const ws = [c.k, c.k, c.cin, c.cout];
-      const x = randomArray(xs.reduce((a, b) => a * b), rng);
-      const w = randomArray(ws.reduce((a, b) => a * b), rng);
+      const x = randomArray(
+        xs.reduce((a, b) => a * b),
+        rng,
+      );
+      const w = randomArray(
+        ws.reduce((a, b) => a * b),
+        rng,
+      );
       const b = randomArray(c.cout, rng);
       const r = randomArray(2 * c.h * (c.h + 1) * c.cout, rng);
       await tf.setBackend('cpu');
@@ -61,7 +82,16 @@ describe('conv2d + bias as one op', () => {
     const w = tf.variable(tf.randomNormal([3, 3, 8, 16])) as tf.Variable<tf.Rank.R4>;
     const b = tf.variable(tf.randomNormal([16])) as tf.Variable<tf.Rank.R1>;
     const dW = ['winograd_filter_grad', 'conv2d_filter_grad'];
-    const step = () => tf.tidy(() => tf.grad((xi: tf.Tensor) => conv2dBias(xi as tf.Tensor4D, w, b, [1, 1], 'same').square().sum())(x).dataSync());
+    const step = () =>
+      tf.tidy(() =>
+        tf
+          .grad((xi: tf.Tensor) =>
+            conv2dBias(xi as tf.Tensor4D, w, b, [1, 1], 'same')
+              .square()
+              .sum(),
+          )(x)
+          .dataSync(),
+      );
     step();
     const before = dW.map((k) => wasmKernelStats(k).calls);
     const fused = wasmKernelStats('winograd_conv').calls;

@@ -50,7 +50,13 @@ function inputs(c: Case) {
 function poolGrad(kind: 'max' | 'avg', c: Case, x: Float32Array, r: Float32Array) {
   return tf.tidy(() => {
     const xt = tf.tensor4d(x, [c.n, c.h, c.w, c.c]);
-    const pool = (t: tf.Tensor) => (kind === 'max' ? tf.maxPool : tf.avgPool)(t as tf.Tensor4D, [c.kh, c.kw], [c.sh, c.sw], c.pad);
+    const pool = (t: tf.Tensor) =>
+      (kind === 'max' ? tf.maxPool : tf.avgPool)(
+        t as tf.Tensor4D,
+        [c.kh, c.kw],
+        [c.sh, c.sw],
+        c.pad,
+      );
     const dx = tf.grad((t: tf.Tensor) => {
       const y = pool(t);
       return tf.sum(tf.mul(y, tf.tensor(r.subarray(0, y.size), y.shape)));
@@ -61,9 +67,11 @@ function poolGrad(kind: 'max' | 'avg', c: Case, x: Float32Array, r: Float32Array
 
 /** The exact gradient of sum(avgPool(x) · r): each window's r over its positions inside the image. */
 function exactAvgGrad(c: Case, r: Float32Array): Float32Array {
-  const out = (size: number, k: number, s: number) => (c.pad === 'same' ? Math.ceil(size / s) : Math.ceil((size - k + 1) / s));
+  const out = (size: number, k: number, s: number) =>
+    c.pad === 'same' ? Math.ceil(size / s) : Math.ceil((size - k + 1) / s);
   const [ho, wo] = [out(c.h, c.kh, c.sh), out(c.w, c.kw, c.sw)];
-  const padBefore = (size: number, o: number, k: number, s: number) => (c.pad === 'same' ? Math.floor(Math.max((o - 1) * s + k - size, 0) / 2) : 0);
+  const padBefore = (size: number, o: number, k: number, s: number) =>
+    c.pad === 'same' ? Math.floor(Math.max((o - 1) * s + k - size, 0) / 2) : 0;
   const [top, left] = [padBefore(c.h, ho, c.kh, c.sh), padBefore(c.w, wo, c.kw, c.sw)];
   const dx = new Float64Array(c.n * c.h * c.w * c.c);
   for (let n = 0; n < c.n; n++)
@@ -74,7 +82,9 @@ function exactAvgGrad(c: Case, r: Float32Array): Float32Array {
         const count = (rows[1] - rows[0]) * (cols[1] - cols[0]);
         for (let ih = rows[0]; ih < rows[1]; ih++)
           for (let iw = cols[0]; iw < cols[1]; iw++)
-            for (let ch = 0; ch < c.c; ch++) dx[((n * c.h + ih) * c.w + iw) * c.c + ch] += r[((n * ho + oh) * wo + ow) * c.c + ch] / count;
+            for (let ch = 0; ch < c.c; ch++)
+              dx[((n * c.h + ih) * c.w + iw) * c.c + ch] +=
+                r[((n * ho + oh) * wo + ow) * c.c + ch] / count;
       }
   return Float32Array.from(dx);
 }
@@ -139,32 +149,96 @@ describe('pooling gradients on wasm', () => {
     });
   }
 
-  it('tfjs\'s own average-pool gradient was wrong at SAME borders (what the exact one fixes)', async () => {
-    const c: Case = { n: 1, h: 5, w: 5, c: 2, kh: 3, kw: 3, sh: 1, sw: 1, pad: 'same', seed: 5, ties: false };
+  it("tfjs's own average-pool gradient was wrong at SAME borders (what the exact one fixes)", async () => {
+    const c: Case = {
+      n: 1,
+      h: 5,
+      w: 5,
+      c: 2,
+      kh: 3,
+      kw: 3,
+      sh: 1,
+      sw: 1,
+      pad: 'same',
+      seed: 5,
+      ties: false,
+    };
     const { r } = inputs(c);
-    const stock = await onCpu(() => tf.tidy(() => tf.engine().runKernel('AvgPoolGrad', { dy: tf.tensor4d(r.subarray(0, 50), [1, 5, 5, 2]), input: tf.zeros([1, 5, 5, 2]) }, { filterSize: [3, 3], strides: [1, 1], pad: 'same' }) as tf.Tensor).dataSync().slice());
+    const stock = await onCpu(() =>
+      tf
+        .tidy(
+          () =>
+            tf
+              .engine()
+              .runKernel(
+                'AvgPoolGrad',
+                { dy: tf.tensor4d(r.subarray(0, 50), [1, 5, 5, 2]), input: tf.zeros([1, 5, 5, 2]) },
+                { filterSize: [3, 3], strides: [1, 1], pad: 'same' },
+              ) as tf.Tensor,
+        )
+        .dataSync()
+        .slice(),
+    );
     expect(relErr(stock, exactAvgGrad(c, r.subarray(0, 50)))).toBeGreaterThan(0.1);
   });
 
   it("tfjs's wasm MaxPoolGrad (which ours replaces) drops gradients: a 1x1 pool's is dy itself", () => {
-    const c: Case = { n: 1, h: 1, w: 3, c: 1, kh: 1, kw: 1, sh: 1, sw: 1, pad: 'valid', seed: 3, ties: false };
+    const c: Case = {
+      n: 1,
+      h: 1,
+      w: 3,
+      c: 1,
+      kh: 1,
+      kw: 1,
+      sh: 1,
+      sw: 1,
+      pad: 'valid',
+      seed: 3,
+      ties: false,
+    };
     const { x, r } = inputs(c);
     const dy = r.subarray(0, 3);
     expect(poolGrad('max', c, x, r).dx).toEqual(dy);
     const stock = tf.tidy(() => {
-      const args = { inputs: { dy: tf.tensor4d(dy, [1, 1, 3, 1]), input: tf.tensor4d(x, [1, 1, 3, 1]), output: tf.tensor4d(x, [1, 1, 3, 1]) }, attrs: { filterSize: 1, strides: 1, pad: 'valid' }, backend: tf.backend() };
-      const out = stockMaxPoolGrad()(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+      const args = {
+        inputs: {
+          dy: tf.tensor4d(dy, [1, 1, 3, 1]),
+          input: tf.tensor4d(x, [1, 1, 3, 1]),
+          output: tf.tensor4d(x, [1, 1, 3, 1]),
+        },
+        attrs: { filterSize: 1, strides: 1, pad: 'valid' },
+        backend: tf.backend(),
+      };
+      const out = stockMaxPoolGrad()(
+        args as unknown as Parameters<tf.KernelFunc>[0],
+      ) as tf.TensorInfo;
       return tf.engine().makeTensorFromTensorInfo(out).dataSync().slice();
     });
     expect(relErr(stock, dy)).toBeGreaterThan(0.1);
   });
 
   it('split across the kernel threads by image', async () => {
-    const c: Case = { n: 16, h: 32, w: 32, c: 16, kh: 3, kw: 3, sh: 2, sw: 2, pad: 'same', seed: 9, ties: false };
+    const c: Case = {
+      n: 16,
+      h: 32,
+      w: 32,
+      c: 16,
+      kh: 3,
+      kw: 3,
+      sh: 2,
+      sw: 2,
+      pad: 'same',
+      seed: 9,
+      ties: false,
+    };
     const { x, r } = inputs(c);
-    const ref = await onCpu(() => ({ max: poolGrad('max', c, x, r), avg: poolGrad('avg', c, x, r) }));
+    const ref = await onCpu(() => ({
+      max: poolGrad('max', c, x, r),
+      avg: poolGrad('avg', c, x, r),
+    }));
     const got = { max: poolGrad('max', c, x, r), avg: poolGrad('avg', c, x, r) };
-    for (const k of ['max_pool_grad', 'avg_pool_grad']) expect(wasmKernelStats(k).lastThreads).toBe(Math.min(2, getThreadsCount()));
+    for (const k of ['max_pool_grad', 'avg_pool_grad'])
+      expect(wasmKernelStats(k).lastThreads).toBe(Math.min(2, getThreadsCount()));
     expect(relErr(got.max.dx, ref.max.dx)).toBeLessThanOrEqual(1e-6);
     expect(relErr(got.avg.dx, exactAvgGrad(c, r))).toBeLessThanOrEqual(1e-6);
   });
@@ -173,7 +247,12 @@ describe('pooling gradients on wasm', () => {
     const x = tf.randomNormal([4, 12, 12, 8]) as tf.Tensor4D;
     const step = () =>
       tf.tidy(() => {
-        tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 3, 2, 'same').sum().add(tf.avgPool(t as tf.Tensor4D, 3, 1, 'same').sum()))(x).dataSync();
+        tf.grad((t: tf.Tensor) =>
+          tf
+            .maxPool(t as tf.Tensor4D, 3, 2, 'same')
+            .sum()
+            .add(tf.avgPool(t as tf.Tensor4D, 3, 1, 'same').sum()),
+        )(x).dataSync();
       });
     expectNoLeak(step);
     x.dispose();

@@ -7,16 +7,26 @@ import { Rng } from '../../util/rng.js';
 import { randomArray } from '../helpers.js';
 
 /** relu(x), on the current backend. */
-const relu = (x: Float32Array, r: Float32Array, shape: number[]) => tf.tidy(() => tf.relu(tf.tensor(x, shape)).dataSync().slice() as Float32Array);
+const relu = (x: Float32Array, r: Float32Array, shape: number[]) =>
+  tf.tidy(() => tf.relu(tf.tensor(x, shape)).dataSync().slice() as Float32Array);
 
 /** d/dx of sum(relu(x) · r), on the current backend. */
 const reluGrad = (x: Float32Array, r: Float32Array, shape: number[]) =>
-  tf.tidy(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.relu(t), tf.tensor(r, shape))))(tf.tensor(x, shape)).dataSync().slice() as Float32Array);
+  tf.tidy(
+    () =>
+      tf
+        .grad((t: tf.Tensor) => tf.sum(tf.mul(tf.relu(t), tf.tensor(r, shape))))(
+          tf.tensor(x, shape),
+        )
+        .dataSync()
+        .slice() as Float32Array,
+  );
 
 /** Same values, NaN where NaN, and the same sign of zero. */
 function expectSame(a: Float32Array, b: Float32Array): void {
   expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) expect([i, a[i]]).toEqual([i, b[i]]);
+  for (let i = 0; i < a.length; i++)
+    if (!Object.is(a[i], b[i])) expect([i, a[i]]).toEqual([i, b[i]]);
 }
 
 describe('ReLU and its gradient on our wasm kernels', () => {

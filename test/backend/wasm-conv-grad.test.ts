@@ -11,7 +11,15 @@ import { Rng } from '../../util/rng.js';
 import { randomArray, relErr, expectNoLeak } from '../helpers.js';
 
 /** Gradients of sum(conv(x, w) * r) w.r.t. x and w, on the current backend. */
-function convGrads(x: Float32Array, w: Float32Array, r: Float32Array, xs: number[], ws: number[], stride: number, pad: 'same' | 'valid') {
+function convGrads(
+  x: Float32Array,
+  w: Float32Array,
+  r: Float32Array,
+  xs: number[],
+  ws: number[],
+  stride: number,
+  pad: 'same' | 'valid',
+) {
   return tf.tidy(() => {
     const xt = tf.tensor4d(x, xs as [number, number, number, number]);
     const wt = tf.tensor4d(w, ws as [number, number, number, number]);
@@ -20,7 +28,11 @@ function convGrads(x: Float32Array, w: Float32Array, r: Float32Array, xs: number
       return tf.sum(tf.mul(y, tf.tensor(r.subarray(0, y.size), y.shape)));
     };
     const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([xt, wt]);
-    return [dx.dataSync().slice(), dw.dataSync().slice(), tf.conv2d(xt, wt, stride, pad).dataSync().slice()];
+    return [
+      dx.dataSync().slice(),
+      dw.dataSync().slice(),
+      tf.conv2d(xt, wt, stride, pad).dataSync().slice(),
+    ];
   });
 }
 
@@ -32,7 +44,8 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
   });
 
   it('replaces the stock wasm kernels with ours', () => {
-    for (const k of wasmConvGradientKernels) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+    for (const k of wasmConvGradientKernels)
+      expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
   });
 
   const cases = [
@@ -56,8 +69,14 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
         const rng = new Rng(c.k * 100 + c.stride * 10 + c.h);
         const xs = [3, c.h, c.h + 1, c.cin];
         const ws = [c.k, c.k, c.cin, c.cout];
-        const x = randomArray(xs.reduce((a, b) => a * b), rng);
-        const w = randomArray(ws.reduce((a, b) => a * b), rng);
+        const x = randomArray(
+          xs.reduce((a, b) => a * b),
+          rng,
+        );
+        const w = randomArray(
+          ws.reduce((a, b) => a * b),
+          rng,
+        );
         const r = randomArray(3 * c.h * (c.h + 1) * c.cout, rng);
         await tf.setBackend('cpu');
         const [dxRef, dwRef, yRef] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
@@ -67,7 +86,9 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
         try {
           const [dx, dw, y] = convGrads(x, w, r, xs, ws, c.stride, c.pad);
           // The gradient runs the forward conv once more (tf.grads), then dx and dW once each.
-          expect(KERNELS.map((name, i) => wasmKernelStats(name).calls - before[i])).toEqual(kernel ? [2, 1, 1] : [0, 0, 0]);
+          expect(KERNELS.map((name, i) => wasmKernelStats(name).calls - before[i])).toEqual(
+            kernel ? [2, 1, 1] : [0, 0, 0],
+          );
           expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-4);
           expect(dx.length).toBe(dxRef.length);
           expect(dw.length).toBe(dwRef.length);
@@ -92,8 +113,14 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       const rng = new Rng(c.n * 1000 + c.cin * 10 + c.cout);
       const xs = [c.n, c.h, c.h, c.cin];
       const ws = [c.k, c.k, c.cin, c.cout];
-      const x = randomArray(xs.reduce((a, b) => a * b), rng);
-      const w = randomArray(ws.reduce((a, b) => a * b), rng);
+      const x = randomArray(
+        xs.reduce((a, b) => a * b),
+        rng,
+      );
+      const w = randomArray(
+        ws.reduce((a, b) => a * b),
+        rng,
+      );
       const r = randomArray(c.n * c.h * c.h * c.cout, rng);
       await tf.setBackend('cpu');
       const [dxRef, dwRef, yRef] = convGrads(x, w, r, xs, ws, c.stride, 'same');
@@ -102,8 +129,11 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       try {
         const before = KERNELS.map((name) => wasmKernelStats(name).calls);
         const [dx, dw, y] = convGrads(x, w, r, xs, ws, c.stride, 'same');
-        expect(KERNELS.map((name, i) => wasmKernelStats(name).calls - before[i])).toEqual([2, 1, 1]);
-        for (const name of KERNELS) expect(wasmKernelStats(name).lastThreads).toBe(Math.min(2, getThreadsCount()));
+        expect(KERNELS.map((name, i) => wasmKernelStats(name).calls - before[i])).toEqual([
+          2, 1, 1,
+        ]);
+        for (const name of KERNELS)
+          expect(wasmKernelStats(name).lastThreads).toBe(Math.min(2, getThreadsCount()));
         expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-4);
         expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-4);
         expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-4);
@@ -129,8 +159,14 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       const rng = new Rng(c.n * 1000 + c.h * 10 + c.cin);
       const xs = [c.n, c.h, c.w, c.cin];
       const ws = [3, 3, c.cin, c.cout];
-      const x = randomArray(xs.reduce((a, b) => a * b), rng);
-      const w = randomArray(ws.reduce((a, b) => a * b), rng);
+      const x = randomArray(
+        xs.reduce((a, b) => a * b),
+        rng,
+      );
+      const w = randomArray(
+        ws.reduce((a, b) => a * b),
+        rng,
+      );
       const r = randomArray(c.n * c.h * c.w * c.cout, rng);
       await tf.setBackend('cpu');
       const [dxRef, dwRef, yRef] = convGrads(x, w, r, xs, ws, 1, c.pad);
@@ -144,14 +180,16 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       const f = c.forward ? 1 : 0;
       const d = c.dx ? 1 : 0;
       expect(ran).toEqual([2 * f + d, f, 2 * (1 - f), 1 - d, 1 - f]);
-      if (c.n === 8) for (const name of names.slice(0, 2)) expect(wasmKernelStats(name).lastThreads).toBe(Math.min(2, getThreadsCount()));
+      if (c.n === 8)
+        for (const name of names.slice(0, 2))
+          expect(wasmKernelStats(name).lastThreads).toBe(Math.min(2, getThreadsCount()));
       expect(relErr(y, yRef)).toBeLessThanOrEqual(1e-5);
       expect(relErr(dx, dxRef)).toBeLessThanOrEqual(1e-5);
       expect(relErr(dw, dwRef)).toBeLessThanOrEqual(1e-5);
     });
   }
 
-  it('FusedConv2D (a graph model\'s conv, its BatchNorm folded into the bias) with ReLU / ReLU6 on our kernels', async () => {
+  it("FusedConv2D (a graph model's conv, its BatchNorm folded into the bias) with ReLU / ReLU6 on our kernels", async () => {
     const rng = new Rng(21);
     const x = randomArray(4 * 9 * 9 * 8, rng);
     const w = randomArray(3 * 3 * 8 * 16, rng);
@@ -159,7 +197,14 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     const run = (activation: 'linear' | 'relu' | 'relu6', strides: number) =>
       tf.tidy(() =>
         tf.fused
-          .conv2d({ x: tf.tensor4d(x, [4, 9, 9, 8]), filter: tf.tensor4d(w, [3, 3, 8, 16]), strides, pad: 'same', bias: tf.tensor1d(bias), activation })
+          .conv2d({
+            x: tf.tensor4d(x, [4, 9, 9, 8]),
+            filter: tf.tensor4d(w, [3, 3, 8, 16]),
+            strides,
+            pad: 'same',
+            bias: tf.tensor1d(bias),
+            activation,
+          })
           .dataSync()
           .slice(),
       );
@@ -178,11 +223,17 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     }
   });
 
-  it('a dilated conv, which our kernel does not cover, runs on tfjs\'s own and matches the cpu backend', async () => {
+  it("a dilated conv, which our kernel does not cover, runs on tfjs's own and matches the cpu backend", async () => {
     const rng = new Rng(99);
     const x = randomArray(2 * 9 * 9 * 3, rng);
     const w = randomArray(3 * 3 * 3 * 4, rng);
-    const run = () => tf.tidy(() => tf.conv2d(tf.tensor4d(x, [2, 9, 9, 3]), tf.tensor4d(w, [3, 3, 3, 4]), 1, 'same', 'NHWC', 2).dataSync().slice());
+    const run = () =>
+      tf.tidy(() =>
+        tf
+          .conv2d(tf.tensor4d(x, [2, 9, 9, 3]), tf.tensor4d(w, [3, 3, 3, 4]), 1, 'same', 'NHWC', 2)
+          .dataSync()
+          .slice(),
+      );
     await tf.setBackend('cpu');
     const ref = run();
     await tf.setBackend('wasm');
@@ -200,8 +251,16 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
     // The dilated filter with its zeros: taps (a·dh, b·dw) of a ((kh−1)·dh+1) × ((kw−1)·dw+1) filter.
     const [wh, ww] = [(kh - 1) * dh + 1, (kw - 1) * dw + 1];
     const wide = new Float32Array(wh * ww * cin * cout);
-    for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) for (let i = 0; i < cin * cout; i++) wide[((a * dh) * ww + b * dw) * cin * cout + i] = w[(a * kw + b) * cin * cout + i];
-    const grads = (filter: Float32Array, shape: [number, number, number, number], dilations: [number, number], pad: 'same' | 'valid') =>
+    for (let a = 0; a < kh; a++)
+      for (let b = 0; b < kw; b++)
+        for (let i = 0; i < cin * cout; i++)
+          wide[(a * dh * ww + b * dw) * cin * cout + i] = w[(a * kw + b) * cin * cout + i];
+    const grads = (
+      filter: Float32Array,
+      shape: [number, number, number, number],
+      dilations: [number, number],
+      pad: 'same' | 'valid',
+    ) =>
       tf.tidy(() => {
         const [dx, dwt] = tf.grads((a: tf.Tensor, b: tf.Tensor) => {
           const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad, 'NHWC', dilations);
@@ -213,7 +272,10 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       await tf.setBackend('cpu');
       const ref = grads(wide, [wh, ww, cin, cout], [1, 1], pad);
       const refDw = new Float32Array(w.length);
-      for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) for (let i = 0; i < cin * cout; i++) refDw[(a * kw + b) * cin * cout + i] = ref.dw[((a * dh) * ww + b * dw) * cin * cout + i];
+      for (let a = 0; a < kh; a++)
+        for (let b = 0; b < kw; b++)
+          for (let i = 0; i < cin * cout; i++)
+            refDw[(a * kw + b) * cin * cout + i] = ref.dw[(a * dh * ww + b * dw) * cin * cout + i];
       for (const backend of ['cpu', 'wasm']) {
         await tf.setBackend(backend);
         const got = grads(w, [kh, kw, cin, cout], [dh, dw], pad);
@@ -226,14 +288,21 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
 
   it('embeds the kernels built from the current C sources (run scripts/build-kernels.sh after editing them)', () => {
     const dir = new URL('../../backend/kernels/', import.meta.url);
-    const files = fs.readdirSync(dir).filter((f) => /\.(c|h)$/.test(f)).sort();
+    const files = fs
+      .readdirSync(dir)
+      .filter((f) => /\.(c|h)$/.test(f))
+      .sort();
     const hash = crypto.createHash('sha256');
     for (const f of files) hash.update(fs.readFileSync(new URL(f, dir)));
     expect(hash.digest('hex')).toBe(sourceSha256);
   });
 
   // Direct kernels (stride 2), Winograd (stride 1, channels it takes), XNNPACK.
-  for (const [kernel, stride, cin] of [[true, 2, 13], [true, 1, 16], [false, 2, 13]] as const) {
+  for (const [kernel, stride, cin] of [
+    [true, 2, 13],
+    [true, 1, 16],
+    [false, 2, 13],
+  ] as const) {
     const path = !kernel ? ' (XNNPACK, without our kernels)' : stride === 1 ? ' (Winograd)' : '';
     it(`frees every intermediate of the conv kernels (heap buffers included)${path}`, () => {
       useWasmKernels(kernel);
@@ -241,11 +310,20 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       const w = tf.randomNormal([3, 3, cin, 24]) as tf.Tensor4D;
       const winogradCalls = wasmKernelStats('winograd_conv').calls;
       const winogradGradCalls = wasmKernelStats('winograd_filter_grad').calls;
-      const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
+      const step = () =>
+        tf.tidy(() =>
+          tf
+            .grads((a: tf.Tensor, b: tf.Tensor) =>
+              tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, 'same').sum(),
+            )([x, w])
+            .forEach((g) => g.dataSync()),
+        );
       try {
         expectNoLeak(step, 5);
         expect(wasmKernelStats('winograd_conv').calls > winogradCalls).toBe(path === ' (Winograd)');
-        expect(wasmKernelStats('winograd_filter_grad').calls > winogradGradCalls).toBe(path === ' (Winograd)');
+        expect(wasmKernelStats('winograd_filter_grad').calls > winogradGradCalls).toBe(
+          path === ' (Winograd)',
+        );
       } finally {
         useWasmKernels(true);
         x.dispose();
@@ -253,5 +331,4 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
       }
     });
   }
-
 });

@@ -45,22 +45,36 @@ function writtenOut(w: Float32Array, c: Case): { w: Float32Array; kh: number; kw
   const out = new Float32Array(kh * kw * c.c * c.m);
   for (let a = 0; a < c.kh; a++)
     for (let b = 0; b < c.kw; b++)
-      for (let i = 0; i < c.c * c.m; i++) out[((a * dh) * kw + b * dw) * c.c * c.m + i] = w[(a * c.kw + b) * c.c * c.m + i];
+      for (let i = 0; i < c.c * c.m; i++)
+        out[(a * dh * kw + b * dw) * c.c * c.m + i] = w[(a * c.kw + b) * c.c * c.m + i];
   return { w: out, kh, kw };
 }
 
 /** y, dx and dW of sum(depthwise(x, w) · r) on the current backend. */
-function grads(x: Float32Array, w: Float32Array, r: Float32Array, c: Case, kh: number, kw: number, dilations: [number, number]) {
+function grads(
+  x: Float32Array,
+  w: Float32Array,
+  r: Float32Array,
+  c: Case,
+  kh: number,
+  kw: number,
+  dilations: [number, number],
+) {
   return tf.tidy(() => {
     const xt = tf.tensor4d(x, [c.n, c.h, c.w, c.c]);
     const wt = tf.tensor4d(w, [kh, kw, c.c, c.m]);
-    const conv = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.depthwiseConv2d(a, b, c.strides, c.pad, 'NHWC', dilations);
+    const conv = (a: tf.Tensor4D, b: tf.Tensor4D) =>
+      tf.depthwiseConv2d(a, b, c.strides, c.pad, 'NHWC', dilations);
     const f = (a: tf.Tensor, b: tf.Tensor) => {
       const y = conv(a as tf.Tensor4D, b as tf.Tensor4D);
       return tf.sum(tf.mul(y, tf.tensor(r.subarray(0, y.size), y.shape)));
     };
     const [dx, dw] = tf.grads(f)([xt, wt]);
-    return { y: conv(xt, wt).dataSync().slice(), dx: dx.dataSync().slice(), dw: dw.dataSync().slice() };
+    return {
+      y: conv(xt, wt).dataSync().slice(),
+      dx: dx.dataSync().slice(),
+      dw: dw.dataSync().slice(),
+    };
   });
 }
 
@@ -73,12 +87,19 @@ async function reference(x: Float32Array, w: Float32Array, r: Float32Array, c: C
   const [dh, dwl] = c.dilations;
   for (let a = 0; a < c.kh; a++)
     for (let b = 0; b < c.kw; b++)
-      for (let i = 0; i < c.c * c.m; i++) dw[(a * c.kw + b) * c.c * c.m + i] = ref.dw[((a * dh) * wide.kw + b * dwl) * c.c * c.m + i];
+      for (let i = 0; i < c.c * c.m; i++)
+        dw[(a * c.kw + b) * c.c * c.m + i] = ref.dw[(a * dh * wide.kw + b * dwl) * c.c * c.m + i];
   await tf.setBackend('wasm');
   return { ...ref, dw };
 }
 
-const KERNELS = ['depthwise_backprop_input', 'depthwise_filter_grad', 'depthwise_expand', 'depthwise_reduce', 'depthwise_conv2d'];
+const KERNELS = [
+  'depthwise_backprop_input',
+  'depthwise_filter_grad',
+  'depthwise_expand',
+  'depthwise_reduce',
+  'depthwise_conv2d',
+];
 const worst = { dx: 0, dw: 0, y: 0 };
 
 /** Checks one case on wasm (our kernels, or with `kernels` false the composition of tfjs ops) against the cpu backend. */
@@ -99,8 +120,13 @@ async function check(c: Case, kernels: boolean): Promise<void> {
     expect(got.y.length).toBe(ref.y.length);
     expect(got.dx.length).toBe(x.length);
     expect(got.dw.length).toBe(w.length);
-    const errors = { y: relErr(got.y, ref.y), dx: relErr(got.dx, ref.dx), dw: relErr(got.dw, ref.dw) };
-    for (const k of ['y', 'dx', 'dw'] as const) if (kernels || k !== 'y') worst[k] = Math.max(worst[k], errors[k]);
+    const errors = {
+      y: relErr(got.y, ref.y),
+      dx: relErr(got.dx, ref.dx),
+      dw: relErr(got.dw, ref.dw),
+    };
+    for (const k of ['y', 'dx', 'dw'] as const)
+      if (kernels || k !== 'y') worst[k] = Math.max(worst[k], errors[k]);
     // Relative to the largest reference value (sums of at most a few hundred products in float32).
     // (Without our kernels the forward conv is tfjs's XNNPACK one, wrong for some shapes: test below.)
     if (kernels) expect(errors.y).toBeLessThanOrEqual(1e-5);
@@ -118,7 +144,10 @@ const cases = fc
     h: fc.integer({ min: 1, max: 11 }),
     w: fc.integer({ min: 1, max: 11 }),
     c: fc.integer({ min: 1, max: 21 }),
-    m: fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, { weight: 2, arbitrary: fc.integer({ min: 2, max: 3 }) }),
+    m: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(1) },
+      { weight: 2, arbitrary: fc.integer({ min: 2, max: 3 }) },
+    ),
     kh: fc.integer({ min: 1, max: 5 }),
     kw: fc.integer({ min: 1, max: 5 }),
     strides: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })),
@@ -126,17 +155,33 @@ const cases = fc
     dilated: fc.boolean(),
     pad: fc.oneof(
       fc.constantFrom<Pad>('same', 'valid'),
-      fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 })).map(
-        ([t, b, l, r]): Pad => [[0, 0], [t, b], [l, r], [0, 0]],
-      ),
+      fc
+        .tuple(
+          fc.integer({ min: 0, max: 3 }),
+          fc.integer({ min: 0, max: 3 }),
+          fc.integer({ min: 0, max: 3 }),
+          fc.integer({ min: 0, max: 3 }),
+        )
+        .map(([t, b, l, r]): Pad => [
+          [0, 0],
+          [t, b],
+          [l, r],
+          [0, 0],
+        ]),
     ),
     seed: fc.integer({ min: 1, max: 1 << 30 }),
   })
-  .map(({ dilated, ...c }): Case => (dilated ? { ...c, strides: [1, 1] } : { ...c, dilations: [1, 1] }))
+  .map(({ dilated, ...c }): Case =>
+    dilated ? { ...c, strides: [1, 1] } : { ...c, dilations: [1, 1] },
+  )
   .filter((c) => {
     if (c.pad === 'same') return true;
-    const [t, b, l, r] = c.pad === 'valid' ? [0, 0, 0, 0] : [c.pad[1][0], c.pad[1][1], c.pad[2][0], c.pad[2][1]];
-    return c.h + t + b >= (c.kh - 1) * c.dilations[0] + 1 && c.w + l + r >= (c.kw - 1) * c.dilations[1] + 1;
+    const [t, b, l, r] =
+      c.pad === 'valid' ? [0, 0, 0, 0] : [c.pad[1][0], c.pad[1][1], c.pad[2][0], c.pad[2][1]];
+    return (
+      c.h + t + b >= (c.kh - 1) * c.dilations[0] + 1 &&
+      c.w + l + r >= (c.kw - 1) * c.dilations[1] + 1
+    );
   });
 
 describe('depthwise convs and their gradients on wasm match the cpu backend', () => {
@@ -145,30 +190,111 @@ describe('depthwise convs and their gradients on wasm match the cpu backend', ()
   });
   afterAll(() => {
     // The largest errors seen, relative to the reference's largest magnitude.
-    console.info(`depthwise conv, max relative error: forward ${worst.y.toExponential(2)}, dx ${worst.dx.toExponential(2)}, dW ${worst.dw.toExponential(2)}`);
+    console.info(
+      `depthwise conv, max relative error: forward ${worst.y.toExponential(2)}, dx ${worst.dx.toExponential(2)}, dW ${worst.dw.toExponential(2)}`,
+    );
   });
 
   it('registers ours as the wasm kernels', () => {
-    for (const k of wasmDepthwiseGradientKernels) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+    for (const k of wasmDepthwiseGradientKernels)
+      expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
   });
 
   it('our SIMD kernels: any stride, padding, dilation and channel multiplier (property)', async () => {
-    await fc.assert(fc.asyncProperty(cases, (c) => check(c, true)), { numRuns: 80, seed: 4242 });
+    await fc.assert(
+      fc.asyncProperty(cases, (c) => check(c, true)),
+      { numRuns: 80, seed: 4242 },
+    );
   });
 
   it('without our kernels (composed of tfjs wasm ops): the same range (property)', async () => {
-    await fc.assert(fc.asyncProperty(cases, (c) => check(c, false)), { numRuns: 40, seed: 4343 });
+    await fc.assert(
+      fc.asyncProperty(cases, (c) => check(c, false)),
+      { numRuns: 40, seed: 4343 },
+    );
   });
 
   const named: Case[] = [
     // MobileNet's: 3x3 stride 1 and 2 (SAME, and VALID after a Pad), channels in 16s, 8s, 4s and a tail.
-    { n: 2, h: 8, w: 8, c: 29, m: 1, kh: 3, kw: 3, strides: [1, 1], dilations: [1, 1], pad: 'same', seed: 1 },
-    { n: 2, h: 9, w: 9, c: 32, m: 1, kh: 3, kw: 3, strides: [2, 2], dilations: [1, 1], pad: 'valid', seed: 2 },
+    {
+      n: 2,
+      h: 8,
+      w: 8,
+      c: 29,
+      m: 1,
+      kh: 3,
+      kw: 3,
+      strides: [1, 1],
+      dilations: [1, 1],
+      pad: 'same',
+      seed: 1,
+    },
+    {
+      n: 2,
+      h: 9,
+      w: 9,
+      c: 32,
+      m: 1,
+      kh: 3,
+      kw: 3,
+      strides: [2, 2],
+      dilations: [1, 1],
+      pad: 'valid',
+      seed: 2,
+    },
     // EfficientNet's 5x5, an atrous (DeepLab) 3x3 at dilation 2, a multiplier of 4, 1-wide images.
-    { n: 1, h: 7, w: 6, c: 12, m: 1, kh: 5, kw: 5, strides: [2, 2], dilations: [1, 1], pad: 'same', seed: 3 },
-    { n: 2, h: 9, w: 10, c: 8, m: 1, kh: 3, kw: 3, strides: [1, 1], dilations: [2, 2], pad: 'same', seed: 4 },
-    { n: 2, h: 5, w: 5, c: 3, m: 4, kh: 3, kw: 3, strides: [1, 1], dilations: [1, 1], pad: 'same', seed: 5 },
-    { n: 3, h: 1, w: 9, c: 5, m: 1, kh: 1, kw: 3, strides: [1, 2], dilations: [1, 1], pad: 'valid', seed: 6 },
+    {
+      n: 1,
+      h: 7,
+      w: 6,
+      c: 12,
+      m: 1,
+      kh: 5,
+      kw: 5,
+      strides: [2, 2],
+      dilations: [1, 1],
+      pad: 'same',
+      seed: 3,
+    },
+    {
+      n: 2,
+      h: 9,
+      w: 10,
+      c: 8,
+      m: 1,
+      kh: 3,
+      kw: 3,
+      strides: [1, 1],
+      dilations: [2, 2],
+      pad: 'same',
+      seed: 4,
+    },
+    {
+      n: 2,
+      h: 5,
+      w: 5,
+      c: 3,
+      m: 4,
+      kh: 3,
+      kw: 3,
+      strides: [1, 1],
+      dilations: [1, 1],
+      pad: 'same',
+      seed: 5,
+    },
+    {
+      n: 3,
+      h: 1,
+      w: 9,
+      c: 5,
+      m: 1,
+      kh: 1,
+      kw: 3,
+      strides: [1, 2],
+      dilations: [1, 1],
+      pad: 'valid',
+      seed: 6,
+    },
   ];
   for (const c of named) {
     it(`${c.kh}x${c.kw} stride ${c.strides} dilation ${c.dilations} ${c.pad}, ${c.n}×${c.h}×${c.w}×${c.c}, multiplier ${c.m}`, async () => {
@@ -178,7 +304,19 @@ describe('depthwise convs and their gradients on wasm match the cpu backend', ()
   }
 
   it('splits large convolutions across the kernel threads (checked against the composition of tfjs ops)', () => {
-    const c: Case = { n: 16, h: 24, w: 24, c: 64, m: 1, kh: 3, kw: 3, strides: [1, 1], dilations: [1, 1], pad: 'same', seed: 7 };
+    const c: Case = {
+      n: 16,
+      h: 24,
+      w: 24,
+      c: 64,
+      m: 1,
+      kh: 3,
+      kw: 3,
+      strides: [1, 1],
+      dilations: [1, 1],
+      pad: 'same',
+      seed: 7,
+    };
     const rng = new Rng(c.seed);
     const x = randomArray(size([c.n, c.h, c.w, c.c]), rng);
     const w = randomArray(size([c.kh, c.kw, c.c, c.m]), rng);
@@ -187,23 +325,34 @@ describe('depthwise convs and their gradients on wasm match the cpu backend', ()
     const ref = grads(x, w, r, c, c.kh, c.kw, c.dilations);
     useWasmKernels(true);
     const got = grads(x, w, r, c, c.kh, c.kw, c.dilations);
-    for (const k of KERNELS.slice(0, 2)) expect(wasmKernelStats(k).lastThreads).toBe(Math.min(2, getThreadsCount()));
+    for (const k of KERNELS.slice(0, 2))
+      expect(wasmKernelStats(k).lastThreads).toBe(Math.min(2, getThreadsCount()));
     expect(relErr(got.dx, ref.dx)).toBeLessThanOrEqual(1e-5);
     expect(relErr(got.dw, ref.dw)).toBeLessThanOrEqual(1e-5);
   });
 
-  it('fused with a bias and ReLU / ReLU6 (FusedDepthwiseConv2D), the cpu backend\'s values', async () => {
+  it("fused with a bias and ReLU / ReLU6 (FusedDepthwiseConv2D), the cpu backend's values", async () => {
     const rng = new Rng(12);
     const x = randomArray(2 * 9 * 9 * 20, rng);
     const w = randomArray(3 * 3 * 20, rng);
     const bias = randomArray(20, rng);
     const run = (activation: 'linear' | 'relu' | 'relu6', strides: [number, number]) =>
       tf.tidy(() => {
-        const args = { x: tf.tensor4d(x, [2, 9, 9, 20]), filter: tf.tensor4d(w, [3, 3, 20, 1]), strides, pad: 'same' as const, bias: tf.tensor1d(bias), activation };
+        const args = {
+          x: tf.tensor4d(x, [2, 9, 9, 20]),
+          filter: tf.tensor4d(w, [3, 3, 20, 1]),
+          strides,
+          pad: 'same' as const,
+          bias: tf.tensor1d(bias),
+          activation,
+        };
         return tf.fused.depthwiseConv2d(args).mul(3).dataSync().slice(); // ×3: ReLU6's cap is reached
       });
     for (const activation of ['linear', 'relu', 'relu6'] as const) {
-      for (const strides of [[1, 1], [2, 1]] as [number, number][]) {
+      for (const strides of [
+        [1, 1],
+        [2, 1],
+      ] as [number, number][]) {
         await tf.setBackend('cpu');
         const ref = run(activation, strides);
         await tf.setBackend('wasm');
@@ -218,7 +367,18 @@ describe('depthwise convs and their gradients on wasm match the cpu backend', ()
     const rng = new Rng(13);
     const x = randomArray(2 * 8 * 10 * 4, rng);
     const w = randomArray(2 * 1 * 4, rng);
-    const run = () => tf.tidy(() => tf.depthwiseConv2d(tf.tensor4d(x, [2, 8, 10, 4]), tf.tensor4d(w, [2, 1, 4, 1]), [1, 2], 'same').dataSync().slice());
+    const run = () =>
+      tf.tidy(() =>
+        tf
+          .depthwiseConv2d(
+            tf.tensor4d(x, [2, 8, 10, 4]),
+            tf.tensor4d(w, [2, 1, 4, 1]),
+            [1, 2],
+            'same',
+          )
+          .dataSync()
+          .slice(),
+      );
     await tf.setBackend('cpu');
     const ref = run();
     await tf.setBackend('wasm');
@@ -232,7 +392,19 @@ describe('depthwise convs and their gradients on wasm match the cpu backend', ()
   });
 
   it('a dilated depthwise conv has a gradient on the cpu backend too (the filter written out)', async () => {
-    const c: Case = { n: 2, h: 7, w: 7, c: 3, m: 2, kh: 3, kw: 2, strides: [1, 1], dilations: [2, 3], pad: 'same', seed: 8 };
+    const c: Case = {
+      n: 2,
+      h: 7,
+      w: 7,
+      c: 3,
+      m: 2,
+      kh: 3,
+      kw: 2,
+      strides: [1, 1],
+      dilations: [2, 3],
+      pad: 'same',
+      seed: 8,
+    };
     const rng = new Rng(c.seed);
     const x = randomArray(size([c.n, c.h, c.w, c.c]), rng);
     const w = randomArray(size([c.kh, c.kw, c.c, c.m]), rng);
@@ -255,7 +427,13 @@ describe('depthwise convs and their gradients on wasm match the cpu backend', ()
       const x = tf.randomNormal([4, 12, 12, 24]) as tf.Tensor4D;
       const w = tf.randomNormal([3, 3, 24, 2]) as tf.Tensor4D;
       const step = () =>
-        tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum())([x, w]).forEach((g) => g.dataSync()));
+        tf.tidy(() =>
+          tf
+            .grads((a: tf.Tensor, b: tf.Tensor) =>
+              tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum(),
+            )([x, w])
+            .forEach((g) => g.dataSync()),
+        );
       try {
         expectNoLeak(step, 5);
       } finally {

@@ -19,7 +19,17 @@ function batchNorm(c: Case, data: Record<string, Float32Array>): Float32Array {
   return tf.tidy(() => {
     const x = tf.tensor(data.x, c.shape) as tf.Tensor4D;
     const t = (k: string) => tf.tensor(data[k], stat) as tf.Tensor1D;
-    return tf.batchNorm(x, t('mean'), t('variance'), c.offset ? t('offset') : undefined, c.scale ? t('scale') : undefined, 1e-3).dataSync().slice() as Float32Array;
+    return tf
+      .batchNorm(
+        x,
+        t('mean'),
+        t('variance'),
+        c.offset ? t('offset') : undefined,
+        c.scale ? t('scale') : undefined,
+        1e-3,
+      )
+      .dataSync()
+      .slice() as Float32Array;
   });
 }
 
@@ -41,10 +51,22 @@ describe('inference BatchNorm on our wasm kernel', () => {
   });
 
   const cases: [string, Case, boolean][] = [
-    ['a ResNet activation with scale and offset', { shape: [8, 16, 16, 16], scale: true, offset: true }, true],
-    ['7 channels (a SIMD tail), no scale', { shape: [3, 5, 4, 7], scale: false, offset: true }, true],
+    [
+      'a ResNet activation with scale and offset',
+      { shape: [8, 16, 16, 16], scale: true, offset: true },
+      true,
+    ],
+    [
+      '7 channels (a SIMD tail), no scale',
+      { shape: [3, 5, 4, 7], scale: false, offset: true },
+      true,
+    ],
     ['2-D input, no offset', { shape: [33, 12], scale: true, offset: false }, true],
-    ['statistics of the input\'s rank (stock kernel)', { shape: [2, 3, 3, 8], statShape: [1, 1, 1, 8], scale: true, offset: true }, false],
+    [
+      "statistics of the input's rank (stock kernel)",
+      { shape: [2, 3, 3, 8], statShape: [1, 1, 1, 8], scale: true, offset: true },
+      false,
+    ],
   ];
 
   for (const [name, c, ours] of cases) {

@@ -8,7 +8,10 @@ const PAGE = 65536;
 
 function sharedPool(threads: number) {
   const memory = new WebAssembly.Memory({ initial: 4, maximum: 64, shared: true });
-  return { memory, pool: new WasmKernelPool(memory, decode(plainWasm), decode(sharedWasm), threads) };
+  return {
+    memory,
+    pool: new WasmKernelPool(memory, decode(plainWasm), decode(sharedWasm), threads),
+  };
 }
 
 describe('wasm kernel pool', () => {
@@ -21,10 +24,16 @@ describe('wasm kernel pool', () => {
       for (let round = 0; round < 50; round++) {
         f.fill(round + 1, 0, 5 * n);
         // Thread 0 zeroes the first block, thread 1 the second; then sum blocks 2..3 into 0..1.
-        pool.run('zero', [[0, n], [4 * n, n]]);
+        pool.run('zero', [
+          [0, n],
+          [4 * n, n],
+        ]);
         expect(f.subarray(0, 2 * n).every((v) => v === 0)).toBe(true);
         expect(f[2 * n]).toBe(round + 1);
-        pool.run('add_into', [[0, 8 * n, 2 * n], [16 * n, 8 * n, n]]);
+        pool.run('add_into', [
+          [0, 8 * n, 2 * n],
+          [16 * n, 8 * n, n],
+        ]);
         expect(f.subarray(0, 2 * n).every((v) => v === round + 1)).toBe(true);
         expect(f.subarray(4 * n, 5 * n).every((v) => v === 2 * (round + 1))).toBe(true);
       }
@@ -42,16 +51,23 @@ describe('wasm kernel pool', () => {
       const control = (pool as unknown as { control: Int32Array }).control;
       const f = new Float32Array(memory.buffer);
       const n = 1000;
-      const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+      const sleep = (ms: number) =>
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
       for (let round = 0; round < 20; round++) {
         f.fill(1, 0, 4 * n);
-        pool.run('add_into', [[0, 8 * n, n], [4 * n, 12 * n, n]]); // blocks 0 and 1 += blocks 2 and 3
+        pool.run('add_into', [
+          [0, 8 * n, n],
+          [4 * n, 12 * n, n],
+        ]); // blocks 0 and 1 += blocks 2 and 3
         Atomics.notify(control, 0); // the stray wake-up of the generation word
         sleep(5);
         expect(Atomics.load(control, 1), 'pending jobs').toBe(0);
         expect(f.subarray(0, 2 * n).every((v) => v === 2)).toBe(true); // each block added once
       }
-      pool.run('zero', [[0, n], [4 * n, n]]); // and the pool still works
+      pool.run('zero', [
+        [0, n],
+        [4 * n, n],
+      ]); // and the pool still works
       expect(f.subarray(0, 2 * n).every((v) => v === 0)).toBe(true);
     } finally {
       pool.dispose();
@@ -70,7 +86,7 @@ describe('wasm kernel pool', () => {
       f.fill(1, w, w + rows * C);
       const shifts = 2 * rows * C;
       f.fill(0, shifts, shifts + C);
-      const sums = shifts + C + (shifts + C) % 2; // 8-byte aligned
+      const sums = shifts + C + ((shifts + C) % 2); // 8-byte aligned
       for (const chunk of [1, 7, 64, 5000]) {
         f.fill(0, sums, sums + 2 * 4 * C);
         const targets = [4 * sums, 4 * (sums + 4 * C)];
@@ -90,11 +106,24 @@ describe('wasm kernel pool', () => {
     const { memory, pool } = sharedPool(2);
     try {
       const outside = memory.buffer.byteLength + PAGE; // past the end of the heap: the kernel traps
-      expect(() => pool.run('zero', [[0, 16], [outside, 16]])).toThrow(/failed in a worker thread/);
-      expect(() => pool.run('zero', [[outside, 16], [0, 16]])).toThrow(/out of bounds/);
+      expect(() =>
+        pool.run('zero', [
+          [0, 16],
+          [outside, 16],
+        ]),
+      ).toThrow(/failed in a worker thread/);
+      expect(() =>
+        pool.run('zero', [
+          [outside, 16],
+          [0, 16],
+        ]),
+      ).toThrow(/out of bounds/);
       const f = new Float32Array(memory.buffer);
       f.fill(7, 0, 32);
-      pool.run('zero', [[0, 16], [64, 16]]);
+      pool.run('zero', [
+        [0, 16],
+        [64, 16],
+      ]);
       expect(f.subarray(0, 32).every((v) => v === 0)).toBe(true);
     } finally {
       pool.dispose();
@@ -104,7 +133,13 @@ describe('wasm kernel pool', () => {
   it('refuses unknown kernels, too many shares, and work after dispose', () => {
     const { pool } = sharedPool(2);
     expect(() => pool.run('no_such_kernel', [[]])).toThrow(/not exported/);
-    expect(() => pool.run('zero', [[0, 1], [0, 1], [0, 1]])).toThrow(/3 shares for 2 threads/);
+    expect(() =>
+      pool.run('zero', [
+        [0, 1],
+        [0, 1],
+        [0, 1],
+      ]),
+    ).toThrow(/3 shares for 2 threads/);
     pool.dispose();
     expect(() => pool.run('zero', [[0, 1]])).toThrow(/disposed/);
   });

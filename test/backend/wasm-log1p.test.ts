@@ -9,7 +9,9 @@ describe('Log1p on wasm', () => {
 
   it('is within 1e-6 (relative) of float64 log1p from 1e-40 to 3e38, tiny values included', () => {
     // tfjs's wasm Log1p computed log(1 + x): 0 below 6e-8 and 4e-5 off (relative) at 1e-3.
-    const xs = [1e-40, 1e-18, -1e-18, 1e-9, -1e-9, 3e-8, 1e-3, -1e-3, 0.25, -0.5, 1, 7, -0.9999, 1e10, 3e38];
+    const xs = [
+      1e-40, 1e-18, -1e-18, 1e-9, -1e-9, 3e-8, 1e-3, -1e-3, 0.25, -0.5, 1, 7, -0.9999, 1e10, 3e38,
+    ];
     const got = tf.tidy(() => tf.log1p(tf.tensor1d(xs)).dataSync());
     xs.forEach((x, i) => {
       const ref = Math.log1p(Math.fround(x));
@@ -18,7 +20,9 @@ describe('Log1p on wasm', () => {
   });
 
   it('keeps the special values: log1p(0) = 0, log1p(−1) = −∞, log1p(∞) = ∞, NaN below −1 and for NaN', () => {
-    const got = tf.tidy(() => Array.from(tf.log1p(tf.tensor1d([0, -1, Infinity, -2, NaN])).dataSync()));
+    const got = tf.tidy(() =>
+      Array.from(tf.log1p(tf.tensor1d([0, -1, Infinity, -2, NaN])).dataSync()),
+    );
     expect(got).toEqual([0, -Infinity, Infinity, NaN, NaN]);
   });
 

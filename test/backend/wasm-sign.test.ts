@@ -6,7 +6,8 @@ import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
 import { randomArray } from '../helpers.js';
 
-const sign = (x: Float32Array | Int32Array, dtype: 'float32' | 'int32' = 'float32') => tf.tidy(() => Array.from(tf.sign(tf.tensor1d(x, dtype)).dataSync()));
+const sign = (x: Float32Array | Int32Array, dtype: 'float32' | 'int32' = 'float32') =>
+  tf.tidy(() => Array.from(tf.sign(tf.tensor1d(x, dtype)).dataSync()));
 
 describe('Sign on wasm', () => {
   beforeAll(async () => {
@@ -14,7 +15,23 @@ describe('Sign on wasm', () => {
   });
 
   // Gradients far below float32's epsilon (1.2e-7) included: tfjs's wasm Sign returned 0 for them.
-  const x = new Float32Array([2, -3, 0, -0, NaN, Infinity, -Infinity, 1e-7, -1e-7, 1e-10, -1e-20, 1e-40, -1e-45, 5, -5]);
+  const x = new Float32Array([
+    2,
+    -3,
+    0,
+    -0,
+    NaN,
+    Infinity,
+    -Infinity,
+    1e-7,
+    -1e-7,
+    1e-10,
+    -1e-20,
+    1e-40,
+    -1e-45,
+    5,
+    -5,
+  ]);
 
   for (const kernels of [true, false])
     it(`equals the cpu backend's sign, tiny values, NaN and zeros included${kernels ? '' : ' (without our kernels)'}`, async () => {

@@ -12,7 +12,18 @@ import { robust } from '../cli/fixtures.js';
 import { pageRoot } from './page-fixture.js';
 import { missing, tmpDir } from '../helpers.js';
 
-const STATS = ['clean_acc', 'robust_acc', 'success_rate', 'attacked', 'linf_mean', 'linf_max', 'l2_mean', 'l2_max', 'l1_mean', 'l1_max'] as const;
+const STATS = [
+  'clean_acc',
+  'robust_acc',
+  'success_rate',
+  'attacked',
+  'linf_mean',
+  'linf_max',
+  'l2_mean',
+  'l2_max',
+  'l1_mean',
+  'l1_max',
+] as const;
 const TOLERANCE = 1e-4;
 
 describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page on webgl (SwiftShader)', () => {
@@ -21,7 +32,18 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page on webgl (SwiftShade
 
   beforeAll(async () => {
     server = await servePage(await pageRoot(), 0);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist', '--no-first-run', '--disable-background-networking'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--use-angle=swiftshader',
+        '--enable-unsafe-swiftshader',
+        '--ignore-gpu-blocklist',
+        '--no-first-run',
+        '--disable-background-networking',
+      ],
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -29,7 +51,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page on webgl (SwiftShade
     await server?.close();
   });
 
-  it('fgsm at eps 0.1 on 10 sample images: robust eval\'s table on wasm, sizes within 1e-4', async () => {
+  it("fgsm at eps 0.1 on 10 sample images: robust eval's table on wasm, sizes within 1e-4", async () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
@@ -40,20 +62,59 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page on webgl (SwiftShade
     await page.fill('#limit', '10');
     await page.selectOption('#backend', 'webgl');
     await page.click('#run');
-    await page.waitForFunction(() => (window as { robustResult?: unknown }).robustResult || !document.getElementById('error')!.hidden, null, { timeout: 180_000 });
-    expect(await page.evaluate(() => document.getElementById('error')!.hidden ? null : document.getElementById('error')!.textContent)).toBeNull();
+    await page.waitForFunction(
+      () =>
+        (window as { robustResult?: unknown }).robustResult ||
+        !document.getElementById('error')!.hidden,
+      null,
+      { timeout: 180_000 },
+    );
+    expect(
+      await page.evaluate(() =>
+        document.getElementById('error')!.hidden
+          ? null
+          : document.getElementById('error')!.textContent,
+      ),
+    ).toBeNull();
     expect(await page.textContent('#backend-line')).toMatch(/^backend webgl/);
     expect(errors).toEqual([]);
-    const mine = JSON.parse(await page.evaluate(() => (window as { robustResult?: { files: Record<string, string> } }).robustResult!.files['results.json']));
+    const mine = JSON.parse(
+      await page.evaluate(
+        () =>
+          (window as { robustResult?: { files: Record<string, string> } }).robustResult!.files[
+            'results.json'
+          ],
+      ),
+    );
 
     const out = tmpDir('page-webgl-cli');
-    const cli = robust(['eval', '--models', 'zoo:fmnist-resnet20w8', '--data', 'fashion-mnist-sample', '--attacks', 'fgsm', '--eps', '0.1', '--limit', '10', '--backend', 'wasm', '--out', out, '--quiet']);
+    const cli = robust([
+      'eval',
+      '--models',
+      'zoo:fmnist-resnet20w8',
+      '--data',
+      'fashion-mnist-sample',
+      '--attacks',
+      'fgsm',
+      '--eps',
+      '0.1',
+      '--limit',
+      '10',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+      '--quiet',
+    ]);
     expect(cli.code, cli.stderr).toBe(0);
     const node = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
     expect(mine.models[0].fingerprint).toBe(node.models[0].fingerprint);
     expect(mine.worst).toEqual(node.worst);
     const [a, b] = [mine.cells[0], node.cells[0]];
     expect(a.robust).toEqual(b.robust);
-    for (const k of STATS) expect(Math.abs(a.stats[k] - b.stats[k]), k).toBeLessThanOrEqual(TOLERANCE * Math.max(1, Math.abs(b.stats[k])));
+    for (const k of STATS)
+      expect(Math.abs(a.stats[k] - b.stats[k]), k).toBeLessThanOrEqual(
+        TOLERANCE * Math.max(1, Math.abs(b.stats[k])),
+      );
   }, 240_000);
 });

@@ -30,13 +30,22 @@ async function runInPage(page: Page, o: { model: string; backend: string }): Pro
   await page.selectOption('#backend', o.backend);
   await page.evaluate(() => delete (window as { robustResult?: unknown }).robustResult);
   await page.click('#run');
-  await page.waitForFunction(() => (window as { robustResult?: unknown }).robustResult || !document.getElementById('error')!.hidden, null, { timeout: 120_000 });
+  await page.waitForFunction(
+    () =>
+      (window as { robustResult?: unknown }).robustResult ||
+      !document.getElementById('error')!.hidden,
+    null,
+    { timeout: 120_000 },
+  );
   return page.evaluate(() => ({
     errors: [],
     backend: document.getElementById('backend-line')!.textContent!,
-    error: document.getElementById('error')!.hidden ? null : document.getElementById('error')!.textContent,
+    error: document.getElementById('error')!.hidden
+      ? null
+      : document.getElementById('error')!.textContent,
     files: (window as { robustResult?: { files: Record<string, string> } }).robustResult?.files,
-    wasmKernelCalls: (window as { robustResult?: { wasmKernelCalls: number } }).robustResult?.wasmKernelCalls,
+    wasmKernelCalls: (window as { robustResult?: { wasmKernelCalls: number } }).robustResult
+      ?.wasmKernelCalls,
   }));
 }
 
@@ -44,7 +53,29 @@ async function runInPage(page: Page, o: { model: string; backend: string }): Pro
 function numbers(resultsJson: string) {
   const r = JSON.parse(resultsJson);
   return {
-    models: r.models.map(({ model, arch, params, defense, fingerprint, data_sha256, n, clean_acc, checks }: Record<string, unknown>) => ({ model, arch, params, defense, fingerprint, data_sha256, n, clean_acc, checks })),
+    models: r.models.map(
+      ({
+        model,
+        arch,
+        params,
+        defense,
+        fingerprint,
+        data_sha256,
+        n,
+        clean_acc,
+        checks,
+      }: Record<string, unknown>) => ({
+        model,
+        arch,
+        params,
+        defense,
+        fingerprint,
+        data_sha256,
+        n,
+        clean_acc,
+        checks,
+      }),
+    ),
     cells: r.cells.map((c: { stats: Record<string, unknown> }) => {
       const { seconds: _s, img_per_s: _i, ...stats } = c.stats;
       return { ...c, stats, backend: undefined };
@@ -65,7 +96,18 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
 
   beforeAll(async () => {
     server = await servePage(await pageRoot(), 0);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
     page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
     page.on('pageerror', (e) => consoleErrors.push(e.message));
@@ -83,24 +125,59 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     expect(consoleErrors).toEqual([]);
     expect(r.backend).toMatch(/^backend wasm \(\d+ threads?\)/);
     expect(r.wasmKernelCalls).toBeGreaterThan(0); // our SIMD kernels ran, as in Node
-    expect(await page.textContent('#progress')).toMatch(/^done: 4 cells in [\d.]+ s \([\d.]+ img\/s\)$/);
+    expect(await page.textContent('#progress')).toMatch(
+      /^done: 4 cells in [\d.]+ s \([\d.]+ img\/s\)$/,
+    );
 
     const out = tmpDir('page-cli');
-    const cli = robust(['eval', '--models', 'zoo:fmnist-resnet20w8', '--data', 'fashion-mnist-sample', '--attacks', GRID.attacks, '--eps', GRID.eps, '--limit', GRID.limit, '--backend', 'wasm', '--out', out, '--quiet']);
+    const cli = robust([
+      'eval',
+      '--models',
+      'zoo:fmnist-resnet20w8',
+      '--data',
+      'fashion-mnist-sample',
+      '--attacks',
+      GRID.attacks,
+      '--eps',
+      GRID.eps,
+      '--limit',
+      GRID.limit,
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+      '--quiet',
+    ]);
     expect(cli.code, cli.stderr).toBe(0);
     const files = r.files!;
-    expect(numbers(files['results.json'])).toEqual(numbers(fs.readFileSync(path.join(out, 'results.json'), 'utf8')));
-    expect(tableRows(files['results.md'])).toEqual(tableRows(fs.readFileSync(path.join(out, 'results.md'), 'utf8')));
-    expect(files['results.csv'].split('\n')[0]).toBe(fs.readFileSync(path.join(out, 'results.csv'), 'utf8').split('\n')[0]);
+    expect(numbers(files['results.json'])).toEqual(
+      numbers(fs.readFileSync(path.join(out, 'results.json'), 'utf8')),
+    );
+    expect(tableRows(files['results.md'])).toEqual(
+      tableRows(fs.readFileSync(path.join(out, 'results.md'), 'utf8')),
+    );
+    expect(files['results.csv'].split('\n')[0]).toBe(
+      fs.readFileSync(path.join(out, 'results.csv'), 'utf8').split('\n')[0],
+    );
     expect(tableRows(files['results.md']).length).toBe(5); // header, rule, two attacks, worst case
 
     // the report in the page: both plots drawn, the gallery decoded, downloads offered
     const report = page.frameLocator('#report');
     await report.locator('figure img').first().waitFor();
     expect(await report.locator('.plot svg').count()).toBe(2);
-    const decoded = await report.locator('figure img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0));
+    const decoded = await report
+      .locator('figure img')
+      .evaluateAll((imgs) =>
+        imgs.map(
+          (i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0,
+        ),
+      );
     expect(decoded).toEqual([true]);
-    expect(await page.locator('#downloads a').evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).download))).toEqual(['results.csv', 'results.json', 'results.md', 'report.html']);
+    expect(
+      await page
+        .locator('#downloads a')
+        .evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).download)),
+    ).toEqual(['results.csv', 'results.json', 'results.md', 'report.html']);
     const shot = path.join(tmpDir('page-shot'), 'page.png');
     await page.screenshot({ path: shot, fullPage: true });
     const png = PNG.sync.read(fs.readFileSync(shot));
@@ -110,16 +187,28 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
   }, 240_000);
 
   it('takes model.json and its shards as picked files, with the fingerprint and numbers of the zoo entry', async () => {
-    const zoo = JSON.parse((await page.evaluate(() => (window as { robustResult?: { files: Record<string, string> } }).robustResult!.files['results.json'])));
+    const zoo = JSON.parse(
+      await page.evaluate(
+        () =>
+          (window as { robustResult?: { files: Record<string, string> } }).robustResult!.files[
+            'results.json'
+          ],
+      ),
+    );
     await page.check('input[name=source][value=files]');
-    await page.setInputFiles('#model-files', ['model.json', 'weights.bin'].map((f) => path.join(ROOT, 'zoo', 'fmnist-resnet20w8', f)));
+    await page.setInputFiles(
+      '#model-files',
+      ['model.json', 'weights.bin'].map((f) => path.join(ROOT, 'zoo', 'fmnist-resnet20w8', f)),
+    );
     const r = await runInPage(page, { model: '', backend: 'wasm' });
     await page.check('input[name=source][value=url]');
     expect(r.error).toBeNull();
     const picked = JSON.parse(r.files!['results.json']);
     expect(picked.models[0].model).toBe('model.json');
     expect(picked.models[0].fingerprint).toBe(zoo.models[0].fingerprint);
-    expect(picked.cells.map((c: { robust: string }) => c.robust)).toEqual(zoo.cells.map((c: { robust: string }) => c.robust));
+    expect(picked.cells.map((c: { robust: string }) => c.robust)).toEqual(
+      zoo.cells.map((c: { robust: string }) => c.robust),
+    );
   }, 120_000);
 
   it('stops after the batch in progress when asked, and shows what is done', async () => {
@@ -130,10 +219,18 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     await page.fill('#batch', '16');
     await page.evaluate(() => delete (window as { robustResult?: unknown }).robustResult);
     await page.click('#run');
-    await page.waitForFunction(() => /points/.test(document.getElementById('progress')!.textContent!), null, { timeout: 60_000 });
-    expect(await page.textContent('#progress')).toMatch(/\d+\/400 points, \d+ left · [\d.]+ img\/s · ETA \d/);
+    await page.waitForFunction(
+      () => /points/.test(document.getElementById('progress')!.textContent!),
+      null,
+      { timeout: 60_000 },
+    );
+    expect(await page.textContent('#progress')).toMatch(
+      /\d+\/400 points, \d+ left · [\d.]+ img\/s · ETA \d/,
+    );
     await page.click('#stop');
-    await page.waitForFunction(() => (window as { robustResult?: unknown }).robustResult, null, { timeout: 60_000 });
+    await page.waitForFunction(() => (window as { robustResult?: unknown }).robustResult, null, {
+      timeout: 60_000,
+    });
     expect(await page.textContent('#progress')).toMatch(/^stopped: 0 cells/);
     expect(await page.isEnabled('#run')).toBe(true);
     await page.fill('#batch', '128');
@@ -142,7 +239,9 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
   it('picking the backend itself, says why each faster one was passed over (no GPU here: wasm, not emulated WebGL)', async () => {
     const r = await runInPage(page, { model: 'zoo:fmnist-resnet20w8', backend: 'auto' });
     expect(r.error).toBeNull();
-    expect(r.backend).toMatch(/^backend wasm \(\d+ threads?\); webgpu not used: [^;]+; webgl not used: .+/);
+    expect(r.backend).toMatch(
+      /^backend wasm \(\d+ threads?\); webgpu not used: [^;]+; webgl not used: .+/,
+    );
   }, 120_000);
 
   it('a bad model gives one line in the page, and the page still runs', async () => {

@@ -17,7 +17,16 @@ describe('browser bundle', () => {
     expect(own).toContain('util/platform-browser.ts');
     expect(own).not.toContain('util/platform.ts');
     // the modules a page needs are in it
-    for (const f of ['attacks/pgd.ts', 'models/model-from-files.ts', 'models/graph-model.ts', 'eval/grid-core.ts', 'eval/report-core.ts', 'backend/browser.ts', 'backend/wasm-kernels.ts']) expect(own).toContain(f);
+    for (const f of [
+      'attacks/pgd.ts',
+      'models/model-from-files.ts',
+      'models/graph-model.ts',
+      'eval/grid-core.ts',
+      'eval/report-core.ts',
+      'backend/browser.ts',
+      'backend/wasm-kernels.ts',
+    ])
+      expect(own).toContain(f);
     expect(b.text!.length).toBeGreaterThan(1e6);
     expect(b.text).not.toMatch(/from\s*["']node:/);
   }, 60_000);
@@ -25,7 +34,10 @@ describe('browser bundle', () => {
   it('fails naming the module when robust code imports a Node built-in', async () => {
     const dir = tmpDir('browser-entry');
     const entry = path.join(dir, 'entry.ts');
-    fs.writeFileSync(entry, `export { writeFileAtomic } from ${JSON.stringify(path.join(ROOT, 'util', 'atomic.ts'))};\n`);
+    fs.writeFileSync(
+      entry,
+      `export { writeFileAtomic } from ${JSON.stringify(path.join(ROOT, 'util', 'atomic.ts'))};\n`,
+    );
     await expect(bundleBrowser(entry)).rejects.toThrow(/node:fs imported by .*util\/atomic\.ts/);
   }, 60_000);
 });
@@ -45,7 +57,9 @@ describe('util/platform-browser.ts', () => {
       }),
       { numRuns: 60 },
     );
-    expect(browser.sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(browser.sha256Hex('abc')).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
   });
 
   it('writes PNGs with the pixels Node writes', () => {

@@ -8,11 +8,18 @@ import { tmpDir } from '../helpers.js';
 describe('robust serve', () => {
   let root: string;
   let server: PageServer;
-  const get = (p: string, init?: RequestInit) => fetch(`http://127.0.0.1:${server.port}${p}`, { redirect: 'manual', ...init });
+  const get = (p: string, init?: RequestInit) =>
+    fetch(`http://127.0.0.1:${server.port}${p}`, { redirect: 'manual', ...init });
 
   beforeAll(async () => {
     root = tmpDir('serve');
-    for (const [f, text] of [['web/index.html', '<p>page</p>'], ['dist/browser/robust.js', 'export {};'], ['zoo/m/model.json', '{}'], ['secret.txt', 'no'], ['dist/index.js', 'no']]) {
+    for (const [f, text] of [
+      ['web/index.html', '<p>page</p>'],
+      ['dist/browser/robust.js', 'export {};'],
+      ['zoo/m/model.json', '{}'],
+      ['secret.txt', 'no'],
+      ['dist/index.js', 'no'],
+    ]) {
       fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
       fs.writeFileSync(path.join(root, f), text);
     }
@@ -28,24 +35,39 @@ describe('robust serve', () => {
     expect(r.headers.get('cross-origin-opener-policy')).toBe('same-origin');
     expect(r.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
     expect(r.headers.get('content-type')).toMatch(/^text\/html/);
-    expect((await get('/dist/browser/robust.js')).headers.get('content-type')).toMatch(/^text\/javascript/);
+    expect((await get('/dist/browser/robust.js')).headers.get('content-type')).toMatch(
+      /^text\/javascript/,
+    );
     expect((await get('/zoo/m/model.json')).status).toBe(200);
     const home = await get('/');
     expect([home.status, home.headers.get('location')]).toEqual([302, '/web/']);
   });
 
   it('refuses everything else: other files, .., encoded .., links out, other methods', async () => {
-    for (const p of ['/secret.txt', '/dist/index.js', '/web/../secret.txt', '/web/%2e%2e/secret.txt', '/zoo/..%2fsecret.txt', '/web/leak.txt', '/web/nope.html', '/%E0%A4%A']) {
+    for (const p of [
+      '/secret.txt',
+      '/dist/index.js',
+      '/web/../secret.txt',
+      '/web/%2e%2e/secret.txt',
+      '/zoo/..%2fsecret.txt',
+      '/web/leak.txt',
+      '/web/nope.html',
+      '/%E0%A4%A',
+    ]) {
       expect((await get(p)).status, p).toBe(404);
     }
     expect((await get('/web/', { method: 'POST' })).status).toBe(405);
-    expect(servedFile(root, '/web/index.html')).toBe(fs.realpathSync(path.join(root, 'web', 'index.html')));
+    expect(servedFile(root, '/web/index.html')).toBe(
+      fs.realpathSync(path.join(root, 'web', 'index.html')),
+    );
     expect(servedFile(root, '/web/a\0b')).toBeNull();
   });
 
   it('listens on loopback only, and says so when the port is taken', async () => {
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/web\/$/);
     await expect(servePage(root, server.port)).rejects.toThrow(`port ${server.port} is in use`);
-    await expect(servePage(tmpDir('serve-empty'), 0)).rejects.toThrow(/robust\.js: missing \(run npm run build:browser\)/);
+    await expect(servePage(tmpDir('serve-empty'), 0)).rejects.toThrow(
+      /robust\.js: missing \(run npm run build:browser\)/,
+    );
   });
 });

@@ -19,38 +19,125 @@ beforeAll(async () => {
 
 describe('robust attack', () => {
   it('--fgsm --json reports clean/robust accuracy, success, perturbation, speed and the full config', () => {
-    const r = robust(['attack', '--fgsm', '--model', ckpt, '--limit', '40', '--eps', '8/255', '--json', '--backend', 'wasm', '--quiet']);
+    const r = robust([
+      'attack',
+      '--fgsm',
+      '--model',
+      ckpt,
+      '--limit',
+      '40',
+      '--eps',
+      '8/255',
+      '--json',
+      '--backend',
+      'wasm',
+      '--quiet',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.n).toBe(40);
     expect(j.data).toBe('fashion-mnist-sample');
-    expect(j.attack).toMatchObject({ name: 'fgsm', norm: 'linf', steps: 1, seed: 0, mode: 'inference' });
+    expect(j.attack).toMatchObject({
+      name: 'fgsm',
+      norm: 'linf',
+      steps: 1,
+      seed: 0,
+      mode: 'inference',
+    });
     expect(j.attack.eps).toBeCloseTo(8 / 255, 10);
     expect(j.robust_acc).toBeLessThanOrEqual(j.clean_acc);
     expect(j.linf_max).toBeLessThanOrEqual(8 / 255 + 1e-6);
-    for (const k of ['success_rate', 'l2_mean', 'seconds', 'img_per_s', 'backend']) expect(j).toHaveProperty(k);
+    for (const k of ['success_rate', 'l2_mean', 'seconds', 'img_per_s', 'backend'])
+      expect(j).toHaveProperty(k);
   });
 
   it('--norm l1: L1-APGD with its schedule, perturbations within the L1 budget; AutoAttack takes its L1 version', () => {
-    const r = robust(['attack', '--apgd-ce', '--norm', 'l1', '--eps', '3', '--steps', '6', '--model', ckpt, '--limit', '12', '--json', '--backend', 'wasm', '--quiet']);
+    const r = robust([
+      'attack',
+      '--apgd-ce',
+      '--norm',
+      'l1',
+      '--eps',
+      '3',
+      '--steps',
+      '6',
+      '--model',
+      ckpt,
+      '--limit',
+      '12',
+      '--json',
+      '--backend',
+      'wasm',
+      '--quiet',
+    ]);
     expect(r.stderr).toBe('');
     const j = JSON.parse(r.stdout);
     expect(j.attack).toMatchObject({ name: 'apgd-ce', norm: 'l1', eps: 3, largeEps: true });
     expect(j.l1_max).toBeGreaterThan(0);
     expect(j.l1_max).toBeLessThanOrEqual(3 * (1 + 1e-5));
-    const aa = robust(['attack', '--autoattack', '--norm', 'l1', '--eps', '3', '--model', ckpt, '--limit', '4', '--json', '--backend', 'wasm', '--quiet']);
+    const aa = robust([
+      'attack',
+      '--autoattack',
+      '--norm',
+      'l1',
+      '--eps',
+      '3',
+      '--model',
+      ckpt,
+      '--limit',
+      '4',
+      '--json',
+      '--backend',
+      'wasm',
+      '--quiet',
+    ]);
     expect(aa.code, aa.stderr).toBe(0);
-    expect(JSON.parse(aa.stdout).steps.map((s: { attack: string }) => s.attack)).toEqual(['apgd-ce:restarts=5', 'apgd-t:targets=5', 'fab-t', 'square']);
-    const plus = robust(['attack', '--autoattack', 'plus', '--norm', 'l1', '--model', ckpt, '--limit', '4', '--backend', 'wasm']);
+    expect(JSON.parse(aa.stdout).steps.map((s: { attack: string }) => s.attack)).toEqual([
+      'apgd-ce:restarts=5',
+      'apgd-t:targets=5',
+      'fab-t',
+      'square',
+    ]);
+    const plus = robust([
+      'attack',
+      '--autoattack',
+      'plus',
+      '--norm',
+      'l1',
+      '--model',
+      ckpt,
+      '--limit',
+      '4',
+      '--backend',
+      'wasm',
+    ]);
     expect(plus.code).not.toBe(0);
-    expect(plus.stderr.trim()).toMatch(/^robust: preset autoattack:plus is defined for linf and l2 only/);
+    expect(plus.stderr.trim()).toMatch(
+      /^robust: preset autoattack:plus is defined for linf and l2 only/,
+    );
   });
 
   it('--pgd --save writes 8-bit adversarials in the IDX layout within eps, and a PNG grid', async () => {
     const dir = tmpDir('cli-attack-save');
     const file = path.join(dir, 'adv.bin');
-    const r = robust(['attack', '--pgd', '--steps', '3', '--model', ckpt, '--limit', '30', '--eps', '0.1', '--save', file, '--backend', 'wasm', '--quiet']);
+    const r = robust([
+      'attack',
+      '--pgd',
+      '--steps',
+      '3',
+      '--model',
+      ckpt,
+      '--limit',
+      '30',
+      '--eps',
+      '0.1',
+      '--save',
+      file,
+      '--backend',
+      'wasm',
+      '--quiet',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/clean accuracy +\d/);
     expect(r.stdout).toMatch(/robust accuracy +\d/);
@@ -61,7 +148,8 @@ describe('robust attack', () => {
     expect(labels.shape).toEqual([30]);
     const data = await loadData('sample');
     let maxDiff = 0;
-    for (let i = 0; i < 30 * 784; i++) maxDiff = Math.max(maxDiff, Math.abs(images.data[i] - data.test.images[i]));
+    for (let i = 0; i < 30 * 784; i++)
+      maxDiff = Math.max(maxDiff, Math.abs(images.data[i] - data.test.images[i]));
     expect(maxDiff).toBeLessThanOrEqual(Math.floor(0.1 * 255));
     expect(maxDiff).toBeGreaterThan(0);
     expect(Array.from(labels.data)).toEqual(Array.from(data.test.labels.subarray(0, 30)));
@@ -72,7 +160,21 @@ describe('robust attack', () => {
 
   it('every registered attack runs through the CLI', () => {
     for (const name of ATTACK_NAMES) {
-      const r = robust(['attack', `--${name}`, '--model', ckpt, '--limit', '6', '--steps', '2', '--json', '--quiet', '--backend', 'wasm', ...(name === 'eot-pgd' ? ['--eot-samples', '2'] : [])]);
+      const r = robust([
+        'attack',
+        `--${name}`,
+        '--model',
+        ckpt,
+        '--limit',
+        '6',
+        '--steps',
+        '2',
+        '--json',
+        '--quiet',
+        '--backend',
+        'wasm',
+        ...(name === 'eot-pgd' ? ['--eot-samples', '2'] : []),
+      ]);
       expect(r.code, `${name}: ${r.stderr}`).toBe(0);
       expect(JSON.parse(r.stdout).attack.name).toBe(name);
     }
@@ -91,7 +193,17 @@ describe('robust attack', () => {
   ];
   for (const [args, message] of bad) {
     it(`'attack ${args.join(' ')}' fails with one clear line`, () => {
-      const r = robust(['attack', '--model', ckpt, '--limit', '4', '--backend', 'wasm', '--quiet', ...args]);
+      const r = robust([
+        'attack',
+        '--model',
+        ckpt,
+        '--limit',
+        '4',
+        '--backend',
+        'wasm',
+        '--quiet',
+        ...args,
+      ]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -106,7 +218,20 @@ describe('robust attack', () => {
 
   describe('--save and --grid paths are checked before the attack runs', () => {
     // Without --quiet the banner comes just before the attack starts: a refusal must come before it.
-    const run = (args: string[]) => robust(['attack', '--pgd', '--steps', '2', '--model', ckpt, '--limit', '8', '--backend', 'wasm', ...args]);
+    const run = (args: string[]) =>
+      robust([
+        'attack',
+        '--pgd',
+        '--steps',
+        '2',
+        '--model',
+        ckpt,
+        '--limit',
+        '8',
+        '--backend',
+        'wasm',
+        ...args,
+      ]);
     const refused = (args: string[], message: RegExp) => {
       const r = run(args);
       expect(r.code, r.stderr).toBe(2);
@@ -117,14 +242,44 @@ describe('robust attack', () => {
       ['a folder', (dir) => ['--save', dir], /--save .* is a folder/],
       ['/', () => ['--save', '/'], /--save \/ is a folder/],
       ['a name ending in a slash', (dir) => ['--save', path.join(dir, 'new') + '/'], /is a folder/],
-      ['a missing parent folder', (dir) => ['--save', path.join(dir, 'missing', 'adv.bin')], /folder .*missing does not exist/],
-      ['a parent that is a file', (dir) => (fs.writeFileSync(path.join(dir, 'f'), ''), ['--save', path.join(dir, 'f', 'adv.bin')]), /is not a folder/],
+      [
+        'a missing parent folder',
+        (dir) => ['--save', path.join(dir, 'missing', 'adv.bin')],
+        /folder .*missing does not exist/,
+      ],
+      [
+        'a parent that is a file',
+        (dir) => (
+          fs.writeFileSync(path.join(dir, 'f'), ''),
+          ['--save', path.join(dir, 'f', 'adv.bin')]
+        ),
+        /is not a folder/,
+      ],
       ['a parent that cannot be written', () => ['--save', '/proc/self/adv.bin'], /not writable/],
       ['an empty name', () => ['--save', ''], /--save needs a file name/],
-      ['the same path as --grid', (dir) => ['--save', path.join(dir, 'a.bin'), '--grid', path.join(dir, '.', 'a.bin')], /--grid .* is the same file as --save/],
-      ['--grid on the labels file', (dir) => ['--save', path.join(dir, 'a.bin'), '--grid', path.join(dir, 'a.bin.labels')], /same file as --save \(its labels\)/],
-      ['the model weights', () => ['--save', path.join(ckpt, 'weights.bin')], /would replace a file of the model/],
-      ['the model.json, through a linked folder', (dir) => (fs.symlinkSync(ckpt, path.join(dir, 'link')), ['--grid', path.join(dir, 'link', 'model.json')]), /would replace a file of the model/],
+      [
+        'the same path as --grid',
+        (dir) => ['--save', path.join(dir, 'a.bin'), '--grid', path.join(dir, '.', 'a.bin')],
+        /--grid .* is the same file as --save/,
+      ],
+      [
+        '--grid on the labels file',
+        (dir) => ['--save', path.join(dir, 'a.bin'), '--grid', path.join(dir, 'a.bin.labels')],
+        /same file as --save \(its labels\)/,
+      ],
+      [
+        'the model weights',
+        () => ['--save', path.join(ckpt, 'weights.bin')],
+        /would replace a file of the model/,
+      ],
+      [
+        'the model.json, through a linked folder',
+        (dir) => (
+          fs.symlinkSync(ckpt, path.join(dir, 'link')),
+          ['--grid', path.join(dir, 'link', 'model.json')]
+        ),
+        /would replace a file of the model/,
+      ],
     ];
     for (const [what, args, message] of cases) {
       it(`refuses ${what} in one line, before the attack`, () => {
@@ -140,15 +295,35 @@ describe('robust attack', () => {
       const r = run(['--save', path.join(dir, 'adv.png'), '--quiet']);
       expect(r.code, r.stderr).toBe(0);
       expect(fs.readdirSync(dir).sort()).toEqual(['adv.grid.png', 'adv.png', 'adv.png.labels']);
-      expect(parseIdx(fs.readFileSync(path.join(dir, 'adv.png')), 3, 'adv.png').shape).toEqual([8, 28, 28]);
-      expect(PNG.sync.read(fs.readFileSync(path.join(dir, 'adv.grid.png'))).width).toBeGreaterThan(0);
+      expect(parseIdx(fs.readFileSync(path.join(dir, 'adv.png')), 3, 'adv.png').shape).toEqual([
+        8, 28, 28,
+      ]);
+      expect(PNG.sync.read(fs.readFileSync(path.join(dir, 'adv.grid.png'))).width).toBeGreaterThan(
+        0,
+      );
     });
 
     it('refuses to write onto the file standard output is redirected to', () => {
       const dir = tmpDir('cli-attack-stdout');
       const file = path.join(dir, 'out.json');
       const fd = fs.openSync(file, 'w');
-      const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'robust.js'), 'attack', '--model', ckpt, '--limit', '4', '--backend', 'wasm', '--json', '--save', file], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', timeout: 120_000 });
+      const r = spawnSync(
+        process.execPath,
+        [
+          path.join(ROOT, 'bin', 'robust.js'),
+          'attack',
+          '--model',
+          ckpt,
+          '--limit',
+          '4',
+          '--backend',
+          'wasm',
+          '--json',
+          '--save',
+          file,
+        ],
+        { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', timeout: 120_000 },
+      );
       fs.closeSync(fd);
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/is the file standard output is redirected to/);

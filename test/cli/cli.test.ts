@@ -6,7 +6,11 @@ import { ROOT, tmpDir } from '../helpers.js';
 
 const BIN = path.join(ROOT, 'bin', 'robust.js');
 function robust(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 300_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 300_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -39,7 +43,13 @@ describe('robust CLI', () => {
   for (const [args, message] of bad) {
     it(`'${args.join(' ')}' fails with one clear line`, () => {
       const dataDir = tmpDir('cli-data');
-      const r = robust([...args, ...(args[0] === 'data' ? ['--data-dir', dataDir] : ['--out', path.join(dataDir, 'run')])], { ROBUST_DATA_DIR: dataDir });
+      const r = robust(
+        [
+          ...args,
+          ...(args[0] === 'data' ? ['--data-dir', dataDir] : ['--out', path.join(dataDir, 'run')]),
+        ],
+        { ROBUST_DATA_DIR: dataDir },
+      );
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -49,7 +59,24 @@ describe('robust CLI', () => {
 
   it('train runs on the bundled sample, writes a checkpoint and a log, and resumes', () => {
     const out = path.join(tmpDir('cli-train'), 'run');
-    const args = (epochs: number) => ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '256', '--epochs', String(epochs), '--out', out, '--backend', 'wasm', '--quiet'];
+    const args = (epochs: number) => [
+      'train',
+      '--model',
+      'resnet20',
+      '--width',
+      '4',
+      '--data',
+      'sample',
+      '--limit',
+      '256',
+      '--epochs',
+      String(epochs),
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+      '--quiet',
+    ];
     const r = robust(args(1));
     expect(r.stderr).toMatch(/backend wasm/);
     expect(r.code).toBe(0);
@@ -61,36 +88,117 @@ describe('robust CLI', () => {
     expect(JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'))).toHaveLength(2);
   });
 
-  const tiny = ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '64', '--batch-size', '32', '--backend', 'wasm', '--quiet'];
+  const tiny = [
+    'train',
+    '--model',
+    'resnet20',
+    '--width',
+    '4',
+    '--data',
+    'sample',
+    '--limit',
+    '64',
+    '--batch-size',
+    '32',
+    '--backend',
+    'wasm',
+    '--quiet',
+  ];
   const oneLine = (r: { code: number | null; stderr: string }, message: RegExp) => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   };
-  const stateOf = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
+  const stateOf = (out: string) =>
+    JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
 
   it('train --resume takes the options left out from the run, refuses different ones in one line (old → new), and records --override', () => {
     const out = path.join(tmpDir('cli-resume'), 'run');
     expect(robust([...tiny, '--epochs', '1', '--lr', '0.05', '--out', out]).code).toBe(0);
     const before = fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8');
-    oneLine(robust(['train', '--out', out, '--resume', '--data', 'sample', '--limit', '128', '--lr', '0.01', '--backend', 'wasm', '--quiet']), /--limit 64 → 128, --eval-limit 64 → 128, --lr 0.05 → 0.01 .*--override/);
+    oneLine(
+      robust([
+        'train',
+        '--out',
+        out,
+        '--resume',
+        '--data',
+        'sample',
+        '--limit',
+        '128',
+        '--lr',
+        '0.01',
+        '--backend',
+        'wasm',
+        '--quiet',
+      ]),
+      /--limit 64 → 128, --eval-limit 64 → 128, --lr 0.05 → 0.01 .*--override/,
+    );
     expect(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8')).toBe(before);
     // Only --out and a longer --epochs: the run continues as it was, extended.
-    const extended = robust(['train', '--out', out, '--resume', '--epochs', '2', '--backend', 'wasm', '--quiet']);
+    const extended = robust([
+      'train',
+      '--out',
+      out,
+      '--resume',
+      '--epochs',
+      '2',
+      '--backend',
+      'wasm',
+      '--quiet',
+    ]);
     expect(extended.code).toBe(0);
     expect(extended.stderr).toMatch(/resuming with --epochs 1 → 2 \(extended\)/);
     expect(extended.stderr).toMatch(/resnet20 on fashion-mnist-sample \(64 train/);
     let state = stateOf(out);
-    expect([state.config.lr, state.config.limit, state.config.width, state.config.epochs, state.log.length]).toEqual([0.05, 64, 4, 2, 2]);
-    const overridden = robust(['train', '--out', out, '--resume', '--epochs', '3', '--lr', '0.01', '--override', '--backend', 'wasm', '--quiet']);
+    expect([
+      state.config.lr,
+      state.config.limit,
+      state.config.width,
+      state.config.epochs,
+      state.log.length,
+    ]).toEqual([0.05, 64, 4, 2, 2]);
+    const overridden = robust([
+      'train',
+      '--out',
+      out,
+      '--resume',
+      '--epochs',
+      '3',
+      '--lr',
+      '0.01',
+      '--override',
+      '--backend',
+      'wasm',
+      '--quiet',
+    ]);
     expect(overridden.code).toBe(0);
     state = stateOf(out);
     expect(state.config.lr).toBe(0.01);
-    expect(state.changes.map((c: { changes: string[]; override: boolean }) => [c.changes.join(', '), c.override])).toEqual([
+    expect(
+      state.changes.map((c: { changes: string[]; override: boolean }) => [
+        c.changes.join(', '),
+        c.override,
+      ]),
+    ).toEqual([
       ['--epochs 1 → 2 (extended)', false],
       ['--lr 0.05 → 0.01, --epochs 2 → 3 (extended)', true],
     ]);
-    oneLine(robust(['train', '--out', out, '--resume', '--width', '8', '--override', '--backend', 'wasm', '--quiet']), /--width 4 → 8; these cannot change/);
+    oneLine(
+      robust([
+        'train',
+        '--out',
+        out,
+        '--resume',
+        '--width',
+        '8',
+        '--override',
+        '--backend',
+        'wasm',
+        '--quiet',
+      ]),
+      /--width 4 → 8; these cannot change/,
+    );
   });
 
   it('train --out into a folder holding a run or other files refuses without --resume or --force; --force starts over', () => {
@@ -98,14 +206,23 @@ describe('robust CLI', () => {
     const other = path.join(root, 'notes');
     fs.mkdirSync(other);
     fs.writeFileSync(path.join(other, 'log.json'), '"mine"');
-    oneLine(robust([...tiny, '--epochs', '1', '--out', other]), /is not empty \(log.json\) and holds no run.*--force/);
-    oneLine(robust([...tiny, '--epochs', '1', '--out', other, '--resume']), /holds no run to resume/);
+    oneLine(
+      robust([...tiny, '--epochs', '1', '--out', other]),
+      /is not empty \(log.json\) and holds no run.*--force/,
+    );
+    oneLine(
+      robust([...tiny, '--epochs', '1', '--out', other, '--resume']),
+      /holds no run to resume/,
+    );
     expect(fs.readFileSync(path.join(other, 'log.json'), 'utf8')).toBe('"mine"');
     const out = path.join(root, 'run');
     expect(robust([...tiny, '--epochs', '1', '--seed', '1', '--out', out]).code).toBe(0);
     fs.mkdirSync(path.join(out, 'best')); // as an adversarial run leaves it: must not survive a restart
     const before = fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin'));
-    oneLine(robust([...tiny, '--epochs', '1', '--seed', '2', '--out', out]), /holds a training run: pass --resume to continue it or --force/);
+    oneLine(
+      robust([...tiny, '--epochs', '1', '--seed', '2', '--out', out]),
+      /holds a training run: pass --resume to continue it or --force/,
+    );
     expect(fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin')).equals(before)).toBe(true);
     oneLine(robust([...tiny, '--epochs', '1', '--out', out, '--resume', '--force']), /not both/);
     expect(robust([...tiny, '--epochs', '1', '--seed', '2', '--out', out, '--force']).code).toBe(0);
@@ -115,19 +232,53 @@ describe('robust CLI', () => {
 
   it('train that diverges (--weight-decay 1e30) ends with one error line and exit 2, writing no non-finite checkpoint', () => {
     const out = path.join(tmpDir('cli-diverge'), 'run');
-    const r = robust([...tiny, '--epochs', '1', '--weight-decay', '1e30', '--checkpoint-every', '1', '--out', out]);
+    const r = robust([
+      ...tiny,
+      '--epochs',
+      '1',
+      '--weight-decay',
+      '1e30',
+      '--checkpoint-every',
+      '1',
+      '--out',
+      out,
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).not.toMatch(/internal error|\bat .*\.js:\d+/);
-    expect(r.stderr.trim().split('\n').pop()).toMatch(/^robust: training diverged: .* at epoch 1, batch \d+ \(lower --lr or --weight-decay/);
+    expect(r.stderr.trim().split('\n').pop()).toMatch(
+      /^robust: training diverged: .* at epoch 1, batch \d+ \(lower --lr or --weight-decay/,
+    );
     if (fs.existsSync(path.join(out, 'checkpoint'))) {
       const b = fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin'));
-      expect(new Float32Array(b.buffer, b.byteOffset, b.length / 4).every(Number.isFinite)).toBe(true);
+      expect(new Float32Array(b.buffer, b.byteOffset, b.length / 4).every(Number.isFinite)).toBe(
+        true,
+      );
     }
   });
 
   it('Ctrl-C stops after the current batch with a checkpoint (exit 130); --resume finishes the run', async () => {
     const out = path.join(tmpDir('cli-sigint'), 'run');
-    const args = ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '640', '--batch-size', '32', '--epochs', '1', '--checkpoint-every', '0', '--out', out, '--backend', 'wasm'];
+    const args = [
+      'train',
+      '--model',
+      'resnet20',
+      '--width',
+      '4',
+      '--data',
+      'sample',
+      '--limit',
+      '640',
+      '--batch-size',
+      '32',
+      '--epochs',
+      '1',
+      '--checkpoint-every',
+      '0',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+    ];
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     const code = await new Promise<number | null>((resolve) => {
@@ -149,7 +300,32 @@ describe('robust CLI', () => {
 
   it('a run killed with SIGKILL mid-epoch resumes from its checkpoint and ends as an uninterrupted run', async () => {
     const root = tmpDir('cli-kill');
-    const args = (out: string) => ['train', '--model', 'resnet20', '--width', '4', '--data', 'sample', '--limit', '320', '--eval-limit', '200', '--batch-size', '32', '--epochs', '2', '--checkpoint-every', '3', '--threads', '1', '--backend', 'wasm', '--quiet', '--out', out];
+    const args = (out: string) => [
+      'train',
+      '--model',
+      'resnet20',
+      '--width',
+      '4',
+      '--data',
+      'sample',
+      '--limit',
+      '320',
+      '--eval-limit',
+      '200',
+      '--batch-size',
+      '32',
+      '--epochs',
+      '2',
+      '--checkpoint-every',
+      '3',
+      '--threads',
+      '1',
+      '--backend',
+      'wasm',
+      '--quiet',
+      '--out',
+      out,
+    ];
     const straight = robust(args(path.join(root, 'straight')));
     expect(straight.code).toBe(0);
     const out = path.join(root, 'killed');
@@ -175,7 +351,9 @@ describe('robust CLI', () => {
     expect(resumed.code).toBe(0);
     const logA = JSON.parse(fs.readFileSync(path.join(root, 'straight', 'log.json'), 'utf8'));
     const logB = JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'));
-    expect(logB.map((e: { test_acc: number }) => e.test_acc)).toEqual(logA.map((e: { test_acc: number }) => e.test_acc));
+    expect(logB.map((e: { test_acc: number }) => e.test_acc)).toEqual(
+      logA.map((e: { test_acc: number }) => e.test_acc),
+    );
     expect(logB[1].train_loss).toBeCloseTo(logA[1].train_loss, 6);
   });
 });

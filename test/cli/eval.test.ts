@@ -16,12 +16,32 @@ beforeAll(async () => {
 describe('robust eval', () => {
   it('runs the grid, prints the table, writes csv/json/md/html; a rerun reuses every cell; export re-creates the csv', () => {
     const out = path.join(tmpDir('cli-eval'), 'results');
-    const args = ['eval', '--models', `${a},${b}`, '--attacks', 'fgsm,pgd:3', '--eps', '0,8/255', '--limit', '20', '--out', out, '--backend', 'wasm'];
+    const args = [
+      'eval',
+      '--models',
+      `${a},${b}`,
+      '--attacks',
+      'fgsm,pgd:3',
+      '--eps',
+      '0,8/255',
+      '--limit',
+      '20',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+    ];
     const r = robust(args);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/\| model \| defense \| attack \| clean \| eps 0 \| eps 8\/255 \|/);
     expect(r.stdout).toMatch(/worst case/);
-    expect(fs.readdirSync(out).sort()).toEqual(['cells', 'report.html', 'results.csv', 'results.json', 'results.md']);
+    expect(fs.readdirSync(out).sort()).toEqual([
+      'cells',
+      'report.html',
+      'results.csv',
+      'results.json',
+      'results.md',
+    ]);
     const again = robust(args);
     expect(again.code).toBe(0);
     expect((again.stderr.match(/\(reused\)/g) ?? []).length).toBe(8);
@@ -35,7 +55,22 @@ describe('robust eval', () => {
 
   it('a damaged cell file is recomputed with one warning line; a damaged results.json makes export fail in one line', () => {
     const out = path.join(tmpDir('cli-eval-damaged'), 'results');
-    const args = ['eval', '--models', a, '--attacks', 'fgsm', '--eps', '0,8/255', '--limit', '10', '--out', out, '--backend', 'wasm', '--quiet'];
+    const args = [
+      'eval',
+      '--models',
+      a,
+      '--attacks',
+      'fgsm',
+      '--eps',
+      '0,8/255',
+      '--limit',
+      '10',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+      '--quiet',
+    ];
     expect(robust(args).code).toBe(0);
     const cells = fs.readdirSync(path.join(out, 'cells'));
     fs.writeFileSync(path.join(out, 'cells', cells[0]), '{}');
@@ -43,8 +78,14 @@ describe('robust eval', () => {
     const again = robust(args);
     expect(again.code).toBe(0);
     expect(again.stderr.trim().split('\n')).toHaveLength(2);
-    expect(again.stderr).toMatch(/warning: .*damaged cell \(content does not match its digest\); computing it again/);
-    for (const [text, message] of [['', /results\.json: not valid JSON/], ['{"cells": {}}', /results\.json: not a usable robust eval result/], ['{\n"config": 1\n', /not valid JSON/]] as const) {
+    expect(again.stderr).toMatch(
+      /warning: .*damaged cell \(content does not match its digest\); computing it again/,
+    );
+    for (const [text, message] of [
+      ['', /results\.json: not valid JSON/],
+      ['{"cells": {}}', /results\.json: not a usable robust eval result/],
+      ['{\n"config": 1\n', /not valid JSON/],
+    ] as const) {
       fs.writeFileSync(path.join(out, 'results.json'), text);
       const r = robust(['export', 'md', out, '--out', '-']);
       expect(r.code).toBe(2);
@@ -56,8 +97,20 @@ describe('robust eval', () => {
   it('reads the grid from --config', () => {
     const dir = tmpDir('cli-eval-config');
     const config = path.join(dir, 'eval.json');
-    fs.writeFileSync(config, JSON.stringify({ models: [a], attacks: ['fgsm'], eps: ['0', '4/255'], limit: 10 }));
-    const r = robust(['eval', '--config', config, '--out', path.join(dir, 'out'), '--backend', 'wasm', '--quiet']);
+    fs.writeFileSync(
+      config,
+      JSON.stringify({ models: [a], attacks: ['fgsm'], eps: ['0', '4/255'], limit: 10 }),
+    );
+    const r = robust([
+      'eval',
+      '--config',
+      config,
+      '--out',
+      path.join(dir, 'out'),
+      '--backend',
+      'wasm',
+      '--quiet',
+    ]);
     expect(r.code).toBe(0);
     const j = JSON.parse(fs.readFileSync(path.join(dir, 'out', 'results.json'), 'utf8'));
     expect(j.cells).toHaveLength(2);
@@ -68,7 +121,10 @@ describe('robust eval', () => {
   const bad: [string[], RegExp][] = [
     [['eval'], /give the models to evaluate/],
     [['eval', '--models', 'X', '--attacks', 'fgsm,cw'], /unknown attack 'cw'/],
-    [['eval', '--models', 'X', '--attacks', 'pgd:0'], /steps must be an integer from 1 to 100000, got 0/],
+    [
+      ['eval', '--models', 'X', '--attacks', 'pgd:0'],
+      /steps must be an integer from 1 to 100000, got 0/,
+    ],
     [['eval', '--models', 'X', '--eps', '1/0'], /--eps must be a number/],
     [['eval', '--models', '/nonexistent/m'], /no such file/],
     [['eval', '--config', '/nonexistent/eval.json'], /no such file/],
@@ -77,7 +133,12 @@ describe('robust eval', () => {
   ];
   for (const [args, message] of bad) {
     it(`'${args.join(' ')}' fails with one clear line`, () => {
-      const r = robust([...args, ...(args[0] === 'eval' ? ['--out', path.join(tmpDir('cli-eval-bad'), 'o'), '--backend', 'wasm'] : [])]);
+      const r = robust([
+        ...args,
+        ...(args[0] === 'eval'
+          ? ['--out', path.join(tmpDir('cli-eval-bad'), 'o'), '--backend', 'wasm']
+          : []),
+      ]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

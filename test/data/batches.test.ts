@@ -13,7 +13,9 @@ describe('batches and augmentation', () => {
   it('without augmentation copies pixels scaled to [0,1]', () => {
     const set = ramp(4, 5, 3);
     const out = gatherBatch(set, [0], { cropPad: 0, flip: false }, new Rng(1));
-    expect(Array.from(out)).toEqual(Array.from(set.images, (v) => v / 255).map((v) => Math.fround(v)));
+    expect(Array.from(out)).toEqual(
+      Array.from(set.images, (v) => v / 255).map((v) => Math.fround(v)),
+    );
   });
 
   it('a random crop is a shift of at most cropPad with zero fill, a flip mirrors columns', () => {
@@ -33,7 +35,10 @@ describe('batches and augmentation', () => {
                   for (let k = 0; k < 2 && ok; k++) {
                     const sy = y + dy;
                     const sx0 = x + dx;
-                    const v = sy < 0 || sy >= 6 || sx0 < 0 || sx0 >= 7 ? 0 : px(sy, flip ? 6 - sx0 : sx0, k);
+                    const v =
+                      sy < 0 || sy >= 6 || sx0 < 0 || sx0 >= 7
+                        ? 0
+                        : px(sy, flip ? 6 - sx0 : sx0, k);
                     ok = Math.abs(out[(y * 7 + x) * 2 + k] - v) < 1e-6;
                   }
               if (ok) explained = true;

@@ -10,14 +10,16 @@ import { robust } from '../cli/fixtures.js';
 import { RobustError } from '../../util/errors.js';
 import { HAS_SHARED_CIFAR, missing, SHARED_DATA, tmpDir } from '../helpers.js';
 
-if (!HAS_SHARED_CIFAR) console.warn(`skipping the real CIFAR-10 test: ${SHARED_DATA} is absent (it exists on CI)`);
+if (!HAS_SHARED_CIFAR)
+  console.warn(`skipping the real CIFAR-10 test: ${SHARED_DATA} is absent (it exists on CI)`);
 
 /** n records whose pixel values encode (record, channel, position). */
 function records(n: number, label = (i: number) => i % 10): Uint8Array {
   const b = new Uint8Array(n * 3073);
   for (let i = 0; i < n; i++) {
     b[i * 3073] = label(i);
-    for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) b[i * 3073 + 1 + c * 1024 + p] = (i * 7 + c * 50 + p) % 256;
+    for (let c = 0; c < 3; c++)
+      for (let p = 0; p < 1024; p++) b[i * 3073 + 1 + c * 1024 + p] = (i * 7 + c * 50 + p) % 256;
   }
   return b;
 }
@@ -46,7 +48,9 @@ describe('CIFAR-10 binary format', () => {
     for (const f of TRAIN_FILES) fs.writeFileSync(path.join(inner, f), records(4));
     fs.writeFileSync(path.join(inner, TEST_FILE), records(2));
     const archive = path.join(dir, 'c.tar.gz');
-    await tar.c({ gzip: true, file: archive, cwd: path.join(dir, 'src') }, ['cifar-10-batches-bin']);
+    await tar.c({ gzip: true, file: archive, cwd: path.join(dir, 'src') }, [
+      'cifar-10-batches-bin',
+    ]);
     for (const source of [archive, path.join(dir, 'src')]) {
       const split = await loadCifar10(source);
       expect(split.train.count).toBe(20);
@@ -68,17 +72,20 @@ describe('CIFAR-10 binary format', () => {
     await expect(loadCifar10(path.join(dir, 'garbage.tar.gz'))).rejects.toThrow(RobustError);
   });
 
-  it.skipIf(missing(HAS_SHARED_CIFAR))('loads the real CIFAR-10 archive: 50,000 / 10,000 images, 10 balanced classes', async () => {
-    const split = await loadCifar10(path.join(SHARED_DATA, 'cifar10', 'cifar-10-binary.tar.gz'));
-    expect(split.train.count).toBe(50000);
-    expect(split.test.count).toBe(10000);
-    const perClass = new Array(10).fill(0);
-    for (const l of split.test.labels) perClass[l]++;
-    expect(perClass).toEqual(new Array(10).fill(1000));
-    let sum = 0;
-    for (let i = 0; i < 3072 * 1000; i += 3) sum += split.train.images[i];
-    expect(sum / (1024 * 1000) / 255).toBeCloseTo(split.mean[0], 1);
-  });
+  it.skipIf(missing(HAS_SHARED_CIFAR))(
+    'loads the real CIFAR-10 archive: 50,000 / 10,000 images, 10 balanced classes',
+    async () => {
+      const split = await loadCifar10(path.join(SHARED_DATA, 'cifar10', 'cifar-10-binary.tar.gz'));
+      expect(split.train.count).toBe(50000);
+      expect(split.test.count).toBe(10000);
+      const perClass = new Array(10).fill(0);
+      for (const l of split.test.labels) perClass[l]++;
+      expect(perClass).toEqual(new Array(10).fill(1000));
+      let sum = 0;
+      for (let i = 0; i < 3072 * 1000; i += 3) sum += split.train.images[i];
+      expect(sum / (1024 * 1000) / 255).toBeCloseTo(split.mean[0], 1);
+    },
+  );
 
   it('--from a local archive says in one line whether it is the official one (by its MD5)', async () => {
     const dir = tmpDir('cifar-origin');
@@ -86,28 +93,54 @@ describe('CIFAR-10 binary format', () => {
     fs.mkdirSync(inner, { recursive: true });
     for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(inner, f), records(2));
     const archive = path.join(dir, 'repacked.tar.gz');
-    await tar.c({ gzip: true, file: archive, cwd: path.join(dir, 'src') }, ['cifar-10-batches-bin']);
+    await tar.c({ gzip: true, file: archive, cwd: path.join(dir, 'src') }, [
+      'cifar-10-batches-bin',
+    ]);
     const md5 = crypto.createHash('md5').update(fs.readFileSync(archive)).digest('hex');
     const notes: string[] = [];
-    await prepareData('cifar10', { from: archive, dataDir: path.join(dir, 'data'), note: (l) => notes.push(l) });
-    expect(notes).toEqual([`${archive}: not the official archive (md5 ${md5}): its members were checked but its origin is not`]);
+    await prepareData('cifar10', {
+      from: archive,
+      dataDir: path.join(dir, 'data'),
+      note: (l) => notes.push(l),
+    });
+    expect(notes).toEqual([
+      `${archive}: not the official archive (md5 ${md5}): its members were checked but its origin is not`,
+    ]);
     notes.length = 0;
-    await prepareData('cifar10', { from: path.join(dir, 'src'), dataDir: path.join(dir, 'data'), note: (l) => notes.push(l) });
-    expect(notes).toEqual([expect.stringMatching(/a folder, not the official archive: its batch files were checked but their origin is not/)]);
+    await prepareData('cifar10', {
+      from: path.join(dir, 'src'),
+      dataDir: path.join(dir, 'data'),
+      note: (l) => notes.push(l),
+    });
+    expect(notes).toEqual([
+      expect.stringMatching(
+        /a folder, not the official archive: its batch files were checked but their origin is not/,
+      ),
+    ]);
     // the line for an archive whose MD5 is the official one
-    expect(archiveOrigin(archive, md5, md5)).toBe(`${archive}: verified: the official archive (MD5 ${md5})`);
+    expect(archiveOrigin(archive, md5, md5)).toBe(
+      `${archive}: verified: the official archive (MD5 ${md5})`,
+    );
     // and on the command line: one line on stderr, the summary on stdout
     const r = robust(['data', 'cifar10', '--from', archive, '--data-dir', path.join(dir, 'cli')]);
     expect(r.code).toBe(0);
-    expect(r.stderr.trim().split('\n')).toEqual([`${archive}: not the official archive (md5 ${md5}): its members were checked but its origin is not`]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `${archive}: not the official archive (md5 ${md5}): its members were checked but its origin is not`,
+    ]);
     expect(r.stdout).toMatch(/10 train \/ 2 test images/);
   });
 
   it('a folder with batches both at its top and in cifar-10-batches-bin/ is refused in one line', async () => {
     const dir = tmpDir('cifar-twice');
     fs.mkdirSync(path.join(dir, 'cifar-10-batches-bin'));
-    for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(dir, 'cifar-10-batches-bin', f), records(2));
-    fs.writeFileSync(path.join(dir, TEST_FILE), records(2, () => 0)); // a planted copy with other labels
-    await expect(loadCifar10(dir)).rejects.toThrow(/test_batch\.bin both directly and in cifar-10-batches-bin/);
+    for (const f of [...TRAIN_FILES, TEST_FILE])
+      fs.writeFileSync(path.join(dir, 'cifar-10-batches-bin', f), records(2));
+    fs.writeFileSync(
+      path.join(dir, TEST_FILE),
+      records(2, () => 0),
+    ); // a planted copy with other labels
+    await expect(loadCifar10(dir)).rejects.toThrow(
+      /test_batch\.bin both directly and in cifar-10-batches-bin/,
+    );
   });
 });

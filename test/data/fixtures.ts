@@ -6,7 +6,26 @@ import { zipSync } from 'fflate';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
 
-export type Descr = '|u1' | '|i1' | '<i2' | '>i2' | '<i4' | '>i4' | '<i8' | '>i8' | '<u2' | '>u2' | '<u4' | '>u4' | '<u8' | '>u8' | '<f4' | '>f4' | '<f8' | '>f8' | '|b1';
+export type Descr =
+  | '|u1'
+  | '|i1'
+  | '<i2'
+  | '>i2'
+  | '<i4'
+  | '>i4'
+  | '<i8'
+  | '>i8'
+  | '<u2'
+  | '>u2'
+  | '<u4'
+  | '>u4'
+  | '<u8'
+  | '>u8'
+  | '<f4'
+  | '>f4'
+  | '<f8'
+  | '>f8'
+  | '|b1';
 
 /** Writes element values (as numbers) in the dtype `descr`. */
 function encodeValues(descr: Descr, values: ArrayLike<number>): Uint8Array {
@@ -18,16 +37,37 @@ function encodeValues(descr: Descr, values: ArrayLike<number>): Uint8Array {
     const x = values[i];
     const at = i * size;
     switch (descr.slice(1)) {
-      case 'u1': case 'b1': v.setUint8(at, x); break;
-      case 'i1': v.setInt8(at, x); break;
-      case 'i2': v.setInt16(at, x, le); break;
-      case 'u2': v.setUint16(at, x, le); break;
-      case 'i4': v.setInt32(at, x, le); break;
-      case 'u4': v.setUint32(at, x, le); break;
-      case 'i8': v.setBigInt64(at, BigInt(x), le); break;
-      case 'u8': v.setBigUint64(at, BigInt(x), le); break;
-      case 'f4': v.setFloat32(at, x, le); break;
-      case 'f8': v.setFloat64(at, x, le); break;
+      case 'u1':
+      case 'b1':
+        v.setUint8(at, x);
+        break;
+      case 'i1':
+        v.setInt8(at, x);
+        break;
+      case 'i2':
+        v.setInt16(at, x, le);
+        break;
+      case 'u2':
+        v.setUint16(at, x, le);
+        break;
+      case 'i4':
+        v.setInt32(at, x, le);
+        break;
+      case 'u4':
+        v.setUint32(at, x, le);
+        break;
+      case 'i8':
+        v.setBigInt64(at, BigInt(x), le);
+        break;
+      case 'u8':
+        v.setBigUint64(at, BigInt(x), le);
+        break;
+      case 'f4':
+        v.setFloat32(at, x, le);
+        break;
+      case 'f8':
+        v.setFloat64(at, x, le);
+        break;
     }
   }
   return buf;
@@ -41,10 +81,17 @@ export interface NpyOptions {
 }
 
 /** An .npy file as numpy writes it: magic, version, header padded to 64 bytes, data. */
-export function npy(descr: string, shape: number[], data: Uint8Array | { values: ArrayLike<number> }, o: NpyOptions = {}): Uint8Array {
+export function npy(
+  descr: string,
+  shape: number[],
+  data: Uint8Array | { values: ArrayLike<number> },
+  o: NpyOptions = {},
+): Uint8Array {
   const body = data instanceof Uint8Array ? data : encodeValues(descr as Descr, data.values);
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
-  const dict = o.header ?? `{'descr': '${descr}', 'fortran_order': ${o.fortran ? 'True' : 'False'}, 'shape': ${shapeText}, }`;
+  const dict =
+    o.header ??
+    `{'descr': '${descr}', 'fortran_order': ${o.fortran ? 'True' : 'False'}, 'shape': ${shapeText}, }`;
   const version = o.version ?? 1;
   const lenBytes = version === 1 ? 2 : 4;
   const pad = 64 - ((8 + lenBytes + dict.length + 1) % 64);
@@ -58,11 +105,20 @@ export function npy(descr: string, shape: number[], data: Uint8Array | { values:
 
 /** An .npz (zip) of members named `<key>.npy`; deflated like np.savez_compressed, or stored like np.savez. */
 export function npz(members: Record<string, Uint8Array>, compressed = false): Uint8Array {
-  return zipSync(Object.fromEntries(Object.entries(members).map(([k, v]) => [`${k}.npy`, [v, { level: compressed ? 6 : 0 }]])));
+  return zipSync(
+    Object.fromEntries(
+      Object.entries(members).map(([k, v]) => [`${k}.npy`, [v, { level: compressed ? 6 : 0 }]]),
+    ),
+  );
 }
 
 /** An 8-bit PNG of gray (1), RGB (3) or RGBA (4) pixels, written by pngjs. */
-export function png(width: number, height: number, channels: 1 | 3 | 4, pixels: Uint8Array): Buffer {
+export function png(
+  width: number,
+  height: number,
+  channels: 1 | 3 | 4,
+  pixels: Uint8Array,
+): Buffer {
   const p = new PNG({ width, height });
   for (let i = 0; i < width * height; i++) {
     for (let k = 0; k < 3; k++) p.data[i * 4 + k] = pixels[i * channels + (channels === 1 ? 0 : k)];
@@ -120,7 +176,16 @@ function chunk(type: string, data: Uint8Array): Buffer {
  * A PNG written chunk by chunk, for what pngjs does not write (palette, 16-bit gray, tRNS):
  * `rows` are the packed scanlines without their filter bytes (filter 0 is added).
  */
-export function rawPng(o: { width: number; height: number; colorType: number; depth: number; rows: Uint8Array; chunks?: [string, Uint8Array][]; interlace?: boolean; idat?: Uint8Array }): Buffer {
+export function rawPng(o: {
+  width: number;
+  height: number;
+  colorType: number;
+  depth: number;
+  rows: Uint8Array;
+  chunks?: [string, Uint8Array][];
+  interlace?: boolean;
+  idat?: Uint8Array;
+}): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(o.width, 0);
   ihdr.writeUInt32BE(o.height, 4);
@@ -129,7 +194,8 @@ export function rawPng(o: { width: number; height: number; colorType: number; de
   ihdr[12] = o.interlace ? 1 : 0;
   const rowBytes = o.rows.length / o.height;
   const filtered = Buffer.alloc((rowBytes + 1) * o.height);
-  for (let y = 0; y < o.height; y++) filtered.set(o.rows.subarray(y * rowBytes, (y + 1) * rowBytes), y * (rowBytes + 1) + 1);
+  for (let y = 0; y < o.height; y++)
+    filtered.set(o.rows.subarray(y * rowBytes, (y + 1) * rowBytes), y * (rowBytes + 1) + 1);
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),

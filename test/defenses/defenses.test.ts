@@ -44,9 +44,14 @@ describe('gradient clipping', () => {
     const g = { a: tf.tensor1d([3, 4]), b: tf.tensor2d([[12]]) }; // global norm 13
     const c = clipGradients(g, { norm: 1 });
     expect(globalNorm(c).dataSync()[0]).toBeCloseTo(1, 5);
-    expect(Array.from(c.a.dataSync()).map((v) => +v.toFixed(5))).toEqual([+(3 / 13).toFixed(5), +(4 / 13).toFixed(5)]);
+    expect(Array.from(c.a.dataSync()).map((v) => +v.toFixed(5))).toEqual([
+      +(3 / 13).toFixed(5),
+      +(4 / 13).toFixed(5),
+    ]);
     const small = { a: tf.tensor1d([0.1, 0.2]) };
-    expect(Array.from(clipGradients(small, { norm: 1 }).a.dataSync())).toEqual(Array.from(tf.tensor1d([0.1, 0.2]).dataSync()));
+    expect(Array.from(clipGradients(small, { norm: 1 }).a.dataSync())).toEqual(
+      Array.from(tf.tensor1d([0.1, 0.2]).dataSync()),
+    );
   });
 
   it('by value: every entry in [−v, v]', () => {
@@ -83,8 +88,19 @@ describe('TRADES', () => {
     const model = tinyConvNet(2);
     const { x, y } = randomBatch(8, SHAPE, 5, 2);
     const eps = 0.05;
-    const adv = await tradesAdversary(layersClassifier(model), x, y, { eps, alpha: 0.01, steps: 10, seed: 1 });
-    const [linf, klAdv] = tf.tidy(() => [adv.sub(x).abs().max().dataSync()[0], klDivergence(model.predict(x) as tf.Tensor2D, model.predict(adv) as tf.Tensor2D).dataSync()[0]]);
+    const adv = await tradesAdversary(layersClassifier(model), x, y, {
+      eps,
+      alpha: 0.01,
+      steps: 10,
+      seed: 1,
+    });
+    const [linf, klAdv] = tf.tidy(() => [
+      adv.sub(x).abs().max().dataSync()[0],
+      klDivergence(
+        model.predict(x) as tf.Tensor2D,
+        model.predict(adv) as tf.Tensor2D,
+      ).dataSync()[0],
+    ]);
     expect(linf).toBeLessThanOrEqual(eps + 1e-6);
     expect(klAdv).toBeGreaterThan(1e-3);
     tf.dispose([model, x, y, adv]);
@@ -95,7 +111,11 @@ describe('batch transforms', () => {
   it('PGD-AT with adv-ratio ½: the first half is adversarial (within eps), the second half exactly clean', async () => {
     const model = tinyConvNet(3);
     const { x, y } = randomBatch(8, SHAPE, 5, 3);
-    const step = new DefendedStep(model, 5, defenseConfig(['pgd'], { eps: 0.03, advRatio: 0.5, steps: 3 }));
+    const step = new DefendedStep(
+      model,
+      5,
+      defenseConfig(['pgd'], { eps: 0.03, advRatio: 0.5, steps: 3 }),
+    );
     const p = await step.prepare(x, y, 7);
     const d = tf.tidy(() => p.inputs.sub(x).abs().max([1, 2, 3])).dataSync();
     for (let i = 0; i < 4; i++) {
@@ -126,10 +146,19 @@ describe('batch transforms', () => {
   });
 
   it('dropout (classifier and blocks) is random in training and off at inference', () => {
-    const model = createModel('resnet20', { inputShape: [8, 8, 3], numClasses: 5, mean: [0, 0, 0], std: [1, 1, 1], width: 4, dropout: 0.5, blockDropout: 0.3 });
+    const model = createModel('resnet20', {
+      inputShape: [8, 8, 3],
+      numClasses: 5,
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+      width: 4,
+      dropout: 0.5,
+      blockDropout: 0.3,
+    });
     expect(model.layers.filter((l) => l.getClassName() === 'Dropout')).toHaveLength(10); // 9 blocks + classifier
     const { x } = randomBatch(4, SHAPE, 5, 5);
-    const run = (training: boolean) => tf.tidy(() => Array.from((model.apply(x, { training }) as tf.Tensor).dataSync()));
+    const run = (training: boolean) =>
+      tf.tidy(() => Array.from((model.apply(x, { training }) as tf.Tensor).dataSync()));
     expect(run(true)).not.toEqual(run(true));
     expect(run(false)).toEqual(run(false));
     tf.dispose([model, x]);
@@ -142,8 +171,19 @@ describe('adversarial training works', () => {
     data = await loadData('fashion-mnist-sample', { limit: 768, testLimit: 150 });
   });
   const config = (over: Partial<TrainConfig>): TrainConfig => ({
-    model: 'tiny', data: data.name, epochs: 4, batchSize: 32, lr: 0.05, momentum: 0.9, weightDecay: 5e-4, schedule: 'onecycle',
-    augment: { cropPad: 0, flip: false }, seed: 1, checkpointEvery: 0, backend: 'wasm', ...over,
+    model: 'tiny',
+    data: data.name,
+    epochs: 4,
+    batchSize: 32,
+    lr: 0.05,
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    schedule: 'onecycle',
+    augment: { cropPad: 0, flip: false },
+    seed: 1,
+    checkpointEvery: 0,
+    backend: 'wasm',
+    ...over,
   });
   const fresh = smallFashionCnn;
 
@@ -152,7 +192,9 @@ describe('adversarial training works', () => {
     const robustEval = { limit: 150, eps, steps: 10 };
     const robustAcc = async (defense?: TrainConfig['defense']) => {
       const out = tmpDir('defense');
-      const { model, log } = await train(fresh, data, config({ defense, robustEval }), out, { quiet: true });
+      const { model, log } = await train(fresh, data, config({ defense, robustEval }), out, {
+        quiet: true,
+      });
       expect(log.every((e) => typeof e.robust_acc === 'number')).toBe(true);
       expect(fs.existsSync(path.join(out, 'best', 'model.json'))).toBe(true);
       const r = await runAttack(model, pgd(model, { eps, steps: 20 }), data.test, { quiet: true });
@@ -162,25 +204,43 @@ describe('adversarial training works', () => {
     const standard = await robustAcc(undefined);
     const fast = await robustAcc(defenseConfig(['fgsm-rs'], { eps }));
     const madry = await robustAcc(defenseConfig(['pgd'], { eps, steps: 3, alpha: 0.04 }));
-    const trades = await robustAcc(defenseConfig(['trades'], { eps, steps: 3, alpha: 0.04, beta: 6 }));
+    const trades = await robustAcc(
+      defenseConfig(['trades'], { eps, steps: 3, alpha: 0.04, beta: 6 }),
+    );
     expect(standard.clean_acc).toBeGreaterThan(0.6);
     expect(fast.robust_acc).toBeGreaterThan(standard.robust_acc + 0.2);
     expect(madry.robust_acc).toBeGreaterThan(standard.robust_acc + 0.2);
     expect(trades.robust_acc).toBeGreaterThan(standard.robust_acc + 0.2);
-    console.log(`robust accuracy at eps ${eps}: standard ${standard.robust_acc}, fgsm-rs ${fast.robust_acc}, pgd ${madry.robust_acc}, trades ${trades.robust_acc}`);
+    console.log(
+      `robust accuracy at eps ${eps}: standard ${standard.robust_acc}, fgsm-rs ${fast.robust_acc}, pgd ${madry.robust_acc}, trades ${trades.robust_acc}`,
+    );
   }, 300_000);
 });
 
 describe('training attacks on a zoo ResNet', () => {
   it('run on the BN-folded copy of the current weights: the same PGD examples as on the model itself', async () => {
-    const model = createModel('resnet20', { inputShape: [8, 8, 3], numClasses: 4, mean: [0.5, 0.5, 0.5], std: [0.3, 0.3, 0.3], width: 4, seed: 3 });
+    const model = createModel('resnet20', {
+      inputShape: [8, 8, 3],
+      numClasses: 4,
+      mean: [0.5, 0.5, 0.5],
+      std: [0.3, 0.3, 0.3],
+      width: 4,
+      seed: 3,
+    });
     model.setUserDefinedMetadata({ robust: { model: 'resnet20', width: 4 } });
     const x = tf.randomUniform([16, 8, 8, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
     const y = tf.randomUniform([16], 0, 4, 'int32', 6) as tf.Tensor1D;
     const step = new DefendedStep(model, 4, defenseConfig(['pgd'], { eps: 0.1, steps: 5 }));
     const compare = async (seed: number) => {
       const ours = (await step.prepare(x, y, seed)).inputs;
-      const plain = await pgd(layersClassifier(model), { eps: 0.1, alpha: 2 / 255, steps: 5, randomStart: true, select: 'last', seed })(x, y);
+      const plain = await pgd(layersClassifier(model), {
+        eps: 0.1,
+        alpha: 2 / 255,
+        steps: 5,
+        randomStart: true,
+        select: 'last',
+        seed,
+      })(x, y);
       // Sign steps: a gradient component within float noise of 0 may flip; nearly all pixels agree exactly.
       const differing = tf.tidy(() => ours.sub(plain).abs().greater(1e-5).mean().dataSync()[0]);
       tf.dispose([ours, plain]);
@@ -189,7 +249,12 @@ describe('training attacks on a zoo ResNet', () => {
     expect(await compare(1)).toBeLessThan(0.01);
     // Change weights and BN statistics as training does: the folded copy must follow.
     for (let i = 0; i < 3; i++) tf.tidy(() => void model.apply(x.mul(2), { training: true }));
-    model.getLayer('stem_conv').setWeights(model.getLayer('stem_conv').getWeights().map((w) => w.mul(1.5)));
+    model.getLayer('stem_conv').setWeights(
+      model
+        .getLayer('stem_conv')
+        .getWeights()
+        .map((w) => w.mul(1.5)),
+    );
     expect(await compare(2)).toBeLessThan(0.01);
     step.dispose();
     tf.dispose([x, y]);

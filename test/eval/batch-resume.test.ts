@@ -31,18 +31,31 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-const base: EvalConfig = { models: ['m'], attacks: ['pgd:3'], eps: [0.05], norm: 'linf', limit: N, batchSize: BATCH, seed: 3 };
+const base: EvalConfig = {
+  models: ['m'],
+  attacks: ['pgd:3'],
+  eps: [0.05],
+  norm: 'linf',
+  limit: N,
+  batchSize: BATCH,
+  seed: 3,
+};
 
 /** What an uninterrupted run must give: everything but the time spent. */
 const numbers = (r: GridResult) => ({
-  cells: r.cells.map(({ stats: { seconds: _s, img_per_s: _i, ...stats }, backend: _b, ...c }) => ({ ...c, stats })),
+  cells: r.cells.map(({ stats: { seconds: _s, img_per_s: _i, ...stats }, backend: _b, ...c }) => ({
+    ...c,
+    stats,
+  })),
   worst: r.worst,
 });
 
 const partials = (out: string) => fs.readdirSync(path.join(out, 'cells')).filter(isPartialFile);
 
 /** Counts the partial files renamed into place (one per batch saved) while `fn` runs. */
-async function countingPartialWrites<T>(fn: () => Promise<T>): Promise<{ value: T; writes: number }> {
+async function countingPartialWrites<T>(
+  fn: () => Promise<T>,
+): Promise<{ value: T; writes: number }> {
   const real = fs.renameSync;
   let writes = 0;
   const spy = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
@@ -61,7 +74,11 @@ async function countingPartialWrites<T>(fn: () => Promise<T>): Promise<{ value: 
  * batch (a partial) or finished one cell, as a kill there would. Returns the last result and how
  * many runs it took.
  */
-async function oneBatchPerRun(config: EvalConfig, out: string, o: { stderr?: string[] } = {}): Promise<{ result: GridResult; runs: number }> {
+async function oneBatchPerRun(
+  config: EvalConfig,
+  out: string,
+  o: { stderr?: string[] } = {},
+): Promise<{ result: GridResult; runs: number }> {
   const cellsTotal = config.attacks.length * config.eps.length;
   const limit = cellsTotal * Math.ceil(N / BATCH) + 1;
   for (let runs = 1; runs <= limit; runs++) {
@@ -71,9 +88,20 @@ async function oneBatchPerRun(config: EvalConfig, out: string, o: { stderr?: str
       if (isPartialFile(String(to))) progressed = true;
       return real(from, to);
     });
-    const write = o.stderr && vi.spyOn(process.stderr, 'write').mockImplementation((s) => (o.stderr!.push(String(s)), true));
+    const write =
+      o.stderr &&
+      vi
+        .spyOn(process.stderr, 'write')
+        .mockImplementation((s) => (o.stderr!.push(String(s)), true));
     try {
-      const r = await runGrid(config, [model], { out, backend: 'wasm', quiet: !o.stderr, shouldStop: () => progressed, onCell: (_, reused) => void (reused || (progressed = true)), warn: (m) => expect.fail(m) });
+      const r = await runGrid(config, [model], {
+        out,
+        backend: 'wasm',
+        quiet: !o.stderr,
+        shouldStop: () => progressed,
+        onCell: (_, reused) => void (reused || (progressed = true)),
+        warn: (m) => expect.fail(m),
+      });
       if (r.complete) return { result: r.result, runs };
     } finally {
       spy.mockRestore();
@@ -87,11 +115,18 @@ describe('a grid stopped after every batch', () => {
   const cases: [string, EvalConfig][] = [
     ['pgd (random start)', base],
     ['apgd-t (targeted, random start)', { ...base, attacks: ['apgd-t:2'] }],
-    ['the autoattack cascade (random starts, Square\'s random search)', { ...base, attacks: PRESETS.autoattack.attacks, cascade: true, steps: 2, eps: [0.03, 0.08] }],
+    [
+      "the autoattack cascade (random starts, Square's random search)",
+      { ...base, attacks: PRESETS.autoattack.attacks, cascade: true, steps: 2, eps: [0.03, 0.08] },
+    ],
   ];
   for (const [what, config] of cases) {
     it(`${what}: resumes each cell at its next batch and ends exactly as an uninterrupted run`, async () => {
-      const straight = await runGrid(config, [model], { out: tmpDir('resume-straight'), backend: 'wasm', quiet: true });
+      const straight = await runGrid(config, [model], {
+        out: tmpDir('resume-straight'),
+        backend: 'wasm',
+        quiet: true,
+      });
       const out = tmpDir('resume-batches');
       const { result, runs } = await oneBatchPerRun(config, out);
       // one run per batch: no batch was done twice
@@ -113,15 +148,36 @@ describe('a grid stopped after every batch', () => {
 
 describe('runAttack from a saved state', () => {
   /** The run stopped after `k` batches (its last reported state), then continued by a fresh attack object. */
-  async function stoppedAndResumed(name: string, opts: object, k: number, runOpts: object): Promise<{ straight: AttackRun; resumed: AttackRun }> {
-    const make = () => makeAttack(name, model.classifier, { eps: 0.05, steps: 3, seed: 5, ...opts });
-    const straight = await runAttack(model.classifier, make(), set, { batchSize: BATCH, quiet: true, ...runOpts });
+  async function stoppedAndResumed(
+    name: string,
+    opts: object,
+    k: number,
+    runOpts: object,
+  ): Promise<{ straight: AttackRun; resumed: AttackRun }> {
+    const make = () =>
+      makeAttack(name, model.classifier, { eps: 0.05, steps: 3, seed: 5, ...opts });
+    const straight = await runAttack(model.classifier, make(), set, {
+      batchSize: BATCH,
+      quiet: true,
+      ...runOpts,
+    });
     let state: AttackRunState | undefined;
     let batches = 0;
-    const first = await runAttack(model.classifier, make(), set, { batchSize: BATCH, quiet: true, ...runOpts, shouldStop: () => batches >= k, onBatch: (s) => ((state = s), batches++) });
+    const first = await runAttack(model.classifier, make(), set, {
+      batchSize: BATCH,
+      quiet: true,
+      ...runOpts,
+      shouldStop: () => batches >= k,
+      onBatch: (s) => ((state = s), batches++),
+    });
     expect(first.stats.n).toBe(k * BATCH);
     expect(state!.seen).toBe(k * BATCH);
-    const resumed = await runAttack(model.classifier, make(), set, { batchSize: BATCH, quiet: true, ...runOpts, resume: state });
+    const resumed = await runAttack(model.classifier, make(), set, {
+      batchSize: BATCH,
+      quiet: true,
+      ...runOpts,
+      resume: state,
+    });
     return { straight, resumed };
   }
   const same = (a: AttackRun, b: AttackRun) => {
@@ -133,29 +189,52 @@ describe('runAttack from a saved state', () => {
     expect(b.adversarial).toEqual(a.adversarial);
   };
 
-  it('random targets (the run\'s own stream) and random starts (the attack\'s): the same as a run that never stopped, every adversarial image included', async () => {
+  it("random targets (the run's own stream) and random starts (the attack's): the same as a run that never stopped, every adversarial image included", async () => {
     for (const k of [1, 2]) {
-      const { straight, resumed } = await stoppedAndResumed('pgd', { targeted: 'random' }, k, { keepAdversarials: true });
+      const { straight, resumed } = await stoppedAndResumed('pgd', { targeted: 'random' }, k, {
+        keepAdversarials: true,
+      });
       expect(straight.stats.attacked).toBeGreaterThan(0);
       same(straight, resumed);
     }
   });
 
-  it('keeping only the first clean-correct examples\' images: the rest are their clean images, resumed or not', async () => {
-    const { straight, resumed } = await stoppedAndResumed('pgd', {}, 1, { keepAdversarials: { firstCorrect: 4 } });
+  it("keeping only the first clean-correct examples' images: the rest are their clean images, resumed or not", async () => {
+    const { straight, resumed } = await stoppedAndResumed('pgd', {}, 1, {
+      keepAdversarials: { firstCorrect: 4 },
+    });
     same(straight, resumed);
     const per = 8 * 8 * 3;
-    const changed = Array.from({ length: N }, (_, i) => straight.adversarial!.subarray(i * per, (i + 1) * per).some((v, j) => v !== Math.fround(set.images[i * per + j] / 255)));
-    const firstCorrect = Array.from(straight.cleanCorrect.keys()).filter((i) => straight.cleanCorrect[i]).slice(0, 4);
+    const changed = Array.from({ length: N }, (_, i) =>
+      straight
+        .adversarial!.subarray(i * per, (i + 1) * per)
+        .some((v, j) => v !== Math.fround(set.images[i * per + j] / 255)),
+    );
+    const firstCorrect = Array.from(straight.cleanCorrect.keys())
+      .filter((i) => straight.cleanCorrect[i])
+      .slice(0, 4);
     expect(changed.flatMap((c, i) => (c ? [i] : []))).toEqual(firstCorrect);
   });
 
   it('refuses a state from another batch size or without the images this run keeps', async () => {
     let state: AttackRunState | undefined;
     const attack = makeAttack('fgsm', model.classifier, { eps: 0.05 });
-    await runAttack(model.classifier, attack, set, { batchSize: BATCH, quiet: true, onBatch: (s) => (state ??= s) });
-    await expect(runAttack(model.classifier, attack, set, { batchSize: 16, quiet: true, resume: state })).rejects.toThrow(/cannot resume the attack run: seen 8 is not at the end of a batch of 16/);
-    await expect(runAttack(model.classifier, attack, set, { batchSize: BATCH, quiet: true, keepAdversarials: true, resume: state })).rejects.toThrow(/kept no adversarial images/);
+    await runAttack(model.classifier, attack, set, {
+      batchSize: BATCH,
+      quiet: true,
+      onBatch: (s) => (state ??= s),
+    });
+    await expect(
+      runAttack(model.classifier, attack, set, { batchSize: 16, quiet: true, resume: state }),
+    ).rejects.toThrow(/cannot resume the attack run: seen 8 is not at the end of a batch of 16/);
+    await expect(
+      runAttack(model.classifier, attack, set, {
+        batchSize: BATCH,
+        quiet: true,
+        keepAdversarials: true,
+        resume: state,
+      }),
+    ).rejects.toThrow(/kept no adversarial images/);
   });
 });
 
@@ -168,27 +247,50 @@ describe('a partial cell that cannot be trusted', () => {
   beforeAll(async () => {
     const full = tmpDir('partial-full');
     straight = (await runGrid(config, [model], { out: full, backend: 'wasm', quiet: true })).result;
-    keys = Object.fromEntries(fs.readdirSync(path.join(full, 'cells')).map((f) => [JSON.parse(fs.readFileSync(path.join(full, 'cells', f), 'utf8')).attack, f.replace('.json', '')]));
+    keys = Object.fromEntries(
+      fs
+        .readdirSync(path.join(full, 'cells'))
+        .map((f) => [
+          JSON.parse(fs.readFileSync(path.join(full, 'cells', f), 'utf8')).attack,
+          f.replace('.json', ''),
+        ]),
+    );
     // stopped after pgd's first batch
     stopped = tmpDir('partial-stopped');
-    await runGrid(config, [model], { out: stopped, backend: 'wasm', quiet: true, shouldStop: () => partials(stopped).length > 0 });
+    await runGrid(config, [model], {
+      out: stopped,
+      backend: 'wasm',
+      quiet: true,
+      shouldStop: () => partials(stopped).length > 0,
+    });
     expect(partials(stopped)).toEqual([`${keys['pgd:3']}.partial.json`]);
   });
 
   /** Resumes a copy of the stopped run with `edit` applied to its cells folder: it must warn once, start pgd from batch 0 and end as an uninterrupted run. */
-  async function notTrusted(edit: (cellDir: string, partial: string, text: string) => void): Promise<string> {
+  async function notTrusted(
+    edit: (cellDir: string, partial: string, text: string) => void,
+  ): Promise<string> {
     const out = tmpDir('partial-edited');
     fs.cpSync(stopped, out, { recursive: true });
     const cellDir = path.join(out, 'cells');
     const partial = path.join(cellDir, partials(out)[0]);
     edit(cellDir, partial, fs.readFileSync(partial, 'utf8'));
     const warnings: string[] = [];
-    const { value: r, writes } = await countingPartialWrites(() => runGrid(config, [model], { out, backend: 'wasm', quiet: true, warn: (m) => warnings.push(m) }));
+    const { value: r, writes } = await countingPartialWrites(() =>
+      runGrid(config, [model], {
+        out,
+        backend: 'wasm',
+        quiet: true,
+        warn: (m) => warnings.push(m),
+      }),
+    );
     expect(r.complete).toBe(true);
     expect(numbers(r.result)).toEqual(numbers(straight));
     expect(writes).toBe(2 * 2); // both cells from their first batch: 2 of 3 batches saved each
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^warning: .*\.partial\.json: damaged partial cell \(.+\); starting the cell from its first batch$/);
+    expect(warnings[0]).toMatch(
+      /^warning: .*\.partial\.json: damaged partial cell \(.+\); starting the cell from its first batch$/,
+    );
     expect(warnings[0].split('\n')).toHaveLength(1);
     return warnings[0];
   }
@@ -199,7 +301,10 @@ describe('a partial cell that cannot be trusted', () => {
       fc.asyncProperty(
         fc.oneof(
           fc.nat().map((k) => text.slice(0, k % text.length)),
-          fc.tuple(fc.nat(), fc.constantFrom('0', '9', '"', '}', 'x', 'A')).map(([i, s]) => text.slice(0, i % text.length) + s + text.slice((i % text.length) + 1)).filter((t) => t !== text),
+          fc
+            .tuple(fc.nat(), fc.constantFrom('0', '9', '"', '}', 'x', 'A'))
+            .map(([i, s]) => text.slice(0, i % text.length) + s + text.slice((i % text.length) + 1))
+            .filter((t) => t !== text),
           fc.constantFrom('', '{}', '[]', 'null'),
         ),
         async (damaged) => {
@@ -212,8 +317,14 @@ describe('a partial cell that cannot be trusted', () => {
 
   it('export reads past a partial cell (a later, stopped run into a finished folder): no warning, every gallery', async () => {
     const out = tmpDir('partial-export');
-    await writeReports(out, (await runGrid(config, [model], { out, backend: 'wasm', quiet: true })).result);
-    fs.copyFileSync(path.join(stopped, 'cells', partials(stopped)[0]), path.join(out, 'cells', `${'0'.repeat(32)}.partial.json`));
+    await writeReports(
+      out,
+      (await runGrid(config, [model], { out, backend: 'wasm', quiet: true })).result,
+    );
+    fs.copyFileSync(
+      path.join(stopped, 'cells', partials(stopped)[0]),
+      path.join(out, 'cells', `${'0'.repeat(32)}.partial.json`),
+    );
     const warnings: string[] = [];
     const r = readGrid(out, (m) => warnings.push(m));
     expect(warnings).toEqual([]);
@@ -222,7 +333,9 @@ describe('a partial cell that cannot be trusted', () => {
 
   it("another cell's partial, under this cell's name", async () => {
     // pgd's partial moved to where bim's would be: pgd starts afresh, bim must not take it
-    const why = await notTrusted((cellDir, partial) => fs.renameSync(partial, path.join(cellDir, `${keys['bim:3']}.partial.json`)));
+    const why = await notTrusted((cellDir, partial) =>
+      fs.renameSync(partial, path.join(cellDir, `${keys['bim:3']}.partial.json`)),
+    );
     expect(why).toMatch(/it belongs to another cell/);
     expect(why).toContain(keys['bim:3']);
   });
@@ -233,15 +346,36 @@ describe('a partial cell that cannot be trusted', () => {
   };
 
   // Edits whose digest is recomputed: each part of the state must agree with the others and with this cell.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed JSON state, edited freely
   const edits: [string, (s: Record<string, any>) => void, RegExp][] = [
     ['seen off a batch end', (s) => void (s.state.seen = 4), /not at the end of a batch/],
-    ['masks shorter than seen', (s) => void (s.state.robust = Buffer.from([1, 1]).toString('base64')), /masks have/],
-    ['robust without being clean-correct', (s) => void (s.state.robust = Buffer.from([1, 1, 1, 1, 1, 1, 1, 1]).toString('base64')), /robust without being clean-correct/],
+    [
+      'masks shorter than seen',
+      (s) => void (s.state.robust = Buffer.from([1, 1]).toString('base64')),
+      /masks have/,
+    ],
+    [
+      'robust without being clean-correct',
+      (s) => void (s.state.robust = Buffer.from([1, 1, 1, 1, 1, 1, 1, 1]).toString('base64')),
+      /robust without being clean-correct/,
+    ],
     ['a tally off the masks', (s) => void (s.state.tally.perturbed += 1), /tally\.perturbed/],
-    ['more successes than attacks', (s) => void (s.state.tally.successes = s.state.tally.attacked + 1), /tally\.attacked and tally\.successes/],
+    [
+      'more successes than attacks',
+      (s) => void (s.state.tally.successes = s.state.tally.attacked + 1),
+      /tally\.attacked and tally\.successes/,
+    ],
     ['no kept images', (s) => void delete s.state.adversarial, /kept no adversarial images/],
-    ['a kept image of an example not attacked', (s) => void (s.state.adversarial.index[0] = 0), /kept image 0 is of example 0/],
-    ['kept images cut short', (s) => void (s.state.adversarial.images = s.state.adversarial.images.slice(0, 16)), /kept images need/],
+    [
+      'a kept image of an example not attacked',
+      (s) => void (s.state.adversarial.index[0] = 0),
+      /kept image 0 is of example 0/,
+    ],
+    [
+      'kept images cut short',
+      (s) => void (s.state.adversarial.images = s.state.adversarial.images.slice(0, 16)),
+      /kept images need/,
+    ],
     ['another format', (s) => void (s.format = 0), /format must be/],
     ["another cell's key", (s) => void (s.key = keys['bim:3']), /it belongs to another cell/],
   ];

@@ -18,7 +18,28 @@ export function syntheticSet(n = 24): ImageSet {
  */
 export function gridModel(set: ImageSet, misclassified: number[] = []): EvalModel {
   const m = tinyConvNet(2);
-  set.labels.set(tf.tidy(() => (m.predict(tf.tensor4d(Float32Array.from(set.images, (v) => v / 255), [set.count, 8, 8, 3])) as tf.Tensor).argMax(1).dataSync()) as Int32Array);
+  set.labels.set(
+    tf.tidy(() =>
+      (
+        m.predict(
+          tf.tensor4d(
+            Float32Array.from(set.images, (v) => v / 255),
+            [set.count, 8, 8, 3],
+          ),
+        ) as tf.Tensor
+      )
+        .argMax(1)
+        .dataSync(),
+    ) as Int32Array,
+  );
   for (const i of misclassified) set.labels[i] = (set.labels[i] + 1) % 5;
-  return { path: 'm', name: 'm', model: m, classifier: layersClassifier(m), defense: 'none', test: set, fingerprint: 'f' };
+  return {
+    path: 'm',
+    name: 'm',
+    model: m,
+    classifier: layersClassifier(m),
+    defense: 'none',
+    test: set,
+    fingerprint: 'f',
+  };
 }

@@ -16,12 +16,22 @@ beforeAll(async () => {
 
 it('an empty test set is one line, not a division by zero later (hostile review)', async () => {
   const dir = tmpDir('model-data-empty');
-  const net = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10 })] });
+  const net = tf.sequential({
+    layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10 })],
+  });
   await saveCheckpoint(path.join(dir, 'model'), net);
   net.dispose();
   const file = path.join(dir, 'empty.npz');
-  fs.writeFileSync(file, npz({ x: npy('|u1', [0, 28, 28, 1], new Uint8Array(0)), y: npy('|u1', [0], new Uint8Array(0)) }));
+  fs.writeFileSync(
+    file,
+    npz({
+      x: npy('|u1', [0, 28, 28, 1], new Uint8Array(0)),
+      y: npy('|u1', [0], new Uint8Array(0)),
+    }),
+  );
   const m = await loadAnyModel(path.join(dir, 'model'), { note: () => {} });
-  await expect(loadDataForModel(m, { data: `npz:${file}`, note: () => {} })).rejects.toThrow(/empty\.npz has no test images/);
+  await expect(loadDataForModel(m, { data: `npz:${file}`, note: () => {} })).rejects.toThrow(
+    /empty\.npz has no test images/,
+  );
   m.dispose();
 });

@@ -18,27 +18,66 @@ describe('attack output files', () => {
     fs.writeFileSync(path.join(root, 'file'), 'x');
     fs.symlinkSync(path.join(root, 'out'), path.join(root, 'out-link'));
     fs.symlinkSync(model, path.join(root, 'ckpt-link'));
-    const folder = fc.constantFrom('', 'out', 'out-link', 'out/.', 'out/../out', 'ckpt', 'ckpt-link', 'missing', 'file', '/', '.');
-    const name = fc.constantFrom('adv', 'adv.bin', 'adv.png', 'adv.bin.labels', 'adv.grid.png', 'old.bin', 'model.json', 'weights.bin', '', '.', '..', 'new/');
-    const file = fc.tuple(folder, name).map(([d, n]) => (d === '/' ? `/${n}` : path.join(root, d, n) + (n.endsWith('/') ? '/' : '')));
+    const folder = fc.constantFrom(
+      '',
+      'out',
+      'out-link',
+      'out/.',
+      'out/../out',
+      'ckpt',
+      'ckpt-link',
+      'missing',
+      'file',
+      '/',
+      '.',
+    );
+    const name = fc.constantFrom(
+      'adv',
+      'adv.bin',
+      'adv.png',
+      'adv.bin.labels',
+      'adv.grid.png',
+      'old.bin',
+      'model.json',
+      'weights.bin',
+      '',
+      '.',
+      '..',
+      'new/',
+    );
+    const file = fc
+      .tuple(folder, name)
+      .map(([d, n]) =>
+        d === '/' ? `/${n}` : path.join(root, d, n) + (n.endsWith('/') ? '/' : ''),
+      );
     fc.assert(
-      fc.property(fc.option(file, { nil: undefined }), fc.option(file, { nil: undefined }), fc.constantFrom(1, 3), (save, grid, channels) => {
-        const outputs = attackOutputs(save, grid, channels);
-        try {
-          checkOutputs(outputs.files, [{ what: 'the model', dir: model }]);
-        } catch (e) {
-          expect(e, String(e)).toBeInstanceOf(RobustError);
-          expect((e as Error).message.split('\n')).toHaveLength(1);
-          return;
-        }
-        const landed = outputs.files.map((o) => path.join(fs.realpathSync(path.dirname(path.resolve(o.file))), path.basename(o.file)));
-        expect(new Set(landed).size).toBe(landed.length);
-        for (const l of landed) {
-          expect(fs.existsSync(l) && fs.statSync(l).isDirectory()).toBe(false);
-          expect(fs.existsSync(l) && l.startsWith(fs.realpathSync(model) + path.sep)).toBe(false);
-        }
-        expect(outputs.files.length).toBe((save !== undefined ? (channels === 3 ? 1 : 2) : 0) + (save !== undefined || grid !== undefined ? 1 : 0));
-      }),
+      fc.property(
+        fc.option(file, { nil: undefined }),
+        fc.option(file, { nil: undefined }),
+        fc.constantFrom(1, 3),
+        (save, grid, channels) => {
+          const outputs = attackOutputs(save, grid, channels);
+          try {
+            checkOutputs(outputs.files, [{ what: 'the model', dir: model }]);
+          } catch (e) {
+            expect(e, String(e)).toBeInstanceOf(RobustError);
+            expect((e as Error).message.split('\n')).toHaveLength(1);
+            return;
+          }
+          const landed = outputs.files.map((o) =>
+            path.join(fs.realpathSync(path.dirname(path.resolve(o.file))), path.basename(o.file)),
+          );
+          expect(new Set(landed).size).toBe(landed.length);
+          for (const l of landed) {
+            expect(fs.existsSync(l) && fs.statSync(l).isDirectory()).toBe(false);
+            expect(fs.existsSync(l) && l.startsWith(fs.realpathSync(model) + path.sep)).toBe(false);
+          }
+          expect(outputs.files.length).toBe(
+            (save !== undefined ? (channels === 3 ? 1 : 2) : 0) +
+              (save !== undefined || grid !== undefined ? 1 : 0),
+          );
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -31,23 +31,46 @@ beforeAll(async () => {
   model = gridModel(set, [0, 2, 3, 5, 6]);
 });
 
-const plain: EvalConfig = { models: ['m'], attacks: ['fgsm', 'pgd:3'], eps: [0.03, 0.08], norm: 'linf', limit: N, batchSize: BATCH, seed: 3 };
-const cascade: EvalConfig = { ...plain, attacks: PRESETS.autoattack.attacks, cascade: true, steps: 2 };
+const plain: EvalConfig = {
+  models: ['m'],
+  attacks: ['fgsm', 'pgd:3'],
+  eps: [0.03, 0.08],
+  norm: 'linf',
+  limit: N,
+  batchSize: BATCH,
+  seed: 3,
+};
+const cascade: EvalConfig = {
+  ...plain,
+  attacks: PRESETS.autoattack.attacks,
+  cascade: true,
+  steps: 2,
+};
 
 /** Everything but the time spent and the date. */
 const numbers = (r: GridResult) => ({
   ...r,
   date: '',
-  cells: r.cells.map(({ stats: { seconds: _s, img_per_s: _i, ...stats }, ...c }) => ({ ...c, stats })),
+  cells: r.cells.map(({ stats: { seconds: _s, img_per_s: _i, ...stats }, ...c }) => ({
+    ...c,
+    stats,
+  })),
 });
 /** The cell files of a results folder without their times and digest, by name. */
 function cellFiles(out: string): Record<string, unknown> {
   const dir = path.join(out, 'cells');
   return Object.fromEntries(
-    fs.readdirSync(dir).filter((f) => f.endsWith('.json') && !isPartialFile(f)).map((f) => {
-      const { digest: _d, stats: { seconds: _s, img_per_s: _i, ...stats }, ...cell } = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
-      return [f, { ...cell, stats }];
-    }),
+    fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json') && !isPartialFile(f))
+      .map((f) => {
+        const {
+          digest: _d,
+          stats: { seconds: _s, img_per_s: _i, ...stats },
+          ...cell
+        } = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+        return [f, { ...cell, stats }];
+      }),
   );
 }
 
@@ -57,9 +80,20 @@ async function oneProcess(config: EvalConfig): Promise<{ out: string; result: Gr
   return { out, result };
 }
 
-async function allShards(config: EvalConfig, n: number, out = tmpDir(`shards-${n}`), m = model): Promise<string> {
+async function allShards(
+  config: EvalConfig,
+  n: number,
+  out = tmpDir(`shards-${n}`),
+  m = model,
+): Promise<string> {
   for (let index = 0; index < n; index++) {
-    const r = await runGridShard(config, [m], { out, backend: 'wasm', quiet: true, shard: { index, count: n }, warn: (w) => expect.fail(w) });
+    const r = await runGridShard(config, [m], {
+      out,
+      backend: 'wasm',
+      quiet: true,
+      shard: { index, count: n },
+      warn: (w) => expect.fail(w),
+    });
     expect(r.complete).toBe(true);
   }
   return out;
@@ -68,36 +102,58 @@ async function allShards(config: EvalConfig, n: number, out = tmpDir(`shards-${n
 describe('the split', () => {
   it('every batch of a chain goes to exactly one worker, in contiguous runs whose sizes differ by at most one batch', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 500 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 40 }), fc.nat(100), (examples, batch, n, chain) => {
-        const ranges = Array.from({ length: n }, (_, index) => shardRange(examples, batch, { index, count: n }, chain));
-        const sorted = ranges.filter((r) => r.to > r.from).sort((a, b) => a.from - b.from);
-        let at = 0;
-        for (const r of sorted) {
-          expect(r.from).toBe(at);
-          expect(r.from % batch).toBe(0);
-          at = r.to;
-        }
-        expect(at).toBe(examples);
-        const sizes = ranges.map((r) => Math.ceil(r.to / batch) - Math.ceil(r.from / batch));
-        expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 500 }),
+        fc.integer({ min: 1, max: 64 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.nat(100),
+        (examples, batch, n, chain) => {
+          const ranges = Array.from({ length: n }, (_, index) =>
+            shardRange(examples, batch, { index, count: n }, chain),
+          );
+          const sorted = ranges.filter((r) => r.to > r.from).sort((a, b) => a.from - b.from);
+          let at = 0;
+          for (const r of sorted) {
+            expect(r.from).toBe(at);
+            expect(r.from % batch).toBe(0);
+            at = r.to;
+          }
+          expect(at).toBe(examples);
+          const sizes = ranges.map((r) => Math.ceil(r.to / batch) - Math.ceil(r.from / batch));
+          expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+        },
+      ),
     );
   });
 
   it('chains with fewer batches than workers go to different workers', () => {
-    const busy = (chain: number) => [0, 1, 2, 3, 4, 5, 6].filter((index) => {
-      const r = shardRange(24, 8, { index, count: 7 }, chain);
-      return r.to > r.from;
-    });
+    const busy = (chain: number) =>
+      [0, 1, 2, 3, 4, 5, 6].filter((index) => {
+        const r = shardRange(24, 8, { index, count: 7 }, chain);
+        return r.to > r.from;
+      });
     expect(busy(0)).toHaveLength(3);
     expect(new Set([0, 1, 2].flatMap(busy)).size).toBe(7);
   });
 
   it('--shard i/n and auto (Kubernetes Indexed Job, Slurm array), each bad value one line', () => {
     expect(parseShard('2/5')).toEqual({ index: 2, count: 5 });
-    expect(parseShard('auto', { JOB_COMPLETION_INDEX: '3', JOB_COMPLETIONS: '4' })).toEqual({ index: 3, count: 4 });
-    expect(parseShard('auto', { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '4' })).toEqual({ index: 1, count: 4 });
-    expect(parseShard('auto', { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_MAX: '4' })).toEqual({ index: 3, count: 4 });
+    expect(parseShard('auto', { JOB_COMPLETION_INDEX: '3', JOB_COMPLETIONS: '4' })).toEqual({
+      index: 3,
+      count: 4,
+    });
+    expect(parseShard('auto', { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '4' })).toEqual({
+      index: 1,
+      count: 4,
+    });
+    expect(
+      parseShard('auto', {
+        SLURM_ARRAY_TASK_ID: '4',
+        SLURM_ARRAY_TASK_COUNT: '4',
+        SLURM_ARRAY_TASK_MIN: '1',
+        SLURM_ARRAY_TASK_MAX: '4',
+      }),
+    ).toEqual({ index: 3, count: 4 });
     const bad: [string, NodeJS.ProcessEnv, RegExp][] = [
       ['5/5', {}, /index must be an integer from 0 to 4/],
       ['1/0', {}, /number of shards must be an integer from 1/],
@@ -107,9 +163,26 @@ describe('the split', () => {
       ['0x1/3', {}, /must be i\/n/],
       ['auto', {}, /found neither JOB_COMPLETION_INDEX .* nor SLURM_ARRAY_TASK_ID/],
       ['auto', { JOB_COMPLETION_INDEX: '1' }, /JOB_COMPLETIONS is not/],
-      ['auto', { JOB_COMPLETION_INDEX: '4', JOB_COMPLETIONS: '4' }, /index must be an integer from 0 to 3/],
-      ['auto', { JOB_COMPLETION_INDEX: 'x', JOB_COMPLETIONS: '4' }, /JOB_COMPLETION_INDEX must be a non-negative integer/],
-      ['auto', { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '12' }, /has 4 tasks, not one per id/],
+      [
+        'auto',
+        { JOB_COMPLETION_INDEX: '4', JOB_COMPLETIONS: '4' },
+        /index must be an integer from 0 to 3/,
+      ],
+      [
+        'auto',
+        { JOB_COMPLETION_INDEX: 'x', JOB_COMPLETIONS: '4' },
+        /JOB_COMPLETION_INDEX must be a non-negative integer/,
+      ],
+      [
+        'auto',
+        {
+          SLURM_ARRAY_TASK_ID: '4',
+          SLURM_ARRAY_TASK_COUNT: '4',
+          SLURM_ARRAY_TASK_MIN: '0',
+          SLURM_ARRAY_TASK_MAX: '12',
+        },
+        /has 4 tasks, not one per id/,
+      ],
     ];
     for (const [v, env, why] of bad) {
       let e: unknown;
@@ -128,16 +201,41 @@ describe('the split', () => {
 describe('runAttack over a slice of the set', () => {
   it("gives exactly what the whole run gives there: each batch's random starts and targets come from its index", async () => {
     const per = 8 * 8 * 3;
-    const slice = (from: number, to: number): ImageSet => ({ ...set, images: set.images.subarray(from * per, to * per), labels: set.labels.subarray(from, to), count: to - from });
-    for (const [name, opts] of [['pgd', { targeted: 'random' }], ['apgd-t', { targetClasses: 2 }], ['square', {}]] as const) {
-      const make = () => makeAttack(name, model.classifier, { eps: 0.05, steps: 3, seed: 5, ...opts });
-      const whole = await runAttack(model.classifier, make(), set, { batchSize: BATCH, quiet: true, outcomes: true, keepAdversarials: true });
-      const part: AttackRun = await runAttack(model.classifier, make(), slice(16, 24), { batchSize: BATCH, quiet: true, outcomes: true, keepAdversarials: true, firstBatch: 2 });
+    const slice = (from: number, to: number): ImageSet => ({
+      ...set,
+      images: set.images.subarray(from * per, to * per),
+      labels: set.labels.subarray(from, to),
+      count: to - from,
+    });
+    for (const [name, opts] of [
+      ['pgd', { targeted: 'random' }],
+      ['apgd-t', { targetClasses: 2 }],
+      ['square', {}],
+    ] as const) {
+      const make = () =>
+        makeAttack(name, model.classifier, { eps: 0.05, steps: 3, seed: 5, ...opts });
+      const whole = await runAttack(model.classifier, make(), set, {
+        batchSize: BATCH,
+        quiet: true,
+        outcomes: true,
+        keepAdversarials: true,
+      });
+      const part: AttackRun = await runAttack(model.classifier, make(), slice(16, 24), {
+        batchSize: BATCH,
+        quiet: true,
+        outcomes: true,
+        keepAdversarials: true,
+        firstBatch: 2,
+      });
       expect(whole.stats.attacked, name).toBeGreaterThan(0);
       expect(part.robust, name).toEqual(whole.robust.subarray(16));
       expect(part.outcomes, name).toEqual({
-        perturbed: whole.outcomes!.perturbed.subarray(16), counted: whole.outcomes!.counted.subarray(16), success: whole.outcomes!.success.subarray(16),
-        linf: whole.outcomes!.linf.subarray(16), l2: whole.outcomes!.l2.subarray(16), l1: whole.outcomes!.l1.subarray(16),
+        perturbed: whole.outcomes!.perturbed.subarray(16),
+        counted: whole.outcomes!.counted.subarray(16),
+        success: whole.outcomes!.success.subarray(16),
+        linf: whole.outcomes!.linf.subarray(16),
+        l2: whole.outcomes!.l2.subarray(16),
+        l1: whole.outcomes!.l1.subarray(16),
       });
       expect(part.adversarial, name).toEqual(whole.adversarial!.subarray(16 * per));
     }
@@ -145,7 +243,10 @@ describe('runAttack over a slice of the set', () => {
 });
 
 describe('n workers, then a merge', () => {
-  for (const [what, config, counts] of [['a grid', plain, [1, 2, 3, 7]], ['the autoattack cascade', cascade, [2, 7]]] as const) {
+  for (const [what, config, counts] of [
+    ['a grid', plain, [1, 2, 3, 7]],
+    ['the autoattack cascade', cascade, [2, 7]],
+  ] as const) {
     it(`${what}: for n = ${counts.join(', ')} the same results and cell files as one process (times aside), and a later one-process run reuses the merged cells`, async () => {
       const one = await oneProcess(config);
       for (const n of counts) {
@@ -157,7 +258,12 @@ describe('n workers, then a merge', () => {
         expect(cellFiles(out), `n = ${n}`).toEqual(cellFiles(one.out));
         if (n === counts[0]) {
           let reused = 0;
-          await runGrid(config, [model], { out, backend: 'wasm', quiet: true, onCell: (_, r) => void (r && reused++) });
+          await runGrid(config, [model], {
+            out,
+            backend: 'wasm',
+            quiet: true,
+            onCell: (_, r) => void (r && reused++),
+          });
           expect(reused).toBe(config.attacks.length * config.eps.length);
         }
       }
@@ -180,7 +286,14 @@ describe('n workers, then a merge', () => {
         return real(from, to);
       });
       try {
-        const r = await runGridShard(cascade, [model], { out, backend: 'wasm', quiet: true, shard, shouldStop: () => progressed, warn: (w) => expect.fail(w) });
+        const r = await runGridShard(cascade, [model], {
+          out,
+          backend: 'wasm',
+          quiet: true,
+          shard,
+          shouldStop: () => progressed,
+          warn: (w) => expect.fail(w),
+        });
         if (r.complete) break;
       } finally {
         spy.mockRestore();
@@ -188,10 +301,21 @@ describe('n workers, then a merge', () => {
       expect(runs).toBeLessThan(40);
     }
     // worker 1 of 2 has 1 or 2 of each chain's 3 batches: one run per batch, none done twice
-    const batches = [0, 1].reduce((t, chain) => t + shardRange(N, BATCH, shard, chain).to / BATCH - shardRange(N, BATCH, shard, chain).from / BATCH, 0);
+    const batches = [0, 1].reduce(
+      (t, chain) =>
+        t +
+        shardRange(N, BATCH, shard, chain).to / BATCH -
+        shardRange(N, BATCH, shard, chain).from / BATCH,
+      0,
+    );
     expect(runs).toBe(batches * cascade.attacks.length);
     expect(partials()).toEqual([]);
-    await runGridShard(cascade, [model], { out, backend: 'wasm', quiet: true, shard: { index: 0, count: 2 } });
+    await runGridShard(cascade, [model], {
+      out,
+      backend: 'wasm',
+      quiet: true,
+      shard: { index: 0, count: 2 },
+    });
     expect(numbers(mergeShards([out]).result)).toEqual(numbers(one.result));
   });
 });
@@ -201,15 +325,35 @@ describe('a partial of another shard', () => {
     const out = tmpDir('shards-foreign-partial');
     const [zero, one] = [0, 1].map((index): Shard => ({ index, count: 2 }));
     const partials = (s: Shard) => fs.readdirSync(shardDir(out, s)).filter(isPartialFile);
-    await runGridShard(plain, [model], { out, backend: 'wasm', quiet: true, shard: one, shouldStop: () => partials(one).length > 0 });
+    await runGridShard(plain, [model], {
+      out,
+      backend: 'wasm',
+      quiet: true,
+      shard: one,
+      shouldStop: () => partials(one).length > 0,
+    });
     const [name] = partials(one);
     fs.mkdirSync(shardDir(out, zero), { recursive: true });
     fs.copyFileSync(path.join(shardDir(out, one), name), path.join(shardDir(out, zero), name));
     const warnings: string[] = [];
-    await runGridShard(plain, [model], { out, backend: 'wasm', quiet: true, shard: zero, warn: (w) => warnings.push(w) });
+    await runGridShard(plain, [model], {
+      out,
+      backend: 'wasm',
+      quiet: true,
+      shard: zero,
+      warn: (w) => warnings.push(w),
+    });
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^warning: .*0-of-2.*\.partial\.json: damaged partial cell \(it belongs to another cell\); starting the part from its first batch$/);
-    await runGridShard(plain, [model], { out, backend: 'wasm', quiet: true, shard: one, warn: (w) => expect.fail(w) });
+    expect(warnings[0]).toMatch(
+      /^warning: .*0-of-2.*\.partial\.json: damaged partial cell \(it belongs to another cell\); starting the part from its first batch$/,
+    );
+    await runGridShard(plain, [model], {
+      out,
+      backend: 'wasm',
+      quiet: true,
+      shard: one,
+      warn: (w) => expect.fail(w),
+    });
     const merged = await allShards(plain, 1);
     expect(numbers(mergeShards([out]).result)).toEqual(numbers(mergeShards([merged]).result));
   });
@@ -241,83 +385,162 @@ describe('what the merge refuses', () => {
 
   it('shards of another grid: another eps list, other weights, other data — one line naming both shards and the difference', async () => {
     const eps = copy();
-    await runGridShard({ ...small, eps: [0.03] }, [model], { out: eps, backend: 'wasm', quiet: true, shard: { index: 1, count: 3 } });
-    expect(refusal(() => mergeShards([eps]))).toMatch(/^shards 0\/3 \(.*\) and 1\/3 \(.*\) ran different grids: eps \[0\.03,0\.08\] vs \[0\.03\]$/);
+    await runGridShard({ ...small, eps: [0.03] }, [model], {
+      out: eps,
+      backend: 'wasm',
+      quiet: true,
+      shard: { index: 1, count: 3 },
+    });
+    expect(refusal(() => mergeShards([eps]))).toMatch(
+      /^shards 0\/3 \(.*\) and 1\/3 \(.*\) ran different grids: eps \[0\.03,0\.08\] vs \[0\.03\]$/,
+    );
 
     const weights = copy();
-    await runGridShard(small, [{ ...model, fingerprint: 'a'.repeat(64) }], { out: weights, backend: 'wasm', quiet: true, shard: { index: 2, count: 3 } });
-    expect(refusal(() => mergeShards([weights]))).toMatch(/ran different grids: model m: another model \(weights, preprocessing or logits; fingerprint f… vs a{12}…\)$/);
+    await runGridShard(small, [{ ...model, fingerprint: 'a'.repeat(64) }], {
+      out: weights,
+      backend: 'wasm',
+      quiet: true,
+      shard: { index: 2, count: 3 },
+    });
+    expect(refusal(() => mergeShards([weights]))).toMatch(
+      /ran different grids: model m: another model \(weights, preprocessing or logits; fingerprint f… vs a{12}…\)$/,
+    );
 
     const data = copy();
     const other = { ...set, images: set.images.map((v, i) => (i === 5 ? 255 - v : v)) };
-    await runGridShard(small, [{ ...model, test: other }], { out: data, backend: 'wasm', quiet: true, shard: { index: 0, count: 3 } });
-    expect(refusal(() => mergeShards([data]))).toMatch(/^shards 0\/3 .* and 1\/3 .* ran different grids: model m: other test images \(sha256 [0-9a-f]{12}… vs [0-9a-f]{12}…\)$/);
+    await runGridShard(small, [{ ...model, test: other }], {
+      out: data,
+      backend: 'wasm',
+      quiet: true,
+      shard: { index: 0, count: 3 },
+    });
+    expect(refusal(() => mergeShards([data]))).toMatch(
+      /^shards 0\/3 .* and 1\/3 .* ran different grids: model m: other test images \(sha256 [0-9a-f]{12}… vs [0-9a-f]{12}…\)$/,
+    );
 
     const backend = copy();
     // a worker restarted on another backend does not add to the parts it made on the first
-    await expect(runGridShard(small, [model], { out: backend, backend: 'cpu', quiet: true, shard: { index: 1, count: 3 } })).rejects.toThrow(/holds parts computed on backend wasm/);
+    await expect(
+      runGridShard(small, [model], {
+        out: backend,
+        backend: 'cpu',
+        quiet: true,
+        shard: { index: 1, count: 3 },
+      }),
+    ).rejects.toThrow(/holds parts computed on backend wasm/);
     fs.rmSync(shardDir(backend, { index: 1, count: 3 }), { recursive: true });
-    await runGridShard(small, [model], { out: backend, backend: 'cpu', quiet: true, shard: { index: 1, count: 3 } });
-    expect(refusal(() => mergeShards([backend]))).toMatch(/ran different grids: backend wasm vs cpu$/);
+    await runGridShard(small, [model], {
+      out: backend,
+      backend: 'cpu',
+      quiet: true,
+      shard: { index: 1, count: 3 },
+    });
+    expect(refusal(() => mergeShards([backend]))).toMatch(
+      /ran different grids: backend wasm vs cpu$/,
+    );
   });
 
   it('shards spread over several results folders (one per site, say) merge as one, written where asked', async () => {
     const a = copy();
     const b = tmpDir('shards-b');
-    fs.cpSync(shardDir(a, { index: 2, count: 3 }), shardDir(b, { index: 2, count: 3 }), { recursive: true });
+    fs.cpSync(shardDir(a, { index: 2, count: 3 }), shardDir(b, { index: 2, count: 3 }), {
+      recursive: true,
+    });
     fs.rmSync(shardDir(a, { index: 2, count: 3 }), { recursive: true });
     const merged = mergeShards([a, b, a]);
     expect(numbers(merged.result)).toEqual(numbers(mergeShards([full]).result));
     const elsewhere = tmpDir('shards-out');
     await writeMerged(elsewhere, merged);
-    expect(fs.readdirSync(elsewhere).sort()).toEqual(['cells', 'report.html', 'results.csv', 'results.json', 'results.md']);
+    expect(fs.readdirSync(elsewhere).sort()).toEqual([
+      'cells',
+      'report.html',
+      'results.csv',
+      'results.json',
+      'results.md',
+    ]);
     expect(fs.readdirSync(path.join(elsewhere, 'cells'))).toHaveLength(4);
   });
 
   it('missing parts: one line naming the shard and cells; --partial merges the rest and marks the table incomplete', async () => {
     const out = copy();
     const dir = shardDir(out, { index: 1, count: 3 });
-    fs.rmSync(path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.part.json'))!));
-    expect(refusal(() => mergeShards([out]))).toMatch(/^cannot merge: 1 of 4 cells missing; parts missing from shard 1\/3: m (fgsm|pgd:3) eps 0\.0[38]\. Run the missing shards \(the same command resumes them\), or merge with --partial$/);
+    fs.rmSync(
+      path.join(
+        dir,
+        fs.readdirSync(dir).find((f) => f.endsWith('.part.json'))!,
+      ),
+    );
+    expect(refusal(() => mergeShards([out]))).toMatch(
+      /^cannot merge: 1 of 4 cells missing; parts missing from shard 1\/3: m (fgsm|pgd:3) eps 0\.0[38]\. Run the missing shards \(the same command resumes them\), or merge with --partial$/,
+    );
     const partial = mergeShards([out], { partial: true });
     expect(partial.result.cells).toHaveLength(3);
-    expect(partial.result.incomplete).toMatch(/^1 of 4 cells missing; parts missing from shard 1\/3/);
+    expect(partial.result.incomplete).toMatch(
+      /^1 of 4 cells missing; parts missing from shard 1\/3/,
+    );
     expect(toMarkdown(partial.result)).toMatch(/\*\*Incomplete:\*\* 1 of 4 cells missing/);
     expect(toMarkdown(partial.result)).toMatch(/\| – \|/);
 
     fs.rmSync(shardDir(out, { index: 2, count: 3 }), { recursive: true });
-    const why = /4 of 4 cells missing; parts missing from shard 1\/3: m \S+ eps \S+; shard 2\/3 \(never started: no manifest\): m fgsm eps 0\.03, m pgd:3 eps 0\.03, m fgsm eps 0\.08 and 1 more$/;
-    expect(refusal(() => mergeShards([out], { partial: true }))).toMatch(new RegExp(`^nothing to merge: ${why.source}`));
+    const why =
+      /4 of 4 cells missing; parts missing from shard 1\/3: m \S+ eps \S+; shard 2\/3 \(never started: no manifest\): m fgsm eps 0\.03, m pgd:3 eps 0\.03, m fgsm eps 0\.08 and 1 more$/;
+    expect(refusal(() => mergeShards([out], { partial: true }))).toMatch(
+      new RegExp(`^nothing to merge: ${why.source}`),
+    );
   });
 
   it('a shard twice (two results folders holding it), or shards of two splits: one line naming them', async () => {
     const a = copy();
     const b = copy();
-    expect(refusal(() => mergeShards([a, b]))).toMatch(/^duplicated shards: 0\/3 in .*a.* and .*; 1\/3 in .*; 2\/3 in .*: keep one copy of each$/);
-    await runGridShard(small, [model], { out: a, backend: 'wasm', quiet: true, shard: { index: 0, count: 2 } });
-    expect(refusal(() => mergeShards([a]))).toMatch(/^the shards come from different splits \(2 workers: 0\/2 .*; 3 workers: 0\/3 .*\): merge one split/);
+    expect(refusal(() => mergeShards([a, b]))).toMatch(
+      /^duplicated shards: 0\/3 in .*a.* and .*; 1\/3 in .*; 2\/3 in .*: keep one copy of each$/,
+    );
+    await runGridShard(small, [model], {
+      out: a,
+      backend: 'wasm',
+      quiet: true,
+      shard: { index: 0, count: 2 },
+    });
+    expect(refusal(() => mergeShards([a]))).toMatch(
+      /^the shards come from different splits \(2 workers: 0\/2 .*; 3 workers: 0\/3 .*\): merge one split/,
+    );
     expect(refusal(() => mergeShards([tmpDir('empty')]))).toMatch(/^no shards in /);
   });
 
   it('a damaged part: the merge names it; the worker run again warns once and computes it again', async () => {
     const out = copy();
     const shard = { index: 0, count: 3 };
-    const file = path.join(shardDir(out, shard), fs.readdirSync(shardDir(out, shard)).find((f) => f.endsWith('.part.json'))!);
+    const file = path.join(
+      shardDir(out, shard),
+      fs.readdirSync(shardDir(out, shard)).find((f) => f.endsWith('.part.json'))!,
+    );
     const v = JSON.parse(fs.readFileSync(file, 'utf8'));
     delete v.digest;
     v.outcomes.linf = Buffer.from(new Float32Array(8).fill(NaN).buffer).toString('base64');
     writeDigested(file, v);
-    expect(refusal(() => mergeShards([out]))).toMatch(/damaged parts: .*\.part\.json \(example \d+: its linf size/);
+    expect(refusal(() => mergeShards([out]))).toMatch(
+      /damaged parts: .*\.part\.json \(example \d+: its linf size/,
+    );
     const warnings: string[] = [];
-    await runGridShard(small, [model], { out, backend: 'wasm', quiet: true, shard, warn: (w) => warnings.push(w) });
+    await runGridShard(small, [model], {
+      out,
+      backend: 'wasm',
+      quiet: true,
+      shard,
+      warn: (w) => warnings.push(w),
+    });
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^warning: .*\.part\.json: damaged shard part \(example \d+: .*\); computing it again$/);
+    expect(warnings[0]).toMatch(
+      /^warning: .*\.part\.json: damaged shard part \(example \d+: .*\); computing it again$/,
+    );
     expect(numbers(mergeShards([out]).result)).toEqual(numbers(mergeShards([full]).result));
   });
 
   it('sums are added example by example in example order, as one process adds them, not part by part', async () => {
     const out = copy();
-    const key = JSON.parse(fs.readFileSync(path.join(shardDir(out, { index: 0, count: 3 }), 'manifest.json'), 'utf8')).cells[0].key;
+    const key = JSON.parse(
+      fs.readFileSync(path.join(shardDir(out, { index: 0, count: 3 }), 'manifest.json'), 'utf8'),
+    ).cells[0].key;
     // l1 sizes whose float sum depends on the order: 128 first, then values of a quarter of 128's last bit
     const tiny = 2 ** -47;
     const sizes: number[] = [];
@@ -336,7 +559,9 @@ describe('what the merge refuses', () => {
     const inOrder = sizes.reduce((a, b) => a + b, 0);
     const byPart = 128 + sizes.filter((x) => x === tiny).reduce((a, b) => a + b, 0);
     expect(byPart).not.toBe(inOrder); // the two orders differ in the last bit here
-    const cell = mergeShards([out]).result.cells.find((c) => c.eps === plain.eps[0] && c.attack === plain.attacks[0])!;
+    const cell = mergeShards([out]).result.cells.find(
+      (c) => c.eps === plain.eps[0] && c.attack === plain.attacks[0],
+    )!;
     expect(cell.stats.l1_mean).toBe(inOrder / sizes.length);
     expect(cell.stats.l1_max).toBe(128);
   });
@@ -344,8 +569,13 @@ describe('what the merge refuses', () => {
   it("a part under another cell's name is not taken for it", async () => {
     const out = copy();
     const dir = shardDir(out, { index: 1, count: 3 });
-    const [a, b] = fs.readdirSync(dir).filter((f) => f.endsWith('.part.json')).sort();
+    const [a, b] = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.part.json'))
+      .sort();
     fs.copyFileSync(path.join(dir, a), path.join(dir, b));
-    expect(refusal(() => mergeShards([out]))).toMatch(/damaged parts: .*\.part\.json \(it belongs to another cell\)/);
+    expect(refusal(() => mergeShards([out]))).toMatch(
+      /damaged parts: .*\.part\.json \(it belongs to another cell\)/,
+    );
   });
 });

@@ -16,7 +16,10 @@ let dir: string;
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
   const input = tf.input({ shape: [784] });
-  const model = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 10, name: 'logits' }).apply(input) as tf.SymbolicTensor });
+  const model = tf.model({
+    inputs: input,
+    outputs: tf.layers.dense({ units: 10, name: 'logits' }).apply(input) as tf.SymbolicTensor,
+  });
   dir = path.join(tmpDir('ckpt-guards'), 'ok');
   await saveCheckpoint(dir, model);
   model.dispose();
@@ -26,7 +29,10 @@ beforeAll(async () => {
 function edited(name: string, edit: (json: string) => string): string {
   const d = path.join(path.dirname(dir), name);
   fs.cpSync(dir, d, { recursive: true });
-  fs.writeFileSync(path.join(d, 'model.json'), edit(fs.readFileSync(path.join(d, 'model.json'), 'utf8')));
+  fs.writeFileSync(
+    path.join(d, 'model.json'),
+    edit(fs.readFileSync(path.join(d, 'model.json'), 'utf8')),
+  );
   return d;
 }
 
@@ -37,13 +43,17 @@ describe('loadModel guards', () => {
     const rss = process.memoryUsage().rss;
     const before = tf.memory().numBytes;
     await expect(loadModel(huge)).rejects.toThrow(RobustError);
-    await expect(loadModel(huge)).rejects.toThrow(/layer logits makes weight kernel of shape \[784, 400000\] but the weights manifest has \[784, 10\]/);
+    await expect(loadModel(huge)).rejects.toThrow(
+      /layer logits makes weight kernel of shape \[784, 400000\] but the weights manifest has \[784, 10\]/,
+    );
     expect(process.memoryUsage().rss - rss).toBeLessThan(200 * 2 ** 20);
     expect(tf.memory().numBytes).toBe(before);
   });
 
   it('refuses a weight the manifest does not name when it is larger than the whole manifest', async () => {
-    const renamed = edited('renamed', (j) => j.replace('"units":10', '"units":300000').replaceAll('"name":"logits/', '"name":"other/'));
+    const renamed = edited('renamed', (j) =>
+      j.replace('"units":10', '"units":300000').replaceAll('"name":"logits/', '"name":"other/'),
+    );
     await expect(loadModel(renamed)).rejects.toThrow(/larger than all the weights in the manifest/);
   });
 
@@ -64,13 +74,17 @@ describe('loadModel guards', () => {
     bytes[7] ^= 1;
     fs.writeFileSync(path.join(w, 'weights.bin'), bytes);
     const c = await loadModel(w);
-    const d = await loadModel(edited('activation', (j) => j.replace('"activation":"linear"', '"activation":"softmax"')));
+    const d = await loadModel(
+      edited('activation', (j) => j.replace('"activation":"linear"', '"activation":"softmax"')),
+    );
     const fa = modelFingerprint(a);
     expect(fa).toMatch(/^[0-9a-f]{64}$/);
     expect(modelFingerprint(b)).toBe(fa); // the folder or its model.json: the same model
     expect(modelFingerprint(c)).not.toBe(fa);
     expect(modelFingerprint(d)).not.toBe(fa);
-    expect(modelFingerprint(tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] }))).toBeUndefined();
+    expect(
+      modelFingerprint(tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] })),
+    ).toBeUndefined();
     [a, b, c, d].forEach((m) => m.dispose());
   });
 });

@@ -12,12 +12,23 @@ beforeAll(async () => {
 
 /** A zoo model whose BN layers hold non-trivial statistics and affine parameters. */
 function model(name: string): tf.LayersModel {
-  const m = createModel(name, { inputShape: [16, 16, 3], numClasses: 10, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26], width: 4, seed: 3 });
+  const m = createModel(name, {
+    inputShape: [16, 16, 3],
+    numClasses: 10,
+    mean: [0.49, 0.48, 0.45],
+    std: [0.25, 0.24, 0.26],
+    width: 4,
+    seed: 3,
+  });
   m.setUserDefinedMetadata({ robust: { model: name, width: 4 } });
   const rng = new Rng(7);
   for (const l of m.layers.filter((l) => l.getClassName() === 'BatchNormalization')) {
     const [g, b, mu, v] = l.getWeights();
-    const r = (t: tf.Tensor, lo: number, hi: number) => tf.tensor(Float32Array.from({ length: t.size }, () => lo + (hi - lo) * rng.next()), t.shape);
+    const r = (t: tf.Tensor, lo: number, hi: number) =>
+      tf.tensor(
+        Float32Array.from({ length: t.size }, () => lo + (hi - lo) * rng.next()),
+        t.shape,
+      );
     l.setWeights([r(g, 0.5, 1.5), r(b, -0.3, 0.3), r(mu, -0.5, 0.5), r(v, 0.2, 2)]);
   }
   return m;
@@ -34,18 +45,31 @@ const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 describe('foldBatchNorm', () => {
-  for (const [name, bns] of [['resnet20', 21], ['resnet50', 53], ['preact-resnet18', 8]] as const) {
+  for (const [name, bns] of [
+    ['resnet20', 21],
+    ['resnet50', 53],
+    ['preact-resnet18', 8],
+  ] as const) {
     it(`${name}: same logits and input gradients, ${bns} BN layers fewer (those that directly follow a conv)`, () => {
       const m = model(name);
       const folded = foldBatchNorm(m)!;
-      const count = (x: tf.LayersModel) => x.layers.filter((l) => l.getClassName() === 'BatchNormalization').length;
+      const count = (x: tf.LayersModel) =>
+        x.layers.filter((l) => l.getClassName() === 'BatchNormalization').length;
       expect(count(m) - count(folded)).toBe(bns);
       const x = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', 5);
       const y = tf.tensor1d([0, 3, 5, 9], 'int32');
-      const logits = (net: tf.LayersModel) => (net.apply(x, { training: false }) as tf.Tensor).dataSync();
+      const logits = (net: tf.LayersModel) =>
+        (net.apply(x, { training: false }) as tf.Tensor).dataSync();
       expect(relErr(logits(folded), logits(m))).toBeLessThan(1e-5);
       const grad = (net: tf.LayersModel) =>
-        tf.grad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(tf.oneHot(y, 10), net.apply(xi, { training: false }) as tf.Tensor))(x).dataSync();
+        tf
+          .grad((xi: tf.Tensor) =>
+            tf.losses.softmaxCrossEntropy(
+              tf.oneHot(y, 10),
+              net.apply(xi, { training: false }) as tf.Tensor,
+            ),
+          )(x)
+          .dataSync();
       expect(relErr(grad(folded), grad(m))).toBeLessThan(1e-4);
       tf.dispose([m, folded, x, y]);
     });
@@ -61,6 +85,8 @@ describe('foldBatchNorm', () => {
     const train = c.logits(x, 'train').dataSync();
     const ref = (m.apply(x, { training: true }) as tf.Tensor).dataSync();
     expect(relErr(train, ref)).toBeLessThan(1e-6);
-    expect(foldBatchNorm(tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] }))).toBeNull();
+    expect(
+      foldBatchNorm(tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] })),
+    ).toBeNull();
   });
 });

@@ -7,10 +7,17 @@ import { FusedBatchNormalization, fusedBatchNorm } from '../../models/fused-batc
 import { wasmKernelStats } from '../../backend/wasm-kernels.js';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 
-const worstRelative = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => a.sub(b).abs().max().dataSync()[0] / (1e-6 + b.abs().max().dataSync()[0]));
+const worstRelative = (a: tf.Tensor, b: tf.Tensor) =>
+  tf.tidy(() => a.sub(b).abs().max().dataSync()[0] / (1e-6 + b.abs().max().dataSync()[0]));
 
 /** Stock tf.layers BN, trained-mode forward and gradients of Σ y·r in x, γ and β. */
-function stockReference(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, r: tf.Tensor, eps: number) {
+function stockReference(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  r: tf.Tensor,
+  eps: number,
+) {
   const layer = tf.layers.batchNormalization({ axis: -1, epsilon: eps, momentum: 0.9 });
   layer.build(x.shape);
   layer.setWeights([gamma, beta, tf.zeros(gamma.shape), tf.ones(gamma.shape)]);
@@ -20,7 +27,13 @@ function stockReference(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, r
   const axes = [0, 1, 2];
   const plain = (xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
     const { mean, variance } = tf.moments(xi, axes);
-    return xi.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b).mul(r).sum();
+    return xi
+      .sub(mean)
+      .mul(tf.rsqrt(variance.add(eps)))
+      .mul(g)
+      .add(b)
+      .mul(r)
+      .sum();
   };
   return { y, grads: tf.grads(plain)([x, gamma, beta]), movingMean, movingVariance };
 }
@@ -31,7 +44,8 @@ function exactMoments(values: ArrayLike<number>, channels: number) {
   const mean = new Float64Array(channels);
   const variance = new Float64Array(channels);
   for (let i = 0; i < values.length; i++) mean[i % channels] += values[i] / n;
-  for (let i = 0; i < values.length; i++) variance[i % channels] += (values[i] - mean[i % channels]) ** 2 / n;
+  for (let i = 0; i < values.length; i++)
+    variance[i % channels] += (values[i] - mean[i % channels]) ** 2 / n;
   return { mean: Float32Array.from(mean), variance: Float32Array.from(variance) };
 }
 
@@ -47,36 +61,58 @@ describe.each(['wasm', 'cpu'] as const)('fused BatchNorm on %s', (backend) => {
     { name: 'JS loops', opts: { jsLoops: true } },
     { name: 'tf ops', opts: { hostLoops: false } },
   ];
-  const shapes = [[6, 5, 5, 7], [128, 16, 16, 20], [96, 8, 8, 13]];
+  const shapes = [
+    [6, 5, 5, 7],
+    [128, 16, 16, 20],
+    [96, 8, 8, 13],
+  ];
   describe.each(paths)('$name', ({ name, opts }) => {
-    it.each(shapes)('matches the stock layer on [%i, %i, %i, %i]: output, gradients in x, γ, β, moving statistics', async (...shape) => {
-    await tf.setBackend(backend);
-    const calls = wasmKernelStats('channel_sums').calls;
-    tf.tidy(() => {
-      const eps = 1e-3;
-      const c = shape[3];
-      // Off-centre data with a large mean: the statistics must not lose precision to it.
-      const x = tf.randomNormal(shape, 3, 2, 'float32', 1).add(tf.linspace(0, 60, c)) as tf.Tensor4D;
-      const gamma = tf.randomNormal([c], 1, 0.5, 'float32', 2) as tf.Tensor1D;
-      const beta = tf.randomNormal([c], 0, 1, 'float32', 3) as tf.Tensor1D;
-      const r = tf.randomNormal(shape, 0, 1, 'float32', 4);
-      const ref = stockReference(x, gamma, beta, r, eps);
-      const ours = batchNormTraining(x, gamma, beta, eps, opts);
-      // The stock layer's own float32 statistics carry ~1e-5 on the larger shapes.
-      expect(worstRelative(ours.y, ref.y)).toBeLessThan(5e-5);
-      // Statistics against float64 sums (tf.moments, which the tf-ops path uses, sums in float32).
-      const exact = exactMoments(x.dataSync(), c);
-      expect(worstRelative(ours.mean, tf.tensor1d(exact.mean))).toBeLessThan(name === 'tf ops' ? 1e-5 : 1e-6);
-      expect(worstRelative(ours.variance, tf.tensor1d(exact.variance))).toBeLessThan(1e-5);
-      const grads = tf.grads((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormTraining(xi, g as tf.Tensor1D, b as tf.Tensor1D, eps, opts).y.mul(r).sum())([x, gamma, beta]);
-      grads.forEach((g, i) => expect(worstRelative(g, ref.grads[i]), `gradient ${['x', 'γ', 'β'][i]}`).toBeLessThan(1e-3));
-    });
-    // Statistics, forward and backward sums: three kernel calls on the kernel path, over two threads
-    // for the large shapes.
-    const kernelPath = backend === 'wasm' && name === 'kernels';
-    expect(wasmKernelStats('channel_sums').calls - calls).toBe(kernelPath ? 3 : 0);
-    if (kernelPath) expect(wasmKernelStats('channel_sums').lastThreads).toBe(shape[0] === 128 ? Math.min(2, getThreadsCount()) : 1);
-    });
+    it.each(shapes)(
+      'matches the stock layer on [%i, %i, %i, %i]: output, gradients in x, γ, β, moving statistics',
+      async (...shape) => {
+        await tf.setBackend(backend);
+        const calls = wasmKernelStats('channel_sums').calls;
+        tf.tidy(() => {
+          const eps = 1e-3;
+          const c = shape[3];
+          // Off-centre data with a large mean: the statistics must not lose precision to it.
+          const x = tf
+            .randomNormal(shape, 3, 2, 'float32', 1)
+            .add(tf.linspace(0, 60, c)) as tf.Tensor4D;
+          const gamma = tf.randomNormal([c], 1, 0.5, 'float32', 2) as tf.Tensor1D;
+          const beta = tf.randomNormal([c], 0, 1, 'float32', 3) as tf.Tensor1D;
+          const r = tf.randomNormal(shape, 0, 1, 'float32', 4);
+          const ref = stockReference(x, gamma, beta, r, eps);
+          const ours = batchNormTraining(x, gamma, beta, eps, opts);
+          // The stock layer's own float32 statistics carry ~1e-5 on the larger shapes.
+          expect(worstRelative(ours.y, ref.y)).toBeLessThan(5e-5);
+          // Statistics against float64 sums (tf.moments, which the tf-ops path uses, sums in float32).
+          const exact = exactMoments(x.dataSync(), c);
+          expect(worstRelative(ours.mean, tf.tensor1d(exact.mean))).toBeLessThan(
+            name === 'tf ops' ? 1e-5 : 1e-6,
+          );
+          expect(worstRelative(ours.variance, tf.tensor1d(exact.variance))).toBeLessThan(1e-5);
+          const grads = tf.grads((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+            batchNormTraining(xi, g as tf.Tensor1D, b as tf.Tensor1D, eps, opts)
+              .y.mul(r)
+              .sum(),
+          )([x, gamma, beta]);
+          grads.forEach((g, i) =>
+            expect(worstRelative(g, ref.grads[i]), `gradient ${['x', 'γ', 'β'][i]}`).toBeLessThan(
+              1e-3,
+            ),
+          );
+        });
+        // Statistics, forward and backward sums: three kernel calls on the kernel path, over two threads
+        // for the large shapes.
+        const kernelPath = backend === 'wasm' && name === 'kernels';
+        expect(wasmKernelStats('channel_sums').calls - calls).toBe(kernelPath ? 3 : 0);
+        if (kernelPath)
+          expect(wasmKernelStats('channel_sums').lastThreads).toBe(
+            shape[0] === 128 ? Math.min(2, getThreadsCount()) : 1,
+          );
+      },
+    );
   });
 
   it('the layer updates moving statistics as the stock layer, and leaves no tensors behind', async () => {
@@ -90,11 +126,18 @@ describe.each(['wasm', 'cpu'] as const)('fused BatchNorm on %s', (backend) => {
     fused.setWeights(stock.getWeights());
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) {
-      tf.dispose([stock.apply(x, { training: true }) as tf.Tensor, fused.apply(x, { training: true }) as tf.Tensor]);
+      tf.dispose([
+        stock.apply(x, { training: true }) as tf.Tensor,
+        fused.apply(x, { training: true }) as tf.Tensor,
+      ]);
     }
     expect(tf.memory().numTensors).toBe(before);
-    stock.getWeights().forEach((w, i) => expect(worstRelative(fused.getWeights()[i], w)).toBeLessThan(1e-5));
+    stock
+      .getWeights()
+      .forEach((w, i) => expect(worstRelative(fused.getWeights()[i], w)).toBeLessThan(1e-5));
     // Inference uses the moving statistics, as the stock layer does.
-    expect(worstRelative(fused.apply(x) as tf.Tensor, stock.apply(x) as tf.Tensor)).toBeLessThan(1e-5);
+    expect(worstRelative(fused.apply(x) as tf.Tensor, stock.apply(x) as tf.Tensor)).toBeLessThan(
+      1e-5,
+    );
   });
 });

@@ -5,7 +5,13 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { loadAnyModel } from '../../models/any-model.js';
-import { efficientNetGraph, loadGraphFolder, mobilenetV2Graph, resnetGraph, type GraphFixture } from '../fixtures/graph-models.js';
+import {
+  efficientNetGraph,
+  loadGraphFolder,
+  mobilenetV2Graph,
+  resnetGraph,
+  type GraphFixture,
+} from '../fixtures/graph-models.js';
 import { tmpDir } from '../helpers.js';
 import { robust } from '../cli/fixtures.js';
 
@@ -17,7 +23,15 @@ beforeAll(async () => {
 });
 
 /** A fixture's model.json, edited. */
-function edit(f: GraphFixture, change: (json: { modelTopology: { node: { name: string; op: string; input?: string[]; attr?: Record<string, unknown> }[] }; weightsManifest: unknown[] }) => void): string {
+function edit(
+  f: GraphFixture,
+  change: (json: {
+    modelTopology: {
+      node: { name: string; op: string; input?: string[]; attr?: Record<string, unknown> }[];
+    };
+    weightsManifest: unknown[];
+  }) => void,
+): string {
   const file = path.join(f.dir, 'model.json');
   const json = JSON.parse(fs.readFileSync(file, 'utf8'));
   change(json);
@@ -26,7 +40,11 @@ function edit(f: GraphFixture, change: (json: { modelTopology: { node: { name: s
 }
 
 describe('loadAnyModel on GraphModels', () => {
-  for (const [name, make] of [['MobileNet-V2', mobilenetV2Graph], ['ResNet', resnetGraph], ['EfficientNet', efficientNetGraph]] as const) {
+  for (const [name, make] of [
+    ['MobileNet-V2', mobilenetV2Graph],
+    ['ResNet', resnetGraph],
+    ['EfficientNet', efficientNetGraph],
+  ] as const) {
     it(`${name}: the logits are the final Softmax's input, with working input gradients`, async () => {
       const f = make(path.join(tmpDir(`graph-${name}`), 'model'), { size: 16 });
       const m = await loadAnyModel(f.dir, quiet);
@@ -40,7 +58,12 @@ describe('loadAnyModel on GraphModels', () => {
       const z = m.classifier.logits(x, 'inference');
       const probs = reference.execute(x) as tf.Tensor;
       expect(maxDiff(tf.softmax(z), probs)).toBeLessThan(1e-5);
-      const g = tf.grad((v: tf.Tensor) => m.classifier.logits(v as tf.Tensor4D, 'inference').max(1).sum())(x);
+      const g = tf.grad((v: tf.Tensor) =>
+        m.classifier
+          .logits(v as tf.Tensor4D, 'inference')
+          .max(1)
+          .sum(),
+      )(x);
       expect(g.abs().max().dataSync()[0]).toBeGreaterThan(0);
       tf.dispose([x, z, probs, g]);
       reference.dispose();
@@ -58,27 +81,56 @@ describe('loadAnyModel on GraphModels', () => {
     const x = tf.randomUniform([2, 16, 16, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
     const [a, b, c] = [plain, named, scaled].map((m) => m.classifier.logits(x, 'inference'));
     expect(maxDiff(a, b)).toBe(0);
-    const direct = tf.tidy(() => plain.classifier.logits(x.mul(2).sub(1) as tf.Tensor4D, 'inference'));
+    const direct = tf.tidy(() =>
+      plain.classifier.logits(x.mul(2).sub(1) as tf.Tensor4D, 'inference'),
+    );
     expect(maxDiff(c, direct)).toBeLessThan(1e-5);
     tf.dispose([x, a, b, c, direct]);
     [plain, named, scaled].forEach((m) => m.dispose());
-    await expect(loadAnyModel(f.dir, { output: 'nope', ...quiet })).rejects.toThrow(/no node named 'nope'/);
+    await expect(loadAnyModel(f.dir, { output: 'nope', ...quiet })).rejects.toThrow(
+      /no node named 'nope'/,
+    );
   });
 
   it('refused in one line: control flow, a cycle, a missing input, a duplicate node, an int input, two outputs', async () => {
     const cases: [string, (j: Parameters<Parameters<typeof edit>[1]>[0]) => void, RegExp][] = [
-      ['control flow', (j) => j.modelTopology.node.push({ name: 'loop', op: 'LoopCond', input: [] }), /dynamic control flow \(LoopCond\)/],
-      ['a cycle', (j) => {
-        const n = j.modelTopology.node.find((n) => n.op === 'Relu')!;
-        n.input = [j.modelTopology.node.find((m) => m.op === 'Softmax')!.name];
-      }, /the graph has a cycle/],
-      ['a missing input', (j) => void (j.modelTopology.node.find((n) => n.op === 'Relu')!.input = ['ghost']), /takes ghost, which is not in the graph/],
-      ['a duplicate node', (j) => j.modelTopology.node.push({ ...j.modelTopology.node.find((n) => n.op === 'Relu')! }), /defined twice/],
-      ['two outputs', (j) => {
-        const relu = j.modelTopology.node.find((n) => n.op === 'Relu')!;
-        delete (j as { signature?: unknown }).signature; // outputs then are the nodes nothing reads
-        j.modelTopology.node.push({ name: 'extra_out', op: 'Identity', input: [relu.name], attr: relu.attr });
-      }, /2 outputs .* --output NODE/],
+      [
+        'control flow',
+        (j) => j.modelTopology.node.push({ name: 'loop', op: 'LoopCond', input: [] }),
+        /dynamic control flow \(LoopCond\)/,
+      ],
+      [
+        'a cycle',
+        (j) => {
+          const n = j.modelTopology.node.find((n) => n.op === 'Relu')!;
+          n.input = [j.modelTopology.node.find((m) => m.op === 'Softmax')!.name];
+        },
+        /the graph has a cycle/,
+      ],
+      [
+        'a missing input',
+        (j) => void (j.modelTopology.node.find((n) => n.op === 'Relu')!.input = ['ghost']),
+        /takes ghost, which is not in the graph/,
+      ],
+      [
+        'a duplicate node',
+        (j) => j.modelTopology.node.push({ ...j.modelTopology.node.find((n) => n.op === 'Relu')! }),
+        /defined twice/,
+      ],
+      [
+        'two outputs',
+        (j) => {
+          const relu = j.modelTopology.node.find((n) => n.op === 'Relu')!;
+          delete (j as { signature?: unknown }).signature; // outputs then are the nodes nothing reads
+          j.modelTopology.node.push({
+            name: 'extra_out',
+            op: 'Identity',
+            input: [relu.name],
+            attr: relu.attr,
+          });
+        },
+        /2 outputs .* --output NODE/,
+      ],
     ];
     for (const [what, change, message] of cases) {
       const f = resnetGraph(path.join(tmpDir('graph-bad'), 'model'), { size: 8 });
@@ -90,14 +142,49 @@ describe('loadAnyModel on GraphModels', () => {
     const f = mobilenetV2Graph(path.join(tmpDir('graph-cli'), 'mobilenet'), { size: 28 });
     const out = path.join(tmpDir('graph-cli-eval'), 'results');
     // the fixture takes 28×28×3: the sample's gray 28×28 images are repeated to RGB
-    const r = robust(['eval', '--models', f.dir, '--data', 'sample', '--attacks', 'fgsm,pgd:2', '--eps', '0,8/255', '--limit', '12', '--out', out, '--backend', 'wasm', '--input-range', '0,255']);
+    const r = robust([
+      'eval',
+      '--models',
+      f.dir,
+      '--data',
+      'sample',
+      '--attacks',
+      'fgsm,pgd:2',
+      '--eps',
+      '0,8/255',
+      '--limit',
+      '12',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+      '--input-range',
+      '0,255',
+    ]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/note: .*mobilenet: GraphModel, inputs in \[0,255\]; logits: node .*, the input of Softmax node/);
+    expect(r.stderr).toMatch(
+      /note: .*mobilenet: GraphModel, inputs in \[0,255\]; logits: node .*, the input of Softmax node/,
+    );
     const json = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
     expect(json.models[0]).toMatchObject({ arch: 'graph-model' });
     expect(json.models[0].input).toMatch(/images 28×28×1 → 28×28×3: gray → RGB/);
     expect(json.models[0].checks.zero_grad_share).toBeLessThan(1);
-    const a = robust(['attack', '--model', f.dir, '--data', 'sample', '--pgd', '--steps', '2', '--limit', '8', '--json', '--backend', 'wasm', '--train-mode']);
+    const a = robust([
+      'attack',
+      '--model',
+      f.dir,
+      '--data',
+      'sample',
+      '--pgd',
+      '--steps',
+      '2',
+      '--limit',
+      '8',
+      '--json',
+      '--backend',
+      'wasm',
+      '--train-mode',
+    ]);
     expect(a.code).toBe(2);
     expect(a.stderr).toMatch(/a GraphModel has no training mode/);
   });
@@ -109,13 +196,21 @@ describe('GraphModel outputs named by --output (hostile review)', () => {
     const zero = await loadAnyModel(f.dir, { output: `${f.logitsNode}:0`, ...quiet });
     expect(zero.numClasses).toBe(10);
     zero.dispose();
-    await expect(loadAnyModel(f.dir, { output: `${f.logitsNode}:1`, ...quiet })).rejects.toThrow(/the graph has no tensor .*BiasAdd:1/);
-    await expect(loadAnyModel(f.dir, { output: f.input, ...quiet })).rejects.toThrow(/has shape \[1, 8, 8, 3\], not \[batch, classes\]/);
+    await expect(loadAnyModel(f.dir, { output: `${f.logitsNode}:1`, ...quiet })).rejects.toThrow(
+      /the graph has no tensor .*BiasAdd:1/,
+    );
+    await expect(loadAnyModel(f.dir, { output: f.input, ...quiet })).rejects.toThrow(
+      /has shape \[1, 8, 8, 3\], not \[batch, classes\]/,
+    );
     const json = JSON.parse(fs.readFileSync(path.join(f.dir, 'model.json'), 'utf8'));
     const relu = json.modelTopology.node.find((n: { op: string }) => n.op === 'Relu').name;
     const weight = json.modelTopology.node.find((n: { op: string }) => n.op === 'Const').name;
-    await expect(loadAnyModel(f.dir, { output: relu, ...quiet })).rejects.toThrow(/has shape \[1, 8, 8, 16\], not \[batch, classes\]/);
-    await expect(loadAnyModel(f.dir, { output: weight, ...quiet })).rejects.toThrow(/does not depend on the input input_1: it cannot be the logits/);
+    await expect(loadAnyModel(f.dir, { output: relu, ...quiet })).rejects.toThrow(
+      /has shape \[1, 8, 8, 16\], not \[batch, classes\]/,
+    );
+    await expect(loadAnyModel(f.dir, { output: weight, ...quiet })).rejects.toThrow(
+      /does not depend on the input input_1: it cannot be the logits/,
+    );
   });
 });
 
@@ -123,7 +218,12 @@ it('an op without a gradient in tfjs is refused at load, by name, not mid-attack
   // Cumprod's kernel has no gradient; a custom op stands in for such an op in a converted graph
   tf.registerOp('RobustTestCumprod', (node) => [tf.cumprod(node.inputs[0] as tf.Tensor, 3)]);
   const f = resnetGraph(path.join(tmpDir('graph-nograd'), 'model'), { size: 8 });
-  edit(f, (j) => void (j.modelTopology.node.find((n) => n.op === 'Relu')!.op = 'RobustTestCumprod'));
-  await expect(loadAnyModel(f.dir, quiet)).rejects.toThrow(/op Cumprod has no gradient in TF.js: gradient attacks cannot run on this graph/);
+  edit(
+    f,
+    (j) => void (j.modelTopology.node.find((n) => n.op === 'Relu')!.op = 'RobustTestCumprod'),
+  );
+  await expect(loadAnyModel(f.dir, quiet)).rejects.toThrow(
+    /op Cumprod has no gradient in TF.js: gradient attacks cannot run on this graph/,
+  );
   tf.deregisterOp('RobustTestCumprod');
 });

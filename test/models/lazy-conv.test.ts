@@ -14,11 +14,23 @@ beforeAll(async () => {
 });
 
 function pair() {
-  const args = { filters: 6, kernelSize: 3, strides: 2, padding: 'same' as const, useBias: true, activation: 'relu' as const };
+  const args = {
+    filters: 6,
+    kernelSize: 3,
+    strides: 2,
+    padding: 'same' as const,
+    useBias: true,
+    activation: 'relu' as const,
+  };
   const build = (conv: (a: typeof args) => tf.layers.Layer) => {
     const input = tf.input({ shape: [9, 9, 3] });
     const h = conv(args).apply(input) as tf.SymbolicTensor;
-    return tf.model({ inputs: input, outputs: tf.layers.dense({ units: 4 }).apply(tf.layers.flatten().apply(h)) as tf.SymbolicTensor });
+    return tf.model({
+      inputs: input,
+      outputs: tf.layers
+        .dense({ units: 4 })
+        .apply(tf.layers.flatten().apply(h)) as tf.SymbolicTensor,
+    });
   };
   const stock = build((a) => tf.layers.conv2d(a));
   const lazy = build((a) => lazyConv2d(a));
@@ -28,19 +40,31 @@ function pair() {
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1e-3 + Math.abs(b[i])));
+  for (let i = 0; i < a.length; i++)
+    worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1e-3 + Math.abs(b[i])));
   return worst;
 };
 
 describe('LazyConv2D', () => {
-  it('gives the stock layer\'s outputs, input gradients and weight gradients', () => {
+  it("gives the stock layer's outputs, input gradients and weight gradients", () => {
     const { stock, lazy } = pair();
     const x = tf.randomUniform([5, 9, 9, 3], 0, 1, 'float32', 3);
-    const loss = (m: tf.LayersModel) => (xi: tf.Tensor) => (m.apply(xi, { training: true }) as tf.Tensor).square().sum() as tf.Scalar;
-    expect(close((lazy.predict(x) as tf.Tensor).dataSync(), (stock.predict(x) as tf.Tensor).dataSync())).toBeLessThan(1e-5);
-    expect(close(tf.grad(loss(lazy))(x).dataSync(), tf.grad(loss(stock))(x).dataSync())).toBeLessThan(1e-4);
-    const wl = tf.variableGrads(() => loss(lazy)(x), lazy.trainableWeights.map((v) => v.read() as tf.Variable)).grads;
-    const ws = tf.variableGrads(() => loss(stock)(x), stock.trainableWeights.map((v) => v.read() as tf.Variable)).grads;
+    const loss = (m: tf.LayersModel) => (xi: tf.Tensor) =>
+      (m.apply(xi, { training: true }) as tf.Tensor).square().sum() as tf.Scalar;
+    expect(
+      close((lazy.predict(x) as tf.Tensor).dataSync(), (stock.predict(x) as tf.Tensor).dataSync()),
+    ).toBeLessThan(1e-5);
+    expect(
+      close(tf.grad(loss(lazy))(x).dataSync(), tf.grad(loss(stock))(x).dataSync()),
+    ).toBeLessThan(1e-4);
+    const wl = tf.variableGrads(
+      () => loss(lazy)(x),
+      lazy.trainableWeights.map((v) => v.read() as tf.Variable),
+    ).grads;
+    const ws = tf.variableGrads(
+      () => loss(stock)(x),
+      stock.trainableWeights.map((v) => v.read() as tf.Variable),
+    ).grads;
     const lv = Object.values(wl);
     const sv = Object.values(ws);
     expect(lv).toHaveLength(4);
@@ -48,9 +72,17 @@ describe('LazyConv2D', () => {
   });
 
   it('an input gradient through a zoo ResNet runs no filter-gradient kernel', async () => {
-    const model = createModel('resnet20', { inputShape: [16, 16, 3], numClasses: 10, mean: [0, 0, 0], std: [1, 1, 1], width: 4 });
+    const model = createModel('resnet20', {
+      inputShape: [16, 16, 3],
+      numClasses: 10,
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+      width: 4,
+    });
     const x = tf.randomUniform([2, 16, 16, 3]);
-    const info = await tf.profile(() => tf.grad((xi: tf.Tensor) => (model.apply(xi, { training: false }) as tf.Tensor).sum())(x));
+    const info = await tf.profile(() =>
+      tf.grad((xi: tf.Tensor) => (model.apply(xi, { training: false }) as tf.Tensor).sum())(x),
+    );
     const names = info.kernels.map((k) => k.name);
     expect(names).toContain('Conv2DBackpropInput');
     expect(names).not.toContain('Conv2DBackpropFilter');
@@ -58,7 +90,13 @@ describe('LazyConv2D', () => {
   });
 
   it('checkpoints say Conv2D (stock TF.js files) and load back as LazyConv2D', async () => {
-    const model = createModel('resnet20', { inputShape: [16, 16, 3], numClasses: 10, mean: [0, 0, 0], std: [1, 1, 1], width: 4 });
+    const model = createModel('resnet20', {
+      inputShape: [16, 16, 3],
+      numClasses: 10,
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+      width: 4,
+    });
     const dir = path.join(tmpDir('lazy'), 'ckpt');
     await saveCheckpoint(dir, model);
     const json = fs.readFileSync(path.join(dir, 'model.json'), 'utf8');

@@ -23,12 +23,19 @@ describe('preprocessing flags', () => {
     ['--std 1e-40', () => parseStd('1e-40'), /positive \(at least/],
     ['--std 1e309', () => parseStd('1e309'), /float32's range/],
   ];
-  for (const [what, parse, message] of refused) it(`refuses ${what}`, () => expect(parse).toThrow(message));
+  for (const [what, parse, message] of refused)
+    it(`refuses ${what}`, () => expect(parse).toThrow(message));
 
   it('the library checks what it is given as the flags are checked', () => {
-    expect(() => checkPreprocess({ range: [0, 1], std: [0] }, 3, 'm')).toThrow(/std must be positive/);
+    expect(() => checkPreprocess({ range: [0, 1], std: [0] }, 3, 'm')).toThrow(
+      /std must be positive/,
+    );
     expect(() => checkPreprocess({ range: [Number.NaN, 1] }, 3, 'm')).toThrow(/input range/);
-    expect(() => checkPreprocess({ range: [0, 1], mean: [1, 2] }, 3, 'm')).toThrow(/--mean has 2 values but the model takes 3 channel/);
-    expect(() => checkPreprocess({ range: [0, 255], mean: [1, 2, 3], std: [4] }, 3, 'm')).not.toThrow();
+    expect(() => checkPreprocess({ range: [0, 1], mean: [1, 2] }, 3, 'm')).toThrow(
+      /--mean has 2 values but the model takes 3 channel/,
+    );
+    expect(() =>
+      checkPreprocess({ range: [0, 255], mean: [1, 2, 3], std: [4] }, 3, 'm'),
+    ).not.toThrow();
   });
 });

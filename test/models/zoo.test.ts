@@ -22,7 +22,12 @@ const EXPECTED: Record<string, number> = {
   'preact-resnet18': 11172170,
 };
 
-const cifar = { inputShape: [32, 32, 3] as [number, number, number], numClasses: 10, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
+const cifar = {
+  inputShape: [32, 32, 3] as [number, number, number],
+  numClasses: 10,
+  mean: [0.49, 0.48, 0.45],
+  std: [0.25, 0.24, 0.26],
+};
 
 describe('model zoo', () => {
   beforeAll(async () => {
@@ -45,7 +50,10 @@ describe('model zoo', () => {
 
   it('normalizes inside the model: the first layer computes (x − mean) / std', () => {
     const m = createModel('resnet20', { ...cifar, width: 4 });
-    const normalize = tf.model({ inputs: m.inputs, outputs: m.getLayer('normalize').output as tf.SymbolicTensor });
+    const normalize = tf.model({
+      inputs: m.inputs,
+      outputs: m.getLayer('normalize').output as tf.SymbolicTensor,
+    });
     const x = tf.randomUniform([1, 32, 32, 3]);
     const got = normalize.predict(x) as tf.Tensor;
     const want = x.sub(tf.tensor1d(cifar.mean)).div(tf.tensor1d(cifar.std));
@@ -62,7 +70,13 @@ describe('model zoo', () => {
       expect(wb).toEqual(wa);
     }
     const c = createModel('resnet20', { ...cifar, seed: 1, width: 4 });
-    expect(Array.from(c.getWeights()[0].dataSync())).not.toEqual(Array.from(createModel('resnet20', { ...cifar, seed: 0, width: 4 }).getWeights()[0].dataSync()));
+    expect(Array.from(c.getWeights()[0].dataSync())).not.toEqual(
+      Array.from(
+        createModel('resnet20', { ...cifar, seed: 0, width: 4 })
+          .getWeights()[0]
+          .dataSync(),
+      ),
+    );
     expect(countParams(createModel('resnet20', { ...cifar, width: 8 }))).toBeLessThan(272474 / 3);
   });
 
@@ -75,7 +89,11 @@ describe('model zoo', () => {
     const ours = await loadModel(dir);
     const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
     const stock = await tf.loadLayersModel(
-      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: new Uint8Array(fs.readFileSync(path.join(dir, 'weights.bin'))).buffer }),
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: json.weightsManifest[0].weights,
+        weightData: new Uint8Array(fs.readFileSync(path.join(dir, 'weights.bin'))).buffer,
+      }),
     );
     const ref = (m.predict(x) as tf.Tensor).dataSync();
     for (const loaded of [ours, stock]) {
@@ -100,7 +118,12 @@ describe('model zoo', () => {
     const dir = path.join(tmpDir('lambda-ckpt'), 'ckpt');
     await saveCheckpoint(dir, m);
     const file = path.join(dir, 'model.json');
-    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('"class_name":"ReLU"', '"class_name":"Lambda"'));
-    await expect(loadModel(dir)).rejects.toThrow(/layer class Lambda is not a built-in TF.js layer/);
+    fs.writeFileSync(
+      file,
+      fs.readFileSync(file, 'utf8').replace('"class_name":"ReLU"', '"class_name":"Lambda"'),
+    );
+    await expect(loadModel(dir)).rejects.toThrow(
+      /layer class Lambda is not a built-in TF.js layer/,
+    );
   });
 });

@@ -42,12 +42,39 @@ function archive(dir: string, entries: Buffer[]): string {
 describe('archives', () => {
   const dir = tmpDir('archives');
   const cases: [string, Buffer[], RegExp][] = [
-    ['a ../ path', [tarEntry('cifar-10-batches-bin/../../evil.bin', Buffer.from('x'))], /unsafe path/],
+    [
+      'a ../ path',
+      [tarEntry('cifar-10-batches-bin/../../evil.bin', Buffer.from('x'))],
+      /unsafe path/,
+    ],
     ['an absolute path', [tarEntry('/tmp/evil.bin', Buffer.from('x'))], /unsafe path/],
-    ['a symlink out of the folder', [tarEntry('cifar-10-batches-bin/data_batch_1.bin', Buffer.alloc(0), '2', '../../../etc/passwd')], /points outside/],
-    ['a hard link to an absolute path', [tarEntry('cifar-10-batches-bin/x', Buffer.alloc(0), '1', '/etc/shadow')], /points outside/],
-    ['a batch larger than CIFAR-10 batches', [tarEntry('cifar-10-batches-bin/data_batch_1.bin', crypto.randomBytes(10_000 * 3073 + 1))], /more than a CIFAR-10 batch/],
-    ['a decompression bomb', [tarEntry('cifar-10-batches-bin/junk.bin', Buffer.alloc(50 * 2 ** 20))], /decompression ratio/],
+    [
+      'a symlink out of the folder',
+      [
+        tarEntry(
+          'cifar-10-batches-bin/data_batch_1.bin',
+          Buffer.alloc(0),
+          '2',
+          '../../../etc/passwd',
+        ),
+      ],
+      /points outside/,
+    ],
+    [
+      'a hard link to an absolute path',
+      [tarEntry('cifar-10-batches-bin/x', Buffer.alloc(0), '1', '/etc/shadow')],
+      /points outside/,
+    ],
+    [
+      'a batch larger than CIFAR-10 batches',
+      [tarEntry('cifar-10-batches-bin/data_batch_1.bin', crypto.randomBytes(10_000 * 3073 + 1))],
+      /more than a CIFAR-10 batch/,
+    ],
+    [
+      'a decompression bomb',
+      [tarEntry('cifar-10-batches-bin/junk.bin', Buffer.alloc(50 * 2 ** 20))],
+      /decompression ratio/,
+    ],
   ];
   for (const [what, entries, message] of cases) {
     it(`refuses ${what} with a one-line error and writes nothing`, async () => {
@@ -62,7 +89,12 @@ describe('archives', () => {
   }
 
   it('reads a safe archive (and ignores members it does not need)', async () => {
-    const files = await readFromArchive(archive(dir, [tarEntry('cifar-10-batches-bin/readme.html', Buffer.from('hi')), tarEntry('cifar-10-batches-bin/test_batch.bin', Buffer.from([1, 2, 3]))]));
+    const files = await readFromArchive(
+      archive(dir, [
+        tarEntry('cifar-10-batches-bin/readme.html', Buffer.from('hi')),
+        tarEntry('cifar-10-batches-bin/test_batch.bin', Buffer.from([1, 2, 3])),
+      ]),
+    );
     expect([...files.keys()]).toEqual(['test_batch.bin']);
     expect(Array.from(files.get('test_batch.bin')!)).toEqual([1, 2, 3]);
   });
@@ -76,8 +108,13 @@ describe('archives', () => {
 
 /** One CIFAR-like record per batch file: a small archive the loader accepts. */
 const BATCHES = [...TRAIN_FILES, TEST_FILE];
-const record = (i: number) => Buffer.from(Uint8Array.from({ length: 3073 }, (_, k) => (k === 0 ? i : (i * 31 + k) % 256)));
-const validTar = () => Buffer.concat([...BATCHES.map((f, i) => tarEntry(`cifar-10-batches-bin/${f}`, record(i))), Buffer.alloc(1024)]);
+const record = (i: number) =>
+  Buffer.from(Uint8Array.from({ length: 3073 }, (_, k) => (k === 0 ? i : (i * 31 + k) % 256)));
+const validTar = () =>
+  Buffer.concat([
+    ...BATCHES.map((f, i) => tarEntry(`cifar-10-batches-bin/${f}`, record(i))),
+    Buffer.alloc(1024),
+  ]);
 
 /** `readFromArchive(file)` must give exactly the six small batches, and quickly. */
 async function expectSixBatches(file: string): Promise<void> {
@@ -95,16 +132,42 @@ describe('archives: what follows the end-of-archive marker, and how much is unpa
 
   it('any bytes after the marker (zeros up to 2 GiB, garbage, a planted member) are not read (property)', async () => {
     const tail = fc.oneof(
-      fc.record({ kind: fc.constant('zeros'), gzMembers: fc.integer({ min: 0, max: 32 }), inner: fc.integer({ min: 0, max: 4 * 2 ** 20 }) }),
-      fc.record({ kind: fc.constant('garbage'), bytes: fc.uint8Array({ minLength: 1, maxLength: 200_000 }), raw: fc.boolean() }),
-      fc.record({ kind: fc.constant('planted'), name: fc.constantFrom(...BATCHES), prefix: fc.constantFrom('', 'cifar-10-batches-bin/', 'zzz/') }),
+      fc.record({
+        kind: fc.constant('zeros'),
+        gzMembers: fc.integer({ min: 0, max: 32 }),
+        inner: fc.integer({ min: 0, max: 4 * 2 ** 20 }),
+      }),
+      fc.record({
+        kind: fc.constant('garbage'),
+        bytes: fc.uint8Array({ minLength: 1, maxLength: 200_000 }),
+        raw: fc.boolean(),
+      }),
+      fc.record({
+        kind: fc.constant('planted'),
+        name: fc.constantFrom(...BATCHES),
+        prefix: fc.constantFrom('', 'cifar-10-batches-bin/', 'zzz/'),
+      }),
     );
     await fc.assert(
       fc.asyncProperty(tail, async (t) => {
         let bytes: Buffer;
-        if (t.kind === 'zeros') bytes = Buffer.concat([zlib.gzipSync(Buffer.concat([validTar(), Buffer.alloc(t.inner)])), ...Array(t.gzMembers).fill(zeros64)]);
-        else if (t.kind === 'garbage') bytes = t.raw ? Buffer.concat([zlib.gzipSync(validTar()), Buffer.from(t.bytes)]) : zlib.gzipSync(Buffer.concat([validTar(), Buffer.from(t.bytes)]));
-        else bytes = zlib.gzipSync(Buffer.concat([validTar(), tarEntry(`${t.prefix}${t.name}`, record(99)), Buffer.alloc(1024)]));
+        if (t.kind === 'zeros')
+          bytes = Buffer.concat([
+            zlib.gzipSync(Buffer.concat([validTar(), Buffer.alloc(t.inner)])),
+            ...Array(t.gzMembers).fill(zeros64),
+          ]);
+        else if (t.kind === 'garbage')
+          bytes = t.raw
+            ? Buffer.concat([zlib.gzipSync(validTar()), Buffer.from(t.bytes)])
+            : zlib.gzipSync(Buffer.concat([validTar(), Buffer.from(t.bytes)]));
+        else
+          bytes = zlib.gzipSync(
+            Buffer.concat([
+              validTar(),
+              tarEntry(`${t.prefix}${t.name}`, record(99)),
+              Buffer.alloc(1024),
+            ]),
+          );
         const file = path.join(dir, `t${crypto.randomUUID()}.tar.gz`);
         fs.writeFileSync(file, bytes);
         if (t.kind === 'garbage' && t.raw) {
@@ -117,7 +180,14 @@ describe('archives: what follows the end-of-archive marker, and how much is unpa
         } else await expectSixBatches(file);
         fs.rmSync(file);
       }),
-      { numRuns: 25, examples: [[{ kind: 'zeros', gzMembers: 1, inner: 0 }], [{ kind: 'zeros', gzMembers: 32, inner: 0 }], [{ kind: 'zeros', gzMembers: 0, inner: 4 * 2 ** 20 }]] },
+      {
+        numRuns: 25,
+        examples: [
+          [{ kind: 'zeros', gzMembers: 1, inner: 0 }],
+          [{ kind: 'zeros', gzMembers: 32, inner: 0 }],
+          [{ kind: 'zeros', gzMembers: 0, inner: 4 * 2 ** 20 }],
+        ],
+      },
     );
   }, 60_000);
 
@@ -129,18 +199,33 @@ describe('archives: what follows the end-of-archive marker, and how much is unpa
 
   it('the unpacked stream is capped: an archive whose marker lies past the cap is refused, any other is read (property)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 40_000 }), { maxLength: 6 }), fc.integer({ min: 1024, max: 200_000 }), async (junk, cap) => {
-        const entries = [tarEntry('cifar-10-batches-bin/test_batch.bin', record(1)), ...junk.map((n, i) => tarEntry(`cifar-10-batches-bin/junk${i}.bin`, Buffer.alloc(n, i + 1)))];
-        const streamBytes = entries.reduce((n, e) => n + e.length, 0) + 1024; // through the end-of-archive marker
-        const file = archive(dir, entries);
-        const limits = { wanted: new Set([TEST_FILE]), maxMemberBytes: 3073, memberWhat: 'CIFAR-10 batch', maxBytes: cap, what: 'CIFAR-10 archive' };
-        const r = await readTarMembers(file, limits).catch((e) => e);
-        if (streamBytes > cap) {
-          expect(r).toBeInstanceOf(RobustError);
-          expect(r.message).toMatch(/more than|larger than/);
-        } else expect([...r.members.keys()]).toEqual([TEST_FILE]);
-        fs.rmSync(file);
-      }),
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 40_000 }), { maxLength: 6 }),
+        fc.integer({ min: 1024, max: 200_000 }),
+        async (junk, cap) => {
+          const entries = [
+            tarEntry('cifar-10-batches-bin/test_batch.bin', record(1)),
+            ...junk.map((n, i) =>
+              tarEntry(`cifar-10-batches-bin/junk${i}.bin`, Buffer.alloc(n, i + 1)),
+            ),
+          ];
+          const streamBytes = entries.reduce((n, e) => n + e.length, 0) + 1024; // through the end-of-archive marker
+          const file = archive(dir, entries);
+          const limits = {
+            wanted: new Set([TEST_FILE]),
+            maxMemberBytes: 3073,
+            memberWhat: 'CIFAR-10 batch',
+            maxBytes: cap,
+            what: 'CIFAR-10 archive',
+          };
+          const r = await readTarMembers(file, limits).catch((e) => e);
+          if (streamBytes > cap) {
+            expect(r).toBeInstanceOf(RobustError);
+            expect(r.message).toMatch(/more than|larger than/);
+          } else expect([...r.members.keys()]).toEqual([TEST_FILE]);
+          fs.rmSync(file);
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -148,12 +233,21 @@ describe('archives: what follows the end-of-archive marker, and how much is unpa
 
 describe('archives: members that map to the same file', () => {
   const dir = tmpDir('archives-dup');
-  const names = fc.array(fc.tuple(fc.constantFrom('', 'cifar-10-batches-bin/', 'zzz/', 'a/b/'), fc.constantFrom(...BATCHES, 'readme.html')), { minLength: 1, maxLength: 10 });
+  const names = fc.array(
+    fc.tuple(
+      fc.constantFrom('', 'cifar-10-batches-bin/', 'zzz/', 'a/b/'),
+      fc.constantFrom(...BATCHES, 'readme.html'),
+    ),
+    { minLength: 1, maxLength: 10 },
+  );
 
   it('two members whose names map to one batch file are refused; otherwise each member is read as written (property)', async () => {
     await fc.assert(
       fc.asyncProperty(names, async (members) => {
-        const file = archive(dir, members.map(([prefix, name], i) => tarEntry(`${prefix}${name}`, record(i))));
+        const file = archive(
+          dir,
+          members.map(([prefix, name], i) => tarEntry(`${prefix}${name}`, record(i))),
+        );
         const counts = new Map<string, number>();
         for (const [, name] of members) counts.set(name, (counts.get(name) ?? 0) + 1);
         const duplicated = BATCHES.filter((b) => (counts.get(b) ?? 0) > 1);
@@ -163,17 +257,33 @@ describe('archives: members that map to the same file', () => {
           expect(r.message).toMatch(/two members map to/);
           expect(r.message).not.toContain('\n');
         } else {
-          members.forEach(([, name], i) => BATCHES.includes(name) && expect(Buffer.from(r.get(name)).equals(record(i))).toBe(true));
+          members.forEach(
+            ([, name], i) =>
+              BATCHES.includes(name) &&
+              expect(Buffer.from(r.get(name)).equals(record(i))).toBe(true),
+          );
           expect(r.size).toBe(members.filter(([, n]) => BATCHES.includes(n)).length);
         }
         fs.rmSync(file);
       }),
-      { numRuns: 100, examples: [[[['cifar-10-batches-bin/', TEST_FILE], ['zzz/', TEST_FILE]]]] },
+      {
+        numRuns: 100,
+        examples: [
+          [
+            [
+              ['cifar-10-batches-bin/', TEST_FILE],
+              ['zzz/', TEST_FILE],
+            ],
+          ],
+        ],
+      },
     );
   });
 
   it('a member cut short by the end of the stream is refused, not read as a smaller batch', async () => {
-    const whole = Buffer.concat([tarEntry('cifar-10-batches-bin/test_batch.bin', Buffer.concat([record(1), record(2)]))]);
+    const whole = Buffer.concat([
+      tarEntry('cifar-10-batches-bin/test_batch.bin', Buffer.concat([record(1), record(2)])),
+    ]);
     const file = path.join(dir, 'cut.tar.gz');
     fs.writeFileSync(file, zlib.gzipSync(whole.subarray(0, 512 + 3073)));
     await expect(readFromArchive(file)).rejects.toThrow(/truncated/i);
@@ -199,7 +309,12 @@ describe('downloads', () => {
       }
       const from = range ? Number(range[1]) : 0;
       const body = payload.subarray(from);
-      res.writeHead(range ? 206 : 200, { 'content-length': body.length, ...(range ? { 'content-range': `bytes ${from}-${payload.length - 1}/${payload.length}` } : {}) });
+      res.writeHead(range ? 206 : 200, {
+        'content-length': body.length,
+        ...(range
+          ? { 'content-range': `bytes ${from}-${payload.length - 1}/${payload.length}` }
+          : {}),
+      });
       if (mode === 'flaky' && flakyCount++ < 2) {
         // send a third of what is left, then drop the connection
         res.write(body.subarray(0, Math.floor(body.length / 3)), () => res.destroy());
@@ -228,7 +343,9 @@ describe('downloads', () => {
   it('a checksum mismatch leaves no file under the final name (nor a partial one)', async () => {
     mode = 'ok';
     const target = path.join(tmpDir('dl-md5'), 'file.bin');
-    await expect(download(`${base}/file.bin`, target, '0'.repeat(32), { backoffMs: 1, quiet: true })).rejects.toThrow(/MD5 .* does not match/);
+    await expect(
+      download(`${base}/file.bin`, target, '0'.repeat(32), { backoffMs: 1, quiet: true }),
+    ).rejects.toThrow(/MD5 .* does not match/);
     expect(fs.existsSync(target)).toBe(false);
     expect(fs.existsSync(`${target}.part`)).toBe(false);
   });
@@ -237,7 +354,11 @@ describe('downloads', () => {
     mode = 'down';
     requests.length = 0;
     const target = path.join(tmpDir('dl-down'), 'file.bin');
-    const err = await download(`${base}/file.bin`, target, md5, { retries: 2, backoffMs: 1, quiet: true }).catch((e) => e);
+    const err = await download(`${base}/file.bin`, target, md5, {
+      retries: 2,
+      backoffMs: 1,
+      quiet: true,
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(RobustError);
     expect(err.message).toMatch(/after 3 attempts/);
     expect(requests).toHaveLength(3);

@@ -16,7 +16,15 @@ import { tmpDir } from '../helpers.js';
 
 let ckpt: string;
 let test: ImageSet;
-const base: EvalConfig = { models: ['m'], attacks: ['fgsm'], eps: [0.05], norm: 'linf', limit: 6, batchSize: 4, seed: 0 };
+const base: EvalConfig = {
+  models: ['m'],
+  attacks: ['fgsm'],
+  eps: [0.05],
+  norm: 'linf',
+  limit: 6,
+  batchSize: 4,
+  seed: 0,
+};
 
 beforeAll(async () => {
   ckpt = await tinyCheckpoint('cache-key');
@@ -31,19 +39,41 @@ function variant(name: string, edit: (dir: string) => void): string {
   return d;
 }
 
-const editJson = (d: string, f: (j: string) => string) => fs.writeFileSync(path.join(d, 'model.json'), f(fs.readFileSync(path.join(d, 'model.json'), 'utf8')));
+const editJson = (d: string, f: (j: string) => string) =>
+  fs.writeFileSync(
+    path.join(d, 'model.json'),
+    f(fs.readFileSync(path.join(d, 'model.json'), 'utf8')),
+  );
 
 async function evalModel(dir: string, set: ImageSet): Promise<EvalModel> {
   const model = await loadModel(dir);
   // the grid's cells are keyed on the model's path too: every variant sits at the same one
-  return { path: 'm', name: 'm', model, classifier: layersClassifier(model), defense: 'none', test: set, fingerprint: modelFingerprint(model)! };
+  return {
+    path: 'm',
+    name: 'm',
+    model,
+    classifier: layersClassifier(model),
+    defense: 'none',
+    test: set,
+    fingerprint: modelFingerprint(model)!,
+  };
 }
 
 /** Runs the grid into `out`; true when its one cell was reused from an earlier run. */
-async function reused(out: string, config: EvalConfig, dir: string, set: ImageSet): Promise<boolean> {
+async function reused(
+  out: string,
+  config: EvalConfig,
+  dir: string,
+  set: ImageSet,
+): Promise<boolean> {
   const m = await evalModel(dir, set);
   let was = false;
-  await runGrid(config, [m], { out, backend: 'wasm', quiet: true, onCell: (_, r) => void (was = r) });
+  await runGrid(config, [m], {
+    out,
+    backend: 'wasm',
+    quiet: true,
+    onCell: (_, r) => void (was = r),
+  });
   m.model.dispose();
   return was;
 }
@@ -55,12 +85,43 @@ const changed = (set: ImageSet, f: (s: ImageSet) => void): ImageSet => {
 };
 
 describe('the eval cache key covers every input that changes a number', () => {
-  const variations: [string, () => { config?: Partial<EvalConfig>; dir?: string; set?: ImageSet }][] = [
-    ['one weight byte', () => ({ dir: variant('weight', (d) => { const b = fs.readFileSync(path.join(d, 'weights.bin')); b[100] ^= 0x40; fs.writeFileSync(path.join(d, 'weights.bin'), b); }) })],
-    ['the topology (a softmax head)', () => ({ dir: variant('softmax', (d) => editJson(d, (j) => j.replace(/("name":"logits"[^}]*"activation":)"linear"/, '$1"softmax"'))) })],
-    ['the metadata', () => ({ dir: variant('meta', (d) => editJson(d, (j) => j.replace('"defense":"none"', '"defense":"other"'))) })],
+  const variations: [
+    string,
+    () => { config?: Partial<EvalConfig>; dir?: string; set?: ImageSet },
+  ][] = [
+    [
+      'one weight byte',
+      () => ({
+        dir: variant('weight', (d) => {
+          const b = fs.readFileSync(path.join(d, 'weights.bin'));
+          b[100] ^= 0x40;
+          fs.writeFileSync(path.join(d, 'weights.bin'), b);
+        }),
+      }),
+    ],
+    [
+      'the topology (a softmax head)',
+      () => ({
+        dir: variant('softmax', (d) =>
+          editJson(d, (j) =>
+            j.replace(/("name":"logits"[^}]*"activation":)"linear"/, '$1"softmax"'),
+          ),
+        ),
+      }),
+    ],
+    [
+      'the metadata',
+      () => ({
+        dir: variant('meta', (d) =>
+          editJson(d, (j) => j.replace('"defense":"none"', '"defense":"other"')),
+        ),
+      }),
+    ],
     ['one pixel', () => ({ set: changed(test, (s) => void (s.images[5] ^= 1)) })],
-    ['one label', () => ({ set: changed(test, (s) => void (s.labels[0] = (s.labels[0] + 1) % 10)) })],
+    [
+      'one label',
+      () => ({ set: changed(test, (s) => void (s.labels[0] = (s.labels[0] + 1) % 10)) }),
+    ],
     ['the limit', () => ({ config: { limit: 5 } })],
     ['the seed', () => ({ config: { seed: 1 } })],
     ['the steps', () => ({ config: { attacks: ['pgd:2'] } })],
@@ -80,7 +141,21 @@ describe('the eval cache key covers every input that changes a number', () => {
   it('through the CLI: a checkpoint given as its model.json is fingerprinted, so a retrained one is not reused', () => {
     const out = tmpDir('cache-cli');
     const dir = variant('cli', () => {});
-    const args = ['eval', '--models', path.join(dir, 'model.json'), '--attacks', 'fgsm', '--eps', '0.1', '--limit', '8', '--out', out, '--backend', 'wasm'];
+    const args = [
+      'eval',
+      '--models',
+      path.join(dir, 'model.json'),
+      '--attacks',
+      'fgsm',
+      '--eps',
+      '0.1',
+      '--limit',
+      '8',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+    ];
     expect(robust(args).code).toBe(0);
     expect(robust(args).stderr).toMatch(/\(reused\)/);
     const b = fs.readFileSync(path.join(dir, 'weights.bin'));

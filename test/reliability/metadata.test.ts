@@ -14,7 +14,23 @@ import { tmpDir } from '../helpers.js';
 
 /** Values of every JSON type, including ones that break each field's rule. */
 const wrongValue = fc.oneof(
-  fc.constantFrom<unknown>(null, true, 'abc', '', -1, 0, 1.5, 1e9, -1e308, [], [1, 2], {}, { a: 1 }, '../../etc', ['x', 3]),
+  fc.constantFrom<unknown>(
+    null,
+    true,
+    'abc',
+    '',
+    -1,
+    0,
+    1.5,
+    1e9,
+    -1e308,
+    [],
+    [1, 2],
+    {},
+    { a: 1 },
+    '../../etc',
+    ['x', 3],
+  ),
   fc.string({ maxLength: 8 }),
   fc.double(),
 );
@@ -25,7 +41,17 @@ beforeAll(async () => {
 });
 
 describe('checkpoint metadata', () => {
-  const fields = ['model', 'width', 'data', 'defense', 'classes', 'defenseConfig', 'defenseConfig.noiseSamples', 'defenseConfig.noiseStd', 'defenseConfig.names'];
+  const fields = [
+    'model',
+    'width',
+    'data',
+    'defense',
+    'classes',
+    'defenseConfig',
+    'defenseConfig.noiseSamples',
+    'defenseConfig.noiseStd',
+    'defenseConfig.names',
+  ];
   it('any field set to any value either loads as a valid value or is one RobustError naming the field', async () => {
     let n = 0;
     await fc.assert(
@@ -42,9 +68,13 @@ describe('checkpoint metadata', () => {
           const { model, meta: read } = await loadCheckpoint(d);
           model.dispose();
           // accepted: then it has the field's type
-          const v = tail ? (read.defenseConfig as Record<string, unknown>)[tail] : (read as Record<string, unknown>)[head];
+          const v = tail
+            ? (read.defenseConfig as Record<string, unknown>)[tail]
+            : (read as Record<string, unknown>)[head];
           const ok: Record<string, (v: unknown) => boolean> = {
-            model: (v) => typeof v === 'string', data: (v) => typeof v === 'string', defense: (v) => typeof v === 'string',
+            model: (v) => typeof v === 'string',
+            data: (v) => typeof v === 'string',
+            defense: (v) => typeof v === 'string',
             width: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 256,
             classes: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'),
             defenseConfig: (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
@@ -55,7 +85,9 @@ describe('checkpoint metadata', () => {
           expect(ok[tail ?? head](v), `${field} = ${JSON.stringify(value)} accepted`).toBe(true);
         } catch (e) {
           expect(e, `${field} = ${JSON.stringify(value)}`).toBeInstanceOf(RobustError);
-          expect((e as Error).message).toContain(`metadata robust${tail ? '.defenseConfig' : ''}.${tail ?? head} must be`);
+          expect((e as Error).message).toContain(
+            `metadata robust${tail ? '.defenseConfig' : ''}.${tail ?? head} must be`,
+          );
         }
       }),
       { numRuns: 60, seed: 3 },
@@ -65,16 +97,35 @@ describe('checkpoint metadata', () => {
   it('through the CLI: a width of the wrong type is one line and exit 2', () => {
     const d = path.join(path.dirname(ckpt), 'meta-cli');
     fs.cpSync(ckpt, d, { recursive: true });
-    fs.writeFileSync(path.join(d, 'model.json'), fs.readFileSync(path.join(d, 'model.json'), 'utf8').replace('"width":4', '"width":"four"'));
+    fs.writeFileSync(
+      path.join(d, 'model.json'),
+      fs.readFileSync(path.join(d, 'model.json'), 'utf8').replace('"width":4', '"width":"four"'),
+    );
     const r = robust(['attack', '--model', d, '--limit', '4', '--backend', 'wasm']);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toMatch(/^robust: .*metadata robust\.width must be an integer from 1 to 256, got "four"$/);
+    expect(r.stderr.trim()).toMatch(
+      /^robust: .*metadata robust\.width must be an integer from 1 to 256, got "four"$/,
+    );
   });
 });
 
 describe('zoo/index.json', () => {
   const real = JSON.parse(fs.readFileSync(path.join(pretrainedDir(), 'index.json'), 'utf8'));
-  const fields = ['name', 'architecture', 'width', 'data', 'defense', 'eps', 'command', 'epochs', 'train_seconds', 'backend', 'test_acc', 'note', 'sha256'];
+  const fields = [
+    'name',
+    'architecture',
+    'width',
+    'data',
+    'defense',
+    'eps',
+    'command',
+    'epochs',
+    'train_seconds',
+    'backend',
+    'test_acc',
+    'note',
+    'sha256',
+  ];
 
   function withIndex<T>(text: string, f: () => T): T {
     const dir = tmpDir('zoo-index');
@@ -95,19 +146,24 @@ describe('zoo/index.json', () => {
 
   it('any field of any entry set to any value: valid, or one RobustError', () => {
     fc.assert(
-      fc.property(fc.nat(real.entries.length - 1), fc.constantFrom(...fields), wrongValue, (i, field, value) => {
-        const index = structuredClone(real);
-        index.entries[i][field] = value;
-        withIndex(JSON.stringify(index), () => {
-          try {
-            const e = pretrainedEntries()[i] as unknown as Record<string, unknown>;
-            expect(JSON.stringify(e[field])).toBe(JSON.stringify(value)); // accepted as is: it was valid
-            if (field === 'name') expect(String(value)).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
-          } catch (err) {
-            expect(err, `${field} = ${JSON.stringify(value)}`).toBeInstanceOf(RobustError);
-          }
-        });
-      }),
+      fc.property(
+        fc.nat(real.entries.length - 1),
+        fc.constantFrom(...fields),
+        wrongValue,
+        (i, field, value) => {
+          const index = structuredClone(real);
+          index.entries[i][field] = value;
+          withIndex(JSON.stringify(index), () => {
+            try {
+              const e = pretrainedEntries()[i] as unknown as Record<string, unknown>;
+              expect(JSON.stringify(e[field])).toBe(JSON.stringify(value)); // accepted as is: it was valid
+              if (field === 'name') expect(String(value)).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+            } catch (err) {
+              expect(err, `${field} = ${JSON.stringify(value)}`).toBeInstanceOf(RobustError);
+            }
+          });
+        },
+      ),
       { numRuns: 80, seed: 4 },
     );
   });
@@ -118,8 +174,17 @@ describe('zoo/index.json', () => {
     dup.entries.push(dup.entries[0]);
     const escape = structuredClone(real);
     escape.entries[0].sha256 = { '../../x': '0'.repeat(64) };
-    for (const bad of [text.slice(0, text.length / 2), '[]', '{}', '{"entries": {}}', JSON.stringify(dup), JSON.stringify(escape)]) {
-      withIndex(bad, () => expect(() => pretrainedEntries(), bad.slice(0, 30)).toThrow(RobustError));
+    for (const bad of [
+      text.slice(0, text.length / 2),
+      '[]',
+      '{}',
+      '{"entries": {}}',
+      JSON.stringify(dup),
+      JSON.stringify(escape),
+    ]) {
+      withIndex(bad, () =>
+        expect(() => pretrainedEntries(), bad.slice(0, 30)).toThrow(RobustError),
+      );
     }
   });
 

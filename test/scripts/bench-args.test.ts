@@ -5,11 +5,25 @@ import { describe, expect, it } from 'vitest';
 
 // The benchmark itself takes minutes (npm run bench); here only its argument checks, which must
 // stop before any timing starts. `npm test` builds dist/ first.
-const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'scripts', 'bench.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [BENCH, ...args], { encoding: 'utf8', timeout: 60_000 });
+const BENCH = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'dist',
+  'scripts',
+  'bench.js',
+);
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [BENCH, ...args], { encoding: 'utf8', timeout: 60_000 });
 
 describe('npm run bench: bad options', () => {
-  for (const args of [['--models', 'resnet7'], ['--batches', '64,0'], ['--seconds', 'soon'], ['--backends', 'wasm,gpu'], ['--batchs', '64']]) {
+  for (const args of [
+    ['--models', 'resnet7'],
+    ['--batches', '64,0'],
+    ['--seconds', 'soon'],
+    ['--backends', 'wasm,gpu'],
+    ['--batchs', '64'],
+  ]) {
     it(`'${args.join(' ')}' fails with a clear message and runs nothing`, () => {
       const r = run(...args, '--out', '/nonexistent/bench.json');
       expect(r.status).not.toBe(0);
@@ -27,12 +41,27 @@ describe('npm run bench: bad options', () => {
   });
 });
 
-const BENCH_GRAPHS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'scripts', 'bench-graphs.js');
+const BENCH_GRAPHS = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'dist',
+  'scripts',
+  'bench-graphs.js',
+);
 
 describe('npm run bench:graphs: bad options', () => {
-  for (const args of [['--backend', 'gpu'], ['--batch', '0'], ['--runs', 'many'], ['--size', '0']]) {
+  for (const args of [
+    ['--backend', 'gpu'],
+    ['--batch', '0'],
+    ['--runs', 'many'],
+    ['--size', '0'],
+  ]) {
     it(`'${args.join(' ')}' fails with a clear message and runs nothing`, () => {
-      const r = spawnSync(process.execPath, [BENCH_GRAPHS, ...args], { encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(process.execPath, [BENCH_GRAPHS, ...args], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(r.status).not.toBe(0);
       expect(r.stdout).toBe('');
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

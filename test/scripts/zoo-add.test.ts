@@ -8,25 +8,59 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 // zoo-add only moves files and writes zoo/index.json, so a fake run and a scratch zoo
 // ($ROBUST_ZOO_DIR) test it without training anything. `npm test` builds dist/ first.
-const ZOO_ADD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'scripts', 'zoo-add.js');
+const ZOO_ADD = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'dist',
+  'scripts',
+  'zoo-add.js',
+);
 
 let root: string;
 let zoo: string;
 let runDir: string;
 const add = (...args: string[]) =>
-  spawnSync(process.execPath, [ZOO_ADD, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ROBUST_ZOO_DIR: zoo } });
-const index = () => JSON.parse(fs.readFileSync(path.join(zoo, 'index.json'), 'utf8')).entries as Array<Record<string, unknown>>;
-const entry = (name: string) => ({ name, architecture: 'resnet20', data: 'cifar10', defense: 'none', command: 'old', epochs: 1, train_seconds: 1, backend: 'cpu', test_acc: 0.1, sha256: {} });
+  spawnSync(process.execPath, [ZOO_ADD, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, ROBUST_ZOO_DIR: zoo },
+  });
+const index = () =>
+  JSON.parse(fs.readFileSync(path.join(zoo, 'index.json'), 'utf8')).entries as Array<
+    Record<string, unknown>
+  >;
+const entry = (name: string) => ({
+  name,
+  architecture: 'resnet20',
+  data: 'cifar10',
+  defense: 'none',
+  command: 'old',
+  epochs: 1,
+  train_seconds: 1,
+  backend: 'cpu',
+  test_acc: 0.1,
+  sha256: {},
+});
 
 beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'zoo-add-'));
   zoo = path.join(root, 'zoo');
   fs.mkdirSync(zoo);
-  fs.writeFileSync(path.join(zoo, 'index.json'), JSON.stringify({ entries: [entry('first'), entry('second'), entry('third')] }));
+  fs.writeFileSync(
+    path.join(zoo, 'index.json'),
+    JSON.stringify({ entries: [entry('first'), entry('second'), entry('third')] }),
+  );
   runDir = path.join(root, 'run');
   fs.mkdirSync(path.join(runDir, 'checkpoint'), { recursive: true });
-  fs.writeFileSync(path.join(runDir, 'checkpoint', 'state.json'), JSON.stringify({ config: { model: 'resnet20', data: 'cifar10', backend: 'wasm' } }));
-  fs.writeFileSync(path.join(runDir, 'checkpoint', 'model.json'), JSON.stringify({ modelTopology: {}, userDefinedMetadata: { robust: {} } }));
+  fs.writeFileSync(
+    path.join(runDir, 'checkpoint', 'state.json'),
+    JSON.stringify({ config: { model: 'resnet20', data: 'cifar10', backend: 'wasm' } }),
+  );
+  fs.writeFileSync(
+    path.join(runDir, 'checkpoint', 'model.json'),
+    JSON.stringify({ modelTopology: {}, userDefinedMetadata: { robust: {} } }),
+  );
   fs.writeFileSync(path.join(runDir, 'checkpoint', 'weights.bin'), Buffer.from([1, 2, 3, 4]));
   fs.writeFileSync(
     path.join(runDir, 'log.json'),
@@ -46,10 +80,18 @@ describe('npm run zoo:add', () => {
     const entries = index();
     expect(entries.map((e) => e.name)).toEqual(['first', 'second', 'third']);
     const e = entries[1];
-    expect(e).toMatchObject({ command: 'robust train --epochs 2', epochs: 2, test_acc: 0.75, train_seconds: 23, backend: 'wasm (2 threads)' });
+    expect(e).toMatchObject({
+      command: 'robust train --epochs 2',
+      epochs: 2,
+      test_acc: 0.75,
+      train_seconds: 23,
+      backend: 'wasm (2 threads)',
+    });
     const weights = fs.readFileSync(path.join(zoo, 'second', 'weights.bin'));
     expect(weights).toEqual(Buffer.from([1, 2, 3, 4]));
-    expect((e.sha256 as Record<string, string>)['weights.bin']).toBe(crypto.createHash('sha256').update(weights).digest('hex'));
+    expect((e.sha256 as Record<string, string>)['weights.bin']).toBe(
+      crypto.createHash('sha256').update(weights).digest('hex'),
+    );
   });
 
   it('appends a new entry at the end', () => {

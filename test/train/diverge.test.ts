@@ -13,10 +13,31 @@ import { tmpDir } from '../helpers.js';
 
 let data: DataSplit;
 const config = (over: Partial<TrainConfig> = {}): TrainConfig => ({
-  model: 'resnet20', width: 4, data: 'fashion-mnist-sample', epochs: 2, batchSize: 16, lr: 0.05, momentum: 0.9, weightDecay: 5e-4,
-  schedule: 'constant', augment: { cropPad: 0, flip: false }, seed: 1, limit: 64, checkpointEvery: 1, backend: 'wasm', ...over,
+  model: 'resnet20',
+  width: 4,
+  data: 'fashion-mnist-sample',
+  epochs: 2,
+  batchSize: 16,
+  lr: 0.05,
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  schedule: 'constant',
+  augment: { cropPad: 0, flip: false },
+  seed: 1,
+  limit: 64,
+  checkpointEvery: 1,
+  backend: 'wasm',
+  ...over,
 });
-const fresh = () => createModel('resnet20', { inputShape: [28, 28, 1], numClasses: 10, mean: data.mean, std: data.std, width: 4, seed: 1 });
+const fresh = () =>
+  createModel('resnet20', {
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    mean: data.mean,
+    std: data.std,
+    width: 4,
+    seed: 1,
+  });
 
 /** Every float in a checkpoint's weights and optimizer state is finite. */
 function checkpointFinite(out: string): boolean {
@@ -44,29 +65,38 @@ describe('diverged training', () => {
         const out = tmpDir('diverge');
         let error: unknown;
         let checkpoints = 0;
-        await train(fresh, data, config(s), out, { quiet: true, onCheckpoint: () => void (checkpoints++, expect(checkpointFinite(out)).toBe(true)) }).then(
+        await train(fresh, data, config(s), out, {
+          quiet: true,
+          onCheckpoint: () => void (checkpoints++, expect(checkpointFinite(out)).toBe(true)),
+        }).then(
           (r) => r.model.dispose(),
           (e: unknown) => (error = e),
         );
         if (error !== undefined) {
           expect(error, String(error)).toBeInstanceOf(RobustError);
-          expect((error as Error).message).toMatch(/^training diverged: .* at epoch \d, batch \d+ .*(the last good checkpoint is kept|no checkpoint was written)/);
+          expect((error as Error).message).toMatch(
+            /^training diverged: .* at epoch \d, batch \d+ .*(the last good checkpoint is kept|no checkpoint was written)/,
+          );
           expect((error as Error).message.split('\n')).toHaveLength(1);
         }
         if (fs.existsSync(path.join(out, 'checkpoint'))) expect(checkpointFinite(out)).toBe(true);
+        // A run that finished with checkpoints switched on wrote at least one, each checked above.
+        if (error === undefined && s.checkpointEvery > 0) expect(checkpoints).toBeGreaterThan(0);
         if (s.lr >= 1e12 || s.weightDecay >= 1e30) expect(error, JSON.stringify(s)).toBeDefined();
       }),
       { numRuns: 15 },
     );
   });
 
-  it('a run that diverges after a good epoch keeps that epoch\'s checkpoint byte for byte', async () => {
+  it("a run that diverges after a good epoch keeps that epoch's checkpoint byte for byte", async () => {
     const out = tmpDir('diverge-keep');
     (await train(fresh, data, config({ epochs: 1 }), out, { quiet: true })).model.dispose();
     const good = fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin'));
     // lr·wd·w overflows float32 in the first update: the checkpoint after it would be all ±Inf.
     const bad = config({ epochs: 2, lr: 1e10, weightDecay: 1e30, checkpointEvery: 1 });
-    await expect(train(fresh, data, bad, out, { quiet: true, resume: true, override: true })).rejects.toThrow(
+    await expect(
+      train(fresh, data, bad, out, { quiet: true, resume: true, override: true }),
+    ).rejects.toThrow(
       /^training diverged: .*kernel\S* became NaN or infinite at epoch 2, batch 1 .*the last good checkpoint is kept/,
     );
     expect(fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin')).equals(good)).toBe(true);

@@ -32,34 +32,134 @@ const base = (): TrainConfig => ({
   evalLimit: 32,
   checkpointEvery: 1,
   backend: 'wasm',
-  defense: defenseConfig(['pgd', 'clip', 'noise'], { eps: 2 / 255, alpha: 1 / 255, steps: 1, advRatio: 0.5, beta: 6, clipNorm: 5, clipValue: 1, noiseStd: 0.01, noiseSamples: 1 }),
+  defense: defenseConfig(['pgd', 'clip', 'noise'], {
+    eps: 2 / 255,
+    alpha: 1 / 255,
+    steps: 1,
+    advRatio: 0.5,
+    beta: 6,
+    clipNorm: 5,
+    clipValue: 1,
+    noiseStd: 0.01,
+    noiseSamples: 1,
+  }),
   robustEval: { limit: 16, eps: 2 / 255, steps: 1 },
   earlyStop: false,
 });
 const fresh = () => {
-  const m = createModel('resnet20', { inputShape: [28, 28, 1], numClasses: 10, mean: data.mean, std: data.std, width: 4, seed: 1 });
-  m.setUserDefinedMetadata({ robust: JSON.parse(JSON.stringify({ model: 'resnet20', width: 4, data: data.name, defense: 'pgd+clip+noise', defenseConfig: base().defense })) });
+  const m = createModel('resnet20', {
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    mean: data.mean,
+    std: data.std,
+    width: 4,
+    seed: 1,
+  });
+  m.setUserDefinedMetadata({
+    robust: JSON.parse(
+      JSON.stringify({
+        model: 'resnet20',
+        width: 4,
+        data: data.name,
+        defense: 'pgd+clip+noise',
+        defenseConfig: base().defense,
+      }),
+    ),
+  });
   return m;
 };
 
 /** What each setting is on resume; a new TrainConfig key without an entry here is a test to write. */
 const KIND: Record<keyof TrainConfig, 'matters' | 'free' | 'recorded'> = {
-  model: 'matters', width: 'matters', data: 'matters', epochs: 'free', batchSize: 'matters', lr: 'matters', momentum: 'matters',
-  weightDecay: 'matters', schedule: 'matters', augment: 'matters', seed: 'matters', limit: 'matters', evalLimit: 'matters',
-  checkpointEvery: 'free', backend: 'free', defense: 'matters', robustEval: 'matters', earlyStop: 'matters', dataHash: 'recorded', options: 'recorded',
+  model: 'matters',
+  width: 'matters',
+  data: 'matters',
+  epochs: 'free',
+  batchSize: 'matters',
+  lr: 'matters',
+  momentum: 'matters',
+  weightDecay: 'matters',
+  schedule: 'matters',
+  augment: 'matters',
+  seed: 'matters',
+  limit: 'matters',
+  evalLimit: 'matters',
+  checkpointEvery: 'free',
+  backend: 'free',
+  defense: 'matters',
+  robustEval: 'matters',
+  earlyStop: 'matters',
+  dataHash: 'recorded',
+  options: 'recorded',
 };
 
 /** One changed value for each setting that matters (nested ones by path). */
-const change = fc.oneof(
-  fc.constantFrom<[string, unknown]>(['model', 'resnet32'], ['width', 8], ['data', 'cifar10'], ['schedule', 'step'], ['schedule', 'onecycle'], ['augment', { cropPad: 0, flip: false }], ['augment', { cropPad: 2, flip: true }]),
-  fc.constantFrom('batchSize', 'seed', 'limit', 'evalLimit').chain((k) => fc.integer({ min: 1, max: 500 }).filter((v) => v !== (base() as unknown as Record<string, number>)[k]).map((v): [string, unknown] => [k, v])),
-  fc.constantFrom('lr', 'momentum', 'weightDecay').chain((k) => fc.double({ min: 1e-4, max: 0.99, noNaN: true }).map((v): [string, unknown] => [k, v])),
-  fc.constantFrom('eps', 'alpha', 'advRatio', 'beta', 'clipNorm', 'clipValue', 'noiseStd', 'dropout', 'blockDropout').chain((k) => fc.double({ min: 0.001, max: 0.9, noNaN: true }).map((v): [string, unknown] => [`defense.${k}`, v])),
-  fc.constantFrom('steps', 'noiseSamples').chain((k) => fc.integer({ min: 2, max: 20 }).map((v): [string, unknown] => [`defense.${k}`, v])),
-  fc.constantFrom<[string, unknown]>(['defense.names', ['pgd']], ['defense.names', ['trades', 'clip', 'noise']], ['defense', undefined]),
-  fc.constantFrom('limit', 'eps', 'steps').chain((k) => fc.integer({ min: 2, max: 50 }).map((v): [string, unknown] => [`robustEval.${k}`, k === 'eps' ? v / 255 : v])),
-  fc.constantFrom<[string, unknown]>(['robustEval', undefined], ['earlyStop', true]),
-).filter(([key, value]) => JSON.stringify(key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], base())) !== JSON.stringify(value));
+const change = fc
+  .oneof(
+    fc.constantFrom<[string, unknown]>(
+      ['model', 'resnet32'],
+      ['width', 8],
+      ['data', 'cifar10'],
+      ['schedule', 'step'],
+      ['schedule', 'onecycle'],
+      ['augment', { cropPad: 0, flip: false }],
+      ['augment', { cropPad: 2, flip: true }],
+    ),
+    fc.constantFrom('batchSize', 'seed', 'limit', 'evalLimit').chain((k) =>
+      fc
+        .integer({ min: 1, max: 500 })
+        .filter((v) => v !== (base() as unknown as Record<string, number>)[k])
+        .map((v): [string, unknown] => [k, v]),
+    ),
+    fc
+      .constantFrom('lr', 'momentum', 'weightDecay')
+      .chain((k) =>
+        fc.double({ min: 1e-4, max: 0.99, noNaN: true }).map((v): [string, unknown] => [k, v]),
+      ),
+    fc
+      .constantFrom(
+        'eps',
+        'alpha',
+        'advRatio',
+        'beta',
+        'clipNorm',
+        'clipValue',
+        'noiseStd',
+        'dropout',
+        'blockDropout',
+      )
+      .chain((k) =>
+        fc
+          .double({ min: 0.001, max: 0.9, noNaN: true })
+          .map((v): [string, unknown] => [`defense.${k}`, v]),
+      ),
+    fc
+      .constantFrom('steps', 'noiseSamples')
+      .chain((k) =>
+        fc.integer({ min: 2, max: 20 }).map((v): [string, unknown] => [`defense.${k}`, v]),
+      ),
+    fc.constantFrom<[string, unknown]>(
+      ['defense.names', ['pgd']],
+      ['defense.names', ['trades', 'clip', 'noise']],
+      ['defense', undefined],
+    ),
+    fc
+      .constantFrom('limit', 'eps', 'steps')
+      .chain((k) =>
+        fc
+          .integer({ min: 2, max: 50 })
+          .map((v): [string, unknown] => [`robustEval.${k}`, k === 'eps' ? v / 255 : v]),
+      ),
+    fc.constantFrom<[string, unknown]>(['robustEval', undefined], ['earlyStop', true]),
+  )
+  .filter(
+    ([key, value]) =>
+      JSON.stringify(
+        key
+          .split('.')
+          .reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], base()),
+      ) !== JSON.stringify(value),
+  );
 
 function changed([key, value]: [string, unknown]): TrainConfig {
   const c = base() as unknown as Record<string, Record<string, unknown>>;
@@ -89,17 +189,29 @@ describe('train --resume with other settings', () => {
   });
 
   it('every setting that matters is listed in the property below', () => {
-    expect(Object.keys(KIND).sort()).toEqual(Object.keys({ ...base(), dataHash: '', options: {} }).sort());
+    expect(Object.keys(KIND).sort()).toEqual(
+      Object.keys({ ...base(), dataHash: '', options: {} }).sort(),
+    );
   });
 
   it('any change of a setting that matters is refused in one line naming it, old → new, and the run is untouched', async () => {
     const before = fs.readFileSync(path.join(run, 'checkpoint', 'state.json'), 'utf8');
     await fc.assert(
       fc.asyncProperty(change, async (c) => {
-        const message = await refusal(train(fresh, data, changed(c), run, { quiet: true, resume: true }));
-        const flag = c[0].split('.').pop()!.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
+        const message = await refusal(
+          train(fresh, data, changed(c), run, { quiet: true, resume: true }),
+        );
+        const flag = c[0]
+          .split('.')
+          .pop()!
+          .replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
         expect(message, c[0]).toMatch(/→/);
-        if (!['defense', 'robust-eval', 'augment', 'early-stop', 'names', 'steps', 'limit'].includes(flag)) expect(message).toContain(`--${flag}`);
+        if (
+          !['defense', 'robust-eval', 'augment', 'early-stop', 'names', 'steps', 'limit'].includes(
+            flag,
+          )
+        )
+          expect(message).toContain(`--${flag}`);
       }),
       { numRuns: 60 },
     );
@@ -110,7 +222,9 @@ describe('train --resume with other settings', () => {
     const images = Uint8Array.from(data.train.images);
     images[5] ^= 1;
     const other: DataSplit = { ...data, train: { ...data.train, images } };
-    expect(await refusal(train(fresh, other, base(), run, { quiet: true, resume: true }))).toMatch(/--data-dir \(the images\)/);
+    expect(await refusal(train(fresh, other, base(), run, { quiet: true, resume: true }))).toMatch(
+      /--data-dir \(the images\)/,
+    );
   });
 
   it('a shorter --epochs is refused, one below the epochs done even with --override', async () => {
@@ -120,32 +234,59 @@ describe('train --resume with other settings', () => {
     const stop = (e: { epoch: number }) => {
       if (e.epoch === 2) throw new Error('killed');
     };
-    await expect(train(fresh, data, { ...c, epochs: 3 }, out, { quiet: true, onEpoch: stop })).rejects.toThrow('killed');
-    expect(await refusal(train(fresh, data, { ...c, epochs: 2 }, out, { quiet: true, resume: true }))).toMatch(/--epochs 3 → 2/);
-    expect(await refusal(train(fresh, data, { ...c, epochs: 1 }, out, { quiet: true, resume: true, override: true }))).toMatch(/--epochs must be ≥ 2/);
+    await expect(
+      train(fresh, data, { ...c, epochs: 3 }, out, { quiet: true, onEpoch: stop }),
+    ).rejects.toThrow('killed');
+    expect(
+      await refusal(train(fresh, data, { ...c, epochs: 2 }, out, { quiet: true, resume: true })),
+    ).toMatch(/--epochs 3 → 2/);
+    expect(
+      await refusal(
+        train(fresh, data, { ...c, epochs: 1 }, out, { quiet: true, resume: true, override: true }),
+      ),
+    ).toMatch(/--epochs must be ≥ 2/);
   });
 
   it('harmless settings may differ, a larger --epochs extends the run, and both are recorded', async () => {
     const out = tmpDir('resume-free');
     fs.cpSync(run, out, { recursive: true });
-    const { log } = await train(fresh, data, { ...base(), epochs: 2, backend: 'cpu', checkpointEvery: 0 }, out, { quiet: true, resume: true });
+    const { log } = await train(
+      fresh,
+      data,
+      { ...base(), epochs: 2, backend: 'cpu', checkpointEvery: 0 },
+      out,
+      { quiet: true, resume: true },
+    );
     expect(log).toHaveLength(2);
     const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
     expect(state.config.epochs).toBe(2);
-    expect(state.changes).toEqual([{ epoch: 1, batch: 0, changes: ['--epochs 1 → 2 (extended)'], override: false }]);
+    expect(state.changes).toEqual([
+      { epoch: 1, batch: 0, changes: ['--epochs 1 → 2 (extended)'], override: false },
+    ]);
   });
 
   it('--override continues with the new values and records them in the state and the checkpoint metadata', async () => {
     const out = tmpDir('resume-override');
     fs.cpSync(run, out, { recursive: true });
     const c = changed(['defense.noiseStd', 0.02]);
-    const { model } = await train(fresh, data, { ...c, epochs: 2, lr: 0.01 }, out, { quiet: true, resume: true, override: true });
+    const { model } = await train(fresh, data, { ...c, epochs: 2, lr: 0.01 }, out, {
+      quiet: true,
+      resume: true,
+      override: true,
+    });
     const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
     expect(state.config.lr).toBe(0.01);
     expect(state.config.defense.noiseStd).toBe(0.02);
     expect(state.changes[0].override).toBe(true);
-    expect(state.changes[0].changes).toEqual(['--lr 0.05 → 0.01', '--noise-std 0.01 → 0.02', '--epochs 1 → 2 (extended)']);
-    expect((model.getUserDefinedMetadata() as { robust: { defenseConfig: { noiseStd: number } } }).robust.defenseConfig.noiseStd).toBe(0.02);
+    expect(state.changes[0].changes).toEqual([
+      '--lr 0.05 → 0.01',
+      '--noise-std 0.01 → 0.02',
+      '--epochs 1 → 2 (extended)',
+    ]);
+    expect(
+      (model.getUserDefinedMetadata() as { robust: { defenseConfig: { noiseStd: number } } }).robust
+        .defenseConfig.noiseStd,
+    ).toBe(0.02);
   });
 });
 
@@ -153,17 +294,25 @@ describe('the run folder', () => {
   it('a new run refuses a folder holding a run or other files; force starts over and removes the old run', async () => {
     const other = tmpDir('folder-other');
     fs.writeFileSync(path.join(other, 'notes.txt'), 'mine');
-    expect(await refusal(train(fresh, data, base(), other, { quiet: true }))).toMatch(/is not empty \(notes.txt\)/);
-    expect(await refusal(train(fresh, data, base(), other, { quiet: true, resume: true }))).toMatch(/holds no run to resume/);
+    expect(await refusal(train(fresh, data, base(), other, { quiet: true }))).toMatch(
+      /is not empty \(notes.txt\)/,
+    );
+    expect(await refusal(train(fresh, data, base(), other, { quiet: true, resume: true }))).toMatch(
+      /holds no run to resume/,
+    );
     const out = tmpDir('folder-run');
     fs.cpSync(run, out, { recursive: true });
     const before = fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin'));
-    expect(await refusal(train(fresh, data, { ...base(), seed: 5 }, out, { quiet: true }))).toMatch(/holds a training run/);
+    expect(await refusal(train(fresh, data, { ...base(), seed: 5 }, out, { quiet: true }))).toMatch(
+      /holds a training run/,
+    );
     expect(fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin')).equals(before)).toBe(true);
     fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
     const c = { ...base(), seed: 5, robustEval: undefined };
     await train(fresh, data, c, out, { quiet: true, force: true });
-    expect(JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8')).config.seed).toBe(5);
+    expect(
+      JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8')).config.seed,
+    ).toBe(5);
     expect(fs.existsSync(path.join(out, 'best'))).toBe(false); // the old run's best epoch is gone with it
     expect(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8')).toBe('mine'); // files that are not the run's stay
   });

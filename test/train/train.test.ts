@@ -28,7 +28,15 @@ const config = (over: Partial<TrainConfig> = {}): TrainConfig => ({
   backend: 'wasm',
   ...over,
 });
-const fresh = () => createModel('resnet20', { inputShape: [28, 28, 1], numClasses: 10, mean: data.mean, std: data.std, width: 8, seed: 1 });
+const fresh = () =>
+  createModel('resnet20', {
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    mean: data.mean,
+    std: data.std,
+    width: 8,
+    seed: 1,
+  });
 
 describe('training', () => {
   beforeAll(async () => {
@@ -37,10 +45,20 @@ describe('training', () => {
   });
 
   it('SGD follows PyTorch: v ← μv + g + wd·w, w ← w − lr·v (decay on kernels only)', () => {
-    const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2], kernelInitializer: 'ones', biasInitializer: 'ones' })] });
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({
+          units: 1,
+          inputShape: [2],
+          kernelInitializer: 'ones',
+          biasInitializer: 'ones',
+        }),
+      ],
+    });
     const sgd = new Sgd(model.trainableWeights, { momentum: 0.5, weightDecay: 0.1 });
     const [k, b] = model.trainableWeights.map((v) => (v.read() as tf.Variable).name);
-    for (let i = 0; i < 2; i++) sgd.step({ [k]: tf.tensor2d([[1], [2]]), [b]: tf.tensor1d([1]) }, 0.1);
+    for (let i = 0; i < 2; i++)
+      sgd.step({ [k]: tf.tensor2d([[1], [2]]), [b]: tf.tensor1d([1]) }, 0.1);
     // kernel[0]: v1 = 1 + 0.1·1 = 1.1, w1 = 0.89; v2 = 0.55 + 1 + 0.089 = 1.639, w2 = 0.89 − 0.1639
     expect(model.getWeights()[0].dataSync()[0]).toBeCloseTo(0.89 - 0.1639, 5);
     // bias (no decay): v1 = 1, w1 = 0.9; v2 = 1.5, w2 = 0.75
@@ -69,7 +87,10 @@ describe('training', () => {
   it('on real Fashion-MNIST images the loss falls and test accuracy rises; live tensors stay flat', async () => {
     const out = tmpDir('train');
     const counts: number[] = [];
-    const { model, log } = await train(fresh, data, config(), out, { quiet: true, onEpoch: () => counts.push(tf.memory().numTensors) });
+    const { model, log } = await train(fresh, data, config(), out, {
+      quiet: true,
+      onEpoch: () => counts.push(tf.memory().numTensors),
+    });
     expect(log).toHaveLength(3);
     expect(log[2].train_loss).toBeLessThan(log[0].train_loss * 0.8);
     expect(log[2].test_acc).toBeGreaterThan(0.5);
@@ -82,15 +103,29 @@ describe('training', () => {
   });
 
   it('a run stopped mid-way and resumed ends with the same weights as an uninterrupted run', async () => {
-    const straight = await train(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), tmpDir('straight'), { quiet: true });
+    const straight = await train(
+      fresh,
+      data,
+      config({ epochs: 2, checkpointEvery: 3 }),
+      tmpDir('straight'),
+      { quiet: true },
+    );
     const out = tmpDir('resumed');
     // Die right after the 5th checkpoint (mid-way through epoch 2), as a kill would, then resume.
     let saved = 0;
     const die = () => {
       if (++saved === 5) throw new Error('killed');
     };
-    await expect(train(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, { quiet: true, onCheckpoint: die })).rejects.toThrow('killed');
-    const resumed = await train(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, { quiet: true, resume: true });
+    await expect(
+      train(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, {
+        quiet: true,
+        onCheckpoint: die,
+      }),
+    ).rejects.toThrow('killed');
+    const resumed = await train(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, {
+      quiet: true,
+      resume: true,
+    });
     expect(resumed.log).toHaveLength(2);
     expect(resumed.log[1].test_acc).toBe(straight.log[1].test_acc);
     const a = straight.model.getWeights().map((w) => Array.from(w.dataSync()));

@@ -11,8 +11,12 @@ import { tmpDir } from '../helpers.js';
 const DEAD_PID = 9_999_999;
 
 type Owner = 'dead' | 'alive' | 'this process, before it started' | 'this process';
-const ownerPid = (o: Owner) => (o === 'dead' ? DEAD_PID : o === 'alive' ? process.ppid : process.pid);
-const ownerTime = (o: Owner) => (o === 'this process, before it started' ? Math.floor(performance.timeOrigin) - 60_000 : Date.now());
+const ownerPid = (o: Owner) =>
+  o === 'dead' ? DEAD_PID : o === 'alive' ? process.ppid : process.pid;
+const ownerTime = (o: Owner) =>
+  o === 'this process, before it started'
+    ? Math.floor(performance.timeOrigin) - 60_000
+    : Date.now();
 const stale = (o: Owner) => o === 'dead' || o === 'this process, before it started';
 
 /** A planted temp, as writeFileAtomic / writeDirAtomic name them, with a file inside folders. */
@@ -28,25 +32,53 @@ function plant(dir: string, target: string, owner: Owner, folder: boolean, old =
 
 describe('stale temps', () => {
   it('those of dead processes (or of an earlier process with this pid) go, the rest stays (property)', () => {
-    const owner = fc.constantFrom<Owner>('dead', 'alive', 'this process, before it started', 'this process');
-    const temp = fc.record({ target: fc.constantFrom('cifar-10-batches-bin', 'checkpoint', 'log.json', 'a.b'), owner, folder: fc.boolean(), old: fc.boolean(), targetExists: fc.boolean() });
+    const owner = fc.constantFrom<Owner>(
+      'dead',
+      'alive',
+      'this process, before it started',
+      'this process',
+    );
+    const temp = fc.record({
+      target: fc.constantFrom('cifar-10-batches-bin', 'checkpoint', 'log.json', 'a.b'),
+      owner,
+      folder: fc.boolean(),
+      old: fc.boolean(),
+      targetExists: fc.boolean(),
+    });
     fc.assert(
-      fc.property(fc.uniqueArray(temp, { maxLength: 6, selector: (t) => `${t.target}${t.owner}${t.old}` }), (temps) => {
-        const dir = tmpDir('stale');
-        const others = ['.robust-write-test-1', 'x.tmp-1-2', '.cells.tmp-abc-1', 'train-images-idx3-ubyte.gz.part', 'README'];
-        for (const o of others) fs.writeFileSync(path.join(dir, o), 'keep');
-        const planted = temps.map((t) => {
-          if (t.targetExists && !fs.existsSync(path.join(dir, t.target))) fs.writeFileSync(path.join(dir, t.target), 'current');
-          return { ...t, name: plant(dir, t.target, t.owner, t.folder || t.old, t.old) };
-        });
-        const targetsBefore = new Map(planted.map((t) => [t.target, fs.existsSync(path.join(dir, t.target))]));
-        removeStaleTemps(dir);
-        for (const o of others) expect(fs.readFileSync(path.join(dir, o), 'utf8')).toBe('keep');
-        for (const t of planted) expect(fs.existsSync(path.join(dir, t.name)), `${t.name} (${t.owner})`).toBe(!stale(t.owner));
-        // a stale `.old` whose target is missing is put back as the target, never deleted
-        for (const t of planted) if (t.old && stale(t.owner) && !targetsBefore.get(t.target)) expect(fs.existsSync(path.join(dir, t.target, 'data_batch_1.bin'))).toBe(true);
-        fs.rmSync(dir, { recursive: true });
-      }),
+      fc.property(
+        fc.uniqueArray(temp, { maxLength: 6, selector: (t) => `${t.target}${t.owner}${t.old}` }),
+        (temps) => {
+          const dir = tmpDir('stale');
+          const others = [
+            '.robust-write-test-1',
+            'x.tmp-1-2',
+            '.cells.tmp-abc-1',
+            'train-images-idx3-ubyte.gz.part',
+            'README',
+          ];
+          for (const o of others) fs.writeFileSync(path.join(dir, o), 'keep');
+          const planted = temps.map((t) => {
+            if (t.targetExists && !fs.existsSync(path.join(dir, t.target)))
+              fs.writeFileSync(path.join(dir, t.target), 'current');
+            return { ...t, name: plant(dir, t.target, t.owner, t.folder || t.old, t.old) };
+          });
+          const targetsBefore = new Map(
+            planted.map((t) => [t.target, fs.existsSync(path.join(dir, t.target))]),
+          );
+          removeStaleTemps(dir);
+          for (const o of others) expect(fs.readFileSync(path.join(dir, o), 'utf8')).toBe('keep');
+          for (const t of planted)
+            expect(fs.existsSync(path.join(dir, t.name)), `${t.name} (${t.owner})`).toBe(
+              !stale(t.owner),
+            );
+          // a stale `.old` whose target is missing is put back as the target, never deleted
+          for (const t of planted)
+            if (t.old && stale(t.owner) && !targetsBefore.get(t.target))
+              expect(fs.existsSync(path.join(dir, t.target, 'data_batch_1.bin'))).toBe(true);
+          fs.rmSync(dir, { recursive: true });
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -60,7 +92,7 @@ describe('stale temps', () => {
     expect(gone).not.toBe(kept);
   });
 
-  it('`robust data` (even for the bundled sample) removes the temp folder a killed run left, not a live run\'s', () => {
+  it("`robust data` (even for the bundled sample) removes the temp folder a killed run left, not a live run's", () => {
     const dataDir = tmpDir('stale-data');
     const cifar = path.join(dataDir, 'cifar10');
     fs.mkdirSync(cifar);

@@ -11,7 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '../../backend/index.js';
 import { createModel } from '../../models/zoo.js';
-import { loadModel, readOptimizerState, readState, saveCheckpoint } from '../../models/checkpoint.js';
+import {
+  loadModel,
+  readOptimizerState,
+  readState,
+  saveCheckpoint,
+} from '../../models/checkpoint.js';
 import { loadCifar10, TEST_FILE, TRAIN_FILES } from '../../data/cifar10.js';
 import { FASHION_FILES, loadFashionMnist } from '../../data/fashion-mnist.js';
 import { prepareData } from '../../data/index.js';
@@ -66,7 +71,13 @@ const cases: Case[] = [
   {
     what: 'a Fashion-MNIST IDX file',
     setup: (dir) => {
-      for (const f of Object.values(FASHION_FILES)) fs.writeFileSync(path.join(dir, f), f.includes('images') ? idx([1, 28, 28], new Uint8Array(784)) : idx([1], new Uint8Array(1)));
+      for (const f of Object.values(FASHION_FILES))
+        fs.writeFileSync(
+          path.join(dir, f),
+          f.includes('images')
+            ? idx([1, 28, 28], new Uint8Array(784))
+            : idx([1], new Uint8Array(1)),
+        );
     },
     file: FASHION_FILES.trainImages,
     read: (dir) => loadFashionMnist(dir),
@@ -74,7 +85,8 @@ const cases: Case[] = [
   {
     what: 'a CIFAR-10 batch in a folder',
     setup: (dir) => {
-      for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(dir, f), new Uint8Array(3073));
+      for (const f of [...TRAIN_FILES, TEST_FILE])
+        fs.writeFileSync(path.join(dir, f), new Uint8Array(3073));
     },
     file: 'data_batch_2.bin',
     read: (dir) => loadCifar10(dir),
@@ -83,7 +95,11 @@ const cases: Case[] = [
     what: 'a CIFAR-10 archive given with --from',
     setup: () => undefined,
     file: 'cifar-10-binary.tar.gz',
-    read: (dir) => prepareData('cifar10', { from: path.join(dir, 'cifar-10-binary.tar.gz'), dataDir: path.join(dir, 'data') }),
+    read: (dir) =>
+      prepareData('cifar10', {
+        from: path.join(dir, 'cifar-10-binary.tar.gz'),
+        dataDir: path.join(dir, 'data'),
+      }),
   },
   {
     what: 'model.json',
@@ -119,7 +135,13 @@ const cases: Case[] = [
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu' });
-  const m = createModel('resnet20', { inputShape: [8, 8, 3], numClasses: 3, mean: [0, 0, 0], std: [1, 1, 1], width: 2 });
+  const m = createModel('resnet20', {
+    inputShape: [8, 8, 3],
+    numClasses: 3,
+    mean: [0, 0, 0],
+    std: [1, 1, 1],
+    width: 2,
+  });
   checkpoint = path.join(tmpDir('special-ckpt'), 'ckpt');
   await saveCheckpoint(checkpoint, m, { state: { epoch: 1 }, optimizer: [new Float32Array(4)] });
   m.dispose();
@@ -159,20 +181,24 @@ describe('readRegularFile', () => {
   it('returns exactly the bytes of any regular file within the cap, and refuses any over it (property)', () => {
     const dir = tmpDir('read-file');
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 5000 }), fc.integer({ min: 0, max: 6000 }), (bytes, cap) => {
-        const file = path.join(dir, 'f.bin');
-        fs.writeFileSync(file, bytes);
-        let got: Buffer | RobustError;
-        try {
-          got = readRegularFile(file, { maxBytes: cap, what: 'test file' });
-        } catch (e) {
-          got = e as RobustError;
-        }
-        if (bytes.length > cap) {
-          expect(got).toBeInstanceOf(RobustError);
-          expect((got as Error).message).toMatch(/more than a test file can be/);
-        } else expect(Buffer.compare(got as Buffer, Buffer.from(bytes))).toBe(0);
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 5000 }),
+        fc.integer({ min: 0, max: 6000 }),
+        (bytes, cap) => {
+          const file = path.join(dir, 'f.bin');
+          fs.writeFileSync(file, bytes);
+          let got: Buffer | RobustError;
+          try {
+            got = readRegularFile(file, { maxBytes: cap, what: 'test file' });
+          } catch (e) {
+            got = e as RobustError;
+          }
+          if (bytes.length > cap) {
+            expect(got).toBeInstanceOf(RobustError);
+            expect((got as Error).message).toMatch(/more than a test file can be/);
+          } else expect(Buffer.compare(got as Buffer, Buffer.from(bytes))).toBe(0);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -180,9 +206,15 @@ describe('readRegularFile', () => {
   it('a folder, a missing file and a file over the cap are each one line naming the file', () => {
     const dir = tmpDir('read-file-bad');
     expect(() => readRegularFile(dir, { maxBytes: 10, what: 'x' })).toThrow(/is a folder/);
-    expect(() => readRegularFile(path.join(dir, 'nope'), { maxBytes: 10, what: 'x' })).toThrow(/nope: no such file/);
-    expect(() => readRegularFile(path.join(dir, 'nope'), { maxBytes: 10, what: 'x', missing: 'where is it' })).toThrow(/^where is it$/);
+    expect(() => readRegularFile(path.join(dir, 'nope'), { maxBytes: 10, what: 'x' })).toThrow(
+      /nope: no such file/,
+    );
+    expect(() =>
+      readRegularFile(path.join(dir, 'nope'), { maxBytes: 10, what: 'x', missing: 'where is it' }),
+    ).toThrow(/^where is it$/);
     fs.writeFileSync(path.join(dir, 'big'), Buffer.alloc(11));
-    expect(() => readRegularFile(path.join(dir, 'big'), { maxBytes: 10, what: 'x' })).toThrow(/big: 11 bytes, more than a x can be/);
+    expect(() => readRegularFile(path.join(dir, 'big'), { maxBytes: 10, what: 'x' })).toThrow(
+      /big: 11 bytes, more than a x can be/,
+    );
   });
 });
