@@ -224,29 +224,17 @@ const mdRow = (cells: Value[]) =>
 export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): string {
   const { header, rows } = tableRows(r);
   const lines: Markup[] = [
-    md`
-# Robustness evaluation
-    `,
+    md`# Robustness evaluation`,
     md``,
     md`${NORM_LABEL[r.config.norm]} robust accuracy (%) on the first ${imagesOf(r)} test images; backend ${r.backend}; seed ${r.config.seed}; ${r.date}.`,
     md`${protocolNote(r)}`,
     ...(r.incomplete ? [md`**Incomplete:** ${r.incomplete}.`] : []),
     md``,
     mdRow(header),
-    md`|${header.map(
-      () => md`
----|
-      `,
-    )}`,
+    md`|${header.map(() => md`---|`)}`,
     ...rows.map((row) => mdRow(row.cells.map((c, i) => (row.worst && i >= 2 ? md`**${c}**` : c)))),
     md``,
-    flags.length
-      ? md`
-## Sanity flags
-        `
-      : md`
-Sanity checks: no flags.
-        `,
+    flags.length ? md`## Sanity flags` : md`Sanity checks: no flags.`,
     ...flags.map((f) => md`- ${flagText(r, f)}`),
     md``,
   ];
@@ -364,97 +352,26 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
     const strongest = cells.reduce((a, b) => (a.stats.robust_acc <= b.stats.robust_acc ? a : b));
     const name = modelLabel(r, m.model);
     return [
-      html`<figure>
-        <img
-          alt="adversarial examples for ${name}"
-          src="data:image/png;base64,${strongest.gallery}"
-        />
-        <figcaption>
-          ${name}: ${strongest.attack} at eps ${epsLabel(maxEps)} — originals, perturbations (gray =
-          0, scaled), adversarials
-        </figcaption>
-      </figure> `,
+      html`<figure><img alt="adversarial examples for ${name}" src="data:image/png;base64,${strongest.gallery}"><figcaption>${name}: ${strongest.attack} at eps ${epsLabel(maxEps)} — originals, perturbations (gray = 0, scaled), adversarials</figcaption></figure>\n`,
     ];
   });
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <title>robust: evaluation report</title>
-        <style>
-          body {
-            font-family: system-ui, sans-serif;
-            margin: 2em;
-            max-width: 1100px;
-          }
-          table {
-            border-collapse: collapse;
-          }
-          td,
-          th {
-            border: 1px solid #ccc;
-            padding: 3px 8px;
-            text-align: right;
-          }
-          td:nth-child(-n + 3),
-          th:nth-child(-n + 3) {
-            text-align: left;
-          }
-          tr.worst {
-            font-weight: bold;
-            background: #f4f4f4;
-          }
-          .plots {
-            display: flex;
-            flex-wrap: wrap;
-            gap: 1em;
-          }
-          .flag {
-            color: #a00;
-          }
-          figure {
-            margin: 1em 0;
-          }
-          img {
-            image-rendering: pixelated;
-          }
-        </style>
-      </head>
-      <body>
-        <h1>Robustness evaluation</h1>
-        <p>
-          ${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%)
-          on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} ·
-          ${r.date}. ${protocolNote(r)}
-        </p>
-        ${r.incomplete ? html`<p class="flag"><strong>Incomplete:</strong> ${r.incomplete}.</p> ` : ''}
-        <table>
-          <thead>
-            <tr>
-              ${header.map((h) => html`<th>${h}</th>`)}
-            </tr>
-          </thead>
-          <tbody>
-            ${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}
-          </tbody>
-        </table>
-        <h2>Sanity checks</h2>
-        ${
-          flags.length
-            ? html`<ul>
-                ${flags.map((f) => html`<li class="flag">${flagText(r, f)}</li>`)}
-              </ul>`
-            : html`<p>No flags.</p>`
-        }
-        <h2>Plots</h2>
-        <div class="plots">
-          ${plots.map((p) => html`<div class="plot">${p}</div> `)}
-          <div class="plot">${tradeoff}</div>
-        </div>
-        <h2>Adversarial examples</h2>
-        ${gallery.length ? gallery : html`<p>None kept.</p>`}
-      </body>
-    </html> `.text;
+<html lang="en"><head><meta charset="utf-8"><title>robust: evaluation report</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}</style>
+</head><body>
+<h1>Robustness evaluation</h1>
+<p>${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.
+${protocolNote(r)}</p>
+${r.incomplete ? html`<p class="flag"><strong>Incomplete:</strong> ${r.incomplete}.</p>\n` : ''}<table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
+${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}</tbody></table>
+<h2>Sanity checks</h2>
+${flags.length ? html`<ul>${flags.map((f) => html`<li class="flag">${flagText(r, f)}</li>`)}</ul>` : html`<p>No flags.</p>`}
+<h2>Plots</h2>
+<div class="plots">${plots.map((p) => html`<div class="plot">${p}</div>\n`)}<div class="plot">${tradeoff}</div></div>
+<h2>Adversarial examples</h2>
+${gallery.length ? gallery : html`<p>None kept.</p>`}
+</body></html>
+`.text;
 }
 
 /** The four report files of a grid (name → text): results.csv, results.json, results.md, report.html. */
