@@ -4,7 +4,6 @@
  * inherited, the backend and data set up, the config resolved, then the loop.
  */
 import path from 'node:path';
-import type * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendInfo } from '../backend/index.js';
 import { dataSlug, loadData } from '../data/index.js';
 import type { DataSplit } from '../data/dataset.js';
@@ -22,7 +21,7 @@ import {
 } from './options.js';
 import type { ConfigChange } from './run-config.js';
 import { checkRunFolder, holdRunFolder, readRunState, stateFile } from './run-folder.js';
-import { planResume, trainModel, type TrainConfig } from './trainer.js';
+import { planResume, trainModel, type TrainConfig, type TrainResult } from './trainer.js';
 
 /** What a run is about to do, once everything is checked and before the first batch. */
 export interface TrainStart {
@@ -30,7 +29,7 @@ export interface TrainStart {
   config: TrainConfig;
   data: DataSplit;
   backend: BackendInfo;
-  /** A resumed run: the change of settings it continues with, if any. */
+  /** A resumed run: the change of settings it continues with, if any (`config` is then the run's own). */
   resumed?: { change?: ConfigChange };
 }
 
@@ -45,13 +44,9 @@ export interface TrainHooks {
   note?: (line: string) => void;
 }
 
-export interface TrainRun {
-  model: tf.LayersModel;
-  log: EpochLog[];
-  interrupted: boolean;
-  /** The run folder and the config the run went by (as in its state.json). */
+export interface TrainRun extends TrainResult {
+  /** The run folder. */
   out: string;
-  config: TrainConfig;
 }
 
 /** The run folder `o` names, or runs/<model>-<data>. */
@@ -105,7 +100,7 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
       );
     hooks.onStart?.({
       out,
-      config,
+      config: plan?.config ?? config,
       data,
       backend,
       ...(plan ? { resumed: { change: plan.change } } : {}),
@@ -117,7 +112,7 @@ export async function train(options: TrainOptions, hooks: TrainHooks = {}): Prom
       onCheckpoint: hooks.onCheckpoint,
       shouldStop: hooks.shouldStop,
     });
-    return { ...result, out, config: plan?.config ?? config };
+    return { ...result, out };
   } finally {
     release();
   }

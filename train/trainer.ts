@@ -128,6 +128,8 @@ export interface TrainResult {
   log: EpochLog[];
   /** True when a stop was requested (SIGINT) and the run ended early after a checkpoint. */
   interrupted: boolean;
+  /** The config the run went by, as in its state.json (a resumed run's own, data fingerprint included). */
+  config: TrainConfig;
 }
 
 function writeLogs(out: string, log: EpochLog[]): void {
@@ -316,7 +318,7 @@ async function trainIn(
         await checkpoint();
         sgd.dispose();
         step.dispose();
-        return { model, log: state.log, interrupted: true };
+        return { model, log: state.log, interrupted: true, config };
       }
       if (
         config.checkpointEvery > 0 &&
@@ -375,5 +377,5 @@ async function trainIn(
   }
   sgd.dispose();
   step.dispose();
-  return { model, log: state.log, interrupted: false };
+  return { model, log: state.log, interrupted: false, config };
 }
