@@ -38,7 +38,21 @@ export {
 } from './data/dataset.js';
 export { noisyClassifier } from './defenses/noise-injection.js';
 export { parseDefenses, defenseConfig, type DefenseConfig } from './defenses/defense.js';
-export { train, type TrainConfig } from './train/trainer.js';
+export { train, runFolder, type TrainHooks, type TrainRun, type TrainStart } from './train/run.js';
+export {
+  TRAIN_DEFAULTS,
+  TRAIN_OPTIONS,
+  augmentFor,
+  checkTrainOptions,
+  freshModel,
+  runOptions,
+  trainConfig,
+  trainMetadata,
+  type TrainOptions,
+} from './train/options.js';
+export { trainModel, type TrainConfig, type TrainResult } from './train/trainer.js';
+export type { EpochLog } from './train/epoch-log.js';
+export type { ModelMeta } from './models/model-meta.js';
 export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
 export type { AttackRunState, KeepAdversarials } from './eval/attack-state.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';

@@ -1,29 +1,22 @@
 /** The `robust` command line. */
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import {
-  ADVERSARIAL,
-  DEFENSES,
-  defenseConfig,
-  describeDefense,
-  parseDefenses,
-  type DefenseConfig,
-} from '../defenses/defense.js';
+import { DEFENSES, describeDefense } from '../defenses/defense.js';
 import { check, RobustError } from '../util/errors.js';
 import { describeBackend, initBackend } from '../backend/index.js';
-import { DATASETS, dataSlug, loadData, parseDataSpec, prepareData } from '../data/index.js';
-import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zoo.js';
+import { DATASETS, loadData, parseDataSpec, prepareData } from '../data/index.js';
+import { ZOO, countMacs, countParams, createModel } from '../models/zoo.js';
 import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
-import { parseSchedule } from '../train/schedule.js';
-import { planResume, train, type TrainConfig } from '../train/trainer.js';
-import { checkRunFolder, holdRunFolder, readRunState } from '../train/run-folder.js';
+import { SCHEDULES } from '../train/schedule.js';
+import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.js';
+import { train, type TrainRun, type TrainStart } from '../train/run.js';
 import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 import { registerAttack } from './attack-command.js';
 import { registerEval } from './eval-command.js';
 import { registerMerge } from './merge-command.js';
 import { registerServe } from './serve-command.js';
 import { Interrupt } from './interrupt.js';
-import { ensureWritableDir, outputFolder } from '../util/dirs.js';
+import { outputFolder } from '../util/dirs.js';
 
 /** The command tree (exported for tests that check every command's options). */
 export const program = new Command();
@@ -127,92 +120,12 @@ program
     );
   });
 
-/** The train command's options; the defense settings keep DefenseConfig's names. */
-interface TrainOpts extends Omit<DefenseConfig, 'names' | 'steps'> {
-  model: string;
-  width?: number;
-  data: string;
-  dataDir?: string;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  schedule: string;
-  augment: boolean;
-  seed: number;
-  limit?: number;
-  evalLimit?: number;
-  out?: string;
-  resume?: boolean;
-  override?: boolean;
-  force?: boolean;
-  checkpointEvery: number;
-  backend: string;
-  threads?: number;
-  quiet?: boolean;
-  defense: string;
-  advSteps?: number;
-  robustEval?: number;
-  robustEvalSteps: number;
-  earlyStop?: boolean;
-}
-
-/** Options that do not shape a run: never inherited on --resume, free to differ. */
-const PER_INVOCATION = new Set([
-  'backend',
-  'threads',
-  'quiet',
-  'resume',
-  'override',
-  'force',
-  'out',
-]);
-
-/**
- * The options given on this command line, merged over those the resumed run was given (`saved`),
- * which fill in `o` where this command line leaves them out. Recorded in the run's config.
- */
-function inheritRunOptions(
-  o: TrainOpts,
-  cmd: Command,
-  saved: Record<string, unknown> | undefined,
-): Record<string, unknown> {
-  const values = o as unknown as Record<string, unknown>;
-  const given: Record<string, unknown> = {};
-  for (const opt of cmd.options) {
-    const key = opt.attributeName();
-    if (!PER_INVOCATION.has(key) && cmd.getOptionValueSource(key) === 'cli')
-      given[key] = values[key];
-  }
-  const inherited: Record<string, unknown> = {};
-  for (const opt of cmd.options) {
-    const key = opt.attributeName();
-    if (key in given || PER_INVOCATION.has(key) || !saved || !(key in saved)) continue;
-    // state.json is a file anyone can edit: its values pass the same checks as the flags.
-    const v = saved[key];
-    const bad = () =>
-      new RobustError(
-        `${opt.long} in the run's state.json: not a valid value (${JSON.stringify(v)})`,
-      );
-    if (opt.isBoolean()) {
-      if (typeof v !== 'boolean') throw bad();
-      inherited[key] = v;
-    } else {
-      if (typeof v !== 'string' && typeof v !== 'number') throw bad();
-      inherited[key] = opt.parseArg ? opt.parseArg(String(v), undefined) : String(v);
-    }
-  }
-  Object.assign(values, inherited);
-  return { ...inherited, ...given };
-}
-
 program
   .command('train')
   .description(
     'train a zoo model with SGD (momentum 0.9, weight decay 5e-4), saving checkpoints and a per-epoch log',
   )
-  .option('--model <name>', 'zoo model (see `robust models`)', 'resnet20')
+  .option('--model <name>', 'zoo model (see `robust models`)', TRAIN_DEFAULTS.model)
   .option(
     '--width <n>',
     "channels of the first stage (default: the architecture's)",
@@ -221,22 +134,35 @@ program
   .option(
     '--data <name>',
     `data set: ${DATASETS.join(', ')}, or folder:PATH / npz:FILE with a training split`,
-    'cifar10',
+    TRAIN_DEFAULTS.data,
   )
   .option('--data-dir <dir>', 'where data sets live')
-  .option('--epochs <n>', 'epochs', positiveInt('--epochs', LIMITS.epochs), 30)
-  .option('--batch-size <n>', 'batch size', positiveInt('--batch-size', LIMITS.batchSize), 128)
-  .option('--lr <x>', 'peak learning rate', number('--lr', { min: 0 }), 0.1)
-  .option('--momentum <x>', 'SGD momentum', number('--momentum', { min: 0, max: 1 }), 0.9)
+  .option('--epochs <n>', 'epochs', positiveInt('--epochs', LIMITS.epochs), TRAIN_DEFAULTS.epochs)
+  .option(
+    '--batch-size <n>',
+    'batch size',
+    positiveInt('--batch-size', LIMITS.batchSize),
+    TRAIN_DEFAULTS.batchSize,
+  )
+  .option('--lr <x>', 'peak learning rate', number('--lr', { min: 0 }), TRAIN_DEFAULTS.lr)
+  .option(
+    '--momentum <x>',
+    'SGD momentum',
+    number('--momentum', { min: 0, max: 1 }),
+    TRAIN_DEFAULTS.momentum,
+  )
   .option(
     '--weight-decay <x>',
     'L2 weight decay on kernels',
     number('--weight-decay', { min: 0 }),
-    5e-4,
+    TRAIN_DEFAULTS.weightDecay,
   )
-  .option('--schedule <name>', 'step | cosine | onecycle | constant', 'cosine')
+  .option(
+    '--schedule <name>',
+    `${SCHEDULES.join(' | ')} (default: ${TRAIN_DEFAULTS.schedule}; onecycle with fgsm-rs)`,
+  )
   .option('--no-augment', 'no random crop / flip')
-  .option('--seed <n>', 'random seed', nonNegativeInt('--seed', LIMITS.seed), 0)
+  .option('--seed <n>', 'random seed', nonNegativeInt('--seed', LIMITS.seed), TRAIN_DEFAULTS.seed)
   .option(
     '--limit <n>',
     'use only the first N training images (and test images unless --eval-limit)',
@@ -266,7 +192,7 @@ program
     '--checkpoint-every <n>',
     'also checkpoint every N batches (0 = epoch ends only)',
     nonNegativeInt('--checkpoint-every', LIMITS.checkpointEvery),
-    50,
+    TRAIN_DEFAULTS.checkpointEvery,
   )
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
   .option(
@@ -278,13 +204,13 @@ program
   .option(
     '--defense <list>',
     `defenses, comma-separated: ${DEFENSES.join(', ')} (adv = pgd)`,
-    'none',
+    TRAIN_DEFAULTS.defense,
   )
   .option(
     '--eps <x>',
     'adversarial training budget (Linf pixels)',
     number('--eps', { min: 0 }),
-    8 / 255,
+    TRAIN_DEFAULTS.eps,
   )
   .option(
     '--alpha <x>',
@@ -300,9 +226,14 @@ program
     '--adv-ratio <x>',
     'share of each batch replaced by adversarial examples',
     number('--adv-ratio', { min: 0, max: 1 }),
-    1,
+    TRAIN_DEFAULTS.advRatio,
   )
-  .option('--beta <x>', 'TRADES weight of the KL term', number('--beta', { min: 0 }), 6)
+  .option(
+    '--beta <x>',
+    'TRADES weight of the KL term',
+    number('--beta', { min: 0 }),
+    TRAIN_DEFAULTS.beta,
+  )
   .option(
     '--clip-norm <x>',
     'clip gradients to this global L2 norm',
@@ -318,7 +249,7 @@ program
     '--noise-samples <n>',
     'noise draws averaged per prediction at inference',
     positiveInt('--noise-samples', LIMITS.samples),
-    1,
+    TRAIN_DEFAULTS.noiseSamples,
   )
   .option(
     '--dropout <p>',
@@ -339,124 +270,37 @@ program
     '--robust-eval-steps <n>',
     'PGD steps of that evaluation',
     positiveInt('--robust-eval-steps', LIMITS.steps),
-    10,
+    TRAIN_DEFAULTS.robustEvalSteps,
   )
   .option(
     '--no-early-stop',
     'keep training when robust accuracy collapses (fgsm-rs stops by default)',
   )
-  .action(async (o: TrainOpts, cmd: Command) => {
-    check(!o.override || o.resume, '--override only applies with --resume');
-    const out = outputFolder('--out', o.out ?? path.join('runs', `${o.model}-${dataSlug(o.data)}`));
-    // Before any work: a new run never writes over another run or other files, nor shares its folder with a running one.
-    holdRunFolder(out);
-    const resuming = checkRunFolder(out, { resume: o.resume, force: o.force });
-    const explicit = inheritRunOptions(
-      o,
-      cmd,
-      resuming ? readRunState<{ config: TrainConfig }>(out)?.config.options : undefined,
-    );
-    zooEntry(o.model);
-    const names = parseDefenses(o.defense);
-    const defense = defenseConfig(names, {
-      eps: o.eps,
-      alpha: o.alpha,
-      steps: o.advSteps,
-      advRatio: o.advRatio,
-      beta: o.beta,
-      clipNorm: o.clipNorm,
-      clipValue: o.clipValue,
-      noiseStd: o.noiseStd,
-      noiseSamples: o.noiseSamples,
-      dropout: o.dropout,
-      blockDropout: o.blockDropout,
-    });
-    const adversarial = names.some((n) => ADVERSARIAL.has(n));
-    // FGSM-RS is defined with a one-cycle learning rate (Wong et al.); an explicit --schedule wins.
-    const scheduleName =
-      names.includes('fgsm-rs') && !('schedule' in explicit) ? 'onecycle' : o.schedule;
-    const schedule = parseSchedule(scheduleName);
-    ensureWritableDir(out);
-    const info = await initBackend({ backend: o.backend, threads: o.threads });
-    const data = await loadData(o.data, {
-      dataDir: o.dataDir,
-      limit: o.limit,
-      testLimit: o.evalLimit ?? o.limit,
-      needTrain: true,
-    });
-    const isCifar = data.train.height === 32;
-    const config: TrainConfig = {
-      model: o.model,
-      width: o.width,
-      data: data.name,
-      epochs: o.epochs,
-      batchSize: o.batchSize,
-      lr: o.lr,
-      momentum: o.momentum,
-      weightDecay: o.weightDecay,
-      schedule,
-      augment: o.augment
-        ? { cropPad: isCifar ? 4 : 2, flip: isCifar }
-        : { cropPad: 0, flip: false },
-      seed: o.seed,
-      limit: o.limit,
-      evalLimit: o.evalLimit,
-      checkpointEvery: o.checkpointEvery,
-      backend: info.name,
-      ...(names.length > 0 ? { defense } : {}),
-      ...((o.robustEval ?? (adversarial ? 200 : 0)) > 0
-        ? { robustEval: { limit: o.robustEval ?? 200, eps: o.eps, steps: o.robustEvalSteps } }
-        : {}),
-      earlyStop: o.earlyStop !== false && names.includes('fgsm-rs'),
-      options: explicit,
-    };
-    // Refuses a different configuration before the banner, which must show what will run.
-    const plan = planResume(out, config, data, {
-      resume: o.resume,
-      override: o.override,
-      force: o.force,
-    });
-    if (o.resume && !plan) console.error(`no checkpoint in ${out} to resume: starting a new run`);
-    if (plan?.change)
+  .action(async (values: Record<string, unknown>, cmd: Command) => {
+    check(!values.override || values.resume, '--override only applies with --resume');
+    // Only the flags given: the library fills in the rest (its defaults, or a resumed run's own).
+    const options: Record<string, unknown> = {};
+    for (const opt of cmd.options) {
+      const key = opt.attributeName();
+      if (cmd.getOptionValueSource(key) === 'cli') options[key] = values[key];
+    }
+    if (typeof options.out === 'string') options.out = outputFolder('--out', options.out);
+    let interrupt: Interrupt | undefined;
+    const onStart = ({ out, config, data, backend }: TrainStart) => {
       console.error(
-        `resuming with ${plan.change.changes.join(', ')}${plan.change.override ? " (--override; recorded in the run's state.json)" : ''}`,
+        `${describeBackend(backend)}; ${config.model}${config.defense ? ` with ${describeDefense(config.defense)}` : ''} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`,
       );
-    console.error(
-      `${describeBackend(info)}; ${o.model}${names.length ? ` with ${describeDefense(defense)}` : ''} on ${data.name} (${data.train.count} train / ${data.test.count} test), out ${out}`,
-    );
-    const fresh = () => {
-      const m = createModel(o.model, {
-        inputShape: [data.train.height, data.train.width, data.train.channels],
-        numClasses: data.classes.length,
-        mean: data.mean,
-        std: data.std,
-        width: o.width,
-        seed: o.seed,
-        dropout: names.includes('dropout') ? o.dropout : undefined,
-        blockDropout: names.includes('dropout') ? o.blockDropout : undefined,
-      });
-      const meta = {
-        model: o.model,
-        width: o.width ?? zooEntry(o.model).spec.width,
-        data: data.name,
-        classes: data.classes,
-        defense: describeDefense(defense),
-        ...(names.length ? { defenseConfig: defense } : {}),
-      };
-      m.setUserDefinedMetadata({ robust: JSON.parse(JSON.stringify(meta)) }); // plain JSON: tfjs rejects undefined values
-      return m;
+      interrupt = new Interrupt(
+        'stopping after this batch (checkpoint will be saved; continue with --resume)…',
+      );
     };
-    const interrupt = new Interrupt(
-      'stopping after this batch (checkpoint will be saved; continue with --resume)…',
-    );
-    const { log, interrupted } = await train(fresh, data, config, out, {
-      resume: o.resume,
-      override: o.override,
-      force: o.force,
-      quiet: o.quiet,
-      shouldStop: () => interrupt.stop,
-    });
-    interrupt.release();
+    let run: TrainRun;
+    try {
+      run = await train(options as TrainOptions, { onStart, shouldStop: () => !!interrupt?.stop });
+    } finally {
+      interrupt?.release();
+    }
+    const { out, log, interrupted } = run;
     if (interrupted) {
       console.error(`stopped; checkpoint saved in ${path.join(out, 'checkpoint')}`);
       process.exitCode = 130;

@@ -47,7 +47,7 @@ export interface DefenseConfig {
 
 export const ADVERSARIAL: ReadonlySet<string> = new Set(['fgsm-rs', 'pgd', 'trades']);
 
-/** Parses `--defense pgd,clip` into a list, mapping the alias adv → pgd and rejecting conflicts. */
+/** Parses a defense list such as `pgd,clip` into names, mapping the alias adv → pgd and rejecting conflicts. */
 export function parseDefenses(list: string): DefenseConfig['names'] {
   const names = list
     .split(',')
@@ -62,7 +62,7 @@ export function parseDefenses(list: string): DefenseConfig['names'] {
   const real = [...new Set(names.filter((n) => n !== 'none'))] as DefenseConfig['names'];
   check(
     !(names.includes('none') && real.length > 0),
-    `--defense none cannot be combined with ${real.join(', ')}`,
+    `defense none cannot be combined with ${real.join(', ')}`,
   );
   const adversarial = real.filter((n) => ADVERSARIAL.has(n));
   check(
@@ -77,32 +77,32 @@ export function defenseConfig(
   o: Partial<DefenseConfig> = {},
 ): DefenseConfig {
   const c: DefenseConfig = { names, eps: 8 / 255, advRatio: 1, beta: 6, noiseSamples: 1, ...o };
-  check(Number.isFinite(c.eps) && c.eps >= 0, `--eps must be ≥ 0, got ${c.eps}`);
-  check(c.advRatio >= 0 && c.advRatio <= 1, `--adv-ratio must be in [0,1], got ${c.advRatio}`);
-  check(Number.isFinite(c.beta) && c.beta >= 0, `--beta must be ≥ 0, got ${c.beta}`);
-  checkCount('--noise-samples', c.noiseSamples, LIMITS.samples);
-  if (c.steps !== undefined) checkCount('--adv-steps', c.steps, LIMITS.steps);
+  check(Number.isFinite(c.eps) && c.eps >= 0, `eps must be ≥ 0, got ${c.eps}`);
+  check(c.advRatio >= 0 && c.advRatio <= 1, `advRatio must be in [0,1], got ${c.advRatio}`);
+  check(Number.isFinite(c.beta) && c.beta >= 0, `beta must be ≥ 0, got ${c.beta}`);
+  checkCount('noiseSamples', c.noiseSamples, LIMITS.samples);
+  if (c.steps !== undefined) checkCount('steps', c.steps, LIMITS.steps);
   if (names.includes('clip'))
     check(
       c.clipNorm !== undefined || c.clipValue !== undefined,
-      '--defense clip needs --clip-norm and/or --clip-value',
+      'defense clip needs clipNorm and/or clipValue',
     );
   // a bound of 0 clips every gradient to nothing: the run would train nothing
   for (const [k, v] of [
-    ['--clip-norm', c.clipNorm],
-    ['--clip-value', c.clipValue],
+    ['clipNorm', c.clipNorm],
+    ['clipValue', c.clipValue],
   ] as const)
     if (v !== undefined) check(v > 0, `${k} must be > 0 (0 would stop all training), got ${v}`);
   if (names.includes('noise'))
-    check(c.noiseStd !== undefined && c.noiseStd > 0, '--defense noise needs --noise-std > 0');
+    check(c.noiseStd !== undefined && c.noiseStd > 0, 'defense noise needs noiseStd > 0');
   if (names.includes('dropout'))
     check(
       (c.dropout ?? 0) > 0 || (c.blockDropout ?? 0) > 0,
-      '--defense dropout needs --dropout p (and/or --block-dropout p)',
+      'defense dropout needs dropout > 0 and/or blockDropout > 0',
     );
   for (const [k, v] of [
-    ['--dropout', c.dropout],
-    ['--block-dropout', c.blockDropout],
+    ['dropout', c.dropout],
+    ['blockDropout', c.blockDropout],
   ] as const)
     if (v !== undefined) check(v >= 0 && v < 1, `${k} must be in [0,1), got ${v}`);
   return c;

@@ -66,7 +66,7 @@ export function createModel(name: string, opts: ModelOptions): tf.LayersModel {
   const entry = zooEntry(name);
   const width = opts.width ?? entry.spec.width;
   if (!Number.isInteger(width) || width < 1)
-    throw new RobustError(`--width must be a positive integer, got ${opts.width}`);
+    throw new RobustError(`width must be a positive integer, got ${opts.width}`);
   const model = buildResNet({ ...entry.spec, width }, { ...opts, name: entry.name });
   return model;
 }

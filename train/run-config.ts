@@ -2,16 +2,16 @@
  * What a resumed run may change. A checkpoint continues the run it was made by: the settings that
  * shape the weights (data, model, optimizer, schedule, defense…) must match the run's, or be
  * changed on purpose with `override`, and then the change is recorded. Settings that do not touch
- * the numbers (backend, checkpoint frequency) may differ freely; --epochs may grow to extend a run.
+ * the numbers (backend, checkpoint frequency) may differ freely; epochs may grow to extend a run.
  */
 import { RobustError } from '../util/errors.js';
 import { zooEntry } from '../models/zoo.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import type { TrainConfig } from './trainer.js';
 
-/** One setting that matters, named by the flag a user changes it with. */
+/** One setting that matters, named by the option (TrainOptions) a user changes it with. */
 interface Field {
-  flag: string;
+  option: string;
   get: (c: TrainConfig) => unknown;
   /** The checkpoint holds the model built from it: it cannot change, not even with override. */
   fixed?: boolean;
@@ -24,40 +24,40 @@ const augmentOf = ({ augment: a }: TrainConfig) =>
 
 /** Every setting that changes the trained weights or what the run logs, in the order reported. */
 export const RESUME_FIELDS: readonly Field[] = [
-  { flag: '--model', get: (c) => c.model, fixed: true },
-  // compared as they take effect: no --width is the architecture's width, no --eval-limit is --limit
-  { flag: '--width', get: (c) => c.width ?? zooEntry(c.model).spec.width, fixed: true },
-  { flag: '--data', get: (c) => c.data, fixed: true },
-  { flag: '--data-dir (the images)', get: (c) => c.dataHash?.slice(0, 12) },
-  { flag: '--limit', get: (c) => c.limit },
-  { flag: '--eval-limit', get: (c) => c.evalLimit ?? c.limit },
-  { flag: '--batch-size', get: (c) => c.batchSize },
-  { flag: '--lr', get: (c) => c.lr },
-  { flag: '--momentum', get: (c) => c.momentum },
-  { flag: '--weight-decay', get: (c) => c.weightDecay },
-  { flag: '--schedule', get: (c) => c.schedule },
-  { flag: 'augmentation (--no-augment)', get: augmentOf },
-  { flag: '--seed', get: (c) => c.seed },
-  { flag: '--defense', get: (c) => (c.defense?.names.length ? c.defense.names.join(',') : 'none') },
-  { flag: '--eps', get: (c) => c.defense?.eps },
-  { flag: '--alpha', get: (c) => c.defense?.alpha },
-  { flag: '--adv-steps', get: (c) => c.defense?.steps },
-  { flag: '--adv-ratio', get: (c) => c.defense?.advRatio },
-  { flag: '--beta', get: (c) => c.defense?.beta },
-  { flag: '--clip-norm', get: (c) => c.defense?.clipNorm },
-  { flag: '--clip-value', get: (c) => c.defense?.clipValue },
-  { flag: '--noise-std', get: (c) => c.defense?.noiseStd },
-  { flag: '--noise-samples', get: (c) => c.defense?.noiseSamples },
-  { flag: '--dropout', get: (c) => c.defense?.dropout, fixed: true },
-  { flag: '--block-dropout', get: (c) => c.defense?.blockDropout, fixed: true },
-  { flag: '--robust-eval', get: (c) => c.robustEval?.limit ?? 0 },
-  { flag: '--robust-eval-steps', get: (c) => c.robustEval?.steps },
-  { flag: '--eps (robust eval)', get: (c) => c.robustEval?.eps },
-  { flag: 'early stop (--no-early-stop)', get: (c) => c.earlyStop ?? false },
+  { option: 'model', get: (c) => c.model, fixed: true },
+  // compared as they take effect: no width is the architecture's width, no evalLimit is limit
+  { option: 'width', get: (c) => c.width ?? zooEntry(c.model).spec.width, fixed: true },
+  { option: 'data', get: (c) => c.data, fixed: true },
+  { option: 'dataDir (the images)', get: (c) => c.dataHash?.slice(0, 12) },
+  { option: 'limit', get: (c) => c.limit },
+  { option: 'evalLimit', get: (c) => c.evalLimit ?? c.limit },
+  { option: 'batchSize', get: (c) => c.batchSize },
+  { option: 'lr', get: (c) => c.lr },
+  { option: 'momentum', get: (c) => c.momentum },
+  { option: 'weightDecay', get: (c) => c.weightDecay },
+  { option: 'schedule', get: (c) => c.schedule },
+  { option: 'augment', get: augmentOf },
+  { option: 'seed', get: (c) => c.seed },
+  { option: 'defense', get: (c) => (c.defense?.names.length ? c.defense.names.join(',') : 'none') },
+  { option: 'eps', get: (c) => c.defense?.eps },
+  { option: 'alpha', get: (c) => c.defense?.alpha },
+  { option: 'advSteps', get: (c) => c.defense?.steps },
+  { option: 'advRatio', get: (c) => c.defense?.advRatio },
+  { option: 'beta', get: (c) => c.defense?.beta },
+  { option: 'clipNorm', get: (c) => c.defense?.clipNorm },
+  { option: 'clipValue', get: (c) => c.defense?.clipValue },
+  { option: 'noiseStd', get: (c) => c.defense?.noiseStd },
+  { option: 'noiseSamples', get: (c) => c.defense?.noiseSamples },
+  { option: 'dropout', get: (c) => c.defense?.dropout, fixed: true },
+  { option: 'blockDropout', get: (c) => c.defense?.blockDropout, fixed: true },
+  { option: 'robustEval', get: (c) => c.robustEval?.limit ?? 0 },
+  { option: 'robustEvalSteps', get: (c) => c.robustEval?.steps },
+  { option: 'eps (robust eval)', get: (c) => c.robustEval?.eps },
+  { option: 'earlyStop', get: (c) => c.earlyStop ?? false },
 ];
 
 export interface Difference {
-  flag: string;
+  option: string;
   old: unknown;
   new: unknown;
   fixed: boolean;
@@ -67,18 +67,18 @@ const show = (v: unknown) =>
   v === undefined ? '(unset)' : typeof v === 'number' ? String(+v.toPrecision(6)) : String(v);
 
 export function describeDifference(d: Difference): string {
-  return `${d.flag} ${show(d.old)} → ${show(d.new)}`;
+  return `${d.option} ${show(d.old)} → ${show(d.new)}`;
 }
 
-/** The settings (other than --epochs) in which `requested` differs from the run's `saved` config. */
+/** The settings (other than epochs) in which `requested` differs from the run's `saved` config. */
 export function configDifferences(saved: TrainConfig, requested: TrainConfig): Difference[] {
   const out: Difference[] = [];
   for (const f of RESUME_FIELDS) {
     const [a, b] = [f.get(saved), f.get(requested)];
     // A run recorded before data fingerprints existed cannot be compared on them.
-    if (f.flag.startsWith('--data-dir') && (a === undefined || b === undefined)) continue;
+    if (f.option.startsWith('dataDir') && (a === undefined || b === undefined)) continue;
     if (JSON.stringify(a) !== JSON.stringify(b))
-      out.push({ flag: f.flag, old: a, new: b, fixed: !!f.fixed });
+      out.push({ option: f.option, old: a, new: b, fixed: !!f.fixed });
   }
   return out;
 }
@@ -94,7 +94,7 @@ export interface ConfigChange {
 
 /**
  * The config a resumed run continues with: the run's own, with the new harmless settings
- * (backend, checkpoint frequency) and a larger --epochs; any other difference is refused in one
+ * (backend, checkpoint frequency) and more epochs; any other difference is refused in one
  * line unless `override`, when the new values win. Returns the change to record, if any.
  */
 export function reconcileResume(
@@ -107,26 +107,26 @@ export function reconcileResume(
   const fixed = diffs.filter((d) => d.fixed);
   if (fixed.length > 0) {
     throw new RobustError(
-      `${o.out} holds a run whose checkpoint was built with other settings: ${fixed.map(describeDifference).join(', ')}; these cannot change on --resume (start a new run with another --out, or --force)`,
+      `${o.out} holds a run whose checkpoint was built with other settings: ${fixed.map(describeDifference).join(', ')}; these cannot change on resume (start a new run in another out folder, or with force)`,
     );
   }
   const least = done.batch > 0 ? done.epoch + 1 : done.epoch; // epochs the run has (partly) trained
   if (requested.epochs < least) {
     throw new RobustError(
-      `${o.out}: the run has trained ${done.epoch} epoch(s)${done.batch > 0 ? ' and part of the next' : ''}, so --epochs must be ≥ ${least} to resume it (got ${requested.epochs})`,
+      `${o.out}: the run has trained ${done.epoch} epoch(s)${done.batch > 0 ? ' and part of the next' : ''}, so epochs must be ≥ ${least} to resume it (got ${requested.epochs})`,
     );
   }
   const shorter = requested.epochs < saved.epochs;
   if (shorter)
-    diffs.push({ flag: '--epochs', old: saved.epochs, new: requested.epochs, fixed: false });
+    diffs.push({ option: 'epochs', old: saved.epochs, new: requested.epochs, fixed: false });
   if (diffs.length > 0 && !o.override) {
     throw new RobustError(
-      `${o.out} holds a run made with other settings: ${diffs.map(describeDifference).join(', ')} (give the run's values, leave them out to inherit them, or pass --override to continue with the new ones)`,
+      `${o.out} holds a run made with other settings: ${diffs.map(describeDifference).join(', ')} (give the run's values, leave them out to inherit them, or set override to continue with the new ones)`,
     );
   }
   const changes = diffs.map(describeDifference);
   if (requested.epochs > saved.epochs)
-    changes.push(`--epochs ${saved.epochs} → ${requested.epochs} (extended)`);
+    changes.push(`epochs ${saved.epochs} → ${requested.epochs} (extended)`);
   // Harmless settings and a longer run take the new values; with override, everything does.
   const config: TrainConfig = o.override
     ? { ...requested, dataHash: requested.dataHash ?? saved.dataHash }
@@ -143,7 +143,7 @@ export function reconcileResume(
   };
 }
 
-/** The counts of a config, which may come from an edited state.json: each within util/limits.ts's bounds, as from the flags. */
+/** The counts of a config, which may come from an edited state.json: each within util/limits.ts's bounds, as given options are. */
 export function checkTrainCounts(c: TrainConfig, source: string): void {
   const count = (name: string, v: unknown, max: number, min = 1) => {
     if (v !== undefined) checkCount(`${source}: ${name}`, v, max, min);

@@ -1,7 +1,7 @@
 /**
- * The run folder (--out): a new run starts only in an empty folder, so it never writes over
- * another run's checkpoint and log (or over files that are not a run); --resume continues the
- * run there, --force starts over and removes the old run's files first.
+ * The run folder (option out): a new run starts only in an empty folder, so it never writes over
+ * another run's checkpoint and log (or over files that are not a run); resume continues the
+ * run there, force starts over and removes the old run's files first.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { asWriteError } from '../util/write-errors.js';
 import { ensureDir } from '../util/dirs.js';
 import { alive, TEMP_NAME } from '../util/atomic.js';
 
-/** What a training run writes into its folder (all of it goes with --force). */
+/** What a training run writes into its folder (all of it goes with force). */
 export const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
 
 const LOCK = '.robust-run.lock';
@@ -36,19 +36,18 @@ export function readRunState<T extends object>(out: string): T | null {
 
 function contents(out: string): string[] {
   if (!fs.existsSync(out)) return [];
-  if (!fs.statSync(out).isDirectory())
-    throw new RobustError(`--out ${out} is a file, not a folder`);
+  if (!fs.statSync(out).isDirectory()) throw new RobustError(`out ${out} is a file, not a folder`);
   return fs.readdirSync(out).filter((f) => !isLeftover(f));
 }
 
 /**
  * Checks that a run may start or continue in `out`. Returns true when there is a run to resume.
- * Refused in one line: a non-empty folder without --resume or --force; --resume of a folder that
+ * Refused in one line: a non-empty folder without resume or force; resume of a folder that
  * holds files but no run; both flags at once.
  */
 export function checkRunFolder(out: string, o: { resume?: boolean; force?: boolean }): boolean {
   if (o.resume && o.force)
-    throw new RobustError('give --resume (continue the run) or --force (start over), not both');
+    throw new RobustError('give resume (continue the run) or force (start over), not both');
   const hasRun = fs.existsSync(stateFile(out));
   if (o.force) return false;
   if (o.resume && hasRun) return true;
@@ -57,14 +56,14 @@ export function checkRunFolder(out: string, o: { resume?: boolean; force?: boole
   const shown = files.slice(0, 3).join(', ') + (files.length > 3 ? ', …' : '');
   if (hasRun)
     throw new RobustError(
-      `${out} holds a training run: pass --resume to continue it or --force to start over (replaces it), or choose another --out`,
+      `${out} holds a training run: set resume to continue it or force to start over (replaces it), or choose another out folder`,
     );
   throw new RobustError(
-    `${out} is not empty (${shown}) and holds no run to resume: choose another --out, or pass --force to start a run there (replacing any ${RUN_FILES.join(', ')})`,
+    `${out} is not empty (${shown}) and holds no run to resume: choose another out folder, or set force to start a run there (replacing any ${RUN_FILES.join(', ')})`,
   );
 }
 
-/** Removes the old run's files (and leftovers of killed writes) from `out` for --force. */
+/** Removes the old run's files (and leftovers of killed writes) from `out` for force. */
 export function clearRun(out: string): void {
   if (!fs.existsSync(out)) return;
   for (const f of fs.readdirSync(out)) {
@@ -117,7 +116,7 @@ export function holdRunFolder(out: string): () => void {
       if (pid === process.pid) return () => {};
       if (Number.isInteger(pid) && pid > 0 && alive(pid))
         throw new RobustError(
-          `${out} is in use by another training run (pid ${pid}): wait for it, or choose another --out`,
+          `${out} is in use by another training run (pid ${pid}): wait for it, or choose another out folder`,
         );
       fs.rmSync(file, { force: true }); // its process is gone: a killed run's lock
     }

@@ -26,6 +26,6 @@ export function learningRate(schedule: ScheduleName, lr: number, t: number): num
 
 export function parseSchedule(name: string): ScheduleName {
   if (!(SCHEDULES as readonly string[]).includes(name))
-    throw new RobustError(`unknown --schedule '${name}': choose one of ${SCHEDULES.join(', ')}`);
+    throw new RobustError(`unknown schedule '${name}': choose one of ${SCHEDULES.join(', ')}`);
   return name as ScheduleName;
 }

@@ -25,6 +25,7 @@ import { layersClassifier } from '../models/classifier.js';
 import { runAttack } from '../eval/attack-run.js';
 import { checkTrainCounts, reconcileResume, type ConfigChange } from './run-config.js';
 import { checkRunFolder, clearRun, holdRunFolder, readRunState, stateFile } from './run-folder.js';
+import type { TrainOptions } from './options.js';
 
 export interface TrainConfig {
   model: string;
@@ -51,8 +52,8 @@ export interface TrainConfig {
   earlyStop?: boolean;
   /** sha-256 of the train and test images and labels (train() sets it), so a resume can tell other data. */
   dataHash?: string;
-  /** The command-line options given for the run (robust train), so --resume can inherit those not given again. */
-  options?: Record<string, unknown>;
+  /** The options given for the run (train() or robust train), so a resume can inherit those not given again. */
+  options?: TrainOptions;
 }
 
 export type { EpochLog } from './epoch-log.js';
@@ -67,7 +68,7 @@ interface RunState {
   log: EpochLog[];
   /** Best robust accuracy so far (its model is in best/). */
   bestRobust?: number;
-  /** Settings changed on resume (a longer --epochs, or --override), in order. */
+  /** Settings changed on resume (more epochs, or override), in order. */
   changes?: ConfigChange[];
 }
 
@@ -127,6 +128,8 @@ export interface TrainResult {
   log: EpochLog[];
   /** True when a stop was requested (SIGINT) and the run ended early after a checkpoint. */
   interrupted: boolean;
+  /** The config the run went by, as in its state.json (a resumed run's own, data fingerprint included). */
+  config: TrainConfig;
 }
 
 function writeLogs(out: string, log: EpochLog[]): void {
@@ -135,10 +138,11 @@ function writeLogs(out: string, log: EpochLog[]): void {
 }
 
 /**
- * Trains `model` (a fresh one, or the checkpoint in `out/checkpoint` when `resume`) on `data`.
+ * The loop under `train()`: trains the model `freshModel` makes (or the checkpoint in
+ * `out/checkpoint` when `resume`) on `data` with a config already resolved (`trainConfig`).
  * Returns the trained model and the per-epoch log; writes checkpoints and logs into `out`.
  */
-export async function train(
+export async function trainModel(
   freshModel: () => tf.LayersModel,
   data: DataSplit,
   requested: TrainConfig,
@@ -248,7 +252,7 @@ async function trainIn(
   // A diverged run stops with the last good checkpoint kept: nothing non-finite is ever written over it.
   const diverged = (what: string, epoch: number, batch: number) =>
     new RobustError(
-      `training diverged: ${what} at epoch ${epoch + 1}, batch ${batch} (lower --lr or --weight-decay, or clip gradients with --defense clip); ${fs.existsSync(stateFile(out)) ? `the last good checkpoint is kept in ${ckpt}` : 'no checkpoint was written'}`,
+      `training diverged: ${what} at epoch ${epoch + 1}, batch ${batch} (lower lr or weightDecay, or clip gradients with defense clip); ${fs.existsSync(stateFile(out)) ? `the last good checkpoint is kept in ${ckpt}` : 'no checkpoint was written'}`,
     );
   const checkFinite = (epoch: number, batch: number, buffers: Float32Array[] = sgd.state()) => {
     const bad = nonFinite(model, buffers);
@@ -314,7 +318,7 @@ async function trainIn(
         await checkpoint();
         sgd.dispose();
         step.dispose();
-        return { model, log: state.log, interrupted: true };
+        return { model, log: state.log, interrupted: true, config };
       }
       if (
         config.checkpointEvery > 0 &&
@@ -373,5 +377,5 @@ async function trainIn(
   }
   sgd.dispose();
   step.dispose();
-  return { model, log: state.log, interrupted: false };
+  return { model, log: state.log, interrupted: false, config };
 }

@@ -16,7 +16,7 @@ import { defenseConfig } from '../../defenses/defense.js';
 import { parseEvalConfig } from '../../eval/config.js';
 import { createModel } from '../../models/zoo.js';
 import { loadData } from '../../data/index.js';
-import { train, type TrainConfig } from '../../train/trainer.js';
+import { trainModel, type TrainConfig } from '../../train/trainer.js';
 import { RobustError } from '../../util/errors.js';
 import { LIMITS } from '../../util/limits.js';
 import { robust, tinyCheckpoint } from './fixtures.js';
@@ -231,7 +231,7 @@ describe('counts from files and library calls', () => {
         width: 4,
       });
     const out = tmpDir('bounds-state');
-    (await train(fresh, data, config, out, { quiet: true })).model.dispose();
+    (await trainModel(fresh, data, config, out, { quiet: true })).model.dispose();
     const file = path.join(out, 'checkpoint', 'state.json');
     const state = JSON.parse(fs.readFileSync(file, 'utf8'));
     for (const [key, v] of [
@@ -240,7 +240,7 @@ describe('counts from files and library calls', () => {
       ['checkpointEvery', -1],
     ] as const) {
       fs.writeFileSync(file, JSON.stringify({ ...state, config: { ...state.config, [key]: v } }));
-      const e = await train(fresh, data, config, out, { quiet: true, resume: true }).then(
+      const e = await trainModel(fresh, data, config, out, { quiet: true, resume: true }).then(
         () => null,
         (err: unknown) => err,
       );

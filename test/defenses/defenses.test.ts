@@ -12,7 +12,7 @@ import { layersClassifier } from '../../models/classifier.js';
 import { createModel } from '../../models/zoo.js';
 import { loadData } from '../../data/index.js';
 import type { DataSplit } from '../../data/dataset.js';
-import { train, type TrainConfig } from '../../train/trainer.js';
+import { trainModel, type TrainConfig } from '../../train/trainer.js';
 import { runAttack } from '../../eval/attack-run.js';
 import { pgd } from '../../attacks/index.js';
 import { RobustError } from '../../util/errors.js';
@@ -33,9 +33,9 @@ describe('--defense parsing', () => {
     expect(() => parseDefenses('pgd,trades')).toThrow(/choose one adversarial/);
     expect(() => parseDefenses('distillation')).toThrow(/unknown defense 'distillation'/);
     expect(() => parseDefenses('none,clip')).toThrow(RobustError);
-    expect(() => defenseConfig(['clip'])).toThrow(/--clip-norm/);
-    expect(() => defenseConfig(['noise'])).toThrow(/--noise-std/);
-    expect(() => defenseConfig(['dropout'])).toThrow(/--dropout/);
+    expect(() => defenseConfig(['clip'])).toThrow(/defense clip needs clipNorm/);
+    expect(() => defenseConfig(['noise'])).toThrow(/defense noise needs noiseStd/);
+    expect(() => defenseConfig(['dropout'])).toThrow(/defense dropout needs dropout/);
   });
 });
 
@@ -192,7 +192,7 @@ describe('adversarial training works', () => {
     const robustEval = { limit: 150, eps, steps: 10 };
     const robustAcc = async (defense?: TrainConfig['defense']) => {
       const out = tmpDir('defense');
-      const { model, log } = await train(fresh, data, config({ defense, robustEval }), out, {
+      const { model, log } = await trainModel(fresh, data, config({ defense, robustEval }), out, {
         quiet: true,
       });
       expect(log.every((e) => typeof e.robust_acc === 'number')).toBe(true);

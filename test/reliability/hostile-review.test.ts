@@ -161,7 +161,7 @@ describe('a hostile review, one case per class', () => {
         '--out',
         path.join(root, 'clip'),
       ],
-      /--clip-norm must be > 0/,
+      /clipNorm must be > 0/,
     ],
     [
       'a model.json of 20,000 layers listed backwards',

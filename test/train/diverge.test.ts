@@ -7,7 +7,7 @@ import { initBackend } from '../../backend/index.js';
 import { loadData } from '../../data/index.js';
 import type { DataSplit } from '../../data/dataset.js';
 import { createModel } from '../../models/zoo.js';
-import { train, type TrainConfig } from '../../train/trainer.js';
+import { trainModel, type TrainConfig } from '../../train/trainer.js';
 import { RobustError } from '../../util/errors.js';
 import { tmpDir } from '../helpers.js';
 
@@ -65,7 +65,7 @@ describe('diverged training', () => {
         const out = tmpDir('diverge');
         let error: unknown;
         let checkpoints = 0;
-        await train(fresh, data, config(s), out, {
+        await trainModel(fresh, data, config(s), out, {
           quiet: true,
           onCheckpoint: () => void (checkpoints++, expect(checkpointFinite(out)).toBe(true)),
         }).then(
@@ -90,12 +90,12 @@ describe('diverged training', () => {
 
   it("a run that diverges after a good epoch keeps that epoch's checkpoint byte for byte", async () => {
     const out = tmpDir('diverge-keep');
-    (await train(fresh, data, config({ epochs: 1 }), out, { quiet: true })).model.dispose();
+    (await trainModel(fresh, data, config({ epochs: 1 }), out, { quiet: true })).model.dispose();
     const good = fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin'));
     // lr·wd·w overflows float32 in the first update: the checkpoint after it would be all ±Inf.
     const bad = config({ epochs: 2, lr: 1e10, weightDecay: 1e30, checkpointEvery: 1 });
     await expect(
-      train(fresh, data, bad, out, { quiet: true, resume: true, override: true }),
+      trainModel(fresh, data, bad, out, { quiet: true, resume: true, override: true }),
     ).rejects.toThrow(
       /^training diverged: .*kernel\S* became NaN or infinite at epoch 2, batch 1 .*the last good checkpoint is kept/,
     );

@@ -8,7 +8,7 @@ import { loadData } from '../../data/index.js';
 import type { DataSplit } from '../../data/dataset.js';
 import { createModel } from '../../models/zoo.js';
 import { loadModel } from '../../models/checkpoint.js';
-import { train, type TrainConfig } from '../../train/trainer.js';
+import { trainModel, type TrainConfig } from '../../train/trainer.js';
 import { RobustError } from '../../util/errors.js';
 import { tmpDir } from '../helpers.js';
 
@@ -70,7 +70,7 @@ describe('disk full while training', () => {
         async (n) => {
           const out = tmpDir('enospc');
           const full = diskFullAt(n);
-          const error = await train(fresh, data, config, out, { quiet: true }).then(
+          const error = await trainModel(fresh, data, config, out, { quiet: true }).then(
             () => undefined,
             (e: unknown) => e,
           );
@@ -92,7 +92,7 @@ describe('disk full while training', () => {
             ]);
             (await loadModel(ckpt)).dispose();
           }
-          const resumed = await train(fresh, data, config, out, { quiet: true, resume: true });
+          const resumed = await trainModel(fresh, data, config, out, { quiet: true, resume: true });
           expect(resumed.log).toHaveLength(2);
           expect(JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8'))).toHaveLength(2);
           resumed.model.dispose();

@@ -6,7 +6,7 @@ import { initBackend } from '../../backend/index.js';
 import { loadData } from '../../data/index.js';
 import type { DataSplit } from '../../data/dataset.js';
 import { createModel } from '../../models/zoo.js';
-import { train, type TrainConfig } from '../../train/trainer.js';
+import { trainModel, type TrainConfig } from '../../train/trainer.js';
 import { Sgd } from '../../train/sgd.js';
 import { learningRate } from '../../train/schedule.js';
 import { tmpDir } from '../helpers.js';
@@ -87,7 +87,7 @@ describe('training', () => {
   it('on real Fashion-MNIST images the loss falls and test accuracy rises; live tensors stay flat', async () => {
     const out = tmpDir('train');
     const counts: number[] = [];
-    const { model, log } = await train(fresh, data, config(), out, {
+    const { model, log } = await trainModel(fresh, data, config(), out, {
       quiet: true,
       onEpoch: () => counts.push(tf.memory().numTensors),
     });
@@ -103,7 +103,7 @@ describe('training', () => {
   });
 
   it('a run stopped mid-way and resumed ends with the same weights as an uninterrupted run', async () => {
-    const straight = await train(
+    const straight = await trainModel(
       fresh,
       data,
       config({ epochs: 2, checkpointEvery: 3 }),
@@ -117,12 +117,12 @@ describe('training', () => {
       if (++saved === 5) throw new Error('killed');
     };
     await expect(
-      train(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, {
+      trainModel(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, {
         quiet: true,
         onCheckpoint: die,
       }),
     ).rejects.toThrow('killed');
-    const resumed = await train(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, {
+    const resumed = await trainModel(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, {
       quiet: true,
       resume: true,
     });
