@@ -3,8 +3,6 @@
 const $ = (id) => document.getElementById(id);
 let worker = null;
 const urls = [];
-/** The folder picked or dropped: its files with their paths from the folder's parent ("pets/cat/1.png"). */
-let folderFiles = [];
 
 // robust serve offers CIFAR-10's test set when its data folder holds it; a static host does not
 fetch(new URL('../data/cifar10/test_batch.bin', import.meta.url), { method: 'HEAD' })
@@ -94,71 +92,15 @@ async function modelSpec() {
   };
 }
 
-/** Every file under a dropped folder (FileSystemEntry API; readEntries returns a folder in parts). */
-async function filesOfEntry(entry) {
-  if (entry.isFile)
-    return [
-      {
-        path: entry.fullPath.replace(/^\//, ''),
-        file: await new Promise((ok, fail) => entry.file(ok, fail)),
-      },
-    ];
-  const reader = entry.createReader();
-  const out = [];
-  for (;;) {
-    const part = await new Promise((ok, fail) => reader.readEntries(ok, fail));
-    if (part.length === 0) return out;
-    for (const e of part) out.push(...(await filesOfEntry(e)));
-  }
-}
-
-function useFolder(files, how) {
-  folderFiles = files;
-  document.querySelector('input[name=data][value=folder]').checked = true;
-  const root = files[0]?.path.split('/')[0] ?? '';
-  $('drop').textContent = `${how}: ${root}/ (${files.length} files)`;
-}
-
-$('folder-files').addEventListener('change', () =>
-  useFolder(
-    [...$('folder-files').files].map((f) => ({ path: f.webkitRelativePath, file: f })),
-    'picked',
-  ),
-);
 $('cifar-file').addEventListener('change', () => {
   document.querySelector('input[name=data][value=cifar10-file]').checked = true;
 });
-$('drop').addEventListener('dragover', (e) => {
-  e.preventDefault();
-  $('drop').classList.add('over');
-});
-$('drop').addEventListener('dragleave', () => $('drop').classList.remove('over'));
-$('drop').addEventListener('drop', async (e) => {
-  e.preventDefault();
-  $('drop').classList.remove('over');
-  const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).filter((x) => x);
-  if (entries.length !== 1 || !entries[0].isDirectory) {
-    showError('drop one folder (its class sub-folders or labels.csv inside)');
-    return;
-  }
-  try {
-    useFolder(await filesOfEntry(entries[0]), 'dropped');
-    $('error').hidden = true;
-  } catch (err) {
-    showError(`${entries[0].name}: cannot read the dropped folder (${err.message})`);
-  }
-});
-
 function dataSpec() {
   const kind = document.querySelector('input[name=data]:checked').value;
   if (kind === 'cifar10-file') {
     const file = $('cifar-file').files[0];
     if (!file) throw new Error('pick cifar-10-binary.tar.gz or its test_batch.bin');
     return { kind, file };
-  }
-  if (kind === 'folder') {
-    if (folderFiles.length === 0) throw new Error('pick or drop a folder of images');
-    return { kind, files: folderFiles };
   }
   return { kind };
 }

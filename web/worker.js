@@ -144,8 +144,8 @@ async function sampleTestSet() {
 
 /**
  * The test images the form chose, the data set's name as robust eval records it, and its classes:
- * the bundled sample, CIFAR-10 (served by robust serve from its data folder, or a picked archive or
- * test_batch.bin) or a folder of images (the CLI's folder: layouts).
+ * the bundled sample, or CIFAR-10 (served by robust serve from its data folder, or a picked archive
+ * or test_batch.bin).
  */
 async function testData(spec, limit, note) {
   switch (spec.kind) {
@@ -170,14 +170,6 @@ async function testData(spec, limit, note) {
         classes: robust.CIFAR10_CLASSES,
         test: await robust.cifar10TestFromFile(spec.file, note),
       };
-    case 'folder': {
-      const split = await robust.loadFolderFiles(spec.files, { testLimit: limit, note });
-      if (split.unlabeled)
-        throw new robust.RobustError(
-          `${split.name}: the images have no labels (no class folders and no labels.csv)`,
-        );
-      return { name: split.name, classes: split.classes, test: split.test, split };
-    }
     default:
       throw new robust.RobustError(`unknown image source '${spec.kind}'`);
   }
@@ -205,9 +197,7 @@ async function run(o) {
     config.data = data.name;
     let test = robust.take(data.test, config.limit);
     if (test.count === 0) throw new robust.RobustError(`${data.name} has no test images`);
-    const classes = data.split
-      ? robust.withClassCount(data.split, loaded.numClasses).classes
-      : data.classes;
+    const classes = data.classes;
     const [h, w, c] = loaded.inputShape;
     let fit;
     if (h !== test.height || w !== test.width || c !== test.channels) {
