@@ -22,8 +22,15 @@ export {
 } from './models/model-from-files.js';
 export { PIXELS, describePreprocess, type Preprocess } from './models/preprocess.js';
 export type { Classifier } from './models/classifier.js';
-export { take, imageSetFingerprint, type ImageSet } from './data/dataset.js';
+export { take, imageSetFingerprint, withClassCount, type ImageSet } from './data/dataset.js';
 export { parseIdxBytes, idxImageSet, FASHION_CLASSES } from './data/idx.js';
+export {
+  CIFAR10_CLASSES,
+  TEST_FILE as CIFAR10_TEST_FILE,
+  parseCifarBatches,
+} from './data/cifar10-records.js';
+export { cifar10TestFromFile, type NamedBlob } from './data/cifar10-file.js';
+export { decodeImage, type DecodedImage } from './data/images.js';
 export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
 export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';

@@ -2,8 +2,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { servePage } from '../util/serve.js';
+import { cifar10TestFile, servePage } from '../util/serve.js';
 import { nonNegativeInt } from './options.js';
+import { defaultDataDir } from '../data/index.js';
 
 // dist/cli/serve-command.js → the package folder
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -15,9 +16,20 @@ export function registerServe(program: Command): void {
       'serve the in-browser page (web/) on 127.0.0.1 with the headers wasm threads need; Ctrl-C stops',
     )
     .option('--port <n>', 'port (0: any free one)', nonNegativeInt('--port', 65535), 8080)
-    .action(async (o: { port: number }) => {
-      const server = await servePage(ROOT, o.port);
+    .option(
+      '--data-dir <dir>',
+      "where data sets live: the page may use CIFAR-10's test set prepared there (only that file is served)",
+    )
+    .action(async (o: { port: number; dataDir?: string }) => {
+      const dataDir = path.resolve(o.dataDir ?? defaultDataDir());
+      const server = await servePage(ROOT, o.port, { dataDir });
+      const cifar = cifar10TestFile(dataDir);
       console.log(`robust: the page is at ${server.url} (this machine only; Ctrl-C stops)`);
+      console.log(
+        cifar
+          ? `robust: CIFAR-10's test set is offered from ${cifar}`
+          : `robust: CIFAR-10 is not in ${dataDir} (robust data cifar10 prepares it); the page can take the archive as a file`,
+      );
       await new Promise<void>((resolve) =>
         process.once('SIGINT', () => void server.close().then(resolve)),
       );

@@ -13,6 +13,9 @@ import type { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { RobustError } from '../util/errors.js';
 import { openRegularFile } from '../util/read-file.js';
+import { unsafeEntry } from './tar-paths.js';
+
+export { unsafeEntry } from './tar-paths.js';
 
 export interface TarLimits {
   /** Base names of the members to keep; any folder prefix matches, so each may appear only once. */
@@ -39,16 +42,6 @@ const CHUNK = 1 << 20;
 const MAX_RATIO = 1000;
 /** The ratio is judged only past this many unpacked bytes: a tiny archive's header alone can exceed it. */
 const RATIO_GRACE = 1 << 20;
-
-/** Why an archive entry is refused: an absolute path, a `..` segment, or a link leading out. */
-export function unsafeEntry(entryPath: string, type: string, linkpath?: string): string | null {
-  const bad = (p: string) =>
-    p.startsWith('/') || /^[a-zA-Z]:/.test(p) || p.split(/[\\/]/).includes('..');
-  if (bad(entryPath)) return `unsafe path '${entryPath}'`;
-  if ((type === 'SymbolicLink' || type === 'Link') && linkpath !== undefined && bad(linkpath))
-    return `link '${entryPath}' points outside the archive ('${linkpath}')`;
-  return null;
-}
 
 const sizeText = (n: number) => (n >= 1 << 20 ? `${Math.round(n / (1 << 20))} MiB` : `${n} bytes`);
 

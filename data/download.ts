@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import { RobustError } from '../util/errors.js';
-import { md5Of } from './origin.js';
+import { md5Of } from './md5.js';
 
 export function md5File(file: string): string {
   return md5Of(fs.readFileSync(file));

@@ -8,15 +8,14 @@
  * YCbCr; CMYK, 12-bit and lossless/arithmetic/hierarchical files are refused, and so is any file
  * libjpeg warns about (a truncated one would otherwise come out with gray blocks). EXIF orientation
  * is not applied, as Pillow does not apply it. Alpha is dropped only when every pixel is opaque.
+ * Node-free: the page decodes with the same code (pngjs's browser build, the same MozJPEG wasm).
  */
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import zlib from 'node:zlib';
-import { PNG } from 'pngjs';
+import { Unzlib } from 'fflate';
 import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
 import { initEmscriptenModule } from '@jsquash/jpeg/utils.js';
 import { RobustError } from '../util/errors.js';
 import { DATA_LIMITS } from './limits.js';
+import { mozjpegWasm, readPng } from '../util/platform.js';
 
 export interface DecodedImage {
   width: number;
@@ -51,6 +50,8 @@ function checkPixels(width: number, height: number, file: string): void {
     );
 }
 
+class InflateCap extends Error {}
+
 /** Width, height and colour type from IHDR; for interlaced files, a bounded inflate of the IDAT data (pngjs inflates those without a cap). */
 function checkPng(buf: Uint8Array, file: string): void {
   if (buf.length < 33 || PNG_SIGNATURE.some((b, i) => buf[i] !== b))
@@ -75,10 +76,19 @@ function checkPng(buf: Uint8Array, file: string): void {
     if (type === 'IEND') break;
     at += 12 + len;
   }
+  // a streaming inflate that stops at the cap; fed 4 KiB at a time, so one push (deflate expands
+  // at most ~1032:1) never produces more than ~4 MiB before the count is checked
+  let out = 0;
+  const inflater = new Unzlib(() => undefined);
+  inflater.ondata = (chunk) => {
+    out += chunk.length;
+    if (out > most) throw new InflateCap();
+  };
   try {
-    zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: most });
+    for (const part of idat)
+      for (let at = 0; at < part.length; at += 4096) inflater.push(part.subarray(at, at + 4096));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+    if (e instanceof InflateCap)
       throw new RobustError(
         `${file}: its pixel data inflates to more than ${width}×${height} pixels need (damaged or hostile)`,
       );
@@ -88,11 +98,9 @@ function checkPng(buf: Uint8Array, file: string): void {
 
 function decodePng(buf: Uint8Array, file: string): DecodedImage {
   checkPng(buf, file);
-  let png: { width: number; height: number; colorType: number; data: Buffer };
+  let png: { width: number; height: number; colorType: number; data: Uint8Array };
   try {
-    png = PNG.sync.read(
-      Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength),
-    ) as unknown as typeof png;
+    png = readPng(buf);
   } catch (e) {
     throw new RobustError(`${file}: not a readable PNG (${(e as Error).message})`);
   }
@@ -162,14 +170,11 @@ interface Mozjpeg {
 }
 let mozjpeg: Promise<Mozjpeg> | undefined;
 
-/** The decoder, compiled once from the wasm file in the package (no fetch in Node); its decode is synchronous. */
+/** The decoder, compiled once (from the package's file in Node, beside the bundle in a page); its decode is synchronous. */
 function mozjpegModule(): Promise<Mozjpeg> {
   mozjpeg ??= (async () => {
-    const wasm = fs.readFileSync(
-      createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
-    );
     const sink = (line: string) => jpegWarnings.push(String(line));
-    return (await initEmscriptenModule(mozjpegFactory, await WebAssembly.compile(wasm), {
+    return (await initEmscriptenModule(mozjpegFactory, await mozjpegWasm(), {
       print: sink,
       printErr: sink,
     } as never)) as unknown as Mozjpeg;

@@ -29,7 +29,8 @@ import {
   readCifar100Archive,
   readCifar100Dir,
 } from './cifar100.js';
-import { archiveOrigin, filesOrigin, folderOrigin, md5Of } from './origin.js';
+import { archiveOrigin, filesOrigin, folderOrigin } from './origin.js';
+import { md5Of } from './md5.js';
 import {
   FASHION_FILES,
   FASHION_MD5,

@@ -2,9 +2,7 @@
  * One line on where a local copy (`robust data --from`) came from: the official release, when its
  * checksum says so, or an unknown source whose contents were checked but whose origin was not.
  */
-import crypto from 'node:crypto';
-
-export const md5Of = (bytes: Uint8Array) => crypto.createHash('md5').update(bytes).digest('hex');
+// Node-free: the page says the same of a picked archive.
 
 /** For an archive whose MD5 is `md5`; `official` is the MD5 the download checks. */
 export function archiveOrigin(file: string, md5: string, official: string): string {

@@ -15,6 +15,8 @@ export interface EvalModelOptions {
   limit?: number;
   /** How the images were fitted to the model's input (fitImages' description), when they were. */
   fit?: string;
+  /** The data set's class names, for the gallery's captions. */
+  classes?: string[];
 }
 
 export function evalModel(m: LoadedModel, test: ImageSet, o: EvalModelOptions = {}): EvalModel {
@@ -37,6 +39,7 @@ export function evalModel(m: LoadedModel, test: ImageSet, o: EvalModelOptions = 
     ...(predicted ? { labels: 'predicted' as const } : {}),
     defense: m.meta.defense ?? 'none',
     test: predicted ? withPredictedLabels(m.classifier, take(test, o.limit)) : test,
+    ...(o.classes ? { classes: o.classes } : {}),
     fingerprint: m.fingerprint,
   };
 }

@@ -61,6 +61,8 @@ export interface EvalModel {
   labels?: 'predicted';
   defense: string;
   test: ImageSet;
+  /** Class names (label i = classes[i]) for the gallery's captions; indices are shown without them. */
+  classes?: string[];
   /** Identifies the model as loaded (topology, weights, metadata: `modelFingerprint`), so cells of a changed model are not reused. */
   fingerprint: string;
 }
@@ -79,6 +81,8 @@ export interface CellResult {
   robust: string;
   /** PNG grid of originals / perturbations / adversarials (base64), kept for the largest eps. */
   gallery?: string;
+  /** The gallery's examples, column by column: true class and the model's class for the adversarial (names when known). */
+  gallery_classes?: { true: string[]; predicted: string[] };
 }
 
 export interface ModelSummary {
@@ -335,6 +339,35 @@ export function galleryOf(
   );
 }
 
+/**
+ * The true and predicted classes of the gallery's examples: labels of `shown` in `set`, and the
+ * model's class (inference mode) for their adversarial images as the attack left them (before the
+ * 8-bit rounding of the picture), so a column is robust exactly when the two agree.
+ */
+export function galleryClasses(
+  classifier: Classifier,
+  set: ImageSet,
+  shown: number[],
+  adversarial: Float32Array,
+  classes?: string[],
+): { true: string[]; predicted: string[] } {
+  const name = (k: number) => classes?.[k] ?? String(k);
+  if (shown.length === 0) return { true: [], predicted: [] };
+  const predicted = tf.tidy(() =>
+    classifier
+      .logits(
+        tf.tensor4d(adversarial, [shown.length, set.height, set.width, set.channels]),
+        'inference',
+      )
+      .argMax(1)
+      .dataSync(),
+  );
+  return {
+    true: shown.map((n) => name(set.labels[n])),
+    predicted: Array.from(predicted, name),
+  };
+}
+
 /** The first GALLERY_SIZE clean-correct examples of `cleanCorrect` (from example `from` on, as global indices). */
 export function galleryExamples(cleanCorrect: Uint8Array, from = 0): number[] {
   const shown: number[] = [];
@@ -537,12 +570,13 @@ export async function runGridIn(
       if (config.cascade) survivors = run.robust;
       if (eps === maxEps) {
         const shown = galleryExamples(run.cleanCorrect);
-        cell.gallery = galleryOf(
-          rowsOf(test, shown),
-          floatRows(run.adversarial!, test.height * test.width * test.channels, shown),
-          attack.info.norm,
-          eps,
+        const adversarial = floatRows(
+          run.adversarial!,
+          test.height * test.width * test.channels,
+          shown,
         );
+        cell.gallery = galleryOf(rowsOf(test, shown), adversarial, attack.info.norm, eps);
+        cell.gallery_classes = galleryClasses(m.classifier, test, shown, adversarial, m.classes);
       }
       store.writeCell(key, cell);
       store.removePartial(key);

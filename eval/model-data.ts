@@ -128,6 +128,7 @@ export async function loadGridModels(
           labels: o.labels,
           limit: config.limit,
           fit: data.fit,
+          classes: data.classes,
         }),
       );
     }

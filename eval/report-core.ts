@@ -4,7 +4,8 @@ import { stringify } from 'csv-stringify/sync';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { formatEps } from '../util/format.js';
-import type { GridResult } from './grid-core.js';
+import type { CellResult, GridResult } from './grid-core.js';
+import { fromBase64 } from '../util/platform.js';
 import { sanityFlags, type Flag } from './sanity-flags.js';
 import { html, md, trustedHtml, type Markup, type Value } from './markup.js';
 
@@ -338,6 +339,46 @@ export function tradeoffSpec(r: GridResult): TopLevelSpec {
   } as TopLevelSpec;
 }
 
+/** The gallery picture's columns are (width − GAP) / examples wide (eval/gallery.ts: a GAP-pixel margin left). */
+const GAP = 2;
+/** The gallery is shown at this many screen pixels per image pixel, so its captions fit under each column. */
+const ZOOM = 2;
+
+/**
+ * The gallery of a cell: its picture and, under each column, the example's true class and the
+ * model's class for the adversarial (green when they agree: robust; red when the attack won).
+ */
+function galleryFigure(cell: CellResult, name: string, caption: Markup): Markup {
+  const png = fromBase64(cell.gallery!.slice(0, 32)); // signature + IHDR: the width is bytes 16–19
+  const width = png.length >= 20 ? new DataView(png.buffer, png.byteOffset).getUint32(16) : 0;
+  const c = cell.gallery_classes;
+  const n = c && width > 0 && c.true.length === c.predicted.length ? c.true.length : 0;
+  const column = n ? ((width - GAP) / n) * ZOOM : 0;
+  return html`<figure>
+    <img
+      alt="adversarial examples for ${name}"
+      ${width > 0 ? html`width="${width * ZOOM}"` : ''}
+      src="data:image/png;base64,${cell.gallery!}"
+    />
+    ${
+      n
+        ? html`<div
+            class="classes"
+            style="grid-template-columns: repeat(${n}, ${column}px); padding-left: ${GAP * ZOOM}px"
+          >
+            ${c!.true.map(
+              (t, i) =>
+                html`<span class="${t === c!.predicted[i] ? 'kept' : 'fooled'}"
+                  >${t}<br />→ ${c!.predicted[i]}</span
+                > `,
+            )}
+          </div>`
+        : ''
+    }
+    <figcaption>${caption}</figcaption>
+  </figure> `;
+}
+
 export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Promise<string> {
   const { header, rows } = tableRows(r);
   const maxEps = Math.max(...r.config.eps);
@@ -352,12 +393,16 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
     const strongest = cells.reduce((a, b) => (a.stats.robust_acc <= b.stats.robust_acc ? a : b));
     const name = modelLabel(r, m.model);
     return [
-      html`<figure><img alt="adversarial examples for ${name}" src="data:image/png;base64,${strongest.gallery}"><figcaption>${name}: ${strongest.attack} at eps ${epsLabel(maxEps)} — originals, perturbations (gray = 0, scaled), adversarials</figcaption></figure>\n`,
+      galleryFigure(
+        strongest,
+        name,
+        html`${name}: ${strongest.attack} at eps ${epsLabel(maxEps)} — originals, perturbations (gray = 0, scaled), adversarials${strongest.gallery_classes ? '; under each: true class → the model’s class for the adversarial' : ''}`,
+      ),
     ];
   });
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>robust: evaluation report</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}</style>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}.classes{display:grid;font-size:11px;text-align:center}.kept{color:#060}.fooled{color:#a00}</style>
 </head><body>
 <h1>Robustness evaluation</h1>
 <p>${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · backend ${r.backend} · seed ${r.config.seed} · ${r.date}.

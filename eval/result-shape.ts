@@ -71,6 +71,7 @@ const CELL = {
   stats: nested(STATS),
   robust: base64,
   gallery: optional(base64),
+  gallery_classes: optional(nested({ true: strings, predicted: strings })),
   after: optional(strings),
   backend: optional(str),
 };

@@ -83,14 +83,16 @@ export async function bundleBrowser(entry: string, outfile?: string): Promise<Br
   return outfile ? { file: outfile, inputs } : { text: result.outputFiles![0].text, inputs };
 }
 
-/** tfjs-backend-wasm's binaries, which the bundle fetches from beside itself. */
+/** tfjs-backend-wasm's binaries and MozJPEG's decoder, which the bundle fetches from beside itself. */
 export function copyWasmBinaries(dir: string): string[] {
   const from = path.dirname(
     require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'),
   );
   const names = fs.readdirSync(from).filter((f) => f.endsWith('.wasm'));
   for (const f of names) fs.copyFileSync(path.join(from, f), path.join(dir, f));
-  return names;
+  const jpeg = require.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm');
+  fs.copyFileSync(jpeg, path.join(dir, path.basename(jpeg)));
+  return [...names, path.basename(jpeg)];
 }
 
 /** Bundles `entry` into ROOT/dist/browser/robust.js with the wasm binaries beside it; returns the files written. */

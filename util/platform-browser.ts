@@ -4,6 +4,9 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { encode } from 'fast-png';
+import { RobustError } from './errors.js';
+// pngjs's own browser build (browserify: its Buffer and zlib polyfills inside): the decoder Node uses
+import pngjs from 'pngjs/browser.js';
 
 export const PLATFORM: 'node' | 'browser' = 'browser';
 
@@ -49,6 +52,36 @@ export const cpuCount = (): number => Math.max(1, globalThis.navigator?.hardware
 
 export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
   return encode({ width, height, data: rgba, channels: 4, depth: 8 });
+}
+
+export interface PngPixels {
+  width: number;
+  height: number;
+  colorType: number;
+  data: Uint8Array;
+}
+
+// pngjs's parser calls Buffer methods on its input: the Buffer class of its own bundle, taken from a PNG it makes
+const PngBuffer = new pngjs.PNG({ width: 1, height: 1 }).data.constructor as unknown as {
+  from(bytes: Uint8Array): Uint8Array;
+};
+
+export function readPng(bytes: Uint8Array): PngPixels {
+  return pngjs.PNG.sync.read(PngBuffer.from(bytes) as never) as unknown as PngPixels;
+}
+
+/** The decoder's wasm sits beside the bundle (scripts/build-browser.ts copies it there). */
+export async function mozjpegWasm(): Promise<WebAssembly.Module> {
+  const url = new URL('mozjpeg_dec.wasm', import.meta.url);
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new RobustError(`${url.href}: cannot fetch the JPEG decoder (${(e as Error).message})`);
+  }
+  if (!res.ok)
+    throw new RobustError(`${url.href}: the JPEG decoder is missing (HTTP ${res.status})`);
+  return WebAssembly.compile(await res.arrayBuffer());
 }
 
 export interface KernelThread {

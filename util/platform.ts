@@ -1,10 +1,13 @@
 /**
  * What the core needs from its host, Node side: hashing, base64, yielding to the event loop,
- * environment switches, core count, PNG encoding, progress lines and kernel threads. The browser
+ * environment switches, core count, PNG encoding and decoding, the JPEG decoder's wasm, progress
+ * lines and kernel threads. The browser
  * bundle swaps this module for util/platform-browser.ts (same exports, checked by
  * test/browser/platform.test.ts), so nothing the core imports pulls in a `node:` module there.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { PNG } from 'pngjs';
@@ -37,6 +40,25 @@ export function encodePng(width: number, height: number, rgba: Uint8Array): Uint
   const png = new PNG({ width, height });
   png.data.set(rgba);
   return PNG.sync.write(png);
+}
+
+/** A PNG file as pngjs reads it: RGBA, 8 bits per sample (palette, 1–16-bit expanded); its colour type. */
+export interface PngPixels {
+  width: number;
+  height: number;
+  colorType: number;
+  data: Uint8Array;
+}
+
+/** Decodes a PNG with pngjs (throws pngjs's own errors on damaged files). */
+export function readPng(bytes: Uint8Array): PngPixels {
+  return PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+/** The wasm of MozJPEG's decoder (@jsquash/jpeg), compiled: from the package's file in Node. */
+export async function mozjpegWasm(): Promise<WebAssembly.Module> {
+  const file = createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm');
+  return WebAssembly.compile(fs.readFileSync(file));
 }
 
 /** A thread running `source` (CommonJS, evaluated) with `data` as its workerData; it does not keep the process alive. */

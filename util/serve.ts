@@ -1,13 +1,15 @@
 /**
  * A static server for the page (web/) on this machine only: the page, the browser bundle, the zoo
  * and the bundled sample, under the URLs they have in the package, with the headers wasm threads
- * need (cross-origin isolation: COOP/COEP). Any other web server can host the same folders.
+ * need (cross-origin isolation: COOP/COEP). Any other web server can host the same folders. With a
+ * data folder, also the one file of it the page can use: CIFAR-10's prepared test batch.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { RobustError } from './errors.js';
+import { BATCH_BYTES, TEST_FILE } from '../data/cifar10-records.js';
 
 /** The package's folders the page reads; nothing else under the root is served. */
 export const SERVED = ['web', 'dist/browser', 'zoo', 'data/samples'] as const;
@@ -66,8 +68,40 @@ export function servedFile(root: string, urlPath: string): string | null {
   }
 }
 
+/** The URL of CIFAR-10's test batch when the data folder holds it (the page asks for it there). */
+export const CIFAR10_TEST_URL = `/data/cifar10/${TEST_FILE}`;
+
+/**
+ * CIFAR-10's test batch as `robust data cifar10` left it in `dataDir` (cifar10/cifar-10-batches-bin/,
+ * or cifar10/ itself, as the loader reads it), or null: absent, in both places (ambiguous, as the
+ * loader says), not a regular file, or not a whole number of records up to one batch.
+ */
+export function cifar10TestFile(dataDir: string): string | null {
+  const dir = path.join(dataDir, 'cifar10');
+  const candidates = [path.join(dir, 'cifar-10-batches-bin', TEST_FILE), path.join(dir, TEST_FILE)];
+  const present = candidates.filter((f) => fs.existsSync(f));
+  if (present.length !== 1) return null;
+  try {
+    const s = fs.statSync(present[0]);
+    return s.isFile() && s.size > 0 && s.size <= BATCH_BYTES && s.size % 3073 === 0
+      ? fs.realpathSync(present[0])
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface ServeOptions {
+  /** The data folder the CLI uses (ROBUST_DATA_DIR): its prepared CIFAR-10 test batch is served, read-only. */
+  dataDir?: string;
+}
+
 /** Serves the page from `root` (the package folder) on 127.0.0.1:`port` (0: any free port) until closed. */
-export async function servePage(root: string, port = 8080): Promise<PageServer> {
+export async function servePage(
+  root: string,
+  port = 8080,
+  o: ServeOptions = {},
+): Promise<PageServer> {
   if (!fs.existsSync(path.join(root, 'dist', 'browser', 'robust.js')))
     throw new RobustError(
       `${path.join(root, 'dist', 'browser', 'robust.js')}: missing (run npm run build:browser)`,
@@ -83,7 +117,12 @@ export async function servePage(root: string, port = 8080): Promise<PageServer> 
       res.writeHead(302, { ...HEADERS, Location: '/web/' });
       return res.end();
     }
-    const file = servedFile(root, url);
+    const file =
+      url.split('?')[0] === CIFAR10_TEST_URL
+        ? o.dataDir
+          ? cifar10TestFile(o.dataDir)
+          : null
+        : servedFile(root, url);
     if (!file) return send(404, 'not found\n');
     res.writeHead(200, {
       ...HEADERS,

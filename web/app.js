@@ -4,6 +4,11 @@ const $ = (id) => document.getElementById(id);
 let worker = null;
 const urls = [];
 
+// robust serve offers CIFAR-10's test set when its data folder holds it; a static host does not
+fetch(new URL('../data/cifar10/test_batch.bin', import.meta.url), { method: 'HEAD' })
+  .then((r) => ($('cifar-served').hidden = !r.ok))
+  .catch(() => undefined);
+
 function showError(message) {
   $('error').textContent = message;
   $('error').hidden = false;
@@ -87,6 +92,19 @@ async function modelSpec() {
   };
 }
 
+$('cifar-file').addEventListener('change', () => {
+  document.querySelector('input[name=data][value=cifar10-file]').checked = true;
+});
+function dataSpec() {
+  const kind = document.querySelector('input[name=data]:checked').value;
+  if (kind === 'cifar10-file') {
+    const file = $('cifar-file').files[0];
+    if (!file) throw new Error('pick cifar-10-binary.tar.gz or its test_batch.bin');
+    return { kind, file };
+  }
+  return { kind };
+}
+
 $('form').addEventListener('submit', async (e) => {
   e.preventDefault();
   $('error').hidden = true;
@@ -94,8 +112,10 @@ $('form').addEventListener('submit', async (e) => {
   $('results').hidden = true;
   $('progress').textContent = 'starting…';
   let model;
+  let data;
   try {
     model = await modelSpec();
+    data = dataSpec();
   } catch (err) {
     showError(err.message);
     return;
@@ -116,6 +136,7 @@ $('form').addEventListener('submit', async (e) => {
     {
       type: 'run',
       model,
+      data,
       backend: $('backend').value,
       attacks: $('attacks').value,
       eps: $('eps').value,

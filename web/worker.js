@@ -5,6 +5,7 @@ import * as robust from '../dist/browser/robust.js';
 const BUNDLE = new URL('../dist/browser/', import.meta.url).href;
 const ZOO = new URL('../zoo/', import.meta.url).href;
 const SAMPLE = new URL('../data/samples/fashion-mnist/', import.meta.url).href;
+const DATA = new URL('../data/', import.meta.url).href;
 const MAX_GUNZIP_BYTES = 64 * 2 ** 20; // the largest Fashion-MNIST file unpacked is 47 MB
 
 let stopping = false;
@@ -141,6 +142,39 @@ async function sampleTestSet() {
   );
 }
 
+/**
+ * The test images the form chose, the data set's name as robust eval records it, and its classes:
+ * the bundled sample, or CIFAR-10 (served by robust serve from its data folder, or a picked archive
+ * or test_batch.bin).
+ */
+async function testData(spec, limit, note) {
+  switch (spec.kind) {
+    case 'sample':
+      return {
+        name: 'fashion-mnist-sample',
+        classes: robust.FASHION_CLASSES,
+        test: await sampleTestSet(),
+      };
+    case 'cifar10-served': {
+      const url = new URL(`cifar10/${robust.CIFAR10_TEST_FILE}`, DATA).href;
+      const bytes = await fetchBytes(url, "CIFAR-10's test batch");
+      return {
+        name: 'cifar10',
+        classes: robust.CIFAR10_CLASSES,
+        test: robust.parseCifarBatches([bytes], url),
+      };
+    }
+    case 'cifar10-file':
+      return {
+        name: 'cifar10',
+        classes: robust.CIFAR10_CLASSES,
+        test: await robust.cifar10TestFromFile(spec.file, note),
+      };
+    default:
+      throw new robust.RobustError(`unknown image source '${spec.kind}'`);
+  }
+}
+
 async function run(o) {
   const info = await robust.initBrowserBackend({ backend: o.backend, wasmPath: BUNDLE });
   post({ type: 'backend', name: info.name, text: robust.describeBrowserBackend(info) });
@@ -152,7 +186,6 @@ async function run(o) {
     limit: o.limit,
     batchSize: o.batchSize,
     seed: o.seed,
-    data: 'fashion-mnist-sample',
   });
   const notes = [];
   const loaded = await robust.modelFromFiles(name, files, {
@@ -160,18 +193,23 @@ async function run(o) {
     note: (line) => notes.push(line),
   });
   try {
-    let test = robust.take(await sampleTestSet(), config.limit);
+    const data = await testData(o.data, config.limit, (line) => notes.push(line));
+    config.data = data.name;
+    let test = robust.take(data.test, config.limit);
+    if (test.count === 0) throw new robust.RobustError(`${data.name} has no test images`);
+    const classes = data.classes;
     const [h, w, c] = loaded.inputShape;
     let fit;
     if (h !== test.height || w !== test.width || c !== test.channels) {
       const f = robust.fitImages(test, { height: h, width: w, channels: c });
       test = f.set;
       fit = f.fit.description;
-      notes.push(`note: the sample's images fitted to the model's input: ${fit}`);
+      notes.push(`note: ${data.name}'s test images fitted to the model's input: ${fit}`);
     }
-    if (loaded.kind === 'robust' ? loaded.numClasses !== 10 : loaded.numClasses < 10)
+    const k = classes.length;
+    if (loaded.kind === 'robust' ? loaded.numClasses !== k : loaded.numClasses < k)
       throw new robust.RobustError(
-        `the model has ${loaded.numClasses} outputs but the Fashion-MNIST sample has 10 classes`,
+        `the model has ${loaded.numClasses} outputs but ${data.name} has ${k} classes`,
       );
     const first = robust.tf.tidy(() =>
       robust.tf
@@ -189,7 +227,7 @@ async function run(o) {
       first.dispose();
     }
     for (const n of notes) post({ type: 'note', text: n });
-    const row = robust.evalModel(loaded, test, { name, limit: config.limit, fit });
+    const row = robust.evalModel(loaded, test, { name, limit: config.limit, fit, classes });
     const cells = config.attacks.length * config.eps.length;
     const total = cells * test.count;
     const start = performance.now();

@@ -2,7 +2,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { servedFile, servePage, type PageServer } from '../../util/serve.js';
+import {
+  CIFAR10_TEST_URL,
+  cifar10TestFile,
+  servedFile,
+  servePage,
+  type PageServer,
+} from '../../util/serve.js';
 import { tmpDir } from '../helpers.js';
 
 describe('robust serve', () => {
@@ -69,5 +75,40 @@ describe('robust serve', () => {
     await expect(servePage(tmpDir('serve-empty'), 0)).rejects.toThrow(
       /robust\.js: missing \(run npm run build:browser\)/,
     );
+  });
+
+  it("serves CIFAR-10's prepared test batch from the data folder, only that file, only when it is one", async () => {
+    const data = tmpDir('serve-data');
+    const batches = path.join(data, 'cifar10', 'cifar-10-batches-bin');
+    fs.mkdirSync(batches, { recursive: true });
+    const records = new Uint8Array(2 * 3073).map((_, i) => i % 7);
+    fs.writeFileSync(path.join(batches, 'test_batch.bin'), records);
+    fs.writeFileSync(path.join(batches, 'data_batch_1.bin'), records);
+    const withData = await servePage(root, 0, { dataDir: data });
+    try {
+      const at = (p: string) => fetch(`http://127.0.0.1:${withData.port}${p}`);
+      const r = await at(CIFAR10_TEST_URL);
+      expect(r.status).toBe(200);
+      expect(new Uint8Array(await r.arrayBuffer())).toEqual(records);
+      for (const p of [
+        '/data/cifar10/data_batch_1.bin',
+        '/data/cifar10/cifar-10-batches-bin/test_batch.bin',
+        '/data/cifar10/',
+      ])
+        expect((await at(p)).status, p).toBe(404);
+      // not a whole number of records, or in both places the loader looks: not served
+      fs.writeFileSync(path.join(batches, 'test_batch.bin'), records.subarray(1));
+      expect((await at(CIFAR10_TEST_URL)).status).toBe(404);
+      fs.writeFileSync(path.join(batches, 'test_batch.bin'), records);
+      fs.writeFileSync(path.join(data, 'cifar10', 'test_batch.bin'), records);
+      expect(cifar10TestFile(data)).toBeNull();
+      fs.rmSync(path.join(batches, 'test_batch.bin'));
+      expect(cifar10TestFile(data)).toBe(
+        fs.realpathSync(path.join(data, 'cifar10', 'test_batch.bin')),
+      );
+    } finally {
+      await withData.close();
+    }
+    expect((await get(CIFAR10_TEST_URL)).status).toBe(404); // no data folder given: nothing
   });
 });

@@ -61,6 +61,7 @@ function hostileGrid(t: Texts): GridResult {
           eps,
           robust: mask([...bits]),
           gallery: t.gallery,
+          gallery_classes: { true: [t.arch, t.defense], predicted: [t.defense, t.data] },
           settings: {
             name: t.settingsName,
             norm: 'linf',
@@ -133,7 +134,9 @@ function htmlProblems(text: string): string[] {
     if (/\son\w*\s*=/i.test(bare)) problems.push(`an event attribute in ${tag.slice(0, 80)}`);
     if (
       /^<img\b/i.test(tag) &&
-      !/^<img alt="[^"<>]*" src="data:image\/png;base64,[^"<>]*">$/.test(tag)
+      !/^<img\s+alt="[^"<>]*"(?:\s+width="\d+")?\s+src="data:image\/png;base64,[^"<>]*"\s*\/?>$/.test(
+        tag,
+      )
     )
       problems.push(`a foreign image tag ${tag.slice(0, 80)}`);
   }
