@@ -69,6 +69,9 @@ export function servedFile(root: string, urlPath: string): string | null {
 }
 
 /** The URL of CIFAR-10's test batch when the data folder holds it (the page asks for it there). */
+/** What the server holds beyond the package's files: `{ cifar10: boolean }`. */
+export const DATA_INDEX_URL = '/data/index.json';
+
 export const CIFAR10_TEST_URL = `/data/cifar10/${TEST_FILE}`;
 
 /**
@@ -116,6 +119,12 @@ export async function servePage(
     if (url === '/' || url.startsWith('/?')) {
       res.writeHead(302, { ...HEADERS, Location: '/web/' });
       return res.end();
+    }
+    if (url.split('?')[0] === DATA_INDEX_URL) {
+      // Always answered, so the page learns what is served without a 404 in its console.
+      res.writeHead(200, { ...HEADERS, 'Content-Type': 'application/json' });
+      const cifar10 = o.dataDir !== undefined && cifar10TestFile(o.dataDir) !== null;
+      return res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ cifar10 }));
     }
     const file =
       url.split('?')[0] === CIFAR10_TEST_URL

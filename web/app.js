@@ -5,8 +5,9 @@ let worker = null;
 const urls = [];
 
 // robust serve offers CIFAR-10's test set when its data folder holds it; a static host does not
-fetch(new URL('../data/cifar10/test_batch.bin', import.meta.url), { method: 'HEAD' })
-  .then((r) => ($('cifar-served').hidden = !r.ok))
+fetch(new URL('../data/index.json', import.meta.url))
+  .then((r) => (r.ok ? r.json() : {}))
+  .then((served) => ($('cifar-served').hidden = served.cifar10 !== true))
   .catch(() => undefined);
 
 function showError(message) {

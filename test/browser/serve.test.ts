@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CIFAR10_TEST_URL,
+  DATA_INDEX_URL,
   cifar10TestFile,
   servedFile,
   servePage,
@@ -87,6 +88,7 @@ describe('robust serve', () => {
     const withData = await servePage(root, 0, { dataDir: data });
     try {
       const at = (p: string) => fetch(`http://127.0.0.1:${withData.port}${p}`);
+      expect(await (await at(DATA_INDEX_URL)).json()).toEqual({ cifar10: true });
       const r = await at(CIFAR10_TEST_URL);
       expect(r.status).toBe(200);
       expect(new Uint8Array(await r.arrayBuffer())).toEqual(records);
@@ -99,6 +101,7 @@ describe('robust serve', () => {
       // not a whole number of records, or in both places the loader looks: not served
       fs.writeFileSync(path.join(batches, 'test_batch.bin'), records.subarray(1));
       expect((await at(CIFAR10_TEST_URL)).status).toBe(404);
+      expect(await (await at(DATA_INDEX_URL)).json()).toEqual({ cifar10: false });
       fs.writeFileSync(path.join(batches, 'test_batch.bin'), records);
       fs.writeFileSync(path.join(data, 'cifar10', 'test_batch.bin'), records);
       expect(cifar10TestFile(data)).toBeNull();
@@ -110,5 +113,6 @@ describe('robust serve', () => {
       await withData.close();
     }
     expect((await get(CIFAR10_TEST_URL)).status).toBe(404); // no data folder given: nothing
+    expect(await (await get(DATA_INDEX_URL)).json()).toEqual({ cifar10: false });
   });
 });
