@@ -98,7 +98,7 @@ async function benchMobilenetV1(dir: string): Promise<void> {
     );
     console.log('|---|---|---|---|---|---|---|');
     console.log(
-      `| MobileNet v1 1.0 224 (${fx.classes} classes) | ${info.name} (${info.threads} threads) | ${opts.batch} | ${opts.steps} | ${s.toFixed(1)} | ${(opts.batch / s).toFixed(2)} | ${((opts.batch * opts.steps) / s).toFixed(1)} |`,
+      `| MobileNet v1 1.0 224 (${fx.classes} classes) | ${info.name} (${info.threads} threads) | ${opts.batch} | ${opts.steps} | ${s.toFixed(1)} | ${(opts.batch / s).toPrecision(3)} | ${((opts.batch * opts.steps) / s).toPrecision(3)} |`,
     );
   } finally {
     tf.dispose([x, y]);
