@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadData } from '../../data/index.js';
 import {
   dataFingerprint,
@@ -26,6 +26,10 @@ const PIXELS = 28 * 28;
 beforeAll(async () => {
   builtin = await loadData('sample');
   dir = tmpDir('round-trip');
+});
+
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const image = (s: ImageSet, i: number) => s.images.subarray(i * PIXELS, (i + 1) * PIXELS);

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { saveCheckpoint } from '../../models/checkpoint.js';
 import { resnetGraph } from '../fixtures/graph-models.js';
@@ -154,6 +154,10 @@ beforeAll(async () => {
   ]);
 });
 
+afterAll(() => {
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
 const cases: [string, () => [string, string], RegExp][] = [
   [
     'an unknown layer class',
@@ -198,7 +202,7 @@ describe('bad models and data through robust eval: one line, exit ≠ 0, nothing
   for (const [what, args, message] of cases) {
     it(what, () => {
       const [model, spec] = args();
-      const out = path.join(tmpDir('any-model-refusal-out'), 'results');
+      const out = path.join(root, `out-${cases.findIndex((c) => c[0] === what)}`, 'results');
       const r = robust([
         'eval',
         '--models',
