@@ -6,6 +6,11 @@
  * wasm (ours and, where there is one, tfjs's) and on the cpu backend.
  *
  *   npm run bench:graphs -- [--batch 32] [--runs 15] [--kernels] [--backend wasm|cpu]
+ *
+ * --mobilenet-v1 instead times whole PGD attacks on MobileNet v1 1.0 at 224×224×3 (4.2 M weights,
+ * 1000 classes): the GraphModel loaded by loadAnyModel, attacked by `pgd` as `robust attack` does.
+ *
+ *   npm run bench:graphs -- --mobilenet-v1 [--batch 8] [--steps 10] [--runs 1] [--backend wasm|cpu]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +21,13 @@ import { initBackend } from '../backend/index.js';
 import { useWasmKernels } from '../backend/wasm-kernels.js';
 import { optionsOrExit, positiveInt } from '../cli/options.js';
 import { check } from '../util/errors.js';
-import { GRAPH_FIXTURES, loadGraphFolder } from '../test/fixtures/graph-models.js';
+import { loadAnyModel } from '../models/any-model.js';
+import { pgd } from '../attacks/pgd.js';
+import {
+  GRAPH_FIXTURES,
+  loadGraphFolder,
+  mobilenetV1Graph,
+} from '../test/fixtures/graph-models.js';
 
 const opts = optionsOrExit('bench:graphs', () => {
   const o = new Command('bench:graphs')
@@ -32,6 +43,8 @@ const opts = optionsOrExit('bench:graphs', () => {
     .option('--kernels', 'also time the individual kernels against the cpu backend')
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
     .option('--size <n>', 'image height and width', positiveInt('--size', 512), 32)
+    .option('--mobilenet-v1', 'time PGD on MobileNet v1 1.0 at 224×224 instead (only that)')
+    .option('--steps <n>', 'PGD steps with --mobilenet-v1', positiveInt('--steps', 1000), 10)
     .parse()
     .opts<{
       batch: number;
@@ -40,6 +53,8 @@ const opts = optionsOrExit('bench:graphs', () => {
       kernels?: boolean;
       threads?: number;
       size: number;
+      mobilenetV1?: boolean;
+      steps: number;
     }>();
   check(
     o.backend === 'wasm' || o.backend === 'cpu',
@@ -62,7 +77,44 @@ function time(fn: () => void, runs = opts.runs): number {
   return median(ts);
 }
 
+/** img/s of `runs` PGD attacks on MobileNet v1 224 through loadAnyModel (after one warm-up step). */
+async function benchMobilenetV1(dir: string): Promise<void> {
+  const fx = mobilenetV1Graph(path.join(dir, 'mobilenet-v1'));
+  const m = await loadAnyModel(fx.dir, { note: () => {} });
+  const x = tf.randomUniform([opts.batch, ...fx.imageShape], 0, 1, 'float32', 5) as tf.Tensor4D;
+  const y = tf.randomUniform([opts.batch], 0, fx.classes, 'int32', 6) as tf.Tensor1D;
+  try {
+    const attack = (steps: number) => pgd(m.classifier, { eps: 8 / 255, steps });
+    tf.dispose(await attack(1)(x, y)); // warm-up: kernels, XNNPACK operators
+    const ts: number[] = [];
+    for (let i = 0; i < opts.runs; i++) {
+      const t0 = performance.now();
+      tf.dispose(await attack(opts.steps)(x, y));
+      ts.push(performance.now() - t0);
+    }
+    const s = median(ts) / 1000;
+    console.log(
+      '| model | backend | batch | PGD steps | s per attack | attack img/s | gradient steps/s·img |',
+    );
+    console.log('|---|---|---|---|---|---|---|');
+    console.log(
+      `| MobileNet v1 1.0 224 (${fx.classes} classes) | ${info.name} (${info.threads} threads) | ${opts.batch} | ${opts.steps} | ${s.toFixed(1)} | ${(opts.batch / s).toPrecision(3)} | ${((opts.batch * opts.steps) / s).toPrecision(3)} |`,
+    );
+  } finally {
+    tf.dispose([x, y]);
+    m.dispose();
+  }
+}
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'robust-bench-graphs-'));
+if (opts.mobilenetV1) {
+  try {
+    await benchMobilenetV1(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  process.exit(0);
+}
 try {
   console.log(
     `backend ${info.name}, ${info.threads} threads, batch ${opts.batch}, ${opts.size}×${opts.size}×3`,
