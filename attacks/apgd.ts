@@ -22,6 +22,7 @@ import { apgdL1Run } from './apgd-l1.js';
 import { adoptUpdate, evaluateStep, improveBest, startRun, type StepUpdate } from './apgd-state.js';
 import { check } from '../util/errors.js';
 import {
+  attackResult,
   exampleMask,
   projectToBall,
   startingPoint,
@@ -163,7 +164,7 @@ export async function apgdRun(
   }
   const f = evaluateForward(setup, xAdv, y, targets);
   const okLast = success(f.logits, y, targets);
-  tracker.update(xAdv, f.value, okLast);
+  tracker.update(xAdv, f.value, okLast, f.logits);
   tf.dispose([f.value, f.logits, okLast, xAdv, xPrev, grad, ...Object.values(s)]);
   return tracker.result();
 }
@@ -190,11 +191,8 @@ export function apgd(model: tf.LayersModel | Classifier, o: ApgdOptions = {}): A
       mode: info.mode,
       eotSamples: info.eotSamples,
     };
-    const r = await withRestarts(ctx, restarts, (c) =>
-      apgdNormRun(c, setup, info, steps, settings),
+    return attackResult(
+      await withRestarts(ctx, restarts, (c) => apgdNormRun(c, setup, info, steps, settings)),
     );
-    r.value.dispose();
-    r.success.dispose();
-    return r.adv;
   });
 }
