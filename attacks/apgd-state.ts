@@ -6,7 +6,7 @@ import type { Criterion } from './losses.js';
 import { BestTracker, exampleMask } from './iterative.js';
 
 /** APGD's best-loss point per example: x_best, its gradient and its loss. */
-export interface BestLoss {
+interface BestLoss {
   xBest: tf.Tensor4D;
   gradBest: tf.Tensor4D;
   lossBest: tf.Tensor1D;

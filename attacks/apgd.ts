@@ -71,7 +71,7 @@ export function apgdNormRun(
 }
 
 /** The iterations at which APGD checks its step size: w₀ = 0, then intervals 0.22·N, shrinking by 0.03·N to at least 0.06·N. */
-export function apgdCheckpoints(steps: number): number[] {
+function apgdCheckpoints(steps: number): number[] {
   const first = Math.max(Math.floor(0.22 * steps), 1);
   const min = Math.max(Math.floor(0.06 * steps), 1);
   const decr = Math.max(Math.floor(0.03 * steps), 1);
@@ -81,7 +81,7 @@ export function apgdCheckpoints(steps: number): number[] {
 }
 
 /** One APGD run from a random start; `success` decides which points count as adversarial (default: `isSuccess`). */
-export async function apgdRun(
+async function apgdRun(
   ctx: RunContext,
   setup: GradientSetup,
   norm: LpNorm,

@@ -140,6 +140,7 @@ export type { FgsmOptions } from './fgsm.js';
 export type { ApgdOptions } from './apgd.js';
 export type { ApgdTargetedOptions } from './apgd-targeted.js';
 export type { SquareOptions } from './square.js';
+export type { RandomNoiseOptions } from './random-noise.js';
 export type { FabOptions } from './fab.js';
 export {
   linf,

@@ -28,7 +28,7 @@ export interface TarLimits {
   md5?: boolean;
 }
 
-export interface TarContents {
+interface TarContents {
   members: Map<string, Uint8Array>;
   md5?: string;
 }
@@ -41,7 +41,7 @@ const MAX_RATIO = 1000;
 const RATIO_GRACE = 1 << 20;
 
 /** Why an archive entry is refused: an absolute path, a `..` segment, or a link leading out. */
-export function unsafeEntry(entryPath: string, type: string, linkpath?: string): string | null {
+function unsafeEntry(entryPath: string, type: string, linkpath?: string): string | null {
   const bad = (p: string) =>
     p.startsWith('/') || /^[a-zA-Z]:/.test(p) || p.split(/[\\/]/).includes('..');
   if (bad(entryPath)) return `unsafe path '${entryPath}'`;

@@ -6,7 +6,7 @@ import type { DataSplit, ImageSet } from './dataset.js';
 import { readTarMembers, type TarLimits } from './archive.js';
 import { readRegularFile } from '../util/read-file.js';
 
-export const CIFAR10_CLASSES = [
+const CIFAR10_CLASSES = [
   'airplane',
   'automobile',
   'bird',
@@ -62,7 +62,7 @@ const BATCH_BYTES = 10_000 * 3073;
  * The official archive unpacks to 184.4 MB (six batches and two small text files); 10% more leaves
  * room for other tar writers' headers and padding. Anything larger is not CIFAR-10.
  */
-export const MAX_ARCHIVE_BYTES = Math.ceil(6 * BATCH_BYTES * 1.1);
+const MAX_ARCHIVE_BYTES = Math.ceil(6 * BATCH_BYTES * 1.1);
 
 const ARCHIVE_LIMITS: TarLimits = {
   wanted: new Set([...TRAIN_FILES, TEST_FILE]),

@@ -18,7 +18,7 @@ import { initEmscriptenModule } from '@jsquash/jpeg/utils.js';
 import { RobustError } from '../util/errors.js';
 import { DATA_LIMITS } from './limits.js';
 
-export interface DecodedImage {
+interface DecodedImage {
   width: number;
   height: number;
   channels: 1 | 3;
@@ -26,7 +26,7 @@ export interface DecodedImage {
   data: Uint8Array;
 }
 
-export type ImageFormat = 'png' | 'jpeg';
+type ImageFormat = 'png' | 'jpeg';
 
 /** Formats robust decodes, by extension (lower case). */
 const DECODED: Record<string, ImageFormat> = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg' };

@@ -16,7 +16,7 @@ const require = createRequire(import.meta.url);
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
 /** Swaps util/platform for util/platform-browser and refuses Node built-ins in robust's own modules. */
-export function browserPlatformPlugin(): esbuild.Plugin {
+function browserPlatformPlugin(): esbuild.Plugin {
   return {
     name: 'robust-browser-platform',
     setup(build) {
@@ -56,7 +56,7 @@ export function browserPlatformPlugin(): esbuild.Plugin {
   };
 }
 
-export interface BrowserBundle {
+interface BrowserBundle {
   /** The bundle's text (write: false) or where it was written. */
   text?: string;
   file?: string;
@@ -84,7 +84,7 @@ export async function bundleBrowser(entry: string, outfile?: string): Promise<Br
 }
 
 /** tfjs-backend-wasm's binaries, which the bundle fetches from beside itself. */
-export function copyWasmBinaries(dir: string): string[] {
+function copyWasmBinaries(dir: string): string[] {
   const from = path.dirname(
     require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'),
   );

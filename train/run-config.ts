@@ -23,7 +23,7 @@ const augmentOf = ({ augment: a }: TrainConfig) =>
     : 'off';
 
 /** Every setting that changes the trained weights or what the run logs, in the order reported. */
-export const RESUME_FIELDS: readonly Field[] = [
+const RESUME_FIELDS: readonly Field[] = [
   { flag: '--model', get: (c) => c.model, fixed: true },
   // compared as they take effect: no --width is the architecture's width, no --eval-limit is --limit
   { flag: '--width', get: (c) => c.width ?? zooEntry(c.model).spec.width, fixed: true },
@@ -56,7 +56,7 @@ export const RESUME_FIELDS: readonly Field[] = [
   { flag: 'early stop (--no-early-stop)', get: (c) => c.earlyStop ?? false },
 ];
 
-export interface Difference {
+interface Difference {
   flag: string;
   old: unknown;
   new: unknown;
@@ -66,12 +66,12 @@ export interface Difference {
 const show = (v: unknown) =>
   v === undefined ? '(unset)' : typeof v === 'number' ? String(+v.toPrecision(6)) : String(v);
 
-export function describeDifference(d: Difference): string {
+function describeDifference(d: Difference): string {
   return `${d.flag} ${show(d.old)} → ${show(d.new)}`;
 }
 
 /** The settings (other than --epochs) in which `requested` differs from the run's `saved` config. */
-export function configDifferences(saved: TrainConfig, requested: TrainConfig): Difference[] {
+function configDifferences(saved: TrainConfig, requested: TrainConfig): Difference[] {
   const out: Difference[] = [];
   for (const f of RESUME_FIELDS) {
     const [a, b] = [f.get(saved), f.get(requested)];

@@ -12,7 +12,7 @@ import { ensureDir } from '../util/dirs.js';
 import { alive, TEMP_NAME } from '../util/atomic.js';
 
 /** What a training run writes into its folder (all of it goes with --force). */
-export const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
+const RUN_FILES = ['checkpoint', 'best', 'log.json', 'log.csv'] as const;
 
 const LOCK = '.robust-run.lock';
 

@@ -55,8 +55,6 @@ export interface TrainConfig {
   options?: Record<string, unknown>;
 }
 
-export type { EpochLog } from './epoch-log.js';
-
 /** Everything needed to continue a run exactly where its checkpoint was taken. */
 interface RunState {
   config: TrainConfig;
@@ -71,7 +69,7 @@ interface RunState {
   changes?: ConfigChange[];
 }
 
-export interface ResumeOptions {
+interface ResumeOptions {
   resume?: boolean;
   /** Continue a run with settings that differ from its own (recorded in its state). */
   override?: boolean;
@@ -122,7 +120,7 @@ function batchSeed(seed: number, epoch: number, batch: number): number {
   );
 }
 
-export interface TrainResult {
+interface TrainResult {
   model: tf.LayersModel;
   log: EpochLog[];
   /** True when a stop was requested (SIGINT) and the run ended early after a checkpoint. */

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { RobustError } from './errors.js';
 
 /** The package's folders the page reads; nothing else under the root is served. */
-export const SERVED = ['web', 'dist/browser', 'zoo', 'data/samples'] as const;
+const SERVED = ['web', 'dist/browser', 'zoo', 'data/samples'] as const;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
