@@ -1,7 +1,13 @@
 /** robust: adversarial robustness for TensorFlow.js. The public API, by area. */
 export * as attacks from './attacks/index.js';
 export * as evaluation from './eval/index.js';
-export { initBackend, describeBackend } from './backend/index.js';
+export {
+  initBackend,
+  describeBackend,
+  type BackendInfo,
+  type BackendName,
+  type BackendOptions,
+} from './backend/index.js';
 export {
   loadData,
   loadData as loadImages,

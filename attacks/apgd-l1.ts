@@ -136,7 +136,7 @@ export async function apgdL1Run(
     const r = await l1Run(ctx, setup, eps, iterations[k], success, inBall);
     inBall.dispose();
     start = r.xBest;
-    if (last) tf.dispose([last.adv, last.value, last.success]);
+    if (last) tf.dispose([last.adv, last.value, last.success, last.predicted]);
     last = r.result;
   }
   start.dispose();

@@ -6,7 +6,7 @@ import type { Criterion } from './losses.js';
 import { BestTracker, exampleMask } from './iterative.js';
 
 /** APGD's best-loss point per example: x_best, its gradient and its loss. */
-export interface BestLoss {
+interface BestLoss {
   xBest: tf.Tensor4D;
   gradBest: tf.Tensor4D;
   lossBest: tf.Tensor1D;
@@ -59,7 +59,7 @@ export function evaluateStep(
 ) {
   const e = evaluate(setup, xAdv, ctx.y, ctx.targets);
   const ok = success(e.logits, ctx.y, ctx.targets);
-  tracker.update(xAdv, e.value, ok);
+  tracker.update(xAdv, e.value, ok, e.logits);
   return { e, ok };
 }
 
@@ -77,7 +77,7 @@ export function startRun(
   const first = evaluate(setup, xAdv, y, targets);
   const tracker = new BestTracker(xAdv, xAdv.shape[0]);
   const ok = success(first.logits, y, targets);
-  tracker.update(xAdv, first.value, ok);
+  tracker.update(xAdv, first.value, ok, first.logits);
   tf.dispose([first.logits, ok]);
   return {
     tracker,

@@ -16,7 +16,7 @@ import {
 } from './attack.js';
 import { apgdNormRun, apgdSettings } from './apgd.js';
 import { misclassified, objective } from './losses.js';
-import { withRestarts } from './iterative.js';
+import { attackResult, withRestarts } from './iterative.js';
 
 export interface ApgdTargetedOptions extends CommonOptions {
   /** Iterations per target (default 100, as AutoAttack). */
@@ -83,8 +83,6 @@ export function apgdTargeted(
         targets.dispose();
       }
     });
-    r.value.dispose();
-    r.success.dispose();
-    return r.adv;
+    return attackResult(r);
   });
 }

@@ -22,6 +22,7 @@ import { apgdL1Run } from './apgd-l1.js';
 import { adoptUpdate, evaluateStep, improveBest, startRun, type StepUpdate } from './apgd-state.js';
 import { check } from '../util/errors.js';
 import {
+  attackResult,
   exampleMask,
   projectToBall,
   startingPoint,
@@ -70,7 +71,7 @@ export function apgdNormRun(
 }
 
 /** The iterations at which APGD checks its step size: w₀ = 0, then intervals 0.22·N, shrinking by 0.03·N to at least 0.06·N. */
-export function apgdCheckpoints(steps: number): number[] {
+function apgdCheckpoints(steps: number): number[] {
   const first = Math.max(Math.floor(0.22 * steps), 1);
   const min = Math.max(Math.floor(0.06 * steps), 1);
   const decr = Math.max(Math.floor(0.03 * steps), 1);
@@ -80,7 +81,7 @@ export function apgdCheckpoints(steps: number): number[] {
 }
 
 /** One APGD run from a random start; `success` decides which points count as adversarial (default: `isSuccess`). */
-export async function apgdRun(
+async function apgdRun(
   ctx: RunContext,
   setup: GradientSetup,
   norm: LpNorm,
@@ -163,7 +164,7 @@ export async function apgdRun(
   }
   const f = evaluateForward(setup, xAdv, y, targets);
   const okLast = success(f.logits, y, targets);
-  tracker.update(xAdv, f.value, okLast);
+  tracker.update(xAdv, f.value, okLast, f.logits);
   tf.dispose([f.value, f.logits, okLast, xAdv, xPrev, grad, ...Object.values(s)]);
   return tracker.result();
 }
@@ -190,11 +191,8 @@ export function apgd(model: tf.LayersModel | Classifier, o: ApgdOptions = {}): A
       mode: info.mode,
       eotSamples: info.eotSamples,
     };
-    const r = await withRestarts(ctx, restarts, (c) =>
-      apgdNormRun(c, setup, info, steps, settings),
+    return attackResult(
+      await withRestarts(ctx, restarts, (c) => apgdNormRun(c, setup, info, steps, settings)),
     );
-    r.value.dispose();
-    r.success.dispose();
-    return r.adv;
   });
 }

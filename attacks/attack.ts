@@ -8,7 +8,7 @@ import { check } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { Rng } from '../util/rng.js';
 import { NORMS, type NormName } from './norms.js';
-import type { LossName } from './losses.js';
+import { isSuccess, predictedClass, type LossName } from './losses.js';
 import { chooseTargets, type TargetSpec } from './targets.js';
 
 /** Options every attack takes. Pixel values live in [0,1]; eps and alpha are in the same units. */
@@ -54,10 +54,30 @@ export interface AttackCall {
   targets?: tf.Tensor1D;
 }
 
-/** Adversarial examples for images `x` ([N,H,W,C] in [0,1]) with labels `y` (int32 [N]); the caller disposes the result. */
+/**
+ * What an attack resolves to: its adversarial examples and its verdict on each, from the forward
+ * passes it ran on them (in its mode; with EOT, the mean logits). The caller disposes the tensors.
+ */
+export interface AttackResult {
+  /** Adversarial images, [N,H,W,C] in [0,1]. */
+  adv: tf.Tensor4D;
+  /** Per example (bool [N]): misclassified, or classified as its target when targeted. APGD-T and FAB-T count any misclassification; FAB counts only a point within eps (it returns the others unchanged). */
+  success: tf.Tensor1D;
+  /** The class the attack's forward pass gave each adversarial image (int32 [N]). */
+  predicted: tf.Tensor1D;
+}
+
+/** Adversarial examples for images `x` ([N,H,W,C] in [0,1]) with labels `y` (int32 [N]). */
 export interface Attack {
-  (x: tf.Tensor4D, y: tf.Tensor1D, call?: AttackCall): Promise<tf.Tensor4D>;
+  (x: tf.Tensor4D, y: tf.Tensor1D, call?: AttackCall): Promise<AttackResult>;
+  /**
+   * The adversarial images alone (adversarial training): an attack that never evaluates its final
+   * point (FGSM, PGD with select 'last') skips the forward pass its verdict would cost.
+   */
+  images(x: tf.Tensor4D, y: tf.Tensor1D, call?: AttackCall): Promise<tf.Tensor4D>;
   readonly info: AttackInfo;
+  /** The model attacked, whose forward passes gave the verdicts. */
+  readonly classifier: Classifier;
   /** The state of the attack's random stream between calls (random starts, chosen targets): saved and set again, an interrupted run continues it exactly. */
   randomState: number;
 }
@@ -126,11 +146,36 @@ function checkInputs(x: tf.Tensor4D, y: tf.Tensor1D): void {
   );
 }
 
-/** Wraps an attack's `run` with the shared checks, targeting and model mode. */
+/**
+ * The verdict on `adv` from one forward pass in the attack's mode (the EOT mean of `eotSamples`),
+ * for a run that returned only images.
+ */
+function verdict(
+  classifier: Classifier,
+  info: AttackInfo,
+  adv: tf.Tensor4D,
+  y: tf.Tensor1D,
+  targets?: tf.Tensor1D,
+): AttackResult {
+  const v = tf.tidy(() => {
+    let logits = classifier.logits(adv, info.mode);
+    for (let k = 1; k < info.eotSamples; k++)
+      logits = logits.add(classifier.logits(adv, info.mode));
+    if (info.eotSamples > 1) logits = logits.mul(1 / info.eotSamples);
+    return { success: isSuccess(logits, y, targets), predicted: predictedClass(logits) };
+  });
+  return { adv, ...v };
+}
+
+/**
+ * Wraps an attack's `run` with the shared checks, targeting and model mode. `run` returns its
+ * images with the verdict it already has (e.g. `descend`'s), or the images alone (e.g. `iterate`'s
+ * final point), which then get one forward pass unless the caller asked for `images` only.
+ */
 export function defineAttack(
   model: tf.LayersModel | Classifier,
   info: AttackInfo,
-  run: (ctx: RunContext) => Promise<tf.Tensor4D>,
+  run: (ctx: RunContext) => Promise<tf.Tensor4D | AttackResult>,
 ): Attack {
   const classifier = asClassifier(model);
   if (info.loss === 'dlr')
@@ -150,8 +195,9 @@ export function defineAttack(
   const attack = async (
     x: tf.Tensor4D,
     y: tf.Tensor1D,
-    call: AttackCall = {},
-  ): Promise<tf.Tensor4D> => {
+    call: AttackCall,
+    imagesOnly: boolean,
+  ): Promise<tf.Tensor4D | AttackResult> => {
     checkInputs(x, y);
     if (call.targets)
       check(
@@ -169,24 +215,31 @@ export function defineAttack(
               rng,
             )
           : undefined;
+      const targets = call.targets ?? chosen;
       try {
-        return await run({
-          classifier,
-          x,
-          y,
-          targets: call.targets ?? chosen,
-          seed: () => rng.seed(),
-        });
+        const out = await run({ classifier, x, y, targets, seed: () => rng.seed() });
+        if (out instanceof tf.Tensor)
+          return imagesOnly ? out : verdict(classifier, info, out, y, targets);
+        if (!imagesOnly) return out;
+        tf.dispose([out.success, out.predicted]);
+        return out.adv;
       } finally {
         chosen?.dispose();
       }
     });
   };
-  return Object.defineProperties(Object.assign(attack, { info: Object.freeze({ ...info }) }), {
-    randomState: {
-      enumerable: true,
-      get: () => rng.state,
-      set: (state: number) => void (rng = Rng.fromState(state)),
+  const full = (x: tf.Tensor4D, y: tf.Tensor1D, call: AttackCall = {}) =>
+    attack(x, y, call, false) as Promise<AttackResult>;
+  const images = (x: tf.Tensor4D, y: tf.Tensor1D, call: AttackCall = {}) =>
+    attack(x, y, call, true) as Promise<tf.Tensor4D>;
+  return Object.defineProperties(
+    Object.assign(full, { info: Object.freeze({ ...info }), images, classifier }),
+    {
+      randomState: {
+        enumerable: true,
+        get: () => rng.state,
+        set: (state: number) => void (rng = Rng.fromState(state)),
+      },
     },
-  }) as Attack;
+  ) as Attack;
 }

@@ -22,7 +22,7 @@ import {
 } from './attack.js';
 import { kthLargestClass } from './apgd-targeted.js';
 import { projectOntoHalfspace, type FabNorm } from './fab-projections.js';
-import { withRestarts, type RunResult } from './iterative.js';
+import { attackResult, withRestarts, type RunResult } from './iterative.js';
 import { usableBudget } from './norms.js';
 import { yieldToEventLoop } from '../util/platform.js';
 
@@ -143,6 +143,7 @@ async function fabRun(
   }
   const best = new Float64Array(n).fill(Infinity); // smallest adversarial perturbation found
   const adv = Float32Array.from(x0);
+  const advPredicted = new Int32Array(n); // the class of each point kept in adv
   const labels = y.dataSync();
   const w = new Float32Array(d);
   const d1 = new Float32Array(d);
@@ -182,6 +183,7 @@ async function fabRun(
       if (size < best[i]) {
         best[i] = size;
         adv.set(x1.subarray(o, o + d), o);
+        advPredicted[i] = pred[i];
       }
       for (let j = 0; j < d; j++) x1[o + j] = x0[o + j] + delta[j] * r.beta;
     }
@@ -189,11 +191,20 @@ async function fabRun(
   }
   // within the budget only; the rest stay clean, as in the reference
   const within = Array.from(best, (b) => b <= r.eps * (1 + 1e-6));
-  for (let i = 0; i < n; i++) if (!within[i]) adv.set(x0.subarray(i * d, (i + 1) * d), i * d);
+  // the clean images' classes, for the examples returned clean: one forward pass of FAB's thousands
+  const clean = within.every(Boolean)
+    ? undefined
+    : tf.tidy(() => r.classifier.logits(x, r.mode).argMax(1).dataSync());
+  for (let i = 0; i < n; i++) {
+    if (within[i]) continue;
+    adv.set(x0.subarray(i * d, (i + 1) * d), i * d);
+    advPredicted[i] = clean![i];
+  }
   return {
     adv: tf.tensor4d(adv, x.shape),
     value: tf.tensor1d(Float32Array.from(best, (b) => (Number.isFinite(b) ? -b : -1e30))),
     success: tf.tensor1d(Uint8Array.from(within, Number), 'bool'),
+    predicted: tf.tensor1d(advPredicted, 'int32'),
   };
 }
 
@@ -259,8 +270,6 @@ export function fab(model: tf.LayersModel | Classifier, o: FabOptions = {}): Att
         targets.dispose();
       }
     });
-    res.value.dispose();
-    res.success.dispose();
-    return res.adv;
+    return attackResult(res);
   });
 }

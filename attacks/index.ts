@@ -102,7 +102,14 @@ export function makeAttack(
 }
 
 export { fgsm, bim, pgd, mifgsm, apgd, apgdTargeted, fab, square, randomNoise };
-export type { Attack, AttackInfo, AttackCall, CommonOptions, RunContext } from './attack.js';
+export type {
+  Attack,
+  AttackInfo,
+  AttackCall,
+  AttackResult,
+  CommonOptions,
+  RunContext,
+} from './attack.js';
 // The shared core, for writing a new attack: the base (model mode, input checks, targeting, seeds),
 // the descent loop, losses and threat models.
 export { defineAttack, commonInfo, checkNumber, DEFAULT_EPS } from './attack.js';
@@ -110,6 +117,7 @@ export {
   iterate,
   descend,
   withRestarts,
+  attackResult,
   projectToBall,
   startingPoint,
   type DescentConfig,
@@ -123,6 +131,7 @@ export {
   dlrTargeted,
   margin,
   isSuccess,
+  predictedClass,
   type Objective,
   type LossName,
 } from './losses.js';
@@ -131,6 +140,7 @@ export type { FgsmOptions } from './fgsm.js';
 export type { ApgdOptions } from './apgd.js';
 export type { ApgdTargetedOptions } from './apgd-targeted.js';
 export type { SquareOptions } from './square.js';
+export type { RandomNoiseOptions } from './random-noise.js';
 export type { FabOptions } from './fab.js';
 export {
   linf,

@@ -4,10 +4,10 @@
  * clipped to [0,1]. Norms differ only in normalize / project / randomStart.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { RunContext } from './attack.js';
+import type { AttackResult, RunContext } from './attack.js';
 import { nonZero, usableBudget, type LpNorm } from './norms.js';
 import { evaluate, evaluateForward, type Evaluation, type GradientSetup } from './gradient.js';
-import { isSuccess } from './losses.js';
+import { isSuccess, predictedClass } from './losses.js';
 import { yieldToEventLoop } from '../util/platform.js';
 
 export interface DescentConfig {
@@ -27,11 +27,18 @@ export interface DescentConfig {
   start?: tf.Tensor4D;
 }
 
-/** One run's outcome per example: the chosen point, its objective and whether it succeeds. */
+/** One run's outcome per example: the chosen point, its objective, whether it succeeds and its predicted class. */
 export interface RunResult {
   adv: tf.Tensor4D;
   value: tf.Tensor1D;
   success: tf.Tensor1D; // bool
+  predicted: tf.Tensor1D; // int32
+}
+
+/** A run's result as an attack returns it: the objective values are freed. */
+export function attackResult(r: RunResult): AttackResult {
+  r.value.dispose();
+  return { adv: r.adv, success: r.success, predicted: r.predicted };
 }
 
 /** A per-example bool [N] spread to the shape of an image batch, for tf.where. */
@@ -71,19 +78,25 @@ export function startingPoint(
   });
 }
 
-/** Running per-example choice of the first successful, else highest-objective, point. */
+/**
+ * Running per-example choice of the first successful, else highest-objective, point, with the
+ * class the evaluation that chose it predicted.
+ */
 export class BestTracker {
   adv: tf.Tensor4D;
   value: tf.Tensor1D;
   success: tf.Tensor1D;
+  predicted: tf.Tensor1D;
 
   constructor(start: tf.Tensor4D, n: number) {
     this.adv = start.clone();
     this.value = tf.fill([n], -Infinity) as tf.Tensor1D;
     this.success = tf.zeros([n], 'bool') as tf.Tensor1D;
+    this.predicted = tf.fill([n], -1, 'int32') as tf.Tensor1D;
   }
 
-  update(point: tf.Tensor4D, value: tf.Tensor1D, success: tf.Tensor1D): void {
+  /** Records `point`, evaluated: its objective, success and the logits they came from. */
+  update(point: tf.Tensor4D, value: tf.Tensor1D, success: tf.Tensor1D, logits: tf.Tensor2D): void {
     const next = tf.tidy(() => {
       const open = this.success.logicalNot();
       const take = open.logicalAnd(success.logicalOr(value.greater(this.value)));
@@ -91,14 +104,20 @@ export class BestTracker {
         adv: tf.where(exampleMask(take, point), point, this.adv) as tf.Tensor4D,
         value: tf.where(take, value, this.value) as tf.Tensor1D,
         success: this.success.logicalOr(success) as tf.Tensor1D,
+        predicted: tf.where(take, predictedClass(logits), this.predicted) as tf.Tensor1D,
       };
     });
-    tf.dispose([this.adv, this.value, this.success]);
+    tf.dispose([this.adv, this.value, this.success, this.predicted]);
     Object.assign(this, next);
   }
 
   result(): RunResult {
-    return { adv: this.adv, value: this.value, success: this.success };
+    return {
+      adv: this.adv,
+      value: this.value,
+      success: this.success,
+      predicted: this.predicted,
+    };
   }
 }
 
@@ -161,17 +180,20 @@ export async function descend(
       ? (point: tf.Tensor4D, e: Evaluation) => {
           best ??= new BestTracker(point, point.shape[0]);
           const ok = isSuccess(e.logits, y, targets);
-          best.update(point, e.value, ok);
+          best.update(point, e.value, ok, e.logits);
           ok.dispose();
         }
       : undefined;
   const last = await iterate(ctx, setup, cfg, observe);
   const f = evaluateForward(setup, last, y, targets);
   const ok = isSuccess(f.logits, y, targets);
-  f.logits.dispose();
-  if (!best) return { adv: last, value: f.value, success: ok };
-  best.update(last, f.value, ok);
-  tf.dispose([f.value, ok, last]);
+  if (!best) {
+    const predicted = predictedClass(f.logits);
+    f.logits.dispose();
+    return { adv: last, value: f.value, success: ok, predicted };
+  }
+  best.update(last, f.value, ok, f.logits);
+  tf.dispose([f.value, f.logits, ok, last]);
   return best.result();
 }
 
@@ -208,10 +230,12 @@ export async function withRestarts(
       const pos = at.reshape([-1, 1]);
       const chosenAdv = tf.where(exampleMask(take, res.adv), res.adv, acc.adv.gather(at));
       const chosenValue = tf.where(take, res.value, acc.value.gather(at));
+      const chosenPredicted = tf.where(take, res.predicted, acc.predicted.gather(at));
       return {
         adv: tf.tensorScatterUpdate(acc.adv, pos, chosenAdv) as tf.Tensor4D,
         value: tf.tensorScatterUpdate(acc.value, pos, chosenValue) as tf.Tensor1D,
         success: tf.tensorScatterUpdate(acc.success, pos, res.success) as tf.Tensor1D,
+        predicted: tf.tensorScatterUpdate(acc.predicted, pos, chosenPredicted) as tf.Tensor1D,
       };
     });
     tf.dispose([
@@ -222,9 +246,11 @@ export async function withRestarts(
       res.adv,
       res.value,
       res.success,
+      res.predicted,
       acc.adv,
       acc.value,
       acc.success,
+      acc.predicted,
     ]);
     acc = merged;
   }

@@ -146,7 +146,12 @@ export function isSuccess(
   targets?: tf.Tensor1D,
 ): tf.Tensor1D {
   return tf.tidy(() => {
-    const pred = logits.argMax(1).cast('int32');
+    const pred = predictedClass(logits);
     return (targets ? pred.equal(targets) : pred.notEqual(labels)) as tf.Tensor1D;
   });
+}
+
+/** Each row's top class (int32 [N]): what an attack reports as the model's prediction. */
+export function predictedClass(logits: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => logits.argMax(1).cast('int32') as tf.Tensor1D);
 }

@@ -45,7 +45,7 @@ function l2PerExample(t: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** The largest distance between two images of `shape` ([N,H,W,C]) in [0,1]: a larger eps allows nothing more. */
-export function boxDiameter(norm: NormName, shape: number[]): number {
+function boxDiameter(norm: NormName, shape: number[]): number {
   const d = shape.slice(1).reduce((a, b) => a * b, 1);
   return norm === 'linf' ? 1 : norm === 'l2' ? Math.sqrt(d) : d;
 }

@@ -14,7 +14,7 @@ import {
 } from './attack.js';
 import { objective, type LossName } from './losses.js';
 import { lpNorm } from './norms.js';
-import { descend, iterate, withRestarts, type DescentConfig } from './iterative.js';
+import { attackResult, descend, iterate, withRestarts, type DescentConfig } from './iterative.js';
 
 export interface PgdOptions extends CommonOptions {
   /** Step size; default 2.5·eps/steps (Madry et al.), i.e. 2/255 at eps 8/255 and 10 steps. */
@@ -67,11 +67,9 @@ export function pgd(model: tf.LayersModel | Classifier, o: PgdOptions = {}, name
       mode: info.mode,
       eotSamples: info.eotSamples,
     };
-    // One plain run needs no per-example outcome: skip the extra forward pass (adversarial training).
+    // One plain run chooses no point: its final iterate goes out unevaluated, and gets its verdict
+    // from defineAttack only when the caller wants it (not adversarial training).
     if (restarts === 1 && cfg.select === 'last') return iterate(ctx, setup, cfg);
-    const r = await withRestarts(ctx, restarts, (c) => descend(c, setup, cfg));
-    r.value.dispose();
-    r.success.dispose();
-    return r.adv;
+    return attackResult(await withRestarts(ctx, restarts, (c) => descend(c, setup, cfg)));
   });
 }

@@ -13,8 +13,8 @@ import {
   type CommonOptions,
 } from './attack.js';
 import { evaluateForward } from './gradient.js';
-import { isSuccess, objective } from './losses.js';
-import { projectToBall, withRestarts } from './iterative.js';
+import { isSuccess, objective, predictedClass } from './losses.js';
+import { attackResult, projectToBall, withRestarts } from './iterative.js';
 import { l1, usableBudget } from './norms.js';
 
 export interface RandomNoiseOptions extends CommonOptions {
@@ -58,11 +58,10 @@ export function randomNoise(
       });
       const f = evaluateForward(setup, adv, c.y, c.targets);
       const success = isSuccess(f.logits, c.y, c.targets);
+      const predicted = predictedClass(f.logits);
       f.logits.dispose();
-      return { adv, value: f.value, success };
+      return { adv, value: f.value, success, predicted };
     });
-    r.value.dispose();
-    r.success.dispose();
-    return r.adv;
+    return attackResult(r);
   });
 }

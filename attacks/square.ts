@@ -19,8 +19,8 @@ import {
   type CommonOptions,
   type RunContext,
 } from './attack.js';
-import { isSuccess, margin } from './losses.js';
-import { exampleMask, withRestarts, type RunResult } from './iterative.js';
+import { isSuccess, margin, predictedClass } from './losses.js';
+import { attackResult, exampleMask, withRestarts, type RunResult } from './iterative.js';
 import { l1, usableBudget, type NormName } from './norms.js';
 import { yieldToEventLoop } from '../util/platform.js';
 
@@ -259,10 +259,13 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
     marginMin = next.marginMin;
     if (i % 16 === 15) await yieldToEventLoop();
   }
-  const success = tf.tidy(() => isSuccess(q.classifier.logits(xBest, q.mode), y));
+  const { success, predicted } = tf.tidy(() => {
+    const logits = q.classifier.logits(xBest, q.mode);
+    return { success: isSuccess(logits, y), predicted: predictedClass(logits) };
+  });
   const value = tf.tidy(() => marginMin.neg() as tf.Tensor1D);
   marginMin.dispose();
-  return { adv: xBest, value, success };
+  return { adv: xBest, value, success, predicted };
 }
 
 export function square(model: tf.LayersModel | Classifier, o: SquareOptions = {}): Attack {
@@ -289,9 +292,6 @@ export function square(model: tf.LayersModel | Classifier, o: SquareOptions = {}
       queries,
       pInit,
     };
-    const r = await withRestarts(ctx, restarts, (c) => squareRun(c, q));
-    r.value.dispose();
-    r.success.dispose();
-    return r.adv;
+    return attackResult(await withRestarts(ctx, restarts, (c) => squareRun(c, q)));
   });
 }

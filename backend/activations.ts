@@ -13,8 +13,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { elementwise, replaceWithElementwise } from './wasm-elementwise.js';
 
-export const RELU6_GRAD = 'RobustRelu6Grad';
-export const SIGMOID_GRAD = 'RobustSigmoidGrad';
+const RELU6_GRAD = 'RobustRelu6Grad';
+const SIGMOID_GRAD = 'RobustSigmoidGrad';
 
 /**
  * A wasm kernel computing `kernel(dy, t)` in one pass; null from `ready` where ours cannot run

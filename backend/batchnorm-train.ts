@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { hostMemory, type HostMemory } from './host-memory.js';
 import { type ChannelPasses, wasmChannelPasses } from './wasm-batchnorm.js';
 
-export interface BatchNormTrainResult {
+interface BatchNormTrainResult {
   y: tf.Tensor;
   /** Per-channel batch mean and biased variance (what tf.layers feeds its moving averages). */
   mean: tf.Tensor1D;

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 
 export const CONV2D_BIAS = 'RobustConv2DBias';
 
-export interface Conv2DBiasAttrs {
+interface Conv2DBiasAttrs {
   strides: [number, number];
   pad: 'same' | 'valid';
   [key: string]: unknown;

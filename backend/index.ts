@@ -15,7 +15,7 @@ const require = createRequire(import.meta.url);
 
 export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
-export type BackendChoice = BackendName | 'auto';
+type BackendChoice = BackendName | 'auto';
 
 export interface BackendInfo {
   /** The toolkit's name for it: node-gpu, node, wasm or cpu. */
@@ -33,11 +33,6 @@ export interface BackendOptions {
 }
 
 let current: BackendInfo | null = null;
-
-/** The backend started by `initBackend`, if any. */
-export function backendInfo(): BackendInfo | null {
-  return current;
-}
 
 function tryNative(pkg: string): boolean {
   try {
@@ -105,5 +100,3 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
 export function describeBackend(info: BackendInfo): string {
   return `backend ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'})${info.warning ? ` — ${info.warning}` : ''}`;
 }
-
-export { tf };

@@ -14,7 +14,7 @@ import { type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { elementwise, replaceWithElementwise } from './wasm-elementwise.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 
-export const RELU_GRAD = 'RobustReluGrad';
+const RELU_GRAD = 'RobustReluGrad';
 
 /** dy · step(x) with tfjs's own Step and Multiply kernels. */
 function stockReluGrad(dy: tf.TensorInfo, x: tf.TensorInfo, backend: unknown): tf.TensorInfo {

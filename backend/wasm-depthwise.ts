@@ -34,7 +34,7 @@ type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
 
 /** A depthwise conv's shape, NHWC, filter [kh, kw, C, M]. */
-export interface DepthwiseShape {
+interface DepthwiseShape {
   batch: number;
   inH: number;
   inW: number;
@@ -52,11 +52,7 @@ export interface DepthwiseShape {
   left: number;
 }
 
-export function depthwiseGeometry(
-  xShape: number[],
-  filterShape: number[],
-  a: Attrs,
-): DepthwiseShape {
+function depthwiseGeometry(xShape: number[], filterShape: number[], a: Attrs): DepthwiseShape {
   if (a.dataFormat === 'NCHW') throw new Error('wasm depthwise conv gradients support NHWC only');
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
@@ -154,7 +150,7 @@ function channelPass(
 const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
 
 /** y = act(depthwise(x, filter) + bias), [N, Ho, Wo, C·M], on our kernels; null where they cannot run. */
-export function depthwiseConv2dWithKernel(
+function depthwiseConv2dWithKernel(
   b: WasmHeapBackend,
   x: Info,
   filter: Info,
@@ -200,7 +196,7 @@ export function depthwiseConv2dWithKernel(
 }
 
 /** dx, [N, H, W, C], on our kernels; null where they cannot run. */
-export function depthwiseBackpropInputWithKernel(
+function depthwiseBackpropInputWithKernel(
   b: WasmHeapBackend,
   dy: Info,
   filter: Info,
@@ -230,7 +226,7 @@ export function depthwiseBackpropInputWithKernel(
 }
 
 /** dW, [kh, kw, C, M], on our kernels; null where they cannot run. */
-export function depthwiseFilterGradWithKernel(
+function depthwiseFilterGradWithKernel(
   b: WasmHeapBackend,
   x: Info,
   dy: Info,

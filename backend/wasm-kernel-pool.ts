@@ -10,7 +10,7 @@
 import { KERNEL_THREADS, startKernelThread, type KernelThread } from '../util/platform.js';
 
 /** Arguments to one exported kernel function: i32s (heap offsets and sizes). */
-export type KernelArgs = number[];
+type KernelArgs = number[];
 
 const MAX_ARGS = 30;
 const SLOT = MAX_ARGS + 2; // [count, args...]

@@ -31,7 +31,7 @@ export function collapseAxes(shape: number[], perm: number[]): { shape: number[]
 }
 
 /** out = transpose(x, perm) for row-major data of `shape`. */
-export function transposeInto(x: Typed, shape: number[], perm: number[], out: Typed): void {
+function transposeInto(x: Typed, shape: number[], perm: number[], out: Typed): void {
   const c = collapseAxes(shape, perm);
   const rank = c.shape.length;
   if (rank === 1) {

@@ -67,7 +67,7 @@ export function addModelOptions(cmd: Command): Command {
     );
 }
 
-export function preprocessFrom(o: ModelCliOptions): Preprocess {
+function preprocessFrom(o: ModelCliOptions): Preprocess {
   if (!o.inputRange && !o.mean && !o.std) return PIXELS;
   return {
     range: o.inputRange ?? [0, 1],

@@ -11,7 +11,7 @@ import { channelStats, emptySet, type DataSplit, type ImageSet } from './dataset
 import { bytesText, DATA_LIMITS } from './limits.js';
 import { elementReader, parseNpy, readNpyFile, type NpyArray } from './npy.js';
 
-export interface ArrayLoadOptions {
+interface ArrayLoadOptions {
   /** Convert only the first N images of each split. */
   limit?: number;
   testLimit?: number;
@@ -28,7 +28,7 @@ const EXACT = 1e-3;
  * The images of array `x` as uint8 NHWC (the first `limit`). NCHW is assumed when dim 1 is 1 or 3
  * and the last dim is not, and said in a note; floats must lie in [0,1] and are rounded to k/255.
  */
-export function imagesFromArray(
+function imagesFromArray(
   x: NpyArray,
   source: string,
   o: { limit?: number; note: (line: string) => void },
@@ -105,7 +105,7 @@ export function imagesFromArray(
 }
 
 /** Labels from array `y` (N or N×1 integers, 0..255), the first `limit`; `n` is the image count. */
-export function labelsFromArray(
+function labelsFromArray(
   y: NpyArray,
   n: number,
   source: string,

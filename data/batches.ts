@@ -47,7 +47,7 @@ export function gatherBatch(
   return out;
 }
 
-export interface Batch {
+interface Batch {
   x: tf.Tensor4D;
   y: tf.Tensor1D; // int32 labels
   size: number;

@@ -16,7 +16,7 @@ export const CIFAR100_MD5 = '03b5dce01913d631647c71ecec9e9cb8';
 export const CIFAR100_DIR = 'cifar-100-binary';
 export const CIFAR100_FILES = { train: 'train.bin', test: 'test.bin' } as const;
 const RECORD = 3074;
-export const CIFAR100_COUNTS = { train: 50_000, test: 10_000 };
+const CIFAR100_COUNTS = { train: 50_000, test: 10_000 };
 
 /** fine_label_names.txt of the release: label i is line i. */
 export const CIFAR100_FINE = [
@@ -151,7 +151,7 @@ export const FINE_TO_COARSE = CIFAR100_FINE.map((fine) =>
   SUPERCLASSES.findIndex(([, members]) => members.includes(fine)),
 );
 
-export interface Cifar100Set {
+interface Cifar100Set {
   images: Uint8Array;
   fine: Uint8Array;
   coarse: Uint8Array;

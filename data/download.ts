@@ -9,11 +9,11 @@ import cliProgress from 'cli-progress';
 import { RobustError } from '../util/errors.js';
 import { md5Of } from './md5.js';
 
-export function md5File(file: string): string {
+function md5File(file: string): string {
   return md5Of(fs.readFileSync(file));
 }
 
-export interface DownloadOptions {
+interface DownloadOptions {
   /** Attempts after the first (default 4). */
   retries?: number;
   /** Milliseconds before the first retry, doubled each time (default 1000). */

@@ -7,8 +7,6 @@ import { readRegularFile } from '../util/read-file.js';
 import type { DataSplit, ImageSet } from './dataset.js';
 import { FASHION_CLASSES, idxImageSet, parseIdxBytes } from './idx.js';
 
-export { FASHION_CLASSES, FASHION_SIZE } from './idx.js';
-
 export const FASHION_FILES = {
   trainImages: 'train-images-idx3-ubyte.gz',
   trainLabels: 'train-labels-idx1-ubyte.gz',
@@ -24,7 +22,7 @@ export const FASHION_MD5: Record<string, string> = {
 };
 export const FASHION_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
 
-export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 /** MD5 of MNIST's official gzipped files, as torchvision checks them (same file names as Fashion-MNIST's). */
 export const MNIST_MD5: Record<string, string> = {
   'train-images-idx3-ubyte.gz': 'f68b3c2dcbeaaa9fbdd348bbdeb94873',
@@ -52,7 +50,7 @@ function gunzipIfNeeded(buf: Uint8Array, source: string): Uint8Array {
 }
 
 /** Fashion-MNIST's largest file (training images) is 47 MB unpacked; anything far beyond is refused. */
-export const MAX_IDX_BYTES = 64 * 2 ** 20;
+const MAX_IDX_BYTES = 64 * 2 ** 20;
 
 /** Reads a regular file of at most the cap (a .gz may be at most the cap, too). */
 export function readIdxFile(file: string): Buffer {

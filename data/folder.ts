@@ -26,7 +26,7 @@ import { channelStats, emptySet, type DataSplit, type ImageSet } from './dataset
 import { decodeImage, imageFormat } from './images.js';
 import { bytesText, DATA_LIMITS } from './limits.js';
 
-export interface FolderLoadOptions {
+interface FolderLoadOptions {
   /** Decode only the first N images of each split (test: `testLimit` when given). */
   limit?: number;
   testLimit?: number;
@@ -35,7 +35,7 @@ export interface FolderLoadOptions {
 }
 
 /** Byte order of the UTF-8 names, as Python sorts str (by code point); JS's default sort compares UTF-16 units. */
-export const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 const hidden = (name: string) => name.startsWith('.');
 

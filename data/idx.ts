@@ -15,7 +15,7 @@ export const FASHION_CLASSES = [
   'ankle-boot',
 ];
 /** Every Fashion-MNIST image is 28×28 grey. */
-export const FASHION_SIZE = 28;
+const FASHION_SIZE = 28;
 
 /** Parses an IDX file of unsigned bytes with `dims` dimensions (not gzipped). */
 export function parseIdxBytes(

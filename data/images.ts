@@ -25,7 +25,7 @@ export interface DecodedImage {
   data: Uint8Array;
 }
 
-export type ImageFormat = 'png' | 'jpeg';
+type ImageFormat = 'png' | 'jpeg';
 
 /** Formats robust decodes, by extension (lower case). */
 const DECODED: Record<string, ImageFormat> = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg' };

@@ -53,7 +53,7 @@ export const DATASETS = [
   'fashion-mnist',
   'fashion-mnist-sample',
 ] as const;
-export type DatasetName = (typeof DATASETS)[number];
+type DatasetName = (typeof DATASETS)[number];
 
 /** The folder each built-in set is kept in under the data folder: CIFAR-100's two label sets share one. */
 const STORED_AS: Record<DatasetName, string> = {
@@ -79,7 +79,7 @@ export function defaultDataDir(): string {
   return process.env.ROBUST_DATA_DIR ?? path.join(os.homedir(), '.cache', 'robust', 'data');
 }
 
-export function canonicalName(name: string): DatasetName {
+function canonicalName(name: string): DatasetName {
   const n = name.toLowerCase();
   const alias: Record<string, DatasetName> = {
     fmnist: 'fashion-mnist',
@@ -221,7 +221,7 @@ export async function loadData(name: string, opts: LoadOptions = {}): Promise<Da
   return split;
 }
 
-export interface PrepareOptions {
+interface PrepareOptions {
   /** A local copy: the CIFAR .tar.gz or a folder of its files, or the folder of the (Fashion-)MNIST .gz files. */
   from?: string;
   dataDir?: string;

@@ -10,11 +10,11 @@ import { RobustError } from '../util/errors.js';
 import { openRegularFile } from '../util/read-file.js';
 import { bytesText, DATA_LIMITS } from './limits.js';
 
-export const NPY_MAGIC = Uint8Array.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
+const NPY_MAGIC = Uint8Array.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 /** numpy writes a few hundred bytes at most for plain dtypes; it refuses over 10,000 by default. */
 const MAX_HEADER = 65_536;
 
-export interface NpyDtype {
+interface NpyDtype {
   /** b bool, i signed, u unsigned, f float. */
   kind: 'b' | 'i' | 'u' | 'f';
   size: 1 | 2 | 4 | 8;
@@ -165,7 +165,7 @@ function elements(shape: number[], itemSize: number, source: string): number {
  * Parses the header at the start of `prefix` (which holds at least the whole header when the file
  * has one); `totalBytes` is the size of the whole file or member, checked against the shape.
  */
-export function parseNpyHeader(prefix: Uint8Array, totalBytes: number, source: string): NpyHeader {
+function parseNpyHeader(prefix: Uint8Array, totalBytes: number, source: string): NpyHeader {
   if (NPY_MAGIC.some((b, i) => i < prefix.length && prefix[i] !== b) || prefix.length === 0)
     throw new RobustError(`${source}: not a .npy file (no \\x93NUMPY magic)`);
   if (prefix.length < 10)

@@ -3,7 +3,6 @@
  * examples, input noise), the loss (TRADES) or the update (gradient clipping); dropout is part of
  * the model. The loop itself stays the same for all of them.
  */
-import type * as tf from '@tensorflow/tfjs';
 import { check } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 
@@ -112,10 +111,4 @@ export function defenseConfig(
 export function describeDefense(c: DefenseConfig | undefined): string {
   if (!c || c.names.length === 0) return 'none';
   return c.names.join('+');
-}
-
-/** The training batch a defense works on: clean images, labels, and the examples to fit. */
-export interface DefenseBatch {
-  x: tf.Tensor4D;
-  y: tf.Tensor1D;
 }

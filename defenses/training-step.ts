@@ -97,10 +97,10 @@ export class DefendedStep {
           seed,
         })
       : fgsm(target, { eps: c.eps, alpha: c.alpha, randomStart: true, seed });
-    if (k === n) return attack(x, y);
+    if (k === n) return attack.images(x, y);
     const [xa, xc] = tf.split(x, [k, n - k]);
     const [ya, yc] = tf.split(y, [k, n - k]);
-    const adv = await attack(xa as tf.Tensor4D, ya as tf.Tensor1D);
+    const adv = await attack.images(xa as tf.Tensor4D, ya as tf.Tensor1D);
     const out = tf.concat([adv, xc]) as tf.Tensor4D;
     tf.dispose([xa, xc, ya, yc, adv]);
     return out;

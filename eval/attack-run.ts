@@ -12,6 +12,7 @@ import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
 import type { Attack } from '../attacks/attack.js';
 import { chooseTargets } from '../attacks/targets.js';
 import { asClassifier, type Classifier } from '../models/classifier.js';
+import { sameUnderTape } from '../models/tape-exact.js';
 import { Rng, substream } from '../util/rng.js';
 import { check } from '../util/errors.js';
 import { TaskProgress } from '../util/platform.js';
@@ -201,9 +202,19 @@ export async function runAttack(
               rng,
             )
           : undefined;
-      const adv = await attack(x, y, { targets });
+      // The attack's own verdict is the model's when it came from one forward pass of this model in
+      // inference mode computing what a plain pass computes. A randomized model (noise, dropout,
+      // batch statistics in train mode) gets a fresh draw here instead, in inference mode, which is
+      // the number AutoAttack reports for it; EOT's mean logits, or a tape that rounds differently,
+      // get the same independent check.
+      const own =
+        attack.classifier === classifier &&
+        attack.info.mode === 'inference' &&
+        attack.info.eotSamples === 1 &&
+        sameUnderTape(classifier, x);
+      const { adv, success, predicted } = await attack(x, y, { targets });
       const outcome = tf.tidy(() => {
-        const pred = classifier.logits(adv, 'inference').argMax(1).cast('int32');
+        const pred = own ? predicted : classifier.logits(adv, 'inference').argMax(1).cast('int32');
         const delta = adv.sub(x);
         return tf.stack([
           pred.equal(y).cast('float32'),
@@ -243,7 +254,7 @@ export async function runAttack(
         batchAdv = tf.tidy(
           () => tf.tensorScatterUpdate(b.x, at.reshape([-1, 1]), adv) as tf.Tensor4D,
         );
-      tf.dispose([outcome, at, x, y, targets, adv]);
+      tf.dispose([outcome, at, x, y, targets, adv, success, predicted]);
     }
     if (kept) {
       const attacked = new Uint8Array(indices.length);

@@ -7,7 +7,7 @@
 import type { ImageSet } from '../data/dataset.js';
 
 /** What a state is checked against: the image set's size and shape. */
-export type SetShape = Pick<ImageSet, 'count' | 'height' | 'width' | 'channels'>;
+type SetShape = Pick<ImageSet, 'count' | 'height' | 'width' | 'channels'>;
 
 /** The running sums the stats are computed from. */
 export interface AttackTally {
@@ -37,7 +37,7 @@ export const emptyTally = (): AttackTally => ({
 });
 
 /** One attacked example's outcome: fooled (or sent to its target), counted by the success rate, and its perturbation's sizes (float32). */
-export interface ExampleOutcome {
+interface ExampleOutcome {
   success: number;
   counted: number;
   linf: number;

@@ -55,7 +55,7 @@ export function readDigested(
 }
 
 /** What a cell file is expected to hold: the grid position its key stands for. */
-export interface CellExpectation {
+interface CellExpectation {
   model: string;
   attack: string;
   eps: number;

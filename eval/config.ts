@@ -10,7 +10,7 @@ import { preset } from './presets.js';
 import { NORMS, type NormName } from '../attacks/norms.js';
 
 /** The budgets a grid runs at when none are given: up to each norm's usual CIFAR-10 budget (attacks' DEFAULT_EPS). */
-export const DEFAULT_EPS_GRID: Record<NormName, string> = {
+const DEFAULT_EPS_GRID: Record<NormName, string> = {
   linf: '0,2/255,4/255,8/255',
   l2: '0,0.125,0.25,0.5',
   l1: '0,3,6,12',
@@ -31,7 +31,6 @@ export const CONFIG_KEYS = [
   'seed',
   'data',
 ] as const;
-export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
 function list(v: unknown, key: string, fallback: string): string[] {
   const raw = v === undefined ? fallback : v;

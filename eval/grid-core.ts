@@ -123,7 +123,7 @@ export interface GridResult {
 }
 
 /** What one entry of the grid's attack list sets: `pgd`, `pgd:50` (steps), `apgd-ce:restarts=5:eot=20`, `apgd-t:targets=5`. */
-export interface AttackEntry {
+interface AttackEntry {
   name: string;
   steps?: number;
   restarts?: number;
@@ -232,11 +232,11 @@ function cellKey(
   return sha256Hex(JSON.stringify(what)).slice(0, 32);
 }
 
-export const encodeMask = (a: Uint8Array) => toBase64(a);
+const encodeMask = (a: Uint8Array) => toBase64(a);
 export const decodeMask = (s: string): Uint8Array => fromBase64(s);
 
 /** One cell of the grid as planned: where it stands, its attack and its key. */
-export interface PlannedCell {
+interface PlannedCell {
   name: string;
   eps: number;
   attack: Attack;
@@ -253,7 +253,7 @@ export interface PlannedCell {
 }
 
 /** A model's part of the grid: the images it is evaluated on and its cells, in the order they run. */
-export interface PlannedModel {
+interface PlannedModel {
   model: EvalModel;
   test: ImageSet;
   dataSha256: string;

@@ -22,7 +22,7 @@ export interface GridOptions extends GridRunOptions {
 }
 
 /** The cells under `cellDir`, as files written atomically and digest-checked. */
-export function fileCellStore(cellDir: string): CellStore {
+function fileCellStore(cellDir: string): CellStore {
   const file = (key: string) => path.join(cellDir, `${key}.json`);
   return {
     readCell: (key, expect) => readCell(file(key), expect),

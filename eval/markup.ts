@@ -41,13 +41,13 @@ const HTML_ENTITIES: Record<string, string> = {
   "'": '&#39;',
 };
 
-export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]);
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]);
 
 /**
  * Markdown text that stays inside its table cell or list item: line breaks become spaces and
  * every character that starts markup (emphasis, code, links, HTML, table pipes) is backslash-escaped.
  */
-export const escapeMarkdown = (s: string) =>
+const escapeMarkdown = (s: string) =>
   s.replace(/\r\n|[\r\n]/g, ' ').replace(/[\\`*_[\]<>|~&$]/g, '\\$&');
 
 /** HTML with every interpolation escaped (Markup from another `html` template is kept as is). */

@@ -148,7 +148,7 @@ function decode(s: Saved): AttackRunState | null {
   };
 }
 
-export interface PartialExpectation {
+interface PartialExpectation {
   key: string;
   /** The backend of this run: a partial computed on another is not continued (backends differ in the last bits). */
   backend: string;

@@ -39,10 +39,10 @@ export const CSV_COLUMNS = [
   'backend',
 ] as const;
 
-export type CsvRow = Record<(typeof CSV_COLUMNS)[number], string | number>;
+type CsvRow = Record<(typeof CSV_COLUMNS)[number], string | number>;
 
 /** One row per model × attack × eps, then the worst case over attacks per model × eps. */
-export function csvRows(r: GridResult): CsvRow[] {
+function csvRows(r: GridResult): CsvRow[] {
   const rows: CsvRow[] = [];
   for (const m of r.models) {
     const base = {
@@ -123,7 +123,7 @@ export function toCsv(r: GridResult): string {
 }
 
 const pct = (v: number) => (100 * v).toFixed(2);
-export const epsLabel = formatEps;
+const epsLabel = formatEps;
 
 /** How many test images the grid evaluated (the limit, or fewer when the data set is smaller). */
 const imagesOf = (r: GridResult) =>
@@ -294,7 +294,7 @@ export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
 }
 
 /** Clean accuracy against worst-case robust accuracy at the largest eps, one point per model. */
-export function tradeoffSpec(r: GridResult): TopLevelSpec {
+function tradeoffSpec(r: GridResult): TopLevelSpec {
   const maxEps = Math.max(...r.config.eps);
   const values = r.models.map((m) => ({
     model: modelLabel(r, m.model),

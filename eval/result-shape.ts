@@ -84,7 +84,7 @@ export const CHECKS = {
   checked: int(0),
 };
 
-export const MODEL = {
+const MODEL = {
   model: str,
   arch: str,
   params: int(0),

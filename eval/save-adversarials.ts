@@ -7,10 +7,10 @@ import { writeFilesAtomic } from '../util/atomic.js';
 import type { AttackOutputs } from './output-files.js';
 import { adversarialGrid } from './gallery.js';
 
-export { adversarialGrid, quantize } from './gallery.js';
+export { quantize } from './gallery.js';
 
 /** CIFAR-10 binary records: 1 label byte + 3×32×32 channel-major pixels each. */
-export function encodeCifar(set: ImageSet): Uint8Array {
+function encodeCifar(set: ImageSet): Uint8Array {
   const { height: h, width: w, channels: c } = set;
   const plane = h * w;
   const rec = 1 + c * plane;
@@ -33,7 +33,7 @@ function idxHeader(magic: number, dims: number[]): Uint8Array {
 }
 
 /** IDX files (as Fashion-MNIST ships them): images [N,H,W] (0x803) and labels [N] (0x801). */
-export function encodeIdx(set: ImageSet): { images: Uint8Array; labels: Uint8Array } {
+function encodeIdx(set: ImageSet): { images: Uint8Array; labels: Uint8Array } {
   const imgHead = idxHeader(0x803, [set.count, set.height, set.width]);
   const labHead = idxHeader(0x801, [set.count]);
   const images = new Uint8Array(imgHead.length + set.images.length);
@@ -49,7 +49,7 @@ export function encodeIdx(set: ImageSet): { images: Uint8Array; labels: Uint8Arr
 export const hasLabelFile = (channels: number) => channels !== 3;
 
 /** `set` in the layout of its data set: CIFAR-10 records for 3-channel images, IDX images + labels for 1-channel ones. */
-export function encodeImageSet(set: ImageSet): { images: Uint8Array; labels?: Uint8Array } {
+function encodeImageSet(set: ImageSet): { images: Uint8Array; labels?: Uint8Array } {
   return hasLabelFile(set.channels) ? encodeIdx(set) : { images: encodeCifar(set) };
 }
 

@@ -188,7 +188,7 @@ export function writePart(file: string, p: ShardPart): void {
   });
 }
 
-export interface PartExpectation {
+interface PartExpectation {
   key: string;
   shard: Shard;
   from: number;

@@ -10,7 +10,6 @@ import { resolvePretrained } from './pretrained.js';
 
 export {
   checkLogits,
-  modelFromFiles,
   robustClassifier,
   type AnyModelOptions,
   type LoadedModel,

@@ -13,9 +13,9 @@ import { readRegularFile } from '../util/read-file.js';
 import { readModelFiles } from './model-files.js';
 import { buildLayersModel } from './layers-build.js';
 
-export { buildLayersModel, modelFingerprint } from './layers-build.js';
+export { modelFingerprint } from './layers-build.js';
 
-export interface SavedExtras {
+interface SavedExtras {
   state?: unknown;
   optimizer?: Float32Array[];
 }

@@ -15,7 +15,7 @@ interface GraphNode {
   input?: string[];
 }
 
-export interface GraphLogits {
+interface GraphLogits {
   model: tf.GraphModel;
   /** Logits for a batch of NHWC model inputs (already preprocessed). */
   apply(x: tf.Tensor4D): tf.Tensor2D;

@@ -20,7 +20,7 @@ function comparableConfig(config: Record<string, unknown>): Record<string, unkno
   return Object.fromEntries(Object.entries(config).filter(([k]) => !IGNORED.test(k)));
 }
 
-export interface InferenceGraph {
+interface InferenceGraph {
   layers: Record<string, { cls: string; config: Record<string, unknown>; inputs: string[][] }>;
   inputs: unknown;
   outputs: unknown;

@@ -10,7 +10,7 @@ import { RobustError } from '../util/errors.js';
 /** How the attacked outputs relate to the model's own. */
 export type LogitsSource = 'outputs' | 'softmax-input' | 'sigmoid-input' | 'log-softmax' | 'named';
 
-export interface LayersLogits {
+interface LayersLogits {
   /** Logits for a batch of model inputs (already preprocessed). */
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor2D;
   numClasses: number;

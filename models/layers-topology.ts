@@ -20,7 +20,7 @@ interface LayerEntry {
 }
 
 /** The layer classes tfjs can build from JSON (its serialization registry, layers only). */
-export function builtInLayerClasses(): Set<string> {
+function builtInLayerClasses(): Set<string> {
   const registry = tf.serialization.SerializationMap.getMap().classNameMap;
   const names = Object.entries(registry)
     .filter(([, [cls]]) => (cls as { prototype?: unknown }).prototype instanceof tf.layers.Layer)
@@ -29,7 +29,7 @@ export function builtInLayerClasses(): Set<string> {
 }
 
 /** The model config inside a model.json's modelTopology (Keras files wrap it in model_config). */
-export function modelConfig(topology: object): { class_name?: unknown; config?: unknown } {
+function modelConfig(topology: object): { class_name?: unknown; config?: unknown } {
   const t = topology as { model_config?: unknown };
   return (t.model_config && typeof t.model_config === 'object' ? t.model_config : topology) as {
     class_name?: unknown;

@@ -7,15 +7,10 @@ import { readJsonFile } from '../util/json-file.js';
 import { readRegularFile } from '../util/read-file.js';
 import { MAX_SHARD_BYTES, modelFilesFrom, type ModelFiles } from './model-bytes.js';
 
-export {
-  modelFilesFrom,
-  modelFilesFromBytes,
-  weightCount,
-  type ModelFiles,
-} from './model-bytes.js';
+export type { ModelFiles } from './model-bytes.js';
 
 /** model.json of a folder, or the path itself when it names a .json file. */
-export const modelJsonPath = (location: string): string =>
+const modelJsonPath = (location: string): string =>
   location.endsWith('.json') ? location : path.join(location, 'model.json');
 
 /** The model.json and weights at `location` (a folder or its model.json), checked. */

@@ -102,7 +102,7 @@ export function describePreprocess(p: Preprocess): string {
 }
 
 /** [0,1] pixels (NHWC) → what the model takes, with its per-channel constants made once; `dispose` frees them. */
-export interface Preprocessor {
+interface Preprocessor {
   apply(x: tf.Tensor4D): tf.Tensor4D;
   dispose(): void;
 }

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
 import { buildResNet, type BuildOptions, type ResNetSpec } from './resnet.js';
 
-export interface ZooEntry {
+interface ZooEntry {
   name: string;
   family: 'resnet' | 'cifar-resnet' | 'preact-resnet';
   spec: ResNetSpec;
@@ -56,7 +56,7 @@ export function zooEntry(name: string): ZooEntry {
   return entry;
 }
 
-export interface ModelOptions extends BuildOptions {
+interface ModelOptions extends BuildOptions {
   /** Channels of the first stage, overriding the architecture's default. */
   width?: number;
 }

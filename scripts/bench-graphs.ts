@@ -85,11 +85,11 @@ async function benchMobilenetV1(dir: string): Promise<void> {
   const y = tf.randomUniform([opts.batch], 0, fx.classes, 'int32', 6) as tf.Tensor1D;
   try {
     const attack = (steps: number) => pgd(m.classifier, { eps: 8 / 255, steps });
-    tf.dispose(await attack(1)(x, y)); // warm-up: kernels, XNNPACK operators
+    tf.dispose(Object.values(await attack(1)(x, y))); // warm-up: kernels, XNNPACK operators
     const ts: number[] = [];
     for (let i = 0; i < opts.runs; i++) {
       const t0 = performance.now();
-      tf.dispose(await attack(opts.steps)(x, y));
+      tf.dispose(Object.values(await attack(opts.steps)(x, y)));
       ts.push(performance.now() - t0);
     }
     const s = median(ts) / 1000;

@@ -134,7 +134,7 @@ async function autoAttackRates(
   const out: Record<string, number> = {};
   for (const r of runs) {
     const attack = makeAttack(r.name, classifier, { eps: 1e-6, ...r.options });
-    const once = async () => (await attack(x, y)).dispose();
+    const once = async () => tf.dispose(Object.values(await attack(x, y)));
     out[r.name] = +(x.shape[0] / ((await medianSecondsAsync(once, seconds)) * r.full)).toFixed(3);
   }
   return out;
@@ -297,7 +297,7 @@ for (const name of models) {
     // What `robust attack` / `robust eval` run: PGD-10 through the library on the BN-folded model.
     const attacked = foldedClassifier(model)!;
     const attack = pgd(attacked, { eps: 8 / 255, steps: 10 });
-    const pgd10 = async () => (await attack(x as tf.Tensor4D, labels)).dispose();
+    const pgd10 = async () => tf.dispose(Object.values(await attack(x as tf.Tensor4D, labels)));
     const row: Record<string, unknown> = { model: name, batch: b };
     for (const [label, fn] of [
       ['forward', forward],

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 
-export interface ReportCheck {
+interface ReportCheck {
   errors: string[];
   svgs: number;
   images: number;

@@ -14,7 +14,7 @@ export const HAS_SHARED_FASHION = fs.existsSync(
   path.join(SHARED_DATA, 'fashion-mnist', 'train-images-idx3-ubyte.gz'),
 );
 /** Set by .ci/run: there, a test never skips for something missing — it runs and fails. */
-export const IN_CI = process.env.ROBUST_CI === '1';
+const IN_CI = process.env.ROBUST_CI === '1';
 /** For `it.skipIf`: skip only off CI when what the test needs is absent. */
 export const missing = (present: boolean) => !present && !IN_CI;
 

@@ -2,7 +2,7 @@
 import cliProgress from 'cli-progress';
 import type { EpochLog } from './epoch-log.js';
 
-export interface BatchStats {
+interface BatchStats {
   loss: number;
   acc: number;
   imgPerS: number;

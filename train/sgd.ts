@@ -4,13 +4,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-export interface SgdConfig {
+interface SgdConfig {
   momentum: number;
   weightDecay: number;
 }
 
 /** Weight decay applies to conv and dense kernels, not to BN scales/offsets or biases. */
-export const isDecayed = (v: tf.LayerVariable | tf.Variable) => /kernel/.test(v.name);
+const isDecayed = (v: tf.LayerVariable | tf.Variable) => /kernel/.test(v.name);
 
 export class Sgd {
   private readonly buffers: tf.Variable[];

@@ -56,8 +56,6 @@ export interface TrainConfig {
   options?: TrainOptions;
 }
 
-export type { EpochLog } from './epoch-log.js';
-
 /** Everything needed to continue a run exactly where its checkpoint was taken. */
 interface RunState {
   config: TrainConfig;
@@ -72,7 +70,7 @@ interface RunState {
   changes?: ConfigChange[];
 }
 
-export interface ResumeOptions {
+interface ResumeOptions {
   resume?: boolean;
   /** Continue a run with settings that differ from its own (recorded in its state). */
   override?: boolean;

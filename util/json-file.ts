@@ -3,7 +3,7 @@ import { RobustError } from './errors.js';
 import { readRegularFile } from './read-file.js';
 
 /** The JSON files robust reads (configs, model topologies, results) are far below this. */
-export const MAX_JSON_BYTES = 64 * 2 ** 20;
+const MAX_JSON_BYTES = 64 * 2 ** 20;
 
 /**
  * Parses `file`; `missing` is the message when it does not exist (it should say what was expected).

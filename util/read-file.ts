@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { RobustError } from './errors.js';
 import { errnoText } from './write-errors.js';
 
-export interface ReadLimits {
+interface ReadLimits {
   /** Largest size accepted, in bytes. */
   maxBytes: number;
   /** What the file should be, for messages ("weight shard", "CIFAR-10 batch"). */

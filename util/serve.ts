@@ -12,7 +12,7 @@ import { RobustError } from './errors.js';
 import { BATCH_BYTES, TEST_FILE } from '../data/cifar10-records.js';
 
 /** The package's folders the page reads; nothing else under the root is served. */
-export const SERVED = ['web', 'dist/browser', 'zoo', 'data/samples'] as const;
+const SERVED = ['web', 'dist/browser', 'zoo', 'data/samples'] as const;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -42,7 +42,7 @@ describe('linear model, untargeted', () => {
         pgd(model, { eps, steps: 10 }),
         makeAttack('apgd-ce', model, { eps, steps: 20 }),
       ]) {
-        const adv = await attack(x, y);
+        const adv = await attack.images(x, y);
         delta(adv, x).forEach((v, i) => expect(v).toBeCloseTo(expected[i], 5));
         adv.dispose();
       }
@@ -58,7 +58,7 @@ describe('linear model, untargeted', () => {
         fgsm(model, { eps, norm: 'l2' }),
         pgd(model, { eps, norm: 'l2', steps: 10, randomStart: false }),
       ]) {
-        const adv = await attack(x, y);
+        const adv = await attack.images(x, y);
         delta(adv, x).forEach((v, i) => expect(v).toBeCloseTo(expected[i], 5));
         adv.dispose();
       }
@@ -67,7 +67,7 @@ describe('linear model, untargeted', () => {
         pgd(model, { eps, norm: 'l2', steps: 200, alpha: 0.05 }),
         makeAttack('apgd-ce', model, { eps, norm: 'l2', steps: 100 }),
       ]) {
-        const adv = await attack(x, y);
+        const adv = await attack.images(x, y);
         const d = delta(adv, x);
         const cos = d.reduce((s, v, i) => s + v * expected[i], 0) / (Math.hypot(...d) * eps);
         expect(cos).toBeGreaterThan(0.99);
@@ -102,7 +102,7 @@ describe('linear model, a confidently classified example', () => {
         makeAttack('apgd-ce', model, { eps, steps: 20 }),
       ];
       for (const attack of attacks) {
-        const adv = await attack(x, y);
+        const adv = await attack.images(x, y);
         delta(adv, x).forEach((v, i) => expect(v).toBeCloseTo(expected[i], 5));
         adv.dispose();
       }
@@ -117,7 +117,7 @@ describe('linear model, a confidently classified example', () => {
         fgsm(model, { eps, norm: 'l2' }),
         pgd(model, { eps, norm: 'l2', steps: 5, randomStart: false }),
       ]) {
-        const adv = await attack(x, y);
+        const adv = await attack.images(x, y);
         delta(adv, x).forEach((v, i) => expect(v).toBeCloseTo((eps * diff[i]) / len, 5));
         adv.dispose();
       }
@@ -142,10 +142,10 @@ describe('linear model, targeted', () => {
     const expected = w.map(
       (row) => eps * Math.sign(row.reduce((s, wk, k) => s + wk * ((k === 2 ? 1 : 0) - p[k]), 0)),
     );
-    const adv = await fgsm(model, { eps })(x, y, { targets: t });
+    const adv = await fgsm(model, { eps }).images(x, y, { targets: t });
     delta(adv, x).forEach((v, i) => expect(v).toBeCloseTo(expected[i], 5));
     // PGD reaches the target when the budget allows it
-    const far = await pgd(model, { eps: 0.5, steps: 20 })(x, y, { targets: t });
+    const far = await pgd(model, { eps: 0.5, steps: 20 }).images(x, y, { targets: t });
     expect(tf.tidy(() => (model.predict(far) as tf.Tensor2D).argMax(1)).dataSync()[0]).toBe(2);
     tf.dispose([model, x, y, t, adv, far]);
   });

@@ -195,7 +195,7 @@ describe('L1-APGD', () => {
       fab(model, { norm: 'l1', eps, steps: 30, targetClasses: 4 }),
     ];
     for (const attack of attacks) {
-      const adv = await attack(x, y);
+      const adv = await attack.images(x, y);
       const [size, pred, lo, hi] = tf.tidy(() =>
         [
           adv.sub(x).abs().sum(),
@@ -212,7 +212,7 @@ describe('L1-APGD', () => {
       expect(hi).toBeLessThanOrEqual(1);
     }
     // FAB minimizes the norm: within a few percent of the minimum (overshoot η = 1.05, back-off β)
-    const fabAdv = await fab(model, { norm: 'l1', eps: 10 * minimal, steps: 30 })(x, y);
+    const fabAdv = await fab(model, { norm: 'l1', eps: 10 * minimal, steps: 30 }).images(x, y);
     const fabSize = tf.tidy(() => fabAdv.sub(x).abs().sum().dataSync()[0]);
     expect(fabSize).toBeLessThan(minimal * 1.06);
     tf.dispose([model, x, y, fabAdv]);
@@ -228,7 +228,7 @@ describe('L1-APGD', () => {
       apgdTargeted(model, { norm: 'l1', eps: 2, steps: 6, targetClasses: 3 }),
       square(model, { norm: 'l1', eps: 2, steps: 20 }),
     ]) {
-      (await attack(x, y)).dispose();
+      (await attack.images(x, y)).dispose();
       expect(tf.memory().numTensors).toBe(before);
     }
     tf.dispose([model, x, y]);

@@ -32,7 +32,7 @@ describe('every attack, every norm', () => {
                 seed,
                 eotSamples: name === 'eot-pgd' ? 2 : undefined,
               };
-              const adv = await makeAttack(name, model, opts)(x, y);
+              const adv = await makeAttack(name, model, opts).images(x, y);
               const [lo, hi, linf, l2, l1] = tf
                 .tidy(() => {
                   const d = adv.sub(x);
@@ -67,7 +67,7 @@ describe('every attack, every norm', () => {
           norm,
           steps: steps(name),
           eotSamples: name === 'eot-pgd' ? 2 : undefined,
-        })(x, y);
+        }).images(x, y);
         expect(Array.from(adv.dataSync()), norm).toEqual(Array.from(x.dataSync()));
         adv.dispose();
       }
@@ -102,9 +102,12 @@ describe('extreme budgets', () => {
                 seed,
                 eotSamples: name === 'eot-pgd' ? 2 : undefined,
               });
-              const huge = await makeAttack(name, model, opts(eps, diameter / 4))(x, y);
-              const atDiameter = await makeAttack(name, model, opts(diameter, diameter / 4))(x, y);
-              const hugeStep = await makeAttack(name, model, opts(eps, eps))(x, y);
+              const huge = await makeAttack(name, model, opts(eps, diameter / 4)).images(x, y);
+              const atDiameter = await makeAttack(name, model, opts(diameter, diameter / 4)).images(
+                x,
+                y,
+              );
+              const hugeStep = await makeAttack(name, model, opts(eps, eps)).images(x, y);
               const [moved, movedHugeStep, finite] = tf.tidy(() =>
                 [
                   huge.sub(x).abs().max(),
@@ -144,10 +147,11 @@ describe('loss (on correctly classified examples)', () => {
         const { x, y: random } = randomBatch(8, SHAPE, 5, seed);
         const y = predicted(model, x);
         random.dispose();
-        const adv = await makeAttack('pgd', model, { eps: 0.05, steps: 5, randomStart: false })(
-          x,
-          y,
-        );
+        const adv = await makeAttack('pgd', model, {
+          eps: 0.05,
+          steps: 5,
+          randomStart: false,
+        }).images(x, y);
         const [clean, attacked] = tf.tidy(() => [
           crossEntropy(model.predict(x) as tf.Tensor2D, y).dataSync(),
           crossEntropy(model.predict(adv) as tf.Tensor2D, y).dataSync(),
@@ -169,7 +173,7 @@ describe('loss (on correctly classified examples)', () => {
     const { x, y: random } = randomBatch(32, SHAPE, 5, 99);
     const y = predicted(model, x);
     random.dispose();
-    const adv = await makeAttack('pgd', model, { eps: 8 / 255, steps: 10 })(x, y);
+    const adv = await makeAttack('pgd', model, { eps: 8 / 255, steps: 10 }).images(x, y);
     const [clean, attacked] = tf.tidy(() => [
       crossEntropy(model.predict(x) as tf.Tensor2D, y).dataSync(),
       crossEntropy(model.predict(adv) as tf.Tensor2D, y).dataSync(),

@@ -29,7 +29,7 @@ describe('memory', () => {
     ];
     for (const attack of attacks) {
       const before = tf.memory().numTensors;
-      const adv = await attack(x, y);
+      const adv = await attack.images(x, y);
       adv.dispose();
       expect(tf.memory().numTensors, attack.info.name).toBe(before);
     }
@@ -55,7 +55,7 @@ describe('memory on a zoo ResNet (our wasm kernels, fused BatchNorm)', () => {
       [pgd(model, { steps: 50, eps: 0.01, mode: 'train' }), 'train mode'],
     ] as const) {
       const before = tf.memory().numTensors;
-      (await attack(x, y)).dispose();
+      (await attack.images(x, y)).dispose();
       expect(tf.memory().numTensors, label).toBe(before);
     }
     folded.dispose?.();
@@ -75,8 +75,8 @@ describe('model mode', () => {
     );
     const before = bn.getWeights().map((w) => Array.from(w.dataSync()));
     const { x, y } = randomBatch(8, SHAPE, 5, 8);
-    const inference = await pgd(model, { steps: 5, randomStart: false })(x, y);
-    const train = await pgd(model, { steps: 5, randomStart: false, mode: 'train' })(x, y);
+    const inference = await pgd(model, { steps: 5, randomStart: false }).images(x, y);
+    const train = await pgd(model, { steps: 5, randomStart: false, mode: 'train' }).images(x, y);
     expect(bn.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(before);
     expect(tf.tidy(() => inference.sub(train).abs().max()).dataSync()[0]).toBeGreaterThan(0);
     tf.dispose([model, x, y, inference, train]);

@@ -60,8 +60,8 @@ describe('square', () => {
       const { x } = randomBatch(24, [12, 12, 3], 5, 9);
       const y = predicted(c, x);
       const eps = { linf: 0.3, l2: 4, l1: 40 }[norm];
-      const advPgd = await pgd(c, { eps, norm, steps: 20, randomStart: false })(x, y);
-      const advSquare = await square(c, { eps, norm, steps: 300, seed: 1 })(x, y);
+      const advPgd = await pgd(c, { eps, norm, steps: 20, randomStart: false }).images(x, y);
+      const advSquare = await square(c, { eps, norm, steps: 300, seed: 1 }).images(x, y);
       const [pgdFooled, squareFooled] = [
         await fooledShare(c, advPgd, y),
         await fooledShare(c, advSquare, y),
@@ -87,8 +87,8 @@ describe('square', () => {
     const model = tinyConvNet(2);
     const { x, y } = randomBatch(6, [8, 8, 3], 5, 3);
     const before = tf.memory().numTensors;
-    const a = await square(model, { eps: 0.1, steps: 50, seed: 5 })(x, y);
-    const b = await square(model, { eps: 0.1, steps: 50, seed: 5 })(x, y);
+    const a = await square(model, { eps: 0.1, steps: 50, seed: 5 }).images(x, y);
+    const b = await square(model, { eps: 0.1, steps: 50, seed: 5 }).images(x, y);
     expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
     tf.dispose([a, b]);
     expect(tf.memory().numTensors).toBe(before);
@@ -113,11 +113,13 @@ describe('apgd-t', () => {
     const c = layersClassifier(model);
     const y = predicted(c, x);
     const before = tf.memory().numTensors;
-    const all = await apgdTargeted(model, { eps: 0.03, steps: 10, seed: 1 })(x, y);
-    const one = await apgdTargeted(model, { eps: 0.03, steps: 10, seed: 1, targetClasses: 1 })(
-      x,
-      y,
-    );
+    const all = await apgdTargeted(model, { eps: 0.03, steps: 10, seed: 1 }).images(x, y);
+    const one = await apgdTargeted(model, {
+      eps: 0.03,
+      steps: 10,
+      seed: 1,
+      targetClasses: 1,
+    }).images(x, y);
     const [fAll, fOne] = [await fooledShare(c, all, y), await fooledShare(c, one, y)];
     tf.dispose([all, one]);
     expect(tf.memory().numTensors).toBe(before);
@@ -132,7 +134,9 @@ describe('apgd-t', () => {
     );
     const three = tinyConvNet(1, [8, 8, 3], 3);
     const { x, y } = randomBatch(2, [8, 8, 3], 3, 1);
-    await expect(apgdTargeted(three, { steps: 2 })(x, y)).rejects.toThrow(/at least 4 classes/);
+    await expect(apgdTargeted(three, { steps: 2 }).images(x, y)).rejects.toThrow(
+      /at least 4 classes/,
+    );
     tf.dispose([three, x, y]);
   });
 });
@@ -164,7 +168,7 @@ describe('fab', () => {
         return (z[0] - z[k]) / dual;
       });
       const minimal = Math.min(...dist);
-      const adv = await fab(model, { norm, eps: 1, steps: 30 })(x, y);
+      const adv = await fab(model, { norm, eps: 1, steps: 30 }).images(x, y);
       const size = tf.tidy(() => {
         const dd = adv.sub(x);
         return (norm === 'linf' ? dd.abs().max() : dd.square().sum().sqrt()).dataSync()[0];
@@ -176,7 +180,7 @@ describe('fab', () => {
       expect(size).toBeLessThan(minimal * 1.06);
       adv.dispose();
       // with eps below the minimum nothing can be found: the image comes back unchanged
-      const none = await fab(model, { norm, eps: minimal * 0.9, steps: 30 })(x, y);
+      const none = await fab(model, { norm, eps: minimal * 0.9, steps: 30 }).images(x, y);
       expect(Array.from(none.dataSync())).toEqual(Array.from(x.dataSync()));
       none.dispose();
     }
@@ -188,7 +192,7 @@ describe('fab', () => {
     const { x } = randomBatch(8, [8, 8, 3], 5, 2);
     const y = predicted(layersClassifier(model), x);
     const before = tf.memory().numTensors;
-    const adv = await fab(model, { eps: 0.05, steps: 10, targetClasses: 4 })(x, y);
+    const adv = await fab(model, { eps: 0.05, steps: 10, targetClasses: 4 }).images(x, y);
     const linf = tf.tidy(() => adv.sub(x).abs().max().dataSync()[0]);
     adv.dispose();
     expect(tf.memory().numTensors).toBe(before);

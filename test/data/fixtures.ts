@@ -73,7 +73,7 @@ function encodeValues(descr: Descr, values: ArrayLike<number>): Uint8Array {
   return buf;
 }
 
-export interface NpyOptions {
+interface NpyOptions {
   version?: 1 | 2 | 3;
   /** Replaces the whole header dict text. */
   header?: string;

@@ -240,7 +240,7 @@ describe('training attacks on a zoo ResNet', () => {
         randomStart: true,
         select: 'last',
         seed,
-      })(x, y);
+      }).images(x, y);
       // Sign steps: a gradient component within float noise of 0 may flip; nearly all pixels agree exactly.
       const differing = tf.tidy(() => ours.sub(plain).abs().greater(1e-5).mean().dataSync()[0]);
       tf.dispose([ours, plain]);
