@@ -205,11 +205,14 @@ function mergeParts(
     const shown = galleryExamples(cleanCorrect);
     const images = new Float32Array(shown.length * per);
     const clean = new Uint8Array(shown.length * per);
+    const classes = { true: [] as string[], predicted: [] as string[] };
     shown.forEach((e, k) => {
       const p = parts.find((q) => e >= q.from && e < q.to)!;
       const j = p.gallery.index.indexOf(e); // present: readPart checked that each part holds its first clean-correct examples
       images.set(p.gallery.images.subarray(j * per, (j + 1) * per), k * per);
       clean.set(p.gallery.clean.subarray(j * per, (j + 1) * per), k * per);
+      classes.true.push(p.gallery.classes.true[j]);
+      classes.predicted.push(p.gallery.classes.predicted[j]);
     });
     cell.gallery = galleryOf(
       { images: clean, labels: new Uint8Array(shown.length), count: shown.length, ...g.image },
@@ -217,6 +220,7 @@ function mergeParts(
       c.settings.norm,
       c.eps,
     );
+    cell.gallery_classes = classes;
   }
   return cell;
 }

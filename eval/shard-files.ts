@@ -39,7 +39,7 @@ import { base64, CHECKS, SETTINGS } from './result-shape.js';
 import { MAX_SHARDS, shardName, type Shard } from './shard-plan.js';
 
 const MANIFEST_FORMAT = 1;
-const PART_FORMAT = 1;
+const PART_FORMAT = 2; // 2: the gallery's true and predicted classes
 
 export const SHARDS_DIR = 'shards';
 export const shardDir = (out: string, s: Shard) => path.join(out, SHARDS_DIR, shardName(s));
@@ -153,8 +153,19 @@ export interface ShardPart {
    * run kept them and their 8-bit images: the cell's gallery shows the first GALLERY_SIZE over all
    * images, each of which is among its own share's first GALLERY_SIZE.
    */
-  gallery: { index: number[]; images: Float32Array; clean: Uint8Array };
+  gallery: {
+    index: number[];
+    images: Float32Array;
+    clean: Uint8Array;
+    /** True and predicted class (names when known) of each gallery example, as `galleryClasses` gives them. */
+    classes: { true: string[]; predicted: string[] };
+  };
 }
+
+const stringList = leaf(
+  (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'),
+  'a list of strings',
+);
 
 const PART: Shape = {
   format: oneOf(PART_FORMAT),
@@ -170,6 +181,7 @@ const PART: Shape = {
     index: leaf((v) => Array.isArray(v) && v.every(Number.isInteger), 'a list of integers'),
     images: base64,
     clean: base64,
+    classes: nested({ true: stringList, predicted: stringList }),
   }),
 };
 
@@ -184,7 +196,12 @@ export function writePart(file: string, p: ShardPart): void {
     cleanCorrect: b64(p.cleanCorrect),
     robust: b64(p.robust),
     outcomes: encodeOutcomes(p.outcomes),
-    gallery: { index: p.gallery.index, images: b64(p.gallery.images), clean: b64(p.gallery.clean) },
+    gallery: {
+      index: p.gallery.index,
+      images: b64(p.gallery.images),
+      clean: b64(p.gallery.clean),
+      classes: p.gallery.classes,
+    },
   });
 }
 
@@ -208,7 +225,12 @@ type SavedPart = {
   cleanCorrect: string;
   robust: string;
   outcomes: SavedOutcomes;
-  gallery: { index: number[]; images: string; clean: string };
+  gallery: {
+    index: number[];
+    images: string;
+    clean: string;
+    classes: { true: string[]; predicted: string[] };
+  };
 };
 
 /**
@@ -258,6 +280,8 @@ export function readPart(file: string, e: PartExpectation): { part?: ShardPart; 
   const clean = bytes(g.clean);
   if (!images || images.length !== want.length * e.per || clean.length !== want.length * e.per)
     return { damaged: `its gallery images are not ${want.length} of ${e.per} values` };
+  if (g.classes.true.length !== want.length || g.classes.predicted.length !== want.length)
+    return { damaged: `its gallery classes are not ${want.length} pairs` };
   return {
     part: {
       key: s.key,
@@ -268,7 +292,7 @@ export function readPart(file: string, e: PartExpectation): { part?: ShardPart; 
       cleanCorrect,
       robust,
       outcomes,
-      gallery: { index: g.index, images, clean },
+      gallery: { index: g.index, images, clean, classes: g.classes },
     },
   };
 }

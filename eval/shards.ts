@@ -15,6 +15,7 @@ import { readCell } from './cells.js';
 import {
   decodeMask,
   floatRows,
+  galleryClasses,
   galleryExamples,
   GALLERY_SIZE,
   modelSummary,
@@ -210,6 +211,7 @@ export async function runGridShard(
       });
       if (r.stats.n < share.count) return { ...run, complete: false };
       const shown = galleryExamples(r.cleanCorrect); // indices within the share
+      const shownRows = floatRows(r.adversarial!, per, shown);
       writePart(file, {
         key,
         shard: o.shard,
@@ -221,8 +223,9 @@ export async function runGridShard(
         outcomes: r.outcomes!,
         gallery: {
           index: shown.map((i) => from + i),
-          images: floatRows(r.adversarial!, per, shown),
+          images: shownRows,
           clean: rowsOf(share, shown).images,
+          classes: galleryClasses(m.classifier, share, shown, shownRows, m.classes),
         },
       });
       removePartial(partial);

@@ -78,7 +78,7 @@ export function modelFilesFrom(
         typeof w?.name !== 'string' ||
         !shapeOk ||
         !WEIGHT_DTYPES.has(String(dtype)) ||
-        !(String(stored) in STORED_BYTES)
+        !Object.hasOwn(STORED_BYTES, String(stored))
       )
         throw malformed(`bad entry ${JSON.stringify(w).slice(0, 80)}`);
       specs.push(w as tf.io.WeightsManifestEntry);

@@ -178,7 +178,7 @@ export const TRAIN_OPTIONS = Object.keys(OPTIONS) as (keyof TrainOptions)[];
 export function checkTrainOptions(o: unknown, source = ''): asserts o is TrainOptions {
   const at = source ? `${source}: ` : '';
   if (!isObject(o)) throw new RobustError(`${at}the training options must be an object`);
-  const unknown = Object.keys(o).filter((k) => !(k in OPTIONS));
+  const unknown = Object.keys(o).filter((k) => !Object.hasOwn(OPTIONS, k));
   check(
     unknown.length === 0,
     () =>

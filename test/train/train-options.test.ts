@@ -294,6 +294,9 @@ describe('the rules, in the library', () => {
     const out = path.join(root, 'run');
     const cases: [TrainOptions, RegExp][] = [
       [{ epoch: 3 } as TrainOptions, /^unknown option 'epoch' \(known: model, width, data/],
+      // names every object inherits are not options either
+      [{ constructor: 1 } as unknown as TrainOptions, /^unknown option 'constructor' \(known: /],
+      [{ toString: 'x' } as unknown as TrainOptions, /^unknown option 'toString' \(known: /],
       [{ defense: 'clip' }, /^defense clip needs clipNorm and\/or clipValue$/],
       [{ defense: 'noise' }, /^defense noise needs noiseStd > 0$/],
       [{ defense: 'dropout' }, /^defense dropout needs dropout > 0 and\/or blockDropout > 0$/],
