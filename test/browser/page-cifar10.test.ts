@@ -10,39 +10,10 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM } from '../../scripts/check-report.js';
 import { servePage, type PageServer } from '../../util/serve.js';
 import { robust } from '../cli/fixtures.js';
-import { pageRoot } from './page-fixture.js';
+import { pageRoot, runInPage } from './page-fixture.js';
 import { HAS_SHARED_CIFAR, missing, SHARED_DATA, tmpDir } from '../helpers.js';
 
 const GRID = { model: 'zoo:resnet20-fgsm-rs', attacks: 'fgsm,pgd:3', eps: '0,8/255', limit: '16' };
-
-type Files = Record<string, string>;
-
-async function runInPage(
-  page: Page,
-  data: string,
-): Promise<{ error: string | null; files?: Files }> {
-  await page.check(`input[name=data][value=${data}]`);
-  await page.fill('#model-url', GRID.model);
-  await page.fill('#attacks', GRID.attacks);
-  await page.fill('#eps', GRID.eps);
-  await page.fill('#limit', GRID.limit);
-  await page.selectOption('#backend', 'wasm');
-  await page.evaluate(() => delete (window as { robustResult?: unknown }).robustResult);
-  await page.click('#run');
-  await page.waitForFunction(
-    () =>
-      (window as { robustResult?: unknown }).robustResult ||
-      !document.getElementById('error')!.hidden,
-    null,
-    { timeout: 120_000 },
-  );
-  return page.evaluate(() => ({
-    error: document.getElementById('error')!.hidden
-      ? null
-      : document.getElementById('error')!.textContent,
-    files: (window as { robustResult?: { files: Files } }).robustResult?.files,
-  }));
-}
 
 /** results.json without what differs between two runs of one grid: times, dates, backends' thread counts. */
 function comparable(text: string) {
@@ -97,7 +68,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM) && HAS_SHARED_CIFAR))(
 
     it("evaluates zoo:resnet20-fgsm-rs on CIFAR-10's served test set: robust eval's results.json", async () => {
       await page.waitForSelector('#cifar-served:not([hidden])', { timeout: 10_000 });
-      const r = await runInPage(page, 'cifar10-served');
+      const r = await runInPage(page, { ...GRID, backend: 'wasm', data: 'cifar10-served' });
       expect(r.error).toBeNull();
       expect(consoleErrors).toEqual([]);
       const out = tmpDir('page-cifar-cli');
@@ -151,14 +122,17 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM) && HAS_SHARED_CIFAR))(
     it('takes the test batch picked as a file: the same images (fingerprint) and masks', async () => {
       const served = JSON.parse(
         await page.evaluate(
-          () => (window as { robustResult?: { files: Files } }).robustResult!.files['results.json'],
+          () =>
+            (window as { robustResult?: { files: Record<string, string> } }).robustResult!.files[
+              'results.json'
+            ],
         ),
       );
       await page.setInputFiles(
         '#cifar-file',
         path.join(dataDir, 'cifar10', 'cifar-10-batches-bin', 'test_batch.bin'),
       );
-      const r = await runInPage(page, 'cifar10-file');
+      const r = await runInPage(page, { ...GRID, backend: 'wasm', data: 'cifar10-file' });
       expect(r.error).toBeNull();
       const picked = JSON.parse(r.files!['results.json']);
       expect(picked.models[0].data_sha256).toBe(served.models[0].data_sha256);
@@ -175,7 +149,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM) && HAS_SHARED_CIFAR))(
         '#cifar-file',
         path.join(dataDir, 'cifar10', 'cifar-10-batches-bin', 'data_batch_1.bin'),
       );
-      const r = await runInPage(page, 'cifar10-file');
+      const r = await runInPage(page, { ...GRID, backend: 'wasm', data: 'cifar10-file' });
       expect(r.error).toBe(
         "data_batch_1.bin: CIFAR-10's test images are test_batch.bin (the other batches are its training images)",
       );

@@ -1,5 +1,6 @@
 /** A folder to serve the page from: the repository's web/, zoo/ and sample (linked) and a fresh bundle of the sources under test. */
 import fs from 'node:fs';
+import type { Page } from 'playwright-core';
 import path from 'node:path';
 import { buildBrowser } from '../../scripts/build-browser.js';
 import { ROOT, tmpDir } from '../helpers.js';
@@ -12,4 +13,54 @@ export async function pageRoot(): Promise<string> {
   fs.symlinkSync(path.join(ROOT, 'data', 'samples'), path.join(root, 'data', 'samples'));
   await buildBrowser(root, path.join(ROOT, 'browser.ts')); // a test file of its own each: no two write one bundle
   return root;
+}
+
+/** A grid as the page's form takes it. */
+export interface PageGrid {
+  model: string;
+  attacks: string;
+  eps: string;
+  limit: string;
+  backend: string;
+  /** The images radio to pick (e.g. 'cifar10-served'); unset: the form's default. */
+  data?: string;
+}
+
+export interface PageRun {
+  backend: string;
+  error: string | null;
+  files?: Record<string, string>;
+  wasmKernelCalls?: number;
+}
+
+/** Fills the form, runs, and waits for the results or the page's error line. */
+export async function runInPage(page: Page, g: PageGrid): Promise<PageRun> {
+  if (g.data) await page.check(`input[name=data][value=${g.data}]`);
+  await page.fill('#model-url', g.model);
+  await page.fill('#attacks', g.attacks);
+  await page.fill('#eps', g.eps);
+  await page.fill('#limit', g.limit);
+  await page.selectOption('#backend', g.backend);
+  await page.evaluate(() => delete (window as { robustResult?: unknown }).robustResult);
+  await page.click('#run');
+  await page.waitForFunction(
+    () =>
+      (window as { robustResult?: unknown }).robustResult ||
+      !document.getElementById('error')!.hidden,
+    null,
+    { timeout: 120_000 },
+  );
+  return page.evaluate(() => {
+    const result = (
+      window as { robustResult?: { files: Record<string, string>; wasmKernelCalls: number } }
+    ).robustResult;
+    return {
+      backend: document.getElementById('backend-line')!.textContent!,
+      error: document.getElementById('error')!.hidden
+        ? null
+        : document.getElementById('error')!.textContent,
+      files: result?.files,
+      wasmKernelCalls: result?.wasmKernelCalls,
+    };
+  });
 }

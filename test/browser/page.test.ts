@@ -8,46 +8,10 @@ import { PNG } from 'pngjs';
 import { CHROMIUM } from '../../scripts/check-report.js';
 import { servePage, type PageServer } from '../../util/serve.js';
 import { robust } from '../cli/fixtures.js';
-import { pageRoot } from './page-fixture.js';
+import { pageRoot, runInPage } from './page-fixture.js';
 import { missing, ROOT, tmpDir } from '../helpers.js';
 
 const GRID = { attacks: 'fgsm,pgd:3', eps: '0,0.1', limit: '20' };
-
-interface PageRun {
-  errors: string[];
-  backend: string;
-  error: string | null;
-  files?: Record<string, string>;
-  wasmKernelCalls?: number;
-}
-
-/** Fills the form, runs, and waits for the results or the page's error line. */
-async function runInPage(page: Page, o: { model: string; backend: string }): Promise<PageRun> {
-  await page.fill('#model-url', o.model);
-  await page.fill('#attacks', GRID.attacks);
-  await page.fill('#eps', GRID.eps);
-  await page.fill('#limit', GRID.limit);
-  await page.selectOption('#backend', o.backend);
-  await page.evaluate(() => delete (window as { robustResult?: unknown }).robustResult);
-  await page.click('#run');
-  await page.waitForFunction(
-    () =>
-      (window as { robustResult?: unknown }).robustResult ||
-      !document.getElementById('error')!.hidden,
-    null,
-    { timeout: 120_000 },
-  );
-  return page.evaluate(() => ({
-    errors: [],
-    backend: document.getElementById('backend-line')!.textContent!,
-    error: document.getElementById('error')!.hidden
-      ? null
-      : document.getElementById('error')!.textContent,
-    files: (window as { robustResult?: { files: Record<string, string> } }).robustResult?.files,
-    wasmKernelCalls: (window as { robustResult?: { wasmKernelCalls: number } }).robustResult
-      ?.wasmKernelCalls,
-  }));
-}
 
 /** What must agree between two runs of one grid: everything but times, dates and the thread count. */
 function numbers(resultsJson: string) {
@@ -120,7 +84,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
   });
 
   it('runs fgsm and pgd:3 at eps 0 and 0.1 on 20 sample images on wasm: the table of robust eval, plots and gallery shown', async () => {
-    const r = await runInPage(page, { model: 'zoo:fmnist-resnet20w8', backend: 'wasm' });
+    const r = await runInPage(page, { ...GRID, model: 'zoo:fmnist-resnet20w8', backend: 'wasm' });
     expect(r.error).toBeNull();
     expect(consoleErrors).toEqual([]);
     expect(r.backend).toMatch(/^backend wasm \(\d+ threads?\)/);
@@ -200,7 +164,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
       '#model-files',
       ['model.json', 'weights.bin'].map((f) => path.join(ROOT, 'zoo', 'fmnist-resnet20w8', f)),
     );
-    const r = await runInPage(page, { model: '', backend: 'wasm' });
+    const r = await runInPage(page, { ...GRID, model: '', backend: 'wasm' });
     await page.check('input[name=source][value=url]');
     expect(r.error).toBeNull();
     const picked = JSON.parse(r.files!['results.json']);
@@ -237,7 +201,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
   }, 120_000);
 
   it('picking the backend itself, says why each faster one was passed over (no GPU here: wasm, not emulated WebGL)', async () => {
-    const r = await runInPage(page, { model: 'zoo:fmnist-resnet20w8', backend: 'auto' });
+    const r = await runInPage(page, { ...GRID, model: 'zoo:fmnist-resnet20w8', backend: 'auto' });
     expect(r.error).toBeNull();
     expect(r.backend).toMatch(
       /^backend wasm \(\d+ threads?\); webgpu not used: [^;]+; webgl not used: .+/,
@@ -246,7 +210,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
 
   it('a bad model gives one line in the page, and the page still runs', async () => {
     const before = consoleErrors.length;
-    const r = await runInPage(page, { model: 'zoo:no-such-model', backend: 'wasm' });
+    const r = await runInPage(page, { ...GRID, model: 'zoo:no-such-model', backend: 'wasm' });
     expect(r.error).toMatch(/^\S+model\.json: model\.json not found \(HTTP 404\)$/);
     expect(r.error!.split('\n')).toHaveLength(1);
     expect(consoleErrors.slice(before).every((e) => /404/.test(e))).toBe(true); // only the browser's own note of the 404
