@@ -17,6 +17,13 @@ const runs = JSON.parse(fs.readFileSync(0, 'utf8'));
 const realOut = process.stdout.write;
 const realErr = process.stderr.write;
 const results = [];
+/** A stream's write(chunk[, encoding][, callback]) that keeps the text and calls back at once. */
+const capture = (keep) => (chunk, encoding, callback) => {
+  keep(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
+  const done = typeof encoding === 'function' ? encoding : callback;
+  if (done) process.nextTick(done);
+  return true;
+};
 const state = (p) => {
   if (!fs.existsSync(p)) return 'missing';
   if (fs.statSync(p).isDirectory())
@@ -31,8 +38,8 @@ for (const { args, env = {}, watch = [] } of runs) {
   let stdout = '';
   let stderr = '';
   // console.log and console.error write through these; a command's output goes nowhere else.
-  process.stdout.write = (chunk) => ((stdout += chunk), true);
-  process.stderr.write = (chunk) => ((stderr += chunk), true);
+  process.stdout.write = capture((text) => (stdout += text));
+  process.stderr.write = capture((text) => (stderr += text));
   const t0 = Date.now();
   let code;
   try {
