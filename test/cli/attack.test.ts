@@ -7,7 +7,7 @@ import { parseIdx } from '../../data/fashion-mnist.js';
 import { loadData } from '../../data/index.js';
 import { tmpDir } from '../helpers.js';
 import { spawnSync } from 'node:child_process';
-import { robust, tinyCheckpoint } from './fixtures.js';
+import { once, robust, robustBatch, tinyCheckpoint, type Run } from './fixtures.js';
 import { ROOT } from '../helpers.js';
 import { ATTACK_NAMES } from '../../attacks/index.js';
 
@@ -159,22 +159,27 @@ describe('robust attack', () => {
   });
 
   it('every registered attack runs through the CLI', () => {
-    for (const name of ATTACK_NAMES) {
-      const r = robust([
-        'attack',
-        `--${name}`,
-        '--model',
-        ckpt,
-        '--limit',
-        '6',
-        '--steps',
-        '2',
-        '--json',
-        '--quiet',
-        '--backend',
-        'wasm',
-        ...(name === 'eot-pgd' ? ['--eot-samples', '2'] : []),
-      ]);
+    const runs = robustBatch(
+      ATTACK_NAMES.map((name) => ({
+        args: [
+          'attack',
+          `--${name}`,
+          '--model',
+          ckpt,
+          '--limit',
+          '6',
+          '--steps',
+          '2',
+          '--json',
+          '--quiet',
+          '--backend',
+          'wasm',
+          ...(name === 'eot-pgd' ? ['--eot-samples', '2'] : []),
+        ],
+      })),
+    );
+    for (const [i, name] of ATTACK_NAMES.entries()) {
+      const r = runs[i];
       expect(r.code, `${name}: ${r.stderr}`).toBe(0);
       expect(JSON.parse(r.stdout).attack.name).toBe(name);
     }
@@ -191,19 +196,18 @@ describe('robust attack', () => {
     [['--targeted', '12'], /target class 12 does not exist/],
     [['--loss', 'hinge'], /--loss must be ce or dlr/],
   ];
-  for (const [args, message] of bad) {
+  // The refusals below run in one process (robustBatch): they are about the line and the exit code.
+  const badRuns = once(() =>
+    robustBatch([
+      ...bad.map(([args]) => ({
+        args: ['attack', '--model', ckpt, '--limit', '4', '--backend', 'wasm', '--quiet', ...args],
+      })),
+      { args: ['attack', '--model', '/nonexistent/ckpt', '--backend', 'wasm'] },
+    ]),
+  );
+  for (const [i, [args, message]] of bad.entries()) {
     it(`'attack ${args.join(' ')}' fails with one clear line`, () => {
-      const r = robust([
-        'attack',
-        '--model',
-        ckpt,
-        '--limit',
-        '4',
-        '--backend',
-        'wasm',
-        '--quiet',
-        ...args,
-      ]);
+      const r = badRuns()[i];
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -211,29 +215,28 @@ describe('robust attack', () => {
   }
 
   it('a missing checkpoint is one clear line', () => {
-    const r = robust(['attack', '--model', '/nonexistent/ckpt', '--backend', 'wasm']);
+    const r = badRuns()[bad.length];
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no such file/);
   });
 
   describe('--save and --grid paths are checked before the attack runs', () => {
     // Without --quiet the banner comes just before the attack starts: a refusal must come before it.
-    const run = (args: string[]) =>
-      robust([
-        'attack',
-        '--pgd',
-        '--steps',
-        '2',
-        '--model',
-        ckpt,
-        '--limit',
-        '8',
-        '--backend',
-        'wasm',
-        ...args,
-      ]);
-    const refused = (args: string[], message: RegExp) => {
-      const r = run(args);
+    const argv = (args: string[]) => [
+      'attack',
+      '--pgd',
+      '--steps',
+      '2',
+      '--model',
+      ckpt,
+      '--limit',
+      '8',
+      '--backend',
+      'wasm',
+      ...args,
+    ];
+    const run = (args: string[]) => robust(argv(args));
+    const refused = (r: Run, message: RegExp) => {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
@@ -281,11 +284,14 @@ describe('robust attack', () => {
         /would replace a file of the model/,
       ],
     ];
-    for (const [what, args, message] of cases) {
+    // One process for all of them, each case in a folder of its own.
+    const refusals = once(() =>
+      robustBatch(cases.map(([, args]) => ({ args: argv(args(tmpDir('cli-attack-paths'))) }))),
+    );
+    for (const [i, [what, , message]] of cases.entries()) {
       it(`refuses ${what} in one line, before the attack`, () => {
         if (what.includes('cannot be written') && process.platform !== 'linux') return;
-        const dir = tmpDir('cli-attack-paths');
-        refused(args(dir), message);
+        refused(refusals()[i], message);
         expect(fs.readdirSync(ckpt).sort()).toEqual(['model.json', 'weights.bin']);
       });
     }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, tmpDir } from '../helpers.js';
+import { once, robustBatch } from './fixtures.js';
 
 const BIN = path.join(ROOT, 'bin', 'robust.js');
 function robust(args: string[], env: Record<string, string> = {}) {
@@ -40,16 +41,26 @@ describe('robust CLI', () => {
     [['train', '--defense', 'pgd', '--eps', '-1'], /--eps must be a number/],
     [['train', '--adv-ratio', '2'], /--adv-ratio must be ≤ 1/],
   ];
-  for (const [args, message] of bad) {
+  // One process runs them all (robustBatch), each with a data folder of its own.
+  const badRuns = once(() =>
+    robustBatch(
+      bad.map(([args]) => {
+        const dataDir = tmpDir('cli-data');
+        return {
+          args: [
+            ...args,
+            ...(args[0] === 'data'
+              ? ['--data-dir', dataDir]
+              : ['--out', path.join(dataDir, 'run')]),
+          ],
+          env: { ROBUST_DATA_DIR: dataDir },
+        };
+      }),
+    ),
+  );
+  for (const [i, [args, message]] of bad.entries()) {
     it(`'${args.join(' ')}' fails with one clear line`, () => {
-      const dataDir = tmpDir('cli-data');
-      const r = robust(
-        [
-          ...args,
-          ...(args[0] === 'data' ? ['--data-dir', dataDir] : ['--out', path.join(dataDir, 'run')]),
-        ],
-        { ROBUST_DATA_DIR: dataDir },
-      );
+      const r = badRuns()[i];
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

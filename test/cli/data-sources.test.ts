@@ -6,7 +6,7 @@ import { loadData } from '../../data/index.js';
 import type { ImageSet } from '../../data/dataset.js';
 import { tmpDir } from '../helpers.js';
 import { npy, npz, png } from '../data/fixtures.js';
-import { robust, tinyCheckpoint } from './fixtures.js';
+import { once, robust, robustBatch, tinyCheckpoint } from './fixtures.js';
 
 let ckpt: string;
 let sample: ImageSet;
@@ -176,9 +176,13 @@ describe('--data with users’ files', () => {
     expect(JSON.parse(r.stdout).images).toMatch(/^32×32×3 → 28×28×1/);
   });
 
-  for (const [what, args, message] of refusals) {
+  // One process for the three (robustBatch): they are about the line and the exit code.
+  const refusalRuns = once(() =>
+    robustBatch(refusals.map(([, args]) => ({ args: [...args(), '--backend', 'wasm'] }))),
+  );
+  for (const [i, [what, , message]] of refusals.entries()) {
     it(`refused in one line: ${what}`, () => {
-      const r = run(args());
+      const r = refusalRuns()[i];
       expect(r.code).toBe(2);
       expect(r.stderr.trim()).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

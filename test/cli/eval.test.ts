@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tmpDir } from '../helpers.js';
-import { robust, tinyCheckpoint } from './fixtures.js';
+import { once, robust, robustBatch, tinyCheckpoint } from './fixtures.js';
 
 let a: string;
 let b: string;
@@ -131,14 +131,22 @@ describe('robust eval', () => {
     [['export', 'pdf', '/tmp'], /unknown export format 'pdf'/],
     [['export', 'csv', '/nonexistent/results'], /no such file/],
   ];
-  for (const [args, message] of bad) {
+  // One process runs them all (robustBatch): they are about the line and the exit code.
+  const badRuns = once(() =>
+    robustBatch(
+      bad.map(([args]) => ({
+        args: [
+          ...args,
+          ...(args[0] === 'eval'
+            ? ['--out', path.join(tmpDir('cli-eval-bad'), 'o'), '--backend', 'wasm']
+            : []),
+        ],
+      })),
+    ),
+  );
+  for (const [i, [args, message]] of bad.entries()) {
     it(`'${args.join(' ')}' fails with one clear line`, () => {
-      const r = robust([
-        ...args,
-        ...(args[0] === 'eval'
-          ? ['--out', path.join(tmpDir('cli-eval-bad'), 'o'), '--backend', 'wasm']
-          : []),
-      ]);
+      const r = badRuns()[i];
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

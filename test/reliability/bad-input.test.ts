@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { robust, tinyCheckpoint } from '../cli/fixtures.js';
+import { once, robustBatch, tinyCheckpoint } from '../cli/fixtures.js';
 import { tmpDir } from '../helpers.js';
 
 const printed: string[] = [];
@@ -206,15 +206,22 @@ const cases: [string, () => string[], RegExp][] = [
 ];
 
 describe('bad input: one line, non-zero exit, nothing written', () => {
-  for (const [what, args, message] of cases) {
+  // All in one process (robustBatch), which counts the entries in dataDir around each command.
+  const runs = once(() =>
+    robustBatch(
+      cases.map(([, args]) => {
+        const a = args();
+        return {
+          args: a[0] === 'data' || a.includes('--backend') ? a : [...a, '--backend', 'wasm'],
+          watch: [dataDir],
+        };
+      }),
+    ),
+  );
+  for (const [i, [what, , message]] of cases.entries()) {
     it(what, () => {
-      const before = fs.existsSync(dataDir)
-        ? fs.readdirSync(dataDir, { recursive: true }).length
-        : 0;
-      const a = args();
-      const r = robust(
-        a[0] === 'data' || a.includes('--backend') ? a : [...a, '--backend', 'wasm'],
-      );
+      const r = runs()[i];
+      const [before, after] = r.watched;
       const line = r.stderr.trim();
       printed.push(`${what}: exit ${r.code}: ${line}`);
       expect(r.code).not.toBe(0);
@@ -222,10 +229,7 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
       expect(line.split('\n')).toHaveLength(1);
       expect(line).not.toMatch(/\bat .*\.js:\d+/);
       expect(r.stdout).toBe('');
-      const after = fs.existsSync(dataDir)
-        ? fs.readdirSync(dataDir, { recursive: true }).length
-        : 0;
-      expect(after).toBe(before);
+      expect(after).toEqual(before);
     });
   }
 });
