@@ -42,6 +42,7 @@ program
         numClasses: 10,
         mean: [0, 0, 0],
         std: [1, 1, 1],
+        zeroWeights: true,
       });
       const macs = countMacs(m);
       const weights = trained

@@ -40,6 +40,11 @@ export interface BuildOptions {
    * bias (same layer name), and that BN layer is left out. Weights come from `foldBatchNorm`.
    */
   foldBatchNorm?: boolean;
+  /**
+   * Zero weights instead of seeded random draws: for counting parameters and MACs (`robust
+   * models`), where the ~170 M random draws of the whole zoo cost ~10 s of CPU and are never used.
+   */
+  zeroWeights?: boolean;
   name?: string;
 }
 
@@ -56,6 +61,7 @@ class Builder {
     seed: number,
     private readonly blockDropout = 0,
     private readonly fold = false,
+    private readonly zeroWeights = false,
   ) {
     // tfjs initializers treat a seed of 0 as "unseeded", so per-layer seeds start at 1.
     this.seed = (seed % 10007) * 10007 + 1;
@@ -63,6 +69,12 @@ class Builder {
 
   private nextSeed(): number {
     return this.seed++;
+  }
+
+  /** The layer's seeded initializer, or zeros when only the shapes matter (the seed is still drawn, so seeds do not shift). */
+  private init(seeded: (args: { seed: number }) => ReturnType<typeof tf.initializers.zeros>) {
+    const seed = this.nextSeed();
+    return this.zeroWeights ? tf.initializers.zeros() : seeded({ seed });
   }
 
   conv(
@@ -79,7 +91,7 @@ class Builder {
       strides: stride,
       padding: 'same',
       useBias,
-      kernelInitializer: tf.initializers.heNormal({ seed: this.nextSeed() }),
+      kernelInitializer: this.init(tf.initializers.heNormal),
       name,
     }).apply(x) as SymbolicTensor;
   }
@@ -123,7 +135,7 @@ class Builder {
     return tf.layers
       .dense({
         units,
-        kernelInitializer: tf.initializers.glorotUniform({ seed: this.nextSeed() }),
+        kernelInitializer: this.init(tf.initializers.glorotUniform),
         name,
       })
       .apply(x) as SymbolicTensor;
@@ -192,7 +204,12 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
   if (opts.mean.length !== channels || opts.std.length !== channels) {
     throw new Error(`mean/std need ${channels} values, one per input channel`);
   }
-  const b = new Builder(opts.seed ?? 0, opts.blockDropout ?? 0, opts.foldBatchNorm ?? false);
+  const b = new Builder(
+    opts.seed ?? 0,
+    opts.blockDropout ?? 0,
+    opts.foldBatchNorm ?? false,
+    opts.zeroWeights ?? false,
+  );
   const input = tf.input({ shape: opts.inputShape, name: 'pixels' });
   // Rescaling broadcasts per-channel arrays: (x − mean) / std = x · (1/std) + (−mean/std).
   let x = tf.layers

@@ -86,10 +86,10 @@ export function countMacs(model: tf.LayersModel): number {
     const cls = layer.getClassName();
     if (cls === 'Conv2D') {
       const out = layer.outputShape as number[];
-      const kernel = layer.getWeights()[0].shape as number[];
+      const kernel = layer.weights[0].shape as number[]; // the variable's shape: no read of its values
       macs += out[1] * out[2] * kernel[0] * kernel[1] * kernel[2] * kernel[3];
     } else if (cls === 'Dense') {
-      const kernel = layer.getWeights()[0].shape as number[];
+      const kernel = layer.weights[0].shape as number[];
       macs += kernel[0] * kernel[1];
     }
   }
