@@ -92,6 +92,9 @@ export function useWinograd(on: boolean): void {
 
 export const winogradEnabled = (): boolean => winograd;
 
+/** The output tile m of Winograd F(m x m, 3x3) the forward and input-gradient convs use. */
+export const winogradTile = (): number => 2;
+
 /** How many times any of our kernels has run in this process (0: tfjs's own kernels did all the work). */
 export const wasmKernelCalls = (): number => [...calls.values()].reduce((a, b) => a + b, 0);
 
