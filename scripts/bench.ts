@@ -9,13 +9,17 @@
  *   npm run bench -- [--cases resnet20:128,resnet18:64] [--rounds 3] [--seconds 3]
  *                    [--backends wasm[,cpu]] [--attack-models resnet20|none]
  *                    [--torch ../shared/bench/torch_resnet20_bench.py|none] [--out bench-results.json]
+ *                    [--baseline OTHER_TREE/dist]
  *
  * `--models` and `--batches` (both lists) give their cross product as the cases instead. Every
  * measurement of ours runs in a fresh process (scripts/bench-case.ts), so its peak RSS is that
  * case's own and tfjs's one-backend-per-process rule holds. Prints, per case and metric, the
  * median img/s with its min–max over the rounds, PyTorch's, and the median ratio ours/PyTorch with
  * its min–max; the JSON keeps every round. ROBUST_WASM_KERNELS=0 measures wasm with tfjs's XNNPACK
- * convolutions instead of ours; ROBUST_WINOGRAD=0 with our direct kernels only.
+ * convolutions instead of ours; ROBUST_WINOGRAD=0 with our direct kernels only, =2 with Winograd
+ * F(2x2, 3x3) instead of F(4x4, 3x3). `--baseline` (another build's dist/, e.g. of main) is measured
+ * in each round too, right before ours, and each metric gets its median ratio ours/baseline: the way
+ * to tell a change's gain from the machine's noise.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -39,6 +43,7 @@ interface BenchOptions {
   attackModels: string;
   seconds: number;
   torch?: string;
+  baseline?: string;
   out: string;
 }
 
@@ -84,6 +89,7 @@ const opts = optionsOrExit('bench', () => {
       "the PyTorch reference script, or 'none' (default: ../shared/bench/torch_resnet20_bench.py when present)",
     )
     .option('--out <file>', 'JSON results', 'bench-results.json')
+    .option('--baseline <dist>', "another build's dist/ folder, measured alternately with ours")
     .parse()
     .opts<BenchOptions>();
   check(o.seconds > 0 && o.seconds <= 3600, `--seconds must be in (0, 3600], got ${o.seconds}`);
@@ -123,17 +129,26 @@ const opts = optionsOrExit('bench', () => {
       (BACKENDS as readonly string[]).includes(b),
       `unknown backend '${b}' (one of: ${BACKENDS.join(', ')})`,
     );
+  check(
+    o.baseline === undefined || fs.existsSync(path.join(o.baseline, 'scripts', 'bench-case.js')),
+    `--baseline: ${o.baseline}/scripts/bench-case.js does not exist (give a built dist/ folder)`,
+  );
   const torch = o.torch ?? (fs.existsSync(defaultTorch) ? defaultTorch : 'none');
   return { ...o, cases, attackModels, backends, torch };
 });
 
 type Row = Record<string, unknown>;
 
-/** One measurement of ours, in a fresh process. */
-function measureOurs(model: string, batch: number, backend: string): Row {
+/** One measurement of ours (or of the baseline's dist/), in a fresh process. */
+function measureOurs(
+  model: string,
+  batch: number,
+  backend: string,
+  dist = path.dirname(here),
+): Row {
   const part = `${opts.out}.part-${process.pid}.json`;
   const args = [
-    path.join(here, 'bench-case.js'),
+    path.join(dist, 'scripts', 'bench-case.js'),
     '--model',
     model,
     '--batch',
@@ -199,6 +214,11 @@ for (let r = 1; r <= opts.rounds; r++) {
   for (const { model, batch } of opts.cases) {
     let threads = 1;
     for (const backend of opts.backends) {
+      if (opts.baseline) {
+        const base = { ...measureOurs(model, batch, backend, opts.baseline), baseline: true };
+        round.ours.push(base);
+        console.log(`  baseline ${backend} ${model} b${batch}: ${line(base)} img/s`);
+      }
       const row = measureOurs(model, batch, backend);
       threads = row.threads as number;
       round.ours.push(row);
@@ -221,9 +241,16 @@ const summary: Row[] = [];
 console.log(`\n${opts.rounds} rounds: median img/s (min–max), PyTorch's, ratio ours/PyTorch`);
 for (const { model, batch } of opts.cases)
   for (const backend of opts.backends) {
-    const ours = rounds.map((r) =>
-      r.ours.find((o) => o.model === model && o.batch === batch && o.backend === backend)!,
-    );
+    const find = (r: (typeof rounds)[number], baseline: boolean) =>
+      r.ours.find(
+        (o) =>
+          o.model === model &&
+          o.batch === batch &&
+          o.backend === backend &&
+          !!o.baseline === baseline,
+      )!;
+    const ours = rounds.map((r) => find(r, false));
+    const base = opts.baseline ? rounds.map((r) => find(r, true)) : null;
     const torch = rounds.map((r) => r.torch.find((t) => t.model === model && t.batch === batch));
     const metrics: Record<string, MetricSummary> = {};
     for (const m of METRICS)
@@ -236,11 +263,20 @@ for (const { model, batch } of opts.cases)
         ours.map((o) => (o.attacks as Record<string, number>)[a]),
         ours.map(() => null),
       );
+    // ours against the baseline, round by round (its "PyTorch" columns are the baseline's)
+    const againstBaseline: Record<string, MetricSummary> = {};
+    if (base)
+      for (const m of METRICS)
+        againstBaseline[m] = summarize(
+          ours.map((o) => o[m] as number),
+          base.map((o) => o[m] as number),
+        );
     const entry = {
       model,
       batch,
       backend,
       metrics,
+      ...(base ? { against_baseline: againstBaseline } : {}),
       peak_rss_mib: Math.max(...ours.map((o) => o.peak_rss_mib as number)),
       live_tensors_after: Math.max(...ours.map((o) => o.live_tensors_after as number)),
       conv_kernels: ours[0].conv_kernels,
@@ -264,6 +300,7 @@ writeFileAtomic(
       rounds: opts.rounds,
       seconds: opts.seconds,
       torch_script: opts.torch,
+      baseline: opts.baseline ?? null,
       summary,
       every_round: rounds,
     },

@@ -94,12 +94,12 @@ describe('conv2d + bias as one op', () => {
       );
     step();
     const before = dW.map((k) => wasmKernelStats(k).calls);
-    const fused = wasmKernelStats('winograd_conv').calls;
+    const fused = wasmKernelStats('winograd4_conv').calls;
     const tensors = tf.memory().numTensors;
     const buffers = tf.backend().numDataIds();
     for (let i = 0; i < 3; i++) step();
     expect(dW.map((k) => wasmKernelStats(k).calls)).toEqual(before);
-    expect(wasmKernelStats('winograd_conv').calls - fused).toBe(6); // forward and dx, 3 times
+    expect(wasmKernelStats('winograd4_conv').calls - fused).toBe(6); // forward and dx, 3 times
     expect(tf.memory().numTensors).toBe(tensors);
     expect(tf.backend().numDataIds()).toBe(buffers);
     tf.dispose([x, w, b]);
