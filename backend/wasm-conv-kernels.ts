@@ -2,8 +2,8 @@
  * Convolutions on tfjs's wasm heap with our SIMD kernels (backend/kernels/): the forward conv, its
  * input gradient and its filter gradient. Each returns null where the kernels cannot run (then the
  * caller takes tfjs's XNNPACK path) and a new output tensor otherwise. 3x3 stride-1 convs — most
- * of a ResNet's work — take Winograd: F(4x4, 3x3) for the forward conv and the input gradient
- * (winograd4.c), F(2x2, 3x3) for the filter gradient (winograd.c); the rest the direct kernels.
+ * of a ResNet's work — take Winograd F(4x4, 3x3) for all three (winograd4.c; F(2x2, 3x3) of
+ * winograd.c with ROBUST_WINOGRAD=2); the rest the direct kernels.
  *
  * Why not XNNPACK for these: a CIFAR ResNet's convs are small (16–64 channels), and XNNPACK's
  * per-call set-up (operator creation, indirection buffers, weight packing — redone whenever the
@@ -289,8 +289,9 @@ export function backpropInputWithKernel(
 }
 
 /**
- * dW of a 3x3 stride-1 conv by Winograd F(2x2, 3x3) transposed: each thread sums the 16 transformed
- * products over its tiles, the sums are added up, and one last transform gives the 3x3 filter.
+ * dW of a 3x3 stride-1 conv by Winograd F(m x m, 3x3) transposed, m = winogradTile(): each thread
+ * sums the transformed products over its tiles, the sums are added up, and one last transform gives
+ * the 3x3 filter.
  */
 function winogradFilterGrad(
   backend: WasmHeapBackend,
@@ -299,10 +300,13 @@ function winogradFilterGrad(
   dy: Info,
   g: WinogradShape,
 ): Info {
-  const { R, tiles, units, macs } = winogradUnits(g);
+  const m = winogradTile();
+  const { R, tiles, units, macs } = winogradUnits(g, m);
   const threads = threadsFor(kernels, macs, units);
-  const sums = 16 * g.Ci * g.Co;
-  const region = sums + 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: sums, then V and D
+  const X = (m + 2) ** 2;
+  const sums = X * g.Ci * g.Co;
+  // floats per thread: sums, then V and D, and for F(4x4) a border block
+  const region = sums + X * (tiles * (g.Ci + g.Co) + 32) + (m === 4 ? X * g.Ci + 16 * g.Co : 0);
   const out = backend.makeOutput([3, 3, g.Ci, g.Co], 'float32');
   try {
     withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
@@ -314,13 +318,20 @@ function winogradFilterGrad(
         );
         runRowKernel(
           kernels,
-          'winograd_filter_grad',
+          m === 4 ? 'winograd4_filter_grad' : 'winograd_filter_grad',
           targets,
-          [heapOffset(backend, x), heapOffset(backend, dy), zeros, ...winogradArgs(g, R)],
+          [
+            heapOffset(backend, x),
+            heapOffset(backend, dy),
+            ...(m === 4 ? [] : [zeros]),
+            ...winogradArgs(g, R),
+          ],
           units,
         );
         for (const t of targets.slice(1)) kernels.run('add_into', [[at, t, sums]]);
-        kernels.run('winograd_filter_grad_out', [[heapOffset(backend, out), at, g.Ci, g.Co]]);
+        kernels.run(m === 4 ? 'winograd4_filter_grad_out' : 'winograd_filter_grad_out', [
+          [heapOffset(backend, out), at, g.Ci, g.Co],
+        ]);
       });
     });
   } catch (e) {

@@ -187,39 +187,6 @@ INLINE void gradient_tile(float *D, int T, int t, const float *dy, const float *
   }
 }
 
-/* acc[xi][ci][co] += sum over tiles t < T of V[xi][t][ci] * D[xi][t][co]: 4 x 8 register tiles. */
-INLINE void accumulate(float *acc, const float *V, const float *D, int T, int Ci, int Co) {
-  for (int xi = 0; xi < 16; xi++) {
-    const float *Vx = V + xi * PLANE(T, Ci), *Dx = D + xi * PLANE(T, Co);
-    float *Ax = acc + xi * Ci * Co;
-    for (int ci = 0; ci < Ci; ci += 4)
-      for (int co = 0; co < Co; co += 8) {
-        float *a = Ax + ci * Co + co;
-        v128_t s0 = wasm_v128_load(a), t0 = wasm_v128_load(a + 4);
-        v128_t s1 = wasm_v128_load(a + Co), t1 = wasm_v128_load(a + Co + 4);
-        v128_t s2 = wasm_v128_load(a + 2 * Co), t2 = wasm_v128_load(a + 2 * Co + 4);
-        v128_t s3 = wasm_v128_load(a + 3 * Co), t3 = wasm_v128_load(a + 3 * Co + 4);
-        const float *v = Vx + ci, *d = Dx + co;
-        for (int t = 0; t < T; t++, v += Ci, d += Co) {
-          const v128_t d0 = wasm_v128_load(d), d1 = wasm_v128_load(d + 4);
-          v128_t x = wasm_v128_load32_splat(v);
-          s0 = ADD(s0, wasm_f32x4_mul(x, d0));
-          t0 = ADD(t0, wasm_f32x4_mul(x, d1));
-          x = wasm_v128_load32_splat(v + 1);
-          s1 = ADD(s1, wasm_f32x4_mul(x, d0));
-          t1 = ADD(t1, wasm_f32x4_mul(x, d1));
-          x = wasm_v128_load32_splat(v + 2);
-          s2 = ADD(s2, wasm_f32x4_mul(x, d0));
-          t2 = ADD(t2, wasm_f32x4_mul(x, d1));
-          x = wasm_v128_load32_splat(v + 3);
-          s3 = ADD(s3, wasm_f32x4_mul(x, d0));
-          t3 = ADD(t3, wasm_f32x4_mul(x, d1));
-        }
-        store_4x8(a, Co, s0, t0, s1, t1, s2, t2, s3, t3);
-      }
-  }
-}
-
 /*
  * Adds this thread's share of units [r0, r1) into `region`: first the 16 * Ci * Co sums (zeroed by
  * the caller before the first call), then scratch for V and D, 16 * (T * (Ci + Co) + 32) floats.
@@ -245,7 +212,7 @@ void winograd_filter_grad(float *region, const float *x, const float *dy, const 
         zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
         zero(D + xi * PLANE(T, Co) + t * Co, Co);
       }
-    accumulate(acc, V, D, T, Ci, Co);
+    accumulate(acc, V, D, 16, T, Ci, Co);
   }
 }
 

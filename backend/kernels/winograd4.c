@@ -186,3 +186,131 @@ void winograd4_conv(float *scratch, float *y, const float *x, const float *U, co
     }
   }
 }
+
+/*
+ * Filter gradient by the same transforms, transposed: with V = B'dB of each tile's 6x6 input block
+ * and D = A dy A' of its 4x4 block of dy, dW = G' (sum over tiles of V (.) D) G: 36 matrix products
+ * [Ci x tiles] by [tiles x Co] accumulated per thread, then winograd4_filter_grad_out once.
+ */
+
+/* A along one line of 4 values (A = the transpose of A' above). */
+#define A4(y0, y1, y2, y3, o0, o1, o2, o3, o4, o5)                                  \
+  {                                                                                 \
+    const v128_t e = ADD(y0, y2), f = ADD(y1, y3);                                  \
+    const v128_t g = ADD(y0, MUL(wasm_f32x4_splat(4), y2));                         \
+    const v128_t h = ADD(MUL(wasm_f32x4_splat(2), y1), MUL(wasm_f32x4_splat(8), y3)); \
+    o0 = y0;                                                                        \
+    o1 = ADD(e, f);                                                                 \
+    o2 = SUB(e, f);                                                                 \
+    o3 = ADD(g, h);                                                                 \
+    o4 = SUB(g, h);                                                                 \
+    o5 = y3;                                                                        \
+  }
+
+/* D[xi][t][co..co+4) for every co of one tile from its 4x4 block of dy at `p`: (i, j) at p[i * rs + j * Co]. */
+INLINE void transform_gradient(float *d, int plane, const float *p, int rs, int Co) {
+  for (int co = 0; co < Co; co += 4) {
+    v128_t r[4][6];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 4; i++) {
+      const float *q = p + i * rs + co;
+      A4(wasm_v128_load(q), wasm_v128_load(q + Co), wasm_v128_load(q + 2 * Co), wasm_v128_load(q + 3 * Co), r[i][0], r[i][1],
+         r[i][2], r[i][3], r[i][4], r[i][5])
+    }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 6; j++) {
+      v128_t o0, o1, o2, o3, o4, o5;
+      A4(r[0][j], r[1][j], r[2][j], r[3][j], o0, o1, o2, o3, o4, o5)
+      wasm_v128_store(d + (0 * 6 + j) * plane + co, o0);
+      wasm_v128_store(d + (1 * 6 + j) * plane + co, o1);
+      wasm_v128_store(d + (2 * 6 + j) * plane + co, o2);
+      wasm_v128_store(d + (3 * 6 + j) * plane + co, o3);
+      wasm_v128_store(d + (4 * 6 + j) * plane + co, o4);
+      wasm_v128_store(d + (5 * 6 + j) * plane + co, o5);
+    }
+  }
+}
+
+/* The transformed dy of tile t (its 4x4 block at row oh0, column ow0 of image n; `block`: 16 * Co floats for a block over the border). */
+INLINE void gradient_tile4(float *D, int T, int t, float *block, const float *dy, int Ho, int Wo, int Co, int n, int oh0, int ow0) {
+  const int plane = PLANE(T, Co);
+  const float *img = dy + n * Ho * Wo * Co;
+  if (oh0 + 4 <= Ho && ow0 + 4 <= Wo) {
+    transform_gradient(D + t * Co, plane, img + (oh0 * Wo + ow0) * Co, Wo * Co, Co);
+    return;
+  }
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++) {
+      float *dst = block + (i * 4 + j) * Co;
+      if (oh0 + i < Ho && ow0 + j < Wo) {
+        const float *src = img + ((oh0 + i) * Wo + ow0 + j) * Co;
+        for (int co = 0; co < Co; co += 4) wasm_v128_store(dst + co, wasm_v128_load(src + co));
+      } else
+        zero(dst, Co);
+    }
+  transform_gradient(D + t * Co, plane, block, 4 * Co, Co);
+}
+
+/*
+ * Adds this thread's share of units [r0, r1) into `region`: first the 36 * Ci * Co sums (zeroed by
+ * the caller), then scratch for V, D and a border block: 36 * (T * (Ci + Co) + 32 + Ci) + 16 * Co
+ * floats. Geometry as winograd4_conv's (x the conv's input, dy its output's gradient); Ci and Co
+ * multiples of 4 and 8.
+ */
+EXPORT(winograd4_filter_grad)
+void winograd4_filter_grad(float *region, const float *x, const float *dy, int N, int H, int W, int Ci, int Ho, int Wo, int Co,
+                           int top, int left, int R, int r0, int r1) {
+  const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
+  const int T = (R * tilesW + 3) & ~3;
+  float *acc = region, *V = acc + 36 * Ci * Co, *D = V + 36 * PLANE(T, Ci), *block = D + 36 * PLANE(T, Co);
+  for (int r = r0; r < r1; r++) {
+    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
+    for (int k = 0; k < rows; k++) {
+      const int n = (first + k) / tilesH, th = first + k - n * tilesH;
+      for (int tw = 0; tw < tilesW; tw++) {
+        input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
+        gradient_tile4(D, T, k * tilesW + tw, block, dy, Ho, Wo, Co, n, 4 * th, 4 * tw);
+      }
+    }
+    for (int t = count; t < T; t++)
+      for (int xi = 0; xi < 36; xi++) {
+        zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
+        zero(D + xi * PLANE(T, Co) + t * Co, Co);
+      }
+    accumulate(acc, V, D, 36, T, Ci, Co);
+  }
+}
+
+/* G' along one line of 6 values: G' = [1/4 -1/6 -1/6 1/24 1/24 0; 0 -1/6 1/6 1/12 -1/12 0; 0 -1/6 -1/6 1/6 1/6 1]. */
+#define GT6(m0, m1, m2, m3, m4, m5, o0, o1, o2)                                                  \
+  {                                                                                              \
+    const v128_t s12 = ADD(m1, m2), d12 = SUB(m1, m2), s34 = ADD(m3, m4), d34 = SUB(m3, m4);     \
+    const v128_t sixth = wasm_f32x4_splat(1.0f / 6);                                             \
+    o0 = ADD(SUB(MUL(wasm_f32x4_splat(0.25f), m0), MUL(sixth, s12)), MUL(wasm_f32x4_splat(1.0f / 24), s34)); \
+    o1 = SUB(MUL(wasm_f32x4_splat(1.0f / 12), d34), MUL(sixth, d12));                            \
+    o2 = ADD(MUL(sixth, SUB(s34, s12)), m5);                                                     \
+  }
+
+/* dW[a][b][ci][co] = (G' M G)[a][b] for M = acc[.][ci][co] (36 planes of Ci * Co). */
+EXPORT(winograd4_filter_grad_out)
+void winograd4_filter_grad_out(float *dW, const float *acc, int Ci, int Co) {
+  const int plane = Ci * Co;
+  for (int k = 0; k < plane; k += 4) {
+    v128_t t[3][6];
+    /* G' down each column j of M, then along the three rows. */
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 6; j++) {
+      const float *q = acc + j * plane + k;
+      GT6(wasm_v128_load(q), wasm_v128_load(q + 6 * plane), wasm_v128_load(q + 12 * plane), wasm_v128_load(q + 18 * plane),
+          wasm_v128_load(q + 24 * plane), wasm_v128_load(q + 30 * plane), t[0][j], t[1][j], t[2][j])
+    }
+#pragma clang loop unroll(full)
+    for (int a = 0; a < 3; a++) {
+      v128_t o0, o1, o2;
+      GT6(t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], t[a][5], o0, o1, o2)
+      wasm_v128_store(dW + (a * 3 + 0) * plane + k, o0);
+      wasm_v128_store(dW + (a * 3 + 1) * plane + k, o1);
+      wasm_v128_store(dW + (a * 3 + 2) * plane + k, o2);
+    }
+  }
+}

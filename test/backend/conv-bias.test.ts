@@ -81,7 +81,7 @@ describe('conv2d + bias as one op', () => {
     const x = tf.randomNormal([4, 8, 8, 8]) as tf.Tensor4D;
     const w = tf.variable(tf.randomNormal([3, 3, 8, 16])) as tf.Variable<tf.Rank.R4>;
     const b = tf.variable(tf.randomNormal([16])) as tf.Variable<tf.Rank.R1>;
-    const dW = ['winograd_filter_grad', 'conv2d_filter_grad'];
+    const dW = ['winograd_filter_grad', 'winograd4_filter_grad', 'conv2d_filter_grad'];
     const step = () =>
       tf.tidy(() =>
         tf
