@@ -285,6 +285,10 @@ for (const { model, batch } of opts.cases)
     console.log(`${model} b${batch} ${backend} (${entry.conv_kernels}):`);
     for (const [m, s] of Object.entries(metrics))
       console.log(`  ${m.padEnd(18)} ${formatSummary(s)}`);
+    for (const [m, s] of Object.entries(againstBaseline))
+      console.log(
+        `  ${m.padEnd(18)} baseline ${s.torch} (${s.torchRange![0]}–${s.torchRange![1]}), ratio ours/baseline ${s.ratio} (${s.ratioRange![0]}–${s.ratioRange![1]})`,
+      );
     console.log(
       `  peak RSS ${entry.peak_rss_mib} MiB, live tensors after the run: ${entry.live_tensors_after}`,
     );
