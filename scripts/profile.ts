@@ -74,6 +74,7 @@ const steps: [string, () => void][] = [
       );
       r.value.dataSync();
       r.value.dispose();
+      tf.dispose(Object.values(grads)); // the last call's, when the update did not take them
       grads = r.grads;
     },
   ],
@@ -133,7 +134,7 @@ for (const [label, fn] of steps) {
       `  ${k.padEnd(28)} ${(e.ms / calls).toFixed(1).padStart(8)} ms ${((100 * e.ms) / kernelSum).toFixed(1).padStart(5)}%  ${String(e.n / calls).padStart(5)} calls`,
     );
 }
-tf.dispose([x, y]);
+tf.dispose([x, y, ...Object.values(grads)]);
 sgd.dispose();
 folded.dispose();
 model.dispose();
