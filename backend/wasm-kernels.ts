@@ -44,7 +44,9 @@ const MIN_MACS_PER_THREAD = 2_000_000;
 let pool: WasmKernelPool | null = null;
 let poolMemory: WebAssembly.Memory | null = null;
 let enabled = envVar('ROBUST_WASM_KERNELS') !== '0';
+// ROBUST_WINOGRAD=0: direct kernels only; =2: F(2x2, 3x3); else F(4x4, 3x3).
 let winograd = envVar('ROBUST_WINOGRAD') !== '0';
+let tile: 2 | 4 = envVar('ROBUST_WINOGRAD') === '2' ? 2 : 4;
 let broken = false;
 const calls = new Map<string, number>();
 const lastThreads = new Map<string, number>();
@@ -83,14 +85,19 @@ export function useWasmKernels(on: boolean): void {
 }
 
 /**
- * Turns Winograd F(2x2, 3x3) on or off for 3x3 stride-1 convs and their gradients (off: the direct
- * kernels); for benchmarks and tests. ROBUST_WINOGRAD=0 starts with it off.
+ * Turns Winograd on or off for 3x3 stride-1 convs and their gradients (off: the direct kernels),
+ * and picks its output tile: F(4x4, 3x3) (the default) or F(2x2, 3x3) for the forward conv and
+ * input gradient; for benchmarks and tests. ROBUST_WINOGRAD=0 starts with it off, =2 with F(2x2).
  */
-export function useWinograd(on: boolean): void {
+export function useWinograd(on: boolean, m: 2 | 4 = tile): void {
   winograd = on;
+  tile = m;
 }
 
 export const winogradEnabled = (): boolean => winograd;
+
+/** The output tile m of Winograd F(m x m, 3x3) the forward and input-gradient convs use. */
+export const winogradTile = (): 2 | 4 => tile;
 
 /** How many times any of our kernels has run in this process (0: tfjs's own kernels did all the work). */
 export const wasmKernelCalls = (): number => [...calls.values()].reduce((a, b) => a + b, 0);

@@ -172,13 +172,15 @@ describe("input gradients of graph models on wasm equal the cpu backend's", () =
         'depthwise_filter_grad',
         'conv2d_filter_grad',
         'winograd_filter_grad',
+        'winograd4_filter_grad',
       ].map((k) => wasmKernelStats(k).calls);
       const got = await run(fixtures[name]);
-      const [dx, dw, convDw, winoDw] = [
+      const [dx, dw, convDw, winoDw, wino4Dw] = [
         'depthwise_backprop_input',
         'depthwise_filter_grad',
         'conv2d_filter_grad',
         'winograd_filter_grad',
+        'winograd4_filter_grad',
       ].map((k, i) => wasmKernelStats(k).calls - before[i]);
       const ref = reference[name];
       expect(relErr(got.logits, ref.logits)).toBeLessThanOrEqual(TOLERANCE.logits);
@@ -192,7 +194,7 @@ describe("input gradients of graph models on wasm equal the cpu backend's", () =
           : (fixtures[name].ops.DepthwiseConv2dNative ?? 0) +
               (fixtures[name].ops.FusedDepthwiseConv2dNative ?? 0),
       );
-      expect([dw, convDw, winoDw]).toEqual([0, 0, 0]);
+      expect([dw, convDw, winoDw, wino4Dw]).toEqual([0, 0, 0, 0]);
     });
   }
 });
