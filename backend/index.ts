@@ -8,9 +8,9 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
-import { startWasm } from './wasm-threads.js';
+import { startWasm } from './wasm/wasm-threads.js';
 import { registerGradients, registerWasmKernels } from './register.js';
-import { kernelEnvProblem } from './wasm-kernels.js';
+import { kernelEnvProblem } from './wasm/wasm-kernels.js';
 import { computeVariant } from './variant.js';
 
 const require = createRequire(import.meta.url);

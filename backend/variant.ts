@@ -19,7 +19,7 @@ import {
   winogradEnabled,
   winogradTile,
   type WasmHeapBackend,
-} from './wasm-kernels.js';
+} from './wasm/wasm-kernels.js';
 
 /** What computed a piece of work: the backend's name and its compute variant. */
 export interface ComputedOn {

@@ -18,7 +18,7 @@ import { foldBatchNorm, foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { check } from '../util/errors.js';
 import { number, optionsOrExit, positiveInt } from '../cli/options.js';
-import { wasmKernelStats, winogradTile } from '../backend/wasm-kernels.js';
+import { wasmKernelStats, winogradTile } from '../backend/wasm/wasm-kernels.js';
 
 const o = optionsOrExit('bench', () => {
   const o = new Command('bench-case')

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
-import { useWasmKernels, useWinograd } from '../backend/wasm-kernels.js';
+import { useWasmKernels, useWinograd } from '../backend/wasm/wasm-kernels.js';
 import { check } from '../util/errors.js';
 import { number, optionsOrExit, positiveInt } from '../cli/options.js';
 

@@ -2,7 +2,7 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { computeVariant, legacyCompute } from '../../backend/variant.js';
-import { useWasmKernels, useWinograd } from '../../backend/wasm-kernels.js';
+import { useWasmKernels, useWinograd } from '../../backend/wasm/wasm-kernels.js';
 
 describe('computeVariant on wasm', () => {
   beforeAll(async () => {
@@ -48,7 +48,7 @@ describe('ROBUST_WINOGRAD and ROBUST_WASM_KERNELS', () => {
   async function fresh(env: Record<string, string>) {
     vi.resetModules();
     for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
-    return import('../../backend/wasm-kernels.js');
+    return import('../../backend/wasm/wasm-kernels.js');
   }
 
   it('take 4 (the default), 2, 0, or nothing; kernels 1 or 0', async () => {

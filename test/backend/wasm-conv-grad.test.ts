@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { wasmConvGradientKernels } from '../../backend/wasm-conv-grad.js';
-import { useWasmKernels, useWinograd, wasmKernelStats } from '../../backend/wasm-kernels.js';
-import { sourceSha256 } from '../../backend/kernels/kernels.wasm.js';
+import { wasmConvGradientKernels } from '../../backend/wasm/wasm-conv-grad.js';
+import { useWasmKernels, useWinograd, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
+import { sourceSha256 } from '../../backend/wasm/kernels/kernels.wasm.js';
 import crypto from 'node:crypto';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import fs from 'node:fs';
@@ -307,7 +307,7 @@ describe('wasm convolutions and their gradients match the cpu backend', () => {
   });
 
   it('embeds the kernels built from the current C sources (run scripts/build-kernels.sh after editing them)', () => {
-    const dir = new URL('../../backend/kernels/', import.meta.url);
+    const dir = new URL('../../backend/wasm/kernels/', import.meta.url);
     const files = fs
       .readdirSync(dir)
       .filter((f) => /\.(c|h)$/.test(f))

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '../../backend/index.js';
-import { useWinograd } from '../../backend/wasm-kernels.js';
+import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
 import { reportFiles } from '../../eval/report-core.js';
 import { runGrid, type EvalConfig, type EvalModel, type GridResult } from '../../eval/grid.js';
 import { runAttack, type AttackRun } from '../../eval/attack-run.js';

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { GRAPH_OPS, registerGraphOps } from '../../backend/graph-ops.js';
-import { wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { GRAPH_OPS, registerGraphOps } from '../../backend/ops/graph-ops.js';
+import { wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { GRAPH_FIXTURES, type GraphFixture, loadGraphFolder } from '../fixtures/graph-models.js';
 import { relErr, tmpDir, expectNoLeak } from '../helpers.js';
 
@@ -199,7 +199,7 @@ describe("input gradients of graph models on wasm equal the cpu backend's", () =
   }
 });
 
-describe('fused graph ops (backend/graph-ops.ts)', () => {
+describe('fused graph ops (backend/ops/graph-ops.ts)', () => {
   it("give the stock ops' values and gradients (cpu)", async () => {
     await tf.setBackend('cpu');
     try {

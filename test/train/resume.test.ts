@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '../../backend/index.js';
 import { computeVariant } from '../../backend/variant.js';
-import { useWinograd } from '../../backend/wasm-kernels.js';
+import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
 import { loadData } from '../../data/index.js';
 import type { DataSplit } from '../../data/dataset.js';
 import { createModel } from '../../models/zoo.js';

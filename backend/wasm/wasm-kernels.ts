@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { WasmKernelPool } from './wasm-kernel-pool.js';
 import { plainWasm, sharedWasm } from './kernels/kernels.wasm.js';
-import { envVar, fromBase64 } from '../util/platform.js';
+import { envVar, fromBase64 } from '../../util/platform.js';
 
 export interface WasmHeapBackend {
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
