@@ -51,4 +51,4 @@ export { sanityFlags } from './eval/sanity-flags.js';
 export { RobustError } from './util/errors.js';
 export * as tf from '@tensorflow/tfjs';
 export { sha256Hex } from './util/platform.js';
-export { wasmKernelCalls } from './backend/wasm-kernels.js';
+export { wasmKernelCalls } from './backend/wasm/wasm-kernels.js';

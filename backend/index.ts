@@ -8,8 +8,10 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { RobustError } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
-import { startWasm } from './wasm-threads.js';
+import { startWasm } from './wasm/wasm-threads.js';
 import { registerGradients, registerWasmKernels } from './register.js';
+import { kernelEnvProblem } from './wasm/wasm-kernels.js';
+import { computeVariant } from './variant.js';
 
 const require = createRequire(import.meta.url);
 
@@ -67,6 +69,8 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
 /** Starts the chosen backend (default: the fastest one installed) and returns what runs. */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const choice = options.backend ?? 'auto';
+  const envProblem = kernelEnvProblem();
+  if (envProblem) throw new RobustError(envProblem);
   if (options.threads !== undefined) checkCount('threads', options.threads, LIMITS.threads);
   if (choice !== 'auto' && !(BACKENDS as readonly string[]).includes(choice)) {
     throw new RobustError(
@@ -96,7 +100,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   );
 }
 
-/** One line for logs: "backend wasm (2 threads)". */
+/** One line for logs: "backend wasm (robust kernels, Winograd F(4x4,3x3), 2 threads)". */
 export function describeBackend(info: BackendInfo): string {
-  return `backend ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'})${info.warning ? ` — ${info.warning}` : ''}`;
+  return `backend ${info.name} (${computeVariant()})${info.warning ? ` — ${info.warning}` : ''}`;
 }

@@ -1,22 +1,22 @@
 /** The kernels and gradients robust registers with tfjs: the same in Node and in a browser. */
-import { registerWasmConvGradients } from './wasm-conv-grad.js';
-import { registerWasmTranspose } from './wasm-transpose.js';
-import { registerWasmIdentity } from './wasm-identity.js';
-import { registerBatchNormGradient } from './batchnorm-grad.js';
-import { registerReluGradient, registerWasmRelu } from './relu.js';
-import { registerWasmFusedBatchNorm } from './wasm-fused-batchnorm.js';
-import { registerWasmSign } from './wasm-sign.js';
-import { registerWasmLog1p } from './wasm-log1p.js';
-import { registerWasmDepthwise } from './wasm-depthwise.js';
-import { registerConvGradients } from './conv-gradients.js';
+import { registerWasmConvGradients } from './wasm/wasm-conv-grad.js';
+import { registerWasmTranspose } from './wasm/wasm-transpose.js';
+import { registerWasmIdentity } from './wasm/wasm-identity.js';
+import { registerBatchNormGradient } from './ops/batchnorm-grad.js';
+import { registerReluGradient, registerWasmRelu } from './wasm/relu.js';
+import { registerWasmFusedBatchNorm } from './wasm/wasm-fused-batchnorm.js';
+import { registerWasmSign } from './wasm/wasm-sign.js';
+import { registerWasmLog1p } from './wasm/wasm-log1p.js';
+import { registerWasmDepthwise } from './wasm/wasm-depthwise.js';
+import { registerConvGradients } from './ops/conv-gradients.js';
 import { registerLazyConv2D } from '../models/lazy-conv.js';
 import { registerFusedBatchNorm } from '../models/fused-batchnorm.js';
-import { registerGraphOps } from './graph-ops.js';
-import { registerAvgPoolGradient, registerWasmPoolGradients } from './pool-grad.js';
-import { registerActivationGradients, registerWasmActivations } from './activations.js';
-import { registerWasmBroadcast } from './wasm-broadcast.js';
-import { registerWasmSlice } from './wasm-slice.js';
-import { registerMeanGradient } from './mean-grad.js';
+import { registerGraphOps } from './ops/graph-ops.js';
+import { registerAvgPoolGradient, registerWasmPoolGradients } from './ops/pool-grad.js';
+import { registerActivationGradients, registerWasmActivations } from './wasm/activations.js';
+import { registerWasmBroadcast } from './wasm/wasm-broadcast.js';
+import { registerWasmSlice } from './wasm/wasm-slice.js';
+import { registerMeanGradient } from './ops/mean-grad.js';
 
 /** Gradients tfjs lacks or computes wastefully, and graph ops, for every backend. */
 export function registerGradients(): void {

@@ -11,6 +11,7 @@ import {
 import { DEFAULT_EPS } from '../attacks/attack.js';
 import { parseTargetSpec } from '../attacks/targets.js';
 import { describeBackend, initBackend } from '../backend/index.js';
+import { computeVariant } from '../backend/variant.js';
 import { take } from '../data/dataset.js';
 import { runAttack } from '../eval/attack-run.js';
 import { runCascade } from '../eval/cascade.js';
@@ -301,6 +302,7 @@ export function registerAttack(program: Command): void {
         split: 'test',
         ...(o.labels === 'predicted' ? { labels: 'predicted' } : {}),
         backend: info.name,
+        compute: computeVariant(),
         protocol: o.autoattack === true ? 'autoattack' : `autoattack:${o.autoattack}`,
         norm,
         eps: options.eps,
@@ -390,6 +392,7 @@ export function registerAttack(program: Command): void {
       ...(o.labels === 'predicted' ? { labels: 'predicted' } : {}),
       attack: a,
       backend: info.name,
+      compute: computeVariant(),
       ...s,
     };
     if (result.adversarial)

@@ -25,6 +25,7 @@ import { adversarialGrid, quantize } from './gallery.js';
 import { modelChecks, type ModelChecks } from './sanity.js';
 import { sha256Hex, toBase64, fromBase64 } from '../util/platform.js';
 import type { AttackRunState, KeepAdversarials } from './attack-state.js';
+import { computeVariant, type ComputedOn } from '../backend/variant.js';
 
 export interface EvalConfig {
   models: string[];
@@ -75,6 +76,8 @@ export interface CellResult {
   stats: AttackStats;
   /** The backend the cell was computed on (a reused cell keeps its own, whatever the run's). */
   backend?: string;
+  /** Its compute variant (backend/variant.ts), likewise; a cell without it reads as legacyCompute(backend). */
+  compute?: string;
   /** In a cascade, the attacks run before this one: it attacked only the examples they left robust, and its robust accuracy is the cascade's so far. */
   after?: string[];
   /** Per-example robustness (1 = still correct after the attack), base64 of one byte per example. */
@@ -114,6 +117,8 @@ export interface WorstCase {
 export interface GridResult {
   config: EvalConfig;
   backend: string;
+  /** The run's compute variant (backend/variant.ts); absent in results written before it was recorded. */
+  compute?: string;
   date: string;
   models: ModelSummary[];
   cells: CellResult[];
@@ -304,7 +309,7 @@ export function cellResult(
   settings: AttackInfo,
   stats: AttackStats,
   robust: Uint8Array,
-  backend: string,
+  on: ComputedOn,
 ): CellResult {
   return {
     model,
@@ -313,7 +318,8 @@ export function cellResult(
     settings,
     stats,
     robust: encodeMask(robust),
-    backend,
+    backend: on.backend,
+    compute: on.compute,
     ...(c.after ? { after: c.after } : {}),
   };
 }
@@ -458,7 +464,7 @@ export interface CellStore {
   ): { cell?: CellResult; damaged?: string };
   writeCell(key: string, cell: CellResult): void;
   readPartial(key: string, expect: PartialExpect): { state?: AttackRunState; damaged?: string };
-  writePartial(key: string, state: AttackRunState, backend: string): void;
+  writePartial(key: string, state: AttackRunState, on: ComputedOn): void;
   removePartial(key: string): void;
   where(key: string, partial?: boolean): string;
 }
@@ -468,6 +474,7 @@ export interface PartialExpect {
   key: string;
   set: ImageSet;
   backend: string;
+  compute: string;
   batchSize: number;
   keepAdversarials: KeepAdversarials;
   only?: Uint8Array;
@@ -489,6 +496,8 @@ export function memoryCellStore(): CellStore {
 
 export interface GridRunOptions {
   backend: string;
+  /** The backend's compute variant; default: computeVariant(), what runs now. */
+  compute?: string;
   quiet?: boolean;
   shouldStop?: () => boolean;
   onCell?: (cell: CellResult, reused: boolean) => void;
@@ -513,6 +522,7 @@ export async function runGridIn(
   const summaries: ModelSummary[] = [];
   const maxEps = Math.max(...config.eps);
   const warn = o.warn ?? console.error;
+  const on: ComputedOn = { backend: o.backend, compute: o.compute ?? computeVariant() };
   let complete = true;
   outer: for (const p of planGrid(config, models)) {
     const { model: m, test } = p;
@@ -545,7 +555,7 @@ export async function runGridIn(
         keepAdversarials: { firstCorrect: GALLERY_SIZE },
         only: survivors,
       };
-      const resumed = store.readPartial(key, { key, set: test, backend: o.backend, ...runOptions });
+      const resumed = store.readPartial(key, { key, set: test, ...on, ...runOptions });
       if (resumed.damaged)
         warn(
           `warning: ${store.where(key, true)}: damaged partial cell (${resumed.damaged}); starting the cell from its first batch`,
@@ -558,7 +568,7 @@ export async function runGridIn(
         shouldStop: o.shouldStop,
         resume: resumed.state,
         onBatch: (state) => {
-          if (state.seen < test.count) store.writePartial(key, state, o.backend); // the last batch's state is the cell itself
+          if (state.seen < test.count) store.writePartial(key, state, on); // the last batch's state is the cell itself
           o.onBatch?.({ model: m.path, attack: name, eps }, state.seen, test.count);
         },
       });
@@ -566,7 +576,7 @@ export async function runGridIn(
         complete = false; // stopped mid-cell: its partial continues it on resume
         break outer;
       }
-      const cell = cellResult(m.path, c, attack.info, run.stats, run.robust, o.backend);
+      const cell = cellResult(m.path, c, attack.info, run.stats, run.robust, on);
       if (config.cascade) survivors = run.robust;
       if (eps === maxEps) {
         const shown = galleryExamples(run.cleanCorrect);
@@ -588,7 +598,8 @@ export async function runGridIn(
   }
   const result: GridResult = {
     config,
-    backend: o.backend,
+    backend: on.backend,
+    compute: on.compute,
     date: new Date().toISOString(),
     models: summaries,
     cells,

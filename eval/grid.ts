@@ -28,8 +28,7 @@ function fileCellStore(cellDir: string): CellStore {
     readCell: (key, expect) => readCell(file(key), expect),
     writeCell: (key, cell) => writeCell(file(key), cell),
     readPartial: (key, expect) => readPartial(partialFile(cellDir, key), expect),
-    writePartial: (key, state, backend) =>
-      writePartial(partialFile(cellDir, key), key, state, backend),
+    writePartial: (key, state, on) => writePartial(partialFile(cellDir, key), key, state, on),
     removePartial: (key) => removePartial(partialFile(cellDir, key)),
     where: (key, partial) => (partial ? partialFile(cellDir, key) : file(key)),
   };

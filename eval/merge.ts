@@ -26,6 +26,7 @@ import {
   type ModelSummary,
 } from './grid.js';
 import { writeReports } from './report.js';
+import { legacyCompute, type ComputedOn } from '../backend/variant.js';
 import {
   manifestFile,
   partFile,
@@ -93,6 +94,8 @@ function findShards(outs: string[]): Found[] {
   return found;
 }
 
+/** A manifest's compute variant (one written before it was recorded: its backend's of then). */
+const computeOf = (m: ShardManifest) => m.compute ?? legacyCompute(m.backend);
 const show = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
 const short = (hash: string) => `${hash.slice(0, 12)}…`;
 
@@ -107,6 +110,7 @@ function difference(a: ShardManifest, b: ShardManifest): string | null {
   if (config)
     return `${config} ${show((a.config as unknown as Record<string, unknown>)[config])} vs ${show((b.config as unknown as Record<string, unknown>)[config])}`;
   if (a.backend !== b.backend) return `backend ${a.backend} vs ${b.backend}`;
+  if (computeOf(a) !== computeOf(b)) return `compute ${computeOf(a)} vs ${computeOf(b)}`;
   if (a.models.length !== b.models.length) return `${a.models.length} vs ${b.models.length} models`;
   for (const [i, ma] of a.models.entries()) {
     const mb = b.models[i];
@@ -170,7 +174,7 @@ function mergeParts(
   c: ManifestCell,
   m: ShardModel,
   parts: ShardPart[],
-  g: { backend: string; image: ShardManifest['image']; maxEps: number },
+  g: ComputedOn & { image: ShardManifest['image']; maxEps: number },
 ): CellResult {
   const n = m.n;
   const per = g.image.height * g.image.width * g.image.channels;
@@ -199,7 +203,7 @@ function mergeParts(
     c.settings,
     statsOf(tally, cleanCorrect, robust, n, seconds),
     robust,
-    g.backend,
+    g,
   );
   if (c.eps === g.maxEps) {
     const shown = galleryExamples(cleanCorrect);
@@ -286,7 +290,12 @@ export function mergeShards(outs: string[], o: { partial?: boolean } = {}): Merg
     }
     let cell: CellResult | undefined;
     if (chainOk && lacking.length === 0)
-      cell = mergeParts(c, m, parts, { backend: ref.backend, image: ref.image, maxEps });
+      cell = mergeParts(c, m, parts, {
+        backend: ref.backend,
+        compute: computeOf(ref),
+        image: ref.image,
+        maxEps,
+      });
     else
       cell = outs
         .map(
@@ -370,6 +379,7 @@ export function mergeShards(outs: string[], o: { partial?: boolean } = {}): Merg
   const result: GridResult = {
     config,
     backend: ref.backend,
+    compute: computeOf(ref),
     date: new Date().toISOString(),
     models: summaries,
     cells: found,

@@ -31,6 +31,7 @@ import {
   type KeepAdversarials,
 } from './attack-state.js';
 import { base64 } from './result-shape.js';
+import { describeCompute, legacyCompute, type ComputedOn } from '../backend/variant.js';
 
 /** Bumped when the saved state's meaning changes: an older partial is then not trusted. (2: no random stream states, per-example outcomes.) */
 const PARTIAL_FORMAT = 2;
@@ -103,11 +104,12 @@ const PARTIAL: Shape = {
   format: oneOf(PARTIAL_FORMAT),
   key: matching(/^[0-9a-f]{32}$/, 'a cell key'),
   backend: str,
+  compute: optional(str), // absent in partials written before it was recorded: see legacyCompute
   state: nested(STATE),
 };
 
-/** Saves a cell's state after a batch; `backend` is the one its batches ran on (a resume elsewhere would mix them). */
-export function writePartial(file: string, key: string, s: AttackRunState, backend: string): void {
+/** Saves a cell's state after a batch; `on` is what its batches ran on (a resume on another backend or variant would mix them). */
+export function writePartial(file: string, key: string, s: AttackRunState, on: ComputedOn): void {
   const a = s.adversarial;
   const state = {
     ...s,
@@ -116,7 +118,13 @@ export function writePartial(file: string, key: string, s: AttackRunState, backe
     ...(s.outcomes && { outcomes: encodeOutcomes(s.outcomes) }),
     ...(a && { adversarial: { ...a, index: Array.from(a.index), images: b64(a.images) } }),
   };
-  writeDigested(file, { format: PARTIAL_FORMAT, key, backend, state });
+  writeDigested(file, {
+    format: PARTIAL_FORMAT,
+    key,
+    backend: on.backend,
+    compute: on.compute,
+    state,
+  });
 }
 
 type Saved = {
@@ -152,6 +160,8 @@ interface PartialExpectation {
   key: string;
   /** The backend of this run: a partial computed on another is not continued (backends differ in the last bits). */
   backend: string;
+  /** Its compute variant: likewise (kernels, Winograd variant and threads differ in the last bits). */
+  compute: string;
   set: ImageSet;
   batchSize: number;
   keepAdversarials?: KeepAdversarials;
@@ -184,6 +194,11 @@ export function readPartial(
   if (r.content.backend !== e.backend)
     return {
       damaged: `its batches ran on ${JSON.stringify(r.content.backend)}, this run is on ${JSON.stringify(e.backend)}`,
+    };
+  const compute = (r.content.compute as string | undefined) ?? legacyCompute(e.backend);
+  if (compute !== e.compute)
+    return {
+      damaged: `its batches ran on ${describeCompute(e.backend, compute)}, this run is on ${describeCompute(e.backend, e.compute)}`,
     };
   const state = decode(r.content.state as Saved);
   if (!state) return { damaged: 'its images or perturbation sizes are not whole float32 values' };

@@ -74,6 +74,7 @@ const CELL = {
   gallery_classes: optional(nested({ true: strings, predicted: strings })),
   after: optional(strings),
   backend: optional(str),
+  compute: optional(str),
 };
 
 export const CHECKS = {
@@ -125,6 +126,7 @@ export function checkGridResult(v: unknown, file: string): GridResult {
   const top = fieldProblem(v, {
     config: object,
     backend: str,
+    compute: optional(str),
     date: str,
     models: list,
     cells: list,

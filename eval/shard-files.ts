@@ -75,6 +75,8 @@ export interface ShardManifest {
   shard: Shard;
   config: EvalConfig;
   backend: string;
+  /** The backend's compute variant; absent in manifests written before it was recorded (see legacyCompute). */
+  compute?: string;
   /** The evaluated images' shape (the merge draws galleries without the data). */
   image: { height: number; width: number; channels: number };
   models: ShardModel[];
@@ -114,6 +116,7 @@ const MANIFEST: Shape = {
   shard: nested(SHARD),
   config: object,
   backend: str,
+  compute: optional(str),
   image: nested({ height: int(1), width: int(1), channels: int(1) }),
   models: list(SHARD_MODEL),
   cells: list(MANIFEST_CELL),

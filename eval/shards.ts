@@ -26,6 +26,12 @@ import {
   type GridOptions,
 } from './grid.js';
 import { partialFile, readPartial, removePartial, writePartial } from './partial-cells.js';
+import {
+  computeVariant,
+  describeCompute,
+  legacyCompute,
+  type ComputedOn,
+} from '../backend/variant.js';
 import { modelChecks } from './sanity.js';
 import {
   partFile,
@@ -78,7 +84,7 @@ function slice(set: ImageSet, from: number, to: number): ImageSet {
 function manifestOf(
   config: EvalConfig,
   plans: ReturnType<typeof planGrid>,
-  o: ShardOptions,
+  o: ShardOptions & ComputedOn,
 ): ShardManifest {
   const first = plans[0].test;
   const shape = (s: ImageSet) => `${s.height}×${s.width}×${s.channels}`;
@@ -92,6 +98,7 @@ function manifestOf(
     shard: o.shard,
     config,
     backend: o.backend,
+    compute: o.compute,
     image: { height: first.height, width: first.width, channels: first.channels },
     models: plans.map((p) => {
       const { clean_acc: _c, ...summary } = modelSummary(
@@ -127,13 +134,21 @@ export async function runGridShard(
   const cellDir = path.join(o.out, 'cells');
   const warn = o.warn ?? console.error;
   const plans = planGrid(config, models);
+  const on: ComputedOn = { backend: o.backend, compute: o.compute ?? computeVariant() };
   // finished parts of a worker restarted on another backend would be merged under this one's name
   const before = readManifest(path.join(dir, 'manifest.json')).manifest;
   check(
     !before || before.backend === o.backend,
     `${dir} holds parts computed on backend ${before?.backend}: run this shard with --backend ${before?.backend}, or remove the folder to start it over on ${o.backend}`,
   );
-  writeManifest(dir, manifestOf(config, plans, o));
+  // …and so would parts of another compute variant (kernels, ROBUST_WINOGRAD, threads)
+  const was = before && (before.compute ?? legacyCompute(before.backend));
+  check(
+    !was || was === on.compute,
+    () =>
+      `${dir} holds parts computed on ${describeCompute(on.backend, was!)}: run this shard as they were (ROBUST_WASM_KERNELS, ROBUST_WINOGRAD, --threads), or remove the folder to start it over on ${describeCompute(on.backend, on.compute)}`,
+  );
+  writeManifest(dir, manifestOf(config, plans, { ...o, ...on }));
   const run: ShardRun = { complete: true, dir, parts: 0, reused: 0 };
   for (const { model: m, test, cells } of plans) {
     const per = test.height * test.width * test.channels;
@@ -190,7 +205,7 @@ export async function runGridShard(
       const resumed = readPartial(partial, {
         key: pKey,
         set: share,
-        backend: o.backend,
+        ...on,
         ...runOptions,
       });
       if (resumed.damaged)
@@ -206,7 +221,7 @@ export async function runGridShard(
         shouldStop: o.shouldStop,
         resume: resumed.state,
         onBatch: (state) => {
-          if (state.seen < share.count) writePartial(partial, pKey, state, o.backend);
+          if (state.seen < share.count) writePartial(partial, pKey, state, on);
         },
       });
       if (r.stats.n < share.count) return { ...run, complete: false };

@@ -3,12 +3,12 @@
  *
  * In training the stock layer normalises through tf.moments and lets autodiff differentiate the
  * statistics op by op; `batchNormTraining` does the same maths in four passes over the data
- * (backend/batchnorm-train.ts). Inference is the stock code. The class keeps the name
+ * (backend/ops/batchnorm-train.ts). Inference is the stock code. The class keeps the name
  * 'BatchNormalization' and its config, so checkpoints stay stock TF.js files; it is registered in
  * place of the stock class, so loaded models get it too.
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTraining } from '../backend/batchnorm-train.js';
+import { batchNormTraining } from '../backend/ops/batchnorm-train.js';
 
 type BatchNormLayer = ReturnType<typeof tf.layers.batchNormalization>;
 type BatchNormArgs = Parameters<typeof tf.layers.batchNormalization>[0];

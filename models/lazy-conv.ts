@@ -10,7 +10,7 @@
  * registered in place of the stock class, so loaded models get it too.
  */
 import * as tf from '@tensorflow/tfjs';
-import { conv2dBias } from '../backend/conv-bias.js';
+import { conv2dBias } from '../backend/ops/conv-bias.js';
 
 type Conv2DLayer = ReturnType<typeof tf.layers.conv2d>;
 type Conv2DArgs = Parameters<typeof tf.layers.conv2d>[0];

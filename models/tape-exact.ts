@@ -3,7 +3,7 @@
  * computes. Attacks judge their points from taped passes (the ones that give them gradients); their
  * verdicts are the model's own only when the two agree bit for bit. They do not always: TF.js runs a
  * fused conv or matmul with an activation as its unfused parts while a tape records (and
- * backend/graph-ops.ts does so for graph models' linear ones), which rounds differently, by ~1 ulp.
+ * backend/ops/graph-ops.ts does so for graph models' linear ones), which rounds differently, by ~1 ulp.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from './classifier.js';

@@ -2,15 +2,15 @@
  * Convolution kernels on wasm, ours against tfjs's XNNPACK path, layer by layer: forward, input
  * gradient (dx) and filter gradient (dW) for the 3×3 convs of CIFAR ResNet-20 and ResNet-18, with
  * median milliseconds, effective GMAC/s (a direct conv's multiply-adds over the time) and the
- * largest relative difference from XNNPACK's result. Three paths: Winograd F(2x2, 3x3) where it
- * applies (stride 1), our direct kernels, XNNPACK.
+ * largest relative difference from XNNPACK's result. Four paths: Winograd F(4x4, 3x3) and F(2x2,
+ * 3x3) where they apply (stride 1), our direct kernels, XNNPACK.
  *
  *   npm run bench:convs -- [--batch 128] [--seconds 2] [--threads N]
  */
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
-import { useWasmKernels, useWinograd } from '../backend/wasm-kernels.js';
+import { useWasmKernels, useWinograd } from '../backend/wasm/wasm-kernels.js';
 import { check } from '../util/errors.js';
 import { number, optionsOrExit, positiveInt } from '../cli/options.js';
 
@@ -56,7 +56,7 @@ function median(fn: () => tf.Tensor): number {
 }
 
 console.log(
-  `backend wasm, ${info.threads} threads, batch ${batch}; ms (effective GMAC/s): Winograd / direct / XNNPACK`,
+  `backend wasm, ${info.threads} threads, batch ${batch}; ms (effective GMAC/s): Winograd F(4x4) / F(2x2) / direct / XNNPACK`,
 );
 console.log('| layer | out | channels | forward | dx | dW | max rel. diff |');
 console.log('|---|---|---|---|---|---|---|');
@@ -90,21 +90,26 @@ for (const [name, size, cin, cout, stride] of layers) {
   for (const op of Object.values(ops)) {
     const winograd = stride === 1;
     const paths = [
-      ...(winograd ? [{ kernels: true, winograd: true }] : []),
-      { kernels: true, winograd: false },
-      { kernels: false, winograd: false },
+      ...(winograd
+        ? [
+            { kernels: true, winograd: true, m: 4 as const },
+            { kernels: true, winograd: true, m: 2 as const },
+          ]
+        : []),
+      { kernels: true, winograd: false, m: 4 as const },
+      { kernels: false, winograd: false, m: 4 as const },
     ];
-    const ms: string[] = winograd ? [] : ['–'];
+    const ms: string[] = winograd ? [] : ['–', '–'];
     const results: tf.Tensor[] = [];
     for (const p of paths) {
       useWasmKernels(p.kernels);
-      useWinograd(p.winograd);
+      useWinograd(p.winograd, p.m);
       const t = median(op);
       ms.push(`${t.toFixed(1)} (${(macs / t / 1e6).toFixed(0)})`);
       results.push(op());
     }
     useWasmKernels(true);
-    useWinograd(true);
+    useWinograd(true, 4);
     const reference = results[results.length - 1];
     for (const r of results.slice(0, -1))
       worst = Math.max(

@@ -18,7 +18,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
-import { useWasmKernels } from '../backend/wasm-kernels.js';
+import { useWasmKernels } from '../backend/wasm/wasm-kernels.js';
 import { optionsOrExit, positiveInt } from '../cli/options.js';
 import { check } from '../util/errors.js';
 import { loadAnyModel } from '../models/any-model.js';

@@ -1,369 +1,315 @@
 /**
- * Throughput benchmark: forward (inference), input gradient (inference mode) — each also with BN
- * folded into the convs, as attacks run — a whole PGD-10 attack through the library on the folded
- * model (pgd10: images attacked per second; ×10 = attack steps per second), AutoAttack's four attacks
- * (img/s at full settings on images they cannot break, see autoAttackRates) and SGD train step, in
- * images per second, for zoo models at several batch sizes.
+ * Throughput benchmark against PyTorch, in alternated rounds: each round measures ours (forward,
+ * input gradient — each also BN-folded, as attacks run — and an SGD train step, img/s) and then
+ * PyTorch's reference (../shared/bench/torch_resnet20_bench.py, Debian's python3-torch) on the same
+ * model, batch and thread count, back to back. On a shared, noisy machine a single run cannot tell
+ * a 10% gain from noise; the median over rounds of each round's ratio can. Also the attacks users
+ * run most (PGD-20, APGD-CE-100, FAB-100, Square-5000) as img/s, for the models in --attack-models.
  *
- *   npm run bench -- [--backends wasm,cpu] [--models resnet20,resnet18] [--batches 64,128] [--seconds 5]
- *                    [--torch ../shared/bench/torch_resnet20_bench.py] [--out bench-results.json]
+ *   npm run bench -- [--cases resnet20:128,resnet18:64] [--rounds 3] [--seconds 3]
+ *                    [--backends wasm[,cpu]] [--attack-models resnet20|none]
+ *                    [--torch ../shared/bench/torch_resnet20_bench.py|none] [--out bench-results.json]
+ *                    [--baseline OTHER_TREE/dist]
  *
- * Prints a table and writes JSON with the backend, threads, peak RSS and live tensors after the run.
- * Several backends run one after another, each in its own process (tfjs keeps one per process).
- * With --torch (default: that script, when it and python3 with torch are present) the PyTorch
- * reference ResNet-20 runs right after, at the same batch sizes and thread count, and the ratios
- * ours/PyTorch are printed and saved. Timings are medians over repeated calls after a warm-up;
- * machines are noisy, so compare ratios measured side by side, not absolute numbers.
- * ROBUST_WASM_KERNELS=0 measures wasm with tfjs's XNNPACK convolutions instead of ours;
- * ROBUST_WINOGRAD=0 with our direct kernels only (no Winograd for 3x3 stride-1 convs).
+ * `--models` and `--batches` (both lists) give their cross product as the cases instead. Every
+ * measurement of ours runs in a fresh process (scripts/bench-case.ts), so its peak RSS is that
+ * case's own and tfjs's one-backend-per-process rule holds. Prints, per case and metric, the
+ * median img/s with its min–max over the rounds, PyTorch's, and the median ratio ours/PyTorch with
+ * its min–max; the JSON keeps every round. ROBUST_WASM_KERNELS=0 measures wasm with tfjs's XNNPACK
+ * convolutions instead of ours; ROBUST_WINOGRAD=0 with our direct kernels only, =2 with Winograd
+ * F(2x2, 3x3) instead of F(4x4, 3x3). `--baseline` (another build's dist/, e.g. of main) is measured
+ * in each round too, right before ours, and each metric gets its median ratio ours/baseline: the way
+ * to tell a change's gain from the machine's noise.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs';
-import { Command, Option } from 'commander';
-import { BACKENDS, initBackend } from '../backend/index.js';
-import { createModel, ZOO } from '../models/zoo.js';
-import { Sgd } from '../train/sgd.js';
-import { pgd } from '../attacks/pgd.js';
-import { makeAttack } from '../attacks/index.js';
-import { foldBatchNorm, foldedClassifier } from '../models/fold.js';
+import { Command } from 'commander';
+import { BACKENDS } from '../backend/index.js';
+import { ZOO } from '../models/zoo.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { check } from '../util/errors.js';
+import { check, RobustError } from '../util/errors.js';
 import { number, optionsOrExit, positiveInt } from '../cli/options.js';
-import { wasmKernelStats } from '../backend/wasm-kernels.js';
+import { formatSummary, summarize, type MetricSummary } from './bench-stats.js';
 
 interface BenchOptions {
+  cases: string;
+  models?: string;
+  batches?: string;
+  rounds: number;
   backends: string;
-  backend?: string;
-  models: string;
-  batches: string;
+  attackModels: string;
   seconds: number;
   torch?: string;
+  baseline?: string;
   out: string;
 }
 
-const { models, batches, seconds, backends, outFile, torchScript } = optionsOrExit('bench', () => {
+const here = path.dirname(fileURLToPath(import.meta.url));
+const defaultTorch = path.resolve(
+  here,
+  '..',
+  '..',
+  '..',
+  'shared',
+  'bench',
+  'torch_resnet20_bench.py',
+);
+/** The models the PyTorch reference script builds. */
+const TORCH_MODELS = ['resnet20', 'resnet18'];
+const METRICS = ['forward', 'forward_folded', 'input_grad', 'input_grad_folded', 'train'] as const;
+/** PyTorch's name for each metric (folded or not, its model is the same). */
+const torchMetric = (m: string) => m.replace('_folded', '');
+
+const opts = optionsOrExit('bench', () => {
   const o = new Command('bench')
     .description(
-      'img/s of forward, input gradient, PGD-10 and train step for zoo ResNets, with the PyTorch reference beside them',
+      'img/s of forward, input gradient, train step and attacks for zoo ResNets, in rounds alternated with the PyTorch reference',
+    )
+    .option('--cases <list>', 'model:batch pairs, comma-separated', 'resnet20:128,resnet18:64')
+    .option('--models <list>', 'zoo models, comma-separated (with --batches: their cross product)')
+    .option('--batches <list>', 'batch sizes, comma-separated (with --models)')
+    .option(
+      '--rounds <n>',
+      'alternated rounds (ours, then PyTorch)',
+      positiveInt('--rounds', 100),
+      3,
     )
     .option('--backends <list>', `backends, comma-separated: ${BACKENDS.join(', ')}`, 'wasm')
-    .addOption(new Option('--backend <name>').hideHelp())
-    .option('--models <list>', 'zoo models, comma-separated', 'resnet20,resnet18')
-    .option('--batches <list>', 'batch sizes, comma-separated', '64,128')
-    .option('--seconds <x>', 'seconds of timed calls per measurement', number('--seconds'), 5)
+    .option(
+      '--attack-models <list>',
+      "models whose attacks are timed (PGD-20, APGD-CE-100, FAB-100, Square-5000), or 'none'",
+      'resnet20',
+    )
+    .option('--seconds <x>', 'seconds of timed calls per measurement', number('--seconds'), 3)
     .option(
       '--torch <script>',
       "the PyTorch reference script, or 'none' (default: ../shared/bench/torch_resnet20_bench.py when present)",
     )
     .option('--out <file>', 'JSON results', 'bench-results.json')
+    .option('--baseline <dist>', "another build's dist/ folder, measured alternately with ours")
     .parse()
     .opts<BenchOptions>();
-  const models = o.models.split(',').map((m) => m.trim().toLowerCase());
-  for (const m of models)
-    check(
-      ZOO.some((e) => e.name === m),
-      `unknown model '${m}' (one of: ${ZOO.map((e) => e.name).join(', ')})`,
-    );
   check(o.seconds > 0 && o.seconds <= 3600, `--seconds must be in (0, 3600], got ${o.seconds}`);
   check(
     o.torch === undefined || o.torch === 'none' || fs.existsSync(o.torch),
     `--torch: ${o.torch} does not exist (give the reference script, or 'none')`,
   );
-  const backends = (o.backend ?? o.backends).split(',').map((b) => b.trim());
+  const known = (m: string) =>
+    check(
+      ZOO.some((e) => e.name === m),
+      `unknown model '${m}' (one of: ${ZOO.map((e) => e.name).join(', ')})`,
+    );
+  // a batch of 4096 CIFAR images is 50 MB of input; far larger ones exhaust the wasm heap
+  const batchOf = positiveInt('--batches', 4096);
+  const list = (s: string) => s.split(',').map((v) => v.trim().toLowerCase());
+  let cases: { model: string; batch: number }[];
+  if (o.models !== undefined || o.batches !== undefined) {
+    check(
+      o.models !== undefined && o.batches !== undefined,
+      '--models and --batches go together (or give --cases model:batch,…)',
+    );
+    const batches = list(o.batches!).map(batchOf);
+    cases = list(o.models!).flatMap((model) => batches.map((batch) => ({ model, batch })));
+  } else {
+    cases = list(o.cases).map((c) => {
+      const m = /^([\w-]+):(\S+)$/.exec(c);
+      if (!m) throw new RobustError(`--cases: '${c}' is not model:batch`);
+      return { model: m[1], batch: batchOf(m[2]) };
+    });
+  }
+  cases.forEach((c) => known(c.model));
+  const attackModels = o.attackModels === 'none' ? [] : list(o.attackModels);
+  attackModels.forEach(known);
+  const backends = list(o.backends);
   for (const b of backends)
     check(
       (BACKENDS as readonly string[]).includes(b),
       `unknown backend '${b}' (one of: ${BACKENDS.join(', ')})`,
     );
-  // a batch of 4096 CIFAR images is 50 MB of input; far larger ones exhaust the wasm heap
-  const batches = o.batches.split(',').map(positiveInt('--batches', 4096));
-  return { models, batches, seconds: o.seconds, backends, outFile: o.out, torchScript: o.torch };
+  check(
+    o.baseline === undefined || fs.existsSync(path.join(o.baseline, 'scripts', 'bench-case.js')),
+    `--baseline: ${o.baseline}/scripts/bench-case.js does not exist (give a built dist/ folder)`,
+  );
+  const torch = o.torch ?? (fs.existsSync(defaultTorch) ? defaultTorch : 'none');
+  return { ...o, cases, attackModels, backends, torch };
 });
 
-/** Median seconds per call of `fn` over about `seconds` of calls (at least 3), after 2 warm-ups. */
-function medianSeconds(fn: () => void, seconds: number): number {
-  fn();
-  fn();
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < 3 || (performance.now() - start) / 1000 < seconds) {
-    const t0 = performance.now();
-    fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
+type Row = Record<string, unknown>;
 
-/** The same for an async call (an attack). */
-async function medianSecondsAsync(fn: () => Promise<void>, seconds: number): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < 3 || (performance.now() - start) / 1000 < seconds) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
-
-/**
- * img/s of each of AutoAttack's attacks at its full settings (APGD-CE 100 steps; APGD-T and FAB-T
- * 9 targets × 100 steps; Square 5000 queries) on images it cannot break — its full cost, the one
- * robust points pay. eps 1e-6 breaks nothing, so every target and query runs; each is timed on a
- * shortened run (10 steps, 1 target, 100 queries) and scaled by the iterations it stands for: an
- * attack's iterations cost the same whatever their number, its setup is counted in each share.
- */
-async function autoAttackRates(
-  classifier: Parameters<typeof makeAttack>[1],
-  x: tf.Tensor4D,
-  y: tf.Tensor1D,
-): Promise<Record<string, number>> {
-  const runs = [
-    { name: 'apgd-ce', options: { steps: 10 }, full: 100 / 10 },
-    { name: 'apgd-t', options: { steps: 10, targetClasses: 1 }, full: (9 * 100) / 10 },
-    { name: 'fab-t', options: { steps: 10, targetClasses: 1 }, full: (9 * 100) / 10 },
-    { name: 'square', options: { steps: 100 }, full: 5000 / 100 },
+/** One measurement of ours (or of the baseline's dist/), in a fresh process. */
+function measureOurs(
+  model: string,
+  batch: number,
+  backend: string,
+  dist = path.dirname(here),
+): Row {
+  const part = `${opts.out}.part-${process.pid}.json`;
+  const args = [
+    path.join(dist, 'scripts', 'bench-case.js'),
+    '--model',
+    model,
+    '--batch',
+    String(batch),
+    '--backend',
+    backend,
+    '--seconds',
+    String(opts.seconds),
+    '--out',
+    part,
   ];
-  const out: Record<string, number> = {};
-  for (const r of runs) {
-    const attack = makeAttack(r.name, classifier, { eps: 1e-6, ...r.options });
-    const once = async () => tf.dispose(Object.values(await attack(x, y)));
-    out[r.name] = +(x.shape[0] / ((await medianSecondsAsync(once, seconds)) * r.full)).toFixed(3);
+  if (opts.attackModels.includes(model)) args.push('--attacks');
+  const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0 || !fs.existsSync(part))
+    throw new RobustError(`bench: measuring ${model} b${batch} on ${backend} failed`);
+  const row = JSON.parse(fs.readFileSync(part, 'utf8')) as Row;
+  fs.rmSync(part);
+  return row;
+}
+
+/** One run of the PyTorch reference (img/s by metric), or null when it cannot run here. */
+function measureTorch(
+  model: string,
+  batch: number,
+  threads: number,
+): Record<string, number> | null {
+  if (opts.torch === 'none' || !TORCH_MODELS.includes(model)) return null;
+  const r = spawnSync(
+    fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3',
+    [opts.torch, String(batch), String(threads), model],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) {
+    console.log(
+      `PyTorch reference not run (${(r.stderr || r.error?.message || '').trim().split('\n').pop()})`,
+    );
+    return null;
   }
-  return out;
+  return Object.fromEntries(
+    [...r.stdout.matchAll(/^(\w+) ([\d.]+) img\/s$/gm)].map((m) => [m[1], Number(m[2])]),
+  );
 }
 
-if (backends.length > 1) {
-  // One child process per backend, then one merged file.
-  const runs = backends.map((b) => {
-    const part = `${outFile}.${b}.json`;
-    const args = [
-      '--models',
-      models.join(','),
-      '--batches',
-      batches.join(','),
-      '--seconds',
-      String(seconds),
-      '--backend',
-      b,
-      '--out',
-      part,
-      '--torch',
-      'none',
-    ];
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...args], {
-      stdio: 'inherit',
-    });
-    if (r.status !== 0) throw new Error(`bench on ${b} failed`);
-    const result = JSON.parse(fs.readFileSync(part, 'utf8'));
-    fs.rmSync(part);
-    return result;
-  });
-  const torch = torchReference(runs[0].threads);
-  for (const run of runs) addRatios(run.rows, torch);
-  writeFileAtomic(outFile, JSON.stringify({ runs, torch }, null, 2));
-  process.exit(0);
-}
+const line = (row: Row) =>
+  METRICS.map((m) => `${m} ${row[m]}`).join('  ') +
+  (row.attacks
+    ? '  ' +
+      Object.entries(row.attacks as object)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('  ')
+    : '');
 
-/** The PyTorch reference (img/s per batch size), or null when it cannot run here. */
-function torchReference(threads: number): Record<number, Record<string, number>> | null {
-  const script =
-    torchScript ??
-    path.resolve(
-      path.dirname(fileURLToPath(import.meta.url)),
-      '..',
-      '..',
-      '..',
-      'shared',
-      'bench',
-      'torch_resnet20_bench.py',
-    );
-  if (script === 'none' || !fs.existsSync(script)) return null;
-  const out: Record<number, Record<string, number>> = {};
-  for (const b of batches) {
-    const r = spawnSync(
-      fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3',
-      [script, String(b), String(threads)],
-      { encoding: 'utf8' },
-    );
-    if (r.status !== 0) {
+const rounds: { round: number; load: number[]; ours: Row[]; torch: Row[] }[] = [];
+for (let r = 1; r <= opts.rounds; r++) {
+  const round = {
+    round: r,
+    load: os.loadavg().map((l) => +l.toFixed(2)),
+    ours: [] as Row[],
+    torch: [] as Row[],
+  };
+  rounds.push(round);
+  console.log(`round ${r}/${opts.rounds} (load average ${round.load.join(' ')})`);
+  for (const { model, batch } of opts.cases) {
+    let threads = 1;
+    for (const backend of opts.backends) {
+      if (opts.baseline) {
+        const base = { ...measureOurs(model, batch, backend, opts.baseline), baseline: true };
+        round.ours.push(base);
+        console.log(`  baseline ${backend} ${model} b${batch}: ${line(base)} img/s`);
+      }
+      const row = measureOurs(model, batch, backend);
+      threads = row.threads as number;
+      round.ours.push(row);
+      console.log(`  ours    ${backend} ${model} b${batch}: ${line(row)} img/s`);
+    }
+    const t = measureTorch(model, batch, threads);
+    if (t) {
+      round.torch.push({ model, batch, threads, ...t });
       console.log(
-        `PyTorch reference not run (${(r.stderr || r.error?.message || '').trim().split('\n').pop()})`,
+        `  PyTorch ${model} b${batch} (${threads} threads): ${Object.entries(t)
+          .map(([k, v]) => `${k} ${v}`)
+          .join('  ')} img/s`,
       );
-      return null;
     }
-    out[b] = Object.fromEntries(
-      [...r.stdout.matchAll(/^(\w+) ([\d.]+) img\/s$/gm)].map((m) => [m[1], Number(m[2])]),
-    );
-    console.log(
-      `PyTorch ResNet-20 b${b} (${threads} threads): ${Object.entries(out[b])
-        .map(([k, v]) => `${k} ${v}`)
-        .join('  ')} img/s`,
-    );
-  }
-  return out;
-}
-
-/** ours / PyTorch for the ResNet-20 rows (ratios measured side by side are what compare across machines). */
-function addRatios(
-  rows: Record<string, unknown>[],
-  torch: Record<number, Record<string, number>> | null,
-): void {
-  if (!torch) return;
-  for (const row of rows) {
-    const t = torch[row.batch as number];
-    if (row.model !== 'resnet20' || !t) continue;
-    row.ratio = Object.fromEntries(
-      (['forward', 'forward_folded', 'input_grad', 'input_grad_folded', 'train'] as const).map(
-        (k) => [k, +((row[k] as number) / t[k.replace('_folded', '')]).toFixed(2)],
-      ),
-    );
-    console.log(
-      `ratio to PyTorch, ${row.model} b${row.batch}: ${Object.entries(row.ratio as object)
-        .map(([k, v]) => `${k} ${v}`)
-        .join('  ')}`,
-    );
   }
 }
 
-const info = await initBackend({ backend: backends[0] });
-const rows: Record<string, unknown>[] = [];
-let peakRss = 0;
-const sampleRss = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
-
-for (const name of models) {
-  const model = createModel(name, {
-    inputShape: [32, 32, 3],
-    numClasses: 10,
-    mean: [0.49, 0.48, 0.45],
-    std: [0.25, 0.24, 0.26],
-  });
-  model.setUserDefinedMetadata({ robust: { model: name } });
-  const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
-  const sgd = new Sgd(model.trainableWeights, { momentum: 0.9, weightDecay: 5e-4 });
-  for (const b of batches) {
-    const x = tf.randomUniform([b, 32, 32, 3], 0, 1, 'float32', 1);
-    const y = tf.tidy(() => tf.oneHot(tf.randomUniform([b], 0, 10, 'int32', 2), 10));
-    // Each call reads its result back (dataSync) so that the work is really done; nothing is
-    // returned from tidy, so every tensor of the call is freed. predict runs the whole batch at once
-    // (by default it splits it into 32s), as the PyTorch reference does.
-    const forward = () =>
-      tf.tidy(() => void (model.predict(x, { batchSize: b }) as tf.Tensor).dataSync());
-    const inputGrad = () =>
-      tf.tidy(
-        () =>
-          void tf
-            .grad((xi: tf.Tensor) =>
-              tf.losses.softmaxCrossEntropy(y, model.apply(xi, { training: false }) as tf.Tensor),
-            )(x)
-            .dataSync(),
+// Per case and backend: each metric's median and range over the rounds, and the ratio to PyTorch.
+const summary: Row[] = [];
+console.log(`\n${opts.rounds} rounds: median img/s (min–max), PyTorch's, ratio ours/PyTorch`);
+for (const { model, batch } of opts.cases)
+  for (const backend of opts.backends) {
+    const find = (r: (typeof rounds)[number], baseline: boolean) =>
+      r.ours.find(
+        (o) =>
+          o.model === model &&
+          o.batch === batch &&
+          o.backend === backend &&
+          !!o.baseline === baseline,
+      )!;
+    const ours = rounds.map((r) => find(r, false));
+    const base = opts.baseline ? rounds.map((r) => find(r, true)) : null;
+    const torch = rounds.map((r) => r.torch.find((t) => t.model === model && t.batch === batch));
+    const metrics: Record<string, MetricSummary> = {};
+    for (const m of METRICS)
+      metrics[m] = summarize(
+        ours.map((o) => o[m] as number),
+        torch.map((t) => (t ? (t[torchMetric(m)] as number) : null)),
       );
-    const trainStep = () => {
-      const { value, grads } = tf.variableGrads(
-        () =>
-          tf.losses.softmaxCrossEntropy(
-            y,
-            model.apply(x, { training: true }) as tf.Tensor,
-          ) as tf.Scalar,
-        vars,
+    for (const a of Object.keys((ours[0].attacks as object | undefined) ?? {}))
+      metrics[a] = summarize(
+        ours.map((o) => (o.attacks as Record<string, number>)[a]),
+        ours.map(() => null),
       );
-      sgd.step(grads, 0.01);
-      value.dataSync();
-      tf.dispose([value, ...Object.values(grads)]);
+    // ours against the baseline, round by round (its "PyTorch" columns are the baseline's)
+    const againstBaseline: Record<string, MetricSummary> = {};
+    if (base)
+      for (const m of METRICS)
+        againstBaseline[m] = summarize(
+          ours.map((o) => o[m] as number),
+          base.map((o) => o[m] as number),
+        );
+    const entry = {
+      model,
+      batch,
+      backend,
+      metrics,
+      ...(base ? { against_baseline: againstBaseline } : {}),
+      peak_rss_mib: Math.max(...ours.map((o) => o.peak_rss_mib as number)),
+      live_tensors_after: Math.max(...ours.map((o) => o.live_tensors_after as number)),
+      conv_kernels: ours[0].conv_kernels,
     };
-    const labels = tf.randomUniform([b], 0, 10, 'int32', 2) as tf.Tensor1D;
-    const foldedNet = foldBatchNorm(model)!;
-    const forwardFolded = () =>
-      tf.tidy(() => void (foldedNet.predict(x, { batchSize: b }) as tf.Tensor).dataSync());
-    const inputGradFolded = () =>
-      tf.tidy(
-        () =>
-          void tf
-            .grad((xi: tf.Tensor) =>
-              tf.losses.softmaxCrossEntropy(
-                y,
-                foldedNet.apply(xi, { training: false }) as tf.Tensor,
-              ),
-            )(x)
-            .dataSync(),
+    summary.push(entry);
+    console.log(`${model} b${batch} ${backend} (${entry.conv_kernels}):`);
+    for (const [m, s] of Object.entries(metrics))
+      console.log(`  ${m.padEnd(18)} ${formatSummary(s)}`);
+    for (const [m, s] of Object.entries(againstBaseline))
+      console.log(
+        `  ${m.padEnd(18)} baseline ${s.torch} (${s.torchRange![0]}–${s.torchRange![1]}), ratio ours/baseline ${s.ratio} (${s.ratioRange![0]}–${s.ratioRange![1]})`,
       );
-    // What `robust attack` / `robust eval` run: PGD-10 through the library on the BN-folded model.
-    const attacked = foldedClassifier(model)!;
-    const attack = pgd(attacked, { eps: 8 / 255, steps: 10 });
-    const pgd10 = async () => tf.dispose(Object.values(await attack(x as tf.Tensor4D, labels)));
-    const row: Record<string, unknown> = { model: name, batch: b };
-    for (const [label, fn] of [
-      ['forward', forward],
-      ['forward_folded', forwardFolded],
-      ['input_grad', inputGrad],
-      ['input_grad_folded', inputGradFolded],
-      ['train', trainStep],
-    ] as const) {
-      row[label] = +(b / medianSeconds(fn, seconds)).toFixed(1);
-      sampleRss();
-    }
-    row.pgd10 = +(b / (await medianSecondsAsync(pgd10, seconds))).toFixed(2);
-    sampleRss();
-    // the model's own predictions: every image starts correctly classified, as the attacked ones do
-    const predicted = tf.tidy(
-      () =>
-        attacked
-          .logits(x as tf.Tensor4D, 'inference')
-          .argMax(1)
-          .cast('int32') as tf.Tensor1D,
-    );
-    row.autoattack = await autoAttackRates(attacked, x as tf.Tensor4D, predicted);
-    predicted.dispose();
-    sampleRss();
-    rows.push(row);
     console.log(
-      `${name.padEnd(10)} b${String(b).padEnd(4)} AutoAttack's attacks, img/s at full settings on images they cannot break: ${Object.entries(
-        row.autoattack as object,
-      )
-        .map(([k, v]) => `${k} ${v}`)
-        .join('  ')}`,
+      `  peak RSS ${entry.peak_rss_mib} MiB, live tensors after the run: ${entry.live_tensors_after}`,
     );
-    console.log(
-      `${name.padEnd(10)} b${String(b).padEnd(4)} forward ${row.forward} (folded ${row.forward_folded})  input_grad ${row.input_grad} (folded ${row.input_grad_folded})  pgd10 ${row.pgd10} (${(10 * (row.pgd10 as number)).toFixed(1)} steps)  train ${row.train} img/s`,
-    );
-    tf.dispose([x, y, labels]);
-    foldedNet.dispose();
-    attacked.dispose?.();
   }
-  sgd.dispose();
-  model.dispose();
-}
-const torch = torchReference(info.threads);
-addRatios(rows, torch);
-const result = {
-  date: new Date().toISOString(),
-  backend: info.name,
-  threads: info.threads,
-  cpus: os.cpus().length,
-  node: process.version,
-  tfjs: tf.version.tfjs,
-  // Whether the convs ran on our SIMD kernels (ROBUST_WASM_KERNELS=0 turns them off), with Winograd
-  // (ROBUST_WINOGRAD=0 turns it off), or on tfjs's own.
-  conv_kernels:
-    wasmKernelStats('conv2d').calls > 0
-      ? `robust wasm SIMD${wasmKernelStats('winograd_conv').calls > 0 ? ' + Winograd F(2x2,3x3)' : ''}`
-      : info.name === 'wasm'
-        ? 'XNNPACK'
-        : info.name,
-  peak_rss_mib: Math.round(peakRss / 2 ** 20),
-  live_tensors_after: tf.memory().numTensors,
-  rows,
-  torch,
-};
-console.log(
-  `convolutions: ${result.conv_kernels}; peak RSS ${result.peak_rss_mib} MiB, live tensors after the run: ${result.live_tensors_after}`,
+
+writeFileAtomic(
+  opts.out,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      cpus: os.cpus().length,
+      node: process.version,
+      rounds: opts.rounds,
+      seconds: opts.seconds,
+      torch_script: opts.torch,
+      baseline: opts.baseline ?? null,
+      summary,
+      every_round: rounds,
+    },
+    null,
+    2,
+  ),
 );
-writeFileAtomic(outFile, JSON.stringify(result, null, 2));
 process.exit(0);

@@ -31,6 +31,7 @@ import {
 import { LIMITS } from '../util/limits.js';
 import { parseSchedule, type ScheduleName } from './schedule.js';
 import type { TrainConfig } from './trainer.js';
+import { computeVariant } from '../backend/variant.js';
 
 /** What a run is asked to do; every key is optional (see TRAIN_DEFAULTS). */
 export interface TrainOptions {
@@ -253,8 +254,8 @@ export function runSettings(o: TrainOptions): {
 
 /**
  * The full config of a run from its options (as `runOptions` gives them), the data it trains on
- * (already loaded with `limit` / `evalLimit`) and the backend's name: what `train()` runs and
- * records in the run's state.
+ * (already loaded with `limit` / `evalLimit`) and the backend's name, with the compute variant
+ * that runs now: what `train()` runs and records in the run's state.
  */
 export function trainConfig(o: TrainOptions, data: DataSplit, backend: string): TrainConfig {
   const d = TRAIN_DEFAULTS;
@@ -279,6 +280,7 @@ export function trainConfig(o: TrainOptions, data: DataSplit, backend: string): 
     evalLimit: o.evalLimit,
     checkpointEvery: o.checkpointEvery ?? d.checkpointEvery,
     backend,
+    compute: computeVariant(),
     ...(names.length > 0 ? { defense } : {}),
     ...(robustEval > 0
       ? { robustEval: { limit: robustEval, eps, steps: o.robustEvalSteps ?? d.robustEvalSteps } }

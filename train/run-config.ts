@@ -1,13 +1,16 @@
 /**
  * What a resumed run may change. A checkpoint continues the run it was made by: the settings that
  * shape the weights (data, model, optimizer, schedule, defense…) must match the run's, or be
- * changed on purpose with `override`, and then the change is recorded. Settings that do not touch
- * the numbers (backend, checkpoint frequency) may differ freely; epochs may grow to extend a run.
+ * changed on purpose with `override`, and then the change is recorded. The checkpoint frequency
+ * may differ freely; epochs may grow to extend a run. The backend and its compute variant
+ * (kernels, ROBUST_WINOGRAD, threads) may change too — a run may move to another machine — but
+ * they change the last bits of what follows, so such a change is noted and recorded, never silent.
  */
 import { RobustError } from '../util/errors.js';
 import { zooEntry } from '../models/zoo.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import type { TrainConfig } from './trainer.js';
+import { legacyCompute } from '../backend/variant.js';
 
 /** One setting that matters, named by the option (TrainOptions) a user changes it with. */
 interface Field {
@@ -94,8 +97,9 @@ export interface ConfigChange {
 
 /**
  * The config a resumed run continues with: the run's own, with the new harmless settings
- * (backend, checkpoint frequency) and more epochs; any other difference is refused in one
- * line unless `override`, when the new values win. Returns the change to record, if any.
+ * (backend and compute variant, recorded as a change; checkpoint frequency) and more epochs; any
+ * other difference is refused in one line unless `override`, when the new values win. Returns
+ * the change to record, if any.
  */
 export function reconcileResume(
   saved: TrainConfig,
@@ -125,6 +129,12 @@ export function reconcileResume(
     );
   }
   const changes = diffs.map(describeDifference);
+  if (requested.backend !== saved.backend)
+    changes.push(`backend ${saved.backend} → ${requested.backend}`);
+  // a run from before the variant was recorded: its backend's of then
+  const was = saved.compute ?? legacyCompute(saved.backend);
+  if (requested.compute !== undefined && requested.compute !== was)
+    changes.push(`compute ${was} → ${requested.compute}`);
   if (requested.epochs > saved.epochs)
     changes.push(`epochs ${saved.epochs} → ${requested.epochs} (extended)`);
   // Harmless settings and a longer run take the new values; with override, everything does.
@@ -134,6 +144,7 @@ export function reconcileResume(
         ...saved,
         epochs: requested.epochs,
         backend: requested.backend,
+        compute: requested.compute,
         checkpointEvery: requested.checkpointEvery,
         options: requested.options ?? saved.options,
       };

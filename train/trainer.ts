@@ -26,6 +26,7 @@ import { runAttack } from '../eval/attack-run.js';
 import { checkTrainCounts, reconcileResume, type ConfigChange } from './run-config.js';
 import { checkRunFolder, clearRun, holdRunFolder, readRunState, stateFile } from './run-folder.js';
 import type { TrainOptions } from './options.js';
+import { computeVariant } from '../backend/variant.js';
 
 export interface TrainConfig {
   model: string;
@@ -44,6 +45,8 @@ export interface TrainConfig {
   /** Save a checkpoint every this many batches within an epoch (0 = at epoch ends only). */
   checkpointEvery: number;
   backend: string;
+  /** The backend's compute variant (backend/variant.ts); absent in runs from before it was recorded. */
+  compute?: string;
   /** Defenses applied during training (adversarial examples, noise, clipping, dropout). */
   defense?: DefenseConfig;
   /** Robust accuracy each epoch: PGD with these settings on the first `limit` test images. */
@@ -154,6 +157,8 @@ export async function trainModel(
 ): Promise<TrainResult> {
   const ckpt = path.join(out, 'checkpoint');
   checkTrainCounts(requested, 'the training config');
+  // what computes this run's numbers now, unless the caller said (trainConfig does)
+  requested = { ...requested, compute: requested.compute ?? computeVariant() };
   const release = holdRunFolder(out);
   try {
     return await trainIn(freshModel, data, requested, out, ckpt, opts);

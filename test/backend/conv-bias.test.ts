@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { conv2dBias } from '../../backend/conv-bias.js';
-import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { conv2dBias } from '../../backend/ops/conv-bias.js';
+import { useWasmKernels, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
 import { randomArray, relErr } from '../helpers.js';
 
@@ -81,7 +81,7 @@ describe('conv2d + bias as one op', () => {
     const x = tf.randomNormal([4, 8, 8, 8]) as tf.Tensor4D;
     const w = tf.variable(tf.randomNormal([3, 3, 8, 16])) as tf.Variable<tf.Rank.R4>;
     const b = tf.variable(tf.randomNormal([16])) as tf.Variable<tf.Rank.R1>;
-    const dW = ['winograd_filter_grad', 'conv2d_filter_grad'];
+    const dW = ['winograd_filter_grad', 'winograd4_filter_grad', 'conv2d_filter_grad'];
     const step = () =>
       tf.tidy(() =>
         tf
@@ -94,12 +94,12 @@ describe('conv2d + bias as one op', () => {
       );
     step();
     const before = dW.map((k) => wasmKernelStats(k).calls);
-    const fused = wasmKernelStats('winograd_conv').calls;
+    const fused = wasmKernelStats('winograd4_conv').calls;
     const tensors = tf.memory().numTensors;
     const buffers = tf.backend().numDataIds();
     for (let i = 0; i < 3; i++) step();
     expect(dW.map((k) => wasmKernelStats(k).calls)).toEqual(before);
-    expect(wasmKernelStats('winograd_conv').calls - fused).toBe(6); // forward and dx, 3 times
+    expect(wasmKernelStats('winograd4_conv').calls - fused).toBe(6); // forward and dx, 3 times
     expect(tf.memory().numTensors).toBe(tensors);
     expect(tf.backend().numDataIds()).toBe(buffers);
     tf.dispose([x, w, b]);

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../backend/index.js';
-import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { useWasmKernels, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
 import { randomArray } from '../helpers.js';
 

@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../backend/index.js';
-import { channelPattern } from '../../backend/wasm-broadcast.js';
-import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { channelPattern } from '../../backend/wasm/wasm-broadcast.js';
+import { useWasmKernels, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
 import { randomArray } from '../helpers.js';
 

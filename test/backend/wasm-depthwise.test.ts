@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../backend/index.js';
-import { wasmDepthwiseGradientKernels } from '../../backend/wasm-depthwise.js';
-import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { wasmDepthwiseGradientKernels } from '../../backend/wasm/wasm-depthwise.js';
+import { useWasmKernels, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
 import { randomArray, expectNoLeak } from '../helpers.js';
 

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { useWasmKernels, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { Rng } from '../../util/rng.js';
 import { randomArray, relErr } from '../helpers.js';
 

@@ -1,7 +1,7 @@
 /** The thread pool that runs our wasm kernels on a shared memory: results, errors, shutdown. */
 import { describe, expect, it } from 'vitest';
-import { WasmKernelPool } from '../../backend/wasm-kernel-pool.js';
-import { plainWasm, sharedWasm } from '../../backend/kernels/kernels.wasm.js';
+import { WasmKernelPool } from '../../backend/wasm/wasm-kernel-pool.js';
+import { plainWasm, sharedWasm } from '../../backend/wasm/kernels/kernels.wasm.js';
 
 const decode = (b64: string) => Uint8Array.from(Buffer.from(b64, 'base64'));
 const PAGE = 65536;

@@ -3,7 +3,7 @@ import { expectNoLeak } from '../helpers.js';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { useWasmKernels, wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { useWasmKernels, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 
 /** A shape of rank 1-6 and a slice of it (begin, size). */
 const slices = fc

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { collapseAxes } from '../../backend/wasm-transpose.js';
+import { collapseAxes } from '../../backend/wasm/wasm-transpose.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });

@@ -24,7 +24,7 @@ describe('browser bundle', () => {
       'eval/grid-core.ts',
       'eval/report-core.ts',
       'backend/browser.ts',
-      'backend/wasm-kernels.ts',
+      'backend/wasm/wasm-kernels.ts',
     ])
       expect(own).toContain(f);
     expect(b.text!.length).toBeGreaterThan(1e6);

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '../../backend/index.js';
+import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
+import { reportFiles } from '../../eval/report-core.js';
 import { runGrid, type EvalConfig, type EvalModel, type GridResult } from '../../eval/grid.js';
 import { runAttack, type AttackRun } from '../../eval/attack-run.js';
 import type { AttackRunState } from '../../eval/attack-state.js';
@@ -269,9 +271,10 @@ describe('a partial cell that cannot be trusted', () => {
   /** Resumes a copy of the stopped run with `edit` applied to its cells folder: it must warn once, start pgd from batch 0 and end as an uninterrupted run. */
   async function notTrusted(
     edit: (cellDir: string, partial: string, text: string) => void,
+    from = stopped,
   ): Promise<string> {
     const out = tmpDir('partial-edited');
-    fs.cpSync(stopped, out, { recursive: true });
+    fs.cpSync(from, out, { recursive: true });
     const cellDir = path.join(out, 'cells');
     const partial = path.join(cellDir, partials(out)[0]);
     edit(cellDir, partial, fs.readFileSync(partial, 'utf8'));
@@ -340,6 +343,49 @@ describe('a partial cell that cannot be trusted', () => {
     expect(why).toContain(keys['bim:3']);
   });
 
+  // F(4x4) is the default; the tiny model's 3x3 convs run by Winograd (tested in test/backend)
+  const F4 = /^robust kernels, Winograd F\(4x4,3x3\), \d+ threads?$/;
+
+  it('a partial written under Winograd F(2x2) (ROBUST_WINOGRAD=2) is started over under the default', async () => {
+    const f2 = tmpDir('partial-f2');
+    useWinograd(true, 2);
+    try {
+      await runGrid(config, [model], {
+        out: f2,
+        backend: 'wasm',
+        quiet: true,
+        shouldStop: () => partials(f2).length > 0,
+      });
+    } finally {
+      useWinograd(true, 4);
+    }
+    const saved = JSON.parse(fs.readFileSync(path.join(f2, 'cells', partials(f2)[0]), 'utf8'));
+    expect(saved.compute).toMatch(/^robust kernels, Winograd F\(2x2,3x3\), \d+ threads?$/);
+    const why = await notTrusted(() => {}, f2);
+    expect(why).toMatch(
+      /its batches ran on wasm \(robust kernels, Winograd F\(2x2,3x3\), \d+ threads?\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\), \d+ threads?\)/,
+    );
+  });
+
+  it('results name the compute variant: results.json, each cell, the CSV and the reports', async () => {
+    expect(straight.compute).toMatch(F4);
+    for (const c of straight.cells) expect(c.compute).toBe(straight.compute);
+    const files = await reportFiles(straight);
+    expect(JSON.parse(files['results.json']).compute).toBe(straight.compute);
+    const [header, row] = files['results.csv'].split('\n');
+    expect(header.split(',').slice(-2)).toEqual(['backend', 'compute']);
+    expect(row).toContain(`,wasm,"${straight.compute}"`);
+    expect(files['results.md']).toContain(`backend wasm (${straight.compute})`);
+    expect(files['report.html']).toContain(`backend wasm (${straight.compute})`);
+    // results from before it was recorded read as their backend's of then
+    const { compute: _c, ...old } = straight;
+    const oldCells = old.cells.map(({ compute: _cc, ...c }) => c);
+    const oldFiles = await reportFiles({ ...old, cells: oldCells });
+    expect(oldFiles['results.md']).toContain(
+      'backend wasm (robust kernels, Winograd F(2x2,3x3), threads not recorded)',
+    );
+  });
+
   const withoutDigest = (v: Record<string, unknown>) => {
     const { digest: _d, ...rest } = v;
     return rest;
@@ -377,6 +423,17 @@ describe('a partial cell that cannot be trusted', () => {
       /kept images need/,
     ],
     ['another format', (s) => void (s.format = 0), /format must be/],
+    ['another backend', (s) => void (s.backend = 'cpu'), /ran on "cpu", this run is on "wasm"/],
+    [
+      'another compute variant',
+      (s) => void (s.compute = 'robust kernels, direct convs, 7 threads'),
+      /ran on wasm \(robust kernels, direct convs, 7 threads\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\)/,
+    ],
+    [
+      'no compute variant (a partial from before it was recorded)',
+      (s) => void delete s.compute,
+      /ran on wasm \(robust kernels, Winograd F\(2x2,3x3\), threads not recorded\), this run is on wasm/,
+    ],
     ["another cell's key", (s) => void (s.key = keys['bim:3']), /it belongs to another cell/],
   ];
   for (const [what, edit, why] of edits) {

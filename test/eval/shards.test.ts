@@ -255,6 +255,7 @@ describe('n workers, then a merge', () => {
         expect(merged.missing).toBeUndefined();
         await writeMerged(out, merged);
         expect(numbers(merged.result), `n = ${n}`).toEqual(numbers(one.result));
+        expect(merged.result.compute).toMatch(/^robust kernels, Winograd F\(4x4,3x3\)/); // from the manifests
         expect(cellFiles(out), `n = ${n}`).toEqual(cellFiles(one.out));
         if (n === counts[0]) {
           let reused = 0;
@@ -437,6 +438,32 @@ describe('what the merge refuses', () => {
     });
     expect(refusal(() => mergeShards([backend]))).toMatch(
       /ran different grids: backend wasm vs cpu$/,
+    );
+
+    // likewise a worker restarted on another compute variant (kernels, ROBUST_WINOGRAD, threads)
+    const variant = copy();
+    const f2 = 'robust kernels, Winograd F(2x2,3x3), 2 threads';
+    await expect(
+      runGridShard(small, [model], {
+        out: variant,
+        backend: 'wasm',
+        compute: f2,
+        quiet: true,
+        shard: { index: 1, count: 3 },
+      }),
+    ).rejects.toThrow(
+      /holds parts computed on wasm \(robust kernels, Winograd F\(4x4,3x3\), \d+ threads?\): run this shard as they were .* start it over on wasm \(robust kernels, Winograd F\(2x2,3x3\), 2 threads\)$/,
+    );
+    fs.rmSync(shardDir(variant, { index: 1, count: 3 }), { recursive: true });
+    await runGridShard(small, [model], {
+      out: variant,
+      backend: 'wasm',
+      compute: f2,
+      quiet: true,
+      shard: { index: 1, count: 3 },
+    });
+    expect(refusal(() => mergeShards([variant]))).toMatch(
+      /ran different grids: compute robust kernels, Winograd F\(4x4,3x3\), \d+ threads? vs robust kernels, Winograd F\(2x2,3x3\), 2 threads$/,
     );
   });
 

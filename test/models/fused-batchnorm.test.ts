@@ -2,9 +2,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { batchNormTraining } from '../../backend/batchnorm-train.js';
+import { batchNormTraining } from '../../backend/ops/batchnorm-train.js';
 import { FusedBatchNormalization, fusedBatchNorm } from '../../models/fused-batchnorm.js';
-import { wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 
 const worstRelative = (a: tf.Tensor, b: tf.Tensor) =>

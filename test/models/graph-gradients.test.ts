@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
-import { GRAPH_OPS, registerGraphOps } from '../../backend/graph-ops.js';
-import { wasmKernelStats } from '../../backend/wasm-kernels.js';
+import { GRAPH_OPS, registerGraphOps } from '../../backend/ops/graph-ops.js';
+import { wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { GRAPH_FIXTURES, type GraphFixture, loadGraphFolder } from '../fixtures/graph-models.js';
 import { relErr, tmpDir, expectNoLeak } from '../helpers.js';
 
@@ -172,13 +172,15 @@ describe("input gradients of graph models on wasm equal the cpu backend's", () =
         'depthwise_filter_grad',
         'conv2d_filter_grad',
         'winograd_filter_grad',
+        'winograd4_filter_grad',
       ].map((k) => wasmKernelStats(k).calls);
       const got = await run(fixtures[name]);
-      const [dx, dw, convDw, winoDw] = [
+      const [dx, dw, convDw, winoDw, wino4Dw] = [
         'depthwise_backprop_input',
         'depthwise_filter_grad',
         'conv2d_filter_grad',
         'winograd_filter_grad',
+        'winograd4_filter_grad',
       ].map((k, i) => wasmKernelStats(k).calls - before[i]);
       const ref = reference[name];
       expect(relErr(got.logits, ref.logits)).toBeLessThanOrEqual(TOLERANCE.logits);
@@ -192,12 +194,12 @@ describe("input gradients of graph models on wasm equal the cpu backend's", () =
           : (fixtures[name].ops.DepthwiseConv2dNative ?? 0) +
               (fixtures[name].ops.FusedDepthwiseConv2dNative ?? 0),
       );
-      expect([dw, convDw, winoDw]).toEqual([0, 0, 0]);
+      expect([dw, convDw, winoDw, wino4Dw]).toEqual([0, 0, 0, 0]);
     });
   }
 });
 
-describe('fused graph ops (backend/graph-ops.ts)', () => {
+describe('fused graph ops (backend/ops/graph-ops.ts)', () => {
   it("give the stock ops' values and gradients (cpu)", async () => {
     await tf.setBackend('cpu');
     try {

@@ -19,7 +19,10 @@ const run = (...args: string[]) =>
 describe('npm run bench: bad options', () => {
   for (const args of [
     ['--models', 'resnet7'],
-    ['--batches', '64,0'],
+    ['--models', 'resnet20', '--batches', '64,0'],
+    ['--cases', 'resnet20-128'],
+    ['--rounds', '0'],
+    ['--models', 'resnet20'],
     ['--seconds', 'soon'],
     ['--backends', 'wasm,gpu'],
     ['--batchs', '64'],
@@ -36,7 +39,8 @@ describe('npm run bench: bad options', () => {
   it('--help lists the options and runs nothing', () => {
     const r = run('--help');
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('--batches <list>');
+    expect(r.stdout).toContain('--cases <list>');
+    expect(r.stdout).toContain('--rounds <n>');
     expect(r.stdout).not.toContain('img/s  ');
   });
 });

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '../../backend/index.js';
+import { computeVariant } from '../../backend/variant.js';
+import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
 import { loadData } from '../../data/index.js';
 import type { DataSplit } from '../../data/dataset.js';
 import { createModel } from '../../models/zoo.js';
@@ -32,6 +34,7 @@ const base = (): TrainConfig => ({
   evalLimit: 32,
   checkpointEvery: 1,
   backend: 'wasm',
+  compute: computeVariant(), // what runs now (the backend is started before any config is made)
   defense: defenseConfig(['pgd', 'clip', 'noise'], {
     eps: 2 / 255,
     alpha: 1 / 255,
@@ -86,6 +89,7 @@ const KIND: Record<keyof TrainConfig, 'matters' | 'free' | 'recorded'> = {
   evalLimit: 'matters',
   checkpointEvery: 'free',
   backend: 'free',
+  compute: 'free',
   defense: 'matters',
   robustEval: 'matters',
   earlyStop: 'matters',
@@ -270,8 +274,47 @@ describe('train --resume with other settings', () => {
     const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
     expect(state.config.epochs).toBe(2);
     expect(state.changes).toEqual([
-      { epoch: 1, batch: 0, changes: ['epochs 1 → 2 (extended)'], override: false },
+      {
+        epoch: 1,
+        batch: 0,
+        changes: ['backend wasm → cpu', 'epochs 1 → 2 (extended)'],
+        override: false,
+      },
     ]);
+  });
+
+  it('the compute variant is in the run state; a resume under another one is recorded, not silent', async () => {
+    const saved = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint', 'state.json'), 'utf8'));
+    expect(saved.config.compute).toBe('robust kernels, Winograd F(4x4,3x3), 1 thread');
+    const out = tmpDir('resume-variant');
+    fs.cpSync(run, out, { recursive: true });
+    useWinograd(true, 2); // as ROBUST_WINOGRAD=2 does
+    try {
+      await trainModel(fresh, data, { ...base(), epochs: 2 }, out, { quiet: true, resume: true });
+    } finally {
+      useWinograd(true, 4);
+    }
+    const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
+    expect(state.config.compute).toBe('robust kernels, Winograd F(2x2,3x3), 1 thread');
+    expect(state.changes[0].changes).toEqual([
+      'compute robust kernels, Winograd F(4x4,3x3), 1 thread → robust kernels, Winograd F(2x2,3x3), 1 thread',
+      'epochs 1 → 2 (extended)',
+    ]);
+    expect(state.changes[0].override).toBe(false);
+  });
+
+  it('a run from before the variant was recorded reads as F(2x2) on wasm with our kernels', async () => {
+    const out = tmpDir('resume-legacy');
+    fs.cpSync(run, out, { recursive: true });
+    const file = path.join(out, 'checkpoint', 'state.json');
+    const old = JSON.parse(fs.readFileSync(file, 'utf8'));
+    delete old.config.compute;
+    fs.writeFileSync(file, JSON.stringify(old));
+    await trainModel(fresh, data, { ...base(), epochs: 2 }, out, { quiet: true, resume: true });
+    const state = JSON.parse(fs.readFileSync(file, 'utf8'));
+    expect(state.changes[0].changes[0]).toBe(
+      'compute robust kernels, Winograd F(2x2,3x3), threads not recorded → robust kernels, Winograd F(4x4,3x3), 1 thread',
+    );
   });
 
   it('--override continues with the new values and records them in the state and the checkpoint metadata', async () => {

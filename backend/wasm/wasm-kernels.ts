@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { WasmKernelPool } from './wasm-kernel-pool.js';
 import { plainWasm, sharedWasm } from './kernels/kernels.wasm.js';
-import { envVar, fromBase64 } from '../util/platform.js';
+import { envVar, fromBase64 } from '../../util/platform.js';
 
 export interface WasmHeapBackend {
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
@@ -43,8 +43,20 @@ const MIN_MACS_PER_THREAD = 2_000_000;
 
 let pool: WasmKernelPool | null = null;
 let poolMemory: WebAssembly.Memory | null = null;
-let enabled = envVar('ROBUST_WASM_KERNELS') !== '0';
-let winograd = envVar('ROBUST_WINOGRAD') !== '0';
+// The environment's choices; a value not listed here is refused by initBackend (kernelEnvProblem).
+const KERNELS_ENV: Record<string, boolean> = { '1': true, '0': false };
+const WINOGRAD_ENV: Record<string, { on: boolean; tile: 2 | 4 }> = {
+  '4': { on: true, tile: 4 }, // F(4x4, 3x3), the default
+  '2': { on: true, tile: 2 }, // F(2x2, 3x3)
+  '0': { on: false, tile: 4 }, // direct kernels only
+};
+/** An environment variable's value, or undefined when unset or empty. */
+const setting = (name: string) => envVar(name) || undefined;
+const kernelsEnv = setting('ROBUST_WASM_KERNELS');
+const winogradEnv = setting('ROBUST_WINOGRAD');
+let enabled = KERNELS_ENV[kernelsEnv ?? '1'] ?? true;
+let winograd = (WINOGRAD_ENV[winogradEnv ?? '4'] ?? WINOGRAD_ENV['4']).on;
+let tile: 2 | 4 = (WINOGRAD_ENV[winogradEnv ?? '4'] ?? WINOGRAD_ENV['4']).tile;
 let broken = false;
 const calls = new Map<string, number>();
 const lastThreads = new Map<string, number>();
@@ -83,14 +95,32 @@ export function useWasmKernels(on: boolean): void {
 }
 
 /**
- * Turns Winograd F(2x2, 3x3) on or off for 3x3 stride-1 convs and their gradients (off: the direct
- * kernels); for benchmarks and tests. ROBUST_WINOGRAD=0 starts with it off.
+ * Turns Winograd on or off for 3x3 stride-1 convs and their gradients (off: the direct kernels),
+ * and picks its output tile: F(4x4, 3x3) (the default) or F(2x2, 3x3) for the forward conv and
+ * input gradient; for benchmarks and tests. ROBUST_WINOGRAD=0 starts with it off, =2 with F(2x2).
  */
-export function useWinograd(on: boolean): void {
+export function useWinograd(on: boolean, m: 2 | 4 = tile): void {
   winograd = on;
+  tile = m;
 }
 
 export const winogradEnabled = (): boolean => winograd;
+
+/**
+ * Why ROBUST_WASM_KERNELS or ROBUST_WINOGRAD cannot be used (null when they can): a value that
+ * changes which kernels compute the numbers is never guessed at.
+ */
+export function kernelEnvProblem(): string | null {
+  const has = (o: object, v: string | undefined) => v === undefined || Object.hasOwn(o, v);
+  if (!has(KERNELS_ENV, kernelsEnv))
+    return `ROBUST_WASM_KERNELS must be 1 (robust's wasm kernels, the default) or 0 (tfjs's own); got '${kernelsEnv}'`;
+  if (!has(WINOGRAD_ENV, winogradEnv))
+    return `ROBUST_WINOGRAD must be 4 (Winograd F(4x4, 3x3), the default), 2 (F(2x2, 3x3)) or 0 (direct convs); got '${winogradEnv}'`;
+  return null;
+}
+
+/** The output tile m of Winograd F(m x m, 3x3) the forward and input-gradient convs use. */
+export const winogradTile = (): 2 | 4 => tile;
 
 /** How many times any of our kernels has run in this process (0: tfjs's own kernels did all the work). */
 export const wasmKernelCalls = (): number => [...calls.values()].reduce((a, b) => a + b, 0);

@@ -20,7 +20,7 @@ import {
   conv2dWithKernel,
   filterGradWithKernel,
 } from './wasm-conv-kernels.js';
-import { CONV2D_BIAS } from './conv-bias.js';
+import { CONV2D_BIAS } from '../ops/conv-bias.js';
 import { type ConvShape, type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 import { elementwise } from './wasm-elementwise.js';

@@ -12,7 +12,7 @@
  * with the written-out filter on dilated ones.
  */
 import * as tf from '@tensorflow/tfjs';
-import { wasmDepthwiseGradientKernels } from './wasm-depthwise.js';
+import { wasmDepthwiseGradientKernels } from '../wasm/wasm-depthwise.js';
 
 interface ConvAttrs {
   strides: number | [number, number];

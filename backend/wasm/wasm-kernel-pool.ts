@@ -7,7 +7,7 @@
  * not a message. The calling thread takes the first share itself. tfjs's own XNNPACK threads are
  * idle while one of our kernels runs (tfjs kernels run one at a time), so nothing is oversubscribed.
  */
-import { KERNEL_THREADS, startKernelThread, type KernelThread } from '../util/platform.js';
+import { KERNEL_THREADS, startKernelThread, type KernelThread } from '../../util/platform.js';
 
 /** Arguments to one exported kernel function: i32s (heap offsets and sizes). */
 type KernelArgs = number[];

@@ -2,8 +2,8 @@
  * Convolutions on tfjs's wasm heap with our SIMD kernels (backend/kernels/): the forward conv, its
  * input gradient and its filter gradient. Each returns null where the kernels cannot run (then the
  * caller takes tfjs's XNNPACK path) and a new output tensor otherwise. 3x3 stride-1 convs — most
- * of a ResNet's work — take Winograd F(2x2, 3x3) for all three (winograd.c); the rest the direct
- * kernels.
+ * of a ResNet's work — take Winograd F(4x4, 3x3) for all three (winograd4.c; F(2x2, 3x3) of
+ * winograd.c with ROBUST_WINOGRAD=2); the rest the direct kernels.
  *
  * Why not XNNPACK for these: a CIFAR ResNet's convs are small (16–64 channels), and XNNPACK's
  * per-call set-up (operator creation, indirection buffers, weight packing — redone whenever the
@@ -20,6 +20,7 @@ import {
   threadsFor,
   wasmKernelPool,
   winogradEnabled,
+  winogradTile,
   withHeapBuffer,
 } from './wasm-kernels.js';
 import type { WasmKernelPool } from './wasm-kernel-pool.js';
@@ -104,7 +105,7 @@ interface WinogradShape {
 // register tiles (small feature maps have few tiles per row), few enough that V and M stay in L2.
 const WINOGRAD_TILES = 32;
 
-/** Whether Winograd F(2x2, 3x3) takes this conv: 3x3, stride 1, channels the SIMD widths fit. */
+/** Whether Winograd takes this conv: 3x3, stride 1, channels the SIMD widths fit. */
 const winogradFits = (s: ConvShape, inC: number, outC: number) =>
   winogradEnabled() &&
   s.kh === 3 &&
@@ -114,21 +115,28 @@ const winogradFits = (s: ConvShape, inC: number, outC: number) =>
   inC % 4 === 0 &&
   outC % 8 === 0;
 
-/** Work units of Winograd's tiles for shape g: rows of tiles per unit, tiles per unit (padded), units. */
-function winogradUnits(g: WinogradShape): {
+/**
+ * Work units of Winograd F(m x m, 3x3)'s tiles for shape g: rows of tiles per unit, tiles per unit
+ * (padded to 4), units, and the products' multiply-adds ((m + 2)² per tile and channel pair).
+ */
+function winogradUnits(
+  g: WinogradShape,
+  m: 2 | 4 = 2,
+): {
   R: number;
   tiles: number;
   units: number;
   macs: number;
 } {
-  const tilesW = Math.ceil(g.Wo / 2);
-  const tileRows = g.N * Math.ceil(g.Ho / 2);
-  const R = Math.max(1, Math.floor(WINOGRAD_TILES / tilesW));
+  const tilesW = Math.ceil(g.Wo / m);
+  const tileRows = g.N * Math.ceil(g.Ho / m);
+  // F(4x4)'s tiles hold 36 matrices, not 16: half as many per unit keeps V and M in L2.
+  const R = Math.max(1, Math.floor((m === 4 ? WINOGRAD_TILES / 2 : WINOGRAD_TILES) / tilesW));
   return {
     R,
     tiles: Math.ceil((R * tilesW) / 4) * 4,
     units: Math.ceil(tileRows / R),
-    macs: tileRows * tilesW * 16 * g.Ci * g.Co,
+    macs: tileRows * tilesW * (m + 2) ** 2 * g.Ci * g.Co,
   };
 }
 
@@ -159,8 +167,9 @@ const winogradArgs = (g: WinogradShape, R: number) => [
 ];
 
 /**
- * y = the 3x3 stride-1 correlation of x with `filter` by Winograd F(2x2, 3x3) (backend/kernels/
- * winograd.c); `transposed`: with the filter flipped and transposed, i.e. the input gradient.
+ * y = the 3x3 stride-1 correlation of x with `filter` by Winograd F(m x m, 3x3), m = winogradTile()
+ * (backend/kernels/winograd4.c, winograd.c); `transposed`: with the filter flipped and transposed,
+ * i.e. the input gradient.
  */
 function winogradConv(
   backend: WasmHeapBackend,
@@ -171,13 +180,16 @@ function winogradConv(
   g: WinogradShape,
   bias: Info | null = null,
 ): Info {
-  const { R, tiles, units, macs } = winogradUnits(g);
+  const m = winogradTile();
+  const { R, tiles, units, macs } = winogradUnits(g, m);
   const threads = threadsFor(kernels, macs, units);
-  const scratch = 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: V and M (winograd.c's PLANE)
+  const X = (m + 2) ** 2; // transformed matrices
+  // floats per thread: V and M (the kernels' PLANE), and for F(4x4) a border block
+  const scratch = X * (tiles * (g.Ci + g.Co) + 32) + (m === 4 ? X * g.Ci : 0);
   const out = backend.makeOutput([g.N, g.Ho, g.Wo, g.Co], 'float32');
   try {
-    withHeapBuffer(backend, 16 * g.Ci * g.Co, (U) => {
-      kernels.run('winograd_filter', [
+    withHeapBuffer(backend, X * g.Ci * g.Co, (U) => {
+      kernels.run(m === 4 ? 'winograd4_filter' : 'winograd_filter', [
         [U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0],
       ]);
       withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
@@ -187,11 +199,11 @@ function winogradConv(
             heapOffset(backend, out),
             heapOffset(backend, x),
             U,
-            zeros,
+            ...(m === 4 ? [] : [zeros]),
             bias ? heapOffset(backend, bias) : zeros,
             ...winogradArgs(g, R),
           ];
-          runRowKernel(kernels, 'winograd_conv', targets, args, units);
+          runRowKernel(kernels, m === 4 ? 'winograd4_conv' : 'winograd_conv', targets, args, units);
         });
       });
     });
@@ -277,8 +289,9 @@ export function backpropInputWithKernel(
 }
 
 /**
- * dW of a 3x3 stride-1 conv by Winograd F(2x2, 3x3) transposed: each thread sums the 16 transformed
- * products over its tiles, the sums are added up, and one last transform gives the 3x3 filter.
+ * dW of a 3x3 stride-1 conv by Winograd F(m x m, 3x3) transposed, m = winogradTile(): each thread
+ * sums the transformed products over its tiles, the sums are added up, and one last transform gives
+ * the 3x3 filter.
  */
 function winogradFilterGrad(
   backend: WasmHeapBackend,
@@ -287,10 +300,13 @@ function winogradFilterGrad(
   dy: Info,
   g: WinogradShape,
 ): Info {
-  const { R, tiles, units, macs } = winogradUnits(g);
+  const m = winogradTile();
+  const { R, tiles, units, macs } = winogradUnits(g, m);
   const threads = threadsFor(kernels, macs, units);
-  const sums = 16 * g.Ci * g.Co;
-  const region = sums + 16 * (tiles * (g.Ci + g.Co) + 32); // floats per thread: sums, then V and D
+  const X = (m + 2) ** 2;
+  const sums = X * g.Ci * g.Co;
+  // floats per thread: sums, then V and D, and for F(4x4) a border block
+  const region = sums + X * (tiles * (g.Ci + g.Co) + 32) + (m === 4 ? X * g.Ci + 16 * g.Co : 0);
   const out = backend.makeOutput([3, 3, g.Ci, g.Co], 'float32');
   try {
     withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
@@ -302,13 +318,20 @@ function winogradFilterGrad(
         );
         runRowKernel(
           kernels,
-          'winograd_filter_grad',
+          m === 4 ? 'winograd4_filter_grad' : 'winograd_filter_grad',
           targets,
-          [heapOffset(backend, x), heapOffset(backend, dy), zeros, ...winogradArgs(g, R)],
+          [
+            heapOffset(backend, x),
+            heapOffset(backend, dy),
+            ...(m === 4 ? [] : [zeros]),
+            ...winogradArgs(g, R),
+          ],
           units,
         );
         for (const t of targets.slice(1)) kernels.run('add_into', [[at, t, sums]]);
-        kernels.run('winograd_filter_grad_out', [[heapOffset(backend, out), at, g.Ci, g.Co]]);
+        kernels.run(m === 4 ? 'winograd4_filter_grad_out' : 'winograd_filter_grad_out', [
+          [heapOffset(backend, out), at, g.Ci, g.Co],
+        ]);
       });
     });
   } catch (e) {

@@ -12,8 +12,8 @@
  *   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/σ · (dy − dβ/M − x̂·dγ/M).
  */
 import * as tf from '@tensorflow/tfjs';
-import { hostMemory, type HostMemory } from './host-memory.js';
-import { type ChannelPasses, wasmChannelPasses } from './wasm-batchnorm.js';
+import { hostMemory, type HostMemory } from '../wasm/host-memory.js';
+import { type ChannelPasses, wasmChannelPasses } from '../wasm/wasm-batchnorm.js';
 
 interface BatchNormTrainResult {
   y: tf.Tensor;

@@ -20,8 +20,8 @@ import {
   runRowKernel,
   threadsFor,
   wasmKernelPool,
-} from './wasm-kernels.js';
-import { replaceWasmKernel } from './wasm-replace-kernel.js';
+} from '../wasm/wasm-kernels.js';
+import { replaceWasmKernel } from '../wasm/wasm-replace-kernel.js';
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;

@@ -15,22 +15,7 @@
  *   B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
  *   A' = [1 1 1 0; 0 1 -1 -1]
  */
-#include "common.h"
-
-#define ADD wasm_f32x4_add
-#define SUB wasm_f32x4_sub
-
-/* A 4 x 8 register tile (rows of two vectors) to p, rows `stride` floats apart. */
-INLINE void store_4x8(float *p, int stride, v128_t s0, v128_t t0, v128_t s1, v128_t t1, v128_t s2, v128_t t2, v128_t s3, v128_t t3) {
-  wasm_v128_store(p, s0);
-  wasm_v128_store(p + 4, t0);
-  wasm_v128_store(p + stride, s1);
-  wasm_v128_store(p + stride + 4, t1);
-  wasm_v128_store(p + 2 * stride, s2);
-  wasm_v128_store(p + 2 * stride + 4, t2);
-  wasm_v128_store(p + 3 * stride, s3);
-  wasm_v128_store(p + 3 * stride + 4, t3);
-}
+#include "winograd.h"
 
 /*
  * U = GgG' for every (ci, co), stored [16][Co/8][Ci][8] so that one 8-channel slice of one of the 16
@@ -70,12 +55,6 @@ void winograd_filter(float *U, const float *w, int Ci, int Co, int transposed) {
   o2 = SUB(c, b);                      \
   o3 = SUB(b, d);
 
-/*
- * The 16 matrices of V ([T][Ci] each) and of M ([T][Co]) lie `plane` floats apart: T * C plus a
- * cache line, since T * C * 4 bytes is often a multiple of 4 KiB, and 16 loads or stores at such a
- * stride all land in one cache set.
- */
-#define PLANE(T, C) ((T) * (C) + 16)
 
 /*
  * V[xi][t][ci..ci+4) for every ci of tile t, whose 4x4 input block starts at row ih0, column iw0 of
@@ -115,41 +94,6 @@ INLINE void input_tile(float *V, int T, int t, const float *x, const float *zero
   }
     COLUMN(0) COLUMN(1) COLUMN(2) COLUMN(3)
 #undef COLUMN
-  }
-}
-
-/*
- * M[xi][t][co] = sum over ci of V[xi][t][ci] * U[xi][ci][co] for the 16 matrices, tiles [0, T) (T a
- * multiple of 4) and all Co (a multiple of 8): 4 tiles x 8 channels per register tile.
- */
-INLINE void multiply(float *M, const float *V, const float *U, int T, int Ci, int Co) {
-  for (int xi = 0; xi < 16; xi++) {
-    const float *Vx = V + xi * PLANE(T, Ci);
-    float *Mx = M + xi * PLANE(T, Co);
-    for (int co = 0; co < Co; co += 8) {
-      const float *Us = U + (xi * Co + co) * Ci; /* [Ci][8] */
-      for (int t = 0; t < T; t += 4) {
-        v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-        const float *v0 = Vx + t * Ci, *v1 = v0 + Ci, *v2 = v1 + Ci, *v3 = v2 + Ci;
-        const float *u = Us;
-        for (int ci = 0; ci < Ci; ci++, u += 8) {
-          const v128_t w0 = wasm_v128_load(u), w1 = wasm_v128_load(u + 4);
-          v128_t v = wasm_v128_load32_splat(v0 + ci);
-          s0 = ADD(s0, wasm_f32x4_mul(v, w0));
-          t0 = ADD(t0, wasm_f32x4_mul(v, w1));
-          v = wasm_v128_load32_splat(v1 + ci);
-          s1 = ADD(s1, wasm_f32x4_mul(v, w0));
-          t1 = ADD(t1, wasm_f32x4_mul(v, w1));
-          v = wasm_v128_load32_splat(v2 + ci);
-          s2 = ADD(s2, wasm_f32x4_mul(v, w0));
-          t2 = ADD(t2, wasm_f32x4_mul(v, w1));
-          v = wasm_v128_load32_splat(v3 + ci);
-          s3 = ADD(s3, wasm_f32x4_mul(v, w0));
-          t3 = ADD(t3, wasm_f32x4_mul(v, w1));
-        }
-        store_4x8(Mx + t * Co + co, Co, s0, t0, s1, t1, s2, t2, s3, t3);
-      }
-    }
   }
 }
 
@@ -204,7 +148,7 @@ void winograd_conv(float *scratch, float *y, const float *x, const float *U, con
     /* Padding tiles: zeros, so the products read no stale (maybe subnormal) values. */
     for (int t = count; t < T; t++)
       for (int xi = 0; xi < 16; xi++) zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
-    multiply(M, V, U, T, Ci, Co);
+    multiply(M, V, U, 16, T, Ci, Co);
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) output_tile(y, M, bias, T, k * tilesW + tw, Ho, Wo, Co, n, 2 * th, 2 * tw);
@@ -243,39 +187,6 @@ INLINE void gradient_tile(float *D, int T, int t, const float *dy, const float *
   }
 }
 
-/* acc[xi][ci][co] += sum over tiles t < T of V[xi][t][ci] * D[xi][t][co]: 4 x 8 register tiles. */
-INLINE void accumulate(float *acc, const float *V, const float *D, int T, int Ci, int Co) {
-  for (int xi = 0; xi < 16; xi++) {
-    const float *Vx = V + xi * PLANE(T, Ci), *Dx = D + xi * PLANE(T, Co);
-    float *Ax = acc + xi * Ci * Co;
-    for (int ci = 0; ci < Ci; ci += 4)
-      for (int co = 0; co < Co; co += 8) {
-        float *a = Ax + ci * Co + co;
-        v128_t s0 = wasm_v128_load(a), t0 = wasm_v128_load(a + 4);
-        v128_t s1 = wasm_v128_load(a + Co), t1 = wasm_v128_load(a + Co + 4);
-        v128_t s2 = wasm_v128_load(a + 2 * Co), t2 = wasm_v128_load(a + 2 * Co + 4);
-        v128_t s3 = wasm_v128_load(a + 3 * Co), t3 = wasm_v128_load(a + 3 * Co + 4);
-        const float *v = Vx + ci, *d = Dx + co;
-        for (int t = 0; t < T; t++, v += Ci, d += Co) {
-          const v128_t d0 = wasm_v128_load(d), d1 = wasm_v128_load(d + 4);
-          v128_t x = wasm_v128_load32_splat(v);
-          s0 = ADD(s0, wasm_f32x4_mul(x, d0));
-          t0 = ADD(t0, wasm_f32x4_mul(x, d1));
-          x = wasm_v128_load32_splat(v + 1);
-          s1 = ADD(s1, wasm_f32x4_mul(x, d0));
-          t1 = ADD(t1, wasm_f32x4_mul(x, d1));
-          x = wasm_v128_load32_splat(v + 2);
-          s2 = ADD(s2, wasm_f32x4_mul(x, d0));
-          t2 = ADD(t2, wasm_f32x4_mul(x, d1));
-          x = wasm_v128_load32_splat(v + 3);
-          s3 = ADD(s3, wasm_f32x4_mul(x, d0));
-          t3 = ADD(t3, wasm_f32x4_mul(x, d1));
-        }
-        store_4x8(a, Co, s0, t0, s1, t1, s2, t2, s3, t3);
-      }
-  }
-}
-
 /*
  * Adds this thread's share of units [r0, r1) into `region`: first the 16 * Ci * Co sums (zeroed by
  * the caller before the first call), then scratch for V and D, 16 * (T * (Ci + Co) + 32) floats.
@@ -301,7 +212,7 @@ void winograd_filter_grad(float *region, const float *x, const float *dy, const 
         zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
         zero(D + xi * PLANE(T, Co) + t * Co, Co);
       }
-    accumulate(acc, V, D, T, Ci, Co);
+    accumulate(acc, V, D, 16, T, Ci, Co);
   }
 }
 

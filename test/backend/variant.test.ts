@@ -1,0 +1,87 @@
+/** The compute variant: what it names on each setting, old results' reading, and the environment's values refused. */
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { initBackend } from '../../backend/index.js';
+import { computeVariant, legacyCompute } from '../../backend/variant.js';
+import { useWasmKernels, useWinograd } from '../../backend/wasm/wasm-kernels.js';
+
+describe('computeVariant on wasm', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'wasm', threads: 1 });
+  });
+  afterEach(() => {
+    useWasmKernels(true);
+    useWinograd(true, 4);
+  });
+
+  it('names whose kernels run, the 3x3 conv algorithm and the threads', () => {
+    expect(computeVariant()).toBe('robust kernels, Winograd F(4x4,3x3), 1 thread');
+    useWinograd(true, 2);
+    expect(computeVariant()).toBe('robust kernels, Winograd F(2x2,3x3), 1 thread');
+    useWinograd(false);
+    expect(computeVariant()).toBe('robust kernels, direct convs, 1 thread');
+    useWasmKernels(false);
+    expect(computeVariant()).toBe('tfjs kernels (XNNPACK), 1 thread');
+  });
+
+  it('reads results from before it was recorded as their backend computed them then', () => {
+    expect(legacyCompute('wasm')).toBe('robust kernels, Winograd F(2x2,3x3), threads not recorded');
+    // no variant of today's is an old wasm one: its partials are started over
+    for (const [on, m] of [
+      [true, 4],
+      [true, 2],
+      [false, 4],
+    ] as const) {
+      useWinograd(on, m);
+      expect(computeVariant()).not.toBe(legacyCompute('wasm'));
+    }
+    expect(legacyCompute('cpu')).toBe('tfjs kernels, 1 thread'); // cpu has not changed
+  });
+});
+
+describe('ROBUST_WINOGRAD and ROBUST_WASM_KERNELS', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  /** The kernel settings of a fresh import under `env`. */
+  async function fresh(env: Record<string, string>) {
+    vi.resetModules();
+    for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
+    return import('../../backend/wasm/wasm-kernels.js');
+  }
+
+  it('take 4 (the default), 2, 0, or nothing; kernels 1 or 0', async () => {
+    for (const [value, on, tile] of [
+      ['4', true, 4],
+      ['2', true, 2],
+      ['0', false, 4],
+      ['', true, 4],
+    ] as const) {
+      const k = await fresh({ ROBUST_WINOGRAD: value, ROBUST_WASM_KERNELS: '1' });
+      expect(k.kernelEnvProblem()).toBeNull();
+      expect([k.winogradEnabled(), k.winogradTile()]).toEqual([on, tile]);
+    }
+    expect((await fresh({ ROBUST_WASM_KERNELS: '0' })).kernelEnvProblem()).toBeNull();
+  });
+
+  for (const [name, value] of [
+    ['ROBUST_WINOGRAD', '3'],
+    ['ROBUST_WINOGRAD', 'abc'],
+    ['ROBUST_WINOGRAD', ' 2'],
+    ['ROBUST_WASM_KERNELS', 'off'],
+  ]) {
+    it(`refuses ${name}=${JSON.stringify(value)} in one line, before any backend starts`, async () => {
+      await fresh({ [name]: value });
+      const { initBackend: init } = await import('../../backend/index.js');
+      const e = await init({ backend: 'cpu' }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e).toBeInstanceOf(Error);
+      expect((e as Error).name).toBe('RobustError'); // another module instance's class: by name
+      expect((e as Error).message).toMatch(new RegExp(`^${name} must be .*; got '${value}'$`));
+      expect((e as Error).message.split('\n')).toHaveLength(1);
+    });
+  }
+});
