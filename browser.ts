@@ -31,6 +31,13 @@ export {
 } from './data/cifar10-records.js';
 export { cifar10TestFromFile, type NamedBlob } from './data/cifar10-file.js';
 export { decodeImage, type DecodedImage } from './data/images.js';
+export {
+  loadFolderFiles,
+  filesFolderSource,
+  folderFilesFromEntry,
+  type FolderFile,
+  type DirectoryEntryLike,
+} from './data/folder-files.js';
 export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
 export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';

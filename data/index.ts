@@ -42,7 +42,7 @@ import {
 } from './fashion-mnist.js';
 import { download } from './download.js';
 import { ensureDir } from '../util/dirs.js';
-import { loadFolder } from './folder.js';
+import { loadFolder } from './folder-node.js';
 import { loadNpyFiles, loadNpz } from './arrays.js';
 
 export const DATASETS = [
