@@ -22,7 +22,14 @@ export {
 } from './models/model-from-files.js';
 export { PIXELS, describePreprocess, type Preprocess } from './models/preprocess.js';
 export type { Classifier } from './models/classifier.js';
-export { take, imageSetFingerprint, withClassCount, type ImageSet } from './data/dataset.js';
+export {
+  take,
+  imageSetFingerprint,
+  withClassCount,
+  requireLabels,
+  type ImageSet,
+} from './data/dataset.js';
+export { FOLDER_HINT } from './data/folder.js';
 export { parseIdxBytes, idxImageSet, FASHION_CLASSES } from './data/idx.js';
 export {
   CIFAR10_CLASSES,

@@ -27,6 +27,12 @@ import { channelStats, emptySet, type DataSplit, type ImageSet } from './dataset
 import { decodeImage, imageFormat } from './images.js';
 import { bytesText, DATA_LIMITS } from './limits.js';
 
+/** Why a folder has no test labels or no training images, and what would give them. */
+export const FOLDER_HINT = {
+  labels: 'no class folders and no labels.csv',
+  train: 'no train/ and test/ (or val/) sub-folders',
+};
+
 /** What a file read must stay within, and what the file is, for messages. */
 export interface ReadLimits {
   maxBytes: number;
