@@ -14,8 +14,8 @@ import {
   CIFAR10_URL,
   TEST_FILE,
   TRAIN_FILES,
+  checkCifarBatch,
   loadCifar10,
-  parseCifarBatches,
   readCifarArchive,
   readFromDir,
 } from './cifar10.js';
@@ -263,8 +263,7 @@ async function prepareCifar10(dir: string, from: string | undefined, note: Note)
     throw new RobustError(
       `${source}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`,
     );
-  for (const f of [...TRAIN_FILES, TEST_FILE])
-    parseCifarBatches([files.get(f)!], `${source}: ${f}`); // validate
+  for (const f of [...TRAIN_FILES, TEST_FILE]) checkCifarBatch(files.get(f)!, `${source}: ${f}`); // validate
   note(origin);
   await writeDirAtomic(path.join(dir, 'cifar-10-batches-bin'), (tmp) => {
     for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(tmp, f), files.get(f)!);
