@@ -4,10 +4,18 @@ const $ = (id) => document.getElementById(id);
 let worker = null;
 const urls = [];
 
-// robust serve offers CIFAR-10's test set when its data folder holds it; a static host does not
+// robust serve offers CIFAR-10's test set when its data folder holds one robust eval accepts, and
+// says why not when it holds one eval would refuse; a static host offers nothing
 fetch(new URL('../data/index.json', import.meta.url))
   .then((r) => (r.ok ? r.json() : {}))
-  .then((served) => ($('cifar-served').hidden = served.cifar10 !== true))
+  .then((served) => {
+    $('cifar-served').hidden = served.cifar10 !== true;
+    if (typeof served.cifar10Refused === 'string') {
+      $('cifar-refused').textContent =
+        `CIFAR-10 in robust serve's data folder is not offered: robust eval would refuse it (${served.cifar10Refused})`;
+      $('cifar-refused').hidden = false;
+    }
+  })
   .catch(() => undefined);
 
 function showError(message) {
