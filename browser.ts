@@ -22,7 +22,14 @@ export {
 } from './models/model-from-files.js';
 export { PIXELS, describePreprocess, type Preprocess } from './models/preprocess.js';
 export type { Classifier } from './models/classifier.js';
-export { take, imageSetFingerprint, withClassCount, type ImageSet } from './data/dataset.js';
+export {
+  take,
+  imageSetFingerprint,
+  withClassCount,
+  requireLabels,
+  type ImageSet,
+} from './data/dataset.js';
+export { FOLDER_HINT } from './data/folder.js';
 export { parseIdxBytes, idxImageSet, FASHION_CLASSES } from './data/idx.js';
 export {
   CIFAR10_CLASSES,
@@ -31,6 +38,13 @@ export {
 } from './data/cifar10-records.js';
 export { cifar10TestFromFile, type NamedBlob } from './data/cifar10-file.js';
 export { decodeImage, type DecodedImage } from './data/images.js';
+export {
+  loadFolderFiles,
+  filesFolderSource,
+  folderFilesFromEntry,
+  type FolderFile,
+  type DirectoryEntryLike,
+} from './data/folder-files.js';
 export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
 export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';

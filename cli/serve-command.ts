@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { cifar10TestFile, servePage } from '../util/serve.js';
+import { cifar10Offer, servePage } from '../util/serve.js';
 import { nonNegativeInt } from './options.js';
 import { defaultDataDir } from '../data/index.js';
 
@@ -18,17 +18,19 @@ export function registerServe(program: Command): void {
     .option('--port <n>', 'port (0: any free one)', nonNegativeInt('--port', 65535), 8080)
     .option(
       '--data-dir <dir>',
-      "where data sets live: the page may use CIFAR-10's test set prepared there (only that file is served)",
+      "where data sets live: the page may use CIFAR-10's test set prepared there, when robust eval would accept it (only that file is served)",
     )
     .action(async (o: { port: number; dataDir?: string }) => {
       const dataDir = path.resolve(o.dataDir ?? defaultDataDir());
       const server = await servePage(ROOT, o.port, { dataDir });
-      const cifar = cifar10TestFile(dataDir);
+      const cifar = cifar10Offer(dataDir);
       console.log(`robust: the page is at ${server.url} (this machine only; Ctrl-C stops)`);
       console.log(
-        cifar
-          ? `robust: CIFAR-10's test set is offered from ${cifar}`
-          : `robust: CIFAR-10 is not in ${dataDir} (robust data cifar10 prepares it); the page can take the archive as a file`,
+        cifar && 'file' in cifar
+          ? `robust: CIFAR-10's test set is offered from ${cifar.file}`
+          : cifar
+            ? `robust: CIFAR-10 in ${dataDir} is not offered: robust eval would refuse it (${cifar.refused})`
+            : `robust: CIFAR-10 is not in ${dataDir} (robust data cifar10 prepares it); the page can take the archive as a file`,
       );
       await new Promise<void>((resolve) =>
         process.once('SIGINT', () => void server.close().then(resolve)),

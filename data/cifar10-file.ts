@@ -3,7 +3,7 @@
  * name): the official `cifar-10-binary.tar.gz` (or the .tar inside it), or its `test_batch.bin`.
  * Checked as `robust data cifar10 --from` checks it: the archive's size cap, its MD5 against the
  * official one (one note says which it is), the tar refusals (data/tar-scan.ts), all six batches
- * present with whole records, the test batch parsed as the CLI parses it — so the images and
+ * present at their official size (10,000 records each), the test batch parsed as the CLI parses it — so the images and
  * their SHA-256 are the CLI's. Web APIs only (streams, DecompressionStream): runs in Node too.
  */
 import { md5 } from '@noble/hashes/legacy.js';
@@ -15,6 +15,7 @@ import {
   MAX_ARCHIVE_BYTES,
   TEST_FILE,
   TRAIN_FILES,
+  checkBatchSize,
   parseCifarBatches,
 } from './cifar10-records.js';
 import { archiveOrigin } from './origin.js';
@@ -31,7 +32,6 @@ export interface NamedBlob {
 /** Unpacked-to-packed ratio beyond which the stream is a bomb, judged past 1 MiB (as data/archive.ts). */
 const MAX_RATIO = 1000;
 const RATIO_GRACE = 1 << 20;
-const RECORD = 3073;
 
 async function md5OfBlob(file: NamedBlob): Promise<string> {
   const h = md5.create();
@@ -115,10 +115,7 @@ export async function cifar10TestFromFile(
       throw new RobustError(
         `${name}: CIFAR-10's test images are ${TEST_FILE} (the other batches are its training images)`,
       );
-    if (file.size > BATCH_BYTES)
-      throw new RobustError(
-        `${name}: ${file.size} bytes, more than a CIFAR-10 batch can be (${BATCH_BYTES} at most)`,
-      );
+    checkBatchSize(file.size, name); // before reading it
     const set = parseCifarBatches([new Uint8Array(await file.arrayBuffer())], name);
     note(
       `${name}: a batch file, not the official archive: its records were checked but their origin is not`,
@@ -137,13 +134,7 @@ export async function cifar10TestFromFile(
   const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !scan.sizes.has(f));
   if (missing.length)
     throw new RobustError(`${name}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`);
-  for (const f of TRAIN_FILES) {
-    const size = scan.sizes.get(f)!;
-    if (size === 0 || size % RECORD !== 0)
-      throw new RobustError(
-        `${name}: ${f}: ${size} bytes is not a whole number of 3073-byte CIFAR-10 records (truncated or not CIFAR-10)`,
-      );
-  }
+  for (const f of TRAIN_FILES) checkBatchSize(scan.sizes.get(f)!, `${name}: ${f}`);
   const set = parseCifarBatches([scan.members.get(TEST_FILE)!], `${name}: ${TEST_FILE}`);
   note(archiveOrigin(name, await md5OfBlob(file), CIFAR10_MD5));
   return set;

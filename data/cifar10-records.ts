@@ -23,8 +23,37 @@ const RECORD = 3073;
 export const TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
 export const TEST_FILE = 'test_batch.bin';
 
-/** Parses concatenated binary batches into NHWC pixels; `source` names the file in errors. */
+/**
+ * Parses CIFAR-10 batch files into NHWC pixels; `source` names the file in errors. Each must be a
+ * whole batch of the official release, 10,000 records: one cut at a record boundary is refused.
+ */
 export function parseCifarBatches(buffers: Uint8Array[], source: string): ImageSet {
+  for (const b of buffers) checkBatchSize(b.length, source);
+  return parseCifarRecords(buffers, source);
+}
+
+/** Refuses a batch file of any size but the official one's (10,000 records), naming both sizes. */
+export function checkBatchSize(size: number, source: string): void {
+  if (size !== BATCH_BYTES)
+    throw new RobustError(
+      `${source}: ${size} bytes, but a CIFAR-10 batch file is ${BATCH_BYTES} bytes (${BATCH_RECORDS} records of ${RECORD}): ${size < BATCH_BYTES ? 'truncated or ' : ''}not CIFAR-10`,
+    );
+}
+
+/** Refuses a batch file `parseCifarBatches` would refuse (its size, a label over 9), without decoding its pixels. */
+export function checkCifarBatch(b: Uint8Array, source: string): void {
+  checkBatchSize(b.length, source);
+  for (let n = 0; n < BATCH_RECORDS; n++)
+    if (b[n * RECORD] > 9)
+      throw new RobustError(`${source}: record ${n} has label ${b[n * RECORD]}, outside 0–9`);
+}
+
+/**
+ * Parses any number of whole records (concatenated buffers) into NHWC pixels, without the batch
+ * size check: the record layout itself, for tests' small synthetic batches; loaders use
+ * parseCifarBatches.
+ */
+export function parseCifarRecords(buffers: Uint8Array[], source: string): ImageSet {
   let count = 0;
   for (const b of buffers) {
     if (b.length === 0 || b.length % RECORD !== 0) {
@@ -55,8 +84,10 @@ export function parseCifarBatches(buffers: Uint8Array[], source: string): ImageS
   return { images, labels, count, height: 32, width: 32, channels: 3 };
 }
 
+/** Records in each CIFAR-10 batch file. */
+export const BATCH_RECORDS = 10_000;
 /** Bytes of one CIFAR-10 batch file: 10,000 records of 1 label + 3,072 pixels. */
-export const BATCH_BYTES = 10_000 * 3073;
+export const BATCH_BYTES = BATCH_RECORDS * RECORD;
 /**
  * The official archive unpacks to 184.4 MB (six batches and two small text files); 10% more leaves
  * room for other tar writers' headers and padding. Anything larger is not CIFAR-10.

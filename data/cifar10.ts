@@ -9,6 +9,7 @@ import {
   MAX_ARCHIVE_BYTES,
   TEST_FILE,
   TRAIN_FILES,
+  checkCifarBatch,
   parseCifarBatches,
 } from './cifar10-records.js';
 import { readTarMembers, type TarLimits } from './archive.js';
@@ -22,7 +23,9 @@ export {
   MAX_ARCHIVE_BYTES,
   TEST_FILE,
   TRAIN_FILES,
+  checkCifarBatch,
   parseCifarBatches,
+  parseCifarRecords,
 } from './cifar10-records.js';
 
 const ARCHIVE_LIMITS: TarLimits = {
@@ -48,6 +51,11 @@ export async function readFromArchive(file: string): Promise<Map<string, Uint8Ar
 
 /** The batch files of a folder: the official layout's cifar-10-batches-bin/ inside it, or the folder itself. */
 export function readFromDir(dir: string): Map<string, Uint8Array> {
+  return readCifar10Dir(dir).files;
+}
+
+/** The batch files of a folder and the folder they were read from (`dir` or its cifar-10-batches-bin/). */
+export function readCifar10Dir(dir: string): { root: string; files: Map<string, Uint8Array> } {
   const inner = path.join(dir, 'cifar-10-batches-bin');
   const root = fs.existsSync(inner) ? inner : dir;
   // Batches in both places would leave the choice to the loader: a planted copy must not win silently.
@@ -65,7 +73,18 @@ export function readFromDir(dir: string): Map<string, Uint8Array> {
     if (!fs.existsSync(p)) continue;
     found.set(f, readRegularFile(p, { maxBytes: BATCH_BYTES, what: 'CIFAR-10 batch' }));
   }
-  return found;
+  return { root, files: found };
+}
+
+/**
+ * What loadCifar10 refuses in the batch files it read from `source`: one missing, a size but the
+ * official one (10,000 records), a label over 9 — checked without decoding pixels.
+ */
+export function checkCifar10Files(files: Map<string, Uint8Array>, source: string): void {
+  const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !files.has(f));
+  if (missing.length)
+    throw new RobustError(`${source}: not a CIFAR-10 binary set (missing ${missing.join(', ')})`);
+  for (const f of [...TRAIN_FILES, TEST_FILE]) checkCifarBatch(files.get(f)!, `${source}: ${f}`);
 }
 
 /** Loads CIFAR-10 from a folder of .bin batches or from the official .tar.gz. */
@@ -74,9 +93,7 @@ export async function loadCifar10(source: string): Promise<DataSplit> {
   const files = fs.statSync(source).isDirectory()
     ? readFromDir(source)
     : await readFromArchive(source);
-  const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !files.has(f));
-  if (missing.length)
-    throw new RobustError(`${source}: not a CIFAR-10 binary set (missing ${missing.join(', ')})`);
+  checkCifar10Files(files, source);
   const train = parseCifarBatches(
     TRAIN_FILES.map((f) => files.get(f)!),
     `${source}: ${TRAIN_FILES.join('+')}`,

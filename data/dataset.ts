@@ -76,6 +76,12 @@ export function withClassCount(split: DataSplit, n: number): DataSplit {
   return { ...split, classes: Array.from({ length: n }, (_, i) => String(i)) };
 }
 
+/** Refuses a split whose test images have no labels; `why` says what would have given them. */
+export function requireLabels(split: DataSplit, why: string): void {
+  if (split.unlabeled)
+    throw new RobustError(`${split.name} has no labels for its test images (${why})`);
+}
+
 /** The first `n` examples (all when n is undefined or larger). */
 export function take(set: ImageSet, n?: number): ImageSet {
   if (n === undefined || n >= set.count) return set;

@@ -16,69 +16,93 @@
  * Hidden files and folders (names starting with '.') and files that are not .png/.jpg/.jpeg are
  * ignored; other image files (.bmp, .gif, .tif, .webp, …) are refused by name. All images must
  * have one size and channel count after decoding (fitImages resizes afterwards, when asked).
+ *
+ * The rules read the folder through a FolderSource: the disk in Node (data/folder-node.ts, the
+ * CLI's folder:PATH), the files a page was given in a browser (data/folder-files.ts); one set of
+ * rules, so a page and `robust eval` read one folder into the same images and labels.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { RobustError } from '../util/errors.js';
-import { readRegularFile } from '../util/read-file.js';
 import { channelStats, emptySet, type DataSplit, type ImageSet } from './dataset.js';
 import { decodeImage, imageFormat } from './images.js';
 import { bytesText, DATA_LIMITS } from './limits.js';
 
-interface FolderLoadOptions {
+/** Why a folder has no test labels or no training images, and what would give them. */
+export const FOLDER_HINT = {
+  labels: 'no class folders and no labels.csv',
+  train: 'no train/ and test/ (or val/) sub-folders',
+};
+
+/** What a file read must stay within, and what the file is, for messages. */
+export interface ReadLimits {
+  maxBytes: number;
+  what: string;
+}
+
+/**
+ * A tree of folders and files the rules read: paths are strings the source joins and names in
+ * messages; everything it cannot do is a RobustError naming the path.
+ */
+export interface FolderSource {
+  /** The folder to load: an absolute path on disk, or the picked folder's name in a page. */
+  readonly root: string;
+  join(dir: string, name: string): string;
+  dirname(file: string): string;
+  /** Whether `path` names something (links followed; a dangling link does not exist). */
+  exists(path: string): Promise<boolean>;
+  /** Whether `path` is a folder (links followed); throws when it cannot be read (a link loop, a dangling link). */
+  isDirectory(path: string): Promise<boolean>;
+  /** Every name in `dir`, in any order. */
+  list(dir: string): Promise<string[]>;
+  /** The folder's identity with links resolved (a loop is a folder that is its own ancestor). */
+  realpath(dir: string): Promise<string>;
+  /** A regular file's bytes, refused in one line when larger than `limits.maxBytes`. */
+  read(file: string, limits: ReadLimits): Promise<Uint8Array>;
+}
+
+export interface FolderLoadOptions {
   /** Decode only the first N images of each split (test: `testLimit` when given). */
   limit?: number;
   testLimit?: number;
-  /** Receives notes (which folder is the test split); default: stderr. */
-  note?: (line: string) => void;
+  /** Receives notes (which folder is the test split). */
+  note: (line: string) => void;
 }
 
+const utf8 = new TextEncoder();
+
 /** Byte order of the UTF-8 names, as Python sorts str (by code point); JS's default sort compares UTF-16 units. */
-const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+export function byteOrder(a: string, b: string): number {
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
 
 const hidden = (name: string) => name.startsWith('.');
 
-function statOf(p: string): fs.Stats {
-  try {
-    return fs.statSync(p); // follows links, as ImageFolder does
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new RobustError(
-      `${p}: cannot read (${code === 'ELOOP' ? 'a symbolic link loop' : code === 'ENOENT' ? 'a dangling symbolic link' : (code ?? (e as Error).message)})`,
-    );
-  }
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return fs
-      .readdirSync(dir)
-      .filter((n) => !hidden(n))
-      .sort(byteOrder);
-  } catch (e) {
-    throw new RobustError(
-      `${dir}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
-  }
+async function listDir(src: FolderSource, dir: string): Promise<string[]> {
+  return (await src.list(dir)).filter((n) => !hidden(n)).sort(byteOrder);
 }
 
 /** The visible entries of `dir`: sub-folders, image files robust reads; other image files are refused. */
-function entries(dir: string): { dirs: string[]; images: string[] } {
+async function entries(
+  src: FolderSource,
+  dir: string,
+): Promise<{ dirs: string[]; images: string[] }> {
   const dirs: string[] = [];
   const images: string[] = [];
-  for (const name of listDir(dir)) {
-    const p = path.join(dir, name);
+  for (const name of await listDir(src, dir)) {
+    const p = src.join(dir, name);
     const format = imageFormat(name);
-    let s: fs.Stats;
+    let isDir: boolean;
     try {
-      s = statOf(p);
+      isDir = await src.isDirectory(p); // follows links, as ImageFolder does
     } catch (e) {
       if (format === null) continue; // a dangling link named like no image: skipped, as ImageFolder skips it
       throw e;
     }
-    if (format === null && !s.isDirectory()) continue; // README.txt, labels.csv, …
-    if (s.isDirectory()) dirs.push(name);
+    if (format === null && !isDir) continue; // README.txt, labels.csv, …
+    if (isDir) dirs.push(name);
     else if (format === 'other')
       throw new RobustError(
         `${p}: robust reads PNG and JPEG images only; convert it (or move it out of the folder)`,
@@ -89,11 +113,11 @@ function entries(dir: string): { dirs: string[]; images: string[] } {
 }
 
 /** Every image under a class folder, in ImageFolder's order: folders sorted by path, files by name. */
-function walkClass(classDir: string, cap: number): string[] {
+async function walkClass(src: FolderSource, classDir: string, cap: number): Promise<string[]> {
   const found: [dir: string, names: string[]][] = [];
   let total = 0;
-  const visit = (dir: string, ancestors: string[], depth: number) => {
-    const real = fs.realpathSync(dir);
+  const visit = async (dir: string, ancestors: string[], depth: number) => {
+    const real = await src.realpath(dir);
     const loop = ancestors.indexOf(real);
     if (loop >= 0)
       throw new RobustError(`${dir}: a symbolic link loop (it is ${real}, a folder above it)`);
@@ -101,16 +125,16 @@ function walkClass(classDir: string, cap: number): string[] {
       throw new RobustError(
         `${dir}: more than ${DATA_LIMITS.depth} folder levels below ${classDir}`,
       );
-    const { dirs, images } = entries(dir);
+    const { dirs, images } = await entries(src, dir);
     total += images.length;
     if (total > cap)
       throw new RobustError(`${classDir}: more than ${cap} images, more than robust reads`);
     found.push([dir, images]);
-    for (const d of dirs) visit(path.join(dir, d), [...ancestors, real], depth + 1);
+    for (const d of dirs) await visit(src.join(dir, d), [...ancestors, real], depth + 1);
   };
-  visit(classDir, [], 0);
+  await visit(classDir, [], 0);
   found.sort((a, b) => byteOrder(a[0], b[0]));
-  return found.flatMap(([dir, names]) => names.map((n) => path.join(dir, n)));
+  return found.flatMap(([dir, names]) => names.map((n) => src.join(dir, n)));
 }
 
 /** One split's image files and labels (indices into `classes`), before decoding. */
@@ -121,9 +145,9 @@ interface Listing {
 }
 
 /** The lines of classes.txt: one unique, non-empty class name per line. */
-function readClassesTxt(file: string): string[] {
-  const text = readRegularFile(file, { maxBytes: 16 * 2 ** 20, what: 'classes.txt' }).toString(
-    'utf8',
+async function readClassesTxt(src: FolderSource, file: string): Promise<string[]> {
+  const text = new TextDecoder().decode(
+    await src.read(file, { maxBytes: 16 * 2 ** 20, what: 'classes.txt' }),
   );
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   if (lines[lines.length - 1] === '') lines.pop();
@@ -142,8 +166,11 @@ interface CsvRows {
   rows: { name: string; label: string; line: number }[];
 }
 
-function readLabelsCsv(file: string): CsvRows {
-  const text = readRegularFile(file, { maxBytes: 1 << 30, what: 'labels CSV' });
+async function readLabelsCsv(src: FolderSource, file: string): Promise<CsvRows> {
+  // decoded here (a BOM dropped): csv-parse's browser build takes text, not Uint8Array
+  const text = new TextDecoder().decode(
+    await src.read(file, { maxBytes: 1 << 30, what: 'labels CSV' }),
+  );
   let records: string[][];
   try {
     records = parseCsv(text, { bom: true, skip_empty_lines: true, trim: true }) as string[][];
@@ -213,7 +240,13 @@ function csvClasses(csvs: CsvRows[]): { classes: string[]; fromLabels: boolean }
 }
 
 /** Files and labels of a flat folder from its CSV; every image needs a row and every row an image. */
-function csvListing(dir: string, csv: CsvRows, images: string[], index: Indexer): Listing {
+async function csvListing(
+  src: FolderSource,
+  dir: string,
+  csv: CsvRows,
+  images: string[],
+  index: Indexer,
+): Promise<Listing> {
   const present = new Set(images);
   const listed = new Set<string>();
   const files: string[] = [];
@@ -225,15 +258,15 @@ function csvListing(dir: string, csv: CsvRows, images: string[], index: Indexer)
     if (listed.has(r.name)) throw new RobustError(`${where}: ${r.name} is listed twice`);
     if (!present.has(r.name))
       throw new RobustError(
-        `${where}: ${path.join(dir, r.name)} ${fs.existsSync(path.join(dir, r.name)) ? 'is not a .png/.jpg/.jpeg file' : 'does not exist'}`,
+        `${where}: ${src.join(dir, r.name)} ${(await src.exists(src.join(dir, r.name))) ? 'is not a .png/.jpg/.jpeg file' : 'does not exist'}`,
       );
     listed.add(r.name);
-    files.push(path.join(dir, r.name));
+    files.push(src.join(dir, r.name));
     labels.push(index(r.label, where));
   }
   const missing = images.find((n) => !listed.has(n));
   if (missing !== undefined)
-    throw new RobustError(`${path.join(dir, missing)}: has no row in ${csv.file}`);
+    throw new RobustError(`${src.join(dir, missing)}: has no row in ${csv.file}`);
   return { files, labels };
 }
 
@@ -241,15 +274,15 @@ type Layout =
   | { kind: 'classes'; dir: string; classDirs: string[] }
   | { kind: 'flat'; dir: string; images: string[]; csv?: CsvRows };
 
-function layoutOf(dir: string): Layout {
-  const { dirs, images } = entries(dir);
-  const csv = path.join(dir, 'labels.csv');
+async function layoutOf(src: FolderSource, dir: string): Promise<Layout> {
+  const { dirs, images } = await entries(src, dir);
+  const csv = src.join(dir, 'labels.csv');
   if (dirs.length > 0) {
     if (images.length > 0)
       throw new RobustError(
-        `${path.join(dir, images[0])}: an image beside the class folders of ${dir}: put every image in its class folder`,
+        `${src.join(dir, images[0])}: an image beside the class folders of ${dir}: put every image in its class folder`,
       );
-    if (fs.existsSync(csv))
+    if (await src.exists(csv))
       throw new RobustError(
         `${dir}: has both class folders and labels.csv: which gives the labels is ambiguous`,
       );
@@ -261,15 +294,21 @@ function layoutOf(dir: string): Layout {
     throw new RobustError(
       `${dir}: ${images.length} images, more than robust reads (${DATA_LIMITS.images})`,
     );
-  return { kind: 'flat', dir, images, ...(fs.existsSync(csv) ? { csv: readLabelsCsv(csv) } : {}) };
+  return {
+    kind: 'flat',
+    dir,
+    images,
+    ...((await src.exists(csv)) ? { csv: await readLabelsCsv(src, csv) } : {}),
+  };
 }
 
 /** The listings of the splits (training first when there is one) and the classes they share: the first split's, or classes.txt. */
-function listSplits(
+async function listSplits(
+  src: FolderSource,
   layouts: Layout[],
   classesTxt: string | undefined,
-): { listings: Listing[]; classes: string[]; fromLabels: boolean } {
-  const given = classesTxt ? readClassesTxt(classesTxt) : undefined;
+): Promise<{ listings: Listing[]; classes: string[]; fromLabels: boolean }> {
+  const given = classesTxt ? await readClassesTxt(src, classesTxt) : undefined;
   const first = layouts[0];
   const csvs = layouts.flatMap((l) => (l.kind === 'flat' && l.csv ? [l.csv] : []));
   if (layouts.length > 1 && first.kind === 'flat' && !first.csv)
@@ -297,42 +336,51 @@ function listSplits(
   const numeric = csvs.every((c) => c.rows.every((r) => /^\d+$/.test(r.label)));
   const index = indexer(classes, numeric, what);
   const at = new Map(classes.map((n, i) => [n, i]));
-  const listings = layouts.map((l): Listing => {
+  const listings: Listing[] = [];
+  for (const l of layouts) {
     if (l.kind === 'flat') {
-      if (l.csv) return csvListing(l.dir, l.csv, l.images, index);
-      return {
-        files: l.images.map((n) => path.join(l.dir, n)),
-        labels: l.images.map(() => 0),
-        unlabeled: true,
-      };
+      listings.push(
+        l.csv
+          ? await csvListing(src, l.dir, l.csv, l.images, index)
+          : {
+              files: l.images.map((n) => src.join(l.dir, n)),
+              labels: l.images.map(() => 0),
+              unlabeled: true,
+            },
+      );
+      continue;
     }
     const files: string[] = [];
     const labels: number[] = [];
     for (const c of l.classDirs) {
       const label = at.get(c);
       if (label === undefined)
-        throw new RobustError(`${path.join(l.dir, c)}: class '${c}' is not a class of ${what}`);
-      const found = walkClass(path.join(l.dir, c), DATA_LIMITS.images - files.length);
+        throw new RobustError(`${src.join(l.dir, c)}: class '${c}' is not a class of ${what}`);
+      const found = await walkClass(src, src.join(l.dir, c), DATA_LIMITS.images - files.length);
       if (found.length === 0)
         throw new RobustError(
-          `${path.join(l.dir, c)}: a class folder with no images (.png, .jpg, .jpeg)`,
+          `${src.join(l.dir, c)}: a class folder with no images (.png, .jpg, .jpeg)`,
         );
       files.push(...found);
       for (let i = 0; i < found.length; i++) labels.push(label);
     }
-    return { files, labels };
-  });
+    listings.push({ files, labels });
+  }
   return { listings, classes, fromLabels };
 }
 
 /** Decodes the listed images into one set; all must share the first one's size and channels. */
-async function decodeAll(listing: Listing, limit: number | undefined): Promise<ImageSet> {
+async function decodeAll(
+  src: FolderSource,
+  listing: Listing,
+  limit: number | undefined,
+): Promise<ImageSet> {
   const files = limit === undefined ? listing.files : listing.files.slice(0, limit);
   let out: Uint8Array | undefined;
   let shape = { height: 0, width: 0, channels: 0 };
   for (const [i, file] of files.entries()) {
     const img = await decodeImage(
-      readRegularFile(file, { maxBytes: DATA_LIMITS.imageFileBytes, what: 'PNG/JPEG file' }),
+      await src.read(file, { maxBytes: DATA_LIMITS.imageFileBytes, what: 'PNG/JPEG file' }),
       file,
     );
     if (!out) {
@@ -340,7 +388,7 @@ async function decodeAll(listing: Listing, limit: number | undefined): Promise<I
       const bytes = files.length * img.data.length;
       if (bytes > DATA_LIMITS.bytes)
         throw new RobustError(
-          `${path.dirname(file)}: ${files.length} images of ${img.width}×${img.height}×${img.channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`,
+          `${src.dirname(file)}: ${files.length} images of ${img.width}×${img.height}×${img.channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`,
         );
       out = new Uint8Array(bytes);
     } else if (
@@ -363,14 +411,13 @@ async function decodeAll(listing: Listing, limit: number | undefined): Promise<I
   };
 }
 
-/** Loads `folder:PATH` (see the top of this file for the layouts). */
-export async function loadFolder(root: string, o: FolderLoadOptions = {}): Promise<DataSplit> {
-  const abs = path.resolve(root);
-  if (!fs.existsSync(abs)) throw new RobustError(`${abs}: no such folder`);
-  if (!statOf(abs).isDirectory())
+/** Loads the folder `src` holds (see the top of this file for the layouts) as `folder:ROOT`. */
+export async function readFolder(src: FolderSource, o: FolderLoadOptions): Promise<DataSplit> {
+  const abs = src.root;
+  if (!(await src.exists(abs))) throw new RobustError(`${abs}: no such folder`);
+  if (!(await src.isDirectory(abs)))
     throw new RobustError(`${abs}: not a folder (folder:PATH takes a folder of images)`);
-  const note = o.note ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const top = entries(abs);
+  const top = await entries(src, abs);
   const testName = top.dirs.includes('test')
     ? 'test'
     : top.dirs.includes('val')
@@ -380,23 +427,24 @@ export async function loadFolder(root: string, o: FolderLoadOptions = {}): Promi
   if (split) {
     if (top.images.length > 0)
       throw new RobustError(
-        `${path.join(abs, top.images[0])}: an image beside the train/ and ${testName}/ folders: put it in a split`,
+        `${src.join(abs, top.images[0])}: an image beside the train/ and ${testName}/ folders: put it in a split`,
       );
     if (testName === 'test' && top.dirs.includes('val'))
-      note(`${abs}: test/ is the test split (val/ is not used)`);
+      o.note(`${abs}: test/ is the test split (val/ is not used)`);
   }
   const layouts = split
-    ? [layoutOf(path.join(abs, 'train')), layoutOf(path.join(abs, testName!))]
-    : [layoutOf(abs)];
-  const classesTxt = path.join(abs, 'classes.txt');
-  const { listings, classes, fromLabels } = listSplits(
+    ? [await layoutOf(src, src.join(abs, 'train')), await layoutOf(src, src.join(abs, testName!))]
+    : [await layoutOf(src, abs)];
+  const classesTxt = src.join(abs, 'classes.txt');
+  const { listings, classes, fromLabels } = await listSplits(
+    src,
     layouts,
-    fs.existsSync(classesTxt) ? classesTxt : undefined,
+    (await src.exists(classesTxt)) ? classesTxt : undefined,
   );
   const testListing = listings[listings.length - 1];
-  const test = await decodeAll(testListing, o.testLimit ?? o.limit);
+  const test = await decodeAll(src, testListing, o.testLimit ?? o.limit);
   const train = split
-    ? await decodeAll(listings[0], o.limit)
+    ? await decodeAll(src, listings[0], o.limit)
     : emptySet(test.height, test.width, test.channels);
   if (
     split &&

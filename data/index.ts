@@ -8,14 +8,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RobustError } from '../util/errors.js';
 import { removeStaleTemps, writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
-import { take, type DataSplit } from './dataset.js';
+import { requireLabels, take, type DataSplit } from './dataset.js';
 import {
   CIFAR10_MD5,
   CIFAR10_URL,
   TEST_FILE,
   TRAIN_FILES,
+  checkCifarBatch,
   loadCifar10,
-  parseCifarBatches,
   readCifarArchive,
   readFromDir,
 } from './cifar10.js';
@@ -42,7 +42,8 @@ import {
 } from './fashion-mnist.js';
 import { download } from './download.js';
 import { ensureDir } from '../util/dirs.js';
-import { loadFolder } from './folder.js';
+import { loadFolder } from './folder-node.js';
+import { FOLDER_HINT } from './folder.js';
 import { loadNpyFiles, loadNpz } from './arrays.js';
 
 export const DATASETS = [
@@ -180,10 +181,7 @@ const LABEL_HINT: Record<
   Exclude<DataSpec['kind'], 'builtin'>,
   { labels: string; train: string }
 > = {
-  folder: {
-    labels: 'no class folders and no labels.csv',
-    train: 'no train/ and test/ (or val/) sub-folders',
-  },
+  folder: FOLDER_HINT,
   npz: { labels: 'no y (or y_test) array', train: 'no x_train and y_train arrays' },
   npy: { labels: 'no labels file: npy:X.npy,Y.npy', train: 'npy: files hold test images only' },
 };
@@ -216,8 +214,7 @@ export async function loadData(name: string, opts: LoadOptions = {}): Promise<Da
     throw new RobustError(
       `${split.name} has no training images (${hint.train}): this command trains, so it needs them`,
     );
-  if (split.unlabeled && !opts.allowUnlabeled)
-    throw new RobustError(`${split.name} has no labels for its test images (${hint.labels})`);
+  if (!opts.allowUnlabeled) requireLabels(split, hint.labels);
   return split;
 }
 
@@ -266,8 +263,7 @@ async function prepareCifar10(dir: string, from: string | undefined, note: Note)
     throw new RobustError(
       `${source}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`,
     );
-  for (const f of [...TRAIN_FILES, TEST_FILE])
-    parseCifarBatches([files.get(f)!], `${source}: ${f}`); // validate
+  for (const f of [...TRAIN_FILES, TEST_FILE]) checkCifarBatch(files.get(f)!, `${source}: ${f}`); // validate
   note(origin);
   await writeDirAtomic(path.join(dir, 'cifar-10-batches-bin'), (tmp) => {
     for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(tmp, f), files.get(f)!);

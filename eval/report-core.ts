@@ -260,18 +260,21 @@ async function svg(spec: TopLevelSpec): Promise<string> {
 
 /** Robust accuracy against eps, one line per attack plus the worst case. */
 export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
-  // Linf budgets are read in 8-bit steps; L2 and L1 ones as they are
-  const unit = r.config.norm === 'linf' ? 255 : 1;
   // the dashed line: the worst case over attacks, or a cascade's final accuracy (AutoAttack's), as the table names it
   const last = finalLabel(r);
   const values = [
     ...r.cells
       .filter((c) => c.model === model)
-      .map((c) => ({ eps: c.eps * unit, acc: 100 * c.stats.robust_acc, attack: c.attack })),
+      .map((c) => ({ eps: c.eps, acc: 100 * c.stats.robust_acc, attack: c.attack })),
     ...r.worst
       .filter((w) => w.model === model)
-      .map((w) => ({ eps: w.eps * unit, acc: 100 * w.robust_acc, attack: last })),
+      .map((w) => ({ eps: w.eps, acc: 100 * w.robust_acc, attack: last })),
   ];
+  // ticks at the grid's budgets, labelled as the table labels them (8/255, 0.1), not vega's 8.000000
+  const labelExpr = r.config.eps.reduceRight(
+    (rest, e) => `datum.value === ${JSON.stringify(e)} ? ${JSON.stringify(formatEps(e))} : ${rest}`,
+    'datum.label',
+  );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `${modelLabel(r, model)}: robust accuracy vs eps`,
@@ -283,7 +286,8 @@ export function epsPlotSpec(r: GridResult, model: string): TopLevelSpec {
       x: {
         field: 'eps',
         type: 'quantitative',
-        title: r.config.norm === 'linf' ? 'eps (×1/255)' : `eps (${NORM_LABEL[r.config.norm]})`,
+        title: `eps (${NORM_LABEL[r.config.norm]})`,
+        axis: { values: r.config.eps, labelExpr },
       },
       y: {
         field: 'acc',

@@ -27,10 +27,11 @@ export function browserPlatformPlugin(): esbuild.Plugin {
         const js = own.replace(/platform\.js$/, 'platform-browser.js');
         return { path: fs.existsSync(js) ? js : ts };
       });
-      // csv-stringify's Node build uses Buffer; its own browser build (not in its exports map) does not
-      build.onResolve({ filter: /^csv-stringify\/sync$/ }, () => ({
+      // csv-stringify's and csv-parse's Node builds use Buffer; their own browser builds (not in
+      // their exports maps) do not
+      build.onResolve({ filter: /^csv-(stringify|parse)\/sync$/ }, (args) => ({
         path: path.join(
-          path.dirname(require.resolve('csv-stringify/sync')),
+          path.dirname(require.resolve(args.path)),
           '..',
           '..',
           'dist',

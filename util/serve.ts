@@ -2,14 +2,16 @@
  * A static server for the page (web/) on this machine only: the page, the browser bundle, the zoo
  * and the bundled sample, under the URLs they have in the package, with the headers wasm threads
  * need (cross-origin isolation: COOP/COEP). Any other web server can host the same folders. With a
- * data folder, also the one file of it the page can use: CIFAR-10's prepared test batch.
+ * data folder, also the one file of it the page can use: CIFAR-10's prepared test batch, when
+ * robust eval would accept the CIFAR-10 there.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { RobustError } from './errors.js';
-import { BATCH_BYTES, TEST_FILE } from '../data/cifar10-records.js';
+import { TEST_FILE, TRAIN_FILES } from '../data/cifar10-records.js';
+import { checkCifar10Files, readCifar10Dir } from '../data/cifar10.js';
 
 /** The package's folders the page reads; nothing else under the root is served. */
 const SERVED = ['web', 'dist/browser', 'zoo', 'data/samples'] as const;
@@ -68,30 +70,57 @@ export function servedFile(root: string, urlPath: string): string | null {
   }
 }
 
-/** The URL of CIFAR-10's test batch when the data folder holds it (the page asks for it there). */
-/** What the server holds beyond the package's files: `{ cifar10: boolean }`. */
+/** What the server holds beyond the package's files: `{ cifar10: boolean, cifar10Refused?: string }`. */
 export const DATA_INDEX_URL = '/data/index.json';
 
 export const CIFAR10_TEST_URL = `/data/cifar10/${TEST_FILE}`;
 
+/** CIFAR-10 in a data folder as the page may use it: the test batch to serve, why eval would refuse it, or nothing there. */
+export type Cifar10Offer = { file: string } | { refused: string } | null;
+
+const offers = new Map<string, { key: string; offer: Cifar10Offer }>();
+
+/** The files the check reads, in both places the loader looks: their identity and size, to redo it when one changes. */
+function batchesKey(dir: string): string {
+  const stat = (p: string) => {
+    try {
+      const s = fs.statSync(p);
+      return [s.ino, s.size, s.mtimeMs, s.ctimeMs, s.isDirectory()];
+    } catch {
+      return null;
+    }
+  };
+  const names = ['', ...[...TRAIN_FILES, TEST_FILE]];
+  return JSON.stringify(
+    [dir, path.join(dir, 'cifar-10-batches-bin')].flatMap((d) =>
+      names.map((n) => stat(path.join(d, n))),
+    ),
+  );
+}
+
 /**
- * CIFAR-10's test batch as `robust data cifar10` left it in `dataDir` (cifar10/cifar-10-batches-bin/,
- * or cifar10/ itself, as the loader reads it), or null: absent, in both places (ambiguous, as the
- * loader says), not a regular file, or not a whole number of records up to one batch.
+ * CIFAR-10 as robust eval finds it in `dataDir` (`robust data cifar10` put it there): null when
+ * there is no cifar10/ folder; else the check eval's loader runs (every batch present once, at
+ * its official size, labels 0–9), so what the page is offered is what eval accepts: the test
+ * batch's path, or eval's refusal. Redone only when a batch file changes (it reads 184 MB).
  */
-export function cifar10TestFile(dataDir: string): string | null {
+export function cifar10Offer(dataDir: string): Cifar10Offer {
   const dir = path.join(dataDir, 'cifar10');
-  const candidates = [path.join(dir, 'cifar-10-batches-bin', TEST_FILE), path.join(dir, TEST_FILE)];
-  const present = candidates.filter((f) => fs.existsSync(f));
-  if (present.length !== 1) return null;
+  if (!fs.existsSync(dir)) return null;
+  const key = batchesKey(dir);
+  const known = offers.get(dir);
+  if (known?.key === key) return known.offer;
+  let offer: Cifar10Offer;
   try {
-    const s = fs.statSync(present[0]);
-    return s.isFile() && s.size > 0 && s.size <= BATCH_BYTES && s.size % 3073 === 0
-      ? fs.realpathSync(present[0])
-      : null;
-  } catch {
-    return null;
+    const { root, files } = readCifar10Dir(dir);
+    checkCifar10Files(files, dir);
+    offer = { file: fs.realpathSync(path.join(root, TEST_FILE)) };
+  } catch (e) {
+    if (!(e instanceof RobustError)) throw e;
+    offer = { refused: e.message };
   }
+  offers.set(dir, { key, offer });
+  return offer;
 }
 
 export interface ServeOptions {
@@ -123,13 +152,19 @@ export async function servePage(
     if (url.split('?')[0] === DATA_INDEX_URL) {
       // Always answered, so the page learns what is served without a 404 in its console.
       res.writeHead(200, { ...HEADERS, 'Content-Type': 'application/json' });
-      const cifar10 = o.dataDir !== undefined && cifar10TestFile(o.dataDir) !== null;
-      return res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ cifar10 }));
+      const offer = o.dataDir !== undefined ? cifar10Offer(o.dataDir) : null;
+      const index = {
+        cifar10: offer !== null && 'file' in offer,
+        ...(offer && 'refused' in offer ? { cifar10Refused: offer.refused } : {}),
+      };
+      return res.end(req.method === 'HEAD' ? undefined : JSON.stringify(index));
     }
+    const cifar =
+      url.split('?')[0] === CIFAR10_TEST_URL && o.dataDir ? cifar10Offer(o.dataDir) : null;
     const file =
       url.split('?')[0] === CIFAR10_TEST_URL
-        ? o.dataDir
-          ? cifar10TestFile(o.dataDir)
+        ? cifar && 'file' in cifar
+          ? cifar.file
           : null
         : servedFile(root, url);
     if (!file) return send(404, 'not found\n');

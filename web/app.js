@@ -4,10 +4,18 @@ const $ = (id) => document.getElementById(id);
 let worker = null;
 const urls = [];
 
-// robust serve offers CIFAR-10's test set when its data folder holds it; a static host does not
+// robust serve offers CIFAR-10's test set when its data folder holds one robust eval accepts, and
+// says why not when it holds one eval would refuse; a static host offers nothing
 fetch(new URL('../data/index.json', import.meta.url))
   .then((r) => (r.ok ? r.json() : {}))
-  .then((served) => ($('cifar-served').hidden = served.cifar10 !== true))
+  .then((served) => {
+    $('cifar-served').hidden = served.cifar10 !== true;
+    if (typeof served.cifar10Refused === 'string') {
+      $('cifar-refused').textContent =
+        `CIFAR-10 in robust serve's data folder is not offered: robust eval would refuse it (${served.cifar10Refused})`;
+      $('cifar-refused').hidden = false;
+    }
+  })
   .catch(() => undefined);
 
 function showError(message) {
@@ -96,12 +104,54 @@ async function modelSpec() {
 $('cifar-file').addEventListener('change', () => {
   document.querySelector('input[name=data][value=cifar10-file]').checked = true;
 });
+
+// A folder of images: picked (webkitdirectory: every file with its path from the folder's name) or
+// dropped (walked by the bundle's folderFilesFromEntry); the worker reads it with folder:PATH's rules.
+let folderFiles = null;
+function folderChosen(files, how) {
+  folderFiles = files;
+  document.querySelector('input[name=data][value=folder]').checked = true;
+  const root = files[0]?.path.split('/')[0];
+  $('folder-line').textContent = root
+    ? `${how} ${root}/: ${files.length} files`
+    : `${how} a folder with no files`;
+  $('folder-line').hidden = false;
+}
+$('folder').addEventListener('change', () =>
+  folderChosen(
+    [...$('folder').files].map((f) => ({ path: f.webkitRelativePath, file: f })),
+    'picked',
+  ),
+);
+$('drop').addEventListener('dragover', (e) => {
+  e.preventDefault();
+  $('drop').classList.add('over');
+});
+$('drop').addEventListener('dragleave', () => $('drop').classList.remove('over'));
+$('drop').addEventListener('drop', async (e) => {
+  e.preventDefault();
+  $('drop').classList.remove('over');
+  $('error').hidden = true;
+  const entry = e.dataTransfer.items[0]?.webkitGetAsEntry?.();
+  try {
+    if (!entry) throw new Error('drop a folder of images (this browser gave no folder entry)');
+    const { folderFilesFromEntry } = await import('../dist/browser/robust.js');
+    folderChosen(await folderFilesFromEntry(entry), 'dropped');
+  } catch (err) {
+    showError(err.message);
+  }
+});
+
 function dataSpec() {
   const kind = document.querySelector('input[name=data]:checked').value;
   if (kind === 'cifar10-file') {
     const file = $('cifar-file').files[0];
     if (!file) throw new Error('pick cifar-10-binary.tar.gz or its test_batch.bin');
     return { kind, file };
+  }
+  if (kind === 'folder') {
+    if (!folderFiles) throw new Error('pick or drop a folder of images');
+    return { kind, files: folderFiles };
   }
   return { kind };
 }

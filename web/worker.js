@@ -144,8 +144,8 @@ async function sampleTestSet() {
 
 /**
  * The test images the form chose, the data set's name as robust eval records it, and its classes:
- * the bundled sample, or CIFAR-10 (served by robust serve from its data folder, or a picked archive
- * or test_batch.bin).
+ * the bundled sample, CIFAR-10 (served by robust serve from its data folder, or a picked archive
+ * or test_batch.bin), or a picked or dropped folder of images read by folder:PATH's rules.
  */
 async function testData(spec, limit, note) {
   switch (spec.kind) {
@@ -170,6 +170,12 @@ async function testData(spec, limit, note) {
         classes: robust.CIFAR10_CLASSES,
         test: await robust.cifar10TestFromFile(spec.file, note),
       };
+    case 'folder': {
+      // as robust eval --data folder:PATH --limit N: the first N images of each split decoded
+      const split = await robust.loadFolderFiles(spec.files, { limit, note });
+      robust.requireLabels(split, robust.FOLDER_HINT.labels);
+      return split;
+    }
     default:
       throw new robust.RobustError(`unknown image source '${spec.kind}'`);
   }
@@ -193,7 +199,11 @@ async function run(o) {
     note: (line) => notes.push(line),
   });
   try {
-    const data = await testData(o.data, config.limit, (line) => notes.push(line));
+    // labels without class names ('0'..'k-1') stand for as many classes as the model has, as in the CLI
+    const data = robust.withClassCount(
+      await testData(o.data, config.limit, (line) => notes.push(line)),
+      loaded.numClasses,
+    );
     config.data = data.name;
     let test = robust.take(data.test, config.limit);
     if (test.count === 0) throw new robust.RobustError(`${data.name} has no test images`);

@@ -5,12 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CIFAR10_TEST_URL,
   DATA_INDEX_URL,
-  cifar10TestFile,
+  cifar10Offer,
   servedFile,
   servePage,
   type PageServer,
 } from '../../util/serve.js';
 import { tmpDir } from '../helpers.js';
+import { loadData } from '../../data/index.js';
+import { TEST_FILE, TRAIN_FILES } from '../../data/cifar10.js';
 
 describe('robust serve', () => {
   let root: string;
@@ -78,41 +80,82 @@ describe('robust serve', () => {
     );
   });
 
-  it("serves CIFAR-10's prepared test batch from the data folder, only that file, only when it is one", async () => {
+  it("serves CIFAR-10's prepared test batch from the data folder, only that file, only when robust eval would take the set", async () => {
     const data = tmpDir('serve-data');
     const batches = path.join(data, 'cifar10', 'cifar-10-batches-bin');
     fs.mkdirSync(batches, { recursive: true });
-    const records = new Uint8Array(2 * 3073).map((_, i) => i % 7);
-    fs.writeFileSync(path.join(batches, 'test_batch.bin'), records);
-    fs.writeFileSync(path.join(batches, 'data_batch_1.bin'), records);
+    // whole batches (10,000 records of 3073 bytes), labels 0..9
+    const records = new Uint8Array(10_000 * 3073).map((_, i) => (i % 3073 === 0 ? i % 10 : i % 7));
+    for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(batches, f), records);
     const withData = await servePage(root, 0, { dataDir: data });
+    /** What the page is told, and whether robust eval loads the set from that data folder. */
+    const verdicts = async () => {
+      const index = await (await at(DATA_INDEX_URL)).json();
+      const evalSays = await loadData('cifar10', { dataDir: data, limit: 1 }).then(
+        () => 'ok',
+        (e: Error) => e.message,
+      );
+      return { index, evalSays };
+    };
+    const at = (p: string) => fetch(`http://127.0.0.1:${withData.port}${p}`);
     try {
-      const at = (p: string) => fetch(`http://127.0.0.1:${withData.port}${p}`);
-      expect(await (await at(DATA_INDEX_URL)).json()).toEqual({ cifar10: true });
+      expect(await verdicts()).toEqual({ index: { cifar10: true }, evalSays: 'ok' });
       const r = await at(CIFAR10_TEST_URL);
       expect(r.status).toBe(200);
-      expect(new Uint8Array(await r.arrayBuffer())).toEqual(records);
+      expect(Buffer.compare(Buffer.from(await r.arrayBuffer()), records)).toBe(0); // (toEqual walks 30 M elements)
       for (const p of [
         '/data/cifar10/data_batch_1.bin',
         '/data/cifar10/cifar-10-batches-bin/test_batch.bin',
         '/data/cifar10/',
       ])
         expect((await at(p)).status, p).toBe(404);
-      // not a whole number of records, or in both places the loader looks: not served
-      fs.writeFileSync(path.join(batches, 'test_batch.bin'), records.subarray(1));
-      expect((await at(CIFAR10_TEST_URL)).status).toBe(404);
-      expect(await (await at(DATA_INDEX_URL)).json()).toEqual({ cifar10: false });
-      fs.writeFileSync(path.join(batches, 'test_batch.bin'), records);
-      fs.writeFileSync(path.join(data, 'cifar10', 'test_batch.bin'), records);
-      expect(cifar10TestFile(data)).toBeNull();
-      fs.rmSync(path.join(batches, 'test_batch.bin'));
-      expect(cifar10TestFile(data)).toBe(
-        fs.realpathSync(path.join(data, 'cifar10', 'test_batch.bin')),
-      );
+      // what eval refuses is not served, and the page is told eval's reason
+      const refusals: [string, () => void][] = [
+        [
+          'the test batch cut at a record boundary',
+          () => fs.writeFileSync(path.join(batches, TEST_FILE), records.subarray(0, 2 * 3073)),
+        ],
+        [
+          'a training batch cut at a record boundary',
+          () => fs.writeFileSync(path.join(batches, 'data_batch_4.bin'), records.subarray(3073)),
+        ],
+        ['a training batch missing', () => fs.rmSync(path.join(batches, 'data_batch_2.bin'))],
+        [
+          'a label over 9',
+          () =>
+            fs.writeFileSync(
+              path.join(batches, TEST_FILE),
+              records.map((v, i) => (i === 3073 ? 12 : v)),
+            ),
+        ],
+        [
+          'batches in both places the loader looks',
+          () => fs.writeFileSync(path.join(data, 'cifar10', TEST_FILE), records),
+        ],
+      ];
+      for (const [what, spoil] of refusals) {
+        for (const f of [...TRAIN_FILES, TEST_FILE])
+          fs.writeFileSync(path.join(batches, f), records);
+        fs.rmSync(path.join(data, 'cifar10', TEST_FILE), { force: true });
+        spoil();
+        const { index, evalSays } = await verdicts();
+        expect(evalSays, what).not.toBe('ok');
+        expect(index, what).toEqual({ cifar10: false, cifar10Refused: evalSays });
+        expect((await at(CIFAR10_TEST_URL)).status, what).toBe(404);
+      }
+      expect((await verdicts()).evalSays).toMatch(/both directly and in cifar-10-batches-bin/);
+      // the six batches directly in cifar10/: eval reads them there, and so does the server
+      fs.rmSync(batches, { recursive: true });
+      for (const f of TRAIN_FILES) fs.writeFileSync(path.join(data, 'cifar10', f), records);
+      expect(await verdicts()).toEqual({ index: { cifar10: true }, evalSays: 'ok' });
+      expect(cifar10Offer(data)).toEqual({
+        file: fs.realpathSync(path.join(data, 'cifar10', TEST_FILE)),
+      });
     } finally {
       await withData.close();
     }
     expect((await get(CIFAR10_TEST_URL)).status).toBe(404); // no data folder given: nothing
     expect(await (await get(DATA_INDEX_URL)).json()).toEqual({ cifar10: false });
-  });
+    expect(cifar10Offer(tmpDir('serve-nodata'))).toBeNull(); // no cifar10/ at all: nothing to say
+  }, 60_000);
 });

@@ -3,7 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tar from 'tar';
-import { loadCifar10, parseCifarBatches, TRAIN_FILES, TEST_FILE } from '../../data/cifar10.js';
+import {
+  BATCH_BYTES,
+  loadCifar10,
+  parseCifarBatches,
+  parseCifarRecords,
+  TRAIN_FILES,
+  TEST_FILE,
+} from '../../data/cifar10.js';
+import { cifar10TestFromFile } from '../../data/cifar10-file.js';
 import { prepareData, loadData } from '../../data/index.js';
 import { archiveOrigin } from '../../data/origin.js';
 import { robust } from '../cli/fixtures.js';
@@ -24,9 +32,29 @@ function records(n: number, label = (i: number) => i % 10): Uint8Array {
   return b;
 }
 
+/** A whole batch (10,000 records, as the official files): one buffer per label rule, made once. */
+const batches = new Map<string, Uint8Array>();
+function batch(labels: 'cycle' | 'zero' = 'cycle'): Uint8Array {
+  let b = batches.get(labels);
+  if (!b) batches.set(labels, (b = records(10_000, labels === 'zero' ? () => 0 : undefined)));
+  return b;
+}
+
+/** The official layout with whole synthetic batches in DIR/src/cifar-10-batches-bin, and its .tar.gz. */
+async function officialLayout(dir: string, name = 'c.tar.gz'): Promise<string> {
+  const inner = path.join(dir, 'src', 'cifar-10-batches-bin');
+  fs.mkdirSync(inner, { recursive: true });
+  for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(inner, f), batch());
+  const archive = path.join(dir, name);
+  await tar.c({ gzip: { level: 1 }, file: archive, cwd: path.join(dir, 'src') }, [
+    'cifar-10-batches-bin',
+  ]);
+  return archive;
+}
+
 describe('CIFAR-10 binary format', () => {
   it('turns planar records into NHWC pixels with their labels', () => {
-    const set = parseCifarBatches([records(3)], 'x.bin');
+    const set = parseCifarRecords([records(3)], 'x.bin');
     expect(set.count).toBe(3);
     expect(Array.from(set.labels)).toEqual([0, 1, 2]);
     // image 2, pixel (row 1, col 3) = position 35, channel 1 (green)
@@ -35,26 +63,63 @@ describe('CIFAR-10 binary format', () => {
 
   it('rejects truncated files and bad labels with an error naming the file', () => {
     const truncated = records(2).subarray(0, 3073 + 100);
-    expect(() => parseCifarBatches([truncated], 'data_batch_1.bin')).toThrow(RobustError);
-    expect(() => parseCifarBatches([truncated], 'data_batch_1.bin')).toThrow(/data_batch_1\.bin/);
-    expect(() => parseCifarBatches([records(2, () => 12)], 'b.bin')).toThrow(/label 12/);
-    expect(() => parseCifarBatches([new Uint8Array(0)], 'empty.bin')).toThrow(RobustError);
+    expect(() => parseCifarRecords([truncated], 'data_batch_1.bin')).toThrow(RobustError);
+    expect(() => parseCifarRecords([truncated], 'data_batch_1.bin')).toThrow(/data_batch_1\.bin/);
+    expect(() => parseCifarRecords([records(2, () => 12)], 'b.bin')).toThrow(/label 12/);
+    expect(() => parseCifarRecords([new Uint8Array(0)], 'empty.bin')).toThrow(RobustError);
+  });
+
+  it('a batch file is 10,000 records exactly: one cut at a record boundary, or longer, is refused naming both sizes', () => {
+    expect(parseCifarBatches([batch()], 'test_batch.bin').count).toBe(10_000);
+    expect(BATCH_BYTES).toBe(30_730_000);
+    for (const n of [1, 2, 9_999])
+      expect(() => parseCifarBatches([batch().subarray(0, n * 3073)], 'test_batch.bin')).toThrow(
+        `test_batch.bin: ${n * 3073} bytes, but a CIFAR-10 batch file is 30730000 bytes (10000 records of 3073): truncated or not CIFAR-10`,
+      );
+    const longer = new Uint8Array(BATCH_BYTES + 3073);
+    expect(() => parseCifarBatches([longer], 'test_batch.bin')).toThrow(
+      `test_batch.bin: ${BATCH_BYTES + 3073} bytes, but a CIFAR-10 batch file is 30730000 bytes (10000 records of 3073): not CIFAR-10`,
+    );
+  });
+
+  it('the loaders refuse a batch cut at a record boundary: robust data, robust eval, and a file picked in a page', async () => {
+    const dir = tmpDir('cifar-cut');
+    await officialLayout(dir);
+    const inner = path.join(dir, 'src', 'cifar-10-batches-bin');
+    fs.writeFileSync(path.join(inner, TEST_FILE), batch().subarray(0, 9_000 * 3073));
+    const expected = `${path.join(dir, 'src')}: ${TEST_FILE}: ${9_000 * 3073} bytes, but a CIFAR-10 batch file is 30730000 bytes (10000 records of 3073): truncated or not CIFAR-10`;
+    await expect(loadCifar10(path.join(dir, 'src'))).rejects.toThrow(expected);
+    await expect(
+      prepareData('cifar10', { from: path.join(dir, 'src'), dataDir: path.join(dir, 'data') }),
+    ).rejects.toThrow(expected);
+    const picked = new File([fs.readFileSync(path.join(inner, TEST_FILE))], TEST_FILE);
+    await expect(cifar10TestFromFile(picked, () => undefined)).rejects.toThrow(
+      `${TEST_FILE}: ${9_000 * 3073} bytes, but a CIFAR-10 batch file is 30730000 bytes (10000 records of 3073): truncated or not CIFAR-10`,
+    );
+    // the same file whole is taken, as the CLI takes it
+    const whole = new File([batch()], TEST_FILE);
+    expect((await cifar10TestFromFile(whole, () => undefined)).count).toBe(10_000);
+    // an archive whose training batch is cut at a record boundary
+    fs.writeFileSync(path.join(inner, TEST_FILE), batch());
+    fs.writeFileSync(path.join(inner, 'data_batch_2.bin'), batch().subarray(0, 3073));
+    const archive = path.join(dir, 'cut.tar');
+    await tar.c({ file: archive, cwd: path.join(dir, 'src') }, ['cifar-10-batches-bin']);
+    const asPicked = new File([fs.readFileSync(archive)], 'cut.tar');
+    await expect(cifar10TestFromFile(asPicked, () => undefined)).rejects.toThrow(
+      'cut.tar: data_batch_2.bin: 3073 bytes, but a CIFAR-10 batch file is 30730000 bytes',
+    );
+    await expect(loadCifar10(archive)).rejects.toThrow(
+      `${archive}: data_batch_2.bin: 3073 bytes, but a CIFAR-10 batch file is 30730000 bytes`,
+    );
   });
 
   it('reads the official archive layout from a .tar.gz and from a folder', async () => {
     const dir = tmpDir('cifar');
-    const inner = path.join(dir, 'src', 'cifar-10-batches-bin');
-    fs.mkdirSync(inner, { recursive: true });
-    for (const f of TRAIN_FILES) fs.writeFileSync(path.join(inner, f), records(4));
-    fs.writeFileSync(path.join(inner, TEST_FILE), records(2));
-    const archive = path.join(dir, 'c.tar.gz');
-    await tar.c({ gzip: true, file: archive, cwd: path.join(dir, 'src') }, [
-      'cifar-10-batches-bin',
-    ]);
+    const archive = await officialLayout(dir);
     for (const source of [archive, path.join(dir, 'src')]) {
       const split = await loadCifar10(source);
-      expect(split.train.count).toBe(20);
-      expect(split.test.count).toBe(2);
+      expect(split.train.count).toBe(50_000);
+      expect(split.test.count).toBe(10_000);
     }
     const dataDir = path.join(dir, 'data');
     await prepareData('cifar10', { from: archive, dataDir });
@@ -89,13 +154,7 @@ describe('CIFAR-10 binary format', () => {
 
   it('--from a local archive says in one line whether it is the official one (by its MD5)', async () => {
     const dir = tmpDir('cifar-origin');
-    const inner = path.join(dir, 'src', 'cifar-10-batches-bin');
-    fs.mkdirSync(inner, { recursive: true });
-    for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(inner, f), records(2));
-    const archive = path.join(dir, 'repacked.tar.gz');
-    await tar.c({ gzip: true, file: archive, cwd: path.join(dir, 'src') }, [
-      'cifar-10-batches-bin',
-    ]);
+    const archive = await officialLayout(dir, 'repacked.tar.gz');
     const md5 = crypto.createHash('md5').update(fs.readFileSync(archive)).digest('hex');
     const notes: string[] = [];
     await prepareData('cifar10', {
@@ -127,18 +186,15 @@ describe('CIFAR-10 binary format', () => {
     expect(r.stderr.trim().split('\n')).toEqual([
       `${archive}: not the official archive (md5 ${md5}): its members were checked but its origin is not`,
     ]);
-    expect(r.stdout).toMatch(/10 train \/ 2 test images/);
+    expect(r.stdout).toMatch(/50000 train \/ 10000 test images/);
   });
 
   it('a folder with batches both at its top and in cifar-10-batches-bin/ is refused in one line', async () => {
     const dir = tmpDir('cifar-twice');
     fs.mkdirSync(path.join(dir, 'cifar-10-batches-bin'));
     for (const f of [...TRAIN_FILES, TEST_FILE])
-      fs.writeFileSync(path.join(dir, 'cifar-10-batches-bin', f), records(2));
-    fs.writeFileSync(
-      path.join(dir, TEST_FILE),
-      records(2, () => 0),
-    ); // a planted copy with other labels
+      fs.writeFileSync(path.join(dir, 'cifar-10-batches-bin', f), batch());
+    fs.writeFileSync(path.join(dir, TEST_FILE), batch('zero')); // a planted copy with other labels
     await expect(loadCifar10(dir)).rejects.toThrow(
       /test_batch\.bin both directly and in cifar-10-batches-bin/,
     );

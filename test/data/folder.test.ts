@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { loadFolder } from '../../data/folder.js';
+import { loadFolder } from '../../data/folder-node.js';
 import { decodeImage } from '../../data/images.js';
 import { loadData } from '../../data/index.js';
 import { withClassCount } from '../../data/dataset.js';

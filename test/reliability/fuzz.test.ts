@@ -7,7 +7,7 @@ import { initBackend } from '../../backend/index.js';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import * as tar from 'tar';
-import { parseCifarBatches, readFromArchive } from '../../data/cifar10.js';
+import { parseCifarRecords, readFromArchive } from '../../data/cifar10.js';
 import { parseIdx } from '../../data/fashion-mnist.js';
 import { createModel } from '../../models/zoo.js';
 import { loadModel, saveCheckpoint } from '../../models/checkpoint.js';
@@ -41,11 +41,11 @@ describe('parsers under random input', () => {
     i % 3073 === 0 ? (i / 3073) % 10 : i % 251,
   );
 
-  it('CIFAR-10 batches: random bytes and mutated records', () => {
+  it('CIFAR-10 records: random bytes and mutated records', () => {
     fc.assert(
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 8000 }), mutate(record)), (bytes) =>
         robustOrValid(
-          () => parseCifarBatches([bytes], 'fuzz.bin'),
+          () => parseCifarRecords([bytes], 'fuzz.bin'),
           (set) => {
             expect(set.images.length).toBe(set.count * 3072);
             expect(Array.from(set.labels).every((l) => l < 10)).toBe(true);
