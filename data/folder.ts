@@ -20,7 +20,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import { readRegularFile } from '../util/read-file.js';
 import { channelStats, emptySet, type DataSplit, type ImageSet } from './dataset.js';
 import { decodeImage, imageFormat } from './images.js';
@@ -339,8 +339,9 @@ async function decodeAll(listing: Listing, limit: number | undefined): Promise<I
       shape = { height: img.height, width: img.width, channels: img.channels };
       const bytes = files.length * img.data.length;
       if (bytes > DATA_LIMITS.bytes)
-        throw new RobustError(
-          `${path.dirname(file)}: ${files.length} images of ${img.width}×${img.height}×${img.channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`,
+        throw optionError(
+          (n) =>
+            `${path.dirname(file)}: ${files.length} images of ${img.width}×${img.height}×${img.channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (${n('limit')})`,
         );
       out = new Uint8Array(bytes);
     } else if (

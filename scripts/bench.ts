@@ -54,7 +54,7 @@ const { models, batches, seconds, backends, outFile, torchScript } = optionsOrEx
     .addOption(new Option('--backend <name>').hideHelp())
     .option('--models <list>', 'zoo models, comma-separated', 'resnet20,resnet18')
     .option('--batches <list>', 'batch sizes, comma-separated', '64,128')
-    .option('--seconds <x>', 'seconds of timed calls per measurement', number('--seconds'), 5)
+    .option('--seconds <x>', 'seconds of timed calls per measurement', number('seconds'), 5)
     .option(
       '--torch <script>',
       "the PyTorch reference script, or 'none' (default: ../shared/bench/torch_resnet20_bench.py when present)",

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { RobustError } from './errors.js';
+import { optionError, RobustError } from './errors.js';
 import { BATCH_BYTES, TEST_FILE } from '../data/cifar10-records.js';
 
 /** The package's folders the page reads; nothing else under the root is served. */
@@ -147,7 +147,7 @@ export async function servePage(
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
         e.code === 'EADDRINUSE'
-          ? new RobustError(`port ${port} is in use: choose another with --port`)
+          ? optionError((n) => `port ${port} is in use: choose another with ${n('port')}`)
           : new RobustError(`cannot serve on port ${port}: ${e.message}`),
       ),
     );
