@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { check } from '../util/errors.js';
+import { check, checkOption } from '../util/errors.js';
 import {
   checkNumber,
   commonInfo,
@@ -43,9 +43,10 @@ export function apgdTargeted(
   model: tf.LayersModel | Classifier,
   o: ApgdTargetedOptions = {},
 ): Attack {
-  check(
+  checkOption(
     o.targeted === undefined,
-    'apgd-t chooses its own targets (the most likely wrong classes): use --targeted with pgd or apgd-ce/dlr',
+    (n) =>
+      `apgd-t chooses its own targets (the most likely wrong classes): use ${n('targeted')} with pgd or apgd-ce/dlr`,
   );
   const base = commonInfo('apgd-t', o, 'dlr');
   const steps = o.steps ?? 100;

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { asClassifier, inMode, type Classifier, type ModelMode } from '../models/classifier.js';
-import { check } from '../util/errors.js';
+import { check, checkOption } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { Rng } from '../util/rng.js';
 import { NORMS, type NormName } from './norms.js';
@@ -121,6 +121,12 @@ export function commonInfo(name: string, o: CommonOptions, loss: LossName = 'ce'
   };
   if (o.targeted !== undefined) info.targeted = o.targeted;
   checkNumber('eps', info.eps, { min: 0 });
+  // Linf eps is a change of each [0,1] pixel: beyond 1 it bounds nothing (another bound would be blamed)
+  checkOption(
+    norm !== 'linf' || info.eps <= 1,
+    (n) =>
+      `${n('eps')} must be in [0,1] for the Linf norm (pixels are in [0,1]; 8/255 is 8 grey levels), got ${info.eps}`,
+  );
   checkNumber('EOT samples', info.eotSamples, { positive: true, integer: true });
   checkCount('EOT samples', info.eotSamples, LIMITS.samples);
   checkNumber('seed', info.seed, { min: 0, integer: true });

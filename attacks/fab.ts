@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier, ModelMode } from '../models/classifier.js';
-import { check } from '../util/errors.js';
+import { check, checkOption } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import {
   checkNumber,
@@ -209,9 +209,10 @@ async function fabRun(
 }
 
 export function fab(model: tf.LayersModel | Classifier, o: FabOptions = {}): Attack {
-  check(
+  checkOption(
     o.targeted === undefined,
-    'fab chooses its own targets with targetClasses (FAB-T): --targeted does not apply',
+    (n) =>
+      `fab chooses its own targets with ${n('targetClasses')} (FAB-T): ${n('targeted')} does not apply`,
   );
   const targetClasses = o.targetClasses;
   const base = commonInfo(targetClasses ? 'fab-t' : 'fab', o);

@@ -1,6 +1,6 @@
 /** Choosing target classes for targeted attacks. */
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../util/errors.js';
+import { check, checkOption } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 
 /** A target class for every example: uniformly random among the wrong classes, the least likely class, or one fixed class. */
@@ -9,9 +9,9 @@ export type TargetSpec = 'random' | 'least-likely' | number;
 export function parseTargetSpec(v: string): TargetSpec {
   if (v === 'random' || v === 'least-likely') return v;
   const n = /^\d+$/.test(v) ? Number(v) : NaN; // a class index in decimal digits: not '', '0x1' or '1e0'
-  check(
+  checkOption(
     Number.isInteger(n) && n >= 0,
-    `--targeted must be random, least-likely or a class index, got '${v}'`,
+    (o) => `${o('targeted')} must be random, least-likely or a class index, got '${v}'`,
   );
   return n;
 }

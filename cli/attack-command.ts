@@ -103,12 +103,12 @@ export function registerAttack(program: Command): void {
     .option(
       '--eps <x>',
       'perturbation budget in [0,1] pixels, e.g. 8/255 (default 8/255 for linf, 0.5 for l2, 12 for l1)',
-      number('--eps', { min: 0 }),
+      number('eps', { min: 0 }),
     )
     .option(
       '--alpha <x>',
       'step size (default: 2.5·eps/steps; FGSM: eps; FGSM-RS: 1.25·eps)',
-      number('--alpha', { min: 0 }),
+      number('alpha', { min: 0 }),
     )
     .option(
       '--steps <n>',
@@ -122,11 +122,7 @@ export function registerAttack(program: Command): void {
     )
     .option('--no-random-start', 'PGD without random start')
     .option('--loss <name>', 'PGD/BIM/MI-FGSM objective: ce | dlr')
-    .option(
-      '--momentum <x>',
-      'MI-FGSM momentum decay (default 1)',
-      number('--momentum', { min: 0 }),
-    )
+    .option('--momentum <x>', 'MI-FGSM momentum decay (default 1)', number('momentum', { min: 0 }))
     .option('--targeted <target>', 'targeted attack: random | least-likely | <class index>')
     .option(
       '--eot-samples <n>',

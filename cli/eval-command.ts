@@ -247,7 +247,7 @@ export function registerEval(program: Command): void {
     )
     .action(async (o: EvalCliOptions, command: Command) => {
       const config = evalConfig(o, command);
-      o.out = outputFolder('--out', o.out);
+      o.out = outputFolder('out', o.out);
       // a worker writes only into its own folder: n workers probing one shared folder would race
       ensureWritableDir(o.shard ? shardDir(o.out, o.shard) : o.out);
       const info = await initBackend({ backend: o.backend, threads: o.threads });

@@ -17,7 +17,7 @@ export function registerMerge(program: Command): void {
     )
     .option('--quiet', 'no summary on standard error')
     .action(async (dirs: string[], o: { out?: string; partial?: boolean; quiet?: boolean }) => {
-      const out = outputFolder('--out', o.out ?? dirs[0]);
+      const out = outputFolder('out', o.out ?? dirs[0]);
       const merged = mergeShards(dirs, { partial: o.partial }); // before any write: a refused merge leaves the folders as they were
       ensureWritableDir(out);
       const files = await writeMerged(out, merged);

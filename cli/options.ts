@@ -1,4 +1,5 @@
 /** Parsing and checking of CLI values: each bad value is a one-line RobustError. */
+import { cliMessage } from './flags.js';
 import { RobustError } from '../util/errors.js';
 
 /** A whole number written in decimal (1e3 too), or NaN: no hex, binary or empty strings. */
@@ -40,7 +41,7 @@ export function optionsOrExit<T>(name: string, parse: () => T): T {
     return parse();
   } catch (e) {
     if (!(e instanceof RobustError)) throw e;
-    console.error(`${name}: ${e.message}`);
+    console.error(`${name}: ${cliMessage(e)}`);
     process.exit(2);
   }
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { DEFENSES, describeDefense } from '../defenses/defense.js';
 import { check, RobustError } from '../util/errors.js';
+import { cliMessage } from './flags.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { DATASETS, loadData, parseDataSpec, prepareData } from '../data/index.js';
 import { ZOO, countMacs, countParams, createModel } from '../models/zoo.js';
@@ -145,17 +146,17 @@ program
     positiveInt('--batch-size', LIMITS.batchSize),
     TRAIN_DEFAULTS.batchSize,
   )
-  .option('--lr <x>', 'peak learning rate', number('--lr', { min: 0 }), TRAIN_DEFAULTS.lr)
+  .option('--lr <x>', 'peak learning rate', number('lr', { min: 0 }), TRAIN_DEFAULTS.lr)
   .option(
     '--momentum <x>',
     'SGD momentum',
-    number('--momentum', { min: 0, max: 1 }),
+    number('momentum', { min: 0, max: 1 }),
     TRAIN_DEFAULTS.momentum,
   )
   .option(
     '--weight-decay <x>',
     'L2 weight decay on kernels',
-    number('--weight-decay', { min: 0 }),
+    number('weightDecay', { min: 0 }),
     TRAIN_DEFAULTS.weightDecay,
   )
   .option(
@@ -210,13 +211,13 @@ program
   .option(
     '--eps <x>',
     'adversarial training budget (Linf pixels)',
-    number('--eps', { min: 0 }),
+    number('eps', { min: 0 }),
     TRAIN_DEFAULTS.eps,
   )
   .option(
     '--alpha <x>',
     'adversarial step size (default 2/255; fgsm-rs 1.25·eps)',
-    number('--alpha', { min: 0 }),
+    number('alpha', { min: 0 }),
   )
   .option(
     '--adv-steps <n>',
@@ -226,25 +227,25 @@ program
   .option(
     '--adv-ratio <x>',
     'share of each batch replaced by adversarial examples',
-    number('--adv-ratio', { min: 0, max: 1 }),
+    number('advRatio', { min: 0, max: 1 }),
     TRAIN_DEFAULTS.advRatio,
   )
   .option(
     '--beta <x>',
     'TRADES weight of the KL term',
-    number('--beta', { min: 0 }),
+    number('beta', { min: 0 }),
     TRAIN_DEFAULTS.beta,
   )
   .option(
     '--clip-norm <x>',
     'clip gradients to this global L2 norm',
-    number('--clip-norm', { min: 0 }),
+    number('clipNorm', { min: 0 }),
   )
-  .option('--clip-value <x>', 'clip each gradient value to ±x', number('--clip-value', { min: 0 }))
+  .option('--clip-value <x>', 'clip each gradient value to ±x', number('clipValue', { min: 0 }))
   .option(
     '--noise-std <x>',
     'Gaussian input noise (pixels) for the noise defense',
-    number('--noise-std', { min: 0 }),
+    number('noiseStd', { min: 0 }),
   )
   .option(
     '--noise-samples <n>',
@@ -255,12 +256,12 @@ program
   .option(
     '--dropout <p>',
     'dropout before the classifier',
-    number('--dropout', { min: 0, max: 0.99 }),
+    number('dropout', { min: 0, max: 0.99 }),
   )
   .option(
     '--block-dropout <p>',
     'dropout inside residual blocks',
-    number('--block-dropout', { min: 0, max: 0.99 }),
+    number('blockDropout', { min: 0, max: 0.99 }),
   )
   .option(
     '--robust-eval <n>',
@@ -285,7 +286,7 @@ program
       const key = opt.attributeName();
       if (cmd.getOptionValueSource(key) === 'cli') options[key] = values[key];
     }
-    if (typeof options.out === 'string') options.out = outputFolder('--out', options.out);
+    if (typeof options.out === 'string') options.out = outputFolder('out', options.out);
     let interrupt: Interrupt | undefined;
     const onStart = ({ out, config, data, backend }: TrainStart) => {
       console.error(
@@ -331,7 +332,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof RobustError) {
-      console.error(`robust: ${e.message}`);
+      console.error(`robust: ${cliMessage(e)}`);
       return 2;
     }
     console.error(`robust: internal error: ${(e as Error).stack ?? e}`);

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import cliProgress from 'cli-progress';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import { md5Of } from './md5.js';
 
 function md5File(file: string): string {
@@ -94,8 +94,9 @@ export async function download(
     bar?.stop();
   }
   if (lastError)
-    throw new RobustError(
-      `cannot download ${url} (${lastError}) after ${retries + 1} attempts; run again to resume, or use --from FILE with a local copy`,
+    throw optionError(
+      (n) =>
+        `cannot download ${url} (${lastError}) after ${retries + 1} attempts; run again to resume, or use ${n('from')} FILE with a local copy`,
     );
   const digest = md5File(tmp);
   if (md5 && digest !== md5) {

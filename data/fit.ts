@@ -10,7 +10,7 @@
  * comparable with Python pipelines. Gray → RGB repeats the channel; RGB → gray is ITU-R 601 luma
  * with PIL's convert('L') integer weights.
  */
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import type { ImageSet } from './dataset.js';
 import { bytesText, DATA_LIMITS } from './limits.js';
 
@@ -137,8 +137,9 @@ function checkSize(count: number, height: number, width: number, channels: numbe
   }
   const bytes = count * height * width * channels;
   if (bytes > DATA_LIMITS.bytes)
-    throw new RobustError(
-      `${count} images of ${height}×${width}×${channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`,
+    throw optionError(
+      (n) =>
+        `${count} images of ${height}×${width}×${channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (${n('limit')})`,
     );
 }
 

@@ -22,7 +22,7 @@
  * rules, so a page and `robust eval` read one folder into the same images and labels.
  */
 import { parse as parseCsv } from 'csv-parse/sync';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import { channelStats, emptySet, type DataSplit, type ImageSet } from './dataset.js';
 import { decodeImage, imageFormat } from './images.js';
 import { bytesText, DATA_LIMITS } from './limits.js';
@@ -387,8 +387,9 @@ async function decodeAll(
       shape = { height: img.height, width: img.width, channels: img.channels };
       const bytes = files.length * img.data.length;
       if (bytes > DATA_LIMITS.bytes)
-        throw new RobustError(
-          `${src.dirname(file)}: ${files.length} images of ${img.width}×${img.height}×${img.channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (--limit)`,
+        throw optionError(
+          (n) =>
+            `${src.dirname(file)}: ${files.length} images of ${img.width}×${img.height}×${img.channels} take ${bytesText(bytes)}, more than robust holds in memory (${bytesText(DATA_LIMITS.bytes)}); use fewer images (${n('limit')})`,
         );
       out = new Uint8Array(bytes);
     } else if (

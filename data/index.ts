@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import { removeStaleTemps, writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { requireLabels, take, type DataSplit } from './dataset.js';
 import {
@@ -113,13 +113,15 @@ export function parseDataSpec(spec: string): DataSpec {
   const m = /^(folder|npz|npy):(.*)$/s.exec(spec);
   if (!m) return { kind: 'builtin', name: canonicalName(spec) };
   const [, kind, rest] = m;
-  if (rest.trim() === '') throw new RobustError(`--data ${spec}: give a path after '${kind}:'`);
+  if (rest.trim() === '')
+    throw optionError((n) => `${n('data')} ${spec}: give a path after '${kind}:'`);
   if (kind === 'folder') return { kind, path: rest };
   if (kind === 'npz') return { kind, file: rest };
   const parts = rest.split(',');
   if (parts.length > 2 || parts.some((p) => p.trim() === ''))
-    throw new RobustError(
-      `--data ${spec}: npy: takes the images and optionally the labels, npy:X.npy or npy:X.npy,Y.npy`,
+    throw optionError(
+      (n) =>
+        `${n('data')} ${spec}: npy: takes the images and optionally the labels, npy:X.npy or npy:X.npy,Y.npy`,
     );
   return { kind: 'npy', x: parts[0], ...(parts[1] !== undefined ? { y: parts[1] } : {}) };
 }
@@ -164,8 +166,9 @@ async function loadBuiltin(ds: DatasetName, opts: LoadOptions): Promise<DataSpli
     return { ...loadFashionMnist(sampleDir(), ds), location: sampleDir() };
   const dir = path.join(opts.dataDir ?? defaultDataDir(), STORED_AS[ds]);
   if (!fs.existsSync(dir))
-    throw new RobustError(
-      `${ds} is not in ${dir}: run \`robust data ${ds}\` (or with --from FILE) first`,
+    throw optionError(
+      (n) =>
+        `${ds} is not in ${dir}: fetch it first with \`robust data ${ds}\` or prepareData('${ds}') (${n('from')} FILE: from a local copy)`,
     );
   const split =
     ds === 'cifar10'

@@ -3,8 +3,8 @@
  * examples, input noise), the loss (TRADES) or the update (gradient clipping); dropout is part of
  * the model. The loop itself stays the same for all of them.
  */
-import { check } from '../util/errors.js';
-import { checkCount, LIMITS } from '../util/limits.js';
+import { check, checkOption } from '../util/errors.js';
+import { checkCountOption, LIMITS } from '../util/limits.js';
 
 export const DEFENSES = [
   'none',
@@ -48,20 +48,22 @@ export const ADVERSARIAL: ReadonlySet<string> = new Set(['fgsm-rs', 'pgd', 'trad
 
 /** Parses a defense list such as `pgd,clip` into names, mapping the alias adv → pgd and rejecting conflicts. */
 export function parseDefenses(list: string): DefenseConfig['names'] {
-  const names = list
-    .split(',')
-    .map((s) => s.trim().toLowerCase())
-    .filter(Boolean)
-    .map((n) => (n === 'adv' ? 'pgd' : n));
+  const entries = list.split(',').map((s) => s.trim().toLowerCase());
+  // 'pgd,' or ['pgd', ''] is a typo or a lost name, not a shorter list
+  checkOption(
+    entries.every(Boolean),
+    (n) => `${n('defense')} '${list}' has an empty entry: name each defense (none for none)`,
+  );
+  const names = entries.map((n) => (n === 'adv' ? 'pgd' : n));
   for (const n of names)
     check(
       (DEFENSES as readonly string[]).includes(n),
       `unknown defense '${n}' (one of: ${DEFENSES.join(', ')})`,
     );
   const real = [...new Set(names.filter((n) => n !== 'none'))] as DefenseConfig['names'];
-  check(
+  checkOption(
     !(names.includes('none') && real.length > 0),
-    `defense none cannot be combined with ${real.join(', ')}`,
+    (n) => `${n('defense')} none cannot be combined with ${real.join(', ')}`,
   );
   const adversarial = real.filter((n) => ADVERSARIAL.has(n));
   check(
@@ -71,39 +73,92 @@ export function parseDefenses(list: string): DefenseConfig['names'] {
   return real;
 }
 
+/** The defenses each setting belongs to: a setting given without one of them would do nothing. */
+const USED_BY: Record<Exclude<keyof DefenseConfig, 'names'>, readonly string[]> = {
+  eps: ['fgsm-rs', 'pgd', 'trades'],
+  alpha: ['fgsm-rs', 'pgd', 'trades'],
+  steps: ['pgd', 'trades'],
+  advRatio: ['fgsm-rs', 'pgd'],
+  beta: ['trades'],
+  clipNorm: ['clip'],
+  clipValue: ['clip'],
+  noiseStd: ['noise'],
+  noiseSamples: ['noise'],
+  dropout: ['dropout'],
+  blockDropout: ['dropout'],
+};
+
+/**
+ * Checks and completes the settings of `names`. A setting given (not undefined) for a defense
+ * that is not among them is refused, never silently ignored; `alsoUsed` lists settings the
+ * caller uses elsewhere (train()'s robust evaluation takes eps).
+ */
 export function defenseConfig(
   names: DefenseConfig['names'],
   o: Partial<DefenseConfig> = {},
+  alsoUsed: readonly (keyof DefenseConfig)[] = [],
 ): DefenseConfig {
-  const c: DefenseConfig = { names, eps: 8 / 255, advRatio: 1, beta: 6, noiseSamples: 1, ...o };
-  check(Number.isFinite(c.eps) && c.eps >= 0, `eps must be ≥ 0, got ${c.eps}`);
-  check(c.advRatio >= 0 && c.advRatio <= 1, `advRatio must be in [0,1], got ${c.advRatio}`);
-  check(Number.isFinite(c.beta) && c.beta >= 0, `beta must be ≥ 0, got ${c.beta}`);
-  checkCount('noiseSamples', c.noiseSamples, LIMITS.samples);
-  if (c.steps !== undefined) checkCount('steps', c.steps, LIMITS.steps);
+  const given = Object.fromEntries(
+    Object.entries(o).filter(([, v]) => v !== undefined),
+  ) as Partial<DefenseConfig>;
+  for (const [k, users] of Object.entries(USED_BY))
+    checkOption(
+      !(k in given) ||
+        users.some((u) => (names as string[]).includes(u)) ||
+        alsoUsed.includes(k as keyof DefenseConfig),
+      (n) =>
+        `${n(k)} is set but applies only with ${n('defense')} ${users.join(' or ')} (${n('defense')} is ${names.join(',') || 'none'}): leave it out or add the defense`,
+    );
+  const c: DefenseConfig = { names, eps: 8 / 255, advRatio: 1, beta: 6, noiseSamples: 1, ...given };
+  // eps is a distance between [0,1] pixels (8/255 = 8 levels of 255): beyond 1 every image is reachable
+  checkOption(
+    Number.isFinite(c.eps) && c.eps >= 0 && c.eps <= 1,
+    (n) =>
+      `${n('eps')} must be in [0,1] (pixels are in [0,1]; 8/255 is 8 grey levels), got ${c.eps}`,
+  );
+  const adversarial = names.filter((d) => ADVERSARIAL.has(d));
+  checkOption(
+    adversarial.length === 0 || c.eps > 0,
+    (n) =>
+      `${n('eps')} must be > 0 with ${n('defense')} ${adversarial.join(',')} (eps 0 trains on clean images), got ${c.eps}`,
+  );
+  checkOption(
+    c.advRatio >= 0 && c.advRatio <= 1,
+    (n) => `${n('advRatio')} must be in [0,1], got ${c.advRatio}`,
+  );
+  checkOption(
+    Number.isFinite(c.beta) && c.beta >= 0,
+    (n) => `${n('beta')} must be ≥ 0, got ${c.beta}`,
+  );
+  checkCountOption('noiseSamples', c.noiseSamples, LIMITS.samples);
+  if (c.steps !== undefined) checkCountOption('steps', c.steps, LIMITS.steps);
   if (names.includes('clip'))
-    check(
+    checkOption(
       c.clipNorm !== undefined || c.clipValue !== undefined,
-      'defense clip needs clipNorm and/or clipValue',
+      (n) => `${n('defense')} clip needs ${n('clipNorm')} and/or ${n('clipValue')}`,
     );
   // a bound of 0 clips every gradient to nothing: the run would train nothing
   for (const [k, v] of [
     ['clipNorm', c.clipNorm],
     ['clipValue', c.clipValue],
   ] as const)
-    if (v !== undefined) check(v > 0, `${k} must be > 0 (0 would stop all training), got ${v}`);
+    if (v !== undefined)
+      checkOption(v > 0, (n) => `${n(k)} must be > 0 (0 would stop all training), got ${v}`);
   if (names.includes('noise'))
-    check(c.noiseStd !== undefined && c.noiseStd > 0, 'defense noise needs noiseStd > 0');
+    checkOption(
+      c.noiseStd !== undefined && c.noiseStd > 0,
+      (n) => `${n('defense')} noise needs ${n('noiseStd')} > 0`,
+    );
   if (names.includes('dropout'))
-    check(
+    checkOption(
       (c.dropout ?? 0) > 0 || (c.blockDropout ?? 0) > 0,
-      'defense dropout needs dropout > 0 and/or blockDropout > 0',
+      (n) => `${n('defense')} dropout needs ${n('dropout')} > 0 and/or ${n('blockDropout')} > 0`,
     );
   for (const [k, v] of [
     ['dropout', c.dropout],
     ['blockDropout', c.blockDropout],
   ] as const)
-    if (v !== undefined) check(v >= 0 && v < 1, `${k} must be in [0,1), got ${v}`);
+    if (v !== undefined) checkOption(v >= 0 && v < 1, (n) => `${n(k)} must be in [0,1), got ${v}`);
   return c;
 }
 

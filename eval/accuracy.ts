@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ImageSet } from '../data/dataset.js';
 import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
 import { Rng } from '../util/rng.js';
-import { check } from '../util/errors.js';
+import { checkOption } from '../util/errors.js';
 import { isClassifier, type Classifier } from '../models/classifier.js';
 
 /** Each image's top class in inference mode, batch by batch; a Classifier as attacks see it (a randomized one with its noise). */
@@ -36,9 +36,10 @@ function predictedClasses(
  * without labels, robust accuracy then measures how many of the model's decisions survive an attack.
  */
 export function withPredictedLabels(model: Classifier, set: ImageSet, batchSize = 500): ImageSet {
-  check(
+  checkOption(
     model.numClasses <= 256,
-    `--labels predicted: the model has ${model.numClasses} classes, more than robust's labels hold (256)`,
+    (n) =>
+      `${n('labels')} predicted: the model has ${model.numClasses} classes, more than robust's labels hold (256)`,
   );
   return { ...set, labels: Uint8Array.from(predictedClasses(model, set, batchSize)) };
 }

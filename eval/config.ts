@@ -2,7 +2,8 @@
  * The evaluation grid's settings from a JSON file and/or the command line. Everything arrives as
  * unknown values and is checked here, so a bad config file is a one-line RobustError.
  */
-import { check, RobustError } from '../util/errors.js';
+import { check, checkOption, optionError } from '../util/errors.js';
+import { showValue } from '../util/fields.js';
 import { number } from '../util/numbers.js';
 import { LIMITS } from '../util/limits.js';
 import { parseAttackEntry, type EvalConfig } from './grid-core.js';
@@ -39,8 +40,9 @@ function list(v: unknown, key: string, fallback: string): string[] {
   else if (Array.isArray(raw) && raw.every((x) => typeof x === 'string' || typeof x === 'number'))
     items = raw.map(String);
   else
-    throw new RobustError(
-      `${key} must be a comma-separated string or a list of strings, got ${JSON.stringify(raw)}`,
+    throw optionError(
+      (n) =>
+        `${n(key)} must be a comma-separated string or a list of strings, got ${showValue(raw)}`,
     );
   return items.map((s) => s.trim()).filter(Boolean);
 }
@@ -50,9 +52,9 @@ function int(v: unknown, key: string, min: number, max: number): number | undefi
   // decimal digits only, as on the command line: '0x10' or '1e3' in a config file is not a count
   const n =
     typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
-  check(
+  checkOption(
     Number.isInteger(n) && n >= min && n <= max,
-    `${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`,
+    (o) => `${o(key)} must be an integer from ${min} to ${max}, got ${showValue(v)}`,
   );
   return n;
 }
@@ -70,26 +72,26 @@ export function parseEvalConfig(
     `${source}: unknown key ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${CONFIG_KEYS.join(', ')})`,
   );
   const models = list(values.models, 'models', '');
-  check(
+  checkOption(
     models.length > 0,
-    'give the models to evaluate: --models ckpt/a,ckpt/b (or "models" in --config)',
+    (n) => `give the models to evaluate: ${n('models')} ckpt/a,ckpt/b (or "models" in the config)`,
   );
-  check(
+  checkOption(
     new Set(models).size === models.length,
-    `each model may appear once in --models, got ${models.join(', ')}`,
+    (n) => `each model may appear once in ${n('models')}, got ${models.join(', ')}`,
   );
-  check(
+  checkOption(
     values.preset === undefined || typeof values.preset === 'string',
-    `preset must be a name, got ${JSON.stringify(values.preset)}`,
+    (n) => `${n('preset')} must be a name, got ${showValue(values.preset)}`,
   );
-  check(
+  checkOption(
     values.cascade === undefined || typeof values.cascade === 'boolean',
-    `cascade must be true or false, got ${JSON.stringify(values.cascade)}`,
+    (n) => `${n('cascade')} must be true or false, got ${showValue(values.cascade)}`,
   );
   const norm = values.norm ?? 'linf';
-  check(
+  checkOption(
     typeof norm === 'string' && (NORMS as string[]).includes(norm),
-    `--norm must be one of ${NORMS.join(', ')}, got ${JSON.stringify(norm)}`,
+    (n) => `${n('norm')} must be one of ${NORMS.join(', ')}, got ${showValue(norm)}`,
   );
   const named =
     values.preset === undefined ? undefined : preset(values.preset as string, norm as NormName);
@@ -98,36 +100,47 @@ export function parseEvalConfig(
     'attacks',
     named ? named.attacks.join(',') : 'fgsm,pgd,apgd-ce',
   );
-  check(
+  checkOption(
     attacks.length > 0,
-    'give at least one attack: --attacks pgd,apgd-ce (or --preset autoattack)',
+    (n) => `give at least one attack: ${n('attacks')} pgd,apgd-ce (or ${n('preset')} autoattack)`,
   );
   attacks.forEach(parseAttackEntry);
-  check(new Set(attacks).size === attacks.length, 'each attack may appear once in --attacks');
+  checkOption(
+    new Set(attacks).size === attacks.length,
+    (n) => `each attack may appear once in ${n('attacks')}`,
+  );
   // a preset fixes its attacks and protocol: the results must be what its name says
   if (named)
-    check(
+    checkOption(
       attacks.join() === named.attacks.join() && values.cascade !== false,
-      `preset ${values.preset} runs ${named.attacks.join(', ')} as a cascade: leave out --attacks and --cascade`,
+      (n) =>
+        `preset ${values.preset} runs ${named.attacks.join(', ')} as a cascade: leave out ${n('attacks')} and ${n('cascade')}`,
     );
   // its numbers carry the protocol's name, so its settings are the reference's: no overrides
   if (named) {
     const changed = (['steps', 'restarts', 'eotSamples'] as const).filter(
       (k) => values[k] !== undefined,
     );
-    check(
+    checkOption(
       changed.length === 0,
-      `preset ${values.preset} uses the reference settings: leave out ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} (or give --attacks with --cascade)`,
+      (n) =>
+        `preset ${values.preset} uses the reference settings: leave out ${changed.map(n).join(', ')} (or give ${n('attacks')} with ${n('cascade')})`,
     );
   }
   const cascade = named?.cascade ?? (values.cascade as boolean | undefined) ?? false;
   const eps = list(values.eps, 'eps', DEFAULT_EPS_GRID[norm as NormName]).map((e) =>
-    number('--eps', { min: 0 })(e),
+    number('eps', { min: 0 })(e),
   );
-  check(eps.length > 0, '--eps needs at least one value');
-  check(
+  checkOption(eps.length > 0, (n) => `${n('eps')} needs at least one value`);
+  const over = eps.find((e) => norm === 'linf' && e > 1);
+  checkOption(
+    over === undefined,
+    (n) =>
+      `${n('eps')} must be in [0,1] for the Linf norm (pixels are in [0,1]; 8/255 is 8 grey levels), got ${over}`,
+  );
+  checkOption(
     values.data === undefined || typeof values.data === 'string',
-    `data must be a data set name, got ${JSON.stringify(values.data)}`,
+    (n) => `${n('data')} must be a data set name, got ${showValue(values.data)}`,
   );
   return {
     models,

@@ -7,7 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
+import { showValue } from '../util/fields.js';
 import { formatEps } from '../util/format.js';
 import { ensureDir } from '../util/dirs.js';
 import { addOutcomes, emptyOutcomes, emptyTally, type ExampleOutcomes } from './attack-state.js';
@@ -88,15 +89,16 @@ function findShards(outs: string[]): Found[] {
     }
   }
   if (found.length === 0)
-    throw new RobustError(
-      `no shards in ${outs.join(', ')} (workers write <out>/${SHARDS_DIR}/<i>-of-<n>/: run robust eval --shard i/n --out <out>)`,
+    throw optionError(
+      (n) =>
+        `no shards in ${outs.join(', ')} (workers write <out>/${SHARDS_DIR}/<i>-of-<n>/: run the grid with ${n('shard')} i/n and ${n('out')} <out>)`,
     );
   return found;
 }
 
 /** A manifest's compute variant (one written before it was recorded: its backend's of then). */
 const computeOf = (m: ShardManifest) => m.compute ?? legacyCompute(m.backend);
-const show = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
+const show = (v: unknown) => (v === undefined ? 'none' : showValue(v));
 const short = (hash: string) => `${hash.slice(0, 12)}…`;
 
 /** The first way in which shard `b` ran another grid than shard `a` (null when they ran the same one). */
@@ -337,8 +339,9 @@ export function mergeShards(outs: string[], o: { partial?: boolean } = {}): Merg
       .filter(Boolean)
       .join('; ');
     if (!o.partial)
-      throw new RobustError(
-        `cannot merge: ${gap}. Run the missing shards (the same command resumes them), or merge with --partial`,
+      throw optionError(
+        (n) =>
+          `cannot merge: ${gap}. Run the missing shards (the same command resumes them), or merge with ${n('partial')}`,
       );
     if (cells.length === 0) throw new RobustError(`nothing to merge: ${gap}`);
   }

@@ -8,7 +8,7 @@ import { loadData } from '../data/index.js';
 import { take, withClassCount, type DataSplit } from '../data/dataset.js';
 import { NO_AUGMENT, makeBatch } from '../data/batches.js';
 import { fitImages } from '../data/fit.js';
-import { check } from '../util/errors.js';
+import { check, checkOption, optionError, RobustError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import {
   checkLogits,
@@ -48,7 +48,7 @@ export async function loadDataForModel(
 ): Promise<DataSplit & { fit?: string }> {
   const note = o.note ?? ((line: string) => console.error(line));
   const name = o.data ?? m.meta.data;
-  check(name, `${m.path}: the model does not record its data set: pass --data`);
+  checkOption(name, (n) => `${m.path}: the model does not record its data set: give ${n('data')}`);
   // labels without class names ('0'..'k-1', from an npz or a CSV) stand for as many classes as the model has
   const loaded = withClassCount(
     await loadData(name, {
@@ -68,11 +68,18 @@ export async function loadDataForModel(
     note(`note: ${loaded.name}'s test images fitted to the model's input: ${fit.description}`);
     data = { ...loaded, test: set, fit: fit.description };
   }
+  // Index labels already stand for the model's classes (withClassCount); named classes must be
+  // its classes one for one: more outputs would be scored as wrong guesses of unknown classes.
   const k = data.classes.length;
-  check(
-    m.kind === 'robust' ? m.numClasses === k : m.numClasses >= k,
-    `the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`,
-  );
+  if (m.numClasses !== k)
+    throw m.logits === 'named'
+      ? optionError(
+          (n) =>
+            `${m.path}: the ${n('output')} named gives ${m.numClasses} values per image but ${data.name} has ${k} classes: name the layer of the class scores`,
+        )
+      : new RobustError(
+          `${m.path}: the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`,
+        );
   const first = take(data.test, 64);
   if (first.count > 0) {
     const b = makeBatch(

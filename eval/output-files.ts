@@ -5,13 +5,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { RobustError, check } from '../util/errors.js';
+import { checkOption, optionError, RobustError, type OptionWords } from '../util/errors.js';
 import { ensureWritableDir } from '../util/dirs.js';
 import { hasLabelFile } from './save-adversarials.js';
 
 export interface OutputFile {
-  /** The option that names it, for messages ("--save", "--grid", "--save (labels)"). */
-  flag: string;
+  /** The option that names it, for messages (the CLI says its flag). */
+  option: 'save' | 'grid';
+  /** Which of the option's files, when it writes several (" (its labels)"). */
+  part?: string;
   file: string;
 }
 
@@ -39,10 +41,14 @@ export function attackOutputs(
     grid ??
     (save === undefined ? undefined : `${stem}.png` === save ? `${stem}.grid.png` : `${stem}.png`);
   const files: OutputFile[] = [];
-  if (save !== undefined) files.push({ flag: '--save', file: save });
-  if (labels !== undefined) files.push({ flag: '--save (its labels)', file: labels });
+  if (save !== undefined) files.push({ option: 'save', file: save });
+  if (labels !== undefined) files.push({ option: 'save', part: ' (its labels)', file: labels });
   if (gridFile !== undefined)
-    files.push({ flag: grid !== undefined ? '--grid' : '--save (its PNG grid)', file: gridFile });
+    files.push(
+      grid !== undefined
+        ? { option: 'grid', file: gridFile }
+        : { option: 'save', part: ' (its PNG grid)', file: gridFile },
+    );
   return { images: save, labels, grid: gridFile, files };
 }
 
@@ -58,13 +64,13 @@ const inside = (file: string, dir: string) => {
 };
 
 /** `stat` of `p`, undefined when there is nothing there (also when a parent is a file). */
-function statOf(p: string, what: string): fs.Stats | undefined {
+function statOf(p: string, what: OptionWords): fs.Stats | undefined {
   try {
     return fs.statSync(p);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw new RobustError(`${what}: cannot be checked (${code ?? (e as Error).message})`);
+    throw optionError((n) => `${what(n)}: cannot be checked (${code ?? (e as Error).message})`);
   }
 }
 
@@ -90,40 +96,47 @@ export function checkOutputs(
   const seen = new Map<string, OutputFile>();
   const out = stdoutFile();
   for (const o of outputs) {
-    const { flag, file } = o;
-    check(file.trim() !== '' && !file.includes('\0'), `${flag} needs a file name`);
+    const { file } = o;
+    // `at(n)`: this output as its option and file, e.g. "save adv.bin" (the CLI: "--save adv.bin")
+    const named = (f: OutputFile, n: (option: string) => string) => `${n(f.option)}${f.part ?? ''}`;
+    const at = (n: (option: string) => string) => `${named(o, n)} ${file}`;
+    checkOption(
+      file.trim() !== '' && !file.includes('\0'),
+      (n) => `${named(o, n)} needs a file name`,
+    );
     const abs = path.resolve(file);
-    const stat = statOf(abs, `${flag} ${file}`);
-    check(
+    const stat = statOf(abs, at);
+    checkOption(
       !stat?.isDirectory() && !/[\\/]$/.test(file),
-      `${flag} ${file} is a folder: give a file name, e.g. ${path.join(file, 'adv.bin')}`,
+      (n) => `${at(n)} is a folder: give a file name, e.g. ${path.join(file, 'adv.bin')}`,
     );
     const dir = path.dirname(abs);
-    const dirStat = statOf(dir, `${flag} ${file}`);
-    check(dirStat, `${flag} ${file}: folder ${dir} does not exist`);
-    check(dirStat.isDirectory(), `${flag} ${file}: ${dir} is not a folder`);
+    const dirStat = statOf(dir, at);
+    checkOption(dirStat, (n) => `${at(n)}: folder ${dir} does not exist`);
+    checkOption(dirStat.isDirectory(), (n) => `${at(n)}: ${dir} is not a folder`);
     try {
       ensureWritableDir(dir); // a probe file: the permission bits alone miss read-only mounts, /proc and the like
     } catch (e) {
-      throw e instanceof RobustError ? new RobustError(`${flag} ${file}: ${e.message}`) : e;
+      if (e instanceof RobustError) throw optionError((n) => `${at(n)}: ${e.message}`);
+      throw e;
     }
     const target = landing(file);
     const other = seen.get(target);
-    check(
-      !other,
-      () =>
-        `${flag} ${file} is the same file as ${other!.flag} ${other!.file}: give them different names`,
-    );
+    if (other)
+      throw optionError(
+        (n) =>
+          `${at(n)} is the same file as ${named(other, n)} ${other.file}: give them different names`,
+      );
     seen.set(target, o);
-    check(
+    checkOption(
       !(out && stat && stat.dev === out.dev && stat.ino === out.ino),
-      `${flag} ${file} is the file standard output is redirected to`,
+      (n) => `${at(n)} is the file standard output is redirected to`,
     );
     for (const p of protect) {
       if (!fs.existsSync(p.dir)) continue;
-      check(
+      checkOption(
         !(stat && inside(target, fs.realpathSync(p.dir))),
-        `${flag} ${file} would replace a file of ${p.what} (${p.dir}): write it elsewhere`,
+        (n) => `${at(n)} would replace a file of ${p.what} (${p.dir}): write it elsewhere`,
       );
     }
   }

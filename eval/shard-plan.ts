@@ -3,7 +3,7 @@
  * cell worker i attacks. The split is by the grid's batches, so each worker's share runs exactly
  * as those batches run in one process (each batch's randomness comes from its index alone).
  */
-import { check, RobustError } from '../util/errors.js';
+import { checkOption, optionError, type OptionWords } from '../util/errors.js';
 
 export interface Shard {
   /** 0 … count − 1. */
@@ -17,14 +17,15 @@ export const MAX_SHARDS = 100_000;
 export const shardName = (s: Shard) => `${s.index}-of-${s.count}`;
 export const shardLabel = (s: Shard) => `${s.index}/${s.count}`;
 
-function shardOf(index: number, count: number, what: string): Shard {
-  check(
+function shardOf(index: number, count: number, what: OptionWords): Shard {
+  checkOption(
     Number.isSafeInteger(count) && count >= 1 && count <= MAX_SHARDS,
-    `${what}: the number of shards must be an integer from 1 to ${MAX_SHARDS}, got ${count}`,
+    (n) =>
+      `${what(n)}: the number of shards must be an integer from 1 to ${MAX_SHARDS}, got ${count}`,
   );
-  check(
+  checkOption(
     Number.isSafeInteger(index) && index >= 0 && index < count,
-    `${what}: the shard index must be an integer from 0 to ${count - 1}, got ${index}`,
+    (n) => `${what(n)}: the shard index must be an integer from 0 to ${count - 1}, got ${index}`,
   );
   return { index, count };
 }
@@ -42,58 +43,65 @@ export function parseShard(value: string, env: NodeJS.ProcessEnv = process.env):
   if (value === 'auto') return shardFromEnv(env);
   const m = /^(\d{1,15})\/(\d{1,15})$/.exec(value.trim());
   if (!m)
-    throw new RobustError(
-      `--shard must be i/n (worker i of n, counting from 0) or auto, got '${value}'`,
+    throw optionError(
+      (n) => `${n('shard')} must be i/n (worker i of n, counting from 0) or auto, got '${value}'`,
     );
-  return shardOf(Number(m[1]), Number(m[2]), `--shard ${value}`);
+  return shardOf(Number(m[1]), Number(m[2]), (n) => `${n('shard')} ${value}`);
 }
 
 export function shardFromEnv(env: NodeJS.ProcessEnv): Shard {
   const has = (k: string) => env[k] !== undefined && env[k] !== '';
   const num = (k: string) => {
     const n = digits(env[k]);
-    check(!Number.isNaN(n), `--shard auto: ${k} must be a non-negative integer, got '${env[k]}'`);
+    checkOption(
+      !Number.isNaN(n),
+      (w) => `${w('shard')} auto: ${k} must be a non-negative integer, got '${env[k]}'`,
+    );
     return n;
   };
   // both set (a Slurm job launched from a pod, or the reverse): which one splits the grid is a guess
-  check(
+  checkOption(
     !(has('JOB_COMPLETION_INDEX') && has('SLURM_ARRAY_TASK_ID')),
-    `--shard auto: both JOB_COMPLETION_INDEX (${env.JOB_COMPLETION_INDEX}) and SLURM_ARRAY_TASK_ID (${env.SLURM_ARRAY_TASK_ID}) are set: pass --shard i/n`,
+    (n) =>
+      `${n('shard')} auto: both JOB_COMPLETION_INDEX (${env.JOB_COMPLETION_INDEX}) and SLURM_ARRAY_TASK_ID (${env.SLURM_ARRAY_TASK_ID}) are set: pass ${n('shard')} i/n`,
   );
   if (has('JOB_COMPLETION_INDEX')) {
-    check(
+    checkOption(
       has('JOB_COMPLETIONS'),
-      "--shard auto: JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job's completions in its manifest (see examples/kubernetes-job.yaml)",
+      (n) =>
+        `${n('shard')} auto: JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job's completions in its manifest (see examples/kubernetes-job.yaml)`,
     );
     return shardOf(
       num('JOB_COMPLETION_INDEX'),
       num('JOB_COMPLETIONS'),
-      '--shard auto (JOB_COMPLETION_INDEX/JOB_COMPLETIONS)',
+      (n) => `${n('shard')} auto (JOB_COMPLETION_INDEX/JOB_COMPLETIONS)`,
     );
   }
   if (has('SLURM_ARRAY_TASK_ID')) {
-    check(
+    checkOption(
       has('SLURM_ARRAY_TASK_COUNT'),
-      '--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not',
+      (n) => `${n('shard')} auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not`,
     );
     const count = num('SLURM_ARRAY_TASK_COUNT');
     const min = has('SLURM_ARRAY_TASK_MIN') ? num('SLURM_ARRAY_TASK_MIN') : 0;
     // --array=1-8 numbers tasks from 1; steps or gaps (0-15:4, 1,3,7) leave no i/n reading of the ids
     if (has('SLURM_ARRAY_TASK_MAX')) {
       const max = num('SLURM_ARRAY_TASK_MAX');
-      check(
+      checkOption(
         max - min + 1 === count,
-        `--shard auto: the Slurm array ${min}-${max} has ${count} tasks, not one per id: use a contiguous --array (e.g. 0-${count - 1}) or pass --shard i/n`,
+        (n) =>
+          `${n('shard')} auto: the Slurm array ${min}-${max} has ${count} tasks, not one per id: use a contiguous job array (e.g. 0-${count - 1}) or pass ${n('shard')} i/n`,
       );
     }
     return shardOf(
       num('SLURM_ARRAY_TASK_ID') - min,
       count,
-      '--shard auto (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)',
+      (n) => `${n('shard')} auto (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)`,
     );
   }
-  throw new RobustError(
-    '--shard auto: found neither JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (a Slurm job array): pass --shard i/n',
+  throw optionError(
+    (n) =>
+      `${n('shard')} auto: found neither JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (a Slurm job array): pass ${n('shard')} i/n`,
   );
 }
 

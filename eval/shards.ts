@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { ImageSet } from '../data/dataset.js';
 import { formatEps } from '../util/format.js';
-import { check } from '../util/errors.js';
+import { check, checkOption } from '../util/errors.js';
 import { ensureDir } from '../util/dirs.js';
 import { runAttack } from './attack-run.js';
 import { readCell } from './cells.js';
@@ -137,9 +137,10 @@ export async function runGridShard(
   const on: ComputedOn = { backend: o.backend, compute: o.compute ?? computeVariant() };
   // finished parts of a worker restarted on another backend would be merged under this one's name
   const before = readManifest(path.join(dir, 'manifest.json')).manifest;
-  check(
+  checkOption(
     !before || before.backend === o.backend,
-    `${dir} holds parts computed on backend ${before?.backend}: run this shard with --backend ${before?.backend}, or remove the folder to start it over on ${o.backend}`,
+    (n) =>
+      `${dir} holds parts computed on backend ${before?.backend}: run this shard with ${n('backend')} ${before?.backend}, or remove the folder to start it over on ${o.backend}`,
   );
   // …and so would parts of another compute variant (kernels, ROBUST_WINOGRAD, threads)
   const was = before && (before.compute ?? legacyCompute(before.backend));

@@ -5,7 +5,7 @@
  * `--output NODE` names any node instead.
  */
 import * as tf from '@tensorflow/tfjs';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import type { ModelFiles } from './model-files.js';
 import type { LogitsSource } from './layers-logits.js';
 
@@ -211,8 +211,9 @@ function describe(
     // outputs' names are graph tensors, "node" or "node:k" (outputNodes are the signature's keys when it has one)
     const outs = model.outputs.map((o) => tensorRef(o.name));
     if (outs.length !== 1)
-      throw new RobustError(
-        `${file}: the graph has ${outs.length} outputs (${outs.join(', ')}): name the logits node with --output NODE`,
+      throw optionError(
+        (n) =>
+          `${file}: the graph has ${outs.length} outputs (${outs.join(', ')}): name the logits node with ${n('output')} NODE`,
       );
     logitsNode = outs[0];
     // only output 0 of a node can be a Softmax's (it has one)
@@ -238,8 +239,9 @@ function describe(
     if (!out) throw new RobustError(`${file}: the graph has no tensor ${logitsNode}`);
     // [N, K] logits, or [N, 1, 1, K] as a convolutional head leaves them; anything else is not a class score per image
     if (out.rank < 2 || out.shape.slice(1, -1).some((d) => d !== 1))
-      throw new RobustError(
-        `${file}: ${logitsNode} has shape [${out.shape.join(', ')}], not [batch, classes]: name the logits with --output NODE`,
+      throw optionError(
+        (n) =>
+          `${file}: ${logitsNode} has shape [${out.shape.join(', ')}], not [batch, classes]: name the logits with ${n('output')} NODE`,
       );
     return (
       out.rank === 2 ? out : out.reshape([out.shape[0], out.shape[out.rank - 1]])
@@ -262,8 +264,9 @@ function describe(
         z = tf.concat(parts, 0);
       } else z = run(x);
       if (sigmoid && z.shape[1] !== 1)
-        throw new RobustError(
-          `${file}: the graph ends in a ${z.shape[1]}-unit sigmoid (multi-label outputs): name the logits node with --output NODE`,
+        throw optionError(
+          (n) =>
+            `${file}: the graph ends in a ${z.shape[1]}-unit sigmoid (multi-label outputs): name the logits node with ${n('output')} NODE`,
         );
       return sigmoid ? (tf.concat([tf.zerosLike(z), z], 1) as tf.Tensor2D) : z;
     });

@@ -5,7 +5,7 @@
  * the pre-activation of that last layer; a one-unit sigmoid head becomes two-class logits [0, z].
  */
 import * as tf from '@tensorflow/tfjs';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 
 /** How the attacked outputs relate to the model's own. */
 export type LogitsSource = 'outputs' | 'softmax-input' | 'sigmoid-input' | 'log-softmax' | 'named';
@@ -60,8 +60,9 @@ export function layersLogits(model: tf.LayersModel, file: string, output?: strin
     };
   }
   if (model.outputs.length !== 1)
-    throw new RobustError(
-      `${file}: the model has ${model.outputs.length} outputs: name the logits layer with --output LAYER`,
+    throw optionError(
+      (n) =>
+        `${file}: the model has ${model.outputs.length} outputs: name the logits layer with ${n('output')} LAYER`,
     );
   const last = model.outputs[0].sourceLayer;
   const k = rank2(model.outputs[0].shape, `${file}: the model's output`);
@@ -83,8 +84,9 @@ export function layersLogits(model: tf.LayersModel, file: string, output?: strin
     };
   if (activation !== 'softmax' && activation !== 'sigmoid') return plain;
   if (activation === 'sigmoid' && k !== 1)
-    throw new RobustError(
-      `${file}: the model ends in a ${k}-unit sigmoid (multi-label outputs): robust attacks classifiers; name logits with --output LAYER`,
+    throw optionError(
+      (n) =>
+        `${file}: the model ends in a ${k}-unit sigmoid (multi-label outputs): robust attacks classifiers; name logits with ${n('output')} LAYER`,
     );
   if (
     cls === 'Softmax' &&
@@ -95,8 +97,9 @@ export function layersLogits(model: tf.LayersModel, file: string, output?: strin
   }
   const input = last.input;
   if (Array.isArray(input))
-    throw new RobustError(
-      `${file}: the final ${activation} layer ${last.name} takes several inputs: name the logits layer with --output LAYER`,
+    throw optionError(
+      (n) =>
+        `${file}: the final ${activation} layer ${last.name} takes several inputs: name the logits layer with ${n('output')} LAYER`,
     );
   // The same layer without its activation, on the same input, with the same weights.
   let pre: tf.LayersModel;

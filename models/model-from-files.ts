@@ -6,7 +6,7 @@
  * models/any-model.ts finds and reads the files (zoo names, folders).
  */
 import * as tf from '@tensorflow/tfjs';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import { sha256Hex } from '../util/platform.js';
 import { noisyClassifier } from '../defenses/noise-injection.js';
 import type { Classifier } from './classifier.js';
@@ -112,12 +112,13 @@ export async function modelFromFiles(
   if (robustMade) {
     // Normalization is inside robust's models: they take [0,1] pixels, and their heads are logits.
     if (!isPixels(p))
-      throw new RobustError(
-        `${files.jsonPath}: a robust checkpoint takes [0,1] pixels (its normalization is inside the model): leave out --input-range, --mean and --std`,
+      throw optionError(
+        (n) =>
+          `${files.jsonPath}: a robust checkpoint takes [0,1] pixels (its normalization is inside the model): leave out ${n('preprocess')}`,
       );
     if (o.output !== undefined)
-      throw new RobustError(
-        `${files.jsonPath}: a robust checkpoint outputs logits: leave out --output`,
+      throw optionError(
+        (n) => `${files.jsonPath}: a robust checkpoint outputs logits: leave out ${n('output')}`,
       );
     const model = await buildLayersModel(files);
     const meta = modelMeta(model, files.jsonPath);
@@ -244,10 +245,10 @@ export function checkLogits(m: LoadedModel, images: tf.Tensor4D): void {
       .dataSync()[0];
   });
   if (probs) {
-    throw new RobustError(
+    throw optionError((n) =>
       m.logits === 'named'
-        ? `${m.path}: the --output named gives probabilities (each row sums to 1): name the logits, the input of the softmax`
-        : `${m.path}: the outputs are probabilities (each row sums to 1) and no final softmax was found to take logits from: name the logits with --output`,
+        ? `${m.path}: the ${n('output')} named gives probabilities (each row sums to 1): name the logits, the input of the softmax`
+        : `${m.path}: the outputs are probabilities (each row sums to 1) and no final softmax was found to take logits from: name the logits with ${n('output')}`,
     );
   }
 }

@@ -4,7 +4,8 @@
  * differentiable map in front of it, so eps stays in pixel units whatever the model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
+import { showValue } from '../util/fields.js';
 
 export interface Preprocess {
   /** What pixel values 0 and 1 become (e.g. [0, 255] or [-1, 1]). */
@@ -23,35 +24,38 @@ const FLOAT32_TINY = 1.1754943508222875e-38;
 
 const NUMBER = /^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?\s*$/i;
 
-function numbers(flag: string, v: string): number[] {
+function numbers(option: string, v: string): number[] {
   const parts = v.split(',');
   const out = parts.map((p) => (NUMBER.test(p) ? Number(p) : NaN));
   if (out.length === 0 || out.length > 4 || out.some((n) => !(Math.abs(n) <= FLOAT32_MAX)))
-    throw new RobustError(
-      `${flag} must be 1 to 4 comma-separated numbers within float32's range, got '${v}'`,
+    throw optionError(
+      (n) =>
+        `${n(option)} must be 1 to 4 comma-separated numbers within float32's range, got '${v}'`,
     );
   return out;
 }
 
-/** `--input-range`: "0,1", "0,255", "-1,1" or any "lo,hi" with lo < hi. */
+/** `inputRange`: "0,1", "0,255", "-1,1" or any "lo,hi" with lo < hi. */
 export function parseInputRange(v: string): [number, number] {
-  const r = numbers('--input-range', v);
+  const r = numbers('inputRange', v);
   if (r.length !== 2 || !(r[0] < r[1]) || !(r[1] - r[0] <= FLOAT32_MAX))
-    throw new RobustError(
-      `--input-range must be lo,hi with lo < hi (e.g. 0,1 or 0,255 or -1,1), got '${v}'`,
+    throw optionError(
+      (n) =>
+        `${n('inputRange')} must be lo,hi with lo < hi (e.g. 0,1 or 0,255 or -1,1), got '${v}'`,
     );
   return [r[0], r[1]];
 }
 
-/** `--mean`: one number or one per channel. */
-export const parseMean = (v: string): number[] => numbers('--mean', v);
+/** `mean`: one number or one per channel. */
+export const parseMean = (v: string): number[] => numbers('mean', v);
 
-/** `--std`: one positive number or one per channel. */
+/** `std`: one positive number or one per channel. */
 export function parseStd(v: string): number[] {
-  const s = numbers('--std', v);
+  const s = numbers('std', v);
   if (s.some((x) => !(x >= FLOAT32_TINY)))
-    throw new RobustError(
-      `--std values must be positive (at least ${FLOAT32_TINY}, float32's smallest normal), got '${v}'`,
+    throw optionError(
+      (n) =>
+        `${n('std')} values must be positive (at least ${FLOAT32_TINY}, float32's smallest normal), got '${v}'`,
     );
   return s;
 }
@@ -69,23 +73,24 @@ export function checkPreprocess(p: Preprocess, channels: number, where: string):
     !(hi - lo <= FLOAT32_MAX)
   )
     throw new RobustError(
-      `${where}: the input range must be [lo, hi] with lo < hi in float32's range, got ${JSON.stringify(p.range)}`,
+      `${where}: the input range must be [lo, hi] with lo < hi in float32's range, got ${showValue(p.range)}`,
     );
   if (p.mean && (!Array.isArray(p.mean) || !p.mean.every(ok)))
     throw new RobustError(
-      `${where}: mean must be numbers in float32's range, got ${JSON.stringify(p.mean)}`,
+      `${where}: mean must be numbers in float32's range, got ${showValue(p.mean)}`,
     );
   if (p.std && (!Array.isArray(p.std) || !p.std.every((x) => ok(x) && x >= FLOAT32_TINY)))
     throw new RobustError(
-      `${where}: std must be positive numbers in float32's range, got ${JSON.stringify(p.std)}`,
+      `${where}: std must be positive numbers in float32's range, got ${showValue(p.std)}`,
     );
   for (const [name, list] of [
-    ['--mean', p.mean],
-    ['--std', p.std],
+    ['mean', p.mean],
+    ['std', p.std],
   ] as const) {
     if (list && list.length !== 1 && list.length !== channels)
-      throw new RobustError(
-        `${where}: ${name} has ${list.length} values but the model takes ${channels} channel(s)`,
+      throw optionError(
+        (n) =>
+          `${where}: ${n(name)} has ${list.length} values but the model takes ${channels} channel(s)`,
       );
   }
 }

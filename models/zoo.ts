@@ -1,6 +1,6 @@
 /** The model zoo: every architecture by name, with what `robust models` prints about it. */
 import * as tf from '@tensorflow/tfjs';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import { buildResNet, type BuildOptions, type ResNetSpec } from './resnet.js';
 
 interface ZooEntry {
@@ -66,7 +66,7 @@ export function createModel(name: string, opts: ModelOptions): tf.LayersModel {
   const entry = zooEntry(name);
   const width = opts.width ?? entry.spec.width;
   if (!Number.isInteger(width) || width < 1)
-    throw new RobustError(`width must be a positive integer, got ${opts.width}`);
+    throw optionError((n) => `${n('width')} must be a positive integer, got ${opts.width}`);
   const model = buildResNet({ ...entry.spec, width }, { ...opts, name: entry.name });
   return model;
 }

@@ -25,7 +25,7 @@ const o = optionsOrExit('bench', () => {
     .requiredOption('--model <name>')
     .requiredOption('--batch <n>', '', positiveInt('--batch', 4096))
     .requiredOption('--backend <name>')
-    .option('--seconds <x>', '', number('--seconds'), 3)
+    .option('--seconds <x>', '', number('seconds'), 3)
     .option('--attacks')
     .requiredOption('--out <file>')
     .parse()

@@ -18,7 +18,7 @@ const { batch, seconds, threads } = optionsOrExit('bench:convs', () => {
   const o = new Command('bench:convs')
     .description('per-layer conv timings on wasm: Winograd, our direct kernels, XNNPACK')
     .option('--batch <n>', 'batch size', positiveInt('--batch'), 128)
-    .option('--seconds <x>', 'seconds of timed calls per measurement', number('--seconds'), 2)
+    .option('--seconds <x>', 'seconds of timed calls per measurement', number('seconds'), 2)
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
     .parse()
     .opts<{ batch: number; seconds: number; threads?: number }>();

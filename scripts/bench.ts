@@ -83,7 +83,7 @@ const opts = optionsOrExit('bench', () => {
       "models whose attacks are timed (PGD-20, APGD-CE-100, FAB-100, Square-5000), or 'none'",
       'resnet20',
     )
-    .option('--seconds <x>', 'seconds of timed calls per measurement', number('--seconds'), 3)
+    .option('--seconds <x>', 'seconds of timed calls per measurement', number('seconds'), 3)
     .option(
       '--torch <script>',
       "the PyTorch reference script, or 'none' (default: ../shared/bench/torch_resnet20_bench.py when present)",

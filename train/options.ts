@@ -15,11 +15,10 @@ import {
 } from '../defenses/defense.js';
 import { createModel, zooEntry } from '../models/zoo.js';
 import type { ModelMeta } from '../models/model-meta.js';
-import { check, RobustError } from '../util/errors.js';
+import { check, checkOption, optionError, renameOptions, RobustError } from '../util/errors.js';
 import {
   bool,
   either,
-  fieldProblem,
   int,
   isObject,
   num,
@@ -185,8 +184,12 @@ export function checkTrainOptions(o: unknown, source = ''): asserts o is TrainOp
     () =>
       `${at}unknown option ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${Object.keys(OPTIONS).join(', ')})`,
   );
-  const problem = fieldProblem(o, OPTIONS);
-  if (problem) throw new RobustError(`${at}${problem}`);
+  // options given in code name their key (the CLI says its flag); a saved run's, the file's key
+  for (const [k, c] of Object.entries(OPTIONS)) {
+    const why = c(o[k]);
+    if (why)
+      throw source ? new RobustError(`${at}${k} ${why}`) : optionError((n) => `${n(k)} ${why}`);
+  }
 }
 
 /**
@@ -217,19 +220,33 @@ export function augmentFor(data: Pick<DataSplit, 'train'>, on: boolean): Augment
 /** The defense settings of `o`: the names parsed, every setting checked in one line. */
 export function trainDefense(o: TrainOptions): DefenseConfig {
   const list = o.defense ?? TRAIN_DEFAULTS.defense;
-  return defenseConfig(parseDefenses(Array.isArray(list) ? list.join(',') : list), {
-    eps: o.eps ?? TRAIN_DEFAULTS.eps,
-    alpha: o.alpha,
-    steps: o.advSteps,
-    advRatio: o.advRatio ?? TRAIN_DEFAULTS.advRatio,
-    beta: o.beta ?? TRAIN_DEFAULTS.beta,
-    clipNorm: o.clipNorm,
-    clipValue: o.clipValue,
-    noiseStd: o.noiseStd,
-    noiseSamples: o.noiseSamples ?? TRAIN_DEFAULTS.noiseSamples,
-    dropout: o.dropout,
-    blockDropout: o.blockDropout,
-  });
+  const names =
+    Array.isArray(list) && list.length === 0
+      ? []
+      : parseDefenses(Array.isArray(list) ? list.join(',') : list);
+  // Only the settings given: one given for a defense not in the list is refused, not ignored.
+  // Unset ones take defenseConfig's defaults, which are TRAIN_DEFAULTS'. eps is also the robust
+  // evaluation's budget, which a run without adversarial defense has only when asked for.
+  // defenseConfig's steps is the run's advSteps.
+  return renameOptions({ steps: 'advSteps' }, () =>
+    defenseConfig(
+      names,
+      {
+        eps: o.eps,
+        alpha: o.alpha,
+        steps: o.advSteps,
+        advRatio: o.advRatio,
+        beta: o.beta,
+        clipNorm: o.clipNorm,
+        clipValue: o.clipValue,
+        noiseStd: o.noiseStd,
+        noiseSamples: o.noiseSamples,
+        dropout: o.dropout,
+        blockDropout: o.blockDropout,
+      },
+      (o.robustEval ?? 0) > 0 ? ['eps'] : [],
+    ),
+  );
 }
 
 /**
@@ -246,6 +263,17 @@ export function runSettings(o: TrainOptions): {
   const model = o.model ?? TRAIN_DEFAULTS.model;
   zooEntry(model);
   const defense = trainDefense(o);
+  const adversarial = defense.names.some((n) => ADVERSARIAL.has(n));
+  checkOption(
+    o.robustEvalSteps === undefined || (o.robustEval ?? (adversarial ? 200 : 0)) > 0,
+    (n) =>
+      `${n('robustEvalSteps')} is set but no robust evaluation runs (${n('robustEval')} is ${o.robustEval ?? 0}${adversarial ? '' : ' without an adversarial defense'})`,
+  );
+  // catastrophic overfitting is FGSM-RS's failure: only there is there a stop to turn off
+  checkOption(
+    o.earlyStop === undefined || defense.names.includes('fgsm-rs'),
+    (n) => `${n('earlyStop')} applies only with ${n('defense')} fgsm-rs`,
+  );
   const schedule = parseSchedule(
     o.schedule ?? (defense.names.includes('fgsm-rs') ? 'onecycle' : TRAIN_DEFAULTS.schedule),
   );

@@ -6,7 +6,7 @@
  * (kernels, ROBUST_WINOGRAD, threads) may change too — a run may move to another machine — but
  * they change the last bits of what follows, so such a change is noted and recorded, never silent.
  */
-import { RobustError } from '../util/errors.js';
+import { optionError } from '../util/errors.js';
 import { zooEntry } from '../models/zoo.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import type { TrainConfig } from './trainer.js';
@@ -18,6 +18,14 @@ interface Field {
   get: (c: TrainConfig) => unknown;
   /** The checkpoint holds the model built from it: it cannot change, not even with override. */
   fixed?: boolean;
+  /**
+   * Settings it takes its value from when not given itself (evalLimit is limit's, the images
+   * follow limit and data, the defense's settings appear with a defense): when one of those
+   * differs, it is listed only if the user also set it differently.
+   */
+  follows?: readonly string[];
+  /** The option that sets it directly (default: `option`); none: it is always derived. */
+  given?: string | null;
 }
 
 const augmentOf = ({ augment: a }: TrainConfig) =>
@@ -31,9 +39,14 @@ export const RESUME_FIELDS: readonly Field[] = [
   // compared as they take effect: no width is the architecture's width, no evalLimit is limit
   { option: 'width', get: (c) => c.width ?? zooEntry(c.model).spec.width, fixed: true },
   { option: 'data', get: (c) => c.data, fixed: true },
-  { option: 'dataDir (the images)', get: (c) => c.dataHash?.slice(0, 12) },
+  {
+    option: 'dataDir (the images)',
+    given: 'dataDir',
+    follows: ['data', 'limit', 'evalLimit'],
+    get: (c) => c.dataHash?.slice(0, 12),
+  },
   { option: 'limit', get: (c) => c.limit },
-  { option: 'evalLimit', get: (c) => c.evalLimit ?? c.limit },
+  { option: 'evalLimit', follows: ['limit'], get: (c) => c.evalLimit ?? c.limit },
   { option: 'batchSize', get: (c) => c.batchSize },
   { option: 'lr', get: (c) => c.lr },
   { option: 'momentum', get: (c) => c.momentum },
@@ -42,21 +55,30 @@ export const RESUME_FIELDS: readonly Field[] = [
   { option: 'augment', get: augmentOf },
   { option: 'seed', get: (c) => c.seed },
   { option: 'defense', get: (c) => (c.defense?.names.length ? c.defense.names.join(',') : 'none') },
-  { option: 'eps', get: (c) => c.defense?.eps },
-  { option: 'alpha', get: (c) => c.defense?.alpha },
-  { option: 'advSteps', get: (c) => c.defense?.steps },
-  { option: 'advRatio', get: (c) => c.defense?.advRatio },
-  { option: 'beta', get: (c) => c.defense?.beta },
-  { option: 'clipNorm', get: (c) => c.defense?.clipNorm },
-  { option: 'clipValue', get: (c) => c.defense?.clipValue },
-  { option: 'noiseStd', get: (c) => c.defense?.noiseStd },
-  { option: 'noiseSamples', get: (c) => c.defense?.noiseSamples },
+  { option: 'eps', follows: ['defense'], get: (c) => c.defense?.eps },
+  { option: 'alpha', follows: ['defense'], get: (c) => c.defense?.alpha },
+  { option: 'advSteps', follows: ['defense'], get: (c) => c.defense?.steps },
+  { option: 'advRatio', follows: ['defense'], get: (c) => c.defense?.advRatio },
+  { option: 'beta', follows: ['defense'], get: (c) => c.defense?.beta },
+  { option: 'clipNorm', follows: ['defense'], get: (c) => c.defense?.clipNorm },
+  { option: 'clipValue', follows: ['defense'], get: (c) => c.defense?.clipValue },
+  { option: 'noiseStd', follows: ['defense'], get: (c) => c.defense?.noiseStd },
+  { option: 'noiseSamples', follows: ['defense'], get: (c) => c.defense?.noiseSamples },
   { option: 'dropout', get: (c) => c.defense?.dropout, fixed: true },
   { option: 'blockDropout', get: (c) => c.defense?.blockDropout, fixed: true },
-  { option: 'robustEval', get: (c) => c.robustEval?.limit ?? 0 },
-  { option: 'robustEvalSteps', get: (c) => c.robustEval?.steps },
-  { option: 'eps (robust eval)', get: (c) => c.robustEval?.eps },
-  { option: 'earlyStop', get: (c) => c.earlyStop ?? false },
+  { option: 'robustEval', follows: ['defense'], get: (c) => c.robustEval?.limit ?? 0 },
+  {
+    option: 'robustEvalSteps',
+    follows: ['robustEval', 'defense'],
+    get: (c) => c.robustEval?.steps,
+  },
+  {
+    option: 'eps (robust eval)',
+    given: null,
+    follows: ['eps', 'robustEval', 'defense'],
+    get: (c) => c.robustEval?.eps,
+  },
+  { option: 'earlyStop', follows: ['defense'], get: (c) => c.earlyStop ?? false },
 ];
 
 export interface Difference {
@@ -69,8 +91,12 @@ export interface Difference {
 const show = (v: unknown) =>
   v === undefined ? '(unset)' : typeof v === 'number' ? String(+v.toPrecision(6)) : String(v);
 
-export function describeDifference(d: Difference): string {
-  return `${d.option} ${show(d.old)} → ${show(d.new)}`;
+/** `limit 64 → 128`; `name` words the option (the CLI: its flag). */
+export function describeDifference(
+  d: Difference,
+  name: (option: string) => string = (o) => o,
+): string {
+  return `${name(d.option)} ${show(d.old)} → ${show(d.new)}`;
 }
 
 /** The settings (other than epochs) in which `requested` differs from the run's `saved` config. */
@@ -83,7 +109,22 @@ export function configDifferences(saved: TrainConfig, requested: TrainConfig): D
     if (JSON.stringify(a) !== JSON.stringify(b))
       out.push({ option: f.option, old: a, new: b, fixed: !!f.fixed });
   }
-  return out;
+  // A setting that changed only because one it follows did is not news to the user: hide it,
+  // unless the options given for the two runs say the user set it differently too.
+  const changed = new Set(out.map((d) => d.option));
+  const given = (o: TrainConfig, k: string) =>
+    JSON.stringify((o.options as Record<string, unknown> | undefined)?.[k]);
+  return out.filter((d) => {
+    const f = RESUME_FIELDS.find((x) => x.option === d.option)!;
+    if (!f.follows?.some((s) => changed.has(s))) return true;
+    const key = f.given === undefined ? f.option : f.given;
+    return (
+      key !== null &&
+      !!saved.options &&
+      !!requested.options &&
+      given(saved, key) !== given(requested, key)
+    );
+  });
 }
 
 /** A change made on resume, kept in the run's state so that the run records what it did. */
@@ -110,25 +151,28 @@ export function reconcileResume(
   const diffs = configDifferences(saved, requested);
   const fixed = diffs.filter((d) => d.fixed);
   if (fixed.length > 0) {
-    throw new RobustError(
-      `${o.out} holds a run whose checkpoint was built with other settings: ${fixed.map(describeDifference).join(', ')}; these cannot change on resume (start a new run in another out folder, or with force)`,
+    throw optionError(
+      (n) =>
+        `${o.out} holds a run whose checkpoint was built with other settings: ${fixed.map((d) => describeDifference(d, n)).join(', ')}; these cannot change on resume (start a new run in another ${n('out')} folder, or with ${n('force')})`,
     );
   }
   const least = done.batch > 0 ? done.epoch + 1 : done.epoch; // epochs the run has (partly) trained
   if (requested.epochs < least) {
-    throw new RobustError(
-      `${o.out}: the run has trained ${done.epoch} epoch(s)${done.batch > 0 ? ' and part of the next' : ''}, so epochs must be ≥ ${least} to resume it (got ${requested.epochs})`,
+    throw optionError(
+      (n) =>
+        `${o.out}: the run has trained ${done.epoch} epoch(s)${done.batch > 0 ? ' and part of the next' : ''}, so ${n('epochs')} must be ≥ ${least} to resume it (got ${requested.epochs})`,
     );
   }
   const shorter = requested.epochs < saved.epochs;
   if (shorter)
     diffs.push({ option: 'epochs', old: saved.epochs, new: requested.epochs, fixed: false });
   if (diffs.length > 0 && !o.override) {
-    throw new RobustError(
-      `${o.out} holds a run made with other settings: ${diffs.map(describeDifference).join(', ')} (give the run's values, leave them out to inherit them, or set override to continue with the new ones)`,
+    throw optionError(
+      (n) =>
+        `${o.out} holds a run made with other settings: ${diffs.map((d) => describeDifference(d, n)).join(', ')} (give the run's values, leave them out to inherit them, or set ${n('override')} to continue with the new ones)`,
     );
   }
-  const changes = diffs.map(describeDifference);
+  const changes = diffs.map((d) => describeDifference(d));
   if (requested.backend !== saved.backend)
     changes.push(`backend ${saved.backend} → ${requested.backend}`);
   // a run from before the variant was recorded: its backend's of then

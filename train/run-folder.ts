@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import { readJsonFile } from '../util/json-file.js';
 import { asWriteError } from '../util/write-errors.js';
 import { ensureDir } from '../util/dirs.js';
@@ -36,7 +36,8 @@ export function readRunState<T extends object>(out: string): T | null {
 
 function contents(out: string): string[] {
   if (!fs.existsSync(out)) return [];
-  if (!fs.statSync(out).isDirectory()) throw new RobustError(`out ${out} is a file, not a folder`);
+  if (!fs.statSync(out).isDirectory())
+    throw optionError((n) => `${n('out')} ${out} is a file, not a folder`);
   return fs.readdirSync(out).filter((f) => !isLeftover(f));
 }
 
@@ -47,7 +48,9 @@ function contents(out: string): string[] {
  */
 export function checkRunFolder(out: string, o: { resume?: boolean; force?: boolean }): boolean {
   if (o.resume && o.force)
-    throw new RobustError('give resume (continue the run) or force (start over), not both');
+    throw optionError(
+      (n) => `give ${n('resume')} (continue the run) or ${n('force')} (start over), not both`,
+    );
   const hasRun = fs.existsSync(stateFile(out));
   if (o.force) return false;
   if (o.resume && hasRun) return true;
@@ -55,11 +58,13 @@ export function checkRunFolder(out: string, o: { resume?: boolean; force?: boole
   if (files.length === 0) return false;
   const shown = files.slice(0, 3).join(', ') + (files.length > 3 ? ', …' : '');
   if (hasRun)
-    throw new RobustError(
-      `${out} holds a training run: set resume to continue it or force to start over (replaces it), or choose another out folder`,
+    throw optionError(
+      (n) =>
+        `${out} holds a training run: set ${n('resume')} to continue it or ${n('force')} to start over (replaces it), or choose another ${n('out')} folder`,
     );
-  throw new RobustError(
-    `${out} is not empty (${shown}) and holds no run to resume: choose another out folder, or set force to start a run there (replacing any ${RUN_FILES.join(', ')})`,
+  throw optionError(
+    (n) =>
+      `${out} is not empty (${shown}) and holds no run to resume: choose another ${n('out')} folder, or set ${n('force')} to start a run there (replacing any ${RUN_FILES.join(', ')})`,
   );
 }
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { initBackend, type BackendInfo } from '../backend/index.js';
 import { dataSlug, loadData } from '../data/index.js';
 import type { DataSplit } from '../data/dataset.js';
-import { check } from '../util/errors.js';
+import { checkOption } from '../util/errors.js';
 import { ensureWritableDir, outputFolder } from '../util/dirs.js';
 import type { EpochLog } from './epoch-log.js';
 import {
@@ -68,7 +68,10 @@ export function runFolder(o: TrainOptions): string {
  */
 export async function train(options: TrainOptions, hooks: TrainHooks = {}): Promise<TrainRun> {
   checkTrainOptions(options);
-  check(!options.override || options.resume, 'override only applies with resume');
+  checkOption(
+    !options.override || options.resume,
+    (n) => `${n('override')} only applies with ${n('resume')}`,
+  );
   // a new run's options are all given: check them before the folder is touched
   if (!options.resume) runSettings(options);
   const note = hooks.note ?? ((line: string) => process.stderr.write(`${line}\n`));

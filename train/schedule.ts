@@ -1,5 +1,5 @@
 /** Learning-rate schedules as a function of progress through training. */
-import { RobustError } from '../util/errors.js';
+import { optionError } from '../util/errors.js';
 
 export const SCHEDULES = ['step', 'cosine', 'onecycle', 'constant'] as const;
 export type ScheduleName = (typeof SCHEDULES)[number];
@@ -26,6 +26,8 @@ export function learningRate(schedule: ScheduleName, lr: number, t: number): num
 
 export function parseSchedule(name: string): ScheduleName {
   if (!(SCHEDULES as readonly string[]).includes(name))
-    throw new RobustError(`unknown schedule '${name}': choose one of ${SCHEDULES.join(', ')}`);
+    throw optionError(
+      (n) => `unknown ${n('schedule')} '${name}': choose one of ${SCHEDULES.join(', ')}`,
+    );
   return name as ScheduleName;
 }

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { RobustError } from './errors.js';
+import { optionError, RobustError } from './errors.js';
 
 /** Creates `dir` and its missing parents; throws a RobustError naming the folder on failure. */
 export function ensureDir(dir: string): void {
@@ -45,13 +45,14 @@ export function ensureWritableDir(dir: string): void {
   }
 }
 
-/** An output folder given by a user (`flag` names it in errors): not empty, not the file system's root, normalized (so `x/../run` is `run`). */
-export function outputFolder(flag: string, value: string): string {
-  if (value.trim() === '') throw new RobustError(`${flag} must name a folder, got an empty string`);
+/** An output folder given by a user (`option` names it in errors): not empty, not the file system's root, normalized (so `x/../run` is `run`). */
+export function outputFolder(option: string, value: string): string {
+  if (value.trim() === '')
+    throw optionError((n) => `${n(option)} must name a folder, got an empty string`);
   const normalized = path.normalize(value);
   if (path.resolve(normalized) === path.parse(path.resolve(normalized)).root)
-    throw new RobustError(
-      `${flag} ${value} is the file system's root: give a folder for the results`,
+    throw optionError(
+      (n) => `${n(option)} ${value} is the file system's root: give a folder for the results`,
     );
   return normalized;
 }

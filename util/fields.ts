@@ -10,7 +10,13 @@ import { RobustError } from './errors.js';
 export type Check = (v: unknown) => string | null;
 export type Shape = Record<string, Check>;
 
-const show = (v: unknown) => JSON.stringify(v)?.slice(0, 40) ?? String(v);
+/** `v` as JSON, except that numbers JSON cannot hold show as themselves (NaN, not null). */
+export function showValue(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return `[${v.map(showValue).join(',')}]`;
+  return JSON.stringify(v) ?? String(v);
+}
+const show = (v: unknown) => showValue(v).slice(0, 40);
 export const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 /** A check from a test and what the value must be. */

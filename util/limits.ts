@@ -3,7 +3,7 @@
  * far above any sensible value, far below one that exhausts memory or never ends. A count over
  * its bound is a one-line error, never a V8 abort, an out-of-memory or an endless loop.
  */
-import { RobustError } from './errors.js';
+import { optionError, RobustError } from './errors.js';
 import { int } from './fields.js';
 
 export const LIMITS = {
@@ -32,4 +32,10 @@ export const LIMITS = {
 export function checkCount(name: string, v: unknown, max: number, min = 1): asserts v is number {
   const why = int(min, max)(v);
   if (why) throw new RobustError(`${name} ${why}`);
+}
+
+/** checkCount for a library option, named as the option (the CLI words it as its flag). */
+export function checkCountOption(option: string, v: unknown, max: number): asserts v is number {
+  const why = int(1, max)(v);
+  if (why) throw optionError((n) => `${n(option)} ${why}`);
 }

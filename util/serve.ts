@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { RobustError } from './errors.js';
+import { optionError, RobustError } from './errors.js';
 import { TEST_FILE, TRAIN_FILES } from '../data/cifar10-records.js';
 import { checkCifar10Files, readCifar10Dir } from '../data/cifar10.js';
 
@@ -182,7 +182,7 @@ export async function servePage(
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
         e.code === 'EADDRINUSE'
-          ? new RobustError(`port ${port} is in use: choose another with --port`)
+          ? optionError((n) => `port ${port} is in use: choose another with ${n('port')}`)
           : new RobustError(`cannot serve on port ${port}: ${e.message}`),
       ),
     );

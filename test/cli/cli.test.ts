@@ -32,12 +32,12 @@ describe('robust CLI', () => {
     [['train', '--lr', '-1'], /--lr must be a number/],
     [['train', '--model', 'resnet7'], /unknown model 'resnet7'/],
     [['train', '--backend', 'tpu', '--data', 'sample'], /unknown backend 'tpu'/],
-    [['train', '--schedule', 'zigzag'], /unknown schedule 'zigzag'/],
+    [['train', '--schedule', 'zigzag'], /unknown --schedule 'zigzag'/],
     [['train', '--data', 'imagenet'], /unknown data set 'imagenet'/],
     [['data', 'cifar10', '--from', '/nonexistent/c.tar.gz'], /no such file/],
     [['train', '--defense', 'magic'], /unknown defense 'magic'/],
     [['train', '--defense', 'pgd,trades'], /choose one adversarial training method/],
-    [['train', '--defense', 'clip'], /defense clip needs clipNorm and\/or clipValue/],
+    [['train', '--defense', 'clip'], /--defense clip needs --clip-norm and\/or --clip-value\n$/],
     [['train', '--defense', 'pgd', '--eps', '-1'], /--eps must be a number/],
     [['train', '--adv-ratio', '2'], /--adv-ratio must be ≤ 1/],
   ];
@@ -143,7 +143,8 @@ describe('robust CLI', () => {
         'wasm',
         '--quiet',
       ]),
-      /limit 64 → 128, evalLimit 64 → 128, lr 0.05 → 0.01 .*set override/,
+      // evalLimit follows limit: only what was set differently is listed
+      /: --limit 64 → 128, --lr 0\.05 → 0\.01 .*set --override to continue/,
     );
     expect(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8')).toBe(before);
     // Only --out and a longer --epochs: the run continues as it was, extended.
@@ -208,7 +209,7 @@ describe('robust CLI', () => {
         'wasm',
         '--quiet',
       ]),
-      /width 4 → 8; these cannot change/,
+      /--width 4 → 8; these cannot change on resume \(start a new run in another --out folder, or with --force\)/,
     );
   });
 
@@ -219,7 +220,7 @@ describe('robust CLI', () => {
     fs.writeFileSync(path.join(other, 'log.json'), '"mine"');
     oneLine(
       robust([...tiny, '--epochs', '1', '--out', other]),
-      /is not empty \(log.json\) and holds no run.*set force/,
+      /is not empty \(log.json\) and holds no run.*set --force/,
     );
     oneLine(
       robust([...tiny, '--epochs', '1', '--out', other, '--resume']),
@@ -232,7 +233,7 @@ describe('robust CLI', () => {
     const before = fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin'));
     oneLine(
       robust([...tiny, '--epochs', '1', '--seed', '2', '--out', out]),
-      /holds a training run: set resume to continue it or force/,
+      /holds a training run: set --resume to continue it or --force/,
     );
     expect(fs.readFileSync(path.join(out, 'checkpoint', 'weights.bin')).equals(before)).toBe(true);
     oneLine(robust([...tiny, '--epochs', '1', '--out', out, '--resume', '--force']), /not both/);

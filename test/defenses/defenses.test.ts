@@ -33,9 +33,15 @@ describe('--defense parsing', () => {
     expect(() => parseDefenses('pgd,trades')).toThrow(/choose one adversarial/);
     expect(() => parseDefenses('distillation')).toThrow(/unknown defense 'distillation'/);
     expect(() => parseDefenses('none,clip')).toThrow(RobustError);
-    expect(() => defenseConfig(['clip'])).toThrow(/defense clip needs clipNorm/);
-    expect(() => defenseConfig(['noise'])).toThrow(/defense noise needs noiseStd/);
-    expect(() => defenseConfig(['dropout'])).toThrow(/defense dropout needs dropout/);
+    // the library names its options; the CLI says its flags (test/cli/cli.test.ts)
+    expect(() => defenseConfig(['clip'])).toThrow(
+      /^defense clip needs clipNorm and\/or clipValue$/,
+    );
+    expect(() => defenseConfig(['noise'])).toThrow(/^defense noise needs noiseStd > 0$/);
+    expect(() => defenseConfig(['dropout'])).toThrow(
+      /^defense dropout needs dropout > 0 and\/or blockDropout > 0$/,
+    );
+    expect(() => defenseConfig(['pgd'], { steps: 0 })).toThrow(/^steps /);
   });
 });
 

@@ -498,7 +498,7 @@ describe('what the merge refuses', () => {
       ),
     );
     expect(refusal(() => mergeShards([out]))).toMatch(
-      /^cannot merge: 1 of 4 cells missing; parts missing from shard 1\/3: m (fgsm|pgd:3) eps 0\.0[38]\. Run the missing shards \(the same command resumes them\), or merge with --partial$/,
+      /^cannot merge: 1 of 4 cells missing; parts missing from shard 1\/3: m (fgsm|pgd:3) eps 0\.0[38]\. Run the missing shards \(the same command resumes them\), or merge with partial$/,
     );
     const partial = mergeShards([out], { partial: true });
     expect(partial.result.cells).toHaveLength(3);

@@ -212,7 +212,9 @@ describe('loadAnyModel on LayersModels robust did not build', () => {
     const m = await loadAnyModel(await saved('prob', net), { note: () => {} });
     expect(m.logits).toBe('outputs');
     const x = images(4, 3, 3, 1);
-    expect(() => checkLogits(m, x)).toThrow(/the outputs are probabilities .* --output/);
+    expect(() => checkLogits(m, x)).toThrow(
+      /the outputs are probabilities .* name the logits with output$/,
+    );
     x.dispose();
     m.dispose();
     net.dispose();
@@ -252,7 +254,7 @@ describe('loadAnyModel on LayersModels robust did not build', () => {
     }
     const named = await loadAnyModel(dir, { output: 'probs', note: () => {} });
     const x = images(3, 2, 2, 1);
-    expect(() => checkLogits(named, x)).toThrow(/the --output named gives probabilities/);
+    expect(() => checkLogits(named, x)).toThrow(/the output named gives probabilities/);
     x.dispose();
     named.dispose();
     net.dispose();

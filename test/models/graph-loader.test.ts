@@ -129,7 +129,7 @@ describe('loadAnyModel on GraphModels', () => {
             attr: relu.attr,
           });
         },
-        /2 outputs .* --output NODE/,
+        /2 outputs .*: name the logits node with output NODE$/,
       ],
     ];
     for (const [what, change, message] of cases) {

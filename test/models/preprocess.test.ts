@@ -32,7 +32,7 @@ describe('preprocessing flags', () => {
     );
     expect(() => checkPreprocess({ range: [Number.NaN, 1] }, 3, 'm')).toThrow(/input range/);
     expect(() => checkPreprocess({ range: [0, 1], mean: [1, 2] }, 3, 'm')).toThrow(
-      /--mean has 2 values but the model takes 3 channel/,
+      /: mean has 2 values but the model takes 3 channel/,
     );
     expect(() =>
       checkPreprocess({ range: [0, 255], mean: [1, 2, 3], std: [4] }, 3, 'm'),

@@ -40,7 +40,6 @@ const base = (): TrainConfig => ({
     alpha: 1 / 255,
     steps: 1,
     advRatio: 0.5,
-    beta: 6,
     clipNorm: 5,
     clipValue: 1,
     noiseStd: 0.01,
