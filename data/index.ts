@@ -166,9 +166,11 @@ async function loadBuiltin(ds: DatasetName, opts: LoadOptions): Promise<DataSpli
     return { ...loadFashionMnist(sampleDir(), ds), location: sampleDir() };
   const dir = path.join(opts.dataDir ?? defaultDataDir(), STORED_AS[ds]);
   if (!fs.existsSync(dir))
-    throw optionError(
-      (n) =>
-        `${ds} is not in ${dir}: fetch it first with \`robust data ${ds}\` or prepareData('${ds}') (${n('from')} FILE: from a local copy)`,
+    throw optionError((n) =>
+      // the CLI names options as flags: its user runs `robust data`, a library user prepareData
+      n('from') === 'from'
+        ? `${ds} is not in ${dir}: fetch it first with prepareData('${ds}') (from: a local copy)`
+        : `${ds} is not in ${dir}: fetch it first with \`robust data ${ds}\` (${n('from')} FILE: from a local copy)`,
     );
   const split =
     ds === 'cifar10'

@@ -77,12 +77,12 @@ describe('every attack, every norm', () => {
 });
 
 describe('extreme budgets', () => {
-  // eps past the box's diameter (1 for Linf, √(HWC) for L2) allows exactly the same images: with the
-  // same step size the attack must act as at the diameter — float32 overflow once zeroed the L2
+  // eps past the box's diameter (√(HWC) for L2, HWC for L1) allows exactly the same images: with the
+  // same step size the attack must act as at the diameter (Linf refuses eps > 1 instead) — float32 overflow once zeroed the L2
   // projection — and any step size, however large, must move the images and keep them finite.
   for (const name of ATTACK_NAMES) {
     for (const norm of ['linf', 'l2', 'l1'] as const) {
-      it(`${name} ${norm}: eps beyond the diameter acts as the diameter; huge steps stay finite`, async () => {
+      it(`${name} ${norm}: eps beyond the diameter acts as the diameter (Linf: refused); huge steps stay finite`, async () => {
         const d = SHAPE[0] * SHAPE[1] * SHAPE[2];
         const diameter = { linf: 1, l2: Math.sqrt(d), l1: d }[norm];
         await fc.assert(
@@ -102,12 +102,18 @@ describe('extreme budgets', () => {
                 seed,
                 eotSamples: name === 'eot-pgd' ? 2 : undefined,
               });
-              const huge = await makeAttack(name, model, opts(eps, diameter / 4)).images(x, y);
+              // Linf refuses eps > 1 in one line (pixels are in [0,1]: --eps 8 meant 8/255)
+              if (norm === 'linf' && eps > 1)
+                await expect(
+                  (async () => makeAttack(name, model, opts(eps, 0.25)).images(x, y))(),
+                ).rejects.toThrow(/^eps must be in \[0,1\] for the Linf norm .*got /);
+              const bounded = norm === 'linf' ? diameter : eps;
+              const huge = await makeAttack(name, model, opts(bounded, diameter / 4)).images(x, y);
               const atDiameter = await makeAttack(name, model, opts(diameter, diameter / 4)).images(
                 x,
                 y,
               );
-              const hugeStep = await makeAttack(name, model, opts(eps, eps)).images(x, y);
+              const hugeStep = await makeAttack(name, model, opts(bounded, eps)).images(x, y);
               const [moved, movedHugeStep, finite] = tf.tidy(() =>
                 [
                   huge.sub(x).abs().max(),

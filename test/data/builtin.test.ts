@@ -168,7 +168,7 @@ describe('CIFAR-100', () => {
       new RegExp(`${src}: not a CIFAR-100 binary set \\(missing test\\.bin\\)`),
     );
     await expect(loadData('cifar100', { dataDir: path.join(dir, 'none') })).rejects.toThrow(
-      /cifar100 is not in .*none\/cifar100: run `robust data cifar100`/,
+      /cifar100 is not in .*none\/cifar100: fetch it first with prepareData\('cifar100'\)/,
     );
   });
 });

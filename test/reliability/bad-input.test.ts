@@ -201,7 +201,7 @@ const cases: [string, () => string[], RegExp][] = [
       '--data-dir',
       path.join(dataDir, 'empty'),
     ],
-    /run `robust data cifar10`/,
+    /fetch it first with `robust data cifar10` \(--from FILE/,
   ],
 ];
 

@@ -159,7 +159,7 @@ describe('a hostile review, one case per class', () => {
         '--out',
         path.join(root, 'clip'),
       ],
-      /clipNorm must be > 0/,
+      /--clip-norm must be > 0/,
     ],
     [
       'a model.json of 20,000 layers listed backwards',

@@ -143,8 +143,8 @@ describe('library errors name options; the CLI says flags', () => {
     [
       'built-in data not fetched',
       () => loadData('cifar10', { dataDir: dir }),
-      /\(from FILE: from a local copy\)$/,
-      /\(--from FILE: from a local copy\)$/,
+      /fetch it first with prepareData\('cifar10'\) \(from: a local copy\)$/,
+      /fetch it first with `robust data cifar10` \(--from FILE: from a local copy\)$/,
     ],
   ];
   for (const [what, call, library, cli] of cases)
