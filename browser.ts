@@ -40,7 +40,6 @@ export { cifar10TestFromFile, type NamedBlob } from './data/cifar10-file.js';
 export { decodeImage, type DecodedImage } from './data/images.js';
 export {
   loadFolderFiles,
-  checkPickedClassCount,
   filesFolderSource,
   folderFilesFromEntry,
   type FolderFile,

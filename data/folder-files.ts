@@ -144,25 +144,3 @@ export async function folderFilesFromEntry(root: DirectoryEntryLike): Promise<Fo
   await walk(root, root.name, 0);
   return out;
 }
-
-/**
- * A picked folder whose class folders are fewer than the model's outputs is refused unless
- * classes.txt names the classes (or labels.csv gives the labels): a browser lists no empty
- * folders, so a class folder left empty — which `robust eval` refuses — would vanish here and
- * shift every label after it, a plausible wrong accuracy instead of an error.
- */
-export function checkPickedClassCount(
-  files: readonly FolderFile[],
-  classCount: number,
-  modelOutputs: number,
-): void {
-  if (classCount === modelOutputs || files.length === 0) return;
-  const root = files[0].path.split('/')[0];
-  const named = files.some(
-    (f) => f.path === `${root}/classes.txt` || f.path.endsWith('/labels.csv'),
-  );
-  if (!named)
-    throw new RobustError(
-      `the model has ${modelOutputs} outputs but ${root}/ has ${classCount} class folders and no classes.txt: a browser does not list empty folders, so one left empty would shift every label after it; add ${root}/classes.txt (the class names, one a line, in the model's output order)`,
-    );
-}

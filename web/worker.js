@@ -221,7 +221,6 @@ async function run(o) {
       throw new robust.RobustError(
         `the model has ${loaded.numClasses} outputs but ${data.name} has ${k} classes`,
       );
-    if (o.data.kind === 'folder') robust.checkPickedClassCount(o.data.files, k, loaded.numClasses);
     const first = robust.tf.tidy(() =>
       robust.tf
         .tensor4d(

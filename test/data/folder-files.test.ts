@@ -6,7 +6,6 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadFolder } from '../../data/folder-node.js';
 import {
-  checkPickedClassCount,
   filesFolderSource,
   folderFilesFromEntry,
   loadFolderFiles,
@@ -194,31 +193,5 @@ describe('a dropped folder', () => {
         isDirectory: false,
       } as DirectoryEntryLike),
     ).rejects.toThrow('x.png: not a folder (drop a folder of class folders)');
-  });
-});
-
-describe('a picked folder with fewer class folders than the model has outputs', () => {
-  const blob = new Blob([new Uint8Array(1)]);
-  const files = (...paths: string[]) => paths.map((p) => ({ path: p, file: blob }));
-  it('is refused without classes.txt or labels.csv (an empty class folder is invisible to a browser)', () => {
-    const picked = files('pets/cat/1.png', 'pets/dog/1.png');
-    expect(() => checkPickedClassCount(picked, 2, 10)).toThrow(RobustError);
-    expect(() => checkPickedClassCount(picked, 2, 10)).toThrow(
-      /the model has 10 outputs but pets\/ has 2 class folders and no classes.txt: .*add pets\/classes.txt/,
-    );
-    // a classes.txt deeper down does not name the classes
-    expect(() =>
-      checkPickedClassCount([...picked, ...files('pets/cat/classes.txt')], 2, 10),
-    ).toThrow(RobustError);
-  });
-  it('is taken when the counts agree, or classes.txt / labels.csv names the labels', () => {
-    const picked = files('pets/cat/1.png', 'pets/dog/1.png');
-    expect(() => checkPickedClassCount(picked, 2, 2)).not.toThrow();
-    expect(() =>
-      checkPickedClassCount([...picked, ...files('pets/classes.txt')], 2, 10),
-    ).not.toThrow();
-    expect(() =>
-      checkPickedClassCount(files('pets/test/1.png', 'pets/test/labels.csv'), 3, 10),
-    ).not.toThrow();
   });
 });
