@@ -8,7 +8,7 @@ import { loadData } from '../data/index.js';
 import { take, withClassCount, type DataSplit } from '../data/dataset.js';
 import { NO_AUGMENT, makeBatch } from '../data/batches.js';
 import { fitImages } from '../data/fit.js';
-import { check, checkOption, optionError, RobustError } from '../util/errors.js';
+import { check, checkOption } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import {
   checkLogits,
@@ -17,6 +17,7 @@ import {
   type LoadedModel,
 } from '../models/any-model.js';
 import { evalModel } from './eval-model.js';
+import { checkClassCount } from './class-count.js';
 import type { EvalConfig, EvalModel } from './grid.js';
 
 export interface ModelDataOptions {
@@ -68,18 +69,7 @@ export async function loadDataForModel(
     note(`note: ${loaded.name}'s test images fitted to the model's input: ${fit.description}`);
     data = { ...loaded, test: set, fit: fit.description };
   }
-  // Index labels already stand for the model's classes (withClassCount); named classes must be
-  // its classes one for one: more outputs would be scored as wrong guesses of unknown classes.
-  const k = data.classes.length;
-  if (m.numClasses !== k)
-    throw m.logits === 'named'
-      ? optionError(
-          (n) =>
-            `${m.path}: the ${n('output')} named gives ${m.numClasses} values per image but ${data.name} has ${k} classes: name the layer of the class scores`,
-        )
-      : new RobustError(
-          `${m.path}: the model has ${m.numClasses} outputs but ${data.name} has ${k} classes`,
-        );
+  checkClassCount(m, data);
   const first = take(data.test, 64);
   if (first.count > 0) {
     const b = makeBatch(

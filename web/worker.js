@@ -216,11 +216,7 @@ async function run(o) {
       fit = f.fit.description;
       notes.push(`note: ${data.name}'s test images fitted to the model's input: ${fit}`);
     }
-    const k = classes.length;
-    if (loaded.kind === 'robust' ? loaded.numClasses !== k : loaded.numClasses < k)
-      throw new robust.RobustError(
-        `the model has ${loaded.numClasses} outputs but ${data.name} has ${k} classes`,
-      );
+    robust.checkClassCount(loaded, data);
     const first = robust.tf.tidy(() =>
       robust.tf
         .tensor4d(

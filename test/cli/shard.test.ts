@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { parse as parseCsv } from 'csv-parse/sync';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tmpDir } from '../helpers.js';
@@ -45,12 +46,13 @@ function numbers(out: string): unknown {
   for (const c of r.cells) [c.stats.seconds, c.stats.img_per_s] = [0, 0];
   return r;
 }
-/** results.csv without its seconds column. */
-const csv = (out: string) =>
-  fs
-    .readFileSync(path.join(out, 'results.csv'), 'utf8')
-    .split('\n')
-    .map((l) => l.replace(/,[^,]*,([^,]*)$/, ',,$1'));
+/** results.csv's rows without its seconds column (parsed: the compute column is quoted and holds commas). */
+function csv(out: string): string[][] {
+  const rows = parseCsv(fs.readFileSync(path.join(out, 'results.csv'), 'utf8')) as string[][];
+  const seconds = rows[0].indexOf('seconds');
+  expect(seconds).toBeGreaterThan(0);
+  return rows.map((r) => r.filter((_, i) => i !== seconds));
+}
 /** The finished cells without their times and digest, by file name (gallery included). */
 function cells(out: string): Record<string, unknown> {
   const dir = path.join(out, 'cells');

@@ -177,6 +177,6 @@ describe('the eval cache key covers every input that changes a number', () => {
     const { result } = await runGrid(base, [m], { out, backend: 'cpu', quiet: true });
     m.model.dispose();
     const row = toCsv(result).split('\n')[1];
-    expect(row).toMatch(/,wasm$/);
+    expect(row).toMatch(/,wasm,"robust kernels, [^"]*"$/); // backend, then its compute variant
   });
 });
