@@ -100,7 +100,12 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   );
 }
 
-/** One line for logs: "backend wasm (robust kernels, Winograd F(4x4,3x3), 2 threads)". */
+/**
+ * One line for logs: "backend wasm (robust kernels, Winograd F(4x4,3x3)) on 2 threads". The threads
+ * are shown but are no part of the compute variant: they change no number (variant.ts).
+ */
 export function describeBackend(info: BackendInfo): string {
-  return `backend ${info.name} (${computeVariant()})${info.warning ? ` — ${info.warning}` : ''}`;
+  const threads =
+    info.tfName === 'wasm' ? ` on ${info.threads} thread${info.threads === 1 ? '' : 's'}` : '';
+  return `backend ${info.name} (${computeVariant()})${threads}${info.warning ? ` — ${info.warning}` : ''}`;
 }

@@ -6,8 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   type WasmHeapBackend,
+  countKernelCall,
   heapOffset,
   runRowKernel,
+  sumChunks,
   threadsFor,
   wasmKernelPool,
   withHeapBuffer,
@@ -39,6 +41,8 @@ export interface ChannelPasses {
 
 // Below this many values per thread, waking a second thread costs more than it saves.
 const MIN_VALUES_PER_THREAD = 1 << 18;
+// Rows summed in float32 before float64 (BLOCK in kernels/batchnorm.c).
+const BLOCK = 256;
 
 /** The passes on the wasm backend's heap, or null where our kernels cannot run. */
 export function wasmChannelPasses(): ChannelPasses | null {
@@ -63,9 +67,11 @@ export function wasmChannelPasses(): ChannelPasses | null {
   return {
     sums(channels, u, uShift, w, wShift) {
       const rows = u.size / channels;
-      const used = threads(u.size, rows);
-      // [threads][2][C] float64 partial sums first (8-byte aligned), then the two shifts.
-      const sumFloats = used * 4 * channels;
+      // Chunks fixed by the shape (on BLOCK boundaries of batchnorm.c), their sums added in chunk
+      // order: the same statistics on any number of threads.
+      const chunks = sumChunks(rows, u.size, 2 * channels, MIN_VALUES_PER_THREAD, BLOCK);
+      // [chunks][2][C] float64 sums first (8-byte aligned), then the two shifts.
+      const sumFloats = chunks.count * 4 * channels;
       return withScratch(
         sumFloats + 2 * channels,
         (f) => {
@@ -75,22 +81,23 @@ export function wasmChannelPasses(): ChannelPasses | null {
         (at) => {
           const us = at + 4 * sumFloats;
           const ws = us + 4 * channels;
-          const targets = Array.from({ length: used }, (_, t) => at + t * 16 * channels);
-          kernels.run('zero', [[at, sumFloats]]); // the kernel adds into them
-          runRowKernel(
-            kernels,
+          kernels.runChunks(
             'channel_sums',
-            targets,
+            { slots: at, stride: 16 * channels, threads: threads(u.size, chunks.count) },
             [heapOffset(backend, u), us, heapOffset(backend, w), ws, channels],
             rows,
+            chunks.rows,
+            0,
+            chunks.count,
           );
-          const partial = new Float64Array(wasmHeap(backend), at, used * 2 * channels);
+          countKernelCall('channel_sums', Math.min(threads(u.size, chunks.count), chunks.count));
+          const partial = new Float64Array(wasmHeap(backend), at, chunks.count * 2 * channels);
           const s1 = new Float64Array(channels);
           const s2 = new Float64Array(channels);
-          for (let t = 0; t < used; t++) {
+          for (let k = 0; k < chunks.count; k++) {
             for (let c = 0; c < channels; c++) {
-              s1[c] += partial[t * 2 * channels + c];
-              s2[c] += partial[t * 2 * channels + channels + c];
+              s1[c] += partial[k * 2 * channels + c];
+              s2[c] += partial[k * 2 * channels + channels + c];
             }
           }
           return { s1, s2 };

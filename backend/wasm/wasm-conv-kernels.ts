@@ -15,8 +15,11 @@ import {
   type ConvShape,
   type WasmHeapBackend,
   heapOffset,
+  convShapeArgs,
+  runChunkedSum,
   runConvKernel,
   runRowKernel,
+  sumChunks,
   threadsFor,
   wasmKernelPool,
   winogradEnabled,
@@ -289,9 +292,9 @@ export function backpropInputWithKernel(
 }
 
 /**
- * dW of a 3x3 stride-1 conv by Winograd F(m x m, 3x3) transposed, m = winogradTile(): each thread
- * sums the transformed products over its tiles, the sums are added up, and one last transform gives
- * the 3x3 filter.
+ * dW of a 3x3 stride-1 conv by Winograd F(m x m, 3x3) transposed, m = winogradTile(): the
+ * transformed products are summed per chunk of tiles (fixed by the shape), the chunks' sums added
+ * in order, and one last transform gives the 3x3 filter.
  */
 function winogradFilterGrad(
   backend: WasmHeapBackend,
@@ -302,33 +305,34 @@ function winogradFilterGrad(
 ): Info {
   const m = winogradTile();
   const { R, tiles, units, macs } = winogradUnits(g, m);
-  const threads = threadsFor(kernels, macs, units);
   const X = (m + 2) ** 2;
   const sums = X * g.Ci * g.Co;
-  // floats per thread: sums, then V and D, and for F(4x4) a border block
-  const region = sums + X * (tiles * (g.Ci + g.Co) + 32) + (m === 4 ? X * g.Ci + 16 * g.Co : 0);
+  const chunks = sumChunks(units, macs, sums);
+  // floats per thread: V and D, and for F(4x4) a border block
+  const scratch = X * (tiles * (g.Ci + g.Co) + 32) + (m === 4 ? X * g.Ci + 16 * g.Co : 0);
   const out = backend.makeOutput([3, 3, g.Ci, g.Co], 'float32');
   try {
     withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
-      withHeapBuffer(backend, threads * region, (at) => {
-        const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * region);
-        kernels.run(
-          'zero',
-          targets.map((t) => [t, sums]),
-        );
-        runRowKernel(
+      withHeapBuffer(backend, sums, (at) => {
+        runChunkedSum(
+          backend,
           kernels,
           m === 4 ? 'winograd4_filter_grad' : 'winograd_filter_grad',
-          targets,
-          [
-            heapOffset(backend, x),
-            heapOffset(backend, dy),
-            ...(m === 4 ? [] : [zeros]),
-            ...winogradArgs(g, R),
-          ],
-          units,
+          {
+            out: at,
+            floats: sums,
+            args: [
+              heapOffset(backend, x),
+              heapOffset(backend, dy),
+              ...(m === 4 ? [] : [zeros]),
+              ...winogradArgs(g, R),
+            ],
+            rows: units,
+            chunks,
+            threads: threadsFor(kernels, macs, chunks.count),
+            scratch,
+          },
         );
-        for (const t of targets.slice(1)) kernels.run('add_into', [[at, t, sums]]);
         kernels.run(m === 4 ? 'winograd4_filter_grad_out' : 'winograd_filter_grad_out', [
           [heapOffset(backend, out), at, g.Ci, g.Co],
         ]);
@@ -341,7 +345,7 @@ function winogradFilterGrad(
   return out;
 }
 
-/** dW, [kh, kw, Cin, Cout]: threads add up partial sums over their rows. */
+/** dW, [kh, kw, Cin, Cout]: summed per chunk of rows (fixed by the shape), chunks added in order. */
 export function filterGradWithKernel(
   backend: WasmHeapBackend,
   x: Info,
@@ -354,30 +358,20 @@ export function filterGradWithKernel(
     return winogradFilterGrad(backend, kernels, x, dy, forwardShape(s));
   const size = s.kh * s.kw * s.inC * s.outC;
   const rows = s.batch * s.outH;
-  const threads = threadsFor(kernels, macs(s), rows);
+  const chunks = sumChunks(rows, macs(s), size);
   const out = backend.makeOutput([s.kh, s.kw, s.inC, s.outC], 'float32');
-  // Thread 0 writes the result, the others partial sums added in afterwards.
-  const partials = Array.from({ length: threads - 1 }, () => backend.makeOutput([size], 'float32'));
   try {
-    const targets = [out, ...partials].map((t) => heapOffset(backend, t));
-    kernels.run(
-      'zero',
-      targets.map((t) => [t, size]),
-    ); // the kernel adds into them
-    runConvKernel(
-      kernels,
-      'conv2d_filter_grad',
-      targets,
-      [heapOffset(backend, x), heapOffset(backend, dy)],
-      s,
+    runChunkedSum(backend, kernels, 'conv2d_filter_grad', {
+      out: heapOffset(backend, out),
+      floats: size,
+      args: [heapOffset(backend, x), heapOffset(backend, dy), ...convShapeArgs(s)],
       rows,
-    );
-    for (const p of partials) kernels.run('add_into', [[targets[0], heapOffset(backend, p), size]]);
+      chunks,
+      threads: threadsFor(kernels, macs(s), chunks.count),
+    });
   } catch (e) {
     backend.disposeData(out.dataId);
     throw e;
-  } finally {
-    for (const p of partials) backend.disposeData(p.dataId);
   }
   return out;
 }

@@ -21,7 +21,9 @@ import '@tensorflow/tfjs-backend-wasm';
 import {
   type WasmHeapBackend,
   heapOffset,
+  runChunkedSum,
   runRowKernel,
+  sumChunks,
   threadsFor,
   wasmKernelPool,
   withHeapBuffer,
@@ -237,29 +239,20 @@ function depthwiseFilterGradWithKernel(
   const Co = s.inC * s.mult;
   const size = s.kh * s.kw * Co;
   const rows = s.batch * s.outH;
-  const threads = threadsFor(kernels, macs(s), rows);
+  const chunks = sumChunks(rows, macs(s), size);
+  const threads = threadsFor(kernels, macs(s), chunks.count);
+  // Summed per chunk of rows (fixed by the shape), the chunks added in order: the same on any threads.
   const run = (src: Info) =>
-    output(b, [s.kh, s.kw, s.inC, s.mult], (out) => {
-      // Thread 0 sums into the result, the others into partial sums added in afterwards.
-      const partials = Array.from({ length: threads - 1 }, () => b.makeOutput([size], 'float32'));
-      try {
-        const targets = [out, ...partials].map((t) => heapOffset(b, t));
-        kernels.run(
-          'zero',
-          targets.map((t) => [t, size]),
-        );
-        runRowKernel(
-          kernels,
-          'depthwise_filter_grad',
-          targets,
-          [heapOffset(b, src), heapOffset(b, dy), ...shapeArgs(s, Co)],
-          rows,
-        );
-        for (const t of targets.slice(1)) kernels.run('add_into', [[targets[0], t, size]]);
-      } finally {
-        for (const p of partials) b.disposeData(p.dataId);
-      }
-    });
+    output(b, [s.kh, s.kw, s.inC, s.mult], (out) =>
+      runChunkedSum(b, kernels, 'depthwise_filter_grad', {
+        out: heapOffset(b, out),
+        floats: size,
+        args: [heapOffset(b, src), heapOffset(b, dy), ...shapeArgs(s, Co)],
+        rows,
+        chunks,
+        threads,
+      }),
+    );
   if (s.mult === 1) return run(x);
   // x widened to the output channels, so that each lines up with its channel of dy.
   return withTemp(b, [s.batch, s.inH, s.inW, Co], (xe) => {

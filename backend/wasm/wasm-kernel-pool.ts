@@ -20,12 +20,22 @@ const GENERATION = 0;
 const PENDING = 1;
 const FUNCTION = 2;
 const FAILED = 3;
-const MODE = 4; // 0: one call per thread with its own arguments; 1: rows handed out in chunks
+// 0: one call per thread with its own arguments; 1: rows handed out in chunks; 2: chunks of a sum,
+// each written to its own slot
+const MODE = 4;
 const NEXT = 5; // next chunk to take
 const ROWS = 6;
 const CHUNK = 7;
 const ARGC = 8;
-const ARGS = 9;
+// mode 2: slot of the job's first chunk, bytes between slots, first chunk, chunks, threads taking
+// part, whether each passes its own scratch (TARGETS + t) after the slot
+const BASE = 9;
+const STRIDE = 10;
+const FIRST = 11;
+const COUNT = 12;
+const USED = 13;
+const SCRATCH = 14;
+const ARGS = 15;
 const TARGETS = ARGS + MAX_ARGS;
 
 // Worker body (CommonJS, evaluated): instantiate on the shared memory, then serve jobs until told to
@@ -57,6 +67,18 @@ for (;;) {
         const rows = ctl[${ROWS}], chunk = ctl[${CHUNK}];
         for (let r0 = Atomics.add(ctl, ${NEXT}, 1) * chunk; r0 < rows; r0 = Atomics.add(ctl, ${NEXT}, 1) * chunk) {
           exports_[names[fn]](...args, r0, Math.min(rows, r0 + chunk));
+        }
+      }
+    } else if (ctl[${MODE}] === 2) {
+      if (index < ctl[${USED}]) {
+        const pre = ctl[${SCRATCH}] ? [ctl[${TARGETS} + index]] : [];
+        const args = [];
+        for (let i = 0; i < ctl[${ARGC}]; i++) args.push(ctl[${ARGS} + i]);
+        const rows = ctl[${ROWS}], chunk = ctl[${CHUNK}], first = ctl[${FIRST}], count = ctl[${COUNT}];
+        const base = ctl[${BASE}], stride = ctl[${STRIDE}];
+        for (let k = Atomics.add(ctl, ${NEXT}, 1); k < count; k = Atomics.add(ctl, ${NEXT}, 1)) {
+          const r0 = (first + k) * chunk;
+          exports_[names[fn]](base + k * stride, ...pre, ...args, r0, Math.min(rows, r0 + chunk));
         }
       }
     } else {
@@ -169,6 +191,66 @@ export class WasmKernelPool {
     }
     let next = 0;
     rowsFrom(() => next++, targets[0]);
+  }
+
+  /**
+   * One pass of a sum over rows [0, rows) cut into chunks of `chunk` rows: calls
+   * `name(slot, [scratch,] ...args, r0, r1)` for chunks first … first + count − 1, chunk
+   * first + k writing to slot `slots + k·stride` (bytes), which `threads` threads take in turn.
+   * Which thread ran a chunk changes nothing in its slot, so adding the slots in chunk order gives
+   * the same sum for any thread count. `scratch`: one buffer per thread, passed after the slot.
+   */
+  runChunks(
+    name: string,
+    job: { slots: number; stride: number; scratch?: number[]; threads: number },
+    args: KernelArgs,
+    rows: number,
+    chunk: number,
+    first: number,
+    count: number,
+  ): void {
+    const used = Math.max(1, Math.min(job.threads, count));
+    const fn = this.check(name, used);
+    if (args.length > MAX_ARGS)
+      throw new Error(`wasm kernel ${name}: more than ${MAX_ARGS} arguments`);
+    if (job.scratch && job.scratch.length < used)
+      throw new Error(
+        `wasm kernel ${name}: ${job.scratch.length} scratch buffers for ${used} threads`,
+      );
+    const step = Math.max(1, Math.floor(chunk));
+    const ctl = this.control;
+    const chunksFrom = (take: () => number, scratch: number[]) => {
+      for (let k = take(); k < count; k = take()) {
+        const r0 = (first + k) * step;
+        this.exports[name](
+          job.slots + k * job.stride,
+          ...scratch,
+          ...args,
+          r0,
+          Math.min(rows, r0 + step),
+        );
+      }
+    };
+    const own = job.scratch ? [job.scratch[0]] : [];
+    if (this.workers.length > 0 && used > 1) {
+      ctl[MODE] = 2;
+      ctl[NEXT] = 0;
+      ctl[ROWS] = rows;
+      ctl[CHUNK] = step;
+      ctl[BASE] = job.slots;
+      ctl[STRIDE] = job.stride;
+      ctl[FIRST] = first;
+      ctl[COUNT] = count;
+      ctl[USED] = used;
+      ctl[SCRATCH] = job.scratch ? 1 : 0;
+      for (let t = 1; t < used; t++) ctl[TARGETS + t] = job.scratch?.[t] ?? 0;
+      ctl[ARGC] = args.length;
+      for (let i = 0; i < args.length; i++) ctl[ARGS + i] = args[i];
+      this.dispatch(name, fn, () => chunksFrom(() => Atomics.add(ctl, NEXT, 1), own));
+      return;
+    }
+    let next = 0;
+    chunksFrom(() => next++, own);
   }
 
   private check(name: string, shares: number): number {

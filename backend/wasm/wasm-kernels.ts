@@ -40,6 +40,16 @@ export interface ConvShape {
 
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 const MIN_MACS_PER_THREAD = 2_000_000;
+// Sums over rows (filter gradients, batch-norm statistics) are cut into at most this many chunks,
+// each at least MIN_MACS_PER_THREAD of work: enough for 2, 3 or 4 threads to share the load evenly,
+// also when one of them starts late; decided by the shape alone (see sumChunks).
+const MAX_CHUNKS = 12;
+// Work per chunk at least this many times its partial sum's floats: zeroing and adding a chunk's
+// partial sum (a 512×512×3×3 dW is 2.4M floats) stays a few percent of the chunk's arithmetic.
+const WORK_PER_PARTIAL_FLOAT = 64;
+// Partial sums of one pass at most this many bytes (more chunks run in further passes), or one
+// per thread if that is more: about what one partial per thread took before.
+const SLOT_BYTES = 32 << 20;
 
 let pool: WasmKernelPool | null = null;
 let poolMemory: WebAssembly.Memory | null = null;
@@ -58,6 +68,7 @@ let enabled = KERNELS_ENV[kernelsEnv ?? '1'] ?? true;
 let winograd = (WINOGRAD_ENV[winogradEnv ?? '4'] ?? WINOGRAD_ENV['4']).on;
 let tile: 2 | 4 = (WINOGRAD_ENV[winogradEnv ?? '4'] ?? WINOGRAD_ENV['4']).tile;
 let broken = false;
+let threadsOverride: number | null = null;
 const calls = new Map<string, number>();
 const lastThreads = new Map<string, number>();
 
@@ -73,7 +84,7 @@ export function wasmKernelPool(backend: WasmHeapBackend): WasmKernelPool | null 
       memory,
       fromBase64(plainWasm),
       fromBase64(sharedWasm),
-      getThreadsCount(),
+      threadsOverride ?? getThreadsCount(),
     );
     poolMemory = memory;
   } catch {
@@ -92,6 +103,18 @@ export function useWasmKernels(on: boolean): void {
     pool = null;
     poolMemory = null;
   }
+}
+
+/**
+ * Runs our kernels on `threads` threads from the next call on (null: as many as tfjs's XNNPACK
+ * has), on a shared (threaded) heap; for tests and benchmarks that compare thread counts in one
+ * process.
+ */
+export function useKernelThreads(threads: number | null): void {
+  threadsOverride = threads;
+  pool?.dispose();
+  pool = null;
+  poolMemory = null;
 }
 
 /**
@@ -171,35 +194,31 @@ export function runConvKernel(
   s: ConvShape,
   rows: number,
 ): void {
-  runRowKernel(
-    kernels,
-    name,
-    targets,
-    [
-      ...operands,
-      s.inH,
-      s.inW,
-      s.inC,
-      s.outH,
-      s.outW,
-      s.outC,
-      s.kh,
-      s.kw,
-      s.sh,
-      s.sw,
-      s.top,
-      s.left,
-    ],
-    rows,
-  );
+  runRowKernel(kernels, name, targets, [...operands, ...convShapeArgs(s)], rows);
 }
+
+/** A conv's shape as the C functions take it, after their operands. */
+export const convShapeArgs = (s: ConvShape): number[] => [
+  s.inH,
+  s.inW,
+  s.inC,
+  s.outH,
+  s.outW,
+  s.outC,
+  s.kh,
+  s.kw,
+  s.sh,
+  s.sw,
+  s.top,
+  s.left,
+];
 
 /** Chunks small enough that threads finish together, large enough to keep per-chunk costs low. */
 const chunkRows = (rows: number, threads: number): number =>
   threads > 1 ? Math.max(1, Math.ceil(rows / (8 * threads))) : rows;
 
 /** Records a call of kernel `name` over `threads` threads (for wasmKernelStats). */
-function countKernelCall(name: string, threads: number): void {
+export function countKernelCall(name: string, threads: number): void {
   calls.set(name, (calls.get(name) ?? 0) + 1);
   lastThreads.set(name, threads);
 }
@@ -213,3 +232,99 @@ export function threadsFor(
 ): number {
   return Math.max(1, Math.min(kernels.threads, rows, Math.floor(work / minPerThread)));
 }
+
+/** A sum over rows cut into `count` chunks of `rows` rows (the last may be shorter). */
+export interface Chunks {
+  count: number;
+  rows: number;
+}
+
+/**
+ * How a sum over `rows` rows is cut into chunks: from the problem's size alone — its `work`,
+ * `minWork` at least per chunk, and `partial` floats summed per chunk — and never from the thread
+ * count, so that the sum, added up in chunk order, is the same bit for bit on any number of
+ * threads and in every run. Chunk boundaries fall on multiples of `align` rows.
+ */
+export function sumChunks(
+  rows: number,
+  work: number,
+  partial: number,
+  minWork = MIN_MACS_PER_THREAD,
+  align = 1,
+): Chunks {
+  const units = Math.ceil(rows / align);
+  const count = Math.max(
+    1,
+    Math.min(
+      MAX_CHUNKS,
+      units,
+      Math.floor(work / minWork),
+      Math.floor(work / (WORK_PER_PARTIAL_FLOAT * partial)),
+    ),
+  );
+  const per = align * Math.ceil(units / count);
+  return { count: Math.ceil(rows / per), rows: per };
+}
+
+/**
+ * out (`floats` float32s at heap offset `out`) = the sum over rows [0, rows) that kernel
+ * `name(slot, [scratch,] ...args, r0, r1)` writes per chunk (sumChunks), its chunks' partial sums
+ * added in chunk order. Threads take the chunks in turn; `scratch` floats per thread are passed
+ * after the slot when given. Partial sums take at most SLOT_BYTES (or one per thread) at a time:
+ * a sum with more chunks runs in passes, which changes nothing in the result.
+ */
+export function runChunkedSum(
+  backend: WasmHeapBackend,
+  kernels: WasmKernelPool,
+  name: string,
+  job: {
+    out: number;
+    floats: number;
+    args: number[];
+    rows: number;
+    chunks: Chunks;
+    threads: number;
+    scratch?: number;
+  },
+): void {
+  const { out, floats, chunks } = job;
+  const threads = Math.max(1, Math.min(job.threads, chunks.count));
+  const slots = Math.min(chunks.count, Math.max(threads, Math.floor(SLOT_BYTES / (4 * floats))));
+  // One chunk writes the result itself; more write slots that are added after each pass.
+  const direct = chunks.count === 1;
+  const scratch = job.scratch ?? 0;
+  withHeapBuffer(backend, Math.max(1, (direct ? 0 : slots * floats) + threads * scratch), (at) => {
+    const scratchAt = at + 4 * (direct ? 0 : slots * floats);
+    const perThread = job.scratch
+      ? Array.from({ length: threads }, (_, t) => scratchAt + 4 * t * scratch)
+      : undefined;
+    for (let first = 0; first < chunks.count; first += slots) {
+      const count = Math.min(slots, chunks.count - first);
+      kernels.runChunks(
+        name,
+        { slots: direct ? out : at, stride: 4 * floats, scratch: perThread, threads },
+        job.args,
+        job.rows,
+        chunks.rows,
+        first,
+        count,
+      );
+      if (direct) break;
+      const blocks = Math.ceil(floats / SUM_BLOCK);
+      const adders = threadsFor(kernels, floats * count, blocks, MIN_FLOATS_SUMMED_PER_THREAD);
+      kernels.runRows(
+        'sum_chunks',
+        new Array<number>(adders).fill(out),
+        [at, floats, count, floats, first === 0 ? 1 : 0],
+        blocks,
+        Math.ceil(blocks / adders),
+      );
+    }
+  });
+  countKernelCall(name, threads);
+}
+
+// sum_chunks' rows: blocks of this many floats (SUM_BLOCK in kernels/common.c).
+const SUM_BLOCK = 1024;
+// Below this many floats added per thread, a second thread costs more than it saves.
+const MIN_FLOATS_SUMMED_PER_THREAD = 1 << 20;

@@ -13,22 +13,23 @@ describe('computeVariant on wasm', () => {
     useWinograd(true, 4);
   });
 
-  it('names whose kernels run, the 3x3 conv algorithm and the threads', () => {
-    expect(computeVariant()).toBe('robust kernels, Winograd F(4x4,3x3), 1 thread');
+  it('names whose kernels run and the 3x3 conv algorithm, not the threads', () => {
+    expect(computeVariant()).toBe('robust kernels, Winograd F(4x4,3x3)');
     useWinograd(true, 2);
-    expect(computeVariant()).toBe('robust kernels, Winograd F(2x2,3x3), 1 thread');
+    expect(computeVariant()).toBe('robust kernels, Winograd F(2x2,3x3)');
     useWinograd(false);
-    expect(computeVariant()).toBe('robust kernels, direct convs, 1 thread');
+    expect(computeVariant()).toBe('robust kernels, direct convs');
     useWasmKernels(false);
-    expect(computeVariant()).toBe('tfjs kernels (XNNPACK), 1 thread');
+    expect(computeVariant()).toBe('tfjs kernels (XNNPACK)');
   });
 
-  it('reads results from before it was recorded as their backend computed them then', () => {
-    expect(legacyCompute('wasm')).toBe('robust kernels, Winograd F(2x2,3x3), threads not recorded');
-    // no variant of today's is an old wasm one: its partials are started over
+  it('reads wasm results from before it was recorded as the F(2x2) kernels that computed them', () => {
+    // that release's inference ran exactly today's ROBUST_WINOGRAD=2 kernels: its partials resume there
+    useWinograd(true, 2);
+    expect(legacyCompute('wasm')).toBe('robust kernels, Winograd F(2x2,3x3)');
+    expect(computeVariant()).toBe(legacyCompute('wasm'));
     for (const [on, m] of [
       [true, 4],
-      [true, 2],
       [false, 4],
     ] as const) {
       useWinograd(on, m);

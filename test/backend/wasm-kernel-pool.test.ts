@@ -75,28 +75,103 @@ describe('wasm kernel pool', () => {
   });
 
   it('hands out rows in chunks so that every row is done exactly once, however threads interleave', () => {
-    const { memory, pool } = sharedPool(2);
+    // sum_chunks adds into its output by blocks of 1024 floats (its rows): a block done twice, or
+    // not at all, shows.
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: 64, shared: true });
+    const pool = new WasmKernelPool(memory, decode(plainWasm), decode(sharedWasm), 2);
     try {
-      const C = 4;
-      const rows = 1001;
-      // Layout (floats): u [rows][C] = row index, w = 1, shifts 0; per-thread float64 sums after.
+      const size = 101 * 1024 - 5;
       const f = new Float32Array(memory.buffer);
+      for (const chunk of [1, 7, 64, 5000]) {
+        f.fill(1, 0, size); // out
+        f.fill(2, size, 2 * size); // one slot
+        pool.runRows('sum_chunks', [0, 0], [4 * size, size, 1, size, 0], 101, chunk);
+        expect(f.subarray(0, size).every((v) => v === 3)).toBe(true);
+        expect(f[size - 1], `chunk ${chunk}`).toBe(3);
+      }
+    } finally {
+      pool.dispose();
+    }
+  });
+
+  it('writes each chunk of a sum to its own slot, whichever thread took it (1, 2 or 3 threads)', () => {
+    const C = 4;
+    const rows = 1001;
+    const layout = (f: Float32Array) => {
+      // u [rows][C] = row index, w = 1, shifts 0; per-chunk float64 sums after.
       for (let r = 0; r < rows; r++) f.fill(r, r * C, r * C + C);
       const w = rows * C;
       f.fill(1, w, w + rows * C);
       const shifts = 2 * rows * C;
       f.fill(0, shifts, shifts + C);
-      const sums = shifts + C + ((shifts + C) % 2); // 8-byte aligned
-      for (const chunk of [1, 7, 64, 5000]) {
-        f.fill(0, sums, sums + 2 * 4 * C);
-        const targets = [4 * sums, 4 * (sums + 4 * C)];
-        pool.runRows('channel_sums', targets, [0, 4 * shifts, 4 * w, 4 * shifts, C], rows, chunk);
-        const d = new Float64Array(memory.buffer, 4 * sums, 4 * C);
-        for (let c = 0; c < C; c++) {
-          expect(d[c] + d[2 * C + c], `chunk ${chunk}`).toBe((rows * (rows - 1)) / 2); // s1 over both threads
-          expect(d[C + c] + d[3 * C + c]).toBe((rows * (rows - 1)) / 2); // s2
+      return { w, shifts, sums: shifts + C + ((shifts + C) % 2) }; // 8-byte aligned
+    };
+    for (const threads of [1, 2, 3]) {
+      const { memory, pool } = sharedPool(threads);
+      try {
+        const f = new Float32Array(memory.buffer);
+        const { w, shifts, sums } = layout(f);
+        for (const chunk of [1, 7, 64, 5000]) {
+          const count = Math.ceil(rows / chunk);
+          for (const [first, n] of [
+            [0, count],
+            [Math.floor(count / 2), count - Math.floor(count / 2)],
+          ]) {
+            f.fill(-1, sums, sums + 4 * C * n); // every slot is written, not added to
+            pool.runChunks(
+              'channel_sums',
+              { slots: 4 * sums, stride: 16 * C, threads },
+              [0, 4 * shifts, 4 * w, 4 * shifts, C],
+              rows,
+              chunk,
+              first,
+              n,
+            );
+            const d = new Float64Array(memory.buffer, 4 * sums, 2 * C * n);
+            for (let k = 0; k < n; k++) {
+              const r0 = (first + k) * chunk;
+              const r1 = Math.min(rows, r0 + chunk);
+              const expected = ((r1 - 1) * r1) / 2 - ((r0 - 1) * r0) / 2; // rows r0 … r1 − 1
+              for (let c = 0; c < C; c++) {
+                expect(d[2 * C * k + c], `${threads} threads, chunk ${chunk}, slot ${k}`).toBe(
+                  expected,
+                );
+                expect(d[2 * C * k + C + c]).toBe(expected);
+              }
+            }
+          }
         }
+      } finally {
+        pool.dispose();
       }
+    }
+  });
+
+  it('passes each thread its own scratch buffer in a sum by chunks', () => {
+    // zero(slot, scratch, …) would read the scratch as the count: instead add_into(slot, scratch,
+    // n) adds the thread's scratch (all t + 1) into the chunk's slot.
+    const { memory, pool } = sharedPool(2);
+    try {
+      const f = new Float32Array(memory.buffer);
+      const n = 64;
+      const count = 40;
+      f.fill(1, 0, n); // thread 0's scratch
+      f.fill(2, n, 2 * n); // thread 1's
+      f.fill(0, 2 * n, 2 * n + count * n);
+      pool.runChunks(
+        'add_into',
+        { slots: 8 * n, stride: 4 * n, scratch: [0, 4 * n], threads: 2 },
+        [n],
+        count,
+        1,
+        0,
+        count,
+      );
+      const slots = f.subarray(2 * n, 2 * n + count * n);
+      // add_into takes (dst, src, count): the row range arguments after them are ignored.
+      expect(slots.every((v) => v === 1 || v === 2)).toBe(true);
+      for (let k = 0; k < count; k++)
+        expect(new Set(slots.subarray(k * n, (k + 1) * n)).size).toBe(1);
     } finally {
       pool.dispose();
     }

@@ -8,7 +8,7 @@ beforeAll(async () => {
   ckpt = await tinyCheckpoint('cli-variant');
 });
 
-const attack = (env: Record<string, string>) =>
+const attack = (env: Record<string, string>, threads = 1) =>
   robust(
     [
       'attack',
@@ -21,20 +21,21 @@ const attack = (env: Record<string, string>) =>
       '--backend',
       'wasm',
       '--threads',
-      '1',
+      String(threads),
       '--quiet',
     ],
     env,
   );
 
 describe('the compute variant on the command line', () => {
-  it('attack --json names it: F(4x4) by default, F(2x2) with ROBUST_WINOGRAD=2, direct with 0', () => {
-    for (const [value, compute] of [
-      ['', 'robust kernels, Winograd F(4x4,3x3), 1 thread'],
-      ['2', 'robust kernels, Winograd F(2x2,3x3), 1 thread'],
-      ['0', 'robust kernels, direct convs, 1 thread'],
-    ]) {
-      const r = attack({ ROBUST_WINOGRAD: value });
+  it('attack --json names it: F(4x4) by default, F(2x2) with ROBUST_WINOGRAD=2, direct with 0; not the threads', () => {
+    for (const [value, compute, threads] of [
+      ['', 'robust kernels, Winograd F(4x4,3x3)', 1],
+      ['', 'robust kernels, Winograd F(4x4,3x3)', 2], // the threads change no number
+      ['2', 'robust kernels, Winograd F(2x2,3x3)', 1],
+      ['0', 'robust kernels, direct convs', 1],
+    ] as const) {
+      const r = attack({ ROBUST_WINOGRAD: value }, threads);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const j = JSON.parse(r.stdout);

@@ -344,7 +344,7 @@ describe('a partial cell that cannot be trusted', () => {
   });
 
   // F(4x4) is the default; the tiny model's 3x3 convs run by Winograd (tested in test/backend)
-  const F4 = /^robust kernels, Winograd F\(4x4,3x3\), \d+ threads?$/;
+  const F4 = /^robust kernels, Winograd F\(4x4,3x3\)$/;
 
   it('a partial written under Winograd F(2x2) (ROBUST_WINOGRAD=2) is started over under the default', async () => {
     const f2 = tmpDir('partial-f2');
@@ -360,10 +360,10 @@ describe('a partial cell that cannot be trusted', () => {
       useWinograd(true, 4);
     }
     const saved = JSON.parse(fs.readFileSync(path.join(f2, 'cells', partials(f2)[0]), 'utf8'));
-    expect(saved.compute).toMatch(/^robust kernels, Winograd F\(2x2,3x3\), \d+ threads?$/);
+    expect(saved.compute).toBe('robust kernels, Winograd F(2x2,3x3)');
     const why = await notTrusted(() => {}, f2);
     expect(why).toMatch(
-      /its batches ran on wasm \(robust kernels, Winograd F\(2x2,3x3\), \d+ threads?\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\), \d+ threads?\)/,
+      /its batches ran on wasm \(robust kernels, Winograd F\(2x2,3x3\)\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\)\)/,
     );
   });
 
@@ -377,13 +377,11 @@ describe('a partial cell that cannot be trusted', () => {
     expect(row).toContain(`,wasm,"${straight.compute}"`);
     expect(files['results.md']).toContain(`backend wasm (${straight.compute})`);
     expect(files['report.html']).toContain(`backend wasm (${straight.compute})`);
-    // results from before it was recorded read as their backend's of then
+    // results from before it was recorded read as the kernels of then (today's F(2x2))
     const { compute: _c, ...old } = straight;
     const oldCells = old.cells.map(({ compute: _cc, ...c }) => c);
     const oldFiles = await reportFiles({ ...old, cells: oldCells });
-    expect(oldFiles['results.md']).toContain(
-      'backend wasm (robust kernels, Winograd F(2x2,3x3), threads not recorded)',
-    );
+    expect(oldFiles['results.md']).toContain('backend wasm (robust kernels, Winograd F(2x2,3x3))');
   });
 
   const withoutDigest = (v: Record<string, unknown>) => {
@@ -426,13 +424,13 @@ describe('a partial cell that cannot be trusted', () => {
     ['another backend', (s) => void (s.backend = 'cpu'), /ran on "cpu", this run is on "wasm"/],
     [
       'another compute variant',
-      (s) => void (s.compute = 'robust kernels, direct convs, 7 threads'),
-      /ran on wasm \(robust kernels, direct convs, 7 threads\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\)/,
+      (s) => void (s.compute = 'robust kernels, direct convs'),
+      /ran on wasm \(robust kernels, direct convs\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\)\)/,
     ],
     [
-      'no compute variant (a partial from before it was recorded)',
+      'no compute variant (a partial from before it was recorded, by the F(2x2) kernels)',
       (s) => void delete s.compute,
-      /ran on wasm \(robust kernels, Winograd F\(2x2,3x3\), threads not recorded\), this run is on wasm/,
+      /ran on wasm \(robust kernels, Winograd F\(2x2,3x3\)\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\)\)/,
     ],
     ["another cell's key", (s) => void (s.key = keys['bim:3']), /it belongs to another cell/],
   ];
@@ -446,4 +444,39 @@ describe('a partial cell that cannot be trusted', () => {
       expect(warning).toMatch(why);
     });
   }
+
+  it('a partial from before the variant was recorded resumes under ROBUST_WINOGRAD=2, whose kernels wrote it', async () => {
+    useWinograd(true, 2);
+    try {
+      const full = tmpDir('partial-legacy-full');
+      const f2 = (await runGrid(config, [model], { out: full, backend: 'wasm', quiet: true }))
+        .result;
+      const out = tmpDir('partial-legacy');
+      await runGrid(config, [model], {
+        out,
+        backend: 'wasm',
+        quiet: true,
+        shouldStop: () => partials(out).length > 0,
+      });
+      const partial = path.join(out, 'cells', partials(out)[0]);
+      const v = withoutDigest(JSON.parse(fs.readFileSync(partial, 'utf8')));
+      delete v.compute; // as the previous release wrote it
+      writeDigested(partial, v);
+      const warnings: string[] = [];
+      const { value: r, writes } = await countingPartialWrites(() =>
+        runGrid(config, [model], {
+          out,
+          backend: 'wasm',
+          quiet: true,
+          warn: (m) => warnings.push(m),
+        }),
+      );
+      expect(warnings).toEqual([]);
+      expect(r.complete).toBe(true);
+      expect(numbers(r.result)).toEqual(numbers(f2));
+      expect(writes).toBe(1 + 2); // pgd from its second batch on, bim from its first
+    } finally {
+      useWinograd(true, 4);
+    }
+  });
 });

@@ -284,7 +284,7 @@ describe('train --resume with other settings', () => {
 
   it('the compute variant is in the run state; a resume under another one is recorded, not silent', async () => {
     const saved = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint', 'state.json'), 'utf8'));
-    expect(saved.config.compute).toBe('robust kernels, Winograd F(4x4,3x3), 1 thread');
+    expect(saved.config.compute).toBe('robust kernels, Winograd F(4x4,3x3)');
     const out = tmpDir('resume-variant');
     fs.cpSync(run, out, { recursive: true });
     useWinograd(true, 2); // as ROBUST_WINOGRAD=2 does
@@ -294,9 +294,9 @@ describe('train --resume with other settings', () => {
       useWinograd(true, 4);
     }
     const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
-    expect(state.config.compute).toBe('robust kernels, Winograd F(2x2,3x3), 1 thread');
+    expect(state.config.compute).toBe('robust kernels, Winograd F(2x2,3x3)');
     expect(state.changes[0].changes).toEqual([
-      'compute robust kernels, Winograd F(4x4,3x3), 1 thread → robust kernels, Winograd F(2x2,3x3), 1 thread',
+      'compute robust kernels, Winograd F(4x4,3x3) → robust kernels, Winograd F(2x2,3x3)',
       'epochs 1 → 2 (extended)',
     ]);
     expect(state.changes[0].override).toBe(false);
@@ -312,7 +312,7 @@ describe('train --resume with other settings', () => {
     await trainModel(fresh, data, { ...base(), epochs: 2 }, out, { quiet: true, resume: true });
     const state = JSON.parse(fs.readFileSync(file, 'utf8'));
     expect(state.changes[0].changes[0]).toBe(
-      'compute robust kernels, Winograd F(2x2,3x3), threads not recorded → robust kernels, Winograd F(4x4,3x3), 1 thread',
+      'compute robust kernels, Winograd F(2x2,3x3) → robust kernels, Winograd F(4x4,3x3)',
     );
   });
 

@@ -5,6 +5,7 @@
  *  - channel_affine: out = a*u + b*v + k per channel                               (normalise; dx)
  * Sums run in float32 within blocks of BLOCK rows and in float64 across blocks, as the JS loops
  * they replace do; a block of rows stays in cache while each group of 8 channels passes over it.
+ * A call sums one chunk of rows; the caller adds the chunks' sums in chunk order.
  */
 #include "common.h"
 
@@ -18,10 +19,11 @@ INLINE void add_lanes(double *d, v128_t v) {
   d[3] += wasm_f32x4_extract_lane(v, 3);
 }
 
-/* sums: [2][C] float64 (s1 then s2), to which the sums over rows [row0, row1) are added. */
+/* sums: [2][C] float64 (s1 then s2), set to the sums over rows [row0, row1). */
 EXPORT(channel_sums)
 void channel_sums(double *sums, const float *u, const float *us, const float *w, const float *ws, int C, int row0, int row1) {
   double *s1 = sums, *s2 = sums + C;
+  zero((float *)sums, 4 * C);
   const int c8 = C & ~7, c4 = C & ~3;
   for (int r0 = row0; r0 < row1; r0 += BLOCK) {
     const int r1 = r0 + BLOCK < row1 ? r0 + BLOCK : row1;

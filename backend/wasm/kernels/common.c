@@ -18,3 +18,26 @@ void add_into(float *dst, const float *src, int count) {
   for (; i < count; i++) dst[i] += src[i];
 }
 
+
+/*
+ * out[i] (+)= slots[0][i] + slots[1][i] + ... + slots[count-1][i], added in that order, for i in
+ * floats [r0, r1) * SUM_BLOCK of `size`; slot k at slots + k * stride floats. `init`: out is
+ * overwritten (the first slots of a sum), else added to. The fixed order keeps a sum over chunks
+ * the same however the threads took the chunks.
+ */
+#define SUM_BLOCK 1024
+EXPORT(sum_chunks)
+void sum_chunks(float *out, const float *slots, int stride, int count, int size, int init, int r0, int r1) {
+  const int i0 = r0 * SUM_BLOCK, i1 = r1 * SUM_BLOCK < size ? r1 * SUM_BLOCK : size;
+  int i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    v128_t s = init ? wasm_v128_load(slots + i) : wasm_f32x4_add(wasm_v128_load(out + i), wasm_v128_load(slots + i));
+    for (int k = 1; k < count; k++) s = wasm_f32x4_add(s, wasm_v128_load(slots + k * stride + i));
+    wasm_v128_store(out + i, s);
+  }
+  for (; i < i1; i++) {
+    float s = init ? slots[i] : out[i] + slots[i];
+    for (int k = 1; k < count; k++) s += slots[k * stride + i];
+    out[i] = s;
+  }
+}

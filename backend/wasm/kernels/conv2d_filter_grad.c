@@ -127,9 +127,10 @@ INLINE void rows(float *dw, const float *x, const float *dy, const Geometry *g, 
 }
 
 /*
- * Adds into dw ([kh, kw, Ci, Co]) the contributions of output rows [row0, row1) of the flattened
- * [N * Ho] row range, so threads can split the work by rows (each into its own dw, summed after).
- * Rows are taken in blocks sized so that a block of dy stays in the L1/L2 cache.
+ * Writes to dw ([kh, kw, Ci, Co]) the sum over output rows [row0, row1) of the flattened [N * Ho]
+ * row range: one chunk of the rows, whose sums the caller adds up in chunk order (so the result
+ * depends on the chunks, fixed by the shape, never on the threads). Rows are taken in blocks sized
+ * so that a block of dy stays in the L1/L2 cache.
  */
 EXPORT(conv2d_filter_grad)
 void conv2d_filter_grad(float *dw, const float *x, const float *dy, int H, int W, int Ci, int Ho, int Wo, int Co,
@@ -137,6 +138,7 @@ void conv2d_filter_grad(float *dw, const float *x, const float *dy, int H, int W
   const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left, 0};
   int block = 16384 / (Wo * Co > 0 ? Wo * Co : 1); /* ~64 KB of dy per block */
   if (block < 1) block = 1;
+  zero(dw, kh * kw * Ci * Co);
   for (int r = row0; r < row1;) {
     const int n = r / Ho, oh0 = r % Ho;
     int oh1 = oh0 + block;

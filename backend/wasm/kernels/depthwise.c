@@ -205,14 +205,16 @@ INLINE void dw_tile(const int V, float *acc, const float *xp, const float *dp, i
 }
 
 /*
- * Adds the filter gradient (M = 1) of output rows [row0, row1) of the flattened [N * Ho] rows of dy
- * into acc ([kh, kw, C]; each thread its own, summed after). For each tap, the output columns whose
- * input column lies inside the image form one range: no per-position checks.
+ * Writes to acc ([kh, kw, C]) the filter gradient (M = 1) of output rows [row0, row1) of the
+ * flattened [N * Ho] rows of dy: one chunk, summed with the others in chunk order by the caller.
+ * For each tap, the output columns whose input column lies inside the image form one range: no
+ * per-position checks.
  */
 EXPORT(depthwise_filter_grad)
 void depthwise_filter_grad(float *acc, const float *x, const float *dy, int H, int W, int C, int Ho, int Wo, int kh, int kw, int sh, int sw,
                            int dh, int dw, int top, int left, int row0, int row1) {
   const int xstep = sw * C;
+  zero(acc, kh * kw * C);
   for (int r = row0; r < row1; r++) {
     const int n = r / Ho, oh = r % Ho;
     const float *dyrow = dy + r * Wo * C;

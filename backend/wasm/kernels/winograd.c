@@ -159,7 +159,7 @@ void winograd_conv(float *scratch, float *y, const float *x, const float *U, con
 /*
  * Filter gradient by the same transforms, transposed: with V = B'dB of each tile's input block and
  * D = A dy A' of its 2x2 block of dy, dW = G' (sum over tiles of V (.) D) G. The sum is again 16
- * matrix products, [Ci x tiles] by [tiles x Co], accumulated per thread; winograd_filter_grad_out
+ * matrix products, [Ci x tiles] by [tiles x Co], accumulated per chunk of tiles; winograd_filter_grad_out
  * applies G' . G once at the end.
  */
 
@@ -188,16 +188,17 @@ INLINE void gradient_tile(float *D, int T, int t, const float *dy, const float *
 }
 
 /*
- * Adds this thread's share of units [r0, r1) into `region`: first the 16 * Ci * Co sums (zeroed by
- * the caller before the first call), then scratch for V and D, 16 * (T * (Ci + Co) + 32) floats.
- * Geometry as winograd_conv's (x is the conv's input, dy its output's gradient).
+ * Writes to `acc` the 16 * Ci * Co sums over units [r0, r1) (one chunk: the caller adds the chunks'
+ * sums in chunk order); `scratch` (this thread's own) holds V and D, 16 * (T * (Ci + Co) + 32)
+ * floats. Geometry as winograd_conv's (x is the conv's input, dy its output's gradient).
  */
 EXPORT(winograd_filter_grad)
-void winograd_filter_grad(float *region, const float *x, const float *dy, const float *zeros, int N, int H, int W, int Ci, int Ho,
-                          int Wo, int Co, int top, int left, int R, int r0, int r1) {
+void winograd_filter_grad(float *acc, float *scratch, const float *x, const float *dy, const float *zeros, int N, int H, int W, int Ci,
+                          int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
   const int tilesW = (Wo + 1) / 2, tilesH = (Ho + 1) / 2, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
-  float *acc = region, *V = region + 16 * Ci * Co, *D = V + 16 * PLANE(T, Ci);
+  float *V = scratch, *D = V + 16 * PLANE(T, Ci);
+  zero(acc, 16 * Ci * Co);
   for (int r = r0; r < r1; r++) {
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
     for (int k = 0; k < rows; k++) {

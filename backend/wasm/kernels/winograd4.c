@@ -190,7 +190,7 @@ void winograd4_conv(float *scratch, float *y, const float *x, const float *U, co
 /*
  * Filter gradient by the same transforms, transposed: with V = B'dB of each tile's 6x6 input block
  * and D = A dy A' of its 4x4 block of dy, dW = G' (sum over tiles of V (.) D) G: 36 matrix products
- * [Ci x tiles] by [tiles x Co] accumulated per thread, then winograd4_filter_grad_out once.
+ * [Ci x tiles] by [tiles x Co] accumulated per chunk of tiles, then winograd4_filter_grad_out once.
  */
 
 /* A along one line of 4 values (A = the transpose of A' above). */
@@ -252,17 +252,18 @@ INLINE void gradient_tile4(float *D, int T, int t, float *block, const float *dy
 }
 
 /*
- * Adds this thread's share of units [r0, r1) into `region`: first the 36 * Ci * Co sums (zeroed by
- * the caller), then scratch for V, D and a border block: 36 * (T * (Ci + Co) + 32 + Ci) + 16 * Co
- * floats. Geometry as winograd4_conv's (x the conv's input, dy its output's gradient); Ci and Co
- * multiples of 4 and 8.
+ * Writes to `acc` the 36 * Ci * Co sums over units [r0, r1) (one chunk: the caller adds the chunks'
+ * sums in chunk order); `scratch` (this thread's own) holds V, D and a border block:
+ * 36 * (T * (Ci + Co) + 32 + Ci) + 16 * Co floats. Geometry as winograd4_conv's (x the conv's
+ * input, dy its output's gradient); Ci and Co multiples of 4 and 8.
  */
 EXPORT(winograd4_filter_grad)
-void winograd4_filter_grad(float *region, const float *x, const float *dy, int N, int H, int W, int Ci, int Ho, int Wo, int Co,
-                           int top, int left, int R, int r0, int r1) {
+void winograd4_filter_grad(float *acc, float *scratch, const float *x, const float *dy, int N, int H, int W, int Ci, int Ho, int Wo,
+                           int Co, int top, int left, int R, int r0, int r1) {
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
-  float *acc = region, *V = acc + 36 * Ci * Co, *D = V + 36 * PLANE(T, Ci), *block = D + 36 * PLANE(T, Co);
+  float *V = scratch, *D = V + 36 * PLANE(T, Ci), *block = D + 36 * PLANE(T, Co);
+  zero(acc, 36 * Ci * Co);
   for (int r = r0; r < r1; r++) {
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
     for (int k = 0; k < rows; k++) {
