@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ensureDir } from './dirs.js';
 import { asWriteError } from './write-errors.js';
+import { RobustError } from './errors.js';
 
 /** Temp names are `.<target>.tmp-<pid>-<ms>`, and `<temp>.old` for a folder being replaced. */
 export const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-(\d+)(\.old)?$/;
@@ -62,6 +63,34 @@ export function removeStaleTemps(dir: string): void {
   }
 }
 
+/** What lstat says a path is, in words, for refusals. */
+function kindOf(st: fs.Stats): string {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFile()) return 'a file';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  return 'a device';
+}
+
+/**
+ * An atomic write renames a new file over its target: over a device (/dev/null), a pipe or a
+ * symbolic link that would replace the thing itself, not write into it. Only a missing path or
+ * one of the kind being written is replaced.
+ */
+function checkReplaceable(target: string, kind: 'file' | 'folder'): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(target);
+  } catch {
+    return; // missing (or unreadable: the write itself will say why)
+  }
+  if (kind === 'file' ? st.isFile() : st.isDirectory()) return;
+  throw new RobustError(
+    `${target}: is ${kindOf(st)}, not a ${kind} robust may replace: give the path of a regular ${kind}`,
+  );
+}
+
 /** Writes a file so that readers see either the old or the whole new content, never a part. */
 export function writeFileAtomic(target: string, data: string | Uint8Array): void {
   writeFilesAtomic([[target, data]]);
@@ -73,6 +102,7 @@ export function writeFileAtomic(target: string, data: string | Uint8Array): void
  * failure (a full disk) leaves every old file as it was and no temp file behind.
  */
 export function writeFilesAtomic(files: [target: string, data: string | Uint8Array][]): void {
+  for (const [target] of files) checkReplaceable(target, 'file');
   const written: [tmp: string, target: string][] = [];
   let current = '';
   try {
@@ -107,6 +137,7 @@ export async function writeDirAtomic(
   target: string,
   fill: (dir: string) => Promise<void> | void,
 ): Promise<void> {
+  checkReplaceable(target, 'folder');
   const parent = path.dirname(path.resolve(target));
   ensureDir(parent);
   const tmp = tempNameFor(target);

@@ -104,3 +104,29 @@ describe('stale temps', () => {
     expect(fs.existsSync(path.join(cifar, kept, 'data_batch_1.bin'))).toBe(true);
   });
 });
+
+describe('what an atomic write may replace', () => {
+  it('refuses a symbolic link, a named pipe, a device or a folder in the place of a file, and leaves them', () => {
+    const dir = tmpDir('atomic-kinds');
+    const real = path.join(dir, 'real.csv');
+    fs.writeFileSync(real, 'keep');
+    const link = path.join(dir, 'link.csv');
+    fs.symlinkSync(real, link);
+    const folder = path.join(dir, 'folder.csv');
+    fs.mkdirSync(folder);
+    const targets: [string, RegExp][] = [
+      [link, /link\.csv: is a symbolic link, not a file robust may replace/],
+      [folder, /folder\.csv: is a folder, not a file robust may replace/],
+      ['/dev/null', /^\/dev\/null: is a device, not a file robust may replace/],
+    ];
+    for (const [target, message] of targets) {
+      expect(() => writeFileAtomic(target, 'new')).toThrow(message);
+    }
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(real, 'utf8')).toBe('keep');
+    expect(fs.statSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(fs.readdirSync(dir).sort()).toEqual(['folder.csv', 'link.csv', 'real.csv']); // no temp left
+    writeFileAtomic(real, 'new'); // a regular file is replaced as before
+    expect(fs.readFileSync(real, 'utf8')).toBe('new');
+  });
+});
