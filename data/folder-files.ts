@@ -48,6 +48,7 @@ export function filesFolderSource(files: readonly FolderFile[]): FolderSource {
     if (blobs.has(dir)) throw new RobustError(`${dir}: both a file and a folder`);
   return {
     root,
+    listsEmptyFolders: false,
     join: (dir, name) => `${dir}/${name}`,
     dirname: (file) => file.slice(0, Math.max(0, file.lastIndexOf('/'))),
     exists: async (p) => blobs.has(p) || children.has(p),

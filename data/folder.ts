@@ -58,6 +58,8 @@ export interface FolderSource {
   realpath(dir: string): Promise<string>;
   /** A regular file's bytes, refused in one line when larger than `limits.maxBytes`. */
   read(file: string, limits: ReadLimits): Promise<Uint8Array>;
+  /** False where empty folders are not listed (a browser's picked files): an empty class folder goes unseen. */
+  readonly listsEmptyFolders?: boolean;
 }
 
 export interface FolderLoadOptions {
@@ -442,6 +444,21 @@ export async function readFolder(src: FolderSource, o: FolderLoadOptions): Promi
     layouts,
     (await src.exists(classesTxt)) ? classesTxt : undefined,
   );
+  if (
+    src.listsEmptyFolders === false &&
+    layouts[0].kind === 'classes' &&
+    !fromLabels &&
+    !(await src.exists(classesTxt))
+  )
+    // robust eval refuses an empty class folder; here it would vanish and shift the labels after it
+    o.note(
+      `note: ${abs}'s classes are its folder names in order (${classes
+        .slice(0, 12)
+        .map((c, i) => `${i} ${c}`)
+        .join(
+          ', ',
+        )}${classes.length > 12 ? ', …' : ''}); a browser does not list empty folders, so an empty class folder would go unseen and shift these: add ${abs}/classes.txt to name them`,
+    );
   const testListing = listings[listings.length - 1];
   const test = await decodeAll(src, testListing, o.testLimit ?? o.limit);
   const train = split

@@ -195,3 +195,22 @@ describe('a dropped folder', () => {
     ).rejects.toThrow('x.png: not a folder (drop a folder of class folders)');
   });
 });
+
+describe('class folders picked in a browser', () => {
+  it('note that an empty class folder would go unseen, unless classes.txt names the classes', async () => {
+    const png1 = new Blob([png(4, 4, 1, pattern(16, 1))]);
+    const picked = [
+      { path: 'pets/cat/1.png', file: png1 },
+      { path: 'pets/dog/1.png', file: png1 },
+    ];
+    const notes: string[] = [];
+    await loadFolderFiles(picked, { note: (l) => notes.push(l) });
+    expect(notes.join('\n')).toMatch(
+      /pets's classes are its folder names in order \(0 cat, 1 dog\); a browser does not list empty folders.*add pets\/classes.txt/,
+    );
+    const named: string[] = [];
+    const classesTxt = { path: 'pets/classes.txt', file: new Blob(['cat\ndog\n']) };
+    await loadFolderFiles([...picked, classesTxt], { note: (l) => named.push(l) });
+    expect(named.join('\n')).not.toMatch(/empty folders/);
+  });
+});
