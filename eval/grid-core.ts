@@ -25,7 +25,12 @@ import { adversarialGrid, quantize } from './gallery.js';
 import { modelChecks, type ModelChecks } from './sanity.js';
 import { sha256Hex, toBase64, fromBase64 } from '../util/platform.js';
 import type { AttackRunState, KeepAdversarials } from './attack-state.js';
-import { computeVariant, type ComputedOn } from '../backend/variant.js';
+import {
+  computeVariant,
+  describeCompute,
+  legacyCompute,
+  type ComputedOn,
+} from '../backend/variant.js';
 
 export interface EvalConfig {
   models: string[];
@@ -119,6 +124,8 @@ export interface GridResult {
   backend: string;
   /** The run's compute variant (backend/variant.ts); absent in results written before it was recorded. */
   compute?: string;
+  /** What the cells were computed on, each backend and variant with its number of cells (reused cells keep theirs). */
+  computed_on?: { backend: string; compute: string; cells: number }[];
   date: string;
   models: ModelSummary[];
   cells: CellResult[];
@@ -539,6 +546,15 @@ export async function runGridIn(
       if (saved.cell) {
         store.removePartial(key); // left by a kill between writing the cell and removing it
         const cell = saved.cell;
+        const cellOn = describeCompute(
+          cell.backend ?? on.backend,
+          cell.compute ?? legacyCompute(cell.backend ?? on.backend),
+        );
+        // reused, not recomputed: its last bits are another variant's, and the results say so (computed_on)
+        if (cellOn !== describeCompute(on.backend, on.compute))
+          warn(
+            `note: ${store.where(key)}: reused as computed on ${cellOn}, not on this run's ${describeCompute(on.backend, on.compute)}`,
+          );
         cells.push(cell);
         clean = cell.stats.clean_acc;
         if (config.cascade) survivors = decodeMask(cell.robust);
@@ -600,10 +616,28 @@ export async function runGridIn(
     config,
     backend: on.backend,
     compute: on.compute,
+    computed_on: computedOn(cells, on),
     date: new Date().toISOString(),
     models: summaries,
     cells,
     worst: worstCases(summaries, cells, config.attacks),
   };
   return { result, complete };
+}
+
+/** The distinct backends and variants a run's cells were computed on, with their counts. */
+function computedOn(
+  cells: CellResult[],
+  on: ComputedOn,
+): { backend: string; compute: string; cells: number }[] {
+  const seen = new Map<string, { backend: string; compute: string; cells: number }>();
+  for (const c of cells) {
+    const backend = c.backend ?? on.backend;
+    const compute = c.compute ?? legacyCompute(backend);
+    const k = `${backend}\n${compute}`;
+    const e = seen.get(k) ?? { backend, compute, cells: 0 };
+    e.cells++;
+    seen.set(k, e);
+  }
+  return [...seen.values()];
 }

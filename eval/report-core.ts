@@ -46,6 +46,14 @@ type CsvRow = Record<(typeof CSV_COLUMNS)[number], string | number>;
 /** One row per model × attack × eps, then the worst case over attacks per model × eps. */
 /** The run's compute variant; results written before it was recorded read as their backend's of then. */
 const runCompute = (r: GridResult) => r.compute ?? legacyCompute(r.backend);
+/** The backend line: the run's, or every backend and variant its cells were computed on when they differ (reused cells). */
+function backendLine(r: GridResult): string {
+  const on = r.computed_on ?? [];
+  if (on.length === 1) return `backend ${describeCompute(on[0].backend, on[0].compute)}`;
+  if (on.length > 1)
+    return `cells computed on ${on.map((e) => `${describeCompute(e.backend, e.compute)} (${e.cells} cells)`).join(', ')}`;
+  return `backend ${describeCompute(r.backend, runCompute(r))}`;
+}
 
 function csvRows(r: GridResult): CsvRow[] {
   const rows: CsvRow[] = [];
@@ -234,7 +242,7 @@ export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): strin
   const lines: Markup[] = [
     md`# Robustness evaluation`,
     md``,
-    md`${NORM_LABEL[r.config.norm]} robust accuracy (%) on the first ${imagesOf(r)} test images; backend ${describeCompute(r.backend, runCompute(r))}; seed ${r.config.seed}; ${r.date}.`,
+    md`${NORM_LABEL[r.config.norm]} robust accuracy (%) on the first ${imagesOf(r)} test images; ${backendLine(r)}; seed ${r.config.seed}; ${r.date}.`,
     md`${protocolNote(r)}`,
     ...(r.incomplete ? [md`**Incomplete:** ${r.incomplete}.`] : []),
     md``,
@@ -416,7 +424,7 @@ export async function toHtml(r: GridResult, flags: Flag[] = sanityFlags(r)): Pro
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}tr.worst{font-weight:bold;background:#f4f4f4}.plots{display:flex;flex-wrap:wrap;gap:1em}.flag{color:#a00}figure{margin:1em 0}img{image-rendering:pixelated}.classes{display:grid;font-size:11px;text-align:center}.kept{color:#060}.fooled{color:#a00}</style>
 </head><body>
 <h1>Robustness evaluation</h1>
-<p>${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · backend ${describeCompute(r.backend, runCompute(r))} · seed ${r.config.seed} · ${r.date}.
+<p>${html`L<sub>${{ linf: '∞', l2: '2', l1: '1' }[r.config.norm]}</sub>`} robust accuracy (%) on the first ${imagesOf(r)} test images · ${backendLine(r)} · seed ${r.config.seed} · ${r.date}.
 ${protocolNote(r)}</p>
 ${r.incomplete ? html`<p class="flag"><strong>Incomplete:</strong> ${r.incomplete}.</p>\n` : ''}<table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
 ${rows.map((row) => html`<tr${row.worst ? html` class="worst"` : ''}>${row.cells.map((c) => html`<td>${c}</td>`)}</tr>\n`)}</tbody></table>

@@ -169,6 +169,32 @@ describe('the eval cache key covers every input that changes a number', () => {
     expect(json.models[0].data_sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('cells reused from another compute variant are noted, and the results list what each cell was computed on', async () => {
+    const { toMarkdown } = await import('../../eval/report.js');
+    const out = tmpDir('cache-variant');
+    const m = await evalModel(ckpt, test);
+    await runGrid(base, [m], { out, backend: 'wasm', compute: 'variant A', quiet: true });
+    const warnings: string[] = [];
+    const { result } = await runGrid(base, [m], {
+      out,
+      backend: 'wasm',
+      compute: 'variant B',
+      quiet: true,
+      warn: (w) => warnings.push(w),
+    });
+    m.model.dispose();
+    expect(warnings.length).toBe(result.cells.length);
+    expect(warnings[0]).toMatch(
+      /reused as computed on wasm \(variant A\), not on this run's wasm \(variant B\)/,
+    );
+    expect(result.computed_on).toEqual([
+      { backend: 'wasm', compute: 'variant A', cells: result.cells.length },
+    ]);
+    // the header names the cells' variant, not this run's (nothing was computed under it)
+    expect(toMarkdown(result)).toMatch(/backend wasm \(variant A\)/);
+    expect(toMarkdown(result)).not.toMatch(/variant B/);
+  });
+
   it('a reused cell keeps the backend it was computed on in results.csv', async () => {
     const { toCsv } = await import('../../eval/report.js');
     const out = tmpDir('cache-backend');
