@@ -626,7 +626,7 @@ export async function runGridIn(
 }
 
 /** The distinct backends and variants a run's cells were computed on, with their counts. */
-function computedOn(
+export function computedOn(
   cells: CellResult[],
   on: ComputedOn,
 ): { backend: string; compute: string; cells: number }[] {

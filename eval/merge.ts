@@ -17,6 +17,7 @@ import { readCell, writeCell } from './cells.js';
 import { parseEvalConfig } from './config.js';
 import {
   cellResult,
+  computedOn,
   decodeMask,
   galleryExamples,
   galleryOf,
@@ -383,6 +384,7 @@ export function mergeShards(outs: string[], o: { partial?: boolean } = {}): Merg
     config,
     backend: ref.backend,
     compute: computeOf(ref),
+    computed_on: computedOn(found, { backend: ref.backend, compute: computeOf(ref) }),
     date: new Date().toISOString(),
     models: summaries,
     cells: found,

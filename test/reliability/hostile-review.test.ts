@@ -132,9 +132,9 @@ describe('a hostile review, one case per class', () => {
       /would replace the results it exports from/,
     ],
     [
-      'export html --out / (the rename fails)',
+      'export html --out / (a folder, never renamed over)',
       () => ['export', 'html', results, '--out', '/'],
-      /cannot write/,
+      /^robust: \/: is a folder, not a file robust may replace/,
     ],
     [
       'attack --targeted empty',
