@@ -378,7 +378,7 @@ describe('a partial cell that cannot be trusted', () => {
     expect(files['results.md']).toContain(`backend wasm (${straight.compute})`);
     expect(files['report.html']).toContain(`backend wasm (${straight.compute})`);
     // results from before it was recorded read as the kernels of then (today's F(2x2))
-    const { compute: _c, ...old } = straight;
+    const { compute: _c, computed_on: _o, ...old } = straight;
     const oldCells = old.cells.map(({ compute: _cc, ...c }) => c);
     const oldFiles = await reportFiles({ ...old, cells: oldCells });
     expect(oldFiles['results.md']).toContain('backend wasm (robust kernels, Winograd F(2x2,3x3))');
