@@ -6,11 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { CHROMIUM } from '../../scripts/check-report.js';
-import { servePage, type PageServer } from '../../util/serve.js';
 import { robust } from '../cli/fixtures.js';
-import { pageRoot, runInPage } from './page-fixture.js';
+import { openPage, runInPage, type OpenPage } from './page-fixture.js';
 import { HAS_SHARED_CIFAR, missing, SHARED_DATA, tmpDir } from '../helpers.js';
 
 const GRID = { model: 'zoo:resnet20-fgsm-rs', attacks: 'fgsm,pgd:3', eps: '0,8/255', limit: '16' };
@@ -33,11 +32,9 @@ function comparable(text: string) {
 describe.skipIf(missing(fs.existsSync(CHROMIUM) && HAS_SHARED_CIFAR))(
   'the page on CIFAR-10 (served from the data folder, or picked)',
   () => {
-    let server: PageServer;
-    let browser: Browser;
+    let opened: OpenPage | undefined;
     let page: Page;
     let dataDir: string;
-    const consoleErrors: string[] = [];
 
     beforeAll(async () => {
       dataDir = tmpDir('page-cifar-data');
@@ -50,27 +47,19 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM) && HAS_SHARED_CIFAR))(
         dataDir,
       ]);
       expect(prepared.code, prepared.stderr).toBe(0);
-      server = await servePage(await pageRoot(), 0, { dataDir });
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-      });
-      page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-      page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
-      page.on('pageerror', (e) => consoleErrors.push(e.message));
-      await page.goto(server.url);
+      opened = await openPage({ dataDir });
+      page = opened.page;
     }, 120_000);
 
     afterAll(async () => {
-      await browser?.close();
-      await server?.close();
+      await opened?.close();
     });
 
     it("evaluates zoo:resnet20-fgsm-rs on CIFAR-10's served test set: robust eval's results.json", async () => {
       await page.waitForSelector('#cifar-served:not([hidden])', { timeout: 10_000 });
       const r = await runInPage(page, { ...GRID, backend: 'wasm', data: 'cifar10-served' });
       expect(r.error).toBeNull();
-      expect(consoleErrors).toEqual([]);
+      expect(opened!.consoleErrors).toEqual([]);
       const out = tmpDir('page-cifar-cli');
       const cli = robust([
         'eval',

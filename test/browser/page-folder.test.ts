@@ -6,14 +6,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { CHROMIUM } from '../../scripts/check-report.js';
-import { servePage, type PageServer } from '../../util/serve.js';
 import { loadData } from '../../data/index.js';
 import { FASHION_CLASSES } from '../../data/idx.js';
 import { robust } from '../cli/fixtures.js';
 import { jpegFile, png, pattern } from '../data/fixtures.js';
-import { pageRoot, runInPage } from './page-fixture.js';
+import { openPage, runInPage, type OpenPage } from './page-fixture.js';
 import { missing, tmpDir } from '../helpers.js';
 
 const MODEL = 'zoo:fmnist-resnet20w8';
@@ -78,10 +77,8 @@ function cliEval(data: string, out: string) {
 }
 
 describe.skipIf(missing(fs.existsSync(CHROMIUM)))('a folder of images in the page', () => {
-  let server: PageServer;
-  let browser: Browser;
+  let opened: OpenPage | undefined;
   let page: Page;
-  const consoleErrors: string[] = [];
 
   let dataDir: string;
 
@@ -89,20 +86,12 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('a folder of images in the pag
     // a data folder whose cifar10/ robust eval would refuse: the page is told why it is not offered
     dataDir = tmpDir('page-folder-data');
     fs.mkdirSync(path.join(dataDir, 'cifar10'));
-    server = await servePage(await pageRoot(), 0, { dataDir });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-    });
-    page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
-    await page.goto(server.url);
+    opened = await openPage({ dataDir });
+    page = opened.page;
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.close();
+    await opened?.close();
   });
 
   it("says why robust serve's CIFAR-10 is not offered: robust eval's refusal", async () => {
@@ -124,7 +113,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('a folder of images in the pag
     expect(await page.textContent('#folder-line')).toBe(`picked ${path.basename(dir)}/: 14 files`);
     const r = await runInPage(page, { ...GRID, backend: 'wasm', data: 'folder' });
     expect(r.error).toBeNull();
-    expect(consoleErrors).toEqual([]);
+    expect(opened!.consoleErrors).toEqual([]);
     const out = tmpDir('page-folder-cli');
     const cli = cliEval(dir, out);
     expect(cli.code, cli.stderr).toBe(0);
@@ -179,6 +168,6 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('a folder of images in the pag
       );
       expect(await page.isEnabled('#run')).toBe(true);
     }
-    expect(consoleErrors).toEqual([]);
+    expect(opened!.consoleErrors).toEqual([]);
   }, 120_000);
 });
