@@ -18,6 +18,12 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS on purpose (util/tfjs.node.cjs: see there why)
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['web/**/*.js'],
     languageOptions: { globals: { ...globals.browser, ...globals.worker } },
   },

@@ -10,7 +10,7 @@
  * iterations at 3·eps, 30% at 2·eps, the rest at eps, each stage starting from the highest-loss
  * point of the one before; only the last stage, at eps, decides success.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { RunContext } from './attack.js';
 import type { GradientSetup } from './gradient.js';
 import { isSuccess, type Criterion } from './losses.js';

@@ -1,5 +1,5 @@
 /** The per-example state APGD's variants (Linf/L2 and L1) carry from step to step, and its bookkeeping. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { RunContext } from './attack.js';
 import { evaluate, type GradientSetup } from './gradient.js';
 import type { Criterion } from './losses.js';

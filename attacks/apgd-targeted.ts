@@ -4,7 +4,7 @@
  * run on the examples no earlier run has fooled. As in AutoAttack, a run pulls towards its target
  * but any misclassification counts as success.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { check, checkOption } from '../util/errors.js';
 import {

@@ -5,7 +5,7 @@
  * or when the step size was not reduced last time and the best loss has not improved; a halving
  * restarts that example from its best point. Loss: cross-entropy (APGD-CE) or DLR (APGD-DLR).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { Classifier } from '../models/classifier.js';
 import {
   checkNumber,

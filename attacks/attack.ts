@@ -2,7 +2,7 @@
  * The small base every attack shares (as in torchattacks): it owns the model mode, the input
  * range check, targeting and the random stream, so each attack is only its `run`.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { asClassifier, inMode, type Classifier, type ModelMode } from '../models/classifier.js';
 import { check, checkOption } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';

@@ -8,7 +8,7 @@
  * clean image (β = 0.9). FAB minimizes the norm: an example counts as fooled only when the
  * smallest adversarial found lies within eps; others are returned unchanged.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { Classifier, ModelMode } from '../models/classifier.js';
 import { check, checkOption } from '../util/errors.js';
 import { Rng } from '../util/rng.js';

@@ -2,7 +2,7 @@
  * One evaluation of the attack objective and its input gradient, averaged over `eotSamples`
  * forward/backward passes (Expectation over Transformation) for randomized classifiers.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { Classifier, ModelMode } from '../models/classifier.js';
 import type { Objective } from './losses.js';
 

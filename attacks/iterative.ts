@@ -3,7 +3,7 @@
  * size alpha along `norm.normalize(gradient)`, each projected back to the eps-ball around x and
  * clipped to [0,1]. Norms differ only in normalize / project / randomStart.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { AttackResult, RunContext } from './attack.js';
 import { nonZero, usableBudget, type LpNorm } from './norms.js';
 import { evaluate, evaluateForward, type Evaluation, type GradientSetup } from './gradient.js';

@@ -2,7 +2,7 @@
  * Per-example attack objectives on logits, written so that the attack always *maximizes* them:
  * untargeted attacks push the true class down, targeted ones pull the target class up.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { check } from '../util/errors.js';
 
 export type LossName = 'ce' | 'dlr' | 'margin';

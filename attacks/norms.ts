@@ -3,7 +3,7 @@
  * becomes a step (`normalize`), how a perturbation is pulled back into the ball (`project`) and
  * where a random start lands (`randomStart`). All functions work per example on NHWC batches.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 export type NormName = 'linf' | 'l2' | 'l1';
 export const NORMS: NormName[] = ['linf', 'l2', 'l1'];

@@ -3,7 +3,7 @@
  * L2, L1: random directions), `restarts` draws, keeping the first that fools the model. White-box
  * attacks should always beat it; when they do not, their gradients are probably masked.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { Classifier } from '../models/classifier.js';
 import {
   checkNumber,

@@ -7,7 +7,7 @@
  * AutoAttack's p-schedule from p_init = 0.8; as in the reference, window position and signs are
  * drawn once per query for the whole batch (L2: signs per example).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { Classifier, ModelMode } from '../models/classifier.js';
 import { check } from '../util/errors.js';
 import { Rng } from '../util/rng.js';

@@ -1,5 +1,5 @@
 /** Choosing target classes for targeted attacks. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { check, checkOption } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 

@@ -2,7 +2,7 @@
  * Picks and starts the TensorFlow.js backend in a browser: webgpu → webgl → wasm → cpu, or the one
  * asked for, with the reason each one before it was passed over (the page shows them).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { cpuCount } from '../util/platform.js';

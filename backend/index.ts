@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { RobustError } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { startWasm } from './wasm/wasm-threads.js';

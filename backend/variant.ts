@@ -11,7 +11,7 @@
  * thread; and tfjs's wasm kernels that training and attacks use (XNNPACK matmul and conv, Sum,
  * Mean, Max, Softmax, pooling) were measured bitwise equal on 1, 2 and 3 threads.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { cpuCount } from '../util/platform.js';
 import {
   wasmKernelPool,

@@ -1,5 +1,5 @@
 /** Seeded shuffling, batching and on-the-fly augmentation (random crop with padding, h-flip). */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { ImageSet } from './dataset.js';
 import { Rng } from '../util/rng.js';
 

@@ -1,5 +1,5 @@
 /** Gradient clipping: each value into [−value, value], then the whole set scaled to global L2 norm ≤ norm. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 export function globalNorm(grads: tf.NamedTensorMap): tf.Scalar {
   return tf.tidy(

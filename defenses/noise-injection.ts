@@ -3,7 +3,7 @@
  * averages the logits over `samples` draws. It is randomized, so gradient attacks against it must
  * average gradients over draws (EOT) to be meaningful.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { asClassifier, type Classifier } from '../models/classifier.js';
 import { check } from '../util/errors.js';
 import { checkCount, LIMITS } from '../util/limits.js';

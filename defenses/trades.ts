@@ -2,7 +2,7 @@
  * TRADES (Zhang et al. 2019): minimize CE(f(x), y) + β·KL(f(x) ‖ f(x′)), where x′ maximizes the
  * KL term inside the Linf eps-ball, found by PGD from x + 0.001·N(0, 1).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { crossEntropy } from '../attacks/losses.js';
 import { linf } from '../attacks/norms.js';

@@ -3,7 +3,7 @@
  * examples to fit (adversarial, noisy), `loss` computes the training loss under the gradient
  * tape (cross-entropy, or TRADES), `gradients` post-processes the gradients (clipping).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { fgsm } from '../attacks/fgsm.js';
 import { pgd } from '../attacks/pgd.js';
 import { crossEntropy } from '../attacks/losses.js';

@@ -1,5 +1,5 @@
 /** Clean accuracy of a model on an image set, in inference mode. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { ImageSet } from '../data/dataset.js';
 import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
 import { Rng } from '../util/rng.js';

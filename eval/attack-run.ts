@@ -6,7 +6,7 @@
  * (random starts, random targets) from streams derived from the seed and the batch's index alone,
  * so any batch can run anywhere: after a restart, or as part of another process's share.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { ImageSet } from '../data/dataset.js';
 import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
 import type { Attack } from '../attacks/attack.js';

@@ -5,7 +5,7 @@
  * state after every batch (eval/partial-cells.ts) and resumes at the batch it was in. Per model and
  * eps, the worst case over attacks counts an example as robust only if it survives every attack.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import {
   ATTACK_NAMES,
   makeAttack,

@@ -3,7 +3,7 @@
  * its input, the classes checked against its outputs, and a refusal when its outputs turn out to
  * be probabilities. Also the models of a grid, loaded as one.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { loadData } from '../data/index.js';
 import { take, withClassCount, type DataSplit } from '../data/dataset.js';
 import { NO_AUGMENT, makeBatch } from '../data/batches.js';

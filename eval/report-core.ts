@@ -1,8 +1,7 @@
 /** A grid's results as text (eval/report.ts writes them): CSV (one row per model × attack × eps), JSON, Markdown and an HTML report with plots. */
 import type { NormName } from '../attacks/norms.js';
 import { stringify } from 'csv-stringify/sync';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { formatEps } from '../util/format.js';
 import type { CellResult, GridResult } from './grid-core.js';
 import { fromBase64 } from '../util/platform.js';
@@ -257,7 +256,9 @@ export function toMarkdown(r: GridResult, flags: Flag[] = sanityFlags(r)): strin
   return lines.join('\n');
 }
 
+/** vega and vega-lite load on the first plot: ~1 s of every robust start otherwise, and most never plot. */
 async function svg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

@@ -3,7 +3,7 @@
  * looks strong against a model only because its gradients are useless (Athalye et al. 2018;
  * Carlini et al. 2019, "On Evaluating Adversarial Robustness").
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { ImageSet } from '../data/dataset.js';
 import { NO_AUGMENT, makeBatch } from '../data/batches.js';
 import { crossEntropy } from '../attacks/losses.js';

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { RobustError } from '../util/errors.js';
 import { writeDirAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';

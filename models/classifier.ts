@@ -2,7 +2,7 @@
  * What attacks and evaluation see of a model: a differentiable map from [0,1] NHWC images to
  * logits, run in inference or training mode, possibly randomized (then attacks need EOT).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 export type ModelMode = 'inference' | 'train';
 

@@ -4,7 +4,7 @@
  * W' = W·γ/√(σ²+ε) and b' = β − μ·γ/√(σ²+ε). The folded copy computes the same logits (and input
  * gradients) with ~20 fewer layers of elementwise work per pass.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { buildResNet, foldedPairs } from './resnet.js';
 import { ZOO } from './zoo.js';
 import { inferenceGraph, sameGraph } from './inference-graph.js';

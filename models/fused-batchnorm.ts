@@ -7,7 +7,7 @@
  * 'BatchNormalization' and its config, so checkpoints stay stock TF.js files; it is registered in
  * place of the stock class, so loaded models get it too.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { batchNormTraining } from '../backend/ops/batchnorm-train.js';
 
 type BatchNormLayer = ReturnType<typeof tf.layers.batchNormalization>;

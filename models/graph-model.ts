@@ -4,7 +4,7 @@
  * The logits are the tensor feeding a final Softmax (or a one-unit Sigmoid), found in the graph;
  * `--output NODE` names any node instead.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { optionError, RobustError } from '../util/errors.js';
 import type { ModelFiles } from './model-files.js';
 import type { LogitsSource } from './layers-logits.js';

@@ -1,5 +1,5 @@
 /** A LayersModel built from checked model files (models/model-bytes.ts), with its identity kept for cached results. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { RobustError } from '../util/errors.js';
 import { checkTopology } from './layers-topology.js';
 import type { ModelFiles } from './model-bytes.js';

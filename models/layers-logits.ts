@@ -4,7 +4,7 @@
  * (a Softmax layer, an Activation('softmax'), or a layer with activation 'softmax') is attacked on
  * the pre-activation of that last layer; a one-unit sigmoid head becomes two-class logits [0, z].
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { optionError, RobustError } from '../util/errors.js';
 
 /** How the attacked outputs relate to the model's own. */

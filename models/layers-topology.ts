@@ -5,7 +5,7 @@
  * and loops forever when it never will (a misspelt inbound layer, a node index past the end, a
  * cycle), so the same queue is run here, stopping when a pass makes no progress.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { RobustError } from '../util/errors.js';
 
 const MAX_LAYERS = 5000;

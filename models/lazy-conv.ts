@@ -9,7 +9,7 @@
  * It keeps the class name 'Conv2D' and the config, so checkpoints stay stock TF.js files; it is
  * registered in place of the stock class, so loaded models get it too.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { conv2dBias } from '../backend/ops/conv-bias.js';
 
 type Conv2DLayer = ReturnType<typeof tf.layers.conv2d>;

@@ -5,7 +5,7 @@
  * declared (range, mean, std) and its logits found (never attacked on probabilities silently).
  * models/any-model.ts finds and reads the files (zoo names, folders).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { optionError, RobustError } from '../util/errors.js';
 import { sha256Hex } from '../util/platform.js';
 import { noisyClassifier } from '../defenses/noise-injection.js';

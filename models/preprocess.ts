@@ -3,7 +3,7 @@
  * on [0,1] pixels; a model that wants [0,255], [-1,1] or mean/std-normalized inputs gets them from a
  * differentiable map in front of it, so eps stays in pixel units whatever the model.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { optionError, RobustError } from '../util/errors.js';
 import { showValue } from '../util/fields.js';
 

@@ -9,7 +9,7 @@
  * Per-channel normalization is the first layer (a Rescaling layer with per-channel scale and
  * offset), so models take [0,1] pixels and attack budgets are in pixel units.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { lazyConv2d } from './lazy-conv.js';
 import { fusedBatchNorm } from './fused-batchnorm.js';
 

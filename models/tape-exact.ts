@@ -5,7 +5,7 @@
  * fused conv or matmul with an activation as its unfused parts while a tape records (and
  * backend/ops/graph-ops.ts does so for graph models' linear ones), which rounds differently, by ~1 ulp.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { Classifier } from './classifier.js';
 
 const known = new WeakMap<Classifier, boolean>();

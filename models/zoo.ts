@@ -1,5 +1,5 @@
 /** The model zoo: every architecture by name, with what `robust models` prints about it. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { optionError, RobustError } from '../util/errors.js';
 import { buildResNet, type BuildOptions, type ResNetSpec } from './resnet.js';
 

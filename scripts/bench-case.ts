@@ -8,7 +8,7 @@
  *   node dist/scripts/bench-case.js --model resnet20 --batch 128 --backend wasm --seconds 3 [--attacks] --out part.json
  */
 import fs from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { Command } from 'commander';
 import { BACKENDS, initBackend } from '../backend/index.js';
 import { createModel, ZOO } from '../models/zoo.js';

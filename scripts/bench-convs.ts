@@ -7,7 +7,7 @@
  *
  *   npm run bench:convs -- [--batch 128] [--seconds 2] [--threads N]
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { useWasmKernels, useWinograd } from '../backend/wasm/wasm-kernels.js';

@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { useWasmKernels } from '../backend/wasm/wasm-kernels.js';

@@ -6,7 +6,7 @@
  *
  *   npm run bench:profile -- [--model resnet20] [--batch 128] [--calls 5] [--top 15]
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { createModel, ZOO } from '../models/zoo.js';

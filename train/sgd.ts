@@ -2,7 +2,7 @@
  * SGD with momentum and L2 weight decay, PyTorch semantics: g ← g + wd·w (kernels only),
  * v ← μ·v + g, w ← w − lr·v. The momentum buffers can be saved and restored for --resume.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 interface SgdConfig {
   momentum: number;

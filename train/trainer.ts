@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { stringify } from 'csv-stringify/sync';
 import { dataFingerprint, take, type DataSplit } from '../data/dataset.js';
 import { epochBatches, makeBatch, type Augment } from '../data/batches.js';

@@ -7,7 +7,7 @@
  * over all leading axes. Mathematically the same gradient (tests compare it with autodiff
  * through the elementary ops); registered for every backend.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 /** Sums `t` over every axis where `like` (a per-channel tensor) broadcasts, keeping its shape. */
 function sumToShape(t: tf.Tensor, like: tf.Tensor): tf.Tensor {

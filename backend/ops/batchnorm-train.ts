@@ -11,7 +11,7 @@
  * With x̂ = (x − μ)/σ, y = γ·x̂ + β and M values per channel:
  *   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/σ · (dy − dβ/M − x̂·dγ/M).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { hostMemory, type HostMemory } from '../wasm/host-memory.js';
 import { type ChannelPasses, wasmChannelPasses } from '../wasm/wasm-batchnorm.js';
 

@@ -4,7 +4,7 @@
  * gives dx, dW and the bias gradient separately, so — like tf.conv2d's and unlike tf.fused.conv2d's —
  * an attack's input gradient computes no filter gradient. Other backends run conv2d, then add.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 export const CONV2D_BIAS = 'RobustConv2DBias';
 

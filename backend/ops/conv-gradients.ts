@@ -11,7 +11,7 @@
  * Registered for every backend; tests compare them with the cpu backend on undilated convs and
  * with the written-out filter on dilated ones.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { wasmDepthwiseGradientKernels } from '../wasm/wasm-depthwise.js';
 
 interface ConvAttrs {

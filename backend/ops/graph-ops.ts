@@ -12,7 +12,7 @@
  * converter does. Registered with tf.registerOp, which the converter consults before its own
  * mapping, so it applies to graph models loaded after registration.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { conv2dBias } from './conv-bias.js';
 
 type Attrs = Record<string, unknown>;

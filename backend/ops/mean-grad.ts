@@ -7,7 +7,7 @@
  * from a Fill kernel and a broadcasting Add (one pass each on wasm: backend/wasm-broadcast.ts).
  * Registered for every backend.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 const meanGrad: tf.GradConfig = {
   kernelName: 'Mean',

@@ -12,7 +12,7 @@
  * Tests compare with the cpu backend (max pooling, VALID average pooling) and with the exact
  * gradient of the linear map (SAME average pooling).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   type WasmHeapBackend,

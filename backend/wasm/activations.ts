@@ -8,7 +8,7 @@
  * - Sigmoid gradient: tfjs's dy · (y · (1 − y)), three kernels; ours the same operations in one pass.
  * Other backends, dtypes, and wasm without our kernels keep tfjs's kernels and formulas.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { elementwise, replaceWithElementwise } from './wasm-elementwise.js';

@@ -3,7 +3,7 @@
  * typed arrays), for the few kernels we write as plain loops. Backends whose memory JS cannot see
  * (tfjs-node's native tensors, WebGL textures) get `null` and the caller composes tf ops instead.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 type Data = { dataId: object; shape: number[] };
 

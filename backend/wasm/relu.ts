@@ -8,7 +8,7 @@
  *   ~10% of an attack step. Ours computes the same values, NaN included, in one pass.
  * Other backends, other dtypes and wasm without our kernels keep tfjs's kernels and formula.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { elementwise, replaceWithElementwise } from './wasm-elementwise.js';

@@ -3,7 +3,7 @@
  * wasm SIMD kernels (backend/kernels/batchnorm.c), split by rows across the kernel threads. Same
  * contract as the JS loops in batchnorm-train.ts, which remain for the cpu backend.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import {
   type WasmHeapBackend,
   countKernelCall,

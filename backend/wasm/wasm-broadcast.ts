@@ -7,7 +7,7 @@
  * channel_binary) is one SIMD pass split across the kernel threads, with the same IEEE results.
  * Every other case (same shapes, scalars, other dtypes) keeps the stock kernel.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   type WasmHeapBackend,

@@ -12,7 +12,7 @@
  *    yields dW as [Cin, kh, kw, Cout].
  * Tests check both against the cpu backend's reference kernels.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 // Its kernels must be registered first: ours replace its Conv2DBackpropInput.
 import '@tensorflow/tfjs-backend-wasm';
 import {

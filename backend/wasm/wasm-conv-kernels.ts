@@ -10,7 +10,7 @@
  * filter is a new tensor, i.e. every training step and every input-gradient call) costs about as
  * much as the arithmetic; as a filter gradient, XNNPACK even repacks the activations.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import {
   type ConvShape,
   type WasmHeapBackend,

@@ -16,7 +16,7 @@
  *    over batch, rows and columns.
  * Tests check both paths against the cpu backend's kernels.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   type WasmHeapBackend,

@@ -1,5 +1,5 @@
 /** The runner shared by our elementwise wasm kernels (backend/kernels/elementwise.c). */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import {
   type WasmHeapBackend,
   heapOffset,

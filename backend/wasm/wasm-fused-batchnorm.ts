@@ -5,7 +5,7 @@
  * unfolded ResNet-20 forward pass, more than its convolutions. Inputs that are not float32 with
  * 1-D per-channel statistics over the last axis keep the stock kernel.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { wasmChannelPasses } from './wasm-batchnorm.js';
 import { wasmHeap } from './host-memory.js';

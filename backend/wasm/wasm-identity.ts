@@ -7,7 +7,7 @@
  * backend does, these return the same data with one more reference; a Cast that changes the dtype
  * still converts (stock kernel).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { replaceWasmKernel } from './wasm-replace-kernel.js';
 

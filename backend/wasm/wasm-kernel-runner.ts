@@ -1,5 +1,5 @@
 /** Running registered wasm kernels from inside another kernel, with their intermediates freed. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 type Info = tf.TensorInfo;
 export type Backend = tf.KernelBackend & { disposeData(dataId: unknown, force?: boolean): boolean };

@@ -4,7 +4,7 @@
  * Each kernel call writes a range of rows of its output, so a call's rows are handed to the threads
  * in chunks. Calls and threads are counted so tests can tell the kernels really ran.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { WasmKernelPool } from './wasm-kernel-pool.js';
 import { plainWasm, sharedWasm } from './kernels/kernels.wasm.js';

@@ -6,7 +6,7 @@
  * Goldberg's identity from tfjs's own kernels: with u = 1 + x (rounded),
  * log1p(x) = x if u = 1, log(u) if u = x (huge, infinite or NaN x), else log(u) · x / (u − 1).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 import { replaceWasmKernel } from './wasm-replace-kernel.js';

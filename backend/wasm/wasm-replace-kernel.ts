@@ -1,5 +1,5 @@
 /** Putting our kernel in the place of a stock wasm kernel, which stays at hand for the cases ours leaves. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
 /**

@@ -5,7 +5,7 @@
  * along sign(∇x loss), and a confidently classified image has an input gradient of ~1e-10: its
  * whole step was 0, so FGSM, PGD and APGD never moved it, and such images counted as robust.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';

@@ -4,7 +4,7 @@
  * gradient of a MobileNet Pad), and its SplitV — the gradient of every ConcatV2 — is such slices.
  * 4-byte dtypes; strings and slices of more than four outer axes keep the stock kernels.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   type WasmHeapBackend,

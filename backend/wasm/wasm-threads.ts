@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 
 const require = createRequire(import.meta.url);

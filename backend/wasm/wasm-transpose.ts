@@ -8,7 +8,7 @@
  * the ResNet shapes. Axes that stay adjacent are merged first, which lengthens the inner loop.
  * Short inner loops (< 8) and other dtypes go to the stock kernel.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { wasmHeap, type WasmBackendLike } from './host-memory.js';
 import { replaceWasmKernel } from './wasm-replace-kernel.js';

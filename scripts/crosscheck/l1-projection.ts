@@ -5,7 +5,7 @@
  * usage: node dist/scripts/crosscheck/l1-projection.js OUT.json [CASES]
  */
 import fs from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { l1 } from '../../attacks/norms.js';
 import { Rng } from '../../util/rng.js';

@@ -1,6 +1,6 @@
 /** Cases with a known answer: linear models, where the optimal perturbation has a closed form, and hand-computed losses. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { crossEntropy, dlr, dlrTargeted, fgsm, makeAttack, pgd } from '../../attacks/index.js';
 import { linearModel } from './models.js';

@@ -1,7 +1,7 @@
 /** The L1 threat model: the projection onto the ball ∩ box, the sparse step, L1-APGD's schedule. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { l1, projectL1, sparseSign } from '../../attacks/norms.js';
 import { largeEpsIterations } from '../../attacks/apgd-l1.js';

@@ -1,5 +1,5 @@
 /** Small models for attack tests. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 
 /** conv(3×3, 4) → BN → ReLU → flatten → dense: tiny, random, with BatchNorm state. */
 export function tinyConvNet(

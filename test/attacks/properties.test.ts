@@ -1,7 +1,7 @@
 /** Properties every attack must have, on random tiny models and random inputs (fast-check). */
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { ATTACK_NAMES, crossEntropy, makeAttack, type AttackOptions } from '../../attacks/index.js';
 import { RobustError } from '../../util/errors.js';

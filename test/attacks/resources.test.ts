@@ -1,6 +1,6 @@
 /** Memory discipline, model mode, and EOT on a randomized model. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { apgd, makeAttack, pgd } from '../../attacks/index.js';
 import { evaluate } from '../../attacks/gradient.js';

@@ -1,6 +1,6 @@
 /** Square Attack: score-based, forward passes only; APGD-T: targets the most likely wrong classes. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { apgdTargeted, fab, pgd, square } from '../../attacks/index.js';
 import { squareP } from '../../attacks/square.js';

@@ -1,6 +1,6 @@
 /** Attacks against a small model trained on the bundled Fashion-MNIST sample. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { loadData } from '../../data/index.js';
 import { take, type ImageSet } from '../../data/dataset.js';

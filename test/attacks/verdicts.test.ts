@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { ATTACK_NAMES, makeAttack, pgd, type AttackOptions } from '../../attacks/index.js';
 import type { AttackResult } from '../../attacks/attack.js';

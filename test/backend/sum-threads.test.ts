@@ -5,7 +5,7 @@
  * the cpu backend's numbers within the usual tolerance.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { useKernelThreads, useWinograd, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { batchNormTraining } from '../../backend/ops/batchnorm-train.js';

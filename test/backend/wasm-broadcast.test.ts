@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../backend/index.js';
 import { channelPattern } from '../../backend/wasm/wasm-broadcast.js';

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { wasmConvGradientKernels } from '../../backend/wasm/wasm-conv-grad.js';
 import { useWasmKernels, useWinograd, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';

@@ -1,6 +1,6 @@
 /** Identity / same-dtype Cast on wasm share data (the tape clones every saved tensor) and stay correct. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectNoLeak } from '../helpers.js';
 import fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { useWasmKernels, wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 

@@ -1,7 +1,7 @@
 /** The wasm Transpose kernel: the cpu backend's result for random shapes, permutations and dtypes, no leaks. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { collapseAxes } from '../../backend/wasm/wasm-transpose.js';
 

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { defenseConfig, parseDefenses } from '../../defenses/defense.js';
 import { clipGradients, globalNorm } from '../../defenses/clip.js';

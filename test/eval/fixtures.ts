@@ -1,5 +1,5 @@
 /** The small grid every eval test runs on: 24 synthetic 8×8 RGB images and a tiny random CNN. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import type { EvalModel } from '../../eval/grid.js';
 import type { ImageSet } from '../../data/dataset.js';
 import { layersClassifier } from '../../models/classifier.js';

@@ -1,7 +1,7 @@
 /** The data a model is evaluated on: fitted, checked, and never empty. */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { beforeAll, expect, it } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { saveCheckpoint } from '../../models/checkpoint.js';

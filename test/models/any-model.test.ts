@@ -1,7 +1,7 @@
 /** Any LayersModel robust did not build: every built-in layer class, logits found, preprocessing declared. */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { saveCheckpoint } from '../../models/checkpoint.js';

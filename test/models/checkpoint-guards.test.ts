@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { loadModel, modelFingerprint, saveCheckpoint } from '../../models/checkpoint.js';

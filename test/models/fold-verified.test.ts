@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { createModel, ZOO } from '../../models/zoo.js';

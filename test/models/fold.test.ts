@@ -1,6 +1,6 @@
 /** BatchNorm folding: the folded copy is the same function (logits and input gradients) in inference mode. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { createModel } from '../../models/zoo.js';
 import { foldBatchNorm, foldedClassifier } from '../../models/fold.js';

@@ -1,6 +1,6 @@
 /** The fused training-mode BatchNorm: the stock layer's outputs, gradients and moving statistics, on every path. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { batchNormTraining } from '../../backend/ops/batchnorm-train.js';
 import { FusedBatchNormalization, fusedBatchNorm } from '../../models/fused-batchnorm.js';

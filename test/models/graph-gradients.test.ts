@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { GRAPH_OPS, registerGraphOps } from '../../backend/ops/graph-ops.js';
 import { wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';

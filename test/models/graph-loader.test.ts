@@ -1,7 +1,7 @@
 /** GraphModels through loadAnyModel: logits found in the graph, --output, preprocessing, refusals, and the CLI on one. */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { loadAnyModel } from '../../models/any-model.js';

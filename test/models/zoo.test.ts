@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { ZOO, countParams, createModel } from '../../models/zoo.js';
 import { loadModel, saveCheckpoint } from '../../models/checkpoint.js';

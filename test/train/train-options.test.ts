@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { loadData } from '../../data/index.js';
 import type { DataSplit } from '../../data/dataset.js';
