@@ -87,7 +87,8 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     const r = await runInPage(page, { ...GRID, model: 'zoo:fmnist-resnet20w8', backend: 'wasm' });
     expect(r.error).toBeNull();
     expect(consoleErrors).toEqual([]);
-    expect(r.backend).toMatch(/^backend wasm \(\d+ threads?\)/);
+    // cross-origin isolated (serve's COOP/COEP): our kernels on Web Workers, as many as XNNPACK's threads
+    expect(r.backend).toMatch(/^backend wasm \((\d+) threads?, our kernels on \1\)/);
     expect(r.wasmKernelCalls).toBeGreaterThan(0); // our SIMD kernels ran, as in Node
     expect(await page.textContent('#progress')).toMatch(
       /^done: 4 cells in [\d.]+ s \([\d.]+ img\/s\)$/,
@@ -204,7 +205,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     const r = await runInPage(page, { ...GRID, model: 'zoo:fmnist-resnet20w8', backend: 'auto' });
     expect(r.error).toBeNull();
     expect(r.backend).toMatch(
-      /^backend wasm \(\d+ threads?\); webgpu not used: [^;]+; webgl not used: .+/,
+      /^backend wasm \((\d+) threads?, our kernels on \1\); webgpu not used: [^;]+; webgl not used: .+/,
     );
   }, 120_000);
 
