@@ -8,13 +8,17 @@ import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs
 import { cpuCount } from '../util/platform.js';
 import { RobustError } from '../util/errors.js';
 import { registerGradients, registerWasmKernels } from './register.js';
+import { startWasmKernelPool, type WasmHeapBackend } from './wasm/wasm-kernels.js';
 
 export const BROWSER_BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
 export type BrowserBackendName = (typeof BROWSER_BACKENDS)[number];
 
 export interface BrowserBackendInfo {
   name: BrowserBackendName;
+  /** tfjs's threads (XNNPACK's on wasm). */
   threads: number;
+  /** On wasm, the threads our SIMD kernels run on (0: they do not run: no SIMD, or turned off). */
+  kernelThreads?: number;
   /** The backends tried before it, each with why it was not used. */
   passed: { name: BrowserBackendName; reason: string }[];
 }
@@ -47,14 +51,44 @@ function softwareWebgl(): string | null {
   }
 }
 
+/** The parts of WebGPU's adapter we read (the DOM typings here have no WebGPU). */
+interface GpuAdapterLike {
+  isFallbackAdapter?: boolean;
+  info?: { vendor?: string; architecture?: string; device?: string; isFallbackAdapter?: boolean };
+}
+
+/** Why WebGPU cannot run here (or, picking one itself, should not: an adapter emulated on the CPU), or null. */
+async function webgpuUnfit(auto: boolean): Promise<string | null> {
+  const gpu = (
+    globalThis.navigator as
+      { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } } | undefined
+  )?.gpu;
+  if (!gpu) return 'this browser has no WebGPU (navigator.gpu)';
+  const adapter = await gpu.requestAdapter().catch(() => null);
+  // headless Chromium on Linux without a GPU it supports (or the WebGPU switch) offers none
+  if (!adapter) return 'no WebGPU adapter here (navigator.gpu.requestAdapter() gave none)';
+  const i = adapter.info ?? {};
+  const name = [i.vendor, i.architecture, i.device].filter(Boolean).join(' ');
+  if (
+    auto &&
+    (adapter.isFallbackAdapter ||
+      i.isFallbackAdapter ||
+      /swiftshader|llvmpipe|lavapipe|software/i.test(name))
+  )
+    return `WebGPU here is a CPU emulation (${name || 'a fallback adapter'}), slower than wasm`;
+  return null;
+}
+
 /** Why `name` cannot run here (or, picking one itself, should not), or null once it runs. */
 async function start(
   name: BrowserBackendName,
   o: BrowserBackendOptions,
   auto: boolean,
 ): Promise<string | null> {
-  if (name === 'webgpu' && !(globalThis.navigator as { gpu?: unknown } | undefined)?.gpu)
-    return 'this browser has no WebGPU (navigator.gpu)';
+  if (name === 'webgpu') {
+    const unfit = await webgpuUnfit(auto);
+    if (unfit) return unfit;
+  }
   // a GPU emulated on the CPU runs attacks far slower than wasm (0.6 against ~25 img/s measured here)
   const software = auto && name === 'webgl' ? softwareWebgl() : null;
   if (software) return `WebGL here is a CPU emulation (${software}), slower than wasm`;
@@ -107,7 +141,15 @@ export async function initBrowserBackend(
   for (const name of choice === 'auto' ? BROWSER_BACKENDS : [choice]) {
     const why = await start(name, o, choice === 'auto');
     if (why === null) {
-      current = { name, threads: name === 'wasm' ? getThreadsCount() : 1, passed };
+      current =
+        name === 'wasm'
+          ? {
+              name,
+              threads: getThreadsCount(),
+              kernelThreads: await startWasmKernelPool(tf.backend() as unknown as WasmHeapBackend),
+              passed,
+            }
+          : { name, threads: 1, passed };
       return current;
     }
     passed.push({ name, reason: why });
@@ -117,11 +159,16 @@ export async function initBrowserBackend(
   );
 }
 
-/** One line for the page: "backend wasm (1 thread); webgpu: …; webgl: …". */
+const threads = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
+
+/** One line for the page: "backend wasm (2 threads, our kernels on 2); webgpu not used: …; webgl not used: …". */
 export function describeBrowserBackend(info: BrowserBackendInfo): string {
   const passed = info.passed.map((p) => `${p.name} not used: ${p.reason}`);
-  return [
-    `backend ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'})`,
-    ...passed,
-  ].join('; ');
+  const kernels =
+    info.kernelThreads === undefined
+      ? ''
+      : info.kernelThreads === 0
+        ? ', our kernels off'
+        : `, our kernels on ${info.kernelThreads}${info.kernelThreads === 1 && typeof crossOriginIsolated !== 'undefined' && !crossOriginIsolated ? ' (the page is not cross-origin isolated)' : ''}`;
+  return [`backend ${info.name} (${threads(info.threads)}${kernels})`, ...passed].join('; ');
 }

@@ -86,13 +86,37 @@ export async function mozjpegWasm(): Promise<WebAssembly.Module> {
 
 export interface KernelThread {
   terminate(): unknown;
+  /** Settles once the worker runs the body: it starts only when its creator's thread yields. */
+  ready: Promise<void>;
 }
 
-/** Our kernels' threads would be Web Workers on tfjs's shared heap; in the browser they run on the calling thread for now. */
-export const KERNEL_THREADS = false;
+/** Our kernels' threads are Web Workers on tfjs's shared heap (a shared heap needs cross-origin isolation). */
+export const KERNEL_THREADS = typeof Worker !== 'undefined';
 
-export function startKernelThread(_source: string, _data: object): KernelThread {
-  throw new Error('no kernel threads in the browser build');
+/**
+ * Runs `body` in a Web Worker with `data` (structured-cloned: the wasm module, the shared memory)
+ * as `workerData`. The worker says it is ready before it runs the body, which may block for good
+ * (Atomics.wait); until then, a caller blocking on it would wait forever, so await `ready` first.
+ */
+export function startKernelThread(body: string, data: object): KernelThread {
+  const source = `self.onmessage = (e) => {
+  self.onmessage = null;
+  const workerData = e.data;
+  self.postMessage('ready');
+  ${body}
+  self.close(); // the pool was disposed
+};`;
+  const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+  const worker = new Worker(url);
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.onmessage = () => resolve();
+    worker.onerror = (e) => {
+      e.preventDefault();
+      reject(new Error(`a kernel thread failed to start (${e.message})`));
+    };
+  }).finally(() => URL.revokeObjectURL(url));
+  worker.postMessage(data);
+  return { terminate: () => worker.terminate(), ready };
 }
 
 /** Progress in the page comes from run callbacks (onBatch, onCell); nothing is printed. */

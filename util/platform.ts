@@ -61,16 +61,22 @@ export async function mozjpegWasm(): Promise<WebAssembly.Module> {
   return WebAssembly.compile(fs.readFileSync(file));
 }
 
-/** A thread running `source` (CommonJS, evaluated) with `data` as its workerData; it does not keep the process alive. */
+/** A thread running a script body that reads `workerData`; it does not keep the process alive. */
 export interface KernelThread {
   terminate(): unknown;
+  /** Settles once the thread runs the body (a worker_thread starts on its own: at once). */
+  ready: Promise<void>;
 }
 
 /** Whether our wasm kernels can run on threads of their own here (startKernelThread). */
 export const KERNEL_THREADS = true;
 
-export function startKernelThread(source: string, data: object): KernelThread {
-  const worker = new Worker(source, { eval: true, workerData: data });
+/** Runs `body` (CommonJS, evaluated) on a worker thread with `data` as `workerData`. */
+export function startKernelThread(body: string, data: object): KernelThread {
+  const worker = new Worker(`const { workerData } = require('node:worker_threads');\n${body}`, {
+    eval: true,
+    workerData: data,
+  });
   worker.unref(); // an idle pool must not keep the process alive
-  return worker;
+  return { terminate: () => worker.terminate(), ready: Promise.resolve() };
 }

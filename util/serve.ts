@@ -161,6 +161,8 @@ export async function servePage(
     }
     const cifar =
       url.split('?')[0] === CIFAR10_TEST_URL && o.dataDir ? cifar10Offer(o.dataDir) : null;
+    // offered when the page loaded, refused since (a batch changed): eval's reason, not a bare 404
+    if (cifar && 'refused' in cifar) return send(409, `${cifar.refused}\n`);
     const file =
       url.split('?')[0] === CIFAR10_TEST_URL
         ? cifar && 'file' in cifar

@@ -132,8 +132,10 @@ $('drop').addEventListener('drop', async (e) => {
   e.preventDefault();
   $('drop').classList.remove('over');
   $('error').hidden = true;
-  const entry = e.dataTransfer.items[0]?.webkitGetAsEntry?.();
+  const { items } = e.dataTransfer;
+  const entry = items[0]?.webkitGetAsEntry?.();
   try {
+    if (items.length > 1) throw new Error(`drop one folder (${items.length} items were dropped)`);
     if (!entry) throw new Error('drop a folder of images (this browser gave no folder entry)');
     const { folderFilesFromEntry } = await import('../dist/browser/robust.js');
     folderChosen(await folderFilesFromEntry(entry), 'dropped');

@@ -31,14 +31,18 @@ self.onmessage = async ({ data }) => {
   }
 };
 
-async function fetchBytes(url, what) {
+/** The bytes at `url`; an HTTP error is one line (`refusal` may say what the server meant by it). */
+async function fetchBytes(url, what, refusal = async () => null) {
   let res;
   try {
     res = await fetch(url);
   } catch (e) {
     throw new robust.RobustError(`${url}: cannot fetch ${what} (${e.message})`);
   }
-  if (!res.ok) throw new robust.RobustError(`${url}: ${what} not found (HTTP ${res.status})`);
+  if (!res.ok)
+    throw new robust.RobustError(
+      (await refusal(res)) ?? `${url}: ${what} not found (HTTP ${res.status})`,
+    );
   return new Uint8Array(await res.arrayBuffer());
 }
 
@@ -157,7 +161,12 @@ async function testData(spec, limit, note) {
       };
     case 'cifar10-served': {
       const url = new URL(`cifar10/${robust.CIFAR10_TEST_FILE}`, DATA).href;
-      const bytes = await fetchBytes(url, "CIFAR-10's test batch");
+      const bytes = await fetchBytes(url, "CIFAR-10's test batch", async (res) =>
+        // 409: robust serve's check now refuses what it offered when the page loaded; its reason
+        res.status === 409
+          ? `CIFAR-10 in robust serve's data folder is no longer offered: robust eval would refuse it (${(await res.text()).trim()})`
+          : null,
+      );
       return {
         name: 'cifar10',
         classes: robust.CIFAR10_CLASSES,

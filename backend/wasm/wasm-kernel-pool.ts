@@ -38,12 +38,11 @@ const SCRATCH = 14;
 const ARGS = 15;
 const TARGETS = ARGS + MAX_ARGS;
 
-// Worker body (CommonJS, evaluated): instantiate on the shared memory, then serve jobs until told to
+// Worker body (reads workerData; see startKernelThread): instantiate on the shared memory, then serve jobs until told to
 // stop. Row jobs call fn(target, ...args, r0, r1) for chunks taken from a shared counter, so a
 // thread that starts late (its core busy a moment longer) takes fewer chunks instead of holding
 // everyone up.
 const workerSource = (threads: number) => `
-const { workerData } = require('node:worker_threads');
 const { module, memory, control, index, names } = workerData;
 const exports_ = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const ctl = new Int32Array(control);
@@ -279,6 +278,11 @@ export class WasmKernelPool {
   }
 
   /** Stops the worker threads. */
+  /** Settles when every thread runs (in a browser they start only once the caller yields). */
+  async ready(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.ready));
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

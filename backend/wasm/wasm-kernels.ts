@@ -95,6 +95,24 @@ export function wasmKernelPool(backend: WasmHeapBackend): WasmKernelPool | null 
   return pool;
 }
 
+/**
+ * Starts the pool on `backend`'s heap ahead of the first kernel and waits until its threads run:
+ * in a browser a Web Worker starts only once its creator yields, so a kernel waiting on a thread
+ * that has not started would wait for good. Returns the threads our kernels run on (1: the
+ * calling thread alone; 0: our kernels are off or cannot run here).
+ */
+export async function startWasmKernelPool(backend: WasmHeapBackend): Promise<number> {
+  const p = wasmKernelPool(backend);
+  if (!p) return 0;
+  try {
+    await p.ready();
+    return p.threads;
+  } catch {
+    useKernelThreads(1); // a thread that cannot start: the kernels on the calling thread alone
+    return wasmKernelPool(backend)?.threads ?? 0;
+  }
+}
+
 /** Turns our kernels on or off (off: tfjs's XNNPACK kernels); for benchmarks and tests. */
 export function useWasmKernels(on: boolean): void {
   enabled = on;

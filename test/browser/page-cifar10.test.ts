@@ -2,7 +2,7 @@
 // `robust data cifar10` (from the shared archive, as on CI), the page evaluates
 // zoo:resnet20-fgsm-rs on it in headless Chromium on wasm, and its results.json is robust eval's
 // (masks, sizes, fingerprints, gallery classes) for the same settings. The same test batch picked
-// as a file gives the same images. scripts/page-cifar10.ts runs 100 images by hand.
+// as a file gives the same images. npm run bench:browser runs 100 images (scripts/browser-run.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -141,6 +141,28 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM) && HAS_SHARED_CIFAR))(
       const r = await runInPage(page, { ...GRID, backend: 'wasm', data: 'cifar10-file' });
       expect(r.error).toBe(
         "data_batch_1.bin: CIFAR-10's test images are test_batch.bin (the other batches are its training images)",
+      );
+      expect(await page.isEnabled('#run')).toBe(true);
+    }, 60_000);
+
+    // last: it cuts the prepared test batch
+    it("test_batch.bin cut after the page loaded: the page says robust eval's reason, not the server's 404", async () => {
+      await page.reload();
+      await page.waitForSelector('#cifar-served:not([hidden])', { timeout: 10_000 });
+      const batch = path.join(dataDir, 'cifar10', 'cifar-10-batches-bin', 'test_batch.bin');
+      fs.truncateSync(batch, fs.statSync(batch).size - 1000);
+      const cli = robust([
+        'eval',
+        ...['--models', GRID.model, '--data', 'cifar10', '--data-dir', dataDir],
+        ...['--attacks', 'fgsm', '--eps', '0', '--limit', '1', '--backend', 'wasm', '--quiet'],
+        ...['--out', tmpDir('page-cifar-cut')],
+      ]);
+      expect(cli.code).not.toBe(0);
+      const reason = cli.stderr.trim().replace(/^robust: /, '');
+      expect(reason).toMatch(/test_batch\.bin/);
+      const r = await runInPage(page, { ...GRID, backend: 'wasm', data: 'cifar10-served' });
+      expect(r.error).toBe(
+        `CIFAR-10 in robust serve's data folder is no longer offered: robust eval would refuse it (${reason})`,
       );
       expect(await page.isEnabled('#run')).toBe(true);
     }, 60_000);

@@ -99,3 +99,23 @@ export async function runInPage(page: Page, g: PageGrid): Promise<PageRun> {
     };
   });
 }
+
+/**
+ * Drops files or folders of this machine on an element as a user's drag from the desktop would:
+ * Chromium's own drag and drop, driven over CDP (Input.dispatchDragEvent with paths), so a folder
+ * arrives as a real directory entry (webkitGetAsEntry), which a DataTransfer built in the page
+ * cannot carry.
+ */
+export async function dropPaths(page: Page, selector: string, paths: string[]): Promise<void> {
+  const box = await page.locator(selector).boundingBox();
+  if (!box) throw new Error(`${selector}: not shown, nothing to drop on`);
+  const cdp = await page.context().newCDPSession(page);
+  const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  const data = { items: [], files: paths, dragOperationsMask: 1 }; // 1: copy
+  try {
+    for (const type of ['dragEnter', 'dragOver', 'drop'] as const)
+      await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+  } finally {
+    await cdp.detach();
+  }
+}

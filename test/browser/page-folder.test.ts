@@ -12,7 +12,7 @@ import { loadData } from '../../data/index.js';
 import { FASHION_CLASSES } from '../../data/idx.js';
 import { robust } from '../cli/fixtures.js';
 import { jpegFile, png, pattern } from '../data/fixtures.js';
-import { openPage, runInPage, type OpenPage } from './page-fixture.js';
+import { dropPaths, openPage, runInPage, type OpenPage } from './page-fixture.js';
 import { missing, tmpDir } from '../helpers.js';
 
 const MODEL = 'zoo:fmnist-resnet20w8';
@@ -107,6 +107,9 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('a folder of images in the pag
     expect(await page.isHidden('#cifar-served')).toBe(true);
   });
 
+  /** The folder the picked-folder test ran, and the page's results.json for it. */
+  let picked: { dir: string; json: string } | undefined;
+
   it('a picked folder (PNG and JPEG, fitted, classes.txt) gives robust eval --data folder:PATH’s results.json', async () => {
     const dir = await sampleFolder();
     await page.setInputFiles('#folder', dir);
@@ -114,6 +117,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('a folder of images in the pag
     const r = await runInPage(page, { ...GRID, backend: 'wasm', data: 'folder' });
     expect(r.error).toBeNull();
     expect(opened!.consoleErrors).toEqual([]);
+    picked = { dir, json: r.files!['results.json'] };
     const out = tmpDir('page-folder-cli');
     const cli = cliEval(dir, out);
     expect(cli.code, cli.stderr).toBe(0);
@@ -128,6 +132,35 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('a folder of images in the pag
       expect.stringMatching(/test images fitted to the model's input: .*30×30.*28×28/),
     );
   }, 180_000);
+
+  it("a folder dropped on the page (Chromium's own drop of a directory) gives the picked folder's results.json", async () => {
+    expect(picked, 'the picked-folder test ran').toBeDefined();
+    const { dir, json } = picked!;
+    await page.reload(); // nothing of the pick left behind
+    await dropPaths(page, '#drop', [dir]);
+    await page.waitForSelector('#folder-line:not([hidden])', { timeout: 10_000 });
+    expect(await page.textContent('#folder-line')).toBe(`dropped ${path.basename(dir)}/: 14 files`);
+    expect(await page.isChecked('input[name=data][value=folder]')).toBe(true);
+    const dropped = await runInPage(page, { ...GRID, backend: 'wasm' });
+    expect(dropped.error).toBeNull();
+    const timeless = (text: string) => ({ ...comparable(text), config: JSON.parse(text).config });
+    expect(timeless(dropped.files!['results.json'])).toEqual(timeless(json));
+    // a file instead of a folder, or two things at once: one line each, the page still usable
+    for (const [paths, line] of [
+      [
+        [path.join(dir, 'classes.txt')],
+        'classes.txt: not a folder (drop a folder of class folders)',
+      ],
+      [[dir, path.join(dir, 'classes.txt')], 'drop one folder (2 items were dropped)'],
+    ] as const) {
+      await page.evaluate(() => (document.getElementById('error')!.hidden = true));
+      await dropPaths(page, '#drop', [...paths]);
+      await page.waitForSelector('#error:not([hidden])', { timeout: 10_000 });
+      expect(await page.textContent('#error')).toBe(line);
+    }
+    expect(await page.isEnabled('#run')).toBe(true);
+    expect(opened!.consoleErrors).toEqual([]);
+  }, 120_000);
 
   it('folders the CLI refuses are refused in the page with its line', async () => {
     const gray = (seed: number, w = 28, h = 28) => png(w, h, 1, pattern(w * h, seed));

@@ -6,49 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { CHROMIUM } from '../../scripts/check-report.js';
+import { comparableResults as numbers } from '../../scripts/page-compare.js';
 import { servePage, type PageServer } from '../../util/serve.js';
 import { robust } from '../cli/fixtures.js';
 import { pageRoot, runInPage } from './page-fixture.js';
 import { missing, ROOT, tmpDir } from '../helpers.js';
 
 const GRID = { attacks: 'fgsm,pgd:3', eps: '0,0.1', limit: '20' };
-
-/** What must agree between two runs of one grid: everything but times, dates and the thread count. */
-function numbers(resultsJson: string) {
-  const r = JSON.parse(resultsJson);
-  return {
-    models: r.models.map(
-      ({
-        model,
-        arch,
-        params,
-        defense,
-        fingerprint,
-        data_sha256,
-        n,
-        clean_acc,
-        checks,
-      }: Record<string, unknown>) => ({
-        model,
-        arch,
-        params,
-        defense,
-        fingerprint,
-        data_sha256,
-        n,
-        clean_acc,
-        checks,
-      }),
-    ),
-    cells: r.cells.map((c: { stats: Record<string, unknown> }) => {
-      const { seconds: _s, img_per_s: _i, ...stats } = c.stats;
-      return { ...c, stats, backend: undefined };
-    }),
-    worst: r.worst,
-    config: r.config,
-    flags: r.flags,
-  };
-}
 
 const tableRows = (md: string) => md.split('\n').filter((l) => l.startsWith('|'));
 
@@ -87,7 +51,8 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     const r = await runInPage(page, { ...GRID, model: 'zoo:fmnist-resnet20w8', backend: 'wasm' });
     expect(r.error).toBeNull();
     expect(consoleErrors).toEqual([]);
-    expect(r.backend).toMatch(/^backend wasm \(\d+ threads?\)/);
+    // cross-origin isolated (serve's COOP/COEP): our kernels on Web Workers, as many as XNNPACK's threads
+    expect(r.backend).toMatch(/^backend wasm \((\d+) threads?, our kernels on \1\)/);
     expect(r.wasmKernelCalls).toBeGreaterThan(0); // our SIMD kernels ran, as in Node
     expect(await page.textContent('#progress')).toMatch(
       /^done: 4 cells in [\d.]+ s \([\d.]+ img\/s\)$/,
@@ -204,7 +169,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     const r = await runInPage(page, { ...GRID, model: 'zoo:fmnist-resnet20w8', backend: 'auto' });
     expect(r.error).toBeNull();
     expect(r.backend).toMatch(
-      /^backend wasm \(\d+ threads?\); webgpu not used: [^;]+; webgl not used: .+/,
+      /^backend wasm \((\d+) threads?, our kernels on \1\); webgpu not used: [^;]+; webgl not used: .+/,
     );
   }, 120_000);
 

@@ -109,7 +109,7 @@ describe('robust serve', () => {
         '/data/cifar10/',
       ])
         expect((await at(p)).status, p).toBe(404);
-      // what eval refuses is not served, and the page is told eval's reason
+      // what eval refuses is not served, and the page is told eval's reason (in the index and for the batch)
       const refusals: [string, () => void][] = [
         [
           'the test batch cut at a record boundary',
@@ -141,7 +141,10 @@ describe('robust serve', () => {
         const { index, evalSays } = await verdicts();
         expect(evalSays, what).not.toBe('ok');
         expect(index, what).toEqual({ cifar10: false, cifar10Refused: evalSays });
-        expect((await at(CIFAR10_TEST_URL)).status, what).toBe(404);
+        // the batch asked for anyway (the page loaded before the change): 409 with eval's reason
+        const refused = await at(CIFAR10_TEST_URL);
+        expect(refused.status, what).toBe(409);
+        expect(await refused.text(), what).toBe(`${evalSays}\n`);
       }
       expect((await verdicts()).evalSays).toMatch(/both directly and in cifar-10-batches-bin/);
       // the six batches directly in cifar10/: eval reads them there, and so does the server
