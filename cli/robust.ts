@@ -17,6 +17,7 @@ import { registerEval } from './eval-command.js';
 import { registerMerge } from './merge-command.js';
 import { registerServe } from './serve-command.js';
 import { Interrupt } from './interrupt.js';
+import { stdoutOutcome, watchStdout } from './stdout.js';
 import { outputFolder } from '../util/dirs.js';
 
 /** The command tree (exported for tests that check every command's options). */
@@ -340,6 +341,15 @@ registerMerge(program);
 registerServe(program);
 
 export async function main(argv: string[]): Promise<number> {
+  watchStdout();
+  const code = await run(argv);
+  if (code !== 0) return code; // the command's own failure says more than its output's
+  const out = await stdoutOutcome();
+  if (out?.message) console.error(`robust: ${out.message}`);
+  return out?.code ?? 0;
+}
+
+async function run(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -1,0 +1,95 @@
+/**
+ * What `robust` does when standard output fails (a full disk: ENOSPC; the reader gone: EPIPE): one
+ * `robust: ` line or none, no stack trace, the exit code saying so.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, tmpDir } from '../helpers.js';
+
+const BIN = path.join(ROOT, 'bin', 'robust.js');
+// /dev/full exists on Linux (here and on CI): a write to it fails with ENOSPC
+const FULL = '/dev/full';
+
+interface Ended {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `robust args` with standard output to `to`: the file /dev/full, or a pipe whose reader leaves at once. */
+function robustTo(to: 'full' | 'gone', args: string[]): Promise<Ended> {
+  const out = to === 'full' ? fs.openSync(FULL, 'w') : 'pipe';
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', out, 'pipe'] });
+  if (typeof out === 'number') fs.closeSync(out);
+  child.stdout?.destroy(); // the reader leaves before anything is written: each write gets EPIPE
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout: '', stderr })),
+  );
+}
+
+const noTrace = (r: Ended) => expect(r.stderr).not.toMatch(/\bat .*\.js:\d+|Error:|node:internal/);
+
+describe('standard output that cannot be written', () => {
+  it('/dev/full is here', () => {
+    expect(fs.statSync(FULL).isCharacterDevice()).toBe(true);
+  });
+
+  // The check is in main, after every command: one run per kind of output (console.log, commander's
+  // help, a report written at the end of a grid, process.stdout.write) keeps the file under a minute.
+  const evalOut = path.join(tmpDir('stdout-eval'), 'results');
+  const zoo = ['zoo:fmnist-resnet20w8', '--data', 'sample', '--limit', '8'];
+  const evalArgs = ['eval', '--models', ...zoo, '--attacks', 'fgsm', '--eps', '0,0.1'];
+  const runs: [string, 'full' | 'gone', string[]][] = [
+    ['models --json', 'full', ['models', '--json']],
+    ['--help', 'full', ['--help']],
+    ['data (prints the set)', 'full', ['data', 'sample']],
+    ['eval (prints the table)', 'full', [...evalArgs, '--out', evalOut, '--quiet']],
+    ['models', 'gone', ['models']],
+    [
+      'attack --json',
+      'gone',
+      ['attack', '--fgsm', '--eps', '0.1', '--model', ...zoo, '--json', '--quiet'],
+    ],
+  ];
+  let ended: Ended[];
+  beforeAll(async () => {
+    // two at a time, for the two cores
+    ended = [];
+    for (let i = 0; i < runs.length; i += 2)
+      ended.push(...(await Promise.all(runs.slice(i, i + 2).map(([, to, a]) => robustTo(to, a)))));
+  }, 240_000);
+
+  for (const [i, [what, to]] of runs.entries()) {
+    if (to === 'full')
+      it(`${what} > /dev/full: one line, exit 1`, () => {
+        expect(ended[i].stderr).toBe(
+          'robust: cannot write to standard output: ENOSPC: no space left on the device\n',
+        );
+        expect(ended[i].code).toBe(1);
+      });
+    else
+      it(`${what} | a reader that left: quiet, exit 141 as for SIGPIPE`, () => {
+        noTrace(ended[i]);
+        expect(ended[i].stderr).toBe('');
+        expect(ended[i].code).toBe(141);
+      });
+  }
+
+  it('eval > /dev/full still wrote its results whole (the files are atomic)', () => {
+    const json = JSON.parse(fs.readFileSync(path.join(evalOut, 'results.json'), 'utf8'));
+    expect(json.cells).toHaveLength(2);
+    expect(fs.readdirSync(evalOut).filter((f) => f.includes('.tmp'))).toEqual([]);
+  });
+
+  it('export --out - > /dev/full: one line, exit 1', async () => {
+    const r = await robustTo('full', ['export', 'md', evalOut, '--out', '-']);
+    expect(r.stderr).toBe(
+      'robust: cannot write to standard output: ENOSPC: no space left on the device\n',
+    );
+    expect(r.code).toBe(1);
+  });
+});
