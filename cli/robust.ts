@@ -339,6 +339,25 @@ registerAttack(program);
 registerEval(program);
 registerMerge(program);
 registerServe(program);
+robustErrors(program, 'robust');
+
+/**
+ * Commander's own errors (an unknown option or command, a missing argument) worded as every other
+ * error: one `robust: ` line, pointing at the help of the command that refused.
+ */
+function robustErrors(cmd: Command, name: string): void {
+  cmd.configureOutput({
+    outputError: (text, write) => {
+      // commander puts its suggestion on a line of its own: "\n(Did you mean --json?)"
+      const [, message, guess] = /^(?:error: )?([^]*?)(?:\n\(Did you mean (.+)\?\))?\s*$/.exec(
+        text,
+      )!;
+      const help = `${guess ? `did you mean ${guess}? ` : ''}see ${name} --help`;
+      write(`robust: ${message.replace(/\s*\n\s*/g, ' ')} (${help})\n`);
+    },
+  });
+  for (const sub of cmd.commands) robustErrors(sub, `${name} ${sub.name()}`);
+}
 
 export async function main(argv: string[]): Promise<number> {
   watchStdout();

@@ -1,12 +1,13 @@
 /**
- * What `robust` does when standard output fails (a full disk: ENOSPC; the reader gone: EPIPE): one
- * `robust: ` line or none, no stack trace, the exit code saying so.
+ * What `robust` does when standard output fails (a full disk: ENOSPC; the reader gone: EPIPE) and
+ * how it words commander's own errors: one `robust: ` line, no stack trace, the exit code saying so.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tmpDir } from '../helpers.js';
+import { robustBatch } from './fixtures.js';
 
 const BIN = path.join(ROOT, 'bin', 'robust.js');
 // /dev/full exists on Linux (here and on CI): a write to it fails with ENOSPC
@@ -92,4 +93,29 @@ describe('standard output that cannot be written', () => {
     );
     expect(r.code).toBe(1);
   });
+});
+
+describe("commander's own errors", () => {
+  const cases: [string[], string][] = [
+    [['bogus'], "robust: unknown command 'bogus' (see robust --help)"],
+    [['models', '--bogus'], "robust: unknown option '--bogus' (see robust models --help)"],
+    [['data'], "robust: missing required argument 'name' (see robust data --help)"],
+    [
+      ['train', '--epochs'],
+      "robust: option '--epochs <n>' argument missing (see robust train --help)",
+    ],
+    [
+      ['attack', '--pgd', '--model', 'm', '--mdoel', 'x'],
+      "robust: unknown option '--mdoel' (did you mean --model? see robust attack --help)",
+    ],
+    [['modles'], "robust: unknown command 'modles' (did you mean models? see robust --help)"],
+  ];
+  const runs = robustBatch(cases.map(([args]) => ({ args })));
+  for (const [i, [args, line]] of cases.entries()) {
+    it(`'${args.join(' ')}' is one robust: line, exit 2`, () => {
+      expect(runs[i].stderr).toBe(`${line}\n`);
+      expect(runs[i].code).toBe(2);
+      expect(runs[i].stdout).toBe('');
+    });
+  }
 });
