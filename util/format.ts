@@ -29,3 +29,19 @@ export function formatDuration(seconds: number): string {
   const minutes = Math.round(seconds / 60);
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
+
+// C0 controls, DEL and C1 controls: what a terminal may act on (ESC starts its escape sequences)
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g; // eslint-disable-line no-control-regex
+
+/** `s` with each control character but those in `keep` written as JSON writes one: `\u001b`. */
+export function escapeControls(s: string, keep = ''): string {
+  return s.replace(CONTROL, (c) =>
+    keep.includes(c) ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** `s` with its control characters escaped (escapeControls); undefined when it has none. */
+export function escapedControls(s: string): string | undefined {
+  const escaped = escapeControls(s);
+  return escaped === s ? undefined : escaped;
+}
