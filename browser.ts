@@ -47,6 +47,7 @@ export {
 } from './data/folder-files.js';
 export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
 export { checkClassCount } from './eval/class-count.js';
+export { fitDataToModel } from './eval/model-fit.js';
 export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';
 export {

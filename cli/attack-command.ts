@@ -30,6 +30,7 @@ import {
   type ModelCliOptions,
 } from './model-input.js';
 import { ZOO_PREFIX } from '../models/pretrained.js';
+import { formatRate } from '../util/format.js';
 import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 
 interface AttackCliOptions extends ModelCliOptions {
@@ -407,7 +408,7 @@ export function registerAttack(program: Command): void {
     console.log(
       `perturbation      Linf mean ${px(s.linf_mean)} max ${px(s.linf_max)} · L2 mean ${s.l2_mean.toFixed(3)} max ${s.l2_max.toFixed(3)} · L1 mean ${s.l1_mean!.toFixed(2)} max ${s.l1_max!.toFixed(2)}`,
     );
-    console.log(`time              ${s.seconds.toFixed(1)} s, ${s.img_per_s.toFixed(1)} img/s`);
+    console.log(`time              ${s.seconds.toFixed(1)} s, ${formatRate(s.img_per_s)} img/s`);
     if (report.saved)
       console.log(
         `saved             ${(report.saved as string[]).join(', ')} (8-bit; robust accuracy on them ${pct(report.saved_robust_acc as number)}), grid ${report.grid}`,

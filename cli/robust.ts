@@ -6,7 +6,7 @@ import { check, RobustError } from '../util/errors.js';
 import { cliMessage } from './flags.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { DATASETS, loadData, parseDataSpec, prepareData } from '../data/index.js';
-import { ZOO, countMacs, countParams, createModel } from '../models/zoo.js';
+import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zoo.js';
 import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.js';
@@ -17,6 +17,7 @@ import { registerEval } from './eval-command.js';
 import { registerMerge } from './merge-command.js';
 import { registerServe } from './serve-command.js';
 import { Interrupt } from './interrupt.js';
+import { stdoutOutcome, watchStdout } from './stdout.js';
 import { outputFolder } from '../util/dirs.js';
 
 /** The command tree (exported for tests that check every command's options). */
@@ -37,17 +38,27 @@ program
   .action(async (o: { json?: boolean; backend: string }) => {
     await initBackend({ backend: o.backend });
     const trained = pretrainedEntries();
-    const rows = ZOO.map((e) => {
+    // A row per architecture at its own width, and one per other width a checkpoint was trained
+    // at: a row counts only the checkpoints whose parameters it states.
+    const variants = ZOO.flatMap((e) => [
+      { e, width: e.spec.width },
+      ...[...new Set(trained.filter((t) => t.architecture === e.name).map((t) => t.width))]
+        .filter((w): w is number => w !== undefined && w !== e.spec.width)
+        .sort((a, b) => a - b)
+        .map((width) => ({ e, width })),
+    ]);
+    const rows = variants.map(({ e, width }) => {
       const m = createModel(e.name, {
         inputShape: [32, 32, 3],
         numClasses: 10,
         mean: [0, 0, 0],
         std: [1, 1, 1],
         zeroWeights: true,
+        width,
       });
       const macs = countMacs(m);
       const weights = trained
-        .filter((t) => t.architecture === e.name)
+        .filter((t) => t.architecture === e.name && (t.width ?? e.spec.width) === width)
         .map((t) => ({
           name: `${ZOO_PREFIX}${t.name}`,
           data: t.data,
@@ -56,11 +67,15 @@ program
         }));
       const row = {
         name: e.name,
+        width,
         family: e.family,
         params: countParams(m),
         mflops: +((2 * macs) / 1e6).toFixed(1),
         mmacs: +(macs / 1e6).toFixed(1),
-        description: e.description,
+        description:
+          width === e.spec.width
+            ? e.description
+            : `${e.description.split(':')[0]} at width ${width} (channels of the first stage)`,
         trained: weights,
       };
       m.dispose();
@@ -73,7 +88,7 @@ program
       );
       for (const r of rows)
         console.log(
-          `${r.name.padEnd(16)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${(r.trained.length ? `${r.trained.length} ✓` : '–').padEnd(8)} ${r.description}`,
+          `${(r.name + (r.width === zooEntry(r.name).spec.width ? '' : ` w${r.width}`)).padEnd(16)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${(r.trained.length ? `${r.trained.length} ✓` : '–').padEnd(8)} ${r.description}`,
         );
       if (trained.length) {
         console.log('\ntrained checkpoints (use as --model zoo:NAME):');
@@ -324,8 +339,36 @@ registerAttack(program);
 registerEval(program);
 registerMerge(program);
 registerServe(program);
+robustErrors(program, 'robust');
+
+/**
+ * Commander's own errors (an unknown option or command, a missing argument) worded as every other
+ * error: one `robust: ` line, pointing at the help of the command that refused.
+ */
+function robustErrors(cmd: Command, name: string): void {
+  cmd.configureOutput({
+    outputError: (text, write) => {
+      // commander puts its suggestion on a line of its own: "\n(Did you mean --json?)"
+      const [, message, guess] = /^(?:error: )?([^]*?)(?:\n\(Did you mean (.+)\?\))?\s*$/.exec(
+        text,
+      )!;
+      const help = `${guess ? `did you mean ${guess}? ` : ''}see ${name} --help`;
+      write(`robust: ${message.replace(/\s*\n\s*/g, ' ')} (${help})\n`);
+    },
+  });
+  for (const sub of cmd.commands) robustErrors(sub, `${name} ${sub.name()}`);
+}
 
 export async function main(argv: string[]): Promise<number> {
+  watchStdout();
+  const code = await run(argv);
+  if (code !== 0) return code; // the command's own failure says more than its output's
+  const out = await stdoutOutcome();
+  if (out?.message) console.error(`robust: ${out.message}`);
+  return out?.code ?? 0;
+}
+
+async function run(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

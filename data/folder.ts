@@ -26,6 +26,7 @@ import { optionError, RobustError } from '../util/errors.js';
 import { channelStats, emptySet, type DataSplit, type ImageSet } from './dataset.js';
 import { decodeImage, imageFormat } from './images.js';
 import { bytesText, DATA_LIMITS } from './limits.js';
+import { escapedControls } from '../util/format.js';
 
 /** Why a folder has no test labels or no training images, and what would give them. */
 export const FOLDER_HINT = {
@@ -146,6 +147,19 @@ interface Listing {
   unlabeled?: boolean;
 }
 
+/**
+ * Refuses a class name with a control character. Names reach terminals, Markdown and HTML, where
+ * an ESC or a line break would act instead of being shown; refused here, at the one place names
+ * come from, no output has to escape them, and the message shows the name escaped.
+ */
+function checkClassName(name: string, where: string): void {
+  const shown = escapedControls(name);
+  if (shown !== undefined)
+    throw new RobustError(
+      `${where}: class name "${shown}" holds a control character: rename it (class names are printed and put in reports)`,
+    );
+}
+
 /** The lines of classes.txt: one unique, non-empty class name per line. */
 async function readClassesTxt(src: FolderSource, file: string): Promise<string[]> {
   const text = new TextDecoder().decode(
@@ -154,6 +168,7 @@ async function readClassesTxt(src: FolderSource, file: string): Promise<string[]
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   if (lines[lines.length - 1] === '') lines.pop();
   const names = lines.map((l) => l.trim());
+  names.forEach((n, i) => checkClassName(n, `${file}: line ${i + 1}`));
   const empty = names.indexOf('');
   if (empty >= 0)
     throw new RobustError(`${file}: line ${empty + 1} is empty: one class name per line`);
@@ -190,6 +205,7 @@ async function readLabelsCsv(src: FolderSource, file: string): Promise<CsvRows> 
   const rows = records.slice(1).map(([name, label], i) => ({ name, label, line: i + 2 }));
   const empty = rows.find((r) => r.label === '' || r.label === undefined);
   if (empty) throw new RobustError(`${file}: line ${empty.line} has no label`);
+  for (const r of rows) checkClassName(r.label, `${file}: line ${r.line}`);
   return { file, rows };
 }
 
@@ -288,6 +304,7 @@ async function layoutOf(src: FolderSource, dir: string): Promise<Layout> {
       throw new RobustError(
         `${dir}: has both class folders and labels.csv: which gives the labels is ambiguous`,
       );
+    for (const d of dirs) checkClassName(d, dir);
     return { kind: 'classes', dir, classDirs: dirs };
   }
   if (images.length === 0)

@@ -19,6 +19,7 @@ import {
   readCifarArchive,
   readFromDir,
 } from './cifar10.js';
+import { checkBatchSize } from './cifar10-records.js';
 import {
   CIFAR100_DIR,
   CIFAR100_FILES,
@@ -256,19 +257,58 @@ async function readCifarSource(
   return { source, files, origin: archiveOrigin(source, md5, official.md5) };
 }
 
+/**
+ * What is wrong with the CIFAR-10 set prepared in `dir` (a batch missing, or cut: its size), by
+ * the files' sizes alone; undefined when there is none or its files are whole.
+ */
+function preparedCifar10Problem(dir: string): string | undefined {
+  const prepared = path.join(dir, 'cifar-10-batches-bin');
+  if (!fs.existsSync(prepared)) return undefined;
+  for (const f of [...TRAIN_FILES, TEST_FILE]) {
+    const file = path.join(prepared, f);
+    if (!fs.existsSync(file)) return `${file}: missing`;
+    try {
+      checkBatchSize(fs.statSync(file).size, file);
+    } catch (e) {
+      if (e instanceof RobustError) return e.message;
+      throw e;
+    }
+  }
+  return undefined;
+}
+
 async function prepareCifar10(dir: string, from: string | undefined, note: Note): Promise<void> {
-  const { source, files, origin } = await readCifarSource(
-    dir,
-    from,
-    { url: CIFAR10_URL, md5: CIFAR10_MD5 },
-    { archive: readCifarArchive, folder: readFromDir },
-  );
-  const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !files.has(f));
-  if (missing.length)
-    throw new RobustError(
-      `${source}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`,
+  // A damaged prepared set is replaced: say so, before a download that would otherwise come unexplained.
+  const damaged = preparedCifar10Problem(dir);
+  const archive = path.join(dir, CIFAR10_URL.split('/').pop()!);
+  if (damaged && !from)
+    note(
+      `the prepared CIFAR-10 is damaged (${damaged}): ${fs.existsSync(archive) ? `unpacking it again from ${archive}` : `downloading ${CIFAR10_URL} again`}`,
     );
-  for (const f of [...TRAIN_FILES, TEST_FILE]) checkCifarBatch(files.get(f)!, `${source}: ${f}`); // validate
+  let read: Awaited<ReturnType<typeof readCifarSource>>;
+  try {
+    read = await readCifarSource(
+      dir,
+      from,
+      { url: CIFAR10_URL, md5: CIFAR10_MD5 },
+      { archive: readCifarArchive, folder: readFromDir },
+    );
+    const missing = [...TRAIN_FILES, TEST_FILE].filter((f) => !read.files.has(f));
+    if (missing.length)
+      throw new RobustError(
+        `${read.source}: not a CIFAR-10 binary archive (missing ${missing.join(', ')})`,
+      );
+    for (const f of [...TRAIN_FILES, TEST_FILE])
+      checkCifarBatch(read.files.get(f)!, `${read.source}: ${f}`); // validate
+  } catch (e) {
+    // --from cannot repair it either: one line on both
+    if (damaged && from && e instanceof RobustError)
+      throw new RobustError(`${e.message}; and the prepared CIFAR-10 is damaged (${damaged})`);
+    throw e;
+  }
+  const { files, origin } = read;
+  if (damaged && from)
+    note(`the prepared CIFAR-10 is damaged (${damaged}): replacing it from ${from}`);
   note(origin);
   await writeDirAtomic(path.join(dir, 'cifar-10-batches-bin'), (tmp) => {
     for (const f of [...TRAIN_FILES, TEST_FILE]) fs.writeFileSync(path.join(tmp, f), files.get(f)!);

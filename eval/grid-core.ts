@@ -25,6 +25,7 @@ import { adversarialGrid, quantize } from './gallery.js';
 import { modelChecks, type ModelChecks } from './sanity.js';
 import { sha256Hex, toBase64, fromBase64 } from '../util/platform.js';
 import type { AttackRunState, KeepAdversarials } from './attack-state.js';
+import type { PartialRead } from './partial-cells.js';
 import {
   computeVariant,
   describeCompute,
@@ -470,7 +471,7 @@ export interface CellStore {
     expect: { model: string; attack: string; eps: number; n: number },
   ): { cell?: CellResult; damaged?: string };
   writeCell(key: string, cell: CellResult): void;
-  readPartial(key: string, expect: PartialExpect): { state?: AttackRunState; damaged?: string };
+  readPartial(key: string, expect: PartialExpect): PartialRead;
   writePartial(key: string, state: AttackRunState, on: ComputedOn): void;
   removePartial(key: string): void;
   where(key: string, partial?: boolean): string;
@@ -575,6 +576,10 @@ export async function runGridIn(
       if (resumed.damaged)
         warn(
           `warning: ${store.where(key, true)}: damaged partial cell (${resumed.damaged}); starting the cell from its first batch`,
+        );
+      if (resumed.computedOn)
+        warn(
+          `note: ${store.where(key, true)}: ${resumed.computedOn}; starting the cell from its first batch (batches computed differently are not mixed in one cell)`,
         );
       const run = await runAttack(m.classifier, attack, test, {
         ...runOptions,

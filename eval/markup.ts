@@ -3,6 +3,7 @@
  * `html` or `md` tagged template, which escapes each interpolation unless it is markup the
  * template built itself: results.json can be edited by anyone, so no string from it is trusted.
  */
+import { escapeControls } from '../util/format.js';
 
 type Language = 'html' | 'md';
 
@@ -41,14 +42,21 @@ const HTML_ENTITIES: Record<string, string> = {
   "'": '&#39;',
 };
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]);
+/**
+ * Control characters but tab and line breaks, written as visible text (`\u001b`): they are not
+ * HTML, and in a results.md shown with `cat` an ESC would be the terminal's escape sequence.
+ * (Data sets' class names with them are refused on loading; a results.json can be edited.)
+ */
+const visibleControls = (s: string) => escapeControls(s, '\t\n\r');
+
+const escapeHtml = (s: string) => visibleControls(s).replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]);
 
 /**
  * Markdown text that stays inside its table cell or list item: line breaks become spaces and
  * every character that starts markup (emphasis, code, links, HTML, table pipes) is backslash-escaped.
  */
 const escapeMarkdown = (s: string) =>
-  s.replace(/\r\n|[\r\n]/g, ' ').replace(/[\\`*_[\]<>|~&$]/g, '\\$&');
+  visibleControls(s.replace(/\r\n|[\r\n]/g, ' ')).replace(/[\\`*_[\]<>|~&$]/g, '\\$&');
 
 /** HTML with every interpolation escaped (Markup from another `html` template is kept as is). */
 export const html = tagged('html', escapeHtml);
@@ -56,5 +64,8 @@ export const html = tagged('html', escapeHtml);
 /** Markdown with every interpolation escaped (Markup from another `md` template is kept as is). */
 export const md = tagged('md', escapeMarkdown);
 
-/** Vouches for markup made by a serializer that escapes its text itself (vega's SVG renderer). */
-export const trustedHtml = (text: string) => new Markup('html', text);
+/**
+ * Vouches for markup made by a serializer that escapes its text itself (vega's SVG renderer); the
+ * control characters it keeps become visible text.
+ */
+export const trustedHtml = (text: string) => new Markup('html', visibleControls(text));

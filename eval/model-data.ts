@@ -3,21 +3,12 @@
  * its input, the classes checked against its outputs, and a refusal when its outputs turn out to
  * be probabilities. Also the models of a grid, loaded as one.
  */
-import tf from '#tfjs';
 import { loadData } from '../data/index.js';
-import { take, withClassCount, type DataSplit } from '../data/dataset.js';
-import { NO_AUGMENT, makeBatch } from '../data/batches.js';
-import { fitImages } from '../data/fit.js';
+import { withClassCount, type DataSplit } from '../data/dataset.js';
 import { check, checkOption } from '../util/errors.js';
-import { Rng } from '../util/rng.js';
-import {
-  checkLogits,
-  loadAnyModel,
-  type AnyModelOptions,
-  type LoadedModel,
-} from '../models/any-model.js';
+import { loadAnyModel, type AnyModelOptions, type LoadedModel } from '../models/any-model.js';
 import { evalModel } from './eval-model.js';
-import { checkClassCount } from './class-count.js';
+import { fitDataToModel } from './model-fit.js';
 import type { EvalConfig, EvalModel } from './grid.js';
 
 export interface ModelDataOptions {
@@ -60,31 +51,7 @@ export async function loadDataForModel(
     }),
     m.numClasses,
   );
-  check(loaded.test.count > 0, `${loaded.name} has no test images`);
-  const [h, w, c] = m.inputShape;
-  let data: DataSplit & { fit?: string } = loaded;
-  const t = loaded.test;
-  if (h !== t.height || w !== t.width || c !== t.channels) {
-    const { set, fit } = fitImages(t, { height: h, width: w, channels: c });
-    note(`note: ${loaded.name}'s test images fitted to the model's input: ${fit.description}`);
-    data = { ...loaded, test: set, fit: fit.description };
-  }
-  checkClassCount(m, data);
-  const first = take(data.test, 64);
-  if (first.count > 0) {
-    const b = makeBatch(
-      first,
-      Int32Array.from({ length: first.count }, (_, i) => i),
-      NO_AUGMENT,
-      new Rng(0),
-    );
-    try {
-      checkLogits(m, b.x);
-    } finally {
-      tf.dispose([b.x, b.y]);
-    }
-  }
-  return data;
+  return fitDataToModel(m, loaded, note);
 }
 
 export interface GridModelOptions

@@ -170,14 +170,19 @@ interface PartialExpectation {
 }
 
 /**
- * Reads a partial cell: `state` when it is sound and continues exactly this cell, `damaged` (why)
- * when it exists but cannot be trusted (the cell then starts from its first batch), neither when
- * there is none.
+ * What a partial cell file holds for this run: `state` when it is sound and continues exactly this
+ * cell; `damaged` (why) when it cannot be trusted; `computedOn` (how) when it is sound but its
+ * batches ran on another backend or compute variant, which this run must not mix with its own.
+ * The cell starts from its first batch in both cases; neither is set when there is no file.
  */
-export function readPartial(
-  file: string,
-  e: PartialExpectation,
-): { state?: AttackRunState; damaged?: string } {
+export interface PartialRead {
+  state?: AttackRunState;
+  damaged?: string;
+  computedOn?: string;
+}
+
+/** Reads a partial cell (see PartialRead). */
+export function readPartial(file: string, e: PartialExpectation): PartialRead {
   const per = e.set.height * e.set.width * e.set.channels;
   const k = e.keepAdversarials;
   const keptMax = k === true ? e.set.count : k ? Math.min(k.firstCorrect, e.set.count) : 0;
@@ -191,19 +196,22 @@ export function readPartial(
   const bad = fieldProblem(r.content, PARTIAL);
   if (bad) return { damaged: bad };
   if (r.content.key !== e.key) return { damaged: 'it belongs to another cell' };
+  // Sound as far as its own fields go; its state is checked against this cell even when it is not
+  // continued, so a damaged file from another backend is still called damaged.
+  const state = decode(r.content.state as Saved);
+  if (!state) return { damaged: 'its images or perturbation sizes are not whole float32 values' };
+  const why = stateProblem(state, e.set, e);
+  if (why) return { damaged: why };
   if (r.content.backend !== e.backend)
     return {
-      damaged: `its batches ran on ${JSON.stringify(r.content.backend)}, this run is on ${JSON.stringify(e.backend)}`,
+      computedOn: `its batches ran on ${JSON.stringify(r.content.backend)}, this run is on ${JSON.stringify(e.backend)}`,
     };
   const compute = (r.content.compute as string | undefined) ?? legacyCompute(e.backend);
   if (compute !== e.compute)
     return {
-      damaged: `its batches ran on ${describeCompute(e.backend, compute)}, this run is on ${describeCompute(e.backend, e.compute)}`,
+      computedOn: `its batches ran on ${describeCompute(e.backend, compute)}, this run is on ${describeCompute(e.backend, e.compute)}`,
     };
-  const state = decode(r.content.state as Saved);
-  if (!state) return { damaged: 'its images or perturbation sizes are not whole float32 values' };
-  const why = stateProblem(state, e.set, e);
-  return why ? { damaged: why } : { state };
+  return { state };
 }
 
 /** Removes a finished cell's partial. Best effort: one left behind is never used, since the cell file comes first. */

@@ -213,6 +213,10 @@ export async function runGridShard(
         warn(
           `warning: ${partial}: damaged partial cell (${resumed.damaged}); starting the part from its first batch`,
         );
+      if (resumed.computedOn)
+        warn(
+          `note: ${partial}: ${resumed.computedOn}; starting the part from its first batch (batches computed differently are not mixed in one cell)`,
+        );
       const r = await runAttack(m.classifier, attack, share, {
         ...runOptions,
         firstBatch: from / config.batchSize,

@@ -7,6 +7,8 @@ import type * as tf from '@tensorflow/tfjs';
 import type { DefenseConfig } from '../defenses/defense.js';
 import { checkFields, int, num, object, optional, str, strings } from '../util/fields.js';
 import { LIMITS } from '../util/limits.js';
+import { RobustError } from '../util/errors.js';
+import { escapedControls } from '../util/format.js';
 
 export interface ModelMeta {
   model?: string;
@@ -34,6 +36,12 @@ export function modelMeta(model: tf.LayersModel, where: string): ModelMeta {
     },
     at,
   );
+  // names with control characters are refused where data sets are read; a checkpoint's likewise
+  for (const c of (robust as ModelMeta).classes ?? []) {
+    const shown = escapedControls(c);
+    if (shown !== undefined)
+      throw new RobustError(`${at}.classes: class name "${shown}" holds a control character`);
+  }
   const d = (robust as ModelMeta).defenseConfig;
   if (d) {
     checkFields(

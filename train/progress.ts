@@ -1,6 +1,7 @@
 /** Training progress: a live bar on a terminal, a plain line every ~10% otherwise (logs, CI). */
 import cliProgress from 'cli-progress';
 import type { EpochLog } from './epoch-log.js';
+import { formatDuration as formatSeconds, formatRate } from '../util/format.js';
 
 interface BatchStats {
   loss: number;
@@ -56,7 +57,7 @@ export class Progress {
     const fields = {
       loss: s.loss.toFixed(3),
       acc: (100 * s.acc).toFixed(1) + '%',
-      speed: s.imgPerS.toFixed(0),
+      speed: formatRate(s.imgPerS),
       lr: s.lr.toFixed(4),
     };
     if (this.bar) this.bar.update(done, fields);
@@ -65,7 +66,7 @@ export class Progress {
       done - this.lastLine >= Math.max(1, Math.round(this.batches / 10))
     ) {
       this.lastLine = done;
-      const eta = s.imgPerS > 0 ? ((this.batches - done) * this.batchSize) / s.imgPerS : 0;
+      const eta = s.imgPerS > 0 ? ((this.batches - done) * this.batchSize) / s.imgPerS : NaN;
       process.stderr.write(
         `epoch ${this.epoch}/${this.epochs} batch ${done}/${this.batches} loss ${fields.loss} acc ${fields.acc} ${fields.speed} img/s lr ${fields.lr} eta ${formatSeconds(eta)}\n`,
       );
@@ -82,14 +83,7 @@ export class Progress {
     const epochWall =
       trained > 0 ? (performance.now() - this.epochStarted) / 1000 / trained : e.seconds;
     process.stderr.write(
-      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${e.img_per_s.toFixed(1)} img/s, ${e.seconds.toFixed(0)} s${left > 0 ? `, run eta ${formatSeconds(left * epochWall)}` : ''}\n`,
+      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${formatRate(e.img_per_s)} img/s, ${e.seconds.toFixed(0)} s${left > 0 ? `, run eta ${formatSeconds(left * epochWall)}` : ''}\n`,
     );
   }
-}
-
-function formatSeconds(s: number): string {
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  if (h > 0) return `${h}h${m}m`;
-  return m > 0 ? `${m}m${Math.round(s % 60)}s` : `${Math.round(s)}s`;
 }

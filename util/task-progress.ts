@@ -1,5 +1,6 @@
 /** Progress of a counted task (attack or evaluation batches): a bar on a terminal, a line every ~10% otherwise. */
 import cliProgress from 'cli-progress';
+import { formatDuration, formatRate } from './format.js';
 
 export class TaskProgress {
   private bar: cliProgress.SingleBar | null = null;
@@ -22,25 +23,26 @@ export class TaskProgress {
     }
     this.bar = new cliProgress.SingleBar(
       {
-        format: `${label} [{bar}] {value}/{total} {info} {speed} img/s eta {eta_formatted}`,
+        format: `${label} [{bar}] {value}/{total} {info} {speed} img/s eta {eta}`,
         stream: process.stderr,
       },
       cliProgress.Presets.shades_classic,
     );
-    this.bar.start(total, resumedAt, { info: resumed, speed: '-' });
+    this.bar.start(total, resumedAt, { info: resumed, speed: '–', eta: '–' });
   }
 
   /** `done` units (images) finished, counting those before a resume; `info` is a short status such as "robust 12.5%". */
   update(done: number, info: string): void {
     if (this.quiet) return;
     const seconds = (performance.now() - this.start) / 1000;
+    // images per second of this run (not counting a resumed run's), so "–" until one is done
     const speed = seconds > 0 ? (done - this.resumedAt) / seconds : 0;
-    if (this.bar) return this.bar.update(done, { info, speed: speed.toFixed(1) });
+    const eta = speed > 0 ? formatDuration((this.total - done) / speed) : '–';
+    if (this.bar) return this.bar.update(done, { info, speed: formatRate(speed), eta });
     if (done === this.total || done - this.lastLine >= Math.max(1, Math.round(this.total / 10))) {
       this.lastLine = done;
-      const eta = speed > 0 ? (this.total - done) / speed : 0;
       process.stderr.write(
-        `${this.label} ${done}/${this.total} ${info} ${speed.toFixed(1)} img/s eta ${Math.round(eta)}s\n`,
+        `${this.label} ${done}/${this.total} ${info} ${formatRate(speed)} img/s eta ${eta}\n`,
       );
     }
   }

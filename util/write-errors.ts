@@ -16,6 +16,7 @@ const WHY: Record<string, string> = {
   ENAMETOOLONG: 'name too long',
   ELOOP: 'too many symbolic links',
   ENXIO: 'a socket or a device that is absent',
+  EIO: 'input/output error',
 };
 
 /** `CODE: what it means` for an errno code (just the code when it has no description here). */

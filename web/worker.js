@@ -209,38 +209,18 @@ async function run(o) {
   });
   try {
     // labels without class names ('0'..'k-1') stand for as many classes as the model has, as in the CLI
-    const data = robust.withClassCount(
+    const whole = robust.withClassCount(
       await testData(o.data, config.limit, (line) => notes.push(line)),
       loaded.numClasses,
     );
-    config.data = data.name;
-    let test = robust.take(data.test, config.limit);
-    if (test.count === 0) throw new robust.RobustError(`${data.name} has no test images`);
-    const classes = data.classes;
-    const [h, w, c] = loaded.inputShape;
-    let fit;
-    if (h !== test.height || w !== test.width || c !== test.channels) {
-      const f = robust.fitImages(test, { height: h, width: w, channels: c });
-      test = f.set;
-      fit = f.fit.description;
-      notes.push(`note: ${data.name}'s test images fitted to the model's input: ${fit}`);
-    }
-    robust.checkClassCount(loaded, data);
-    const first = robust.tf.tidy(() =>
-      robust.tf
-        .tensor4d(
-          test.images.slice(0, Math.min(64, test.count) * h * w * c),
-          [Math.min(64, test.count), h, w, c],
-          'int32',
-        )
-        .toFloat()
-        .div(255),
+    config.data = whole.name;
+    // fitted and checked by the library, as robust eval does
+    const data = robust.fitDataToModel(
+      loaded,
+      { ...whole, test: robust.take(whole.test, config.limit) },
+      (line) => notes.push(line),
     );
-    try {
-      robust.checkLogits(loaded, first);
-    } finally {
-      first.dispose();
-    }
+    const { test, classes, fit } = data;
     for (const n of notes) post({ type: 'note', text: n });
     const row = robust.evalModel(loaded, test, { name, limit: config.limit, fit, classes });
     const cells = config.attacks.length * config.eps.length;

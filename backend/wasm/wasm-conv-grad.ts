@@ -24,6 +24,7 @@ import { CONV2D_BIAS } from '../ops/conv-bias.js';
 import { type ConvShape, type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 import { elementwise } from './wasm-elementwise.js';
+import { dilateByStride } from './wasm-dilate.js';
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -111,31 +112,9 @@ function conv2dBackpropFilter({
  * filters take the phase split below, which skips the zeros).
  */
 function backpropInputDirect(k: KernelRunner, dy: Info, filter: Info, g: ConvShape): Info {
-  let grad = dy;
-  let h = g.outH;
-  let w = g.outW;
-  if (g.sh > 1 || g.sw > 1) {
-    // [N,Ho,Wo,C] → [N,Ho,1,Wo,1,C] → pad to [N,Ho,sh,Wo,sw,C] → [N,Ho·sh,Wo·sw,C].
-    const r = k.run('Reshape', { x: dy }, { shape: [g.batch, g.outH, 1, g.outW, 1, g.outC] });
-    const p = k.run(
-      'PadV2',
-      { x: r },
-      {
-        paddings: [
-          [0, 0],
-          [0, 0],
-          [0, g.sh - 1],
-          [0, 0],
-          [0, g.sw - 1],
-          [0, 0],
-        ],
-        constantValue: 0,
-      },
-    );
-    h = g.outH * g.sh;
-    w = g.outW * g.sw;
-    grad = k.run('Reshape', { x: p }, { shape: [g.batch, h, w, g.outC] });
-  }
+  const dilated = dilateByStride(k, dy, [g.batch, g.outH, g.outW, g.outC], [g.sh, g.sw]);
+  const { h, w } = dilated;
+  let grad = dilated.grad;
   const top = g.kh - 1 - g.top;
   const left = g.kw - 1 - g.left;
   let bottom = g.inH + g.kh - 1 - h - top;

@@ -30,6 +30,7 @@ import {
 } from './wasm-kernels.js';
 import { replaceWasmKernel } from './wasm-replace-kernel.js';
 import type { WasmKernelPool } from './wasm-kernel-pool.js';
+import { dilateByStride } from './wasm-dilate.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 
 type Info = tf.TensorInfo;
@@ -271,31 +272,7 @@ const explicitPad = (top: number, bottom: number, left: number, right: number) =
 /** dx from tfjs's wasm ops (see the module comment). */
 function backpropInputComposed(k: KernelRunner, dy: Info, filter: Info, s: DepthwiseShape): Info {
   const Co = s.inC * s.mult;
-  let grad = dy;
-  let h = s.outH;
-  let w = s.outW;
-  if (s.sh > 1 || s.sw > 1) {
-    // [N,Ho,Wo,C] → [N,Ho,1,Wo,1,C] → pad to [N,Ho,sh,Wo,sw,C] → [N,Ho·sh,Wo·sw,C].
-    const r = k.run('Reshape', { x: dy }, { shape: [s.batch, s.outH, 1, s.outW, 1, Co] });
-    const p = k.run(
-      'PadV2',
-      { x: r },
-      {
-        paddings: [
-          [0, 0],
-          [0, 0],
-          [0, s.sh - 1],
-          [0, 0],
-          [0, s.sw - 1],
-          [0, 0],
-        ],
-        constantValue: 0,
-      },
-    );
-    h = s.outH * s.sh;
-    w = s.outW * s.sw;
-    grad = k.run('Reshape', { x: p }, { shape: [s.batch, h, w, Co] });
-  }
+  let { grad, h, w } = dilateByStride(k, dy, [s.batch, s.outH, s.outW, Co], [s.sh, s.sw]);
   // Full correlation with the dilated filter: ekh − 1 − top rows of zeros above, what makes H below.
   const ekh = (s.kh - 1) * s.dh + 1;
   const ekw = (s.kw - 1) * s.dw + 1;

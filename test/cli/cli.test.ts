@@ -16,14 +16,44 @@ function robust(args: string[], env: Record<string, string> = {}) {
 }
 
 describe('robust CLI', () => {
-  it('models --json lists the 11 models with exact parameter counts', () => {
+  it('models --json lists the 11 models with exact parameter counts, and a row per width a checkpoint was trained at', () => {
     const r = robust(['models', '--json']);
     expect(r.code).toBe(0);
-    const rows = JSON.parse(r.stdout) as { name: string; params: number; mflops: number }[];
-    expect(rows).toHaveLength(11);
+    const rows = JSON.parse(r.stdout) as {
+      name: string;
+      width: number;
+      params: number;
+      mflops: number;
+      trained: { name: string }[];
+    }[];
+    expect(new Set(rows.map((x) => x.name)).size).toBe(11);
+    const resnet20 = rows.find((x) => x.name === 'resnet20' && x.width === 16);
     expect(rows.find((x) => x.name === 'resnet18')?.params).toBe(11173962);
-    expect(rows.find((x) => x.name === 'resnet20')?.params).toBe(272474);
-    expect(rows.find((x) => x.name === 'resnet20')?.mflops).toBeCloseTo(81.6, 0);
+    expect(resnet20?.params).toBe(272474);
+    expect(resnet20?.mflops).toBeCloseTo(81.6, 0);
+    // each row counts only the checkpoints of its width: the width-8 Fashion-MNIST ones have their own
+    expect(resnet20?.trained.map((t) => t.name).sort()).toEqual([
+      'zoo:resnet20',
+      'zoo:resnet20-fgsm-rs',
+      'zoo:resnet20-pgd',
+    ]);
+    const w8 = rows.filter((x) => x.width === 8);
+    expect(w8.map((x) => x.name)).toEqual(['resnet20']);
+    expect(w8[0].trained.map((t) => t.name).sort()).toEqual([
+      'zoo:fmnist-resnet20w8',
+      'zoo:fmnist-resnet20w8-fgsm-rs',
+    ]);
+    expect(w8[0].params).toBeLessThan(resnet20!.params / 3); // about a quarter: channels halved
+    expect(rows.filter((x) => x.width !== 8)).toHaveLength(11);
+  });
+
+  it('models prints the trained counts per row, the width-8 checkpoints on their own row', () => {
+    const r = robust(['models']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^resnet20 +272,474 +81\.6 +3 ✓ /m);
+    expect(r.stdout).toMatch(
+      /^resnet20 w8 +[\d,]+ +[\d.]+ +2 ✓ +CIFAR ResNet-20 \(He et al\. 2016\) at width 8/m,
+    );
   });
 
   const bad: [string[], RegExp][] = [

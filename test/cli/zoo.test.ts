@@ -81,10 +81,17 @@ describe('a zoo folder with one entry', () => {
   it('robust models marks the architecture as trained and lists zoo:NAME', () => {
     const r = robust(['models', '--json'], { ROBUST_ZOO_DIR: zoo });
     expect(r.code).toBe(0);
-    const rows = JSON.parse(r.stdout) as { name: string; trained: { name: string }[] }[];
-    expect(rows.find((m) => m.name === 'resnet20')!.trained.map((t) => t.name)).toEqual([
-      'zoo:tiny',
-    ]);
+    const rows = JSON.parse(r.stdout) as {
+      name: string;
+      width: number;
+      trained: { name: string }[];
+    }[];
+    // the width-4 checkpoint is on a row of its own width, not on resnet20's (width 16)
+    expect(rows.filter((m) => m.name === 'resnet20').map((m) => m.width)).toEqual([16, 4]);
+    expect(
+      rows.find((m) => m.name === 'resnet20' && m.width === 4)!.trained.map((t) => t.name),
+    ).toEqual(['zoo:tiny']);
+    expect(rows.find((m) => m.name === 'resnet20' && m.width === 16)!.trained).toEqual([]);
     expect(rows.find((m) => m.name === 'resnet56')!.trained).toEqual([]);
   });
 

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as tar from 'tar';
 import {
   BATCH_BYTES,
@@ -198,5 +198,76 @@ describe('CIFAR-10 binary format', () => {
     await expect(loadCifar10(dir)).rejects.toThrow(
       /test_batch\.bin both directly and in cifar-10-batches-bin/,
     );
+  });
+
+  describe('a prepared set with a batch cut short', () => {
+    afterEach(() => vi.unstubAllGlobals());
+
+    /** DATA/cifar10/cifar-10-batches-bin with every batch of its size (sparse files) but data_batch_3.bin cut. */
+    function cutPrepared(dataDir: string): string {
+      const prepared = path.join(dataDir, 'cifar10', 'cifar-10-batches-bin');
+      fs.mkdirSync(prepared, { recursive: true });
+      for (const f of [...TRAIN_FILES, TEST_FILE]) {
+        fs.writeFileSync(path.join(prepared, f), '');
+        fs.truncateSync(
+          path.join(prepared, f),
+          f === 'data_batch_3.bin' ? 5000 * 3073 : BATCH_BYTES,
+        );
+      }
+      return path.join(prepared, 'data_batch_3.bin');
+    }
+    const cut = (file: string) =>
+      `${file}: ${5000 * 3073} bytes, but a CIFAR-10 batch file is 30730000 bytes (10000 records of 3073): truncated or not CIFAR-10`;
+
+    it('says why in one line before downloading it again (the download is stubbed: no network in tests)', async () => {
+      const dataDir = tmpDir('cifar-cut-prepared');
+      const file = cutPrepared(dataDir);
+      const events: string[] = [];
+      vi.stubGlobal('fetch', async (url: string) => {
+        events.push(`fetch ${url}`);
+        return new Response(new Uint8Array(64)); // not the archive: its MD5 stops the download
+      });
+      await expect(
+        prepareData('cifar10', { dataDir, note: (l) => events.push(l) }),
+      ).rejects.toThrow(/MD5 .* does not match/);
+      expect(events).toEqual([
+        `the prepared CIFAR-10 is damaged (${cut(file)}): downloading https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz again`,
+        'fetch https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
+      ]);
+    });
+
+    it('from the archive kept beside it, and with --from: the reason, then the set whole again; a bad --from names both', async () => {
+      const dir = tmpDir('cifar-cut-kept');
+      const dataDir = path.join(dir, 'data');
+      const file = cutPrepared(dataDir);
+      const archive = await officialLayout(dir);
+      const kept = path.join(dataDir, 'cifar10', 'cifar-10-binary.tar.gz');
+      fs.copyFileSync(archive, kept);
+      const notes: string[] = [];
+      await prepareData('cifar10', { dataDir, note: (l) => notes.push(l) });
+      expect(notes[0]).toBe(
+        `the prepared CIFAR-10 is damaged (${cut(file)}): unpacking it again from ${kept}`,
+      );
+      expect(notes).toHaveLength(2); // and the archive's origin
+      expect(fs.statSync(file).size).toBe(BATCH_BYTES);
+      // --from a good copy: said, then replaced
+      fs.truncateSync(file, 5000 * 3073);
+      notes.length = 0;
+      await prepareData('cifar10', { dataDir, from: archive, note: (l) => notes.push(l) });
+      expect(notes[0]).toBe(
+        `the prepared CIFAR-10 is damaged (${cut(file)}): replacing it from ${archive}`,
+      );
+      expect(fs.statSync(file).size).toBe(BATCH_BYTES);
+      // --from a bad copy: refused in one line naming both, the prepared set left as it was
+      fs.truncateSync(file, 5000 * 3073);
+      const bad = path.join(dir, 'src', 'cifar-10-batches-bin');
+      fs.truncateSync(path.join(bad, TEST_FILE), 3073);
+      await expect(
+        prepareData('cifar10', { dataDir, from: path.join(dir, 'src'), note: () => {} }),
+      ).rejects.toThrow(
+        `${path.join(dir, 'src')}: ${TEST_FILE}: 3073 bytes, but a CIFAR-10 batch file is 30730000 bytes (10000 records of 3073): truncated or not CIFAR-10; and the prepared CIFAR-10 is damaged (${cut(file)})`,
+      );
+      expect(fs.statSync(file).size).toBe(5000 * 3073);
+    });
   });
 });

@@ -503,6 +503,38 @@ describe('refused in one line naming the file', () => {
     );
   });
 
+  it('a class name with a control character, from a folder name, classes.txt or labels.csv, shown escaped', async () => {
+    const esc = '\u001b[2Jred';
+    const shown = '"\\u001b[2Jred"';
+    const why = 'holds a control character: rename it (class names are printed and put in reports)';
+    const folders = tree(tmpDir('folder-control'), {
+      [`${esc}/x.png`]: gray(1),
+      'b/y.png': gray(2),
+    });
+    const m = await refusal(loadFolder(folders));
+    expect(m).toBe(`${folders}: class name ${shown} ${why}`);
+    expect(m).not.toMatch(/[\u0000-\u001f]/); // eslint-disable-line no-control-regex
+    const txt = tree(tmpDir('folder-control-txt'), {
+      'a/x.png': gray(1),
+      'b/y.png': gray(2),
+      'classes.txt': `a\nb\tc\u0085\n`,
+    });
+    expect(await refusal(loadFolder(txt))).toBe(
+      `${path.join(txt, 'classes.txt')}: line 2: class name "b\\u0009c\\u0085" ${why}`,
+    );
+    const csv = tree(tmpDir('folder-control-csv'), {
+      'x.png': gray(1),
+      'y.png': gray(2),
+      'labels.csv': `file,label\nx.png,cat\ny.png,"d\u007fog"\n`,
+    });
+    expect(await refusal(loadFolder(csv))).toBe(
+      `${path.join(csv, 'labels.csv')}: line 3: class name "d\\u007fog" ${why}`,
+    );
+    // printable names beyond ASCII are names like any other
+    const fine = tree(tmpDir('folder-control-fine'), { 'ä/x.png': gray(1), '猫/y.png': gray(2) });
+    expect((await loadFolder(fine)).classes).toEqual(['ä', '猫']);
+  });
+
   it('an empty folder, a missing one, a file', async () => {
     const root = tmpDir('folder-empty');
     expect(await refusal(loadFolder(root))).toBe(

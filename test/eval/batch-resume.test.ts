@@ -272,6 +272,7 @@ describe('a partial cell that cannot be trusted', () => {
   async function notTrusted(
     edit: (cellDir: string, partial: string, text: string) => void,
     from = stopped,
+    kind: 'damaged' | 'computed differently' = 'damaged',
   ): Promise<string> {
     const out = tmpDir('partial-edited');
     fs.cpSync(from, out, { recursive: true });
@@ -291,9 +292,13 @@ describe('a partial cell that cannot be trusted', () => {
     expect(numbers(r.result)).toEqual(numbers(straight));
     expect(writes).toBe(2 * 2); // both cells from their first batch: 2 of 3 batches saved each
     expect(warnings).toHaveLength(1);
+    // a damaged file and a sound one computed differently are told apart
     expect(warnings[0]).toMatch(
-      /^warning: .*\.partial\.json: damaged partial cell \(.+\); starting the cell from its first batch$/,
+      kind === 'damaged'
+        ? /^warning: .*\.partial\.json: damaged partial cell \(.+\); starting the cell from its first batch$/
+        : /^note: .*\.partial\.json: its batches ran on .+, this run is on .+; starting the cell from its first batch \(batches computed differently are not mixed in one cell\)$/,
     );
+    if (kind !== 'damaged') expect(warnings[0]).not.toMatch(/damaged/);
     expect(warnings[0].split('\n')).toHaveLength(1);
     return warnings[0];
   }
@@ -361,7 +366,7 @@ describe('a partial cell that cannot be trusted', () => {
     }
     const saved = JSON.parse(fs.readFileSync(path.join(f2, 'cells', partials(f2)[0]), 'utf8'));
     expect(saved.compute).toBe('robust kernels, Winograd F(2x2,3x3)');
-    const why = await notTrusted(() => {}, f2);
+    const why = await notTrusted(() => {}, f2, 'computed differently');
     expect(why).toMatch(
       /its batches ran on wasm \(robust kernels, Winograd F\(2x2,3x3\)\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\)\)/,
     );
@@ -391,7 +396,8 @@ describe('a partial cell that cannot be trusted', () => {
 
   // Edits whose digest is recomputed: each part of the state must agree with the others and with this cell.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed JSON state, edited freely
-  const edits: [string, (s: Record<string, any>) => void, RegExp][] = [
+  type Edit = (s: Record<string, any>) => void;
+  const edits: [string, Edit, RegExp, ('computed differently' | 'damaged')?][] = [
     ['seen off a batch end', (s) => void (s.state.seen = 4), /not at the end of a batch/],
     [
       'masks shorter than seen',
@@ -421,26 +427,45 @@ describe('a partial cell that cannot be trusted', () => {
       /kept images need/,
     ],
     ['another format', (s) => void (s.format = 0), /format must be/],
-    ['another backend', (s) => void (s.backend = 'cpu'), /ran on "cpu", this run is on "wasm"/],
+    [
+      'another backend',
+      (s) => void (s.backend = 'cpu'),
+      /ran on "cpu", this run is on "wasm"/,
+      'computed differently',
+    ],
     [
       'another compute variant',
       (s) => void (s.compute = 'robust kernels, direct convs'),
       /ran on wasm \(robust kernels, direct convs\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\)\)/,
+      'computed differently',
     ],
     [
       'no compute variant (a partial from before it was recorded, by the F(2x2) kernels)',
       (s) => void delete s.compute,
       /ran on wasm \(robust kernels, Winograd F\(2x2,3x3\)\), this run is on wasm \(robust kernels, Winograd F\(4x4,3x3\)\)/,
+      'computed differently',
+    ],
+    [
+      'another backend and a state off the masks: damaged, whatever it ran on',
+      (s) => {
+        s.backend = 'cpu';
+        s.state.tally.perturbed += 1;
+      },
+      /tally\.perturbed/,
     ],
     ["another cell's key", (s) => void (s.key = keys['bim:3']), /it belongs to another cell/],
   ];
-  for (const [what, edit, why] of edits) {
+  for (const [what, edit, why, kind] of edits) {
     it(`with a valid digest but ${what}`, async () => {
-      const warning = await notTrusted((_, partial, text) => {
-        const v = withoutDigest(JSON.parse(text));
-        edit(v);
-        writeDigested(partial, v);
-      });
+      const warning = await notTrusted(
+        (_, partial, text) => {
+          const v = withoutDigest(JSON.parse(text));
+          edit(v);
+          writeDigested(partial, v);
+        },
+        stopped,
+        kind,
+      );
       expect(warning).toMatch(why);
     });
   }

@@ -192,6 +192,9 @@ const texts: fc.Arbitrary<Texts> = fc.record({
   gallery: fc.oneof(fc.constant(PNG_1x1), text),
 });
 
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
 describe('report output safety', () => {
   it('fuzz: any string in any field of the grid stays text in report.html and inside its cell in results.md', async () => {
     await fc.assert(
@@ -199,8 +202,12 @@ describe('report output safety', () => {
         const r = hostileGrid(t);
         const flags = sanityFlags(r);
         expect(flags.length).toBeGreaterThan(0); // flag texts carry attack names too
-        expect(htmlProblems(await toHtml(r, flags))).toEqual([]);
-        expect(markdownProblems(toMarkdown(r, flags), r)).toEqual([]);
+        const h = await toHtml(r, flags);
+        const m = toMarkdown(r, flags);
+        expect(htmlProblems(h)).toEqual([]);
+        expect(markdownProblems(m, r)).toEqual([]);
+        // no control character of the data reaches either (a terminal would act on an ESC)
+        for (const out of [h, m]) expect(out).not.toMatch(CONTROLS);
       }),
       { numRuns: 30 },
     );
@@ -211,7 +218,7 @@ describe('report output safety', () => {
       models: ['runs/<x-inj>a', 'b|c'],
       arch: 'x',
       defense: '"><img src=x onerror=alert(1)>',
-      attacks: ['<script>alert(1)</script>', 'p\nq'],
+      attacks: ['<script>alert(1)</script>', 'p\nq\u001b[2J\u0085'],
       settingsName: 'x',
       loss: 'ce',
       backend: 'a`b`',
@@ -228,6 +235,10 @@ describe('report output safety', () => {
     expect(m).toContain('p q');
     expect(m).toContain('a\\`b\\`');
     expect(m).toContain('\\<script\\>');
+    // control characters as visible escapes: \u001b in the HTML, its backslash escaped in Markdown
+    expect(h).toContain('p\nq\\u001b[2J\\u0085');
+    expect(m).toContain('p q\\\\u001b\\[2J\\\\u0085');
+    for (const out of [h, m]) expect(out).not.toMatch(CONTROLS);
   });
 
   it('robust export html/md of a results.json with markup in every free string field keeps it text', async () => {

@@ -94,6 +94,17 @@ describe('checkpoint metadata', () => {
     );
   });
 
+  it('a class name with a control character is refused, shown escaped', async () => {
+    const d = path.join(path.dirname(ckpt), 'meta-control');
+    fs.cpSync(ckpt, d, { recursive: true });
+    const json = JSON.parse(fs.readFileSync(path.join(d, 'model.json'), 'utf8'));
+    json.userDefinedMetadata.robust.classes = ['cat', 'd\u001b[2Jog'];
+    fs.writeFileSync(path.join(d, 'model.json'), JSON.stringify(json));
+    await expect(loadCheckpoint(d)).rejects.toThrow(
+      /metadata robust\.classes: class name "d\\u001b\[2Jog" holds a control character$/,
+    );
+  });
+
   it('through the CLI: a width of the wrong type is one line and exit 2', () => {
     const d = path.join(path.dirname(ckpt), 'meta-cli');
     fs.cpSync(ckpt, d, { recursive: true });
