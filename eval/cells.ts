@@ -11,6 +11,10 @@ import { readRegularFile } from '../util/read-file.js';
 import { cellProblem } from './result-shape.js';
 import type { CellResult } from './grid.js';
 
+/** Why a file without any digest is not trusted: robust before 2026-12-01 wrote cells without one. */
+export const NO_DIGEST =
+  'it has no digest: written by a robust older than digests, or not by robust';
+
 const digestOf = (content: object) =>
   crypto.createHash('sha256').update(JSON.stringify(content)).digest('hex');
 
@@ -49,6 +53,7 @@ export function readDigested(
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     return { damaged: 'not a JSON object' };
   const { digest, ...content } = v as Record<string, unknown>;
+  if (digest === undefined) return { damaged: NO_DIGEST };
   if (typeof digest !== 'string' || digest !== digestOf(content))
     return { damaged: 'content does not match its digest' };
   return { content };
