@@ -80,23 +80,23 @@ function nearestBoundary(
   const gaps: Float32Array[] = [];
   const grads: Float32Array[] = [];
   for (const k of classes) {
-    const [gap, grad] = tf.tidy(() => {
+    // tensors out of the tidy, read after it: tidy walks what it returns, a typed array index by index
+    const [diff, g] = tf.tidy(() => {
       const other = (z: tf.Tensor2D) =>
         k < 0
           ? z.mul(tf.oneHot(targets!, z.shape[1])).sum(1)
           : z.slice([0, k], [-1, 1]).reshape([-1]);
-      let diff: tf.Tensor | undefined;
-      const g = tf.grad((xi: tf.Tensor) => {
+      let gap: tf.Tensor | undefined;
+      const grad = tf.grad((xi: tf.Tensor) => {
         const z = r.classifier.logits(xi as tf.Tensor4D, r.mode);
-        diff = tf.keep(other(z).sub(z.mul(tf.oneHot(y, z.shape[1])).sum(1)));
-        return diff.sum();
+        gap = tf.keep(other(z).sub(z.mul(tf.oneHot(y, z.shape[1])).sum(1)));
+        return gap.sum();
       })(x);
-      const values = diff!.dataSync() as Float32Array;
-      diff!.dispose(); // kept past the gradient's scope, so this tidy would not free it
-      return [values, g.dataSync() as Float32Array];
+      return [gap!, grad];
     });
-    gaps.push(gap);
-    grads.push(grad);
+    gaps.push(diff.dataSync() as Float32Array);
+    grads.push(g.dataSync() as Float32Array);
+    tf.dispose([diff, g]);
   }
   if (targets) return { gap: gaps[0], grad: grads[0] };
   const yv = y.dataSync();
@@ -148,6 +148,7 @@ async function fabRun(
   const w = new Float32Array(d);
   const d1 = new Float32Array(d);
   const d2 = new Float32Array(d);
+  const delta = new Float32Array(d);
   for (let it = 0; it < r.steps; it++) {
     const x1t = tf.tensor4d(x1, x.shape);
     const { gap, grad } = nearestBoundary(r, x1t, y, targets);
@@ -178,7 +179,7 @@ async function fabRun(
     for (let i = 0; i < n; i++) {
       if (pred[i] === labels[i]) continue;
       const o = i * d;
-      const delta = Float32Array.from(x1.subarray(o, o + d), (v, j) => v - x0[o + j]);
+      for (let j = 0; j < d; j++) delta[j] = x1[o + j] - x0[o + j];
       const size = rowNorm(r.norm, delta, 0, d);
       if (size < best[i]) {
         best[i] = size;
