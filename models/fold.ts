@@ -9,6 +9,7 @@ import { buildResNet, foldedPairs } from './resnet.js';
 import { ZOO } from './zoo.js';
 import { inferenceGraph, sameGraph } from './inference-graph.js';
 import type { Classifier } from './classifier.js';
+import { fusedFoldedApply } from './fused-folded.js';
 
 interface RescalingConfig {
   scale: number | number[];
@@ -100,14 +101,17 @@ export function followingFoldedClassifier(
   const folded = buildFolded(model);
   if (!folded) return null;
   const out = model.outputs[0].shape;
+  // conv–ReLU and conv–Add–ReLU as one op each where our kernels run (models/fused-folded.ts)
+  const inference =
+    fusedFoldedApply(folded) ?? ((x: tf.Tensor) => folded.apply(x, { training: false }));
   return {
     numClasses: out[out.length - 1] as number,
     randomized: false,
     statefulWeights: model.nonTrainableWeights,
     logits: (x, mode) =>
-      (mode === 'inference' ? folded : model).apply(x, {
-        training: mode === 'train',
-      }) as tf.Tensor2D,
+      (mode === 'inference'
+        ? inference(x)
+        : model.apply(x, { training: mode === 'train' })) as tf.Tensor2D,
     refresh: () => copyFoldedWeights(model, folded),
     dispose: () => folded.dispose(),
   };

@@ -14,7 +14,7 @@ import { BACKENDS, initBackend } from '../backend/index.js';
 import { createModel, ZOO } from '../models/zoo.js';
 import { Sgd } from '../train/sgd.js';
 import { makeAttack } from '../attacks/index.js';
-import { foldBatchNorm, foldedClassifier } from '../models/fold.js';
+import { foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { check } from '../util/errors.js';
 import { number, optionsOrExit, positiveInt } from '../cli/options.js';
@@ -104,20 +104,22 @@ const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
 const sgd = new Sgd(model.trainableWeights, { momentum: 0.9, weightDecay: 5e-4 });
 const x = tf.randomUniform([b, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
 const y = tf.tidy(() => tf.oneHot(tf.randomUniform([b], 0, 10, 'int32', 2), 10));
-const folded = foldBatchNorm(model)!;
+// The folded model as attacks run it: the folded classifier's inference logits (its fused
+// conv–ReLU ops where our kernels run).
+const folded = foldedClassifier(model)!;
+const apply = (net: tf.LayersModel) => (xi: tf.Tensor) =>
+  net.apply(xi, { training: false }) as tf.Tensor;
+const foldedLogits = (xi: tf.Tensor) => folded.logits(xi as tf.Tensor4D, 'inference');
 
 // Each call reads its result back (dataSync) so that the work is really done; nothing is returned
-// from tidy, so every tensor of the call is freed. predict runs the whole batch at once (by default
-// it splits it into 32s), as the PyTorch reference does.
-const forwardOf = (net: tf.LayersModel) => () =>
-  tf.tidy(() => void (net.predict(x, { batchSize: b }) as tf.Tensor).dataSync());
-const inputGradOf = (net: tf.LayersModel) => () =>
+// from tidy, so every tensor of the call is freed. The whole batch runs at once (predict is given
+// the batch size: by default it splits it into 32s), as the PyTorch reference does.
+const forwardOf = (f: (xi: tf.Tensor) => tf.Tensor) => () => tf.tidy(() => void f(x).dataSync());
+const inputGradOf = (f: (xi: tf.Tensor) => tf.Tensor) => () =>
   tf.tidy(
     () =>
       void tf
-        .grad((xi: tf.Tensor) =>
-          tf.losses.softmaxCrossEntropy(y, net.apply(xi, { training: false }) as tf.Tensor),
-        )(x)
+        .grad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, f(xi)))(x)
         .dataSync(),
   );
 const trainStep = () => {
@@ -136,10 +138,10 @@ const trainStep = () => {
 
 const row: Record<string, unknown> = { model: name, batch: b, backend: info.name };
 for (const [label, fn] of [
-  ['forward', forwardOf(model)],
-  ['forward_folded', forwardOf(folded)],
-  ['input_grad', inputGradOf(model)],
-  ['input_grad_folded', inputGradOf(folded)],
+  ['forward', forwardOf((xi) => model.predict(xi, { batchSize: b }) as tf.Tensor)],
+  ['forward_folded', forwardOf(foldedLogits)],
+  ['input_grad', inputGradOf(apply(model))],
+  ['input_grad_folded', inputGradOf(foldedLogits)],
   ['train', trainStep],
 ] as const)
   row[label] = +(b / (await medianSeconds(fn))).toFixed(1);
@@ -154,7 +156,7 @@ if (o.attacks) {
   attacked.dispose?.();
 }
 tf.dispose([x, y]);
-folded.dispose();
+folded.dispose?.();
 sgd.dispose();
 model.dispose();
 const result = {

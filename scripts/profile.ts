@@ -10,7 +10,7 @@ import tf from '#tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { createModel, ZOO } from '../models/zoo.js';
-import { foldBatchNorm } from '../models/fold.js';
+import { foldedClassifier } from '../models/fold.js';
 import { Sgd } from '../train/sgd.js';
 import { check } from '../util/errors.js';
 import { optionsOrExit, positiveInt } from '../cli/options.js';
@@ -51,7 +51,8 @@ const model = createModel(name, {
   std: [0.25, 0.24, 0.26],
 });
 model.setUserDefinedMetadata({ robust: { model: name } });
-const folded = foldBatchNorm(model)!;
+// the folded model as attacks run it (fused conv–ReLU ops where our kernels run)
+const folded = foldedClassifier(model)!;
 const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
 const sgd = new Sgd(model.trainableWeights, { momentum: 0.9, weightDecay: 5e-4 });
 const x = tf.randomUniform([batch, 32, 32, 3], 0, 1, 'float32', 1);
@@ -93,7 +94,7 @@ const steps: [string, () => void][] = [
         () =>
           void tf
             .grad((xi: tf.Tensor) =>
-              tf.losses.softmaxCrossEntropy(y, folded.apply(xi, { training: false }) as tf.Tensor),
+              tf.losses.softmaxCrossEntropy(y, folded.logits(xi as tf.Tensor4D, 'inference')),
             )(x)
             .dataSync(),
       ),
@@ -136,7 +137,7 @@ for (const [label, fn] of steps) {
 }
 tf.dispose([x, y, ...Object.values(grads)]);
 sgd.dispose();
-folded.dispose();
+folded.dispose?.();
 model.dispose();
 console.log(`live tensors after: ${tf.memory().numTensors}`);
 process.exit(0);

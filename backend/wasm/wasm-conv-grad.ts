@@ -21,6 +21,7 @@ import {
   filterGradWithKernel,
 } from './wasm-conv-kernels.js';
 import { CONV2D_BIAS } from '../ops/conv-bias.js';
+import { CONV2D_BIAS_RELU } from '../ops/conv-bias-relu.js';
 import { type ConvShape, type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
 import { elementwise } from './wasm-elementwise.js';
@@ -338,13 +339,44 @@ function conv2dBias({
   return k.finish(out);
 }
 
+/**
+ * relu(conv2d + bias [+ residual]) (backend/ops/conv-bias-relu.ts): the Add and the ReLU in our
+ * kernels' epilogue, else conv2dBias and one SIMD pass of each.
+ */
+function conv2dBiasRelu({
+  inputs,
+  attrs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}): Info {
+  const { x, filter, bias, residual } = inputs as {
+    x: Info;
+    filter: Info;
+    bias: Info;
+    residual?: Info;
+  };
+  const b = backend as WasmHeapBackend;
+  const a = { ...(attrs as Attrs), dataFormat: 'NHWC', dilations: 1 };
+  const g = geometry(x.shape, filter.shape, a);
+  const fused = conv2dWithKernel(b, x, filter, g, bias, { residual: residual ?? null, relu: true });
+  if (fused) return fused;
+  const k = new KernelRunner(backend as Backend);
+  const y = conv2dBias({ inputs: { x, filter, bias }, attrs: a as tf.NamedAttrMap, backend });
+  const out = k.run('Relu', { x: residual ? k.run('Add', { a: y, b: residual }) : y });
+  b.disposeData(y.dataId);
+  return k.finish(out);
+}
+
 const registeredFused = tf.getKernel('FusedConv2D', 'wasm')!;
 const stockFusedConv2D: tf.KernelFunc =
   (registeredFused.kernelFunc as Kept)[STOCK] ?? registeredFused.kernelFunc;
 
 /**
  * FusedConv2D (every conv of a converted graph model, with its folded BatchNorm as the bias):
- * the conv and bias on our kernels, then ReLU / ReLU6 as one more SIMD pass. tfjs's XNNPACK kernel
+ * the conv and bias on our kernels, ReLU in their epilogue, ReLU6 as one more SIMD pass. tfjs's XNNPACK kernel
  * waits on its own thread pool for every call; other activations, dilations and layouts keep it.
  */
 function fusedConv2d(args: {
@@ -367,8 +399,13 @@ function fusedConv2d(args: {
     (!bias || (bias.shape.length === 1 && bias.shape[0] === filter.shape[3]));
   const kernels = simple ? wasmKernelPool(b) : null;
   if (kernels) {
-    const y = conv2dWithKernel(b, x, filter, geometry(x.shape, filter.shape, a), bias ?? null);
-    if (y && activation === 'linear') return y;
+    // ReLU in the kernels' epilogue; ReLU6 as one more pass
+    const relu = activation === 'relu';
+    const y = conv2dWithKernel(b, x, filter, geometry(x.shape, filter.shape, a), bias ?? null, {
+      residual: null,
+      relu,
+    });
+    if (y && (activation === 'linear' || relu)) return y;
     if (y) {
       try {
         return elementwise(b, kernels, activation, y.shape, [y]);
@@ -400,6 +437,11 @@ export const wasmConvGradientKernels: tf.KernelConfig[] = [
     kernelFunc: conv2dBackpropInput as tf.KernelFunc,
   },
   { kernelName: CONV2D_BIAS, backendName: 'wasm', kernelFunc: conv2dBias as tf.KernelFunc },
+  {
+    kernelName: CONV2D_BIAS_RELU,
+    backendName: 'wasm',
+    kernelFunc: conv2dBiasRelu as tf.KernelFunc,
+  },
   {
     kernelName: 'FusedConv2D',
     backendName: 'wasm',

@@ -33,6 +33,23 @@ type Info = tf.TensorInfo;
 const float32 = (...ts: Info[]) => ts.every((t) => t.dtype === 'float32');
 const macs = (s: ConvShape) => s.batch * s.outH * s.outW * s.kh * s.kw * s.inC * s.outC;
 
+/**
+ * What a forward conv does to its output while it is still in cache (the kernels' epilogue): add
+ * `residual` (the output's shape) and/or apply ReLU — the values of a separate Add and Relu.
+ */
+export interface ConvEpilogue {
+  residual: Info | null;
+  relu: boolean;
+}
+
+const NO_EPILOGUE: ConvEpilogue = { residual: null, relu: false };
+
+/** The epilogue's kernel arguments: the residual's heap address (0 for none) and the ReLU flag. */
+const epilogueArgs = (backend: WasmHeapBackend, e: ConvEpilogue) => [
+  e.residual ? heapOffset(backend, e.residual) : 0,
+  e.relu ? 1 : 0,
+];
+
 /** Runs `body` with a temporary heap buffer of `count` zero floats, which kernels read as padding. */
 function withZeros<T>(
   backend: WasmHeapBackend,
@@ -50,7 +67,8 @@ function withZeros<T>(
  * The forward conv and dx share a shape: pack the filter (`pack`: kernel, arguments after the
  * destination and the filter, packed size), then run `name(out, ...operands, packed, zeros, shape…)`
  * over the output's N·H rows, with `zeros` floats of zeros standing in for the padding. `bias`
- * (forward conv only): passed after the zeros — the zeros themselves when null.
+ * (forward conv only): passed after the zeros — the zeros themselves when null — and followed by
+ * the epilogue's arguments.
  */
 function packedConv(
   backend: WasmHeapBackend,
@@ -63,6 +81,7 @@ function packedConv(
   outShape: number[],
   zeros: number,
   bias?: Info | null,
+  epilogue: ConvEpilogue = NO_EPILOGUE,
 ): Info {
   const rows = outShape[0] * outShape[1];
   const out = backend.makeOutput(outShape, 'float32');
@@ -73,7 +92,10 @@ function packedConv(
     withHeapBuffer(backend, Math.max(1, pack.floats), (packed) => {
       kernels.run(pack.kernel, [[packed, heapOffset(backend, filter), ...pack.args]]);
       withZeros(backend, kernels, zeros, (z) => {
-        const biasArg = bias === undefined ? [] : [bias ? heapOffset(backend, bias) : z];
+        const biasArg =
+          bias === undefined
+            ? []
+            : [bias ? heapOffset(backend, bias) : z, ...epilogueArgs(backend, epilogue)];
         runConvKernel(
           kernels,
           name,
@@ -172,7 +194,7 @@ const winogradArgs = (g: WinogradShape, R: number) => [
 /**
  * y = the 3x3 stride-1 correlation of x with `filter` by Winograd F(m x m, 3x3), m = winogradTile()
  * (backend/kernels/winograd4.c, winograd.c); `transposed`: with the filter flipped and transposed,
- * i.e. the input gradient.
+ * i.e. the input gradient; then `epilogue`.
  */
 function winogradConv(
   backend: WasmHeapBackend,
@@ -182,6 +204,7 @@ function winogradConv(
   transposed: boolean,
   g: WinogradShape,
   bias: Info | null = null,
+  epilogue: ConvEpilogue = NO_EPILOGUE,
 ): Info {
   const m = winogradTile();
   const { R, tiles, units, macs } = winogradUnits(g, m);
@@ -204,6 +227,7 @@ function winogradConv(
             U,
             ...(m === 4 ? [] : [zeros]),
             bias ? heapOffset(backend, bias) : zeros,
+            ...epilogueArgs(backend, epilogue),
             ...winogradArgs(g, R),
           ];
           runRowKernel(kernels, m === 4 ? 'winograd4_conv' : 'winograd_conv', targets, args, units);
@@ -217,18 +241,25 @@ function winogradConv(
   return out;
 }
 
-/** y = conv(x, filter) (+ bias, [Cout]), [N, Ho, Wo, Cout]. */
+/** y = conv(x, filter) (+ bias, [Cout]), then `epilogue`: [N, Ho, Wo, Cout]. */
 export function conv2dWithKernel(
   backend: WasmHeapBackend,
   x: Info,
   filter: Info,
   s: ConvShape,
   bias: Info | null = null,
+  epilogue: ConvEpilogue = NO_EPILOGUE,
 ): Info | null {
-  const kernels = float32(x, filter, ...(bias ? [bias] : [])) ? wasmKernelPool(backend) : null;
+  const operands = [
+    x,
+    filter,
+    ...(bias ? [bias] : []),
+    ...(epilogue.residual ? [epilogue.residual] : []),
+  ];
+  const kernels = float32(...operands) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
   if (winogradFits(s, s.inC, s.outC))
-    return winogradConv(backend, kernels, x, filter, false, forwardShape(s), bias);
+    return winogradConv(backend, kernels, x, filter, false, forwardShape(s), bias, epilogue);
   const taps = s.kh * s.kw * s.inC;
   // 8- and 4-wide output-channel slices; channels past the last multiple of 4 read the filter.
   const pack = { kernel: 'pack_filter', args: [taps, s.outC], floats: taps * (s.outC & ~3) };
@@ -243,6 +274,7 @@ export function conv2dWithKernel(
     [s.batch, s.outH, s.outW, s.outC],
     Math.max(s.inC, s.outC),
     bias,
+    epilogue,
   );
 }
 

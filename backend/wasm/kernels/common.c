@@ -10,6 +10,25 @@ void zero(float *dst, int count) {
   for (; i < count; i++) dst[i] = 0;
 }
 
+void epilogue(float *y, const float *res, int count, int relu) {
+  if (!res && !relu) return;
+  const v128_t z = wasm_f32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= count; i += 4) {
+    v128_t v = wasm_v128_load(y + i);
+    if (res) v = wasm_f32x4_add(v, wasm_v128_load(res + i));
+    /* f32x4.max keeps NaN and gives +0 for -0, as the relu kernel */
+    if (relu) v = wasm_f32x4_max(v, z);
+    wasm_v128_store(y + i, v);
+  }
+  for (; i < count; i++) {
+    float v = y[i];
+    if (res) v += res[i];
+    if (relu) v = v > 0 || v != v ? v : 0.0f;
+    y[i] = v;
+  }
+}
+
 /* dst += src over `count` floats (summing the per-thread partial gradients). */
 EXPORT(add_into)
 void add_into(float *dst, const float *src, int count) {

@@ -34,4 +34,11 @@ INLINE void store_lanes(float *p, v128_t v, int L) {
 
 void zero(float *dst, int count);
 
+/*
+ * A conv's epilogue over `count` output floats just written (still in cache): y += res (when res
+ * is not null), then y = max(y, 0) (when relu) — the values of a separate Add and Relu, NaN and
+ * -0 included, without their passes over the activation.
+ */
+void epilogue(float *y, const float *res, int count, int relu);
+
 #endif

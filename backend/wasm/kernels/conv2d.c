@@ -140,11 +140,12 @@ void pack_filter(float *packed, const float *w, int K, int Co) {
 
 /*
  * Writes rows [row0, row1) of the flattened [N * Ho] output rows of y = conv(x, w) + bias;
- * `packed` is pack_filter(w), `zeros` at least Ci zero floats, `bias` Co floats (zeros for none).
+ * `packed` is pack_filter(w), `zeros` at least Ci zero floats, `bias` Co floats (zeros for none); then
+ * the epilogue (common.h) on each row: + `res` (same shape as y; null for none), ReLU when `relu`.
  */
 EXPORT(conv2d)
-void conv2d(float *y, const float *x, const float *w, const float *packed, const float *zeros, const float *bias, int H, int W, int Ci,
-            int Ho, int Wo, int Co, int kh, int kw, int sh, int sw, int top, int left, int row0, int row1) {
+void conv2d(float *y, const float *x, const float *w, const float *packed, const float *zeros, const float *bias, const float *res,
+            int relu, int H, int W, int Ci, int Ho, int Wo, int Co, int kh, int kw, int sh, int sw, int top, int left, int row0, int row1) {
   const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left, zeros, bias};
   /* Columns [lo, hi) see every tap inside the image: ow*sw - left >= 0 and ow*sw - left + kw - 1 < W. */
   int lo = (left + sw - 1) / sw;
@@ -160,5 +161,6 @@ void conv2d(float *y, const float *x, const float *w, const float *packed, const
     if (co < co4) sweep(1, y, x, packed, &g, kh, kw, n, oh, co, lo, hi);
     if (co4 < Co)
       for (int ow = 0; ow < Wo; ow++) tail(y, x, w, &g, kh, kw, n, oh, ow, co4);
+    epilogue(y + r * Wo * Co, res ? res + r * Wo * Co : 0, Wo * Co, relu);
   }
 }

@@ -130,11 +130,12 @@ INLINE void output_tile(float *y, const float *M, const float *bias, int T, int 
  * U = winograd_filter(g). Work unit r is R consecutive rows of tiles (of the N * ceil(Ho/2) rows);
  * `scratch` (this thread's own) holds V and M for T = R * ceil(Wo/2) tiles rounded up to 4:
  * 16 * (T * (Ci + Co) + 32) floats. Ci must be a multiple of 4, Co of 8; `zeros` at least
- * max(Ci, Co) floats; `bias` Co floats (the zeros for none).
+ * max(Ci, Co) floats; `bias` Co floats (the zeros for none). Then the epilogue (common.h): + `res`
+ * (same shape as y; null for none), ReLU when `relu`, on each row of tiles while it is in cache.
  */
 EXPORT(winograd_conv)
-void winograd_conv(float *scratch, float *y, const float *x, const float *U, const float *zeros, const float *bias, int N, int H,
-                   int W, int Ci, int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
+void winograd_conv(float *scratch, float *y, const float *x, const float *U, const float *zeros, const float *bias, const float *res,
+                   int relu, int N, int H, int W, int Ci, int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
   const int tilesW = (Wo + 1) / 2, tilesH = (Ho + 1) / 2, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *M = scratch + 16 * PLANE(T, Ci);
@@ -152,6 +153,8 @@ void winograd_conv(float *scratch, float *y, const float *x, const float *U, con
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) output_tile(y, M, bias, T, k * tilesW + tw, Ho, Wo, Co, n, 2 * th, 2 * tw);
+      const int at = (n * Ho + 2 * th) * Wo * Co, count = (Ho - 2 * th < 2 ? Ho - 2 * th : 2) * Wo * Co;
+      epilogue(y + at, res ? res + at : 0, count, relu);
     }
   }
 }

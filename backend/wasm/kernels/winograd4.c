@@ -162,11 +162,12 @@ INLINE void output_tile6(float *y, const float *M, const float *bias, int T, int
  * U = winograd4_filter(g). Work unit r is R consecutive rows of tiles (of the N * ceil(Ho/4) rows);
  * `scratch` (this thread's own) holds V, M and a border block for T = R * ceil(Wo/4) tiles rounded
  * up to 4: 36 * (T * (Ci + Co) + 32 + Ci) floats. Ci must be a multiple of 4, Co of 8; `bias` Co
- * floats (zeros for none).
+ * floats (zeros for none). Then the epilogue (common.h): + `res` (same shape as y; null for none), ReLU when
+ * `relu`, on each row of tiles while it is in cache.
  */
 EXPORT(winograd4_conv)
-void winograd4_conv(float *scratch, float *y, const float *x, const float *U, const float *bias, int N, int H, int W, int Ci,
-                    int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
+void winograd4_conv(float *scratch, float *y, const float *x, const float *U, const float *bias, const float *res, int relu, int N,
+                    int H, int W, int Ci, int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *M = V + 36 * PLANE(T, Ci), *block = M + 36 * PLANE(T, Co);
@@ -183,6 +184,8 @@ void winograd4_conv(float *scratch, float *y, const float *x, const float *U, co
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) output_tile6(y, M, bias, T, k * tilesW + tw, Ho, Wo, Co, n, 4 * th, 4 * tw);
+      const int at = (n * Ho + 4 * th) * Wo * Co, count = (Ho - 4 * th < 4 ? Ho - 4 * th : 4) * Wo * Co;
+      epilogue(y + at, res ? res + at : 0, count, relu);
     }
   }
 }
