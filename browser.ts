@@ -61,6 +61,7 @@ export {
 } from './eval/grid-core.js';
 export { parseEvalConfig } from './eval/config.js';
 export { evalModel } from './eval/eval-model.js';
+export { checkBackend, needsBackendCheck, type BackendCheck } from './eval/backend-check.js';
 export { toCsv, toMarkdown, toHtml, reportFiles } from './eval/report-core.js';
 export { sanityFlags } from './eval/sanity-flags.js';
 export { RobustError } from './util/errors.js';

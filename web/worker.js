@@ -226,6 +226,19 @@ async function run(o) {
       notes.push(`note: ${data.name}'s test images fitted to the model's input: ${fit}`);
     }
     robust.checkClassCount(loaded, data);
+    // a GPU backend proves itself on this model first: its logits on the first images against cpu's
+    let backendCheck;
+    if (robust.needsBackendCheck(info.name)) {
+      backendCheck = await robust.checkBackend(loaded.classifier, test, {
+        reference: async () => {
+          const m = await robust.modelFromFiles(name, files, { seed: config.seed, note: () => {} });
+          return { classifier: m.classifier, dispose: () => m.dispose() };
+        },
+      });
+      notes.push(
+        `note: backend check passed: ${info.name}'s logits on the first ${backendCheck.images} images equal cpu's within ${backendCheck.max_logit_diff.toPrecision(2)}`,
+      );
+    }
     const first = robust.tf.tidy(() =>
       robust.tf
         .tensor4d(
@@ -268,6 +281,7 @@ async function run(o) {
         progress(finished * test.count + seen, `${cell.attack} eps ${cell.eps}`),
       onCell: (cell) => progress(++finished * test.count, `${cell.attack} eps ${cell.eps}`),
       warn: (line) => post({ type: 'note', text: line }),
+      backendCheck,
     });
     const seconds = (performance.now() - start) / 1000;
     const report = await robust.reportFiles(result);
