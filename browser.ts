@@ -47,7 +47,7 @@ export {
 } from './data/folder-files.js';
 export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
 export { checkClassCount } from './eval/class-count.js';
-export { fitDataToModel } from './eval/model-fit.js';
+export { checkModelOutputs, fitDataToModel } from './eval/model-fit.js';
 export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';
 export {
@@ -62,6 +62,7 @@ export {
 } from './eval/grid-core.js';
 export { parseEvalConfig } from './eval/config.js';
 export { evalModel } from './eval/eval-model.js';
+export { checkBackend, needsBackendCheck, type BackendCheck } from './eval/backend-check.js';
 export { toCsv, toMarkdown, toHtml, reportFiles } from './eval/report-core.js';
 export { sanityFlags } from './eval/sanity-flags.js';
 export { RobustError } from './util/errors.js';

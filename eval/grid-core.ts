@@ -26,6 +26,7 @@ import { modelChecks, type ModelChecks } from './sanity.js';
 import { sha256Hex, toBase64, fromBase64 } from '../util/platform.js';
 import type { AttackRunState, KeepAdversarials } from './attack-state.js';
 import type { PartialRead } from './partial-cells.js';
+import type { BackendCheck } from './backend-check.js';
 import {
   computeVariant,
   describeCompute,
@@ -133,6 +134,8 @@ export interface GridResult {
   worst: WorstCase[];
   /** Set when the results lack cells (`robust merge --partial` with shards missing): what is missing. */
   incomplete?: string;
+  /** The backend self-check that ran and passed before a non-reference backend computed the cells. */
+  backend_check?: BackendCheck;
 }
 
 /** What one entry of the grid's attack list sets: `pgd`, `pgd:50` (steps), `apgd-ce:restarts=5:eot=20`, `apgd-t:targets=5`. */
@@ -517,6 +520,8 @@ export interface GridRunOptions {
   ) => void;
   /** One-line warnings (a damaged cell or partial cell file that is recomputed); default: standard error. */
   warn?: (message: string) => void;
+  /** The backend self-check passed before the run (eval/backend-check.ts), recorded in the results. */
+  backendCheck?: BackendCheck;
 }
 
 /** Runs (or resumes) the grid with its cells in `store`; returns what is done so far (all of it unless stopped). */
@@ -626,6 +631,7 @@ export async function runGridIn(
     models: summaries,
     cells,
     worst: worstCases(summaries, cells, config.attacks),
+    ...(o.backendCheck ? { backend_check: o.backendCheck } : {}),
   };
   return { result, complete };
 }

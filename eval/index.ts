@@ -30,6 +30,15 @@ export { runCascade, type CascadeRun, type CascadeStep } from './cascade.js';
 export { PRESETS, preset, type Preset } from './presets.js';
 export { writeReports, toCsv, toMarkdown, toHtml } from './report.js';
 export { modelChecks, type ModelChecks } from './sanity.js';
+export {
+  checkBackend,
+  compareLogits,
+  needsBackendCheck,
+  CHECK_IMAGES,
+  CHECK_TOLERANCE,
+  type BackendCheck,
+  type BackendCheckOptions,
+} from './backend-check.js';
 export { sanityFlags, type Flag } from './sanity-flags.js';
 export { accuracy, withPredictedLabels } from './accuracy.js';
 export { runGridShard, type ShardOptions, type ShardRun } from './shards.js';

@@ -88,6 +88,8 @@ export interface KernelThread {
   terminate(): unknown;
   /** Settles once the worker runs the body: it starts only when its creator's thread yields. */
   ready: Promise<void>;
+  /** Whether it said it runs (a job handed to it before then would be waited on for good). */
+  started(): boolean;
 }
 
 /** Our kernels' threads are Web Workers on tfjs's shared heap (a shared heap needs cross-origin isolation). */
@@ -108,15 +110,19 @@ export function startKernelThread(body: string, data: object): KernelThread {
 };`;
   const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
   const worker = new Worker(url);
+  let started = false;
   const ready = new Promise<void>((resolve, reject) => {
-    worker.onmessage = () => resolve();
+    worker.onmessage = () => {
+      started = true;
+      resolve();
+    };
     worker.onerror = (e) => {
       e.preventDefault();
       reject(new Error(`a kernel thread failed to start (${e.message})`));
     };
   }).finally(() => URL.revokeObjectURL(url));
   worker.postMessage(data);
-  return { terminate: () => worker.terminate(), ready };
+  return { terminate: () => worker.terminate(), ready, started: () => started };
 }
 
 /** Progress in the page comes from run callbacks (onBatch, onCell); nothing is printed. */

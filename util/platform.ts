@@ -66,6 +66,8 @@ export interface KernelThread {
   terminate(): unknown;
   /** Settles once the thread runs the body (a worker_thread starts on its own: at once). */
   ready: Promise<void>;
+  /** Whether a job handed to it now is taken without the caller yielding first. */
+  started(): boolean;
 }
 
 /** Whether our wasm kernels can run on threads of their own here (startKernelThread). */
@@ -78,5 +80,5 @@ export function startKernelThread(body: string, data: object): KernelThread {
     workerData: data,
   });
   worker.unref(); // an idle pool must not keep the process alive
-  return { terminate: () => worker.terminate(), ready: Promise.resolve() };
+  return { terminate: () => worker.terminate(), ready: Promise.resolve(), started: () => true };
 }

@@ -219,8 +219,23 @@ async function run(o) {
       loaded,
       { ...whole, test: robust.take(whole.test, config.limit) },
       (line) => notes.push(line),
+      { outputs: false },
     );
     const { test, classes, fit } = data;
+    // a GPU backend proves itself on this model first: its logits on the first images against cpu's
+    let backendCheck;
+    if (robust.needsBackendCheck(info.name)) {
+      backendCheck = await robust.checkBackend(loaded.classifier, test, {
+        reference: async () => {
+          const m = await robust.modelFromFiles(name, files, { seed: config.seed, note: () => {} });
+          return { classifier: m.classifier, dispose: () => m.dispose() };
+        },
+      });
+      notes.push(
+        `note: backend check passed: ${info.name}'s logits on the first ${backendCheck.images} images equal cpu's within ${backendCheck.max_logit_diff.toPrecision(2)}`,
+      );
+    }
+    robust.checkModelOutputs(loaded, test);
     for (const n of notes) post({ type: 'note', text: n });
     const row = robust.evalModel(loaded, test, { name, limit: config.limit, fit, classes });
     const cells = config.attacks.length * config.eps.length;
@@ -248,6 +263,7 @@ async function run(o) {
         progress(finished * test.count + seen, `${cell.attack} eps ${cell.eps}`),
       onCell: (cell) => progress(++finished * test.count, `${cell.attack} eps ${cell.eps}`),
       warn: (line) => post({ type: 'note', text: line }),
+      backendCheck,
     });
     const seconds = (performance.now() - start) / 1000;
     const report = await robust.reportFiles(result);

@@ -103,12 +103,14 @@ export class WasmKernelPool {
   /**
    * @param plain the module built for a plain (non-shared) memory
    * @param shared the module built for a shared memory (threads need it)
+   * @param startThread starts a worker thread (tests pass one that never starts)
    */
   constructor(
     memory: WebAssembly.Memory,
     plain: Uint8Array<ArrayBuffer>,
     shared: Uint8Array<ArrayBuffer>,
     threads: number,
+    startThread: typeof startKernelThread = startKernelThread,
   ) {
     const isShared =
       typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
@@ -126,7 +128,7 @@ export class WasmKernelPool {
     );
     for (let index = 1; index < this.threads; index++) {
       this.workers.push(
-        startKernelThread(workerSource(this.threads), {
+        startThread(workerSource(this.threads), {
           module,
           memory,
           control: this.control.buffer,
@@ -262,6 +264,13 @@ export class WasmKernelPool {
 
   /** Wakes the workers for the job set up in the control block, runs `own` here, waits for all. */
   private dispatch(name: string, fn: number, own: () => void): void {
+    // A Web Worker starts only once its creator yields: a job handed to one that has not started
+    // (the pool not awaited with ready()) would be waited on for good, so it is refused instead.
+    const idle = this.workers.filter((w) => !w.started()).length;
+    if (idle > 0)
+      throw new Error(
+        `wasm kernel ${name} called before ${idle} of the pool's ${this.workers.length} worker threads started (await startWasmKernelPool first)`,
+      );
     const ctl = this.control;
     Atomics.store(ctl, FUNCTION, fn);
     Atomics.store(ctl, FAILED, 0);
@@ -277,12 +286,12 @@ export class WasmKernelPool {
     if (Atomics.load(ctl, FAILED)) throw new Error(`wasm kernel ${name} failed in a worker thread`);
   }
 
-  /** Stops the worker threads. */
   /** Settles when every thread runs (in a browser they start only once the caller yields). */
   async ready(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.ready));
   }
 
+  /** Stops the worker threads. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

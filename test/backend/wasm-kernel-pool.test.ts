@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { WasmKernelPool } from '../../backend/wasm/wasm-kernel-pool.js';
 import { plainWasm, sharedWasm } from '../../backend/wasm/kernels/kernels.wasm.js';
+import { startKernelThread } from '../../util/platform.js';
 
 const decode = (b64: string) => Uint8Array.from(Buffer.from(b64, 'base64'));
 const PAGE = 65536;
@@ -228,5 +229,43 @@ describe('wasm kernel pool', () => {
     pool.run('zero', [[0, 8]]);
     expect(f.subarray(0, 8).every((v) => v === 0)).toBe(true);
     pool.dispose();
+  });
+
+  it('a job for threads that have not started is refused at once, not waited on for good', () => {
+    // In a page a Web Worker starts only once its creator yields; these threads run (Node starts
+    // them) but say they have not started until told, as a page's would before ready() settles.
+    let started = false;
+    const memory = new WebAssembly.Memory({ initial: 4, maximum: 64, shared: true });
+    const pool = new WasmKernelPool(
+      memory,
+      decode(plainWasm),
+      decode(sharedWasm),
+      2,
+      (body, data) => ({ ...startKernelThread(body, data), started: () => started }),
+    );
+    try {
+      const f = new Float32Array(memory.buffer);
+      f.fill(1, 0, 16);
+      const t0 = performance.now();
+      const two = [
+        [0, 8],
+        [32, 8],
+      ];
+      const msg = /wasm kernel zero called before 1 of the pool's 1 worker threads started/;
+      expect(() => pool.run('zero', two)).toThrow(msg);
+      expect(() => pool.runRows('zero', [0, 0], [], 16, 4)).toThrow(msg);
+      expect(() =>
+        pool.runChunks('zero', { slots: 0, stride: 4, threads: 2 }, [], 16, 4, 0, 4),
+      ).toThrow(msg);
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(f[0]).toBe(1); // nothing ran
+      pool.run('zero', [[0, 8]]); // one share: the calling thread alone, no worker needed
+      expect(f.subarray(0, 8).every((v) => v === 0)).toBe(true);
+      started = true;
+      pool.run('zero', two);
+      expect(f.subarray(0, 16).every((v) => v === 0)).toBe(true);
+    } finally {
+      pool.dispose();
+    }
   });
 });
