@@ -54,6 +54,13 @@ function backendLine(r: GridResult): string {
   return `backend ${describeCompute(r.backend, runCompute(r))}`;
 }
 
+/** Where a cell was computed: its own record, else (results from before cells kept it) the run's. */
+const cellBackend = (r: GridResult, c: CellResult) => c.backend ?? r.backend;
+const cellCompute = (r: GridResult, c: CellResult) =>
+  c.compute ?? (c.backend ? legacyCompute(c.backend) : runCompute(r));
+/** The distinct values, joined: a worst case over cells computed on different variants names them all. */
+const distinct = (values: string[]) => [...new Set(values)].join(' + ');
+
 function csvRows(r: GridResult): CsvRow[] {
   const rows: CsvRow[] = [];
   for (const m of r.models) {
@@ -70,8 +77,8 @@ function csvRows(r: GridResult): CsvRow[] {
       const s = c.settings;
       rows.push({
         ...base,
-        backend: c.backend ?? r.backend,
-        compute: c.compute ?? (c.backend ? legacyCompute(c.backend) : runCompute(r)),
+        backend: cellBackend(r, c),
+        compute: cellCompute(r, c),
         attack: c.attack,
         after: (c.after ?? []).join('+'),
         norm: s.norm,
@@ -97,6 +104,13 @@ function csvRows(r: GridResult): CsvRow[] {
       const cells = r.cells.filter((c) => c.model === m.model && c.eps === w.eps);
       rows.push({
         ...base,
+        // the worst case is made of these cells: their backends and variants, not the run's
+        ...(cells.length
+          ? {
+              backend: distinct(cells.map((c) => cellBackend(r, c))),
+              compute: distinct(cells.map((c) => cellCompute(r, c))),
+            }
+          : {}),
         attack: r.config.cascade ? finalLabel(r) : 'worst-case',
         after: '',
         norm: r.config.norm,

@@ -79,7 +79,7 @@ describe('robust eval', () => {
     expect(again.code).toBe(0);
     expect(again.stderr.trim().split('\n')).toHaveLength(2);
     expect(again.stderr).toMatch(
-      /warning: .*damaged cell \(content does not match its digest\); computing it again/,
+      /warning: .*damaged cell \(it has no digest: written by a robust older than digests, or not by robust\); computing it again/,
     );
     for (const [text, message] of [
       ['', /results\.json: not valid JSON/],

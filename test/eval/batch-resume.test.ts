@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
+import { parse } from 'csv-parse/sync';
 import { initBackend } from '../../backend/index.js';
 import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
 import { reportFiles } from '../../eval/report-core.js';
@@ -387,6 +388,21 @@ describe('a partial cell that cannot be trusted', () => {
     const oldCells = old.cells.map(({ compute: _cc, ...c }) => c);
     const oldFiles = await reportFiles({ ...old, cells: oldCells });
     expect(oldFiles['results.md']).toContain('backend wasm (robust kernels, Winograd F(2x2,3x3))');
+    // a worst case over cells of another variant than the run's names theirs (all of them when mixed)
+    const f2 = 'robust kernels, Winograd F(2x2,3x3)';
+    const worstRow = async (cells: GridResult['cells']) => {
+      const rows = parse((await reportFiles({ ...straight, cells }))['results.csv'], {
+        columns: true,
+      }) as Record<string, string>[];
+      return rows.find((w) => w.attack === 'worst-case')!;
+    };
+    const reused = straight.cells.map((c) => ({ ...c, compute: f2 }));
+    expect((await worstRow(reused)).compute).toBe(f2);
+    const mixed = straight.cells.map((c, i) => (i === 0 ? { ...c, compute: f2 } : c));
+    expect(straight.cells.filter((c) => c.eps === straight.cells[0].eps).length).toBeGreaterThan(1);
+    expect((await worstRow(mixed)).compute.split(' + ').sort()).toEqual(
+      [f2, straight.compute].sort(),
+    );
   });
 
   const withoutDigest = (v: Record<string, unknown>) => {
