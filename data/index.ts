@@ -258,8 +258,8 @@ async function readCifarSource(
 }
 
 /**
- * What is wrong with the CIFAR-10 set prepared in `dir` (a batch missing, or cut: its size), by
- * the files' sizes alone; undefined when there is none or its files are whole.
+ * What is wrong with the CIFAR-10 set prepared in `dir` (a batch missing, cut, or with records
+ * eval's loader refuses); undefined when there is none or it is sound.
  */
 function preparedCifar10Problem(dir: string): string | undefined {
   const prepared = path.join(dir, 'cifar-10-batches-bin');
@@ -269,6 +269,7 @@ function preparedCifar10Problem(dir: string): string | undefined {
     if (!fs.existsSync(file)) return `${file}: missing`;
     try {
       checkBatchSize(fs.statSync(file).size, file);
+      checkCifarBatch(fs.readFileSync(file), file);
     } catch (e) {
       if (e instanceof RobustError) return e.message;
       throw e;
@@ -280,6 +281,12 @@ function preparedCifar10Problem(dir: string): string | undefined {
 async function prepareCifar10(dir: string, from: string | undefined, note: Note): Promise<void> {
   // A damaged prepared set is replaced: say so, before a download that would otherwise come unexplained.
   const damaged = preparedCifar10Problem(dir);
+  const prepared = path.join(dir, 'cifar-10-batches-bin');
+  // a sound prepared set stays: fetching it again would change nothing (a local source replaces it)
+  if (!damaged && !from && fs.existsSync(prepared)) {
+    note(`CIFAR-10 is already prepared in ${prepared}`);
+    return;
+  }
   const archive = path.join(dir, CIFAR10_URL.split('/').pop()!);
   if (damaged && !from)
     note(

@@ -236,6 +236,33 @@ describe('CIFAR-10 binary format', () => {
       ]);
     });
 
+    it('a sound prepared set stays without a fetch; one with a record eval refuses says why before fetching', async () => {
+      const dataDir = tmpDir('cifar-sound-prepared');
+      const file = cutPrepared(dataDir);
+      fs.truncateSync(file, BATCH_BYTES); // every batch whole: records of label 0
+      const events: string[] = [];
+      vi.stubGlobal('fetch', async (url: string) => {
+        events.push(`fetch ${url}`);
+        return new Response(new Uint8Array(64));
+      });
+      const prepared = path.dirname(file);
+      await prepareData('cifar10', { dataDir, note: (l) => events.push(l) });
+      expect(events).toEqual([`CIFAR-10 is already prepared in ${prepared}`]);
+      // a label eval's loader refuses: the same reason, then the fetch
+      const testFile = path.join(prepared, TEST_FILE);
+      const fd = fs.openSync(testFile, 'r+');
+      fs.writeSync(fd, Uint8Array.of(200), 0, 1, 5 * 3073);
+      fs.closeSync(fd);
+      events.length = 0;
+      await expect(
+        prepareData('cifar10', { dataDir, note: (l) => events.push(l) }),
+      ).rejects.toThrow(/MD5 .* does not match/);
+      expect(events[0]).toMatch(
+        /^the prepared CIFAR-10 is damaged \(.*test_batch\.bin: record 5 has label 200, outside 0–9\): downloading .* again$/,
+      );
+      expect(events[1]).toMatch(/^fetch /);
+    });
+
     it('from the archive kept beside it, and with --from: the reason, then the set whole again; a bad --from names both', async () => {
       const dir = tmpDir('cifar-cut-kept');
       const dataDir = path.join(dir, 'data');
