@@ -9,24 +9,11 @@
  * itself for the residual — so an input gradient still computes no filter gradient.
  */
 import tf from '#tfjs';
-import { conv2dBias } from './conv-bias.js';
+import { conv2dBias, convBiasGradients, type Conv2DBiasAttrs } from './conv-bias.js';
 
 export const CONV2D_BIAS_RELU = 'RobustConv2DBiasRelu';
 /** The one-pass ReLU gradient kernel (backend/wasm/relu.ts) where the backend has it. */
 const RELU_GRAD = 'RobustReluGrad';
-
-interface Attrs {
-  strides: [number, number];
-  pad: 'same' | 'valid';
-  [key: string]: unknown;
-}
-
-const gradientAttrs = (a: Attrs) => ({
-  strides: a.strides,
-  pad: a.pad,
-  dataFormat: 'NHWC',
-  dilations: [1, 1],
-});
 
 /** dy · step(y): 1 where y > 0, NaN where y is NaN, else 0 — Relu's gradient (backend/wasm/relu.ts). */
 function reluMask(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
@@ -45,29 +32,10 @@ function registerGradient(): void {
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-      const a = attrs as unknown as Attrs;
+      const a = attrs as unknown as Conv2DBiasAttrs;
       // Every input's gradient reads dz; the tape disposes it with the other gradients.
       const dz = reluMask(dy as tf.Tensor, y) as tf.Tensor4D;
-      return {
-        x: () =>
-          tf
-            .engine()
-            .runKernel(
-              'Conv2DBackpropInput',
-              { dy: dz, filter },
-              { ...gradientAttrs(a), inputShape: x.shape },
-            ) as tf.Tensor,
-        filter: () =>
-          tf
-            .engine()
-            .runKernel(
-              'Conv2DBackpropFilter',
-              { x, dy: dz },
-              { ...gradientAttrs(a), filterShape: filter.shape },
-            ) as tf.Tensor,
-        bias: () => tf.sum(dz, [0, 1, 2]),
-        residual: () => dz.clone(),
-      };
+      return { ...convBiasGradients(x, filter, dz, a), residual: () => dz.clone() };
     },
   });
   gradientRegistered = true;
@@ -90,7 +58,7 @@ export function conv2dBiasRelu(
     return tf.relu(residual ? tf.add(y, residual) : y) as tf.Tensor4D;
   }
   registerGradient();
-  const attrs: Attrs = { strides, pad };
+  const attrs: Conv2DBiasAttrs = { strides, pad };
   const inputs: tf.NamedTensorMap = residual ? { x, filter, bias, residual } : { x, filter, bias };
   return tf
     .engine()

@@ -8,7 +8,7 @@ import tf from '#tfjs';
 
 export const CONV2D_BIAS = 'RobustConv2DBias';
 
-interface Conv2DBiasAttrs {
+export interface Conv2DBiasAttrs {
   strides: [number, number];
   pad: 'same' | 'valid';
   [key: string]: unknown;
@@ -22,6 +22,37 @@ const gradientAttrs = (a: Conv2DBiasAttrs) => ({
   dilations: [1, 1],
 });
 
+/**
+ * The lazy gradients of conv2d(x, filter) + bias given the output's gradient `g`: each runs only
+ * when the tape asks for it, so an input gradient computes no filter gradient.
+ */
+export function convBiasGradients(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  g: tf.Tensor4D,
+  a: Conv2DBiasAttrs,
+): { x: () => tf.Tensor; filter: () => tf.Tensor; bias: () => tf.Tensor } {
+  return {
+    x: () =>
+      tf
+        .engine()
+        .runKernel(
+          'Conv2DBackpropInput',
+          { dy: g, filter },
+          { ...gradientAttrs(a), inputShape: x.shape },
+        ) as tf.Tensor,
+    filter: () =>
+      tf
+        .engine()
+        .runKernel(
+          'Conv2DBackpropFilter',
+          { x, dy: g },
+          { ...gradientAttrs(a), filterShape: filter.shape },
+        ) as tf.Tensor,
+    bias: () => tf.sum(g, [0, 1, 2]),
+  };
+}
+
 let gradientRegistered = false;
 
 function registerGradient(): void {
@@ -31,27 +62,7 @@ function registerGradient(): void {
     inputsToSave: ['x', 'filter'],
     gradFunc: (dy, saved, attrs) => {
       const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const a = attrs as unknown as Conv2DBiasAttrs;
-      const g = dy as tf.Tensor4D;
-      return {
-        x: () =>
-          tf
-            .engine()
-            .runKernel(
-              'Conv2DBackpropInput',
-              { dy: g, filter },
-              { ...gradientAttrs(a), inputShape: x.shape },
-            ) as tf.Tensor,
-        filter: () =>
-          tf
-            .engine()
-            .runKernel(
-              'Conv2DBackpropFilter',
-              { x, dy: g },
-              { ...gradientAttrs(a), filterShape: filter.shape },
-            ) as tf.Tensor,
-        bias: () => tf.sum(g, [0, 1, 2]),
-      };
+      return convBiasGradients(x, filter, dy as tf.Tensor4D, attrs as unknown as Conv2DBiasAttrs);
     },
   });
   gradientRegistered = true;
