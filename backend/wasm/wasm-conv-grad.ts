@@ -23,7 +23,7 @@ import {
 import { CONV2D_BIAS } from '../ops/conv-bias.js';
 import { CONV2D_BIAS_RELU } from '../ops/conv-bias-relu.js';
 import { type ConvShape, type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
-import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
+import { type Backend, type KernelCall, KernelRunner } from './wasm-kernel-runner.js';
 import { elementwise } from './wasm-elementwise.js';
 import { dilateByStride } from './wasm-dilate.js';
 
@@ -64,15 +64,7 @@ const explicitPad = (top: number, bottom: number, left: number, right: number) =
   [0, 0],
 ];
 
-function conv2dBackpropFilter({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}): Info {
+function conv2dBackpropFilter({ inputs, attrs, backend }: KernelCall): Info {
   const { x, dy } = inputs as { x: Info; dy: Info };
   const a = attrs as Attrs;
   const g = geometry(x.shape, a.filterShape as number[], a);
@@ -254,15 +246,7 @@ function backpropInputStrided(k: KernelRunner, dy: Info, filter: Info, g: ConvSh
   );
 }
 
-function conv2dBackpropInput({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}): Info {
+function conv2dBackpropInput({ inputs, attrs, backend }: KernelCall): Info {
   const { dy, filter } = inputs as { dy: Info; filter: Info };
   const a = attrs as Attrs;
   const g = geometry(a.inputShape as number[], filter.shape, a);
@@ -284,15 +268,7 @@ const registeredConv2D = tf.getKernel('Conv2D', 'wasm')!;
 const stockConv2D: tf.KernelFunc =
   (registeredConv2D.kernelFunc as Kept)[STOCK] ?? registeredConv2D.kernelFunc;
 
-function conv2d({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}): Info {
+function conv2d({ inputs, attrs, backend }: KernelCall): Info {
   const { x, filter } = inputs as { x: Info; filter: Info };
   const a = attrs as Attrs;
   const dilations = a.dilations as number | [number, number] | undefined;
@@ -313,15 +289,7 @@ function conv2d({
 (conv2d as Kept)[STOCK] = stockConv2D;
 
 /** conv2d + bias (backend/conv-bias.ts): the bias added by our kernels, else a conv and an Add. */
-function conv2dBias({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}): Info {
+function conv2dBias({ inputs, attrs, backend }: KernelCall): Info {
   const { x, filter, bias } = inputs as { x: Info; filter: Info; bias: Info };
   const a = { ...(attrs as Attrs), dataFormat: 'NHWC', dilations: 1 };
   const fused = conv2dWithKernel(
@@ -343,15 +311,7 @@ function conv2dBias({
  * relu(conv2d + bias [+ residual]) (backend/ops/conv-bias-relu.ts): the Add and the ReLU in our
  * kernels' epilogue, else conv2dBias and one SIMD pass of each.
  */
-function conv2dBiasRelu({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}): Info {
+function conv2dBiasRelu({ inputs, attrs, backend }: KernelCall): Info {
   const { x, filter, bias, residual } = inputs as {
     x: Info;
     filter: Info;

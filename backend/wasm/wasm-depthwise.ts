@@ -31,7 +31,7 @@ import {
 import { replaceWasmKernel } from './wasm-replace-kernel.js';
 import type { WasmKernelPool } from './wasm-kernel-pool.js';
 import { dilateByStride } from './wasm-dilate.js';
-import { type Backend, KernelRunner } from './wasm-kernel-runner.js';
+import { type Backend, type KernelCall, KernelRunner } from './wasm-kernel-runner.js';
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -379,15 +379,7 @@ function filterGradComposed(k: KernelRunner, x: Info, dy: Info, s: DepthwiseShap
   return k.run('Reshape', { x: joined }, { shape: [s.kh, s.kw, s.inC, s.mult] });
 }
 
-function backpropInput({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}): Info {
+function backpropInput({ inputs, attrs, backend }: KernelCall): Info {
   const { dy, filter } = inputs as { dy: Info; filter: Info };
   const s = depthwiseGeometry(
     (attrs as Attrs).inputShape as number[],
@@ -400,15 +392,7 @@ function backpropInput({
   return k.finish(backpropInputComposed(k, dy, filter, s));
 }
 
-function backpropFilter({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}): Info {
+function backpropFilter({ inputs, attrs, backend }: KernelCall): Info {
   const { x, dy } = inputs as { x: Info; dy: Info };
   const s = depthwiseGeometry(x.shape, (attrs as Attrs).filterShape as number[], attrs as Attrs);
   const direct = depthwiseFilterGradWithKernel(backend as WasmHeapBackend, x, dy, s);

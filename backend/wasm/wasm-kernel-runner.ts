@@ -3,6 +3,13 @@ import tf from '#tfjs';
 
 type Info = tf.TensorInfo;
 export type Backend = tf.KernelBackend & { disposeData(dataId: unknown, force?: boolean): boolean };
+
+/** What tfjs passes a kernel function: its inputs, attributes and the backend. */
+export interface KernelCall {
+  inputs: tf.NamedTensorInfoMap;
+  attrs?: tf.NamedAttrMap;
+  backend: unknown;
+}
 type Attrs = Record<string, unknown>;
 
 export class KernelRunner {
