@@ -170,7 +170,7 @@ async function imagesOf(run: Promise<tf.Tensor4D>): Promise<Float32Array> {
 describe.skipIf(missing(HAS_TORCH) || missing(HAS_SHARED_CIFAR))(
   'robust on wasm against PyTorch (python3-torch) on zoo:resnet20-pgd and the first 32 CIFAR-10 test images',
   () => {
-    const dir = tmpDir('torch-crosscheck');
+    let dir: string | undefined; // made in beforeAll: a skipped suite leaves no folder
     const per = 32 * 32 * 3;
     const classes = 10;
     let ours: Ours;
@@ -185,6 +185,7 @@ describe.skipIf(missing(HAS_TORCH) || missing(HAS_SHARED_CIFAR))(
         true,
       );
       await initBackend({ backend: 'wasm' });
+      dir = tmpDir('torch-crosscheck');
       const checkpoint = resolvePretrained('zoo:resnet20-pgd');
       const test = take(
         (await loadCifar10(path.join(SHARED_DATA, 'cifar10', 'cifar-10-binary.tar.gz'))).test,
@@ -236,7 +237,7 @@ describe.skipIf(missing(HAS_TORCH) || missing(HAS_SHARED_CIFAR))(
       };
     }, 240_000);
 
-    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    afterAll(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
 
     // Measured against float64 PyTorch: 5.8e-7 as stored, 4.9e-7 folded (≤ 3.8e-7 on the other
     // compute variants: ROBUST_WINOGRAD=2 or 0, ROBUST_WASM_KERNELS=0). 1% more on one of the
