@@ -32,7 +32,7 @@ export function randomArray(n: number, rng: { next(): number }): Float32Array {
 }
 
 /** Largest absolute difference between a and the reference b, relative to b's largest magnitude. */
-export function relErr(a: Float32Array, b: Float32Array): number {
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
   let den = 0;
   for (let i = 0; i < a.length; i++) {

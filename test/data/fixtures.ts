@@ -142,10 +142,16 @@ export function pattern(n: number, seed = 0): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed * 31 + ((i * i) >> 5)) % 256);
 }
 
-/** Whether Debian's python3 has a module (numpy, PIL): cross-checks run only then. */
-export function hasPython(module: string): boolean {
+/**
+ * Whether Debian's python3 has a module (numpy, PIL, torch): cross-checks run only then. With
+ * `find`, the module is looked up without being imported (importing torch takes 2–4 s).
+ */
+export function hasPython(module: string, o: { find?: boolean } = {}): boolean {
+  const code = o.find
+    ? `import importlib.util, sys; sys.exit(importlib.util.find_spec(${JSON.stringify(module)}) is None)`
+    : `import ${module}`;
   try {
-    execFileSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' });
+    execFileSync('/usr/bin/python3', ['-c', code], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
