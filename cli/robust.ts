@@ -19,6 +19,7 @@ import { registerServe } from './serve-command.js';
 import { Interrupt } from './interrupt.js';
 import { stdoutOutcome, watchStdout } from './stdout.js';
 import { outputFolder } from '../util/dirs.js';
+import { escapeControls } from '../util/format.js';
 
 /** The command tree (exported for tests that check every command's options). */
 export const program = new Command();
@@ -353,7 +354,7 @@ function robustErrors(cmd: Command, name: string): void {
         text,
       )!;
       const help = `${guess ? `did you mean ${guess}? ` : ''}see ${name} --help`;
-      write(`robust: ${message.replace(/\s*\n\s*/g, ' ')} (${help})\n`);
+      write(`robust: ${escapeControls(message.replace(/\s*\n\s*/g, ' '))} (${help})\n`);
     },
   });
   for (const sub of cmd.commands) robustErrors(sub, `${name} ${sub.name()}`);
@@ -375,7 +376,8 @@ async function run(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof RobustError) {
-      console.error(`robust: ${cliMessage(e)}`);
+      // a file or model name the user gave may hold control characters: shown, never acted on
+      console.error(`robust: ${escapeControls(cliMessage(e))}`);
       return 2;
     }
     console.error(`robust: internal error: ${(e as Error).stack ?? e}`);
