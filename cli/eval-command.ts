@@ -89,7 +89,7 @@ function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
     check(o.models === undefined, 'give --models or --model, not both');
     values.models = o.model;
   }
-  return parseEvalConfig(values, o.config ?? 'the command line');
+  return parseEvalConfig(values, o.config ?? 'the command line', Object.keys(MODEL_OPTION_PARSERS));
 }
 
 /**

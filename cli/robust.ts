@@ -7,7 +7,7 @@ import { cliMessage } from './flags.js';
 import { describeBackend, initBackend } from '../backend/index.js';
 import { DATASETS, loadData, parseDataSpec, prepareData } from '../data/index.js';
 import { ZOO, countMacs, countParams, createModel, zooEntry } from '../models/zoo.js';
-import { pretrainedEntries, ZOO_PREFIX } from '../models/pretrained.js';
+import { pretrainedEntries, pretrainedInputShape, ZOO_PREFIX } from '../models/pretrained.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.js';
 import { train, type TrainRun, type TrainStart } from '../train/run.js';
@@ -19,6 +19,7 @@ import { registerServe } from './serve-command.js';
 import { Interrupt } from './interrupt.js';
 import { stdoutOutcome, watchStdout } from './stdout.js';
 import { outputFolder } from '../util/dirs.js';
+import { escapeControls } from '../util/format.js';
 
 /** The command tree (exported for tests that check every command's options). */
 export const program = new Command();
@@ -31,34 +32,45 @@ program.exitOverride();
 program
   .command('models')
   .description(
-    'list the model zoo: name, parameters, MFLOPs per 32×32 image, and the trained checkpoints shipped for it (zoo:NAME)',
+    'list the model zoo: name, parameters, MFLOPs per image (32×32×3 unless the row says), and the trained checkpoints shipped for it (zoo:NAME)',
   )
   .option('--json', 'print JSON')
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
   .action(async (o: { json?: boolean; backend: string }) => {
     await initBackend({ backend: o.backend });
     const trained = pretrainedEntries();
-    // A row per architecture at its own width, and one per other width a checkpoint was trained
-    // at: a row counts only the checkpoints whose parameters it states.
-    const variants = ZOO.flatMap((e) => [
-      { e, width: e.spec.width },
-      ...[...new Set(trained.filter((t) => t.architecture === e.name).map((t) => t.width))]
-        .filter((w): w is number => w !== undefined && w !== e.spec.width)
-        .sort((a, b) => a - b)
-        .map((width) => ({ e, width })),
-    ]);
-    const rows = variants.map(({ e, width }) => {
+    // A row per architecture at its own width on CIFAR-sized images, and one per other width or
+    // image shape a checkpoint was trained at: a row counts only the checkpoints whose parameters
+    // and MFLOPs it states.
+    const CIFAR: [number, number, number] = [32, 32, 3];
+    const shapeOf = new Map(trained.map((t) => [t.name, pretrainedInputShape(t)]));
+    const variants = ZOO.flatMap((e) => {
+      const own = { e, width: e.spec.width, input: CIFAR };
+      const others = new Map<string, typeof own>();
+      for (const t of trained.filter((t) => t.architecture === e.name)) {
+        const v = { e, width: t.width ?? e.spec.width, input: shapeOf.get(t.name)! };
+        if (v.width !== own.width || v.input.join() !== CIFAR.join())
+          others.set(`${v.width}/${v.input.join()}`, v);
+      }
+      return [own, ...[...others.values()].sort((a, b) => a.width - b.width)];
+    });
+    const rows = variants.map(({ e, width, input }) => {
       const m = createModel(e.name, {
-        inputShape: [32, 32, 3],
+        inputShape: input,
         numClasses: 10,
-        mean: [0, 0, 0],
-        std: [1, 1, 1],
+        mean: Array(input[2]).fill(0),
+        std: Array(input[2]).fill(1),
         zeroWeights: true,
         width,
       });
       const macs = countMacs(m);
       const weights = trained
-        .filter((t) => t.architecture === e.name && (t.width ?? e.spec.width) === width)
+        .filter(
+          (t) =>
+            t.architecture === e.name &&
+            (t.width ?? e.spec.width) === width &&
+            shapeOf.get(t.name)!.join() === input.join(),
+        )
         .map((t) => ({
           name: `${ZOO_PREFIX}${t.name}`,
           data: t.data,
@@ -68,14 +80,15 @@ program
       const row = {
         name: e.name,
         width,
+        input,
         family: e.family,
         params: countParams(m),
         mflops: +((2 * macs) / 1e6).toFixed(1),
         mmacs: +(macs / 1e6).toFixed(1),
         description:
-          width === e.spec.width
+          width === e.spec.width && input === CIFAR
             ? e.description
-            : `${e.description.split(':')[0]} at width ${width} (channels of the first stage)`,
+            : `${e.description.split(':')[0]}${width === e.spec.width ? '' : ` at width ${width} (channels of the first stage)`}${input === CIFAR ? '' : `, on ${input.join('×')} images`}`,
         trained: weights,
       };
       m.dispose();
@@ -84,11 +97,11 @@ program
     if (o.json) console.log(JSON.stringify(rows, null, 2));
     else {
       console.log(
-        `${'model'.padEnd(16)} ${'params'.padStart(11)} ${'MFLOPs'.padStart(9)}  ${'trained'.padEnd(8)} description`,
+        `${'model'.padEnd(18)} ${'params'.padStart(11)} ${'MFLOPs'.padStart(9)}  ${'trained'.padEnd(8)} description`,
       );
       for (const r of rows)
         console.log(
-          `${(r.name + (r.width === zooEntry(r.name).spec.width ? '' : ` w${r.width}`)).padEnd(16)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${(r.trained.length ? `${r.trained.length} ✓` : '–').padEnd(8)} ${r.description}`,
+          `${(r.name + (r.width === zooEntry(r.name).spec.width ? '' : ` w${r.width}`) + (r.input === CIFAR ? '' : ` ${r.input[0]}×${r.input[1]}`)).padEnd(18)} ${r.params.toLocaleString('en-US').padStart(11)} ${r.mflops.toFixed(1).padStart(9)}  ${(r.trained.length ? `${r.trained.length} ✓` : '–').padEnd(8)} ${r.description}`,
         );
       if (trained.length) {
         console.log('\ntrained checkpoints (use as --model zoo:NAME):');
@@ -353,7 +366,7 @@ function robustErrors(cmd: Command, name: string): void {
         text,
       )!;
       const help = `${guess ? `did you mean ${guess}? ` : ''}see ${name} --help`;
-      write(`robust: ${message.replace(/\s*\n\s*/g, ' ')} (${help})\n`);
+      write(`robust: ${escapeControls(message.replace(/\s*\n\s*/g, ' '))} (${help})\n`);
     },
   });
   for (const sub of cmd.commands) robustErrors(sub, `${name} ${sub.name()}`);
@@ -375,7 +388,8 @@ async function run(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof RobustError) {
-      console.error(`robust: ${cliMessage(e)}`);
+      // a file or model name the user gave may hold control characters: shown, never acted on
+      console.error(`robust: ${escapeControls(cliMessage(e))}`);
       return 2;
     }
     console.error(`robust: internal error: ${(e as Error).stack ?? e}`);

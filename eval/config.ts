@@ -59,17 +59,22 @@ function int(v: unknown, key: string, min: number, max: number): number | undefi
   return n;
 }
 
-/** Checks and completes the settings; `source` names where they came from (for errors). */
+/**
+ * Checks and completes the settings; `source` names where they came from (for errors), and
+ * `alsoKnown` the keys its caller took out of `values` before (named among the known ones when a
+ * key is unknown).
+ */
 export function parseEvalConfig(
   values: Partial<Record<string, unknown>>,
   source = 'the grid',
+  alsoKnown: readonly string[] = [],
 ): EvalConfig {
   const unknown = Object.keys(values).filter(
     (k) => !(CONFIG_KEYS as readonly string[]).includes(k),
   );
   check(
     unknown.length === 0,
-    `${source}: unknown key ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${CONFIG_KEYS.join(', ')})`,
+    `${source}: unknown key ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${[...CONFIG_KEYS, ...alsoKnown].join(', ')})`,
   );
   const models = list(values.models, 'models', '');
   checkOption(

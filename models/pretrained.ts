@@ -92,6 +92,22 @@ export function pretrainedEntries(): PretrainedEntry[] {
   return entries;
 }
 
+/** The image shape [height, width, channels] a zoo checkpoint takes (its model.json's input layer). */
+export function pretrainedInputShape(entry: PretrainedEntry): [number, number, number] {
+  const file = path.join(pretrainedDir(), entry.name, 'model.json');
+  const json = readJsonFile<{
+    modelTopology?: { config?: { layers?: { config?: { batch_input_shape?: unknown } }[] } };
+  }>(file, `${file}: no such file`);
+  const shape = json.modelTopology?.config?.layers?.[0]?.config?.batch_input_shape;
+  check(
+    Array.isArray(shape) &&
+      shape.length === 4 &&
+      shape.slice(1).every((d) => Number.isInteger(d) && d > 0),
+    `${file}: its first layer has no input shape [null, height, width, channels]`,
+  );
+  return (shape as number[]).slice(1) as [number, number, number];
+}
+
 export const sha256 = (file: string) =>
   crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 

@@ -1,7 +1,8 @@
 // The page on webgl (SwiftShader: Chromium's CPU WebGL, since CI has no GPU) against robust eval
 // on wasm: the same table and masks; perturbation sizes within float32 noise. Measured on this
 // grid: l2 sizes differ by ≤ 1.1e-5 (relative ~1e-5), l1 by ≤ 4.4e-4 (relative ~1.5e-5); the
-// tolerance below is 1e-4 relative. SwiftShader is slow (~1-2 img/s here), so the grid is small.
+// tolerance below is 1e-4 relative. The page's backend self-check passes on webgl and its results
+// record it (webgpu's refusal: page-backend-check.test.ts). SwiftShader is slow (~1-2 img/s here), so the grid is small.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +87,16 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page on webgl (SwiftShade
           ],
       ),
     );
+
+    // the backend self-check (eval/backend-check.ts) ran before any number and passed
+    expect(mine.backend_check).toMatchObject({
+      backend: 'webgl',
+      reference: 'cpu',
+      images: 8,
+      tolerance: 1e-3,
+    });
+    console.log(`webgl against cpu: max logit difference ${mine.backend_check.max_logit_diff}`);
+    expect(mine.backend_check.max_logit_diff).toBeLessThan(1e-3);
 
     const out = tmpDir('page-webgl-cli');
     const cli = robust([

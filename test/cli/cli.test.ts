@@ -24,6 +24,7 @@ describe('robust CLI', () => {
       width: number;
       params: number;
       mflops: number;
+      input: number[];
       trained: { name: string }[];
     }[];
     expect(new Set(rows.map((x) => x.name)).size).toBe(11);
@@ -43,7 +44,10 @@ describe('robust CLI', () => {
       'zoo:fmnist-resnet20w8',
       'zoo:fmnist-resnet20w8-fgsm-rs',
     ]);
-    expect(w8[0].params).toBeLessThan(resnet20!.params / 3); // about a quarter: channels halved
+    // the row is their model on their 28×28×1 images: the parameters in their weights files
+    expect(w8[0].input).toEqual([28, 28, 1]);
+    expect(w8[0].params).toBe(68642);
+    expect(w8[0].mflops).toBeCloseTo(15.6, 1);
     expect(rows.filter((x) => x.width !== 8)).toHaveLength(11);
   });
 
@@ -52,7 +56,7 @@ describe('robust CLI', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^resnet20 +272,474 +81\.6 +3 ✓ /m);
     expect(r.stdout).toMatch(
-      /^resnet20 w8 +[\d,]+ +[\d.]+ +2 ✓ +CIFAR ResNet-20 \(He et al\. 2016\) at width 8/m,
+      /^resnet20 w8 28×28 +68,642 +15\.6 +2 ✓ +CIFAR ResNet-20 \(He et al\. 2016\) at width 8 \(channels of the first stage\), on 28×28×1 images$/m,
     );
   });
 

@@ -118,6 +118,8 @@ describe('robust eval', () => {
     expect(j.config.eps[1]).toBeCloseTo(4 / 255, 10);
   });
 
+  const UNKNOWN_KEY_CONFIG = path.join(tmpDir('cli-eval-config'), 'grid.json');
+  fs.writeFileSync(UNKNOWN_KEY_CONFIG, JSON.stringify({ models: 'X', bakend: 'wasm' }));
   const bad: [string[], RegExp][] = [
     [['eval'], /give the models to evaluate/],
     [['eval', '--models', 'X', '--attacks', 'fgsm,cw'], /unknown attack 'cw'/],
@@ -128,6 +130,11 @@ describe('robust eval', () => {
     [['eval', '--models', 'X', '--eps', '1/0'], /--eps must be a number/],
     [['eval', '--models', '/nonexistent/m'], /no such file/],
     [['eval', '--config', '/nonexistent/eval.json'], /no such file/],
+    // the known keys named are all the file may hold, how to feed the model included
+    [
+      ['eval', '--config', UNKNOWN_KEY_CONFIG],
+      /: unknown key 'bakend' \(known: models, attacks, .*, data, inputRange, mean, std, output, labels\)$/m,
+    ],
     [['export', 'pdf', '/tmp'], /unknown export format 'pdf'/],
     [['export', 'csv', '/nonexistent/results'], /no such file/],
   ];

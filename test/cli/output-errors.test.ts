@@ -8,6 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tmpDir } from '../helpers.js';
 import { robustBatch } from './fixtures.js';
+import { escapeControls } from '../../util/format.js';
 
 const BIN = path.join(ROOT, 'bin', 'robust.js');
 // /dev/full exists on Linux (here and on CI): a write to it fails with ENOSPC
@@ -85,7 +86,7 @@ describe('standard output that cannot be written', () => {
   }
 });
 
-describe("commander's own errors", () => {
+describe("commander's own errors, and user input in error lines", () => {
   const cases: [string[], string][] = [
     [['bogus'], "robust: unknown command 'bogus' (see robust --help)"],
     [['models', '--bogus'], "robust: unknown option '--bogus' (see robust models --help)"],
@@ -99,10 +100,16 @@ describe("commander's own errors", () => {
       "robust: unknown option '--mdoel' (did you mean --model? see robust attack --help)",
     ],
     [['modles'], "robust: unknown command 'modles' (did you mean models? see robust --help)"],
+    // control characters the user typed (ESC [2J clears a terminal) are shown escaped, not acted on
+    [['x\u001b[2J'], "robust: unknown command 'x\\u001b[2J' (see robust --help)"],
+    [
+      ['eval', '--models', '/nowhere/\u001b[31mred', '--attacks', 'fgsm'],
+      'robust: /nowhere/\\u001b[31mred/model.json: no such file (expected a model folder with model.json)',
+    ],
   ];
   const runs = robustBatch(cases.map(([args]) => ({ args })));
   for (const [i, [args, line]] of cases.entries()) {
-    it(`'${args.join(' ')}' is one robust: line, exit 2`, () => {
+    it(`'${escapeControls(args.join(' '))}' is one robust: line, exit 2`, () => {
       expect(runs[i].stderr).toBe(`${line}\n`);
       expect(runs[i].code).toBe(2);
       expect(runs[i].stdout).toBe('');
