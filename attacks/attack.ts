@@ -209,7 +209,9 @@ function progressLayout(info: AttackInfo, numClasses: number, u: ProgressUnits):
  * Wraps an attack's `run` with the shared checks, targeting, model mode and progress. `run`
  * returns its images with the verdict it already has (e.g. `descend`'s), or the images alone (e.g.
  * `iterate`'s final point), which then get one forward pass unless the caller asked for `images`
- * only.
+ * only. At eps 0 on a deterministic model `run` is not called: an attack's points lie in the
+ * eps-ball, which is x alone, so the result is x with its verdict from one forward pass — what
+ * every attack here computed the long way (a randomized model's verdicts are draws, left as they were).
  */
 export function defineAttack(
   model: tf.LayersModel | Classifier,
@@ -265,7 +267,10 @@ export function defineAttack(
           )
         : undefined;
       try {
-        const out = await run({ classifier, x, y, targets, seed: () => rng.seed(), progress });
+        const out =
+          info.eps === 0 && !classifier.randomized
+            ? x.clone()
+            : await run({ classifier, x, y, targets, seed: () => rng.seed(), progress });
         if (out instanceof tf.Tensor && imagesOnly) {
           progress?.finish();
           return out;

@@ -1,14 +1,17 @@
 /**
  * Progress inside an attack's call: the hook hears the rounds (targets, restarts) and steps in
- * order and ends at the whole call, and the results are the same bit for bit with or without it.
+ * order and ends at the whole call, the results are the same bit for bit with or without it, and
+ * at eps 0 an attack on a deterministic model answers from one forward pass.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import {
+  ATTACK_NAMES,
   apgd,
   apgdTargeted,
   fab,
+  makeAttack,
   pgd,
   square,
   type Attack,
@@ -16,6 +19,7 @@ import {
 } from '../../attacks/index.js';
 import { describeProgress } from '../../attacks/progress.js';
 import { layersClassifier, type Classifier } from '../../models/classifier.js';
+import { noisyClassifier } from '../../defenses/noise-injection.js';
 import { tinyConvNet } from './models.js';
 
 const SHAPE: [number, number, number] = [8, 8, 3];
@@ -142,5 +146,66 @@ describe('the progress hook', () => {
       expect(hooked.predicted, attack.info.name).toEqual(plain.predicted);
       expect(bytes(hooked.adv).equals(bytes(plain.adv)), attack.info.name).toBe(true);
     }
+  });
+});
+
+describe('eps 0', () => {
+  /** `c` counting its forward passes and those under a gradient tape. */
+  function counting(inner: Classifier) {
+    const calls = { logits: 0 };
+    const wrapped: Classifier = {
+      ...inner,
+      logits: (xs, mode) => {
+        calls.logits++;
+        return inner.logits(xs, mode);
+      },
+    };
+    return { wrapped, calls };
+  }
+
+  it('every attack and norm returns x and the model verdict on it, from one forward pass (per EOT sample)', async () => {
+    const expected = Array.from(y.dataSync());
+    for (const norm of ['linf', 'l2', 'l1'] as const)
+      for (const name of ATTACK_NAMES) {
+        const { wrapped, calls } = counting(c);
+        let attack: Attack;
+        try {
+          attack = makeAttack(name, wrapped, { eps: 0, norm });
+        } catch {
+          continue; // not defined for this norm
+        }
+        const events: AttackProgress[] = [];
+        const r = await run(attack, (p) => events.push({ ...p }));
+        const label = `${name} ${norm}`;
+        expect(bytes(r.adv).equals(bytes(x.dataSync() as Float32Array)), label).toBe(true);
+        expect(r.success, label).toEqual(new Array(12).fill(0));
+        expect(r.predicted, label).toEqual(expected);
+        // the verdict: one pass (EOT's mean over its samples: one per sample)
+        expect(calls.logits, label).toBe(attack.info.eotSamples);
+        expect(events, label).toHaveLength(1);
+        expect(events[0], label).toMatchObject({ done: 1, robust: 12 });
+      }
+  });
+
+  it('a misclassified image comes back as it is, counted fooled (x is in the eps-ball): FAB-T too', async () => {
+    const wrong = tf.tidy(() => y.add(1).mod(5).cast('int32')) as tf.Tensor1D;
+    for (const attack of [
+      fab(c, { eps: 0, targetClasses: 3 }),
+      fab(c, { eps: 0 }),
+      pgd(c, { eps: 0 }),
+    ]) {
+      const r = await attack(x, wrong);
+      expect(Array.from(r.success.dataSync()), attack.info.name).toEqual(new Array(12).fill(1));
+      tf.dispose([r.adv, r.success, r.predicted]);
+    }
+    wrong.dispose();
+  });
+
+  it('a randomized model is still attacked at eps 0: its verdicts are draws', async () => {
+    const noisy = noisyClassifier(c, { std: 0.1, seed: 3 });
+    const { wrapped, calls } = counting(noisy);
+    const r = await pgd(wrapped, { eps: 0, steps: 3, eotSamples: 2 })(x, y);
+    tf.dispose([r.adv, r.success, r.predicted]);
+    expect(calls.logits).toBeGreaterThan(2);
   });
 });
