@@ -48,7 +48,14 @@ export {
 export { fitImages, type FitInfo, type FitTarget } from './data/fit.js';
 export { checkClassCount } from './eval/class-count.js';
 export { checkModelOutputs, fitDataToModel } from './eval/model-fit.js';
-export { runAttack, type AttackStats, type AttackRunOptions } from './eval/attack-run.js';
+export {
+  runAttack,
+  describePosition,
+  positionDone,
+  type AttackStats,
+  type AttackRunOptions,
+  type RunPosition,
+} from './eval/attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './eval/cascade.js';
 export {
   runGridIn,

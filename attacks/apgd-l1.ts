@@ -30,7 +30,10 @@ interface L1Run {
   xBest: tf.Tensor4D;
 }
 
-/** One L1-APGD run at `eps` from `start` (already in the ball ∩ box), or from a random start. */
+/**
+ * One L1-APGD run at `eps` from `start` (already in the ball ∩ box), or from a random start;
+ * `stepsBefore`: the schedule's steps in earlier stages (progress counts the whole schedule).
+ */
 async function l1Run(
   ctx: RunContext,
   setup: GradientSetup,
@@ -38,6 +41,7 @@ async function l1Run(
   steps: number,
   success: Criterion,
   start?: tf.Tensor4D,
+  stepsBefore = 0,
 ): Promise<L1Run> {
   const { x } = ctx;
   const n = x.shape[0];
@@ -86,6 +90,7 @@ async function l1Run(
     });
     tf.dispose([e.value, e.logits, ok]);
     ({ s, xAdv, grad } = adoptUpdate(s, xAdv, grad, next));
+    ctx.progress?.stepDone(stepsBefore + i + 1);
     await yieldToEventLoop();
   }
   const xBest = s.xBest;
@@ -129,11 +134,13 @@ export async function apgdL1Run(
     ),
   );
   let last: RunResult | undefined;
+  let stepsBefore = 0;
   for (const [k, stage] of [3, 2, 1].entries()) {
     const eps = epsAt(stage);
     const inBall = projectToBall(l1, x, start, eps);
     start.dispose();
-    const r = await l1Run(ctx, setup, eps, iterations[k], success, inBall);
+    const r = await l1Run(ctx, setup, eps, iterations[k], success, inBall, stepsBefore);
+    stepsBefore += iterations[k];
     inBall.dispose();
     start = r.xBest;
     if (last) tf.dispose([last.adv, last.value, last.success, last.predicted]);

@@ -160,6 +160,7 @@ async function apgdRun(
     let restarted: boolean;
     ({ s, xAdv, grad, moved: restarted } = adoptUpdate(s, xAdv, grad, next));
     if (restarted) sinceCheck = 0;
+    ctx.progress?.stepDone(i + 1);
     await yieldToEventLoop();
   }
   const f = evaluateForward(setup, xAdv, y, targets);

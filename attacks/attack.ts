@@ -10,6 +10,7 @@ import { Rng } from '../util/rng.js';
 import { NORMS, type NormName } from './norms.js';
 import { isSuccess, predictedClass, type LossName } from './losses.js';
 import { chooseTargets, type TargetSpec } from './targets.js';
+import { RunProgress, type ProgressHook, type ProgressLayout } from './progress.js';
 
 /** Options every attack takes. Pixel values live in [0,1]; eps and alpha are in the same units. */
 export interface CommonOptions {
@@ -52,6 +53,8 @@ export interface AttackInfo {
 export interface AttackCall {
   /** Target class per example (int32 [N]); makes the attack targeted. */
   targets?: tf.Tensor1D;
+  /** Told where the call stands after each step (round, step, examples still robust); the results are the same with or without it. */
+  onProgress?: ProgressHook;
 }
 
 /**
@@ -90,6 +93,8 @@ export interface RunContext {
   targets?: tf.Tensor1D;
   /** A fresh seed for a tf random op. */
   seed(): number;
+  /** Present when the caller asked for progress: `withRestarts` starts its rounds, a run's loop reports its steps. */
+  progress?: RunProgress;
 }
 
 /** The budgets of the usual CIFAR-10 benchmarks: RobustBench's Linf and L2, Croce & Hein 2021's L1. */
@@ -152,6 +157,13 @@ function checkInputs(x: tf.Tensor4D, y: tf.Tensor1D): void {
   );
 }
 
+/** How many examples a verdict leaves unbroken (one read per call, for a progress hook's last report). */
+function unbroken(success: tf.Tensor1D): number {
+  let n = 0;
+  for (const s of success.dataSync()) if (!s) n++;
+  return n;
+}
+
 /**
  * The verdict on `adv` from one forward pass in the attack's mode (the EOT mean of `eotSamples`),
  * for a run that returned only images.
@@ -173,15 +185,39 @@ function verdict(
   return { adv, ...v };
 }
 
+/** How an attack's progress counts (defineAttack's last argument). */
+export interface ProgressUnits {
+  /** What `info.steps` counts: gradient steps (default) or queries (Square). */
+  unit?: 'step' | 'query';
+}
+
+/** An attack's rounds and steps from its settings: restarts, and APGD-T's and FAB-T's target classes (as many as the model has wrong classes at most). */
+function progressLayout(info: AttackInfo, numClasses: number, u: ProgressUnits): ProgressLayout {
+  const restarts = info.restarts ?? 1;
+  const targets =
+    info.targetClasses !== undefined ? Math.min(info.targetClasses, numClasses - 1) : undefined;
+  return {
+    rounds: (targets ?? 1) * restarts,
+    restarts,
+    ...(targets !== undefined ? { targets } : {}),
+    steps: info.steps ?? 1,
+    unit: u.unit ?? 'step',
+  };
+}
+
 /**
- * Wraps an attack's `run` with the shared checks, targeting and model mode. `run` returns its
- * images with the verdict it already has (e.g. `descend`'s), or the images alone (e.g. `iterate`'s
- * final point), which then get one forward pass unless the caller asked for `images` only.
+ * Wraps an attack's `run` with the shared checks, targeting, model mode and progress. `run`
+ * returns its images with the verdict it already has (e.g. `descend`'s), or the images alone (e.g.
+ * `iterate`'s final point), which then get one forward pass unless the caller asked for `images`
+ * only. At eps 0 on a deterministic model `run` is not called: an attack's points lie in the
+ * eps-ball, which is x alone, so the result is x with its verdict from one forward pass — what
+ * every attack here computed the long way (a randomized model's verdicts are draws, left as they were).
  */
 export function defineAttack(
   model: tf.LayersModel | Classifier,
   info: AttackInfo,
   run: (ctx: RunContext) => Promise<tf.Tensor4D | AttackResult>,
+  units: ProgressUnits = {},
 ): Attack {
   const classifier = asClassifier(model);
   if (info.loss === 'dlr')
@@ -222,13 +258,28 @@ export function defineAttack(
             )
           : undefined;
       const targets = call.targets ?? chosen;
+      const progress = call.onProgress
+        ? new RunProgress(
+            call.onProgress,
+            info.name,
+            progressLayout(info, classifier.numClasses, units),
+            x.shape[0],
+          )
+        : undefined;
       try {
-        const out = await run({ classifier, x, y, targets, seed: () => rng.seed() });
-        if (out instanceof tf.Tensor)
-          return imagesOnly ? out : verdict(classifier, info, out, y, targets);
-        if (!imagesOnly) return out;
-        tf.dispose([out.success, out.predicted]);
-        return out.adv;
+        const out =
+          info.eps === 0 && !classifier.randomized
+            ? x.clone()
+            : await run({ classifier, x, y, targets, seed: () => rng.seed(), progress });
+        if (out instanceof tf.Tensor && imagesOnly) {
+          progress?.finish();
+          return out;
+        }
+        const result = out instanceof tf.Tensor ? verdict(classifier, info, out, y, targets) : out;
+        progress?.finish(unbroken(result.success));
+        if (!imagesOnly) return result;
+        tf.dispose([result.success, result.predicted]);
+        return result.adv;
       } finally {
         chosen?.dispose();
       }

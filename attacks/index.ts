@@ -112,7 +112,13 @@ export type {
 } from './attack.js';
 // The shared core, for writing a new attack: the base (model mode, input checks, targeting, seeds),
 // the descent loop, losses and threat models.
-export { defineAttack, commonInfo, checkNumber, DEFAULT_EPS } from './attack.js';
+export {
+  defineAttack,
+  commonInfo,
+  checkNumber,
+  DEFAULT_EPS,
+  type ProgressUnits,
+} from './attack.js';
 export {
   iterate,
   descend,
@@ -154,3 +160,9 @@ export {
   type NormName,
 } from './norms.js';
 export { parseTargetSpec, type TargetSpec } from './targets.js';
+export {
+  describeProgress,
+  RunProgress,
+  type AttackProgress,
+  type ProgressHook,
+} from './progress.js';

@@ -161,6 +161,7 @@ export async function iterate(
     tf.dispose([e.grad, e.value, e.logits, xAdv, velocity]);
     xAdv = next.xAdv;
     velocity = next.v;
+    ctx.progress?.stepDone(step + 1);
     await yieldToEventLoop();
   }
   velocity?.dispose();
@@ -207,17 +208,20 @@ function failedIndices(success: tf.Tensor1D): Int32Array {
 
 /**
  * Runs `once` up to `restarts` times (round 0, 1, …); each restart attacks only the examples no
- * run has fooled yet, and an example keeps the first success, else the point with the highest objective.
+ * run has fooled yet, and an example keeps the first success, else the point with the highest
+ * objective. Each round's start is reported to `ctx.progress` with the examples it attacks.
  */
 export async function withRestarts(
   ctx: RunContext,
   restarts: number,
   once: (ctx: RunContext, round: number) => Promise<RunResult>,
 ): Promise<RunResult> {
+  ctx.progress?.startRound(0, ctx.x.shape[0]);
   let acc = await once(ctx, 0);
   for (let r = 1; r < restarts; r++) {
     const idx = failedIndices(acc.success);
     if (idx.length === 0) break;
+    ctx.progress?.startRound(r, idx.length);
     const at = tf.tensor1d(idx, 'int32');
     const sub = tf.tidy(() => ({
       x: ctx.x.gather(at),

@@ -57,6 +57,7 @@ export function randomNoise(
         return projectToBall(l1, c.x, c.x.add(onSphere) as tf.Tensor4D, eps);
       });
       const f = evaluateForward(setup, adv, c.y, c.targets);
+      c.progress?.stepDone(1);
       const success = isSuccess(f.logits, c.y, c.targets);
       const predicted = predictedClass(f.logits);
       f.logits.dispose();

@@ -168,6 +168,7 @@ async function squareRun(ctx: RunContext, q: SquareContext): Promise<RunResult> 
     const m = await marginMin.data();
     const active: number[] = [];
     for (let k = 0; k < n; k++) if (m[k] > 0) active.push(k);
+    ctx.progress?.stepDone(i, n - active.length);
     if (active.length === 0) break;
     const p = squareP(i, q.pInit);
     const next = tf.tidy(() => {
@@ -282,16 +283,21 @@ export function square(model: tf.LayersModel | Classifier, o: SquareOptions = {}
   const restarts = o.restarts ?? 1;
   checkNumber('restarts', restarts, { positive: true, integer: true });
   const info = { ...base, steps: queries, restarts, pInit, randomStart: true };
-  return defineAttack(model, info, async (ctx) => {
-    if (info.eps === 0) return ctx.x.clone();
-    const q: SquareContext = {
-      classifier: ctx.classifier,
-      mode: info.mode,
-      norm: info.norm,
-      eps: info.eps,
-      queries,
-      pInit,
-    };
-    return attackResult(await withRestarts(ctx, restarts, (c) => squareRun(c, q)));
-  });
+  return defineAttack(
+    model,
+    info,
+    async (ctx) => {
+      if (info.eps === 0) return ctx.x.clone();
+      const q: SquareContext = {
+        classifier: ctx.classifier,
+        mode: info.mode,
+        norm: info.norm,
+        eps: info.eps,
+        queries,
+        pInit,
+      };
+      return attackResult(await withRestarts(ctx, restarts, (c) => squareRun(c, q)));
+    },
+    { unit: 'query' },
+  );
 }

@@ -31,6 +31,7 @@ import {
 } from './model-input.js';
 import { ZOO_PREFIX } from '../models/pretrained.js';
 import { formatRate } from '../util/format.js';
+import { logInterval } from '../util/task-progress.js';
 import { LIMITS, nonNegativeInt, number, positiveInt } from './options.js';
 
 interface AttackCliOptions extends ModelCliOptions {
@@ -171,6 +172,7 @@ export function registerAttack(program: Command): void {
       positiveInt('--threads', LIMITS.threads),
     );
   addModelOptions(cmd).action(async (o: AttackCliOptions) => {
+    if (!o.quiet) logInterval(); // a bad ROBUST_PROGRESS_SECONDS is refused before any work
     const norm = o.norm as NormName;
     check(NORMS.includes(norm), `--norm must be one of ${NORMS.join(', ')}, got '${o.norm}'`);
     const cascade =

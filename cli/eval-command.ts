@@ -22,6 +22,7 @@ import { check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
 import { formatEps } from '../util/format.js';
+import { logInterval } from '../util/task-progress.js';
 import { ensureWritableDir, outputFolder } from '../util/dirs.js';
 import {
   addModelOptions,
@@ -253,6 +254,7 @@ export function registerEval(program: Command): void {
       (v: string) => parseShard(v),
     )
     .action(async (o: EvalCliOptions, command: Command) => {
+      if (!o.quiet) logInterval(); // a bad ROBUST_PROGRESS_SECONDS is refused before any work
       const config = evalConfig(o, command);
       o.out = outputFolder('out', o.out);
       // a worker writes only into its own folder: n workers probing one shared folder would race

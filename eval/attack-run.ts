@@ -10,6 +10,7 @@ import tf from '#tfjs';
 import type { ImageSet } from '../data/dataset.js';
 import { NO_AUGMENT, epochBatches, makeBatch } from '../data/batches.js';
 import type { Attack } from '../attacks/attack.js';
+import { describeProgress, type AttackProgress } from '../attacks/progress.js';
 import { chooseTargets } from '../attacks/targets.js';
 import { asClassifier, type Classifier } from '../models/classifier.js';
 import { sameUnderTape } from '../models/tape-exact.js';
@@ -83,7 +84,30 @@ export interface AttackRunOptions {
   firstBatch?: number;
   /** Keep each example's outcome (AttackRun.outcomes, and in the state), for merging runs over slices exactly. */
   outcomes?: boolean;
+  /** Told where the batch in progress stands after each of the attack's steps (the results are the same with or without it). */
+  onProgress?: (p: RunPosition) => void;
 }
+
+/** Where a run stands inside the batch in progress. */
+export interface RunPosition {
+  /** Images of the set in finished batches (a resumed run's included), of `total`. */
+  seen: number;
+  total: number;
+  /** The batch in progress, from 1, of `batches`, and its images (the attack works on `attack.examples` of them). */
+  batch: number;
+  batches: number;
+  images: number;
+  /** The attack's position inside the batch. */
+  attack: AttackProgress;
+}
+
+/** A position for people: "batch 2/8: target 3/9 · step 45/100 · 61/112 still robust". */
+export function describePosition(p: RunPosition): string {
+  return `batch ${p.batch}/${p.batches}: ${describeProgress(p.attack)}`;
+}
+
+/** The images a position counts as done: the finished batches and the done share of the one in progress (for speeds and ETAs). */
+export const positionDone = (p: RunPosition): number => p.seen + p.attack.done * p.images;
 
 /** The stats of a run over `seen` examples from its tally and masks (also those of a cell merged from its shards' parts). */
 export function statsOf(
@@ -172,7 +196,10 @@ export async function runAttack(
   });
   const targetSeed = (o.seed ?? attack.info.seed) ^ TARGET_STREAMS;
   const attackSeed = attack.info.seed ^ ATTACK_STREAMS;
-  for (const [k, indices] of epochBatches(set.count, batchSize).entries()) {
+  const batches = epochBatches(set.count, batchSize);
+  // the attack hears nothing unless someone listens: a hook costs it a little per step
+  const listening = progress.shown || o.onProgress !== undefined;
+  for (const [k, indices] of batches.entries()) {
     if (indices[0] < seen) continue; // done before the run was resumed
     if (o.shouldStop?.()) break;
     const batch = (o.firstBatch ?? 0) + k;
@@ -212,7 +239,21 @@ export async function runAttack(
         attack.info.mode === 'inference' &&
         attack.info.eotSamples === 1 &&
         sameUnderTape(classifier, x);
-      const { adv, success, predicted } = await attack(x, y, { targets });
+      const onProgress = listening
+        ? (a: AttackProgress) => {
+            const p = {
+              seen,
+              total: set.count,
+              batch: k + 1,
+              batches: batches.length,
+              images: indices.length,
+              attack: a,
+            };
+            progress.inner(positionDone(p), describePosition(p));
+            o.onProgress?.(p);
+          }
+        : undefined;
+      const { adv, success, predicted } = await attack(x, y, { targets, onProgress });
       const outcome = tf.tidy(() => {
         const pred = own ? predicted : classifier.logits(adv, 'inference').argMax(1).cast('int32');
         const delta = adv.sub(x);

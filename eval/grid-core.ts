@@ -20,7 +20,7 @@ import type { NormName } from '../attacks/norms.js';
 import { imageSetFingerprint, take, type ImageSet } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { countParams } from '../models/zoo.js';
-import { runAttack, type AttackStats } from './attack-run.js';
+import { runAttack, type AttackStats, type RunPosition } from './attack-run.js';
 import { adversarialGrid, quantize } from './gallery.js';
 import { modelChecks, type ModelChecks } from './sanity.js';
 import { sha256Hex, toBase64, fromBase64 } from '../util/platform.js';
@@ -518,6 +518,8 @@ export interface GridRunOptions {
     seen: number,
     total: number,
   ) => void;
+  /** During a cell's batch, after each of the attack's steps: where the batch stands (a page's progress line; the numbers are the same without it). */
+  onProgress?: (cell: { model: string; attack: string; eps: number }, p: RunPosition) => void;
   /** One-line warnings (a damaged cell or partial cell file that is recomputed); default: standard error. */
   warn?: (message: string) => void;
   /** The backend self-check passed before the run (eval/backend-check.ts), recorded in the results. */
@@ -597,6 +599,9 @@ export async function runGridIn(
           if (state.seen < test.count) store.writePartial(key, state, on); // the last batch's state is the cell itself
           o.onBatch?.({ model: m.path, attack: name, eps }, state.seen, test.count);
         },
+        ...(o.onProgress && {
+          onProgress: (p: RunPosition) => o.onProgress!({ model: m.path, attack: name, eps }, p),
+        }),
       });
       if (run.stats.n < test.count) {
         complete = false; // stopped mid-cell: its partial continues it on resume

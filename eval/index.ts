@@ -22,9 +22,12 @@ export {
 } from './model-data.js';
 export {
   runAttack,
+  describePosition,
+  positionDone,
   type AttackStats,
   type AttackRun,
   type AttackRunOptions,
+  type RunPosition,
 } from './attack-run.js';
 export { runCascade, type CascadeRun, type CascadeStep } from './cascade.js';
 export { PRESETS, preset, type Preset } from './presets.js';

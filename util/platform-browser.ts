@@ -125,9 +125,11 @@ export function startKernelThread(body: string, data: object): KernelThread {
   return { terminate: () => worker.terminate(), ready, started: () => started };
 }
 
-/** Progress in the page comes from run callbacks (onBatch, onCell); nothing is printed. */
+/** Progress in the page comes from run callbacks (onBatch, onProgress, onCell); nothing is printed. */
 export class TaskProgress {
   constructor(_label: string, _total: number, _quiet = false, _resumedAt = 0) {}
+  readonly shown = false;
   update(_done: number, _info: string): void {}
+  inner(_done: number, _where: string): void {}
   stop(): void {}
 }

@@ -52,7 +52,7 @@ function onMessage({ data: m }) {
       $('bar').hidden = false;
       $('bar').value = m.done / m.total;
       $('progress').textContent =
-        `${m.label}: ${m.done}/${m.total} points, ${m.left} left · ${m.imgPerSec.toFixed(1)} img/s · ETA ${seconds(m.eta)}`;
+        `${m.label}: ${m.done}/${m.total} points, ${m.left} left · ${m.imgPerSec.toFixed(1)} img/s · ETA ${seconds(m.eta)}${m.where ? ` · ${m.where}` : ''}`;
       break;
     case 'done': {
       $('progress').textContent =

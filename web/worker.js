@@ -242,17 +242,21 @@ async function run(o) {
     const total = cells * test.count;
     const start = performance.now();
     let finished = 0;
-    const progress = (done, label) => {
+    let lastInner = 0;
+    // `estimate`: points done counting the share of the batch in progress (for the speed and ETA);
+    // `where`: where that batch stands
+    const progress = (done, label, estimate = done, where = '') => {
       const seconds = (performance.now() - start) / 1000;
-      const rate = seconds > 0 ? done / seconds : 0;
+      const rate = seconds > 0 ? estimate / seconds : 0;
       post({
         type: 'progress',
         done,
         total,
         left: total - done,
         imgPerSec: rate,
-        eta: rate > 0 ? (total - done) / rate : null,
+        eta: rate > 0 ? (total - estimate) / rate : null,
         label,
+        where,
       });
     };
     const { result, complete } = await robust.runGridIn(robust.memoryCellStore(), config, [row], {
@@ -261,6 +265,19 @@ async function run(o) {
       shouldStop: () => stopping,
       onBatch: (cell, seen) =>
         progress(finished * test.count + seen, `${cell.attack} eps ${cell.eps}`),
+      // where a batch stands inside, a few times a second at most (a step of a small model takes milliseconds)
+      onProgress: (cell, p) => {
+        const now = performance.now();
+        const estimate = finished * test.count + robust.positionDone(p);
+        if (now - lastInner < 250 || estimate === 0) return;
+        lastInner = now;
+        progress(
+          finished * test.count + p.seen,
+          `${cell.attack} eps ${cell.eps}`,
+          estimate,
+          robust.describePosition(p),
+        );
+      },
       onCell: (cell) => progress(++finished * test.count, `${cell.attack} eps ${cell.eps}`),
       warn: (line) => post({ type: 'note', text: line }),
       backendCheck,

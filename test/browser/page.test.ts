@@ -140,7 +140,7 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     );
   }, 120_000);
 
-  it('stops after the batch in progress when asked, and shows what is done', async () => {
+  it('shows where the batch in progress stands, stops after it when asked, and shows what is done', async () => {
     await page.fill('#model-url', 'zoo:fmnist-resnet20w8');
     await page.fill('#attacks', 'pgd:20');
     await page.fill('#eps', '0.05,0.1');
@@ -155,6 +155,15 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     );
     expect(await page.textContent('#progress')).toMatch(
       /\d+\/400 points, \d+ left · [\d.]+ img\/s · ETA \d/,
+    );
+    // where the batch in progress stands (a batch of PGD-20 takes a few seconds here)
+    await page.waitForFunction(
+      () => /still robust$/.test(document.getElementById('progress')!.textContent!),
+      null,
+      { timeout: 60_000 },
+    );
+    expect(await page.textContent('#progress')).toMatch(
+      /^pgd:20 eps 0\.(?:05|1): \d+\/400 points, \d+ left · [\d.]+ img\/s · ETA \d.* · batch \d+\/13: step \d+\/20 · \d+\/\d+ still robust$/,
     );
     await page.click('#stop');
     await page.waitForFunction(() => (window as { robustResult?: unknown }).robustResult, null, {
