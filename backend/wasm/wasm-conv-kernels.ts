@@ -14,6 +14,7 @@ import tf from '#tfjs';
 import {
   type ConvShape,
   type WasmHeapBackend,
+  countKernelCall,
   heapOffset,
   convShapeArgs,
   runChunkedSum,
@@ -372,25 +373,50 @@ function winogradFilterGrad(
   try {
     withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
       withHeapBuffer(backend, sums, (at) => {
-        runChunkedSum(
-          backend,
-          kernels,
-          m === 4 ? 'winograd4_filter_grad' : 'winograd_filter_grad',
-          {
-            out: at,
-            floats: sums,
-            args: [
-              heapOffset(backend, x),
-              heapOffset(backend, dy),
-              ...(m === 4 ? [] : [zeros]),
-              ...winogradArgs(g, R),
-            ],
-            rows: units,
-            chunks,
-            threads: threadsFor(kernels, macs, chunks.count),
-            scratch,
-          },
-        );
+        const args = [
+          heapOffset(backend, x),
+          heapOffset(backend, dy),
+          ...(m === 4 ? [] : [zeros]),
+          ...winogradArgs(g, R),
+        ];
+        // One chunk (a wide layer at a small batch: ResNet-18's 512-channel convs at b64) kept
+        // one thread busy; its 36 matrices' sums are independent, so threads share them instead,
+        // each transforming every tile (a few % of the work) and summing its own matrices.
+        const parts = m === 4 && chunks.count === 1 ? threadsFor(kernels, macs, X) : 1;
+        if (parts > 1) {
+          withHeapBuffer(backend, parts * scratch, (own) => {
+            const share = (p: number) => [
+              Math.floor((p * X) / parts),
+              Math.floor(((p + 1) * X) / parts),
+            ];
+            kernels.run(
+              'winograd4_filter_grad',
+              Array.from({ length: parts }, (_, p) => [
+                at,
+                own + 4 * p * scratch,
+                ...args,
+                ...share(p),
+                0,
+                units,
+              ]),
+            );
+          });
+          countKernelCall('winograd4_filter_grad', parts);
+        } else
+          runChunkedSum(
+            backend,
+            kernels,
+            m === 4 ? 'winograd4_filter_grad' : 'winograd_filter_grad',
+            {
+              out: at,
+              floats: sums,
+              args: m === 4 ? [...args, 0, X] : args,
+              rows: units,
+              chunks,
+              threads: threadsFor(kernels, macs, chunks.count),
+              scratch,
+            },
+          );
         kernels.run(m === 4 ? 'winograd4_filter_grad_out' : 'winograd_filter_grad_out', [
           [heapOffset(backend, out), at, g.Ci, g.Co],
         ]);
