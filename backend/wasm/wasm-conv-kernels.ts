@@ -229,6 +229,7 @@ function winogradConv(
   g: WinogradShape,
   bias: Info | null = null,
   epilogue: ConvEpilogue = NO_EPILOGUE,
+  mask: Info | null = null,
 ): Info {
   const m = winogradTile();
   let widen = m === 4 ? widenForward(g) : 1;
@@ -252,6 +253,7 @@ function winogradConv(
           const args = [
             heapOffset(backend, out),
             heapOffset(backend, x),
+            ...(m === 4 ? [mask ? heapOffset(backend, mask) : 0] : []),
             U,
             ...(m === 4 ? [] : [zeros]),
             bias ? heapOffset(backend, bias) : zeros,
@@ -306,16 +308,23 @@ export function conv2dWithKernel(
   );
 }
 
-/** dx, [N, H, W, Cin]. */
+/**
+ * dx, [N, H, W, Cin]. With `mask` (the output of a ReLU after this conv, dy's shape): dx of the
+ * conv–ReLU, dy · step(mask) taken as Winograd F(4x4) reads dy (winograd4.c's input_tile6), where
+ * that runs; null elsewhere (then the caller applies ReLU's gradient first).
+ */
 export function backpropInputWithKernel(
   backend: WasmHeapBackend,
   dy: Info,
   filter: Info,
   s: ConvShape,
+  mask: Info | null = null,
 ): Info | null {
-  const kernels = float32(dy, filter) ? wasmKernelPool(backend) : null;
+  const kernels = float32(dy, filter, ...(mask ? [mask] : [])) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
-  if (winogradFits(s, s.outC, s.inC)) {
+  const fits = winogradFits(s, s.outC, s.inC);
+  if (mask && !(fits && winogradTile() === 4)) return null;
+  if (fits) {
     // dx is the correlation of dy with the flipped, transposed filter, padded by 2 - the forward's.
     const g = {
       N: s.batch,
@@ -328,7 +337,7 @@ export function backpropInputWithKernel(
       top: 2 - s.top,
       left: 2 - s.left,
     };
-    return winogradConv(backend, kernels, dy, filter, true, g);
+    return winogradConv(backend, kernels, dy, filter, true, g, null, NO_EPILOGUE, mask);
   }
   // Channels in 8-wide slices; the last slice 8 wide if more than 4 remain for it, else 4.
   const rest = s.inC % 8;

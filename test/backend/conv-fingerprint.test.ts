@@ -1,9 +1,9 @@
 /**
  * The bits of our wasm convolutions, per compute variant (backend/variant.ts): a SHA-256 of the
- * forward conv (with bias, residual and ReLU in the epilogue), dx and dW on fixed inputs. A kernel
- * change that keeps every bit (a faster loop, no arithmetic reordered) passes as is; one that
- * changes a last bit fails here until the variant string names the new arithmetic and its hash is
- * recorded below, so results computed before are never continued as the same numbers.
+ * forward conv (with bias, residual and ReLU in the epilogue), dx, dW and a conv–ReLU's dx on fixed
+ * inputs. A kernel change that keeps every bit (a faster loop, no arithmetic reordered) passes as
+ * is; one that changes a last bit fails here until the variant string names the new arithmetic and
+ * its hash is recorded below, so results computed before are never continued as the same numbers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
@@ -18,11 +18,11 @@ import { randomArray } from '../helpers.js';
 /** Hashes of every output below, by compute variant. */
 const FINGERPRINTS: Record<string, string> = {
   'robust kernels, Winograd F(4x4,3x3)':
-    '8add90a059ee3551782a23da6e075b8fa99f74c11e8c56770fed90ad5af43921',
+    'e1e39100dd74dc9a51a2717a68f013198f8869e88d0d633c3a860389cc9ad085',
   'robust kernels, Winograd F(2x2,3x3)':
-    '06e94f500c9382cad2fabb438a8cf92615fa2e94b9d2304e25453674dddc1c81',
+    '25d29273a150657ba116beb86caa7f6de6bdcba4150525642e033879edf3dd3e',
   'robust kernels, direct convs':
-    '5a925a3e892e61e3b90702f46e85cadc2a3a97f29b259314e3a84078c1d81313',
+    '5c0bed9f7f2c002c822ebc1b1415fae83f922b727567ea16b0d7084c20050776',
 };
 
 // Borders on every side, a valid conv, small and wide channel counts (the kernels split channels
@@ -52,8 +52,12 @@ function outputs(): Float32Array[] {
       tf.sum(tf.mul(tf.conv2d(a, filter, 1, s.pad), r));
     const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([x, w]);
     const y = conv2dBiasRelu(x, w, b, s.pad === 'same' ? r : null, [1, 1], s.pad);
-    out.push(...[y, dx, dw].map((t) => t.dataSync() as Float32Array));
-    tf.dispose([x, w, b, r, dx, dw, y]);
+    // an attack step's conv–ReLU: dx through the ReLU's mask
+    const dxRelu = tf.grad((a: tf.Tensor) =>
+      tf.sum(tf.mul(conv2dBiasRelu(a as tf.Tensor4D, w, b, null, [1, 1], s.pad), r)),
+    )(x);
+    out.push(...[y, dx, dw, dxRelu].map((t) => t.dataSync() as Float32Array));
+    tf.dispose([x, w, b, r, dx, dw, y, dxRelu]);
   }
   return out;
 }
