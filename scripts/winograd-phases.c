@@ -17,7 +17,7 @@ void ph_conv(int phases, float *scratch, float *y, const float *x, const float *
     if (phases & 1) {
       for (int k = 0; k < rows; k++) {
         const int n = (first + k) / tilesH, th = first + k - n * tilesH;
-        for (int tw = 0; tw < tilesW; tw++) input_tile6(V, T, k * tilesW + tw, block, x, 0, H, W, Ci, n, 4 * th - top, 4 * tw - left);
+        for (int tw = 0; tw < tilesW; tw++) input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
       }
       for (int t = count; t < T; t++)
         for (int xi = 0; xi < 36; xi++) zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
@@ -43,7 +43,7 @@ void ph_fgrad(int phases, float *acc, float *scratch, const float *x, const floa
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) {
-        if (phases & 1) input_tile6(V, T, k * tilesW + tw, block, x, 0, H, W, Ci, n, 4 * th - top, 4 * tw - left);
+        if (phases & 1) input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
         if (phases & 2) gradient_tile4(D, T, k * tilesW + tw, block, dy, Ho, Wo, Co, n, 4 * th, 4 * tw);
       }
     }

@@ -6,22 +6,14 @@
  *
  * The gradient is ReLU's mask applied once (dz = dy · step(y), as Relu's own gradient computes
  * it; y > 0 exactly where the pre-activation is), then conv2dBias's lazy gradients of dz, and dz
- * itself for the residual — so an input gradient still computes no filter gradient. Without a
- * residual, where the backend has CONV2D_BACKPROP_INPUT_RELU (wasm), dx takes the mask inside the
- * conv kernel instead: the same bits, one pass over the activation fewer.
+ * itself for the residual — so an input gradient still computes no filter gradient.
  */
 import tf from '#tfjs';
-import { conv2dBias, convBiasGradients, gradientAttrs, type Conv2DBiasAttrs } from './conv-bias.js';
+import { conv2dBias, convBiasGradients, type Conv2DBiasAttrs } from './conv-bias.js';
 
 export const CONV2D_BIAS_RELU = 'RobustConv2DBiasRelu';
-/**
- * The input gradient of a conv–ReLU from the ReLU output's gradient and that output (inputs dy, y,
- * filter; Conv2DBackpropInput's attributes), where the backend has it (wasm: the mask taken as the
- * conv kernel reads dy).
- */
-export const CONV2D_BACKPROP_INPUT_RELU = 'RobustConv2DBackpropInputRelu';
 /** The one-pass ReLU gradient kernel (backend/wasm/relu.ts) where the backend has it. */
-export const RELU_GRAD = 'RobustReluGrad';
+const RELU_GRAD = 'RobustReluGrad';
 
 /** dy · step(y): 1 where y > 0, NaN where y is NaN, else 0 — Relu's gradient (backend/wasm/relu.ts). */
 function reluMask(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
@@ -41,29 +33,9 @@ function registerGradient(): void {
     gradFunc: (dy, saved, attrs) => {
       const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
       const a = attrs as unknown as Conv2DBiasAttrs;
-      const fusedDx = !a.residual && tf.getKernel(CONV2D_BACKPROP_INPUT_RELU, tf.getBackend());
-      if (!fusedDx) {
-        // Every input's gradient reads dz; the tape disposes it with the other gradients.
-        const dz = reluMask(dy as tf.Tensor, y) as tf.Tensor4D;
-        return { ...convBiasGradients(x, filter, dz, a), residual: () => dz.clone() };
-      }
-      // Without a residual an attack asks for dx alone (a folded model's weights are not
-      // trained): it takes the mask as its kernel reads dy, and dW and the bias gradient each
-      // apply it themselves (inside their own tidy) when asked.
-      const dz = () => reluMask(dy as tf.Tensor, y) as tf.Tensor4D;
-      const lazy = (g: () => tf.Tensor4D) => convBiasGradients(x, filter, g(), a);
-      return {
-        x: () =>
-          tf
-            .engine()
-            .runKernel(
-              CONV2D_BACKPROP_INPUT_RELU,
-              { dy: dy as tf.Tensor, y, filter },
-              { ...gradientAttrs(a), inputShape: x.shape },
-            ) as tf.Tensor,
-        filter: () => lazy(dz).filter(),
-        bias: () => lazy(dz).bias(),
-      };
+      // Every input's gradient reads dz; the tape disposes it with the other gradients.
+      const dz = reluMask(dy as tf.Tensor, y) as tf.Tensor4D;
+      return { ...convBiasGradients(x, filter, dz, a), residual: () => dz.clone() };
     },
   });
   gradientRegistered = true;
@@ -86,7 +58,7 @@ export function conv2dBiasRelu(
     return tf.relu(residual ? tf.add(y, residual) : y) as tf.Tensor4D;
   }
   registerGradient();
-  const attrs: Conv2DBiasAttrs = { strides, pad, residual: residual !== null };
+  const attrs: Conv2DBiasAttrs = { strides, pad };
   const inputs: tf.NamedTensorMap = residual ? { x, filter, bias, residual } : { x, filter, bias };
   return tf
     .engine()

@@ -15,7 +15,7 @@ export interface Conv2DBiasAttrs {
 }
 
 /** The gradient attributes of Conv2DBackpropInput/Filter for this conv. */
-export const gradientAttrs = (a: Conv2DBiasAttrs) => ({
+const gradientAttrs = (a: Conv2DBiasAttrs) => ({
   strides: a.strides,
   pad: a.pad,
   dataFormat: 'NHWC',

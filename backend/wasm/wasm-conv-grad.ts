@@ -21,7 +21,7 @@ import {
   filterGradWithKernel,
 } from './wasm-conv-kernels.js';
 import { CONV2D_BIAS } from '../ops/conv-bias.js';
-import { CONV2D_BACKPROP_INPUT_RELU, CONV2D_BIAS_RELU, RELU_GRAD } from '../ops/conv-bias-relu.js';
+import { CONV2D_BIAS_RELU } from '../ops/conv-bias-relu.js';
 import { type ConvShape, type WasmHeapBackend, wasmKernelPool } from './wasm-kernels.js';
 import { type Backend, type KernelCall, KernelRunner } from './wasm-kernel-runner.js';
 import { elementwise } from './wasm-elementwise.js';
@@ -260,25 +260,6 @@ function conv2dBackpropInput({ inputs, attrs, backend }: KernelCall): Info {
   );
 }
 
-/**
- * dx of relu(conv(x, filter) + bias …) from the ReLU output's gradient dy and that output y
- * (backend/ops/conv-bias-relu.ts): on Winograd F(4x4) the mask dy · step(y) is taken as the kernel
- * reads dy — one pass over the activation fewer per conv–ReLU of an attack step; elsewhere ReLU's
- * gradient kernel, then Conv2DBackpropInput. The same bits either way.
- */
-function conv2dBackpropInputRelu({ inputs, attrs, backend }: KernelCall): Info {
-  const { dy, y, filter } = inputs as { dy: Info; y: Info; filter: Info };
-  const a = attrs as Attrs;
-  const g = geometry(a.inputShape as number[], filter.shape, a);
-  const fused = backpropInputWithKernel(backend as WasmHeapBackend, dy, filter, g, y);
-  if (fused) return fused;
-  const k = new KernelRunner(backend as Backend);
-  const dz = k.run(RELU_GRAD, { dy, x: y });
-  return k.finish(
-    conv2dBackpropInput({ inputs: { dy: dz, filter }, attrs, backend } as KernelCall),
-  );
-}
-
 // tfjs's own (XNNPACK) Conv2D, for what our kernel does not cover: dilation, other dtypes. The
 // kernel registry is global: if a copy of this module registered already, take the stock one it kept.
 const STOCK = Symbol.for('robust.stockKernel');
@@ -420,11 +401,6 @@ export const wasmConvGradientKernels: tf.KernelConfig[] = [
     kernelName: CONV2D_BIAS_RELU,
     backendName: 'wasm',
     kernelFunc: conv2dBiasRelu as tf.KernelFunc,
-  },
-  {
-    kernelName: CONV2D_BACKPROP_INPUT_RELU,
-    backendName: 'wasm',
-    kernelFunc: conv2dBackpropInputRelu as tf.KernelFunc,
   },
   {
     kernelName: 'FusedConv2D',

@@ -229,7 +229,6 @@ function winogradConv(
   g: WinogradShape,
   bias: Info | null = null,
   epilogue: ConvEpilogue = NO_EPILOGUE,
-  mask: Info | null = null,
 ): Info {
   const m = winogradTile();
   let widen = m === 4 ? widenForward(g) : 1;
@@ -253,7 +252,6 @@ function winogradConv(
           const args = [
             heapOffset(backend, out),
             heapOffset(backend, x),
-            ...(m === 4 ? [mask ? heapOffset(backend, mask) : 0] : []),
             U,
             ...(m === 4 ? [] : [zeros]),
             bias ? heapOffset(backend, bias) : zeros,
@@ -308,23 +306,16 @@ export function conv2dWithKernel(
   );
 }
 
-/**
- * dx, [N, H, W, Cin]. With `mask` (the output of a ReLU after this conv, dy's shape): dx of the
- * conv–ReLU, dy · step(mask) taken as Winograd F(4x4) reads dy (winograd4.c's input_tile6), where
- * that runs; null elsewhere (then the caller applies ReLU's gradient first).
- */
+/** dx, [N, H, W, Cin]. */
 export function backpropInputWithKernel(
   backend: WasmHeapBackend,
   dy: Info,
   filter: Info,
   s: ConvShape,
-  mask: Info | null = null,
 ): Info | null {
-  const kernels = float32(dy, filter, ...(mask ? [mask] : [])) ? wasmKernelPool(backend) : null;
+  const kernels = float32(dy, filter) ? wasmKernelPool(backend) : null;
   if (!kernels) return null;
-  const fits = winogradFits(s, s.outC, s.inC);
-  if (mask && !(fits && winogradTile() === 4)) return null;
-  if (fits) {
+  if (winogradFits(s, s.outC, s.inC)) {
     // dx is the correlation of dy with the flipped, transposed filter, padded by 2 - the forward's.
     const g = {
       N: s.batch,
@@ -337,7 +328,7 @@ export function backpropInputWithKernel(
       top: 2 - s.top,
       left: 2 - s.left,
     };
-    return winogradConv(backend, kernels, dy, filter, true, g, null, NO_EPILOGUE, mask);
+    return winogradConv(backend, kernels, dy, filter, true, g);
   }
   // Channels in 8-wide slices; the last slice 8 wide if more than 4 remain for it, else 4.
   const rest = s.inC % 8;

@@ -190,46 +190,6 @@ describe('conv2d + bias (+ residual) + ReLU as one op', () => {
     tf.dispose([x, w, b, res]);
   });
 
-  it('without a residual, an input gradient takes the ReLU mask inside the Winograd kernel: no ReLU-gradient pass, memory flat', () => {
-    const x = tf.randomNormal([2, 8, 8, 8]) as tf.Tensor4D;
-    const w = tf.randomNormal([3, 3, 8, 8]) as tf.Tensor4D;
-    const b = tf.randomNormal([8]) as tf.Tensor1D;
-    const step = () =>
-      tf.tidy(() =>
-        tf
-          .grad((xi: tf.Tensor) =>
-            conv2dBiasRelu(xi as tf.Tensor4D, w, b, null, [1, 1], 'same')
-              .square()
-              .sum(),
-          )(x)
-          .dataSync(),
-      );
-    const tile = winogradTile();
-    try {
-      // F(2x2) has no fused mask: ReLU's gradient kernel runs, then the conv
-      for (const [m, reluGrads] of [
-        [4, 0],
-        [2, 1],
-      ] as const) {
-        useWinograd(true, m);
-        step();
-        const [relu, conv] = ['relu_grad', m === 4 ? 'winograd4_conv' : 'winograd_conv'].map(
-          (k) => wasmKernelStats(k).calls,
-        );
-        const tensors = tf.memory().numTensors;
-        const buffers = tf.backend().numDataIds();
-        step();
-        expect(wasmKernelStats('relu_grad').calls - relu).toBe(reluGrads);
-        expect(wasmKernelStats(m === 4 ? 'winograd4_conv' : 'winograd_conv').calls - conv).toBe(2);
-        expect(tf.memory().numTensors).toBe(tensors);
-        expect(tf.backend().numDataIds()).toBe(buffers);
-      }
-    } finally {
-      useWinograd(true, tile);
-    }
-    tf.dispose([x, w, b]);
-  });
-
   it("a folded ResNet's classifier runs the fused ops: logits and input gradient bit for bit the folded model's, memory flat", async () => {
     const model = createModel('resnet20', {
       inputShape: [16, 16, 3],

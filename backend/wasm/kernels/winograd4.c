@@ -93,37 +93,23 @@ INLINE void transform_block(float *v, int plane, const float *p, int rs, int Ci)
 
 /*
  * The transformed input of tile t, whose 6x6 block starts at row ih0, column iw0 of image n. A block
- * inside the image is read in place; one over its border, or with a `mask`, is first copied to
- * `block` (36 * Ci floats), zeros outside. `mask` (x's shape; null for none): each value read is
- * x · step(mask) — ReLU's gradient (elementwise.c's relu_grad, the same operations) with x the
- * output's gradient and mask the ReLU's output — so the input gradient of a conv–ReLU takes its
- * mask as it reads, without a pass over the activation of its own.
+ * inside the image is read in place; one over its border is first copied to `block` (36 * Ci
+ * floats), zeros outside.
  */
-INLINE void input_tile6(float *V, int T, int t, float *block, const float *x, const float *mask, int H, int W, int Ci, int n, int ih0,
-                        int iw0) {
+INLINE void input_tile6(float *V, int T, int t, float *block, const float *x, int H, int W, int Ci, int n, int ih0, int iw0) {
   const int plane = PLANE(T, Ci);
   const float *img = x + n * H * W * Ci;
-  if (!mask && ih0 >= 0 && iw0 >= 0 && ih0 + 6 <= H && iw0 + 6 <= W) {
+  if (ih0 >= 0 && iw0 >= 0 && ih0 + 6 <= H && iw0 + 6 <= W) {
     transform_block(V + t * Ci, plane, img + (ih0 * W + iw0) * Ci, W * Ci, Ci);
     return;
   }
-  const float *msk = mask ? mask + n * H * W * Ci : 0;
-  const v128_t zero4 = wasm_f32x4_splat(0), one = wasm_f32x4_splat(1);
   for (int i = 0; i < 6; i++)
     for (int j = 0; j < 6; j++) {
       const int ih = ih0 + i, iw = iw0 + j;
       float *dst = block + (i * 6 + j) * Ci;
       if (ih >= 0 && ih < H && iw >= 0 && iw < W) {
-        const int at = (ih * W + iw) * Ci;
-        const float *src = img + at;
-        if (msk)
-          for (int ci = 0; ci < Ci; ci += 4) {
-            const v128_t v = wasm_v128_load(msk + at + ci);
-            const v128_t step = wasm_v128_or(wasm_v128_and(wasm_f32x4_gt(v, zero4), one), wasm_v128_and(v, wasm_f32x4_ne(v, v)));
-            wasm_v128_store(dst + ci, MUL(wasm_v128_load(src + ci), step));
-          }
-        else
-          for (int ci = 0; ci < Ci; ci += 4) wasm_v128_store(dst + ci, wasm_v128_load(src + ci));
+        const float *src = img + (ih * W + iw) * Ci;
+        for (int ci = 0; ci < Ci; ci += 4) wasm_v128_store(dst + ci, wasm_v128_load(src + ci));
       } else
         zero(dst, Ci);
     }
@@ -175,13 +161,12 @@ INLINE void output_tile6(float *y, const float *M, const float *bias, int T, int
  * y[n][oh][ow][co] = bias[co] + sum over a, b < 3 and ci of x[n][oh - top + a][ow - left + b][ci] * g(a, b, ci, co),
  * U = winograd4_filter(g). Work unit r is R consecutive rows of tiles (of the N * ceil(Ho/4) rows);
  * `scratch` (this thread's own) holds V, M and a border block for T = R * ceil(Wo/4) tiles rounded
- * up to 4: 36 * (T * (Ci + Co) + 32 + Ci) floats. `mask`: x · step(mask) in place of x (input_tile6;
- * null for x itself). Ci must be a multiple of 4, Co of 8; `bias` Co
+ * up to 4: 36 * (T * (Ci + Co) + 32 + Ci) floats. Ci must be a multiple of 4, Co of 8; `bias` Co
  * floats (zeros for none). Then the epilogue (common.h): + `res` (same shape as y; null for none), ReLU when
  * `relu`, on each row of tiles while it is in cache.
  */
 EXPORT(winograd4_conv)
-void winograd4_conv(float *scratch, float *y, const float *x, const float *mask, const float *U, const float *bias, const float *res, int relu, int N,
+void winograd4_conv(float *scratch, float *y, const float *x, const float *U, const float *bias, const float *res, int relu, int N,
                     int H, int W, int Ci, int Ho, int Wo, int Co, int top, int left, int R, int r0, int r1) {
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
@@ -190,7 +175,7 @@ void winograd4_conv(float *scratch, float *y, const float *x, const float *mask,
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
-      for (int tw = 0; tw < tilesW; tw++) input_tile6(V, T, k * tilesW + tw, block, x, mask, H, W, Ci, n, 4 * th - top, 4 * tw - left);
+      for (int tw = 0; tw < tilesW; tw++) input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
     }
     /* Padding tiles: zeros, so the products read no stale (maybe subnormal) values. */
     for (int t = count; t < T; t++)
@@ -289,7 +274,7 @@ void winograd4_filter_grad(float *acc, float *scratch, const float *x, const flo
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) {
-        input_tile6(V, T, k * tilesW + tw, block, x, 0, H, W, Ci, n, 4 * th - top, 4 * tw - left);
+        input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
         gradient_tile4(D, T, k * tilesW + tw, block, dy, Ho, Wo, Co, n, 4 * th, 4 * tw);
       }
     }
