@@ -14,6 +14,7 @@ import tf from '#tfjs';
 import {
   type ConvShape,
   type WasmHeapBackend,
+  countKernelCall,
   heapOffset,
   convShapeArgs,
   runChunkedSum,
@@ -141,12 +142,14 @@ const winogradFits = (s: ConvShape, inC: number, outC: number) =>
   outC % 8 === 0;
 
 /**
- * Work units of Winograd F(m x m, 3x3)'s tiles for shape g: rows of tiles per unit, tiles per unit
- * (padded to 4), units, and the products' multiply-adds ((m + 2)² per tile and channel pair).
+ * Work units of Winograd F(m x m, 3x3)'s tiles for shape g: rows of tiles per unit (R0 times
+ * `widen`), tiles per unit (padded to 4), units, and the products' multiply-adds ((m + 2)² per tile
+ * and channel pair).
  */
 function winogradUnits(
   g: WinogradShape,
   m: 2 | 4 = 2,
+  widen = 1,
 ): {
   R: number;
   tiles: number;
@@ -155,8 +158,7 @@ function winogradUnits(
 } {
   const tilesW = Math.ceil(g.Wo / m);
   const tileRows = g.N * Math.ceil(g.Ho / m);
-  // F(4x4)'s tiles hold 36 matrices, not 16: half as many per unit keeps V and M in L2.
-  const R = Math.max(1, Math.floor((m === 4 ? WINOGRAD_TILES / 2 : WINOGRAD_TILES) / tilesW));
+  const R = widen * baseTileRows(g, m);
   return {
     R,
     tiles: Math.ceil((R * tilesW) / 4) * 4,
@@ -164,6 +166,28 @@ function winogradUnits(
     macs: tileRows * tilesW * (m + 2) ** 2 * g.Ci * g.Co,
   };
 }
+
+/** Rows of tiles per work unit, before widening: about WINOGRAD_TILES tiles. */
+function baseTileRows(g: WinogradShape, m: 2 | 4): number {
+  // F(4x4)'s tiles hold 36 matrices, not 16: half as many per unit keeps V and M in L2.
+  return Math.max(
+    1,
+    Math.floor((m === 4 ? WINOGRAD_TILES / 2 : WINOGRAD_TILES) / Math.ceil(g.Wo / m)),
+  );
+}
+
+/*
+ * Wide layers take more tiles per unit (F(4x4)): each unit reads all of U (forward, dx) or reads and
+ * writes all 36 * Ci * Co sums (dW), which for 256 or 512 channels are MBs from L3 — more tiles
+ * share that traffic. Measured single-threaded on ResNet-18's shapes at b64 (CPU time per call,
+ * alternating): forward 8x8x256 1.05-1.08x with 2x tiles, 4x4x512 1.09-1.15x; dW with 4x tiles
+ * 16x16x128 1.32x, 8x8x256 1.25x, 4x4x512 1.12x; no gain at 64 channels or fewer (0.90-1.03x).
+ * Forward outputs do not depend on the units; dW's sums run tile by tile in order within a chunk,
+ * so widened units inside the same chunks (chunkedUnits) give the same bits.
+ */
+const widenForward = (g: WinogradShape) =>
+  g.Ci * g.Co >= 512 * 512 ? 4 : g.Ci * g.Co >= 256 * 256 ? 2 : 1;
+const widenFilterGrad = (g: WinogradShape) => (g.Ci * g.Co >= 128 * 128 ? 4 : 1);
 
 /** The Winograd shape of forward conv s (also its filter gradient's). */
 const forwardShape = (s: ConvShape): WinogradShape => ({
@@ -207,7 +231,11 @@ function winogradConv(
   epilogue: ConvEpilogue = NO_EPILOGUE,
 ): Info {
   const m = winogradTile();
-  const { R, tiles, units, macs } = winogradUnits(g, m);
+  let widen = m === 4 ? widenForward(g) : 1;
+  // at least two units a thread, so that threads finish together
+  const tileRows = g.N * Math.ceil(g.Ho / m);
+  while (widen > 1 && tileRows / (widen * baseTileRows(g, m)) < 2 * kernels.threads) widen /= 2;
+  const { R, tiles, units, macs } = winogradUnits(g, m, widen);
   const threads = threadsFor(kernels, macs, units);
   const X = (m + 2) ** 2; // transformed matrices
   // floats per thread: V and M (the kernels' PLANE), and for F(4x4) a border block
@@ -336,35 +364,59 @@ function winogradFilterGrad(
   g: WinogradShape,
 ): Info {
   const m = winogradTile();
-  const { R, tiles, units, macs } = winogradUnits(g, m);
   const X = (m + 2) ** 2;
   const sums = X * g.Ci * g.Co;
-  const chunks = sumChunks(units, macs, sums);
+  const { R, tiles, units, macs, chunks } = chunkedUnits(g, m, sums);
   // floats per thread: V and D, and for F(4x4) a border block
   const scratch = X * (tiles * (g.Ci + g.Co) + 32) + (m === 4 ? X * g.Ci + 16 * g.Co : 0);
   const out = backend.makeOutput([3, 3, g.Ci, g.Co], 'float32');
   try {
     withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
       withHeapBuffer(backend, sums, (at) => {
-        runChunkedSum(
-          backend,
-          kernels,
-          m === 4 ? 'winograd4_filter_grad' : 'winograd_filter_grad',
-          {
-            out: at,
-            floats: sums,
-            args: [
-              heapOffset(backend, x),
-              heapOffset(backend, dy),
-              ...(m === 4 ? [] : [zeros]),
-              ...winogradArgs(g, R),
-            ],
-            rows: units,
-            chunks,
-            threads: threadsFor(kernels, macs, chunks.count),
-            scratch,
-          },
-        );
+        const args = [
+          heapOffset(backend, x),
+          heapOffset(backend, dy),
+          ...(m === 4 ? [] : [zeros]),
+          ...winogradArgs(g, R),
+        ];
+        // One chunk (a wide layer at a small batch: ResNet-18's 512-channel convs at b64) kept
+        // one thread busy; its 36 matrices' sums are independent, so threads share them instead,
+        // each transforming every tile (a few % of the work) and summing its own matrices.
+        const parts = m === 4 && chunks.count === 1 ? threadsFor(kernels, macs, X) : 1;
+        if (parts > 1) {
+          withHeapBuffer(backend, parts * scratch, (own) => {
+            const share = (p: number) => [
+              Math.floor((p * X) / parts),
+              Math.floor(((p + 1) * X) / parts),
+            ];
+            kernels.run(
+              'winograd4_filter_grad',
+              Array.from({ length: parts }, (_, p) => [
+                at,
+                own + 4 * p * scratch,
+                ...args,
+                ...share(p),
+                0,
+                units,
+              ]),
+            );
+          });
+          countKernelCall('winograd4_filter_grad', parts);
+        } else
+          runChunkedSum(
+            backend,
+            kernels,
+            m === 4 ? 'winograd4_filter_grad' : 'winograd_filter_grad',
+            {
+              out: at,
+              floats: sums,
+              args: m === 4 ? [...args, 0, X] : args,
+              rows: units,
+              chunks,
+              threads: threadsFor(kernels, macs, chunks.count),
+              scratch,
+            },
+          );
         kernels.run(m === 4 ? 'winograd4_filter_grad_out' : 'winograd_filter_grad_out', [
           [heapOffset(backend, out), at, g.Ci, g.Co],
         ]);
@@ -375,6 +427,22 @@ function winogradFilterGrad(
     throw e;
   }
   return out;
+}
+
+/**
+ * dW's units and chunks: the chunks (sumChunks) over units of baseTileRows, whose boundaries decide
+ * the bits, then units widened (widenFilterGrad) by a factor that divides the chunks' units, so that
+ * the chunks hold the same tiles.
+ */
+function chunkedUnits(g: WinogradShape, m: 2 | 4, sums: number) {
+  const base = winogradUnits(g, m);
+  const chunks = sumChunks(base.units, base.macs, sums);
+  let widen = m === 4 ? widenFilterGrad(g) : 1;
+  while (chunks.rows % widen !== 0) widen /= 2;
+  return {
+    ...winogradUnits(g, m, widen),
+    chunks: { count: chunks.count, rows: chunks.rows / widen },
+  };
 }
 
 /** dW, [kh, kw, Cin, Cout]: summed per chunk of rows (fixed by the shape), chunks added in order. */

@@ -125,6 +125,17 @@ describe('sums over rows are the same on any number of kernel threads', () => {
       stride: 1,
       tol: 3e-5,
     },
+    // one chunk (a wide layer at a small batch): the threads share its 36 matrices
+    {
+      name: 'winograd4_filter_grad',
+      winograd: 4,
+      n: 12,
+      h: 8,
+      cin: 64,
+      cout: 64,
+      stride: 1,
+      tol: 3e-5,
+    },
     {
       name: 'winograd_filter_grad',
       winograd: 2,

@@ -255,18 +255,20 @@ INLINE void gradient_tile4(float *D, int T, int t, float *block, const float *dy
 }
 
 /*
- * Writes to `acc` the 36 * Ci * Co sums over units [r0, r1) (one chunk: the caller adds the chunks'
- * sums in chunk order); `scratch` (this thread's own) holds V, D and a border block:
- * 36 * (T * (Ci + Co) + 32 + Ci) + 16 * Co floats. Geometry as winograd4_conv's (x the conv's
- * input, dy its output's gradient); Ci and Co multiples of 4 and 8.
+ * Writes to `acc` the sums over units [r0, r1) (one chunk: the caller adds the chunks' sums in
+ * chunk order) of the matrices [x0, x1) of the 36 (Ci * Co floats each; the others are left alone:
+ * threads can share one chunk's matrices, each sum the same whoever computes it); `scratch` (this
+ * thread's own) holds V, D and a border block: 36 * (T * (Ci + Co) + 32 + Ci) + 16 * Co floats.
+ * Geometry as winograd4_conv's (x the conv's input, dy its output's gradient); Ci and Co multiples
+ * of 4 and 8.
  */
 EXPORT(winograd4_filter_grad)
 void winograd4_filter_grad(float *acc, float *scratch, const float *x, const float *dy, int N, int H, int W, int Ci, int Ho, int Wo,
-                           int Co, int top, int left, int R, int r0, int r1) {
+                           int Co, int top, int left, int R, int x0, int x1, int r0, int r1) {
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *D = V + 36 * PLANE(T, Ci), *block = D + 36 * PLANE(T, Co);
-  zero(acc, 36 * Ci * Co);
+  zero(acc + x0 * Ci * Co, (x1 - x0) * Ci * Co);
   for (int r = r0; r < r1; r++) {
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
     for (int k = 0; k < rows; k++) {
@@ -281,7 +283,7 @@ void winograd4_filter_grad(float *acc, float *scratch, const float *x, const flo
         zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
         zero(D + xi * PLANE(T, Co) + t * Co, Co);
       }
-    accumulate(acc, V, D, 36, T, Ci, Co);
+    accumulate(acc + x0 * Ci * Co, V + x0 * PLANE(T, Ci), D + x0 * PLANE(T, Co), x1 - x0, T, Ci, Co);
   }
 }
 

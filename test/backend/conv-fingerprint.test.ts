@@ -1,0 +1,89 @@
+/**
+ * The bits of our wasm convolutions, per compute variant (backend/variant.ts): a SHA-256 of the
+ * forward conv (with bias, residual and ReLU in the epilogue), dx, dW and a conv–ReLU's dx on fixed
+ * inputs. A kernel change that keeps every bit (a faster loop, no arithmetic reordered) passes as
+ * is; one that changes a last bit fails here until the variant string names the new arithmetic and
+ * its hash is recorded below, so results computed before are never continued as the same numbers.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import crypto from 'node:crypto';
+import tf from '#tfjs';
+import { initBackend } from '../../backend/index.js';
+import { computeVariant } from '../../backend/variant.js';
+import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
+import { conv2dBiasRelu } from '../../backend/ops/conv-bias-relu.js';
+import { Rng } from '../../util/rng.js';
+import { randomArray } from '../helpers.js';
+
+/** Hashes of every output below, by compute variant. */
+const FINGERPRINTS: Record<string, string> = {
+  'robust kernels, Winograd F(4x4,3x3)':
+    'e1e39100dd74dc9a51a2717a68f013198f8869e88d0d633c3a860389cc9ad085',
+  'robust kernels, Winograd F(2x2,3x3)':
+    '25d29273a150657ba116beb86caa7f6de6bdcba4150525642e033879edf3dd3e',
+  'robust kernels, direct convs':
+    '5c0bed9f7f2c002c822ebc1b1415fae83f922b727567ea16b0d7084c20050776',
+};
+
+// Borders on every side, a valid conv, small and wide channel counts (the kernels split channels
+// into blocks), 8x8 to 4x4 maps as a ResNet's last stages.
+const SHAPES = [
+  { n: 2, h: 9, w: 10, cin: 8, cout: 16, pad: 'same' as const },
+  { n: 3, h: 8, w: 8, cin: 16, cout: 8, pad: 'valid' as const },
+  { n: 2, h: 13, w: 6, cin: 64, cout: 64, pad: 'same' as const },
+  { n: 2, h: 4, w: 4, cin: 128, cout: 96, pad: 'same' as const },
+  { n: 1, h: 8, w: 8, cin: 200, cout: 136, pad: 'same' as const },
+  // dW in one chunk, its matrices shared by the threads (wasm-conv-kernels.ts)
+  { n: 8, h: 8, w: 8, cin: 128, cout: 128, pad: 'same' as const },
+  // wide enough for the wide layers' longer work units (wasm-conv-kernels.ts)
+  { n: 32, h: 8, w: 8, cin: 256, cout: 256, pad: 'same' as const },
+];
+
+function outputs(): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (const [i, s] of SHAPES.entries()) {
+    const rng = new Rng(7000 + i);
+    const x = tf.tensor4d(randomArray(s.n * s.h * s.w * s.cin, rng), [s.n, s.h, s.w, s.cin]);
+    const w = tf.tensor4d(randomArray(9 * s.cin * s.cout, rng), [3, 3, s.cin, s.cout]);
+    const b = tf.tensor1d(randomArray(s.cout, rng));
+    const [ho, wo] = s.pad === 'same' ? [s.h, s.w] : [s.h - 2, s.w - 2];
+    const r = tf.tensor4d(randomArray(s.n * ho * wo * s.cout, rng), [s.n, ho, wo, s.cout]);
+    const f = (a: tf.Tensor4D, filter: tf.Tensor4D) =>
+      tf.sum(tf.mul(tf.conv2d(a, filter, 1, s.pad), r));
+    const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([x, w]);
+    const y = conv2dBiasRelu(x, w, b, s.pad === 'same' ? r : null, [1, 1], s.pad);
+    // an attack step's conv–ReLU: dx through the ReLU's mask
+    const dxRelu = tf.grad((a: tf.Tensor) =>
+      tf.sum(tf.mul(conv2dBiasRelu(a as tf.Tensor4D, w, b, null, [1, 1], s.pad), r)),
+    )(x);
+    out.push(...[y, dx, dw, dxRelu].map((t) => t.dataSync() as Float32Array));
+    tf.dispose([x, w, b, r, dx, dw, y, dxRelu]);
+  }
+  return out;
+}
+
+const sha256 = (arrays: Float32Array[]) => {
+  const h = crypto.createHash('sha256');
+  for (const a of arrays) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest('hex');
+};
+
+describe('the bits of our wasm convolutions', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'wasm' });
+  });
+  afterAll(() => useWinograd(true, 4));
+
+  for (const [on, m] of [
+    [true, 4],
+    [true, 2],
+    [false, 4],
+  ] as const) {
+    it(`are those recorded for their compute variant (${on ? `F(${m}x${m})` : 'direct'})`, () => {
+      useWinograd(on, m);
+      const variant = computeVariant();
+      expect(Object.keys(FINGERPRINTS)).toContain(variant);
+      expect(sha256(outputs())).toBe(FINGERPRINTS[variant]);
+    });
+  }
+});
