@@ -15,7 +15,7 @@ export function logInterval(env: string | undefined = process.env.ROBUST_PROGRES
   if (env === undefined || env === '') return LOG_INTERVAL_SECONDS;
   const v = Number(env);
   check(
-    /^\s*[\d.]+\s*$/.test(env) && Number.isFinite(v) && v > 0,
+    /^\s*(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(env) && Number.isFinite(v) && v > 0,
     `ROBUST_PROGRESS_SECONDS must be a number of seconds > 0, got '${env}'`,
   );
   return v;
