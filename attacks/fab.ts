@@ -143,10 +143,17 @@ async function fabRun(
   }
   const best = new Float64Array(n).fill(Infinity); // smallest adversarial perturbation found
   const bound = r.eps * (1 + 1e-6); // within the budget (float32 rounding of the sizes allowed for)
+  const labels = y.dataSync();
+  // the clean images' classes: a misclassified one is its own adversarial at distance 0, at any eps
+  const clean = tf.tidy(() => r.classifier.logits(x, r.mode).argMax(1).dataSync());
   let broken = 0; // examples with an adversarial within the budget: their best only shrinks
   const adv = Float32Array.from(x0);
-  const advPredicted = new Int32Array(n); // the class of each point kept in adv
-  const labels = y.dataSync();
+  const advPredicted = Int32Array.from(clean); // the class of each point kept in adv
+  for (let i = 0; i < n; i++)
+    if (clean[i] !== labels[i]) {
+      best[i] = 0;
+      broken++;
+    }
   const w = new Float32Array(d);
   const d1 = new Float32Array(d);
   const d2 = new Float32Array(d);
@@ -196,14 +203,10 @@ async function fabRun(
   }
   // within the budget only; the rest stay clean, as in the reference
   const within = Array.from(best, (b) => b <= bound);
-  // the clean images' classes, for the examples returned clean: one forward pass of FAB's thousands
-  const clean = within.every(Boolean)
-    ? undefined
-    : tf.tidy(() => r.classifier.logits(x, r.mode).argMax(1).dataSync());
   for (let i = 0; i < n; i++) {
     if (within[i]) continue;
     adv.set(x0.subarray(i * d, (i + 1) * d), i * d);
-    advPredicted[i] = clean![i];
+    advPredicted[i] = clean[i];
   }
   return {
     adv: tf.tensor4d(adv, x.shape),

@@ -21,7 +21,7 @@ import { checkGridResult } from '../eval/result-shape.js';
 import { check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
-import { formatEps } from '../util/format.js';
+import { escapeControls, formatEps } from '../util/format.js';
 import { logInterval } from '../util/task-progress.js';
 import { ensureWritableDir, outputFolder } from '../util/dirs.js';
 import {
@@ -293,7 +293,7 @@ export function registerEval(program: Command): void {
           done++;
           if (!o.quiet)
             console.error(
-              `[${done}/${cellsTotal}] ${path.basename(c.model)} ${c.attack} eps ${formatEps(c.eps)}: robust ${(100 * c.stats.robust_acc).toFixed(2)}%${c.after?.length ? ` after ${[...c.after, c.attack].join(' → ')}` : ''}${reused ? ' (reused)' : ` (${c.stats.seconds.toFixed(0)} s)`}`,
+              `[${done}/${cellsTotal}] ${escapeControls(path.basename(c.model))} ${c.attack} eps ${formatEps(c.eps)}: robust ${(100 * c.stats.robust_acc).toFixed(2)}%${c.after?.length ? ` after ${[...c.after, c.attack].join(' → ')}` : ''}${reused ? ' (reused)' : ` (${c.stats.seconds.toFixed(0)} s)`}`,
             );
         },
       });

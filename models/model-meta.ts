@@ -36,13 +36,20 @@ export function modelMeta(model: tf.LayersModel, where: string): ModelMeta {
     },
     at,
   );
-  // names with control characters are refused where data sets are read; a checkpoint's likewise
-  for (const c of (robust as ModelMeta).classes ?? []) {
+  // names with control characters are refused where data sets are read; a checkpoint's likewise,
+  // and its other names too: they are printed in headers and tables
+  const meta = robust as ModelMeta;
+  for (const c of meta.classes ?? []) {
     const shown = escapedControls(c);
     if (shown !== undefined)
       throw new RobustError(`${at}.classes: class name "${shown}" holds a control character`);
   }
-  const d = (robust as ModelMeta).defenseConfig;
+  for (const key of ['model', 'data', 'defense'] as const) {
+    const shown = meta[key] === undefined ? undefined : escapedControls(meta[key]);
+    if (shown !== undefined)
+      throw new RobustError(`${at}.${key}: "${shown}" holds a control character`);
+  }
+  const d = meta.defenseConfig;
   if (d) {
     checkFields(
       d,

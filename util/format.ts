@@ -4,10 +4,12 @@
  */
 export function formatEps(eps: number): string {
   if (eps === 0) return '0';
-  if (Math.abs(eps - +eps.toFixed(3)) < 1e-12) return `${+eps.toFixed(3)}`;
+  // a tiny eps is not 0: "0" and "0/255" are kept for eps = 0 itself
+  const short = +eps.toFixed(3);
+  if (short !== 0 && Math.abs(eps - short) < 1e-12) return `${short}`;
   const k = eps * 255;
   const r = Math.round(k * 1000) / 1000;
-  return Math.abs(k - r) < 1e-6 ? `${r}/255` : `${+eps.toPrecision(4)}`;
+  return r !== 0 && Math.abs(k - r) < 1e-6 ? `${r}/255` : `${+eps.toPrecision(4)}`;
 }
 
 /**

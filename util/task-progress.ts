@@ -5,7 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import { check } from './errors.js';
-import { formatDuration, formatRate } from './format.js';
+import { escapeControls, formatDuration, formatRate } from './format.js';
 
 /** Seconds between a log's lines on where a batch stands inside; ROBUST_PROGRESS_SECONDS sets another. */
 export const LOG_INTERVAL_SECONDS = 60;
@@ -15,7 +15,7 @@ export function logInterval(env: string | undefined = process.env.ROBUST_PROGRES
   if (env === undefined || env === '') return LOG_INTERVAL_SECONDS;
   const v = Number(env);
   check(
-    /^\s*[\d.]+\s*$/.test(env) && Number.isFinite(v) && v > 0,
+    /^\s*(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(env) && Number.isFinite(v) && v > 0,
     `ROBUST_PROGRESS_SECONDS must be a number of seconds > 0, got '${env}'`,
   );
   return v;
@@ -33,12 +33,16 @@ export class TaskProgress {
   private info = '';
 
   /** `resumedAt`: units an earlier, stopped run already did; shown as such, and left out of the speed. */
+  /** What the lines start with: a model or folder name may hold control characters, shown escaped. */
+  private readonly label: string;
+
   constructor(
-    private readonly label: string,
+    label: string,
     private readonly total: number,
     private readonly quiet = false,
     private readonly resumedAt = 0,
   ) {
+    this.label = label = escapeControls(label);
     this.lastLine = this.done = resumedAt;
     if (quiet) return;
     const resumed = resumedAt > 0 ? `resumed at ${resumedAt}/${total}` : '';

@@ -187,7 +187,7 @@ describe('eps 0', () => {
       }
   });
 
-  it('a misclassified image comes back as it is, counted fooled (x is in the eps-ball): FAB-T too', async () => {
+  it('a misclassified image comes back as it is, counted fooled (x is in the eps-ball): FAB and FAB-T too, at any eps', async () => {
     const wrong = tf.tidy(() => y.add(1).mod(5).cast('int32')) as tf.Tensor1D;
     for (const attack of [
       fab(c, { eps: 0, targetClasses: 3 }),
@@ -198,6 +198,21 @@ describe('eps 0', () => {
       expect(Array.from(r.success.dataSync()), attack.info.name).toEqual(new Array(12).fill(1));
       tf.dispose([r.adv, r.success, r.predicted]);
     }
+    // and at any eps: distance 0 is within every budget (FAB counted them robust above eps 0)
+    for (const norm of ['linf', 'l2', 'l1'] as const)
+      for (const attack of [
+        fab(c, { eps: 1e-3, norm, steps: 2, targetClasses: 3 }),
+        fab(c, { eps: 1e-3, norm, steps: 2 }),
+      ]) {
+        const r = await attack(x, wrong);
+        const label = `${attack.info.name} ${norm}`;
+        expect(Array.from(r.success.dataSync()), label).toEqual(new Array(12).fill(1));
+        expect(Array.from(r.adv.dataSync()), label).toEqual(Array.from(x.dataSync()));
+        expect(Array.from(r.predicted.dataSync()), label).toEqual(
+          Array.from(tf.tidy(() => c.logits(x, 'eval').argMax(1).dataSync())),
+        );
+        tf.dispose([r.adv, r.success, r.predicted]);
+      }
     wrong.dispose();
   });
 

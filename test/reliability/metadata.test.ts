@@ -105,6 +105,21 @@ describe('checkpoint metadata', () => {
     );
   });
 
+  it('a model, data or defense name with a control character is refused, shown escaped', async () => {
+    for (const key of ['model', 'data', 'defense']) {
+      const d = path.join(path.dirname(ckpt), `meta-control-${key}`);
+      fs.cpSync(ckpt, d, { recursive: true });
+      const json = JSON.parse(fs.readFileSync(path.join(d, 'model.json'), 'utf8'));
+      json.userDefinedMetadata.robust[key] = 'res\u001bnet\n20';
+      fs.writeFileSync(path.join(d, 'model.json'), JSON.stringify(json));
+      await expect(loadCheckpoint(d)).rejects.toThrow(
+        new RegExp(
+          `metadata robust\\.${key}: "res\\\\u001bnet\\\\u000a20" holds a control character$`,
+        ),
+      );
+    }
+  });
+
   it('through the CLI: a width of the wrong type is one line and exit 2', () => {
     const d = path.join(path.dirname(ckpt), 'meta-cli');
     fs.cpSync(ckpt, d, { recursive: true });

@@ -17,6 +17,15 @@ describe('formatEps', () => {
       '0.01235',
     ]);
   });
+
+  it('never shows a tiny eps as 0: it would read as the clean column', () => {
+    expect([1e-30, 1e-9, 1e-6, 3e-4].map(formatEps)).toEqual([
+      '1e-30',
+      '1e-9',
+      '0.000001',
+      '0.0003',
+    ]);
+  });
 });
 
 describe('formatRate and formatDuration', () => {
@@ -118,7 +127,9 @@ describe('TaskProgress lines (not a terminal)', () => {
     expect(logInterval(undefined)).toBe(60);
     expect(logInterval('0.5')).toBe(0.5);
     expect(logInterval('5')).toBe(5);
-    for (const bad of ['0', '-1', 'abc', '1e3', 'Infinity', '0x10', '1,5'])
+    expect(logInterval('1e-3')).toBe(0.001);
+    expect(logInterval('1E3')).toBe(1000);
+    for (const bad of ['0', '-1', 'abc', '1e400', 'Infinity', '0x10', '1,5', '1e'])
       expect(() => logInterval(bad), bad).toThrow(RobustError);
     expect(() => logInterval('soon')).toThrow(
       /^ROBUST_PROGRESS_SECONDS must be a number of seconds > 0, got 'soon'$/,
