@@ -165,22 +165,11 @@ describe('TaskProgress lines (not a terminal)', () => {
   });
 
   it('a slow attack shows its rate and an ETA in hours, not "0.0 img/s" and seconds', () => {
-    let now = 0;
-    vi.spyOn(performance, 'now').mockImplementation(() => now);
-    const lines: string[] = [];
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-      lines.push(String(chunk));
-      return true;
-    });
-    const tty = process.stderr.isTTY;
-    process.stderr.isTTY = false;
-    try {
+    const lines = captured(false, (at) => {
       const p = new TaskProgress('m fab-t eps 8/255', 1000, false);
-      now = 2325_000; // 100 images in 2325 s: 0.043 img/s, 900 left: 20925 s
+      at(2325); // 100 images in 2325 s: 0.043 img/s, 900 left: 20925 s
       p.update(100, 'robust 40.0%');
-    } finally {
-      process.stderr.isTTY = tty;
-    }
+    });
     expect(lines).toEqual(['m fab-t eps 8/255 100/1000 robust 40.0% 0.043 img/s eta 5h49m\n']);
   });
 });
