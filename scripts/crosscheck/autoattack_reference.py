@@ -46,13 +46,15 @@ def main():
     p.add_argument("--cascade", help="an AutoAttack version: standard, plus or rand")
     p.add_argument("--out", help="with --cascade: the JSON file of per-attack robust masks")
     p.add_argument("--bs", type=int, default=250)
+    # 1 when other jobs share the cores: torch's OpenMP threads spin while they wait for each other
+    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     sys.path.insert(0, a.autoattack)
     from autoattack.autopgd_base import APGDAttack, APGDAttack_targeted
     from autoattack.square import SquareAttack
     from autoattack.fab_pt import FABAttack_PT
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     eps = float(Fraction(a.eps))
     model = TfjsModel(*load_checkpoint(a.checkpoint)).eval()
     x, y = cifar10_test(a.cifar10, a.n)
