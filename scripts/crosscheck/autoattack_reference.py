@@ -12,7 +12,7 @@ also the resume point: attacks already in it are not run again).
 
 usage: python3 autoattack_reference.py --checkpoint DIR --cifar10 ARCHIVE.tar.gz --autoattack SRC_DIR
                                         [--eps 8/255] [--n 200] [--attacks apgd-ce,apgd-t,square] [--norm Linf]
-                                        [--cascade standard --out masks.json]
+                                        [--cascade standard --out masks.json] [--bs 250] [--threads 2]
 The AutoAttack sources are not part of this project: fetch fra31/auto-attack and pass its folder.
 """
 import os
