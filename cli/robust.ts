@@ -43,13 +43,19 @@ program
     // image shape a checkpoint was trained at: a row counts only the checkpoints whose parameters
     // and MFLOPs it states.
     const CIFAR: [number, number, number] = [32, 32, 3];
-    const shapeOf = new Map(trained.map((t) => [t.name, pretrainedInputShape(t)]));
+    // CIFAR's shape is this one array wherever it occurs, so rows compare shapes with ===
+    const shapeOf = new Map(
+      trained.map((t) => {
+        const shape = pretrainedInputShape(t);
+        return [t.name, shape.join() === CIFAR.join() ? CIFAR : shape];
+      }),
+    );
     const variants = ZOO.flatMap((e) => {
       const own = { e, width: e.spec.width, input: CIFAR };
       const others = new Map<string, typeof own>();
       for (const t of trained.filter((t) => t.architecture === e.name)) {
         const v = { e, width: t.width ?? e.spec.width, input: shapeOf.get(t.name)! };
-        if (v.width !== own.width || v.input.join() !== CIFAR.join())
+        if (v.width !== own.width || v.input !== CIFAR)
           others.set(`${v.width}/${v.input.join()}`, v);
       }
       return [own, ...[...others.values()].sort((a, b) => a.width - b.width)];
