@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { chromium, type Browser } from 'playwright-core';
 import { CHROMIUM } from './check-report.js';
 import { backendDrift, comparableResults, SIZE_STATS } from './page-compare.js';
+import { runInPage } from './page-form.js';
 import { defaultDataDir } from '../data/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -87,7 +88,7 @@ function serve(): Promise<{ url: string; stop(): void; lines: string[] }> {
   });
 }
 
-interface PageRun {
+interface BackendRun {
   backendLine: string;
   progress: string;
   json: string;
@@ -101,7 +102,7 @@ async function runPage(
   backend: string,
   grid: { attacks: string; eps: string; limit: string },
   shot?: string,
-): Promise<PageRun> {
+): Promise<BackendRun> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const errors: string[] = [];
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
@@ -110,43 +111,23 @@ async function runPage(
   await page.waitForSelector('#cifar-served:not([hidden])', { timeout: 30_000 }).catch(() => {
     throw new Error(`the page does not offer CIFAR-10 from ${dataDir} (robust serve said why)`);
   });
-  await page.check('input[name=data][value=cifar10-served]');
-  await page.fill('#model-url', o.model);
-  await page.fill('#attacks', grid.attacks);
-  await page.fill('#eps', grid.eps);
-  await page.fill('#limit', grid.limit);
-  await page.selectOption('#backend', backend);
-  await page.click('#run');
-  await page.waitForFunction(
-    () =>
-      (window as { robustResult?: unknown }).robustResult ||
-      !document.getElementById('error')!.hidden,
-    null,
+  const r = await runInPage(
+    page,
+    { model: o.model, ...grid, backend, data: 'cifar10-served' },
     { timeout: 0 },
   );
-  const error = await page.evaluate(() =>
-    document.getElementById('error')!.hidden ? null : document.getElementById('error')!.textContent,
-  );
-  if (error) throw new Error(`the page on ${backend}: ${error}`);
+  if (r.error) throw new Error(`the page on ${backend}: ${r.error}`);
   if (errors.length) throw new Error(`the page on ${backend} logged errors: ${errors.join(' | ')}`);
   if (shot) {
     await page.frameLocator('#report').locator('figure img').first().waitFor();
     await page.screenshot({ path: shot, fullPage: true });
   }
-  const r = await page.evaluate(() => {
-    const m = (
-      window as {
-        robustResult?: { files: Record<string, string>; imgPerSec: number; seconds: number };
-      }
-    ).robustResult!;
-    return { json: m.files['results.json'], imgPerSec: m.imgPerSec, seconds: m.seconds };
-  });
   const run = {
-    backendLine: (await page.textContent('#backend-line')) ?? '',
+    backendLine: r.backend,
     progress: (await page.textContent('#progress')) ?? '',
-    json: r.json,
-    gridImgPerSec: r.imgPerSec,
-    seconds: r.seconds,
+    json: r.files!['results.json'],
+    gridImgPerSec: r.imgPerSec!,
+    seconds: r.seconds!,
   };
   await page.close();
   return run;

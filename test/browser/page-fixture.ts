@@ -50,55 +50,7 @@ export async function openPage(o: { dataDir?: string } = {}): Promise<OpenPage> 
   };
 }
 
-/** A grid as the page's form takes it. */
-export interface PageGrid {
-  model: string;
-  attacks: string;
-  eps: string;
-  limit: string;
-  backend: string;
-  /** The images radio to pick (e.g. 'cifar10-served'); unset: the form's default. */
-  data?: string;
-}
-
-export interface PageRun {
-  backend: string;
-  error: string | null;
-  files?: Record<string, string>;
-  wasmKernelCalls?: number;
-}
-
-/** Fills the form, runs, and waits for the results or the page's error line. */
-export async function runInPage(page: Page, g: PageGrid): Promise<PageRun> {
-  if (g.data) await page.check(`input[name=data][value=${g.data}]`);
-  await page.fill('#model-url', g.model);
-  await page.fill('#attacks', g.attacks);
-  await page.fill('#eps', g.eps);
-  await page.fill('#limit', g.limit);
-  await page.selectOption('#backend', g.backend);
-  await page.evaluate(() => delete (window as { robustResult?: unknown }).robustResult);
-  await page.click('#run');
-  await page.waitForFunction(
-    () =>
-      (window as { robustResult?: unknown }).robustResult ||
-      !document.getElementById('error')!.hidden,
-    null,
-    { timeout: 120_000 },
-  );
-  return page.evaluate(() => {
-    const result = (
-      window as { robustResult?: { files: Record<string, string>; wasmKernelCalls: number } }
-    ).robustResult;
-    return {
-      backend: document.getElementById('backend-line')!.textContent!,
-      error: document.getElementById('error')!.hidden
-        ? null
-        : document.getElementById('error')!.textContent,
-      files: result?.files,
-      wasmKernelCalls: result?.wasmKernelCalls,
-    };
-  });
-}
+export { runInPage, type PageGrid, type PageRun } from '../../scripts/page-form.js';
 
 /**
  * Drops files or folders of this machine on an element as a user's drag from the desktop would:

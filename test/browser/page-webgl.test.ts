@@ -10,7 +10,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { CHROMIUM } from '../../scripts/check-report.js';
 import { servePage, type PageServer } from '../../util/serve.js';
 import { robust } from '../cli/fixtures.js';
-import { pageRoot } from './page-fixture.js';
+import { pageRoot, runInPage } from './page-fixture.js';
 import { missing, tmpDir } from '../helpers.js';
 
 const STATS = [
@@ -58,35 +58,21 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page on webgl (SwiftShade
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(server.url);
-    await page.fill('#attacks', 'fgsm');
-    await page.fill('#eps', '0.1');
-    await page.fill('#limit', '10');
-    await page.selectOption('#backend', 'webgl');
-    await page.click('#run');
-    await page.waitForFunction(
-      () =>
-        (window as { robustResult?: unknown }).robustResult ||
-        !document.getElementById('error')!.hidden,
-      null,
+    const run = await runInPage(
+      page,
+      {
+        model: 'zoo:fmnist-resnet20w8',
+        attacks: 'fgsm',
+        eps: '0.1',
+        limit: '10',
+        backend: 'webgl',
+      },
       { timeout: 180_000 },
     );
-    expect(
-      await page.evaluate(() =>
-        document.getElementById('error')!.hidden
-          ? null
-          : document.getElementById('error')!.textContent,
-      ),
-    ).toBeNull();
-    expect(await page.textContent('#backend-line')).toMatch(/^backend webgl/);
+    expect(run.error).toBeNull();
+    expect(run.backend).toMatch(/^backend webgl/);
     expect(errors).toEqual([]);
-    const mine = JSON.parse(
-      await page.evaluate(
-        () =>
-          (window as { robustResult?: { files: Record<string, string> } }).robustResult!.files[
-            'results.json'
-          ],
-      ),
-    );
+    const mine = JSON.parse(run.files!['results.json']);
 
     // the backend self-check (eval/backend-check.ts) ran before any number and passed
     expect(mine.backend_check).toMatchObject({
