@@ -67,7 +67,7 @@ async function medianSeconds(fn: () => unknown, warmups = 2): Promise<number> {
 /**
  * img/s of the attacks users run most, at their full settings, on images they cannot break (eps
  * 1e-6: every step and query runs, as on a robust model): PGD-20, APGD-CE with 100 steps, FAB with
- * 100 iterations, Square with 5000 queries. Each is timed on a shortened run (5 steps, FAB 2,
+ * 100 iterations, Square with 5000 queries, and AutoAttack's APGD-T and FAB-T (9 targets × 100). Each is timed on a shortened run (5 steps, FAB 2,
  * Square 50 queries) and scaled by the iterations it stands for: an attack's iterations cost the same
  * whatever their number, its setup is counted in each share.
  */
@@ -82,6 +82,19 @@ async function attackRates(
     { label: 'apgd_ce100', name: 'apgd-ce', options: { steps: 5 }, full: 100 / 5 },
     { label: 'fab100', name: 'fab', options: { steps: 2 }, full: 100 / 2 },
     { label: 'square5000', name: 'square', options: { steps: 50 }, full: 5000 / 50 },
+    // AutoAttack's targeted pair, 9 targets × 100 steps each: one target's share, times 9
+    {
+      label: 'apgd_t9x100',
+      name: 'apgd-t',
+      options: { steps: 5, targetClasses: 1 },
+      full: (9 * 100) / 5,
+    },
+    {
+      label: 'fab_t9x100',
+      name: 'fab-t',
+      options: { steps: 2, targetClasses: 1 },
+      full: (9 * 100) / 2,
+    },
   ];
   const out: Record<string, number> = {};
   for (const r of runs) {

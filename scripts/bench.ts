@@ -4,7 +4,8 @@
  * PyTorch's reference (../shared/bench/torch_resnet20_bench.py, Debian's python3-torch) on the same
  * model, batch and thread count, back to back. On a shared, noisy machine a single run cannot tell
  * a 10% gain from noise; the median over rounds of each round's ratio can. Also the attacks users
- * run most (PGD-20, APGD-CE-100, FAB-100, Square-5000) as img/s, for the models in --attack-models.
+ * run most (PGD-20, APGD-CE-100, FAB-100, Square-5000, APGD-T and FAB-T 9×100) as img/s, for the models
+ * in --attack-models.
  *
  *   npm run bench -- [--cases resnet20:128,resnet18:64] [--rounds 3] [--seconds 3]
  *                    [--backends wasm[,cpu]] [--attack-models resnet20|none]
@@ -80,7 +81,7 @@ const opts = optionsOrExit('bench', () => {
     .option('--backends <list>', `backends, comma-separated: ${BACKENDS.join(', ')}`, 'wasm')
     .option(
       '--attack-models <list>',
-      "models whose attacks are timed (PGD-20, APGD-CE-100, FAB-100, Square-5000), or 'none'",
+      "models whose attacks are timed (PGD-20, APGD-CE-100, FAB-100, Square-5000, APGD-T, FAB-T), or 'none'",
       'resnet20',
     )
     .option('--seconds <x>', 'seconds of timed calls per measurement', number('seconds'), 3)
