@@ -113,5 +113,12 @@ describe('a zoo folder with one entry', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toContain('SHA-256 does not match');
+    // a zoo folder named by the user but holding no index: an error, not an empty list
+    const none = path.join(tmpDir('zoo-none'), 'nowhere');
+    const m = robust(['models'], { ROBUST_ZOO_DIR: none });
+    expect(m.code).toBe(2);
+    expect(m.stderr.trim()).toBe(
+      `robust: ROBUST_ZOO_DIR=${none}: no zoo there (${path.join(none, 'index.json')} is missing)`,
+    );
   });
 });
