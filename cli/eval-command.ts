@@ -18,7 +18,7 @@ import { PRESETS } from '../eval/presets.js';
 import { NO_DIGEST, readCell } from '../eval/cells.js';
 import { isPartialFile } from '../eval/partial-cells.js';
 import { checkGridResult } from '../eval/result-shape.js';
-import { check } from '../util/errors.js';
+import { check, optionError, RobustError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readJsonFile } from '../util/json-file.js';
 import { escapeControls, formatEps } from '../util/format.js';
@@ -90,7 +90,31 @@ function evalConfig(o: EvalCliOptions, cmd: Command): EvalConfig {
     check(o.models === undefined, 'give --models or --model, not both');
     values.models = o.model;
   }
-  return parseEvalConfig(values, o.config ?? 'the command line', Object.keys(MODEL_OPTION_PARSERS));
+  try {
+    return parseEvalConfig(
+      values,
+      o.config ?? 'the command line',
+      Object.keys(MODEL_OPTION_PARSERS),
+    );
+  } catch (e) {
+    const fromFile = (key: string) => key in file && cmd.getOptionValueSource(key) !== 'cli';
+    throw o.config ? blameConfigFile(e, o.config, fromFile) : e;
+  }
+}
+
+/**
+ * An option error names values from the config file as the file spells them, not as flags the
+ * user never typed: after the file's name when all came from it ("grid.json: eps must be …"),
+ * else each with the file ("leave out steps in grid.json (or give --attacks …)").
+ */
+function blameConfigFile(e: unknown, file: string, fromFile: (key: string) => boolean): unknown {
+  const words = e instanceof RobustError ? e.words : undefined;
+  if (!words) return e;
+  const named: string[] = [];
+  words((key) => (named.push(key), key));
+  if (!named.some(fromFile)) return e;
+  if (named.every(fromFile)) return new RobustError(`${file}: ${words((key) => key)}`);
+  return optionError((n) => words((key) => (fromFile(key) ? `${key} in ${file}` : n(key))));
 }
 
 /**

@@ -120,6 +120,13 @@ describe('robust eval', () => {
 
   const UNKNOWN_KEY_CONFIG = path.join(tmpDir('cli-eval-config'), 'grid.json');
   fs.writeFileSync(UNKNOWN_KEY_CONFIG, JSON.stringify({ models: 'X', bakend: 'wasm' }));
+  const BAD_VALUE_CONFIG = path.join(tmpDir('cli-eval-config'), 'grid-values.json');
+  fs.writeFileSync(BAD_VALUE_CONFIG, JSON.stringify({ models: 'X', eps: 'abc' }));
+  const PRESET_STEPS_CONFIG = path.join(tmpDir('cli-eval-config'), 'preset.json');
+  fs.writeFileSync(
+    PRESET_STEPS_CONFIG,
+    JSON.stringify({ models: 'X', preset: 'autoattack', steps: 5 }),
+  );
   const bad: [string[], RegExp][] = [
     [['eval'], /give the models to evaluate/],
     [['eval', '--models', 'X', '--attacks', 'fgsm,cw'], /unknown attack 'cw'/],
@@ -134,6 +141,13 @@ describe('robust eval', () => {
     [
       ['eval', '--config', UNKNOWN_KEY_CONFIG],
       /: unknown key 'bakend' \(known: models, attacks, .*, data, inputRange, mean, std, output, labels\)$/m,
+    ],
+    // a bad value from the file is named as the file spells it; one from a flag as the flag
+    [['eval', '--config', BAD_VALUE_CONFIG], /robust: .*grid-values\.json: eps must be a number/],
+    [['eval', '--config', BAD_VALUE_CONFIG, '--eps', '1/0'], /robust: --eps must be a number/],
+    [
+      ['eval', '--config', PRESET_STEPS_CONFIG],
+      /leave out steps in .*preset\.json \(or give --attacks with --cascade\)$/m,
     ],
     [['export', 'pdf', '/tmp'], /unknown export format 'pdf'/],
     [['export', 'csv', '/nonexistent/results'], /no such file/],
