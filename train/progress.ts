@@ -43,7 +43,9 @@ export class Progress {
     if (this.tty) {
       this.bar = new cliProgress.SingleBar(
         {
-          format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} loss {loss} acc {acc} {speed} img/s lr {lr} eta {eta_formatted}`,
+          // the eta early and a short bar: an 80-column terminal cuts the line's end
+          format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} eta {eta_formatted} loss {loss} acc {acc} {speed} img/s lr {lr}`,
+          barsize: 20,
           stream: process.stderr,
         },
         cliProgress.Presets.shades_classic,

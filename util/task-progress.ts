@@ -53,8 +53,10 @@ export class TaskProgress {
     }
     this.bar = new cliProgress.SingleBar(
       {
-        // not {eta}: cli-progress fills that with its own estimate (seconds), over any payload's
-        format: `${label} [{bar}] {value}/{total} {info} {speed} img/s eta {left}`,
+        // not {eta}: cli-progress fills that with its own estimate (seconds), over any payload's.
+        // Speed and eta before the status, and a short bar: an 80-column terminal cuts the line's end.
+        format: `${label} [{bar}] {value}/{total} {speed} img/s eta {left} {info}`,
+        barsize: 20,
         stream: process.stderr,
       },
       cliProgress.Presets.shades_classic,
