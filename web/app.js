@@ -83,6 +83,8 @@ function onMessage({ data: m }) {
     }
     case 'error':
       showError(m.message);
+      // an error before the first batch: nothing is starting any more
+      if ($('progress').textContent === 'starting…') $('progress').textContent = '';
       finish();
       break;
   }
@@ -163,7 +165,7 @@ $('form').addEventListener('submit', async (e) => {
   $('error').hidden = true;
   $('notes').replaceChildren();
   $('results').hidden = true;
-  $('progress').textContent = 'starting…';
+  $('progress').textContent = '';
   let model;
   let data;
   try {
@@ -173,6 +175,7 @@ $('form').addEventListener('submit', async (e) => {
     showError(err.message);
     return;
   }
+  $('progress').textContent = 'starting…';
   $('run').disabled = true;
   $('stop').disabled = false;
   worker = new Worker(new URL('worker.js', import.meta.url), { type: 'module' });

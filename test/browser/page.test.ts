@@ -189,5 +189,6 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     expect(r.error!.split('\n')).toHaveLength(1);
     expect(consoleErrors.slice(before).every((e) => /404/.test(e))).toBe(true); // only the browser's own note of the 404
     expect(await page.isEnabled('#run')).toBe(true);
+    expect(await page.textContent('#progress')).toBe(''); // not "starting…" under the error
   }, 120_000);
 });
