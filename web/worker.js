@@ -240,22 +240,28 @@ async function run(o) {
     const row = robust.evalModel(loaded, test, { name, limit: config.limit, fit, classes });
     const cells = config.attacks.length * config.eps.length;
     const total = cells * test.count;
+    // eps 0 on a deterministic model is answered without running the attack: those cells take no
+    // time, so the speed and ETA count only the points of the others ("work")
+    const free = (eps) => eps === 0 && !loaded.classifier.randomized;
+    const work = config.attacks.length * config.eps.filter((e) => !free(e)).length * test.count;
     const start = performance.now();
     let finished = 0;
+    let workFinished = 0;
     let lastInner = 0;
-    // `estimate`: points done counting the share of the batch in progress (for the speed and ETA);
-    // `where`: where that batch stands
-    const progress = (done, label, estimate = done, where = '') => {
+    // `estimate`: points of the cell in progress done, counting the share of the batch in progress
+    // (for the speed and ETA); `where`: where that batch stands
+    const progress = (done, cell, estimate = done - finished * test.count, where = '') => {
       const seconds = (performance.now() - start) / 1000;
-      const rate = seconds > 0 ? estimate / seconds : 0;
+      const worked = workFinished + (free(cell.eps) ? 0 : estimate);
+      const rate = seconds > 0 ? worked / seconds : 0;
       post({
         type: 'progress',
         done,
         total,
         left: total - done,
         imgPerSec: rate,
-        eta: rate > 0 ? (total - estimate) / rate : null,
-        label,
+        eta: rate > 0 ? (work - worked) / rate : null,
+        label: `${cell.attack} eps ${cell.eps}`,
         where,
       });
     };
@@ -263,22 +269,20 @@ async function run(o) {
       backend: info.name,
       quiet: true,
       shouldStop: () => stopping,
-      onBatch: (cell, seen) =>
-        progress(finished * test.count + seen, `${cell.attack} eps ${cell.eps}`),
+      onBatch: (cell, seen) => progress(finished * test.count + seen, cell),
       // where a batch stands inside, a few times a second at most (a step of a small model takes milliseconds)
       onProgress: (cell, p) => {
         const now = performance.now();
-        const estimate = finished * test.count + robust.positionDone(p);
-        if (now - lastInner < 250 || estimate === 0) return;
+        const estimate = robust.positionDone(p);
+        // none yet: no speed to show (an eps-0 cell's points do not count)
+        if (now - lastInner < 250 || workFinished + (free(cell.eps) ? 0 : estimate) === 0) return;
         lastInner = now;
-        progress(
-          finished * test.count + p.seen,
-          `${cell.attack} eps ${cell.eps}`,
-          estimate,
-          robust.describePosition(p),
-        );
+        progress(finished * test.count + p.seen, cell, estimate, robust.describePosition(p));
       },
-      onCell: (cell) => progress(++finished * test.count, `${cell.attack} eps ${cell.eps}`),
+      onCell: (cell) => {
+        if (!free(cell.eps)) workFinished += test.count;
+        progress(++finished * test.count, cell, 0);
+      },
       warn: (line) => post({ type: 'note', text: line }),
       backendCheck,
     });
