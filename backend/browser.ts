@@ -21,6 +21,8 @@ export interface BrowserBackendInfo {
   kernelThreads?: number;
   /** The backends tried before it, each with why it was not used. */
   passed: { name: BrowserBackendName; reason: string }[];
+  /** A GPU backend asked for by name that runs on a CPU emulation: the renderer or adapter. */
+  emulated?: string;
 }
 
 export interface BrowserBackendOptions {
@@ -57,26 +59,40 @@ interface GpuAdapterLike {
   info?: { vendor?: string; architecture?: string; device?: string; isFallbackAdapter?: boolean };
 }
 
-/** Why WebGPU cannot run here (or, picking one itself, should not: an adapter emulated on the CPU), or null. */
-async function webgpuUnfit(auto: boolean): Promise<string | null> {
+/** WebGPU here: why there is no adapter, or the CPU emulation the adapter is (null: a GPU). */
+async function webgpuAdapter(): Promise<{ missing: string } | { emulated: string | null }> {
   const gpu = (
     globalThis.navigator as
       { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } } | undefined
   )?.gpu;
-  if (!gpu) return 'this browser has no WebGPU (navigator.gpu)';
+  if (!gpu) return { missing: 'this browser has no WebGPU (navigator.gpu)' };
   const adapter = await gpu.requestAdapter().catch(() => null);
   // headless Chromium on Linux without a GPU it supports (or the WebGPU switch) offers none
-  if (!adapter) return 'no WebGPU adapter here (navigator.gpu.requestAdapter() gave none)';
+  if (!adapter)
+    return { missing: 'no WebGPU adapter here (navigator.gpu.requestAdapter() gave none)' };
   const i = adapter.info ?? {};
   const name = [i.vendor, i.architecture, i.device].filter(Boolean).join(' ');
-  if (
-    auto &&
-    (adapter.isFallbackAdapter ||
-      i.isFallbackAdapter ||
-      /swiftshader|llvmpipe|lavapipe|software/i.test(name))
-  )
-    return `WebGPU here is a CPU emulation (${name || 'a fallback adapter'}), slower than wasm`;
+  const emulated =
+    adapter.isFallbackAdapter ||
+    i.isFallbackAdapter ||
+    /swiftshader|llvmpipe|lavapipe|software/i.test(name);
+  return { emulated: emulated ? name || 'a fallback adapter' : null };
+}
+
+/** Why WebGPU cannot run here (or, picking one itself, should not: an adapter emulated on the CPU), or null. */
+async function webgpuUnfit(auto: boolean): Promise<string | null> {
+  const a = await webgpuAdapter();
+  if ('missing' in a) return a.missing;
+  if (auto && a.emulated) return `WebGPU here is a CPU emulation (${a.emulated}), slower than wasm`;
   return null;
+}
+
+/** The CPU emulation a GPU backend runs on here (SwiftShader, llvmpipe, a fallback adapter), or null. */
+async function emulation(name: BrowserBackendName): Promise<string | null> {
+  if (name === 'webgl') return softwareWebgl();
+  if (name !== 'webgpu') return null;
+  const a = await webgpuAdapter();
+  return 'emulated' in a ? a.emulated : null;
 }
 
 /** Why `name` cannot run here (or, picking one itself, should not), or null once it runs. */
@@ -150,6 +166,9 @@ export async function initBrowserBackend(
               passed,
             }
           : { name, threads: 1, passed };
+      // asked for by name, it runs even on a CPU emulation: the line says so (picking, it is passed over)
+      const emulated = choice === 'auto' ? null : await emulation(name);
+      if (emulated) current.emulated = emulated;
       return current;
     }
     passed.push({ name, reason: why });
@@ -170,5 +189,10 @@ export function describeBrowserBackend(info: BrowserBackendInfo): string {
       : info.kernelThreads === 0
         ? ', our kernels off'
         : `, our kernels on ${info.kernelThreads}${info.kernelThreads === 1 && typeof crossOriginIsolated !== 'undefined' && !crossOriginIsolated ? ' (the page is not cross-origin isolated)' : ''}`;
-  return [`backend ${info.name} (${threads(info.threads)}${kernels})`, ...passed].join('; ');
+  const emulated = info.emulated
+    ? `; a CPU emulation (${info.emulated}): expect it slower than wasm`
+    : '';
+  return [`backend ${info.name} (${threads(info.threads)}${kernels}${emulated})`, ...passed].join(
+    '; ',
+  );
 }

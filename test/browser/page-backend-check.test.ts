@@ -46,7 +46,9 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the backend self-check in the
   it('webgpu on SwiftShader: one line naming the backend and what differed, no results', async () => {
     const { page, errors } = await open(['--enable-unsafe-webgpu', ...SWIFTSHADER]);
     const run = await runInPage(page, { ...GRID, backend: 'webgpu' });
-    expect(run.backend).toMatch(/^backend webgpu/);
+    expect(run.backend).toMatch(
+      /^backend webgpu \(1 thread; a CPU emulation \(.+\): expect it slower than wasm\)$/,
+    ); // SwiftShader's adapter, asked for by name
     expect(run.error).toMatch(
       /^webgpu gives other predictions than cpu on [1-8] of 8 images \(max logit difference [\d.e+-]+\): this backend computes this model wrongly here; choose wasm$/,
     );
