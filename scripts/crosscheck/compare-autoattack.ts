@@ -37,6 +37,8 @@ const o = new Command()
 const ref = JSON.parse(fs.readFileSync(o.ref, 'utf8')) as RefFile;
 const n = o.n ? Number(o.n) : ref.n;
 const cellsDir = path.join(o.ours, 'cells');
+/** AutoAttack's standard cascade, in order. */
+const CASCADE = ['apgd-ce', 'apgd-t', 'fab-t', 'square'];
 const bits = (b64: string) => Uint8Array.from(Buffer.from(b64, 'base64'));
 
 /** Our robust mask after each attack of the cascade, with the number of images it covers. */
@@ -51,7 +53,7 @@ for (const f of fs.readdirSync(cellsDir)) {
 }
 // A partial cell does not name its model or attack; the one still running is the first missing attack.
 const order = Object.keys(ref.after);
-const missing = ['apgd-ce', 'apgd-t', 'fab-t', 'square'].find((a) => !ours.has(a));
+const missing = CASCADE.find((a) => !ours.has(a));
 if (missing && partials.length === 1) ours.set(`${missing} (partial)`, partials[0]);
 
 const pct = (k: number, of: number) => `${((100 * k) / of).toFixed(2)}%`;
@@ -59,7 +61,9 @@ console.log(`| after | images | robust (ours) | reference | disagree |`);
 console.log(`|---|---|---|---|---|`);
 const clean = ref.clean.slice(0, n).reduce((a, v) => a + v, 0);
 console.log(`| clean | ${n} | | ${pct(clean, n)} | |`);
-for (const [attack, mine] of ours) {
+// in the cascade's order, whatever order the cell files were listed in
+const rank = (attack: string) => CASCADE.indexOf(attack.replace(' (partial)', ''));
+for (const [attack, mine] of [...ours].sort(([a], [b]) => rank(a) - rank(b))) {
   const name = attack.replace(' (partial)', '');
   const theirs = ref.after[name]?.robust;
   const m = Math.min(n, mine.robust.length, theirs?.length ?? n);
