@@ -33,6 +33,7 @@ describe('computeVariant on wasm', () => {
 
   it('names FMA where the relaxed-SIMD build runs: by default, where the engine fuses its multiply-add', () => {
     // Node 20 runs relaxed SIMD once its flag is set; x64 with FMA3 (and arm64) fuse
+    useRelaxedSimd(true); // the default (ROBUST_RELAXED_SIMD unset or 1)
     const rounding = relaxedMadd();
     expect(rounding).not.toBeNull();
     const fma = rounding === 'fused' ? ', FMA' : '';
