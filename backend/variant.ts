@@ -1,7 +1,8 @@
 /**
  * What decides the last bits of the numbers a backend computes, besides its name: whose kernels run
- * (robust's wasm SIMD kernels or tfjs's own) and the algorithm of 3x3 stride-1 convs (Winograd
- * F(4x4, 3x3), F(2x2, 3x3) or direct). Results record it beside the backend (`compute` in cells,
+ * (robust's wasm SIMD kernels or tfjs's own), the algorithm of 3x3 stride-1 convs (Winograd
+ * F(4x4, 3x3), F(2x2, 3x3) or direct) and whether our kernels' multiply-adds are fused (FMA
+ * through wasm relaxed SIMD: one rounding instead of two). Results record it beside the backend (`compute` in cells,
  * results.json, partial cells, shard manifests, a training run's state), so that work done under
  * one variant is never continued under another as one number.
  *
@@ -14,6 +15,7 @@
 import tf from '#tfjs';
 import { cpuCount } from '../util/platform.js';
 import {
+  kernelsFma,
   wasmKernelPool,
   winogradEnabled,
   winogradTile,
@@ -30,8 +32,10 @@ const winograd = (m: 2 | 4) => `Winograd F(${m}x${m},3x3)`;
 
 /**
  * The compute variant of the running backend, e.g. "robust kernels, Winograd F(4x4,3x3)" on wasm,
- * "tfjs kernels, 1 thread" on cpu. Read from what runs now (ROBUST_WASM_KERNELS, ROBUST_WINOGRAD,
- * useWasmKernels / useWinograd, and whether our kernels can run here at all).
+ * "robust kernels, Winograd F(4x4,3x3), FMA" where their relaxed-SIMD build runs, "tfjs kernels,
+ * 1 thread" on cpu. Read from what runs now (ROBUST_WASM_KERNELS, ROBUST_WINOGRAD,
+ * ROBUST_RELAXED_SIMD, useWasmKernels / useWinograd / useRelaxedSimd, whether our kernels can run
+ * here at all and whether the engine fuses relaxed SIMD's multiply-add).
  */
 export function computeVariant(): string {
   const name = tf.getBackend();
@@ -39,7 +43,8 @@ export function computeVariant(): string {
     // Our kernels run when on and where their pool starts (wasm SIMD, worker threads); else tfjs's do.
     if (!wasmKernelPool(tf.backend() as unknown as WasmHeapBackend))
       return 'tfjs kernels (XNNPACK)';
-    return `robust kernels, ${winogradEnabled() ? winograd(winogradTile()) : 'direct convs'}`;
+    const convs = winogradEnabled() ? winograd(winogradTile()) : 'direct convs';
+    return `robust kernels, ${convs}${kernelsFma() ? ', FMA' : ''}`;
   }
   if (name === 'cpu') return 'tfjs kernels, 1 thread';
   // libtensorflow sizes its own thread pool by the machine's cores

@@ -18,7 +18,7 @@ import { foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { check } from '../util/errors.js';
 import { number, optionsOrExit, positiveInt } from '../cli/options.js';
-import { wasmKernelStats, winogradTile } from '../backend/wasm/wasm-kernels.js';
+import { kernelsFma, wasmKernelStats, winogradTile } from '../backend/wasm/wasm-kernels.js';
 
 const o = optionsOrExit('bench', () => {
   const o = new Command('bench-case')
@@ -175,11 +175,12 @@ model.dispose();
 const result = {
   ...row,
   threads: info.threads,
-  // Whether the convs ran on our SIMD kernels (ROBUST_WASM_KERNELS=0 turns them off), with Winograd
+  // Whether the convs ran on our SIMD kernels (ROBUST_WASM_KERNELS=0 turns them off) — their
+  // relaxed-SIMD build with FMA unless ROBUST_RELAXED_SIMD=0 or the engine lacks it — with Winograd
   // (ROBUST_WINOGRAD=0 turns it off), or on tfjs's own.
   conv_kernels:
     wasmKernelStats('conv2d').calls > 0
-      ? `robust wasm SIMD${wasmKernelStats('winograd_conv').calls + wasmKernelStats('winograd4_conv').calls > 0 ? ` + Winograd F(${winogradTile()}x${winogradTile()},3x3)` : ''}`
+      ? `robust wasm ${kernelsFma() ? 'relaxed SIMD (FMA)' : 'SIMD'}${wasmKernelStats('winograd_conv').calls + wasmKernelStats('winograd4_conv').calls > 0 ? ` + Winograd F(${winogradTile()}x${winogradTile()},3x3)` : ''}`
       : info.name === 'wasm'
         ? 'XNNPACK'
         : info.name,

@@ -4,9 +4,11 @@
  * kernel and shapes) and the filter gradient timed whole and one phase at a time — input transform,
  * the 36 batched matrix products, output transform (dW: x's and dy's transforms, then the products)
  * — single-threaded, CPU time per call (median of --reps); the products' GMAC/s against a tight
- * 128-bit multiply-add loop's (wasm SIMD has no FMA: a multiply and an add per lane and MAC).
+ * 128-bit multiply-add loop's. Each measurement runs the plain SIMD build (a multiply and an add
+ * per lane and MAC) and then the relaxed-SIMD one (one f32x4.relaxed_madd: FMA where the engine
+ * fuses it), alternating, as scripts/build-kernels.sh builds them.
  * scripts/winograd-phases.c runs winograd4.c's own loops with a phase mask; this script builds it
- * with clang (as scripts/build-kernels.sh) into a module on its own memory.
+ * with clang ≥ 16 (CLANG=... names one) into a module on its own memory.
  *
  *   npm run bench:phases -- [--reps 9]
  */
@@ -16,8 +18,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { check } from '../util/errors.js';
+import { check, RobustError } from '../util/errors.js';
 import { optionsOrExit, positiveInt } from '../cli/options.js';
+import { relaxedMadd } from '../backend/wasm/relaxed-simd.js';
 
 const { reps } = optionsOrExit('bench:phases', () =>
   new Command('bench:phases')
@@ -28,38 +31,62 @@ const { reps } = optionsOrExit('bench:phases', () =>
 );
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'robust-phases-')), 'p.wasm');
-try {
-  execFileSync('clang', [
-    '--target=wasm32',
-    '-O3',
-    '-msimd128',
-    '-ffreestanding',
-    '-fno-builtin',
-    '-nostdlib',
-    '-I',
-    path.join(root, 'backend/wasm/kernels'),
-    '-Wl,--no-entry',
-    '-Wl,--import-memory',
-    '-Wl,--strip-all',
-    '-o',
-    wasmFile,
-    path.join(root, 'scripts/winograd-phases.c'),
-    path.join(root, 'backend/wasm/kernels/common.c'),
-  ]);
-} catch {
-  check(
-    false,
-    'bench:phases needs clang and wasm-ld (apt-get install clang lld), as build-kernels.sh',
-  );
-}
+const compilers = ['clang-20', 'clang-19', 'clang-18', 'clang-17', 'clang-16', 'clang'];
+const clang =
+  process.env.CLANG ||
+  compilers.find((c) => {
+    try {
+      execFileSync(c, ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+check(
+  clang !== undefined,
+  'bench:phases needs clang ≥ 16 and its wasm-ld (apt-get install clang-16 lld-16)',
+);
+const madd = relaxedMadd(); // sets Node 20's flag before the relaxed module compiles
+check(madd !== null, 'bench:phases: this engine does not run wasm relaxed SIMD');
 
 type Fn = (...args: number[]) => number;
 const memory = new WebAssembly.Memory({ initial: 16384 }); // 1 GiB: ResNet-18's U is 38 MB
-const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), {
-  env: { memory },
-}).exports as Record<string, Fn>;
-fs.rmSync(path.dirname(wasmFile), { recursive: true });
+/** winograd-phases.c built plain (a multiply and an add) or relaxed (MADD as one relaxed_madd). */
+function build(relaxed: boolean): Record<string, Fn> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'robust-phases-'));
+  const wasmFile = path.join(dir, 'p.wasm');
+  try {
+    execFileSync(clang!, [
+      '--target=wasm32',
+      '-O3',
+      '-msimd128',
+      ...(relaxed ? ['-mrelaxed-simd', '-DROBUST_RELAXED_SIMD'] : []),
+      '-ffreestanding',
+      '-fno-builtin',
+      '-nostdlib',
+      '-I',
+      path.join(root, 'backend/wasm/kernels'),
+      '-Wl,--no-entry',
+      '-Wl,--import-memory',
+      '-Wl,--strip-all',
+      '-o',
+      wasmFile,
+      path.join(root, 'scripts/winograd-phases.c'),
+      path.join(root, 'backend/wasm/kernels/common.c'),
+    ]);
+    return new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), {
+      env: { memory },
+    }).exports as Record<string, Fn>;
+  } catch {
+    throw new RobustError(
+      `bench:phases: ${clang} could not build scripts/winograd-phases.c (clang ≥ 16 and its wasm-ld needed)`,
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+  }
+}
+const builds = [build(false), build(true)];
+const ex = builds[0];
 const f32 = new Float32Array(memory.buffer);
 const cpuMs = () => {
   const u = process.cpuUsage();
@@ -90,11 +117,18 @@ const fillRandom = (at: number, n: number) => {
 const peakBuf = alloc(512);
 fillRandom(peakBuf, 512);
 const ITERS = 20_000_000;
-const peakRate = () => (ITERS * 64) / time(() => ex.peak(peakBuf, ITERS)) / 1e6;
+const peakRate = (fn: Fn) => (ITERS * 64) / time(() => fn(peakBuf, ITERS)) / 1e6;
 // Other processes only slow it down — on a VM whose two cores may be one core's two hardware
 // threads, by up to a third (seen here: 13-14 against 20-21 GMAC/s): the best of several runs,
-// before and after the shapes.
-const peaks = Array.from({ length: 5 }, peakRate);
+// before and after the shapes, the multiply + add loop and the relaxed_madd one alternating.
+const peaks: [number[], number[]] = [[], []];
+const measurePeaks = () => {
+  for (let k = 0; k < 5; k++) {
+    peaks[0].push(peakRate(ex.peak));
+    peaks[1].push(peakRate(builds[1].peak_madd));
+  }
+};
+measurePeaks();
 // one dependent add chain, 8 adds a trip: 3 cycles each on Zen 3 (an assumption: other CPUs differ)
 const nsPerAdd = (time(() => ex.chain(peakBuf, 10_000_000)) * 1e6) / 80_000_000;
 const rows: ((peak: number) => string)[] = [];
@@ -107,6 +141,7 @@ const shapes: [string, number, number, number][] = [
   ['ResNet-18', 64, 8, 256],
   ['ResNet-18', 64, 4, 512],
 ];
+const ms = (t: number) => t.toFixed(1);
 for (const [net, N, S, C] of shapes) {
   top = 1 << 20;
   // today's work units (wasm-conv-kernels.ts, narrow layers): about 16 tiles
@@ -123,39 +158,57 @@ for (const [net, N, S, C] of shapes) {
   fillRandom(U, 36 * C * C);
   f32.fill(0, bias / 4, bias / 4 + C);
   const geometry = [N, S, S, C, S, S, C, 1, 1, R, 0, units];
-  const conv = (phases: number) => () => ex.ph_conv(phases, scratch, y, x, U, bias, ...geometry);
-  const dW = (phases: number) => () => ex.ph_fgrad(phases, acc, scratch, x, y, ...geometry);
+  const conv = (b: Record<string, Fn>, phases: number) => () =>
+    b.ph_conv(phases, scratch, y, x, U, bias, ...geometry);
+  const dW = (b: Record<string, Fn>, phases: number) => () =>
+    b.ph_fgrad(phases, acc, scratch, x, y, ...geometry);
   const macs = units * 36 * T * C * C;
-  const share = (ms: number, sum: number) => `${ms.toFixed(1)} (${((100 * ms) / sum).toFixed(0)}%)`;
+  const share = (t: number, sum: number) => `${ms(t)} (${((100 * t) / sum).toFixed(0)}%)`;
   for (const [op, run] of [
     ['forward / dx', conv],
     ['dW', dW],
   ] as const) {
-    const whole = time(run(7));
-    const [a, b, c] = [time(run(1)), time(run(2)), time(run(4))];
+    // [plain, relaxed] per measurement, alternating builds
+    const both = (phases: number) => {
+      const t: [number, number] = [0, 0];
+      t[0] = time(run(builds[0], phases));
+      t[1] = time(run(builds[1], phases));
+      return t;
+    };
+    const whole = both(7);
+    const [a, b, c] = [both(1), both(2), both(4)];
     // dW: bits 1 and 2 are x's and dy's transforms, 4 the products
-    const [input, products, output] = op === 'dW' ? [a + b, c, 0] : [a, b, c];
-    const sum = input + products + output;
-    const rate = macs / products / 1e6;
+    const [input, products, output] =
+      op === 'dW' ? [[a[0] + b[0], a[1] + b[1]], c, [0, 0]] : [a, b, c];
+    const sum = input[0] + products[0] + output[0];
+    const rate = products.map((t) => macs / t / 1e6);
     rows.push(
       (peak) =>
-        `| ${net} ${S}×${S}×${C} b${N} | ${op} | ${whole.toFixed(1)} | ${share(input, sum)} | ` +
-        `${share(products, sum)} | ${op === 'dW' ? '–' : share(output, sum)} | ${rate.toFixed(1)} | ` +
-        `${((100 * rate) / peak).toFixed(0)}% |`,
+        `| ${net} ${S}×${S}×${C} b${N} | ${op} | ${ms(whole[0])} → ${ms(whole[1])} | ` +
+        `${share(input[0], sum)} → ${ms(input[1])} | ${share(products[0], sum)} → ${ms(products[1])} | ` +
+        `${op === 'dW' ? '–' : `${share(output[0], sum)} → ${ms(output[1])}`} | ` +
+        `${rate[0].toFixed(1)} (${((100 * rate[0]) / peak).toFixed(0)}%) → ` +
+        `${rate[1].toFixed(1)} (${((100 * rate[1]) / peak).toFixed(0)}%) | ` +
+        `${(products[0] / products[1]).toFixed(2)}× |`,
     );
   }
 }
-peaks.push(...Array.from({ length: 5 }, peakRate));
-const peak = Math.max(...peaks);
+measurePeaks();
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const peak = Math.max(...peaks[0]);
 const ghz = 3 / nsPerAdd;
 console.log(
-  `peak f32x4 multiply+add: ${peak.toFixed(1)} GMAC/s (${(2 * peak).toFixed(0)} GFLOP/s) per core, ` +
-    `median of 10 runs ${[...peaks].sort((a, b) => a - b)[5].toFixed(1)}; a dependent f32x4.add ` +
+  `peak f32x4 multiply + add: ${peak.toFixed(1)} GMAC/s (${(2 * peak).toFixed(0)} GFLOP/s) per core, ` +
+    `median of 10 runs ${median(peaks[0]).toFixed(1)}; f32x4.relaxed_madd (${madd}): best ` +
+    `${Math.max(...peaks[1]).toFixed(1)}, median ${median(peaks[1]).toFixed(1)}; a dependent f32x4.add ` +
     `every ${nsPerAdd.toFixed(3)} ns (= 3 cycles at ${ghz.toFixed(2)} GHz; two multiplies and two ` +
     `adds a cycle would be ${(8 * ghz).toFixed(1)} GMAC/s)`,
 );
 console.log(
-  '| shape | op | whole ms | input transform | products | output transform | products GMAC/s | % of peak |',
+  'Each cell: plain SIMD → relaxed SIMD (FMA) build, CPU ms per call; GMAC/s as % of the multiply + add peak.',
+);
+console.log(
+  '| shape | op | whole ms | input transform | products | output transform | products GMAC/s | products speed-up |',
 );
 console.log('|---|---|---|---|---|---|---|---|');
 for (const row of rows) console.log(row(peak));

@@ -1,18 +1,33 @@
 #!/bin/sh
 # Builds the wasm SIMD kernels in backend/wasm/kernels/ (*.c, *.h) into one module and embeds it
 # (base64) in backend/wasm/kernels/kernels.wasm.ts, with the SHA-256 of the sources (a test checks it).
-# Needs clang and wasm-ld (Debian: apt-get install clang lld) and wasm-objdump (apt-get install wabt).
-# Two builds: one importing a shared memory (tfjs's threaded wasm), one a plain memory.
+# Needs clang ≥ 16 and its wasm-ld (Debian: apt-get install clang-16 lld-16; CLANG=... names
+# another) and wasm-objdump (apt-get install wabt): clang 14 emits relaxed SIMD's pre-standard
+# opcodes, which engines reject.
+# Four builds: plain SIMD and relaxed SIMD (MADD in common.h as one f32x4.relaxed_madd: FMA where
+# the engine has it; backend/wasm/relaxed-simd.ts picks one at load time), each one importing a
+# shared memory (tfjs's threaded wasm) and one a plain memory.
 set -eu
 cd "$(dirname "$0")/../backend/wasm/kernels"
+if [ -z "${CLANG:-}" ]; then
+  for c in clang-20 clang-19 clang-18 clang-17 clang-16 clang; do
+    if command -v "$c" > /dev/null; then CLANG=$c; break; fi
+  done
+fi
+major=$("${CLANG:?no clang found}" --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
+if [ "${major:-0}" -lt 16 ]; then echo "$CLANG is clang $major: relaxed SIMD needs clang 16 or later" >&2; exit 1; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 flags="--target=wasm32 -O3 -msimd128 -ffreestanding -fno-builtin -nostdlib -Wall -Werror
   -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all"
+relaxed="-mrelaxed-simd -DROBUST_RELAXED_SIMD"
 # A plain memory import without a maximum links to any memory; a shared one must state one.
-clang $flags -o "$tmp/plain.wasm" *.c
-clang $flags -matomics -mbulk-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 -o "$tmp/shared.wasm" *.c
-for bin in "$tmp/plain.wasm" "$tmp/shared.wasm"; do
+shared="-matomics -mbulk-memory -Wl,--shared-memory -Wl,--max-memory=4294967296"
+$CLANG $flags -o "$tmp/plain.wasm" *.c
+$CLANG $flags $shared -o "$tmp/shared.wasm" *.c
+$CLANG $flags $relaxed -o "$tmp/relaxed-plain.wasm" *.c
+$CLANG $flags $relaxed $shared -o "$tmp/relaxed-shared.wasm" *.c
+for bin in "$tmp"/*.wasm; do
   # The module shares tfjs's heap: it must own no data and never touch its stack pointer.
   if wasm-objdump -d "$bin" | grep -q 'global\.'; then echo "a kernel uses the stack; rewrite it" >&2; exit 1; fi
   if wasm-objdump -h "$bin" | grep -q ' Data '; then echo "a kernel has a data segment; remove it" >&2; exit 1; fi
@@ -22,6 +37,8 @@ done
   echo "export const sourceSha256 = '$(cat $(ls *.c *.h | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)';"
   echo "export const plainWasm = '$(base64 -w0 "$tmp/plain.wasm")';"
   echo "export const sharedWasm = '$(base64 -w0 "$tmp/shared.wasm")';"
+  echo "export const relaxedPlainWasm = '$(base64 -w0 "$tmp/relaxed-plain.wasm")';"
+  echo "export const relaxedSharedWasm = '$(base64 -w0 "$tmp/relaxed-shared.wasm")';"
 } > kernels.wasm.ts.tmp
 mv kernels.wasm.ts.tmp kernels.wasm.ts
-echo "built backend/wasm/kernels/kernels.wasm.ts ($(wc -c < "$tmp/plain.wasm") + $(wc -c < "$tmp/shared.wasm") bytes)"
+echo "built backend/wasm/kernels/kernels.wasm.ts with $CLANG ($(wc -c < "$tmp/plain.wasm") + $(wc -c < "$tmp/shared.wasm") bytes plain, $(wc -c < "$tmp/relaxed-plain.wasm") + $(wc -c < "$tmp/relaxed-shared.wasm") relaxed)"

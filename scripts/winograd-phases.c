@@ -2,7 +2,8 @@
  * Phases of Winograd F(4x4, 3x3) (backend/wasm/kernels/winograd4.c) one at a time, for
  * scripts/bench-winograd-phases.ts: the same loops as winograd4_conv and winograd4_filter_grad, each
  * phase switched on by a bit of `phases` (1 input transform, 2 products, 4 output transform; for dW
- * 1 input, 2 dy, 4 products); and the machine's 128-bit multiply-add peak.
+ * 1 input, 2 dy, 4 products); and the machine's 128-bit multiply-add peak, as a multiply and an add
+ * (peak) and as the kernels' MADD (peak_madd: one f32x4.relaxed_madd in the relaxed-SIMD build).
  */
 #include "winograd4.c"
 
@@ -51,28 +52,30 @@ void ph_fgrad(int phases, float *acc, float *scratch, const float *x, const floa
   }
 }
 
-/* Peak (16 mul+add per iteration, two steps of): 8 independent mul+add chains, multiplicands loaded from a 1 KiB buffer (L1) as a GEMM
-   micro-kernel does (4 loads + 8 f32x4 muls + 8 adds an iteration; loads are not the limit). */
-EXPORT(peak)
-float peak(const float *buf, int iters) {
-  v128_t b0 = wasm_v128_load(buf), b1 = wasm_v128_load(buf + 4);
-  v128_t s0 = b0, s1 = b1, s2 = b0, s3 = b1, s4 = b0, s5 = b1, s6 = b0, s7 = b1;
-  for (int i = 0; i < iters; i++) {
-    const float *p = buf + ((i & 15) << 4);
-    const v128_t a0 = wasm_v128_load(p), a1 = wasm_v128_load(p + 4), a2 = wasm_v128_load(p + 8), a3 = wasm_v128_load(p + 12);
-    s0 = ADD(s0, MUL(a0, b0)); s1 = ADD(s1, MUL(a0, b1));
-    s2 = ADD(s2, MUL(a1, b0)); s3 = ADD(s3, MUL(a1, b1));
-    s4 = ADD(s4, MUL(a2, b0)); s5 = ADD(s5, MUL(a2, b1));
-    s6 = ADD(s6, MUL(a3, b0)); s7 = ADD(s7, MUL(a3, b1));
-    const v128_t c0 = wasm_v128_load(p + 256), c1 = wasm_v128_load(p + 260), c2 = wasm_v128_load(p + 264), c3 = wasm_v128_load(p + 268);
-    s0 = ADD(s0, MUL(c0, b0)); s1 = ADD(s1, MUL(c0, b1));
-    s2 = ADD(s2, MUL(c1, b0)); s3 = ADD(s3, MUL(c1, b1));
-    s4 = ADD(s4, MUL(c2, b0)); s5 = ADD(s5, MUL(c2, b1));
-    s6 = ADD(s6, MUL(c3, b0)); s7 = ADD(s7, MUL(c3, b1));
+/* Peak (16 multiply-adds per iteration, two steps of): 8 independent chains, multiplicands loaded
+   from a 1 KiB buffer (L1) as a GEMM micro-kernel does (4 loads + 8 multiply-adds a step; loads are
+   not the limit). OP(a, b, c) = c + a * b. */
+#define MUL_ADD(a, b, c) ADD(c, MUL(a, b))
+#define PEAK(name, OP)                                                                                                             \
+  EXPORT(name)                                                                                                                     \
+  float name(const float *buf, int iters) {                                                                                        \
+    v128_t b0 = wasm_v128_load(buf), b1 = wasm_v128_load(buf + 4);                                                                 \
+    v128_t s0 = b0, s1 = b1, s2 = b0, s3 = b1, s4 = b0, s5 = b1, s6 = b0, s7 = b1;                                                 \
+    for (int i = 0; i < iters; i++) {                                                                                              \
+      const float *p = buf + ((i & 15) << 4);                                                                                      \
+      const v128_t a0 = wasm_v128_load(p), a1 = wasm_v128_load(p + 4), a2 = wasm_v128_load(p + 8), a3 = wasm_v128_load(p + 12);    \
+      s0 = OP(a0, b0, s0); s1 = OP(a0, b1, s1); s2 = OP(a1, b0, s2); s3 = OP(a1, b1, s3);                                          \
+      s4 = OP(a2, b0, s4); s5 = OP(a2, b1, s5); s6 = OP(a3, b0, s6); s7 = OP(a3, b1, s7);                                          \
+      const v128_t c0 = wasm_v128_load(p + 256), c1 = wasm_v128_load(p + 260), c2 = wasm_v128_load(p + 264),                      \
+                   c3 = wasm_v128_load(p + 268);                                                                                   \
+      s0 = OP(c0, b0, s0); s1 = OP(c0, b1, s1); s2 = OP(c1, b0, s2); s3 = OP(c1, b1, s3);                                          \
+      s4 = OP(c2, b0, s4); s5 = OP(c2, b1, s5); s6 = OP(c3, b0, s6); s7 = OP(c3, b1, s7);                                          \
+    }                                                                                                                              \
+    v128_t s = ADD(ADD(ADD(s0, s1), ADD(s2, s3)), ADD(ADD(s4, s5), ADD(s6, s7)));                                                  \
+    return wasm_f32x4_extract_lane(s, 0);                                                                                          \
   }
-  v128_t s = ADD(ADD(ADD(s0, s1), ADD(s2, s3)), ADD(ADD(s4, s5), ADD(s6, s7)));
-  return wasm_f32x4_extract_lane(s, 0);
-}
+PEAK(peak, MUL_ADD)
+PEAK(peak_madd, MADD)
 
 /* One dependent f32x4.add chain (3-cycle latency on Zen 3): its rate gives the clock. */
 EXPORT(chain)

@@ -50,6 +50,9 @@ export const envVar = (_name: string): string | undefined => undefined;
 
 export const cpuCount = (): number => Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
 
+/** A page's engine runs wasm relaxed SIMD as shipped (Chrome ≥ 114) or not at all: no flag to set. */
+export const enableWasmRelaxedSimd = (): boolean => false;
+
 export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
   return encode({ width, height, data: rgba, channels: 4, depth: 8 });
 }

@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { PNG } from 'pngjs';
 export { TaskProgress } from './task-progress.js';
@@ -34,6 +35,19 @@ export const yieldToEventLoop = (): Promise<void> => new Promise<void>((r) => se
 export const envVar = (name: string): string | undefined => process.env[name];
 
 export const cpuCount = (): number => os.availableParallelism();
+
+/**
+ * Lets V8 compile wasm relaxed SIMD where it is still behind a flag (Node 20, V8 11.3); true once
+ * set. Takes effect for modules compiled after it (backend/wasm/relaxed-simd.ts).
+ */
+export function enableWasmRelaxedSimd(): boolean {
+  try {
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** PNG file bytes of an RGBA image. */
 export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {

@@ -7,7 +7,13 @@
 import tf from '#tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { WasmKernelPool } from './wasm-kernel-pool.js';
-import { plainWasm, sharedWasm } from './kernels/kernels.wasm.js';
+import {
+  plainWasm,
+  relaxedPlainWasm,
+  relaxedSharedWasm,
+  sharedWasm,
+} from './kernels/kernels.wasm.js';
+import { relaxedMadd } from './relaxed-simd.js';
 import { envVar, fromBase64 } from '../../util/platform.js';
 
 export interface WasmHeapBackend {
@@ -60,11 +66,18 @@ const WINOGRAD_ENV: Record<string, { on: boolean; tile: 2 | 4 }> = {
   '2': { on: true, tile: 2 }, // F(2x2, 3x3)
   '0': { on: false, tile: 4 }, // direct kernels only
 };
+// 1: the relaxed-SIMD build where the engine runs it with a fused multiply-add (relaxed-simd.ts),
+// else the plain SIMD one; 0: the plain SIMD build (the numbers of the kernels before FMA).
+const RELAXED_ENV: Record<string, boolean> = { '1': true, '0': false };
 /** An environment variable's value, or undefined when unset or empty. */
 const setting = (name: string) => envVar(name) || undefined;
 const kernelsEnv = setting('ROBUST_WASM_KERNELS');
 const winogradEnv = setting('ROBUST_WINOGRAD');
+const relaxedEnv = setting('ROBUST_RELAXED_SIMD');
 let enabled = KERNELS_ENV[kernelsEnv ?? '1'] ?? true;
+let relaxed = RELAXED_ENV[relaxedEnv ?? '1'] ?? true;
+// whether the pool runs the relaxed-SIMD (FMA) build
+let poolFma = false;
 let winograd = (WINOGRAD_ENV[winogradEnv ?? '4'] ?? WINOGRAD_ENV['4']).on;
 let tile: 2 | 4 = (WINOGRAD_ENV[winogradEnv ?? '4'] ?? WINOGRAD_ENV['4']).tile;
 let broken = false;
@@ -80,12 +93,16 @@ export function wasmKernelPool(backend: WasmHeapBackend): WasmKernelPool | null 
   if (pool && poolMemory === memory) return pool;
   pool?.dispose();
   try {
+    // An unfused relaxed_madd is the plain build's multiply and add, so only a fused one is worth a
+    // variant of its own.
+    const fma = relaxed && relaxedMadd() === 'fused';
     pool = new WasmKernelPool(
       memory,
-      fromBase64(plainWasm),
-      fromBase64(sharedWasm),
+      fromBase64(fma ? relaxedPlainWasm : plainWasm),
+      fromBase64(fma ? relaxedSharedWasm : sharedWasm),
       threadsOverride ?? getThreadsCount(),
     );
+    poolFma = fma;
     poolMemory = memory;
   } catch {
     // No wasm SIMD or no worker threads here: tfjs's own kernels still work, so they are used.
@@ -124,6 +141,21 @@ export function useWasmKernels(on: boolean): void {
 }
 
 /**
+ * Runs the relaxed-SIMD build of our kernels (FMA) where the engine fuses its multiply-add, or the
+ * plain SIMD build (off), from the next call on; for benchmarks and tests. ROBUST_RELAXED_SIMD=0
+ * starts with it off.
+ */
+export function useRelaxedSimd(on: boolean): void {
+  relaxed = on;
+  pool?.dispose();
+  pool = null;
+  poolMemory = null;
+}
+
+/** Whether the pool that runs now (wasmKernelPool) is the relaxed-SIMD build, with fused multiply-adds. */
+export const kernelsFma = (): boolean => pool !== null && poolFma;
+
+/**
  * Runs our kernels on `threads` threads from the next call on (null: as many as tfjs's XNNPACK
  * has), on a shared (threaded) heap; for tests and benchmarks that compare thread counts in one
  * process.
@@ -148,7 +180,7 @@ export function useWinograd(on: boolean, m: 2 | 4 = tile): void {
 export const winogradEnabled = (): boolean => winograd;
 
 /**
- * Why ROBUST_WASM_KERNELS or ROBUST_WINOGRAD cannot be used (null when they can): a value that
+ * Why ROBUST_WASM_KERNELS, ROBUST_WINOGRAD or ROBUST_RELAXED_SIMD cannot be used (null when they can): a value that
  * changes which kernels compute the numbers is never guessed at.
  */
 export function kernelEnvProblem(): string | null {
@@ -157,6 +189,8 @@ export function kernelEnvProblem(): string | null {
     return `ROBUST_WASM_KERNELS must be 1 (robust's wasm kernels, the default) or 0 (tfjs's own); got '${kernelsEnv}'`;
   if (!has(WINOGRAD_ENV, winogradEnv))
     return `ROBUST_WINOGRAD must be 4 (Winograd F(4x4, 3x3), the default), 2 (F(2x2, 3x3)) or 0 (direct convs); got '${winogradEnv}'`;
+  if (!has(RELAXED_ENV, relaxedEnv))
+    return `ROBUST_RELAXED_SIMD must be 1 (fused multiply-adds through wasm relaxed SIMD where the engine has them, the default) or 0 (plain wasm SIMD); got '${relaxedEnv}'`;
   return null;
 }
 

@@ -10,7 +10,8 @@ import crypto from 'node:crypto';
 import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { computeVariant } from '../../backend/variant.js';
-import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
+import { kernelsFma, useRelaxedSimd, useWinograd } from '../../backend/wasm/wasm-kernels.js';
+import { relaxedMadd } from '../../backend/wasm/relaxed-simd.js';
 import { conv2dBiasRelu } from '../../backend/ops/conv-bias-relu.js';
 import { Rng } from '../../util/rng.js';
 import { randomArray } from '../helpers.js';
@@ -23,6 +24,13 @@ const FINGERPRINTS: Record<string, string> = {
     '25d29273a150657ba116beb86caa7f6de6bdcba4150525642e033879edf3dd3e',
   'robust kernels, direct convs':
     '5c0bed9f7f2c002c822ebc1b1415fae83f922b727567ea16b0d7084c20050776',
+  // the relaxed-SIMD build, its multiply-adds fused (x64 with FMA3, arm64)
+  'robust kernels, Winograd F(4x4,3x3), FMA':
+    'b93691ed3e9c376db76db2cfc657473da4747def86290e547ca73f3d4f7f9a12',
+  'robust kernels, Winograd F(2x2,3x3), FMA':
+    '352ab3f71f9bc28bbb4a99aa76f9126a7a5ca7f60c2c668fb7fd6c1856756afd',
+  'robust kernels, direct convs, FMA':
+    '624fce0bd7d90a21a6bd819242e8123a769462d8c4c6395ec1e80586e15a8808',
 };
 
 // Borders on every side, a valid conv, small and wide channel counts (the kernels split channels
@@ -72,18 +80,26 @@ describe('the bits of our wasm convolutions', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'wasm' });
   });
-  afterAll(() => useWinograd(true, 4));
+  afterAll(() => {
+    useWinograd(true, 4);
+    useRelaxedSimd(true);
+  });
 
-  for (const [on, m] of [
-    [true, 4],
-    [true, 2],
-    [false, 4],
-  ] as const) {
-    it(`are those recorded for their compute variant (${on ? `F(${m}x${m})` : 'direct'})`, () => {
-      useWinograd(on, m);
-      const variant = computeVariant();
-      expect(Object.keys(FINGERPRINTS)).toContain(variant);
-      expect(sha256(outputs())).toBe(FINGERPRINTS[variant]);
-    });
-  }
+  for (const relaxed of [false, true])
+    for (const [on, m] of [
+      [true, 4],
+      [true, 2],
+      [false, 4],
+    ] as const) {
+      const build = relaxed ? 'relaxed SIMD' : 'plain SIMD';
+      it(`are those recorded for their compute variant (${on ? `F(${m}x${m})` : 'direct'}, ${build})`, () => {
+        useRelaxedSimd(relaxed);
+        useWinograd(on, m);
+        const variant = computeVariant();
+        // the relaxed build runs exactly where this engine fuses its multiply-add
+        expect(kernelsFma()).toBe(relaxed && relaxedMadd() === 'fused');
+        expect(Object.keys(FINGERPRINTS)).toContain(variant);
+        expect(sha256(outputs())).toBe(FINGERPRINTS[variant]);
+      });
+    }
 });

@@ -2,7 +2,13 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { computeVariant, legacyCompute } from '../../backend/variant.js';
-import { useWasmKernels, useWinograd } from '../../backend/wasm/wasm-kernels.js';
+import {
+  kernelsFma,
+  useRelaxedSimd,
+  useWasmKernels,
+  useWinograd,
+} from '../../backend/wasm/wasm-kernels.js';
+import { relaxedMadd } from '../../backend/wasm/relaxed-simd.js';
 
 describe('computeVariant on wasm', () => {
   beforeAll(async () => {
@@ -11,9 +17,11 @@ describe('computeVariant on wasm', () => {
   afterEach(() => {
     useWasmKernels(true);
     useWinograd(true, 4);
+    useRelaxedSimd(true);
   });
 
   it('names whose kernels run and the 3x3 conv algorithm, not the threads', () => {
+    useRelaxedSimd(false);
     expect(computeVariant()).toBe('robust kernels, Winograd F(4x4,3x3)');
     useWinograd(true, 2);
     expect(computeVariant()).toBe('robust kernels, Winograd F(2x2,3x3)');
@@ -23,9 +31,31 @@ describe('computeVariant on wasm', () => {
     expect(computeVariant()).toBe('tfjs kernels (XNNPACK)');
   });
 
+  it('names FMA where the relaxed-SIMD build runs: by default, where the engine fuses its multiply-add', () => {
+    // Node 20 runs relaxed SIMD once its flag is set; x64 with FMA3 (and arm64) fuse
+    useRelaxedSimd(true); // the default (ROBUST_RELAXED_SIMD unset or 1)
+    const rounding = relaxedMadd();
+    expect(rounding).not.toBeNull();
+    const fma = rounding === 'fused' ? ', FMA' : '';
+    expect(computeVariant()).toBe(`robust kernels, Winograd F(4x4,3x3)${fma}`);
+    expect(kernelsFma()).toBe(fma !== '');
+    useWinograd(true, 2);
+    expect(computeVariant()).toBe(`robust kernels, Winograd F(2x2,3x3)${fma}`);
+    useWinograd(false);
+    expect(computeVariant()).toBe(`robust kernels, direct convs${fma}`);
+    useRelaxedSimd(false);
+    expect(computeVariant()).toBe('robust kernels, direct convs');
+    expect(kernelsFma()).toBe(false);
+    useRelaxedSimd(true);
+    useWasmKernels(false);
+    expect(computeVariant()).toBe('tfjs kernels (XNNPACK)');
+    expect(kernelsFma()).toBe(false);
+  });
+
   it('reads wasm results from before it was recorded as the F(2x2) kernels that computed them', () => {
     // that release's inference ran exactly today's ROBUST_WINOGRAD=2 kernels: its partials resume there
     useWinograd(true, 2);
+    useRelaxedSimd(false); // and the plain SIMD build: that release had no other
     expect(legacyCompute('wasm')).toBe('robust kernels, Winograd F(2x2,3x3)');
     expect(computeVariant()).toBe(legacyCompute('wasm'));
     for (const [on, m] of [
@@ -64,6 +94,8 @@ describe('ROBUST_WINOGRAD and ROBUST_WASM_KERNELS', () => {
       expect([k.winogradEnabled(), k.winogradTile()]).toEqual([on, tile]);
     }
     expect((await fresh({ ROBUST_WASM_KERNELS: '0' })).kernelEnvProblem()).toBeNull();
+    for (const value of ['1', '0', ''])
+      expect((await fresh({ ROBUST_RELAXED_SIMD: value })).kernelEnvProblem()).toBeNull();
   });
 
   for (const [name, value] of [
@@ -71,6 +103,8 @@ describe('ROBUST_WINOGRAD and ROBUST_WASM_KERNELS', () => {
     ['ROBUST_WINOGRAD', 'abc'],
     ['ROBUST_WINOGRAD', ' 2'],
     ['ROBUST_WASM_KERNELS', 'off'],
+    ['ROBUST_RELAXED_SIMD', 'fma'],
+    ['ROBUST_RELAXED_SIMD', '2'],
   ]) {
     it(`refuses ${name}=${JSON.stringify(value)} in one line, before any backend starts`, async () => {
       await fresh({ [name]: value });

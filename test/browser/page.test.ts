@@ -11,6 +11,7 @@ import { servePage, type PageServer } from '../../util/serve.js';
 import { robust } from '../cli/fixtures.js';
 import { pageRoot, runInPage } from './page-fixture.js';
 import { missing, ROOT, tmpDir } from '../helpers.js';
+import { relaxedMadd } from '../../backend/wasm/relaxed-simd.js';
 
 const GRID = { attacks: 'fgsm,pgd:3', eps: '0,0.1', limit: '20' };
 
@@ -82,6 +83,11 @@ describe.skipIf(missing(fs.existsSync(CHROMIUM)))('the page in headless Chromium
     expect(numbers(files['results.json'])).toEqual(
       numbers(fs.readFileSync(path.join(out, 'results.json'), 'utf8')),
     );
+    // the same build of our kernels as in Node (the cells' compute, compared above, says which):
+    // relaxed SIMD's FMA where this CPU fuses (Chromium ≥ 114 runs relaxed SIMD without a flag)
+    const fma = relaxedMadd() === 'fused';
+    for (const cell of JSON.parse(files['results.json']).cells as { compute: string }[])
+      expect(cell.compute.endsWith(', FMA')).toBe(fma);
     expect(tableRows(files['results.md'])).toEqual(
       tableRows(fs.readFileSync(path.join(out, 'results.md'), 'utf8')),
     );

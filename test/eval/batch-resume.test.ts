@@ -5,7 +5,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { parse } from 'csv-parse/sync';
 import { initBackend } from '../../backend/index.js';
-import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
+import { useRelaxedSimd, useWinograd } from '../../backend/wasm/wasm-kernels.js';
 import { reportFiles } from '../../eval/report-core.js';
 import { runGrid, type EvalConfig, type EvalModel, type GridResult } from '../../eval/grid.js';
 import { runAttack, type AttackRun } from '../../eval/attack-run.js';
@@ -26,6 +26,8 @@ let model: EvalModel;
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
+  // the plain SIMD build (ROBUST_RELAXED_SIMD=0): the variants named below are its own
+  useRelaxedSimd(false);
   // Five of the first batch misclassified: the gallery's first 8 clean-correct examples span two batches.
   model = gridModel(set, [0, 2, 3, 5, 6]);
 });

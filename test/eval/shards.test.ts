@@ -4,6 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '../../backend/index.js';
+import { useRelaxedSimd } from '../../backend/wasm/wasm-kernels.js';
 import { runGrid, type EvalConfig, type EvalModel, type GridResult } from '../../eval/grid.js';
 import { runAttack, type AttackRun } from '../../eval/attack-run.js';
 import { runGridShard } from '../../eval/shards.js';
@@ -27,6 +28,8 @@ let model: EvalModel;
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
+  // the plain SIMD build (ROBUST_RELAXED_SIMD=0): the variants named below are its own
+  useRelaxedSimd(false);
   // misclassify some of the first batch: the gallery's first 8 clean-correct examples span two batches (and two shards)
   model = gridModel(set, [0, 2, 3, 5, 6]);
 });

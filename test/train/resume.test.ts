@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '../../backend/index.js';
 import { computeVariant } from '../../backend/variant.js';
-import { useWinograd } from '../../backend/wasm/wasm-kernels.js';
+import { useRelaxedSimd, useWinograd } from '../../backend/wasm/wasm-kernels.js';
 import { loadData } from '../../data/index.js';
 import type { DataSplit } from '../../data/dataset.js';
 import { createModel } from '../../models/zoo.js';
@@ -195,6 +195,8 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 describe('train --resume with other settings', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'wasm', threads: 1 });
+    // the plain SIMD build (ROBUST_RELAXED_SIMD=0): the variants named below are its own
+    useRelaxedSimd(false);
     data = await loadData('fashion-mnist-sample', { limit: 64, testLimit: 32 });
     run = tmpDir('resume-base');
     await trainModel(fresh, data, base(), run, { quiet: true });

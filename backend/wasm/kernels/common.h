@@ -12,6 +12,17 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /*
+ * c + a * b, lane by lane. The relaxed-SIMD build (scripts/build-kernels.sh, -DROBUST_RELAXED_SIMD)
+ * makes it one f32x4.relaxed_madd, which engines with FMA run fused (one rounding) and in one
+ * instruction; the plain build keeps the multiply and the add, bit for bit the kernels before it.
+ */
+#ifdef ROBUST_RELAXED_SIMD
+#define MADD(a, b, c) __builtin_wasm_relaxed_madd_f32x4(a, b, c)
+#else
+#define MADD(a, b, c) wasm_f32x4_add(c, wasm_f32x4_mul(a, b))
+#endif
+
+/*
  * A 2-D convolution, NHWC: input H x W x Ci, output Ho x Wo x Co, strides, top/left padding; a
  * buffer of zeros (at least max(Ci, Co) floats) that border tiles read in place of the padding;
  * the forward conv's bias (Co floats; the zeros where there is none).

@@ -56,18 +56,18 @@ INLINE void tile(const int P, const int V, const int checked, float *y, const fl
         const v128_t w0 = wasm_v128_load(wp);
         const v128_t w1 = V > 1 ? wasm_v128_load(wp + 4) : w0;
         v128_t v = wasm_v128_load32_splat(x0 + k);
-        s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(v, w0));
-        if (V > 1) t0 = wasm_f32x4_add(t0, wasm_f32x4_mul(v, w1));
+        s0 = MADD(v, w0, s0);
+        if (V > 1) t0 = MADD(v, w1, t0);
         if (P > 1) {
           v = wasm_v128_load32_splat(x1 + k);
-          s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(v, w0));
-          if (V > 1) t1 = wasm_f32x4_add(t1, wasm_f32x4_mul(v, w1));
+          s1 = MADD(v, w0, s1);
+          if (V > 1) t1 = MADD(v, w1, t1);
           v = wasm_v128_load32_splat(x2 + k);
-          s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(v, w0));
-          if (V > 1) t2 = wasm_f32x4_add(t2, wasm_f32x4_mul(v, w1));
+          s2 = MADD(v, w0, s2);
+          if (V > 1) t2 = MADD(v, w1, t2);
           v = wasm_v128_load32_splat(x3 + k);
-          s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(v, w0));
-          if (V > 1) t3 = wasm_f32x4_add(t3, wasm_f32x4_mul(v, w1));
+          s3 = MADD(v, w0, s3);
+          if (V > 1) t3 = MADD(v, w1, t3);
         }
       }
     }

@@ -45,22 +45,22 @@ INLINE void tile(const int R, const int V, float *acc, const float *x, const flo
       const v128_t d0 = wasm_v128_load(dp);
       const v128_t d1 = V > 1 ? wasm_v128_load(dp + 4) : d0;
       v128_t v = wasm_v128_load32_splat(xp);
-      s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(v, d0));
-      if (V > 1) t0 = wasm_f32x4_add(t0, wasm_f32x4_mul(v, d1));
+      s0 = MADD(v, d0, s0);
+      if (V > 1) t0 = MADD(v, d1, t0);
       if (R > 1) {
         v = wasm_v128_load32_splat(xp + 1);
-        s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(v, d0));
-        if (V > 1) t1 = wasm_f32x4_add(t1, wasm_f32x4_mul(v, d1));
+        s1 = MADD(v, d0, s1);
+        if (V > 1) t1 = MADD(v, d1, t1);
       }
       if (R > 2) {
         v = wasm_v128_load32_splat(xp + 2);
-        s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(v, d0));
-        if (V > 1) t2 = wasm_f32x4_add(t2, wasm_f32x4_mul(v, d1));
+        s2 = MADD(v, d0, s2);
+        if (V > 1) t2 = MADD(v, d1, t2);
       }
       if (R > 3) {
         v = wasm_v128_load32_splat(xp + 3);
-        s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(v, d0));
-        if (V > 1) t3 = wasm_f32x4_add(t3, wasm_f32x4_mul(v, d1));
+        s3 = MADD(v, d0, s3);
+        if (V > 1) t3 = MADD(v, d1, t3);
       }
     }
   }

@@ -46,17 +46,17 @@ INLINE void multiply(float *M, const float *V, const float *U, int X, int T, int
         for (int ci = 0; ci < Ci; ci++, u += 8) {
           const v128_t w0 = wasm_v128_load(u), w1 = wasm_v128_load(u + 4);
           v128_t v = wasm_v128_load32_splat(v0 + ci);
-          s0 = ADD(s0, wasm_f32x4_mul(v, w0));
-          t0 = ADD(t0, wasm_f32x4_mul(v, w1));
+          s0 = MADD(v, w0, s0);
+          t0 = MADD(v, w1, t0);
           v = wasm_v128_load32_splat(v1 + ci);
-          s1 = ADD(s1, wasm_f32x4_mul(v, w0));
-          t1 = ADD(t1, wasm_f32x4_mul(v, w1));
+          s1 = MADD(v, w0, s1);
+          t1 = MADD(v, w1, t1);
           v = wasm_v128_load32_splat(v2 + ci);
-          s2 = ADD(s2, wasm_f32x4_mul(v, w0));
-          t2 = ADD(t2, wasm_f32x4_mul(v, w1));
+          s2 = MADD(v, w0, s2);
+          t2 = MADD(v, w1, t2);
           v = wasm_v128_load32_splat(v3 + ci);
-          s3 = ADD(s3, wasm_f32x4_mul(v, w0));
-          t3 = ADD(t3, wasm_f32x4_mul(v, w1));
+          s3 = MADD(v, w0, s3);
+          t3 = MADD(v, w1, t3);
         }
         store_4x8(Mx + t * Co + co, Co, s0, t0, s1, t1, s2, t2, s3, t3);
       }
@@ -80,17 +80,17 @@ INLINE void accumulate(float *acc, const float *V, const float *D, int X, int T,
         for (int t = 0; t < T; t++, v += Ci, d += Co) {
           const v128_t d0 = wasm_v128_load(d), d1 = wasm_v128_load(d + 4);
           v128_t x = wasm_v128_load32_splat(v);
-          s0 = ADD(s0, wasm_f32x4_mul(x, d0));
-          t0 = ADD(t0, wasm_f32x4_mul(x, d1));
+          s0 = MADD(x, d0, s0);
+          t0 = MADD(x, d1, t0);
           x = wasm_v128_load32_splat(v + 1);
-          s1 = ADD(s1, wasm_f32x4_mul(x, d0));
-          t1 = ADD(t1, wasm_f32x4_mul(x, d1));
+          s1 = MADD(x, d0, s1);
+          t1 = MADD(x, d1, t1);
           x = wasm_v128_load32_splat(v + 2);
-          s2 = ADD(s2, wasm_f32x4_mul(x, d0));
-          t2 = ADD(t2, wasm_f32x4_mul(x, d1));
+          s2 = MADD(x, d0, s2);
+          t2 = MADD(x, d1, t2);
           x = wasm_v128_load32_splat(v + 3);
-          s3 = ADD(s3, wasm_f32x4_mul(x, d0));
-          t3 = ADD(t3, wasm_f32x4_mul(x, d1));
+          s3 = MADD(x, d0, s3);
+          t3 = MADD(x, d1, t3);
         }
         store_4x8(a, Co, s0, t0, s1, t1, s2, t2, s3, t3);
       }
