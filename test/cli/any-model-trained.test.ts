@@ -20,14 +20,7 @@ import { objective } from '../../attacks/losses.js';
 import { loadData } from '../../data/index.js';
 import type { ImageSet } from '../../data/dataset.js';
 import { finish, GraphBuilder } from '../fixtures/graph-models.js';
-import {
-  HAS_SHARED_FASHION,
-  missing,
-  relErr,
-  SHARED_DATA,
-  tmpDir,
-  SUITE_THREADS,
-} from '../helpers.js';
+import { HAS_SHARED_FASHION, missing, relErr, SHARED_DATA, tmpDir } from '../helpers.js';
 import { robust } from './fixtures.js';
 
 if (missing(HAS_SHARED_FASHION))
@@ -208,7 +201,7 @@ let twinProbs: Float32Array;
 
 beforeAll(async () => {
   if (missing(HAS_SHARED_FASHION)) return;
-  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
+  await initBackend({ backend: 'wasm' });
   root = tmpDir('any-model-trained');
   const data = await loadData('fashion-mnist', { dataDir: SHARED_DATA, limit: TRAIN });
   test = data.test;

@@ -16,7 +16,7 @@ import { runAttack } from '../../eval/attack-run.js';
 import { pgd } from '../../attacks/index.js';
 import { loadCifar10 } from '../../data/cifar10.js';
 import path from 'node:path';
-import { HAS_SHARED_CIFAR, missing, SHARED_DATA, SUITE_THREADS } from '../helpers.js';
+import { HAS_SHARED_CIFAR, missing, SHARED_DATA } from '../helpers.js';
 
 const entries = pretrainedEntries();
 // The bundled sample's 500 test images are the first 500 of the Fashion-MNIST test set.
@@ -24,7 +24,7 @@ const fashion = entries.filter((e) => e.data === 'fashion-mnist');
 let sample: ImageSet;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
+  await initBackend({ backend: 'wasm' });
   sample = (await loadData('fashion-mnist-sample')).test;
 });
 
