@@ -18,6 +18,14 @@ const IN_CI = process.env.ROBUST_CI === '1';
 /** For `it.skipIf`: skip only off CI when what the test needs is absent. */
 export const missing = (present: boolean) => !present && !IN_CI;
 
+/**
+ * XNNPACK threads for a test file whose subject is not threading. The suite runs two files at once
+ * on two cores (vitest.config.ts), so a second pool thread mostly spins waiting for a core the other
+ * file holds: on tiny tensors it took ~3× the CPU for the same numbers. Splitting work across
+ * threads is tested where it is the subject (test/backend/, test/train/threads.test.ts).
+ */
+export const SUITE_THREADS = 1;
+
 export function tmpDir(name: string): string {
   return fs.mkdtempSync(
     path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), `robust-${name}-`),

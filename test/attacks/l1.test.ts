@@ -7,9 +7,10 @@ import { l1, projectL1, sparseSign } from '../../attacks/norms.js';
 import { largeEpsIterations } from '../../attacks/apgd-l1.js';
 import { apgd, apgdTargeted, fab, makeAttack, square } from '../../attacks/index.js';
 import { linearModel, randomBatch, tinyConvNet } from './models.js';
+import { SUITE_THREADS } from '../helpers.js';
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
 });
 
 /**

@@ -21,6 +21,7 @@ import { describeProgress } from '../../attacks/progress.js';
 import { layersClassifier, type Classifier } from '../../models/classifier.js';
 import { noisyClassifier } from '../../defenses/noise-injection.js';
 import { tinyConvNet } from './models.js';
+import { SUITE_THREADS } from '../helpers.js';
 
 const SHAPE: [number, number, number] = [8, 8, 3];
 
@@ -29,7 +30,7 @@ let x: tf.Tensor4D;
 let y: tf.Tensor1D;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   c = layersClassifier(tinyConvNet(3, SHAPE, 5));
   // labelled as the model classifies them, as runAttack attacks only clean-correct images
   x = tf.randomUniform([12, ...SHAPE], 0, 1, 'float32', 5) as tf.Tensor4D;

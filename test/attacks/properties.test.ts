@@ -6,12 +6,13 @@ import { initBackend } from '../../backend/index.js';
 import { ATTACK_NAMES, crossEntropy, makeAttack, type AttackOptions } from '../../attacks/index.js';
 import { RobustError } from '../../util/errors.js';
 import { randomBatch, tinyConvNet } from './models.js';
+import { SUITE_THREADS } from '../helpers.js';
 
 const SHAPE: [number, number, number] = [8, 8, 3];
 const steps = (name: string) => (name.startsWith('apgd') ? 8 : 4);
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
 });
 
 describe('every attack, every norm', () => {

@@ -9,11 +9,12 @@ import { noisyClassifier } from '../../defenses/noise-injection.js';
 import { randomBatch, tinyConvNet } from './models.js';
 import { createModel } from '../../models/zoo.js';
 import { foldedClassifier } from '../../models/fold.js';
+import { SUITE_THREADS } from '../helpers.js';
 
 const SHAPE: [number, number, number] = [8, 8, 3];
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
 });
 
 describe('memory', () => {

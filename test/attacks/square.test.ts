@@ -7,9 +7,10 @@ import { squareP } from '../../attacks/square.js';
 import { kthLargestClass } from '../../attacks/apgd-targeted.js';
 import { layersClassifier, type Classifier } from '../../models/classifier.js';
 import { randomBatch, tinyConvNet } from './models.js';
+import { SUITE_THREADS } from '../helpers.js';
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
 });
 
 /** `model` whose input gradient is zero everywhere (gradient masking in its purest form): same logits. */

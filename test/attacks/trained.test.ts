@@ -9,12 +9,13 @@ import { makeAttack, pgd } from '../../attacks/index.js';
 import { runAttack } from '../../eval/attack-run.js';
 import { Rng } from '../../util/rng.js';
 import { smallFashionCnn } from './models.js';
+import { SUITE_THREADS } from '../helpers.js';
 
 let model: tf.LayersModel;
 let test: ImageSet;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   const data = await loadData('fashion-mnist-sample');
   const all = Int32Array.from({ length: data.train.count }, (_, i) => i);
   const b = makeBatch(data.train, all, NO_AUGMENT, new Rng(0));

@@ -18,13 +18,13 @@ import { runAttack } from '../../eval/attack-run.js';
 import type { ImageSet } from '../../data/dataset.js';
 import { mobilenetV2Graph } from '../fixtures/graph-models.js';
 import { tinyConvNet } from './models.js';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, SUITE_THREADS } from '../helpers.js';
 
 const SHAPE: [number, number, number] = [8, 8, 3];
 const EPS = { linf: 0.1, l2: 1, l1: 8 } as const;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
 });
 
 const plainClass = (c: Classifier, x: tf.Tensor4D) =>

@@ -5,13 +5,13 @@ import tf from '#tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/index.js';
 import { saveCheckpoint } from '../../models/checkpoint.js';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, SUITE_THREADS } from '../helpers.js';
 import { robust } from './fixtures.js';
 
 let foreign: string;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   // A Keras-style net for 28×28 gray images taking [0,255] inputs, ending in softmax, no robust metadata.
   const L = tf.layers;
   const net = tf.sequential({

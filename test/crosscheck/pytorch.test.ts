@@ -32,7 +32,15 @@ import {
   pgd,
 } from '../../attacks/index.js';
 import { Rng } from '../../util/rng.js';
-import { HAS_SHARED_CIFAR, missing, relErr, ROOT, SHARED_DATA, tmpDir } from '../helpers.js';
+import {
+  HAS_SHARED_CIFAR,
+  missing,
+  relErr,
+  ROOT,
+  SHARED_DATA,
+  tmpDir,
+  SUITE_THREADS,
+} from '../helpers.js';
 import { hasPython, npy } from '../data/fixtures.js';
 
 // Looked up, not imported (2–4 s); on CI (.ci/run installs python3-torch) a missing torch fails below.
@@ -184,7 +192,7 @@ describe.skipIf(missing(HAS_TORCH) || missing(HAS_SHARED_CIFAR))(
       expect(HAS_TORCH, '/usr/bin/python3 cannot find torch: apt-get install python3-torch').toBe(
         true,
       );
-      await initBackend({ backend: 'wasm' });
+      await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
       dir = tmpDir('torch-crosscheck');
       const checkpoint = resolvePretrained('zoo:resnet20-pgd');
       const test = take(

@@ -17,12 +17,12 @@ import { runAttack } from '../../eval/attack-run.js';
 import { pgd } from '../../attacks/index.js';
 import { RobustError } from '../../util/errors.js';
 import { randomBatch, smallFashionCnn, tinyConvNet } from '../attacks/models.js';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, SUITE_THREADS } from '../helpers.js';
 
 const SHAPE: [number, number, number] = [8, 8, 3];
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
 });
 
 describe('--defense parsing', () => {

@@ -17,7 +17,7 @@ import { writeReports } from '../../eval/report.js';
 import { readGrid } from '../../cli/eval-command.js';
 import { makeAttack } from '../../attacks/index.js';
 import { gridModel, syntheticSet } from './fixtures.js';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, SUITE_THREADS } from '../helpers.js';
 
 const N = 24;
 const BATCH = 8;
@@ -25,7 +25,7 @@ const set = syntheticSet(N);
 let model: EvalModel;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   // the plain SIMD build (ROBUST_RELAXED_SIMD=0): the variants named below are its own
   useRelaxedSimd(false);
   // Five of the first batch misclassified: the gallery's first 8 clean-correct examples span two batches.

@@ -16,13 +16,13 @@ import { epsPlotSpec, toMarkdown, toCsv } from '../../eval/report.js';
 import { sanityFlags } from '../../eval/sanity-flags.js';
 import { layersClassifier } from '../../models/classifier.js';
 import { gridModel, syntheticSet } from './fixtures.js';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, SUITE_THREADS } from '../helpers.js';
 
 const set = syntheticSet(24);
 let model: EvalModel;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   model = gridModel(set);
 });
 

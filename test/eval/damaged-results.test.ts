@@ -22,7 +22,7 @@ import { layersClassifier } from '../../models/classifier.js';
 import type { ImageSet } from '../../data/dataset.js';
 import { RobustError } from '../../util/errors.js';
 import { tinyConvNet } from '../attacks/models.js';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, SUITE_THREADS } from '../helpers.js';
 
 const set: ImageSet = (() => {
   const n = 12;
@@ -124,7 +124,7 @@ function copyOut(): string {
 }
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   const a = tinyConvNet(2);
   const preds = tf.tidy(() =>
     (

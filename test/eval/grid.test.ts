@@ -22,7 +22,7 @@ import { noisyClassifier } from '../../defenses/noise-injection.js';
 import type { ImageSet } from '../../data/dataset.js';
 import { checkReport, CHROMIUM } from '../../scripts/check-report.js';
 import { tinyConvNet } from '../attacks/models.js';
-import { missing, tmpDir } from '../helpers.js';
+import { missing, tmpDir, SUITE_THREADS } from '../helpers.js';
 
 const mask = (bits: number[]) => Buffer.from(Uint8Array.from(bits)).toString('base64');
 const checksOk = {
@@ -251,7 +251,7 @@ describe('model checks on real models', () => {
     channels: 3,
   };
   beforeAll(async () => {
-    await initBackend({ backend: 'wasm' });
+    await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   });
   it('a plain model passes; a softmax output, a constant model, a NaN-gradient and a reversed-gradient model are caught', () => {
     const model = tinyConvNet(1);
@@ -319,7 +319,7 @@ describe('running a grid', () => {
   };
   let models: EvalModel[];
   beforeAll(async () => {
-    await initBackend({ backend: 'wasm' });
+    await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
     // label the images with model a's own predictions so both models have examples to attack
     const a = tinyConvNet(2);
     const b = tinyConvNet(3);

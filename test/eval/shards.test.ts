@@ -19,7 +19,7 @@ import { makeAttack } from '../../attacks/index.js';
 import { RobustError } from '../../util/errors.js';
 import type { ImageSet } from '../../data/dataset.js';
 import { gridModel, syntheticSet } from './fixtures.js';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, SUITE_THREADS } from '../helpers.js';
 
 const N = 24;
 const BATCH = 8;
@@ -27,7 +27,7 @@ const set = syntheticSet(N);
 let model: EvalModel;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   // the plain SIMD build (ROBUST_RELAXED_SIMD=0): the variants named below are its own
   useRelaxedSimd(false);
   // misclassify some of the first batch: the gallery's first 8 clean-correct examples span two batches (and two shards)

@@ -13,7 +13,7 @@ import { saveCheckpoint } from '../../models/checkpoint.js';
 import { resnetGraph } from '../fixtures/graph-models.js';
 import { npy, npz, pattern, png } from '../data/fixtures.js';
 import { robust } from '../cli/fixtures.js';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, SUITE_THREADS } from '../helpers.js';
 
 const L = tf.layers;
 let root: string;
@@ -45,7 +45,7 @@ const layersOf = (json: Record<string, unknown>) =>
   (json.modelTopology as { config: { layers: Layer[] } }).config.layers;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'wasm', threads: SUITE_THREADS });
   root = tmpDir('any-model-refusals');
   const conv = () =>
     L.conv2d({
