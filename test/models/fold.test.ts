@@ -56,22 +56,32 @@ describe('foldBatchNorm', () => {
       const count = (x: tf.LayersModel) =>
         x.layers.filter((l) => l.getClassName() === 'BatchNormalization').length;
       expect(count(m) - count(folded)).toBe(bns);
-      const x = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', 5);
       const y = tf.tensor1d([0, 3, 5, 9], 'int32');
-      const logits = (net: tf.LayersModel) =>
-        (net.apply(x, { training: false }) as tf.Tensor).dataSync();
-      expect(relErr(logits(folded), logits(m))).toBeLessThan(1e-5);
-      const grad = (net: tf.LayersModel) =>
-        tf
-          .grad((xi: tf.Tensor) =>
-            tf.losses.softmaxCrossEntropy(
-              tf.oneHot(y, 10),
-              net.apply(xi, { training: false }) as tf.Tensor,
-            ),
-          )(x)
-          .dataSync();
-      expect(relErr(grad(folded), grad(m))).toBeLessThan(1e-4);
-      tf.dispose([m, folded, x, y]);
+      // Four input draws: a ReLU whose input lies within rounding of 0 may take the other side
+      // once BN is folded, and the gradient then moves by far more than rounding (resnet50 on
+      // draw 5: 9.1e-4, on the cpu backend as on wasm; draws 6–9: 3.5e-7–3.8e-6). The logits
+      // must agree on every draw, the gradients on most; a wrong fold is off by O(1) on all.
+      const gradErrs = [5, 6, 7, 8].map((seed) => {
+        const x = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', seed);
+        const logits = (net: tf.LayersModel) =>
+          (net.apply(x, { training: false }) as tf.Tensor).dataSync();
+        expect(relErr(logits(folded), logits(m))).toBeLessThan(1e-5);
+        const grad = (net: tf.LayersModel) =>
+          tf
+            .grad((xi: tf.Tensor) =>
+              tf.losses.softmaxCrossEntropy(
+                tf.oneHot(y, 10),
+                net.apply(xi, { training: false }) as tf.Tensor,
+              ),
+            )(x)
+            .dataSync();
+        const err = relErr(grad(folded), grad(m));
+        x.dispose();
+        return err;
+      });
+      expect(gradErrs.filter((e) => e < 1e-4).length, String(gradErrs)).toBeGreaterThanOrEqual(3);
+      expect(Math.max(...gradErrs)).toBeLessThan(1e-2);
+      tf.dispose([m, folded, y]);
     });
   }
 
