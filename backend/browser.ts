@@ -59,8 +59,13 @@ interface GpuAdapterLike {
   info?: { vendor?: string; architecture?: string; device?: string; isFallbackAdapter?: boolean };
 }
 
-/** WebGPU here: why there is no adapter, or the CPU emulation the adapter is (null: a GPU). */
-async function webgpuAdapter(): Promise<{ missing: string } | { emulated: string | null }> {
+type WebgpuHere = { missing: string } | { emulated: string | null };
+let webgpuHere: Promise<WebgpuHere> | undefined;
+
+/** WebGPU here: why there is no adapter, or the CPU emulation the adapter is (null: a GPU); asked once a page. */
+const webgpuAdapter = (): Promise<WebgpuHere> => (webgpuHere ??= requestWebgpuAdapter());
+
+async function requestWebgpuAdapter(): Promise<WebgpuHere> {
   const gpu = (
     globalThis.navigator as
       { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } } | undefined

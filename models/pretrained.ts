@@ -53,13 +53,14 @@ const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/; // a plain name in its folder:
 /** The zoo's entries, each checked: a damaged index.json is one line, never a crash or a path outside the zoo. */
 export function pretrainedEntries(): PretrainedEntry[] {
   const file = path.join(pretrainedDir(), 'index.json');
-  // a zoo folder the user named must hold one: listing nothing would look like an empty zoo
-  if (process.env.ROBUST_ZOO_DIR)
+  if (!fs.existsSync(file)) {
+    // a zoo folder the user named must hold one: listing nothing would look like an empty zoo
     check(
-      fs.existsSync(file),
+      !process.env.ROBUST_ZOO_DIR,
       `ROBUST_ZOO_DIR=${process.env.ROBUST_ZOO_DIR}: no zoo there (${file} is missing)`,
     );
-  if (!fs.existsSync(file)) return [];
+    return [];
+  }
   const index = readJsonFile<{ entries?: unknown }>(file, `${file}: no such file`);
   checkFields(index, { entries: leaf(Array.isArray, 'a list') }, `${file}: the index`);
   const entries = index.entries as PretrainedEntry[];

@@ -67,9 +67,10 @@ async function medianSeconds(fn: () => unknown, warmups = 2): Promise<number> {
 /**
  * img/s of the attacks users run most, at their full settings, on images they cannot break (eps
  * 1e-6: every step and query runs, as on a robust model): PGD-20, APGD-CE with 100 steps, FAB with
- * 100 iterations, Square with 5000 queries, and AutoAttack's APGD-T and FAB-T (9 targets × 100). Each is timed on a shortened run (5 steps, FAB 2,
- * Square 50 queries) and scaled by the iterations it stands for: an attack's iterations cost the same
- * whatever their number, its setup is counted in each share.
+ * 100 iterations, Square with 5000 queries, and AutoAttack's APGD-T and FAB-T (9 targets × 100).
+ * Each is timed on a shortened run (5 steps, FAB 2, Square 50 queries; one target for the targeted
+ * pair) and scaled by the iterations it stands for: an attack's iterations cost the same whatever
+ * their number, its setup is counted in each share.
  */
 async function attackRates(
   classifier: Parameters<typeof makeAttack>[1],

@@ -10,15 +10,9 @@
  * (`useFastCpuFilterGradients`), and restored by the function it returns.
  */
 import tf from '#tfjs';
+import type { ConvAttrs } from '../backend/ops/conv-gradients.js';
 
-interface FilterGradAttrs {
-  strides: number | [number, number];
-  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-  dilations?: number | [number, number];
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  dataFormat?: 'NHWC' | 'NCHW';
-  filterShape: [number, number, number, number];
-}
+type FilterGradAttrs = ConvAttrs & { filterShape: [number, number, number, number] };
 
 type CpuBackend = { data: { get(id: object): { values: Float32Array } } };
 

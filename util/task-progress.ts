@@ -32,10 +32,10 @@ export class TaskProgress {
   private done: number;
   private info = '';
 
-  /** `resumedAt`: units an earlier, stopped run already did; shown as such, and left out of the speed. */
   /** What the lines start with: a model or folder name may hold control characters, shown escaped. */
   private readonly label: string;
 
+  /** `resumedAt`: units an earlier, stopped run already did; shown as such, and left out of the speed. */
   constructor(
     label: string,
     private readonly total: number,

@@ -14,7 +14,7 @@
 import tf from '#tfjs';
 import { wasmDepthwiseGradientKernels } from '../wasm/wasm-depthwise.js';
 
-interface ConvAttrs {
+export interface ConvAttrs {
   strides: number | [number, number];
   pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
   dilations?: number | [number, number];
