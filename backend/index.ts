@@ -3,10 +3,10 @@
  * the user names. The native packages are optional dependencies (their install downloads
  * libtensorflow), so each is tried and skipped when it is not installed.
  */
-import os from 'node:os';
 import { createRequire } from 'node:module';
 import tf from '#tfjs';
 import { RobustError } from '../util/errors.js';
+import { cpuCount } from '../util/platform.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { startWasm } from './wasm/wasm-threads.js';
 import { registerGradients, registerWasmKernels } from './register.js';
@@ -52,7 +52,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       if (!tryNative(name === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node'))
         return null;
       if (!(await tf.setBackend('tensorflow'))) return null;
-      return { name, tfName: 'tensorflow', threads: os.availableParallelism() };
+      return { name, tfName: 'tensorflow', threads: cpuCount() };
     }
     case 'wasm': {
       registerWasmKernels();
@@ -85,7 +85,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   }
   tf.enableProdMode(); // no per-op debug checks, no console nags
   registerGradients();
-  const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
+  const threads = Math.max(1, Math.floor(options.threads ?? cpuCount()));
   const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice as BackendName];
   for (const name of order) {
     const info = await start(name, threads);

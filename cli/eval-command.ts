@@ -267,7 +267,7 @@ export function registerEval(program: Command): void {
     .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
     .option(
       '--threads <n>',
-      'wasm threads (default: all cores)',
+      'wasm threads (default: the cores this process may use)',
       positiveInt('--threads', LIMITS.threads),
     );
   addModelOptions(cmd);

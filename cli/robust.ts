@@ -233,7 +233,7 @@ program
   .option('--backend <name>', 'auto | node-gpu | node | wasm | cpu', 'auto')
   .option(
     '--threads <n>',
-    'wasm threads (default: all cores)',
+    'wasm threads (default: the cores this process may use)',
     positiveInt('--threads', LIMITS.threads),
   )
   .option('--quiet', 'no progress output')

@@ -12,6 +12,7 @@ import os from 'node:os';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { PNG } from 'pngjs';
+import { cgroupCpuLimit, usableCpus } from './cpu-quota.js';
 export { TaskProgress } from './task-progress.js';
 
 export const PLATFORM: 'node' | 'browser' = 'node';
@@ -34,7 +35,25 @@ export const yieldToEventLoop = (): Promise<void> => new Promise<void>((r) => se
 /** An environment switch such as ROBUST_WINOGRAD (none in a browser). */
 export const envVar = (name: string): string | undefined => process.env[name];
 
-export const cpuCount = (): number => os.availableParallelism();
+let cpus: number | undefined;
+
+/**
+ * Cores this process may use: those its CPU affinity allows (os.availableParallelism), capped by a
+ * cgroup CPU quota (util/cpu-quota.ts), which Node does not see. Read once.
+ */
+export function cpuCount(): number {
+  cpus ??= usableCpus(
+    os.availableParallelism(),
+    cgroupCpuLimit((path) => {
+      try {
+        return fs.readFileSync(path, 'utf8');
+      } catch {
+        return null;
+      }
+    }),
+  );
+  return cpus;
+}
 
 /**
  * Lets V8 compile wasm relaxed SIMD where it is still behind a flag (Node 20, V8 11.3); true once
