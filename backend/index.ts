@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import tf from '#tfjs';
 import { RobustError } from '../util/errors.js';
-import { cpuCount } from '../util/platform.js';
+import { affinityCores, cpuCount } from '../util/platform.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import { startWasm } from './wasm/wasm-threads.js';
 import { registerGradients, registerWasmKernels } from './register.js';
@@ -52,7 +52,7 @@ async function start(name: BackendName, threads: number): Promise<BackendInfo | 
       if (!tryNative(name === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node'))
         return null;
       if (!(await tf.setBackend('tensorflow'))) return null;
-      return { name, tfName: 'tensorflow', threads: cpuCount() };
+      return { name, tfName: 'tensorflow', threads: affinityCores() };
     }
     case 'wasm': {
       registerWasmKernels();

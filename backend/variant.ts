@@ -13,7 +13,7 @@
  * Mean, Max, Softmax, pooling) were measured bitwise equal on 1, 2 and 3 threads.
  */
 import tf from '#tfjs';
-import { cpuCount } from '../util/platform.js';
+import { affinityCores } from '../util/platform.js';
 import {
   kernelsFma,
   wasmKernelPool,
@@ -47,8 +47,8 @@ export function computeVariant(): string {
     return `robust kernels, ${convs}${kernelsFma() ? ', FMA' : ''}`;
   }
   if (name === 'cpu') return 'tfjs kernels, 1 thread';
-  // libtensorflow sizes its own thread pool by the machine's cores
-  if (name === 'tensorflow') return `libtensorflow, ${cpuCount()} cores`;
+  // libtensorflow sizes its own thread pool by the cores its affinity allows (a quota unseen)
+  if (name === 'tensorflow') return `libtensorflow, ${affinityCores()} cores`;
   return `tfjs ${name} kernels`;
 }
 

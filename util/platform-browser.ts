@@ -49,6 +49,7 @@ export const yieldToEventLoop = (): Promise<void> =>
 export const envVar = (_name: string): string | undefined => undefined;
 
 export const cpuCount = (): number => Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
+export const affinityCores = cpuCount;
 
 /** A page's engine runs wasm relaxed SIMD as shipped (Chrome ≥ 114) or not at all: no flag to set. */
 export const enableWasmRelaxedSimd = (): boolean => false;

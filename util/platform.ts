@@ -35,6 +35,9 @@ export const yieldToEventLoop = (): Promise<void> => new Promise<void>((r) => se
 /** An environment switch such as ROBUST_WINOGRAD (none in a browser). */
 export const envVar = (name: string): string | undefined => process.env[name];
 
+/** Cores the CPU affinity allows, quota or not: what libtensorflow sizes its thread pool by. */
+export const affinityCores = (): number => os.availableParallelism();
+
 let cpus: number | undefined;
 
 /**
@@ -43,7 +46,7 @@ let cpus: number | undefined;
  */
 export function cpuCount(): number {
   cpus ??= usableCpus(
-    os.availableParallelism(),
+    affinityCores(),
     cgroupCpuLimit((path) => {
       try {
         return fs.readFileSync(path, 'utf8');
