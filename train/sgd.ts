@@ -1,8 +1,10 @@
 /**
  * SGD with momentum and L2 weight decay, PyTorch semantics: g ← g + wd·w (kernels only),
- * v ← μ·v + g, w ← w − lr·v. The momentum buffers can be saved and restored for --resume.
+ * v ← μ·v + g, w ← w − lr·v, one pass per variable (backend/ops/sgd-momentum.ts). The momentum
+ * buffers can be saved and restored for --resume.
  */
 import tf from '#tfjs';
+import { sgdMomentum } from '../backend/ops/sgd-momentum.js';
 
 interface SgdConfig {
   momentum: number;
@@ -29,12 +31,13 @@ export class Sgd {
     tf.tidy(() => {
       this.vars.forEach((v, i) => {
         const w = v.read();
-        let g = grads[(w as tf.Variable).name];
+        const g = grads[(w as tf.Variable).name];
         if (!g) return;
-        if (weightDecay > 0 && isDecayed(v)) g = g.add(w.mul(weightDecay));
         const buf = this.buffers[i];
-        buf.assign(buf.mul(momentum).add(g));
-        v.write(w.sub(buf.mul(lr)));
+        const decay = weightDecay > 0 && isDecayed(v) ? weightDecay : 0;
+        const [wNew, bufNew] = sgdMomentum(w, g, buf, { lr, momentum, weightDecay: decay });
+        buf.assign(bufNew);
+        v.write(wNew);
       });
     });
   }

@@ -103,6 +103,37 @@ void sigmoid_grad(float *dx, const float *dy, const float *y, int count, int r0,
   for (; i < end; i++) dx[i] = dy[i] * (y[i] * (1.0f - y[i]));
 }
 
+/*
+ * One SGD step with momentum and L2 weight decay for one variable, in place of train/sgd.ts's
+ * tfjs ops and with their values (each operation rounded, multiply and add never fused):
+ * g' = g + w * wd where `decay` (else g' = g, as the ops skip the term: -0 and infinities stay
+ * theirs), v' = v * momentum + g', w' = w - v' * lr. Writes w' and v'; rows [r0, r1) of ROW floats.
+ */
+EXPORT(sgd_momentum)
+void sgd_momentum(float *w_out, float *v_out, const float *w, const float *g, const float *v, int lr_bits, int momentum_bits,
+                  int wd_bits, int decay, int count, int r0, int r1) {
+  /* Kernel arguments are i32s (the thread pool's job words): the float32s come as their bits. */
+  const float lr = __builtin_bit_cast(float, lr_bits), momentum = __builtin_bit_cast(float, momentum_bits);
+  const float wd = __builtin_bit_cast(float, wd_bits);
+  const v128_t vlr = wasm_f32x4_splat(lr), vmom = wasm_f32x4_splat(momentum), vwd = wasm_f32x4_splat(wd);
+  const int end = r1 * ROW < count ? r1 * ROW : count;
+  int i = r0 * ROW;
+  for (; i + 4 <= end; i += 4) {
+    const v128_t wi = wasm_v128_load(w + i);
+    v128_t gi = wasm_v128_load(g + i);
+    if (decay) gi = wasm_f32x4_add(gi, wasm_f32x4_mul(wi, vwd));
+    const v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), vmom), gi);
+    wasm_v128_store(v_out + i, vi);
+    wasm_v128_store(w_out + i, wasm_f32x4_sub(wi, wasm_f32x4_mul(vi, vlr)));
+  }
+  for (; i < end; i++) {
+    const float gi = decay ? g[i] + w[i] * wd : g[i];
+    const float vi = v[i] * momentum + gi;
+    v_out[i] = vi;
+    w_out[i] = w[i] - vi * lr;
+  }
+}
+
 /* a op b for the broadcasting binary kernel: 0 add, 1 sub, 2 mul, 3 div. */
 INLINE v128_t vop(int op, v128_t a, v128_t b) {
   switch (op) {
