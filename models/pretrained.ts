@@ -11,7 +11,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
 import { check, RobustError } from '../util/errors.js';
-import { checkFields, int, leaf, matching, num, object, optional, str } from '../util/fields.js';
+import {
+  checkFields,
+  int,
+  leaf,
+  matching,
+  nested,
+  num,
+  object,
+  oneOf,
+  optional,
+  str,
+} from '../util/fields.js';
 import { LIMITS } from '../util/limits.js';
 import { readJsonFile } from '../util/json-file.js';
 import { loadModel } from './checkpoint.js';
@@ -33,6 +44,11 @@ export interface PretrainedEntry {
   backend: string;
   /** Clean accuracy on the full test set at the end of training, from the training log. */
   test_acc: number;
+  /**
+   * Present when the weights ship as float16 (scripts/zoo-add.ts --float16): the clean accuracy on
+   * the full test set of the run's float32 weights and of the shipped ones, both measured then.
+   */
+  weights?: { dtype: 'float16'; test_acc_float32: number; test_acc_float16: number };
   /** How the run went, where the numbers alone would mislead (e.g. code that got faster mid-run). */
   note?: string;
   sha256: Record<string, string>;
@@ -80,6 +96,13 @@ export function pretrainedEntries(): PretrainedEntry[] {
         train_seconds: num(0, 1e9),
         backend: str,
         test_acc: num(0, 1),
+        weights: optional(
+          nested({
+            dtype: oneOf('float16'),
+            test_acc_float32: num(0, 1),
+            test_acc_float16: num(0, 1),
+          }),
+        ),
         note: optional(str),
         sha256: object,
       },

@@ -5,6 +5,9 @@
  *   node dist/scripts/zoo-add.js RUN_DIR NAME --command "robust train …" [--best]
  *
  * --best takes the run's best-robust checkpoint (adversarial training keeps it in RUN_DIR/best).
+ * --float16 ships the weights as float16 (half the bytes; models/float16-weights.ts) when the clean
+ * accuracy on the data set's full test set moves by at most 0.1 point: both are measured (on the
+ * fastest backend here) and recorded in the entry; otherwise it refuses and the zoo is unchanged.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +22,15 @@ import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { optionsOrExit } from '../cli/options.js';
 import { check } from '../util/errors.js';
 import { readJsonFile } from '../util/json-file.js';
+import { initBackend } from '../backend/index.js';
+import { loadData } from '../data/index.js';
+import { accuracy } from '../eval/accuracy.js';
+import { float16Model } from '../models/float16-weights.js';
+import { buildLayersModel } from '../models/layers-build.js';
+import { modelFilesFrom } from '../models/model-bytes.js';
+import { readModelFiles } from '../models/model-files.js';
+import { RobustError } from '../util/errors.js';
+import { cliMessage } from '../cli/flags.js';
 
 interface EpochLog {
   epoch: number;
@@ -43,10 +55,20 @@ const program = new Command()
   .option('--best', 'take the best-robust checkpoint (RUN/best) instead of the last one')
   .option('--threads <text>', 'how the backend ran, for the record', '2 threads')
   .option('--note <text>', 'anything a reader of the table should know about how the run went')
+  .option(
+    '--float16',
+    'ship float16 weights if the full test set clean accuracy moves by at most 0.1 point (measured)',
+  )
   .parse();
 
 const [run, name] = program.args;
-const o = program.opts<{ command: string; best?: boolean; threads: string; note?: string }>();
+const o = program.opts<{
+  command: string;
+  best?: boolean;
+  threads: string;
+  note?: string;
+  float16?: boolean;
+}>();
 const source = path.join(run, o.best ? 'best' : 'checkpoint');
 
 const readJson = <T>(file: string): T =>
@@ -71,11 +93,53 @@ const epoch = o.best
   ? log.reduce((b, e) => ((e.robust_acc ?? -1) > (b.robust_acc ?? -1) ? e : b))
   : log[log.length - 1];
 
+/** The float16 files and both clean accuracies, or a one-line refusal when float16 costs more than 0.1 point. */
+async function toFloat16() {
+  const original = readModelFiles(source);
+  const half = float16Model(original);
+  await initBackend();
+  const { test } = await loadData(state.config.data);
+  const acc = async (files: typeof original) => {
+    const model = await buildLayersModel(files);
+    const a = accuracy(model, test);
+    model.dispose();
+    return a;
+  };
+  const float32 = await acc(original);
+  const float16 = await acc(
+    modelFilesFrom(path.join(source, 'model.json'), half.json, () => half.weights),
+  );
+  const moved = Math.round(Math.abs(float16 - float32) * test.count); // images: accuracies are counts over test.count
+  const pct = (a: number) => `${(100 * a).toFixed(2)}%`;
+  console.log(
+    `float16 weights: ${pct(float16)} clean on ${test.count} test images, float32 ${pct(float32)}`,
+  );
+  // at most 0.1 point: a count, so no rounding decides it
+  if (moved * 1000 > test.count)
+    throw new RobustError(
+      `float16 weights move the clean accuracy by ${moved} of ${test.count} test images (${pct(float32)} → ${pct(float16)}), more than 0.1 point: add it without --float16`,
+    );
+  return { half, float32, float16 };
+}
+
+let float16: Awaited<ReturnType<typeof toFloat16>> | null = null;
+if (o.float16) {
+  try {
+    float16 = await toFloat16();
+  } catch (e) {
+    if (!(e instanceof RobustError)) throw e;
+    console.error(`zoo-add: ${cliMessage(e)}`);
+    process.exit(2);
+  }
+}
 const files = ['model.json', 'weights.bin'];
 const target = path.join(pretrainedDir(), name);
-await writeDirAtomic(target, (tmp) =>
-  files.forEach((f) => fs.copyFileSync(path.join(source, f), path.join(tmp, f))),
-);
+await writeDirAtomic(target, (tmp) => {
+  if (!float16)
+    return files.forEach((f) => fs.copyFileSync(path.join(source, f), path.join(tmp, f)));
+  fs.writeFileSync(path.join(tmp, 'model.json'), JSON.stringify(float16.half.json));
+  fs.writeFileSync(path.join(tmp, 'weights.bin'), float16.half.weights);
+});
 const defense = state.config.defense?.names?.join(',') || meta.defense || 'none';
 const entry: PretrainedEntry = {
   name,
@@ -89,6 +153,15 @@ const entry: PretrainedEntry = {
   train_seconds: Math.round(log.slice(0, epoch.epoch).reduce((s, e) => s + e.seconds, 0)),
   backend: `${state.config.backend} (${o.threads})`,
   test_acc: epoch.test_acc,
+  ...(float16
+    ? {
+        weights: {
+          dtype: 'float16',
+          test_acc_float32: float16.float32,
+          test_acc_float16: float16.float16,
+        },
+      }
+    : {}),
   ...(o.note ? { note: o.note } : {}),
   sha256: Object.fromEntries(files.map((f) => [f, sha256(path.join(target, f))])),
 };

@@ -166,7 +166,7 @@ function section(
   const mark = (e: PretrainedEntry) => '¹²³⁴⁵⁶⁷⁸⁹'[notes.indexOf(e)] ?? `(${notes.indexOf(e) + 1})`;
   for (const e of entries)
     lines.push(
-      `| \`${ZOO_PREFIX}${e.name}\` | ${e.architecture}${e.width ? ` (width ${e.width})` : ''} | ${e.epochs} | ${hours(e.train_seconds)}${e.note ? ` ${mark(e)}` : ''} | ${e.backend} | \`${e.command}\` |`,
+      `| \`${ZOO_PREFIX}${e.name}\` | ${e.architecture}${e.width ? ` (width ${e.width})` : ''} | ${e.epochs} | ${hours(e.train_seconds)}${e.note ? ` ${mark(e)}` : ''} | ${e.backend}${float16Note(e)} | \`${e.command}\` |`,
     );
   if (notes.length > 0)
     lines.push('', ...notes.map((e) => `${mark(e)} \`${ZOO_PREFIX}${e.name}\`: ${e.note}`));
@@ -174,6 +174,12 @@ function section(
 }
 
 const fmt = (v: number | undefined) => (v === undefined ? '–' : pct(v));
+
+/** How float16 weights measured against the run's float32 ones, for the entry's row. */
+const float16Note = (e: PretrainedEntry) =>
+  e.weights
+    ? `; ships float16 weights: ${pct(e.weights.test_acc_float16)}% clean (float32 ${pct(e.weights.test_acc_float32)}%)`
+    : '';
 
 const entries = pretrainedEntries();
 const byData = new Map<string, PretrainedEntry[]>();
