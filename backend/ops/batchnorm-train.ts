@@ -20,6 +20,8 @@ interface BatchNormTrainResult {
   /** Per-channel batch mean and biased variance (what tf.layers feeds its moving averages). */
   mean: tf.Tensor1D;
   variance: tf.Tensor1D;
+  /** The same statistics as arrays, where they were computed on the host (wasm, cpu). */
+  hostStats?: { mean: Float32Array; variance: Float32Array };
 }
 
 /**
@@ -270,6 +272,7 @@ export function batchNormTraining(
       y: op(x, gamma, beta) as tf.Tensor,
       mean: tf.tensor1d(s.mean),
       variance: tf.tensor1d(s.variance),
+      hostStats: { mean: s.mean, variance: s.variance },
     };
   }
   const axes = x.shape.slice(0, -1).map((_, i) => i);

@@ -3,7 +3,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import tf from '#tfjs';
 import { initBackend } from '../../backend/index.js';
 import { batchNormTraining } from '../../backend/ops/batchnorm-train.js';
-import { FusedBatchNormalization, fusedBatchNorm } from '../../models/fused-batchnorm.js';
+import {
+  FusedBatchNormalization,
+  fusedBatchNorm,
+  updateMovingAverage,
+} from '../../models/fused-batchnorm.js';
 import { wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 
@@ -113,6 +117,27 @@ describe.each(['wasm', 'cpu'] as const)('fused BatchNorm on %s', (backend) => {
           );
       },
     );
+  });
+
+  it('a moving statistic updated from host arrays takes the tf ops values bit for bit', async () => {
+    await tf.setBackend(backend);
+    const c = 37;
+    const layers = [0, 1].map(() => fusedBatchNorm({ axis: -1 }));
+    for (const l of layers) l.build([1, 1, 1, c]);
+    const start = tf.randomNormal([c], 5, 30, 'float32', 11);
+    const moving = layers.map((l) => (l as unknown as { movingMean: tf.LayerVariable }).movingMean);
+    for (const v of moving) v.write(start);
+    for (const [k, momentum] of [0.9, 0.99, 0.1, 0].entries()) {
+      const batch = tf.randomNormal([c], -3, 1e3 * 10 ** -k, 'float32', 20 + k);
+      updateMovingAverage(moving[0], batch.dataSync() as Float32Array, momentum);
+      updateMovingAverage(moving[1], batch, momentum);
+      const [a, b] = moving.map((v) =>
+        Array.from(new Uint32Array(v.read().dataSync().slice().buffer)),
+      );
+      expect(a, `momentum ${momentum}`).toEqual(b);
+      batch.dispose();
+    }
+    start.dispose();
   });
 
   it('the layer updates moving statistics as the stock layer, and leaves no tensors behind', async () => {
