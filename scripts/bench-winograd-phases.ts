@@ -6,7 +6,8 @@
  * — single-threaded, CPU time per call (median of --reps); the products' GMAC/s against a tight
  * 128-bit multiply-add loop's. Each measurement runs the plain SIMD build (a multiply and an add
  * per lane and MAC) and then the relaxed-SIMD one (one f32x4.relaxed_madd: FMA where the engine
- * fuses it), alternating, as scripts/build-kernels.sh builds them.
+ * fuses it), alternating, as scripts/build-kernels.sh builds them. Apart, the filter transform
+ * (winograd4_filter), which forward and dx run on every call before their units.
  * scripts/winograd-phases.c runs winograd4.c's own loops with a phase mask; this script builds it
  * with clang ≥ 16 (CLANG=... names one) into a module on its own memory. `--baseline DIR` also
  * builds another checkout's kernels and times them in the same rounds, call by call, and prints
@@ -167,6 +168,7 @@ check(
 );
 /** Ours / baseline per round: the baseline's time over ours, median (min–max). */
 const speedups: string[] = [];
+const filterRows: string[] = [];
 const ratio = (ours: number[], base: number[]) => {
   const r = ours.map((t, i) => base[i] / t).sort((a, b) => a - b);
   return `${median(r).toFixed(2)}× (${r[0].toFixed(2)}–${r[r.length - 1].toFixed(2)})`;
@@ -184,11 +186,25 @@ for (const [net, N, S, C] of shapes) {
   const [forward, filterGrad] = [units(tileRows.forward), units(tileRows.filterGrad)];
   const plane = Math.max(forward.T, filterGrad.T) * C + 16;
   const [x, y] = [alloc(N * S * S * C), alloc(N * S * S * C)];
-  const [U, bias, acc] = [alloc(36 * C * C), alloc(C), alloc(36 * C * C)];
+  const [U, bias, acc, w] = [alloc(36 * C * C), alloc(C), alloc(36 * C * C), alloc(9 * C * C)];
   const scratch = alloc(36 * (2 * plane + C) + 16 * C);
   fillRandom(x, N * S * S * C);
   fillRandom(y, N * S * S * C);
   fillRandom(U, 36 * C * C);
+  fillRandom(w, 9 * C * C);
+  // U from the 3x3 filter, which forward and dx compute on every call (plain builds: no MADD in it);
+  // all its 8-channel output blocks, [0, C/8) (a baseline's kernel without that range ignores it)
+  const plainBuilds = builds.filter((_, k) => k % 2 === 0);
+  const filterTimes = [0, 1].map((transposed) =>
+    rounds(plainBuilds.map((b) => () => b.winograd4_filter(U, w, C, C, transposed, 0, C / 8))),
+  );
+  filterRows.push(
+    `| ${net} ${S}×${S}×${C} b${N} | ${ms(median(filterTimes[0][0]))} | ${ms(median(filterTimes[1][0]))} |` +
+      (baseline
+        ? ` ${ms(median(filterTimes[0][1]))} → ${ms(median(filterTimes[0][0]))}: ${ratio(filterTimes[0][0], filterTimes[0][1])} |` +
+          ` ${ms(median(filterTimes[1][1]))} → ${ms(median(filterTimes[1][0]))}: ${ratio(filterTimes[1][0], filterTimes[1][1])} |`
+        : ''),
+  );
   f32.fill(0, bias / 4, bias / 4 + C);
   const conv = (b: Record<string, Fn>, phases: number) => () =>
     b.ph_conv(phases, scratch, y, x, U, bias, ...forward.geometry);
@@ -262,4 +278,12 @@ if (baseline) {
   console.log('|---|---|---|---|---|---|---|');
   for (const row of speedups) console.log(row);
 }
+console.log(
+  `\nThe filter transform (winograd4_filter: U for forward, and for dx from the flipped, transposed filter), plain SIMD, CPU ms per call${baseline ? '; baseline → ours: the speed-up' : ''}.`,
+);
+console.log(
+  `| shape | forward | dx |${baseline ? ' forward against the baseline | dx against the baseline |' : ''}`,
+);
+console.log(`|---|---|---|${baseline ? '---|---|' : ''}`);
+for (const row of filterRows) console.log(row);
 process.exit(0);
