@@ -263,9 +263,21 @@ function winogradConv(
   const out = backend.makeOutput([g.N, g.Ho, g.Wo, g.Co], 'float32');
   try {
     withHeapBuffer(backend, X * g.Ci * g.Co, (U) => {
-      kernels.run(m === 4 ? 'winograd4_filter' : 'winograd_filter', [
-        [U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0],
-      ]);
+      const filterArgs = [U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0];
+      if (m === 4) {
+        // threads share U's 8-channel output blocks (512x512 channels: ~10 ms a call on one)
+        const blocks = g.Co / 8;
+        const parts = threadsFor(kernels, 36 * 9 * g.Ci * g.Co, blocks);
+        const share = (p: number) => [
+          Math.floor((p * blocks) / parts),
+          Math.floor(((p + 1) * blocks) / parts),
+        ];
+        kernels.run(
+          'winograd4_filter',
+          Array.from({ length: parts }, (_, p) => [...filterArgs, ...share(p)]),
+        );
+        countKernelCall('winograd4_filter', parts);
+      } else kernels.run('winograd_filter', [filterArgs]);
       withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
         withHeapBuffer(backend, threads * scratch, (at) => {
           const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * scratch);

@@ -14,39 +14,55 @@
 #include "winograd.h"
 
 /*
- * U = GgG' for every (ci, co), stored [36][Co/8][Ci][8]; g as in winograd_filter (`transposed`: the
- * flipped, transposed filter of the conv whose input gradient this is). Co a multiple of 8.
+ * U = GgG' for every ci and the co of the 8-channel blocks [b0, b1) (threads take shares of them),
+ * stored [36][Co/8][Ci][8]; g as in winograd_filter (`transposed`: the flipped, transposed filter of
+ * the conv whose input gradient this is). Co a multiple of 8. Four co a v128, the same divisions and
+ * sums lane by lane as one channel at a time, so bit for bit those; a block's U rows are written in
+ * order (36 streams of 32 bytes a ci). One channel at a time, with its 36 stores a plane apart, it
+ * took 43 ms for 512x512 channels (b64: more than the conv's other phases together), 9 divisions
+ * per value; the forward and dx of ResNet-18's last stage run it on every call.
  */
 EXPORT(winograd4_filter)
-void winograd4_filter(float *U, const float *w, int Ci, int Co, int transposed) {
-  for (int ci = 0; ci < Ci; ci++)
-    for (int co = 0; co < Co; co++) {
-      float g[3][3], t[6][3];
-      for (int a = 0; a < 3; a++)
-        for (int b = 0; b < 3; b++)
-          g[a][b] = transposed ? w[((2 - a) * 3 + (2 - b)) * Co * Ci + co * Ci + ci] : w[(a * 3 + b) * Ci * Co + ci * Co + co];
-      /* G down each column, then along each row of the 6x3 result. */
-      for (int b = 0; b < 3; b++) {
-        const float g0 = g[0][b], g1 = g[1][b], g2 = g[2][b];
-        t[0][b] = g0 / 4;
-        t[1][b] = -(g0 + g1 + g2) / 6;
-        t[2][b] = -(g0 - g1 + g2) / 6;
-        t[3][b] = g0 / 24 + g1 / 12 + g2 / 6;
-        t[4][b] = g0 / 24 - g1 / 12 + g2 / 6;
-        t[5][b] = g2;
+void winograd4_filter(float *U, const float *w, int Ci, int Co, int transposed, int b0, int b1) {
+  const int plane = Co * Ci; /* floats per matrix xi */
+  const v128_t four = wasm_f32x4_splat(4), six = wasm_f32x4_splat(6), twelve = wasm_f32x4_splat(12);
+  const v128_t twentyfour = wasm_f32x4_splat(24);
+  for (int b = b0; b < b1; b++)
+    for (int ci = 0; ci < Ci; ci++)
+      for (int h = 0; h < 8; h += 4) {
+        const int co = 8 * b + h;
+        v128_t g[3][3], t[6][3];
+        for (int a = 0; a < 3; a++)
+          for (int c = 0; c < 3; c++) {
+            if (transposed) {
+              const float *q = w + ((2 - a) * 3 + (2 - c)) * Co * Ci + co * Ci + ci;
+              g[a][c] = wasm_f32x4_make(q[0], q[Ci], q[2 * Ci], q[3 * Ci]);
+            } else
+              g[a][c] = wasm_v128_load(w + (a * 3 + c) * Ci * Co + ci * Co + co);
+          }
+        /* G down each column, then along each row of the 6x3 result (winograd4_filter's sums, in its order). */
+        for (int c = 0; c < 3; c++) {
+          const v128_t g0 = g[0][c], g1 = g[1][c], g2 = g[2][c];
+          t[0][c] = wasm_f32x4_div(g0, four);
+          t[1][c] = wasm_f32x4_div(wasm_f32x4_neg(ADD(ADD(g0, g1), g2)), six);
+          t[2][c] = wasm_f32x4_div(wasm_f32x4_neg(ADD(SUB(g0, g1), g2)), six);
+          t[3][c] = ADD(ADD(wasm_f32x4_div(g0, twentyfour), wasm_f32x4_div(g1, twelve)), wasm_f32x4_div(g2, six));
+          t[4][c] = ADD(SUB(wasm_f32x4_div(g0, twentyfour), wasm_f32x4_div(g1, twelve)), wasm_f32x4_div(g2, six));
+          t[5][c] = g2;
+        }
+        float *u = U + (b * Ci + ci) * 8 + h;
+        for (int i = 0; i < 6; i++) {
+          const v128_t g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
+          wasm_v128_store(u + (i * 6 + 0) * plane, wasm_f32x4_div(g0, four));
+          wasm_v128_store(u + (i * 6 + 1) * plane, wasm_f32x4_div(wasm_f32x4_neg(ADD(ADD(g0, g1), g2)), six));
+          wasm_v128_store(u + (i * 6 + 2) * plane, wasm_f32x4_div(wasm_f32x4_neg(ADD(SUB(g0, g1), g2)), six));
+          wasm_v128_store(u + (i * 6 + 3) * plane,
+                          ADD(ADD(wasm_f32x4_div(g0, twentyfour), wasm_f32x4_div(g1, twelve)), wasm_f32x4_div(g2, six)));
+          wasm_v128_store(u + (i * 6 + 4) * plane,
+                          ADD(SUB(wasm_f32x4_div(g0, twentyfour), wasm_f32x4_div(g1, twelve)), wasm_f32x4_div(g2, six)));
+          wasm_v128_store(u + (i * 6 + 5) * plane, g2);
+        }
       }
-      float *u = U + ((co >> 3) * Ci + ci) * 8 + (co & 7);
-      const int plane = Co * Ci; /* floats per matrix xi */
-      for (int i = 0; i < 6; i++) {
-        const float g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
-        u[(i * 6 + 0) * plane] = g0 / 4;
-        u[(i * 6 + 1) * plane] = -(g0 + g1 + g2) / 6;
-        u[(i * 6 + 2) * plane] = -(g0 - g1 + g2) / 6;
-        u[(i * 6 + 3) * plane] = g0 / 24 + g1 / 12 + g2 / 6;
-        u[(i * 6 + 4) * plane] = g0 / 24 - g1 / 12 + g2 / 6;
-        u[(i * 6 + 5) * plane] = g2;
-      }
-    }
 }
 
 /* B' along one line of 6 values (the shared sums first). */
