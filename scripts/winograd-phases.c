@@ -33,7 +33,7 @@ void ph_fgrad(int phases, float *acc, float *scratch, const float *x, const floa
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *D = V + 36 * PLANE(T, Ci), *block = D + 36 * PLANE(T, Co);
-  zero(acc, 36 * Ci * Co);
+  if (r0 >= r1) zero(acc, 36 * Ci * Co);
   for (int r = r0; r < r1; r++) {
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first;
     for (int k = 0; k < rows; k++) {
@@ -44,7 +44,8 @@ void ph_fgrad(int phases, float *acc, float *scratch, const float *x, const floa
         if (phases & 2) gradient_tile4(D, T, t, block, dy, Ho, Wo, Co, n, 4 * th, 4 * tw);
       }
     }
-    if (phases & 4) accumulate(acc, V, D, 36, T, Ci, Co);
+    if ((phases & 4) && r == r0) accumulate(acc, V, D, 36, T, Ci, Co, 1);
+    if ((phases & 4) && r != r0) accumulate(acc, V, D, 36, T, Ci, Co, 0);
   }
 }
 

@@ -214,7 +214,7 @@ void winograd_filter_grad(float *acc, float *scratch, const float *x, const floa
   const int tilesW = (Wo + 1) / 2, tilesH = (Ho + 1) / 2, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *D = V + 16 * PLANE(T, Ci);
-  zero(acc, 16 * Ci * Co);
+  if (r0 >= r1) zero(acc, 16 * Ci * Co); /* else the first unit's sums start from zero */
   for (int r = r0; r < r1; r++) {
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
     for (int k = 0; k < rows; k++) {
@@ -229,7 +229,10 @@ void winograd_filter_grad(float *acc, float *scratch, const float *x, const floa
       zero_tile(V + 4 * t, PLANE(T, Ci), 4 * T, 0, Ci, 16);
       zero_gradient_tile(D + 8 * t, PLANE(T, Co), T, Co, 16);
     }
-    accumulate(acc, V, D, 16, T, Ci, Co);
+    if (r == r0) /* `fresh` a constant at each call (as winograd4_filter_grad's) */
+      accumulate(acc, V, D, 16, T, Ci, Co, 1);
+    else
+      accumulate(acc, V, D, 16, T, Ci, Co, 0);
   }
 }
 

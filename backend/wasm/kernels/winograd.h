@@ -142,19 +142,24 @@ INLINE void multiply(float *M, const float *V, const float *U, int X, int T, int
 /*
  * acc[xi][ci][co] += sum over tiles t < T of V[xi][t][ci] * D[xi][t][co] for the X matrices, the
  * sums in t order: 4 x 8 register tiles. V and D in the filter gradient's layouts (above), so a
- * register tile reads 16 bytes of V and 32 of D per tile, both contiguous.
+ * register tile reads 16 bytes of V and 32 of D per tile, both contiguous. `fresh`: acc holds
+ * nothing yet — the sums start from zero registers, the same bits as from zeroed memory (+0 + p is
+ * p, and +0 for p = -0, either way), without a pass that zeroes 36 * Ci * Co floats first.
  */
-INLINE void accumulate(float *acc, const float *V, const float *D, int X, int T, int Ci, int Co) {
+INLINE void accumulate(float *acc, const float *V, const float *D, int X, int T, int Ci, int Co, int fresh) {
   for (int xi = 0; xi < X; xi++) {
     const float *Vx = V + xi * PLANE(T, Ci), *Dx = D + xi * PLANE(T, Co);
     float *Ax = acc + xi * Ci * Co;
     for (int ci = 0; ci < Ci; ci += 4)
       for (int co = 0; co < Co; co += 8) {
         float *a = Ax + ci * Co + co;
-        v128_t s0 = wasm_v128_load(a), t0 = wasm_v128_load(a + 4);
-        v128_t s1 = wasm_v128_load(a + Co), t1 = wasm_v128_load(a + Co + 4);
-        v128_t s2 = wasm_v128_load(a + 2 * Co), t2 = wasm_v128_load(a + 2 * Co + 4);
-        v128_t s3 = wasm_v128_load(a + 3 * Co), t3 = wasm_v128_load(a + 3 * Co + 4);
+        v128_t s0 = wasm_f32x4_splat(0), t0 = s0, s1 = s0, t1 = s0, s2 = s0, t2 = s0, s3 = s0, t3 = s0;
+        if (!fresh) {
+          s0 = wasm_v128_load(a), t0 = wasm_v128_load(a + 4);
+          s1 = wasm_v128_load(a + Co), t1 = wasm_v128_load(a + Co + 4);
+          s2 = wasm_v128_load(a + 2 * Co), t2 = wasm_v128_load(a + 2 * Co + 4);
+          s3 = wasm_v128_load(a + 3 * Co), t3 = wasm_v128_load(a + 3 * Co + 4);
+        }
         const float *v = Vx + ci * T, *d = Dx + co * T; /* [T][4], [T][8] */
         for (int t = 0; t < T; t++, v += 4, d += 8) {
           const v128_t d0 = wasm_v128_load(d), d1 = wasm_v128_load(d + 4);
