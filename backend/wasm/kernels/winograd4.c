@@ -40,7 +40,7 @@ void winograd4_filter(float *U, const float *w, int Ci, int Co, int transposed, 
             } else
               g[a][c] = wasm_v128_load(w + (a * 3 + c) * Ci * Co + ci * Co + co);
           }
-        /* G down each column, then along each row of the 6x3 result (winograd4_filter's sums, in its order). */
+        /* G down each column, then along each row of the 6x3 result (each value's sums in the former scalar code's order). */
         for (int c = 0; c < 3; c++) {
           const v128_t g0 = g[0][c], g1 = g[1][c], g2 = g[2][c];
           t[0][c] = wasm_f32x4_div(g0, four);
