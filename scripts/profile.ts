@@ -4,7 +4,10 @@
  * time of the same calls. Wall minus the kernels' sum is tfjs's engine and tape, JS glue and
  * dataSync. Run on wasm; the kernels are synchronous there, so their times are real.
  *
- *   npm run bench:profile -- [--model resnet20] [--batch 128] [--calls 5] [--top 15]
+ * `--by-shape` keys each kernel by its input and output shapes too: which layers the time is in
+ * (a conv's filter and output shapes tell its kind: Winograd takes 3x3 stride-1 convs only).
+ *
+ *   npm run bench:profile -- [--model resnet20] [--batch 128] [--calls 5] [--top 15] [--by-shape]
  */
 import tf from '#tfjs';
 import { Command } from 'commander';
@@ -21,6 +24,7 @@ const {
   calls,
   top,
   threads,
+  byShape,
 } = optionsOrExit('bench:profile', () => {
   const o = new Command('bench:profile')
     .description('per-kernel time of a train step and an attack step on wasm')
@@ -34,8 +38,16 @@ const {
     )
     .option('--top <n>', 'kernels listed per step', positiveInt('--top', 1000), 15)
     .option('--threads <n>', 'wasm threads (default: all cores)', positiveInt('--threads'))
+    .option('--by-shape', 'kernels by name and input/output shapes')
     .parse()
-    .opts<{ model: string; batch: number; calls: number; top: number; threads?: number }>();
+    .opts<{
+      model: string;
+      batch: number;
+      calls: number;
+      top: number;
+      threads?: number;
+      byShape?: boolean;
+    }>();
   check(
     ZOO.some((e) => e.name === o.model),
     `unknown model '${o.model}' (one of: ${ZOO.map((e) => e.name).join(', ')})`,
@@ -118,10 +130,14 @@ for (const [label, fn] of steps) {
     wall += performance.now() - t0;
     for (const k of p.kernels) {
       const ms = k.kernelTimeMs as number;
-      const e = byKernel.get(k.name) ?? { ms: 0, n: 0 };
+      const shapes = (s: (number[] | null)[]) => s.map((d) => d?.join('×') ?? '?').join(', ');
+      const key = byShape
+        ? `${k.name} ${shapes(k.inputShapes)} → ${shapes(k.outputShapes)}`
+        : k.name;
+      const e = byKernel.get(key) ?? { ms: 0, n: 0 };
       e.ms += ms;
       e.n += 1;
-      byKernel.set(k.name, e);
+      byKernel.set(key, e);
       kernelSum += ms;
     }
   }

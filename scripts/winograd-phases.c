@@ -13,17 +13,12 @@ void ph_conv(int phases, float *scratch, float *y, const float *x, const float *
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *M = V + 36 * PLANE(T, Ci), *block = M + 36 * PLANE(T, Co);
+  const int spread = Co >= SPREAD_FROM;
   for (int r = r0; r < r1; r++) {
-    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
-    if (phases & 1) {
-      for (int k = 0; k < rows; k++) {
-        const int n = (first + k) / tilesH, th = first + k - n * tilesH;
-        for (int tw = 0; tw < tilesW; tw++) input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
-      }
-      for (int t = count; t < T; t++)
-        for (int xi = 0; xi < 36; xi++) zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
-    }
-    if (phases & 2) multiply(M, V, U, 36, T, Ci, Co);
+    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first;
+    if ((phases & 1) && spread) input_unit6(V, T, 1, block, x, first, rows, tilesW, tilesH, H, W, Ci, top, left);
+    if ((phases & 1) && !spread) input_unit6(V, T, 0, block, x, first, rows, tilesW, tilesH, H, W, Ci, top, left);
+    if (phases & 2) multiply(M, V, U, 36, T, Ci, Co, spread);
     if (phases & 4)
       for (int k = 0; k < rows; k++) {
         const int n = (first + k) / tilesH, th = first + k - n * tilesH;
@@ -38,17 +33,19 @@ void ph_fgrad(int phases, float *acc, float *scratch, const float *x, const floa
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *D = V + 36 * PLANE(T, Ci), *block = D + 36 * PLANE(T, Co);
-  zero(acc, 36 * Ci * Co);
+  if (r0 >= r1) zero(acc, 36 * Ci * Co);
   for (int r = r0; r < r1; r++) {
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first;
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) {
-        if (phases & 1) input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
-        if (phases & 2) gradient_tile4(D, T, k * tilesW + tw, block, dy, Ho, Wo, Co, n, 4 * th, 4 * tw);
+        const int t = k * tilesW + tw;
+        if (phases & 1) input_tile6(V + 4 * t, PLANE(T, Ci), 4 * T, 0, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
+        if (phases & 2) gradient_tile4(D, T, t, block, dy, Ho, Wo, Co, n, 4 * th, 4 * tw);
       }
     }
-    if (phases & 4) accumulate(acc, V, D, 36, T, Ci, Co);
+    if ((phases & 4) && r == r0) accumulate(acc, V, D, 36, T, Ci, Co, 1);
+    if ((phases & 4) && r != r0) accumulate(acc, V, D, 36, T, Ci, Co, 0);
   }
 }
 

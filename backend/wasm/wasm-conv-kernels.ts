@@ -189,6 +189,30 @@ const widenForward = (g: WinogradShape) =>
   g.Ci * g.Co >= 512 * 512 ? 4 : g.Ci * g.Co >= 256 * 256 ? 2 : 1;
 const widenFilterGrad = (g: WinogradShape) => (g.Ci * g.Co >= 128 * 128 ? 4 : 1);
 
+/**
+ * A forward conv's (or dx's) units on `threads` threads: wide layers widened, yet at least two
+ * units a thread, so that threads finish together.
+ */
+function forwardUnits(g: WinogradShape, m: 2 | 4, threads: number) {
+  let widen = m === 4 ? widenForward(g) : 1;
+  const tileRows = g.N * Math.ceil(g.Ho / m);
+  while (widen > 1 && tileRows / (widen * baseTileRows(g, m)) < 2 * threads) widen /= 2;
+  return winogradUnits(g, m, widen);
+}
+
+/**
+ * Rows of tiles per work unit that F(4x4) runs a 3x3 'same' conv on an N x S x S x C input with C
+ * output channels in: forward (= dx) on `threads` threads, and its filter gradient — for
+ * scripts/bench-winograd-phases.ts, which times the kernels' phases on the units that run.
+ */
+export function winograd4Rows(N: number, S: number, C: number, threads: number) {
+  const g = { N, H: S, W: S, Ci: C, Ho: S, Wo: S, Co: C, top: 1, left: 1 };
+  return {
+    forward: forwardUnits(g, 4, threads).R,
+    filterGrad: chunkedUnits(g, 4, 36 * C * C).R,
+  };
+}
+
 /** The Winograd shape of forward conv s (also its filter gradient's). */
 const forwardShape = (s: ConvShape): WinogradShape => ({
   N: s.batch,
@@ -231,11 +255,7 @@ function winogradConv(
   epilogue: ConvEpilogue = NO_EPILOGUE,
 ): Info {
   const m = winogradTile();
-  let widen = m === 4 ? widenForward(g) : 1;
-  // at least two units a thread, so that threads finish together
-  const tileRows = g.N * Math.ceil(g.Ho / m);
-  while (widen > 1 && tileRows / (widen * baseTileRows(g, m)) < 2 * kernels.threads) widen /= 2;
-  const { R, tiles, units, macs } = winogradUnits(g, m, widen);
+  const { R, tiles, units, macs } = forwardUnits(g, m, kernels.threads);
   const threads = threadsFor(kernels, macs, units);
   const X = (m + 2) ** 2; // transformed matrices
   // floats per thread: V and M (the kernels' PLANE), and for F(4x4) a border block
@@ -243,9 +263,21 @@ function winogradConv(
   const out = backend.makeOutput([g.N, g.Ho, g.Wo, g.Co], 'float32');
   try {
     withHeapBuffer(backend, X * g.Ci * g.Co, (U) => {
-      kernels.run(m === 4 ? 'winograd4_filter' : 'winograd_filter', [
-        [U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0],
-      ]);
+      const filterArgs = [U, heapOffset(backend, filter), g.Ci, g.Co, transposed ? 1 : 0];
+      if (m === 4) {
+        // threads share U's 8-channel output blocks (512x512 channels: ~10 ms a call on one)
+        const blocks = g.Co / 8;
+        const parts = threadsFor(kernels, 36 * 9 * g.Ci * g.Co, blocks);
+        const share = (p: number) => [
+          Math.floor((p * blocks) / parts),
+          Math.floor(((p + 1) * blocks) / parts),
+        ];
+        kernels.run(
+          'winograd4_filter',
+          Array.from({ length: parts }, (_, p) => [...filterArgs, ...share(p)]),
+        );
+        countKernelCall('winograd4_filter', parts);
+      } else kernels.run('winograd_filter', [filterArgs]);
       withZeros(backend, kernels, Math.max(g.Ci, g.Co), (zeros) => {
         withHeapBuffer(backend, threads * scratch, (at) => {
           const targets = Array.from({ length: threads }, (_, t) => at + 4 * t * scratch);

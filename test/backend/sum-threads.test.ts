@@ -164,6 +164,30 @@ describe('sums over rows are the same on any number of kernel threads', () => {
     });
   }
 
+  // Not a sum, but shared out the same way: F(4x4)'s filter transform, which forward and dx run on
+  // every call, split by 8-channel output blocks (each computed by one thread, whole).
+  it('winograd4_filter: forward and dx of a 3x3 conv, 128→160', async () => {
+    const rng = new Rng(11);
+    const xs = [2, 8, 8, 128];
+    const ws = [3, 3, 128, 160];
+    const x = randomArray(size(xs), rng);
+    const w = randomArray(size(ws), rng);
+    const r = randomArray(2 * 8 * 8 * 160, rng);
+    const run = () =>
+      tf.tidy(() => {
+        const [xt, wt, rt] = [tf.tensor(x, xs), tf.tensor(w, ws), tf.tensor(r, [2, 8, 8, 160])];
+        const f = (a: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, wt as tf.Tensor4D, 1, 'same');
+        const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(f(a), rt)))(xt);
+        return [f(xt), dx].map((t) => t.dataSync() as Float32Array);
+      });
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('wasm');
+    useWinograd(true, 4);
+    const got = sameOnAllThreads('winograd4_filter', run);
+    got.forEach((g, i) => expect(relErr(g, ref[i]), `output ${i}`).toBeLessThanOrEqual(3e-5));
+  });
+
   it('depthwise_filter_grad: 24×32×32×32, 3x3', async () => {
     const rng = new Rng(5);
     const xs = [24, 32, 32, 32];

@@ -57,10 +57,11 @@ void winograd_filter(float *U, const float *w, int Ci, int Co, int transposed) {
 
 
 /*
- * V[xi][t][ci..ci+4) for every ci of tile t, whose 4x4 input block starts at row ih0, column iw0 of
- * image n (rows and columns outside the image read `zeros`).
+ * V[xi][t][ci..ci+4) for every ci of a tile, whose 4x4 input block starts at row ih0, column iw0 of
+ * image n (rows and columns outside the image read `zeros`). v: the tile's channels 0..3 in matrix
+ * 0, each next 4 channels `step` floats on (winograd.h's layouts).
  */
-INLINE void input_tile(float *V, int T, int t, const float *x, const float *zeros, int H, int W, int Ci, int n, int ih0, int iw0) {
+INLINE void input_tile(float *v, int plane, int step, int spread, const float *x, const float *zeros, int H, int W, int Ci, int n, int ih0, int iw0) {
   const float *p00, *p01, *p02, *p03, *p10, *p11, *p12, *p13, *p20, *p21, *p22, *p23, *p30, *p31, *p32, *p33;
 #define ROW(i)                                                                           \
   {                                                                                      \
@@ -74,9 +75,7 @@ INLINE void input_tile(float *V, int T, int t, const float *x, const float *zero
   }
   ROW(0) ROW(1) ROW(2) ROW(3)
 #undef ROW
-  const int plane = PLANE(T, Ci);
-  float *v = V + t * Ci;
-  for (int ci = 0; ci < Ci; ci += 4) {
+  for (int ci = 0; ci < Ci; ci += 4, v += step) {
     v128_t r00, r01, r02, r03, r10, r11, r12, r13, r20, r21, r22, r23, r30, r31, r32, r33;
     /* B' along each row of the block, then down each column. */
 #define LOADROW(i) \
@@ -87,14 +86,30 @@ INLINE void input_tile(float *V, int T, int t, const float *x, const float *zero
   {                                                              \
     v128_t o0, o1, o2, o3;                                       \
     BT(r0##j, r1##j, r2##j, r3##j, o0, o1, o2, o3)               \
-    wasm_v128_store(v + (0 * 4 + j) * plane + ci, o0);           \
-    wasm_v128_store(v + (1 * 4 + j) * plane + ci, o1);           \
-    wasm_v128_store(v + (2 * 4 + j) * plane + ci, o2);           \
-    wasm_v128_store(v + (3 * 4 + j) * plane + ci, o3);           \
+    store_v(v + (0 * 4 + j) * plane, o0, spread);           \
+    store_v(v + (1 * 4 + j) * plane, o1, spread);           \
+    store_v(v + (2 * 4 + j) * plane, o2, spread);           \
+    store_v(v + (3 * 4 + j) * plane, o3, spread);           \
   }
     COLUMN(0) COLUMN(1) COLUMN(2) COLUMN(3)
 #undef COLUMN
   }
+}
+
+/*
+ * The transformed input of one work unit's tiles (`rows` rows of tiles from tile row `first`, tilesW
+ * each; tile t = k * tilesW + tw is column tw of row first + k: one division per row) to V in the
+ * forward layout (winograd.h), padding tiles up to T zeros, so the products read no stale (maybe
+ * subnormal) values. Called with `spread` a constant: each layout compiles apart.
+ */
+INLINE void input_unit(float *V, int T, int spread, const float *x, const float *zeros, int first, int rows, int tilesW, int tilesH,
+                       int H, int W, int Ci, int top, int left) {
+  for (int k = 0; k < rows; k++) {
+    const int n = (first + k) / tilesH, th = first + k - n * tilesH;
+    for (int tw = 0; tw < tilesW; tw++)
+      input_tile(v_forward(V, k * tilesW + tw, Ci, spread), PLANE(T, Ci), v_step(spread), spread, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
+  }
+  for (int t = rows * tilesW; t < T; t++) zero_tile(v_forward(V, t, Ci, spread), PLANE(T, Ci), v_step(spread), spread, Ci, 16);
 }
 
 /* A'MA + bias for tile t: its 2x2 outputs at row oh0, column ow0 of image n (those inside the output). */
@@ -139,17 +154,14 @@ void winograd_conv(float *scratch, float *y, const float *x, const float *U, con
   const int tilesW = (Wo + 1) / 2, tilesH = (Ho + 1) / 2, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *M = scratch + 16 * PLANE(T, Ci);
+  const int spread = Co >= SPREAD_FROM;
   for (int r = r0; r < r1; r++) {
-    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
-    /* Tile t = k * tilesW + tw is column tw of tile row first + k (one division per row). */
-    for (int k = 0; k < rows; k++) {
-      const int n = (first + k) / tilesH, th = first + k - n * tilesH;
-      for (int tw = 0; tw < tilesW; tw++) input_tile(V, T, k * tilesW + tw, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
-    }
-    /* Padding tiles: zeros, so the products read no stale (maybe subnormal) values. */
-    for (int t = count; t < T; t++)
-      for (int xi = 0; xi < 16; xi++) zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
-    multiply(M, V, U, 16, T, Ci, Co);
+    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first;
+    if (spread)
+      input_unit(V, T, 1, x, zeros, first, rows, tilesW, tilesH, H, W, Ci, top, left);
+    else
+      input_unit(V, T, 0, x, zeros, first, rows, tilesW, tilesH, H, W, Ci, top, left);
+    multiply(M, V, U, 16, T, Ci, Co, spread);
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) output_tile(y, M, bias, T, k * tilesW + tw, Ho, Wo, Co, n, 2 * th, 2 * tw);
@@ -166,25 +178,26 @@ void winograd_conv(float *scratch, float *y, const float *x, const float *U, con
  * applies G' . G once at the end.
  */
 
-/* D[xi][t][co..co+4) for every co of tile t, from dy's 2x2 block at row oh0, column ow0 of image n. */
+/* D[xi][t][co..co+4) for every co of tile t, from dy's 2x2 block at row oh0, column ow0 of image n (winograd.h's layout). */
 INLINE void gradient_tile(float *D, int T, int t, const float *dy, const float *zeros, int Ho, int Wo, int Co, int n, int oh0, int ow0) {
   const int right = ow0 + 1 < Wo, below = oh0 + 1 < Ho;
   const float *q00 = dy + ((n * Ho + oh0) * Wo + ow0) * Co;
   const float *q01 = right ? q00 + Co : zeros, *q10 = below ? q00 + Wo * Co : zeros;
   const float *q11 = right && below ? q00 + (Wo + 1) * Co : zeros;
   const int plane = PLANE(T, Co);
-  float *d = D + t * Co;
+  float *d = D + 8 * t;
   for (int co = 0; co < Co; co += 4) {
+    float *dc = d + d_at(co, T);
     const v128_t y00 = wasm_v128_load(q00 + co), y01 = wasm_v128_load(q01 + co);
     const v128_t y10 = wasm_v128_load(q10 + co), y11 = wasm_v128_load(q11 + co);
     /* A along each row of the block (1 0; 1 1; 1 -1; 0 -1), then down the four columns. */
     const v128_t u00 = y00, u01 = ADD(y00, y01), u02 = SUB(y00, y01), u03 = wasm_f32x4_neg(y01);
     const v128_t u10 = y10, u11 = ADD(y10, y11), u12 = SUB(y10, y11), u13 = wasm_f32x4_neg(y11);
-#define COLUMN(j)                                                                  \
-  wasm_v128_store(d + (0 * 4 + j) * plane + co, u0##j);                            \
-  wasm_v128_store(d + (1 * 4 + j) * plane + co, ADD(u0##j, u1##j));                \
-  wasm_v128_store(d + (2 * 4 + j) * plane + co, SUB(u0##j, u1##j));                \
-  wasm_v128_store(d + (3 * 4 + j) * plane + co, wasm_f32x4_neg(u1##j));
+#define COLUMN(j)                                                   \
+  wasm_v128_store(dc + (0 * 4 + j) * plane, u0##j);                 \
+  wasm_v128_store(dc + (1 * 4 + j) * plane, ADD(u0##j, u1##j));     \
+  wasm_v128_store(dc + (2 * 4 + j) * plane, SUB(u0##j, u1##j));     \
+  wasm_v128_store(dc + (3 * 4 + j) * plane, wasm_f32x4_neg(u1##j));
     COLUMN(0) COLUMN(1) COLUMN(2) COLUMN(3)
 #undef COLUMN
   }
@@ -201,22 +214,25 @@ void winograd_filter_grad(float *acc, float *scratch, const float *x, const floa
   const int tilesW = (Wo + 1) / 2, tilesH = (Ho + 1) / 2, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *D = V + 16 * PLANE(T, Ci);
-  zero(acc, 16 * Ci * Co);
+  if (r0 >= r1) zero(acc, 16 * Ci * Co); /* else the first unit's sums start from zero */
   for (int r = r0; r < r1; r++) {
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) {
-        input_tile(V, T, k * tilesW + tw, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
-        gradient_tile(D, T, k * tilesW + tw, dy, zeros, Ho, Wo, Co, n, 2 * th, 2 * tw);
+        const int t = k * tilesW + tw;
+        input_tile(V + 4 * t, PLANE(T, Ci), 4 * T, 0, x, zeros, H, W, Ci, n, 2 * th - top, 2 * tw - left);
+        gradient_tile(D, T, t, dy, zeros, Ho, Wo, Co, n, 2 * th, 2 * tw);
       }
     }
-    for (int t = count; t < T; t++)
-      for (int xi = 0; xi < 16; xi++) {
-        zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
-        zero(D + xi * PLANE(T, Co) + t * Co, Co);
-      }
-    accumulate(acc, V, D, 16, T, Ci, Co);
+    for (int t = count; t < T; t++) {
+      zero_tile(V + 4 * t, PLANE(T, Ci), 4 * T, 0, Ci, 16);
+      zero_gradient_tile(D + 8 * t, PLANE(T, Co), T, Co, 16);
+    }
+    if (r == r0) /* `fresh` a constant at each call (as winograd4_filter_grad's) */
+      accumulate(acc, V, D, 16, T, Ci, Co, 1);
+    else
+      accumulate(acc, V, D, 16, T, Ci, Co, 0);
   }
 }
 

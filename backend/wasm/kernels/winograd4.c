@@ -14,39 +14,55 @@
 #include "winograd.h"
 
 /*
- * U = GgG' for every (ci, co), stored [36][Co/8][Ci][8]; g as in winograd_filter (`transposed`: the
- * flipped, transposed filter of the conv whose input gradient this is). Co a multiple of 8.
+ * U = GgG' for every ci and the co of the 8-channel blocks [b0, b1) (threads take shares of them),
+ * stored [36][Co/8][Ci][8]; g as in winograd_filter (`transposed`: the flipped, transposed filter of
+ * the conv whose input gradient this is). Co a multiple of 8. Four co a v128, the same divisions and
+ * sums lane by lane as one channel at a time, so bit for bit those; a block's U rows are written in
+ * order (36 streams of 32 bytes a ci). One channel at a time, with its 36 stores a plane apart, it
+ * took 43 ms for 512x512 channels (b64: more than the conv's other phases together), 9 divisions
+ * per value; the forward and dx of ResNet-18's last stage run it on every call.
  */
 EXPORT(winograd4_filter)
-void winograd4_filter(float *U, const float *w, int Ci, int Co, int transposed) {
-  for (int ci = 0; ci < Ci; ci++)
-    for (int co = 0; co < Co; co++) {
-      float g[3][3], t[6][3];
-      for (int a = 0; a < 3; a++)
-        for (int b = 0; b < 3; b++)
-          g[a][b] = transposed ? w[((2 - a) * 3 + (2 - b)) * Co * Ci + co * Ci + ci] : w[(a * 3 + b) * Ci * Co + ci * Co + co];
-      /* G down each column, then along each row of the 6x3 result. */
-      for (int b = 0; b < 3; b++) {
-        const float g0 = g[0][b], g1 = g[1][b], g2 = g[2][b];
-        t[0][b] = g0 / 4;
-        t[1][b] = -(g0 + g1 + g2) / 6;
-        t[2][b] = -(g0 - g1 + g2) / 6;
-        t[3][b] = g0 / 24 + g1 / 12 + g2 / 6;
-        t[4][b] = g0 / 24 - g1 / 12 + g2 / 6;
-        t[5][b] = g2;
+void winograd4_filter(float *U, const float *w, int Ci, int Co, int transposed, int b0, int b1) {
+  const int plane = Co * Ci; /* floats per matrix xi */
+  const v128_t four = wasm_f32x4_splat(4), six = wasm_f32x4_splat(6), twelve = wasm_f32x4_splat(12);
+  const v128_t twentyfour = wasm_f32x4_splat(24);
+  for (int b = b0; b < b1; b++)
+    for (int ci = 0; ci < Ci; ci++)
+      for (int h = 0; h < 8; h += 4) {
+        const int co = 8 * b + h;
+        v128_t g[3][3], t[6][3];
+        for (int a = 0; a < 3; a++)
+          for (int c = 0; c < 3; c++) {
+            if (transposed) {
+              const float *q = w + ((2 - a) * 3 + (2 - c)) * Co * Ci + co * Ci + ci;
+              g[a][c] = wasm_f32x4_make(q[0], q[Ci], q[2 * Ci], q[3 * Ci]);
+            } else
+              g[a][c] = wasm_v128_load(w + (a * 3 + c) * Ci * Co + ci * Co + co);
+          }
+        /* G down each column, then along each row of the 6x3 result (each value's sums in the former scalar code's order). */
+        for (int c = 0; c < 3; c++) {
+          const v128_t g0 = g[0][c], g1 = g[1][c], g2 = g[2][c];
+          t[0][c] = wasm_f32x4_div(g0, four);
+          t[1][c] = wasm_f32x4_div(wasm_f32x4_neg(ADD(ADD(g0, g1), g2)), six);
+          t[2][c] = wasm_f32x4_div(wasm_f32x4_neg(ADD(SUB(g0, g1), g2)), six);
+          t[3][c] = ADD(ADD(wasm_f32x4_div(g0, twentyfour), wasm_f32x4_div(g1, twelve)), wasm_f32x4_div(g2, six));
+          t[4][c] = ADD(SUB(wasm_f32x4_div(g0, twentyfour), wasm_f32x4_div(g1, twelve)), wasm_f32x4_div(g2, six));
+          t[5][c] = g2;
+        }
+        float *u = U + (b * Ci + ci) * 8 + h;
+        for (int i = 0; i < 6; i++) {
+          const v128_t g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
+          wasm_v128_store(u + (i * 6 + 0) * plane, wasm_f32x4_div(g0, four));
+          wasm_v128_store(u + (i * 6 + 1) * plane, wasm_f32x4_div(wasm_f32x4_neg(ADD(ADD(g0, g1), g2)), six));
+          wasm_v128_store(u + (i * 6 + 2) * plane, wasm_f32x4_div(wasm_f32x4_neg(ADD(SUB(g0, g1), g2)), six));
+          wasm_v128_store(u + (i * 6 + 3) * plane,
+                          ADD(ADD(wasm_f32x4_div(g0, twentyfour), wasm_f32x4_div(g1, twelve)), wasm_f32x4_div(g2, six)));
+          wasm_v128_store(u + (i * 6 + 4) * plane,
+                          ADD(SUB(wasm_f32x4_div(g0, twentyfour), wasm_f32x4_div(g1, twelve)), wasm_f32x4_div(g2, six)));
+          wasm_v128_store(u + (i * 6 + 5) * plane, g2);
+        }
       }
-      float *u = U + ((co >> 3) * Ci + ci) * 8 + (co & 7);
-      const int plane = Co * Ci; /* floats per matrix xi */
-      for (int i = 0; i < 6; i++) {
-        const float g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
-        u[(i * 6 + 0) * plane] = g0 / 4;
-        u[(i * 6 + 1) * plane] = -(g0 + g1 + g2) / 6;
-        u[(i * 6 + 2) * plane] = -(g0 - g1 + g2) / 6;
-        u[(i * 6 + 3) * plane] = g0 / 24 + g1 / 12 + g2 / 6;
-        u[(i * 6 + 4) * plane] = g0 / 24 - g1 / 12 + g2 / 6;
-        u[(i * 6 + 5) * plane] = g2;
-      }
-    }
 }
 
 /* B' along one line of 6 values (the shared sums first). */
@@ -65,10 +81,11 @@ void winograd4_filter(float *U, const float *w, int Ci, int Co, int transposed) 
 
 /*
  * V[xi][t][ci..ci+4) for every ci of one tile from its 6x6 input block at `p`: value (i, j) of
- * channel ci at p[i * rs + j * Ci + ci]. v = V + t * Ci.
+ * channel ci at p[i * rs + j * Ci + ci]. v: the tile's channels 0..3 in matrix 0, each next 4
+ * channels `step` floats on (winograd.h's layouts).
  */
-INLINE void transform_block(float *v, int plane, const float *p, int rs, int Ci) {
-  for (int ci = 0; ci < Ci; ci += 4) {
+INLINE void transform_block(float *v, int plane, int step, int spread, const float *p, int rs, int Ci) {
+  for (int ci = 0; ci < Ci; ci += 4, v += step) {
     v128_t r[6][6];
     /* B' along each row of the block, then down each column. */
 #pragma clang loop unroll(full)
@@ -81,26 +98,25 @@ INLINE void transform_block(float *v, int plane, const float *p, int rs, int Ci)
     for (int j = 0; j < 6; j++) {
       v128_t o0, o1, o2, o3, o4, o5;
       BT6(r[0][j], r[1][j], r[2][j], r[3][j], r[4][j], r[5][j], o0, o1, o2, o3, o4, o5)
-      wasm_v128_store(v + (0 * 6 + j) * plane + ci, o0);
-      wasm_v128_store(v + (1 * 6 + j) * plane + ci, o1);
-      wasm_v128_store(v + (2 * 6 + j) * plane + ci, o2);
-      wasm_v128_store(v + (3 * 6 + j) * plane + ci, o3);
-      wasm_v128_store(v + (4 * 6 + j) * plane + ci, o4);
-      wasm_v128_store(v + (5 * 6 + j) * plane + ci, o5);
+      store_v(v + (0 * 6 + j) * plane, o0, spread);
+      store_v(v + (1 * 6 + j) * plane, o1, spread);
+      store_v(v + (2 * 6 + j) * plane, o2, spread);
+      store_v(v + (3 * 6 + j) * plane, o3, spread);
+      store_v(v + (4 * 6 + j) * plane, o4, spread);
+      store_v(v + (5 * 6 + j) * plane, o5, spread);
     }
   }
 }
 
 /*
- * The transformed input of tile t, whose 6x6 block starts at row ih0, column iw0 of image n. A block
- * inside the image is read in place; one over its border is first copied to `block` (36 * Ci
- * floats), zeros outside.
+ * The transformed input of a tile to v (as transform_block's), whose 6x6 block starts at row ih0,
+ * column iw0 of image n. A block inside the image is read in place; one over its border is first
+ * copied to `block` (36 * Ci floats), zeros outside.
  */
-INLINE void input_tile6(float *V, int T, int t, float *block, const float *x, int H, int W, int Ci, int n, int ih0, int iw0) {
-  const int plane = PLANE(T, Ci);
+INLINE void input_tile6(float *v, int plane, int step, int spread, float *block, const float *x, int H, int W, int Ci, int n, int ih0, int iw0) {
   const float *img = x + n * H * W * Ci;
   if (ih0 >= 0 && iw0 >= 0 && ih0 + 6 <= H && iw0 + 6 <= W) {
-    transform_block(V + t * Ci, plane, img + (ih0 * W + iw0) * Ci, W * Ci, Ci);
+    transform_block(v, plane, step, spread, img + (ih0 * W + iw0) * Ci, W * Ci, Ci);
     return;
   }
   for (int i = 0; i < 6; i++)
@@ -113,7 +129,22 @@ INLINE void input_tile6(float *V, int T, int t, float *block, const float *x, in
       } else
         zero(dst, Ci);
     }
-  transform_block(V + t * Ci, plane, block, 6 * Ci, Ci);
+  transform_block(v, plane, step, spread, block, 6 * Ci, Ci);
+}
+
+/*
+ * The transformed input of one work unit's tiles (`rows` rows of tiles from tile row `first`, tilesW
+ * each) to V in the forward layout (winograd.h), padding tiles up to T zeros, so the products read
+ * no stale (maybe subnormal) values. Called with `spread` a constant: each layout compiles apart.
+ */
+INLINE void input_unit6(float *V, int T, int spread, float *block, const float *x, int first, int rows, int tilesW, int tilesH, int H,
+                        int W, int Ci, int top, int left) {
+  for (int k = 0; k < rows; k++) {
+    const int n = (first + k) / tilesH, th = first + k - n * tilesH;
+    for (int tw = 0; tw < tilesW; tw++)
+      input_tile6(v_forward(V, k * tilesW + tw, Ci, spread), PLANE(T, Ci), v_step(spread), spread, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
+  }
+  for (int t = rows * tilesW; t < T; t++) zero_tile(v_forward(V, t, Ci, spread), PLANE(T, Ci), v_step(spread), spread, Ci, 36);
 }
 
 /* A' along one line of 6 values. */
@@ -171,16 +202,14 @@ void winograd4_conv(float *scratch, float *y, const float *x, const float *U, co
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *M = V + 36 * PLANE(T, Ci), *block = M + 36 * PLANE(T, Co);
+  const int spread = Co >= SPREAD_FROM;
   for (int r = r0; r < r1; r++) {
-    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
-    for (int k = 0; k < rows; k++) {
-      const int n = (first + k) / tilesH, th = first + k - n * tilesH;
-      for (int tw = 0; tw < tilesW; tw++) input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
-    }
-    /* Padding tiles: zeros, so the products read no stale (maybe subnormal) values. */
-    for (int t = count; t < T; t++)
-      for (int xi = 0; xi < 36; xi++) zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
-    multiply(M, V, U, 36, T, Ci, Co);
+    const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first;
+    if (spread)
+      input_unit6(V, T, 1, block, x, first, rows, tilesW, tilesH, H, W, Ci, top, left);
+    else
+      input_unit6(V, T, 0, block, x, first, rows, tilesW, tilesH, H, W, Ci, top, left);
+    multiply(M, V, U, 36, T, Ci, Co, spread);
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) output_tile6(y, M, bias, T, k * tilesW + tw, Ho, Wo, Co, n, 4 * th, 4 * tw);
@@ -210,8 +239,11 @@ void winograd4_conv(float *scratch, float *y, const float *x, const float *U, co
     o5 = y3;                                                                        \
   }
 
-/* D[xi][t][co..co+4) for every co of one tile from its 4x4 block of dy at `p`: (i, j) at p[i * rs + j * Co]. */
-INLINE void transform_gradient(float *d, int plane, const float *p, int rs, int Co) {
+/*
+ * D[xi][t][co..co+4) for every co of one tile from its 4x4 block of dy at `p`: (i, j) at
+ * p[i * rs + j * Co]; d = D + 8 * t (winograd.h's layout, T tiles).
+ */
+INLINE void transform_gradient(float *d, int plane, int T, const float *p, int rs, int Co) {
   for (int co = 0; co < Co; co += 4) {
     v128_t r[4][6];
 #pragma clang loop unroll(full)
@@ -224,12 +256,12 @@ INLINE void transform_gradient(float *d, int plane, const float *p, int rs, int 
     for (int j = 0; j < 6; j++) {
       v128_t o0, o1, o2, o3, o4, o5;
       A4(r[0][j], r[1][j], r[2][j], r[3][j], o0, o1, o2, o3, o4, o5)
-      wasm_v128_store(d + (0 * 6 + j) * plane + co, o0);
-      wasm_v128_store(d + (1 * 6 + j) * plane + co, o1);
-      wasm_v128_store(d + (2 * 6 + j) * plane + co, o2);
-      wasm_v128_store(d + (3 * 6 + j) * plane + co, o3);
-      wasm_v128_store(d + (4 * 6 + j) * plane + co, o4);
-      wasm_v128_store(d + (5 * 6 + j) * plane + co, o5);
+      wasm_v128_store(d + (0 * 6 + j) * plane + d_at(co, T), o0);
+      wasm_v128_store(d + (1 * 6 + j) * plane + d_at(co, T), o1);
+      wasm_v128_store(d + (2 * 6 + j) * plane + d_at(co, T), o2);
+      wasm_v128_store(d + (3 * 6 + j) * plane + d_at(co, T), o3);
+      wasm_v128_store(d + (4 * 6 + j) * plane + d_at(co, T), o4);
+      wasm_v128_store(d + (5 * 6 + j) * plane + d_at(co, T), o5);
     }
   }
 }
@@ -239,7 +271,7 @@ INLINE void gradient_tile4(float *D, int T, int t, float *block, const float *dy
   const int plane = PLANE(T, Co);
   const float *img = dy + n * Ho * Wo * Co;
   if (oh0 + 4 <= Ho && ow0 + 4 <= Wo) {
-    transform_gradient(D + t * Co, plane, img + (oh0 * Wo + ow0) * Co, Wo * Co, Co);
+    transform_gradient(D + 8 * t, plane, T, img + (oh0 * Wo + ow0) * Co, Wo * Co, Co);
     return;
   }
   for (int i = 0; i < 4; i++)
@@ -251,7 +283,7 @@ INLINE void gradient_tile4(float *D, int T, int t, float *block, const float *dy
       } else
         zero(dst, Co);
     }
-  transform_gradient(D + t * Co, plane, block, 4 * Co, Co);
+  transform_gradient(D + 8 * t, plane, T, block, 4 * Co, Co);
 }
 
 /*
@@ -268,22 +300,26 @@ void winograd4_filter_grad(float *acc, float *scratch, const float *x, const flo
   const int tilesW = (Wo + 3) / 4, tilesH = (Ho + 3) / 4, tileRows = N * tilesH;
   const int T = (R * tilesW + 3) & ~3;
   float *V = scratch, *D = V + 36 * PLANE(T, Ci), *block = D + 36 * PLANE(T, Co);
-  zero(acc + x0 * Ci * Co, (x1 - x0) * Ci * Co);
+  if (r0 >= r1) zero(acc + x0 * Ci * Co, (x1 - x0) * Ci * Co); /* else the first unit's sums start from zero */
   for (int r = r0; r < r1; r++) {
     const int first = r * R, rows = first + R <= tileRows ? R : tileRows - first, count = rows * tilesW;
     for (int k = 0; k < rows; k++) {
       const int n = (first + k) / tilesH, th = first + k - n * tilesH;
       for (int tw = 0; tw < tilesW; tw++) {
-        input_tile6(V, T, k * tilesW + tw, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
-        gradient_tile4(D, T, k * tilesW + tw, block, dy, Ho, Wo, Co, n, 4 * th, 4 * tw);
+        const int t = k * tilesW + tw;
+        input_tile6(V + 4 * t, PLANE(T, Ci), 4 * T, 0, block, x, H, W, Ci, n, 4 * th - top, 4 * tw - left);
+        gradient_tile4(D, T, t, block, dy, Ho, Wo, Co, n, 4 * th, 4 * tw);
       }
     }
-    for (int t = count; t < T; t++)
-      for (int xi = 0; xi < 36; xi++) {
-        zero(V + xi * PLANE(T, Ci) + t * Ci, Ci);
-        zero(D + xi * PLANE(T, Co) + t * Co, Co);
-      }
-    accumulate(acc + x0 * Ci * Co, V + x0 * PLANE(T, Ci), D + x0 * PLANE(T, Co), x1 - x0, T, Ci, Co);
+    for (int t = count; t < T; t++) {
+      zero_tile(V + 4 * t, PLANE(T, Ci), 4 * T, 0, Ci, 36);
+      zero_gradient_tile(D + 8 * t, PLANE(T, Co), T, Co, 36);
+    }
+    /* `fresh` a constant at each call: the loop compiles without the test (a branch there cost 4-6% at 16-64 channels) */
+    if (r == r0)
+      accumulate(acc + x0 * Ci * Co, V + x0 * PLANE(T, Ci), D + x0 * PLANE(T, Co), x1 - x0, T, Ci, Co, 1);
+    else
+      accumulate(acc + x0 * Ci * Co, V + x0 * PLANE(T, Ci), D + x0 * PLANE(T, Co), x1 - x0, T, Ci, Co, 0);
   }
 }
 
