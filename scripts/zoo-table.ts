@@ -25,6 +25,7 @@ import type { GridResult } from '../eval/grid.js';
 import { sanityFlags } from '../eval/sanity-flags.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { formatEps } from '../util/format.js';
+import { describeCompute, legacyCompute } from '../backend/variant.js';
 
 const ATTACKS = ['pgd:20', 'apgd-ce:20', 'apgd-dlr:20'];
 /** "pgd:20" → "PGD-20", "apgd-ce:20" → "APGD-CE-20" for column heads. */
@@ -145,7 +146,7 @@ function section(
   const models = entries.map((e) => ZOO_PREFIX + e.name).join(',');
   lines.push(
     '',
-    `Measured by \`robust eval --models ${models} --attacks ${ATTACKS.join(',')} --eps ${EPS[data]} --limit ${r.models[0]?.n}\` on ${r.backend}, ${r.date.slice(0, 10)}; full results in \`results/${data}/\`.`,
+    `Measured by \`robust eval --models ${models} --attacks ${ATTACKS.join(',')} --eps ${EPS[data]} --limit ${r.models[0]?.n}\` on ${computedOnText(r)}, ${r.date.slice(0, 10)}; full results in \`results/${data}/\`.`,
   );
   const seconds = (model: string) =>
     aa.cells
@@ -154,7 +155,7 @@ function section(
       .join(', ');
   lines.push(
     '',
-    `AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square, each on the images the ones before left robust) by \`robust eval --models ${models} --preset autoattack --eps ${AUTOATTACK_EPS[data]} --limit ${aa.models[0]?.n}\` on ${aa.backend}, ${aa.date.slice(0, 10)}; full results in \`results/${data}-autoattack/\`. Time per attack: ${entries.map((e) => `\`${ZOO_PREFIX}${e.name}\` ${seconds(ZOO_PREFIX + e.name)}`).join('; ')}.`,
+    `AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square, each on the images the ones before left robust) by \`robust eval --models ${models} --preset autoattack --eps ${AUTOATTACK_EPS[data]} --limit ${aa.models[0]?.n}\` on ${computedOnText(aa)}, ${aa.date.slice(0, 10)}; full results in \`results/${data}-autoattack/\`. Time per attack: ${entries.map((e) => `\`${ZOO_PREFIX}${e.name}\` ${seconds(ZOO_PREFIX + e.name)}`).join('; ')}.`,
     '',
   );
   lines.push(
@@ -174,6 +175,17 @@ function section(
 }
 
 const fmt = (v: number | undefined) => (v === undefined ? '–' : pct(v));
+
+/**
+ * What computed a grid's cells: its backend and variant, or, where reused cells came from another
+ * variant (a run resumed under a faster build), each with its number of cells.
+ */
+const computedOnText = (r: GridResult) =>
+  r.computed_on && r.computed_on.length > 1
+    ? r.computed_on
+        .map((c) => `${describeCompute(c.backend, c.compute)} (${c.cells} cells)`)
+        .join(' and ')
+    : describeCompute(r.backend, r.compute ?? legacyCompute(r.backend));
 
 /** How float16 weights measured against the run's float32 ones, for the entry's row. */
 const float16Note = (e: PretrainedEntry) =>
