@@ -11,6 +11,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
+import { optionsOrExit } from '../../cli/options.js';
+import { check } from '../../util/errors.js';
+import { readJsonFile } from '../../util/json-file.js';
 
 interface RefFile {
   n: number;
@@ -34,9 +37,19 @@ const o = new Command()
   .parse()
   .opts<{ ours: string; model: string; ref: string; n?: string }>();
 
-const ref = JSON.parse(fs.readFileSync(o.ref, 'utf8')) as RefFile;
-const n = o.n ? Number(o.n) : ref.n;
 const cellsDir = path.join(o.ours, 'cells');
+// A missing or damaged file is one line, never a stack trace.
+const ref = optionsOrExit('compare-autoattack', () => {
+  check(
+    fs.existsSync(cellsDir),
+    `${cellsDir}: not found (is ${o.ours} a robust eval results folder?)`,
+  );
+  return readJsonFile<RefFile>(
+    o.ref,
+    `${o.ref}: not found (the reference run writes it with --out)`,
+  );
+});
+const n = o.n ? Number(o.n) : ref.n;
 /** AutoAttack's standard cascade, in order. */
 const CASCADE = ['apgd-ce', 'apgd-t', 'fab-t', 'square'];
 const bits = (b64: string) => Uint8Array.from(Buffer.from(b64, 'base64'));
@@ -45,7 +58,10 @@ const bits = (b64: string) => Uint8Array.from(Buffer.from(b64, 'base64'));
 const ours = new Map<string, { robust: Uint8Array; seconds: number }>();
 const partials: { robust: Uint8Array; seconds: number }[] = [];
 for (const f of fs.readdirSync(cellsDir)) {
-  const j = JSON.parse(fs.readFileSync(path.join(cellsDir, f), 'utf8'));
+  const j = optionsOrExit(
+    'compare-autoattack',
+    () => readJsonFile<Record<string, any>>(path.join(cellsDir, f), `${f}: vanished while read`), // eslint-disable-line @typescript-eslint/no-explicit-any -- a cell or a partial
+  );
   if (f.endsWith('.partial.json'))
     partials.push({ robust: bits(j.state.robust), seconds: j.state.seconds });
   else if ((j as Cell).model === o.model && Math.abs(j.eps - ref.eps) < 1e-9)
