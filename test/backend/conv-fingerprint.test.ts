@@ -47,6 +47,48 @@ const SHAPES = [
   { n: 32, h: 8, w: 8, cin: 256, cout: 256, pad: 'same' as const },
 ];
 
+/**
+ * The direct kernels' other convs — strides 2, 1x1 projections, channel counts off the SIMD widths
+ * (a first conv's 3), larger kernels — which run in every variant (Winograd takes 3x3 stride-1 convs
+ * with Ci % 4 = 0 and Co % 8 = 0 only): their forward conv, dx and dW, by FMA or not.
+ */
+const DIRECT_FINGERPRINTS: Record<string, string> = {
+  'robust kernels, direct convs':
+    '786db9b6939cc442841a4d59b4c56cd84c65df0b8a8f2e75f7bad2b020a4ad9d',
+  'robust kernels, direct convs, FMA':
+    '6472a59ac9ae7f6762729a2c8c98b5295a5311dcdf17e7907b12c651a8207673',
+};
+
+// ResNet-style 'same' stride 2 on even maps (padding after), odd maps (both sides), a multi-chunk
+// dW whose blocks span images, 4-wide and odd output channel counts (conv2d_filter_grad.c).
+const DIRECT_SHAPES = [
+  { n: 3, h: 16, cin: 16, cout: 32, k: 3, stride: 2, pad: 'same' as const },
+  { n: 2, h: 9, cin: 8, cout: 12, k: 3, stride: 2, pad: 'same' as const },
+  { n: 4, h: 8, cin: 32, cout: 64, k: 1, stride: 2, pad: 'same' as const },
+  { n: 2, h: 10, cin: 3, cout: 10, k: 3, stride: 1, pad: 'same' as const },
+  { n: 2, h: 11, cin: 5, cout: 7, k: 5, stride: 2, pad: 'valid' as const },
+  { n: 16, h: 8, cin: 64, cout: 128, k: 3, stride: 2, pad: 'same' as const },
+  // ResNet-18's layer 2 entry at a small batch: dW's chunks (22 rows) hold two blocks each
+  { n: 16, h: 32, cin: 64, cout: 128, k: 3, stride: 2, pad: 'same' as const },
+];
+
+function directOutputs(): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (const [i, s] of DIRECT_SHAPES.entries()) {
+    const rng = new Rng(8000 + i);
+    const x = tf.tensor4d(randomArray(s.n * s.h * s.h * s.cin, rng), [s.n, s.h, s.h, s.cin]);
+    const w = tf.tensor4d(randomArray(s.k * s.k * s.cin * s.cout, rng), [s.k, s.k, s.cin, s.cout]);
+    const y = tf.conv2d(x, w, s.stride, s.pad);
+    const r = tf.tensor4d(randomArray(y.size, rng), y.shape);
+    const f = (a: tf.Tensor4D, filter: tf.Tensor4D) =>
+      tf.sum(tf.mul(tf.conv2d(a, filter, s.stride, s.pad), r));
+    const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([x, w]);
+    out.push(...[y, dx, dw].map((t) => t.dataSync() as Float32Array));
+    tf.dispose([x, w, y, r, dx, dw]);
+  }
+  return out;
+}
+
 function outputs(): Float32Array[] {
   const out: Float32Array[] = [];
   for (const [i, s] of SHAPES.entries()) {
@@ -102,4 +144,14 @@ describe('the bits of our wasm convolutions', () => {
         expect(sha256(outputs())).toBe(FINGERPRINTS[variant]);
       });
     }
+
+  for (const relaxed of [false, true])
+    it(`are those recorded for the direct kernels' strided and odd-channel convs (${relaxed ? 'relaxed' : 'plain'} SIMD)`, () => {
+      useRelaxedSimd(relaxed);
+      useWinograd(false);
+      const variant = computeVariant();
+      expect(kernelsFma()).toBe(relaxed && relaxedMadd() === 'fused');
+      expect(Object.keys(DIRECT_FINGERPRINTS)).toContain(variant);
+      expect(sha256(directOutputs())).toBe(DIRECT_FINGERPRINTS[variant]);
+    });
 });
