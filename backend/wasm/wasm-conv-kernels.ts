@@ -477,6 +477,27 @@ function chunkedUnits(g: WinogradShape, m: 2 | 4, sums: number) {
   };
 }
 
+// Floats of packed x and dy per block of the direct filter gradient: within L2 (512 KiB a core
+// here) beside the sums the tiles read and write.
+const FILTER_GRAD_BLOCK_FLOATS = 64 * 1024;
+
+/**
+ * The direct filter gradient's blocks (conv2d_filter_grad.c): at most `rows` output rows a block,
+ * whose packed x and dy take `scratch` floats. Blocks do not change the sums' order: no bit depends
+ * on them.
+ */
+export function filterGradBlock(
+  s: ConvShape,
+  chunkRows: number,
+): { rows: number; scratch: number } {
+  const perPosition = Math.ceil(s.inC / 4) * 4 + (s.outC & ~3);
+  const rows = Math.max(
+    1,
+    Math.min(chunkRows, Math.floor(FILTER_GRAD_BLOCK_FLOATS / (s.outW * perPosition))),
+  );
+  return { rows, scratch: Math.max(1, rows * s.outW * perPosition) };
+}
+
 /** dW, [kh, kw, Cin, Cout]: summed per chunk of rows (fixed by the shape), chunks added in order. */
 export function filterGradWithKernel(
   backend: WasmHeapBackend,
@@ -491,15 +512,17 @@ export function filterGradWithKernel(
   const size = s.kh * s.kw * s.inC * s.outC;
   const rows = s.batch * s.outH;
   const chunks = sumChunks(rows, macs(s), size);
+  const block = filterGradBlock(s, chunks.rows);
   const out = backend.makeOutput([s.kh, s.kw, s.inC, s.outC], 'float32');
   try {
     runChunkedSum(backend, kernels, 'conv2d_filter_grad', {
       out: heapOffset(backend, out),
       floats: size,
-      args: [heapOffset(backend, x), heapOffset(backend, dy), ...convShapeArgs(s)],
+      args: [heapOffset(backend, x), heapOffset(backend, dy), ...convShapeArgs(s), block.rows],
       rows,
       chunks,
       threads: threadsFor(kernels, macs(s), chunks.count),
+      scratch: block.scratch,
     });
   } catch (e) {
     backend.disposeData(out.dataId);
