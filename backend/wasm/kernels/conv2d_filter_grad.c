@@ -213,16 +213,139 @@ INLINE void block(float *dw, float *X, float *D, const float *x, const float *dy
 }
 
 /*
+ * Below 32 input channels (filterGradBlock in wasm-conv-kernels.ts) x and dy are read in place:
+ * there packing cost more than it saved (a first conv's 3 channels 2.5x slower packed, 16 no
+ * faster), and reading x in place costs little where a position's channels are few. One register
+ * tile: R input channels (1..4) x 4V output channels (V = 1 or 2) of tap (a, b),
+ * accumulated over output rows [oh0, oh1) of image n and columns [c0, c1).
+ */
+INLINE void tile_in_place(const int R, const int V, float *acc, const float *x, const float *dy, const Geometry *g,
+                 int n, int oh0, int oh1, int a, int b, int ci0, int co0, int c0, int c1) {
+  v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+  const int Co = g->Co;
+  s0 = wasm_v128_load(acc);
+  if (V > 1) t0 = wasm_v128_load(acc + 4);
+  if (R > 1) { s1 = wasm_v128_load(acc + Co); if (V > 1) t1 = wasm_v128_load(acc + Co + 4); }
+  if (R > 2) { s2 = wasm_v128_load(acc + 2 * Co); if (V > 1) t2 = wasm_v128_load(acc + 2 * Co + 4); }
+  if (R > 3) { s3 = wasm_v128_load(acc + 3 * Co); if (V > 1) t3 = wasm_v128_load(acc + 3 * Co + 4); }
+  const int xstep = g->sw * g->Ci;
+  for (int oh = oh0; oh < oh1; oh++) {
+    const int ih = oh * g->sh - g->top + a;
+    if (ih < 0 || ih >= g->H) continue;
+    const float *xp = x + ((n * g->H + ih) * g->W + c0 * g->sw - g->left + b) * g->Ci + ci0;
+    const float *dp = dy + ((n * g->Ho + oh) * g->Wo + c0) * Co + co0;
+    for (int ow = c0; ow < c1; ow++, xp += xstep, dp += Co) {
+      const v128_t d0 = wasm_v128_load(dp);
+      const v128_t d1 = V > 1 ? wasm_v128_load(dp + 4) : d0;
+      v128_t v = wasm_v128_load32_splat(xp);
+      s0 = MADD(v, d0, s0);
+      if (V > 1) t0 = MADD(v, d1, t0);
+      if (R > 1) {
+        v = wasm_v128_load32_splat(xp + 1);
+        s1 = MADD(v, d0, s1);
+        if (V > 1) t1 = MADD(v, d1, t1);
+      }
+      if (R > 2) {
+        v = wasm_v128_load32_splat(xp + 2);
+        s2 = MADD(v, d0, s2);
+        if (V > 1) t2 = MADD(v, d1, t2);
+      }
+      if (R > 3) {
+        v = wasm_v128_load32_splat(xp + 3);
+        s3 = MADD(v, d0, s3);
+        if (V > 1) t3 = MADD(v, d1, t3);
+      }
+    }
+  }
+  wasm_v128_store(acc, s0);
+  if (V > 1) wasm_v128_store(acc + 4, t0);
+  if (R > 1) { wasm_v128_store(acc + Co, s1); if (V > 1) wasm_v128_store(acc + Co + 4, t1); }
+  if (R > 2) { wasm_v128_store(acc + 2 * Co, s2); if (V > 1) wasm_v128_store(acc + 2 * Co + 4, t2); }
+  if (R > 3) { wasm_v128_store(acc + 3 * Co, s3); if (V > 1) wasm_v128_store(acc + 3 * Co + 4, t3); }
+}
+
+/* Output channels past the last multiple of 4, one at a time. */
+INLINE void tail_in_place(float *acc, const float *x, const float *dy, const Geometry *g, int n, int oh0, int oh1,
+                          int a, int b, int co0, int c0, int c1) {
+  for (int ci = 0; ci < g->Ci; ci++) {
+    for (int co = co0; co < g->Co; co++) {
+      float sum = acc[ci * g->Co + co];
+      for (int oh = oh0; oh < oh1; oh++) {
+        const int ih = oh * g->sh - g->top + a;
+        if (ih < 0 || ih >= g->H) continue;
+        for (int ow = c0; ow < c1; ow++) {
+          const int iw = ow * g->sw - g->left + b;
+          sum += x[((n * g->H + ih) * g->W + iw) * g->Ci + ci] * dy[((n * g->Ho + oh) * g->Wo + ow) * g->Co + co];
+        }
+      }
+      acc[ci * g->Co + co] = sum;
+    }
+  }
+}
+
+/* Every tap and channel tile over rows [oh0, oh1) of image n, from x and dy in place. */
+INLINE void rows_in_place(float *dw, const float *x, const float *dy, const Geometry *g, int kh, int kw, int n, int oh0, int oh1) {
+  const int Ci = g->Ci, Co = g->Co;
+  const int co8 = Co & ~7, co4 = Co & ~3;
+  for (int a = 0; a < kh; a++) {
+    for (int b = 0; b < kw; b++) {
+      const int c0 = first_col(g, b), c1 = end_col(g, b);
+      if (c0 >= c1) continue;
+      float *tap = dw + (a * kw + b) * Ci * Co;
+      int ci = 0;
+      for (; ci + 4 <= Ci; ci += 4) {
+        int co = 0;
+        for (; co < co8; co += 8) tile_in_place(4, 2, tap + ci * Co + co, x, dy, g, n, oh0, oh1, a, b, ci, co, c0, c1);
+        if (co < co4) tile_in_place(4, 1, tap + ci * Co + co, x, dy, g, n, oh0, oh1, a, b, ci, co, c0, c1);
+      }
+      const int rest = Ci - ci;
+      if (rest > 0) {
+        int co = 0;
+        for (; co < co8; co += 8) {
+          float *t = tap + ci * Co + co;
+          if (rest == 3) tile_in_place(3, 2, t, x, dy, g, n, oh0, oh1, a, b, ci, co, c0, c1);
+          else if (rest == 2) tile_in_place(2, 2, t, x, dy, g, n, oh0, oh1, a, b, ci, co, c0, c1);
+          else tile_in_place(1, 2, t, x, dy, g, n, oh0, oh1, a, b, ci, co, c0, c1);
+        }
+        if (co < co4) {
+          float *t = tap + ci * Co + co;
+          if (rest == 3) tile_in_place(3, 1, t, x, dy, g, n, oh0, oh1, a, b, ci, co, c0, c1);
+          else if (rest == 2) tile_in_place(2, 1, t, x, dy, g, n, oh0, oh1, a, b, ci, co, c0, c1);
+          else tile_in_place(1, 1, t, x, dy, g, n, oh0, oh1, a, b, ci, co, c0, c1);
+        }
+      }
+      if (co4 < Co) tail_in_place(tap, x, dy, g, n, oh0, oh1, a, b, co4, c0, c1);
+    }
+  }
+}
+
+/*
  * Writes to dw ([kh, kw, Ci, Co]) the sum over output rows [row0, row1) of the flattened [N * Ho]
  * row range: one chunk of the rows, whose sums the caller adds up in chunk order (so the result
  * depends on the chunks, fixed by the shape, never on the threads). The chunk is cut into even
- * blocks of at most `rows` rows (filter_grad_block in wasm-conv-kernels.ts: the packed operands stay
- * in L2); `scratch` holds rows * Wo * (Ci rounded up to 4 + Co rounded down to 4) floats.
+ * blocks of at most `rows` rows (filterGradBlock in wasm-conv-kernels.ts: the packed operands stay
+ * in L2); `scratch` holds rows * Wo * (Ci rounded up to 4 + Co rounded down to 4) floats. `rows` 0:
+ * x and dy read in place, no scratch.
  */
 EXPORT(conv2d_filter_grad)
 void conv2d_filter_grad(float *dw, float *scratch, const float *x, const float *dy, int H, int W, int Ci, int Ho, int Wo, int Co, int kh,
                         int kw, int sh, int sw, int top, int left, int rows, int row0, int row1) {
   const Geometry g = {H, W, Ci, Ho, Wo, Co, sh, sw, top, left, 0, 0};
+  if (rows == 0) {
+    /* in place: blocks of rows within an image, ~64 KB of dy each */
+    int block = 16384 / (Wo * Co > 0 ? Wo * Co : 1);
+    if (block < 1) block = 1;
+    zero(dw, kh * kw * Ci * Co);
+    for (int r = row0; r < row1;) {
+      const int n = r / Ho, oh0 = r % Ho;
+      int oh1 = oh0 + block;
+      if (oh1 > Ho) oh1 = Ho;
+      if (oh1 - oh0 > row1 - r) oh1 = oh0 + (row1 - r);
+      rows_in_place(dw, x, dy, &g, kh, kw, n, oh0, oh1);
+      r += oh1 - oh0;
+    }
+    return;
+  }
   float *X = scratch, *D = scratch + rows * Wo * ((Ci + 3) & ~3);
   const int total = row1 - row0, blocks = (total + rows - 1) / rows;
   for (int k = 0; k < blocks; k++) {
