@@ -477,9 +477,11 @@ function chunkedUnits(g: WinogradShape, m: 2 | 4, sums: number) {
   };
 }
 
-// Floats of packed x and dy per block of the direct filter gradient: within L2 (512 KiB a core
-// here) beside the sums the tiles read and write.
-const FILTER_GRAD_BLOCK_FLOATS = 64 * 1024;
+// Floats of packed x and dy per block of the direct filter gradient (512 KiB: L2 a core here).
+// Fewer blocks a chunk, fewer passes over its sums: single thread, against 64K floats, ResNet-18's
+// 3x3/2 256->512 dW at b64 (one block a chunk instead of two) ran 1.12-1.16x, 128->256 1.03x; 192K
+// and 256K the same as 128K.
+const FILTER_GRAD_BLOCK_FLOATS = 128 * 1024;
 
 // Below this many input channels the direct filter gradient reads x and dy in place: packing them
 // cost more than it saved (single thread, CPU time: 3 channels 0.4-0.8x, 16 channels 1.0x, 32 and

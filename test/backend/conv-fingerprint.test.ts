@@ -54,9 +54,9 @@ const SHAPES = [
  */
 const DIRECT_FINGERPRINTS: Record<string, string> = {
   'robust kernels, direct convs':
-    '786db9b6939cc442841a4d59b4c56cd84c65df0b8a8f2e75f7bad2b020a4ad9d',
+    '064292605956d0ef2c5fd6e5d9865f052139b601d3d0676696eb4a64bc039841',
   'robust kernels, direct convs, FMA':
-    '6472a59ac9ae7f6762729a2c8c98b5295a5311dcdf17e7907b12c651a8207673',
+    'fa7679f8be9827dae58c45202db7ebf0ecc799bdd58d8af31bb5fb048f860ab0',
 };
 
 // ResNet-style 'same' stride 2 on even maps (padding after), odd maps (both sides), a multi-chunk
@@ -68,8 +68,10 @@ const DIRECT_SHAPES = [
   { n: 2, h: 10, cin: 3, cout: 10, k: 3, stride: 1, pad: 'same' as const },
   { n: 2, h: 11, cin: 5, cout: 7, k: 5, stride: 2, pad: 'valid' as const },
   { n: 16, h: 8, cin: 64, cout: 128, k: 3, stride: 2, pad: 'same' as const },
-  // ResNet-18's layer 2 entry at a small batch: dW's chunks (22 rows) hold two blocks each
+  // ResNet-18's layer 2 entry at a small batch: dW's blocks span images
   { n: 16, h: 32, cin: 64, cout: 128, k: 3, stride: 2, pad: 'same' as const },
+  // packed dW with 2 channels past the 4-channel tiles and 2 outputs past them, 2 blocks a chunk
+  { n: 16, h: 64, cin: 34, cout: 6, k: 3, stride: 1, pad: 'same' as const },
 ];
 
 function directOutputs(): Float32Array[] {
