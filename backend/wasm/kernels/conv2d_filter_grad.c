@@ -8,9 +8,10 @@
  * tiles read them (as winograd.h's filter gradient): dy as [Co/8][P][8] (then [P][4] for a 4-channel
  * slice), once per range of columns the taps see, and x for each tap as [Ci/4][P][4], P the
  * positions of the block. A tile of 4 input x 8 output channels then reads 16 and 32 contiguous
- * bytes a position. In place, it read 16 bytes of x and 32 of dy from cache lines sw*Ci*4 and
- * Co*4 bytes apart, most of each line unused, and a block stopped at each image: 16 positions in
- * ResNet-18's last stage, each block reading and writing all 9*256*512 sums.
+ * bytes a position. In place (still so below 32 input channels: tile_in_place), it read 16 bytes
+ * of x and 32 of dy from cache lines sw*Ci*4 and Co*4 bytes apart, most of each line unused, and a
+ * block stopped at each image: 16 positions in ResNet-18's last stage, each block reading and
+ * writing all 9*256*512 sums.
  *
  * Every sum runs over the same positions in the same order as before the packing (rows, then
  * columns, the padding skipped): the same bits.
@@ -214,7 +215,7 @@ INLINE void block(float *dw, float *X, float *D, const float *x, const float *dy
 
 /*
  * Below 32 input channels (filterGradBlock in wasm-conv-kernels.ts) x and dy are read in place:
- * there packing cost more than it saved (a first conv's 3 channels 2.5x slower packed, 16 no
+ * there packing cost more than it saved (a first conv's 3 channels 1.2-2.8x slower packed, 16 no
  * faster), and reading x in place costs little where a position's channels are few. One register
  * tile: R input channels (1..4) x 4V output channels (V = 1 or 2) of tap (a, b),
  * accumulated over output rows [oh0, oh1) of image n and columns [c0, c1).
