@@ -47,6 +47,50 @@ const SHAPES = [
   { n: 32, h: 8, w: 8, cin: 256, cout: 256, pad: 'same' as const },
 ];
 
+/**
+ * The direct kernels' other convs — strides 2, 1x1 projections, channel counts off the SIMD widths
+ * (a first conv's 3), larger kernels — which run in every variant (Winograd takes 3x3 stride-1 convs
+ * with Ci % 4 = 0 and Co % 8 = 0 only): their forward conv, dx and dW, by FMA or not.
+ */
+const DIRECT_FINGERPRINTS: Record<string, string> = {
+  'robust kernels, direct convs':
+    '064292605956d0ef2c5fd6e5d9865f052139b601d3d0676696eb4a64bc039841',
+  'robust kernels, direct convs, FMA':
+    'fa7679f8be9827dae58c45202db7ebf0ecc799bdd58d8af31bb5fb048f860ab0',
+};
+
+// ResNet-style 'same' stride 2 on even maps (padding after), odd maps (both sides), a multi-chunk
+// dW whose blocks span images, 4-wide and odd output channel counts (conv2d_filter_grad.c).
+const DIRECT_SHAPES = [
+  { n: 3, h: 16, cin: 16, cout: 32, k: 3, stride: 2, pad: 'same' as const },
+  { n: 2, h: 9, cin: 8, cout: 12, k: 3, stride: 2, pad: 'same' as const },
+  { n: 4, h: 8, cin: 32, cout: 64, k: 1, stride: 2, pad: 'same' as const },
+  { n: 2, h: 10, cin: 3, cout: 10, k: 3, stride: 1, pad: 'same' as const },
+  { n: 2, h: 11, cin: 5, cout: 7, k: 5, stride: 2, pad: 'valid' as const },
+  { n: 16, h: 8, cin: 64, cout: 128, k: 3, stride: 2, pad: 'same' as const },
+  // ResNet-18's layer 2 entry at a small batch: dW's blocks span images
+  { n: 16, h: 32, cin: 64, cout: 128, k: 3, stride: 2, pad: 'same' as const },
+  // packed dW with 2 channels past the 4-channel tiles and 2 outputs past them, 2 blocks a chunk
+  { n: 16, h: 64, cin: 34, cout: 6, k: 3, stride: 1, pad: 'same' as const },
+];
+
+function directOutputs(): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (const [i, s] of DIRECT_SHAPES.entries()) {
+    const rng = new Rng(8000 + i);
+    const x = tf.tensor4d(randomArray(s.n * s.h * s.h * s.cin, rng), [s.n, s.h, s.h, s.cin]);
+    const w = tf.tensor4d(randomArray(s.k * s.k * s.cin * s.cout, rng), [s.k, s.k, s.cin, s.cout]);
+    const y = tf.conv2d(x, w, s.stride, s.pad);
+    const r = tf.tensor4d(randomArray(y.size, rng), y.shape);
+    const f = (a: tf.Tensor4D, filter: tf.Tensor4D) =>
+      tf.sum(tf.mul(tf.conv2d(a, filter, s.stride, s.pad), r));
+    const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([x, w]);
+    out.push(...[y, dx, dw].map((t) => t.dataSync() as Float32Array));
+    tf.dispose([x, w, y, r, dx, dw]);
+  }
+  return out;
+}
+
 function outputs(): Float32Array[] {
   const out: Float32Array[] = [];
   for (const [i, s] of SHAPES.entries()) {
@@ -102,4 +146,14 @@ describe('the bits of our wasm convolutions', () => {
         expect(sha256(outputs())).toBe(FINGERPRINTS[variant]);
       });
     }
+
+  for (const relaxed of [false, true])
+    it(`are those recorded for the direct kernels' strided and odd-channel convs (${relaxed ? 'relaxed' : 'plain'} SIMD)`, () => {
+      useRelaxedSimd(relaxed);
+      useWinograd(false);
+      const variant = computeVariant();
+      expect(kernelsFma()).toBe(relaxed && relaxedMadd() === 'fused');
+      expect(Object.keys(DIRECT_FINGERPRINTS)).toContain(variant);
+      expect(sha256(directOutputs())).toBe(DIRECT_FINGERPRINTS[variant]);
+    });
 });

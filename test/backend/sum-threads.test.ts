@@ -115,6 +115,17 @@ describe('sums over rows are the same on any number of kernel threads', () => {
       stride: 2,
       tol: 1e-4,
     },
+    // 32 input channels or more: x and dy packed in each thread's scratch
+    {
+      name: 'conv2d_filter_grad',
+      winograd: 4,
+      n: 16,
+      h: 17,
+      cin: 36,
+      cout: 22,
+      stride: 2,
+      tol: 1e-4,
+    },
     {
       name: 'winograd4_filter_grad',
       winograd: 4,
