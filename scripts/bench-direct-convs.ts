@@ -10,16 +10,15 @@
  *
  *   npm run bench:direct -- --baseline ../main [--reps 9] [--only resnet18] [--ops dW]
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { check, RobustError } from '../util/errors.js';
+import { check } from '../util/errors.js';
 import { optionsOrExit, positiveInt } from '../cli/options.js';
 import { relaxedMadd } from '../backend/wasm/relaxed-simd.js';
-import { sumChunks, type ConvShape } from '../backend/wasm/wasm-kernels.js';
+import { buildWasm, findClang, type WasmFn } from './wasm-build.js';
+import { convShapeArgs, sumChunks, type ConvShape } from '../backend/wasm/wasm-kernels.js';
 import { filterGradBlock } from '../backend/wasm/wasm-conv-kernels.js';
 
 const opts = optionsOrExit('bench:direct', () =>
@@ -45,50 +44,17 @@ check(
   ops.every((o) => ['forward', 'dx', 'dW'].includes(o)),
   `bench:direct: --ops takes forward, dx, dW, got ${opts.ops}`,
 );
-const clang =
-  process.env.CLANG ||
-  ['clang-20', 'clang-19', 'clang-18', 'clang-17', 'clang-16', 'clang'].find((c) => {
-    try {
-      execFileSync(c, ['--version'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  });
-check(clang !== undefined, 'bench:direct needs clang ≥ 16 and its wasm-ld');
+const clang = optionsOrExit('bench:direct', () => findClang('bench:direct'));
 check(relaxedMadd() !== null, 'bench:direct: this engine does not run wasm relaxed SIMD');
 
-type Fn = ((...args: number[]) => number) & { length: number };
+type Fn = WasmFn & { length: number };
 const memory = new WebAssembly.Memory({ initial: 16384 }); // 1 GiB
-function build(tree: string, relaxed: boolean): Record<string, Fn> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'robust-direct-'));
-  const wasmFile = path.join(dir, 'k.wasm');
-  const src = path.join(tree, 'backend/wasm/kernels');
-  try {
-    execFileSync(clang!, [
-      '--target=wasm32',
-      '-O3',
-      '-msimd128',
-      ...(relaxed ? ['-mrelaxed-simd', '-DROBUST_RELAXED_SIMD'] : []),
-      '-ffreestanding',
-      '-fno-builtin',
-      '-nostdlib',
-      '-Wl,--no-entry',
-      '-Wl,--import-memory',
-      '-Wl,--strip-all',
-      '-o',
-      wasmFile,
-      ...SOURCES.map((f) => path.join(src, f)),
-    ]);
-    return new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), {
-      env: { memory },
-    }).exports as Record<string, Fn>;
-  } catch {
-    throw new RobustError(`bench:direct: ${clang} could not build the kernels of ${tree}`);
-  } finally {
-    fs.rmSync(dir, { recursive: true });
-  }
-}
+const build = (tree: string, relaxed: boolean): Record<string, Fn> =>
+  buildWasm(
+    clang,
+    SOURCES.map((f) => path.join(tree, 'backend/wasm/kernels', f)),
+    { relaxed, memory, failure: `bench:direct: ${clang} could not build the kernels of ${tree}` },
+  ) as Record<string, Fn>;
 // ours plain, ours relaxed, the baseline's plain, relaxed
 const builds = [
   build(root, false),
@@ -159,20 +125,6 @@ const allLayers: [string, ConvShape][] = [
 const layers = allLayers.filter(([name]) => !opts.only || name.includes(opts.only));
 check(layers.length > 0, `bench:direct: --only ${opts.only} names no layer`);
 
-const shapeArgs = (s: ConvShape) => [
-  s.inH,
-  s.inW,
-  s.inC,
-  s.outH,
-  s.outW,
-  s.outC,
-  s.kh,
-  s.kw,
-  s.sh,
-  s.sw,
-  s.top,
-  s.left,
-];
 const macs = (s: ConvShape) => s.batch * s.outH * s.outW * s.kh * s.kw * s.inC * s.outC;
 const equal = (a: number, b: number, floats: number) =>
   Buffer.compare(u8.subarray(a, a + 4 * floats), u8.subarray(b, b + 4 * floats)) === 0;
@@ -203,11 +155,11 @@ for (const [name, s] of layers) {
   const calls: Record<string, (b: Record<string, Fn>, out: number) => void> = {
     forward: (b, out) => {
       b.pack_filter(packed, w, s.kh * s.kw * s.inC, s.outC);
-      b.conv2d(out, x, w, packed, zeros, zeros, 0, 0, ...shapeArgs(s), 0, rows);
+      b.conv2d(out, x, w, packed, zeros, zeros, 0, 0, ...convShapeArgs(s), 0, rows);
     },
     dx: (b, out) => {
       b.pack_filter_t(packed, w, s.kh, s.kw, s.inC, s.outC);
-      b.conv2d_backprop_input(out, dy, packed, zeros, ...shapeArgs(s), 0, s.batch * s.inH);
+      b.conv2d_backprop_input(out, dy, packed, zeros, ...convShapeArgs(s), 0, s.batch * s.inH);
     },
     dW: (b, out) => {
       const packedBlocks = b.conv2d_filter_grad.length === 19;
@@ -216,8 +168,8 @@ for (const [name, s] of layers) {
         const r1 = Math.min(rows, r0 + chunks.rows);
         const slot = out + 4 * k * wFloats;
         if (packedBlocks)
-          b.conv2d_filter_grad(slot, scratch, x, dy, ...shapeArgs(s), block.rows, r0, r1);
-        else b.conv2d_filter_grad(slot, x, dy, ...shapeArgs(s), r0, r1);
+          b.conv2d_filter_grad(slot, scratch, x, dy, ...convShapeArgs(s), block.rows, r0, r1);
+        else b.conv2d_filter_grad(slot, x, dy, ...convShapeArgs(s), r0, r1);
       }
     },
   };

@@ -16,16 +16,15 @@
  *
  *   npm run bench:phases -- [--reps 9] [--shapes 16x16x128,4x4x512] [--baseline ../main]
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { check, RobustError } from '../util/errors.js';
+import { check } from '../util/errors.js';
 import { optionsOrExit, positiveInt } from '../cli/options.js';
 import { relaxedMadd } from '../backend/wasm/relaxed-simd.js';
 import { winograd4Rows } from '../backend/wasm/wasm-conv-kernels.js';
+import { buildWasm, findClang, type WasmFn } from './wasm-build.js';
 
 const opts = optionsOrExit('bench:phases', () =>
   new Command('bench:phases')
@@ -44,60 +43,27 @@ check(
   baseline === undefined || fs.existsSync(path.join(baseline, 'scripts/winograd-phases.c')),
   `bench:phases: --baseline ${opts.baseline} has no scripts/winograd-phases.c`,
 );
-const compilers = ['clang-20', 'clang-19', 'clang-18', 'clang-17', 'clang-16', 'clang'];
-const clang =
-  process.env.CLANG ||
-  compilers.find((c) => {
-    try {
-      execFileSync(c, ['--version'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  });
-check(
-  clang !== undefined,
-  'bench:phases needs clang ≥ 16 and its wasm-ld (apt-get install clang-16 lld-16)',
-);
+const clang = optionsOrExit('bench:phases', () => findClang('bench:phases'));
 const madd = relaxedMadd(); // sets Node 20's flag before the relaxed module compiles
 check(madd !== null, 'bench:phases: this engine does not run wasm relaxed SIMD');
 
-type Fn = (...args: number[]) => number;
+type Fn = WasmFn;
 const memory = new WebAssembly.Memory({ initial: 16384 }); // 1 GiB: ResNet-18's U is 38 MB
 /** `tree`'s winograd-phases.c built plain (a multiply and an add) or relaxed (MADD as one relaxed_madd). */
-function build(relaxed: boolean, tree = root): Record<string, Fn> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'robust-phases-'));
-  const wasmFile = path.join(dir, 'p.wasm');
-  try {
-    execFileSync(clang!, [
-      '--target=wasm32',
-      '-O3',
-      '-msimd128',
-      ...(relaxed ? ['-mrelaxed-simd', '-DROBUST_RELAXED_SIMD'] : []),
-      '-ffreestanding',
-      '-fno-builtin',
-      '-nostdlib',
-      '-I',
-      path.join(tree, 'backend/wasm/kernels'),
-      '-Wl,--no-entry',
-      '-Wl,--import-memory',
-      '-Wl,--strip-all',
-      '-o',
-      wasmFile,
+const build = (relaxed: boolean, tree = root): Record<string, Fn> =>
+  buildWasm(
+    clang,
+    [
       path.join(tree, 'scripts/winograd-phases.c'),
       path.join(tree, 'backend/wasm/kernels/common.c'),
-    ]);
-    return new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), {
-      env: { memory },
-    }).exports as Record<string, Fn>;
-  } catch {
-    throw new RobustError(
-      `bench:phases: ${clang} could not build ${tree}/scripts/winograd-phases.c (clang ≥ 16 and its wasm-ld needed)`,
-    );
-  } finally {
-    fs.rmSync(dir, { recursive: true });
-  }
-}
+    ],
+    {
+      relaxed,
+      memory,
+      include: path.join(tree, 'backend/wasm/kernels'),
+      failure: `bench:phases: ${clang} could not build ${tree}/scripts/winograd-phases.c (clang ≥ 16 and its wasm-ld needed)`,
+    },
+  );
 // ours plain, ours relaxed, then the baseline's two
 const builds = [build(false), build(true)];
 if (baseline) builds.push(build(false, baseline), build(true, baseline));
