@@ -56,12 +56,13 @@ const build = (tree: string, relaxed: boolean): Record<string, Fn> =>
     { relaxed, memory, failure: `bench:direct: ${clang} could not build the kernels of ${tree}` },
   ) as Record<string, Fn>;
 // ours plain, ours relaxed, the baseline's plain, relaxed
-const builds = [
+// a failed build is one line, not a stack trace
+const builds = optionsOrExit('bench:direct', () => [
   build(root, false),
   build(root, true),
   build(baseline, false),
   build(baseline, true),
-];
+]);
 const names = ['plain', 'FMA'];
 
 const f32 = new Float32Array(memory.buffer);

@@ -65,8 +65,12 @@ const build = (relaxed: boolean, tree = root): Record<string, Fn> =>
     },
   );
 // ours plain, ours relaxed, then the baseline's two
-const builds = [build(false), build(true)];
-if (baseline) builds.push(build(false, baseline), build(true, baseline));
+// a failed build is one line, not a stack trace
+const builds = optionsOrExit('bench:phases', () => [
+  build(false),
+  build(true),
+  ...(baseline ? [build(false, baseline), build(true, baseline)] : []),
+]);
 const ex = builds[0];
 const f32 = new Float32Array(memory.buffer);
 const cpuMs = () => {
