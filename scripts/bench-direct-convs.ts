@@ -44,7 +44,7 @@ check(
   ops.every((o) => ['forward', 'dx', 'dW'].includes(o)),
   `bench:direct: --ops takes forward, dx, dW, got ${opts.ops}`,
 );
-const clang = optionsOrExit('bench:direct', () => findClang('bench:direct'));
+const clang = optionsOrExit('bench:direct', () => findClang());
 check(relaxedMadd() !== null, 'bench:direct: this engine does not run wasm relaxed SIMD');
 
 type Fn = WasmFn & { length: number };
@@ -53,7 +53,7 @@ const build = (tree: string, relaxed: boolean): Record<string, Fn> =>
   buildWasm(
     clang,
     SOURCES.map((f) => path.join(tree, 'backend/wasm/kernels', f)),
-    { relaxed, memory, failure: `bench:direct: ${clang} could not build the kernels of ${tree}` },
+    { relaxed, memory, failure: `${clang} could not build the kernels of ${tree}` },
   ) as Record<string, Fn>;
 // ours plain, ours relaxed, the baseline's plain, relaxed
 // a failed build is one line, not a stack trace

@@ -43,7 +43,7 @@ check(
   baseline === undefined || fs.existsSync(path.join(baseline, 'scripts/winograd-phases.c')),
   `bench:phases: --baseline ${opts.baseline} has no scripts/winograd-phases.c`,
 );
-const clang = optionsOrExit('bench:phases', () => findClang('bench:phases'));
+const clang = optionsOrExit('bench:phases', () => findClang());
 const madd = relaxedMadd(); // sets Node 20's flag before the relaxed module compiles
 check(madd !== null, 'bench:phases: this engine does not run wasm relaxed SIMD');
 
@@ -61,7 +61,7 @@ const build = (relaxed: boolean, tree = root): Record<string, Fn> =>
       relaxed,
       memory,
       include: path.join(tree, 'backend/wasm/kernels'),
-      failure: `bench:phases: ${clang} could not build ${tree}/scripts/winograd-phases.c (clang ≥ 16 and its wasm-ld needed)`,
+      failure: `${clang} could not build ${tree}/scripts/winograd-phases.c (clang ≥ 16 and its wasm-ld needed)`,
     },
   );
 // ours plain, ours relaxed, then the baseline's two

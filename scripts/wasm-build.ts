@@ -10,8 +10,8 @@ import { RobustError } from '../util/errors.js';
 
 export type WasmFn = (...args: number[]) => number;
 
-/** $CLANG, or the newest clang on the PATH; a one-line RobustError naming `bench` without one. */
-export function findClang(bench: string): string {
+/** $CLANG, or the newest clang on the PATH; a RobustError without one. */
+export function findClang(): string {
   const found =
     process.env.CLANG ||
     ['clang-20', 'clang-19', 'clang-18', 'clang-17', 'clang-16', 'clang'].find((c) => {
@@ -24,7 +24,7 @@ export function findClang(bench: string): string {
     });
   if (!found)
     throw new RobustError(
-      `${bench} needs clang ≥ 16 and its wasm-ld (apt-get install clang-16 lld-16)`,
+      'clang ≥ 16 and its wasm-ld are needed (apt-get install clang-16 lld-16)',
     );
   return found;
 }
