@@ -101,6 +101,12 @@ async function toFloat16() {
   const { test } = await loadData(state.config.data);
   const acc = async (files: typeof original) => {
     const model = await buildLayersModel(files);
+    const want = [test.height, test.width, test.channels];
+    const shape = model.inputs[0].shape.slice(1);
+    if (shape.join('x') !== want.join('x'))
+      throw new RobustError(
+        `${source}: the model takes ${shape.join('×')} images, ${state.config.data}'s are ${want.join('×')}`,
+      );
     const a = accuracy(model, test);
     model.dispose();
     return a;

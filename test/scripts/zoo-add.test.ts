@@ -127,17 +127,20 @@ describe('npm run zoo:add', () => {
      * keeps leaves its predictions as they are; one it rounds away ties them, and the tie goes to
      * class 0: 3 more images right, 0.6 point.
      */
-    async function constantRun(gap: number) {
+    async function constantRun(gap: number, inputShape = [28, 28, 1]) {
       await initBackend({ backend: 'cpu' });
       const model = tf.sequential({
         layers: [
-          tf.layers.flatten({ inputShape: [28, 28, 1] }),
+          tf.layers.flatten({ inputShape }),
           tf.layers.dense({ units: 10, kernelInitializer: 'zeros' }),
         ],
       });
       const bias = new Float32Array(10);
       [bias[0], bias[1]] = [1, 1 + gap];
-      model.layers[1].setWeights([tf.zeros([784, 10]), tf.tensor1d(bias)]);
+      model.layers[1].setWeights([
+        tf.zeros([inputShape.reduce((a, b) => a * b), 10]),
+        tf.tensor1d(bias),
+      ]);
       await saveCheckpoint(path.join(runDir, 'checkpoint'), model);
       model.dispose();
       fs.writeFileSync(
@@ -175,6 +178,17 @@ describe('npm run zoo:add', () => {
         1 + 2 ** -9,
       ]);
       loaded.dispose();
+    });
+
+    it("refuses a model whose input is not the data set's images: one line, the zoo untouched", async () => {
+      await constantRun(2 ** -9, [32, 32, 3]);
+      const r = add(runDir, 'second', '--command', 'x', '--float16');
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(
+        /^zoo-add: .*: the model takes 32×32×3 images, sample's are 28×28×1$/m,
+      );
+      expect(fs.existsSync(path.join(zoo, 'second'))).toBe(false);
     });
 
     it('refuses when float16 moves the clean accuracy by more than 0.1 point: one line, the zoo untouched', async () => {
