@@ -63,6 +63,51 @@ INLINE int end_row(const Geometry *g, int a) {
   }
 
 /*
+ * The register tile both kernels below share: R input channels (1..4) x 4V output channels (V = 1
+ * or 2) summed in s0..s3 (first 4 output channels) and t0..t3 (next 4), for acc's rows Co floats
+ * apart. TILE_STEP adds one position: xp its R input values, dp its 4V gradients.
+ */
+#define TILE_LOAD(R, V, acc, Co)                                                                        \
+  {                                                                                                     \
+    s0 = wasm_v128_load(acc);                                                                           \
+    if (V > 1) t0 = wasm_v128_load((acc) + 4);                                                          \
+    if (R > 1) { s1 = wasm_v128_load((acc) + (Co)); if (V > 1) t1 = wasm_v128_load((acc) + (Co) + 4); } \
+    if (R > 2) { s2 = wasm_v128_load((acc) + 2 * (Co)); if (V > 1) t2 = wasm_v128_load((acc) + 2 * (Co) + 4); } \
+    if (R > 3) { s3 = wasm_v128_load((acc) + 3 * (Co)); if (V > 1) t3 = wasm_v128_load((acc) + 3 * (Co) + 4); } \
+  }
+#define TILE_STORE(R, V, acc, Co)                                                                       \
+  {                                                                                                     \
+    wasm_v128_store(acc, s0);                                                                           \
+    if (V > 1) wasm_v128_store((acc) + 4, t0);                                                          \
+    if (R > 1) { wasm_v128_store((acc) + (Co), s1); if (V > 1) wasm_v128_store((acc) + (Co) + 4, t1); } \
+    if (R > 2) { wasm_v128_store((acc) + 2 * (Co), s2); if (V > 1) wasm_v128_store((acc) + 2 * (Co) + 4, t2); } \
+    if (R > 3) { wasm_v128_store((acc) + 3 * (Co), s3); if (V > 1) wasm_v128_store((acc) + 3 * (Co) + 4, t3); } \
+  }
+#define TILE_STEP(R, V, xp, dp)                       \
+  {                                                   \
+    const v128_t d0 = wasm_v128_load(dp);             \
+    const v128_t d1 = V > 1 ? wasm_v128_load((dp) + 4) : d0; \
+    v128_t x_ = wasm_v128_load32_splat(xp);           \
+    s0 = MADD(x_, d0, s0);                            \
+    if (V > 1) t0 = MADD(x_, d1, t0);                 \
+    if (R > 1) {                                      \
+      x_ = wasm_v128_load32_splat((xp) + 1);          \
+      s1 = MADD(x_, d0, s1);                          \
+      if (V > 1) t1 = MADD(x_, d1, t1);               \
+    }                                                 \
+    if (R > 2) {                                      \
+      x_ = wasm_v128_load32_splat((xp) + 2);          \
+      s2 = MADD(x_, d0, s2);                          \
+      if (V > 1) t2 = MADD(x_, d1, t2);               \
+    }                                                 \
+    if (R > 3) {                                      \
+      x_ = wasm_v128_load32_splat((xp) + 3);          \
+      s3 = MADD(x_, d0, s3);                          \
+      if (V > 1) t3 = MADD(x_, d1, t3);               \
+    }                                                 \
+  }
+
+/*
  * One register tile: R input channels (1..4) x 4V output channels (V = 1 or 2) of one tap, acc its
  * sums in dW (rows Co floats apart); v the tap's packed x at the tile's channels ([P][4]), d the
  * packed dy ([P][4V]). `fresh`: acc holds nothing yet — the sums start from zero registers, the
@@ -71,43 +116,12 @@ INLINE int end_row(const Geometry *g, int a) {
 INLINE void tile(const int R, const int V, float *acc, int Co, const float *v, const float *d, int r0, int r1, int Ho, int lo,
                  int hi, int cw, int fresh) {
   v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-  if (!fresh) {
-    s0 = wasm_v128_load(acc);
-    if (V > 1) t0 = wasm_v128_load(acc + 4);
-    if (R > 1) { s1 = wasm_v128_load(acc + Co); if (V > 1) t1 = wasm_v128_load(acc + Co + 4); }
-    if (R > 2) { s2 = wasm_v128_load(acc + 2 * Co); if (V > 1) t2 = wasm_v128_load(acc + 2 * Co + 4); }
-    if (R > 3) { s3 = wasm_v128_load(acc + 3 * Co); if (V > 1) t3 = wasm_v128_load(acc + 3 * Co + 4); }
-  }
+  if (!fresh) TILE_LOAD(R, V, acc, Co)
   FOR_RUNS(r0, r1, Ho, lo, hi, cw, {
     const float *vp = v + 4 * p0, *dp = d + 4 * V * p0;
-    for (int p = p0; p < p1; p++, vp += 4, dp += 4 * V) {
-      const v128_t d0 = wasm_v128_load(dp);
-      const v128_t d1 = V > 1 ? wasm_v128_load(dp + 4) : d0;
-      v128_t x = wasm_v128_load32_splat(vp);
-      s0 = MADD(x, d0, s0);
-      if (V > 1) t0 = MADD(x, d1, t0);
-      if (R > 1) {
-        x = wasm_v128_load32_splat(vp + 1);
-        s1 = MADD(x, d0, s1);
-        if (V > 1) t1 = MADD(x, d1, t1);
-      }
-      if (R > 2) {
-        x = wasm_v128_load32_splat(vp + 2);
-        s2 = MADD(x, d0, s2);
-        if (V > 1) t2 = MADD(x, d1, t2);
-      }
-      if (R > 3) {
-        x = wasm_v128_load32_splat(vp + 3);
-        s3 = MADD(x, d0, s3);
-        if (V > 1) t3 = MADD(x, d1, t3);
-      }
-    }
+    for (int p = p0; p < p1; p++, vp += 4, dp += 4 * V) TILE_STEP(R, V, vp, dp)
   })
-  wasm_v128_store(acc, s0);
-  if (V > 1) wasm_v128_store(acc + 4, t0);
-  if (R > 1) { wasm_v128_store(acc + Co, s1); if (V > 1) wasm_v128_store(acc + Co + 4, t1); }
-  if (R > 2) { wasm_v128_store(acc + 2 * Co, s2); if (V > 1) wasm_v128_store(acc + 2 * Co + 4, t2); }
-  if (R > 3) { wasm_v128_store(acc + 3 * Co, s3); if (V > 1) wasm_v128_store(acc + 3 * Co + 4, t3); }
+  TILE_STORE(R, V, acc, Co)
 }
 
 /* Output channels past the last multiple of 4 of tap (a, b), one at a time, from x and dy in place. */
@@ -224,45 +238,16 @@ INLINE void tile_in_place(const int R, const int V, float *acc, const float *x, 
                  int n, int oh0, int oh1, int a, int b, int ci0, int co0, int c0, int c1) {
   v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
   const int Co = g->Co;
-  s0 = wasm_v128_load(acc);
-  if (V > 1) t0 = wasm_v128_load(acc + 4);
-  if (R > 1) { s1 = wasm_v128_load(acc + Co); if (V > 1) t1 = wasm_v128_load(acc + Co + 4); }
-  if (R > 2) { s2 = wasm_v128_load(acc + 2 * Co); if (V > 1) t2 = wasm_v128_load(acc + 2 * Co + 4); }
-  if (R > 3) { s3 = wasm_v128_load(acc + 3 * Co); if (V > 1) t3 = wasm_v128_load(acc + 3 * Co + 4); }
+  TILE_LOAD(R, V, acc, Co)
   const int xstep = g->sw * g->Ci;
   for (int oh = oh0; oh < oh1; oh++) {
     const int ih = oh * g->sh - g->top + a;
     if (ih < 0 || ih >= g->H) continue;
     const float *xp = x + ((n * g->H + ih) * g->W + c0 * g->sw - g->left + b) * g->Ci + ci0;
     const float *dp = dy + ((n * g->Ho + oh) * g->Wo + c0) * Co + co0;
-    for (int ow = c0; ow < c1; ow++, xp += xstep, dp += Co) {
-      const v128_t d0 = wasm_v128_load(dp);
-      const v128_t d1 = V > 1 ? wasm_v128_load(dp + 4) : d0;
-      v128_t v = wasm_v128_load32_splat(xp);
-      s0 = MADD(v, d0, s0);
-      if (V > 1) t0 = MADD(v, d1, t0);
-      if (R > 1) {
-        v = wasm_v128_load32_splat(xp + 1);
-        s1 = MADD(v, d0, s1);
-        if (V > 1) t1 = MADD(v, d1, t1);
-      }
-      if (R > 2) {
-        v = wasm_v128_load32_splat(xp + 2);
-        s2 = MADD(v, d0, s2);
-        if (V > 1) t2 = MADD(v, d1, t2);
-      }
-      if (R > 3) {
-        v = wasm_v128_load32_splat(xp + 3);
-        s3 = MADD(v, d0, s3);
-        if (V > 1) t3 = MADD(v, d1, t3);
-      }
-    }
+    for (int ow = c0; ow < c1; ow++, xp += xstep, dp += Co) TILE_STEP(R, V, xp, dp)
   }
-  wasm_v128_store(acc, s0);
-  if (V > 1) wasm_v128_store(acc + 4, t0);
-  if (R > 1) { wasm_v128_store(acc + Co, s1); if (V > 1) wasm_v128_store(acc + Co + 4, t1); }
-  if (R > 2) { wasm_v128_store(acc + 2 * Co, s2); if (V > 1) wasm_v128_store(acc + 2 * Co + 4, t2); }
-  if (R > 3) { wasm_v128_store(acc + 3 * Co, s3); if (V > 1) wasm_v128_store(acc + 3 * Co + 4, t3); }
+  TILE_STORE(R, V, acc, Co)
 }
 
 /* Output channels past the last multiple of 4, one at a time. */
