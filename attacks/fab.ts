@@ -25,6 +25,7 @@ import { projectOntoHalfspace, type FabNorm } from './fab-projections.js';
 import { attackResult, withRestarts, type RunResult } from './iterative.js';
 import { usableBudget } from './norms.js';
 import { yieldToEventLoop } from '../util/platform.js';
+import { inputGrad } from '../backend/ops/gradients.js';
 
 export interface FabOptions extends CommonOptions {
   /** Iterations per run (default 100). */
@@ -87,7 +88,7 @@ function nearestBoundary(
           ? z.mul(tf.oneHot(targets!, z.shape[1])).sum(1)
           : z.slice([0, k], [-1, 1]).reshape([-1]);
       let gap: tf.Tensor | undefined;
-      const grad = tf.grad((xi: tf.Tensor) => {
+      const grad = inputGrad((xi: tf.Tensor) => {
         const z = r.classifier.logits(xi as tf.Tensor4D, r.mode);
         gap = tf.keep(other(z).sub(z.mul(tf.oneHot(y, z.shape[1])).sum(1)));
         return gap.sum();

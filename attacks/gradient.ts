@@ -5,6 +5,7 @@
 import tf from '#tfjs';
 import type { Classifier, ModelMode } from '../models/classifier.js';
 import type { Objective } from './losses.js';
+import { inputGrad } from '../backend/ops/gradients.js';
 
 export interface Evaluation {
   /** d objective / d x, summed over the batch's examples (each row is that example's gradient). */
@@ -30,7 +31,7 @@ function evaluateOnce(
 ): Evaluation {
   let logits: tf.Tensor2D | undefined;
   let value: tf.Tensor1D | undefined;
-  const grad = tf.grad((xi: tf.Tensor) => {
+  const grad = inputGrad((xi: tf.Tensor) => {
     const z = s.classifier.logits(xi as tf.Tensor4D, s.mode);
     const v = s.objective(z, labels, targets);
     logits = tf.keep(z);

@@ -9,6 +9,7 @@ import { NO_AUGMENT, makeBatch } from '../data/batches.js';
 import { crossEntropy } from '../attacks/losses.js';
 import type { Classifier } from '../models/classifier.js';
 import { Rng } from '../util/rng.js';
+import { inputGrad } from '../backend/ops/gradients.js';
 
 export interface ModelChecks {
   /** Share of examples whose input gradient is exactly zero / not finite. */
@@ -50,7 +51,7 @@ export function modelChecks(c: Classifier, set: ImageSet): ModelChecks {
       .greaterEqual(0)
       .logicalAnd(z.max().lessEqual(1))
       .logicalAnd(z.sum(1).sub(1).abs().max().less(1e-3));
-    const g = tf.grad((x: tf.Tensor) =>
+    const g = inputGrad((x: tf.Tensor) =>
       crossEntropy(c.logits(x as tf.Tensor4D, 'inference'), b.y).sum(),
     )(b.x);
     const perExample = g.abs().sum([1, 2, 3]);

@@ -1,6 +1,6 @@
 /**
  * TF.js GraphModels (tensorflowjs_converter on SavedModels, Keras models, TF Hub modules) as
- * attack targets: gradients come from tf.grad over `execute`, which records every op it runs.
+ * attack targets: gradients come from the tape over `execute`, which records every op it runs.
  * The logits are the tensor feeding a final Softmax (or a one-unit Sigmoid), found in the graph;
  * `--output NODE` names any node instead.
  */
@@ -8,6 +8,7 @@ import tf from '#tfjs';
 import { optionError, RobustError } from '../util/errors.js';
 import type { ModelFiles } from './model-files.js';
 import type { LogitsSource } from './layers-logits.js';
+import { inputGrad } from '../backend/ops/gradients.js';
 
 interface GraphNode {
   name: string;
@@ -286,7 +287,7 @@ function describe(
   // And one input gradient: an op without a gradient in tfjs (StridedSlice, DepthToSpace…) is one line here, not a crash mid-attack.
   try {
     tf.tidy(() =>
-      tf.grad((x: tf.Tensor) => apply(x as tf.Tensor4D).sum())(
+      inputGrad((x: tf.Tensor) => apply(x as tf.Tensor4D).sum())(
         tf.zeros([fixedBatch || 1, h, w, c]),
       ),
     );

@@ -7,6 +7,7 @@
  */
 import tf from '#tfjs';
 import type { Classifier } from './classifier.js';
+import { inputGrad } from '../backend/ops/gradients.js';
 
 const known = new WeakMap<Classifier, boolean>();
 
@@ -23,7 +24,7 @@ export function sameUnderTape(c: Classifier, x: tf.Tensor4D): boolean {
     const [plain, taped] = tf.tidy(() => {
       const probe = x.slice(0, Math.min(16, x.shape[0]));
       let z: tf.Tensor2D | undefined;
-      tf.grad((xi: tf.Tensor) => {
+      inputGrad((xi: tf.Tensor) => {
         z = tf.keep(c.logits(xi as tf.Tensor4D, 'inference'));
         return z.sum();
       })(probe);

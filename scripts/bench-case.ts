@@ -13,6 +13,7 @@ import { Command } from 'commander';
 import { BACKENDS, initBackend } from '../backend/index.js';
 import { createModel, ZOO } from '../models/zoo.js';
 import { Sgd } from '../train/sgd.js';
+import { inputGrad, variableGrads } from '../backend/ops/gradients.js';
 import { makeAttack } from '../attacks/index.js';
 import { foldedClassifier } from '../models/fold.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -131,13 +132,10 @@ const foldedLogits = (xi: tf.Tensor) => folded.logits(xi as tf.Tensor4D, 'infere
 const forwardOf = (f: (xi: tf.Tensor) => tf.Tensor) => () => tf.tidy(() => void f(x).dataSync());
 const inputGradOf = (f: (xi: tf.Tensor) => tf.Tensor) => () =>
   tf.tidy(
-    () =>
-      void tf
-        .grad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, f(xi)))(x)
-        .dataSync(),
+    () => void inputGrad((xi: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, f(xi)))(x).dataSync(),
   );
 const trainStep = () => {
-  const { value, grads } = tf.variableGrads(
+  const { value, grads } = variableGrads(
     () =>
       tf.losses.softmaxCrossEntropy(
         y,

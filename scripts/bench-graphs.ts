@@ -1,6 +1,6 @@
 /**
  * Graph models on wasm: img/s of one input gradient (an attack step: the cross-entropy of the
- * logits node, differentiated by tf.grad through model.execute) and of the forward pass, for the
+ * logits node, differentiated through model.execute as attacks do) and of the forward pass, for the
  * three graph-model test fixtures (MobileNet-V2, ResNet and EfficientNet styles, 32×32 inputs),
  * with the kernels that take the time; then (--kernels) the kernels robust supplies for them, ms on
  * wasm (ours and, where there is one, tfjs's) and on the cpu backend.
@@ -18,6 +18,7 @@ import path from 'node:path';
 import tf from '#tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
+import { inputGrad } from '../backend/ops/gradients.js';
 import { useWasmKernels } from '../backend/wasm/wasm-kernels.js';
 import { optionsOrExit, positiveInt } from '../cli/options.js';
 import { check } from '../util/errors.js';
@@ -128,7 +129,7 @@ try {
     const model = await loadGraphFolder(fx.dir);
     const x = tf.randomUniform([opts.batch, ...fx.imageShape], 0, 1, 'float32', 5);
     const y = tf.oneHot(tf.randomUniform([opts.batch], 0, fx.classes, 'int32', 6), fx.classes);
-    const grad = tf.grad((t: tf.Tensor) =>
+    const grad = inputGrad((t: tf.Tensor) =>
       tf.losses.softmaxCrossEntropy(y, model.execute(t, fx.logitsNode) as tf.Tensor),
     );
     try {

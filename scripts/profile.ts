@@ -15,6 +15,7 @@ import { initBackend } from '../backend/index.js';
 import { createModel, ZOO } from '../models/zoo.js';
 import { foldedClassifier } from '../models/fold.js';
 import { Sgd } from '../train/sgd.js';
+import { inputGrad, variableGrads } from '../backend/ops/gradients.js';
 import { check } from '../util/errors.js';
 import { optionsOrExit, positiveInt } from '../cli/options.js';
 
@@ -77,7 +78,7 @@ const steps: [string, () => void][] = [
   [
     'train: forward + backward',
     () => {
-      const r = tf.variableGrads(
+      const r = variableGrads(
         () =>
           tf.losses.softmaxCrossEntropy(
             y,
@@ -104,11 +105,9 @@ const steps: [string, () => void][] = [
     () =>
       tf.tidy(
         () =>
-          void tf
-            .grad((xi: tf.Tensor) =>
-              tf.losses.softmaxCrossEntropy(y, folded.logits(xi as tf.Tensor4D, 'inference')),
-            )(x)
-            .dataSync(),
+          void inputGrad((xi: tf.Tensor) =>
+            tf.losses.softmaxCrossEntropy(y, folded.logits(xi as tf.Tensor4D, 'inference')),
+          )(x).dataSync(),
       ),
   ],
 ];

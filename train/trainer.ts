@@ -14,6 +14,7 @@ import { RobustError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { Sgd } from './sgd.js';
+import { variableGrads } from '../backend/ops/gradients.js';
 import { learningRate, type ScheduleName } from './schedule.js';
 import { Progress } from './progress.js';
 import type { EpochLog } from './epoch-log.js';
@@ -284,7 +285,7 @@ async function trainIn(
       const batch = makeBatch(set, batches[b], config.augment, augRng);
       const prepared = await step.prepare(batch.x, batch.y, batchSeed(config.seed, epoch, b));
       let correct: tf.Scalar | undefined;
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGrads(() => {
         const { loss, logits } = step.loss(prepared, batch.y);
         correct = tf.keep(logits.argMax(1).cast('int32').equal(batch.y).sum() as tf.Scalar);
         return loss;
