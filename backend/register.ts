@@ -16,6 +16,7 @@ import { registerAvgPoolGradient, registerWasmPoolGradients } from './ops/pool-g
 import { registerActivationGradients, registerWasmActivations } from './wasm/activations.js';
 import { registerWasmBroadcast } from './wasm/wasm-broadcast.js';
 import { registerWasmSlice } from './wasm/wasm-slice.js';
+import { registerWasmTile } from './wasm/wasm-tile.js';
 import { registerMeanGradient } from './ops/mean-grad.js';
 
 /** Gradients tfjs lacks or computes wastefully, and graph ops, for every backend. */
@@ -47,4 +48,5 @@ export function registerWasmKernels(): void {
   registerWasmActivations();
   registerWasmBroadcast();
   registerWasmSlice();
+  registerWasmTile();
 }
