@@ -30,6 +30,8 @@ interface EngineTape {
   endTape(): void;
   scopedRun<T>(start: () => void, end: () => void, f: () => T): T;
   tidy<T extends tf.TensorContainer>(name: string, f: () => T): T;
+  /** The id the next tensor gets (and uses it up): tensors made later have larger ids. */
+  nextTensorId?(): number;
   gradients(
     f: () => tf.Tensor,
     xs: tf.Tensor[],
@@ -126,6 +128,7 @@ export function gradients(
   if (!engine || engine.state.gradientDepth > 0)
     return (tf.engine() as unknown as EngineTape).gradients(f, xs, undefined, allowNoGradients);
   let y: tf.Tensor | undefined;
+  const firstNewId = engine.nextTensorId?.() ?? Infinity;
   try {
     y = engine.scopedRun(
       () => engine.startTape(),
@@ -169,7 +172,8 @@ export function gradients(
     }) as (tf.Tensor | undefined)[];
     return { value: y, grads };
   } catch (e) {
-    if (y instanceof tf.Tensor) y.dispose();
+    // y is ours to free only if f made it (f may return a tensor of the caller's)
+    if (y instanceof tf.Tensor && y.id >= firstNewId) y.dispose();
     throw e;
   } finally {
     for (const node of engine.state.activeTape ?? []) tf.dispose(node.saved ?? []);
@@ -187,20 +191,31 @@ export function inputGrad(f: (x: tf.Tensor) => tf.Tensor): (x: tf.Tensor) => tf.
 }
 
 /**
- * tf.variableGrads's shape with `gradients`: the loss `f()` (a scalar) and its gradient for each
- * of `vars`, by variable name (variables it does not depend on are left out).
+ * tf.variableGrads with `gradients`: the loss `f()` (a scalar) and its gradient for each trainable
+ * variable of `vars`, by name — left out where the loss does not depend on it, and an error if it
+ * depends on none (as tfjs: a loss that reaches no variable would train nothing). Non-trainable
+ * variables in `vars` get no gradient.
  */
 export function variableGrads(
   f: () => tf.Scalar,
   vars: tf.Variable[],
 ): { value: tf.Scalar; grads: tf.NamedTensorMap } {
-  const { value, grads } = gradients(f, vars, true);
-  if (value.rank !== 0) {
+  const trainable = vars.filter((v) => v.trainable);
+  if (trainable.length === 0)
+    throw new Error(`variableGrads: none of the ${vars.length} variables given is trainable`);
+  const { value, grads } = gradients(f, trainable, true);
+  const fail = (message: string) => {
     tf.dispose([value, ...grads.filter((g) => g !== undefined)]);
-    throw new Error(`variableGrads: f() must return a scalar, got rank ${value.rank}`);
-  }
+    return new Error(message);
+  };
+  if (grads.every((g) => g === undefined))
+    throw fail(
+      'Cannot find a connection between any variable and the result of the loss function y=f(x). Make sure the operations that use variables are inside f.',
+    );
+  if (value.rank !== 0)
+    throw fail(`variableGrads: f() must return a scalar, got rank ${value.rank}`);
   const named: tf.NamedTensorMap = {};
-  vars.forEach((v, i) => {
+  trainable.forEach((v, i) => {
     if (grads[i]) named[v.name] = grads[i];
   });
   return { value: value as tf.Scalar, grads: named };

@@ -184,6 +184,31 @@ function backwardBytes(
       tf.dispose([g, x1, unrelated]);
     });
 
+    it('a failed gradient leaves the caller’s tensors alone; variableGrads checks what tfjs checks', () => {
+      const x1 = tf.scalar(2);
+      // f returns the caller's own tensor (x itself, another): no path from x to y (tfjs's error), and it survives
+      expect(() => inputGrad((t) => t)(x1)).toThrow(/Cannot compute gradient of y=f\(x\)/);
+      expect(x1.isDisposed).toBe(false);
+      const outside = tf.scalar(5);
+      expect(() => inputGrad(() => outside)(x1)).toThrow(/Cannot compute gradient of y=f\(x\)/);
+      expect(outside.isDisposed).toBe(false);
+      const w = tf.variable(tf.scalar(3), true, 'w_trainable');
+      const frozen = tf.variable(tf.scalar(4), false, 'w_frozen');
+      const before = tf.memory().numTensors;
+      const r = variableGrads(() => w.mul(frozen).square() as tf.Scalar, [w, frozen]);
+      expect(Object.keys(r.grads)).toEqual(['w_trainable']);
+      expect(r.grads.w_trainable.dataSync()[0]).toBe(2 * 12 * 4);
+      tf.dispose([r.value, ...Object.values(r.grads)]);
+      expect(() => variableGrads(() => x1.square() as tf.Scalar, [w])).toThrow(
+        /Cannot find a connection between any variable/,
+      );
+      expect(() => variableGrads(() => frozen.square() as tf.Scalar, [frozen])).toThrow(
+        /none of the 1 variables given is trainable/,
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x1, outside, w, frozen]);
+    });
+
     it('a gradient of a gradient falls back to tfjs inside and is right', () => {
       const x1 = tf.scalar(1.5);
       // d²/dx² x³ = 6x
