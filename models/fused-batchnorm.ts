@@ -22,8 +22,8 @@ interface BatchNormFields {
   axis: number;
   momentum: number;
   epsilon: number;
-  gamma: tf.LayerVariable | null;
-  beta: tf.LayerVariable | null;
+  gamma?: tf.LayerVariable | null;
+  beta?: tf.LayerVariable | null;
   movingMean: tf.LayerVariable;
   movingVariance: tf.LayerVariable;
 }
@@ -67,15 +67,25 @@ export class FusedBatchNormalization extends StockBatchNorm {
     const self = this as unknown as BatchNormFields;
     const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor;
     const channelsLast = self.axis === -1 || self.axis === x.rank - 1;
-    if (!kwargs.training || !channelsLast || !self.gamma || !self.beta)
-      return super.call(inputs, kwargs);
+    const complete = Boolean(self.gamma && self.beta);
+    if (!channelsLast || (!kwargs.training && complete)) return super.call(inputs, kwargs);
     return tf.tidy(() => {
-      const { y, mean, variance, hostStats } = batchNormTraining(
-        x,
-        self.gamma!.read() as tf.Tensor1D,
-        self.beta!.read() as tf.Tensor1D,
-        self.epsilon,
-      );
+      // Without scale or center (a user's model) the stock layer hands the FusedBatchNorm kernel
+      // no scale or offset, and the tape then fails saving them for the gradient (a TypeError
+      // mid-attack): ones and zeros stand in, the same function.
+      const channels = x.shape[x.rank - 1];
+      const gamma = (self.gamma?.read() ?? tf.ones([channels])) as tf.Tensor1D;
+      const beta = (self.beta?.read() ?? tf.zeros([channels])) as tf.Tensor1D;
+      if (!kwargs.training)
+        return tf.batchNorm(
+          x,
+          self.movingMean.read() as tf.Tensor1D,
+          self.movingVariance.read() as tf.Tensor1D,
+          beta,
+          gamma,
+          self.epsilon,
+        );
+      const { y, mean, variance, hostStats } = batchNormTraining(x, gamma, beta, self.epsilon);
       updateMovingAverage(self.movingMean, hostStats?.mean ?? mean, self.momentum);
       updateMovingAverage(self.movingVariance, hostStats?.variance ?? variance, self.momentum);
       return y;

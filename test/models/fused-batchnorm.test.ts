@@ -10,6 +10,7 @@ import {
 } from '../../models/fused-batchnorm.js';
 import { wasmKernelStats } from '../../backend/wasm/wasm-kernels.js';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { inputGrad } from '../../backend/ops/gradients.js';
 
 const worstRelative = (a: tf.Tensor, b: tf.Tensor) =>
   tf.tidy(() => a.sub(b).abs().max().dataSync()[0] / (1e-6 + b.abs().max().dataSync()[0]));
@@ -164,5 +165,25 @@ describe.each(['wasm', 'cpu'] as const)('fused BatchNorm on %s', (backend) => {
     expect(worstRelative(fused.apply(x) as tf.Tensor, stock.apply(x) as tf.Tensor)).toBeLessThan(
       1e-5,
     );
+  });
+
+  it('without scale or center (a user model): the same outputs, and gradients in both modes', async () => {
+    await tf.setBackend(backend);
+    const args = { axis: -1, momentum: 0.9, epsilon: 1e-3, center: false, scale: false };
+    const stock = tf.layers.batchNormalization(args);
+    const fused = fusedBatchNorm(args);
+    const x = tf.randomNormal([4, 3, 3, 5], 2, 3, 'float32', 8);
+    for (const l of [stock, fused]) l.build(x.shape);
+    fused.setWeights([tf.fill([5], 0.5), tf.fill([5], 4)]);
+    stock.setWeights(fused.getWeights());
+    expect(worstRelative(fused.apply(x) as tf.Tensor, stock.apply(x) as tf.Tensor)).toBeLessThan(
+      1e-6,
+    );
+    // the stock layer's FusedBatchNorm without scale cannot be differentiated (a TypeError saving it)
+    for (const training of [false, true]) {
+      const g = inputGrad((xi) => (fused.apply(xi, { training }) as tf.Tensor).square().sum())(x);
+      expect(Number.isFinite(g.abs().sum().dataSync()[0])).toBe(true);
+      g.dispose();
+    }
   });
 });
