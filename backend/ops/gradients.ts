@@ -86,7 +86,7 @@ function pathFromXsToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNod
   return path;
 }
 
-/** The gradients of one op's inputs, each a tensor of its own (a clone where the function passed dy through). */
+/** The gradients of one op's inputs, each a tensor of its own (a clone: the function may pass dy itself through). */
 function opInputGradients(node: TapeNode, dys: (tf.Tensor | null)[]): [tf.Tensor, tf.Tensor][] {
   if (!node.gradient)
     throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
@@ -142,10 +142,10 @@ export function gradients(
       throw new Error(
         'Cannot compute gradient of y=f(x) with respect to x. Make sure that the f you passed encloses all operations that lead from x to y.',
       );
-    const dy = y;
+    const out = y;
     const grads = tf.tidy(() => {
       // the gradient reaching each tensor so far, by tensor id; every value is ours to dispose
-      const held = new Map<number, tf.Tensor>([[dy.id, tf.ones(dy.shape)]]);
+      const held = new Map<number, tf.Tensor>([[out.id, tf.ones(out.shape)]]);
       for (let i = path.length - 1; i >= 0; i--) {
         const node = path[i];
         const dxs = opInputGradients(

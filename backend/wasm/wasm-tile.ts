@@ -5,7 +5,8 @@
  * iteration, and tf.where's broadcasting in general — took a quarter of an APGD-CE run on
  * ResNet-20 (28 ms per [32,32,32,3] mask). Here the input is written once into the output and
  * then each tiled axis, from the innermost out, is filled by doubling copies of the block before
- * it (copyWithin): a few calls per block, every value copied as it is. Strings keep the stock kernel.
+ * it (copyWithin): a few calls per block, every value copied as it is. Other dtypes keep the stock
+ * kernel (which aborts on strings, as before).
  */
 import tf from '#tfjs';
 import '@tensorflow/tfjs-backend-wasm';
