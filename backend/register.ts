@@ -11,6 +11,7 @@ import { registerWasmDepthwise } from './wasm/wasm-depthwise.js';
 import { registerConvGradients } from './ops/conv-gradients.js';
 import { registerLazyConv2D } from '../models/lazy-conv.js';
 import { registerFusedBatchNorm } from '../models/fused-batchnorm.js';
+import { registerSeededDropout } from '../models/seeded-dropout.js';
 import { registerGraphOps } from './ops/graph-ops.js';
 import { registerAvgPoolGradient, registerWasmPoolGradients } from './ops/pool-grad.js';
 import { registerActivationGradients, registerWasmActivations } from './wasm/activations.js';
@@ -25,6 +26,7 @@ export function registerGradients(): void {
   // gradients, fused training-mode BN). Done when a backend starts, not at import: importing robust changes nothing in tfjs.
   registerLazyConv2D();
   registerFusedBatchNorm();
+  registerSeededDropout();
   registerBatchNormGradient();
   registerReluGradient();
   registerConvGradients();

@@ -12,6 +12,7 @@
 import tf from '#tfjs';
 import { lazyConv2d } from './lazy-conv.js';
 import { fusedBatchNorm } from './fused-batchnorm.js';
+import { seededDropout } from './seeded-dropout.js';
 
 export type BlockKind = 'basic' | 'bottleneck' | 'preact';
 
@@ -116,10 +117,10 @@ class Builder {
     ) as SymbolicTensor;
   }
 
-  /** Dropout (training only) when the model has block dropout. Unseeded: a seeded tfjs dropout draws the same mask every step. */
+  /** Dropout (training only) when the model has block dropout; a train step seeds its masks (models/seeded-dropout.ts). */
   dropout(x: SymbolicTensor, name: string): SymbolicTensor {
     return this.blockDropout > 0
-      ? (tf.layers.dropout({ rate: this.blockDropout, name }).apply(x) as SymbolicTensor)
+      ? (seededDropout({ rate: this.blockDropout, name }).apply(x) as SymbolicTensor)
       : x;
   }
 
@@ -243,9 +244,9 @@ export function buildResNet(spec: ResNetSpec, opts: BuildOptions): tf.LayersMode
   });
   if (spec.block === 'preact') x = b.relu(b.bn(x, 'final_bn'), 'final_relu');
   x = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as SymbolicTensor;
-  // Unseeded on purpose: a seeded tfjs dropout layer draws the same mask at every step.
+  // masks seeded per train step (models/seeded-dropout.ts): a stock seeded layer repeats its mask
   if (opts.dropout && opts.dropout > 0)
-    x = tf.layers.dropout({ rate: opts.dropout, name: 'dropout' }).apply(x) as SymbolicTensor;
+    x = seededDropout({ rate: opts.dropout, name: 'dropout' }).apply(x) as SymbolicTensor;
   const logits = b.dense(x, opts.numClasses, 'logits');
   const model = tf.model({ inputs: input, outputs: logits, name: opts.name ?? 'resnet' });
   if (opts.foldBatchNorm) foldedPairs.set(model, b.folded);

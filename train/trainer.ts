@@ -15,6 +15,7 @@ import { Rng } from '../util/rng.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { Sgd } from './sgd.js';
 import { variableGrads } from '../backend/ops/gradients.js';
+import { seedDropout } from '../models/seeded-dropout.js';
 import { learningRate, type ScheduleName } from './schedule.js';
 import { Progress } from './progress.js';
 import type { EpochLog } from './epoch-log.js';
@@ -114,6 +115,9 @@ function nonFinite(model: tf.LayersModel, buffers: Float32Array[]): string | und
   const j = buffers.findIndex((b) => !b.every(Number.isFinite));
   return j >= 0 ? `the momentum of ${model.trainableWeights[j].name}` : undefined;
 }
+
+/** Dropout's stream within a batch's seed (the defenses' random starts use the seed itself). */
+const DROPOUT_STREAM = 0x2f6b1a53;
 
 /** A seed per (run, epoch, batch), so a resumed batch draws the same random starts. */
 function batchSeed(seed: number, epoch: number, batch: number): number {
@@ -283,6 +287,8 @@ async function trainIn(
       const t0 = performance.now();
       lr = learningRate(config.schedule, config.lr, (epoch * perEpoch + b) / total);
       const batch = makeBatch(set, batches[b], config.augment, augRng);
+      // dropout masks from this batch's seed: a resumed batch draws the same ones
+      seedDropout(batchSeed(config.seed, epoch, b) ^ DROPOUT_STREAM);
       const prepared = await step.prepare(batch.x, batch.y, batchSeed(config.seed, epoch, b));
       let correct: tf.Scalar | undefined;
       const { value, grads } = variableGrads(() => {
@@ -292,6 +298,7 @@ async function trainIn(
       }, tfVars);
       const update = step.gradients(grads);
       sgd.step(update, lr);
+      seedDropout(null);
       const loss = value.dataSync()[0];
       const hits = correct!.dataSync()[0];
       tf.dispose([

@@ -28,7 +28,7 @@ const config = (over: Partial<TrainConfig> = {}): TrainConfig => ({
   backend: 'wasm',
   ...over,
 });
-const fresh = () =>
+const fresh = (dropout = 0) =>
   createModel('resnet20', {
     inputShape: [28, 28, 1],
     numClasses: 10,
@@ -36,6 +36,8 @@ const fresh = () =>
     std: data.std,
     width: 8,
     seed: 1,
+    dropout,
+    blockDropout: dropout,
   });
 
 describe('training', () => {
@@ -87,7 +89,7 @@ describe('training', () => {
   it('on real Fashion-MNIST images the loss falls and test accuracy rises; live tensors stay flat', async () => {
     const out = tmpDir('train');
     const counts: number[] = [];
-    const { model, log } = await trainModel(fresh, data, config(), out, {
+    const { model, log } = await trainModel(() => fresh(), data, config(), out, {
       quiet: true,
       onEpoch: () => counts.push(tf.memory().numTensors),
     });
@@ -102,34 +104,44 @@ describe('training', () => {
     model.dispose();
   });
 
-  it('a run stopped mid-way and resumed ends with the same weights as an uninterrupted run', async () => {
-    const straight = await trainModel(
-      fresh,
-      data,
-      config({ epochs: 2, checkpointEvery: 3 }),
-      tmpDir('straight'),
-      { quiet: true },
-    );
-    const out = tmpDir('resumed');
-    // Die right after the 5th checkpoint (mid-way through epoch 2), as a kill would, then resume.
-    let saved = 0;
-    const die = () => {
-      if (++saved === 5) throw new Error('killed');
-    };
-    await expect(
-      trainModel(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, {
-        quiet: true,
-        onCheckpoint: die,
-      }),
-    ).rejects.toThrow('killed');
-    const resumed = await trainModel(fresh, data, config({ epochs: 2, checkpointEvery: 3 }), out, {
-      quiet: true,
-      resume: true,
-    });
-    expect(resumed.log).toHaveLength(2);
-    expect(resumed.log[1].test_acc).toBe(straight.log[1].test_acc);
-    const a = straight.model.getWeights().map((w) => Array.from(w.dataSync()));
-    const b = resumed.model.getWeights().map((w) => Array.from(w.dataSync()));
-    expect(b).toEqual(a);
-  });
+  // with dropout too: its masks come from the batch's seed (models/seeded-dropout.ts), not Math.random
+  it.each([0, 0.2])(
+    'a run stopped mid-way and resumed ends with the same weights as an uninterrupted run (dropout %s)',
+    async (dropout) => {
+      const straight = await trainModel(
+        () => fresh(dropout),
+        data,
+        config({ epochs: 2, checkpointEvery: 3 }),
+        tmpDir('straight'),
+        { quiet: true },
+      );
+      const out = tmpDir('resumed');
+      // Die right after the 5th checkpoint (mid-way through epoch 2), as a kill would, then resume.
+      let saved = 0;
+      const die = () => {
+        if (++saved === 5) throw new Error('killed');
+      };
+      await expect(
+        trainModel(() => fresh(dropout), data, config({ epochs: 2, checkpointEvery: 3 }), out, {
+          quiet: true,
+          onCheckpoint: die,
+        }),
+      ).rejects.toThrow('killed');
+      const resumed = await trainModel(
+        () => fresh(dropout),
+        data,
+        config({ epochs: 2, checkpointEvery: 3 }),
+        out,
+        {
+          quiet: true,
+          resume: true,
+        },
+      );
+      expect(resumed.log).toHaveLength(2);
+      expect(resumed.log[1].test_acc).toBe(straight.log[1].test_acc);
+      const a = straight.model.getWeights().map((w) => Array.from(w.dataSync()));
+      const b = resumed.model.getWeights().map((w) => Array.from(w.dataSync()));
+      expect(b).toEqual(a);
+    },
+  );
 });
