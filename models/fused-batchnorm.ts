@@ -8,6 +8,7 @@
  * place of the stock class, so loaded models get it too.
  */
 import tf from '#tfjs';
+import { registerLayerClass } from './layer-class.js';
 import { batchNormTraining } from '../backend/ops/batchnorm-train.js';
 
 type BatchNormLayer = ReturnType<typeof tf.layers.batchNormalization>;
@@ -93,15 +94,9 @@ export class FusedBatchNormalization extends StockBatchNorm {
   }
 }
 
-let registered = false;
-
 /** Makes loaded models use FusedBatchNormalization for their BatchNorm layers (idempotent). */
 export function registerFusedBatchNorm(): void {
-  if (registered) return;
-  tf.serialization.registerClass(
-    FusedBatchNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
-  );
-  registered = true;
+  registerLayerClass(FusedBatchNormalization);
 }
 
 export function fusedBatchNorm(args: BatchNormArgs): BatchNormLayer {

@@ -10,6 +10,7 @@
  * registered in place of the stock class, so loaded models get it too.
  */
 import tf from '#tfjs';
+import { registerLayerClass } from './layer-class.js';
 import { conv2dBias } from '../backend/ops/conv-bias.js';
 
 type Conv2DLayer = ReturnType<typeof tf.layers.conv2d>;
@@ -57,15 +58,9 @@ export class LazyConv2D extends StockConv2D {
   }
 }
 
-let registered = false;
-
 /** Makes loaded models use LazyConv2D for their Conv2D layers (idempotent). */
 export function registerLazyConv2D(): void {
-  if (registered) return;
-  tf.serialization.registerClass(
-    LazyConv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
-  );
-  registered = true;
+  registerLayerClass(LazyConv2D);
 }
 
 export function lazyConv2d(args: Conv2DArgs): Conv2DLayer {

@@ -10,6 +10,7 @@
  * checkpoints stay stock TF.js files; it is registered in place of the stock class.
  */
 import tf from '#tfjs';
+import { registerLayerClass } from './layer-class.js';
 import { substream } from '../util/rng.js';
 
 type DropoutLayer = ReturnType<typeof tf.layers.dropout>;
@@ -46,15 +47,9 @@ export class SeededDropout extends StockDropout {
   }
 }
 
-let registered = false;
-
 /** Makes loaded models use SeededDropout for their Dropout layers (idempotent). */
 export function registerSeededDropout(): void {
-  if (registered) return;
-  tf.serialization.registerClass(
-    SeededDropout as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
-  );
-  registered = true;
+  registerLayerClass(SeededDropout);
 }
 
 export function seededDropout(args: DropoutArgs): DropoutLayer {
