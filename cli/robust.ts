@@ -265,6 +265,10 @@ program
     TRAIN_DEFAULTS.advRatio,
   )
   .option(
+    '--adv-mode <mode>',
+    'the model mode fgsm-rs and pgd attack it in while it trains: inference (default; running BN statistics) or train (batch statistics, as Wong et al.)',
+  )
+  .option(
     '--beta <x>',
     'TRADES weight of the KL term',
     number('beta', { min: 0 }),
@@ -307,6 +311,10 @@ program
     'PGD steps of that evaluation',
     positiveInt('--robust-eval-steps', LIMITS.steps),
     TRAIN_DEFAULTS.robustEvalSteps,
+  )
+  .option(
+    '--early-stop <rule>',
+    "how fgsm-rs watches for catastrophic overfitting: robust-eval (default: the robust evaluation falls below half its best; best/ keeps the best epoch) or train-batch (Wong et al.'s check: PGD-5 on the epoch's first training batch falls by over 20 points; best/ keeps the epoch before)",
   )
   .option(
     '--no-early-stop',

@@ -5,6 +5,7 @@
  */
 import { check, checkOption } from '../util/errors.js';
 import { checkCountOption, LIMITS } from '../util/limits.js';
+import type { ModelMode } from '../models/classifier.js';
 
 export const DEFENSES = [
   'none',
@@ -30,6 +31,12 @@ export interface DefenseConfig {
   steps?: number;
   /** Share of each batch replaced by adversarial examples (PGD, FGSM-RS); default 1. */
   advRatio: number;
+  /**
+   * The model mode FGSM-RS and PGD attack the model in while it trains: inference (the default,
+   * recorded as absent: running BN statistics) or 'train' (batch statistics, as Wong et al.'s and
+   * Rice et al.'s code attack; the running statistics stay as they were).
+   */
+  advMode?: ModelMode;
   /** TRADES weight of the KL term (default 6). */
   beta: number;
   /** Gradient clipping by global norm and/or by value. */
@@ -79,6 +86,7 @@ const USED_BY: Record<Exclude<keyof DefenseConfig, 'names'>, readonly string[]> 
   alpha: ['fgsm-rs', 'pgd', 'trades'],
   steps: ['pgd', 'trades'],
   advRatio: ['fgsm-rs', 'pgd'],
+  advMode: ['fgsm-rs', 'pgd'],
   beta: ['trades'],
   clipNorm: ['clip'],
   clipValue: ['clip'],
@@ -126,6 +134,12 @@ export function defenseConfig(
     c.advRatio >= 0 && c.advRatio <= 1,
     (n) => `${n('advRatio')} must be in [0,1], got ${c.advRatio}`,
   );
+  checkOption(
+    c.advMode === undefined || c.advMode === 'inference' || c.advMode === 'train',
+    (n) => `${n('advMode')} must be inference or train, got '${String(c.advMode)}'`,
+  );
+  // inference is the default: recorded as absent, so runs made before the setting existed match
+  if (c.advMode === 'inference') delete c.advMode;
   checkOption(
     Number.isFinite(c.beta) && c.beta >= 0,
     (n) => `${n('beta')} must be ≥ 0, got ${c.beta}`,

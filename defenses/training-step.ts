@@ -86,7 +86,9 @@ export class DefendedStep {
     const n = x.shape[0];
     const k = Math.round(c.advRatio * n);
     if (k === 0) return x.clone();
-    const target = this.attackTarget();
+    // in train mode the attack sees batch statistics: the model itself (a folded copy has none)
+    const mode = c.advMode ?? 'inference';
+    const target = mode === 'train' ? layersClassifier(this.model) : this.attackTarget();
     const attack = this.has('pgd')
       ? pgd(target, {
           eps: c.eps,
@@ -95,8 +97,9 @@ export class DefendedStep {
           randomStart: true,
           select: 'last',
           seed,
+          mode,
         })
-      : fgsm(target, { eps: c.eps, alpha: c.alpha, randomStart: true, seed });
+      : fgsm(target, { eps: c.eps, alpha: c.alpha, randomStart: true, seed, mode });
     if (k === n) return attack.images(x, y);
     const [xa, xc] = tf.split(x, [k, n - k]);
     const [ya, yc] = tf.split(y, [k, n - k]);

@@ -7,6 +7,8 @@ export interface EpochLog {
   test_acc: number;
   /** PGD robust accuracy on the evaluation subset (when robustEval is set). */
   robust_acc?: number;
+  /** earlyStop 'train-batch': PGD-5 robust accuracy on the epoch's first training batch (Wong et al.'s check). */
+  batch_robust_acc?: number;
   seconds: number;
   img_per_s: number;
   /** 'catastrophic overfitting' when robust accuracy collapsed this epoch. */

@@ -29,7 +29,8 @@ import {
 } from '../util/fields.js';
 import { LIMITS } from '../util/limits.js';
 import { parseSchedule, type ScheduleName } from './schedule.js';
-import type { TrainConfig } from './trainer.js';
+import type { EarlyStop, TrainConfig } from './trainer.js';
+import type { ModelMode } from '../models/classifier.js';
 import { computeVariant } from '../backend/variant.js';
 
 /** What a run is asked to do; every key is optional (see TRAIN_DEFAULTS). */
@@ -69,6 +70,8 @@ export interface TrainOptions {
   /** Attack steps of pgd (default 7) and trades (default 10). */
   advSteps?: number;
   advRatio?: number;
+  /** The mode FGSM-RS and PGD attack the model in during training: inference (default) or train (batch statistics, as Wong et al.'s code). */
+  advMode?: ModelMode;
   beta?: number;
   clipNorm?: number;
   clipValue?: number;
@@ -79,8 +82,12 @@ export interface TrainOptions {
   /** PGD robust accuracy each epoch on the first N test images (default 200 with adversarial defenses, else 0). */
   robustEval?: number;
   robustEvalSteps?: number;
-  /** Stop when robust accuracy collapses (fgsm-rs only; default true). */
-  earlyStop?: boolean;
+  /**
+   * Stop when robust accuracy collapses (fgsm-rs only): 'robust-eval' (or true, the default) when
+   * the robust evaluation falls below half its best (the best epoch stays in best/);
+   * 'train-batch' by Wong et al.'s check, on training images only (see EarlyStop); false never.
+   */
+  earlyStop?: boolean | EarlyStopRule;
   // This invocation only: never recorded, never inherited on resume.
   /** Run folder (default runs/<model>-<data>). */
   out?: string;
@@ -152,6 +159,7 @@ const OPTIONS: Record<keyof TrainOptions, Shape[string]> = {
   alpha: optional(num(0)),
   advSteps: count(1, LIMITS.steps),
   advRatio: optional(num(0, 1)),
+  advMode: optional(str),
   beta: optional(num(0)),
   clipNorm: optional(num(0)),
   clipValue: optional(num(0)),
@@ -161,7 +169,7 @@ const OPTIONS: Record<keyof TrainOptions, Shape[string]> = {
   blockDropout: optional(num(0, 0.99)),
   robustEval: count(0, LIMITS.images),
   robustEvalSteps: count(1, LIMITS.steps),
-  earlyStop: optional(bool),
+  earlyStop: optional(either(bool, str)),
   out: optional(str),
   resume: optional(bool),
   override: optional(bool),
@@ -236,6 +244,7 @@ export function trainDefense(o: TrainOptions): DefenseConfig {
         alpha: o.alpha,
         steps: o.advSteps,
         advRatio: o.advRatio,
+        advMode: o.advMode,
         beta: o.beta,
         clipNorm: o.clipNorm,
         clipValue: o.clipValue,
@@ -274,11 +283,30 @@ export function runSettings(o: TrainOptions): {
     o.earlyStop === undefined || defense.names.includes('fgsm-rs'),
     (n) => `${n('earlyStop')} applies only with ${n('defense')} fgsm-rs`,
   );
+  checkOption(
+    typeof o.earlyStop !== 'string' ||
+      (EARLY_STOP_RULES as readonly string[]).includes(o.earlyStop),
+    (n) =>
+      `${n('earlyStop')} '${String(o.earlyStop)}' is not a rule: choose ${EARLY_STOP_RULES.join(' or ')} (or turn it off)`,
+  );
+  checkOption(
+    !(o.earlyStop === 'robust-eval' && o.robustEval === 0),
+    (n) =>
+      `${n('earlyStop')} robust-eval watches the robust evaluation, but ${n('robustEval')} is 0: give it images, or use train-batch`,
+  );
   const schedule = parseSchedule(
     o.schedule ?? (defense.names.includes('fgsm-rs') ? 'onecycle' : TRAIN_DEFAULTS.schedule),
   );
   return { model, defense, schedule };
 }
+
+/** The early-stop rules a run can go by (TrainOptions.earlyStop). */
+export const EARLY_STOP_RULES = ['robust-eval', 'train-batch'] as const;
+export type EarlyStopRule = (typeof EARLY_STOP_RULES)[number];
+
+/** The config's form of an early-stop option: true for the robust-evaluation rule (as runs recorded it before there were two). */
+const earlyStopOf = (o: boolean | EarlyStopRule): EarlyStop =>
+  o === 'train-batch' ? 'train-batch' : o !== false;
 
 /**
  * The full config of a run from its options (as `runOptions` gives them), the data it trains on
@@ -314,7 +342,7 @@ export function trainConfig(o: TrainOptions, data: DataSplit, backend: string): 
       ? { robustEval: { limit: robustEval, eps, steps: o.robustEvalSteps ?? d.robustEvalSteps } }
       : {}),
     // catastrophic overfitting is FGSM-RS's failure: only there does a collapse stop the run
-    earlyStop: (o.earlyStop ?? d.earlyStop) && names.includes('fgsm-rs'),
+    earlyStop: names.includes('fgsm-rs') ? earlyStopOf(o.earlyStop ?? d.earlyStop) : false,
     options: runOptions(o),
   };
 }

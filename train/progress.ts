@@ -85,7 +85,7 @@ export class Progress {
     const epochWall =
       trained > 0 ? (performance.now() - this.epochStarted) / 1000 / trained : e.seconds;
     process.stderr.write(
-      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${formatRate(e.img_per_s)} img/s, ${e.seconds.toFixed(0)} s${left > 0 ? `, run eta ${formatSeconds(left * epochWall)}` : ''}\n`,
+      `epoch ${e.epoch}/${this.epochs}: train loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_acc).toFixed(2)}% | test acc ${(100 * e.test_acc).toFixed(2)}%${e.robust_acc !== undefined ? ` robust ${(100 * e.robust_acc).toFixed(2)}%` : ''}${e.batch_robust_acc !== undefined ? ` check ${(100 * e.batch_robust_acc).toFixed(1)}%` : ''}${e.flag ? ` [${e.flag}]` : ''} | ${formatRate(e.img_per_s)} img/s, ${e.seconds.toFixed(0)} s${left > 0 ? `, run eta ${formatSeconds(left * epochWall)}` : ''}\n`,
     );
   }
 }

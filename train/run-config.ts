@@ -59,6 +59,15 @@ export const RESUME_FIELDS: readonly Field[] = [
   { option: 'alpha', follows: ['defense'], get: (c) => c.defense?.alpha },
   { option: 'advSteps', follows: ['defense'], get: (c) => c.defense?.steps },
   { option: 'advRatio', follows: ['defense'], get: (c) => c.defense?.advRatio },
+  {
+    option: 'advMode',
+    follows: ['defense'],
+    // inference is recorded as absent: shown by name where a training attack runs
+    get: (c) =>
+      c.defense?.names.some((n) => n === 'fgsm-rs' || n === 'pgd')
+        ? (c.defense.advMode ?? 'inference')
+        : undefined,
+  },
   { option: 'beta', follows: ['defense'], get: (c) => c.defense?.beta },
   { option: 'clipNorm', follows: ['defense'], get: (c) => c.defense?.clipNorm },
   { option: 'clipValue', follows: ['defense'], get: (c) => c.defense?.clipValue },

@@ -1,7 +1,7 @@
 /** Learning-rate schedules as a function of progress through training. */
 import { optionError } from '../util/errors.js';
 
-export const SCHEDULES = ['step', 'cosine', 'onecycle', 'constant'] as const;
+export const SCHEDULES = ['step', 'cosine', 'onecycle', 'cyclic', 'constant'] as const;
 export type ScheduleName = (typeof SCHEDULES)[number];
 
 /**
@@ -9,6 +9,8 @@ export type ScheduleName = (typeof SCHEDULES)[number];
  *  - step: ×0.1 at 50% and again at 75% (the classic CIFAR recipe's 0.1 → 0.01 → 0.001);
  *  - cosine: lr·½(1 + cos πt);
  *  - onecycle: linear warm-up from 0 to lr over the first 40%, then linear down to 0;
+ *  - cyclic: the triangle of Wong et al.'s FGSM code (PyTorch's CyclicLR from 0, half up, half
+ *    down): linear from 0 to lr at 50%, then down to 0;
  *  - constant.
  */
 export function learningRate(schedule: ScheduleName, lr: number, t: number): number {
@@ -19,6 +21,8 @@ export function learningRate(schedule: ScheduleName, lr: number, t: number): num
       return 0.5 * lr * (1 + Math.cos(Math.PI * t));
     case 'onecycle':
       return t < 0.4 ? (lr * t) / 0.4 : (lr * (1 - t)) / 0.6;
+    case 'cyclic':
+      return lr * (1 - Math.abs(2 * t - 1));
     case 'constant':
       return lr;
   }

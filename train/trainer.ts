@@ -7,7 +7,7 @@ import path from 'node:path';
 import tf from '#tfjs';
 import { stringify } from 'csv-stringify/sync';
 import { dataFingerprint, take, type DataSplit } from '../data/dataset.js';
-import { epochBatches, makeBatch, type Augment } from '../data/batches.js';
+import { epochBatches, makeBatch, NO_AUGMENT, type Augment } from '../data/batches.js';
 import { accuracy } from '../eval/accuracy.js';
 import { loadModel, readOptimizerState, saveCheckpoint } from '../models/checkpoint.js';
 import { RobustError } from '../util/errors.js';
@@ -25,10 +25,23 @@ import { pgd } from '../attacks/pgd.js';
 import { foldedClassifier } from '../models/fold.js';
 import { layersClassifier } from '../models/classifier.js';
 import { runAttack } from '../eval/attack-run.js';
+import { batchRobustness } from './early-stop.js';
 import { checkTrainCounts, reconcileResume, type ConfigChange } from './run-config.js';
 import { checkRunFolder, clearRun, holdRunFolder, readRunState, stateFile } from './run-folder.js';
 import type { TrainOptions } from './options.js';
 import { computeVariant } from '../backend/variant.js';
+
+/**
+ * How a run watches for catastrophic overfitting (FGSM-RS's failure), and stops:
+ *  - true: the robust evaluation (PGD on the first robustEval.limit test images) falls below half
+ *    its best; best/ holds the epoch where it was best;
+ *  - 'train-batch': Wong et al.'s check (their train_fgsm.py --early-stop): after each epoch,
+ *    PGD-5 (step 2/255, random start) on the epoch's first training batch (its images without
+ *    augmentation), in the training attack's mode; a drop of more than 20 points from the epoch
+ *    before stops the run, and best/ holds that epoch before — chosen without a test image;
+ *  - false: never.
+ */
+export type EarlyStop = boolean | 'train-batch';
 
 export interface TrainConfig {
   model: string;
@@ -53,8 +66,8 @@ export interface TrainConfig {
   defense?: DefenseConfig;
   /** Robust accuracy each epoch: PGD with these settings on the first `limit` test images. */
   robustEval?: { limit: number; eps: number; steps: number };
-  /** Stop when robust accuracy collapses (catastrophic overfitting); the best epoch stays in best/. */
-  earlyStop?: boolean;
+  /** Stop when robust accuracy collapses (catastrophic overfitting): see EarlyStop. */
+  earlyStop?: EarlyStop;
   /** sha-256 of the train and test images and labels (train() sets it), so a resume can tell other data. */
   dataHash?: string;
   /** The options given for the run (train() or robust train), so a resume can inherit those not given again. */
@@ -69,8 +82,10 @@ interface RunState {
   augRng: number;
   partial: { loss: number; correct: number; seen: number; seconds: number };
   log: EpochLog[];
-  /** Best robust accuracy so far (its model is in best/). */
+  /** Best robust accuracy so far (its model is in best/ unless earlyStop is 'train-batch'). */
   bestRobust?: number;
+  /** earlyStop 'train-batch': the last epoch's accuracy in the check (its model is in best/). */
+  batchRobust?: number;
   /** Settings changed on resume (more epochs, or override), in order. */
   changes?: ConfigChange[];
 }
@@ -118,6 +133,8 @@ function nonFinite(model: tf.LayersModel, buffers: Float32Array[]): string | und
 
 /** Dropout's stream within a batch's seed (the defenses' random starts use the seed itself). */
 const DROPOUT_STREAM = 0x2f6b1a53;
+/** The early-stop check's random start within the epoch's seed. */
+const CHECK_STREAM = 0x6c8e9cf5;
 
 /** A seed per (run, epoch, batch), so a resumed batch draws the same random starts. */
 function batchSeed(seed: number, epoch: number, batch: number): number {
@@ -362,12 +379,29 @@ async function trainIn(
       const best = state.bestRobust ?? -1;
       if (best >= 0.1 && entry.robust_acc < 0.5 * best) {
         entry.flag = 'catastrophic overfitting';
-        stopEarly = !!config.earlyStop;
+        stopEarly = config.earlyStop === true;
       }
-      if (entry.robust_acc > best) {
-        state.bestRobust = entry.robust_acc;
+      if (entry.robust_acc > best) state.bestRobust = entry.robust_acc;
+      if (entry.robust_acc > best && config.earlyStop !== 'train-batch') {
         await saveCheckpoint(path.join(out, 'best'), model, {
           state: { epoch: epoch + 1, robust_acc: entry.robust_acc, test_acc: testAcc },
+        });
+      }
+    }
+    if (config.earlyStop === 'train-batch') {
+      const check = makeBatch(set, batches[0], NO_AUGMENT, new Rng(0));
+      entry.batch_robust_acc = await batchRobustness(model, check, config.defense!, {
+        seed: batchSeed(config.seed, epoch, 0) ^ CHECK_STREAM,
+      });
+      tf.dispose([check.x, check.y]);
+      // Wong et al.: a fall of more than 20 points from the epoch before is the collapse
+      if (entry.batch_robust_acc - (state.batchRobust ?? 0) < -0.2) {
+        entry.flag = 'catastrophic overfitting';
+        stopEarly = true;
+      } else {
+        state.batchRobust = entry.batch_robust_acc;
+        await saveCheckpoint(path.join(out, 'best'), model, {
+          state: { epoch: epoch + 1, batch_robust_acc: entry.batch_robust_acc, test_acc: testAcc },
         });
       }
     }
@@ -381,7 +415,7 @@ async function trainIn(
     opts.onEpoch?.(entry);
     if (stopEarly) {
       process.stderr.write(
-        `robust accuracy collapsed (catastrophic overfitting): stopping; the best epoch is in ${path.join(out, 'best')}\n`,
+        `robust accuracy collapsed (catastrophic overfitting): stopping; ${config.earlyStop === 'train-batch' ? 'the epoch before' : 'the best epoch'} is in ${path.join(out, 'best')}\n`,
       );
       break;
     }

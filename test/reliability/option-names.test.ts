@@ -243,6 +243,22 @@ describe('hostile review: settings that would be ignored, widths, resume differe
       [{ robustEvalSteps: 3 }, /^robustEvalSteps is set but no robust evaluation runs/],
       [{ defense: 'pgd', robustEval: 0, robustEvalSteps: 3 }, /^robustEvalSteps is set but/],
       [{ defense: 'pgd', earlyStop: false }, /^earlyStop applies only with defense fgsm-rs$/],
+      [
+        { defense: 'trades', advMode: 'train' },
+        /^advMode is set but applies only with defense fgsm-rs or pgd \(defense is trades\)/,
+      ],
+      [
+        { defense: 'pgd', advMode: 'eval' as 'train' },
+        /^advMode must be inference or train, got 'eval'$/,
+      ],
+      [
+        { defense: 'fgsm-rs', earlyStop: 'wong' as 'train-batch' },
+        /^earlyStop 'wong' is not a rule: choose robust-eval or train-batch \(or turn it off\)$/,
+      ],
+      [
+        { defense: 'fgsm-rs', earlyStop: 'robust-eval', robustEval: 0 },
+        /^earlyStop robust-eval watches the robust evaluation, but robustEval is 0/,
+      ],
       [{ eps: NaN }, /^eps must be a number ≥ 0, got NaN$/],
     ];
     for (const [o, message] of cases) expect(await refusal(o), JSON.stringify(o)).toMatch(message);

@@ -162,7 +162,12 @@ const change = fc
           .integer({ min: 2, max: 50 })
           .map((v): [string, unknown] => [`robustEval.${k}`, k === 'eps' ? v / 255 : v]),
       ),
-    fc.constantFrom<[string, unknown]>(['robustEval', undefined], ['earlyStop', true]),
+    fc.constantFrom<[string, unknown]>(
+      ['robustEval', undefined],
+      ['earlyStop', true],
+      ['earlyStop', 'train-batch'],
+      ['defense.advMode', 'train'],
+    ),
   )
   .filter(
     ([key, value]) =>

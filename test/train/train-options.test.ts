@@ -179,7 +179,8 @@ describe('train() and robust train', () => {
 describe('the rules, in the library', () => {
   it('every flag of robust train is an option of train() and every option a flag, with the same defaults', () => {
     const cmd = program.commands.find((c) => c.name() === 'train') as Command;
-    const keys = cmd.options.map((o) => o.attributeName());
+    // one option may have two flags (--early-stop <rule> and --no-early-stop)
+    const keys = new Set(cmd.options.map((o) => o.attributeName()));
     expect([...keys].sort()).toEqual([...TRAIN_OPTIONS].sort());
     for (const o of cmd.options) {
       const key = o.attributeName() as keyof typeof TRAIN_DEFAULTS;
@@ -220,6 +221,21 @@ describe('the rules, in the library', () => {
     expect(trainConfig({ defense: 'fgsm-rs', earlyStop: false }, sample, 'wasm').earlyStop).toBe(
       false,
     );
+    // the early-stop rules: robust-eval is the config's true (as runs recorded it before train-batch)
+    const rule = (earlyStop: TrainOptions['earlyStop']) =>
+      trainConfig({ defense: 'fgsm-rs', earlyStop }, sample, 'wasm').earlyStop;
+    expect([rule(true), rule('robust-eval'), rule('train-batch'), rule(false)]).toEqual([
+      true,
+      true,
+      'train-batch',
+      false,
+    ]);
+    // the training attack's mode: inference is recorded as absent (runs from before the setting match)
+    const mode = (advMode: TrainOptions['advMode']) =>
+      trainConfig({ defense: 'fgsm-rs', advMode }, sample, 'wasm').defense;
+    expect(mode('train')?.advMode).toBe('train');
+    expect(mode('inference')).toEqual(mode(undefined));
+    expect(mode('inference')).not.toHaveProperty('advMode');
     const pgd = trainConfig({ defense: 'adv', robustEval: 0 }, sample, 'wasm');
     expect([pgd.schedule, pgd.earlyStop, pgd.robustEval, pgd.defense?.names]).toEqual([
       'cosine',

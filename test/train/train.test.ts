@@ -86,6 +86,19 @@ describe('training', () => {
     expect(learningRate('onecycle', 0.1, 1)).toBeCloseTo(0);
   });
 
+  it("cyclic is PyTorch's CyclicLR(base_lr=0, max_lr, step_size_up = step_size_down = steps/2) at every step", () => {
+    // CyclicLR's triangle at step k: cycle = ⌊1 + k/2S⌋, x = |k/S − 2·cycle + 1|, lr = max·max(0, 1 − x)
+    const steps = 15 * 391;
+    const half = steps / 2;
+    for (const k of [0, 1, 390, 2932, 2933, 2934, 4000, steps - 1]) {
+      const cycle = Math.floor(1 + k / (2 * half));
+      const x = Math.abs(k / half - 2 * cycle + 1);
+      expect(learningRate('cyclic', 0.2, k / steps)).toBeCloseTo(0.2 * Math.max(0, 1 - x), 12);
+    }
+    expect(learningRate('cyclic', 0.2, 0)).toBe(0);
+    expect(learningRate('cyclic', 0.2, 0.5)).toBeCloseTo(0.2, 12);
+  });
+
   it('on real Fashion-MNIST images the loss falls and test accuracy rises; live tensors stay flat', async () => {
     const out = tmpDir('train');
     const counts: number[] = [];

@@ -1,0 +1,172 @@
+/**
+ * Wong et al.'s FGSM-RS recipe as their code runs it: the training attack in train mode (batch
+ * statistics), the cyclic learning rate, and their early stop, which watches PGD-5 on a training
+ * batch — never a test image — and keeps the epoch before a collapse.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import tf from '#tfjs';
+import { initBackend } from '../../backend/index.js';
+import { loadData } from '../../data/index.js';
+import type { DataSplit } from '../../data/dataset.js';
+import { makeBatch, NO_AUGMENT } from '../../data/batches.js';
+import { fgsm } from '../../attacks/fgsm.js';
+import { createModel } from '../../models/zoo.js';
+import { layersClassifier } from '../../models/classifier.js';
+import { defenseConfig } from '../../defenses/defense.js';
+import { DefendedStep } from '../../defenses/training-step.js';
+import { train } from '../../train/run.js';
+import type { TrainOptions } from '../../train/options.js';
+import { Rng } from '../../util/rng.js';
+import { robust } from '../cli/fixtures.js';
+import { tmpDir } from '../helpers.js';
+
+let data: DataSplit;
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', threads: 1 }); // as the CLI below: bit for bit
+  data = await loadData('fashion-mnist-sample', { limit: 64, testLimit: 8 });
+});
+
+const read = (dir: string, file: string) => fs.readFileSync(path.join(dir, file));
+const json = (dir: string, file: string) => JSON.parse(read(dir, file).toString('utf8'));
+
+describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, early stop on a training batch", () => {
+  it('the training attack in train mode is FGSM on batch statistics, and leaves the running statistics alone', async () => {
+    const model = createModel('resnet20', {
+      inputShape: [28, 28, 1],
+      numClasses: 10,
+      mean: data.mean,
+      std: data.std,
+      width: 4,
+      seed: 2,
+    });
+    const batch = makeBatch(
+      data.train,
+      Array.from({ length: 16 }, (_, i) => i),
+      NO_AUGMENT,
+      new Rng(0),
+    );
+    const stats = () => model.nonTrainableWeights.map((w) => Array.from(w.read().dataSync()));
+    const before = stats();
+    const live = tf.memory().numTensors;
+    const prepared = async (advMode?: 'train') => {
+      const step = new DefendedStep(model, 10, defenseConfig(['fgsm-rs'], { eps: 0.1, advMode }));
+      const { inputs } = await step.prepare(batch.x, batch.y, 77);
+      step.dispose();
+      const out = Array.from(inputs.dataSync());
+      inputs.dispose();
+      return out;
+    };
+    const trainMode = await prepared('train');
+    const inference = await prepared();
+    expect(tf.memory().numTensors).toBe(live);
+    const reference = async (mode: 'train' | 'inference') => {
+      const attack = fgsm(layersClassifier(model), { eps: 0.1, randomStart: true, seed: 77, mode });
+      const adv = await attack.images(batch.x, batch.y);
+      const out = Array.from(adv.dataSync());
+      adv.dispose();
+      return out;
+    };
+    expect(trainMode).toEqual(await reference('train'));
+    // an untrained model's running statistics are far from a batch's: the two modes' steps differ
+    const differing = trainMode.filter((v, i) => v !== inference[i]).length;
+    expect(differing).toBeGreaterThan(trainMode.length / 10);
+    expect(trainMode.every((v) => v >= 0 && v <= 1)).toBe(true);
+    expect(stats()).toEqual(before);
+    tf.dispose([batch.x, batch.y]);
+    model.dispose();
+  });
+
+  it('robust train takes the recipe as flags: the same config and weights as train() from code, a check per epoch, best/ at the last epoch', async () => {
+    const root = tmpDir('wong');
+    const options: TrainOptions = {
+      model: 'resnet20',
+      width: 4,
+      data: 'fashion-mnist-sample',
+      limit: 64,
+      evalLimit: 8,
+      batchSize: 16,
+      epochs: 2,
+      lr: 0.2,
+      schedule: 'cyclic',
+      defense: 'fgsm-rs',
+      eps: 0.1,
+      alpha: 0.125,
+      advMode: 'train',
+      earlyStop: 'train-batch',
+      robustEval: 8,
+    };
+    const cli = path.join(root, 'cli');
+    const r = robust([
+      'train',
+      ...['--model', 'resnet20', '--width', '4', '--data', 'fashion-mnist-sample'],
+      ...['--limit', '64', '--eval-limit', '8', '--batch-size', '16', '--epochs', '2'],
+      ...['--lr', '0.2', '--schedule', 'cyclic', '--defense', 'fgsm-rs', '--eps', '0.1'],
+      ...['--alpha', '0.125', '--adv-mode', 'train', '--early-stop', 'train-batch'],
+      ...['--robust-eval', '8', '--backend', 'wasm', '--threads', '1', '--quiet', '--out', cli],
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const lib = path.join(root, 'lib');
+    const run = await train({ ...options, out: lib, backend: 'wasm', threads: 1, quiet: true });
+    run.model.dispose();
+    const config = json(lib, 'checkpoint/state.json').config;
+    expect(json(cli, 'checkpoint/state.json').config).toEqual(config);
+    expect(config).toMatchObject({
+      schedule: 'cyclic',
+      earlyStop: 'train-batch',
+      defense: { names: ['fgsm-rs'], advMode: 'train', alpha: 0.125 },
+    });
+    expect(read(cli, 'checkpoint/weights.bin').equals(read(lib, 'checkpoint/weights.bin'))).toBe(
+      true,
+    );
+    const log = json(lib, 'log.json') as { lr: number; batch_robust_acc?: number; flag?: string }[];
+    expect(log).toHaveLength(2);
+    for (const e of log) expect(e.batch_robust_acc).toBeGreaterThanOrEqual(0);
+    // 8 steps: the triangle peaks at step 4, the last step's lr is 0.2·(1 − |2·7/8 − 1|)
+    expect(log[1].lr).toBeCloseTo(0.05, 12);
+    // no collapse: best/ is the last epoch, the checkpoint's weights
+    expect(json(lib, 'best/state.json')).toMatchObject({ epoch: 2 });
+    expect(read(lib, 'best/weights.bin').equals(read(lib, 'checkpoint/weights.bin'))).toBe(true);
+  });
+
+  it('a collapse of the check (a drop of over 20 points) stops the run, and best/ keeps the epoch before', async () => {
+    const out = tmpDir('wong-collapse');
+    const options: TrainOptions = {
+      model: 'resnet20',
+      width: 4,
+      data: 'fashion-mnist-sample',
+      evalLimit: 64,
+      epochs: 3,
+      defense: 'fgsm-rs',
+      eps: 0.02,
+      earlyStop: 'train-batch',
+      robustEval: 16,
+    };
+    const invocation = { out, backend: 'wasm', threads: 2, quiet: true } as const;
+    (await train({ ...options, ...invocation })).model.dispose();
+    const epoch3 = read(out, 'checkpoint/weights.bin');
+    const before = json(out, 'log.json') as { batch_robust_acc: number }[];
+    expect(before[2].batch_robust_acc).toBeGreaterThan(0.3);
+    // a learning rate of 3 wrecks the model in one epoch: the check falls by far more than 20 points
+    const run = await train({
+      ...options,
+      ...invocation,
+      epochs: 5,
+      lr: 3,
+      resume: true,
+      override: true,
+    });
+    run.model.dispose();
+    const log = json(out, 'log.json') as {
+      epoch: number;
+      batch_robust_acc: number;
+      flag?: string;
+    }[];
+    expect(log.map((e) => e.epoch)).toEqual([1, 2, 3, 4]); // stopped after epoch 4 of 5
+    expect(log[3].flag).toBe('catastrophic overfitting');
+    expect(log[3].batch_robust_acc).toBeLessThan(before[2].batch_robust_acc - 0.2);
+    expect(json(out, 'best/state.json')).toMatchObject({ epoch: 3 });
+    expect(read(out, 'best/weights.bin').equals(epoch3)).toBe(true);
+  });
+});
