@@ -194,6 +194,10 @@ program
     TRAIN_DEFAULTS.weightDecay,
   )
   .option(
+    '--decay <which>',
+    "the weights weight decay applies to: kernels (default) or all (BN and biases too, as PyTorch's SGD over model.parameters())",
+  )
+  .option(
     '--schedule <name>',
     `${SCHEDULES.join(' | ')} (default: ${TRAIN_DEFAULTS.schedule}; onecycle with fgsm-rs)`,
   )

@@ -50,6 +50,8 @@ export interface TrainOptions {
   momentum?: number;
   /** L2 weight decay on kernels. */
   weightDecay?: number;
+  /** The weights weight decay applies to: kernels (default) or all (BN and biases too, as torch.optim.SGD(model.parameters())). */
+  decay?: 'kernels' | 'all';
   /** Default cosine, or onecycle with fgsm-rs. */
   schedule?: ScheduleName;
   /** Random crop and flip as the data set calls for (CIFAR-style at 32×32: pad 4 + flip; else pad 2). */
@@ -148,6 +150,7 @@ const OPTIONS: Record<keyof TrainOptions, Shape[string]> = {
   lr: optional(num(0)),
   momentum: optional(num(0, 1)),
   weightDecay: optional(num(0)),
+  decay: optional(str),
   schedule: optional(str),
   augment: optional(bool),
   seed: count(0, LIMITS.seed),
@@ -294,6 +297,10 @@ export function runSettings(o: TrainOptions): {
     (n) =>
       `${n('earlyStop')} robust-eval watches the robust evaluation, but ${n('robustEval')} is 0: give it images, or use train-batch`,
   );
+  checkOption(
+    o.decay === undefined || o.decay === 'kernels' || o.decay === 'all',
+    (n) => `${n('decay')} must be kernels or all, got '${String(o.decay)}'`,
+  );
   const schedule = parseSchedule(
     o.schedule ?? (defense.names.includes('fgsm-rs') ? 'onecycle' : TRAIN_DEFAULTS.schedule),
   );
@@ -329,6 +336,8 @@ export function trainConfig(o: TrainOptions, data: DataSplit, backend: string): 
     lr: o.lr ?? d.lr,
     momentum: o.momentum ?? d.momentum,
     weightDecay: o.weightDecay ?? d.weightDecay,
+    // kernels is the default, recorded as absent (runs from before the setting match)
+    ...(o.decay === 'all' ? { decay: 'all' as const } : {}),
     schedule,
     augment: augmentFor(data, o.augment ?? d.augment),
     seed: o.seed ?? d.seed,

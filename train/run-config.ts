@@ -51,6 +51,7 @@ export const RESUME_FIELDS: readonly Field[] = [
   { option: 'lr', get: (c) => c.lr },
   { option: 'momentum', get: (c) => c.momentum },
   { option: 'weightDecay', get: (c) => c.weightDecay },
+  { option: 'decay', get: (c) => c.decay ?? 'kernels' },
   { option: 'schedule', get: (c) => c.schedule },
   { option: 'augment', get: augmentOf },
   { option: 'seed', get: (c) => c.seed },

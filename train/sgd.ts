@@ -1,5 +1,6 @@
 /**
- * SGD with momentum and L2 weight decay, PyTorch semantics: g ← g + wd·w (kernels only),
+ * SGD with momentum and L2 weight decay, PyTorch semantics: g ← g + wd·w (kernels only, or every
+ * weight as torch.optim.SGD(model.parameters()) decays them),
  * v ← μ·v + g, w ← w − lr·v, one pass per variable (backend/ops/sgd-momentum.ts). The momentum
  * buffers can be saved and restored for --resume.
  */
@@ -9,10 +10,12 @@ import { sgdMomentum } from '../backend/ops/sgd-momentum.js';
 interface SgdConfig {
   momentum: number;
   weightDecay: number;
+  /** The weights decayed: conv and dense kernels (default), or all (BN scales and offsets, biases too). */
+  decay?: 'kernels' | 'all';
 }
 
-/** Weight decay applies to conv and dense kernels, not to BN scales/offsets or biases. */
-const isDecayed = (v: tf.LayerVariable | tf.Variable) => /kernel/.test(v.name);
+/** Weight decay applies to conv and dense kernels, not to BN scales/offsets or biases, unless all are decayed. */
+const isKernel = (v: tf.LayerVariable | tf.Variable) => /kernel/.test(v.name);
 
 export class Sgd {
   private readonly buffers: tf.Variable[];
@@ -28,13 +31,14 @@ export class Sgd {
   /** Applies one update with learning rate `lr`; `grads` are keyed by variable name. */
   step(grads: tf.NamedTensorMap, lr: number): void {
     const { momentum, weightDecay } = this.config;
+    const decayAll = this.config.decay === 'all';
     tf.tidy(() => {
       this.vars.forEach((v, i) => {
         const w = v.read();
         const g = grads[(w as tf.Variable).name];
         if (!g) return;
         const buf = this.buffers[i];
-        const decay = weightDecay > 0 && isDecayed(v) ? weightDecay : 0;
+        const decay = weightDecay > 0 && (decayAll || isKernel(v)) ? weightDecay : 0;
         const [wNew, bufNew] = sgdMomentum(w, g, buf, { lr, momentum, weightDecay: decay });
         buf.assign(bufNew);
         v.write(wNew);

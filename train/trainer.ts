@@ -52,6 +52,8 @@ export interface TrainConfig {
   lr: number;
   momentum: number;
   weightDecay: number;
+  /** 'all': weight decay on every weight (PyTorch's SGD over model.parameters()); absent: kernels only. */
+  decay?: 'all';
   schedule: ScheduleName;
   augment: Augment;
   seed: number;
@@ -256,7 +258,11 @@ async function trainIn(
     model = freshModel();
   }
   const vars = model.trainableWeights;
-  const sgd = new Sgd(vars, { momentum: config.momentum, weightDecay: config.weightDecay });
+  const sgd = new Sgd(vars, {
+    momentum: config.momentum,
+    weightDecay: config.weightDecay,
+    decay: config.decay ?? 'kernels',
+  });
   if (saved) {
     const buffers = readOptimizerState(
       ckpt,

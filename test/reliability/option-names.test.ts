@@ -247,6 +247,7 @@ describe('hostile review: settings that would be ignored, widths, resume differe
         { defense: 'trades', advMode: 'train' },
         /^advMode is set but applies only with defense fgsm-rs or pgd \(defense is trades\)/,
       ],
+      [{ decay: 'bn' as 'all' }, /^decay must be kernels or all, got 'bn'$/],
       [
         { defense: 'pgd', advMode: 'eval' as 'train' },
         /^advMode must be inference or train, got 'eval'$/,

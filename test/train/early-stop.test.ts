@@ -31,7 +31,7 @@ beforeAll(async () => {
 const read = (dir: string, file: string) => fs.readFileSync(path.join(dir, file));
 const json = (dir: string, file: string) => JSON.parse(read(dir, file).toString('utf8'));
 
-describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, early stop on a training batch", () => {
+describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weights, early stop on a training batch", () => {
   it('the training attack in train mode is FGSM on batch statistics, and leaves the running statistics alone', async () => {
     const model = createModel('resnet20', {
       inputShape: [28, 28, 1],
@@ -89,6 +89,7 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, early stop on a t
       batchSize: 16,
       epochs: 2,
       lr: 0.2,
+      decay: 'all',
       schedule: 'cyclic',
       defense: 'fgsm-rs',
       eps: 0.1,
@@ -102,7 +103,18 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, early stop on a t
       'train',
       ...['--model', 'resnet20', '--width', '4', '--data', 'fashion-mnist-sample'],
       ...['--limit', '64', '--eval-limit', '8', '--batch-size', '16', '--epochs', '2'],
-      ...['--lr', '0.2', '--schedule', 'cyclic', '--defense', 'fgsm-rs', '--eps', '0.1'],
+      ...[
+        '--lr',
+        '0.2',
+        '--decay',
+        'all',
+        '--schedule',
+        'cyclic',
+        '--defense',
+        'fgsm-rs',
+        '--eps',
+        '0.1',
+      ],
       ...['--alpha', '0.125', '--adv-mode', 'train', '--early-stop', 'train-batch'],
       ...['--robust-eval', '8', '--backend', 'wasm', '--threads', '1', '--quiet', '--out', cli],
     ]);
@@ -114,6 +126,7 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, early stop on a t
     expect(json(cli, 'checkpoint/state.json').config).toEqual(config);
     expect(config).toMatchObject({
       schedule: 'cyclic',
+      decay: 'all',
       earlyStop: 'train-batch',
       defense: { names: ['fgsm-rs'], advMode: 'train', alpha: 0.125 },
     });

@@ -27,6 +27,7 @@ const base = (): TrainConfig => ({
   lr: 0.05,
   momentum: 0.9,
   weightDecay: 5e-4,
+  decay: undefined, // kernels
   schedule: 'cosine',
   augment: { cropPad: 2, flip: false },
   seed: 1,
@@ -81,6 +82,7 @@ const KIND: Record<keyof TrainConfig, 'matters' | 'free' | 'recorded'> = {
   lr: 'matters',
   momentum: 'matters',
   weightDecay: 'matters',
+  decay: 'matters',
   schedule: 'matters',
   augment: 'matters',
   seed: 'matters',
@@ -114,6 +116,7 @@ const change = fc
       ['data', 'cifar10'],
       ['schedule', 'step'],
       ['schedule', 'onecycle'],
+      ['decay', 'all'],
       ['augment', { cropPad: 0, flip: false }],
       ['augment', { cropPad: 2, flip: true }],
     ),

@@ -46,7 +46,7 @@ describe('training', () => {
     data = await loadData('fashion-mnist-sample', { limit: 640, testLimit: 300 });
   });
 
-  it('SGD follows PyTorch: v ← μv + g + wd·w, w ← w − lr·v (decay on kernels only)', () => {
+  it('SGD follows PyTorch: v ← μv + g + wd·w, w ← w − lr·v (decay on kernels only, or on all weights)', () => {
     const model = tf.sequential({
       layers: [
         tf.layers.dense({
@@ -65,6 +65,15 @@ describe('training', () => {
     expect(model.getWeights()[0].dataSync()[0]).toBeCloseTo(0.89 - 0.1639, 5);
     // bias (no decay): v1 = 1, w1 = 0.9; v2 = 1.5, w2 = 0.75
     expect(model.getWeights()[1].dataSync()[0]).toBeCloseTo(0.75, 5);
+    sgd.dispose();
+    // decay 'all': the bias decays as the kernel does (v1 = 1.1, w1 = 0.89; v2 = 1.639)
+    model.setWeights([tf.ones([2, 1]), tf.ones([1])]);
+    const all = new Sgd(model.trainableWeights, { momentum: 0.5, weightDecay: 0.1, decay: 'all' });
+    for (let i = 0; i < 2; i++)
+      all.step({ [k]: tf.tensor2d([[1], [2]]), [b]: tf.tensor1d([1]) }, 0.1);
+    expect(model.getWeights()[0].dataSync()[0]).toBeCloseTo(0.89 - 0.1639, 5);
+    expect(model.getWeights()[1].dataSync()[0]).toBeCloseTo(0.89 - 0.1639, 5);
+    all.dispose();
   });
 
   it('the optimizer holds exactly one buffer per variable and frees them all', () => {
