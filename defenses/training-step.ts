@@ -34,9 +34,9 @@ export class DefendedStep {
   }
 
   /**
-   * What the training attacks run against: the current model in inference mode — its BN-folded
-   * copy, re-folded from the current weights (same logits and gradients, ~1.3× faster), when the
-   * model is a zoo ResNet.
+   * What the training attacks run against in inference mode (the default): the current model's
+   * BN-folded copy, re-folded from the current weights (same logits and gradients, ~1.3× faster),
+   * when the model is a zoo ResNet.
    */
   private attackTarget(): Classifier {
     if (this.folded === undefined) this.folded = followingFoldedClassifier(this.model);
