@@ -189,7 +189,7 @@ program
   )
   .option(
     '--weight-decay <x>',
-    'L2 weight decay on kernels',
+    'L2 weight decay (on kernels unless --decay all)',
     number('weightDecay', { min: 0 }),
     TRAIN_DEFAULTS.weightDecay,
   )
@@ -326,6 +326,17 @@ program
   )
   .action(async (values: Record<string, unknown>, cmd: Command) => {
     check(!values.override || values.resume, '--override only applies with --resume');
+    // two flags set one option: given both, the last would win unseen
+    let root: Command = cmd;
+    while (root.parent) root = root.parent;
+    const raw = (root as Command & { rawArgs: string[] }).rawArgs;
+    check(
+      !(
+        raw.includes('--no-early-stop') &&
+        raw.some((a) => a === '--early-stop' || a.startsWith('--early-stop='))
+      ),
+      '--early-stop and --no-early-stop contradict each other: give one',
+    );
     // Only the flags given: the library fills in the rest (its defaults, or a resumed run's own).
     const options: Record<string, unknown> = {};
     for (const opt of cmd.options) {

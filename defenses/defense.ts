@@ -96,6 +96,14 @@ const USED_BY: Record<Exclude<keyof DefenseConfig, 'names'>, readonly string[]> 
   blockDropout: ['dropout'],
 };
 
+/** Whether a defense setting does anything under the defenses `names`. */
+export function settingApplies(
+  setting: Exclude<keyof DefenseConfig, 'names'>,
+  names: readonly string[],
+): boolean {
+  return USED_BY[setting].some((u) => names.includes(u));
+}
+
 /**
  * Checks and completes the settings of `names`. A setting given (not undefined) for a defense
  * that is not among them is refused, never silently ignored; `alsoUsed` lists settings the

@@ -11,6 +11,7 @@ import {
   defenseConfig,
   describeDefense,
   parseDefenses,
+  settingApplies,
   type DefenseConfig,
 } from '../defenses/defense.js';
 import { createModel, zooEntry } from '../models/zoo.js';
@@ -21,6 +22,7 @@ import {
   either,
   int,
   isObject,
+  leaf,
   num,
   optional,
   str,
@@ -106,6 +108,10 @@ export interface TrainOptions {
   quiet?: boolean;
 }
 
+/** The early-stop rules a run can go by (TrainOptions.earlyStop). */
+export const EARLY_STOP_RULES = ['robust-eval', 'train-batch'] as const;
+export type EarlyStopRule = (typeof EARLY_STOP_RULES)[number];
+
 /** The defaults of options whose default does not depend on others. */
 export const TRAIN_DEFAULTS = {
   model: 'resnet20',
@@ -150,7 +156,7 @@ const OPTIONS: Record<keyof TrainOptions, Shape[string]> = {
   lr: optional(num(0)),
   momentum: optional(num(0, 1)),
   weightDecay: optional(num(0)),
-  decay: optional(str),
+  decay: optional(leaf((v) => v === 'kernels' || v === 'all', 'kernels or all')),
   schedule: optional(str),
   augment: optional(bool),
   seed: count(0, LIMITS.seed),
@@ -162,7 +168,7 @@ const OPTIONS: Record<keyof TrainOptions, Shape[string]> = {
   alpha: optional(num(0)),
   advSteps: count(1, LIMITS.steps),
   advRatio: optional(num(0, 1)),
-  advMode: optional(str),
+  advMode: optional(leaf((v) => v === 'inference' || v === 'train', 'inference or train')),
   beta: optional(num(0)),
   clipNorm: optional(num(0)),
   clipValue: optional(num(0)),
@@ -172,7 +178,12 @@ const OPTIONS: Record<keyof TrainOptions, Shape[string]> = {
   blockDropout: optional(num(0, 0.99)),
   robustEval: count(0, LIMITS.images),
   robustEvalSteps: count(1, LIMITS.steps),
-  earlyStop: optional(either(bool, str)),
+  earlyStop: optional(
+    leaf(
+      (v) => typeof v === 'boolean' || (EARLY_STOP_RULES as readonly unknown[]).includes(v),
+      `${EARLY_STOP_RULES.join(' or ')} (true: robust-eval; false: off)`,
+    ),
+  ),
   out: optional(str),
   resume: optional(bool),
   override: optional(bool),
@@ -218,7 +229,40 @@ export function runOptions(given: TrainOptions, saved?: unknown, savedSource = '
   const out: Record<string, unknown> = { ...inherited, ...given };
   for (const k of Object.keys(out))
     if (PER_INVOCATION.has(k) || out[k] === undefined) delete out[k];
+  // Another defense given leaves behind the settings of the run's own that it does not take (the
+  // resume then names the defense's change), rather than refusing them as if they were given.
+  if (given.defense !== undefined)
+    for (const k of Object.keys(inherited))
+      if (!(k in given) && !inheritedSettingApplies(k, out as TrainOptions)) delete out[k];
   return out as TrainOptions;
+}
+
+/** The option key of each defense setting whose name differs (DefenseConfig's steps is advSteps). */
+const DEFENSE_SETTING: Record<string, Exclude<keyof DefenseConfig, 'names'>> = {
+  eps: 'eps',
+  alpha: 'alpha',
+  advSteps: 'steps',
+  advRatio: 'advRatio',
+  advMode: 'advMode',
+  beta: 'beta',
+  clipNorm: 'clipNorm',
+  clipValue: 'clipValue',
+  noiseStd: 'noiseStd',
+  noiseSamples: 'noiseSamples',
+  dropout: 'dropout',
+  blockDropout: 'blockDropout',
+};
+
+/** Whether option `k` still does something under the defenses of `o` (eps also with a robust evaluation). */
+function inheritedSettingApplies(k: string, o: TrainOptions): boolean {
+  const list = o.defense ?? TRAIN_DEFAULTS.defense;
+  const names = (Array.isArray(list) ? list : list.split(',')).map((n) =>
+    n.trim().toLowerCase() === 'adv' ? 'pgd' : n.trim().toLowerCase(),
+  );
+  if (k === 'earlyStop') return names.includes('fgsm-rs');
+  if (k === 'eps' && (o.robustEval ?? 0) > 0) return true;
+  const setting = DEFENSE_SETTING[k];
+  return setting === undefined || settingApplies(setting, names);
 }
 
 /** Augmentation by data set: CIFAR's random crop (pad 4) and flip at 32×32, a smaller crop and no flip otherwise (digits and clothes have a side). */
@@ -287,29 +331,15 @@ export function runSettings(o: TrainOptions): {
     (n) => `${n('earlyStop')} applies only with ${n('defense')} fgsm-rs`,
   );
   checkOption(
-    typeof o.earlyStop !== 'string' ||
-      (EARLY_STOP_RULES as readonly string[]).includes(o.earlyStop),
-    (n) =>
-      `${n('earlyStop')} '${String(o.earlyStop)}' is not a rule: choose ${EARLY_STOP_RULES.join(' or ')} (or turn it off)`,
-  );
-  checkOption(
     !(o.earlyStop === 'robust-eval' && o.robustEval === 0),
     (n) =>
       `${n('earlyStop')} robust-eval watches the robust evaluation, but ${n('robustEval')} is 0: give it images, or use train-batch`,
-  );
-  checkOption(
-    o.decay === undefined || o.decay === 'kernels' || o.decay === 'all',
-    (n) => `${n('decay')} must be kernels or all, got '${String(o.decay)}'`,
   );
   const schedule = parseSchedule(
     o.schedule ?? (defense.names.includes('fgsm-rs') ? 'onecycle' : TRAIN_DEFAULTS.schedule),
   );
   return { model, defense, schedule };
 }
-
-/** The early-stop rules a run can go by (TrainOptions.earlyStop). */
-export const EARLY_STOP_RULES = ['robust-eval', 'train-batch'] as const;
-export type EarlyStopRule = (typeof EARLY_STOP_RULES)[number];
 
 /** The config's form of an early-stop option: true for the robust-evaluation rule (as runs recorded it before there were two). */
 const earlyStopOf = (o: boolean | EarlyStopRule): EarlyStop =>
@@ -351,7 +381,11 @@ export function trainConfig(o: TrainOptions, data: DataSplit, backend: string): 
       ? { robustEval: { limit: robustEval, eps, steps: o.robustEvalSteps ?? d.robustEvalSteps } }
       : {}),
     // catastrophic overfitting is FGSM-RS's failure: only there does a collapse stop the run
-    earlyStop: names.includes('fgsm-rs') ? earlyStopOf(o.earlyStop ?? d.earlyStop) : false,
+    // the robust-evaluation rule by default, which without a robust evaluation has nothing to watch
+    earlyStop:
+      names.includes('fgsm-rs') && !(o.earlyStop === undefined && robustEval === 0)
+        ? earlyStopOf(o.earlyStop ?? d.earlyStop)
+        : false,
     options: runOptions(o),
   };
 }

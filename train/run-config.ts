@@ -33,6 +33,14 @@ const augmentOf = ({ augment: a }: TrainConfig) =>
     ? [a.cropPad > 0 ? `crop ±${a.cropPad}` : '', a.flip ? 'flip' : ''].filter(Boolean).join('+')
     : 'off';
 
+/** The early-stop rule a run goes by, by name; the robust-evaluation rule with no robust evaluation (as runs recorded it) is none. */
+const earlyStopRule = (c: TrainConfig) =>
+  c.earlyStop === 'train-batch'
+    ? 'train-batch'
+    : c.earlyStop === true && (c.robustEval?.limit ?? 0) > 0
+      ? 'robust-eval'
+      : 'off';
+
 /** Every setting that changes the trained weights or what the run logs, in the order reported. */
 export const RESUME_FIELDS: readonly Field[] = [
   { option: 'model', get: (c) => c.model, fixed: true },
@@ -88,7 +96,7 @@ export const RESUME_FIELDS: readonly Field[] = [
     follows: ['eps', 'robustEval', 'defense'],
     get: (c) => c.robustEval?.eps,
   },
-  { option: 'earlyStop', follows: ['defense'], get: (c) => c.earlyStop ?? false },
+  { option: 'earlyStop', follows: ['defense', 'robustEval'], get: (c) => earlyStopRule(c) },
 ];
 
 export interface Difference {

@@ -10,7 +10,7 @@ import { dataFingerprint, take, type DataSplit } from '../data/dataset.js';
 import { epochBatches, makeBatch, NO_AUGMENT, type Augment } from '../data/batches.js';
 import { accuracy } from '../eval/accuracy.js';
 import { loadModel, readOptimizerState, saveCheckpoint } from '../models/checkpoint.js';
-import { RobustError } from '../util/errors.js';
+import { optionError, RobustError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { Sgd } from './sgd.js';
@@ -90,6 +90,8 @@ interface RunState {
   batchRobust?: number;
   /** Settings changed on resume (more epochs, or override), in order. */
   changes?: ConfigChange[];
+  /** Set when the run stopped itself on catastrophic overfitting: a resume would train the collapsed model on. */
+  stopped?: { epoch: number; reason: string };
 }
 
 interface ResumeOptions {
@@ -110,6 +112,13 @@ export function planResume(
   if (!checkRunFolder(out, o)) return null;
   const saved = readRunState<RunState>(out)!;
   checkTrainCounts(saved.config, stateFile(out));
+  if (saved.stopped && !o.override) {
+    const { epoch, reason } = saved.stopped;
+    throw optionError(
+      (n) =>
+        `${out}: the run stopped itself after epoch ${epoch} (${reason}) and ${path.join(out, 'best')} holds the epoch it keeps: there is nothing to resume (${n('override')} trains the stopped model on; ${n('force')} starts over)`,
+    );
+  }
   const withData = { ...requested, dataHash: dataFingerprint(data.train, data.test) };
   return {
     saved,
@@ -228,6 +237,20 @@ async function trainIn(
       config,
       changes: plan.change ? [...(saved.changes ?? []), plan.change] : saved.changes,
     };
+    if (state.stopped) {
+      // override: the stopped run goes on, and says so in its record
+      const { epoch, reason } = state.stopped;
+      state.changes = [
+        ...(state.changes ?? []),
+        {
+          epoch: state.epoch,
+          batch: state.batch,
+          changes: [`continued after its stop at epoch ${epoch} (${reason})`],
+          override: true,
+        },
+      ];
+      delete state.stopped;
+    }
     // The logs may lag the checkpoint (a kill or a full disk between the two writes): bring them level.
     if (state.log.length > 0) writeLogs(out, state.log);
     if (plan.change?.override) {
@@ -396,12 +419,13 @@ async function trainIn(
     }
     if (config.earlyStop === 'train-batch') {
       const check = makeBatch(set, batches[0], NO_AUGMENT, new Rng(0));
-      entry.batch_robust_acc = await batchRobustness(model, check, config.defense!, {
-        seed: batchSeed(config.seed, epoch, 0) ^ CHECK_STREAM,
-      });
+      const seed = batchSeed(config.seed, epoch, 0) ^ CHECK_STREAM;
+      seedDropout(seed ^ DROPOUT_STREAM); // a train-mode check draws its dropout masks from the epoch too
+      entry.batch_robust_acc = await batchRobustness(model, check, config.defense!, { seed });
+      seedDropout(null);
       tf.dispose([check.x, check.y]);
-      // Wong et al.: a fall of more than 20 points from the epoch before is the collapse
-      if (entry.batch_robust_acc - (state.batchRobust ?? 0) < -0.2) {
+      // Wong et al.: a fall of more than 20 points from the epoch before is the collapse (exactly 20 is not)
+      if (entry.batch_robust_acc - (state.batchRobust ?? 0) < -0.2 - 1e-9) {
         entry.flag = 'catastrophic overfitting';
         stopEarly = true;
       } else {
@@ -411,6 +435,11 @@ async function trainIn(
         });
       }
     }
+    if (stopEarly)
+      state.stopped = {
+        epoch: epoch + 1,
+        reason: `catastrophic overfitting: ${config.earlyStop === 'train-batch' ? 'the check on a training batch fell by over 20 points' : 'robust accuracy fell below half its best'}`,
+      };
     state.log.push(entry);
     state.epoch = epoch + 1;
     state.batch = 0;

@@ -247,14 +247,14 @@ describe('hostile review: settings that would be ignored, widths, resume differe
         { defense: 'trades', advMode: 'train' },
         /^advMode is set but applies only with defense fgsm-rs or pgd \(defense is trades\)/,
       ],
-      [{ decay: 'bn' as 'all' }, /^decay must be kernels or all, got 'bn'$/],
+      [{ decay: 'bn' as 'all' }, /^decay must be kernels or all, got "bn"$/],
       [
         { defense: 'pgd', advMode: 'eval' as 'train' },
-        /^advMode must be inference or train, got 'eval'$/,
+        /^advMode must be inference or train, got "eval"$/,
       ],
       [
         { defense: 'fgsm-rs', earlyStop: 'wong' as 'train-batch' },
-        /^earlyStop 'wong' is not a rule: choose robust-eval or train-batch \(or turn it off\)$/,
+        /^earlyStop must be robust-eval or train-batch \(true: robust-eval; false: off\), got "wong"$/,
       ],
       [
         { defense: 'fgsm-rs', earlyStop: 'robust-eval', robustEval: 0 },

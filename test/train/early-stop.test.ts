@@ -19,8 +19,11 @@ import { DefendedStep } from '../../defenses/training-step.js';
 import { train } from '../../train/run.js';
 import type { TrainOptions } from '../../train/options.js';
 import { Rng } from '../../util/rng.js';
+import { loadModel } from '../../models/checkpoint.js';
+import { seedDropout } from '../../models/seeded-dropout.js';
+import { batchRobustness } from '../../train/early-stop.js';
 import { robust } from '../cli/fixtures.js';
-import { tmpDir } from '../helpers.js';
+import { ROOT, tmpDir } from '../helpers.js';
 
 let data: DataSplit;
 beforeAll(async () => {
@@ -141,6 +144,18 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weig
     // no collapse: best/ is the last epoch, the checkpoint's weights
     expect(json(lib, 'best/state.json')).toMatchObject({ epoch: 2 });
     expect(read(lib, 'best/weights.bin').equals(read(lib, 'checkpoint/weights.bin'))).toBe(true);
+    // another defense leaves the run's fgsm-rs-only settings behind: the refusal names the change
+    const other = await train({
+      out: lib,
+      backend: 'wasm',
+      resume: true,
+      defense: 'pgd',
+      quiet: true,
+    }).then(
+      () => 'resumed',
+      (e: Error) => e.message,
+    );
+    expect(other).toMatch(/other settings: .*defense fgsm-rs → pgd, .*earlyStop train-batch → off/);
   });
 
   it('a collapse of the check (a drop of over 20 points) stops the run, and best/ keeps the epoch before', async () => {
@@ -181,5 +196,82 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weig
     expect(log[3].batch_robust_acc).toBeLessThan(before[2].batch_robust_acc - 0.2);
     expect(json(out, 'best/state.json')).toMatchObject({ epoch: 3 });
     expect(read(out, 'best/weights.bin').equals(epoch3)).toBe(true);
+
+    // the stopped run has nothing to resume: refused in one line, nothing touched
+    const stopped = read(out, 'checkpoint/weights.bin');
+    const refusal = await train({ ...options, ...invocation, epochs: 5, lr: 3, resume: true }).then(
+      () => 'resumed',
+      (e: Error) => e.message,
+    );
+    expect(refusal).toMatch(
+      /the run stopped itself after epoch 4 \(catastrophic overfitting: the check on a training batch fell by over 20 points\).*nothing to resume \(override trains the stopped model on; force starts over\)$/,
+    );
+    expect(refusal.split('\n')).toHaveLength(1);
+    expect(read(out, 'checkpoint/weights.bin').equals(stopped)).toBe(true);
+    // with override it goes on, and its state records that it did
+    const on = await train({
+      ...options,
+      ...invocation,
+      epochs: 5,
+      lr: 3,
+      resume: true,
+      override: true,
+    });
+    on.model.dispose();
+    const state = json(out, 'checkpoint/state.json');
+    expect(state.changes.at(-1).changes).toEqual([
+      'continued after its stop at epoch 4 (catastrophic overfitting: the check on a training batch fell by over 20 points)',
+    ]);
+    expect(state.epoch).toBeGreaterThanOrEqual(5);
+  });
+
+  it("with dropout, the train-mode check draws its masks from the seed it is given (the trainer gives the epoch's); --early-stop and --no-early-stop together are refused", async () => {
+    // zoo:fmnist-resnet20w8-fgsm-rs's weights in the same network with dropout layers (they hold no weights)
+    const trained = await loadModel(path.join(ROOT, 'zoo', 'fmnist-resnet20w8-fgsm-rs'));
+    const model = createModel('resnet20', {
+      inputShape: [28, 28, 1],
+      numClasses: 10,
+      mean: data.mean,
+      std: data.std,
+      width: 8,
+      dropout: 0.1,
+      blockDropout: 0.1,
+    });
+    model.setWeights(trained.getWeights());
+    trained.dispose();
+    const batch = makeBatch(
+      data.train,
+      Array.from({ length: 64 }, (_, i) => i),
+      NO_AUGMENT,
+      new Rng(0),
+    );
+    const defense = defenseConfig(['fgsm-rs'], { eps: 0.02, advMode: 'train' });
+    const check = async (seed: number | null) => {
+      seedDropout(seed);
+      const acc = await batchRobustness(model, batch, defense, { seed: 9 });
+      seedDropout(null);
+      return acc;
+    };
+    const seeded = [await check(123), await check(123), await check(123)];
+    expect(new Set(seeded).size).toBe(1);
+    expect(seeded[0]).toBeGreaterThan(0.2); // a trained model: a count dropout masks can move
+    // unseeded, the masks (and with them the count) change from call to call
+    const stock = [await check(null), await check(null), await check(null), await check(null)];
+    expect(new Set([...stock, seeded[0]]).size).toBeGreaterThan(1);
+    tf.dispose([batch.x, batch.y]);
+    model.dispose();
+
+    for (const order of [
+      ['--no-early-stop', '--early-stop', 'train-batch'],
+      ['--early-stop=train-batch', '--no-early-stop'],
+    ]) {
+      const out = path.join(tmpDir('wong-flags'), 'run');
+      const r = robust(['train', '--defense', 'fgsm-rs', ...order, '--out', out]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim()).toBe(
+        'robust: --early-stop and --no-early-stop contradict each other: give one',
+      );
+      expect(fs.existsSync(out)).toBe(false);
+    }
   });
 });
