@@ -31,19 +31,36 @@ beforeAll(async () => {
   data = await loadData('fashion-mnist-sample', { limit: 64, testLimit: 8 });
 });
 
+/** A width-4 ResNet-20 on the bundled Fashion-MNIST sample: every run here. */
+const TINY = { model: 'resnet20', width: 4, data: 'fashion-mnist-sample' } as const;
+
+/** A ResNet-20 for 28×28 images at `width` (dropout options as createModel's). */
+const fmnistModel = (
+  width: number,
+  o: { seed?: number; dropout?: number; blockDropout?: number },
+) =>
+  createModel('resnet20', {
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    mean: data.mean,
+    std: data.std,
+    width,
+    ...o,
+  });
+
+/** What a call that should be refused said ('accepted' if it was not). */
+const messageOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'accepted',
+    (e: Error) => e.message,
+  );
+
 const read = (dir: string, file: string) => fs.readFileSync(path.join(dir, file));
 const json = (dir: string, file: string) => JSON.parse(read(dir, file).toString('utf8'));
 
 describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weights, early stop on a training batch", () => {
   it('the training attack in train mode is FGSM on batch statistics, and leaves the running statistics alone', async () => {
-    const model = createModel('resnet20', {
-      inputShape: [28, 28, 1],
-      numClasses: 10,
-      mean: data.mean,
-      std: data.std,
-      width: 4,
-      seed: 2,
-    });
+    const model = fmnistModel(4, { seed: 2 });
     const batch = makeBatch(
       data.train,
       Array.from({ length: 16 }, (_, i) => i),
@@ -84,9 +101,7 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weig
   it('robust train takes the recipe as flags: the same config and weights as train() from code, a check per epoch, best/ at the last epoch', async () => {
     const root = tmpDir('wong');
     const options: TrainOptions = {
-      model: 'resnet20',
-      width: 4,
-      data: 'fashion-mnist-sample',
+      ...TINY,
       limit: 64,
       evalLimit: 8,
       batchSize: 16,
@@ -145,15 +160,14 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weig
     expect(json(lib, 'best/state.json')).toMatchObject({ epoch: 2 });
     expect(read(lib, 'best/weights.bin').equals(read(lib, 'checkpoint/weights.bin'))).toBe(true);
     // another defense leaves the run's fgsm-rs-only settings behind: the refusal names the change
-    const other = await train({
-      out: lib,
-      backend: 'wasm',
-      resume: true,
-      defense: 'pgd',
-      quiet: true,
-    }).then(
-      () => 'resumed',
-      (e: Error) => e.message,
+    const other = await messageOf(
+      train({
+        out: lib,
+        backend: 'wasm',
+        resume: true,
+        defense: 'pgd',
+        quiet: true,
+      }),
     );
     expect(other).toMatch(/other settings: .*defense fgsm-rs → pgd, .*earlyStop train-batch → off/);
   });
@@ -161,9 +175,7 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weig
   it('a collapse of the check (a drop of over 20 points) stops the run, and best/ keeps the epoch before', async () => {
     const out = tmpDir('wong-collapse');
     const options: TrainOptions = {
-      model: 'resnet20',
-      width: 4,
-      data: 'fashion-mnist-sample',
+      ...TINY,
       evalLimit: 64,
       epochs: 3,
       defense: 'fgsm-rs',
@@ -199,9 +211,8 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weig
 
     // the stopped run has nothing to resume: refused in one line, nothing touched
     const stopped = read(out, 'checkpoint/weights.bin');
-    const refusal = await train({ ...options, ...invocation, epochs: 5, lr: 3, resume: true }).then(
-      () => 'resumed',
-      (e: Error) => e.message,
+    const refusal = await messageOf(
+      train({ ...options, ...invocation, epochs: 5, lr: 3, resume: true }),
     );
     expect(refusal).toMatch(
       /the run stopped itself after epoch 4 \(catastrophic overfitting: the check on a training batch fell by over 20 points\).*nothing to resume \(override trains the stopped model on; force starts over\)$/,
@@ -228,15 +239,7 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weig
   it("with dropout, the train-mode check draws its masks from the seed it is given (the trainer gives the epoch's); --early-stop and --no-early-stop together are refused", async () => {
     // zoo:fmnist-resnet20w8-fgsm-rs's weights in the same network with dropout layers (they hold no weights)
     const trained = await loadModel(path.join(ROOT, 'zoo', 'fmnist-resnet20w8-fgsm-rs'));
-    const model = createModel('resnet20', {
-      inputShape: [28, 28, 1],
-      numClasses: 10,
-      mean: data.mean,
-      std: data.std,
-      width: 8,
-      dropout: 0.1,
-      blockDropout: 0.1,
-    });
+    const model = fmnistModel(8, { dropout: 0.1, blockDropout: 0.1 });
     model.setWeights(trained.getWeights());
     trained.dispose();
     const batch = makeBatch(
