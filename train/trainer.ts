@@ -253,6 +253,11 @@ async function trainIn(
     }
     // The logs may lag the checkpoint (a kill or a full disk between the two writes): bring them level.
     if (state.log.length > 0) writeLogs(out, state.log);
+    if (plan.change?.override && saved.config.earlyStop !== config.earlyStop) {
+      // another rule keeps best/ by another measure: its watch starts over, the next epoch writes best/
+      delete state.bestRobust;
+      delete state.batchRobust;
+    }
     if (plan.change?.override) {
       // The checkpoint's metadata describes the defense users of the model meet (e.g. its inference noise): the new one.
       const meta = (model.getUserDefinedMetadata() as { robust?: object } | undefined)?.robust;

@@ -170,6 +170,23 @@ describe("Wong et al.'s FGSM-RS: train-mode attack, cyclic lr, decay on all weig
       }),
     );
     expect(other).toMatch(/other settings: .*defense fgsm-rs → pgd, .*earlyStop train-batch → off/);
+    // another rule on override watches anew: the next epoch is best/ by the robust evaluation
+    const switched = await train({
+      out: lib,
+      backend: 'wasm',
+      threads: 1,
+      quiet: true,
+      resume: true,
+      override: true,
+      epochs: 3,
+      earlyStop: 'robust-eval',
+    });
+    switched.model.dispose();
+    expect(json(lib, 'best/state.json')).toMatchObject({ epoch: 3 });
+    // the old rule's watch is gone: no last check to compare with, the best robust accuracy is epoch 3's
+    const after = json(lib, 'checkpoint/state.json');
+    expect(after).not.toHaveProperty('batchRobust');
+    expect(after.bestRobust).toBe(after.log[2].robust_acc);
   });
 
   it('a collapse of the check (a drop of over 20 points) stops the run, and best/ keeps the epoch before', async () => {
