@@ -16,7 +16,7 @@ usage: python3 autoattack_reference.py --checkpoint DIR --cifar10 ARCHIVE.tar.gz
 The AutoAttack sources are not part of this project: fetch fra31/auto-attack and pass its folder.
 """
 import os
-import argparse, json, sys, tarfile, time
+import argparse, hashlib, json, sys, tarfile, time
 from fractions import Fraction
 import numpy as np
 import torch
@@ -93,12 +93,47 @@ def save(path, done):
     os.replace(path + ".tmp", path)
 
 
+def digest(paths):
+    """sha-256 over files' bytes, in the order given."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def run_settings(a, eps):
+    """Everything that changes a cascade's masks: the weights, the images, the attacks' code and settings, the batches (seeds are per batch)."""
+    aa = os.path.join(a.autoattack, "autoattack")
+    return {
+        "weights_sha256": digest([os.path.join(a.checkpoint, f) for f in ("model.json", "weights.bin")]),
+        "cifar10_sha256": digest([a.cifar10]),
+        "autoattack_sha256": digest(sorted(os.path.join(aa, f) for f in os.listdir(aa) if f.endswith(".py"))),
+        "torch": torch.__version__,
+        "n": a.n,
+        "norm": a.norm,
+        "eps": eps,
+        "version": a.cascade,
+        "seed": a.seed,
+        "bs": a.bs,
+    }
+
+
 def cascade(a, model, x, y, correct, eps):
     """AutoAttack's protocol, attack by attack, saving the robust mask after each batch (atomically): a killed run resumes."""
     from autoattack import AutoAttack
 
     adversary = AutoAttack(model, norm=a.norm, eps=eps, version=a.cascade, device="cpu", seed=a.seed, verbose=False)
-    done = json.load(open(a.out)) if a.out and os.path.exists(a.out) else {"n": a.n, "norm": a.norm, "eps": eps, "version": a.cascade, "clean": correct.int().tolist(), "after": {}}
+    settings = run_settings(a, eps)
+    done = json.load(open(a.out)) if a.out and os.path.exists(a.out) else {"n": a.n, "norm": a.norm, "eps": eps, "version": a.cascade, "clean": correct.int().tolist(), "after": {}, "settings": settings}
+    # a file of another run would mix two runs' masks: resume only the same one
+    if "settings" not in done:
+        print(f"{a.out}: written before runs recorded their settings; resuming it as this run's ({a.n} images, eps {eps}, bs {a.bs})", file=sys.stderr)
+        done["settings"] = settings
+    saved = done["settings"]
+    different = ", ".join(f"{k} {saved.get(k)} -> {settings[k]}" for k in settings if saved.get(k) != settings[k])
+    if different:
+        sys.exit(f"autoattack_reference: {a.out} holds a run with other settings ({different}): give another --out, or delete it to start over")
     robust = correct.clone()
     for name in adversary.attacks_to_run:
         if name in done["after"]:
