@@ -96,12 +96,10 @@ const USED_BY: Record<Exclude<keyof DefenseConfig, 'names'>, readonly string[]> 
   blockDropout: ['dropout'],
 };
 
-/** Whether a defense setting does anything under the defenses `names`. */
-export function settingApplies(
-  setting: Exclude<keyof DefenseConfig, 'names'>,
-  names: readonly string[],
-): boolean {
-  return USED_BY[setting].some((u) => names.includes(u));
+/** Whether `setting` does anything under the defenses `names` (one that is no defense's setting always does). */
+export function settingApplies(setting: string, names: readonly string[]): boolean {
+  const users = (USED_BY as Record<string, readonly string[]>)[setting];
+  return users === undefined || users.some((u) => names.includes(u));
 }
 
 /**

@@ -237,32 +237,21 @@ export function runOptions(given: TrainOptions, saved?: unknown, savedSource = '
   return out as TrainOptions;
 }
 
-/** The option key of each defense setting whose name differs (DefenseConfig's steps is advSteps). */
-const DEFENSE_SETTING: Record<string, Exclude<keyof DefenseConfig, 'names'>> = {
-  eps: 'eps',
-  alpha: 'alpha',
-  advSteps: 'steps',
-  advRatio: 'advRatio',
-  advMode: 'advMode',
-  beta: 'beta',
-  clipNorm: 'clipNorm',
-  clipValue: 'clipValue',
-  noiseStd: 'noiseStd',
-  noiseSamples: 'noiseSamples',
-  dropout: 'dropout',
-  blockDropout: 'blockDropout',
-};
-
 /** Whether option `k` still does something under the defenses of `o` (eps also with a robust evaluation). */
 function inheritedSettingApplies(k: string, o: TrainOptions): boolean {
-  const list = o.defense ?? TRAIN_DEFAULTS.defense;
-  const names = (Array.isArray(list) ? list : list.split(',')).map((n) =>
-    n.trim().toLowerCase() === 'adv' ? 'pgd' : n.trim().toLowerCase(),
-  );
+  const names = defenseNames(o);
   if (k === 'earlyStop') return names.includes('fgsm-rs');
   if (k === 'eps' && (o.robustEval ?? 0) > 0) return true;
-  const setting = DEFENSE_SETTING[k];
-  return setting === undefined || settingApplies(setting, names);
+  // the defense's settings under their option names (DefenseConfig's steps is advSteps)
+  return settingApplies(k === 'advSteps' ? 'steps' : k, names);
+}
+
+/** The defenses `o` names, parsed (adv = pgd; an unknown or empty entry refused in one line). */
+function defenseNames(o: TrainOptions): DefenseConfig['names'] {
+  const list = o.defense ?? TRAIN_DEFAULTS.defense;
+  return Array.isArray(list) && list.length === 0
+    ? []
+    : parseDefenses(Array.isArray(list) ? list.join(',') : list);
 }
 
 /** Augmentation by data set: CIFAR's random crop (pad 4) and flip at 32×32, a smaller crop and no flip otherwise (digits and clothes have a side). */
@@ -274,11 +263,7 @@ export function augmentFor(data: Pick<DataSplit, 'train'>, on: boolean): Augment
 
 /** The defense settings of `o`: the names parsed, every setting checked in one line. */
 export function trainDefense(o: TrainOptions): DefenseConfig {
-  const list = o.defense ?? TRAIN_DEFAULTS.defense;
-  const names =
-    Array.isArray(list) && list.length === 0
-      ? []
-      : parseDefenses(Array.isArray(list) ? list.join(',') : list);
+  const names = defenseNames(o);
   // Only the settings given: one given for a defense not in the list is refused, not ignored.
   // Unset ones take defenseConfig's defaults, which are TRAIN_DEFAULTS'. eps is also the robust
   // evaluation's budget, which a run without adversarial defense has only when asked for.

@@ -11,6 +11,7 @@ import { zooEntry } from '../models/zoo.js';
 import { checkCount, LIMITS } from '../util/limits.js';
 import type { TrainConfig } from './trainer.js';
 import { legacyCompute } from '../backend/variant.js';
+import { settingApplies } from '../defenses/defense.js';
 
 /** One setting that matters, named by the option (TrainOptions) a user changes it with. */
 interface Field {
@@ -73,7 +74,7 @@ export const RESUME_FIELDS: readonly Field[] = [
     follows: ['defense'],
     // inference is recorded as absent: shown by name where a training attack runs
     get: (c) =>
-      c.defense?.names.some((n) => n === 'fgsm-rs' || n === 'pgd')
+      c.defense && settingApplies('advMode', c.defense.names)
         ? (c.defense.advMode ?? 'inference')
         : undefined,
   },
